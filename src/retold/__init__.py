@@ -1,0 +1,108 @@
+"""retold: durable execution for Python.
+
+Workflows are plain ``async def`` functions whose every await on an activity,
+a timer or a signal is recorded in an append-only history. A crashed run
+resumes elsewhere by replaying that history on a deterministic event loop.
+"""
+
+from .client import RunDescription as RunDescription
+from .client import RunHandle as RunHandle
+from .engine._engine import Engine as Engine
+from .errors import ActivityError as ActivityError
+from .errors import ApplicationError as ApplicationError
+from .errors import ChildWorkflowError as ChildWorkflowError
+from .errors import ConfigurationError as ConfigurationError
+from .errors import ConflictError as ConflictError
+from .errors import IdempotencyError as IdempotencyError
+from .errors import InvalidArgumentsError as InvalidArgumentsError
+from .errors import NondeterminismError as NondeterminismError
+from .errors import NotRegisteredError as NotRegisteredError
+from .errors import PayloadError as PayloadError
+from .errors import QueryError as QueryError
+from .errors import RetoldError as RetoldError
+from .errors import RunFinishedError as RunFinishedError
+from .errors import RunNotFoundError as RunNotFoundError
+from .errors import SchemaError as SchemaError
+from .errors import StoreError as StoreError
+from .errors import WorkflowCancelledError as WorkflowCancelledError
+from .errors import WorkflowFailedError as WorkflowFailedError
+from .errors import WorkflowSandboxError as WorkflowSandboxError
+from .history.codec import Codec as Codec
+from .history.codec import JsonCodec as JsonCodec
+from .history.codec import PickleCodec as PickleCodec
+from .workflow._activity import ActivityInfo as ActivityInfo
+from .workflow._activity import activity_info as activity_info
+from .workflow._activity import heartbeat as heartbeat
+from .workflow._api import ChildHandle as ChildHandle
+from .workflow._api import continue_as_new as continue_as_new
+from .workflow._api import execute as execute
+from .workflow._api import execute_child as execute_child
+from .workflow._api import info as info
+from .workflow._api import now as now
+from .workflow._api import patched as patched
+from .workflow._api import random as random
+from .workflow._api import set_query_handler as set_query_handler
+from .workflow._api import side_effect as side_effect
+from .workflow._api import sleep as sleep
+from .workflow._api import start_child as start_child
+from .workflow._api import uuid4 as uuid4
+from .workflow._api import wait_signal as wait_signal
+from .workflow._decorators import Activity as Activity
+from .workflow._decorators import Workflow as Workflow
+from .workflow._decorators import activity as activity
+from .workflow._decorators import workflow as workflow
+from .workflow._options import ActivityOptions as ActivityOptions
+from .workflow._options import RetryPolicy as RetryPolicy
+from .workflow._runtime import WorkflowInfo as WorkflowInfo
+
+__all__ = [
+    "Activity",
+    "ActivityError",
+    "ActivityInfo",
+    "ActivityOptions",
+    "ApplicationError",
+    "ChildHandle",
+    "ChildWorkflowError",
+    "Codec",
+    "ConfigurationError",
+    "ConflictError",
+    "Engine",
+    "IdempotencyError",
+    "InvalidArgumentsError",
+    "JsonCodec",
+    "NondeterminismError",
+    "NotRegisteredError",
+    "PayloadError",
+    "PickleCodec",
+    "QueryError",
+    "RetoldError",
+    "RetryPolicy",
+    "RunDescription",
+    "RunFinishedError",
+    "RunHandle",
+    "RunNotFoundError",
+    "SchemaError",
+    "StoreError",
+    "Workflow",
+    "WorkflowCancelledError",
+    "WorkflowFailedError",
+    "WorkflowInfo",
+    "WorkflowSandboxError",
+    "activity",
+    "activity_info",
+    "continue_as_new",
+    "execute",
+    "execute_child",
+    "heartbeat",
+    "info",
+    "now",
+    "patched",
+    "random",
+    "set_query_handler",
+    "side_effect",
+    "sleep",
+    "start_child",
+    "uuid4",
+    "wait_signal",
+    "workflow",
+]

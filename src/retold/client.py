@@ -1,0 +1,148 @@
+"""Run handles: the one door through which callers reach a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+
+import anyio
+
+from .errors import ApplicationError, WorkflowCancelledError, WorkflowFailedError
+from .history.events import Event
+
+if TYPE_CHECKING:
+    from .engine._engine import Engine
+    from .stores._protocol import RunRecord
+
+__all__ = ["RunDescription", "RunHandle"]
+
+R = TypeVar("R")
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RunDescription:
+    """A run's status at the time it was read.
+
+    Attributes:
+        workflow_id: the id given at start.
+        run_id: this run's id.
+        workflow: the workflow's registered name.
+        status: running, completed, failed, cancelled or continued.
+        started_at: when the run was created.
+        closed_at: when it closed, if it has.
+        event_count: events in its history.
+        failure: the failure message, for a failed run.
+        parent_run_id: the parent's run id, for a child workflow.
+        next_run_id: the run it continued as, after continue-as-new.
+    """
+
+    workflow_id: str
+    run_id: str
+    workflow: str
+    status: str
+    started_at: datetime
+    closed_at: datetime | None
+    event_count: int
+    failure: str | None
+    parent_run_id: str | None
+    next_run_id: str | None
+
+    @classmethod
+    def from_record(cls, record: RunRecord) -> RunDescription:
+        """Build a description from a store row."""
+        started = _dt(record.created_at)
+        assert started is not None
+        return cls(
+            workflow_id=record.workflow_id,
+            run_id=record.run_id,
+            workflow=record.workflow,
+            status=record.status,
+            started_at=started,
+            closed_at=_dt(record.closed_at),
+            event_count=record.last_seq,
+            failure=None if record.failure is None else record.failure.get("message"),
+            parent_run_id=record.parent_run_id,
+            next_run_id=record.next_run_id,
+        )
+
+
+@final
+class RunHandle(Generic[R]):
+    """A handle on a run: wait for its result, signal, query, cancel, read.
+
+    Calls address the workflow id, so they follow the run across
+    continue-as-new; ``run_id`` is the run that the start created.
+    """
+
+    def __init__(self, engine: Engine, workflow_id: str, run_id: str | None, result_type: Any) -> None:
+        self._engine = engine
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+        self._result_type = result_type
+
+    def __repr__(self) -> str:
+        return f"<RunHandle workflow_id={self.workflow_id!r} run_id={self.run_id!r}>"
+
+    async def result(self, *, timeout: float | None = None) -> R:
+        """Wait for the run to finish and return its result.
+
+        Args:
+            timeout: give up after this many seconds (``TimeoutError``).
+
+        Raises:
+            WorkflowFailedError: the run failed; the failure is the cause.
+            WorkflowCancelledError: the run was cancelled.
+            TimeoutError: ``timeout`` passed first.
+        """
+        with anyio.fail_after(timeout):
+            record = await self._engine.wait_closed(self.run_id or self.workflow_id)
+        if record.status == "completed":
+            assert record.result is not None
+            value: R = self._engine.codec.decode(record.result, self._result_type)
+            return value
+        failure = record.failure or {}
+        cause = ApplicationError(
+            failure.get("message", ""), type=failure.get("type"), details=failure.get("details", "")
+        )
+        if record.status == "cancelled":
+            raise WorkflowCancelledError(record.run_id, f"run {record.run_id} was cancelled") from cause
+        raise WorkflowFailedError(
+            record.run_id, f"run {record.run_id} of {record.workflow!r} failed: {cause}"
+        ) from cause
+
+    async def signal(self, name: str, value: Any = None) -> None:
+        """Send a signal; it is durable when this returns.
+
+        Raises:
+            RunNotFoundError: no such run.
+            RunFinishedError: the run has finished.
+            PayloadError: the value cannot be encoded.
+        """
+        await self._engine.signal(self.workflow_id, name, value)
+
+    async def query(self, name: str, *args: Any) -> Any:
+        """Ask the run's query handler ``name``; writes nothing.
+
+        Raises:
+            QueryError: no such query, or its handler raised.
+            RunFinishedError: the run has finished.
+        """
+        return await self._engine.query(self.workflow_id, name, args)
+
+    async def cancel(self, reason: str = "") -> None:
+        """Ask the run to cancel: ``CancelledError`` is raised at its current await."""
+        await self._engine.cancel(self.workflow_id, reason)
+
+    async def describe(self) -> RunDescription:
+        """The run's current status."""
+        return RunDescription.from_record(await self._engine.store.get_run(self.workflow_id))
+
+    async def history(self) -> list[Event]:
+        """Every event of the (latest) run, in order."""
+        return await self._engine.history(self.workflow_id)

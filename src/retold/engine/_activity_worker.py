@@ -1,0 +1,176 @@
+"""Claims activity tasks of a queue and runs them with retries and timeouts."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ..errors import ApplicationError, NotRegisteredError
+from ..runtime._instance import failure_from_exception
+from ..stores._protocol import ActivityOutcome, ActivityTask
+from ..workflow._activity import ActivityInfo, _current
+from ..workflow._options import ActivityOptions
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ["ActivityWorker"]
+
+log = logging.getLogger("retold.activity")
+
+
+class _HeartbeatTimeout(Exception):  # noqa: N818 - internal signal, becomes a failure
+    pass
+
+
+class ActivityWorker:
+    """Runs the activity tasks of one task queue, at most ``concurrency`` at once."""
+
+    def __init__(self, engine: Engine, queue: str, concurrency: int) -> None:
+        self._engine = engine
+        self.queue = queue
+        self._limit = anyio.CapacityLimiter(concurrency)
+        self._rng = random.Random()
+        self.running: dict[int, anyio.CancelScope] = {}
+
+    async def run(self) -> None:
+        """Claim and run activity tasks until cancelled."""
+        engine = self._engine
+        async with anyio.create_task_group() as tg:
+            while True:
+                free = int(self._limit.available_tokens)
+                tasks: list[ActivityTask] = []
+                if free > 0:
+                    tasks = await engine.store.claim_activity_tasks(
+                        engine.worker_id, [self.queue], free, engine.lease
+                    )
+                for task in tasks:
+                    await self._limit.acquire_on_behalf_of(task.id)
+                    tg.start_soon(self._run_and_release, task)
+                if not tasks or free <= len(tasks):
+                    await engine.wake_activities.wait(engine.poll_interval)
+                    if not tasks:
+                        engine.wake_workflows.set()  # timeouts may have woken runs
+
+    async def _run_and_release(self, task: ActivityTask) -> None:
+        try:
+            outcome = await self._attempt(task)
+            if outcome is not None:
+                if await self._engine.store.finish_activity(task.id, self._engine.worker_id, outcome):
+                    self._engine.wake_workflows.set()
+                    if outcome.retry_delay is not None:
+                        self._engine.wake_timers.set()
+        finally:
+            self.running.pop(task.id, None)
+            self._limit.release_on_behalf_of(task.id)
+
+    async def _attempt(self, task: ActivityTask) -> ActivityOutcome | None:
+        engine = self._engine
+        options = ActivityOptions.from_json(task.options)
+        definition = engine.activities.get(task.activity)
+        if definition is None:
+            error: Exception = NotRegisteredError("activity", task.activity)
+            return self._failed(task, options, error)
+        info = ActivityInfo(
+            activity=task.activity, workflow_id=task.workflow_id, run_id=task.run_id,
+            seq=task.seq, attempt=task.attempt,
+            idempotency_key=f"{task.workflow_id}/{task.run_id}/{task.seq}",
+        )
+        try:
+            raw = engine.codec.decode(task.input, list[Any])
+            types = definition.types.param_types(len(raw))
+            args = [engine.codec.convert(v, tp) for v, tp in zip(raw, types, strict=True)]
+        except Exception as exc:  # noqa: BLE001 - bad input fails the attempt for good
+            return self._failed(task, options, exc, non_retryable=True)
+        start_to_close = options.start_to_close.total_seconds() if options.start_to_close else None
+        heartbeat = options.heartbeat_timeout.total_seconds() if options.heartbeat_timeout else None
+        scope = anyio.CancelScope()
+        self.running[task.id] = scope
+        token = _current.set(info)
+        try:
+            with scope:
+                result = await self._call(definition, args, info, start_to_close, heartbeat)
+            if scope.cancelled_caught:
+                return None  # lease lost or engine stopping: someone else will run it
+            return ActivityOutcome("completed", result=engine.codec.encode(result))
+        except TimeoutError:
+            error = ApplicationError(
+                f"activity attempt exceeded start_to_close ({start_to_close} s)", type="TimeoutError"
+            )
+            return self._failed(task, options, error)
+        except _HeartbeatTimeout:
+            error = ApplicationError(
+                f"activity sent no heartbeat for {heartbeat} s", type="HeartbeatTimeout"
+            )
+            return self._failed(task, options, error)
+        except Exception as exc:  # noqa: BLE001 - user code: every error is a failed attempt
+            return self._failed(task, options, exc)
+        finally:
+            _current.reset(token)
+
+    async def _call(
+        self, definition: Any, args: list[Any], info: ActivityInfo,
+        start_to_close: float | None, heartbeat: float | None,
+    ) -> Any:
+        with anyio.fail_after(start_to_close) if start_to_close else _nullscope():
+            if heartbeat is None:
+                return await self._invoke(definition, args)
+            result: list[Any] = []
+            errors: list[Exception] = []
+            async with anyio.create_task_group() as tg:
+
+                async def body() -> None:
+                    try:
+                        result.append(await self._invoke(definition, args))
+                    except Exception as exc:  # noqa: BLE001 - re-raised below, unwrapped
+                        errors.append(exc)
+                    tg.cancel_scope.cancel()
+
+                async def watchdog() -> None:
+                    while time.monotonic() - info.last_heartbeat <= heartbeat:
+                        await anyio.sleep(min(heartbeat / 4, 1.0))
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(body)
+                tg.start_soon(watchdog)
+            if errors:
+                raise errors[0]
+            if not result:
+                raise _HeartbeatTimeout
+            return result[0]
+
+    async def _invoke(self, definition: Any, args: list[Any]) -> Any:
+        if definition.is_async:
+            return await definition.fn(*args)
+        context = contextvars.copy_context()
+        return await anyio.to_thread.run_sync(
+            context.run, definition.fn, *args, abandon_on_cancel=True
+        )
+
+    def _failed(
+        self, task: ActivityTask, options: ActivityOptions, exc: BaseException,
+        *, non_retryable: bool = False,
+    ) -> ActivityOutcome:
+        failure = failure_from_exception(exc, non_retryable=non_retryable)
+        retry: float | None = None
+        if not failure["non_retryable"] and options.retry.retries_error(failure["type"], task.attempt):
+            retry = options.retry.delay(task.attempt, self._rng)
+        log.info(
+            "activity %s (run %s, event %d) attempt %d failed: %s%s", task.activity, task.run_id,
+            task.seq, task.attempt, failure["message"],
+            f"; retrying in {retry:.2f} s" if retry is not None else "",
+        )
+        return ActivityOutcome("failed", failure=failure, retry_delay=retry)
+
+
+class _nullscope:  # noqa: N801 - used like a function
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -1,0 +1,318 @@
+"""The engine: embeds in the host program and runs workflows and activities."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Self, TypeVar, TypeVarTuple, final
+
+import anyio
+from anyio.abc import TaskGroup
+
+from ..client import RunDescription, RunHandle
+from ..errors import (
+    ConfigurationError,
+    NotRegisteredError,
+    RetoldError,
+    RunFinishedError,
+)
+from ..history.codec import Codec, JsonCodec
+from ..history.events import Event
+from ..runtime import _guard
+from ..runtime._instance import WorkflowInstance
+from ..stores._protocol import RunRecord, StartRequest, Store
+from ..stores.sql._store import SqlStore
+from ..workflow._decorators import Activity, Workflow
+from ._activity_worker import ActivityWorker
+from ._cache import InstanceCache
+from ._wake import Wakeup
+from ._workflow_worker import WorkflowWorker
+
+__all__ = ["Engine"]
+
+R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
+log = logging.getLogger("retold.engine")
+
+DEFAULT_URL = "sqlite:///retold.db"
+
+
+def _seconds(value: timedelta | float, name: str) -> float:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds <= 0:
+        raise ConfigurationError(f"Engine {name} must be positive, got {seconds}")
+    return seconds
+
+
+@final
+class Engine:
+    """Runs workflows and activities inside the host program, on a durable store.
+
+    Use it as an async context manager; while it is open it claims workflow
+    tasks, activity tasks and timers from the store. Several engines (in
+    several processes) can share one store.
+
+    Args:
+        url: ``sqlite:///path.db`` (the default is ``retold.db`` in the
+            working directory) or ``memory://`` for tests.
+        workflows: the workflows this engine hosts.
+        activities: the activities this engine runs.
+        codec: payload codec (default :class:`~retold.JsonCodec`).
+        cache_size: live runs kept in memory instead of being replayed.
+        activity_concurrency: attempts running at once, for every task queue
+            (an int) or per queue (a mapping of queue name to limit).
+        workflow_concurrency: workflow tasks processed at once.
+        poll_interval: how often to look for work made by other processes.
+        lease: how long a claimed task stays ours without renewal; a dead
+            engine's tasks come back after this long.
+        max_workflow_task_attempts: a workflow task that fails this many
+            times (nondeterminism, sandbox violation) fails its run.
+        store: a store object to use instead of ``url``.
+        clock: the store's clock (seconds since the epoch), for tests.
+        run_workers: False makes a client-only engine that starts, signals
+            and reads runs but executes nothing.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        workflows: Iterable[Workflow[*tuple[Any, ...], Any]] = (),
+        activities: Iterable[Activity[*tuple[Any, ...], Any]] = (),
+        codec: Codec | None = None,
+        cache_size: int = 1000,
+        activity_concurrency: int | Mapping[str, int] = 100,
+        workflow_concurrency: int = 64,
+        poll_interval: timedelta | float = 0.5,
+        lease: timedelta | float = 5.0,
+        max_workflow_task_attempts: int = 3,
+        store: Store | None = None,
+        clock: Callable[[], float] | None = None,
+        run_workers: bool = True,
+    ) -> None:
+        self.workflows: dict[str, Workflow[*tuple[Any, ...], Any]] = {}
+        for wf in workflows:
+            if not isinstance(wf, Workflow):
+                raise ConfigurationError(f"workflows= takes @retold.workflow functions, got {wf!r}")
+            if wf.name in self.workflows and self.workflows[wf.name] is not wf:
+                raise ConfigurationError(f"two workflows are named {wf.name!r}")
+            self.workflows[wf.name] = wf
+        self.activities: dict[str, Activity[*tuple[Any, ...], Any]] = {}
+        for act in activities:
+            if not isinstance(act, Activity):
+                raise ConfigurationError(f"activities= takes @retold.activity functions, got {act!r}")
+            if act.name in self.activities and self.activities[act.name] is not act:
+                raise ConfigurationError(f"two activities are named {act.name!r}")
+            self.activities[act.name] = act
+        if cache_size < 1:
+            raise ConfigurationError("Engine cache_size must be at least 1")
+        if workflow_concurrency < 1:
+            raise ConfigurationError("Engine workflow_concurrency must be at least 1")
+        if max_workflow_task_attempts < 1:
+            raise ConfigurationError("Engine max_workflow_task_attempts must be at least 1")
+        self.codec: Codec = codec or JsonCodec()
+        if store is not None:
+            self.store: Store = store
+        else:
+            self.store = SqlStore(url, clock=clock) if clock else SqlStore(url)
+        self.cache = InstanceCache(cache_size)
+        queues = sorted({a.options.task_queue for a in self.activities.values()} or {"default"})
+        if isinstance(activity_concurrency, Mapping):
+            self._queue_limits = {q: int(activity_concurrency.get(q, 100)) for q in queues}
+        else:
+            self._queue_limits = dict.fromkeys(queues, int(activity_concurrency))
+        if any(limit < 1 for limit in self._queue_limits.values()):
+            raise ConfigurationError("Engine activity_concurrency limits must be at least 1")
+        self.workflow_concurrency = workflow_concurrency
+        self.poll_interval = _seconds(poll_interval, "poll_interval")
+        self.lease = _seconds(lease, "lease")
+        self.max_workflow_task_attempts = max_workflow_task_attempts
+        self.workflow_task_retry_delay = 1.0
+        self.worker_id = f"engine-{uuid.uuid4().hex[:12]}"
+        self.wake_workflows = Wakeup()
+        self.wake_activities = Wakeup()
+        self.wake_timers = Wakeup()
+        self._run_workers = run_workers
+        self._closed_waiters: dict[str, anyio.Event] = {}
+        self._activity_workers: list[ActivityWorker] = []
+        self._task_group: TaskGroup | None = None
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        _guard.install()
+        await self.store.open()
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        if self._run_workers:
+            self._task_group.start_soon(WorkflowWorker(self).run)
+            for queue, limit in self._queue_limits.items():
+                worker = ActivityWorker(self, queue, limit)
+                self._activity_workers.append(worker)
+                self._task_group.start_soon(worker.run)
+            self._task_group.start_soon(self._timer_loop)
+            self._task_group.start_soon(self._lease_loop)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._task_group is not None
+        self._task_group.cancel_scope.cancel()
+        try:
+            await self._task_group.__aexit__(None, None, None)
+        finally:
+            self._task_group = None
+            self.cache.clear()
+            await self.store.close()
+
+    async def _timer_loop(self) -> None:
+        while True:
+            fired = await self.store.fire_timers(256)
+            if fired:
+                self.wake_workflows.set()
+                continue
+            due = await self.store.next_wakeup()
+            now = self.store.now()
+            if due is not None and due <= now:
+                self.wake_activities.set()
+                self.wake_workflows.set()
+            wait = self.poll_interval if due is None else min(self.poll_interval, max(due - now, 0.01))
+            await self.wake_timers.wait(wait)
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await anyio.sleep(self.lease / 3)
+            for worker in self._activity_workers:
+                ids = list(worker.running)
+                lost = await self.store.renew_leases(self.worker_id, ids, self.lease)
+                for task_id in lost:
+                    scope = worker.running.get(task_id)
+                    if scope is not None:
+                        scope.cancel()
+
+    # -- the client API --------------------------------------------------------------
+
+    async def start(
+        self,
+        workflow: Workflow[*Ts, R],
+        *args: *Ts,
+        id: str | None = None,  # noqa: A002 - the public name
+        idempotency_key: str | None = None,
+    ) -> RunHandle[R]:
+        """Start a run of ``workflow`` and return its handle.
+
+        Starting again with the same ``id`` (or ``idempotency_key``) and the
+        same input returns the existing run instead of a new one.
+
+        Raises:
+            NotRegisteredError: the workflow is not hosted by this engine.
+            InvalidArgumentsError: the arguments do not fit its signature.
+            PayloadError: an argument cannot be encoded.
+            IdempotencyError: the id or key was used with other input.
+        """
+        if not isinstance(workflow, Workflow):
+            raise NotRegisteredError("workflow", getattr(workflow, "__qualname__", repr(workflow)))
+        if self.workflows.get(workflow.name) is not workflow:
+            raise NotRegisteredError("workflow", workflow.name)
+        if id is not None and not id:
+            raise RetoldError("a workflow id must not be empty")
+        workflow.types.check("workflow", workflow.name, tuple(args))
+        payload = self.codec.encode(list(args))
+        digest = hashlib.sha256(workflow.name.encode() + b"\0" + payload).hexdigest()
+        request = StartRequest(
+            workflow=workflow.name,
+            workflow_id=id or str(uuid.uuid4()),
+            input=payload,
+            input_hash=digest,
+            idempotency_key=idempotency_key,
+        )
+        record, created = await self.store.start(request)
+        if created:
+            self.wake_workflows.set()
+        return RunHandle(self, record.workflow_id, record.run_id, workflow.types.return_type)
+
+    def get_handle(self, workflow_or_run_id: str) -> RunHandle[Any]:
+        """A handle on an existing run, by workflow id or run id."""
+        return RunHandle(self, workflow_or_run_id, None, Any)
+
+    async def list_runs(
+        self, *, status: str | None = None, workflow: str | None = None,
+        limit: int = 100, offset: int = 0,
+    ) -> list[RunDescription]:
+        """Runs newest first, optionally filtered by status and workflow name."""
+        records = await self.store.list_runs(
+            status=status, workflow=workflow, limit=limit, offset=offset
+        )
+        return [RunDescription.from_record(r) for r in records]
+
+    # -- used by RunHandle -----------------------------------------------------------
+
+    def notify_closed(self, run_id: str) -> None:
+        """Wake everyone waiting for ``run_id`` to close."""
+        waiter = self._closed_waiters.pop(run_id, None)
+        if waiter is not None:
+            waiter.set()
+
+    async def wait_closed(self, ident: str) -> RunRecord:
+        """Wait until the run (following continue-as-new) is closed."""
+        while True:
+            waiter = self._closed_waiters.get(ident)
+            record = await self.store.get_run(ident)
+            if record.status == "continued" and record.next_run_id:
+                ident = record.next_run_id
+                continue
+            if record.status != "running":
+                return record
+            if waiter is None:
+                waiter = self._closed_waiters.setdefault(record.run_id, anyio.Event())
+            with anyio.move_on_after(self.poll_interval * 2):
+                await waiter.wait()
+
+    async def signal(self, ident: str, name: str, value: Any) -> None:
+        """Append a signal to a running run."""
+        if not name:
+            raise RetoldError("a signal name must not be empty")
+        payload = self.codec.encode(value)
+        await self.store.signal(ident, name, payload)
+        self.wake_workflows.set()
+
+    async def cancel(self, ident: str, reason: str) -> None:
+        """Ask a running run to cancel."""
+        await self.store.request_cancel(ident, reason)
+        self.wake_workflows.set()
+
+    async def query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:
+        """Answer a query from the run's replayed state; writes nothing."""
+        record = await self.store.get_run(ident)
+        if record.status != "running":
+            raise RunFinishedError(record.run_id, record.status)
+        definition = self.workflows.get(record.workflow)
+        if definition is None:
+            raise NotRegisteredError("workflow", record.workflow)
+        cached = self.cache.peek(record.run_id)
+        if cached is not None:
+            _, pending = await self.store.load(record.run_id, cached.last_seq)
+            if not pending:
+                return self._roundtrip(cached.query(name, args))
+        _, events = await self.store.load(record.run_id, 0)
+        replica = WorkflowInstance(definition, record.run_id, self.codec)
+        try:
+            replica.apply(events)
+            return self._roundtrip(replica.query(name, args))
+        finally:
+            replica.close()
+
+    def _roundtrip(self, value: Any) -> Any:
+        return self.codec.decode(self.codec.encode(value))
+
+    async def history(self, ident: str) -> list[Event]:
+        """Every event of the run, in order."""
+        record = await self.store.get_run(ident)
+        _, events = await self.store.load(record.run_id, 0)
+        return events

@@ -1,0 +1,116 @@
+"""Claims workflow tasks, advances runs on their deterministic loops, commits."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ..errors import ConflictError, NotRegisteredError, RetoldError
+from ..history import events as ev
+from ..runtime._instance import WorkflowInstance, failure_from_exception
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ["WorkflowWorker"]
+
+log = logging.getLogger("retold.engine")
+
+
+class WorkflowWorker:
+    """The loop that runs workflow tasks for one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._limit = anyio.CapacityLimiter(engine.workflow_concurrency)
+
+    async def run(self) -> None:
+        """Claim and process workflow tasks until cancelled."""
+        engine = self._engine
+        async with anyio.create_task_group() as tg:
+            while True:
+                free = int(self._limit.available_tokens)
+                claimed: list[str] = []
+                if free > 0:
+                    claimed = await engine.store.claim_workflow_tasks(
+                        engine.worker_id, min(free, 256), engine.lease
+                    )
+                for run_id in claimed:
+                    await self._limit.acquire_on_behalf_of(run_id)
+                    tg.start_soon(self._process_and_release, run_id)
+                if not claimed or free <= len(claimed):
+                    await engine.wake_workflows.wait(engine.poll_interval)
+
+    async def _process_and_release(self, run_id: str) -> None:
+        try:
+            await self.process(run_id)
+        finally:
+            self._limit.release_on_behalf_of(run_id)
+
+    async def process(self, run_id: str) -> None:
+        """Advance one run with every event it has not seen, retrying conflicts."""
+        engine = self._engine
+        for _ in range(20):
+            instance = engine.cache.take(run_id)
+            try:
+                run, events = await engine.store.load(run_id, instance.last_seq if instance else 0)
+                if run.status != "running":
+                    if instance is not None:
+                        instance.close()
+                    return
+                if instance is None:
+                    definition = engine.workflows.get(run.workflow)
+                    if definition is None:
+                        raise NotRegisteredError("workflow", run.workflow)
+                    instance = WorkflowInstance(definition, run_id, engine.codec)
+                commands = instance.apply(events)
+                last = await engine.store.commit_workflow_task(
+                    run_id, engine.worker_id, instance.last_seq, commands
+                )
+            except ConflictError:
+                if instance is not None:
+                    instance.close()
+                continue
+            except Exception as exc:  # noqa: BLE001 - any failure is the task's failure
+                if instance is not None:
+                    instance.close()
+                await self._fail(run_id, exc)
+                return
+            instance.committed(last)
+            if instance.finished:
+                instance.close()
+            else:
+                engine.cache.put(instance)
+            self._after_commit(run_id, commands)
+            return
+        log.warning("run %s kept conflicting; its workflow task will be retried", run_id)
+
+    async def _fail(self, run_id: str, exc: Exception) -> None:
+        engine = self._engine
+        if not isinstance(exc, RetoldError):
+            log.exception("workflow task for run %s failed", run_id, exc_info=exc)
+        else:
+            log.warning("workflow task for run %s failed: %s", run_id, exc)
+        failed = await engine.store.fail_workflow_task(
+            run_id, engine.worker_id, failure_from_exception(exc, non_retryable=True),
+            delay=engine.workflow_task_retry_delay, max_attempts=engine.max_workflow_task_attempts,
+        )
+        if failed:
+            engine.notify_closed(run_id)
+        engine.wake_timers.set()
+
+    def _after_commit(self, run_id: str, commands: list[ev.Event]) -> None:
+        engine = self._engine
+        for cmd in commands:
+            kind: Any = type(cmd)
+            if kind is ev.ActivityScheduled:
+                engine.wake_activities.set()
+            elif kind is ev.TimerStarted:
+                engine.wake_timers.set()
+            elif kind is ev.ChildWorkflowStarted:
+                engine.wake_workflows.set()
+            elif kind in ev.TERMINAL_TYPES:
+                engine.notify_closed(run_id)
+                engine.wake_workflows.set()  # a parent or a continued run may wait

@@ -1,0 +1,289 @@
+"""Every public exception retold raises.
+
+The tree::
+
+    RetoldError
+    ├── ConfigurationError          bad engine or decorator configuration
+    ├── NotRegisteredError          a workflow or activity the engine does not host
+    ├── InvalidArgumentsError       wrong argument count or types for a workflow
+    ├── PayloadError                a value the codec cannot encode or decode
+    ├── RunNotFoundError            no run with that id
+    ├── RunFinishedError            signal or cancel sent to a finished run
+    ├── QueryError                  unknown query name, or the handler raised
+    ├── IdempotencyError            same id or key, different workflow or input
+    ├── StoreError                  the database failed or is not usable
+    │   ├── SchemaError             not a retold database, or a newer schema
+    │   └── ConflictError           the run moved on under a workflow task
+    ├── NondeterminismError         replay diverged from the recorded history
+    ├── WorkflowSandboxError        workflow code reached the outside world
+    ├── ActivityError               an activity failed after its retries
+    ├── ChildWorkflowError          a child workflow failed or was cancelled
+    └── WorkflowFailedError         awaiting the result of a failed run
+        └── WorkflowCancelledError  awaiting the result of a cancelled run
+
+``ApplicationError`` is not an error retold raises on its own: activities and
+workflows raise it to mark a failure as non-retryable, and retold uses it to
+carry a remote failure (type name, message, traceback) across processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, final
+
+__all__ = [
+    "ActivityError",
+    "ApplicationError",
+    "ChildWorkflowError",
+    "ConfigurationError",
+    "ConflictError",
+    "IdempotencyError",
+    "InvalidArgumentsError",
+    "NondeterminismError",
+    "NotRegisteredError",
+    "PayloadError",
+    "QueryError",
+    "RetoldError",
+    "RunFinishedError",
+    "RunNotFoundError",
+    "SchemaError",
+    "StoreError",
+    "WorkflowCancelledError",
+    "WorkflowFailedError",
+    "WorkflowSandboxError",
+]
+
+
+class RetoldError(Exception):
+    """Root of every exception retold raises."""
+
+
+@final
+class ConfigurationError(RetoldError):
+    """The engine, a decorator or an option was configured wrongly."""
+
+
+@final
+class NotRegisteredError(RetoldError):
+    """A workflow or activity is not registered with the engine."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__(f"{kind} {name!r} is not registered with this engine")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.kind, self.name))
+
+
+@final
+class InvalidArgumentsError(RetoldError):
+    """Arguments do not match the workflow's or activity's signature."""
+
+
+@final
+class PayloadError(RetoldError):
+    """A value could not be encoded or decoded by the codec."""
+
+
+@final
+class RunNotFoundError(RetoldError):
+    """No run (or workflow id) with this id exists in the store."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run with id {run_id!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id,))
+
+
+@final
+class RunFinishedError(RetoldError):
+    """A signal or cancel was sent to a run that has already finished."""
+
+    def __init__(self, run_id: str, status: str) -> None:
+        self.run_id = run_id
+        self.status = status
+        super().__init__(f"run {run_id!r} has already finished ({status})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.status))
+
+
+@final
+class QueryError(RetoldError):
+    """The query is unknown to the run, or its handler raised."""
+
+
+@final
+class IdempotencyError(RetoldError):
+    """A workflow id or idempotency key was reused for a different start."""
+
+
+class StoreError(RetoldError):
+    """The store failed or cannot be used; the driver error is chained."""
+
+
+@final
+class SchemaError(StoreError):
+    """The database is not a retold database, or its schema is too new."""
+
+
+@final
+class ConflictError(StoreError):
+    """The run's last event number moved under a workflow task."""
+
+    def __init__(self, run_id: str, expected_seq: int) -> None:
+        self.run_id = run_id
+        self.expected_seq = expected_seq
+        super().__init__(f"run {run_id!r} moved past event {expected_seq}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.expected_seq))
+
+
+@final
+class NondeterminismError(RetoldError):
+    """Workflow code produced a command that differs from the recorded history.
+
+    Attributes:
+        workflow: the workflow's registered name.
+        run_id: the run being replayed.
+        seq: the event number where replay diverged.
+        recorded: a description of the recorded event (or ``"nothing"``).
+        requested: a description of the command the code produced.
+    """
+
+    def __init__(
+        self, workflow: str, run_id: str, seq: int, recorded: str, requested: str
+    ) -> None:
+        self.workflow = workflow
+        self.run_id = run_id
+        self.seq = seq
+        self.recorded = recorded
+        self.requested = requested
+        super().__init__(
+            f"workflow {workflow!r} run {run_id!r} diverged from its history at "
+            f"event {seq}: recorded {recorded}, but the code requested {requested}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        args = (self.workflow, self.run_id, self.seq, self.recorded, self.requested)
+        return (type(self), args)
+
+
+@final
+class WorkflowSandboxError(RetoldError):
+    """Workflow code called something that reaches the outside world."""
+
+    def __init__(self, call: str, hint: str = "") -> None:
+        self.call = call
+        self.hint = hint
+        message = f"workflow code must not call {call}: it is not deterministic"
+        super().__init__(f"{message}; {hint}" if hint else message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.call, self.hint))
+
+
+class ApplicationError(RetoldError):
+    """A failure raised by user code, possibly from another process.
+
+    Raise it from an activity with ``non_retryable=True`` to stop retries.
+    When an activity or child workflow fails, the workflow sees its failure as
+    an ``ApplicationError`` whose ``type`` is the original exception's
+    qualified class name.
+
+    Attributes:
+        message: the error message.
+        type: the original exception's qualified type name.
+        non_retryable: whether retry policies must stop at this failure.
+        details: the original traceback text, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        type: str | None = None,  # noqa: A002 - mirrors the recorded field name
+        non_retryable: bool = False,
+        details: str = "",
+    ) -> None:
+        self.message = message
+        self.type = type or "ApplicationError"
+        self.non_retryable = non_retryable
+        self.details = details
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        if self.type == "ApplicationError":
+            return self.message
+        return f"{self.type}: {self.message}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_application_error, (
+            type(self), self.message, self.type, self.non_retryable, self.details
+        ))
+
+
+def _rebuild_application_error(
+    cls: type[ApplicationError], message: str, type_: str, nr: bool, details: str
+) -> ApplicationError:
+    return cls(message, type=type_, non_retryable=nr, details=details)
+
+
+@final
+class ActivityError(RetoldError):
+    """An activity failed (or timed out) after its retry policy gave up.
+
+    The original failure is ``__cause__`` (an ``ApplicationError``).
+
+    Attributes:
+        activity: the activity's registered name.
+        seq: the event number of its ``ActivityScheduled`` event.
+        timed_out: whether it ended by a timeout rather than an error.
+    """
+
+    def __init__(self, activity: str, seq: int, *, timed_out: bool = False) -> None:
+        self.activity = activity
+        self.seq = seq
+        self.timed_out = timed_out
+        how = "timed out" if timed_out else "failed"
+        super().__init__(f"activity {activity!r} (event {seq}) {how}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_activity_error, (self.activity, self.seq, self.timed_out))
+
+
+def _rebuild_activity_error(activity: str, seq: int, timed_out: bool) -> ActivityError:
+    return ActivityError(activity, seq, timed_out=timed_out)
+
+
+@final
+class ChildWorkflowError(RetoldError):
+    """A child workflow failed or was cancelled; the cause is chained."""
+
+    def __init__(self, workflow: str, workflow_id: str, status: str) -> None:
+        self.workflow = workflow
+        self.workflow_id = workflow_id
+        self.status = status
+        super().__init__(f"child workflow {workflow!r} ({workflow_id}) {status}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.workflow, self.workflow_id, self.status))
+
+
+class WorkflowFailedError(RetoldError):
+    """The run ended in failure; the failure is chained as ``__cause__``."""
+
+    def __init__(self, run_id: str, message: str) -> None:
+        self.run_id = run_id
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, str(self)))
+
+
+@final
+class WorkflowCancelledError(WorkflowFailedError):
+    """The run was cancelled."""

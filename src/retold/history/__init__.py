@@ -1,0 +1,1 @@
+"""History events and payload codecs."""

@@ -1,0 +1,130 @@
+"""Payload codecs: how arguments, results and signal values become bytes.
+
+The default :class:`JsonCodec` writes JSON with orjson and, on the way back,
+rebuilds the annotated type with cattrs: dataclasses, attrs classes, enums,
+``datetime``/``date``, ``UUID``, ``Decimal``, tuples, sets, typed dicts and
+pydantic models (when pydantic is installed). :class:`PickleCodec`
+(cloudpickle) takes any Python object but must only ever read bytes this
+process family wrote; never use it on input that came from outside.
+"""
+
+from __future__ import annotations
+
+import decimal
+import pickle
+import uuid
+from typing import Any, Protocol, final, runtime_checkable
+
+import cattrs
+import cloudpickle
+import orjson
+from cattrs.preconf.orjson import make_converter
+
+from ..errors import PayloadError
+
+__all__ = ["Codec", "JsonCodec", "PickleCodec"]
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """Turns payload values into bytes and back."""
+
+    name: str
+
+    def encode(self, value: Any) -> bytes:
+        """Encode one value; raise :class:`~retold.PayloadError` if impossible."""
+        ...
+
+    def decode(self, data: bytes, type_: Any = Any) -> Any:
+        """Decode bytes written by :meth:`encode` into an instance of ``type_``."""
+        ...
+
+    def convert(self, value: Any, type_: Any) -> Any:
+        """Turn one element of a decoded ``list[Any]`` into ``type_``."""
+        ...
+
+
+def _pydantic_hooks(converter: cattrs.Converter) -> None:
+    try:
+        import pydantic
+    except ImportError:  # pragma: no cover - pydantic is optional
+        return
+
+    def is_model(tp: Any) -> bool:
+        return isinstance(tp, type) and issubclass(tp, pydantic.BaseModel)
+
+    converter.register_unstructure_hook_func(
+        lambda tp: is_model(tp), lambda value: value.model_dump(mode="json")
+    )
+    converter.register_structure_hook_func(
+        is_model, lambda data, tp: tp.model_validate(data)
+    )
+
+
+@final
+class JsonCodec:
+    """JSON with orjson; values decoded into their annotated types by cattrs."""
+
+    name = "json"
+
+    def __init__(self) -> None:
+        conv = make_converter()
+        conv.register_unstructure_hook(uuid.UUID, str)
+        conv.register_structure_hook(uuid.UUID, lambda v, _: uuid.UUID(str(v)))
+        conv.register_unstructure_hook(decimal.Decimal, str)
+        conv.register_structure_hook(decimal.Decimal, lambda v, _: decimal.Decimal(str(v)))
+        _pydantic_hooks(conv)
+        self._conv = conv
+
+    def encode(self, value: Any) -> bytes:
+        """Encode ``value`` as JSON bytes."""
+        try:
+            return orjson.dumps(self._conv.unstructure(value), option=orjson.OPT_NON_STR_KEYS)
+        except (TypeError, orjson.JSONEncodeError, cattrs.BaseValidationError) as exc:
+            raise PayloadError(
+                f"cannot encode {type(value).__name__} value {value!r:.80} as JSON: {exc}"
+            ) from exc
+
+    def decode(self, data: bytes, type_: Any = Any) -> Any:
+        """Decode JSON bytes and structure them into ``type_``."""
+        try:
+            raw = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise PayloadError(f"payload is not valid JSON: {exc}") from exc
+        return self.convert(raw, type_)
+
+    def convert(self, value: Any, type_: Any) -> Any:
+        """Structure plain JSON data into ``type_``."""
+        if type_ is Any or type_ is object:
+            return value
+        try:
+            return self._conv.structure(value, type_)
+        except Exception as exc:
+            raise PayloadError(
+                f"cannot decode {value!r:.80} as {getattr(type_, '__name__', type_)}: {exc}"
+            ) from exc
+
+
+@final
+class PickleCodec:
+    """cloudpickle: any Python value. Opt-in, for trusted payloads only."""
+
+    name = "pickle"
+
+    def encode(self, value: Any) -> bytes:
+        """Pickle ``value`` with cloudpickle."""
+        try:
+            return cloudpickle.dumps(value)
+        except Exception as exc:
+            raise PayloadError(f"cannot pickle {type(value).__name__}: {exc}") from exc
+
+    def decode(self, data: bytes, type_: Any = Any) -> Any:
+        """Unpickle bytes this process family wrote."""
+        try:
+            return pickle.loads(data)  # noqa: S301 - opt-in codec for trusted stores only
+        except Exception as exc:
+            raise PayloadError(f"cannot unpickle payload: {exc}") from exc
+
+    def convert(self, value: Any, type_: Any) -> Any:
+        """Return ``value``: pickled values keep their type."""
+        return value

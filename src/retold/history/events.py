@@ -1,0 +1,289 @@
+"""History events: frozen, past-tense facts with a run-local sequence number.
+
+Every event has ``seq`` (1, 2, 3... within its run, gap-free) and ``at`` (the
+store's clock, seconds since the epoch; ``time`` gives it as a datetime).
+Payload fields (``input``, ``result``, ``value``) hold codec-encoded bytes;
+failures are JSON-ready dicts (``type``, ``message``, ``details``,
+``non_retryable``).
+
+Events fall into three groups:
+
+* *commands*, written when workflow code asks for something
+  (``ActivityScheduled``, ``TimerStarted``, ``TimerCancelled``,
+  ``MarkerRecorded``, ``ChildWorkflowStarted`` and the closing events);
+* *inputs*, written when something happens to the run (``WorkflowStarted``,
+  activity and child outcomes, ``TimerFired``, ``SignalReceived``,
+  ``CancelRequested``);
+* ``WorkflowFailed`` may be either: the workflow raised, or the engine gave
+  up on a workflow task that failed on every attempt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import orjson
+
+__all__ = [
+    "COMMAND_TYPES",
+    "EVENT_TYPES",
+    "ActivityCompleted",
+    "ActivityFailed",
+    "ActivityScheduled",
+    "ActivityTimedOut",
+    "CancelRequested",
+    "ChildWorkflowCompleted",
+    "ChildWorkflowFailed",
+    "ChildWorkflowStarted",
+    "Event",
+    "MarkerRecorded",
+    "SignalReceived",
+    "TimerCancelled",
+    "TimerFired",
+    "TimerStarted",
+    "WorkflowCancelled",
+    "WorkflowCompleted",
+    "WorkflowContinuedAsNew",
+    "WorkflowFailed",
+    "WorkflowStarted",
+    "decode_event",
+    "encode_event",
+]
+
+Failure = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base of every history event."""
+
+    seq: int
+    at: float
+    payload_field: ClassVar[str | None] = None
+
+    @property
+    def time(self) -> datetime:
+        """``at`` as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.at, UTC)
+
+    @property
+    def type(self) -> str:
+        """The event's type name, e.g. ``"ActivityCompleted"``."""
+        return type(self).__name__
+
+    def describe(self) -> str:
+        """A short human-readable description, used in error messages."""
+        fields = []
+        for f in dataclasses.fields(self):
+            if f.name in ("seq", "at"):
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, bytes):
+                value = value[:60].decode("utf-8", "replace")
+            fields.append(f"{f.name}={value!r}")
+        return f"{self.type}({', '.join(fields)})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowStarted(Event):
+    """The run was created."""
+
+    workflow: str
+    workflow_id: str
+    input: bytes
+    parent_run_id: str | None = None
+    parent_seq: int | None = None
+    continued_from: str | None = None
+    payload_field: ClassVar[str | None] = "input"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityScheduled(Event):
+    """Workflow code asked for an activity to run."""
+
+    activity: str
+    input: bytes
+    options: dict[str, Any]
+    payload_field: ClassVar[str | None] = "input"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityCompleted(Event):
+    """An activity attempt returned; ``scheduled`` is its ActivityScheduled seq."""
+
+    scheduled: int
+    attempt: int
+    result: bytes
+    payload_field: ClassVar[str | None] = "result"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityFailed(Event):
+    """An activity failed and its retry policy gave up."""
+
+    scheduled: int
+    attempt: int
+    failure: Failure
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityTimedOut(Event):
+    """An activity ran out of time (``kind``: schedule_to_close, ...)."""
+
+    scheduled: int
+    attempt: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerStarted(Event):
+    """Workflow code started a durable timer of ``duration`` seconds."""
+
+    duration: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerFired(Event):
+    """The timer started at event ``started`` fired."""
+
+    started: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerCancelled(Event):
+    """Workflow code cancelled the timer started at event ``started``."""
+
+    started: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalReceived(Event):
+    """A signal arrived."""
+
+    name: str
+    input: bytes
+    payload_field: ClassVar[str | None] = "input"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarkerRecorded(Event):
+    """A recorded decision: a side effect's value or a patch taken."""
+
+    kind: str
+    name: str
+    value: bytes = b""
+    payload_field: ClassVar[str | None] = "value"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildWorkflowStarted(Event):
+    """Workflow code started a child workflow."""
+
+    workflow: str
+    workflow_id: str
+    run_id: str
+    input: bytes
+    payload_field: ClassVar[str | None] = "input"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildWorkflowCompleted(Event):
+    """The child started at event ``started`` completed."""
+
+    started: int
+    result: bytes
+    payload_field: ClassVar[str | None] = "result"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildWorkflowFailed(Event):
+    """The child started at event ``started`` failed or was cancelled."""
+
+    started: int
+    failure: Failure
+    cancelled: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelRequested(Event):
+    """Someone asked for the run to be cancelled."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowCompleted(Event):
+    """The workflow returned."""
+
+    result: bytes
+    payload_field: ClassVar[str | None] = "result"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowFailed(Event):
+    """The workflow raised, or its workflow task failed on every attempt."""
+
+    failure: Failure
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowCancelled(Event):
+    """The workflow ended by cancellation."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowContinuedAsNew(Event):
+    """The workflow ended and a new run of it started with ``input``."""
+
+    new_run_id: str
+    input: bytes
+    payload_field: ClassVar[str | None] = "input"
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        WorkflowStarted, ActivityScheduled, ActivityCompleted, ActivityFailed,
+        ActivityTimedOut, TimerStarted, TimerFired, TimerCancelled, SignalReceived,
+        MarkerRecorded, ChildWorkflowStarted, ChildWorkflowCompleted,
+        ChildWorkflowFailed, CancelRequested, WorkflowCompleted, WorkflowFailed,
+        WorkflowCancelled, WorkflowContinuedAsNew,
+    )
+}
+
+COMMAND_TYPES: tuple[type[Event], ...] = (
+    ActivityScheduled, TimerStarted, TimerCancelled, MarkerRecorded,
+    ChildWorkflowStarted, WorkflowCompleted, WorkflowCancelled, WorkflowContinuedAsNew,
+)
+
+TERMINAL_TYPES: tuple[type[Event], ...] = (
+    WorkflowCompleted, WorkflowFailed, WorkflowCancelled, WorkflowContinuedAsNew,
+)
+
+_FIELDS: dict[type[Event], tuple[str, ...]] = {
+    cls: tuple(
+        f.name for f in dataclasses.fields(cls)
+        if f.name not in ("seq", "at") and f.name != cls.payload_field
+    )
+    for cls in EVENT_TYPES.values()
+}
+
+
+def encode_event(event: Event) -> tuple[str, bytes, bytes | None]:
+    """Split an event into (type name, JSON metadata, payload bytes)."""
+    cls = type(event)
+    meta = {name: getattr(event, name) for name in _FIELDS[cls]}
+    payload = getattr(event, cls.payload_field) if cls.payload_field else None
+    return cls.__name__, orjson.dumps(meta), payload
+
+
+def decode_event(seq: int, at: float, type_name: str, meta: bytes, payload: bytes | None) -> Event:
+    """Rebuild an event from :func:`encode_event`'s parts."""
+    cls = EVENT_TYPES[type_name]
+    kwargs: dict[str, Any] = orjson.loads(meta) if meta else {}
+    if cls.payload_field:
+        kwargs[cls.payload_field] = payload if payload is not None else b""
+    return cls(seq=seq, at=at, **kwargs)

@@ -1,0 +1,513 @@
+"""One workflow run in memory: history in, new command events out.
+
+``apply(events)`` feeds a run the events it has not seen yet. Command events
+(what the code asked for) are queued as *recorded*; input events (what
+happened to the run) are delivered one at a time, each followed by running the
+loop until every task is blocked. Each command the code produces is matched
+against the next recorded one; when none is left the command is new and gets
+the next event number. So a live run and its replay see exactly the same
+sequence of activations, and a divergence is caught at the first command that
+differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    NondeterminismError,
+    PayloadError,
+    QueryError,
+    RetoldError,
+    WorkflowSandboxError,
+)
+from ..history import events as ev
+from ..history.codec import Codec
+from ..workflow._decorators import Activity, Workflow
+from ..workflow._options import ActivityOptions
+from ..workflow._runtime import ContinueAsNew, WorkflowInfo
+from . import _guard
+from ._loop import DurableTimerHandle, WorkflowLoop
+
+__all__ = ["WorkflowInstance", "failure_from_exception", "exception_from_failure"]
+
+_FATAL = (NondeterminismError, WorkflowSandboxError)
+
+
+def failure_from_exception(exc: BaseException, *, non_retryable: bool = False) -> dict[str, Any]:
+    """Describe an exception as JSON-ready failure data."""
+    if isinstance(exc, ApplicationError):
+        type_name = exc.type
+        message = exc.message
+        non_retryable = non_retryable or exc.non_retryable
+    else:
+        cls = type(exc)
+        module = cls.__module__
+        type_name = cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+        message = str(exc)
+    details = "".join(traceback.format_exception(exc))[-8000:]
+    failure: dict[str, Any] = {
+        "type": type_name,
+        "message": message,
+        "details": details,
+        "non_retryable": non_retryable,
+    }
+    return failure
+
+
+def exception_from_failure(failure: dict[str, Any]) -> ApplicationError:
+    """Rebuild a recorded failure as an :class:`ApplicationError`."""
+    return ApplicationError(
+        failure.get("message", ""),
+        type=failure.get("type"),
+        non_retryable=bool(failure.get("non_retryable")),
+        details=failure.get("details", ""),
+    )
+
+
+def _matches(recorded: ev.Event, cls: type[ev.Event], fields: dict[str, Any]) -> bool:
+    if type(recorded) is not cls:
+        return False
+    if isinstance(recorded, ev.ActivityScheduled):
+        return recorded.activity == fields["activity"]
+    if isinstance(recorded, ev.TimerCancelled):
+        return recorded.started == fields["started"]
+    if isinstance(recorded, ev.MarkerRecorded):
+        return (recorded.kind, recorded.name) == (fields["kind"], fields["name"])
+    if isinstance(recorded, ev.ChildWorkflowStarted):
+        return recorded.workflow == fields["workflow"]
+    return True
+
+
+def _describe(cls: type[ev.Event], fields: dict[str, Any]) -> str:
+    shown = []
+    for key, value in fields.items():
+        if isinstance(value, bytes):
+            value = value[:60].decode("utf-8", "replace")
+        shown.append(f"{key}={value!r}")
+    return f"{cls.__name__}({', '.join(shown)})"
+
+
+def is_command(event: ev.Event) -> bool:
+    """Whether ``event`` was written because workflow code asked for it."""
+    if isinstance(event, ev.WorkflowFailed):
+        return not event.failure.get("workflow_task")
+    return isinstance(event, ev.COMMAND_TYPES)
+
+
+class WorkflowInstance:
+    """A workflow run being executed or replayed on its own deterministic loop."""
+
+    def __init__(
+        self,
+        workflow: Workflow[*tuple[Any, ...], Any],
+        run_id: str,
+        codec: Codec,
+    ) -> None:
+        self.workflow = workflow
+        self.run_id = run_id
+        self.workflow_id = ""
+        self.parent_run_id: str | None = None
+        self.codec = codec
+        self.loop = WorkflowLoop(self)
+        self.loop.retold_runtime = self  # type: ignore[attr-defined]
+        self.now_ts = 0.0
+        self.last_seq = 0
+        self.finished = False
+        self._next_seq = 1
+        self._recorded: collections.deque[ev.Event] = collections.deque()
+        self._commands: list[ev.Event] = []
+        self._issued: set[int] = set()
+        self._activities: dict[int, tuple[asyncio.Future[Any], Any]] = {}
+        self._children: dict[int, tuple[asyncio.Future[Any], Workflow[*tuple[Any, ...], Any]]] = {}
+        self._timers: dict[int, DurableTimerHandle] = {}
+        self._signals: dict[str, collections.deque[bytes]] = {}
+        self._signal_waiters: dict[str, collections.deque[asyncio.Future[bytes]]] = {}
+        self._queries: dict[str, Callable[..., Any]] = {}
+        self._patches: dict[str, bool] = {}
+        self._main: asyncio.Task[Any] | None = None
+        self._fatal: BaseException | None = None
+        self._rng = random.Random(uuid.uuid5(uuid.NAMESPACE_URL, run_id).int)
+        self._event: ev.Event | None = None
+
+    # -- feeding history -------------------------------------------------------
+
+    @property
+    def replaying(self) -> bool:
+        """Whether recorded commands remain to be matched."""
+        return bool(self._recorded)
+
+    def apply(self, events: list[ev.Event]) -> list[ev.Event]:
+        """Feed new events; return the new command events (numbered, unsaved).
+
+        Raises:
+            NondeterminismError: the code diverged from the recorded commands.
+            WorkflowSandboxError: the code reached the outside world.
+        """
+        self._commands = []
+        if not events:
+            return self._commands
+        self._next_seq = max(self._next_seq, events[-1].seq + 1)
+        for event in events:
+            if is_command(event):
+                self._recorded.append(event)
+        for event in events:
+            if is_command(event) or self.finished:
+                continue
+            self._event = event
+            self.now_ts = event.at
+            self._deliver(event)
+            self._run()
+        if self._recorded and self._fatal is None:
+            extra = self._recorded[0]
+            self._fatal = NondeterminismError(
+                self.workflow.name, self.run_id, extra.seq, extra.describe(),
+                "nothing (the code never reached this command)",
+            )
+        if self._fatal is not None:
+            raise self._fatal
+        self.last_seq = events[-1].seq
+        return self._commands
+
+    def committed(self, last_seq: int) -> None:
+        """Note that this activation's new commands are stored up to ``last_seq``."""
+        self.last_seq = last_seq
+        self._next_seq = last_seq + 1
+
+    def _run(self) -> None:
+        self.loop.run_ready()
+        violation = _guard.take_violation()
+        if violation is not None and self._fatal is None:
+            self._fatal = violation
+        if self._main is not None and self._main.done() and not self.finished:
+            self._finish(self._main)
+
+    def _finish(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            self._emit(ev.WorkflowCancelled)
+        else:
+            exc = task.exception()
+            if exc is None:
+                try:
+                    result = self.codec.encode(task.result())
+                except PayloadError as err:
+                    self._emit(ev.WorkflowFailed, failure=failure_from_exception(err))
+                else:
+                    self._emit(ev.WorkflowCompleted, result=result)
+            elif isinstance(exc, ContinueAsNew):
+                try:
+                    data = self.codec.encode(list(exc.args_))
+                except PayloadError as err:
+                    self._emit(ev.WorkflowFailed, failure=failure_from_exception(err))
+                else:
+                    new_run = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.run_id}/continue"))
+                    self._emit(ev.WorkflowContinuedAsNew, new_run_id=new_run, input=data)
+            elif isinstance(exc, _FATAL):
+                if self._fatal is None:
+                    self._fatal = exc
+                return
+            elif isinstance(exc, Exception):
+                self._emit(ev.WorkflowFailed, failure=failure_from_exception(exc))
+            else:
+                self._fatal = exc
+                return
+        self.finished = True
+
+    # -- inputs ----------------------------------------------------------------
+
+    def _deliver(self, event: ev.Event) -> None:
+        match event:
+            case ev.WorkflowStarted():
+                self._start(event)
+            case ev.ActivityCompleted():
+                entry = self._take(self._activities, event.scheduled, event)
+                if entry is not None and not entry[0].done():
+                    fut, activity = entry
+                    try:
+                        value = self.codec.decode(event.result, activity.types.return_type)
+                    except PayloadError as err:
+                        fut.set_exception(err)
+                    else:
+                        fut.set_result(value)
+            case ev.ActivityFailed() | ev.ActivityTimedOut():
+                entry = self._take(self._activities, event.scheduled, event)
+                if entry is not None and not entry[0].done():
+                    fut, activity = entry
+                    timed_out = isinstance(event, ev.ActivityTimedOut)
+                    error = ActivityError(activity.name, event.scheduled, timed_out=timed_out)
+                    if isinstance(event, ev.ActivityTimedOut):
+                        cause = ApplicationError(f"{event.kind} timeout", type="TimeoutError")
+                    else:
+                        cause = exception_from_failure(event.failure)
+                    error.__cause__ = cause
+                    fut.set_exception(error)
+            case ev.TimerFired():
+                handle = self._timers.pop(event.started, None)
+                if handle is None and event.started not in self._issued:
+                    self._unknown(event, event.started)
+                if handle is not None:
+                    self.loop.fire(handle)
+            case ev.SignalReceived():
+                waiters = self._signal_waiters.get(event.name)
+                while waiters:
+                    waiter = waiters.popleft()
+                    if not waiter.done():
+                        waiter.set_result(event.input)
+                        return
+                self._signals.setdefault(event.name, collections.deque()).append(event.input)
+            case ev.ChildWorkflowCompleted():
+                child = self._take(self._children, event.started, event)
+                if child is not None and not child[0].done():
+                    try:
+                        value = self.codec.decode(event.result, child[1].types.return_type)
+                    except PayloadError as err:
+                        child[0].set_exception(err)
+                    else:
+                        child[0].set_result(value)
+            case ev.ChildWorkflowFailed():
+                child = self._take(self._children, event.started, event)
+                if child is not None and not child[0].done():
+                    status = "was cancelled" if event.cancelled else "failed"
+                    error = ChildWorkflowError(child[1].name, "", status)
+                    error.__cause__ = exception_from_failure(event.failure)
+                    child[0].set_exception(error)
+            case ev.CancelRequested():
+                if self._main is not None and not self._main.done():
+                    self._main.cancel(event.reason or None)
+            case ev.WorkflowFailed():
+                self.finished = True  # the engine gave up on a workflow task
+
+    def _take(self, table: dict[int, Any], seq: int, event: ev.Event) -> Any:
+        entry = table.pop(seq, None)
+        if entry is None and seq not in self._issued:
+            self._unknown(event, seq)
+        return entry
+
+    def _unknown(self, event: ev.Event, seq: int) -> None:
+        if self._fatal is None:
+            self._fatal = NondeterminismError(
+                self.workflow.name, self.run_id, event.seq, event.describe(),
+                f"no command at event {seq} (the code never asked for it)",
+            )
+
+    def _start(self, event: ev.WorkflowStarted) -> None:
+        self.workflow_id = event.workflow_id
+        self.parent_run_id = event.parent_run_id
+        try:
+            raw = self.codec.decode(event.input, list[Any])
+        except PayloadError as err:
+            self._fatal = err
+            return
+        types = self.workflow.types.param_types(len(raw))
+        try:
+            args = [self.codec.convert(value, tp) for value, tp in zip(raw, types, strict=True)]
+        except PayloadError as err:
+            self._fatal = err
+            return
+        self._main = self.loop.create_task(self.workflow.fn(*args), name=self.workflow.name)
+
+    # -- commands ----------------------------------------------------------------
+
+    def _peek_seq(self) -> int:
+        return self._recorded[0].seq if self._recorded else self._next_seq
+
+    def _emit(self, cls: type[ev.Event], **fields: Any) -> int:
+        if self._recorded:
+            recorded = self._recorded.popleft()
+            if not _matches(recorded, cls, fields):
+                error = NondeterminismError(
+                    self.workflow.name, self.run_id, recorded.seq,
+                    recorded.describe(), _describe(cls, fields),
+                )
+                if self._fatal is None:
+                    self._fatal = error
+                raise error
+            seq = recorded.seq
+        else:
+            if self._fatal is not None:
+                raise self._fatal
+            seq = self._next_seq
+            self._next_seq += 1
+            self._commands.append(cls(seq=seq, at=self.now_ts, **fields))
+        self._issued.add(seq)
+        return seq
+
+    def start_timer(self, handle: DurableTimerHandle, delay: float) -> None:
+        """Record a durable timer for a loop ``call_at``."""
+        seq = self._emit(ev.TimerStarted, duration=delay)
+        handle.seq = seq
+        self._timers[seq] = handle
+
+    def cancel_timer(self, handle: DurableTimerHandle) -> None:
+        """Record the cancellation of a timer that has not fired."""
+        if self._timers.pop(handle.seq, None) is not None and not self.finished:
+            self._emit(ev.TimerCancelled, started=handle.seq)
+
+    # -- the WorkflowRuntime protocol ----------------------------------------------
+
+    def info(self) -> WorkflowInfo:
+        """Facts about this run."""
+        return WorkflowInfo(self.workflow.name, self.workflow_id, self.run_id, self.parent_run_id)
+
+    def now(self) -> datetime:
+        """Workflow time."""
+        return datetime.fromtimestamp(self.now_ts, UTC)
+
+    def rng(self) -> random.Random:
+        """The run's deterministic random generator."""
+        return self._rng
+
+    def execute_activity(
+        self, activity: Activity[*tuple[Any, ...], Any], args: tuple[Any, ...], options: ActivityOptions
+    ) -> Awaitable[Any]:
+        """Schedule an activity; the future resolves with its outcome."""
+        if not isinstance(activity, Activity):
+            raise TypeError(f"retold.execute() needs an @activity, got {activity!r}")
+        data = self.codec.encode(list(args))
+        seq = self._emit(
+            ev.ActivityScheduled, activity=activity.name, input=data, options=options.to_json()
+        )
+        fut: asyncio.Future[Any] = self.loop.create_future()
+        self._activities[seq] = (fut, activity)
+        return fut
+
+    def start_child(
+        self, workflow: Workflow[*tuple[Any, ...], Any], args: tuple[Any, ...], workflow_id: str | None
+    ) -> tuple[str, asyncio.Future[Any]]:
+        """Start a child workflow; the future resolves with its outcome."""
+        if not isinstance(workflow, Workflow):
+            raise TypeError(f"retold.start_child() needs a @workflow, got {workflow!r}")
+        workflow.types.check("workflow", workflow.name, args)
+        seq = self._peek_seq()
+        if self._recorded and isinstance(self._recorded[0], ev.ChildWorkflowStarted):
+            workflow_id = self._recorded[0].workflow_id
+            child_run = self._recorded[0].run_id
+        else:
+            workflow_id = workflow_id or f"{self.workflow_id}/child-{seq}"
+            child_run = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.run_id}/child/{seq}"))
+        seq = self._emit(
+            ev.ChildWorkflowStarted, workflow=workflow.name, workflow_id=workflow_id,
+            run_id=child_run, input=self.codec.encode(list(args)),
+        )
+        fut: asyncio.Future[Any] = self.loop.create_future()
+        self._children[seq] = (fut, workflow)
+        return workflow_id, fut
+
+    async def wait_signal(self, name: str, type_: Any, timeout: float | None) -> Any:
+        """Return the next signal ``name``, or None after ``timeout`` seconds."""
+        buffered = self._signals.get(name)
+        if buffered:
+            return self.codec.decode(buffered.popleft(), type_)
+        waiter: asyncio.Future[bytes] = self.loop.create_future()
+        self._signal_waiters.setdefault(name, collections.deque()).append(waiter)
+        try:
+            if timeout is None:
+                data = await waiter
+            else:
+                try:
+                    async with asyncio.timeout(timeout):
+                        data = await waiter
+                except TimeoutError:
+                    return None
+        finally:
+            waiters = self._signal_waiters.get(name)
+            if waiters and waiter in waiters:
+                waiters.remove(waiter)
+        return self.codec.decode(data, type_)
+
+    def set_query_handler(self, name: str, handler: Callable[..., Any] | None) -> None:
+        """Register (or remove) a query handler."""
+        if handler is None:
+            self._queries.pop(name, None)
+        else:
+            self._queries[name] = handler
+
+    def side_effect(self, fn: Callable[[], Any], type_: Any) -> Any:
+        """Run ``fn`` once, record its value, and return the recorded value on replay."""
+        if self._recorded:
+            recorded = self._recorded[0]
+            self._emit(ev.MarkerRecorded, kind="side_effect", name="side_effect")
+            assert isinstance(recorded, ev.MarkerRecorded)
+            return self.codec.decode(recorded.value, type_)
+        with _unguarded():
+            value = fn()
+        self._emit(ev.MarkerRecorded, kind="side_effect", name="side_effect",
+                   value=self.codec.encode(value))
+        return value
+
+    def patched(self, patch_id: str) -> bool:
+        """Whether this run takes the patched code path."""
+        if patch_id in self._patches:
+            return self._patches[patch_id]
+        if self._recorded:
+            head = self._recorded[0]
+            taken = (
+                isinstance(head, ev.MarkerRecorded) and head.kind == "patch" and head.name == patch_id
+            )
+            if taken:
+                self._emit(ev.MarkerRecorded, kind="patch", name=patch_id)
+        else:
+            self._emit(ev.MarkerRecorded, kind="patch", name=patch_id)
+            taken = True
+        self._patches[patch_id] = taken
+        return taken
+
+    # -- queries -----------------------------------------------------------------
+
+    def query(self, name: str, args: tuple[Any, ...]) -> Any:
+        """Answer a query from the current state, writing nothing.
+
+        Raises:
+            QueryError: the name is unknown or the handler raised.
+        """
+        handler = self._queries.get(name)
+        if handler is None:
+            known = ", ".join(sorted(self._queries)) or "none"
+            raise QueryError(
+                f"workflow {self.workflow.name!r} run {self.run_id!r} has no query "
+                f"{name!r} (known: {known})"
+            )
+        previous = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self.loop)
+        try:
+            with _guard.guarded():
+                return handler(*args)
+        except RetoldError:
+            raise
+        except Exception as exc:
+            raise QueryError(f"query {name!r} handler raised {exc!r}") from exc
+        finally:
+            asyncio.events._set_running_loop(previous)
+            _guard.take_violation()
+
+    def close(self) -> None:
+        """Drop the coroutine without running its cleanup (eviction)."""
+        if self._main is not None and not self._main.done():
+            coro = self._main.get_coro()
+            if coro is not None and hasattr(coro, "close"):
+                try:
+                    coro.close()
+                except BaseException:  # noqa: BLE001 - discard whatever the frame does
+                    pass
+        self.loop.close()
+
+
+class _unguarded:  # noqa: N801 - used like a function
+    """Lift the sandbox for a side effect's function."""
+
+    def __enter__(self) -> None:
+        self._previous = getattr(_guard._state, "active", False)
+        _guard._state.active = False
+
+    def __exit__(self, *exc: object) -> None:
+        _guard._state.active = self._previous

@@ -1,0 +1,9 @@
+"""Stores: where histories, tasks and timers live."""
+
+from ._protocol import ActivityOutcome as ActivityOutcome
+from ._protocol import ActivityTask as ActivityTask
+from ._protocol import RunRecord as RunRecord
+from ._protocol import StartRequest as StartRequest
+from ._protocol import Store as Store
+
+__all__ = ["ActivityOutcome", "ActivityTask", "RunRecord", "StartRequest", "Store"]

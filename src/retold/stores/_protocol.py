@@ -1,0 +1,160 @@
+"""The Store protocol: everything the engine needs from a database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, final
+
+from ..history.events import Event
+
+__all__ = ["ActivityOutcome", "ActivityTask", "RunRecord", "StartRequest", "Store"]
+
+RunStatus = Literal["running", "completed", "failed", "cancelled", "continued"]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class StartRequest:
+    """What is needed to create a run."""
+
+    workflow: str
+    workflow_id: str
+    input: bytes
+    input_hash: str
+    idempotency_key: str | None = None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A run's row: status and outcome, without its events."""
+
+    run_id: str
+    workflow_id: str
+    workflow: str
+    status: RunStatus
+    created_at: float
+    closed_at: float | None
+    last_seq: int
+    result: bytes | None
+    failure: dict[str, Any] | None
+    parent_run_id: str | None
+    next_run_id: str | None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ActivityTask:
+    """A claimed activity task."""
+
+    id: int
+    run_id: str
+    workflow_id: str
+    seq: int
+    activity: str
+    queue: str
+    input: bytes
+    options: dict[str, Any]
+    attempt: int
+    scheduled_at: float
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ActivityOutcome:
+    """How an activity attempt ended.
+
+    ``kind`` is ``completed`` (with ``result``), ``failed`` (with
+    ``failure``; ``retry_delay`` set means try again after that many
+    seconds) or ``timed_out`` (with ``timeout_kind``).
+    """
+
+    kind: Literal["completed", "failed", "timed_out"]
+    result: bytes = b""
+    failure: dict[str, Any] | None = None
+    retry_delay: float | None = None
+    timeout_kind: str = ""
+
+
+class Store(Protocol):
+    """Durable state of every run: histories, tasks, timers.
+
+    Every method is one transaction. Methods that append to a run's history
+    keep its event numbers gap-free and refuse to write to a closed run.
+    """
+
+    async def open(self) -> None:
+        """Create or check the schema; raise SchemaError if it is not usable."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+    def now(self) -> float:
+        """The store's clock, in seconds since the epoch."""
+        ...
+
+    async def start(self, request: StartRequest) -> tuple[RunRecord, bool]:
+        """Create a run (or return the existing one for the same id/key)."""
+        ...
+
+    async def claim_workflow_tasks(self, owner: str, limit: int, lease: float) -> list[str]:
+        """Lease up to ``limit`` runs that have events to process."""
+        ...
+
+    async def load(self, run_id: str, after_seq: int) -> tuple[RunRecord, list[Event]]:
+        """A run's row and its events after ``after_seq``."""
+        ...
+
+    async def commit_workflow_task(
+        self, run_id: str, owner: str, expected_seq: int, commands: list[Event]
+    ) -> int:
+        """Append commands and their effects; raise ConflictError if the run moved."""
+        ...
+
+    async def fail_workflow_task(
+        self, run_id: str, owner: str, failure: dict[str, Any], delay: float, max_attempts: int
+    ) -> bool:
+        """Back off a failed workflow task; fail the run past ``max_attempts``."""
+        ...
+
+    async def claim_activity_tasks(
+        self, owner: str, queues: list[str], limit: int, lease: float
+    ) -> list[ActivityTask]:
+        """Lease up to ``limit`` ready activity tasks from ``queues``."""
+        ...
+
+    async def finish_activity(self, task_id: int, owner: str, outcome: ActivityOutcome) -> bool:
+        """Record an attempt's outcome; False if the lease was lost."""
+        ...
+
+    async def renew_leases(self, owner: str, task_ids: list[int], lease: float) -> set[int]:
+        """Extend leases; return the ids this owner no longer holds."""
+        ...
+
+    async def fire_timers(self, limit: int) -> int:
+        """Fire due timers; return how many fired."""
+        ...
+
+    async def next_wakeup(self) -> float | None:
+        """When the earliest timer, task or retry becomes due, if any."""
+        ...
+
+    async def signal(self, run_or_workflow_id: str, name: str, payload: bytes) -> str:
+        """Append a signal to the run; return its run id."""
+        ...
+
+    async def request_cancel(self, run_or_workflow_id: str, reason: str) -> str:
+        """Append a cancel request; return its run id."""
+        ...
+
+    async def get_run(self, run_or_workflow_id: str) -> RunRecord:
+        """A run's row by run id or (for the latest run) workflow id."""
+        ...
+
+    async def list_runs(
+        self, *, status: str | None, workflow: str | None, limit: int, offset: int
+    ) -> list[RunRecord]:
+        """Runs, newest first."""
+        ...

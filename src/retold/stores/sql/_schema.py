@@ -1,0 +1,92 @@
+"""Tables of the SQL store (SQLAlchemy Core) and the schema version."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = ["SCHEMA_VERSION", "metadata"]
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "retold_meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)
+
+workflows = sa.Table(
+    "retold_workflows", metadata,
+    sa.Column("workflow_id", sa.String(255), primary_key=True),
+    sa.Column("workflow", sa.String(255), nullable=False),
+    sa.Column("input_hash", sa.String(64), nullable=False),
+    sa.Column("idempotency_key", sa.String(255), nullable=True, unique=True),
+    sa.Column("first_run_id", sa.String(64), nullable=False),
+    sa.Column("current_run_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+runs = sa.Table(
+    "retold_runs", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("workflow_id", sa.String(255), nullable=False, index=True),
+    sa.Column("workflow", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("closed_at", sa.Float, nullable=True),
+    sa.Column("last_seq", sa.Integer, nullable=False),
+    sa.Column("result", sa.LargeBinary, nullable=True),
+    sa.Column("failure", sa.LargeBinary, nullable=True),
+    sa.Column("parent_run_id", sa.String(64), nullable=True),
+    sa.Column("parent_seq", sa.Integer, nullable=True),
+    sa.Column("next_run_id", sa.String(64), nullable=True),
+    sa.Index("retold_runs_status", "status", "created_at"),
+)
+
+events = sa.Table(
+    "retold_events", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("meta", sa.LargeBinary, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=True),
+)
+
+workflow_tasks = sa.Table(
+    "retold_workflow_tasks", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("visible_at", sa.Float, nullable=False, index=True),
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_expires", sa.Float, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+)
+
+activity_tasks = sa.Table(
+    "retold_activity_tasks", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("workflow_id", sa.String(255), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("activity", sa.String(255), nullable=False),
+    sa.Column("queue", sa.String(255), nullable=False),
+    sa.Column("input", sa.LargeBinary, nullable=False),
+    sa.Column("options", sa.LargeBinary, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("scheduled_at", sa.Float, nullable=False),
+    sa.Column("deadline", sa.Float, nullable=True),
+    sa.Column("visible_at", sa.Float, nullable=False),
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_expires", sa.Float, nullable=True),
+    sa.Column("last_failure", sa.LargeBinary, nullable=True),
+    sa.UniqueConstraint("run_id", "seq", name="retold_activity_tasks_run_seq"),
+    sa.Index("retold_activity_tasks_ready", "queue", "visible_at"),
+)
+
+timers = sa.Table(
+    "retold_timers", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("fire_at", sa.Float, nullable=False, index=True),
+)

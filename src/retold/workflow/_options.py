@@ -1,0 +1,173 @@
+"""Retry policy and activity options."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, final
+
+from ..errors import ConfigurationError
+
+__all__ = ["ActivityOptions", "RetryPolicy"]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How an activity is retried after a failed attempt.
+
+    The delay before attempt ``n + 1`` is
+    ``min(initial_interval * backoff_coefficient ** (n - 1), maximum_interval)``,
+    with up to ``jitter`` of it (a fraction) added or taken away at random.
+
+    Attributes:
+        initial_interval: delay before the first retry.
+        backoff_coefficient: growth factor of the delay, at least 1.
+        maximum_interval: cap on the delay (default 100 times the initial one).
+        max_attempts: attempts in all, first included; 0 means unlimited.
+        non_retryable_error_types: names of exception types (simple or
+            qualified) that end retries at once.
+        jitter: fraction of random spread applied to each delay, 0 to 1.
+    """
+
+    initial_interval: timedelta = timedelta(seconds=1)
+    backoff_coefficient: float = 2.0
+    maximum_interval: timedelta | None = None
+    max_attempts: int = 0
+    non_retryable_error_types: Sequence[str] = ()
+    jitter: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.initial_interval < timedelta(0):
+            raise ConfigurationError("RetryPolicy.initial_interval must not be negative")
+        if self.backoff_coefficient < 1:
+            raise ConfigurationError("RetryPolicy.backoff_coefficient must be at least 1")
+        if self.max_attempts < 0:
+            raise ConfigurationError("RetryPolicy.max_attempts must be 0 (unlimited) or more")
+        if not 0 <= self.jitter <= 1:
+            raise ConfigurationError("RetryPolicy.jitter must be between 0 and 1")
+        if isinstance(self.non_retryable_error_types, str):
+            raise ConfigurationError(
+                "RetryPolicy.non_retryable_error_types must be a sequence of names, not a str"
+            )
+        object.__setattr__(
+            self, "non_retryable_error_types", tuple(self.non_retryable_error_types)
+        )
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Return the delay in seconds after failed attempt number ``attempt``."""
+        base = self.initial_interval.total_seconds()
+        cap = (
+            self.maximum_interval.total_seconds()
+            if self.maximum_interval is not None
+            else base * 100
+        )
+        delay = min(base * self.backoff_coefficient ** max(attempt - 1, 0), cap)
+        if self.jitter:
+            spread = (rng or random).uniform(-self.jitter, self.jitter)
+            delay = max(0.0, delay * (1 + spread))
+        return delay
+
+    def retries_error(self, error_type: str, attempt: int) -> bool:
+        """Whether a failure of ``error_type`` at ``attempt`` is retried."""
+        if self.max_attempts and attempt >= self.max_attempts:
+            return False
+        simple = error_type.rsplit(".", 1)[-1]
+        names = self.non_retryable_error_types
+        return error_type not in names and simple not in names
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the policy as JSON-ready data."""
+        return {
+            "initial_interval": self.initial_interval.total_seconds(),
+            "backoff_coefficient": self.backoff_coefficient,
+            "maximum_interval": (
+                None if self.maximum_interval is None
+                else self.maximum_interval.total_seconds()
+            ),
+            "max_attempts": self.max_attempts,
+            "non_retryable_error_types": list(self.non_retryable_error_types),
+            "jitter": self.jitter,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RetryPolicy:
+        """Build a policy from :meth:`to_json` data."""
+        maximum = data.get("maximum_interval")
+        return cls(
+            initial_interval=timedelta(seconds=data["initial_interval"]),
+            backoff_coefficient=data["backoff_coefficient"],
+            maximum_interval=None if maximum is None else timedelta(seconds=maximum),
+            max_attempts=data["max_attempts"],
+            non_retryable_error_types=tuple(data["non_retryable_error_types"]),
+            jitter=data["jitter"],
+        )
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ActivityOptions:
+    """Options that govern how an activity runs.
+
+    Attributes:
+        retry: the retry policy.
+        start_to_close: limit on one attempt, from its start.
+        schedule_to_close: limit on all attempts, from scheduling.
+        heartbeat_timeout: an attempt that does not call ``retold.heartbeat()``
+            within this long is failed (and retried).
+        task_queue: the queue the activity task is routed to.
+    """
+
+    retry: RetryPolicy = field(default=DEFAULT_RETRY)
+    start_to_close: timedelta | None = None
+    schedule_to_close: timedelta | None = None
+    heartbeat_timeout: timedelta | None = None
+    task_queue: str = "default"
+
+    def __post_init__(self) -> None:
+        for name in ("start_to_close", "schedule_to_close", "heartbeat_timeout"):
+            value = getattr(self, name)
+            if value is not None and value <= timedelta(0):
+                raise ConfigurationError(f"activity option {name} must be positive")
+        if not self.task_queue:
+            raise ConfigurationError("activity option task_queue must not be empty")
+
+    def merge(self, **changes: Any) -> ActivityOptions:
+        """Return a copy with the given non-None options replaced."""
+        real = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **real) if real else self
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the options as JSON-ready data."""
+
+        def secs(value: timedelta | None) -> float | None:
+            return None if value is None else value.total_seconds()
+
+        return {
+            "retry": self.retry.to_json(),
+            "start_to_close": secs(self.start_to_close),
+            "schedule_to_close": secs(self.schedule_to_close),
+            "heartbeat_timeout": secs(self.heartbeat_timeout),
+            "task_queue": self.task_queue,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ActivityOptions:
+        """Build options from :meth:`to_json` data."""
+
+        def td(value: float | None) -> timedelta | None:
+            return None if value is None else timedelta(seconds=value)
+
+        return cls(
+            retry=RetryPolicy.from_json(data["retry"]),
+            start_to_close=td(data["start_to_close"]),
+            schedule_to_close=td(data["schedule_to_close"]),
+            heartbeat_timeout=td(data["heartbeat_timeout"]),
+            task_queue=data["task_queue"],
+        )

@@ -1,0 +1,75 @@
+"""The seam between authoring API and runtime: a Protocol the runtime implements.
+
+``retold.workflow`` never imports ``retold.runtime``; it finds the current
+run through the running event loop's ``retold_runtime`` attribute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, final
+
+from ..errors import RetoldError
+
+if TYPE_CHECKING:
+    from ._decorators import Activity, Workflow
+    from ._options import ActivityOptions
+
+__all__ = ["ContinueAsNew", "WorkflowInfo", "WorkflowRuntime", "current"]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class WorkflowInfo:
+    """Facts about the running workflow.
+
+    Attributes:
+        workflow: the workflow's registered name.
+        workflow_id: the id given at start (stable across continue-as-new).
+        run_id: this run's id.
+        parent_run_id: the parent's run id, for a child workflow.
+    """
+
+    workflow: str
+    workflow_id: str
+    run_id: str
+    parent_run_id: str | None
+
+
+class ContinueAsNew(BaseException):  # noqa: N818 - control flow, not an error
+    """Raised by ``retold.continue_as_new()``; ends the run with a new one."""
+
+    def __init__(self, args: tuple[Any, ...]) -> None:
+        super().__init__()
+        self.args_ = args
+
+
+class WorkflowRuntime(Protocol):
+    """What a running workflow can ask of the runtime."""
+
+    def info(self) -> WorkflowInfo: ...
+    def now(self) -> datetime: ...
+    def rng(self) -> random.Random: ...
+    def execute_activity(
+        self, activity: Activity[Any], args: tuple[Any, ...], options: ActivityOptions
+    ) -> Awaitable[Any]: ...
+    def start_child(
+        self, workflow: Workflow[Any], args: tuple[Any, ...], workflow_id: str | None
+    ) -> tuple[str, asyncio.Future[Any]]: ...
+    def wait_signal(self, name: str, type_: Any, timeout: float | None) -> Awaitable[Any]: ...
+    def set_query_handler(self, name: str, handler: Callable[..., Any] | None) -> None: ...
+    def side_effect(self, fn: Callable[[], Any], type_: Any) -> Any: ...
+    def patched(self, patch_id: str) -> bool: ...
+
+
+def current(call: str) -> WorkflowRuntime:
+    """Return the runtime of the workflow running on this thread."""
+    loop = asyncio.events._get_running_loop()
+    runtime: WorkflowRuntime | None = getattr(loop, "retold_runtime", None)
+    if runtime is None:
+        raise RetoldError(f"retold.{call}() can only be called inside workflow code")
+    return runtime
