@@ -60,11 +60,11 @@ class ActivityWorker:
     async def _run_and_release(self, task: ActivityTask) -> None:
         try:
             outcome = await self._attempt(task)
-            if outcome is not None:
-                if await self._engine.store.finish_activity(task.id, self._engine.worker_id, outcome):
-                    self._engine.wake_workflows.set()
-                    if outcome.retry_delay is not None:
-                        self._engine.wake_timers.set()
+            store = self._engine.store
+            if outcome is not None and await store.finish_activity(task.id, self._engine.worker_id, outcome):
+                self._engine.wake_workflows.set()
+                if outcome.retry_delay is not None:
+                    self._engine.wake_timers.set()
         finally:
             self.running.pop(task.id, None)
             self._limit.release_on_behalf_of(task.id)

@@ -114,7 +114,8 @@ class PickleCodec:
     def encode(self, value: Any) -> bytes:
         """Pickle ``value`` with cloudpickle."""
         try:
-            return cloudpickle.dumps(value)
+            data: bytes = cloudpickle.dumps(value)
+            return data
         except Exception as exc:
             raise PayloadError(f"cannot pickle {type(value).__name__}: {exc}") from exc
 

@@ -93,7 +93,7 @@ def install() -> None:
         if _installed:
             return
         sys.addaudithook(_audit)
-        time.sleep = _sleep
+        time.sleep = _sleep  # type: ignore[assignment]  # same behaviour, narrower hint
         threading.Thread.start = _start  # type: ignore[method-assign]
         _installed = True
 

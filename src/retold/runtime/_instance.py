@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import random
 import traceback
 import uuid
@@ -79,13 +80,15 @@ def _matches(recorded: ev.Event, cls: type[ev.Event], fields: dict[str, Any]) ->
     if type(recorded) is not cls:
         return False
     if isinstance(recorded, ev.ActivityScheduled):
-        return recorded.activity == fields["activity"]
+        # Arguments count too: the same activity fed other data (a set iterated
+        # in another order, say) would pair recorded results with the wrong call.
+        return bool(recorded.activity == fields["activity"] and recorded.input == fields["input"])
     if isinstance(recorded, ev.TimerCancelled):
-        return recorded.started == fields["started"]
+        return bool(recorded.started == fields["started"])
     if isinstance(recorded, ev.MarkerRecorded):
-        return (recorded.kind, recorded.name) == (fields["kind"], fields["name"])
+        return bool((recorded.kind, recorded.name) == (fields["kind"], fields["name"]))
     if isinstance(recorded, ev.ChildWorkflowStarted):
-        return recorded.workflow == fields["workflow"]
+        return bool(recorded.workflow == fields["workflow"] and recorded.input == fields["input"])
     return True
 
 
@@ -119,7 +122,8 @@ class WorkflowInstance:
         self.workflow_id = ""
         self.parent_run_id: str | None = None
         self.codec = codec
-        self.loop = WorkflowLoop(self)
+        # The I/O methods are filled in (to fail loudly) after the class body.
+        self.loop = WorkflowLoop(self)  # type: ignore[abstract]
         self.loop.retold_runtime = self  # type: ignore[attr-defined]
         self.now_ts = 0.0
         self.last_seq = 0
@@ -278,9 +282,9 @@ class WorkflowInstance:
                 child = self._take(self._children, event.started, event)
                 if child is not None and not child[0].done():
                     status = "was cancelled" if event.cancelled else "failed"
-                    error = ChildWorkflowError(child[1].name, "", status)
-                    error.__cause__ = exception_from_failure(event.failure)
-                    child[0].set_exception(error)
+                    child_error = ChildWorkflowError(child[1].name, "", status)
+                    child_error.__cause__ = exception_from_failure(event.failure)
+                    child[0].set_exception(child_error)
             case ev.CancelRequested():
                 if self._main is not None and not self._main.done():
                     self._main.cancel(event.reason or None)
@@ -495,10 +499,10 @@ class WorkflowInstance:
         if self._main is not None and not self._main.done():
             coro = self._main.get_coro()
             if coro is not None and hasattr(coro, "close"):
-                try:
+                # An evicted run is dropped, not finished: whatever its
+                # finally blocks raise without a running loop is discarded.
+                with contextlib.suppress(BaseException):
                     coro.close()
-                except BaseException:  # noqa: BLE001 - discard whatever the frame does
-                    pass
         self.loop.close()
 
 

@@ -15,7 +15,7 @@ import collections
 import contextvars
 import logging
 from collections.abc import Callable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
 
 from . import _guard
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["WorkflowLoop"]
 
 _T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
 log = logging.getLogger("retold.workflow")
 
 
@@ -70,7 +71,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     # -- scheduling ----------------------------------------------------------
 
     def call_soon(
-        self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+        self, callback: Callable[[*_Ts], object], *args: *_Ts, context: contextvars.Context | None = None
     ) -> asyncio.Handle:
         handle = asyncio.Handle(callback, args, self, context)
         self._ready.append(handle)
@@ -79,8 +80,8 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def call_later(
         self,
         delay: float,
-        callback: Callable[..., object],
-        *args: Any,
+        callback: Callable[[*_Ts], object],
+        *args: *_Ts,
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
         return self.call_at(self.time() + delay, callback, *args, context=context)
@@ -88,8 +89,8 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def call_at(
         self,
         when: float,
-        callback: Callable[..., object],
-        *args: Any,
+        callback: Callable[[*_Ts], object],
+        *args: *_Ts,
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
         handle = DurableTimerHandle(when, callback, args, self, context)
@@ -106,7 +107,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
             self._instance.cancel_timer(handle)
 
     def call_soon_threadsafe(
-        self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+        self, callback: Callable[[*_Ts], object], *args: *_Ts, context: contextvars.Context | None = None
     ) -> asyncio.Handle:
         raise _guard.violation(
             "loop.call_soon_threadsafe() (another thread)", "signal the workflow with run.signal()"
@@ -168,7 +169,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     # -- the outside world ---------------------------------------------------------
 
-    def run_in_executor(self, executor: Any, func: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+    def run_in_executor(
+        self, executor: Any, func: Callable[[*_Ts], _T], *args: *_Ts
+    ) -> asyncio.Future[_T]:
         raise _guard.violation(
             "loop.run_in_executor() (a thread or process)", "run blocking work in an activity"
         )

@@ -129,7 +129,7 @@ async def wait_signal(
 ) -> Any: ...
 @overload
 async def wait_signal(
-    name: str, type: type[T], *, timeout: timedelta | float | None = None  # noqa: A002
+    name: str, type: type[T], *, timeout: timedelta | float | None = None
 ) -> T | None: ...
 async def wait_signal(
     name: str, type: Any = Any, *, timeout: timedelta | float | None = None  # noqa: A002
@@ -174,7 +174,7 @@ def uuid4() -> _uuid.UUID:
 @overload
 def side_effect(fn: Callable[[], Coroutine[Any, Any, Any]]) -> NoReturn: ...
 @overload
-def side_effect(fn: Callable[[], T], type: type[T] | None = None) -> T: ...  # noqa: A002
+def side_effect(fn: Callable[[], T], type: type[T] | None = None) -> T: ...
 def side_effect(fn: Callable[[], Any], type: Any = None) -> Any:  # noqa: A002
     """Run ``fn`` once and record its value; replays return the recorded value.
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 import typing
 from collections.abc import Callable, Coroutine
@@ -104,7 +103,10 @@ class _Definition:
         self.fn = fn
         self.name = name or fn.__qualname__
         self.types = _Signature(fn)
-        functools.update_wrapper(self, fn)
+        self.__doc__ = fn.__doc__
+        self.__module__ = fn.__module__
+        self.__qualname__ = fn.__qualname__
+        self.__wrapped__ = fn
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

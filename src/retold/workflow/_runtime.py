@@ -40,7 +40,7 @@ class WorkflowInfo:
     parent_run_id: str | None
 
 
-class ContinueAsNew(BaseException):  # noqa: N818 - control flow, not an error
+class ContinueAsNew(BaseException):
     """Raised by ``retold.continue_as_new()``; ends the run with a new one."""
 
     def __init__(self, args: tuple[Any, ...]) -> None:
@@ -55,10 +55,10 @@ class WorkflowRuntime(Protocol):
     def now(self) -> datetime: ...
     def rng(self) -> random.Random: ...
     def execute_activity(
-        self, activity: Activity[Any], args: tuple[Any, ...], options: ActivityOptions
+        self, activity: Activity[*tuple[Any, ...], Any], args: tuple[Any, ...], options: ActivityOptions
     ) -> Awaitable[Any]: ...
     def start_child(
-        self, workflow: Workflow[Any], args: tuple[Any, ...], workflow_id: str | None
+        self, workflow: Workflow[*tuple[Any, ...], Any], args: tuple[Any, ...], workflow_id: str | None
     ) -> tuple[str, asyncio.Future[Any]]: ...
     def wait_signal(self, name: str, type_: Any, timeout: float | None) -> Awaitable[Any]: ...
     def set_query_handler(self, name: str, handler: Callable[..., Any] | None) -> None: ...

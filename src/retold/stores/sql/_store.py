@@ -341,12 +341,12 @@ class SqlStore:
                         t.timers.c.run_id == run_id, t.timers.c.seq == cmd.started))
                 case ev.ChildWorkflowStarted():
                     self._start_child(conn, run_id, cmd, now)
-                case ev.WorkflowCompleted() | ev.WorkflowFailed() | ev.WorkflowCancelled() | ev.WorkflowContinuedAsNew():
+                case _ if isinstance(cmd, ev.TERMINAL_TYPES):
                     self._close(conn, run_id, cmd, now)
         conn.execute(t.workflow_tasks.delete().where(t.workflow_tasks.c.run_id == run_id))
-        return conn.execute(
+        return int(conn.execute(
             sa.select(t.runs.c.last_seq).where(t.runs.c.run_id == run_id)
-        ).scalar_one()
+        ).scalar_one())
 
     def _start_child(self, conn: Connection, run_id: str, cmd: ev.ChildWorkflowStarted, now: float) -> None:
         taken = conn.execute(sa.select(t.workflows.c.workflow_id).where(

@@ -1,0 +1,1 @@
+"""Crash-recovery tests: real child processes, real SIGKILL, one SQLite file."""
