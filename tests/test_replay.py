@@ -165,7 +165,8 @@ async def test_nondeterminism_on_the_engine_fails_the_run(make_engine: EngineFac
         run = await engine.start(deployable_v1, id="deployed")
         while "ActivityCompleted" not in [e.type for e in await run.history()]:
             await anyio.sleep(0.02)
-    async with make_engine([deployable_v2], [step, other_step], max_workflow_task_attempts=2) as engine:
+    async with make_engine([deployable_v2], [step, other_step], max_workflow_task_attempts=2,
+                           workflow_task_retry_delay=0.05) as engine:
         handle = engine.get_handle("deployed")
         await handle.signal("go")
         with pytest.raises(retold.WorkflowFailedError, match="NondeterminismError") as info:

@@ -71,6 +71,7 @@ class Engine:
             engine's tasks come back after this long.
         max_workflow_task_attempts: a workflow task that fails this many
             times (nondeterminism, sandbox violation) fails its run.
+        workflow_task_retry_delay: the wait before retrying a failed workflow task.
         store: a store object to use instead of ``url``.
         clock: the store's clock (seconds since the epoch), for tests.
         run_workers: False makes a client-only engine that starts, signals
@@ -90,6 +91,7 @@ class Engine:
         poll_interval: timedelta | float = 0.5,
         lease: timedelta | float = 5.0,
         max_workflow_task_attempts: int = 3,
+        workflow_task_retry_delay: timedelta | float = 1.0,
         store: Store | None = None,
         clock: Callable[[], float] | None = None,
         run_workers: bool = True,
@@ -131,7 +133,7 @@ class Engine:
         self.poll_interval = _seconds(poll_interval, "poll_interval")
         self.lease = _seconds(lease, "lease")
         self.max_workflow_task_attempts = max_workflow_task_attempts
-        self.workflow_task_retry_delay = 1.0
+        self.workflow_task_retry_delay = _seconds(workflow_task_retry_delay, "workflow_task_retry_delay")
         self.worker_id = f"engine-{uuid.uuid4().hex[:12]}"
         self.wake_workflows = Wakeup()
         self.wake_activities = Wakeup()

@@ -95,7 +95,7 @@ class JsonCodec:
 
     def convert(self, value: Any, type_: Any) -> Any:
         """Structure plain JSON data into ``type_``."""
-        if type_ is Any or type_ is object:
+        if type_ is Any or type_ is object or (type_ is type(None) and value is None):
             return value
         try:
             return self._conv.structure(value, type_)

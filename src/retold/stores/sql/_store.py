@@ -94,7 +94,6 @@ class SqlStore:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cursor = dbapi_conn.cursor()
             try:
-                cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA synchronous=FULL")
                 cursor.execute("PRAGMA busy_timeout=10000")
                 cursor.execute("PRAGMA foreign_keys=ON")
@@ -123,7 +122,24 @@ class SqlStore:
 
     async def open(self) -> None:
         """Create the tables, or check that existing ones are ours and not newer."""
-        await self._run(self._open)
+        try:
+            await self._run(self._open)
+        except StoreError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, sa.exc.DatabaseError) and not isinstance(cause, sa.exc.OperationalError):
+                raise SchemaError(f"{self.url} is not a SQLite database: {cause.orig}") from exc
+            raise
+        await anyio.to_thread.run_sync(self._enable_wal, limiter=self._limiter)
+
+    def _enable_wal(self) -> None:
+        # Only once the file is known to be ours: WAL mode is written into the
+        # file header, and a database we refuse must stay byte-for-byte intact.
+        # journal_mode cannot change inside a transaction, hence the raw connection.
+        raw = self._engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA journal_mode=WAL")  # type: ignore[union-attr]
+        finally:
+            raw.close()
 
     def _open(self, conn: Connection) -> None:
         try:

@@ -1,0 +1,113 @@
+"""Payloads: JSON decoded into annotated types; cloudpickle only when asked."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pydantic
+import pytest
+
+import retold
+from tests.conftest import EngineFactory
+
+pytestmark = pytest.mark.anyio
+
+
+class Tier(enum.Enum):
+    GOLD = "gold"
+    SILVER = "silver"
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: uuid.UUID
+    tier: Tier
+    since: datetime
+    balance: Decimal
+
+
+class Invoice(pydantic.BaseModel):
+    number: int
+    customer: str
+    lines: list[str]
+
+
+@retold.activity
+async def upgrade(customer: Customer) -> Customer:
+    assert isinstance(customer.id, uuid.UUID)
+    return Customer(customer.id, Tier.GOLD, customer.since, customer.balance + Decimal("1.10"))
+
+
+@retold.activity
+async def bill(customer: Customer, lines: tuple[str, ...]) -> Invoice:
+    assert isinstance(lines, tuple)
+    return Invoice(number=7, customer=str(customer.id), lines=list(lines))
+
+
+@retold.workflow
+async def typed(customer: Customer) -> tuple[Customer, Invoice]:
+    assert isinstance(customer.since, datetime)
+    upgraded = await retold.execute(upgrade, customer)
+    assert upgraded.tier is Tier.GOLD
+    invoice = await retold.execute(bill, upgraded, ("a", "b"))
+    assert isinstance(invoice, Invoice)
+    return upgraded, invoice
+
+
+CUSTOMER = Customer(uuid.uuid4(), Tier.SILVER, datetime(2026, 1, 2, 3, 4, tzinfo=UTC), Decimal("10.00"))
+
+
+async def test_json_payloads_come_back_as_their_annotated_types(make_engine: EngineFactory) -> None:
+    async with make_engine([typed], [upgrade, bill]) as engine:
+        run = await engine.start(typed, CUSTOMER)
+        upgraded, invoice = await run.result(timeout=10)
+    assert upgraded == Customer(CUSTOMER.id, Tier.GOLD, CUSTOMER.since, Decimal("11.10"))
+    assert invoice == Invoice(number=7, customer=str(CUSTOMER.id), lines=["a", "b"])
+
+
+class Opaque:
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
+@retold.workflow
+async def opaque(o: Opaque) -> Opaque:
+    return Opaque(o.value + 1)
+
+
+async def test_pickle_codec_is_opt_in(make_engine: EngineFactory) -> None:
+    async with make_engine([opaque]) as engine:
+        with pytest.raises(retold.PayloadError):
+            await engine.start(opaque, Opaque(1))
+    async with make_engine([opaque], codec=retold.PickleCodec(), url="memory://") as engine:
+        run = await engine.start(opaque, Opaque(1))
+        assert (await run.result(timeout=10)).value == 2
+
+
+def test_json_codec_errors_name_the_problem() -> None:
+    codec = retold.JsonCodec()
+    with pytest.raises(retold.PayloadError, match="not valid JSON"):
+        codec.decode(b"{nope")
+    with pytest.raises(retold.PayloadError, match="cannot decode 'x' as int"):
+        codec.decode(b'"x"', int)
+    assert codec.decode(codec.encode({"a": [1, 2]})) == {"a": [1, 2]}
+
+
+@retold.activity
+def returns_nothing() -> None:
+    return None
+
+
+@retold.workflow
+async def uses_none() -> None:
+    assert await retold.execute(returns_nothing) is None
+
+
+async def test_none_results(make_engine: EngineFactory) -> None:
+    async with make_engine([uses_none], [returns_nothing]) as engine:
+        run = await engine.start(uses_none)
+        assert await run.result(timeout=10) is None

@@ -1,0 +1,38 @@
+"""The public surface: pinned, documented, and nothing private leaks."""
+
+from __future__ import annotations
+
+import inspect
+
+import retold
+import retold.errors
+import retold.stores
+import retold.stores.sql
+
+PUBLIC = [
+    "Activity", "ActivityError", "ActivityInfo", "ActivityOptions", "ApplicationError", "ChildHandle",
+    "ChildWorkflowError", "Codec", "ConfigurationError", "ConflictError", "Engine", "IdempotencyError",
+    "InvalidArgumentsError", "JsonCodec", "NondeterminismError", "NotRegisteredError", "PayloadError",
+    "PickleCodec", "QueryError", "RetoldError", "RetryPolicy", "RunDescription", "RunFinishedError",
+    "RunHandle", "RunNotFoundError", "SchemaError", "StoreError", "Workflow", "WorkflowCancelledError",
+    "WorkflowFailedError", "WorkflowInfo", "WorkflowSandboxError", "activity", "activity_info",
+    "continue_as_new", "execute", "execute_child", "heartbeat", "info", "now", "patched", "random",
+    "set_query_handler", "side_effect", "sleep", "start_child", "uuid4", "wait_signal", "workflow",
+]
+
+
+def test_all_is_pinned() -> None:
+    assert sorted(retold.__all__) == sorted(PUBLIC)
+
+
+def test_every_public_name_exists_and_is_documented() -> None:
+    for module in (retold, retold.errors, retold.stores, retold.stores.sql):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            assert inspect.getdoc(obj), f"{module.__name__}.{name} has no docstring"
+
+
+def test_every_error_derives_from_the_root() -> None:
+    for name in retold.errors.__all__:
+        cls = getattr(retold.errors, name)
+        assert issubclass(cls, retold.RetoldError), name
