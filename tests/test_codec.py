@@ -103,11 +103,14 @@ def returns_nothing() -> None:
 
 
 @retold.workflow
-async def uses_none() -> None:
-    assert await retold.execute(returns_nothing) is None
+async def uses_none() -> str:
+    await retold.execute(returns_nothing)  # its None result decodes as None
+    return "ok"
 
 
 async def test_none_results(make_engine: EngineFactory) -> None:
     async with make_engine([uses_none], [returns_nothing]) as engine:
         run = await engine.start(uses_none)
-        assert await run.result(timeout=10) is None
+        assert await run.result(timeout=10) == "ok"
+        completed = [e for e in await run.history() if e.type == "ActivityCompleted"]
+        assert [getattr(e, "result", None) for e in completed] == [b"null"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 
@@ -61,11 +63,11 @@ async def pipeline_unpatched_addition() -> list[str]:
     return out
 
 
-def replay(workflow: retold.Workflow[*tuple[object, ...], object], history: list[ev.Event]) -> list[ev.Event]:
+def replay(workflow: retold.Workflow[*tuple[Any, ...], Any], history: list[ev.Event]) -> list[ev.Event]:
     return WorkflowInstance(workflow, "run-under-test", JsonCodec()).apply(history)
 
 
-async def record(make_engine: EngineFactory, workflow: retold.Workflow[*tuple[object, ...], object]) -> list[ev.Event]:
+async def record(make_engine: EngineFactory, workflow: retold.Workflow[*tuple[Any, ...], Any]) -> list[ev.Event]:
     async with make_engine([workflow], [step, other_step]) as engine:
         run = await engine.start(workflow)
         await run.result(timeout=10)

@@ -74,8 +74,8 @@ async def test_signal_timeout_returns_none(make_engine: EngineFactory) -> None:
 
 
 @retold.workflow
-async def collect_signals(count: int) -> list[str]:
-    got: list[str] = []
+async def collect_signals(count: int) -> list[str | None]:
+    got: list[str | None] = []
     for _ in range(count):
         got.append(await retold.wait_signal("item", str))
     return got

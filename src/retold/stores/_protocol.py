@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, final
 
@@ -108,7 +109,7 @@ class Store(Protocol):
         ...
 
     async def commit_workflow_task(
-        self, run_id: str, owner: str, expected_seq: int, commands: list[Event]
+        self, run_id: str, owner: str, expected_seq: int, commands: Sequence[Event]
     ) -> int:
         """Append commands and their effects; raise ConflictError if the run moved."""
         ...

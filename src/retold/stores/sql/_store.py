@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import anyio
@@ -188,7 +188,7 @@ class SqlStore:
             raise RunNotFoundError(run_or_workflow_id)
         return row
 
-    def _append(self, conn: Connection, run_id: str, first_seq: int, items: list[ev.Event], now: float) -> None:
+    def _append(self, conn: Connection, run_id: str, first_seq: int, items: Sequence[ev.Event], now: float) -> None:
         rows = []
         for i, event in enumerate(items):
             type_name, meta, payload = ev.encode_event(event)
@@ -315,13 +315,13 @@ class SqlStore:
         return _row_to_run(row), [ev.decode_event(*r) for r in rows]
 
     async def commit_workflow_task(
-        self, run_id: str, owner: str, expected_seq: int, commands: list[ev.Event]
+        self, run_id: str, owner: str, expected_seq: int, commands: Sequence[ev.Event]
     ) -> int:
         """Append commands and their effects in one transaction."""
         return await self._run(self._commit, run_id, owner, expected_seq, commands)
 
     def _commit(
-        self, conn: Connection, run_id: str, owner: str, expected: int, commands: list[ev.Event]
+        self, conn: Connection, run_id: str, owner: str, expected: int, commands: Sequence[ev.Event]
     ) -> int:
         now = self._clock()
         last = expected + len(commands)
