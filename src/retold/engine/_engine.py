@@ -158,6 +158,7 @@ class Engine:
                 self._task_group.start_soon(worker.run)
             self._task_group.start_soon(self._timer_loop)
             self._task_group.start_soon(self._lease_loop)
+        self._task_group.start_soon(self._closed_watch_loop)
         return self
 
     async def __aexit__(
@@ -186,6 +187,15 @@ class Engine:
                 self.wake_workflows.set()
             wait = self.poll_interval if due is None else min(self.poll_interval, max(due - now, 0.01))
             await self.wake_timers.wait(wait)
+
+    async def _closed_watch_loop(self) -> None:
+        # Runs closed by other processes: one query for every waited-on run,
+        # instead of one poll per waiter. Runs this engine closes notify at once.
+        while True:
+            await anyio.sleep(self.poll_interval)
+            if self._closed_waiters:
+                for run_id in await self.store.closed_among(list(self._closed_waiters)):
+                    self.notify_closed(run_id)
 
     async def _lease_loop(self) -> None:
         while True:
@@ -273,8 +283,8 @@ class Engine:
                 return record
             if waiter is None:
                 waiter = self._closed_waiters.setdefault(record.run_id, anyio.Event())
-            with anyio.move_on_after(self.poll_interval * 2):
-                await waiter.wait()
+                continue  # registered: read once more, so a close in between is seen
+            await waiter.wait()
 
     async def signal(self, ident: str, name: str, value: Any) -> None:
         """Append a signal to a running run."""

@@ -150,6 +150,10 @@ class Store(Protocol):
         """Append a cancel request; return its run id."""
         ...
 
+    async def closed_among(self, run_ids: Sequence[str]) -> set[str]:
+        """The ids among ``run_ids`` whose runs are no longer running."""
+        ...
+
     async def get_run(self, run_or_workflow_id: str) -> RunRecord:
         """A run's row by run id or (for the latest run) workflow id."""
         ...

@@ -17,6 +17,7 @@ import anyio
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
@@ -200,23 +201,24 @@ class SqlStore:
             conn.execute(t.events.insert(), rows)
 
     def _wake(self, conn: Connection, run_id: str, now: float) -> None:
-        exists = conn.execute(
-            sa.select(t.workflow_tasks.c.run_id).where(t.workflow_tasks.c.run_id == run_id)
-        ).first()
-        if exists is None:
-            conn.execute(t.workflow_tasks.insert().values(
-                run_id=run_id, visible_at=now, lease_owner=None, lease_expires=None, attempts=0,
-            ))
+        # One pending workflow task per run: an existing one (leased or not)
+        # will see the new events, or fail its commit on the moved last_seq.
+        conn.execute(
+            sqlite_insert(t.workflow_tasks)
+            .values(run_id=run_id, visible_at=now, lease_owner=None, lease_expires=None, attempts=0)
+            .on_conflict_do_nothing(index_elements=["run_id"])
+        )
 
     def _append_input(self, conn: Connection, run_id: str, event: ev.Event, now: float) -> bool:
         """Append one input event to an open run and wake it; False if closed."""
-        row = conn.execute(
-            sa.select(t.runs.c.status, t.runs.c.last_seq).where(t.runs.c.run_id == run_id)
-        ).first()
-        if row is None or row.status != "running":
+        seq = conn.execute(
+            t.runs.update()
+            .where(t.runs.c.run_id == run_id, t.runs.c.status == "running")
+            .values(last_seq=t.runs.c.last_seq + 1)
+            .returning(t.runs.c.last_seq)
+        ).scalar()
+        if seq is None:
             return False
-        seq = row.last_seq + 1
-        conn.execute(t.runs.update().where(t.runs.c.run_id == run_id).values(last_seq=seq))
         self._append(conn, run_id, seq, [event], now)
         self._wake(conn, run_id, now)
         return True
@@ -337,6 +339,7 @@ class SqlStore:
                 raise StoreError(f"command {cmd.type} numbered {cmd.seq}, expected {expected + 1 + i}")
         self._append(conn, run_id, expected + 1, commands, now)
         run = None
+        appended_inputs = False
         for cmd in commands:
             match cmd:
                 case ev.ActivityScheduled():
@@ -356,15 +359,18 @@ class SqlStore:
                     conn.execute(t.timers.delete().where(
                         t.timers.c.run_id == run_id, t.timers.c.seq == cmd.started))
                 case ev.ChildWorkflowStarted():
-                    self._start_child(conn, run_id, cmd, now)
+                    appended_inputs |= self._start_child(conn, run_id, cmd, now)
                 case _ if isinstance(cmd, ev.TERMINAL_TYPES):
                     self._close(conn, run_id, cmd, now)
         conn.execute(t.workflow_tasks.delete().where(t.workflow_tasks.c.run_id == run_id))
-        return int(conn.execute(
-            sa.select(t.runs.c.last_seq).where(t.runs.c.run_id == run_id)
-        ).scalar_one())
+        if appended_inputs:
+            return int(conn.execute(
+                sa.select(t.runs.c.last_seq).where(t.runs.c.run_id == run_id)
+            ).scalar_one())
+        return last
 
-    def _start_child(self, conn: Connection, run_id: str, cmd: ev.ChildWorkflowStarted, now: float) -> None:
+    def _start_child(self, conn: Connection, run_id: str, cmd: ev.ChildWorkflowStarted, now: float) -> bool:
+        """Create the child run; True if the parent got an outcome event instead."""
         taken = conn.execute(sa.select(t.workflows.c.workflow_id).where(
             t.workflows.c.workflow_id == cmd.workflow_id)).first()
         if taken is not None:
@@ -372,7 +378,7 @@ class SqlStore:
                        "message": f"workflow id {cmd.workflow_id!r} is already in use"}
             self._append_input(conn, run_id, ev.ChildWorkflowFailed(
                 seq=0, at=now, started=cmd.seq, failure=failure), now)
-            return
+            return True
         conn.execute(t.workflows.insert().values(
             workflow_id=cmd.workflow_id, workflow=cmd.workflow, input_hash="",
             idempotency_key=None, first_run_id=cmd.run_id, current_run_id=cmd.run_id,
@@ -381,6 +387,7 @@ class SqlStore:
         self._create_run(conn, run_id=cmd.run_id, workflow=cmd.workflow,
                          workflow_id=cmd.workflow_id, payload=cmd.input, now=now,
                          parent_run_id=run_id, parent_seq=cmd.seq)
+        return False
 
     def _close(self, conn: Connection, run_id: str, cmd: ev.Event, now: float) -> None:
         status = _STATUS_OF[type(cmd)]
@@ -594,6 +601,21 @@ class SqlStore:
                 seq=0, at=now, reason=reason), now):
             raise RunFinishedError(row.run_id, row.status)
         return str(row.run_id)
+
+    async def closed_among(self, run_ids: Sequence[str]) -> set[str]:
+        """The ids among ``run_ids`` whose runs are no longer running."""
+
+        def query(conn: Connection) -> set[str]:
+            closed: set[str] = set()
+            ids = list(run_ids)
+            for i in range(0, len(ids), 500):
+                closed.update(conn.execute(
+                    sa.select(t.runs.c.run_id)
+                    .where(t.runs.c.run_id.in_(ids[i:i + 500]), t.runs.c.status != "running")
+                ).scalars())
+            return closed
+
+        return await self._run(query)
 
     async def get_run(self, run_or_workflow_id: str) -> RunRecord:
         """A run by run id, or the latest run of a workflow id."""
