@@ -57,7 +57,7 @@ async def test_commit_is_all_or_nothing(tmp_path: Path) -> None:
     clock = Clock()
     store = await open_store(tmp_path, clock)
     run_id = await started(store)
-    assert await store.claim_workflow_tasks("me", 10, 5.0) == [run_id]
+    assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
     good = [
         ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={"task_queue": "q"}),
         ev.TimerStarted(seq=3, at=0, duration=60.0),
@@ -83,18 +83,18 @@ async def test_leases_expire_by_the_store_clock(tmp_path: Path) -> None:
     clock = Clock()
     store = await open_store(tmp_path, clock)
     run_id = await started(store)
-    assert await store.claim_workflow_tasks("dead", 10, 5.0) == [run_id]
-    assert await store.claim_workflow_tasks("alive", 10, 5.0) == []
+    assert await store.claim_workflow_tasks("dead", ["wf"], 10, 5.0) == [run_id]
+    assert await store.claim_workflow_tasks("alive", ["wf"], 10, 5.0) == []
     clock.now += 5.1
-    assert await store.claim_workflow_tasks("alive", 10, 5.0) == [run_id]
+    assert await store.claim_workflow_tasks("alive", ["wf"], 10, 5.0) == [run_id]
     cmds = [ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={"task_queue": "q"})]
     await store.commit_workflow_task(run_id, "alive", 1, cmds)
 
-    [task] = await store.claim_activity_tasks("dead", ["q"], 10, 5.0)
-    assert await store.claim_activity_tasks("alive", ["q"], 10, 5.0) == []
+    [task] = await store.claim_activity_tasks("dead", "q", ["a"], 10, 5.0)
+    assert await store.claim_activity_tasks("alive", "q", ["a"], 10, 5.0) == []
     assert await store.renew_leases("dead", [task.id], 5.0) == set()
     clock.now += 5.1
-    [again] = await store.claim_activity_tasks("alive", ["q"], 10, 5.0)
+    [again] = await store.claim_activity_tasks("alive", "q", ["a"], 10, 5.0)
     assert again.id == task.id
     # The dead owner's late result is refused: the lease fences it out.
     assert not await store.finish_activity(task.id, "dead", ActivityOutcome("completed", result=b"1"))
@@ -110,7 +110,7 @@ async def test_timers_fire_when_due(tmp_path: Path) -> None:
     clock = Clock()
     store = await open_store(tmp_path, clock)
     run_id = await started(store)
-    await store.claim_workflow_tasks("me", 10, 5.0)
+    await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)
     await store.commit_workflow_task(run_id, "me", 1, [ev.TimerStarted(seq=2, at=0, duration=30.0)])
     assert await store.fire_timers(10) == 0
     assert await store.next_wakeup() == clock.now + 30.0
@@ -118,7 +118,7 @@ async def test_timers_fire_when_due(tmp_path: Path) -> None:
     assert await store.fire_timers(10) == 1
     _, history = await store.load(run_id, 2)
     assert [(type(e).__name__, getattr(e, "started", None)) for e in history] == [("TimerFired", 2)]
-    assert await store.claim_workflow_tasks("me", 10, 5.0) == [run_id]
+    assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
     await store.close()
 
 
@@ -140,3 +140,20 @@ async def test_lru_cache_evicts_and_evicted_runs_replay(make_engine: EngineFacto
         for r in runs:
             await r.signal("go", "x")
         assert [await r.result(timeout=10) for r in runs] == [f"r{i}:x" for i in range(6)]
+
+
+@retold.workflow
+async def hosted_elsewhere() -> str:
+    return "ran"
+
+
+async def test_engines_claim_only_what_they_host(make_engine: EngineFactory) -> None:
+    """A run of a workflow this engine does not host waits for one that does."""
+    async with make_engine([hosted_elsewhere], run_workers=False) as starter:
+        run = await starter.start(hosted_elsewhere)
+    async with make_engine([waits_for]) as other:
+        await anyio.sleep(0.3)
+        assert (await other.get_handle(run.workflow_id).describe()).status == "running"
+        assert len(await other.get_handle(run.workflow_id).history()) == 1
+    async with make_engine([hosted_elsewhere]) as host:
+        assert await host.get_handle(run.workflow_id).result(timeout=10) == "ran"

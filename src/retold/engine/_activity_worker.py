@@ -37,6 +37,8 @@ class ActivityWorker:
         self._limit = anyio.CapacityLimiter(concurrency)
         self._rng = random.Random()
         self.running: dict[int, anyio.CancelScope] = {}
+        # Any hosted activity may be sent to this queue (task_queue= per call).
+        self._names = sorted(engine.activities)
 
     async def run(self) -> None:
         """Claim and run activity tasks until cancelled."""
@@ -47,7 +49,7 @@ class ActivityWorker:
                 tasks: list[ActivityTask] = []
                 if free > 0:
                     tasks = await engine.store.claim_activity_tasks(
-                        engine.worker_id, [self.queue], free, engine.lease
+                        engine.worker_id, self.queue, self._names, free, engine.lease
                     )
                 for task in tasks:
                     await self._limit.acquire_on_behalf_of(task.id)

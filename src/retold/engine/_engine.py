@@ -64,7 +64,9 @@ class Engine:
         codec: payload codec (default :class:`~retold.JsonCodec`).
         cache_size: live runs kept in memory instead of being replayed.
         activity_concurrency: attempts running at once, for every task queue
-            (an int) or per queue (a mapping of queue name to limit).
+            (an int) or per queue (a mapping of queue name to limit). The
+            engine serves the queues its activities name, plus the keys of
+            this mapping, and claims only the activities it hosts.
         workflow_concurrency: workflow tasks processed at once.
         poll_interval: how often to look for work made by other processes.
         lease: how long a claimed task stays ours without renewal; a dead
@@ -122,9 +124,10 @@ class Engine:
         else:
             self.store = SqlStore(url, clock=clock) if clock else SqlStore(url)
         self.cache = InstanceCache(cache_size)
-        queues = sorted({a.options.task_queue for a in self.activities.values()} or {"default"})
+        queues = {a.options.task_queue for a in self.activities.values()} or {"default"}
         if isinstance(activity_concurrency, Mapping):
-            self._queue_limits = {q: int(activity_concurrency.get(q, 100)) for q in queues}
+            queues |= set(activity_concurrency)
+            self._queue_limits = {q: int(activity_concurrency.get(q, 100)) for q in sorted(queues)}
         else:
             self._queue_limits = dict.fromkeys(queues, int(activity_concurrency))
         if any(limit < 1 for limit in self._queue_limits.values()):

@@ -25,6 +25,7 @@ class WorkflowWorker:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._limit = anyio.CapacityLimiter(engine.workflow_concurrency)
+        self._names = sorted(engine.workflows)
 
     async def run(self) -> None:
         """Claim and process workflow tasks until cancelled."""
@@ -35,7 +36,7 @@ class WorkflowWorker:
                 claimed: list[str] = []
                 if free > 0:
                     claimed = await engine.store.claim_workflow_tasks(
-                        engine.worker_id, min(free, 256), engine.lease
+                        engine.worker_id, self._names, min(free, 256), engine.lease
                     )
                 for run_id in claimed:
                     await self._limit.acquire_on_behalf_of(run_id)

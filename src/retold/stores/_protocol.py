@@ -100,8 +100,10 @@ class Store(Protocol):
         """Create a run (or return the existing one for the same id/key)."""
         ...
 
-    async def claim_workflow_tasks(self, owner: str, limit: int, lease: float) -> list[str]:
-        """Lease up to ``limit`` runs that have events to process."""
+    async def claim_workflow_tasks(
+        self, owner: str, workflows: Sequence[str], limit: int, lease: float
+    ) -> list[str]:
+        """Lease up to ``limit`` runs of ``workflows`` that have events to process."""
         ...
 
     async def load(self, run_id: str, after_seq: int) -> tuple[RunRecord, list[Event]]:
@@ -121,9 +123,9 @@ class Store(Protocol):
         ...
 
     async def claim_activity_tasks(
-        self, owner: str, queues: list[str], limit: int, lease: float
+        self, owner: str, queue: str, activities: Sequence[str], limit: int, lease: float
     ) -> list[ActivityTask]:
-        """Lease up to ``limit`` ready activity tasks from ``queues``."""
+        """Lease up to ``limit`` ready tasks of ``activities`` from ``queue``."""
         ...
 
     async def finish_activity(self, task_id: int, owner: str, outcome: ActivityOutcome) -> bool:

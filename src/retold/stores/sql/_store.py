@@ -282,15 +282,23 @@ class SqlStore:
 
     # -- workflow tasks --------------------------------------------------------------
 
-    async def claim_workflow_tasks(self, owner: str, limit: int, lease: float) -> list[str]:
-        """Lease up to ``limit`` runs with unprocessed events."""
-        return await self._run(self._claim_workflow_tasks, owner, limit, lease)
+    async def claim_workflow_tasks(
+        self, owner: str, workflows: Sequence[str], limit: int, lease: float
+    ) -> list[str]:
+        """Lease up to ``limit`` runs of ``workflows`` with unprocessed events."""
+        if not workflows:
+            return []
+        return await self._run(self._claim_workflow_tasks, owner, list(workflows), limit, lease)
 
-    def _claim_workflow_tasks(self, conn: Connection, owner: str, limit: int, lease: float) -> list[str]:
+    def _claim_workflow_tasks(
+        self, conn: Connection, owner: str, workflows: list[str], limit: int, lease: float
+    ) -> list[str]:
         now = self._clock()
         wt = t.workflow_tasks
         ids = list(conn.execute(
             sa.select(wt.c.run_id)
+            .join(t.runs, t.runs.c.run_id == wt.c.run_id)
+            .where(t.runs.c.workflow.in_(workflows))
             .where(wt.c.visible_at <= now)
             .where(sa.or_(wt.c.lease_owner.is_(None), wt.c.lease_expires < now))
             .order_by(wt.c.visible_at)
@@ -461,19 +469,24 @@ class SqlStore:
     # -- activity tasks ----------------------------------------------------------------
 
     async def claim_activity_tasks(
-        self, owner: str, queues: list[str], limit: int, lease: float
+        self, owner: str, queue: str, activities: Sequence[str], limit: int, lease: float
     ) -> list[ActivityTask]:
-        """Lease ready activity tasks; tasks past their deadline time out instead."""
-        return await self._run(self._claim_activities, owner, queues, limit, lease)
+        """Lease ready tasks of the activities this worker hosts.
+
+        Tasks found past their schedule-to-close deadline time out instead.
+        """
+        if not activities:
+            return []
+        return await self._run(self._claim_activities, owner, queue, list(activities), limit, lease)
 
     def _claim_activities(
-        self, conn: Connection, owner: str, queues: list[str], limit: int, lease: float
+        self, conn: Connection, owner: str, queue: str, activities: list[str], limit: int, lease: float
     ) -> list[ActivityTask]:
         now = self._clock()
         at = t.activity_tasks
         rows = conn.execute(
             sa.select(at)
-            .where(at.c.queue.in_(queues), at.c.visible_at <= now)
+            .where(at.c.queue == queue, at.c.activity.in_(activities), at.c.visible_at <= now)
             .where(sa.or_(at.c.lease_owner.is_(None), at.c.lease_expires < now))
             .order_by(at.c.visible_at, at.c.id)
             .limit(limit)
