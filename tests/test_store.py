@@ -96,6 +96,7 @@ async def test_leases_expire_by_the_store_clock(tmp_path: Path) -> None:
     clock.now += 5.1
     [again] = await store.claim_activity_tasks("alive", "q", ["a"], 10, 5.0)
     assert again.id == task.id
+    assert (task.attempt, again.attempt) == (1, 2)  # the dead owner's attempt counted
     # The dead owner's late result is refused: the lease fences it out.
     assert not await store.finish_activity(task.id, "dead", ActivityOutcome("completed", result=b"1"))
     assert await store.renew_leases("dead", [task.id], 5.0) == {task.id}

@@ -5,7 +5,7 @@ Usage::
     python _worker.py crash   DB LOG SPEC   # start the runs, then run until killed
     python _worker.py recover DB LOG SPEC   # open an engine, wait for every run, print results
 
-``SPEC`` is a JSON object: ``{"lease": float, "runs": [{"id": str, "steps": int,
+``SPEC`` is a JSON object: ``{"lease": float | null, "timeout": float, "runs": [{"id": str, "steps": int,
 "block": int, "delay": float, "sleep_after": int, "sleep_seconds": float}, ...]}``.
 
 Every activity attempt appends JSON lines to ``LOG`` (``O_APPEND``, fsync'd):
@@ -75,16 +75,18 @@ async def crash_chain(
     return results
 
 
-def expected_result(wf_id: str, steps: int) -> list[str]:
-    """What ``crash_chain`` returns for ``wf_id``."""
-    return [f"{wf_id}:step{step}" for step in range(1, steps + 1)]
+def make_engine(db: str, spec: dict[str, Any]) -> retold.Engine:
+    """An engine on the SQLite file; ``spec["lease"]`` None keeps the default lease."""
+    url = f"sqlite:///{db}"
+    if spec["lease"] is None:
+        return retold.Engine(url, workflows=[crash_chain], activities=[crash_step])
+    return retold.Engine(
+        url, workflows=[crash_chain], activities=[crash_step], lease=float(spec["lease"])
+    )
 
 
 async def crash_phase(db: str, spec: dict[str, Any]) -> None:
-    async with retold.Engine(
-        f"sqlite:///{db}", workflows=[crash_chain], activities=[crash_step],
-        lease=float(spec["lease"]), poll_interval=0.2,
-    ) as engine:
+    async with make_engine(db, spec) as engine:
         log_line({"ev": "engine-open", "phase": "crash"})
         for run in spec["runs"]:
             await engine.start(
@@ -98,10 +100,7 @@ async def crash_phase(db: str, spec: dict[str, Any]) -> None:
 
 async def recover_phase(db: str, spec: dict[str, Any]) -> None:
     results: dict[str, list[str]] = {}
-    async with retold.Engine(
-        f"sqlite:///{db}", workflows=[crash_chain], activities=[crash_step],
-        lease=float(spec["lease"]),
-    ) as engine:
+    async with make_engine(db, spec) as engine:
         log_line({"ev": "engine-open", "phase": "recover"})
         with anyio.fail_after(float(spec.get("timeout", 30.0))):
             for run in spec["runs"]:

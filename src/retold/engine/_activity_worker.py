@@ -61,7 +61,11 @@ class ActivityWorker:
 
     async def _run_and_release(self, task: ActivityTask) -> None:
         try:
-            outcome = await self._attempt(task)
+            try:
+                outcome = await self._attempt(task)
+            except Exception as exc:  # a broken task row must not stop the engine
+                log.exception("activity task %d (%s) could not be run", task.id, task.activity)
+                outcome = ActivityOutcome("failed", failure=failure_from_exception(exc, non_retryable=True))
             store = self._engine.store
             if outcome is not None and await store.finish_activity(task.id, self._engine.worker_id, outcome):
                 self._engine.wake_workflows.set()

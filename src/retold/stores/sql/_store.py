@@ -499,10 +499,16 @@ class SqlStore:
                     seq=0, at=now, scheduled=row.seq, attempt=row.attempt,
                     kind="schedule_to_close"), now)
                 continue
+            attempt = row.attempt
+            if row.lease_owner is not None:
+                # The previous owner's lease ran out mid-attempt (it died or
+                # stalled): that attempt counts, and this is the next one.
+                attempt += 1
+                conn.execute(at.update().where(at.c.id == row.id).values(attempt=attempt))
             claimed.append(ActivityTask(
                 id=row.id, run_id=row.run_id, workflow_id=row.workflow_id, seq=row.seq,
                 activity=row.activity, queue=row.queue, input=row.input,
-                options=orjson.loads(row.options), attempt=row.attempt,
+                options=orjson.loads(row.options), attempt=attempt,
                 scheduled_at=row.scheduled_at,
             ))
         if claimed:
