@@ -106,7 +106,7 @@ async def book_car(trip: Trip) -> str:
     """Book the rental car."""
     sold_out(trip, "car")
     ref = reference("CR")
-    say("activity", f"book_car: -> {ref}")
+    say("activity", f"book_car: pick-up in {trip.destination} -> {ref}")
     return ref
 
 

@@ -147,10 +147,60 @@ async def test_start_to_close_and_schedule_to_close(make_engine: EngineFactory) 
         run = await engine.start(timeouts)
         first, second = await run.result(timeout=10)
         history = await run.history()
-    assert first.startswith("False TimeoutError: activity attempt exceeded start_to_close")
+    assert first == "True TimeoutError: start_to_close timeout"
     assert attempts["too_slow"] == 2
     assert second == "True TimeoutError: schedule_to_close timeout"
-    assert any(isinstance(e, ev.ActivityTimedOut) for e in history)
+    timed_out = [e for e in history if isinstance(e, ev.ActivityTimedOut)]
+    assert [e.kind for e in timed_out] == ["start_to_close", "schedule_to_close"]
+    assert timed_out[0].attempt == 2
+
+
+@retold.activity(schedule_to_close=timedelta(milliseconds=300))
+async def overstays() -> str:
+    attempts["overstays"] += 1
+    await anyio.sleep(5)
+    return "too late"
+
+
+@retold.workflow
+async def cut_off() -> str:
+    try:
+        return await retold.execute(overstays)
+    except retold.ActivityError as err:
+        return f"{err.timed_out} {err.__cause__}"
+
+
+async def test_schedule_to_close_cuts_a_running_attempt(make_engine: EngineFactory) -> None:
+    async with make_engine([cut_off], [overstays]) as engine:
+        run = await engine.start(cut_off)
+        with anyio.fail_after(3):
+            assert await run.result() == "True TimeoutError: schedule_to_close timeout"
+    assert attempts["overstays"] == 1
+
+
+class NotATimeoutError(TimeoutError):
+    pass
+
+
+@retold.activity(start_to_close=timedelta(seconds=10), retry=retold.RetryPolicy(max_attempts=1))
+async def raises_its_own_timeout() -> str:
+    raise NotATimeoutError("the upstream API timed out")
+
+
+@retold.workflow
+async def own_timeout() -> str:
+    try:
+        return await retold.execute(raises_its_own_timeout)
+    except retold.ActivityError as err:
+        return f"{err.timed_out} {err.__cause__}"
+
+
+async def test_an_activitys_own_timeout_error_is_a_plain_failure(make_engine: EngineFactory) -> None:
+    async with make_engine([own_timeout], [raises_its_own_timeout]) as engine:
+        run = await engine.start(own_timeout)
+        assert await run.result(timeout=10) == (
+            "False tests.test_activities.NotATimeoutError: the upstream API timed out"
+        )
 
 
 @retold.activity(heartbeat_timeout=timedelta(milliseconds=300),
@@ -184,7 +234,7 @@ async def test_heartbeat_timeout(make_engine: EngineFactory) -> None:
         run = await engine.start(heartbeats)
         result = await run.result(timeout=10)
     assert result[0] == "done talking"
-    assert result[1].startswith("HeartbeatTimeout: activity sent no heartbeat")
+    assert result[1] == "TimeoutError: heartbeat timeout"
 
 
 @retold.activity

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import random
 import time
 from typing import TYPE_CHECKING, Any
@@ -95,60 +96,68 @@ class ActivityWorker:
             return self._failed(task, options, exc, non_retryable=True)
         start_to_close = options.start_to_close.total_seconds() if options.start_to_close else None
         heartbeat = options.heartbeat_timeout.total_seconds() if options.heartbeat_timeout else None
-        scope = anyio.CancelScope()
-        self.running[task.id] = scope
+        limit, limit_kind = start_to_close, "start_to_close"
+        if options.schedule_to_close is not None:
+            left = task.scheduled_at + options.schedule_to_close.total_seconds() - engine.store.now()
+            if limit is None or left < limit:
+                limit, limit_kind = max(left, 0.0), "schedule_to_close"
+        lease_scope = anyio.CancelScope()
+        timeout_scope = anyio.CancelScope(
+            deadline=anyio.current_time() + limit if limit is not None else math.inf
+        )
+        self.running[task.id] = lease_scope
         token = _current.set(info)
         try:
-            with scope:
-                result = await self._call(definition, args, info, start_to_close, heartbeat)
-            if scope.cancelled_caught:
+            with lease_scope, timeout_scope:
+                result = await self._call(definition, args, info, heartbeat)
+            if timeout_scope.cancelled_caught:
+                if limit_kind == "schedule_to_close":
+                    return ActivityOutcome("timed_out", timeout_kind="schedule_to_close")
+                error = ApplicationError(
+                    f"activity attempt exceeded start_to_close ({start_to_close} s)", type="TimeoutError"
+                )
+                return self._failed(task, options, error, timeout_kind="start_to_close")
+            if lease_scope.cancelled_caught:
                 return None  # lease lost or engine stopping: someone else will run it
             return ActivityOutcome("completed", result=engine.codec.encode(result))
-        except TimeoutError:
-            error = ApplicationError(
-                f"activity attempt exceeded start_to_close ({start_to_close} s)", type="TimeoutError"
-            )
-            return self._failed(task, options, error)
         except _HeartbeatTimeout:
             error = ApplicationError(
                 f"activity sent no heartbeat for {heartbeat} s", type="HeartbeatTimeout"
             )
-            return self._failed(task, options, error)
+            return self._failed(task, options, error, timeout_kind="heartbeat")
         except Exception as exc:  # noqa: BLE001 - user code: every error is a failed attempt
             return self._failed(task, options, exc)
         finally:
             _current.reset(token)
 
     async def _call(
-        self, definition: Any, args: list[Any], info: ActivityInfo,
-        start_to_close: float | None, heartbeat: float | None,
+        self, definition: Any, args: list[Any], info: ActivityInfo, heartbeat: float | None
     ) -> Any:
-        with anyio.fail_after(start_to_close) if start_to_close else _nullscope():
-            if heartbeat is None:
-                return await self._invoke(definition, args)
-            result: list[Any] = []
-            errors: list[Exception] = []
-            async with anyio.create_task_group() as tg:
+        if heartbeat is None:
+            return await self._invoke(definition, args)
+        result: list[Any] = []
+        errors: list[Exception] = []
+        async with anyio.create_task_group() as tg:
 
-                async def body() -> None:
-                    try:
-                        result.append(await self._invoke(definition, args))
-                    except Exception as exc:  # noqa: BLE001 - re-raised below, unwrapped
-                        errors.append(exc)
-                    tg.cancel_scope.cancel()
+            async def body() -> None:
+                try:
+                    result.append(await self._invoke(definition, args))
+                except Exception as exc:  # noqa: BLE001 - re-raised below, unwrapped
+                    errors.append(exc)
+                tg.cancel_scope.cancel()
 
-                async def watchdog() -> None:
-                    while time.monotonic() - info.last_heartbeat <= heartbeat:
-                        await anyio.sleep(min(heartbeat / 4, 1.0))
-                    tg.cancel_scope.cancel()
+            async def watchdog() -> None:
+                while time.monotonic() - info.last_heartbeat <= heartbeat:
+                    await anyio.sleep(min(heartbeat / 4, 1.0))
+                tg.cancel_scope.cancel()
 
-                tg.start_soon(body)
-                tg.start_soon(watchdog)
-            if errors:
-                raise errors[0]
-            if not result:
-                raise _HeartbeatTimeout
-            return result[0]
+            tg.start_soon(body)
+            tg.start_soon(watchdog)
+        if errors:
+            raise errors[0]
+        if not result:
+            raise _HeartbeatTimeout  # only the watchdog ends the group without a result
+        return result[0]
 
     async def _invoke(self, definition: Any, args: list[Any]) -> Any:
         if definition.is_async:
@@ -160,12 +169,15 @@ class ActivityWorker:
 
     def _failed(
         self, task: ActivityTask, options: ActivityOptions, exc: BaseException,
-        *, non_retryable: bool = False,
+        *, non_retryable: bool = False, timeout_kind: str = "",
     ) -> ActivityOutcome:
         failure = failure_from_exception(exc, non_retryable=non_retryable)
         retry: float | None = None
         if not failure["non_retryable"] and options.retry.retries_error(failure["type"], task.attempt):
             retry = options.retry.delay(task.attempt, self._rng)
+        if retry is None and timeout_kind:
+            # The last attempt ran out of time: the activity timed out.
+            return ActivityOutcome("timed_out", failure=failure, timeout_kind=timeout_kind)
         log.info(
             "activity %s (run %s, event %d) attempt %d failed: %s%s", task.activity, task.run_id,
             task.seq, task.attempt, failure["message"],
@@ -174,9 +186,3 @@ class ActivityWorker:
         return ActivityOutcome("failed", failure=failure, retry_delay=retry)
 
 
-class _nullscope:  # noqa: N801 - used like a function
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

@@ -73,7 +73,8 @@ class Engine:
             engine's tasks come back after this long.
         max_workflow_task_attempts: a workflow task that fails this many
             times (nondeterminism, sandbox violation) fails its run.
-        workflow_task_retry_delay: the wait before retrying a failed workflow task.
+        workflow_task_retry_delay: the wait before the first retry of a failed
+            workflow task; it doubles with each attempt (at most 60 s).
         store: a store object to use instead of ``url``.
         clock: the store's clock (seconds since the epoch), for tests.
         run_workers: False makes a client-only engine that starts, signals
@@ -92,7 +93,7 @@ class Engine:
         workflow_concurrency: int = 64,
         poll_interval: timedelta | float = 0.5,
         lease: timedelta | float = 5.0,
-        max_workflow_task_attempts: int = 3,
+        max_workflow_task_attempts: int = 5,
         workflow_task_retry_delay: timedelta | float = 1.0,
         store: Store | None = None,
         clock: Callable[[], float] | None = None,
@@ -144,6 +145,7 @@ class Engine:
         self._run_workers = run_workers
         self._closed_waiters: dict[str, anyio.Event] = {}
         self._activity_workers: list[ActivityWorker] = []
+        self._workflow_worker: WorkflowWorker | None = None
         self._task_group: TaskGroup | None = None
 
     # -- lifecycle ----------------------------------------------------------------
@@ -154,7 +156,8 @@ class Engine:
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         if self._run_workers:
-            self._task_group.start_soon(WorkflowWorker(self).run)
+            self._workflow_worker = WorkflowWorker(self)
+            self._task_group.start_soon(self._workflow_worker.run)
             for queue, limit in self._queue_limits.items():
                 worker = ActivityWorker(self, queue, limit)
                 self._activity_workers.append(worker)
@@ -203,6 +206,10 @@ class Engine:
     async def _lease_loop(self) -> None:
         while True:
             await anyio.sleep(self.lease / 3)
+            if self._workflow_worker is not None and self._workflow_worker.processing:
+                await self.store.renew_workflow_leases(
+                    self.worker_id, list(self._workflow_worker.processing), self.lease
+                )
             for worker in self._activity_workers:
                 ids = list(worker.running)
                 lost = await self.store.renew_leases(self.worker_id, ids, self.lease)

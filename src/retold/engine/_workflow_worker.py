@@ -26,6 +26,7 @@ class WorkflowWorker:
         self._engine = engine
         self._limit = anyio.CapacityLimiter(engine.workflow_concurrency)
         self._names = sorted(engine.workflows)
+        self.processing: set[str] = set()
 
     async def run(self) -> None:
         """Claim and process workflow tasks until cancelled."""
@@ -39,6 +40,9 @@ class WorkflowWorker:
                         engine.worker_id, self._names, min(free, 256), engine.lease
                     )
                 for run_id in claimed:
+                    if run_id in self.processing:
+                        continue  # our own lease lapsed mid-task and we re-claimed it
+                    self.processing.add(run_id)
                     await self._limit.acquire_on_behalf_of(run_id)
                     tg.start_soon(self._process_and_release, run_id)
                 if not claimed or free <= len(claimed):
@@ -48,6 +52,7 @@ class WorkflowWorker:
         try:
             await self.process(run_id)
         finally:
+            self.processing.discard(run_id)
             self._limit.release_on_behalf_of(run_id)
 
     async def process(self, run_id: str) -> None:
@@ -67,7 +72,7 @@ class WorkflowWorker:
                         raise NotRegisteredError("workflow", run.workflow)
                     instance = WorkflowInstance(definition, run_id, engine.codec)
                 commands = instance.apply(events)
-                last = await engine.store.commit_workflow_task(
+                await engine.store.commit_workflow_task(
                     run_id, engine.worker_id, instance.last_seq, commands
                 )
             except ConflictError:
@@ -79,7 +84,9 @@ class WorkflowWorker:
                     instance.close()
                 await self._fail(run_id, exc)
                 return
-            instance.committed(last)
+            # The instance has seen up to its own last command; inputs that the
+            # commit itself appended (a child refused at once) come next time.
+            instance.committed(instance.last_seq + len(commands))
             if instance.finished:
                 instance.close()
             else:

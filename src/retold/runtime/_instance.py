@@ -133,7 +133,7 @@ class WorkflowInstance:
         self._commands: list[ev.Event] = []
         self._issued: set[int] = set()
         self._activities: dict[int, tuple[asyncio.Future[Any], Any]] = {}
-        self._children: dict[int, tuple[asyncio.Future[Any], Workflow[*tuple[Any, ...], Any]]] = {}
+        self._children: dict[int, tuple[asyncio.Future[Any], Workflow[*tuple[Any, ...], Any], str]] = {}
         self._timers: dict[int, DurableTimerHandle] = {}
         self._signals: dict[str, collections.deque[bytes]] = {}
         self._signal_waiters: dict[str, collections.deque[asyncio.Future[bytes]]] = {}
@@ -282,7 +282,7 @@ class WorkflowInstance:
                 child = self._take(self._children, event.started, event)
                 if child is not None and not child[0].done():
                     status = "was cancelled" if event.cancelled else "failed"
-                    child_error = ChildWorkflowError(child[1].name, "", status)
+                    child_error = ChildWorkflowError(child[1].name, child[2], status)
                     child_error.__cause__ = exception_from_failure(event.failure)
                     child[0].set_exception(child_error)
             case ev.CancelRequested():
@@ -404,7 +404,7 @@ class WorkflowInstance:
             run_id=child_run, input=self.codec.encode(list(args)),
         )
         fut: asyncio.Future[Any] = self.loop.create_future()
-        self._children[seq] = (fut, workflow)
+        self._children[seq] = (fut, workflow, workflow_id)
         return workflow_id, fut
 
     async def wait_signal(self, name: str, type_: Any, timeout: float | None) -> Any:

@@ -119,7 +119,8 @@ class Store(Protocol):
     async def fail_workflow_task(
         self, run_id: str, owner: str, failure: dict[str, Any], delay: float, max_attempts: int
     ) -> bool:
-        """Back off a failed workflow task; fail the run past ``max_attempts``."""
+        """Back off a failed workflow task (``delay`` doubling per attempt, at most
+        60 s); fail the run at ``max_attempts``."""
         ...
 
     async def claim_activity_tasks(
@@ -134,6 +135,10 @@ class Store(Protocol):
 
     async def renew_leases(self, owner: str, task_ids: list[int], lease: float) -> set[int]:
         """Extend leases; return the ids this owner no longer holds."""
+        ...
+
+    async def renew_workflow_leases(self, owner: str, run_ids: list[str], lease: float) -> None:
+        """Extend this owner's leases on workflow tasks still being processed."""
         ...
 
     async def fire_timers(self, limit: int) -> int:

@@ -38,7 +38,7 @@ runs = sa.Table(
     sa.Column("last_seq", sa.Integer, nullable=False),
     sa.Column("result", sa.LargeBinary, nullable=True),
     sa.Column("failure", sa.LargeBinary, nullable=True),
-    sa.Column("parent_run_id", sa.String(64), nullable=True),
+    sa.Column("parent_run_id", sa.String(64), nullable=True, index=True),
     sa.Column("parent_seq", sa.Integer, nullable=True),
     sa.Column("next_run_id", sa.String(64), nullable=True),
     sa.Index("retold_runs_status", "status", "created_at"),

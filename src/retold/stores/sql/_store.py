@@ -370,11 +370,16 @@ class SqlStore:
                     appended_inputs |= self._start_child(conn, run_id, cmd, now)
                 case _ if isinstance(cmd, ev.TERMINAL_TYPES):
                     self._close(conn, run_id, cmd, now)
-        conn.execute(t.workflow_tasks.delete().where(t.workflow_tasks.c.run_id == run_id))
+        wt = t.workflow_tasks
         if appended_inputs:
+            # This commit also gave the run an input (a child refused at once):
+            # hand its workflow task back so the run sees it.
+            conn.execute(wt.update().where(wt.c.run_id == run_id).values(
+                visible_at=now, lease_owner=None, lease_expires=None))
             return int(conn.execute(
                 sa.select(t.runs.c.last_seq).where(t.runs.c.run_id == run_id)
             ).scalar_one())
+        conn.execute(wt.delete().where(wt.c.run_id == run_id))
         return last
 
     def _start_child(self, conn: Connection, run_id: str, cmd: ev.ChildWorkflowStarted, now: float) -> bool:
@@ -420,6 +425,13 @@ class SqlStore:
         conn.execute(t.runs.update().where(t.runs.c.run_id == run_id).values(**values))
         conn.execute(t.activity_tasks.delete().where(t.activity_tasks.c.run_id == run_id))
         conn.execute(t.timers.delete().where(t.timers.c.run_id == run_id))
+        if status != "continued":
+            # Children do not outlive their parent: ask the running ones to cancel.
+            children = conn.execute(sa.select(t.runs.c.run_id).where(
+                t.runs.c.parent_run_id == run_id, t.runs.c.status == "running")).scalars().all()
+            for child in children:
+                self._append_input(conn, child, ev.CancelRequested(
+                    seq=0, at=now, reason=f"parent run {run_id} {status}"), now)
         if run.parent_run_id is not None and status != "continued":
             outcome: ev.Event
             if isinstance(cmd, ev.WorkflowCompleted):
@@ -449,8 +461,9 @@ class SqlStore:
             return False
         attempts = row.attempts + 1
         if attempts < max_attempts:
+            backoff = min(delay * 2 ** (attempts - 1), 60.0)
             conn.execute(wt.update().where(wt.c.run_id == run_id).values(
-                attempts=attempts, visible_at=now + delay, lease_owner=None, lease_expires=None))
+                attempts=attempts, visible_at=now + backoff, lease_owner=None, lease_expires=None))
             return False
         run = conn.execute(sa.select(t.runs.c.last_seq, t.runs.c.status).where(
             t.runs.c.run_id == run_id)).first()
@@ -560,6 +573,18 @@ class SqlStore:
         held = set(conn.execute(sa.select(at.c.id).where(*cond)).scalars())
         conn.execute(at.update().where(*cond).values(lease_expires=self._clock() + lease))
         return set(task_ids) - held
+
+    async def renew_workflow_leases(self, owner: str, run_ids: list[str], lease: float) -> None:
+        """Extend this owner's leases on workflow tasks still being processed."""
+        if not run_ids:
+            return
+
+        def renew(conn: Connection) -> None:
+            wt = t.workflow_tasks
+            conn.execute(wt.update().where(wt.c.run_id.in_(run_ids), wt.c.lease_owner == owner)
+                         .values(lease_expires=self._clock() + lease))
+
+        await self._run(renew)
 
     # -- timers and wake-ups ---------------------------------------------------------------
 

@@ -1,0 +1,108 @@
+"""Engine edge cases: child ids in use, child errors, long workflow tasks, parent close."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+import retold
+from tests.conftest import EngineFactory
+
+pytestmark = pytest.mark.anyio
+
+
+@retold.workflow
+async def kid() -> str:
+    return "kid"
+
+
+@retold.workflow
+async def failing_kid() -> str:
+    raise ValueError("boom")
+
+
+@retold.workflow
+async def reuses_child_id() -> str:
+    await retold.execute_child(kid, id="taken")
+    try:
+        await retold.execute_child(kid, id="taken")
+    except retold.ChildWorkflowError as error:
+        return f"refused: {error.__cause__}"
+    return "started twice"
+
+
+async def test_child_with_taken_id_fails_the_child_call(make_engine: EngineFactory) -> None:
+    async with make_engine([reuses_child_id, kid]) as engine:
+        run = await engine.start(reuses_child_id)
+        result = await run.result(timeout=3)
+    assert result.startswith("refused:")
+    assert "already in use" in result
+
+
+@retold.workflow
+async def catches_child_error() -> str:
+    try:
+        await retold.execute_child(failing_kid, id="kid-1")
+    except retold.ChildWorkflowError as error:
+        return error.workflow_id
+    return "no error"
+
+
+async def test_child_workflow_error_names_the_child(make_engine: EngineFactory) -> None:
+    async with make_engine([catches_child_error, failing_kid]) as engine:
+        run = await engine.start(catches_child_error)
+        assert await run.result(timeout=10) == "kid-1"
+
+
+@retold.workflow
+async def slow_activation() -> str:
+    deadline = time.monotonic() + 1.0  # one long activation (a long replay, a slow machine)
+    while time.monotonic() < deadline:
+        pass
+    await asyncio.sleep(0.1)
+    return "done"
+
+
+async def test_workflow_task_longer_than_lease_does_not_crash_the_engine(
+    make_engine: EngineFactory,
+) -> None:
+    async with make_engine([slow_activation], lease=0.3) as engine:
+        run = await engine.start(slow_activation)
+        assert await run.result(timeout=10) == "done"
+
+
+@retold.workflow
+async def sleepy_child() -> str:
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        await retold.execute(note, "child cleaned up")
+        raise
+    return "slept"
+
+
+@retold.activity
+async def note(text: str) -> str:
+    return text
+
+
+@retold.workflow
+async def leaves_a_child_behind() -> str:
+    handle = retold.start_child(sleepy_child, id="left-behind")
+    await asyncio.sleep(0.05)
+    return handle.workflow_id
+
+
+async def test_children_are_cancelled_when_their_parent_closes(make_engine: EngineFactory) -> None:
+    async with make_engine([leaves_a_child_behind, sleepy_child], [note]) as engine:
+        run = await engine.start(leaves_a_child_behind)
+        assert await run.result(timeout=10) == "left-behind"
+        child = engine.get_handle("left-behind")
+        with pytest.raises(retold.WorkflowCancelledError):
+            await child.result(timeout=10)
+        history = await child.history()
+    assert [e.type for e in history][-5:] == [
+        "CancelRequested", "TimerCancelled", "ActivityScheduled", "ActivityCompleted", "WorkflowCancelled",
+    ]

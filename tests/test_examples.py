@@ -1,0 +1,192 @@
+"""Run every example as a real program and check what it prints.
+
+Each example prints lines like ``" 0.14s  [activity] book_flight: ..."``;
+the tests drop the time prefix and assert on the rest, in order where the
+order is the point (a saga's compensations run newest first).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import retold
+from retold.history.events import ActivityScheduled
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+_TIME_PREFIX = re.compile(r"^\s*\d+\.\d+s  ")
+
+
+def run_example(name: str, tmp_path: Path, *args: str) -> list[str]:
+    """Run ``examples/<name>.py --db <tmp file> *args``; return its lines without timestamps."""
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / f"{name}.py"), "--db", str(tmp_path / f"{name}.db"), *args],
+        capture_output=True, text=True, timeout=90, check=False,
+    )
+    assert proc.returncode == 0, f"exit code {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return [_TIME_PREFIX.sub("", line) for line in proc.stdout.splitlines()]
+
+
+def index(lines: list[str], pattern: str) -> int:
+    """The index of the only line matching the regex ``pattern``."""
+    found = [i for i, line in enumerate(lines) if re.search(pattern, line)]
+    assert len(found) == 1, f"{pattern!r} matched lines {found} in:\n" + "\n".join(lines)
+    return found[0]
+
+
+def load(name: str) -> ModuleType:
+    """Import an example module from its file, without running its main()."""
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
+# -- onboarding ---------------------------------------------------------------------
+
+
+def test_onboarding_confirmed(tmp_path: Path) -> None:
+    lines = run_example("onboarding", tmp_path)
+    created = index(lines, r"^\[activity\] create_account\('ada@example.com'\) -> acct-[0-9a-f]{8}$")
+    welcome = index(lines, r"^\[activity\] send_email\('ada@example.com', 'welcome'\)")
+    waiting = index(lines, r"^\[main\] query status -> 'waiting for email confirmation'$")
+    signal = index(lines, r"^\[main\] sent signal email_confirmed=True$")
+    sleeping = index(lines, r"^\[main\] query status -> 'confirmed, tips email due in 1 s'$")
+    tips = index(lines, r"^\[activity\] send_email\('ada@example.com', 'getting-started-tips'\)")
+    result = index(lines, r"^\[main\] result: account_id=acct-[0-9a-f]{8} confirmed=True$")
+    assert created < welcome < waiting < signal < sleeping < tips < result
+    assert not any("please-confirm" in line for line in lines)
+    # The account id the activity made is the one the workflow returned.
+    account = lines[created].rsplit(" ", 1)[-1]
+    assert f"account_id={account} " in lines[result]
+    index(lines, r"^\[main\] describe: status=completed events=13$")
+    history = [line.split()[-1] for line in lines[index(lines, r"^\[main\] history:$") + 1:]]
+    assert history == [
+        "WorkflowStarted", "ActivityScheduled", "ActivityCompleted", "ActivityScheduled",
+        "ActivityCompleted", "TimerStarted", "SignalReceived", "TimerCancelled",
+        "TimerStarted", "TimerFired", "ActivityScheduled", "ActivityCompleted", "WorkflowCompleted",
+    ]
+
+
+def test_onboarding_confirmation_times_out(tmp_path: Path) -> None:
+    lines = run_example("onboarding", tmp_path, "--no-confirm")
+    waiting = index(lines, r"^\[main\] query status -> 'waiting for email confirmation'$")
+    reminder = index(lines, r"^\[activity\] send_email\('ada@example.com', 'please-confirm'\)")
+    result = index(lines, r"^\[main\] result: account_id=acct-[0-9a-f]{8} confirmed=False$")
+    assert waiting < reminder < result
+    assert not any("getting-started-tips" in line or "sent signal" in line for line in lines)
+    assert "SignalReceived" not in "\n".join(lines)
+
+
+def test_onboarding_reuses_database(tmp_path: Path) -> None:
+    """A second run on the same --db starts a new workflow instead of failing."""
+    first = run_example("onboarding", tmp_path)
+    second = run_example("onboarding", tmp_path)
+    started = r"^\[main\] started workflow (onboarding-\w+)$"
+    first_id = re.match(started, first[index(first, started)])
+    second_id = re.match(started, second[index(second, started)])
+    assert first_id is not None
+    assert second_id is not None
+    assert first_id.group(1) != second_id.group(1)
+    index(second, r"^\[main\] result: .* confirmed=True$")
+
+
+# -- parallel -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shards", [10, 25])
+def test_parallel_fan_out_fan_in(tmp_path: Path, shards: int) -> None:
+    lines = run_example("parallel", tmp_path, "--shards", str(shards))
+    index(lines, rf"^\[main\] total = {sum(i * i for i in range(shards))}$")
+    index(lines, rf"^\[main\] largest shard = {shards - 1}$")
+    index(lines, rf"^\[main\] history: {shards} ActivityScheduled events$")
+    for i in range(shards):
+        started = index(lines, rf"^\[activity\] measure\({i}\) started$")
+        finished = index(lines, rf"^\[activity\] measure\({i}\) -> {i * i}$")
+        assert started < finished
+    # Fan-out: every activity started before the first one finished.
+    last_start = max(index(lines, rf"measure\({i}\) started") for i in range(shards))
+    first_finish = min(index(lines, rf"measure\({i}\) -> ") for i in range(shards))
+    assert last_start < first_finish
+
+
+# -- saga ---------------------------------------------------------------------------
+
+
+def booked(lines: list[str], what: str) -> str:
+    """The reference printed when ``what`` (flight, hotel, car) was booked."""
+    return lines[index(lines, rf"^\[activity\] book_{what}: .* -> ")].rsplit(" ", 1)[-1]
+
+
+def test_saga_car_fails_compensates_in_reverse(tmp_path: Path) -> None:
+    lines = run_example("saga", tmp_path)  # the car fails by default
+    flight, hotel = booked(lines, "flight"), booked(lines, "hotel")
+    assert re.fullmatch(r"FL-[0-9A-F]{6}", flight)
+    assert re.fullmatch(r"HT-[0-9A-F]{6}", hotel)
+    retry = index(lines, r"^\[activity\] book_hotel: attempt 1 .*\(will retry\)$")
+    index(lines, r"^\[activity\] book_hotel: attempt 2 -> ")
+    failed = index(lines, r"^\[activity\] book_car: nothing available in Lisbon \(non-retryable\)$")
+    compensations = [line for line in lines if line.startswith("[compensate]")]
+    assert compensations == [f"[compensate] cancel_hotel {hotel}", f"[compensate] cancel_flight {flight}"]
+    first_undo = lines.index(compensations[0])
+    rolled_back = index(lines, r"^\[main\] saga rolled back: trip not booked "
+                               r"\(no car available in Lisbon\); 2 booking\(s\) cancelled$")
+    assert retry < failed < first_undo < rolled_back
+    index(lines, r"^\[main\] run status: failed$")
+
+
+def test_saga_hotel_fails_undoes_only_the_flight(tmp_path: Path) -> None:
+    lines = run_example("saga", tmp_path, "--fail-at", "hotel")
+    flight = booked(lines, "flight")
+    compensations = [line for line in lines if line.startswith("[compensate]")]
+    assert compensations == [f"[compensate] cancel_flight {flight}"]
+    assert not any("book_car" in line for line in lines)
+    index(lines, r"^\[main\] saga rolled back: .*1 booking\(s\) cancelled$")
+
+
+def test_saga_first_step_fails_nothing_to_undo(tmp_path: Path) -> None:
+    lines = run_example("saga", tmp_path, "--fail-at", "flight")
+    assert not any(line.startswith("[compensate]") for line in lines)
+    index(lines, r"^\[main\] saga rolled back: .*0 booking\(s\) cancelled$")
+
+
+def test_saga_success(tmp_path: Path) -> None:
+    lines = run_example("saga", tmp_path, "--fail-at", "none")
+    refs = booked(lines, "flight"), booked(lines, "hotel"), booked(lines, "car")
+    index(lines, rf"^\[main\] booked: flight={refs[0]} hotel={refs[1]} car={refs[2]}$")
+    index(lines, r"^\[main\] run status: completed$")
+    assert not any(line.startswith("[compensate]") for line in lines)
+
+
+# -- the modules are importable: tests can run their workflows in-process ---------------
+
+
+@pytest.mark.parametrize("name", ["onboarding", "parallel", "saga"])
+def test_examples_import_without_running(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    module = load(name)
+    assert capsys.readouterr().out == ""
+    assert callable(module.main)
+    assert any(isinstance(value, retold.Workflow) for value in vars(module).values())
+
+
+@pytest.mark.anyio
+async def test_saga_workflow_in_memory() -> None:
+    saga = load("saga")
+    async with retold.Engine(
+        "memory://", workflows=[saga.book_trip], activities=saga.ACTIVITIES, poll_interval=0.05
+    ) as engine:
+        run = await engine.start(saga.book_trip, saga.Trip("Ada", "Lisbon", fail_at="car"))
+        with pytest.raises(retold.WorkflowFailedError, match="trip not booked"):
+            await run.result(timeout=30)
+        history = await run.history()
+    scheduled = [e.activity for e in history if isinstance(e, ActivityScheduled)]
+    assert scheduled == ["book_flight", "book_hotel", "book_car", "cancel_hotel", "cancel_flight"]
