@@ -140,3 +140,23 @@ def test_store_open_is_idempotent(tmp_path: Path) -> None:
         await store.close()
 
     anyio.run(main)
+
+
+@retold.workflow(name="order")
+async def another_order(order_id: str, cents: int) -> str:
+    return order_id
+
+
+async def test_two_definitions_with_one_name_are_refused() -> None:
+    with pytest.raises(retold.ConfigurationError, match="two workflows are named 'order'"):
+        retold.Engine("memory://", workflows=[order, another_order])
+    with pytest.raises(retold.ConfigurationError, match=r"activities= takes @retold\.activity"):
+        retold.Engine("memory://", activities=[order])  # type: ignore[list-item]
+
+
+async def test_an_engine_must_be_open() -> None:
+    engine = retold.Engine("memory://", workflows=[quick])
+    with pytest.raises(retold.RetoldError, match="the engine is not open"):
+        await engine.start(quick, 1)
+    with pytest.raises(retold.RetoldError, match="the engine is not open"):
+        engine.get_handle("x")

@@ -48,6 +48,20 @@ def _seconds(value: timedelta | float, name: str) -> float:
     return seconds
 
 
+_D = TypeVar("_D", Workflow[*tuple[Any, ...], Any], Activity[*tuple[Any, ...], Any])
+
+
+def _registry(items: Iterable[_D], kind: type[Any], name: str, plural: str) -> dict[str, _D]:
+    registry: dict[str, _D] = {}
+    for item in items:
+        if not isinstance(item, kind):
+            raise ConfigurationError(f"{plural}= takes @retold.{name} functions, got {item!r}")
+        if registry.get(item.name, item) is not item:
+            raise ConfigurationError(f"two {plural} are named {item.name!r}")
+        registry[item.name] = item
+    return registry
+
+
 @final
 class Engine:
     """Runs workflows and activities inside the host program, on a durable store.
@@ -99,20 +113,8 @@ class Engine:
         clock: Callable[[], float] | None = None,
         run_workers: bool = True,
     ) -> None:
-        self.workflows: dict[str, Workflow[*tuple[Any, ...], Any]] = {}
-        for wf in workflows:
-            if not isinstance(wf, Workflow):
-                raise ConfigurationError(f"workflows= takes @retold.workflow functions, got {wf!r}")
-            if wf.name in self.workflows and self.workflows[wf.name] is not wf:
-                raise ConfigurationError(f"two workflows are named {wf.name!r}")
-            self.workflows[wf.name] = wf
-        self.activities: dict[str, Activity[*tuple[Any, ...], Any]] = {}
-        for act in activities:
-            if not isinstance(act, Activity):
-                raise ConfigurationError(f"activities= takes @retold.activity functions, got {act!r}")
-            if act.name in self.activities and self.activities[act.name] is not act:
-                raise ConfigurationError(f"two activities are named {act.name!r}")
-            self.activities[act.name] = act
+        self.workflows: dict[str, Workflow[*tuple[Any, ...], Any]] = _registry(workflows, Workflow, "workflow", "workflows")
+        self.activities: dict[str, Activity[*tuple[Any, ...], Any]] = _registry(activities, Activity, "activity", "activities")
         if cache_size < 1:
             raise ConfigurationError("Engine cache_size must be at least 1")
         if workflow_concurrency < 1:
@@ -238,6 +240,7 @@ class Engine:
             PayloadError: an argument cannot be encoded.
             IdempotencyError: the id or key was used with other input.
         """
+        self._check_open()
         if not isinstance(workflow, Workflow):
             raise NotRegisteredError("workflow", getattr(workflow, "__qualname__", repr(workflow)))
         if self.workflows.get(workflow.name) is not workflow:
@@ -261,13 +264,19 @@ class Engine:
 
     def get_handle(self, workflow_or_run_id: str) -> RunHandle[Any]:
         """A handle on an existing run, by workflow id or run id."""
+        self._check_open()
         return RunHandle(self, workflow_or_run_id, None, Any)
+
+    def _check_open(self) -> None:
+        if self._task_group is None:
+            raise RetoldError("the engine is not open: use `async with retold.Engine(...) as engine:`")
 
     async def list_runs(
         self, *, status: str | None = None, workflow: str | None = None,
         limit: int = 100, offset: int = 0,
     ) -> list[RunDescription]:
         """Runs newest first, optionally filtered by status and workflow name."""
+        self._check_open()
         records = await self.store.list_runs(
             status=status, workflow=workflow, limit=limit, offset=offset
         )
