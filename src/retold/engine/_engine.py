@@ -113,8 +113,12 @@ class Engine:
         clock: Callable[[], float] | None = None,
         run_workers: bool = True,
     ) -> None:
-        self.workflows: dict[str, Workflow[*tuple[Any, ...], Any]] = _registry(workflows, Workflow, "workflow", "workflows")
-        self.activities: dict[str, Activity[*tuple[Any, ...], Any]] = _registry(activities, Activity, "activity", "activities")
+        self.workflows: dict[str, Workflow[*tuple[Any, ...], Any]] = _registry(
+            workflows, Workflow, "workflow", "workflows"
+        )
+        self.activities: dict[str, Activity[*tuple[Any, ...], Any]] = _registry(
+            activities, Activity, "activity", "activities"
+        )
         if cache_size < 1:
             raise ConfigurationError("Engine cache_size must be at least 1")
         if workflow_concurrency < 1:
