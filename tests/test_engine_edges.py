@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
@@ -106,3 +107,26 @@ async def test_children_are_cancelled_when_their_parent_closes(make_engine: Engi
     assert [e.type for e in history][-5:] == [
         "CancelRequested", "TimerCancelled", "ActivityScheduled", "ActivityCompleted", "WorkflowCancelled",
     ]
+
+
+@retold.workflow
+async def simple() -> str:
+    return "fine"
+
+
+async def test_a_failing_store_call_does_not_stop_the_engine(
+    make_engine: EngineFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with make_engine([simple]) as engine:
+        real = engine.store.claim_workflow_tasks
+        failures = [retold.StoreError("database is locked")]
+
+        async def flaky_claim(*args: Any) -> list[str]:
+            if failures:
+                raise failures.pop()
+            return await real(*args)
+
+        engine.store.claim_workflow_tasks = flaky_claim  # type: ignore[method-assign,assignment]
+        run = await engine.start(simple)
+        assert await run.result(timeout=10) == "fine"
+    assert "loop run failed; restarting" in caplog.text

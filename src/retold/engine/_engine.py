@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar, TypeVarTuple, final
@@ -163,14 +163,14 @@ class Engine:
         await self._task_group.__aenter__()
         if self._run_workers:
             self._workflow_worker = WorkflowWorker(self)
-            self._task_group.start_soon(self._workflow_worker.run)
+            self._task_group.start_soon(self._keep_running, self._workflow_worker.run)
             for queue, limit in self._queue_limits.items():
                 worker = ActivityWorker(self, queue, limit)
                 self._activity_workers.append(worker)
-                self._task_group.start_soon(worker.run)
-            self._task_group.start_soon(self._timer_loop)
-            self._task_group.start_soon(self._lease_loop)
-        self._task_group.start_soon(self._closed_watch_loop)
+                self._task_group.start_soon(self._keep_running, worker.run)
+            self._task_group.start_soon(self._keep_running, self._timer_loop)
+            self._task_group.start_soon(self._keep_running, self._lease_loop)
+        self._task_group.start_soon(self._keep_running, self._closed_watch_loop)
         return self
 
     async def __aexit__(
@@ -185,6 +185,18 @@ class Engine:
             self._task_group = None
             self.cache.clear()
             await self.store.close()
+
+    async def _keep_running(self, loop: Callable[[], Awaitable[None]]) -> None:
+        # A store hiccup (a locked database, a dropped connection) must not
+        # take the host program down: log it and start the loop again.
+        delay = self.poll_interval
+        while True:
+            try:
+                await loop()
+            except Exception:
+                log.exception("retold engine loop %s failed; restarting in %.1f s", loop.__name__, delay)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     async def _timer_loop(self) -> None:
         while True:
