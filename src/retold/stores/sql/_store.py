@@ -45,6 +45,45 @@ _STATUS_OF: dict[type[ev.Event], str] = {
 }
 
 
+_B = sa.bindparam
+
+
+class _Q:
+    """Statements of the hot paths, built once: SQLAlchemy then only binds values."""
+
+    run_by_id = sa.select(t.runs).where(t.runs.c.run_id == _B("b_run_id"))
+    current_run = sa.select(t.workflows.c.current_run_id).where(t.workflows.c.workflow_id == _B("b_id"))
+    insert_events = t.events.insert()
+    insert_run = t.runs.insert()
+    wake = sqlite_insert(t.workflow_tasks).on_conflict_do_nothing(index_elements=["run_id"])
+    bump_seq = (
+        t.runs.update()
+        .where(t.runs.c.run_id == _B("b_run_id"), t.runs.c.status == "running")
+        .values(last_seq=t.runs.c.last_seq + 1)
+        .returning(t.runs.c.last_seq)
+    )
+    move_seq = (
+        t.runs.update()
+        .where(t.runs.c.run_id == _B("b_run_id"), t.runs.c.last_seq == _B("b_expected"),
+               t.runs.c.status == "running")
+        .values(last_seq=_B("b_last"))
+    )
+    events_after = (
+        sa.select(t.events.c.seq, t.events.c.at, t.events.c.type, t.events.c.meta, t.events.c.payload)
+        .where(t.events.c.run_id == _B("b_run_id"), t.events.c.seq > _B("b_after"))
+        .order_by(t.events.c.seq)
+    )
+    insert_activity = t.activity_tasks.insert()
+    insert_timer = t.timers.insert()
+    delete_timer = t.timers.delete().where(t.timers.c.run_id == _B("b_run_id"), t.timers.c.seq == _B("b_seq"))
+    delete_wft = t.workflow_tasks.delete().where(t.workflow_tasks.c.run_id == _B("b_run_id"))
+    task_by_id = sa.select(t.activity_tasks).where(t.activity_tasks.c.id == _B("b_id"))
+    delete_task = t.activity_tasks.delete().where(t.activity_tasks.c.id == _B("b_id"))
+    workflow_by_id = sa.select(t.workflows).where(t.workflows.c.workflow_id == _B("b_id"))
+    workflow_by_key = sa.select(t.workflows).where(t.workflows.c.idempotency_key == _B("b_key"))
+    insert_workflow = t.workflows.insert()
+
+
 def _row_to_run(row: Any) -> RunRecord:
     return RunRecord(
         run_id=row.run_id,
@@ -176,15 +215,11 @@ class SqlStore:
     # -- helpers used inside transactions -----------------------------------------
 
     def _resolve(self, conn: Connection, run_or_workflow_id: str) -> Any:
-        row = conn.execute(sa.select(t.runs).where(t.runs.c.run_id == run_or_workflow_id)).first()
+        row = conn.execute(_Q.run_by_id, {"b_run_id": run_or_workflow_id}).first()
         if row is None:
-            current = conn.execute(
-                sa.select(t.workflows.c.current_run_id).where(
-                    t.workflows.c.workflow_id == run_or_workflow_id
-                )
-            ).scalar()
+            current = conn.execute(_Q.current_run, {"b_id": run_or_workflow_id}).scalar()
             if current is not None:
-                row = conn.execute(sa.select(t.runs).where(t.runs.c.run_id == current)).first()
+                row = conn.execute(_Q.run_by_id, {"b_run_id": current}).first()
         if row is None:
             raise RunNotFoundError(run_or_workflow_id)
         return row
@@ -198,25 +233,18 @@ class SqlStore:
                 "at": now, "meta": meta, "payload": payload,
             })
         if rows:
-            conn.execute(t.events.insert(), rows)
+            conn.execute(_Q.insert_events, rows)
 
     def _wake(self, conn: Connection, run_id: str, now: float) -> None:
         # One pending workflow task per run: an existing one (leased or not)
         # will see the new events, or fail its commit on the moved last_seq.
-        conn.execute(
-            sqlite_insert(t.workflow_tasks)
-            .values(run_id=run_id, visible_at=now, lease_owner=None, lease_expires=None, attempts=0)
-            .on_conflict_do_nothing(index_elements=["run_id"])
-        )
+        conn.execute(_Q.wake, {
+            "run_id": run_id, "visible_at": now, "lease_owner": None, "lease_expires": None, "attempts": 0,
+        })
 
     def _append_input(self, conn: Connection, run_id: str, event: ev.Event, now: float) -> bool:
         """Append one input event to an open run and wake it; False if closed."""
-        seq = conn.execute(
-            t.runs.update()
-            .where(t.runs.c.run_id == run_id, t.runs.c.status == "running")
-            .values(last_seq=t.runs.c.last_seq + 1)
-            .returning(t.runs.c.last_seq)
-        ).scalar()
+        seq = conn.execute(_Q.bump_seq, {"b_run_id": run_id}).scalar()
         if seq is None:
             return False
         self._append(conn, run_id, seq, [event], now)
@@ -228,11 +256,11 @@ class SqlStore:
         now: float, parent_run_id: str | None = None, parent_seq: int | None = None,
         continued_from: str | None = None,
     ) -> None:
-        conn.execute(t.runs.insert().values(
-            run_id=run_id, workflow_id=workflow_id, workflow=workflow, status="running",
-            created_at=now, closed_at=None, last_seq=1, result=None, failure=None,
-            parent_run_id=parent_run_id, parent_seq=parent_seq, next_run_id=None,
-        ))
+        conn.execute(_Q.insert_run, {
+            "run_id": run_id, "workflow_id": workflow_id, "workflow": workflow, "status": "running",
+            "created_at": now, "closed_at": None, "last_seq": 1, "result": None, "failure": None,
+            "parent_run_id": parent_run_id, "parent_seq": parent_seq, "next_run_id": None,
+        })
         started = ev.WorkflowStarted(
             seq=1, at=now, workflow=workflow, workflow_id=workflow_id, input=payload,
             parent_run_id=parent_run_id, parent_seq=parent_seq, continued_from=continued_from,
@@ -249,11 +277,9 @@ class SqlStore:
     def _start(self, conn: Connection, req: StartRequest) -> tuple[RunRecord, bool]:
         existing = None
         if req.idempotency_key is not None:
-            existing = conn.execute(sa.select(t.workflows).where(
-                t.workflows.c.idempotency_key == req.idempotency_key)).first()
+            existing = conn.execute(_Q.workflow_by_key, {"b_key": req.idempotency_key}).first()
         if existing is None:
-            existing = conn.execute(sa.select(t.workflows).where(
-                t.workflows.c.workflow_id == req.workflow_id)).first()
+            existing = conn.execute(_Q.workflow_by_id, {"b_id": req.workflow_id}).first()
         if existing is not None:
             what = (f"idempotency key {req.idempotency_key!r}"
                     if existing.idempotency_key is not None and existing.idempotency_key == req.idempotency_key
@@ -265,20 +291,23 @@ class SqlStore:
                 )
             if existing.input_hash != req.input_hash:
                 raise IdempotencyError(f"{what} was already started with different input")
-            row = conn.execute(sa.select(t.runs).where(
-                t.runs.c.run_id == existing.first_run_id)).first()
+            row = conn.execute(_Q.run_by_id, {"b_run_id": existing.first_run_id}).first()
             return _row_to_run(row), False
         now = self._clock()
         run_id = str(uuid.uuid4())
-        conn.execute(t.workflows.insert().values(
-            workflow_id=req.workflow_id, workflow=req.workflow, input_hash=req.input_hash,
-            idempotency_key=req.idempotency_key, first_run_id=run_id, current_run_id=run_id,
-            created_at=now,
-        ))
+        conn.execute(_Q.insert_workflow, {
+            "workflow_id": req.workflow_id, "workflow": req.workflow, "input_hash": req.input_hash,
+            "idempotency_key": req.idempotency_key, "first_run_id": run_id, "current_run_id": run_id,
+            "created_at": now,
+        })
         self._create_run(conn, run_id=run_id, workflow=req.workflow,
                          workflow_id=req.workflow_id, payload=req.input, now=now)
-        row = conn.execute(sa.select(t.runs).where(t.runs.c.run_id == run_id)).first()
-        return _row_to_run(row), True
+        record = RunRecord(
+            run_id=run_id, workflow_id=req.workflow_id, workflow=req.workflow, status="running",
+            created_at=now, closed_at=None, last_seq=1, result=None, failure=None,
+            parent_run_id=None, next_run_id=None,
+        )
+        return record, True
 
     # -- workflow tasks --------------------------------------------------------------
 
@@ -314,14 +343,10 @@ class SqlStore:
         return await self._run(self._load, run_id, after_seq)
 
     def _load(self, conn: Connection, run_id: str, after_seq: int) -> tuple[RunRecord, list[ev.Event]]:
-        row = conn.execute(sa.select(t.runs).where(t.runs.c.run_id == run_id)).first()
+        row = conn.execute(_Q.run_by_id, {"b_run_id": run_id}).first()
         if row is None:
             raise RunNotFoundError(run_id)
-        e = t.events
-        rows = conn.execute(
-            sa.select(e.c.seq, e.c.at, e.c.type, e.c.meta, e.c.payload)
-            .where(e.c.run_id == run_id).where(e.c.seq > after_seq).order_by(e.c.seq)
-        ).all()
+        rows = conn.execute(_Q.events_after, {"b_run_id": run_id, "b_after": after_seq}).all()
         return _row_to_run(row), [ev.decode_event(*r) for r in rows]
 
     async def commit_workflow_task(
@@ -335,11 +360,7 @@ class SqlStore:
     ) -> int:
         now = self._clock()
         last = expected + len(commands)
-        moved = conn.execute(
-            t.runs.update()
-            .where(t.runs.c.run_id == run_id, t.runs.c.last_seq == expected, t.runs.c.status == "running")
-            .values(last_seq=last)
-        ).rowcount
+        moved = conn.execute(_Q.move_seq, {"b_run_id": run_id, "b_expected": expected, "b_last": last}).rowcount
         if moved != 1:
             raise ConflictError(run_id, expected)
         for i, cmd in enumerate(commands):
@@ -353,19 +374,17 @@ class SqlStore:
                 case ev.ActivityScheduled():
                     run = run or self._resolve(conn, run_id)
                     stc = cmd.options.get("schedule_to_close")
-                    conn.execute(t.activity_tasks.insert().values(
-                        run_id=run_id, workflow_id=run.workflow_id, seq=cmd.seq,
-                        activity=cmd.activity, queue=cmd.options.get("task_queue", "default"),
-                        input=cmd.input, options=orjson.dumps(cmd.options), attempt=1,
-                        scheduled_at=now, deadline=None if stc is None else now + stc,
-                        visible_at=now, lease_owner=None, lease_expires=None, last_failure=None,
-                    ))
+                    conn.execute(_Q.insert_activity, {
+                        "run_id": run_id, "workflow_id": run.workflow_id, "seq": cmd.seq,
+                        "activity": cmd.activity, "queue": cmd.options.get("task_queue", "default"),
+                        "input": cmd.input, "options": orjson.dumps(cmd.options), "attempt": 1,
+                        "scheduled_at": now, "deadline": None if stc is None else now + stc,
+                        "visible_at": now, "lease_owner": None, "lease_expires": None, "last_failure": None,
+                    })
                 case ev.TimerStarted():
-                    conn.execute(t.timers.insert().values(
-                        run_id=run_id, seq=cmd.seq, fire_at=now + cmd.duration))
+                    conn.execute(_Q.insert_timer, {"run_id": run_id, "seq": cmd.seq, "fire_at": now + cmd.duration})
                 case ev.TimerCancelled():
-                    conn.execute(t.timers.delete().where(
-                        t.timers.c.run_id == run_id, t.timers.c.seq == cmd.started))
+                    conn.execute(_Q.delete_timer, {"b_run_id": run_id, "b_seq": cmd.started})
                 case ev.ChildWorkflowStarted():
                     appended_inputs |= self._start_child(conn, run_id, cmd, now)
                 case _ if isinstance(cmd, ev.TERMINAL_TYPES):
@@ -379,7 +398,7 @@ class SqlStore:
             return int(conn.execute(
                 sa.select(t.runs.c.last_seq).where(t.runs.c.run_id == run_id)
             ).scalar_one())
-        conn.execute(wt.delete().where(wt.c.run_id == run_id))
+        conn.execute(_Q.delete_wft, {"b_run_id": run_id})
         return last
 
     def _start_child(self, conn: Connection, run_id: str, cmd: ev.ChildWorkflowStarted, now: float) -> bool:
@@ -536,7 +555,7 @@ class SqlStore:
     def _finish_activity(self, conn: Connection, task_id: int, owner: str, out: ActivityOutcome) -> bool:
         now = self._clock()
         at = t.activity_tasks
-        row = conn.execute(sa.select(at).where(at.c.id == task_id)).first()
+        row = conn.execute(_Q.task_by_id, {"b_id": task_id}).first()
         if row is None or row.lease_owner != owner:
             return False
         if out.kind == "failed" and out.retry_delay is not None:
@@ -547,7 +566,7 @@ class SqlStore:
                     last_failure=orjson.dumps(out.failure)))
                 return True
             out = ActivityOutcome("timed_out", timeout_kind="schedule_to_close")
-        conn.execute(at.delete().where(at.c.id == task_id))
+        conn.execute(_Q.delete_task, {"b_id": task_id})
         event: ev.Event
         if out.kind == "completed":
             event = ev.ActivityCompleted(seq=0, at=now, scheduled=row.seq,
