@@ -75,10 +75,13 @@ class Event:
         return type(self).__name__
 
     def describe(self) -> str:
-        """A short human-readable description, used in error messages."""
+        """A short human-readable description, used in error messages.
+
+        Activity options are left out: they never decide a replay.
+        """
         fields = []
         for f in dataclasses.fields(self):
-            if f.name in ("seq", "at"):
+            if f.name in ("seq", "at", "options"):
                 continue
             value = getattr(self, f.name)
             if isinstance(value, bytes):

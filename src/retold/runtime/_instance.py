@@ -95,6 +95,8 @@ def _matches(recorded: ev.Event, cls: type[ev.Event], fields: dict[str, Any]) ->
 def _describe(cls: type[ev.Event], fields: dict[str, Any]) -> str:
     shown = []
     for key, value in fields.items():
+        if key == "options":
+            continue
         if isinstance(value, bytes):
             value = value[:60].decode("utf-8", "replace")
         shown.append(f"{key}={value!r}")
