@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+import anyio
 import pytest
 
 import retold
@@ -130,3 +131,40 @@ async def test_a_failing_store_call_does_not_stop_the_engine(
         run = await engine.start(simple)
         assert await run.result(timeout=10) == "fine"
     assert "loop run failed; restarting" in caplog.text
+
+
+@retold.workflow
+async def drains_extras() -> int:
+    await retold.wait_signal("go")
+    seen = 0
+    while await retold.wait_signal("extra", timeout=0) is not None:
+        seen += 1
+    return seen
+
+
+async def test_a_run_never_completes_over_a_signal_it_has_not_seen(make_engine: EngineFactory) -> None:
+    """Signals racing the completion: each accepted one is seen by the code."""
+    async with make_engine([drains_extras]) as engine:
+        for round_ in range(5):
+            run = await engine.start(drains_extras, id=f"race-{round_}")
+            accepted = 0
+
+            async def send_extras(run: retold.RunHandle[int]) -> None:
+                nonlocal accepted
+                for _ in range(30):
+                    try:
+                        await run.signal("extra", 1)
+                    except retold.RunFinishedError:
+                        return
+                    accepted += 1
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(send_extras, run)
+                await anyio.sleep(0.001 * round_)
+                await run.signal("go")
+            seen = await run.result(timeout=10)
+            history = await run.history()
+            extras_recorded = sum(1 for e in history if getattr(e, "name", None) == "extra")
+            assert history[-1].type == "WorkflowCompleted"
+            assert extras_recorded == accepted
+            assert seen == accepted, f"round {round_}: {accepted} signals accepted, code saw {seen}"

@@ -5,7 +5,8 @@ it stores the commands of each activation, then delivers inputs (activity
 outcomes, fired timers, signals, a cancel request), one or several at a time,
 in an order hypothesis chooses. Then, for the resulting history:
 
-- a replay from scratch produces no new command and the same query answers;
+- a replay from scratch produces no new command and the same query answers,
+  so the inputs delivered together live are delivered together on replay;
 - a process that died after any stored batch and resumed from the stored
   prefix produces exactly the recorded commands and ends in the same state.
 """

@@ -10,7 +10,8 @@ Events fall into three groups:
 
 * *commands*, written when workflow code asks for something
   (``ActivityScheduled``, ``TimerStarted``, ``TimerCancelled``,
-  ``MarkerRecorded``, ``ChildWorkflowStarted`` and the closing events);
+  ``MarkerRecorded``, ``ChildWorkflowStarted`` and the closing events), or
+  ``WorkflowTaskCompleted`` when an activation asked for nothing;
 * *inputs*, written when something happens to the run (``WorkflowStarted``,
   activity and child outcomes, ``TimerFired``, ``SignalReceived``,
   ``CancelRequested``);
@@ -49,6 +50,7 @@ __all__ = [
     "WorkflowContinuedAsNew",
     "WorkflowFailed",
     "WorkflowStarted",
+    "WorkflowTaskCompleted",
     "decode_event",
     "encode_event",
 ]
@@ -218,6 +220,16 @@ class CancelRequested(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowTaskCompleted(Event):
+    """A workflow task delivered inputs and the code asked for nothing.
+
+    It marks where that activation ended, so that a replay delivers the same
+    inputs together, as the live run did. Activations that produce commands
+    need no marker: their commands end them.
+    """
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowCompleted(Event):
     """The workflow returned."""
 
@@ -252,14 +264,15 @@ EVENT_TYPES: dict[str, type[Event]] = {
         WorkflowStarted, ActivityScheduled, ActivityCompleted, ActivityFailed,
         ActivityTimedOut, TimerStarted, TimerFired, TimerCancelled, SignalReceived,
         MarkerRecorded, ChildWorkflowStarted, ChildWorkflowCompleted,
-        ChildWorkflowFailed, CancelRequested, WorkflowCompleted, WorkflowFailed,
+        ChildWorkflowFailed, CancelRequested, WorkflowTaskCompleted, WorkflowCompleted, WorkflowFailed,
         WorkflowCancelled, WorkflowContinuedAsNew,
     )
 }
 
 COMMAND_TYPES: tuple[type[Event], ...] = (
     ActivityScheduled, TimerStarted, TimerCancelled, MarkerRecorded,
-    ChildWorkflowStarted, WorkflowCompleted, WorkflowCancelled, WorkflowContinuedAsNew,
+    ChildWorkflowStarted, WorkflowTaskCompleted, WorkflowCompleted, WorkflowCancelled,
+    WorkflowContinuedAsNew,
 )
 
 TERMINAL_TYPES: tuple[type[Event], ...] = (

@@ -1,13 +1,15 @@
 """One workflow run in memory: history in, new command events out.
 
-``apply(events)`` feeds a run the events it has not seen yet. Command events
-(what the code asked for) are queued as *recorded*; input events (what
-happened to the run) are delivered one at a time, each followed by running the
-loop until every task is blocked. Each command the code produces is matched
-against the next recorded one; when none is left the command is new and gets
-the next event number. So a live run and its replay see exactly the same
-sequence of activations, and a divergence is caught at the first command that
-differs.
+``apply(events)`` feeds a run the events it has not seen yet. The history is
+a sequence of *activations*: a group of input events (what happened to the
+run), delivered together, followed by the command events the code produced
+in response (or a ``WorkflowTaskCompleted`` marker when it asked for nothing).
+For each activation the inputs are delivered, the loop runs until every task
+is blocked, and each command the code produces is matched against the next
+recorded one. Only the last activation, which the history has no commands
+for yet, may produce new commands; they get the next event numbers. So a
+live run and its replay see exactly the same activations, and a divergence is
+caught at the first command that differs.
 """
 
 from __future__ import annotations
@@ -103,6 +105,23 @@ def _describe(cls: type[ev.Event], fields: dict[str, Any]) -> str:
     return f"{cls.__name__}({', '.join(shown)})"
 
 
+def _segments(events: list[ev.Event]) -> list[tuple[list[ev.Event], list[ev.Event]]]:
+    """Split events into activations: a group of inputs and the commands it produced."""
+    segments: list[tuple[list[ev.Event], list[ev.Event]]] = []
+    inputs: list[ev.Event] = []
+    commands: list[ev.Event] = []
+    for event in events:
+        if is_command(event):
+            commands.append(event)
+        else:
+            if commands:
+                segments.append((inputs, commands))
+                inputs, commands = [], []
+            inputs.append(event)
+    segments.append((inputs, commands))
+    return segments
+
+
 def is_command(event: ev.Event) -> bool:
     """Whether ``event`` was written because workflow code asked for it."""
     if isinstance(event, ev.WorkflowFailed):
@@ -144,7 +163,9 @@ class WorkflowInstance:
         self._main: asyncio.Task[Any] | None = None
         self._fatal: BaseException | None = None
         self._rng = random.Random(uuid.uuid5(uuid.NAMESPACE_URL, run_id).int)
-        self._event: ev.Event | None = None
+        self._live = True
+        self._next_input: ev.Event | None = None
+        self._emitted = 0
 
     # -- feeding history -------------------------------------------------------
 
@@ -164,26 +185,41 @@ class WorkflowInstance:
         if not events:
             return self._commands
         self._next_seq = max(self._next_seq, events[-1].seq + 1)
-        for event in events:
-            if is_command(event):
-                self._recorded.append(event)
-        for event in events:
-            if is_command(event) or self.finished:
-                continue
-            self._event = event
-            self.now_ts = event.at
-            self._deliver(event)
-            self._run()
-        if self._recorded and self._fatal is None:
-            extra = self._recorded[0]
-            self._fatal = NondeterminismError(
-                self.workflow.name, self.run_id, extra.seq, extra.describe(),
-                "nothing (the code never reached this command)",
-            )
-        if self._fatal is not None:
-            raise self._fatal
+        segments = _segments(events)
+        for i, (inputs, recorded) in enumerate(segments):
+            last = i == len(segments) - 1
+            self._recorded = collections.deque(recorded)
+            # Only an activation the history has no commands for may add new ones.
+            self._live = last and not recorded
+            self._next_input = None if last else segments[i + 1][0][0]
+            if inputs and not self.finished:
+                self._activate(inputs)
+            elif recorded and not inputs:
+                self._fail_with(recorded[0], "nothing (no input precedes this command)")
+            if self._fatal is not None:
+                raise self._fatal
+            if self._recorded:
+                self._fail_with(self._recorded[0], "nothing (the code never reached this command)")
+                raise self._fatal  # type: ignore[misc]  # set just above
+        self._recorded.clear()
         self.last_seq = events[-1].seq
         return self._commands
+
+    def _activate(self, inputs: list[ev.Event]) -> None:
+        """Deliver a group of inputs together, then run until every task blocks."""
+        self.now_ts = inputs[-1].at
+        emitted = self._emitted
+        for event in inputs:
+            self._deliver(event)
+        self._run()
+        if self._emitted == emitted and not self.finished and self._fatal is None:
+            self._emit(ev.WorkflowTaskCompleted)
+
+    def _fail_with(self, recorded: ev.Event, requested: str) -> None:
+        if self._fatal is None:
+            self._fatal = NondeterminismError(
+                self.workflow.name, self.run_id, recorded.seq, recorded.describe(), requested
+            )
 
     def committed(self, last_seq: int) -> None:
         """Note that this activation's new commands are stored up to ``last_seq``."""
@@ -328,6 +364,7 @@ class WorkflowInstance:
         return self._recorded[0].seq if self._recorded else self._next_seq
 
     def _emit(self, cls: type[ev.Event], **fields: Any) -> int:
+        self._emitted += 1
         if self._recorded:
             recorded = self._recorded.popleft()
             if not _matches(recorded, cls, fields):
@@ -342,6 +379,17 @@ class WorkflowInstance:
         else:
             if self._fatal is not None:
                 raise self._fatal
+            if not self._live:
+                # The live run asked for nothing more here: the history goes on
+                # with the next input (or ends with this activation's commands).
+                following = self._next_input
+                error = NondeterminismError(
+                    self.workflow.name, self.run_id, self._next_seq if following is None else following.seq,
+                    "nothing (the activation ended)" if following is None else following.describe(),
+                    _describe(cls, fields),
+                )
+                self._fatal = error
+                raise error
             seq = self._next_seq
             self._next_seq += 1
             self._commands.append(cls(seq=seq, at=self.now_ts, **fields))
