@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import anyio
@@ -182,3 +183,67 @@ async def test_nondeterminism_on_the_engine_fails_the_run(make_engine: EngineFac
     assert isinstance(last, ev.WorkflowFailed)
     assert last.failure["workflow_task"] is True
     assert [e.type for e in history].count("ActivityScheduled") == 1  # nothing new was scheduled
+
+
+@retold.workflow(name="grouped")
+async def grouped_v1() -> str:
+    await retold.execute(step, "a")
+    await retold.wait_signal("go")
+    return "done"
+
+
+@retold.workflow(name="grouped")
+async def grouped_extra_command() -> str:
+    await asyncio.gather(retold.execute(step, "a"), retold.execute(step, "extra"))
+    await retold.wait_signal("go")
+    return "done"
+
+
+async def test_an_extra_command_mid_history_is_nondeterminism(make_engine: EngineFactory) -> None:
+    async with make_engine([grouped_v1], [step]) as engine:
+        run = await engine.start(grouped_v1)
+        while "ActivityCompleted" not in [e.type for e in await run.history()]:
+            await anyio.sleep(0.02)
+        await run.signal("noise")  # buffered, asks for nothing: closes with a marker
+        await run.signal("go")
+        await run.result(timeout=10)
+        history = await run.history()
+    types = [e.type for e in history]
+    assert "WorkflowTaskCompleted" in types
+    assert replay(grouped_v1, history) == []
+    with pytest.raises(retold.NondeterminismError) as info:
+        replay(grouped_extra_command, history)
+    assert "extra" in info.value.requested
+    assert info.value.seq == 3  # the live run's history goes on there with an input
+    assert history[2].type in ("ActivityCompleted", "SignalReceived")
+
+
+@retold.workflow
+async def first_of_two() -> str:
+    a = asyncio.ensure_future(retold.wait_signal("a"))
+    b = asyncio.ensure_future(retold.wait_signal("b"))
+    await asyncio.wait({a, b}, return_when=asyncio.FIRST_COMPLETED)
+    return "+".join(name for name, fut in (("a", a), ("b", b)) if fut.done())
+
+
+async def test_inputs_that_arrive_together_are_delivered_together() -> None:
+    started = ev.WorkflowStarted(seq=1, at=1.0, workflow="first_of_two", workflow_id="w", input=b"[]")
+    sig_a = ev.SignalReceived(seq=2, at=2.0, name="a", input=b"1")
+    sig_b = ev.SignalReceived(seq=3, at=2.0, name="b", input=b"2")
+
+    together = WorkflowInstance(first_of_two, "r1", JsonCodec())
+    [done] = together.apply([started, sig_a, sig_b])
+    assert isinstance(done, ev.WorkflowCompleted)
+    assert done.result == b'"a+b"'
+
+    apart = WorkflowInstance(first_of_two, "r2", JsonCodec())
+    [marker] = apart.apply([started])
+    assert isinstance(marker, ev.WorkflowTaskCompleted)
+    apart.committed(2)
+    [done_a] = apart.apply([ev.SignalReceived(seq=3, at=2.0, name="a", input=b"1")])
+    assert isinstance(done_a, ev.WorkflowCompleted)
+    assert done_a.result == b'"a"'
+    # Each history replays to its own answer: the grouping is in the history.
+    history_apart = [started, marker, ev.SignalReceived(seq=3, at=2.0, name="a", input=b"1"), done_a]
+    assert WorkflowInstance(first_of_two, "r2", JsonCodec()).apply(history_apart) == []
+    assert WorkflowInstance(first_of_two, "r1", JsonCodec()).apply([started, sig_a, sig_b, done]) == []
