@@ -247,3 +247,33 @@ async def test_inputs_that_arrive_together_are_delivered_together() -> None:
     history_apart = [started, marker, ev.SignalReceived(seq=3, at=2.0, name="a", input=b"1"), done_a]
     assert WorkflowInstance(first_of_two, "r2", JsonCodec()).apply(history_apart) == []
     assert WorkflowInstance(first_of_two, "r1", JsonCodec()).apply([started, sig_a, sig_b, done]) == []
+
+
+@retold.workflow
+async def wait_briefly() -> list[Any]:
+    first = await retold.wait_signal("s", timeout=10)
+    try:
+        await retold.wait_signal("t")
+    except asyncio.CancelledError:
+        # A signal delivered together with the cancel is not lost.
+        return [first, await retold.wait_signal("t", timeout=0)]
+    return [first]
+
+
+async def test_a_signal_arriving_with_its_timeout_or_a_cancel_is_not_lost() -> None:
+    started = ev.WorkflowStarted(seq=1, at=1.0, workflow="wait_briefly", workflow_id="w", input=b"[]")
+    instance = WorkflowInstance(wait_briefly, "r", JsonCodec())
+    [timer] = instance.apply([started])
+    assert isinstance(timer, ev.TimerStarted)
+    instance.committed(2)
+    # The timeout fired and the signal arrived before the code ran: it gets the signal.
+    fired = ev.TimerFired(seq=3, at=11.0, started=2)
+    signal = ev.SignalReceived(seq=4, at=11.0, name="s", input=b'"hello"')
+    [marker] = instance.apply([fired, signal])
+    assert isinstance(marker, ev.WorkflowTaskCompleted)  # now waiting for "t", no timer
+    instance.committed(5)
+    late = ev.SignalReceived(seq=6, at=12.0, name="t", input=b'"kept"')
+    cancel = ev.CancelRequested(seq=7, at=12.0)
+    commands = instance.apply([late, cancel])
+    assert [type(c).__name__ for c in commands] == ["WorkflowCompleted"]
+    assert commands[-1].result == b'["hello","kept"]'  # type: ignore[attr-defined]

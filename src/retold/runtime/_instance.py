@@ -464,6 +464,7 @@ class WorkflowInstance:
             return self.codec.decode(buffered.popleft(), type_)
         waiter: asyncio.Future[bytes] = self.loop.create_future()
         self._signal_waiters.setdefault(name, collections.deque()).append(waiter)
+        consumed = False
         try:
             if timeout is None:
                 data = await waiter
@@ -472,11 +473,18 @@ class WorkflowInstance:
                     async with asyncio.timeout(timeout):
                         data = await waiter
                 except TimeoutError:
-                    return None
+                    if not waiter.done() or waiter.cancelled():
+                        return None
+                    data = waiter.result()  # the signal came with its own timeout
+            consumed = True
         finally:
             waiters = self._signal_waiters.get(name)
             if waiters and waiter in waiters:
                 waiters.remove(waiter)
+            if not consumed and waiter.done() and not waiter.cancelled():
+                # Delivered, but the wait was cancelled before it could return:
+                # keep the signal for the next wait instead of losing it.
+                self._signals.setdefault(name, collections.deque()).appendleft(waiter.result())
         return self.codec.decode(data, type_)
 
     def set_query_handler(self, name: str, handler: Callable[..., Any] | None) -> None:
