@@ -168,3 +168,30 @@ async def test_a_run_never_completes_over_a_signal_it_has_not_seen(make_engine: 
             assert history[-1].type == "WorkflowCompleted"
             assert extras_recorded == accepted
             assert seen == accepted, f"round {round_}: {accepted} signals accepted, code saw {seen}"
+
+
+@retold.activity(retry=retold.RetryPolicy(max_attempts=1))
+async def slow_then_fast() -> int:
+    if retold.activity_info().attempt == 1 and not RELEASED:
+        RELEASED.append(True)
+        await anyio.sleep(30)
+    return retold.activity_info().attempt
+
+
+RELEASED: list[bool] = []
+
+
+@retold.workflow
+async def calls_slow() -> int:
+    return await retold.execute(slow_then_fast)
+
+
+async def test_a_stopped_engine_hands_its_work_back_at_once(make_engine: EngineFactory) -> None:
+    RELEASED.clear()
+    async with make_engine([calls_slow], [slow_then_fast], lease=30) as first:
+        run = await first.start(calls_slow, id="handed-back")
+        while not RELEASED:
+            await anyio.sleep(0.02)
+    async with make_engine([calls_slow], [slow_then_fast], lease=30) as second:
+        with anyio.fail_after(5):  # not the 30 s lease
+            assert await second.get_handle(run.workflow_id).result() == 1

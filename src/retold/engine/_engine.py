@@ -184,7 +184,13 @@ class Engine:
         finally:
             self._task_group = None
             self.cache.clear()
-            await self.store.close()
+            try:
+                with anyio.CancelScope(shield=True):
+                    # Work interrupted by the shutdown goes back at once,
+                    # instead of when its leases run out.
+                    await self.store.release_leases(self.worker_id)
+            finally:
+                await self.store.close()
 
     async def _keep_running(self, loop: Callable[[], Awaitable[None]]) -> None:
         # A store hiccup (a locked database, a dropped connection) must not

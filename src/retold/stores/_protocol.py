@@ -141,6 +141,10 @@ class Store(Protocol):
         """Extend this owner's leases on workflow tasks still being processed."""
         ...
 
+    async def release_leases(self, owner: str) -> None:
+        """Hand back every task this owner holds (it is shutting down)."""
+        ...
+
     async def fire_timers(self, limit: int) -> int:
         """Fire due timers; return how many fired."""
         ...

@@ -605,6 +605,16 @@ class SqlStore:
 
         await self._run(renew)
 
+    async def release_leases(self, owner: str) -> None:
+        """Hand back every task this owner holds, so others need not wait for expiry."""
+
+        def release(conn: Connection) -> None:
+            for table in (t.workflow_tasks, t.activity_tasks):
+                conn.execute(table.update().where(table.c.lease_owner == owner)
+                             .values(lease_owner=None, lease_expires=None))
+
+        await self._run(release)
+
     # -- timers and wake-ups ---------------------------------------------------------------
 
     async def fire_timers(self, limit: int) -> int:
