@@ -114,3 +114,18 @@ async def test_none_results(make_engine: EngineFactory) -> None:
         assert await run.result(timeout=10) == "ok"
         completed = [e for e in await run.history() if e.type == "ActivityCompleted"]
         assert [getattr(e, "result", None) for e in completed] == [b"null"]
+
+
+@retold.workflow
+async def typed_signal() -> str:
+    customer = await retold.wait_signal("customer", Customer)
+    assert isinstance(customer, Customer)
+    assert isinstance(customer.since, datetime)
+    return f"{customer.tier.value} since {customer.since.year}"
+
+
+async def test_signal_values_decode_into_the_requested_type(make_engine: EngineFactory) -> None:
+    async with make_engine([typed_signal]) as engine:
+        run = await engine.start(typed_signal)
+        await run.signal("customer", CUSTOMER)
+        assert await run.result(timeout=10) == "silver since 2026"
