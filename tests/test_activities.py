@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
@@ -293,3 +294,33 @@ async def test_activity_called_directly_outside_a_workflow() -> None:
 @retold.activity
 async def charge_direct(x: str) -> str:
     return f"direct {x}"
+
+
+@retold.activity(task_queue="single")
+async def hog() -> str:
+    await anyio.sleep(1.0)
+    return "hogged"
+
+
+@retold.activity(task_queue="single", schedule_to_close=timedelta(milliseconds=300))
+async def queued_too_long() -> str:
+    attempts["queued_too_long"] += 1
+    return "ran"
+
+
+@retold.workflow
+async def starved() -> list[str]:
+    first = asyncio.ensure_future(retold.execute(hog))
+    await asyncio.sleep(0.05)
+    try:
+        second = await retold.execute(queued_too_long)
+    except retold.ActivityError as err:
+        second = f"{err.timed_out} {err.__cause__}"
+    return [await first, second]
+
+
+async def test_a_task_waiting_past_its_deadline_times_out(make_engine: EngineFactory) -> None:
+    async with make_engine([starved], [hog, queued_too_long], activity_concurrency={"single": 1}) as engine:
+        run = await engine.start(starved)
+        assert await run.result(timeout=10) == ["hogged", "True TimeoutError: schedule_to_close timeout"]
+    assert attempts["queued_too_long"] == 0  # it never started

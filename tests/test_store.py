@@ -93,6 +93,11 @@ async def test_leases_expire_by_the_store_clock(tmp_path: Path) -> None:
     [task] = await store.claim_activity_tasks("dead", "q", ["a"], 10, 5.0)
     assert await store.claim_activity_tasks("alive", "q", ["a"], 10, 5.0) == []
     assert await store.renew_leases("dead", [task.id], 5.0) == set()
+    raw = store._engine.raw_connection()
+    try:  # lease-only transactions relax synchronous for themselves only
+        assert raw.driver_connection.execute("PRAGMA synchronous").fetchone() == (2,)  # type: ignore[union-attr]
+    finally:
+        raw.close()
     clock.now += 5.1
     [again] = await store.claim_activity_tasks("alive", "q", ["a"], 10, 5.0)
     assert again.id == task.id

@@ -46,19 +46,17 @@ class ActivityWorker:
         engine = self._engine
         async with anyio.create_task_group() as tg:
             while True:
-                free = int(self._limit.available_tokens)
+                want = min(int(self._limit.available_tokens), 256)
                 tasks: list[ActivityTask] = []
-                if free > 0:
+                if want > 0:
                     tasks = await engine.store.claim_activity_tasks(
-                        engine.worker_id, self.queue, self._names, free, engine.lease
+                        engine.worker_id, self.queue, self._names, want, engine.lease
                     )
                 for task in tasks:
                     await self._limit.acquire_on_behalf_of(task.id)
                     tg.start_soon(self._run_and_release, task)
-                if not tasks or free <= len(tasks):
+                if want == 0 or len(tasks) < want:
                     await engine.wake_activities.wait(engine.poll_interval)
-                    if not tasks:
-                        engine.wake_workflows.set()  # timeouts may have woken runs
 
     async def _run_and_release(self, task: ActivityTask) -> None:
         try:
@@ -75,6 +73,8 @@ class ActivityWorker:
         finally:
             self.running.pop(task.id, None)
             self._limit.release_on_behalf_of(task.id)
+            if self._limit.available_tokens == 1:
+                self._engine.wake_activities.set()  # the loop may be waiting for a slot
 
     async def _attempt(self, task: ActivityTask) -> ActivityOutcome | None:
         engine = self._engine

@@ -33,11 +33,11 @@ class WorkflowWorker:
         engine = self._engine
         async with anyio.create_task_group() as tg:
             while True:
-                free = int(self._limit.available_tokens)
+                want = min(int(self._limit.available_tokens), 256)
                 claimed: list[str] = []
-                if free > 0:
+                if want > 0:
                     claimed = await engine.store.claim_workflow_tasks(
-                        engine.worker_id, self._names, min(free, 256), engine.lease
+                        engine.worker_id, self._names, want, engine.lease
                     )
                 for run_id in claimed:
                     if run_id in self.processing:
@@ -45,7 +45,9 @@ class WorkflowWorker:
                     self.processing.add(run_id)
                     await self._limit.acquire_on_behalf_of(run_id)
                     tg.start_soon(self._process_and_release, run_id)
-                if not claimed or free <= len(claimed):
+                if want == 0 or len(claimed) < want:
+                    # Everything ready is taken (or no slot is free): new work,
+                    # or a freed slot, sets the wake-up.
                     await engine.wake_workflows.wait(engine.poll_interval)
 
     async def _process_and_release(self, run_id: str) -> None:
@@ -54,6 +56,8 @@ class WorkflowWorker:
         finally:
             self.processing.discard(run_id)
             self._limit.release_on_behalf_of(run_id)
+            if self._limit.available_tokens == 1:
+                self._engine.wake_workflows.set()  # the loop may be waiting for a slot
 
     async def process(self, run_id: str) -> None:
         """Advance one run with every event it has not seen, retrying conflicts."""

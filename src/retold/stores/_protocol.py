@@ -146,7 +146,10 @@ class Store(Protocol):
         ...
 
     async def fire_timers(self, limit: int) -> int:
-        """Fire due timers; return how many fired."""
+        """Fire due timers and time out activity tasks past their deadline.
+
+        Returns how many events were appended.
+        """
         ...
 
     async def next_wakeup(self) -> float | None:

@@ -153,10 +153,33 @@ class SqlStore:
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await anyio.to_thread.run_sync(self._tx, fn, *args, limiter=self._limiter)
 
+    async def _run_lease_only(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run a transaction that only moves leases, without waiting for the disk.
+
+        Losing such a transaction to a power cut only hands a task back to the
+        queue, so it commits with ``synchronous=NORMAL``; the next durable
+        commit writes it to disk anyway. It must never append an event.
+        """
+        return await anyio.to_thread.run_sync(self._tx_lease_only, fn, *args, limiter=self._limiter)
+
     def _tx(self, fn: Callable[..., _T], *args: Any) -> _T:
         try:
             with self._engine.begin() as conn:
                 return fn(conn, *args)
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"database error on {self.url}: {exc.orig}") from exc
+
+    def _tx_lease_only(self, fn: Callable[..., _T], *args: Any) -> _T:
+        try:
+            with self._engine.connect() as conn:
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                raw.execute("PRAGMA synchronous=NORMAL")  # outside any transaction, as SQLite requires
+                try:
+                    with conn.begin():
+                        return fn(conn, *args)
+                finally:
+                    raw.execute("PRAGMA synchronous=FULL")
         except sa.exc.DBAPIError as exc:
             raise StoreError(f"database error on {self.url}: {exc.orig}") from exc
 
@@ -317,7 +340,7 @@ class SqlStore:
         """Lease up to ``limit`` runs of ``workflows`` with unprocessed events."""
         if not workflows:
             return []
-        return await self._run(self._claim_workflow_tasks, owner, list(workflows), limit, lease)
+        return await self._run_lease_only(self._claim_workflow_tasks, owner, list(workflows), limit, lease)
 
     def _claim_workflow_tasks(
         self, conn: Connection, owner: str, workflows: list[str], limit: int, lease: float
@@ -509,7 +532,7 @@ class SqlStore:
         """
         if not activities:
             return []
-        return await self._run(self._claim_activities, owner, queue, list(activities), limit, lease)
+        return await self._run_lease_only(self._claim_activities, owner, queue, list(activities), limit, lease)
 
     def _claim_activities(
         self, conn: Connection, owner: str, queue: str, activities: list[str], limit: int, lease: float
@@ -520,17 +543,13 @@ class SqlStore:
             sa.select(at)
             .where(at.c.queue == queue, at.c.activity.in_(activities), at.c.visible_at <= now)
             .where(sa.or_(at.c.lease_owner.is_(None), at.c.lease_expires < now))
+            # Past its schedule-to-close deadline: the timer loop times it out.
+            .where(sa.or_(at.c.deadline.is_(None), at.c.deadline > now))
             .order_by(at.c.visible_at, at.c.id)
             .limit(limit)
         ).all()
         claimed: list[ActivityTask] = []
         for row in rows:
-            if row.deadline is not None and row.deadline <= now:
-                conn.execute(at.delete().where(at.c.id == row.id))
-                self._append_input(conn, row.run_id, ev.ActivityTimedOut(
-                    seq=0, at=now, scheduled=row.seq, attempt=row.attempt,
-                    kind="schedule_to_close"), now)
-                continue
             attempt = row.attempt
             if row.lease_owner is not None:
                 # The previous owner's lease ran out mid-attempt (it died or
@@ -584,7 +603,7 @@ class SqlStore:
         """Extend this owner's activity leases; return ids it no longer holds."""
         if not task_ids:
             return set()
-        return await self._run(self._renew, owner, task_ids, lease)
+        return await self._run_lease_only(self._renew, owner, task_ids, lease)
 
     def _renew(self, conn: Connection, owner: str, task_ids: list[int], lease: float) -> set[int]:
         at = t.activity_tasks
@@ -603,7 +622,7 @@ class SqlStore:
             conn.execute(wt.update().where(wt.c.run_id.in_(run_ids), wt.c.lease_owner == owner)
                          .values(lease_expires=self._clock() + lease))
 
-        await self._run(renew)
+        await self._run_lease_only(renew)
 
     async def release_leases(self, owner: str) -> None:
         """Hand back every task this owner holds, so others need not wait for expiry."""
@@ -618,7 +637,7 @@ class SqlStore:
     # -- timers and wake-ups ---------------------------------------------------------------
 
     async def fire_timers(self, limit: int) -> int:
-        """Fire up to ``limit`` due timers."""
+        """Fire up to ``limit`` due timers and time out overdue activity tasks."""
         return await self._run(self._fire_timers, limit)
 
     def _fire_timers(self, conn: Connection, limit: int) -> int:
@@ -630,7 +649,20 @@ class SqlStore:
         for run_id, seq in due:
             conn.execute(t.timers.delete().where(t.timers.c.run_id == run_id, t.timers.c.seq == seq))
             self._append_input(conn, run_id, ev.TimerFired(seq=0, at=now, started=seq), now)
-        return len(due)
+        # Activity tasks past their schedule-to-close deadline that nobody is
+        # running (a running attempt is cut off by its worker).
+        at = t.activity_tasks
+        expired = conn.execute(
+            sa.select(at.c.id, at.c.run_id, at.c.seq, at.c.attempt)
+            .where(at.c.deadline <= now)
+            .where(sa.or_(at.c.lease_owner.is_(None), at.c.lease_expires < now))
+            .limit(limit)
+        ).all()
+        for task_id, run_id, seq, attempt in expired:
+            conn.execute(_Q.delete_task, {"b_id": task_id})
+            self._append_input(conn, run_id, ev.ActivityTimedOut(
+                seq=0, at=now, scheduled=seq, attempt=attempt, kind="schedule_to_close"), now)
+        return len(due) + len(expired)
 
     async def next_wakeup(self) -> float | None:
         """The earliest time a timer, a task or a retry is due."""
@@ -639,6 +671,8 @@ class SqlStore:
     def _next_wakeup(self, conn: Connection) -> float | None:
         times = [
             conn.execute(sa.select(sa.func.min(t.timers.c.fire_at))).scalar(),
+            conn.execute(sa.select(sa.func.min(t.activity_tasks.c.deadline)).where(
+                t.activity_tasks.c.lease_owner.is_(None))).scalar(),
             conn.execute(sa.select(sa.func.min(t.activity_tasks.c.visible_at)).where(
                 t.activity_tasks.c.lease_owner.is_(None))).scalar(),
             conn.execute(sa.select(sa.func.min(t.activity_tasks.c.lease_expires))).scalar(),
