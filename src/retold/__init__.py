@@ -5,6 +5,30 @@ a timer or a signal is recorded in an append-only history. A crashed run
 resumes elsewhere by replaying that history on a deterministic event loop.
 """
 
+from .authoring._activity import ActivityInfo as ActivityInfo
+from .authoring._activity import activity_info as activity_info
+from .authoring._activity import heartbeat as heartbeat
+from .authoring._api import ChildHandle as ChildHandle
+from .authoring._api import continue_as_new as continue_as_new
+from .authoring._api import execute as execute
+from .authoring._api import execute_child as execute_child
+from .authoring._api import info as info
+from .authoring._api import now as now
+from .authoring._api import patched as patched
+from .authoring._api import random as random
+from .authoring._api import set_query_handler as set_query_handler
+from .authoring._api import side_effect as side_effect
+from .authoring._api import sleep as sleep
+from .authoring._api import start_child as start_child
+from .authoring._api import uuid4 as uuid4
+from .authoring._api import wait_signal as wait_signal
+from .authoring._decorators import Activity as Activity
+from .authoring._decorators import Workflow as Workflow
+from .authoring._decorators import activity as activity
+from .authoring._decorators import workflow as workflow
+from .authoring._options import ActivityOptions as ActivityOptions
+from .authoring._options import RetryPolicy as RetryPolicy
+from .authoring._runtime import WorkflowInfo as WorkflowInfo
 from .client import RunDescription as RunDescription
 from .client import RunHandle as RunHandle
 from .engine._engine import Engine as Engine
@@ -30,30 +54,6 @@ from .errors import WorkflowSandboxError as WorkflowSandboxError
 from .history.codec import Codec as Codec
 from .history.codec import JsonCodec as JsonCodec
 from .history.codec import PickleCodec as PickleCodec
-from .workflow._activity import ActivityInfo as ActivityInfo
-from .workflow._activity import activity_info as activity_info
-from .workflow._activity import heartbeat as heartbeat
-from .workflow._api import ChildHandle as ChildHandle
-from .workflow._api import continue_as_new as continue_as_new
-from .workflow._api import execute as execute
-from .workflow._api import execute_child as execute_child
-from .workflow._api import info as info
-from .workflow._api import now as now
-from .workflow._api import patched as patched
-from .workflow._api import random as random
-from .workflow._api import set_query_handler as set_query_handler
-from .workflow._api import side_effect as side_effect
-from .workflow._api import sleep as sleep
-from .workflow._api import start_child as start_child
-from .workflow._api import uuid4 as uuid4
-from .workflow._api import wait_signal as wait_signal
-from .workflow._decorators import Activity as Activity
-from .workflow._decorators import Workflow as Workflow
-from .workflow._decorators import activity as activity
-from .workflow._decorators import workflow as workflow
-from .workflow._options import ActivityOptions as ActivityOptions
-from .workflow._options import RetryPolicy as RetryPolicy
-from .workflow._runtime import WorkflowInfo as WorkflowInfo
 
 __all__ = [
     "Activity",

@@ -8,14 +8,14 @@ from datetime import timedelta
 
 import anyio
 
+from .authoring._activity import activity_info
+from .authoring._api import execute, now, set_query_handler, wait_signal
+from .authoring._decorators import activity, workflow
+from .authoring._options import RetryPolicy
 from .client import RunHandle
 from .engine._engine import DEFAULT_URL, Engine
 from .errors import ActivityError
 from .history import events as ev
-from .workflow._activity import activity_info
-from .workflow._api import execute, now, set_query_handler, wait_signal
-from .workflow._decorators import activity, workflow
-from .workflow._options import RetryPolicy
 
 __all__ = ["run_demo"]
 

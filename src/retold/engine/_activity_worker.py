@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ..authoring._activity import ActivityInfo, _current
+from ..authoring._options import ActivityOptions
 from ..errors import ApplicationError, NotRegisteredError
 from ..runtime._instance import failure_from_exception
 from ..stores._protocol import ActivityOutcome, ActivityTask
-from ..workflow._activity import ActivityInfo, _current
-from ..workflow._options import ActivityOptions
 
 if TYPE_CHECKING:
     from ._engine import Engine

@@ -13,6 +13,7 @@ from typing import Any, Self, TypeVar, TypeVarTuple, final
 import anyio
 from anyio.abc import TaskGroup
 
+from ..authoring._decorators import Activity, Workflow
 from ..client import RunDescription, RunHandle
 from ..errors import (
     ConfigurationError,
@@ -26,7 +27,6 @@ from ..runtime import _guard
 from ..runtime._instance import WorkflowInstance
 from ..stores._protocol import RunRecord, StartRequest, Store
 from ..stores.sql._store import SqlStore
-from ..workflow._decorators import Activity, Workflow
 from ._activity_worker import ActivityWorker
 from ._cache import InstanceCache
 from ._wake import Wakeup

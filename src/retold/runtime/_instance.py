@@ -24,6 +24,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from ..authoring._decorators import Activity, Workflow
+from ..authoring._options import ActivityOptions
+from ..authoring._runtime import ContinueAsNew, WorkflowInfo
 from ..errors import (
     ActivityError,
     ApplicationError,
@@ -36,9 +39,6 @@ from ..errors import (
 )
 from ..history import events as ev
 from ..history.codec import Codec
-from ..workflow._decorators import Activity, Workflow
-from ..workflow._options import ActivityOptions
-from ..workflow._runtime import ContinueAsNew, WorkflowInfo
 from . import _guard
 from ._loop import DurableTimerHandle, WorkflowLoop
 

@@ -1,6 +1,6 @@
 """The seam between authoring API and runtime: a Protocol the runtime implements.
 
-``retold.workflow`` never imports ``retold.runtime``; it finds the current
+``retold.authoring`` never imports ``retold.runtime``; it finds the current
 run through the running event loop's ``retold_runtime`` attribute.
 """
 
