@@ -195,3 +195,25 @@ async def test_a_stopped_engine_hands_its_work_back_at_once(make_engine: EngineF
     async with make_engine([calls_slow], [slow_then_fast], lease=30) as second:
         with anyio.fail_after(5):  # not the 30 s lease
             assert await second.get_handle(run.workflow_id).result() == 1
+
+
+@retold.workflow
+async def nobody_hosts_me() -> str:
+    return "never"
+
+
+async def test_work_hosted_elsewhere_does_not_make_the_engine_spin(make_engine: EngineFactory) -> None:
+    async with make_engine([nobody_hosts_me], run_workers=False) as client:
+        await client.start(nobody_hosts_me)  # its workflow task stays due, for another engine
+    async with make_engine([simple], poll_interval=0.2) as engine:
+        calls = 0
+        real = engine.store.next_wakeup
+
+        async def counted() -> float | None:
+            nonlocal calls
+            calls += 1
+            return await real()
+
+        engine.store.next_wakeup = counted  # type: ignore[method-assign]
+        await anyio.sleep(1.0)
+    assert calls <= 10, f"the timer loop polled {calls} times in 1 s"

@@ -212,10 +212,14 @@ class Engine:
                 continue
             due = await self.store.next_wakeup()
             now = self.store.now()
+            wait = self.poll_interval
             if due is not None and due <= now:
+                # A retry or a lease came due: let the workers look. (It stays
+                # due if it is work this engine does not host, hence no spin.)
                 self.wake_activities.set()
                 self.wake_workflows.set()
-            wait = self.poll_interval if due is None else min(self.poll_interval, max(due - now, 0.01))
+            elif due is not None:
+                wait = min(wait, due - now)
             await self.wake_timers.wait(wait)
 
     async def _closed_watch_loop(self) -> None:
