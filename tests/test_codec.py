@@ -129,3 +129,18 @@ async def test_signal_values_decode_into_the_requested_type(make_engine: EngineF
         run = await engine.start(typed_signal)
         await run.signal("customer", CUSTOMER)
         assert await run.result(timeout=10) == "silver since 2026"
+
+
+@retold.workflow
+async def returns_garbage() -> object:
+    return object()
+
+
+async def test_a_result_the_codec_cannot_encode_fails_the_run(make_engine: EngineFactory) -> None:
+    async with make_engine([returns_garbage]) as engine:
+        run = await engine.start(returns_garbage)
+        with pytest.raises(retold.WorkflowFailedError, match="cannot encode object") as info:
+            await run.result(timeout=10)
+    cause = info.value.__cause__
+    assert isinstance(cause, retold.ApplicationError)
+    assert cause.type == "retold.errors.PayloadError"
