@@ -217,3 +217,18 @@ async def test_work_hosted_elsewhere_does_not_make_the_engine_spin(make_engine: 
         engine.store.next_wakeup = counted  # type: ignore[method-assign]
         await anyio.sleep(1.0)
     assert calls <= 10, f"the timer loop polled {calls} times in 1 s"
+
+
+async def test_store_errors_are_not_workflow_task_attempts(make_engine: EngineFactory) -> None:
+    async with make_engine([simple], lease=0.5, max_workflow_task_attempts=1) as engine:
+        real = engine.store.commit_workflow_task
+        failures = [retold.StoreError("disk I/O error")] * 3
+
+        async def flaky_commit(*args: Any) -> int:
+            if failures:
+                raise failures.pop()
+            return await real(*args)
+
+        engine.store.commit_workflow_task = flaky_commit  # type: ignore[method-assign,assignment]
+        run = await engine.start(simple)
+        assert await run.result(timeout=10) == "fine"  # one attempt allowed, yet not failed

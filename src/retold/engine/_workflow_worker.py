@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..errors import ConflictError, NotRegisteredError, RetoldError
+from ..errors import ConflictError, NotRegisteredError, RetoldError, StoreError
 from ..history import events as ev
 from ..runtime._instance import WorkflowInstance, failure_from_exception
 
@@ -83,6 +83,13 @@ class WorkflowWorker:
                 if instance is not None:
                     instance.close()
                 continue
+            except StoreError as exc:
+                # The database, not the workflow, failed: this is not one of the
+                # task's attempts. The lease lapses and the task comes back.
+                if instance is not None:
+                    instance.close()
+                log.warning("workflow task for run %s hit a store error: %s", run_id, exc)
+                return
             except Exception as exc:  # noqa: BLE001 - any failure is the task's failure
                 if instance is not None:
                     instance.close()
