@@ -232,3 +232,35 @@ async def test_store_errors_are_not_workflow_task_attempts(make_engine: EngineFa
         engine.store.commit_workflow_task = flaky_commit  # type: ignore[method-assign,assignment]
         run = await engine.start(simple)
         assert await run.result(timeout=10) == "fine"  # one attempt allowed, yet not failed
+
+
+runs_of_note: list[str] = []
+
+
+@retold.activity
+async def noted(text: str) -> str:
+    runs_of_note.append(retold.activity_info().idempotency_key)
+    return text
+
+
+@retold.workflow
+async def notes_once() -> str:
+    return await retold.execute(noted, "kept")
+
+
+async def test_an_unrecorded_activity_outcome_runs_again(make_engine: EngineFactory) -> None:
+    runs_of_note.clear()
+    async with make_engine([notes_once], [noted], lease=0.5) as engine:
+        real = engine.store.finish_activity
+        failures = [retold.StoreError("database is locked")]
+
+        async def flaky_finish(*args: Any) -> bool:
+            if failures:
+                raise failures.pop()
+            return await real(*args)
+
+        engine.store.finish_activity = flaky_finish  # type: ignore[method-assign,assignment]
+        run = await engine.start(notes_once)
+        assert await run.result(timeout=10) == "kept"
+    assert len(runs_of_note) == 2
+    assert len(set(runs_of_note)) == 1  # at least once, under one idempotency key

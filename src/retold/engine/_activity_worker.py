@@ -13,7 +13,7 @@ import anyio
 
 from ..authoring._activity import ActivityInfo, _current
 from ..authoring._options import ActivityOptions
-from ..errors import ApplicationError, NotRegisteredError
+from ..errors import ApplicationError, NotRegisteredError, StoreError
 from ..runtime._instance import failure_from_exception
 from ..stores._protocol import ActivityOutcome, ActivityTask
 
@@ -66,7 +66,16 @@ class ActivityWorker:
                 log.exception("activity task %d (%s) could not be run", task.id, task.activity)
                 outcome = ActivityOutcome("failed", failure=failure_from_exception(exc, non_retryable=True))
             store = self._engine.store
-            if outcome is not None and await store.finish_activity(task.id, self._engine.worker_id, outcome):
+            try:
+                recorded = outcome is not None and await store.finish_activity(
+                    task.id, self._engine.worker_id, outcome
+                )
+            except StoreError as exc:
+                # Not recorded: the lease lapses and the activity runs again
+                # (at least once), under the same idempotency key.
+                log.warning("activity %s (run %s): outcome not recorded: %s", task.activity, task.run_id, exc)
+                return
+            if recorded and outcome is not None:
                 self._engine.wake_workflows.set()
                 if outcome.retry_delay is not None:
                     self._engine.wake_timers.set()
