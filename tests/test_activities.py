@@ -324,3 +324,20 @@ async def test_a_task_waiting_past_its_deadline_times_out(make_engine: EngineFac
         run = await engine.start(starved)
         assert await run.result(timeout=10) == ["hogged", "True TimeoutError: schedule_to_close timeout"]
     assert attempts["queued_too_long"] == 0  # it never started
+
+
+def test_retry_delays_back_off_cap_and_jitter() -> None:
+    policy = retold.RetryPolicy(
+        initial_interval=timedelta(seconds=1), backoff_coefficient=2, maximum_interval=timedelta(seconds=5),
+        jitter=0,
+    )
+    assert [policy.delay(n) for n in range(1, 6)] == [1, 2, 4, 5, 5]
+    jittered = retold.RetryPolicy(initial_interval=timedelta(seconds=1), jitter=0.2)
+    delays = {jittered.delay(3) for _ in range(200)}
+    assert min(delays) >= 4 * 0.8
+    assert max(delays) <= 4 * 1.2
+    assert len(delays) > 100  # spread, not a constant
+    limited = retold.RetryPolicy(max_attempts=3, non_retryable_error_types=["PaymentDeclinedError"])
+    assert limited.retries_error("ConnectionError", 2)
+    assert not limited.retries_error("ConnectionError", 3)
+    assert not limited.retries_error("shop.PaymentDeclinedError", 1)

@@ -115,19 +115,25 @@ async def simple() -> str:
     return "fine"
 
 
+def fail_first(engine: retold.Engine, method: str, times: int) -> None:
+    """Make the store's ``method`` raise StoreError on its first ``times`` calls."""
+    real = getattr(engine.store, method)
+    left = [times]
+
+    async def flaky(*args: Any) -> Any:
+        if left[0]:
+            left[0] -= 1
+            raise retold.StoreError("database is locked")
+        return await real(*args)
+
+    setattr(engine.store, method, flaky)
+
+
 async def test_a_failing_store_call_does_not_stop_the_engine(
     make_engine: EngineFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with make_engine([simple]) as engine:
-        real = engine.store.claim_workflow_tasks
-        failures = [retold.StoreError("database is locked")]
-
-        async def flaky_claim(*args: Any) -> list[str]:
-            if failures:
-                raise failures.pop()
-            return await real(*args)
-
-        engine.store.claim_workflow_tasks = flaky_claim  # type: ignore[method-assign,assignment]
+        fail_first(engine, "claim_workflow_tasks", 1)
         run = await engine.start(simple)
         assert await run.result(timeout=10) == "fine"
     assert "loop run failed; restarting" in caplog.text
@@ -221,15 +227,7 @@ async def test_work_hosted_elsewhere_does_not_make_the_engine_spin(make_engine: 
 
 async def test_store_errors_are_not_workflow_task_attempts(make_engine: EngineFactory) -> None:
     async with make_engine([simple], lease=0.5, max_workflow_task_attempts=1) as engine:
-        real = engine.store.commit_workflow_task
-        failures = [retold.StoreError("disk I/O error")] * 3
-
-        async def flaky_commit(*args: Any) -> int:
-            if failures:
-                raise failures.pop()
-            return await real(*args)
-
-        engine.store.commit_workflow_task = flaky_commit  # type: ignore[method-assign,assignment]
+        fail_first(engine, "commit_workflow_task", 3)
         run = await engine.start(simple)
         assert await run.result(timeout=10) == "fine"  # one attempt allowed, yet not failed
 
@@ -251,15 +249,7 @@ async def notes_once() -> str:
 async def test_an_unrecorded_activity_outcome_runs_again(make_engine: EngineFactory) -> None:
     runs_of_note.clear()
     async with make_engine([notes_once], [noted], lease=0.5) as engine:
-        real = engine.store.finish_activity
-        failures = [retold.StoreError("database is locked")]
-
-        async def flaky_finish(*args: Any) -> bool:
-            if failures:
-                raise failures.pop()
-            return await real(*args)
-
-        engine.store.finish_activity = flaky_finish  # type: ignore[method-assign,assignment]
+        fail_first(engine, "finish_activity", 1)
         run = await engine.start(notes_once)
         assert await run.result(timeout=10) == "kept"
     assert len(runs_of_note) == 2

@@ -163,3 +163,28 @@ async def test_engines_claim_only_what_they_host(make_engine: EngineFactory) -> 
         assert len(await other.get_handle(run.workflow_id).history()) == 1
     async with make_engine([hosted_elsewhere]) as host:
         assert await host.get_handle(run.workflow_id).result(timeout=10) == "ran"
+
+
+bodies_started: list[str] = []
+
+
+@retold.activity
+async def step_of(i: int) -> int:
+    return i
+
+
+@retold.workflow
+async def three_steps(tag: str) -> int:
+    bodies_started.append(tag)  # once per instance: a replay would start it again
+    total = 0
+    for i in range(3):
+        total += await retold.execute(step_of, i)
+    return total
+
+
+async def test_a_cached_run_is_not_replayed_per_event(make_engine: EngineFactory) -> None:
+    bodies_started.clear()
+    async with make_engine([three_steps], [step_of]) as engine:
+        run = await engine.start(three_steps, "cached")
+        assert await run.result(timeout=10) == 3
+    assert bodies_started == ["cached"]  # four activations, one instance

@@ -169,11 +169,6 @@ class WorkflowInstance:
 
     # -- feeding history -------------------------------------------------------
 
-    @property
-    def replaying(self) -> bool:
-        """Whether recorded commands remain to be matched."""
-        return bool(self._recorded)
-
     def apply(self, events: list[ev.Event]) -> list[ev.Event]:
         """Feed new events; return the new command events (numbered, unsaved).
 
@@ -294,9 +289,7 @@ class WorkflowInstance:
                     error.__cause__ = cause
                     fut.set_exception(error)
             case ev.TimerFired():
-                handle = self._timers.pop(event.started, None)
-                if handle is None and event.started not in self._issued:
-                    self._unknown(event, event.started)
+                handle = self._take(self._timers, event.started, event)
                 if handle is not None:
                     self.loop.fire(handle)
             case ev.SignalReceived():

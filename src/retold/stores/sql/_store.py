@@ -67,6 +67,7 @@ class _Q:
         .where(t.runs.c.run_id == _B("b_run_id"), t.runs.c.last_seq == _B("b_expected"),
                t.runs.c.status == "running")
         .values(last_seq=_B("b_last"))
+        .returning(t.runs.c.workflow_id)
     )
     events_after = (
         sa.select(t.events.c.seq, t.events.c.at, t.events.c.type, t.events.c.meta, t.events.c.payload)
@@ -383,22 +384,22 @@ class SqlStore:
     ) -> int:
         now = self._clock()
         last = expected + len(commands)
-        moved = conn.execute(_Q.move_seq, {"b_run_id": run_id, "b_expected": expected, "b_last": last}).rowcount
-        if moved != 1:
+        workflow_id = conn.execute(
+            _Q.move_seq, {"b_run_id": run_id, "b_expected": expected, "b_last": last}
+        ).scalar()
+        if workflow_id is None:
             raise ConflictError(run_id, expected)
         for i, cmd in enumerate(commands):
             if cmd.seq != expected + 1 + i:
                 raise StoreError(f"command {cmd.type} numbered {cmd.seq}, expected {expected + 1 + i}")
         self._append(conn, run_id, expected + 1, commands, now)
-        run = None
         appended_inputs = False
         for cmd in commands:
             match cmd:
                 case ev.ActivityScheduled():
-                    run = run or self._resolve(conn, run_id)
                     stc = cmd.options.get("schedule_to_close")
                     conn.execute(_Q.insert_activity, {
-                        "run_id": run_id, "workflow_id": run.workflow_id, "seq": cmd.seq,
+                        "run_id": run_id, "workflow_id": workflow_id, "seq": cmd.seq,
                         "activity": cmd.activity, "queue": cmd.options.get("task_queue", "default"),
                         "input": cmd.input, "options": orjson.dumps(cmd.options), "attempt": 1,
                         "scheduled_at": now, "deadline": None if stc is None else now + stc,
