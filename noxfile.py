@@ -33,12 +33,12 @@ def typecheck(session: nox.Session) -> None:
 def examples(session: nox.Session) -> None:
     """Run every example against a fresh SQLite file."""
     session.install("-e", ".")
-    for name in ("onboarding", "parallel", "saga"):
+    for name in ("onboarding", "parallel", "saga", "split_mode"):
         session.run("python", f"examples/{name}.py")
 
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Run the benchmarks (prints figures, writes JSON)."""
-    session.install("-e", ".")
+    """Run the benchmark harness (``nox -s bench -- --peer dbos``): prints a table, writes JSON."""
+    session.install("-e", ".[bench]")
     session.run("python", "benchmarks/run.py", *session.posargs)

@@ -1,13 +1,23 @@
-"""Shared fixtures: every engine test runs under asyncio and under trio."""
+"""Shared fixtures: every engine test runs under asyncio and under trio.
+
+Store fixtures: ``store_url`` gives each kind of store (memory, a SQLite file,
+PostgreSQL), ``shared_url`` those several processes can share. PostgreSQL
+tests use ``$RETOLD_TEST_POSTGRES_URL`` with a fresh schema per test, and
+skip, saying so, when it is not set.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
 
 import retold
 
@@ -35,3 +45,64 @@ def make_engine(tmp_path: Path) -> EngineFactory:
             yield engine
 
     return factory
+
+
+POSTGRES_ENV = "RETOLD_TEST_POSTGRES_URL"
+
+
+def postgres_base_url() -> str:
+    """The PostgreSQL server the tests use, or a skip that says how to name one."""
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(
+            f"PostgreSQL tests need {POSTGRES_ENV}, e.g. "
+            f"{POSTGRES_ENV}=postgresql+psycopg://postgres@127.0.0.1:5432/test (.ci/run sets it)"
+        )
+    return url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose connections use a fresh schema of their own, dropped afterwards."""
+    base = postgres_base_url()
+    schema = f"retold_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base, poolclass=NullPool)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield sa.make_url(base).update_query_dict(
+            {"options": f"-csearch_path={schema}"}
+        ).render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql("SET LOCAL lock_timeout = '20s'")
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of each kind of store: the contract suite runs against all of them."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL that several stores (processes) can open at once."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+class Clock:
+    """A store clock that tests move by hand (``clock.now += 5``)."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now

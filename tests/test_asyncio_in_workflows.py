@@ -99,7 +99,7 @@ async def test_asyncio_primitives_work_and_replay(make_engine: EngineFactory) ->
         "queue": [0, 1, 2], "lock": ["l1-in", "l1-out", "l2-in", "l2-out"],
     }
     # A replay from scratch produces no new command and no error.
-    assert WorkflowInstance(primitives, run.run_id or "", JsonCodec()).apply(history) == []
+    assert WorkflowInstance(primitives, run.run_id or "", JsonCodec()).apply(list(history)) == []
 
 
 side_effect_calls = itertools.count()
@@ -136,5 +136,5 @@ async def test_random_uuid_now_and_side_effects_replay_identically(make_engine: 
     markers = [e for e in history if e.type == "MarkerRecorded"]
     assert len(markers) == 2
     replayed = WorkflowInstance(nondeterministic_sources, run.run_id or "", JsonCodec())
-    assert replayed.apply(history) == []
+    assert replayed.apply(list(history)) == []
     assert next(side_effect_calls) == again[2] + 1  # the replay did not call read_counter

@@ -45,13 +45,13 @@ async def test_rejected_starts_write_nothing(make_engine: EngineFactory, tmp_pat
         with pytest.raises(retold.InvalidArgumentsError, match="missing a required argument: 'cents'"):
             await engine.start(order, "o-1")  # type: ignore[misc]
         with pytest.raises(retold.InvalidArgumentsError, match="too many positional arguments"):
-            await engine.start(order, "o-1", 5, 6)  # type: ignore[misc]
+            await engine.start(order, "o-1", 5, 6)  # type: ignore[call-arg, misc]
         with pytest.raises(retold.InvalidArgumentsError, match="argument 2 should be int, got str"):
-            await engine.start(order, "o-1", "five")  # type: ignore[misc]
+            await engine.start(order, "o-1", "five")  # type: ignore[call-arg, misc]
         with pytest.raises(retold.PayloadError, match="cannot encode"):
             await engine.start(quick, object())
         with pytest.raises(retold.NotRegisteredError):
-            await engine.start(print)  # type: ignore[arg-type]
+            await engine.start(print)  # type: ignore[call-overload]
         assert count_rows(tmp_path / "retold.db") == before
         assert await engine.list_runs() == []
 

@@ -144,3 +144,27 @@ async def test_a_result_the_codec_cannot_encode_fails_the_run(make_engine: Engin
     cause = info.value.__cause__
     assert isinstance(cause, retold.ApplicationError)
     assert cause.type == "retold.errors.PayloadError"
+
+
+@pytest.mark.parametrize(
+    ("value", "type_", "message"),
+    [
+        (1.5, int, "expected an integer"),
+        (True, int, "expected an integer"),
+        ("false", bool, "expected true or false"),
+        (5, str, "expected a string"),
+        (False, float, "expected a number"),
+        ({"id": str(uuid.uuid4()), "tier": "gold", "since": "2024-01-01T00:00:00+00:00"}, Customer,
+         r"required field missing @ \$\.balance"),
+    ],
+)
+def test_json_codec_does_not_coerce_silently(value: object, type_: type, message: str) -> None:
+    with pytest.raises(retold.PayloadError, match=message):
+        retold.JsonCodec().convert(value, type_)
+
+
+def test_json_codec_reads_numbers_from_object_keys() -> None:
+    codec = retold.JsonCodec()
+    assert codec.decode(codec.encode({1: "a", 2: "b"}), dict[int, str]) == {1: "a", 2: "b"}
+    assert codec.convert(2.0, int) == 2
+    assert codec.convert(2, float) == 2.0

@@ -5,14 +5,17 @@ from __future__ import annotations
 import inspect
 
 import retold
+import retold.cli
 import retold.errors
+import retold.http
 import retold.stores
 import retold.stores.sql
 
 PUBLIC = [
     "Activity", "ActivityError", "ActivityInfo", "ActivityOptions", "ApplicationError", "ChildHandle",
-    "ChildWorkflowError", "Codec", "ConfigurationError", "ConflictError", "Engine", "IdempotencyError",
-    "InvalidArgumentsError", "JsonCodec", "NondeterminismError", "NotRegisteredError", "PayloadError",
+    "ChildWorkflowError", "Codec", "ConfigurationError", "ConflictError", "Engine", "EventStream", "History",
+    "HistoryFormatError", "IdempotencyError",
+    "InvalidArgumentsError", "JsonCodec", "LeaseLostError", "NondeterminismError", "NotRegisteredError", "PayloadError",
     "PickleCodec", "QueryError", "RetoldError", "RetryPolicy", "RunDescription", "RunFinishedError",
     "RunHandle", "RunNotFoundError", "SchemaError", "StoreError", "Workflow", "WorkflowCancelledError",
     "WorkflowFailedError", "WorkflowInfo", "WorkflowSandboxError", "activity", "activity_info",
@@ -26,7 +29,7 @@ def test_all_is_pinned() -> None:
 
 
 def test_every_public_name_exists_and_is_documented() -> None:
-    for module in (retold, retold.errors, retold.stores, retold.stores.sql):
+    for module in (retold, retold.errors, retold.stores, retold.stores.sql, retold.http, retold.cli):
         for name in module.__all__:
             obj = getattr(module, name)
             assert inspect.getdoc(obj), f"{module.__name__}.{name} has no docstring"

@@ -1,4 +1,8 @@
-"""The SQLite store: durability settings, atomic commits, leases, timers."""
+"""SQLite's durability settings, and engine behaviour around the store (cache, hosting).
+
+The store's contract (atomic commits, leases, timers, fencing) is in
+``tests/stores/test_contract.py``, run against every store.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +11,14 @@ from pathlib import Path
 
 import anyio
 import pytest
+from sqlalchemy import event as sa_event
 
 import retold
-from retold.history import events as ev
-from retold.stores import ActivityOutcome, StartRequest
+from retold.stores import StartRequest
 from retold.stores.sql import SqlStore
-from tests.conftest import EngineFactory
+from tests.conftest import Clock, EngineFactory
 
 pytestmark = pytest.mark.anyio
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def open_store(tmp_path: Path, clock: Clock) -> SqlStore:
@@ -53,78 +49,15 @@ async def test_wal_and_full_synchronous(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_commit_is_all_or_nothing(tmp_path: Path) -> None:
-    clock = Clock()
-    store = await open_store(tmp_path, clock)
-    run_id = await started(store)
-    assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
-    good = [
-        ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={"task_queue": "q"}),
-        ev.TimerStarted(seq=3, at=0, duration=60.0),
-    ]
-    with pytest.raises(retold.ConflictError):
-        await store.commit_workflow_task(run_id, "me", 5, good)  # stale expected seq
-    broken = [*good, ev.TimerStarted(seq=9, at=0, duration=1.0)]  # a gap: refused mid-way
-    with pytest.raises(retold.StoreError):
-        await store.commit_workflow_task(run_id, "me", 1, broken)
-    db = tmp_path / "s.db"
-    assert rows(db, "SELECT count(*) FROM retold_events") == [(1,)]
-    assert rows(db, "SELECT count(*) FROM retold_activity_tasks") == [(0,)]
-    assert rows(db, "SELECT count(*) FROM retold_timers") == [(0,)]
-    assert rows(db, "SELECT last_seq FROM retold_runs") == [(1,)]
-    assert await store.commit_workflow_task(run_id, "me", 1, good) == 3
-    assert rows(db, "SELECT count(*) FROM retold_activity_tasks") == [(1,)]
-    assert rows(db, "SELECT fire_at FROM retold_timers") == [(clock.now + 60.0,)]
-    assert rows(db, "SELECT count(*) FROM retold_workflow_tasks") == [(0,)]
-    await store.close()
-
-
-async def test_leases_expire_by_the_store_clock(tmp_path: Path) -> None:
-    clock = Clock()
-    store = await open_store(tmp_path, clock)
-    run_id = await started(store)
-    assert await store.claim_workflow_tasks("dead", ["wf"], 10, 5.0) == [run_id]
-    assert await store.claim_workflow_tasks("alive", ["wf"], 10, 5.0) == []
-    clock.now += 5.1
-    assert await store.claim_workflow_tasks("alive", ["wf"], 10, 5.0) == [run_id]
-    cmds = [ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={"task_queue": "q"})]
-    await store.commit_workflow_task(run_id, "alive", 1, cmds)
-
-    [task] = await store.claim_activity_tasks("dead", "q", ["a"], 10, 5.0)
-    assert await store.claim_activity_tasks("alive", "q", ["a"], 10, 5.0) == []
-    assert await store.renew_leases("dead", [task.id], 5.0) == set()
+async def test_lease_only_transactions_relax_synchronous_for_themselves_only(tmp_path: Path) -> None:
+    store = await open_store(tmp_path, Clock())
+    await started(store)
+    assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)  # a lease-only transaction
     raw = store._engine.raw_connection()
-    try:  # lease-only transactions relax synchronous for themselves only
+    try:
         assert raw.driver_connection.execute("PRAGMA synchronous").fetchone() == (2,)  # type: ignore[union-attr]
     finally:
         raw.close()
-    clock.now += 5.1
-    [again] = await store.claim_activity_tasks("alive", "q", ["a"], 10, 5.0)
-    assert again.id == task.id
-    assert (task.attempt, again.attempt) == (1, 2)  # the dead owner's attempt counted
-    # The dead owner's late result is refused: the lease fences it out.
-    assert not await store.finish_activity(task.id, "dead", ActivityOutcome("completed", result=b"1"))
-    assert await store.renew_leases("dead", [task.id], 5.0) == {task.id}
-    assert await store.finish_activity(task.id, "alive", ActivityOutcome("completed", result=b"2"))
-    _, history = await store.load(run_id, 0)
-    completed = [e for e in history if isinstance(e, ev.ActivityCompleted)]
-    assert [c.result for c in completed] == [b"2"]
-    await store.close()
-
-
-async def test_timers_fire_when_due(tmp_path: Path) -> None:
-    clock = Clock()
-    store = await open_store(tmp_path, clock)
-    run_id = await started(store)
-    await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)
-    await store.commit_workflow_task(run_id, "me", 1, [ev.TimerStarted(seq=2, at=0, duration=30.0)])
-    assert await store.fire_timers(10) == 0
-    assert await store.next_wakeup() == clock.now + 30.0
-    clock.now += 30.0
-    assert await store.fire_timers(10) == 1
-    _, history = await store.load(run_id, 2)
-    assert [(type(e).__name__, getattr(e, "started", None)) for e in history] == [("TimerFired", 2)]
-    assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
     await store.close()
 
 
@@ -188,3 +121,36 @@ async def test_a_cached_run_is_not_replayed_per_event(make_engine: EngineFactory
         run = await engine.start(three_steps, "cached")
         assert await run.result(timeout=10) == 3
     assert bodies_started == ["cached"]  # four activations, one instance
+
+
+async def test_group_commit_shares_transactions_and_a_failing_write_fails_alone(tmp_path: Path) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'group.db'}")
+    await store.open()
+    transactions = 0
+
+    def count(_conn: object) -> None:
+        nonlocal transactions
+        transactions += 1
+
+    try:
+        await store.start(StartRequest("wf", "taken", b"[]", "first"))
+        sa_event.listen(store._engine, "begin", count)
+        outcomes: dict[str, object] = {}
+
+        async def start(workflow_id: str, input_hash: str) -> None:
+            try:
+                _record, created = await store.start(StartRequest("wf", workflow_id, b"[]", input_hash))
+                outcomes[workflow_id] = created
+            except retold.IdempotencyError as exc:
+                outcomes[workflow_id] = exc
+
+        async with anyio.create_task_group() as tg:
+            for i in range(40):
+                tg.start_soon(start, f"w{i}", "h")
+            tg.start_soon(start, "taken", "other input")  # refused: rolls back alone
+        assert all(outcomes[f"w{i}"] is True for i in range(40))
+        assert isinstance(outcomes["taken"], retold.IdempotencyError)
+        assert transactions < 41  # one transaction per write without group commit
+        assert len(await store.list_runs(status=None, workflow=None, limit=100, offset=0)) == 41
+    finally:
+        await store.close()

@@ -48,6 +48,11 @@ async def test_the_checkout_from_the_issue(make_engine: EngineFactory) -> None:
     async with make_engine([checkout], [charge]) as engine:
         run = await engine.start(checkout, "order-42", 500, id="order-42")
         await wait_for_status(run, "waiting")
+        # A query replays the history: it can see "waiting" before the step that
+        # started the signal's timeout is committed. Signal once it is.
+        with anyio.fail_after(10):
+            while "TimerStarted" not in [e.type for e in await run.history()]:
+                await anyio.sleep(0.02)
         await run.signal("approve", True)
         assert await run.result(timeout=10) == "receipt:order-42:500"
         history = await run.history()

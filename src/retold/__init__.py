@@ -32,13 +32,16 @@ from .authoring._runtime import WorkflowInfo as WorkflowInfo
 from .client import RunDescription as RunDescription
 from .client import RunHandle as RunHandle
 from .engine._engine import Engine as Engine
+from .engine._feed import EventStream as EventStream
 from .errors import ActivityError as ActivityError
 from .errors import ApplicationError as ApplicationError
 from .errors import ChildWorkflowError as ChildWorkflowError
 from .errors import ConfigurationError as ConfigurationError
 from .errors import ConflictError as ConflictError
+from .errors import HistoryFormatError as HistoryFormatError
 from .errors import IdempotencyError as IdempotencyError
 from .errors import InvalidArgumentsError as InvalidArgumentsError
+from .errors import LeaseLostError as LeaseLostError
 from .errors import NondeterminismError as NondeterminismError
 from .errors import NotRegisteredError as NotRegisteredError
 from .errors import PayloadError as PayloadError
@@ -54,6 +57,7 @@ from .errors import WorkflowSandboxError as WorkflowSandboxError
 from .history.codec import Codec as Codec
 from .history.codec import JsonCodec as JsonCodec
 from .history.codec import PickleCodec as PickleCodec
+from .history.export import History as History
 
 __all__ = [
     "Activity",
@@ -67,9 +71,13 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "Engine",
+    "EventStream",
+    "History",
+    "HistoryFormatError",
     "IdempotencyError",
     "InvalidArgumentsError",
     "JsonCodec",
+    "LeaseLostError",
     "NondeterminismError",
     "NotRegisteredError",
     "PayloadError",

@@ -1,4 +1,7 @@
-"""The demo the README's first command runs: one order, told as it happens."""
+"""The demo the README's first command runs: one order, told as it happens.
+
+It is written against the public API only, like any user program.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +10,24 @@ import random
 from datetime import timedelta
 
 import anyio
+import orjson
 
-from .authoring._activity import activity_info
-from .authoring._api import execute, now, set_query_handler, wait_signal
-from .authoring._decorators import activity, workflow
-from .authoring._options import RetryPolicy
-from .client import RunHandle
-from .engine._engine import DEFAULT_URL, Engine
-from .errors import ActivityError
-from .history import events as ev
+from retold import (
+    ActivityError,
+    Engine,
+    RetryPolicy,
+    RunHandle,
+    activity,
+    activity_info,
+    execute,
+    now,
+    set_query_handler,
+    wait_signal,
+    workflow,
+)
+from retold.history.export import Event, event_to_dict
+
+DEFAULT_URL = "sqlite:///retold.db"
 
 __all__ = ["run_demo"]
 
@@ -61,11 +73,12 @@ async def demo_order(order_id: str, sku: str, cents: int) -> str:
     return f"{order_id}: {reservation}, {charge}, tracking {tracking}, closed at {now():%H:%M:%S}"
 
 
-def _line(event: ev.Event) -> str:
-    if isinstance(event, ev.ActivityScheduled):
-        detail = f"ActivityScheduled({event.activity}{event.input.decode()})"
-    elif isinstance(event, ev.WorkflowStarted):
-        detail = f"WorkflowStarted({event.workflow}{event.input.decode()})"
+def _line(event: Event) -> str:
+    fields = event_to_dict(event)
+    if event.type == "ActivityScheduled":
+        detail = f"ActivityScheduled({fields['activity']}{orjson.dumps(fields['input']).decode()})"
+    elif event.type == "WorkflowStarted":
+        detail = f"WorkflowStarted({fields['workflow']}{orjson.dumps(fields['input']).decode()})"
     else:
         detail = event.describe()
     if len(detail) > 96:
@@ -74,15 +87,9 @@ def _line(event: ev.Event) -> str:
 
 
 async def _tail(run: RunHandle[str]) -> None:
-    seen = 0
-    while True:
-        history = await run.history()
-        for event in history[seen:]:
+    async with run.watch() as events:  # each event as it is committed, until the last
+        async for event in events:
             print(_line(event), flush=True)
-        seen = len(history)
-        if history and isinstance(history[-1], ev.TERMINAL_TYPES):
-            return
-        await anyio.sleep(0.05)
 
 
 async def run_demo(url: str = DEFAULT_URL) -> None:
@@ -102,7 +109,9 @@ async def run_demo(url: str = DEFAULT_URL) -> None:
             await run.signal("shipped", "TRACK-1Z999")
         result = await run.result()
         print(f"result: {result}")
-        failed_attempts = [e for e in await run.history() if isinstance(e, ev.ActivityCompleted) and e.attempt > 1]
+        failed_attempts = [
+            e for e in await run.history() if e.type == "ActivityCompleted" and event_to_dict(e)["attempt"] > 1
+        ]
         if failed_attempts:
             print(f"({len(failed_attempts)} activity needed a retry; the history records only the outcome)")
     print("Run it again: every run is kept in the SQLite file, with its full history.")

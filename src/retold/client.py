@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 import anyio
 
 from .errors import ApplicationError, WorkflowCancelledError, WorkflowFailedError
-from .history.events import Event
+from .history.export import History
 
 if TYPE_CHECKING:
     from .engine._engine import Engine
+    from .engine._feed import EventStream
     from .stores._protocol import RunRecord
 
 __all__ = ["RunDescription", "RunHandle"]
@@ -78,12 +79,22 @@ class RunHandle(Generic[R]):
 
     Calls address the workflow id, so they follow the run across
     continue-as-new; ``run_id`` is the run that the start created.
+
+    Attributes:
+        workflow_id: the workflow id (or, for ``get_handle``, the id given).
+        run_id: the run the start created or found (None for ``get_handle``).
+        created: True if the ``start`` call that made this handle created the
+            run, False if it found one already started with the same id or
+            idempotency key (and for ``get_handle``).
     """
 
-    def __init__(self, engine: Engine, workflow_id: str, run_id: str | None, result_type: Any) -> None:
+    def __init__(
+        self, engine: Engine, workflow_id: str, run_id: str | None, result_type: Any, *, created: bool = False
+    ) -> None:
         self._engine = engine
         self.workflow_id = workflow_id
         self.run_id = run_id
+        self.created = created
         self._result_type = result_type
 
     def __repr__(self) -> str:
@@ -143,6 +154,26 @@ class RunHandle(Generic[R]):
         """The run's current status."""
         return RunDescription.from_record(await self._engine.store.get_run(self.workflow_id))
 
-    async def history(self) -> list[Event]:
-        """Every event of the (latest) run, in order."""
+    async def history(self) -> History:
+        """Every event of the (latest) run, in order; ``.to_json()`` exports it."""
         return await self._engine.history(self.workflow_id)
+
+    def watch(self, *, after_seq: int = 0) -> EventStream:
+        """Follow the run's events: those after ``after_seq``, then new ones as
+        they are committed, ending after the run's final event.
+
+        The stream follows one run: the one ``start`` created, or for a handle
+        by id, the run that id names now. Every subscriber of a run in this
+        process shares one watcher: commits made by this engine wake it at
+        once, others are seen within ``poll_interval``.
+
+        ::
+
+            async with run.watch() as events:
+                async for event in events:
+                    print(event.seq, event.type)
+
+        Raises:
+            RunNotFoundError: no such run (when the stream starts).
+        """
+        return self._engine.watch(self.run_id or self.workflow_id, after_seq)

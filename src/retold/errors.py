@@ -13,8 +13,10 @@ The tree::
     ├── IdempotencyError            same id or key, different workflow or input
     ├── StoreError                  the database failed or is not usable
     │   ├── SchemaError             not a retold database, or a newer schema
-    │   └── ConflictError           the run moved on under a workflow task
+    │   ├── ConflictError           the run moved on under a workflow task
+    │   └── LeaseLostError          another worker holds the task now
     ├── NondeterminismError         replay diverged from the recorded history
+    ├── HistoryFormatError          a history document that is not valid
     ├── WorkflowSandboxError        workflow code reached the outside world
     ├── ActivityError               an activity failed after its retries
     ├── ChildWorkflowError          a child workflow failed or was cancelled
@@ -36,8 +38,10 @@ __all__ = [
     "ChildWorkflowError",
     "ConfigurationError",
     "ConflictError",
+    "HistoryFormatError",
     "IdempotencyError",
     "InvalidArgumentsError",
+    "LeaseLostError",
     "NondeterminismError",
     "NotRegisteredError",
     "PayloadError",
@@ -66,13 +70,14 @@ class ConfigurationError(RetoldError):
 class NotRegisteredError(RetoldError):
     """A workflow or activity is not registered with the engine."""
 
-    def __init__(self, kind: str, name: str) -> None:
+    def __init__(self, kind: str, name: str, where: str = "this engine") -> None:
         self.kind = kind
         self.name = name
-        super().__init__(f"{kind} {name!r} is not registered with this engine")
+        self.where = where
+        super().__init__(f"{kind} {name!r} is not registered with {where}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.kind, self.name))
+        return (type(self), (self.kind, self.name, self.where))
 
 
 @final
@@ -143,6 +148,29 @@ class ConflictError(StoreError):
 
 
 @final
+class LeaseLostError(StoreError):
+    """A worker's lease on a task ran out and the task now belongs to another.
+
+    Its work is refused rather than committed over the new owner's.
+
+    Attributes:
+        run_id: the run whose workflow task it was.
+        owner: the worker that lost the lease.
+        holder: the worker holding it now (None: nobody, the task is gone).
+    """
+
+    def __init__(self, run_id: str, owner: str, holder: str | None) -> None:
+        self.run_id = run_id
+        self.owner = owner
+        self.holder = holder
+        now = f"is held by {holder}" if holder else "is no longer pending"
+        super().__init__(f"{owner} lost its lease on run {run_id!r}: its workflow task {now}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.owner, self.holder))
+
+
+@final
 class NondeterminismError(RetoldError):
     """Workflow code produced a command that differs from the recorded history.
 
@@ -170,6 +198,11 @@ class NondeterminismError(RetoldError):
     def __reduce__(self) -> tuple[Any, ...]:
         args = (self.workflow, self.run_id, self.seq, self.recorded, self.requested)
         return (type(self), args)
+
+
+@final
+class HistoryFormatError(RetoldError, ValueError):
+    """A history document (JSON export) that cannot be loaded; the message says why."""
 
 
 @final

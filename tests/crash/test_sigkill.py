@@ -352,6 +352,22 @@ def test_sigkill_with_activity_in_flight(scenario_factory: ScenarioFactory, leas
     ]
 
 
+def test_a_dead_engine_on_this_machine_is_taken_over_before_its_lease_ends(
+    scenario_factory: ScenarioFactory,
+) -> None:
+    spec = RunSpec("order-9", steps=3, block=2)
+    scenario = scenario_factory([spec], 60.0)  # without dead-worker detection: a minute
+    proc = scenario.start_crash_phase()
+    scenario.wait_until(proc, "step 2 to start", lambda: ("order-9", 2) in started_steps(scenario, proc.pid))
+    _, at_kill, _ = scenario.sigkill(proc)
+    results, recover_pid = scenario.recover()
+    final = read_snapshot(scenario.db)
+    report = check_invariants(scenario, at_kill, final, results, proc.pid, recover_pid)
+    assert report.in_flight == {"order-9": [2]}
+    assert report.recovery_latency[0] < 5.0
+    print(f"in-flight step re-ran {report.recovery_latency[0]:.2f} s after the new engine opened (lease 60 s)")
+
+
 def test_sigkill_while_waiting_on_a_durable_timer(
     scenario_factory: ScenarioFactory,
 ) -> None:

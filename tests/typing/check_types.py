@@ -6,7 +6,7 @@ Each ``# type: ignore[code]`` line must stay an error: with
 
 from __future__ import annotations
 
-from typing import assert_type
+from typing import Any, assert_type
 
 import retold
 
@@ -44,3 +44,4 @@ async def typed_start(engine: retold.Engine) -> None:
     assert_type(run, retold.RunHandle[str])
     assert_type(await run.result(), str)
     await engine.start(checkout, "o")  # type: ignore[misc]
+    assert_type(await engine.start("checkout", "o", 5), retold.RunHandle[Any])  # hosted elsewhere: untyped

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, TypeVarTuple, final, overload
 
@@ -57,6 +57,38 @@ class _Signature:
                     f"{kind} {name!r}: argument {i + 1} should be "
                     f"{_type_name(expected)}, got {type(value).__name__} {value!r:.60}"
                 )
+
+
+    def from_json(
+        self, kind: str, name: str, args: Sequence[Any], convert: Callable[[Any, Any], Any]
+    ) -> tuple[Any, ...]:
+        """Arguments in their JSON form, converted to the annotated types.
+
+        A value that already fits its parameter is kept. Others go through
+        ``convert`` (the codec's), except into ``int``, ``float``, ``str`` or
+        ``bool``: 1.5 is no int, and :meth:`check` says so.
+        """
+        try:
+            self.signature.bind(*args)
+        except TypeError as exc:
+            raise InvalidArgumentsError(f"{kind} {name!r}: {exc}") from None
+        out = []
+        for value, expected in zip(args, self.param_types(len(args)), strict=True):
+            if not _instance_of(value, expected) and not _plain(expected):
+                value = convert(value, expected)
+            out.append(value)
+        self.check(kind, name, tuple(out))
+        return tuple(out)
+
+
+def _plain(tp: Any) -> bool:
+    """``int``, ``float``, ``str``, ``bool``, ``None`` or a union of them."""
+    if tp in (int, float, str, bool, None, type(None)):
+        return True
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        return all(_plain(arg) for arg in typing.get_args(tp))
+    return False
 
 
 def _type_name(tp: Any) -> str:

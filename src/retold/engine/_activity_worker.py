@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from anyio.abc import TaskGroup
 
 from ..authoring._activity import ActivityInfo, _current
 from ..authoring._options import ActivityOptions
@@ -38,15 +39,22 @@ class ActivityWorker:
         self._limit = anyio.CapacityLimiter(concurrency)
         self._rng = random.Random()
         self.running: dict[int, anyio.CancelScope] = {}
+        self._tg: TaskGroup | None = None
         # Any hosted activity may be sent to this queue (task_queue= per call).
         self._names = sorted(engine.activities)
+
+    @property
+    def busy(self) -> bool:
+        """Whether an attempt is running (or recording its outcome)."""
+        return self._limit.borrowed_tokens > 0
 
     async def run(self) -> None:
         """Claim and run activity tasks until cancelled."""
         engine = self._engine
         async with anyio.create_task_group() as tg:
+            self._tg = tg
             while True:
-                want = min(int(self._limit.available_tokens), 256)
+                want = 0 if engine.draining else min(int(self._limit.available_tokens), 256)
                 tasks: list[ActivityTask] = []
                 if want > 0:
                     tasks = await engine.store.claim_activity_tasks(
@@ -57,6 +65,39 @@ class ActivityWorker:
                     tg.start_soon(self._run_and_release, task)
                 if want == 0 or len(tasks) < want:
                     await engine.wake_activities.wait(engine.poll_interval)
+
+    # -- the same-process fast path ---------------------------------------------------
+
+    def reserve(self, wanted: int) -> list[object]:
+        """Hold up to ``wanted`` free slots for tasks a commit is about to lease to us."""
+        if self._tg is None or self._engine.draining:
+            return []
+        tokens: list[object] = []
+        while len(tokens) < wanted and self._limit.available_tokens >= 1:
+            token = object()
+            self._limit.acquire_on_behalf_of_nowait(token)
+            tokens.append(token)
+        return tokens
+
+    def unreserve(self, tokens: list[object]) -> None:
+        """Give back reserved slots that were not used."""
+        while tokens:
+            self._limit.release_on_behalf_of(tokens.pop())
+
+    def start_taken(self, task: ActivityTask, tokens: list[object]) -> None:
+        """Run a task the commit leased to us, in a slot reserved for it."""
+        assert self._tg is not None
+        self._limit.release_on_behalf_of(tokens.pop())
+        try:
+            self._limit.acquire_on_behalf_of_nowait(task.id)
+        except anyio.WouldBlock:  # a waiter got the slot first: wait for the next one
+            self._tg.start_soon(self._acquire_and_run, task)
+            return
+        self._tg.start_soon(self._run_and_release, task)
+
+    async def _acquire_and_run(self, task: ActivityTask) -> None:
+        await self._limit.acquire_on_behalf_of(task.id)
+        await self._run_and_release(task)
 
     async def _run_and_release(self, task: ActivityTask) -> None:
         try:
@@ -75,8 +116,12 @@ class ActivityWorker:
                 # (at least once), under the same idempotency key.
                 log.warning("activity %s (run %s): outcome not recorded: %s", task.activity, task.run_id, exc)
                 return
+            if not recorded and outcome is not None:
+                log.warning("activity %s (run %s, attempt %d): outcome refused, the lease was lost",
+                            task.activity, task.run_id, task.attempt)
             if recorded and outcome is not None:
                 self._engine.wake_workflows.set()
+                self._engine.feeds.notify(task.run_id)
                 if outcome.retry_delay is not None:
                     self._engine.wake_timers.set()
         finally:

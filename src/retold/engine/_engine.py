@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Self, TypeVar, TypeVarTuple, final
+from typing import Any, Self, TypeVar, TypeVarTuple, final, overload
 
 import anyio
 from anyio.abc import TaskGroup
@@ -22,13 +23,15 @@ from ..errors import (
     RunFinishedError,
 )
 from ..history.codec import Codec, JsonCodec
-from ..history.events import Event
+from ..history.export import History
 from ..runtime import _guard
 from ..runtime._instance import WorkflowInstance
 from ..stores._protocol import RunRecord, StartRequest, Store
 from ..stores.sql._store import SqlStore
+from . import _liveness
 from ._activity_worker import ActivityWorker
 from ._cache import InstanceCache
+from ._feed import EventFeeds, EventStream
 from ._wake import Wakeup
 from ._workflow_worker import WorkflowWorker
 
@@ -39,6 +42,7 @@ Ts = TypeVarTuple("Ts")
 log = logging.getLogger("retold.engine")
 
 DEFAULT_URL = "sqlite:///retold.db"
+_LISTEN_RETRY = 2.0  # first wait before reopening a lost listener (polling covers it)
 
 
 def _seconds(value: timedelta | float, name: str) -> float:
@@ -72,8 +76,11 @@ class Engine:
 
     Args:
         url: ``sqlite:///path.db`` (the default is ``retold.db`` in the
-            working directory) or ``memory://`` for tests.
-        workflows: the workflows this engine hosts.
+            working directory), ``postgresql+psycopg://user@host/db`` to
+            share work between machines (``retold[postgres]``), or
+            ``memory://`` for tests.
+        workflows: the workflows this engine hosts (with ``run_workers=False``:
+            the definitions it knows, for typed starts and queries).
         activities: the activities this engine runs.
         codec: payload codec (default :class:`~retold.JsonCodec`).
         cache_size: live runs kept in memory instead of being replayed.
@@ -82,7 +89,9 @@ class Engine:
             engine serves the queues its activities name, plus the keys of
             this mapping, and claims only the activities it hosts.
         workflow_concurrency: workflow tasks processed at once.
-        poll_interval: how often to look for work made by other processes.
+        poll_interval: how often to look for work made by other processes
+            (on PostgreSQL they also notify: polling only covers a lost
+            notification).
         lease: how long a claimed task stays ours without renewal; a dead
             engine's tasks come back after this long.
         max_workflow_task_attempts: a workflow task that fails this many
@@ -92,7 +101,13 @@ class Engine:
         store: a store object to use instead of ``url``.
         clock: the store's clock (seconds since the epoch), for tests.
         run_workers: False makes a client-only engine that starts, signals
-            and reads runs but executes nothing.
+            and reads runs but executes nothing (the web app of split mode;
+            workers run ``retold worker``).
+
+    Attributes:
+        workflows: the hosted workflows, by registered name.
+        activities: the hosted activities, by registered name.
+        codec: the payload codec.
     """
 
     def __init__(
@@ -145,14 +160,19 @@ class Engine:
         self.max_workflow_task_attempts = max_workflow_task_attempts
         self.workflow_task_retry_delay = _seconds(workflow_task_retry_delay, "workflow_task_retry_delay")
         self.worker_id = f"engine-{uuid.uuid4().hex[:12]}"
+        self._host = _liveness.host_key()
         self.wake_workflows = Wakeup()
         self.wake_activities = Wakeup()
         self.wake_timers = Wakeup()
+        self.wake_closed = Wakeup()
+        self.draining = False
         self._run_workers = run_workers
         self._closed_waiters: dict[str, anyio.Event] = {}
         self._activity_workers: list[ActivityWorker] = []
+        self.activity_workers = self._activity_workers  # read by the workflow worker's fast path
         self._workflow_worker: WorkflowWorker | None = None
         self._task_group: TaskGroup | None = None
+        self.feeds = EventFeeds(self.store, self.poll_interval, self._spawn)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -161,7 +181,9 @@ class Engine:
         await self.store.open()
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
+        self.feeds.open()
         if self._run_workers:
+            await self._register_and_reap()
             self._workflow_worker = WorkflowWorker(self)
             self._task_group.start_soon(self._keep_running, self._workflow_worker.run)
             for queue, limit in self._queue_limits.items():
@@ -171,6 +193,7 @@ class Engine:
             self._task_group.start_soon(self._keep_running, self._timer_loop)
             self._task_group.start_soon(self._keep_running, self._lease_loop)
         self._task_group.start_soon(self._keep_running, self._closed_watch_loop)
+        self._task_group.start_soon(self._listen_loop)
         return self
 
     async def __aexit__(
@@ -178,6 +201,7 @@ class Engine:
         tb: TracebackType | None,
     ) -> None:
         assert self._task_group is not None
+        self.feeds.close()
         self._task_group.cancel_scope.cancel()
         try:
             await self._task_group.__aexit__(None, None, None)
@@ -189,8 +213,23 @@ class Engine:
                     # Work interrupted by the shutdown goes back at once,
                     # instead of when its leases run out.
                     await self.store.release_leases(self.worker_id)
+                    if self._run_workers:
+                        await self.store.unregister_worker(self.worker_id)
             finally:
                 await self.store.close()
+
+    async def _register_and_reap(self) -> None:
+        """Record this engine; take over the work of engines on this machine whose process died."""
+        pid = os.getpid()
+        others = await self.store.register_worker(self.worker_id, self._host, pid, _liveness.process_start(pid))
+        freed = 0
+        for worker_id, other_pid, started in others:
+            if not _liveness.is_alive(other_pid, started):
+                freed += await self.store.reap_worker(worker_id)
+                log.info("engine %s (pid %d) is gone; its leases ended now", worker_id, other_pid)
+        if freed:
+            self.wake_workflows.set()
+            self.wake_activities.set()
 
     async def _keep_running(self, loop: Callable[[], Awaitable[None]]) -> None:
         # A store hiccup (a locked database, a dropped connection) must not
@@ -204,11 +243,37 @@ class Engine:
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
+    async def _listen_loop(self) -> None:
+        # Wake-ups from other processes (PostgreSQL NOTIFY). A store that
+        # cannot notify returns at once; a lost listener is reopened, and
+        # meanwhile the poll interval bounds the delay.
+        delay = _LISTEN_RETRY
+        while True:
+            opened = anyio.current_time()
+            try:
+                await self.store.listen(self._on_work)
+                return
+            except Exception as exc:  # noqa: BLE001 - logged; polling covers the gap
+                if anyio.current_time() - opened > 60:
+                    delay = _LISTEN_RETRY  # it had been working: not a failing streak
+                log.warning("retold engine lost its store listener (%s); reopening in %.1f s", exc, delay)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    def _on_work(self, kind: str) -> None:
+        if kind == "workflow":
+            self.wake_workflows.set()
+        elif kind == "activity":
+            self.wake_activities.set()
+        elif kind == "closed":
+            self.wake_closed.set()
+
     async def _timer_loop(self) -> None:
         while True:
             fired = await self.store.fire_timers(256)
             if fired:
                 self.wake_workflows.set()
+                self.feeds.notify(None)
                 continue
             due = await self.store.next_wakeup()
             now = self.store.now()
@@ -226,7 +291,7 @@ class Engine:
         # Runs closed by other processes: one query for every waited-on run,
         # instead of one poll per waiter. Runs this engine closes notify at once.
         while True:
-            await anyio.sleep(self.poll_interval)
+            await self.wake_closed.wait(self.poll_interval)
             if self._closed_waiters:
                 for run_id in await self.store.closed_among(list(self._closed_waiters)):
                     self.notify_closed(run_id)
@@ -234,6 +299,7 @@ class Engine:
     async def _lease_loop(self) -> None:
         while True:
             await anyio.sleep(self.lease / 3)
+            await self._register_and_reap()  # a sibling process that died since
             if self._workflow_worker is not None and self._workflow_worker.processing:
                 await self.store.renew_workflow_leases(
                     self.worker_id, list(self._workflow_worker.processing), self.lease
@@ -246,16 +312,60 @@ class Engine:
                     if scope is not None:
                         scope.cancel()
 
+    async def drain(self, grace: timedelta | float) -> bool:
+        """Stop claiming work and wait up to ``grace`` for the tasks in flight.
+
+        Leaving the ``async with`` block afterwards hands back whatever is
+        still running, so other engines take it at once instead of after
+        the lease. Used by ``python -m retold worker`` on SIGTERM.
+
+        Returns:
+            True if every task in flight finished within ``grace``.
+        """
+        self._check_open()
+        seconds = grace.total_seconds() if isinstance(grace, timedelta) else float(grace)
+        self.draining = True
+        self.wake_workflows.set()
+        self.wake_activities.set()
+        with anyio.move_on_after(max(seconds, 0.0)):
+            while self._busy():
+                await anyio.sleep(0.02)
+            return True
+        return False
+
+    def _busy(self) -> bool:
+        workflows = self._workflow_worker is not None and bool(self._workflow_worker.processing)
+        return workflows or any(worker.busy for worker in self._activity_workers)
+
     # -- the client API --------------------------------------------------------------
+
+    @overload
+    async def start(
+        self, workflow: Workflow[*Ts, R], *args: *Ts, id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> RunHandle[R]: ...
+
+    @overload
+    async def start(
+        self, workflow: str, *args: Any, id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> RunHandle[Any]: ...
 
     async def start(
         self,
-        workflow: Workflow[*Ts, R],
+        workflow: Workflow[*Ts, R] | str,
         *args: *Ts,
         id: str | None = None,  # noqa: A002 - the public name
         idempotency_key: str | None = None,
-    ) -> RunHandle[R]:
+    ) -> RunHandle[Any]:
         """Start a run of ``workflow`` and return its handle.
+
+        ``workflow`` is a ``@retold.workflow`` function (its arguments and
+        result are type-checked) or a workflow's registered name, to start
+        one that other processes host. A client-only engine
+        (``run_workers=False``) starts any workflow function; an engine that
+        runs workers refuses one it does not host, since that is most often
+        a forgotten registration: pass its name to mean "hosted elsewhere".
 
         Starting again with the same ``id`` (or ``idempotency_key``) and the
         same input returns the existing run instead of a new one.
@@ -267,17 +377,29 @@ class Engine:
             IdempotencyError: the id or key was used with other input.
         """
         self._check_open()
-        if not isinstance(workflow, Workflow):
+        result_type: Any = Any
+        if isinstance(workflow, str):
+            if not workflow:
+                raise RetoldError("a workflow name must not be empty")
+            name = workflow
+            hosted = self.workflows.get(name)
+            if hosted is not None:
+                hosted.types.check("workflow", name, tuple(args))
+                result_type = hosted.types.return_type
+        elif isinstance(workflow, Workflow):
+            name = workflow.name
+            if self._run_workers and self.workflows.get(name) is not workflow:
+                raise NotRegisteredError("workflow", name)
+            workflow.types.check("workflow", name, tuple(args))
+            result_type = workflow.types.return_type
+        else:
             raise NotRegisteredError("workflow", getattr(workflow, "__qualname__", repr(workflow)))
-        if self.workflows.get(workflow.name) is not workflow:
-            raise NotRegisteredError("workflow", workflow.name)
         if id is not None and not id:
             raise RetoldError("a workflow id must not be empty")
-        workflow.types.check("workflow", workflow.name, tuple(args))
         payload = self.codec.encode(list(args))
-        digest = hashlib.sha256(workflow.name.encode() + b"\0" + payload).hexdigest()
+        digest = hashlib.sha256(name.encode() + b"\0" + payload).hexdigest()
         request = StartRequest(
-            workflow=workflow.name,
+            workflow=name,
             workflow_id=id or str(uuid.uuid4()),
             input=payload,
             input_hash=digest,
@@ -286,12 +408,44 @@ class Engine:
         record, created = await self.store.start(request)
         if created:
             self.wake_workflows.set()
-        return RunHandle(self, record.workflow_id, record.run_id, workflow.types.return_type)
+        return RunHandle(self, record.workflow_id, record.run_id, result_type, created=created)
+
+    async def start_by_name(
+        self,
+        workflow: str,
+        args: Sequence[Any] = (),
+        *,
+        id: str | None = None,  # noqa: A002 - the public name
+        idempotency_key: str | None = None,
+    ) -> RunHandle[Any]:
+        """Start a run of the workflow registered as ``workflow``, untyped.
+
+        For callers that know workflows by name: the HTTP API, the CLI, other
+        languages. ``args`` may be in their JSON form (dicts for dataclasses,
+        strings for datetimes, ...): each is converted by the codec into the
+        type its parameter is annotated with, then checked as by :meth:`start`.
+
+        Raises:
+            NotRegisteredError: no workflow of that name is hosted here.
+            PayloadError: an argument cannot be converted to its parameter's type.
+            InvalidArgumentsError: the arguments do not fit the signature.
+            IdempotencyError: the id or key was used with other input.
+        """
+        self._check_open()
+        definition = self.workflows.get(workflow)
+        if definition is None:
+            raise NotRegisteredError("workflow", workflow)
+        converted = definition.types.from_json("workflow", workflow, args, self.codec.convert)
+        return await self.start(definition, *converted, id=id, idempotency_key=idempotency_key)
 
     def get_handle(self, workflow_or_run_id: str) -> RunHandle[Any]:
         """A handle on an existing run, by workflow id or run id."""
         self._check_open()
         return RunHandle(self, workflow_or_run_id, None, Any)
+
+    def _spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        assert self._task_group is not None
+        self._task_group.start_soon(fn, *args)
 
     def _check_open(self) -> None:
         if self._task_group is None:
@@ -336,12 +490,12 @@ class Engine:
         if not name:
             raise RetoldError("a signal name must not be empty")
         payload = self.codec.encode(value)
-        await self.store.signal(ident, name, payload)
+        self.feeds.notify(await self.store.signal(ident, name, payload))
         self.wake_workflows.set()
 
     async def cancel(self, ident: str, reason: str) -> None:
         """Ask a running run to cancel."""
-        await self.store.request_cancel(ident, reason)
+        self.feeds.notify(await self.store.request_cancel(ident, reason))
         self.wake_workflows.set()
 
     async def query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:
@@ -368,8 +522,19 @@ class Engine:
     def _roundtrip(self, value: Any) -> Any:
         return self.codec.decode(self.codec.encode(value))
 
-    async def history(self, ident: str) -> list[Event]:
-        """Every event of the run, in order."""
+    async def history(self, ident: str) -> History:
+        """Every event of the run, in order, as a :class:`History`."""
         record = await self.store.get_run(ident)
         _, events = await self.store.load(record.run_id, 0)
-        return events
+        return History(events, workflow=record.workflow, workflow_id=record.workflow_id, run_id=record.run_id)
+
+    def watch(self, ident: str, after_seq: int) -> EventStream:
+        """Follow a run's events after ``after_seq``; see :meth:`RunHandle.watch`."""
+        self._check_open()
+        if after_seq < 0:
+            raise RetoldError(f"after_seq must not be negative, got {after_seq}")
+
+        async def resolve() -> str:
+            return (await self.store.get_run(ident)).run_id
+
+        return EventStream(self.feeds, resolve, after_seq)

@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..errors import ConflictError, NotRegisteredError, RetoldError, StoreError
+from ..errors import ConflictError, LeaseLostError, NotRegisteredError, RetoldError, StoreError
 from ..history import events as ev
 from ..runtime._instance import WorkflowInstance, failure_from_exception
+from ..stores._protocol import ActivityTake
+from ._activity_worker import ActivityWorker
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -33,7 +35,7 @@ class WorkflowWorker:
         engine = self._engine
         async with anyio.create_task_group() as tg:
             while True:
-                want = min(int(self._limit.available_tokens), 256)
+                want = 0 if engine.draining else min(int(self._limit.available_tokens), 256)
                 claimed: list[str] = []
                 if want > 0:
                     claimed = await engine.store.claim_workflow_tasks(
@@ -76,9 +78,22 @@ class WorkflowWorker:
                         raise NotRegisteredError("workflow", run.workflow)
                     instance = WorkflowInstance(definition, run_id, engine.codec)
                 commands = instance.apply(events)
-                await engine.store.commit_workflow_task(
-                    run_id, engine.worker_id, instance.last_seq, commands
-                )
+                take, reserved = self._reserve(commands)
+                try:
+                    await engine.store.commit_workflow_task(
+                        run_id, engine.worker_id, instance.last_seq, commands, take
+                    )
+                    self._start_taken(take, reserved)
+                finally:
+                    for worker, tokens in reserved:
+                        worker.unreserve(tokens)
+            except LeaseLostError as exc:
+                # We stalled past the lease and another worker owns the task:
+                # its work stands, ours is dropped.
+                if instance is not None:
+                    instance.close()
+                log.warning("workflow task refused: %s", exc)
+                return
             except ConflictError:
                 if instance is not None:
                     instance.close()
@@ -102,7 +117,7 @@ class WorkflowWorker:
                 instance.close()
             else:
                 engine.cache.put(instance)
-            self._after_commit(run_id, commands)
+            self._after_commit(run_id, commands, taken=len(take.taken) if take else 0)
             return
         log.warning("run %s kept conflicting; its workflow task will be retried", run_id)
 
@@ -116,16 +131,53 @@ class WorkflowWorker:
             run_id, engine.worker_id, failure_from_exception(exc, non_retryable=True),
             delay=engine.workflow_task_retry_delay, max_attempts=engine.max_workflow_task_attempts,
         )
+        engine.feeds.notify(run_id)
         if failed:
             engine.notify_closed(run_id)
         engine.wake_timers.set()
 
-    def _after_commit(self, run_id: str, commands: list[ev.Event]) -> None:
+    def _reserve(
+        self, commands: list[ev.Event]
+    ) -> tuple[ActivityTake | None, list[tuple[ActivityWorker, list[object]]]]:
+        """Slots for the hosted activities these commands schedule (the same-process fast path)."""
         engine = self._engine
+        wanted: dict[str, int] = {}
+        for cmd in commands:
+            if isinstance(cmd, ev.ActivityScheduled) and cmd.activity in engine.activities:
+                queue = cmd.options.get("task_queue", "default")
+                wanted[queue] = wanted.get(queue, 0) + 1
+        if not wanted:
+            return None, []
+        reserved: list[tuple[ActivityWorker, list[object]]] = []
+        slots: dict[str, int] = {}
+        for worker in engine.activity_workers:
+            if worker.queue in wanted:
+                tokens = worker.reserve(wanted[worker.queue])
+                if tokens:
+                    reserved.append((worker, tokens))
+                    slots[worker.queue] = len(tokens)
+        if not slots:
+            return None, reserved
+        return ActivityTake(engine.worker_id, engine.lease, frozenset(engine.activities), slots), reserved
+
+    @staticmethod
+    def _start_taken(take: ActivityTake | None, reserved: list[tuple[ActivityWorker, list[object]]]) -> None:
+        if take is None:
+            return
+        tokens_of = {worker.queue: (worker, tokens) for worker, tokens in reserved}
+        for task in take.taken:
+            worker, tokens = tokens_of[task.queue]
+            worker.start_taken(task, tokens)
+
+    def _after_commit(self, run_id: str, commands: list[ev.Event], taken: int = 0) -> None:
+        engine = self._engine
+        engine.feeds.notify(run_id)
+        scheduled = sum(1 for cmd in commands if type(cmd) is ev.ActivityScheduled)
         for cmd in commands:
             kind: Any = type(cmd)
             if kind is ev.ActivityScheduled:
-                engine.wake_activities.set()
+                if scheduled > taken:  # some are left for a claim
+                    engine.wake_activities.set()
             elif kind is ev.TimerStarted:
                 engine.wake_timers.set()
             elif kind is ev.ChildWorkflowStarted:

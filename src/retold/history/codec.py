@@ -61,6 +61,45 @@ def _pydantic_hooks(converter: cattrs.Converter) -> None:
     )
 
 
+def _strict_hooks(converter: cattrs.Converter) -> None:
+    """No silent coercion: 1.5 is not an int, "false" is not a bool, 5 is not a str.
+
+    Numeric strings still become numbers: JSON object keys are strings, so
+    ``dict[int, str]`` needs them.
+    """
+
+    def to_int(value: Any, _: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            return int(value)
+        raise TypeError(f"expected an integer, got {type(value).__name__} {value!r:.40}")
+
+    def to_float(value: Any, _: Any) -> float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            return float(value)
+        raise TypeError(f"expected a number, got {type(value).__name__} {value!r:.40}")
+
+    def to_str(value: Any, _: Any) -> str:
+        if isinstance(value, str):
+            return value
+        raise TypeError(f"expected a string, got {type(value).__name__} {value!r:.40}")
+
+    def to_bool(value: Any, _: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError(f"expected true or false, got {type(value).__name__} {value!r:.40}")
+
+    converter.register_structure_hook(int, to_int)
+    converter.register_structure_hook(float, to_float)
+    converter.register_structure_hook(str, to_str)
+    converter.register_structure_hook(bool, to_bool)
+
+
 @final
 class JsonCodec:
     """JSON with orjson; values decoded into their annotated types by cattrs."""
@@ -73,6 +112,7 @@ class JsonCodec:
         conv.register_structure_hook(uuid.UUID, lambda v, _: uuid.UUID(str(v)))
         conv.register_unstructure_hook(decimal.Decimal, str)
         conv.register_structure_hook(decimal.Decimal, lambda v, _: decimal.Decimal(str(v)))
+        _strict_hooks(conv)
         _pydantic_hooks(conv)
         self._conv = conv
 
@@ -100,8 +140,10 @@ class JsonCodec:
         try:
             return self._conv.structure(value, type_)
         except Exception as exc:
+            # cattrs says where in a nested value it failed ("... @ $.quantity").
+            why = "; ".join(cattrs.transform_error(exc)) if isinstance(exc, cattrs.BaseValidationError) else exc
             raise PayloadError(
-                f"cannot decode {value!r:.80} as {getattr(type_, '__name__', type_)}: {exc}"
+                f"cannot decode {value!r:.80} as {getattr(type_, '__name__', type_)}: {why}"
             ) from exc
 
 

@@ -20,7 +20,7 @@ import contextlib
 import random
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,7 +105,7 @@ def _describe(cls: type[ev.Event], fields: dict[str, Any]) -> str:
     return f"{cls.__name__}({', '.join(shown)})"
 
 
-def _segments(events: list[ev.Event]) -> list[tuple[list[ev.Event], list[ev.Event]]]:
+def _segments(events: Sequence[ev.Event]) -> list[tuple[list[ev.Event], list[ev.Event]]]:
     """Split events into activations: a group of inputs and the commands it produced."""
     segments: list[tuple[list[ev.Event], list[ev.Event]]] = []
     inputs: list[ev.Event] = []
@@ -129,6 +129,10 @@ def is_command(event: ev.Event) -> bool:
     return isinstance(event, ev.COMMAND_TYPES)
 
 
+# Shared by every instance between activations; never mutated (apply() replaces it).
+_NOTHING_RECORDED: collections.deque[ev.Event] = collections.deque()
+
+
 class WorkflowInstance:
     """A workflow run being executed or replayed on its own deterministic loop."""
 
@@ -150,26 +154,28 @@ class WorkflowInstance:
         self.last_seq = 0
         self.finished = False
         self._next_seq = 1
-        self._recorded: collections.deque[ev.Event] = collections.deque()
+        self._recorded: collections.deque[ev.Event] = _NOTHING_RECORDED
         self._commands: list[ev.Event] = []
         self._issued: set[int] = set()
         self._activities: dict[int, tuple[asyncio.Future[Any], Any]] = {}
         self._children: dict[int, tuple[asyncio.Future[Any], Workflow[*tuple[Any, ...], Any], str]] = {}
         self._timers: dict[int, DurableTimerHandle] = {}
-        self._signals: dict[str, collections.deque[bytes]] = {}
-        self._signal_waiters: dict[str, collections.deque[asyncio.Future[bytes]]] = {}
+        # Lists, not deques: a deque costs a 512-byte block even for one item,
+        # and a run usually has one or two of each waiting.
+        self._signals: dict[str, list[bytes]] = {}
+        self._signal_waiters: dict[str, list[asyncio.Future[bytes]]] = {}
         self._queries: dict[str, Callable[..., Any]] = {}
         self._patches: dict[str, bool] = {}
         self._main: asyncio.Task[Any] | None = None
         self._fatal: BaseException | None = None
-        self._rng = random.Random(uuid.uuid5(uuid.NAMESPACE_URL, run_id).int)
+        self._rng: random.Random | None = None  # 2.5 KiB of state: made on first use
         self._live = True
         self._next_input: ev.Event | None = None
         self._emitted = 0
 
     # -- feeding history -------------------------------------------------------
 
-    def apply(self, events: list[ev.Event]) -> list[ev.Event]:
+    def apply(self, events: Sequence[ev.Event]) -> list[ev.Event]:
         """Feed new events; return the new command events (numbered, unsaved).
 
         Raises:
@@ -196,7 +202,7 @@ class WorkflowInstance:
             if self._recorded:
                 self._fail_with(self._recorded[0], "nothing (the code never reached this command)")
                 raise self._fatal  # type: ignore[misc]  # set just above
-        self._recorded.clear()
+        self._recorded = _NOTHING_RECORDED
         self.last_seq = events[-1].seq
         return self._commands
 
@@ -295,11 +301,11 @@ class WorkflowInstance:
             case ev.SignalReceived():
                 waiters = self._signal_waiters.get(event.name)
                 while waiters:
-                    waiter = waiters.popleft()
+                    waiter = waiters.pop(0)
                     if not waiter.done():
                         waiter.set_result(event.input)
                         return
-                self._signals.setdefault(event.name, collections.deque()).append(event.input)
+                self._signals.setdefault(event.name, []).append(event.input)
             case ev.ChildWorkflowCompleted():
                 child = self._take(self._children, event.started, event)
                 if child is not None and not child[0].done():
@@ -412,6 +418,8 @@ class WorkflowInstance:
 
     def rng(self) -> random.Random:
         """The run's deterministic random generator."""
+        if self._rng is None:
+            self._rng = random.Random(uuid.uuid5(uuid.NAMESPACE_URL, self.run_id).int)
         return self._rng
 
     def execute_activity(
@@ -454,9 +462,9 @@ class WorkflowInstance:
         """Return the next signal ``name``, or None after ``timeout`` seconds."""
         buffered = self._signals.get(name)
         if buffered:
-            return self.codec.decode(buffered.popleft(), type_)
+            return self.codec.decode(buffered.pop(0), type_)
         waiter: asyncio.Future[bytes] = self.loop.create_future()
-        self._signal_waiters.setdefault(name, collections.deque()).append(waiter)
+        self._signal_waiters.setdefault(name, []).append(waiter)
         consumed = False
         try:
             if timeout is None:
@@ -477,7 +485,7 @@ class WorkflowInstance:
             if not consumed and waiter.done() and not waiter.cancelled():
                 # Delivered, but the wait was cancelled before it could return:
                 # keep the signal for the next wait instead of losing it.
-                self._signals.setdefault(name, collections.deque()).appendleft(waiter.result())
+                self._signals.setdefault(name, []).insert(0, waiter.result())
         return self.codec.decode(data, type_)
 
     def set_query_handler(self, name: str, handler: Callable[..., Any] | None) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, final
 
 from ..history.events import Event
 
-__all__ = ["ActivityOutcome", "ActivityTask", "RunRecord", "StartRequest", "Store"]
+__all__ = ["ActivityOutcome", "ActivityTake", "ActivityTask", "RunRecord", "StartRequest", "Store"]
 
 RunStatus = Literal["running", "completed", "failed", "cancelled", "continued"]
 
@@ -77,6 +77,25 @@ class ActivityOutcome:
     timeout_kind: str = ""
 
 
+@final
+@dataclass(slots=True)
+class ActivityTake:
+    """Activity tasks a workflow-task commit may lease at once to its own engine.
+
+    The same-process fast path: instead of inserting the tasks for anyone to
+    claim and waking a worker to claim them (one more transaction), the
+    commit leases up to ``slots[queue]`` tasks of the hosted ``activities``
+    to ``owner`` and lists them in ``taken`` (filled only when the commit's
+    function returns; use it only if the commit itself succeeded).
+    """
+
+    owner: str
+    lease: float
+    activities: frozenset[str]
+    slots: dict[str, int]
+    taken: list[ActivityTask] = field(default_factory=list)
+
+
 class Store(Protocol):
     """Durable state of every run: histories, tasks, timers.
 
@@ -96,6 +115,15 @@ class Store(Protocol):
         """The store's clock, in seconds since the epoch."""
         ...
 
+    async def listen(self, on_work: Callable[[str], None]) -> None:
+        """Call ``on_work(kind)`` whenever any process creates work, until cancelled.
+
+        ``kind`` is ``"workflow"``, ``"activity"`` or ``"closed"`` (a run
+        closed). A store that cannot tell returns at once: engines also poll,
+        so a missed call only delays work by their poll interval.
+        """
+        ...
+
     async def start(self, request: StartRequest) -> tuple[RunRecord, bool]:
         """Create a run (or return the existing one for the same id/key)."""
         ...
@@ -111,9 +139,14 @@ class Store(Protocol):
         ...
 
     async def commit_workflow_task(
-        self, run_id: str, owner: str, expected_seq: int, commands: Sequence[Event]
+        self, run_id: str, owner: str, expected_seq: int, commands: Sequence[Event],
+        take: ActivityTake | None = None,
     ) -> int:
-        """Append commands and their effects; raise ConflictError if the run moved."""
+        """Append commands and their effects; raise ConflictError if the run moved.
+
+        With ``take``, lease the new activity tasks it allows to its owner (see
+        :class:`ActivityTake`).
+        """
         ...
 
     async def fail_workflow_task(
@@ -141,6 +174,20 @@ class Store(Protocol):
         """Extend this owner's leases on workflow tasks still being processed."""
         ...
 
+    async def register_worker(
+        self, worker_id: str, host: str, pid: int, process_start: str
+    ) -> list[tuple[str, int, str]]:
+        """Record this engine; return the other engines on ``host`` as (worker_id, pid, process_start)."""
+        ...
+
+    async def reap_worker(self, worker_id: str) -> int:
+        """Forget a dead engine and end its leases now (its attempts count); return the tasks freed."""
+        ...
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        """Forget this engine (it is stopping)."""
+        ...
+
     async def release_leases(self, owner: str) -> None:
         """Hand back every task this owner holds (it is shutting down)."""
         ...
@@ -154,6 +201,13 @@ class Store(Protocol):
 
     async def next_wakeup(self) -> float | None:
         """When the earliest timer, task or retry becomes due, if any."""
+        ...
+
+    async def quiescence(self) -> tuple[bool, float | None]:
+        """(busy, next_due): busy if any task is leased or due now; else when work next comes due.
+
+        Used by time-skipping test environments to tell that every run is blocked.
+        """
         ...
 
     async def signal(self, run_or_workflow_id: str, name: str, payload: bytes) -> str:

@@ -1,4 +1,4 @@
-"""The SQL store (SQLite through SQLAlchemy Core)."""
+"""The SQL store: SQLite or PostgreSQL through SQLAlchemy Core."""
 
 from ._store import SqlStore as SqlStore
 

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 __all__ = ["SCHEMA_VERSION", "metadata"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -89,4 +89,16 @@ timers = sa.Table(
     sa.Column("run_id", sa.String(64), primary_key=True),
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("fire_at", sa.Float, nullable=False, index=True),
+)
+
+# Engines with workers, so that one on the same machine can tell that another
+# died (its process is gone) and take its work at once instead of after the
+# leases run out. Added in schema version 2.
+workers = sa.Table(
+    "retold_workers", metadata,
+    sa.Column("worker_id", sa.String(64), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False, index=True),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("process_start", sa.String(64), nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
 )

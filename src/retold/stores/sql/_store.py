@@ -1,37 +1,45 @@
-"""The SQL store: SQLite (default) through SQLAlchemy Core.
+"""The SQL store: SQLite (the default) or PostgreSQL, through SQLAlchemy Core.
 
-Each public method is one transaction run in a worker thread. On SQLite the
-database is in WAL mode with ``synchronous=FULL`` (a committed event survives
-power loss) and every transaction starts with ``BEGIN IMMEDIATE``, so writers
-queue for the lock instead of failing half-way.
+Each public method is one transaction run in a worker thread. The SQL is
+written once; what differs between databases (connecting, beginning a
+transaction, the clock, row locks, notifications) is a small
+:class:`~._dialect.Dialect`: see ``_sqlite.py`` and ``_postgres.py``.
+
+Statements that would race between processes on PostgreSQL under READ
+COMMITTED are written so they cannot: claims take rows ``FOR UPDATE SKIP
+LOCKED`` (SQLite ignores the clause: its writers are serialised), an append
+locks the run's row first (a conditional ``UPDATE`` of ``last_seq``, or
+``lock_run``), deletes that decide who acts check their row count, and
+inserts that may collide use ``ON CONFLICT DO NOTHING``.
 """
 
 from __future__ import annotations
 
-import time
+import threading
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import anyio
 import orjson
 import sqlalchemy as sa
-from sqlalchemy import event as sa_event
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.pool import StaticPool
 
 from ...errors import (
     ConflictError,
     IdempotencyError,
+    LeaseLostError,
     RunFinishedError,
     RunNotFoundError,
     SchemaError,
     StoreError,
 )
 from ...history import events as ev
-from .._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRequest
+from .._protocol import ActivityOutcome, ActivityTake, ActivityTask, RunRecord, StartRequest
 from . import _schema as t
+from ._dialect import Insert, dialect_for
+from ._migrations import migrate
 
 __all__ = ["SqlStore"]
 
@@ -44,45 +52,83 @@ _STATUS_OF: dict[type[ev.Event], str] = {
     ev.WorkflowContinuedAsNew: "continued",
 }
 
+# What NOTIFY tells other engines (see Store.listen).
+WORKFLOW, ACTIVITY, CLOSED = "workflow", "activity", "closed"
 
 _B = sa.bindparam
 
 
 class _Q:
-    """Statements of the hot paths, built once: SQLAlchemy then only binds values."""
+    """Statements of the hot paths, built once per store: SQLAlchemy then only binds values."""
 
-    run_by_id = sa.select(t.runs).where(t.runs.c.run_id == _B("b_run_id"))
-    current_run = sa.select(t.workflows.c.current_run_id).where(t.workflows.c.workflow_id == _B("b_id"))
-    insert_events = t.events.insert()
-    insert_run = t.runs.insert()
-    wake = sqlite_insert(t.workflow_tasks).on_conflict_do_nothing(index_elements=["run_id"])
-    bump_seq = (
-        t.runs.update()
-        .where(t.runs.c.run_id == _B("b_run_id"), t.runs.c.status == "running")
-        .values(last_seq=t.runs.c.last_seq + 1)
-        .returning(t.runs.c.last_seq)
-    )
-    move_seq = (
-        t.runs.update()
-        .where(t.runs.c.run_id == _B("b_run_id"), t.runs.c.last_seq == _B("b_expected"),
-               t.runs.c.status == "running")
-        .values(last_seq=_B("b_last"))
-        .returning(t.runs.c.workflow_id)
-    )
-    events_after = (
-        sa.select(t.events.c.seq, t.events.c.at, t.events.c.type, t.events.c.meta, t.events.c.payload)
-        .where(t.events.c.run_id == _B("b_run_id"), t.events.c.seq > _B("b_after"))
-        .order_by(t.events.c.seq)
-    )
-    insert_activity = t.activity_tasks.insert()
-    insert_timer = t.timers.insert()
-    delete_timer = t.timers.delete().where(t.timers.c.run_id == _B("b_run_id"), t.timers.c.seq == _B("b_seq"))
-    delete_wft = t.workflow_tasks.delete().where(t.workflow_tasks.c.run_id == _B("b_run_id"))
-    task_by_id = sa.select(t.activity_tasks).where(t.activity_tasks.c.id == _B("b_id"))
-    delete_task = t.activity_tasks.delete().where(t.activity_tasks.c.id == _B("b_id"))
-    workflow_by_id = sa.select(t.workflows).where(t.workflows.c.workflow_id == _B("b_id"))
-    workflow_by_key = sa.select(t.workflows).where(t.workflows.c.idempotency_key == _B("b_key"))
-    insert_workflow = t.workflows.insert()
+    def __init__(self, insert: Insert) -> None:
+        wt, at = t.workflow_tasks, t.activity_tasks
+        self.run_by_id = sa.select(t.runs).where(t.runs.c.run_id == _B("b_run_id"))
+        self.current_run = sa.select(t.workflows.c.current_run_id).where(t.workflows.c.workflow_id == _B("b_id"))
+        self.insert_events = t.events.insert()
+        self.insert_run = t.runs.insert()
+        self.wake = insert(wt).on_conflict_do_nothing(index_elements=["run_id"])
+        self.bump_seq = (
+            t.runs.update()
+            .where(t.runs.c.run_id == _B("b_run_id"), t.runs.c.status == "running")
+            .values(last_seq=t.runs.c.last_seq + 1)
+            .returning(t.runs.c.last_seq)
+        )
+        self.move_seq = (
+            t.runs.update()
+            .where(t.runs.c.run_id == _B("b_run_id"), t.runs.c.last_seq == _B("b_expected"),
+                   t.runs.c.status == "running")
+            .values(last_seq=_B("b_last"))
+            .returning(t.runs.c.workflow_id)
+        )
+        self.wft_owner = sa.select(wt.c.lease_owner).where(wt.c.run_id == _B("b_run_id")).with_for_update()
+        self.events_after = (
+            sa.select(t.events.c.seq, t.events.c.at, t.events.c.type, t.events.c.meta, t.events.c.payload)
+            .where(t.events.c.run_id == _B("b_run_id"), t.events.c.seq > _B("b_after"))
+            .order_by(t.events.c.seq)
+        )
+        self.insert_activity = at.insert()
+        self.insert_timer = t.timers.insert()
+        self.delete_timer = t.timers.delete().where(
+            t.timers.c.run_id == _B("b_run_id"), t.timers.c.seq == _B("b_seq"))
+        self.delete_wft = wt.delete().where(wt.c.run_id == _B("b_run_id"))
+        self.task_by_id = sa.select(at).where(at.c.id == _B("b_id")).with_for_update()
+        self.delete_task = at.delete().where(at.c.id == _B("b_id"))
+        self.task_run_id = sa.select(at.c.run_id).where(at.c.id == _B("b_id"))
+        self.delete_overdue = at.delete().where(
+            at.c.id == _B("b_id"), at.c.deadline <= _B("b_now"),
+            sa.or_(at.c.lease_owner.is_(None), at.c.lease_expires < _B("b_now")))
+        self.workflow_by_id = sa.select(t.workflows).where(t.workflows.c.workflow_id == _B("b_id"))
+        self.workflow_by_key = sa.select(t.workflows).where(t.workflows.c.idempotency_key == _B("b_key"))
+        # RETURNING says whether the row went in (psycopg reports no rowcount for it).
+        self.insert_workflow = insert(t.workflows).on_conflict_do_nothing().returning(t.workflows.c.workflow_id)
+        self.claim_workflows = (
+            sa.select(wt.c.run_id)
+            .join(t.runs, t.runs.c.run_id == wt.c.run_id)
+            .where(t.runs.c.workflow.in_(_B("b_names", expanding=True)))
+            .where(wt.c.visible_at <= _B("b_now"))
+            .where(sa.or_(wt.c.lease_owner.is_(None), wt.c.lease_expires < _B("b_now")))
+            .order_by(wt.c.visible_at)
+            .limit(_B("b_limit"))
+            .with_for_update(skip_locked=True, of=wt)  # only the task rows, never the runs
+        )
+        self.claim_activities = (
+            sa.select(at)
+            .where(at.c.queue == _B("b_queue"), at.c.activity.in_(_B("b_names", expanding=True)),
+                   at.c.visible_at <= _B("b_now"))
+            .where(sa.or_(at.c.lease_owner.is_(None), at.c.lease_expires < _B("b_now")))
+            # Past its schedule-to-close deadline: the timer loop times it out.
+            .where(sa.or_(at.c.deadline.is_(None), at.c.deadline > _B("b_now")))
+            .order_by(at.c.visible_at, at.c.id)
+            .limit(_B("b_limit"))
+            .with_for_update(skip_locked=True)
+        )
+        self.renew_activities = (
+            at.update()
+            .where(at.c.id.in_(_B("b_ids", expanding=True)), at.c.lease_owner == _B("b_owner"))
+            .values(lease_expires=_B("b_expires"))
+            .returning(at.c.id)
+        )
 
 
 def _row_to_run(row: Any) -> RunRecord:
@@ -101,149 +147,203 @@ def _row_to_run(row: Any) -> RunRecord:
     )
 
 
+class _Queued:
+    """A transaction body waiting for a group commit, and then its outcome."""
+
+    __slots__ = ("args", "error", "fn", "result", "taken")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.fn = fn
+        self.args = args
+        self.taken = False
+        self.result: Any = None
+        self.error: Exception | None = None
+
 class SqlStore:
-    """A :class:`~retold.stores.Store` on SQLite, through SQLAlchemy Core.
+    """A :class:`~retold.stores.Store` on SQLite or PostgreSQL, through SQLAlchemy Core.
 
     Args:
-        url: ``sqlite:///path.db`` (a file, created if missing) or
-            ``memory://`` (a private in-memory SQLite database).
-        clock: the store's clock; leases, timers and event times use it.
+        url: ``sqlite:///path.db`` (a file, created if missing),
+            ``memory://`` (a private in-memory SQLite database) or
+            ``postgresql+psycopg://user:password@host:5432/dbname``
+            (``postgresql://`` means the same; needs ``retold[postgres]``).
+        clock: the store's clock, for tests; leases, timers and event times
+            use it. By default SQLite uses this machine's clock and
+            PostgreSQL the server's, so machines with skewed clocks agree.
+        pool_size: PostgreSQL connections for transactions (the engine's
+            listener takes one more); SQLite runs one transaction at a time.
+
+    Raises:
+        StoreError: the URL is not supported, or its driver is missing.
     """
 
-    def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
-        self.url = url
+    def __init__(
+        self, url: str, *, clock: Callable[[], float] | None = None, pool_size: int = 4
+    ) -> None:
+        if pool_size < 1:
+            raise StoreError(f"SqlStore pool_size must be at least 1, got {pool_size}")
+        self._d = dialect_for(url, pool_size=pool_size)
+        self.url = self._d.url
+        self._engine = self._d.engine
+        self._q = _Q(self._d.insert)
         self._clock = clock
-        if url in ("memory://", "memory:", "sqlite://", "sqlite:///:memory:"):
-            self._engine = sa.create_engine(
-                "sqlite://", poolclass=StaticPool,
-                connect_args={"check_same_thread": False},
-            )
-        elif url.startswith("sqlite"):
-            self._engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+        # SQLite has one writer: batch durable transactions (see _run).
+        self._group_commit = self._d.name == "sqlite"
+        self._queue: list[_Queued] = []
+        self._queue_lock = threading.Lock()
+        if clock is not None or not self._d.server_clock:
+            fixed = clock or self._d.wall
+            self._now: Callable[[Connection], float] = lambda _conn: fixed()
         else:
-            raise StoreError(
-                f"unsupported store URL {url!r}: use sqlite:///path.db or memory://"
-            )
-        self._install_sqlite_pragmas(self._engine)
-        # SQLite has one writer at a time: queue our transactions in-process.
-        self._limiter = anyio.CapacityLimiter(1)
-
-    @staticmethod
-    def _install_sqlite_pragmas(engine: sa.Engine) -> None:
-        @sa_event.listens_for(engine, "connect")
-        def _connect(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-            cursor = dbapi_conn.cursor()
-            try:
-                cursor.execute("PRAGMA synchronous=FULL")
-                cursor.execute("PRAGMA busy_timeout=10000")
-                cursor.execute("PRAGMA foreign_keys=ON")
-            finally:
-                cursor.close()
-
-        @sa_event.listens_for(engine, "begin")
-        def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            self._now = self._d.now
 
     # -- plumbing --------------------------------------------------------------
 
+    @property
+    def dialect(self) -> str:
+        """The database: ``sqlite`` or ``postgresql``."""
+        return self._d.name
+
     def now(self) -> float:
-        """The store's clock."""
-        return self._clock()
+        """The store's clock (on PostgreSQL, the server's as last measured)."""
+        return self._clock() if self._clock is not None else self._d.wall()
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
-        return await anyio.to_thread.run_sync(self._tx, fn, *args, limiter=self._limiter)
+        if not self._group_commit:
+            return await anyio.to_thread.run_sync(self._tx, fn, *args, limiter=self._d.limiter)
+        # Group commit: queue the work, then take a turn at the writer. The
+        # first turn takes everything queued so far and runs it in one
+        # transaction, each piece in a savepoint of its own: one fsync for
+        # many runs' steps. A piece's outcome is known only after COMMIT.
+        item = _Queued(fn, args)
+        with self._queue_lock:
+            self._queue.append(item)
+        try:
+            async with self._d.limiter:  # our turn at the writer
+                if not item.taken:  # else an earlier turn already ran it: no thread hop
+                    await anyio.to_thread.run_sync(self._drain)
+        except BaseException:
+            with self._queue_lock:
+                if not item.taken:  # cancelled before any turn took it: it never runs
+                    self._queue.remove(item)
+            raise
+        if item.error is not None:
+            raise item.error
+        result: _T = item.result
+        return result
+
+    def _drain(self) -> None:
+        with self._queue_lock:
+            batch, self._queue = self._queue, []
+            for item in batch:
+                item.taken = True
+        if not batch:
+            return  # an earlier turn ran ours
+        if len(batch) == 1:
+            item = batch[0]
+            try:
+                item.result = self._tx(item.fn, *item.args)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller
+                item.error = exc
+            return
+        try:
+            with self._d.begin() as conn:
+                for item in batch:
+                    savepoint = conn.begin_nested()
+                    try:
+                        item.result = item.fn(conn, *item.args)
+                    except Exception as exc:  # noqa: BLE001 - handed to the caller
+                        savepoint.rollback()
+                        item.error = self._db_error(exc) if isinstance(exc, sa.exc.DBAPIError) else exc
+                    else:
+                        savepoint.commit()
+                self._d.before_commit(conn)
+        except sa.exc.DBAPIError as exc:
+            failed = self._db_error(exc)
+            for item in batch:
+                item.error = failed
 
     async def _run_lease_only(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run a transaction that only moves leases, without waiting for the disk.
 
         Losing such a transaction to a power cut only hands a task back to the
-        queue, so it commits with ``synchronous=NORMAL``; the next durable
-        commit writes it to disk anyway. It must never append an event.
+        queue (SQLite commits it with ``synchronous=NORMAL``, PostgreSQL with
+        ``synchronous_commit=off``); the next durable commit writes it to
+        disk anyway. It must never append an event.
         """
-        return await anyio.to_thread.run_sync(self._tx_lease_only, fn, *args, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(self._tx_lease_only, fn, *args, limiter=self._d.limiter)
+
+    def _db_error(self, exc: sa.exc.DBAPIError) -> StoreError:
+        error = StoreError(f"database error on {self.url}: {exc.orig}")
+        error.__cause__ = exc
+        return error
 
     def _tx(self, fn: Callable[..., _T], *args: Any) -> _T:
-        try:
-            with self._engine.begin() as conn:
-                return fn(conn, *args)
-        except sa.exc.DBAPIError as exc:
-            raise StoreError(f"database error on {self.url}: {exc.orig}") from exc
+        return self._tx_in(self._d.begin, fn, *args)
 
     def _tx_lease_only(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return self._tx_in(self._d.begin_lease_only, fn, *args)
+
+    def _tx_in(
+        self, begin: Callable[[], AbstractContextManager[Connection]], fn: Callable[..., _T], *args: Any
+    ) -> _T:
         try:
-            with self._engine.connect() as conn:
-                raw = conn.connection.driver_connection
-                assert raw is not None
-                raw.execute("PRAGMA synchronous=NORMAL")  # outside any transaction, as SQLite requires
-                try:
-                    with conn.begin():
-                        return fn(conn, *args)
-                finally:
-                    raw.execute("PRAGMA synchronous=FULL")
+            with begin() as conn:
+                result = fn(conn, *args)
+                self._d.before_commit(conn)
+                return result
         except sa.exc.DBAPIError as exc:
-            raise StoreError(f"database error on {self.url}: {exc.orig}") from exc
+            raise self._db_error(exc) from exc
 
     async def open(self) -> None:
-        """Create the tables, or check that existing ones are ours and not newer."""
+        """Create the tables or upgrade them; refuse a database that is not ours or is newer."""
         try:
             await self._run(self._open)
         except StoreError as exc:
             cause = exc.__cause__
             if isinstance(cause, sa.exc.DatabaseError) and not isinstance(cause, sa.exc.OperationalError):
-                raise SchemaError(f"{self.url} is not a SQLite database: {cause.orig}") from exc
+                raise SchemaError(f"{self.url} is not a {self._d.title} database: {cause.orig}") from exc
             raise
-        await anyio.to_thread.run_sync(self._enable_wal, limiter=self._limiter)
-
-    def _enable_wal(self) -> None:
-        # Only once the file is known to be ours: WAL mode is written into the
-        # file header, and a database we refuse must stay byte-for-byte intact.
-        # journal_mode cannot change inside a transaction, hence the raw connection.
-        raw = self._engine.raw_connection()
         try:
-            raw.driver_connection.execute("PRAGMA journal_mode=WAL")  # type: ignore[union-attr]
-        finally:
-            raw.close()
+            await anyio.to_thread.run_sync(self._d.after_open, limiter=self._d.limiter)
+        except sa.exc.DBAPIError as exc:
+            raise self._db_error(exc) from exc
 
     def _open(self, conn: Connection) -> None:
+        self._d.schema_lock(conn)
         try:
-            names = set(sa.inspect(conn).get_table_names())
+            names = self._d.retold_tables(set(sa.inspect(conn).get_table_names()))
         except sa.exc.DatabaseError as exc:
-            raise SchemaError(f"{self.url} is not a SQLite database: {exc.orig}") from exc
+            raise SchemaError(f"{self.url} is not a {self._d.title} database: {exc.orig}") from exc
         if names and t.meta.name not in names:
             raise SchemaError(
                 f"{self.url} is not a retold database (it has tables "
-                f"{', '.join(sorted(names)[:5])}); point retold at a new file"
+                f"{', '.join(sorted(names)[:5])}); point retold at a new "
+                f"{'file' if self._d.name == 'sqlite' else 'database or schema'}"
             )
-        if t.meta.name in names:
-            row = conn.execute(
-                sa.select(t.meta.c.value).where(t.meta.c.key == "schema_version")
-            ).first()
-            version = int(row.value) if row else 0
-            if version > t.SCHEMA_VERSION:
-                raise SchemaError(
-                    f"{self.url} has schema version {version}, newer than this retold "
-                    f"supports ({t.SCHEMA_VERSION}): upgrade retold"
-                )
-            if version == t.SCHEMA_VERSION:
-                return
-        t.metadata.create_all(conn)
-        conn.execute(
-            t.meta.insert().values(key="schema_version", value=str(t.SCHEMA_VERSION))
-        )
+        migrate(conn, self.url)
 
     async def close(self) -> None:
         """Dispose of the connection pool."""
         self._engine.dispose()
 
+    async def listen(self, on_work: Callable[[str], None]) -> None:
+        """Call ``on_work(kind)`` when any process creates work, until cancelled.
+
+        ``kind`` is ``"workflow"``, ``"activity"`` or ``"closed"``. On
+        PostgreSQL this listens on a connection of its own; on SQLite it
+        returns at once (engines poll).
+        """
+        await self._d.listen(on_work)
+
     # -- helpers used inside transactions -----------------------------------------
 
     def _resolve(self, conn: Connection, run_or_workflow_id: str) -> Any:
-        row = conn.execute(_Q.run_by_id, {"b_run_id": run_or_workflow_id}).first()
+        row = conn.execute(self._q.run_by_id, {"b_run_id": run_or_workflow_id}).first()
         if row is None:
-            current = conn.execute(_Q.current_run, {"b_id": run_or_workflow_id}).scalar()
+            current = conn.execute(self._q.current_run, {"b_id": run_or_workflow_id}).scalar()
             if current is not None:
-                row = conn.execute(_Q.run_by_id, {"b_run_id": current}).first()
+                row = conn.execute(self._q.run_by_id, {"b_run_id": current}).first()
         if row is None:
             raise RunNotFoundError(run_or_workflow_id)
         return row
@@ -257,18 +357,19 @@ class SqlStore:
                 "at": now, "meta": meta, "payload": payload,
             })
         if rows:
-            conn.execute(_Q.insert_events, rows)
+            conn.execute(self._q.insert_events, rows)
 
     def _wake(self, conn: Connection, run_id: str, now: float) -> None:
         # One pending workflow task per run: an existing one (leased or not)
         # will see the new events, or fail its commit on the moved last_seq.
-        conn.execute(_Q.wake, {
+        conn.execute(self._q.wake, {
             "run_id": run_id, "visible_at": now, "lease_owner": None, "lease_expires": None, "attempts": 0,
         })
+        self._d.notify(conn, WORKFLOW)
 
     def _append_input(self, conn: Connection, run_id: str, event: ev.Event, now: float) -> bool:
         """Append one input event to an open run and wake it; False if closed."""
-        seq = conn.execute(_Q.bump_seq, {"b_run_id": run_id}).scalar()
+        seq = conn.execute(self._q.bump_seq, {"b_run_id": run_id}).scalar()
         if seq is None:
             return False
         self._append(conn, run_id, seq, [event], now)
@@ -280,7 +381,7 @@ class SqlStore:
         now: float, parent_run_id: str | None = None, parent_seq: int | None = None,
         continued_from: str | None = None,
     ) -> None:
-        conn.execute(_Q.insert_run, {
+        conn.execute(self._q.insert_run, {
             "run_id": run_id, "workflow_id": workflow_id, "workflow": workflow, "status": "running",
             "created_at": now, "closed_at": None, "last_seq": 1, "result": None, "failure": None,
             "parent_run_id": parent_run_id, "parent_seq": parent_seq, "next_run_id": None,
@@ -299,39 +400,47 @@ class SqlStore:
         return await self._run(self._start, request)
 
     def _start(self, conn: Connection, req: StartRequest) -> tuple[RunRecord, bool]:
-        existing = None
-        if req.idempotency_key is not None:
-            existing = conn.execute(_Q.workflow_by_key, {"b_key": req.idempotency_key}).first()
-        if existing is None:
-            existing = conn.execute(_Q.workflow_by_id, {"b_id": req.workflow_id}).first()
-        if existing is not None:
-            what = (f"idempotency key {req.idempotency_key!r}"
-                    if existing.idempotency_key is not None and existing.idempotency_key == req.idempotency_key
-                    else f"workflow id {existing.workflow_id!r}")
-            if existing.workflow != req.workflow:
-                raise IdempotencyError(
-                    f"{what} is already used by a run of workflow {existing.workflow!r}, "
-                    f"not {req.workflow!r}"
-                )
-            if existing.input_hash != req.input_hash:
-                raise IdempotencyError(f"{what} was already started with different input")
-            row = conn.execute(_Q.run_by_id, {"b_run_id": existing.first_run_id}).first()
-            return _row_to_run(row), False
-        now = self._clock()
-        run_id = str(uuid.uuid4())
-        conn.execute(_Q.insert_workflow, {
-            "workflow_id": req.workflow_id, "workflow": req.workflow, "input_hash": req.input_hash,
-            "idempotency_key": req.idempotency_key, "first_run_id": run_id, "current_run_id": run_id,
-            "created_at": now,
-        })
-        self._create_run(conn, run_id=run_id, workflow=req.workflow,
-                         workflow_id=req.workflow_id, payload=req.input, now=now)
-        record = RunRecord(
-            run_id=run_id, workflow_id=req.workflow_id, workflow=req.workflow, status="running",
-            created_at=now, closed_at=None, last_seq=1, result=None, failure=None,
-            parent_run_id=None, next_run_id=None,
-        )
-        return record, True
+        # Twice at most: a concurrent start of the same id or key (possible
+        # on PostgreSQL) makes the insert do nothing; then it is "existing".
+        for _ in range(2):
+            existing = None
+            if req.idempotency_key is not None:
+                existing = conn.execute(self._q.workflow_by_key, {"b_key": req.idempotency_key}).first()
+            if existing is None:
+                existing = conn.execute(self._q.workflow_by_id, {"b_id": req.workflow_id}).first()
+            if existing is not None:
+                return self._existing(conn, req, existing), False
+            now = self._now(conn)
+            run_id = str(uuid.uuid4())
+            inserted = conn.execute(self._q.insert_workflow, {
+                "workflow_id": req.workflow_id, "workflow": req.workflow, "input_hash": req.input_hash,
+                "idempotency_key": req.idempotency_key, "first_run_id": run_id, "current_run_id": run_id,
+                "created_at": now,
+            }).first()
+            if inserted is None:
+                continue
+            self._create_run(conn, run_id=run_id, workflow=req.workflow,
+                             workflow_id=req.workflow_id, payload=req.input, now=now)
+            record = RunRecord(
+                run_id=run_id, workflow_id=req.workflow_id, workflow=req.workflow, status="running",
+                created_at=now, closed_at=None, last_seq=1, result=None, failure=None,
+                parent_run_id=None, next_run_id=None,
+            )
+            return record, True
+        raise StoreError(f"could not start workflow id {req.workflow_id!r}: its row keeps changing")
+
+    def _existing(self, conn: Connection, req: StartRequest, existing: Any) -> RunRecord:
+        what = (f"idempotency key {req.idempotency_key!r}"
+                if existing.idempotency_key is not None and existing.idempotency_key == req.idempotency_key
+                else f"workflow id {existing.workflow_id!r}")
+        if existing.workflow != req.workflow:
+            raise IdempotencyError(
+                f"{what} is already used by a run of workflow {existing.workflow!r}, "
+                f"not {req.workflow!r}"
+            )
+        if existing.input_hash != req.input_hash:
+            raise IdempotencyError(f"{what} was already started with different input")
+        return _row_to_run(conn.execute(self._q.run_by_id, {"b_run_id": existing.first_run_id}).first())
 
     # -- workflow tasks --------------------------------------------------------------
 
@@ -346,16 +455,10 @@ class SqlStore:
     def _claim_workflow_tasks(
         self, conn: Connection, owner: str, workflows: list[str], limit: int, lease: float
     ) -> list[str]:
-        now = self._clock()
+        now = self._now(conn)
         wt = t.workflow_tasks
         ids = list(conn.execute(
-            sa.select(wt.c.run_id)
-            .join(t.runs, t.runs.c.run_id == wt.c.run_id)
-            .where(t.runs.c.workflow.in_(workflows))
-            .where(wt.c.visible_at <= now)
-            .where(sa.or_(wt.c.lease_owner.is_(None), wt.c.lease_expires < now))
-            .order_by(wt.c.visible_at)
-            .limit(limit)
+            self._q.claim_workflows, {"b_names": workflows, "b_now": now, "b_limit": limit}
         ).scalars())
         if ids:
             conn.execute(wt.update().where(wt.c.run_id.in_(ids)).values(
@@ -367,26 +470,35 @@ class SqlStore:
         return await self._run(self._load, run_id, after_seq)
 
     def _load(self, conn: Connection, run_id: str, after_seq: int) -> tuple[RunRecord, list[ev.Event]]:
-        row = conn.execute(_Q.run_by_id, {"b_run_id": run_id}).first()
+        row = conn.execute(self._q.run_by_id, {"b_run_id": run_id}).first()
         if row is None:
             raise RunNotFoundError(run_id)
-        rows = conn.execute(_Q.events_after, {"b_run_id": run_id, "b_after": after_seq}).all()
+        rows = conn.execute(self._q.events_after, {"b_run_id": run_id, "b_after": after_seq}).all()
         return _row_to_run(row), [ev.decode_event(*r) for r in rows]
 
     async def commit_workflow_task(
-        self, run_id: str, owner: str, expected_seq: int, commands: Sequence[ev.Event]
+        self, run_id: str, owner: str, expected_seq: int, commands: Sequence[ev.Event],
+        take: ActivityTake | None = None,
     ) -> int:
-        """Append commands and their effects in one transaction."""
-        return await self._run(self._commit, run_id, owner, expected_seq, commands)
+        """Append commands and their effects in one transaction (``take``: see ActivityTake)."""
+        return await self._run(self._commit, run_id, owner, expected_seq, commands, take)
 
     def _commit(
-        self, conn: Connection, run_id: str, owner: str, expected: int, commands: Sequence[ev.Event]
+        self, conn: Connection, run_id: str, owner: str, expected: int, commands: Sequence[ev.Event],
+        take: ActivityTake | None = None,
     ) -> int:
-        now = self._clock()
+        now = self._now(conn)
         last = expected + len(commands)
+        # The conditional update locks the run's row: a concurrent commit,
+        # signal or activity outcome for this run waits, then finds last_seq moved.
         workflow_id = conn.execute(
-            _Q.move_seq, {"b_run_id": run_id, "b_expected": expected, "b_last": last}
+            self._q.move_seq, {"b_run_id": run_id, "b_expected": expected, "b_last": last}
         ).scalar()
+        # The lease fence: the task row, locked, must still be this owner's
+        # (a worker that stalled past its lease must not commit over the new owner).
+        holder = conn.execute(self._q.wft_owner, {"b_run_id": run_id}).scalar()
+        if holder != owner:
+            raise LeaseLostError(run_id, owner, holder)
         if workflow_id is None:
             raise ConflictError(run_id, expected)
         for i, cmd in enumerate(commands):
@@ -394,52 +506,71 @@ class SqlStore:
                 raise StoreError(f"command {cmd.type} numbered {cmd.seq}, expected {expected + 1 + i}")
         self._append(conn, run_id, expected + 1, commands, now)
         appended_inputs = False
+        taken: list[ActivityTask] = []
         for cmd in commands:
             match cmd:
                 case ev.ActivityScheduled():
                     stc = cmd.options.get("schedule_to_close")
-                    conn.execute(_Q.insert_activity, {
+                    queue = cmd.options.get("task_queue", "default")
+                    mine = (
+                        take is not None and take.slots.get(queue, 0) > 0 and cmd.activity in take.activities
+                    )
+                    inserted = conn.execute(self._q.insert_activity, {
                         "run_id": run_id, "workflow_id": workflow_id, "seq": cmd.seq,
-                        "activity": cmd.activity, "queue": cmd.options.get("task_queue", "default"),
+                        "activity": cmd.activity, "queue": queue,
                         "input": cmd.input, "options": orjson.dumps(cmd.options), "attempt": 1,
-                        "scheduled_at": now, "deadline": None if stc is None else now + stc,
-                        "visible_at": now, "lease_owner": None, "lease_expires": None, "last_failure": None,
+                        "scheduled_at": now, "deadline": None if stc is None else now + stc, "visible_at": now,
+                        "lease_owner": take.owner if mine and take else None,
+                        "lease_expires": now + take.lease if mine and take else None, "last_failure": None,
                     })
+                    if mine and take is not None:
+                        take.slots[queue] -= 1
+                        key = inserted.inserted_primary_key
+                        assert key is not None
+                        taken.append(ActivityTask(
+                            id=int(key[0]), run_id=run_id, workflow_id=workflow_id,
+                            seq=cmd.seq, activity=cmd.activity, queue=queue, input=cmd.input,
+                            options=dict(cmd.options), attempt=1, scheduled_at=now,
+                        ))
+                    else:
+                        self._d.notify(conn, ACTIVITY)
                 case ev.TimerStarted():
-                    conn.execute(_Q.insert_timer, {"run_id": run_id, "seq": cmd.seq, "fire_at": now + cmd.duration})
+                    conn.execute(self._q.insert_timer,
+                                 {"run_id": run_id, "seq": cmd.seq, "fire_at": now + cmd.duration})
                 case ev.TimerCancelled():
-                    conn.execute(_Q.delete_timer, {"b_run_id": run_id, "b_seq": cmd.started})
+                    conn.execute(self._q.delete_timer, {"b_run_id": run_id, "b_seq": cmd.started})
                 case ev.ChildWorkflowStarted():
                     appended_inputs |= self._start_child(conn, run_id, cmd, now)
                 case _ if isinstance(cmd, ev.TERMINAL_TYPES):
                     self._close(conn, run_id, cmd, now)
+        if take is not None:
+            take.taken = taken  # only once the commit's statements all ran
         wt = t.workflow_tasks
         if appended_inputs:
             # This commit also gave the run an input (a child refused at once):
             # hand its workflow task back so the run sees it.
             conn.execute(wt.update().where(wt.c.run_id == run_id).values(
                 visible_at=now, lease_owner=None, lease_expires=None))
+            self._d.notify(conn, WORKFLOW)
             return int(conn.execute(
                 sa.select(t.runs.c.last_seq).where(t.runs.c.run_id == run_id)
             ).scalar_one())
-        conn.execute(_Q.delete_wft, {"b_run_id": run_id})
+        conn.execute(self._q.delete_wft, {"b_run_id": run_id})
         return last
 
     def _start_child(self, conn: Connection, run_id: str, cmd: ev.ChildWorkflowStarted, now: float) -> bool:
         """Create the child run; True if the parent got an outcome event instead."""
-        taken = conn.execute(sa.select(t.workflows.c.workflow_id).where(
-            t.workflows.c.workflow_id == cmd.workflow_id)).first()
-        if taken is not None:
+        inserted = conn.execute(self._q.insert_workflow, {
+            "workflow_id": cmd.workflow_id, "workflow": cmd.workflow, "input_hash": "",
+            "idempotency_key": None, "first_run_id": cmd.run_id, "current_run_id": cmd.run_id,
+            "created_at": now,
+        }).first()
+        if inserted is None:
             failure = {"type": "retold.IdempotencyError", "non_retryable": True, "details": "",
                        "message": f"workflow id {cmd.workflow_id!r} is already in use"}
             self._append_input(conn, run_id, ev.ChildWorkflowFailed(
                 seq=0, at=now, started=cmd.seq, failure=failure), now)
             return True
-        conn.execute(t.workflows.insert().values(
-            workflow_id=cmd.workflow_id, workflow=cmd.workflow, input_hash="",
-            idempotency_key=None, first_run_id=cmd.run_id, current_run_id=cmd.run_id,
-            created_at=now,
-        ))
         self._create_run(conn, run_id=cmd.run_id, workflow=cmd.workflow,
                          workflow_id=cmd.workflow_id, payload=cmd.input, now=now,
                          parent_run_id=run_id, parent_seq=cmd.seq)
@@ -466,6 +597,7 @@ class SqlStore:
             conn.execute(t.workflows.update().where(
                 t.workflows.c.workflow_id == run.workflow_id).values(current_run_id=cmd.new_run_id))
         conn.execute(t.runs.update().where(t.runs.c.run_id == run_id).values(**values))
+        self._d.notify(conn, CLOSED)
         conn.execute(t.activity_tasks.delete().where(t.activity_tasks.c.run_id == run_id))
         conn.execute(t.timers.delete().where(t.timers.c.run_id == run_id))
         if status != "continued":
@@ -497,9 +629,10 @@ class SqlStore:
         self, conn: Connection, run_id: str, owner: str, failure: dict[str, Any],
         delay: float, max_attempts: int,
     ) -> bool:
-        now = self._clock()
+        now = self._now(conn)
         wt = t.workflow_tasks
-        row = conn.execute(sa.select(wt).where(wt.c.run_id == run_id)).first()
+        self._d.lock_run(conn, run_id)
+        row = conn.execute(sa.select(wt).where(wt.c.run_id == run_id).with_for_update()).first()
         if row is None or row.lease_owner != owner:
             return False
         attempts = row.attempts + 1
@@ -538,17 +671,11 @@ class SqlStore:
     def _claim_activities(
         self, conn: Connection, owner: str, queue: str, activities: list[str], limit: int, lease: float
     ) -> list[ActivityTask]:
-        now = self._clock()
+        now = self._now(conn)
         at = t.activity_tasks
-        rows = conn.execute(
-            sa.select(at)
-            .where(at.c.queue == queue, at.c.activity.in_(activities), at.c.visible_at <= now)
-            .where(sa.or_(at.c.lease_owner.is_(None), at.c.lease_expires < now))
-            # Past its schedule-to-close deadline: the timer loop times it out.
-            .where(sa.or_(at.c.deadline.is_(None), at.c.deadline > now))
-            .order_by(at.c.visible_at, at.c.id)
-            .limit(limit)
-        ).all()
+        rows = conn.execute(self._q.claim_activities, {
+            "b_queue": queue, "b_names": activities, "b_now": now, "b_limit": limit,
+        }).all()
         claimed: list[ActivityTask] = []
         for row in rows:
             attempt = row.attempt
@@ -573,9 +700,16 @@ class SqlStore:
         return await self._run(self._finish_activity, task_id, owner, outcome)
 
     def _finish_activity(self, conn: Connection, task_id: int, owner: str, out: ActivityOutcome) -> bool:
-        now = self._clock()
+        now = self._now(conn)
         at = t.activity_tasks
-        row = conn.execute(_Q.task_by_id, {"b_id": task_id}).first()
+        if self._d.row_locks:
+            # Lock the run before the task, in the order commits take them.
+            run_id = conn.execute(self._q.task_run_id, {"b_id": task_id}).scalar()
+            if run_id is None:
+                return False
+            self._d.lock_run(conn, run_id)
+        # Locked: a claim by the next owner in flight decides first.
+        row = conn.execute(self._q.task_by_id, {"b_id": task_id}).first()
         if row is None or row.lease_owner != owner:
             return False
         if out.kind == "failed" and out.retry_delay is not None:
@@ -586,7 +720,7 @@ class SqlStore:
                     last_failure=orjson.dumps(out.failure)))
                 return True
             out = ActivityOutcome("timed_out", timeout_kind="schedule_to_close")
-        conn.execute(_Q.delete_task, {"b_id": task_id})
+        conn.execute(self._q.delete_task, {"b_id": task_id})
         event: ev.Event
         if out.kind == "completed":
             event = ev.ActivityCompleted(seq=0, at=now, scheduled=row.seq,
@@ -607,10 +741,9 @@ class SqlStore:
         return await self._run_lease_only(self._renew, owner, task_ids, lease)
 
     def _renew(self, conn: Connection, owner: str, task_ids: list[int], lease: float) -> set[int]:
-        at = t.activity_tasks
-        cond = (at.c.id.in_(task_ids), at.c.lease_owner == owner)
-        held = set(conn.execute(sa.select(at.c.id).where(*cond)).scalars())
-        conn.execute(at.update().where(*cond).values(lease_expires=self._clock() + lease))
+        held = set(conn.execute(self._q.renew_activities, {
+            "b_ids": task_ids, "b_owner": owner, "b_expires": self._now(conn) + lease,
+        }).scalars())
         return set(task_ids) - held
 
     async def renew_workflow_leases(self, owner: str, run_ids: list[str], lease: float) -> None:
@@ -621,17 +754,61 @@ class SqlStore:
         def renew(conn: Connection) -> None:
             wt = t.workflow_tasks
             conn.execute(wt.update().where(wt.c.run_id.in_(run_ids), wt.c.lease_owner == owner)
-                         .values(lease_expires=self._clock() + lease))
+                         .values(lease_expires=self._now(conn) + lease))
 
         await self._run_lease_only(renew)
+
+    async def register_worker(
+        self, worker_id: str, host: str, pid: int, process_start: str
+    ) -> list[tuple[str, int, str]]:
+        """Record this engine; return the other engines on ``host``."""
+
+        def register(conn: Connection) -> list[tuple[str, int, str]]:
+            w = t.workers
+            conn.execute(w.delete().where(w.c.worker_id == worker_id))
+            conn.execute(w.insert().values(worker_id=worker_id, host=host, pid=pid,
+                                           process_start=process_start, started_at=self._now(conn)))
+            rows = conn.execute(sa.select(w.c.worker_id, w.c.pid, w.c.process_start)
+                                .where(w.c.host == host, w.c.worker_id != worker_id)).all()
+            return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]
+
+        return await self._run_lease_only(register)
+
+    async def reap_worker(self, worker_id: str) -> int:
+        """Forget a dead engine and end its leases now, as if they had run out."""
+
+        def reap(conn: Connection) -> int:
+            now = self._now(conn)
+            conn.execute(t.workers.delete().where(t.workers.c.worker_id == worker_id))
+            freed = 0
+            for table, kind in ((t.workflow_tasks, WORKFLOW), (t.activity_tasks, ACTIVITY)):
+                # Expired, not released: the next claim counts the dead attempt.
+                count = conn.execute(table.update().where(table.c.lease_owner == worker_id)
+                                     .values(lease_expires=now - 1.0)).rowcount
+                if count:
+                    self._d.notify(conn, kind)
+                freed += count
+            return freed
+
+        return await self._run_lease_only(reap)
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        """Forget this engine."""
+
+        def unregister(conn: Connection) -> None:
+            conn.execute(t.workers.delete().where(t.workers.c.worker_id == worker_id))
+
+        await self._run_lease_only(unregister)
 
     async def release_leases(self, owner: str) -> None:
         """Hand back every task this owner holds, so others need not wait for expiry."""
 
         def release(conn: Connection) -> None:
-            for table in (t.workflow_tasks, t.activity_tasks):
-                conn.execute(table.update().where(table.c.lease_owner == owner)
-                             .values(lease_owner=None, lease_expires=None))
+            for table, kind in ((t.workflow_tasks, WORKFLOW), (t.activity_tasks, ACTIVITY)):
+                released = conn.execute(table.update().where(table.c.lease_owner == owner)
+                                        .values(lease_owner=None, lease_expires=None)).rowcount
+                if released:
+                    self._d.notify(conn, kind)
 
         await self._run(release)
 
@@ -642,14 +819,18 @@ class SqlStore:
         return await self._run(self._fire_timers, limit)
 
     def _fire_timers(self, conn: Connection, limit: int) -> int:
-        now = self._clock()
+        now = self._now(conn)
         due = conn.execute(
             sa.select(t.timers.c.run_id, t.timers.c.seq)
             .where(t.timers.c.fire_at <= now).order_by(t.timers.c.fire_at).limit(limit)
         ).all()
+        fired = 0
         for run_id, seq in due:
-            conn.execute(t.timers.delete().where(t.timers.c.run_id == run_id, t.timers.c.seq == seq))
-            self._append_input(conn, run_id, ev.TimerFired(seq=0, at=now, started=seq), now)
+            self._d.lock_run(conn, run_id)
+            # Only the transaction that deletes the timer fires it (another
+            # engine may have fired it, or the run cancelled it, meanwhile).
+            if conn.execute(self._q.delete_timer, {"b_run_id": run_id, "b_seq": seq}).rowcount:
+                fired += self._append_input(conn, run_id, ev.TimerFired(seq=0, at=now, started=seq), now)
         # Activity tasks past their schedule-to-close deadline that nobody is
         # running (a running attempt is cut off by its worker).
         at = t.activity_tasks
@@ -660,10 +841,12 @@ class SqlStore:
             .limit(limit)
         ).all()
         for task_id, run_id, seq, attempt in expired:
-            conn.execute(_Q.delete_task, {"b_id": task_id})
-            self._append_input(conn, run_id, ev.ActivityTimedOut(
+            self._d.lock_run(conn, run_id)
+            if not conn.execute(self._q.delete_overdue, {"b_id": task_id, "b_now": now}).rowcount:
+                continue
+            fired += self._append_input(conn, run_id, ev.ActivityTimedOut(
                 seq=0, at=now, scheduled=seq, attempt=attempt, kind="schedule_to_close"), now)
-        return len(due) + len(expired)
+        return fired
 
     async def next_wakeup(self) -> float | None:
         """The earliest time a timer, a task or a retry is due."""
@@ -684,6 +867,31 @@ class SqlStore:
         real = [x for x in times if x is not None]
         return min(real) if real else None
 
+    async def quiescence(self) -> tuple[bool, float | None]:
+        """(busy, next_due): see :meth:`Store.quiescence`."""
+        return await self._run(self._quiescence)
+
+    def _quiescence(self, conn: Connection) -> tuple[bool, float | None]:
+        now = self._now(conn)
+        wt, at, tm = t.workflow_tasks, t.activity_tasks, t.timers
+        busy = conn.execute(sa.select(sa.or_(
+            sa.exists().where(wt.c.lease_owner.is_not(None)),
+            sa.exists().where(wt.c.visible_at <= now),
+            sa.exists().where(at.c.lease_owner.is_not(None)),
+            sa.exists().where(at.c.visible_at <= now),
+            sa.exists().where(tm.c.fire_at <= now),
+        ))).scalar()
+        if busy:
+            return True, None
+        times = [
+            conn.execute(sa.select(sa.func.min(tm.c.fire_at))).scalar(),
+            conn.execute(sa.select(sa.func.min(wt.c.visible_at))).scalar(),
+            conn.execute(sa.select(sa.func.min(at.c.visible_at))).scalar(),
+            conn.execute(sa.select(sa.func.min(at.c.deadline))).scalar(),
+        ]
+        real = [x for x in times if x is not None]
+        return False, (min(real) if real else None)
+
     # -- signals, cancel, reads ---------------------------------------------------------------
 
     async def signal(self, run_or_workflow_id: str, name: str, payload: bytes) -> str:
@@ -692,7 +900,7 @@ class SqlStore:
 
     def _signal(self, conn: Connection, ident: str, name: str, payload: bytes) -> str:
         row = self._resolve(conn, ident)
-        now = self._clock()
+        now = self._now(conn)
         if not self._append_input(conn, row.run_id, ev.SignalReceived(
                 seq=0, at=now, name=name, input=payload), now):
             raise RunFinishedError(row.run_id, row.status)
@@ -704,7 +912,7 @@ class SqlStore:
 
     def _cancel(self, conn: Connection, ident: str, reason: str) -> str:
         row = self._resolve(conn, ident)
-        now = self._clock()
+        now = self._now(conn)
         if not self._append_input(conn, row.run_id, ev.CancelRequested(
                 seq=0, at=now, reason=reason), now):
             raise RunFinishedError(row.run_id, row.status)

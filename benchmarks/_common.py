@@ -1,0 +1,244 @@
+"""Helpers shared by the harness (``run.py``) and the workload processes.
+
+A workload process is started by ``run.py`` with ``--job JOB.json --out
+OUT.json``: it reads its :class:`Job`, runs one workload once and writes a
+flat dict of figures. Everything here is standard library or SQLAlchemy, so
+the same helpers serve retold's process and the peer's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+Figures = dict[str, Any]
+"""What one workload process reports: figure name -> number (or a note)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One workload, run once, in a fresh process.
+
+    Attributes:
+        workload: ``W1``... or a phase such as ``W5-run``.
+        url: the database URL (``sqlite:///...`` or ``postgresql+psycopg://...``).
+        path: the SQLite file behind ``url``, or None on PostgreSQL.
+        params: sizes and options of the workload.
+    """
+
+    workload: str
+    url: str
+    path: str | None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_file(self, target: Path) -> None:
+        """Write the job as JSON for the workload process."""
+        target.write_text(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_file(cls, source: Path) -> Job:
+        """Read a job written by :meth:`to_file`."""
+        data = json.loads(source.read_text())
+        return cls(workload=data["workload"], url=data["url"], path=data["path"], params=data["params"])
+
+
+def child_main(run_job: Callable[[Job], Figures]) -> None:
+    """Entry point of a workload process: run the job named on the command line.
+
+    Args:
+        run_job: runs one job on the system's event loop and returns its figures.
+    """
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--job", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    job = Job.from_file(args.job)
+    load_before = machine_load()
+    try:
+        figures = run_job(job)
+    except Exception as exc:
+        # The harness reports the reason (say, a URL this retold cannot open); the traceback goes to stderr.
+        args.out.write_text(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+        raise
+    figures["load_before"] = load_before
+    figures["load_after"] = machine_load()
+    args.out.write_text(json.dumps(figures))
+
+
+def machine_load() -> dict[str, float]:
+    """How busy the machine is: load averages and, where Linux reports them, CPU and IO pressure.
+
+    Pressure is the share of the last 10 s in which some task waited for a
+    CPU or for IO; the other engineers' test runs show up here.
+    """
+    one, five, fifteen = os.getloadavg()
+    load = {"load_1m": one, "load_5m": five, "load_15m": fifteen}
+    for resource_name in ("cpu", "io"):
+        try:
+            first = Path(f"/proc/pressure/{resource_name}").read_text().splitlines()[0]
+        except (OSError, IndexError):
+            continue
+        fields = dict(item.split("=") for item in first.split()[1:])
+        load[f"{resource_name}_pressure_10s"] = float(fields["avg10"])
+    return load
+
+
+def progress(message: str) -> None:
+    """One progress line on stderr (stdout stays free for the peer's logs)."""
+    print(f"    {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile: the smallest value with at least ``q`` of the values at or below it."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]
+
+
+def latency_figures(seconds: Iterable[float], prefix: str = "") -> Figures:
+    """p50, p99 and mean of latencies given in seconds, as milliseconds."""
+    values = list(seconds)
+    return {
+        f"{prefix}p50_ms": 1000 * percentile(values, 0.50),
+        f"{prefix}p99_ms": 1000 * percentile(values, 0.99),
+        f"{prefix}mean_ms": 1000 * sum(values) / len(values),
+    }
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process now (Linux), else its peak."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def sqlite_files(path: Path) -> list[Path]:
+    """The database file and its WAL and shared-memory files, those that exist."""
+    return [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
+
+
+def sqlite_bytes(path: Path) -> int:
+    """Bytes on disk of a SQLite database and its WAL, after a truncating checkpoint.
+
+    Call it once every connection of the system under test is closed.
+    """
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    return sum(p.stat().st_size for p in sqlite_files(path) if not p.name.endswith("-shm"))
+
+
+def prepare_sqlite_wal(path: Path) -> None:
+    """Create an empty SQLite file in WAL mode (the mode is stored in the file)."""
+    conn = sqlite3.connect(path)
+    try:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        assert mode == "wal", mode
+    finally:
+        conn.close()
+
+
+def database_bytes(job: Job) -> int:
+    """Size of the job's database: SQLite files, or ``pg_database_size`` on PostgreSQL."""
+    if job.path is not None:
+        return sqlite_bytes(Path(job.path))
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(job.url)
+    try:
+        with engine.connect() as conn:
+            size = conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar_one()
+    finally:
+        engine.dispose()
+    return int(size)
+
+
+class ExecutionLog:
+    """Activity bodies append one line per execution, from any process.
+
+    Lines are short and the file is opened with ``O_APPEND``, so concurrent
+    writers never interleave; a SIGKILL loses nothing already written (the
+    page cache survives the process).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def record(self, key: str) -> None:
+        """Record one completed execution of the activity with this key."""
+        os.write(self._fd, f"{key}\n".encode())
+
+    @staticmethod
+    def keys(path: Path) -> list[str]:
+        """Every key recorded in ``path``, in order, repeats included."""
+        if not path.exists():
+            return []
+        return path.read_text().splitlines()
+
+
+def elapsed_since(t0: float) -> float:
+    """Seconds on the performance counter since ``t0``."""
+    return time.perf_counter() - t0
+
+
+class SqlCounter:
+    """Counts what a system asks of its database, through SQLAlchemy's events (W1 and W3 with ``count_sql``).
+
+    Counts statements (not BEGIN or PRAGMA), committed transactions, those
+    that wrote, and, on SQLite, those committed with ``synchronous=FULL``
+    (one WAL sync each). It adds a query per commit, so runs that count are
+    not the timed ones.
+    """
+
+    def __init__(self, sqlite: bool) -> None:
+        import sqlalchemy as sa
+
+        self.sqlite = sqlite
+        self.counts = dict.fromkeys(("statements", "transactions", "write_transactions", "synced_commits"), 0)
+        sa.event.listen(sa.Engine, "before_cursor_execute", self._statement)
+        sa.event.listen(sa.Engine, "commit", self._commit)
+
+    @classmethod
+    def maybe(cls, job: Job) -> SqlCounter | None:
+        """A counter when the job asks for one."""
+        return cls(job.path is not None) if job.params.get("count_sql") else None
+
+    def _statement(self, conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        verb = statement.lstrip()[:6].upper()
+        if verb.startswith(("BEGIN", "PRAGMA")):
+            return
+        self.counts["statements"] += 1
+        if verb in ("INSERT", "UPDATE", "DELETE"):
+            conn.info["wrote"] = True
+
+    def _commit(self, conn: Any) -> None:
+        self.counts["transactions"] += 1
+        if not conn.info.pop("wrote", False):
+            return
+        self.counts["write_transactions"] += 1
+        if self.sqlite:
+            level = conn.connection.driver_connection.execute("PRAGMA synchronous").fetchone()[0]
+            self.counts["synced_commits"] += level >= 2
+
+    def reset(self) -> None:
+        """Start counting from zero (after setup and warm-up)."""
+        self.counts = dict.fromkeys(self.counts, 0)
+
+    def per(self, units: int, unit: str) -> Figures:
+        """The counts divided by ``units`` (steps, workflows)."""
+        return {f"{name}_per_{unit}": value / units for name, value in self.counts.items()}

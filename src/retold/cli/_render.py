@@ -1,0 +1,114 @@
+"""Tables and timelines for the terminal (rich)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+import retold
+from retold.history.export import Event, event_to_dict
+
+__all__ = ["console", "describe_table", "event_details", "runs_table", "timeline"]
+
+STATUS_STYLES = {
+    "running": "cyan", "completed": "green", "failed": "bold red", "cancelled": "yellow", "continued": "blue",
+}
+
+_HIDDEN = {"seq", "at", "type", "options"}  # activity options never decide anything the reader needs here
+_PAYLOADS = {"input", "result", "value"}  # shown as JSON, so that "5" and 5 differ
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console; into a pipe or file, no colour and no wrapping (ids stay whole for grep)."""
+    out = Console(stderr=stderr, highlight=False)
+    if not out.is_terminal:
+        out = Console(stderr=stderr, highlight=False, width=100_000, no_color=True)
+    return out
+
+
+def status_text(status: str) -> Text:
+    """A run status, coloured."""
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def _when(value: datetime | None) -> str:
+    return "" if value is None else value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _took(run: retold.RunDescription) -> str:
+    if run.closed_at is None:
+        return ""
+    return f"{(run.closed_at - run.started_at).total_seconds():.3f}s"
+
+
+def runs_table(runs: list[retold.RunDescription]) -> Table:
+    """One row per run."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for column in ("WORKFLOW ID", "WORKFLOW", "STATUS", "STARTED", "TOOK", "EVENTS", "RUN ID"):
+        table.add_column(column, overflow="fold", justify="right" if column == "EVENTS" else "left")
+    for run in runs:
+        table.add_row(run.workflow_id, run.workflow, status_text(run.status), _when(run.started_at), _took(run),
+                      str(run.event_count), run.run_id)
+    return table
+
+
+def describe_table(run: retold.RunDescription) -> Table:
+    """A run's status and timings, one field per line."""
+    table = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    rows: list[tuple[str, str | Text]] = [
+        ("workflow id", run.workflow_id), ("run id", run.run_id), ("workflow", run.workflow),
+        ("status", status_text(run.status)), ("started", _when(run.started_at)),
+    ]
+    if run.closed_at is not None:
+        rows += [("closed", _when(run.closed_at)), ("took", _took(run))]
+    rows.append(("events", str(run.event_count)))
+    if run.failure:
+        rows.append(("failure", Text(run.failure, style="red")))
+    if run.parent_run_id:
+        rows.append(("parent run", run.parent_run_id))
+    if run.next_run_id:
+        rows.append(("continued as", run.next_run_id))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def _short(value: Any, limit: int = 80, *, as_json: bool = False) -> str:
+    text = value if isinstance(value, str) and not as_json else orjson.dumps(value).decode()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def event_details(event: Event) -> str:
+    """The fields of an event that a reader wants, as ``key=value`` pairs."""
+    parts = []
+    for key, value in event_to_dict(event).items():
+        if key in _HIDDEN or (key not in _PAYLOADS and value in (None, "")):
+            continue
+        if key == "failure" and isinstance(value, dict):
+            kind = value.get("type")
+            parts.append(f"failure={kind + ': ' if kind else ''}{_short(value.get('message', ''))}")
+            continue
+        parts.append(f"{key}={_short(value, as_json=key in _PAYLOADS)}")
+    return "  ".join(parts)
+
+
+def timeline(history: retold.History) -> Table:
+    """A history as a table: event number, time since the start, type, details."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column("#", justify="right")
+    table.add_column("+TIME", justify="right")
+    table.add_column("EVENT")
+    table.add_column("DETAILS", overflow="fold")
+    start = history[0].at if len(history) else 0.0
+    for event in history:
+        style = "red" if "Failed" in event.type or "TimedOut" in event.type else ""
+        table.add_row(str(event.seq), f"{event.at - start:.3f}s", Text(event.type, style=style), event_details(event))
+    return table

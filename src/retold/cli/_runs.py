@@ -1,0 +1,199 @@
+"""Commands on runs: start, list, show, history, signal, query, cancel."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import orjson
+
+import retold
+
+from ._common import App, app_option, client, load_app, parse_json, run, url_option
+
+# rich (in ._render) is imported by the commands that draw tables: `retold signal` starts faster.
+
+__all__ = ["cancel", "history", "list_runs", "query", "show", "signal", "start"]
+
+STATUSES = ["running", "completed", "failed", "cancelled", "continued"]
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS) + b"\n")
+
+
+def _description(run_: retold.RunDescription) -> dict[str, Any]:
+    return {f: getattr(run_, f) for f in run_.__dataclass_fields__}
+
+
+@click.command()
+@click.argument("workflow")
+@click.option("--input", "input_", metavar="JSON", default="[]", show_default=True,
+              help="The workflow's arguments as a JSON array, e.g. '[\"ada\", 3]'.")
+@click.option("--id", "workflow_id", metavar="ID", help="The workflow id (default: a new UUID). "
+              "Starting again with the same id and input returns the same run.")
+@click.option("--idempotency-key", metavar="KEY", help="Like --id, for a key kept apart from the id.")
+@click.option("--wait", is_flag=True, help="Wait for the run to finish and print its result.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+@app_option(required=True)
+@url_option
+def start(
+    workflow: str, input_: str, workflow_id: str | None, idempotency_key: str | None, wait: bool, as_json: bool,
+    app_spec: str, url: str,
+) -> None:
+    """Start a run of WORKFLOW (a registered workflow name).
+
+    The run is executed by the workers (`retold worker`, `retold serve`, or
+    your own program) on the same store; --wait waits for its result.
+    """
+    args = parse_json(input_, "--input")
+    if not isinstance(args, list):
+        raise click.BadParameter("must be a JSON array of the workflow's arguments, e.g. '[\"ada\", 3]'",
+                                 param_hint="--input")
+    app = load_app(app_spec)
+
+    async def body() -> tuple[retold.RunDescription, Any, bool]:
+        async with client(url, app, create=True) as engine:
+            handle = await engine.start_by_name(workflow, args, id=workflow_id, idempotency_key=idempotency_key)
+            result = await handle.result() if wait else None
+            return await handle.describe(), result, handle.created
+
+    described, result, created = run(body)
+    if as_json:
+        _print_json({**_description(described), **({"result": result} if wait else {})})
+        return
+    verb = "started" if created else "already started:"
+    click.echo(f"{verb} {described.workflow} workflow_id={described.workflow_id} run_id={described.run_id}")
+    if wait:
+        click.echo(orjson.dumps(result).decode())
+
+
+@click.command("list")
+@click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
+@click.option("--workflow", metavar="NAME", help="Only runs of this workflow.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True, help="At most this many.")
+@click.option("--offset", type=click.IntRange(0), default=0, show_default=True, help="Skip the newest N first.")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@url_option
+def list_runs(status: str | None, workflow: str | None, limit: int, offset: int, as_json: bool, url: str) -> None:
+    """List runs, newest first."""
+
+    async def body() -> list[retold.RunDescription]:
+        async with client(url) as engine:
+            return await engine.list_runs(status=status, workflow=workflow, limit=limit, offset=offset)
+
+    runs = run(body)
+    from ._render import console, runs_table
+
+    if as_json:
+        _print_json([_description(r) for r in runs])
+    elif not runs:
+        click.echo("no runs")
+    else:
+        console().print(runs_table(runs))
+
+
+@click.command()
+@click.argument("ident", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the description and history as JSON.")
+@url_option
+def show(ident: str, as_json: bool, url: str) -> None:
+    """Show a run: status, timings and its history as a timeline.
+
+    ID is a workflow id (its latest run) or a run id.
+    """
+
+    async def body() -> tuple[retold.RunDescription, retold.History]:
+        async with client(url) as engine:
+            described = await engine.get_handle(ident).describe()
+            return described, await engine.get_handle(described.run_id).history()
+
+    described, events = run(body)
+    if as_json:
+        _print_json({**_description(described), "history": events.to_dict()})
+        return
+    from ._render import console, describe_table, timeline
+
+    out = console()
+    out.print(describe_table(described))
+    out.print()
+    out.print(timeline(events))
+
+
+@click.command()
+@click.argument("ident", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the history's JSON export (retold.History.to_json), "
+              "which `retold replay` and retold.testing read.")
+@url_option
+def history(ident: str, as_json: bool, url: str) -> None:
+    """Print a run's history (ID: workflow id or run id)."""
+
+    async def body() -> retold.History:
+        async with client(url) as engine:
+            return await engine.get_handle(ident).history()
+
+    events = run(body)
+    if as_json:
+        sys.stdout.buffer.write(events.to_json(indent=True) + b"\n")
+    else:
+        from ._render import console, timeline
+
+        console().print(timeline(events))
+
+
+@click.command()
+@click.argument("ident", metavar="ID")
+@click.argument("name")
+@click.option("--value", metavar="JSON", default="null", show_default=True, help="The signal's value, as JSON.")
+@url_option
+def signal(ident: str, name: str, value: str, url: str) -> None:
+    """Send signal NAME to run ID; it is durable when this returns."""
+    payload = parse_json(value, "--value")
+
+    async def body() -> None:
+        async with client(url) as engine:
+            await engine.get_handle(ident).signal(name, payload)
+
+    run(body)
+    click.echo(f"signalled {name} to {ident}")
+
+
+@click.command()
+@click.argument("ident", metavar="ID")
+@click.argument("name")
+@click.option("--args", "args_", metavar="JSON", default="[]", show_default=True,
+              help="The query handler's arguments, as a JSON array.")
+@app_option(required=True)
+@url_option
+def query(ident: str, name: str, args_: str, app_spec: str, url: str) -> None:
+    """Ask run ID's query handler NAME and print its answer as JSON.
+
+    The run's history is replayed here through the code at --app; nothing is
+    written.
+    """
+    args = parse_json(args_, "--args")
+    if not isinstance(args, list):
+        raise click.BadParameter("must be a JSON array", param_hint="--args")
+    app: App = load_app(app_spec)
+
+    async def body() -> Any:
+        async with client(url, app) as engine:
+            return await engine.get_handle(ident).query(name, *args)
+
+    click.echo(orjson.dumps(run(body), option=orjson.OPT_NON_STR_KEYS).decode())
+
+
+@click.command()
+@click.argument("ident", metavar="ID")
+@click.option("--reason", default="", help="Recorded in the CancelRequested event.")
+@url_option
+def cancel(ident: str, reason: str, url: str) -> None:
+    """Ask run ID to cancel (CancelledError is raised at its current await)."""
+
+    async def body() -> None:
+        async with client(url) as engine:
+            await engine.get_handle(ident).cancel(reason)
+
+    run(body)
+    click.echo(f"cancel requested for {ident}")

@@ -1,0 +1,241 @@
+"""The ASGI app: routes over the public client API, nothing else."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+import retold
+
+from ._auth import BearerAuth
+from ._describe import describe_registry
+from ._openapi import STATUSES, openapi_document
+from ._problems import (
+    JSONResponse,
+    ProblemError,
+    expect_object,
+    handle_http_exception,
+    handle_problem,
+    handle_retold_error,
+    handle_unexpected,
+    read_json,
+)
+from ._sse import EventStreamResponse
+
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "create_app"]
+
+DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
+
+
+class _Api:
+    """The handlers, bound to one engine and the app's settings."""
+
+    def __init__(self, engine: retold.Engine, max_body_size: int, keepalive: float, auth: bool) -> None:
+        self.engine = engine
+        self.max_body_size = max_body_size
+        self.keepalive = keepalive
+        self.openapi = orjson.dumps(openapi_document(engine.workflows, auth=auth, max_body_size=max_body_size))
+        self.starting: set[str] = set()  # idempotency keys whose first request is still running
+
+    async def openapi_json(self, request: Request) -> Response:
+        return Response(self.openapi, media_type="application/json")
+
+    async def workflows(self, request: Request) -> Response:
+        return JSONResponse(describe_registry(self.engine))
+
+    async def describe(self, ident: str) -> dict[str, Any]:
+        handle = self.engine.get_handle(ident)
+        description = await handle.describe()
+        out = {f: getattr(description, f) for f in description.__dataclass_fields__}
+        if description.status == "completed" and isinstance(self.engine.codec, retold.JsonCodec):
+            out["result"] = await self.engine.get_handle(description.run_id).result()
+        return out
+
+    async def start(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in self.engine.workflows:
+            raise retold.NotRegisteredError("workflow", name)
+        key = request.headers.get("idempotency-key")
+        if key is not None and not 0 < len(key) <= 255:
+            raise ProblemError(400, "the Idempotency-Key header must have 1 to 255 characters")
+        body = expect_object(await read_json(request, self.max_body_size), {"args": (list,), "id": (str,)})
+        workflow_id: str | None = body.get("id")
+        if workflow_id == "":
+            raise ProblemError(422, "field 'id' must not be empty")
+        if key is None:
+            run = await self.engine.start_by_name(name, body.get("args", []), id=workflow_id)
+            return await self._started(request, run)
+        if key in self.starting:  # checked and taken with no await in between
+            raise ProblemError(409, f"a request with Idempotency-Key {key!r} is still being processed; retry later",
+                               headers={"Retry-After": "1"})
+        self.starting.add(key)
+        try:
+            # The id is part of the request the key stands for: without one, it
+            # is derived from the key, so that every retry names the same run.
+            expected = workflow_id or "key-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+            try:
+                run = await self.engine.start_by_name(name, body.get("args", []), id=expected, idempotency_key=key)
+            except retold.IdempotencyError as exc:
+                raise ProblemError(422, f"Idempotency-Key {key!r} was used with another request: {exc}",
+                                   error="IdempotencyError") from None
+            if run.workflow_id != expected:
+                raise ProblemError(422, f"Idempotency-Key {key!r} was used with another request (workflow id "
+                                        f"{run.workflow_id!r}, not {expected!r})", error="IdempotencyError")
+            return await self._started(request, run)
+        finally:
+            self.starting.discard(key)
+
+    async def _started(self, request: Request, run: retold.RunHandle[Any]) -> Response:
+        """201 for a new run, 200 for one started before with the same id or key."""
+        location = str(request.url_for("run", id=quote(run.workflow_id, safe="")))
+        return JSONResponse(await self.describe(run.workflow_id), status_code=201 if run.created else 200,
+                            headers={"Location": location})
+
+    async def list_runs(self, request: Request) -> Response:
+        params = request.query_params
+        status = params.get("status")
+        if status is not None and status not in STATUSES:
+            raise ProblemError(400, f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+        limit = _int_param(params.get("limit"), "limit", 50, 1, 1000)
+        offset = _int_param(params.get("offset"), "offset", 0, 0, 2**62)
+        runs = await self.engine.list_runs(
+            status=status, workflow=params.get("workflow"), limit=limit, offset=offset
+        )
+        next_url = str(request.url.include_query_params(offset=offset + limit)) if len(runs) == limit else None
+        headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else None
+        return JSONResponse({"runs": runs, "next": next_url}, headers=headers)
+
+    async def run(self, request: Request) -> Response:
+        return JSONResponse(await self.describe(request.path_params["id"]))
+
+    async def signal(self, request: Request) -> Response:
+        body = expect_object(await read_json(request, self.max_body_size), {"value": ()})
+        handle = self.engine.get_handle(request.path_params["id"])
+        await handle.signal(request.path_params["name"], body.get("value"))
+        return JSONResponse({"workflow_id": handle.workflow_id}, status_code=202)
+
+    async def query(self, request: Request) -> Response:
+        raw = request.query_params.get("args")
+        args: Any = []
+        if raw is not None:
+            try:
+                args = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise ProblemError(400, f"args must be a JSON array: {exc}") from None
+            if not isinstance(args, list):
+                raise ProblemError(400, "args must be a JSON array")
+        handle = self.engine.get_handle(request.path_params["id"])
+        result = await handle.query(request.path_params["name"], *args)
+        try:
+            return Response(orjson.dumps({"result": result}), media_type="application/json")
+        except orjson.JSONEncodeError:
+            raise ProblemError(422, f"the query's result ({type(result).__name__}) has no JSON form") from None
+
+    async def cancel(self, request: Request) -> Response:
+        body = expect_object(await read_json(request, self.max_body_size), {"reason": (str,)})
+        handle = self.engine.get_handle(request.path_params["id"])
+        await handle.cancel(body.get("reason", ""))
+        return JSONResponse({"workflow_id": handle.workflow_id}, status_code=202)
+
+    async def history(self, request: Request) -> Response:
+        history = await self.engine.get_handle(request.path_params["id"]).history()
+        return Response(history.to_json(), media_type="application/json")
+
+    async def events(self, request: Request) -> Response:
+        header = request.headers.get("last-event-id")
+        if header is not None:
+            if not header.strip().isdigit():
+                raise ProblemError(400, f"Last-Event-ID must be an event number, not {header!r}")
+            after = int(header)
+        else:
+            after = _int_param(request.query_params.get("after"), "after", 0, 0, 2**62)
+        description = await self.engine.get_handle(request.path_params["id"]).describe()
+        if description.status != "running" and after >= description.event_count:
+            return Response(status_code=204)  # tells EventSource not to reconnect
+        if request.method == "HEAD":  # the headers a GET would have, without following the run
+            return Response(media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+        stream = self.engine.get_handle(description.run_id).watch(after_seq=after)
+        return EventStreamResponse(stream, self.keepalive)
+
+
+def _int_param(raw: str | None, name: str, default: int, low: int, high: int) -> int:
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ProblemError(400, f"{name} must be an integer, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ProblemError(400, f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+def create_app(
+    engine: retold.Engine,
+    *,
+    tokens: Sequence[str] | None = None,
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    keepalive: float = 15.0,
+) -> Starlette:
+    """The retold HTTP API as an ASGI app, for an engine the host opens.
+
+    Mount it in a Starlette or FastAPI app (``app.mount("/retold",
+    create_app(engine))``) and open the engine in the host's lifespan, or run
+    it with ``retold serve``. Every route goes through the engine's client
+    API; the routes are described by ``GET /openapi.json``.
+
+    Args:
+        engine: the engine whose runs it serves; it starts workflows by the
+            names this engine hosts.
+        tokens: if given, every request but ``GET /openapi.json`` needs
+            ``Authorization: Bearer <one of them>``.
+        max_body_size: request bodies over this many bytes are refused (413)
+            while they stream in.
+        keepalive: seconds of silence after which an event stream sends a
+            comment line, so that proxies keep it open.
+
+    Raises:
+        ConfigurationError: a setting out of range, or an empty token.
+    """
+    if max_body_size < 1:
+        raise retold.ConfigurationError("create_app max_body_size must be positive")
+    if keepalive <= 0:
+        raise retold.ConfigurationError("create_app keepalive must be positive")
+    if tokens is not None and (isinstance(tokens, str) or not tokens or not all(tokens)):
+        raise retold.ConfigurationError("create_app tokens must be a list of at least one token, and no empty ones")
+    api = _Api(engine, max_body_size, keepalive, auth=tokens is not None)
+    routes = [
+        Route("/openapi.json", api.openapi_json, methods=["GET"]),
+        Route("/workflows", api.workflows, methods=["GET"]),
+        Route("/workflows/{name:path}/runs", api.start, methods=["POST"]),
+        Route("/runs", api.list_runs, methods=["GET"]),
+        # Workflow ids may contain "/" (child ids do): the more specific routes come first.
+        Route("/runs/{id:path}/signals/{name}", api.signal, methods=["POST"]),
+        Route("/runs/{id:path}/queries/{name}", api.query, methods=["GET"]),
+        Route("/runs/{id:path}/cancel", api.cancel, methods=["POST"]),
+        Route("/runs/{id:path}/history", api.history, methods=["GET"]),
+        Route("/runs/{id:path}/events", api.events, methods=["GET"]),
+        Route("/runs/{id:path}", api.run, methods=["GET"], name="run"),
+    ]
+    middleware = [Middleware(BearerAuth, tokens=tokens)] if tokens is not None else []
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={
+            ProblemError: handle_problem,
+            retold.RetoldError: handle_retold_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+    )
+

@@ -1,0 +1,270 @@
+"""The OpenAPI 3.1 document the app serves at ``GET /openapi.json``."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from ._describe import args_schema
+
+__all__ = ["openapi_document"]
+
+STATUSES = ["running", "completed", "failed", "cancelled", "continued"]
+
+_PROBLEM = {"$ref": "#/components/responses/Problem"}
+
+
+def _problems(*codes: int) -> dict[str, Any]:
+    return {str(code): _PROBLEM for code in codes}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_RUN_ID = {
+    "name": "id", "in": "path", "required": True,
+    "description": "A run id, or a workflow id (its latest run).",
+    "schema": {"type": "string"},
+}
+
+
+def _name(what: str) -> dict[str, Any]:
+    return {"name": "name", "in": "path", "required": True, "description": what, "schema": {"type": "string"}}
+
+
+def _schemas() -> dict[str, Any]:
+    nullable_string = {"type": ["string", "null"]}
+    return {
+        "Problem": {
+            "type": "object",
+            "description": "RFC 9457 problem details.",
+            "required": ["type", "title", "status", "detail"],
+            "properties": {
+                "type": {"type": "string"}, "title": {"type": "string"},
+                "status": {"type": "integer"}, "detail": {"type": "string"},
+                "error": {"type": "string", "description": "The retold exception's class name, if one was raised."},
+            },
+        },
+        "Parameter": {
+            "type": "object", "required": ["name", "type", "required"],
+            "properties": {"name": {"type": "string"}, "type": {"type": "string"}, "required": {"type": "boolean"}},
+        },
+        "Registry": {
+            "type": "object", "required": ["workflows", "activities"],
+            "properties": {
+                "workflows": {"type": "array", "items": {
+                    "type": "object", "required": ["name", "parameters", "returns", "activities", "children"],
+                    "properties": {
+                        "name": {"type": "string"}, "description": {"type": "string"},
+                        "parameters": {"type": "array", "items": _ref("Parameter")},
+                        "returns": {"type": "string"},
+                        "activities": {"type": "array", "items": {"type": "string"},
+                                       "description": "Activities the workflow's code names."},
+                        "children": {"type": "array", "items": {"type": "string"},
+                                     "description": "Child workflows the workflow's code names."},
+                    },
+                }},
+                "activities": {"type": "array", "items": {
+                    "type": "object", "required": ["name", "parameters", "returns", "task_queue"],
+                    "properties": {
+                        "name": {"type": "string"}, "description": {"type": "string"},
+                        "parameters": {"type": "array", "items": _ref("Parameter")},
+                        "returns": {"type": "string"}, "task_queue": {"type": "string"},
+                    },
+                }},
+            },
+        },
+        "SignalRequest": {
+            "type": "object", "additionalProperties": False,
+            "properties": {"value": {"description": "The signal's value (any JSON)."}},
+        },
+        "CancelRequest": {
+            "type": "object", "additionalProperties": False,
+            "properties": {"reason": {"type": "string"}},
+        },
+        "Run": {
+            "type": "object",
+            "required": ["workflow_id", "run_id", "workflow", "status", "started_at", "closed_at",
+                         "event_count", "failure", "parent_run_id", "next_run_id"],
+            "properties": {
+                "workflow_id": {"type": "string"}, "run_id": {"type": "string"}, "workflow": {"type": "string"},
+                "status": {"type": "string", "enum": STATUSES},
+                "started_at": {"type": "string", "format": "date-time"},
+                "closed_at": {"type": ["string", "null"], "format": "date-time"},
+                "event_count": {"type": "integer"},
+                "failure": nullable_string, "parent_run_id": nullable_string, "next_run_id": nullable_string,
+                "result": {"description": "The result of a completed run (JSON codec only)."},
+            },
+        },
+        "RunList": {
+            "type": "object", "required": ["runs", "next"],
+            "properties": {
+                "runs": {"type": "array", "items": _ref("Run")},
+                "next": {"type": ["string", "null"], "description": "The next page's URL, if there may be one."},
+            },
+        },
+        "Accepted": {
+            "type": "object", "required": ["workflow_id"],
+            "properties": {"workflow_id": {"type": "string"}},
+        },
+        "Event": {
+            "type": "object", "required": ["seq", "at", "type"],
+            "description": "One event, in the history export's form: seq, at, type and the type's fields.",
+            "properties": {"seq": {"type": "integer"}, "at": {"type": "number"}, "type": {"type": "string"}},
+        },
+        "Message": {
+            "type": "object", "required": ["id", "event", "data"],
+            "description": "One Server-Sent Events message.",
+            "properties": {
+                "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The event's seq."},
+                "event": {"type": "string", "description": "The event's type."},
+                "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": _ref("Event")},
+            },
+        },
+        "QueryResult": {"type": "object", "required": ["result"], "properties": {"result": {}}},
+        "History": {
+            "type": "object", "required": ["format", "version", "workflow", "workflow_id", "run_id", "events"],
+            "description": "The history export (retold.history.export).",
+            "properties": {
+                "format": {"const": "retold-history"}, "version": {"type": "integer"},
+                "workflow": {"type": "string"}, "workflow_id": {"type": "string"}, "run_id": {"type": "string"},
+                "events": {"type": "array", "items": _ref("Event")},
+            },
+        },
+    }
+
+
+def _start_operation(name: str, fn: Any, max_body_size: int) -> dict[str, Any]:
+    args = args_schema(fn)
+    body = {
+        "type": "object", "additionalProperties": False,
+        "properties": {
+            "args": {**args, "description": "The workflow's arguments, in their JSON form."},
+            "id": {"type": "string", "minLength": 1,
+                   "description": "The workflow id; the same id and args again return the same run."},
+        },
+    }
+    if args["minItems"]:
+        body["required"] = ["args"]
+    summary = (inspect.getdoc(fn) or "").split("\n\n", 1)[0].replace("\n", " ")
+    return {"post": {
+        "operationId": "start_" + re.sub(r"[^A-Za-z0-9_]", "_", name),
+        "summary": f"Start a run of {name!r}" + (f": {summary}" if summary else ""),
+        "description": (
+            "With an `Idempotency-Key`, the same key and body again return the same run (200); the same key "
+            "with another body is 422, and a retry while the first request is still running is 409. Without "
+            "`id`, the workflow id is derived from the key."
+        ),
+        "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 255}}],
+        "requestBody": {
+            "required": bool(args["minItems"]),
+            "content": {"application/json": {"schema": body}},
+            "description": f"At most {max_body_size} bytes.",
+        },
+        "responses": {
+            "201": {**_json(_ref("Run"), "Started."),
+                    "headers": {"Location": {"schema": {"type": "string"}, "description": "The run's URL."}}},
+            "200": _json(_ref("Run"), "Already started with this id or key, with the same input."),
+            **_problems(400, 409, 413, 415, 422, 503),
+        },
+    }}
+
+
+def openapi_document(workflows: Mapping[str, Any], *, auth: bool, max_body_size: int) -> dict[str, Any]:
+    """The document for an app whose engine hosts ``workflows`` (name to ``retold.Workflow``).
+
+    Each workflow has its own start operation, whose body schema gives the
+    types of its arguments.
+    """
+    paths: dict[str, Any] = {
+        "/workflows": {"get": {
+            "operationId": "listWorkflows", "summary": "The workflows and activities this server hosts",
+            "responses": {"200": _json(_ref("Registry"), "The registry.")},
+        }},
+        "/runs": {"get": {
+            "operationId": "listRuns", "summary": "Runs, newest first",
+            "parameters": [
+                {"name": "status", "in": "query", "schema": {"type": "string", "enum": STATUSES}},
+                {"name": "workflow", "in": "query", "schema": {"type": "string"}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000,
+                                                           "default": 50}},
+                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+            ],
+            "responses": {"200": _json(_ref("RunList"), "A page of runs."), **_problems(400, 503)},
+        }},
+        "/runs/{id}": {"get": {
+            "operationId": "getRun", "summary": "A run's status", "parameters": [_RUN_ID],
+            "responses": {"200": _json(_ref("Run"), "The run."), **_problems(404, 503)},
+        }},
+        "/runs/{id}/signals/{name}": {"post": {
+            "operationId": "signalRun", "summary": "Send a signal (durable when answered)",
+            "parameters": [_RUN_ID, _name("The signal's name.")],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("SignalRequest")}}},
+            "responses": {"202": _json(_ref("Accepted"), "Recorded."), **_problems(400, 404, 409, 413, 415, 422, 503)},
+        }},
+        "/runs/{id}/queries/{name}": {"get": {
+            "operationId": "queryRun", "summary": "Ask a query handler (writes nothing)",
+            "parameters": [_RUN_ID, _name("The query's name."),
+                           {"name": "args", "in": "query", "description": "The handler's arguments.",
+                            "content": {"application/json": {"schema": {"type": "array"}}}}],
+            "responses": {"200": _json(_ref("QueryResult"), "The handler's answer."),
+                          **_problems(400, 404, 409, 422, 503)},
+        }},
+        "/runs/{id}/cancel": {"post": {
+            "operationId": "cancelRun", "summary": "Ask a run to cancel", "parameters": [_RUN_ID],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("CancelRequest")}}},
+            "responses": {"202": _json(_ref("Accepted"), "Recorded."), **_problems(400, 404, 409, 413, 415, 422, 503)},
+        }},
+        "/runs/{id}/history": {"get": {
+            "operationId": "getHistory", "summary": "The run's history (the JSON export)", "parameters": [_RUN_ID],
+            "responses": {"200": _json(_ref("History"), "The history."), **_problems(404, 503)},
+        }},
+        "/runs/{id}/events": {"get": {
+            "operationId": "streamEvents", "summary": "The run's events as Server-Sent Events",
+            "description": (
+                "One message per event: `id:` its seq, `event:` its type, `data:` its JSON. Sends the events after "
+                "`Last-Event-ID` (or `after`), then live ones; ends after the run's final event. 204 when the run "
+                "is finished and nothing is left to send."
+            ),
+            "parameters": [
+                _RUN_ID,
+                {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+            ],
+            "responses": {
+                "200": {"description": "The stream.", "content": {"text/event-stream": {"schema": _ref("Message")}}},
+                "204": {"description": "The run is finished and the client has every event."},
+                **_problems(400, 404, 503),
+            },
+        }},
+    }
+    for name in sorted(workflows):
+        paths[f"/workflows/{quote(name, safe='')}/runs"] = _start_operation(name, workflows[name].fn, max_body_size)
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "retold", "version": "1", "description": "Start, inspect and follow durable workflow runs."},
+        "paths": paths,
+        "components": {
+            "schemas": _schemas(),
+            "responses": {"Problem": {
+                "description": "An error (RFC 9457 problem details).",
+                "content": {"application/problem+json": {"schema": _ref("Problem")}},
+            }},
+        },
+    }
+    if auth:
+        doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        doc["security"] = [{"bearer": []}]
+        for item in paths.values():
+            for operation in item.values():
+                operation["responses"]["401"] = _PROBLEM
+    return doc

@@ -1,0 +1,85 @@
+"""``GET /runs/{id}/events``: a run's history as Server-Sent Events, resumable.
+
+Each event is one message: ``id:`` its ``seq``, ``event:`` its type,
+``data:`` its JSON form (as in the history export). The stream sends the
+events after ``Last-Event-ID`` (or ``?after=``), then live ones, and ends
+after the run's final event. A reconnect to a finished run with nothing left
+to send is answered ``204 No Content``, which tells an ``EventSource`` to stop
+reconnecting. While nothing happens, a comment line keeps proxies from
+closing the connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import anyio
+import orjson
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+import retold
+from retold.history.export import Event, event_to_dict
+
+__all__ = ["EventStreamResponse", "format_event"]
+
+log = logging.getLogger("retold.http")
+
+KEEPALIVE = b": keep-alive\n\n"
+
+
+def format_event(event: Event) -> bytes:
+    """One SSE message for an event."""
+    data = orjson.dumps(event_to_dict(event))
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.seq, event.type.encode(), data)
+
+
+class EventStreamResponse(Response):
+    """An ASGI response that relays an :class:`retold.EventStream` as SSE.
+
+    Unlike Starlette's ``StreamingResponse`` it always listens for the
+    client's disconnect, so a closed tab releases its subscription at once
+    rather than at the next keep-alive.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, stream: retold.EventStream, keepalive: float) -> None:
+        # As StreamingResponse does: no body, so no Content-Length.
+        # X-Accel-Buffering: nginx must not hold the stream back.
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        self._stream = stream
+        self._keepalive = keepalive
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        async with anyio.create_task_group() as tg:
+
+            async def until_disconnect() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(until_disconnect)
+            with contextlib.suppress(OSError):  # the client went away mid-send
+                await self._relay(send)
+            tg.cancel_scope.cancel()
+
+    async def _relay(self, send: Send) -> None:
+        async with self._stream as stream:
+            while True:
+                event = None
+                with anyio.move_on_after(self._keepalive):
+                    try:
+                        event = await stream.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    except retold.RetoldError as exc:  # the engine is closing: the client will reconnect
+                        log.info("event stream of run %s ends early: %s", stream.run_id, exc)
+                        break
+                chunk = KEEPALIVE if event is None else format_event(event)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

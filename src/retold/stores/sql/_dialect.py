@@ -1,0 +1,133 @@
+"""What differs between the databases the SQL store runs on, in one small seam.
+
+The store's transactions are written once, in SQLAlchemy Core. A
+:class:`Dialect` supplies only what cannot be written once: how to connect,
+how a transaction begins, whose clock is "now", how rows are locked, and how
+other processes hear about new work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import anyio
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+__all__ = ["Dialect", "Insert", "dialect_for"]
+
+Insert = Callable[[sa.Table], Any]
+"""An ``insert(table)`` that supports ``on_conflict_do_nothing()``."""
+
+_NOTIFY_KEY = "retold.notify"
+
+
+class Dialect:
+    """The seam between the store's SQL and one database.
+
+    Attributes:
+        name: ``sqlite`` or ``postgresql``.
+        title: the database's name in messages.
+        engine: the SQLAlchemy engine (a connection pool).
+        insert: the dialect's ``insert`` with ``ON CONFLICT DO NOTHING``.
+        limiter: how many store transactions run at once in this process.
+        server_clock: whether "now" is read from the database server.
+        row_locks: whether concurrent transactions need explicit row locks
+            (SQLite runs one writer at a time: it needs none).
+        shares_database: whether other applications' tables may live beside
+            retold's (a PostgreSQL database usually holds more than retold).
+    """
+
+    name = ""
+    title = ""
+    insert: Insert
+    server_clock = False
+    row_locks = False
+    shares_database = False
+
+    def __init__(self, url: str, engine: sa.Engine, concurrency: int) -> None:
+        self.url = url
+        self.engine = engine
+        self.limiter = anyio.CapacityLimiter(concurrency)
+
+    def now(self, conn: Connection) -> float:
+        """The database's clock inside a transaction (only with ``server_clock``)."""
+        raise NotImplementedError
+
+    def wall(self) -> float:
+        """The database's clock outside a transaction, as best known."""
+        raise NotImplementedError
+
+    def lock_run(self, conn: Connection, run_id: str) -> None:
+        """Lock a run's row until the transaction ends (where rows can be locked).
+
+        Transactions that append to a run lock its row before any task or
+        timer row of that run, so two of them never wait on each other.
+        """
+
+    def notify(self, conn: Connection, kind: str) -> None:
+        """Tell other processes, when this transaction commits, that ``kind`` of work exists."""
+        pending: set[str] = conn.info.setdefault(_NOTIFY_KEY, set())
+        pending.add(kind)
+
+    def pending_notifications(self, conn: Connection) -> set[str]:
+        """Take the kinds :meth:`notify` collected in this transaction."""
+        pending: set[str] = conn.info.pop(_NOTIFY_KEY, set())
+        return pending
+
+    def before_commit(self, conn: Connection) -> None:
+        """Last statements of every transaction (send the notifications)."""
+        self.pending_notifications(conn)
+
+    def begin(self) -> AbstractContextManager[Connection]:
+        """A transaction that may append to histories: durable when it commits."""
+        return self.engine.begin()
+
+    def begin_lease_only(self) -> AbstractContextManager[Connection]:
+        """A transaction that only moves leases and never appends an event.
+
+        Losing one to a crash only hands a task back to the queue, so a
+        dialect may commit it without waiting for the disk.
+        """
+        return self.engine.begin()
+
+    def schema_lock(self, conn: Connection) -> None:
+        """Serialise schema creation and upgrades between processes."""
+
+    def after_open(self) -> None:
+        """Settings to apply once the database is known to be ours."""
+
+    def retold_tables(self, names: set[str]) -> set[str]:
+        """The tables among ``names`` that count when deciding whose database this is."""
+        return names if not self.shares_database else {n for n in names if n.startswith("retold_")}
+
+    async def listen(self, on_work: Callable[[str], None]) -> None:
+        """Call ``on_work(kind)`` whenever a transaction anywhere created work.
+
+        Returns at once where the database cannot notify: callers poll.
+        """
+
+
+def dialect_for(url: str, *, pool_size: int) -> Dialect:
+    """The dialect that serves ``url``.
+
+    Raises:
+        StoreError: the URL names an unsupported database, or its driver is
+            not installed.
+    """
+    from ...errors import StoreError
+
+    if url.startswith(("memory:", "sqlite:")):
+        from ._sqlite import SQLite
+
+        return SQLite(url)
+    if url.startswith(("postgresql", "postgres:")):
+        from ._postgres import PostgreSQL
+
+        return PostgreSQL(url, pool_size=pool_size)
+    raise StoreError(
+        f"unsupported store URL {url!r}: use sqlite:///path.db, memory:// or "
+        "postgresql+psycopg://user@host/dbname"
+    )

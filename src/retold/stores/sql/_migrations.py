@@ -1,0 +1,78 @@
+"""Schema creation and upgrades, keyed by schema version.
+
+A new database gets the current tables at once. An existing one at version
+``v`` runs ``UPGRADES[v]``, ``UPGRADES[v + 1]``... up to ``SCHEMA_VERSION``,
+in the same transaction as the version bump, so a failed step leaves the
+database as it was. The caller holds the dialect's schema lock (an advisory
+lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite): two processes starting at
+once upgrade it once.
+
+This replaces alembic on purpose: the store owns a handful of tables, the
+upgrade must run inside the store's own transaction and lock, and users never
+write migrations of their own. When the schema changes, bump
+``SCHEMA_VERSION``, change ``_schema.py`` and add the step that takes the
+previous version there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ...errors import SchemaError
+from . import _schema as t
+
+__all__ = ["UPGRADES", "Step", "migrate", "schema_version"]
+
+Step = Callable[[Connection], None]
+
+
+
+def _add_workers(conn: Connection) -> None:
+    """1 -> 2: the table of engines with workers (dead-worker detection)."""
+    t.workers.create(conn)
+
+
+UPGRADES: Mapping[int, Step] = {1: _add_workers}
+"""``UPGRADES[v]`` takes a database from schema version ``v`` to ``v + 1``."""
+
+_VERSION = sa.select(t.meta.c.value).where(t.meta.c.key == "schema_version")
+
+
+def schema_version(conn: Connection) -> int | None:
+    """The database's schema version, or None if it has no ``retold_meta`` table."""
+    if not sa.inspect(conn).has_table(t.meta.name):
+        return None
+    value = conn.execute(_VERSION).scalar()
+    return 0 if value is None else int(value)
+
+
+def migrate(
+    conn: Connection, url: str, *, target: int = t.SCHEMA_VERSION, upgrades: Mapping[int, Step] = UPGRADES,
+) -> int:
+    """Bring the schema to ``target``; return the version found (0 for a new database).
+
+    Raises:
+        SchemaError: the database's schema is newer than ``target``, or an
+            upgrade step it needs does not exist.
+    """
+    found = schema_version(conn)
+    if not found:  # new (or a meta table without its row: nothing was ever committed)
+        t.metadata.create_all(conn)
+        conn.execute(t.meta.insert().values(key="schema_version", value=str(target)))
+        return 0
+    if found > target:
+        raise SchemaError(
+            f"{url} has schema version {found}, newer than this retold supports ({target}): upgrade retold"
+        )
+    if found == target:
+        return found
+    for version in range(found, target):
+        step = upgrades.get(version)
+        if step is None:
+            raise SchemaError(f"{url} has schema version {found} and retold has no upgrade from {version}")
+        step(conn)
+    conn.execute(t.meta.update().where(t.meta.c.key == "schema_version").values(value=str(target)))
+    return found

@@ -1,0 +1,113 @@
+"""SQLite: one file, one writer at a time, WAL and ``synchronous=FULL``."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import StaticPool
+
+from ._dialect import Dialect
+
+__all__ = ["SQLite"]
+
+_IN_MEMORY = ("memory://", "memory:", "sqlite://", "sqlite:///:memory:")
+
+
+class SQLite(Dialect):
+    """A SQLite file (or a private in-memory database for ``memory://``).
+
+    Every transaction begins with ``BEGIN IMMEDIATE``, so writers queue for
+    the lock instead of failing half-way, and commits with
+    ``synchronous=FULL`` in WAL mode. Transactions are queued in-process
+    (one at a time): SQLite has one writer anyway.
+    """
+
+    name = "sqlite"
+    title = "SQLite"
+    insert = staticmethod(sqlite_insert)
+
+    def __init__(self, url: str) -> None:
+        if url in _IN_MEMORY:
+            engine = sa.create_engine(
+                "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
+        else:
+            engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+        _install_pragmas(engine)
+        super().__init__(url, engine, concurrency=1)
+
+    def wall(self) -> float:
+        """The local clock: a SQLite file is shared by processes of one machine."""
+        return time.time()
+
+    def notify(self, conn: Connection, kind: str) -> None:
+        """Nothing to send: SQLite engines poll."""
+
+    def before_commit(self, conn: Connection) -> None:
+        """Nothing to do before a commit."""
+
+    @contextmanager
+    def begin_lease_only(self) -> Iterator[Connection]:
+        """Commit with ``synchronous=NORMAL``; the next durable commit syncs it anyway."""
+        with self.engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            raw.execute("PRAGMA synchronous=NORMAL")  # outside any transaction, as SQLite requires
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                raw.execute("PRAGMA synchronous=FULL")
+
+    def after_open(self) -> None:
+        """Switch to WAL, once the file is known to be ours.
+
+        WAL mode is written into the file header, and a database we refuse
+        must stay byte-for-byte intact. ``journal_mode`` cannot change inside
+        a transaction, hence the raw connection.
+        """
+        raw = self.engine.raw_connection()
+        try:
+            driver = raw.driver_connection
+            assert driver is not None
+            # Changing the journal mode takes the file's exclusive lock without
+            # waiting on busy_timeout: when several processes open a new file
+            # at once, retry for a while (another one may have switched it).
+            deadline = time.monotonic() + 10.0
+            while True:
+                try:
+                    if driver.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                        return
+                    driver.execute("PRAGMA journal_mode=WAL")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
+        finally:
+            raw.close()
+
+
+def _install_pragmas(engine: sa.Engine) -> None:
+    @sa_event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @sa_event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,1 @@
+"""Scale-out: worker processes sharing PostgreSQL (or a SQLite file), killed, paused, drained."""

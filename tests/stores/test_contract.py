@@ -1,0 +1,393 @@
+"""The store contract: the same tests against memory://, a SQLite file and PostgreSQL.
+
+Single-store tests take ``store_url`` (all three); tests of several stores
+sharing one database (processes, machines) take ``shared_url`` (SQLite file
+and PostgreSQL). Time is a fake clock given to the store, so leases and
+timers are judged by it on every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+import sqlalchemy as sa
+
+import retold
+from retold.history import events as ev
+from retold.stores import ActivityOutcome, StartRequest
+from retold.stores.sql import SqlStore
+from retold.stores.sql import _schema as t
+from retold.stores.sql._migrations import migrate, schema_version
+from tests.conftest import Clock
+
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def opened(url: str, clock: Clock | None = None) -> AsyncIterator[SqlStore]:
+    store = SqlStore(url, clock=clock or Clock())
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def count(store: SqlStore, table: sa.Table) -> int:
+    with store._engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+async def started(store: SqlStore, wid: str = "w") -> str:
+    record, created = await store.start(StartRequest("wf", wid, b"[]", "h"))
+    assert created
+    return record.run_id
+
+
+def schedule(seq: int, queue: str = "q") -> ev.ActivityScheduled:
+    return ev.ActivityScheduled(seq=seq, at=0, activity="a", input=b"[]", options={"task_queue": queue})
+
+
+async def run_with_activity(store: SqlStore, wid: str) -> str:
+    """A run whose first workflow task scheduled one activity of queue ``q``."""
+    run_id = await started(store, wid)
+    assert await store.claim_workflow_tasks("setup", ["wf"], 1000, 5.0)
+    await store.commit_workflow_task(run_id, "setup", 1, [schedule(2)])
+    return run_id
+
+
+# -- one store -------------------------------------------------------------------------
+
+
+async def test_start_is_idempotent_by_id_and_key(store_url: str) -> None:
+    async with opened(store_url) as store:
+        first, created = await store.start(StartRequest("wf", "order-1", b"[1]", "h1", "key-1"))
+        assert created
+        again, created = await store.start(StartRequest("wf", "order-1", b"[1]", "h1"))
+        assert (again.run_id, created) == (first.run_id, False)
+        by_key, created = await store.start(StartRequest("wf", "order-2", b"[1]", "h1", "key-1"))
+        assert (by_key.run_id, created) == (first.run_id, False)
+        with pytest.raises(retold.IdempotencyError, match="different input"):
+            await store.start(StartRequest("wf", "order-1", b"[2]", "h2"))
+        with pytest.raises(retold.IdempotencyError, match="workflow 'wf', not 'other'"):
+            await store.start(StartRequest("other", "order-1", b"[1]", "h1"))
+        assert count(store, t.runs) == 1
+
+
+async def test_commit_is_all_or_nothing(store_url: str) -> None:
+    clock = Clock()
+    async with opened(store_url, clock) as store:
+        run_id = await started(store)
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
+        good = [schedule(2), ev.TimerStarted(seq=3, at=0, duration=60.0)]
+        with pytest.raises(retold.ConflictError):
+            await store.commit_workflow_task(run_id, "me", 5, good)  # stale expected seq
+        broken = [*good, ev.TimerStarted(seq=9, at=0, duration=1.0)]  # a gap: refused mid-way
+        with pytest.raises(retold.StoreError):
+            await store.commit_workflow_task(run_id, "me", 1, broken)
+        assert (count(store, t.events), count(store, t.activity_tasks), count(store, t.timers)) == (1, 0, 0)
+        assert (await store.get_run(run_id)).last_seq == 1
+        assert await store.commit_workflow_task(run_id, "me", 1, good) == 3
+        assert (count(store, t.activity_tasks), count(store, t.workflow_tasks), count(store, t.timers)) == (1, 0, 1)
+
+
+async def test_leases_expire_by_the_store_clock(store_url: str) -> None:
+    clock = Clock()
+    async with opened(store_url, clock) as store:
+        run_id = await started(store)
+        assert await store.claim_workflow_tasks("dead", ["wf"], 10, 5.0) == [run_id]
+        assert await store.claim_workflow_tasks("alive", ["wf"], 10, 5.0) == []
+        clock.now += 5.1
+        assert await store.claim_workflow_tasks("alive", ["wf"], 10, 5.0) == [run_id]
+        await store.commit_workflow_task(run_id, "alive", 1, [schedule(2)])
+
+        [task] = await store.claim_activity_tasks("dead", "q", ["a"], 10, 5.0)
+        assert await store.claim_activity_tasks("alive", "q", ["a"], 10, 5.0) == []
+        assert await store.renew_leases("dead", [task.id], 5.0) == set()
+        clock.now += 5.1
+        [again] = await store.claim_activity_tasks("alive", "q", ["a"], 10, 5.0)
+        assert again.id == task.id
+        assert (task.attempt, again.attempt) == (1, 2)  # the dead owner's attempt counted
+        # The dead owner's late result is refused: the lease fences it out.
+        assert not await store.finish_activity(task.id, "dead", ActivityOutcome("completed", result=b"1"))
+        assert await store.renew_leases("dead", [task.id], 5.0) == {task.id}
+        assert await store.finish_activity(task.id, "alive", ActivityOutcome("completed", result=b"2"))
+        _, history = await store.load(run_id, 0)
+        assert [e.result for e in history if isinstance(e, ev.ActivityCompleted)] == [b"2"]
+
+
+async def test_a_reaped_worker_loses_its_leases_at_once_and_its_attempt_counts(store_url: str) -> None:
+    clock = Clock()
+    async with opened(store_url, clock) as store:
+        assert await store.register_worker("dead", "host-a", 111, "7") == []
+        assert await store.register_worker("other-host", "host-b", 222, "8") == []
+        assert await store.register_worker("alive", "host-a", 333, "9") == [("dead", 111, "7")]
+        run_id = await started(store)
+        assert await store.claim_workflow_tasks("dead", ["wf"], 10, 60.0) == [run_id]
+        assert await store.claim_workflow_tasks("alive", ["wf"], 10, 60.0) == []
+        assert await store.reap_worker("dead") == 1
+        assert await store.claim_workflow_tasks("alive", ["wf"], 10, 60.0) == [run_id]  # no 60 s wait
+        await store.commit_workflow_task(run_id, "alive", 1, [schedule(2)])
+        [task] = await store.claim_activity_tasks("dead", "q", ["a"], 10, 60.0)
+        assert await store.reap_worker("dead") == 1
+        [again] = await store.claim_activity_tasks("alive", "q", ["a"], 10, 60.0)
+        assert (again.id, again.attempt) == (task.id, 2)  # the dead attempt counted
+        assert not await store.finish_activity(task.id, "dead", ActivityOutcome("completed", result=b"1"))
+        assert await store.register_worker("alive", "host-a", 333, "9") == []  # "dead" is forgotten
+        await store.unregister_worker("alive")
+        assert await store.register_worker("next", "host-a", 444, "10") == []
+
+
+async def test_a_commit_after_the_lease_moved_on_is_refused(store_url: str) -> None:
+    clock = Clock()
+    async with opened(store_url, clock) as store:
+        run_id = await started(store)
+        assert await store.claim_workflow_tasks("stalled", ["wf"], 10, 5.0) == [run_id]
+        clock.now += 6
+        assert await store.claim_workflow_tasks("next", ["wf"], 10, 5.0) == [run_id]
+        # Same expected event number: only the lease tells the two apart.
+        with pytest.raises(retold.LeaseLostError, match="stalled lost its lease") as lost:
+            await store.commit_workflow_task(run_id, "stalled", 1, [ev.TimerStarted(seq=2, at=0, duration=1)])
+        assert lost.value.holder == "next"
+        assert (await store.get_run(run_id)).last_seq == 1
+        assert await store.commit_workflow_task(run_id, "next", 1, [schedule(2)]) == 2
+        with pytest.raises(retold.LeaseLostError, match="no longer pending"):
+            await store.commit_workflow_task(run_id, "stalled", 2, [ev.TimerStarted(seq=3, at=0, duration=1)])
+        _, history = await store.load(run_id, 0)
+        assert [e.type for e in history] == ["WorkflowStarted", "ActivityScheduled"]
+
+
+async def test_a_signal_recorded_during_a_task_fails_its_completion(store_url: str) -> None:
+    async with opened(store_url) as store:
+        run_id = await started(store)
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
+        await store.signal("w", "go", b"1")  # arrives while the task runs
+        done = ev.WorkflowCompleted(seq=2, at=0, result=b"null")
+        with pytest.raises(retold.ConflictError):
+            await store.commit_workflow_task(run_id, "me", 1, [done])
+        run, pending = await store.load(run_id, 1)
+        assert run.status == "running"
+        assert [e.type for e in pending] == ["SignalReceived"]
+        # The task is still ours: processed again with the signal, it completes.
+        assert await store.commit_workflow_task(run_id, "me", 2, [ev.WorkflowCompleted(
+            seq=3, at=0, result=b"null")]) == 3
+        _, history = await store.load(run_id, 0)
+        assert [e.type for e in history] == ["WorkflowStarted", "SignalReceived", "WorkflowCompleted"]
+
+
+async def test_cancel_racing_completion_records_one_outcome(store_url: str) -> None:
+    async with opened(store_url) as store:
+        # Cancel first: the completion computed without it is refused.
+        run_id = await started(store, "cancel-first")
+        await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)
+        await store.request_cancel("cancel-first", "stop")
+        with pytest.raises(retold.ConflictError):
+            await store.commit_workflow_task(run_id, "me", 1, [ev.WorkflowCompleted(seq=2, at=0, result=b"1")])
+        await store.commit_workflow_task(run_id, "me", 2, [ev.WorkflowCancelled(seq=3, at=0)])
+        # Completion first: the cancel is refused.
+        other = await started(store, "complete-first")
+        await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)
+        await store.commit_workflow_task(other, "me", 1, [ev.WorkflowCompleted(seq=2, at=0, result=b"1")])
+        with pytest.raises(retold.RunFinishedError):
+            await store.request_cancel("complete-first", "too late")
+        outcomes = {}
+        for rid in (run_id, other):
+            _, history = await store.load(rid, 0)
+            outcomes[rid] = [e.type for e in history if isinstance(e, ev.TERMINAL_TYPES)]
+        assert outcomes == {run_id: ["WorkflowCancelled"], other: ["WorkflowCompleted"]}
+        assert [(await store.get_run(r)).status for r in (run_id, other)] == ["cancelled", "completed"]
+
+
+async def test_timers_fire_when_due(store_url: str) -> None:
+    clock = Clock()
+    async with opened(store_url, clock) as store:
+        run_id = await started(store)
+        await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)
+        await store.commit_workflow_task(run_id, "me", 1, [ev.TimerStarted(seq=2, at=0, duration=30.0)])
+        assert await store.fire_timers(10) == 0
+        assert await store.next_wakeup() == clock.now + 30.0
+        clock.now += 30.0
+        assert await store.fire_timers(10) == 1
+        assert await store.fire_timers(10) == 0
+        _, history = await store.load(run_id, 2)
+        assert [(type(e).__name__, getattr(e, "started", None)) for e in history] == [("TimerFired", 2)]
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
+
+
+async def test_release_hands_back_every_lease_of_an_owner(store_url: str) -> None:
+    async with opened(store_url) as store:
+        await run_with_activity(store, "a")
+        other = await started(store, "b")
+        assert await store.claim_workflow_tasks("leaving", ["wf"], 10, 60.0) == [other]
+        [task] = await store.claim_activity_tasks("leaving", "q", ["a"], 10, 60.0)
+        await store.release_leases("leaving")
+        assert await store.claim_workflow_tasks("staying", ["wf"], 10, 60.0) == [other]
+        [again] = await store.claim_activity_tasks("staying", "q", ["a"], 10, 60.0)
+        assert again.id == task.id
+
+
+async def test_a_version_1_database_gains_the_workers_table(store_url: str) -> None:
+    async with opened(store_url) as store:
+        await started(store)
+        with store._engine.begin() as conn:  # as retold 0.1 with schema version 1 left it
+            t.workers.drop(conn)
+            conn.execute(t.meta.update().values(value="1"))
+        await store.open()  # as the next engine to open it does
+        assert await store.register_worker("w1", "h", 1, "1") == []
+        assert count(store, t.workers) == 1
+        assert count(store, t.runs) == 1  # the runs are still there
+        with store._engine.connect() as conn:
+            assert schema_version(conn) == t.SCHEMA_VERSION == 2
+
+
+async def test_claims_take_only_hosted_activities_of_the_queue(store_url: str) -> None:
+    async with opened(store_url) as store:
+        run_id = await started(store)
+        await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)
+        await store.commit_workflow_task(run_id, "me", 1, [
+            ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={"task_queue": "gpu"}),
+            ev.ActivityScheduled(seq=3, at=0, activity="b", input=b"[]", options={"task_queue": "gpu"}),
+            ev.ActivityScheduled(seq=4, at=0, activity="a", input=b"[]", options={}),
+        ])
+        assert await store.claim_activity_tasks("x", "cpu", ["a", "b"], 10, 5.0) == []
+        assert [task.seq for task in await store.claim_activity_tasks("x", "gpu", ["a"], 10, 5.0)] == [2]
+        assert [task.seq for task in await store.claim_activity_tasks("x", "default", ["a"], 10, 5.0)] == [4]
+        assert await store.claim_workflow_tasks("x", ["other"], 10, 5.0) == []
+
+
+async def test_a_newer_schema_is_refused(store_url: str) -> None:
+    async with opened(store_url) as store:
+        with store._engine.begin() as conn:
+            conn.execute(t.meta.update().values(value=str(t.SCHEMA_VERSION + 1)))
+        with pytest.raises(retold.SchemaError, match=rf"schema version {t.SCHEMA_VERSION + 1}, newer than"):
+            await store.open()
+
+
+async def test_upgrades_run_in_order_in_one_transaction(store_url: str) -> None:
+    async with opened(store_url) as store:
+        extra = sa.Table("retold_extra", sa.MetaData(), sa.Column("x", sa.Integer))
+        ran: list[int] = []
+
+        def add_table(conn: Any) -> None:
+            ran.append(1)
+            extra.create(conn)
+
+        def broken(conn: Any) -> None:
+            ran.append(2)
+            raise RuntimeError("step 2 failed")
+
+        base = t.SCHEMA_VERSION
+        with pytest.raises(RuntimeError, match="step 2 failed"), store._d.begin() as conn:
+            migrate(conn, store.url, target=base + 2, upgrades={base: add_table, base + 1: broken})
+        with store._d.begin() as conn:  # rolled back: no table, same version
+            assert schema_version(conn) == base
+            assert not sa.inspect(conn).has_table("retold_extra")
+        with pytest.raises(retold.SchemaError, match=f"no upgrade from {base + 1}"), store._d.begin() as conn:
+            migrate(conn, store.url, target=base + 2, upgrades={base: add_table})
+        with store._d.begin() as conn:
+            found = migrate(conn, store.url, target=base + 2,
+                            upgrades={base: add_table, base + 1: lambda conn: ran.append(3)})
+        assert found == base
+        assert ran == [1, 2, 1, 1, 3]
+        with store._d.begin() as conn:
+            assert schema_version(conn) == base + 2
+            assert sa.inspect(conn).has_table("retold_extra")
+
+
+# -- several stores on one database ------------------------------------------------------
+
+
+async def test_processes_opening_a_new_database_at_once_create_it_once(shared_url: str) -> None:
+    stores = [SqlStore(shared_url) for _ in range(4)]
+    try:
+        async with anyio.create_task_group() as tg:
+            for store in stores:
+                tg.start_soon(store.open)
+        with stores[0]._engine.connect() as conn:
+            assert conn.execute(sa.select(t.meta.c.key, t.meta.c.value)).all() == [
+                ("schema_version", str(t.SCHEMA_VERSION))]
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_concurrent_starts_of_one_id_make_one_run(shared_url: str) -> None:
+    async with opened(shared_url) as a, opened(shared_url) as b:
+        results: list[tuple[str, bool]] = []
+
+        async def start(store: SqlStore) -> None:
+            record, created = await store.start(StartRequest("wf", "same", b"[]", "h"))
+            results.append((record.run_id, created))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(16):
+                tg.start_soon(start, (a, b)[i % 2])
+        assert len({run_id for run_id, _ in results}) == 1
+        assert sum(created for _, created in results) == 1
+        assert count(a, t.runs) == 1
+
+
+async def test_each_task_is_claimed_by_one_worker(shared_url: str) -> None:
+    async with opened(shared_url) as setup:
+        for i in range(40):
+            await run_with_activity(setup, f"w{i}")
+        for i in range(40):
+            await started(setup, f"fresh{i}")
+    stores = [SqlStore(shared_url, clock=Clock()) for _ in range(4)]
+    activity_claims: dict[str, list[int]] = {}
+    workflow_claims: dict[str, list[str]] = {}
+    try:
+        for store in stores:
+            await store.open()
+
+        async def claim(name: str, store: SqlStore) -> None:
+            activity_claims[name], workflow_claims[name] = [], []
+            while True:
+                tasks = await store.claim_activity_tasks(name, "q", ["a"], 3, 60.0)
+                runs = await store.claim_workflow_tasks(name, ["wf"], 3, 60.0)
+                if not tasks and not runs:
+                    return
+                activity_claims[name] += [task.id for task in tasks]
+                workflow_claims[name] += runs
+
+        async with anyio.create_task_group() as tg:
+            for i, store in enumerate(stores):
+                tg.start_soon(claim, f"worker{i}", store)
+    finally:
+        for store in stores:
+            await store.close()
+    every_activity = [task for ids in activity_claims.values() for task in ids]
+    every_run = [run for ids in workflow_claims.values() for run in ids]
+    assert len(every_activity) == len(set(every_activity)) == 40
+    assert len(every_run) == len(set(every_run)) == 40
+
+
+async def test_a_due_timer_fires_once_whoever_looks(shared_url: str) -> None:
+    clock = Clock()
+    async with opened(shared_url, clock) as a, opened(shared_url, clock) as b:
+        run_ids = [await started(a, f"t{i}") for i in range(20)]
+        await a.claim_workflow_tasks("me", ["wf"], 100, 5.0)
+        for run_id in run_ids:
+            await a.commit_workflow_task(run_id, "me", 1, [ev.TimerStarted(seq=2, at=0, duration=10.0)])
+        clock.now += 10
+        fired: list[int] = []
+
+        async def fire(store: SqlStore) -> None:
+            for _ in range(5):
+                fired.append(await store.fire_timers(3))
+
+        async with anyio.create_task_group() as tg:
+            for store in (a, b, a, b):
+                tg.start_soon(fire, store)
+        # Lookers that picked the same timers wait for each other and skip what
+        # was fired meanwhile: some may be left for the next look, none fires twice.
+        while more := await b.fire_timers(100):
+            fired.append(more)
+        assert sum(fired) == 20
+        for run_id in run_ids:
+            _, history = await a.load(run_id, 0)
+            assert [e.type for e in history].count("TimerFired") == 1

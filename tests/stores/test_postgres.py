@@ -1,0 +1,153 @@
+"""What only PostgreSQL does: the server's clock, row locks, NOTIFY, shared databases."""
+
+from __future__ import annotations
+
+import logging
+import time
+from types import SimpleNamespace
+
+import anyio
+import pytest
+import sqlalchemy as sa
+
+import retold
+from retold.stores import StartRequest
+from retold.stores.sql import SqlStore, _postgres
+from retold.stores.sql import _schema as t
+from tests.conftest import EngineFactory
+from tests.stores.test_contract import run_with_activity
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """These tests are about the database, not the event loop."""
+    return "asyncio"
+
+
+def test_urls_name_psycopg_3() -> None:
+    assert SqlStore("postgres://u:secret@db.example/app").url == "postgresql+psycopg://u:***@db.example/app"
+    assert SqlStore("postgresql://u@db.example/app").dialect == "postgresql"
+    with pytest.raises(retold.StoreError, match=r"driver 'postgresql\+psycopg2'.*psycopg 3"):
+        SqlStore("postgresql+psycopg2://u@db.example/app")
+    with pytest.raises(retold.StoreError, match="unsupported store URL 'mysql://x'"):
+        SqlStore("mysql://x")
+
+
+async def test_leases_use_the_server_clock_not_the_clients(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = time.time
+    monkeypatch.setattr(_postgres, "time", SimpleNamespace(time=lambda: real() - 3600))  # an hour slow
+    store = SqlStore(postgres_url)
+    await store.open()
+    try:
+        record, _ = await store.start(StartRequest("wf", "w", b"[]", "h"))
+        assert await store.claim_workflow_tasks("me", ["wf"], 1, 5.0) == [record.run_id]
+        # An hour-slow client would have leased it until an hour ago: others could take it now.
+        assert await store.claim_workflow_tasks("other", ["wf"], 1, 5.0) == []
+        with store._engine.connect() as conn:
+            expires = conn.execute(sa.select(t.workflow_tasks.c.lease_expires)).scalar_one()
+            server = conn.execute(sa.text("SELECT extract(epoch FROM now())::float8")).scalar_one()
+        assert abs(expires - (server + 5.0)) < 2.0
+        assert abs(record.created_at - server) < 2.0
+        assert abs(store.now() - real()) < 2.0  # the local clock corrected by the measured offset
+    finally:
+        await store.close()
+
+
+async def test_a_claim_skips_rows_locked_elsewhere_and_locks_only_its_own(postgres_url: str) -> None:
+    store = SqlStore(postgres_url)
+    await store.open()
+    try:
+        for i in range(4):
+            await run_with_activity(store, f"w{i}")
+        with store._engine.connect() as other:
+            first = other.execute(sa.select(sa.func.min(t.activity_tasks.c.id))).scalar_one()
+            other.execute(sa.select(t.activity_tasks.c.id).where(t.activity_tasks.c.id == first).with_for_update())
+            with anyio.fail_after(5):  # no wait on the locked row
+                taken = await store.claim_activity_tasks("a", "q", ["a"], 2, 60.0)
+                rest = await store.claim_activity_tasks("b", "q", ["a"], 10, 60.0)
+            assert first not in {task.id for task in taken + rest}
+            assert len(taken) == 2
+            assert len(rest) == 1
+            other.rollback()
+        [last] = await store.claim_activity_tasks("c", "q", ["a"], 10, 60.0)
+        assert last.id == first
+    finally:
+        await store.close()
+
+
+async def test_other_applications_tables_may_share_the_database(postgres_url: str) -> None:
+    admin = sa.create_engine(postgres_url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE app_users (id int)")
+    store = SqlStore(postgres_url)
+    await store.open()
+    await store.close()
+    with admin.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM retold_meta")
+        conn.exec_driver_sql("DROP TABLE retold_meta")
+    admin.dispose()
+    refused = SqlStore(postgres_url)
+    with pytest.raises(retold.SchemaError, match="is not a retold database"):
+        await refused.open()
+    await refused.close()
+
+
+async def test_notify_wakes_other_engines_long_before_they_poll(
+    make_engine: EngineFactory, postgres_url: str
+) -> None:
+    from tests.stores.test_engine_on_every_store import child, double, everything
+
+    slow = {"url": postgres_url, "poll_interval": 30.0}
+    async with make_engine(run_workers=False, **slow) as client, \
+            make_engine([everything, child], [double], **slow):
+        run = await client.start("everything", 3, id="notified")
+        started = time.monotonic()
+        with anyio.fail_after(10):
+            while (await run.describe()).event_count < 6:  # activity done, timer started and fired
+                await anyio.sleep(0.05)
+        await run.signal("extra", 1)
+        assert await run.result(timeout=10) == [6, 1, 12]
+        assert time.monotonic() - started < 8  # one poll would have taken 30 s
+
+
+async def test_a_lost_listener_only_delays_work_by_the_poll_interval(
+    make_engine: EngineFactory, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.stores.test_engine_on_every_store import child, double, everything
+
+    admin = sa.create_engine(postgres_url)
+    schema = postgres_url.rsplit("search_path%3D", 1)[-1]
+
+    def listeners() -> list[int]:
+        with admin.connect() as conn:
+            return list(conn.execute(sa.text(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'retold-listener' "
+                "AND query = :q"), {"q": f'LISTEN "retold.{schema}"'}).scalars())
+
+    try:
+        async with make_engine(run_workers=False, url=postgres_url, poll_interval=30.0) as client, \
+                make_engine([everything, child], [double], url=postgres_url, poll_interval=0.3):
+            with anyio.fail_after(10):
+                while len(listeners()) < 2:
+                    await anyio.sleep(0.05)
+            with admin.connect() as conn:
+                for pid in listeners():
+                    conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            run = await client.start("everything", 1, id="polled")
+            started = time.monotonic()
+            with anyio.fail_after(1.8):  # the listeners reopen after 2 s: this is the poll
+                while (await run.describe()).event_count < 2:
+                    await anyio.sleep(0.02)
+            assert time.monotonic() - started < 1.8
+            with anyio.fail_after(10):  # and they come back
+                while len(listeners()) < 2:
+                    await anyio.sleep(0.1)
+            await run.cancel()
+    finally:
+        admin.dispose()
+    assert "lost its store listener" in caplog.text
+    assert any(r.levelno == logging.WARNING for r in caplog.records)
