@@ -204,19 +204,21 @@ async def test_an_activitys_own_timeout_error_is_a_plain_failure(make_engine: En
         )
 
 
-@retold.activity(heartbeat_timeout=timedelta(milliseconds=300),
+# The margins are wide (heartbeats every 50 ms against a 1 s timeout) so that a
+# loaded CI machine pausing the event loop cannot make the chatty activity miss one.
+@retold.activity(heartbeat_timeout=timedelta(seconds=1),
                  retry=retold.RetryPolicy(max_attempts=1))
 async def silent() -> str:
-    await anyio.sleep(3)
+    await anyio.sleep(8)
     return "never"
 
 
-@retold.activity(heartbeat_timeout=timedelta(milliseconds=300),
+@retold.activity(heartbeat_timeout=timedelta(seconds=1),
                  retry=retold.RetryPolicy(max_attempts=1))
 async def chatty() -> str:
-    for i in range(8):
+    for i in range(30):
         retold.heartbeat(i)
-        await anyio.sleep(0.1)
+        await anyio.sleep(0.05)
     return "done talking"
 
 
