@@ -1,4 +1,9 @@
-"""The same-process fast path: a commit leases its new activities to its own engine."""
+"""The same-process fast path.
+
+A workflow-task commit leases the activities it schedules to its own engine
+(no claim); an activity outcome for a run cached in the same engine commits
+the run's next step with it (no workflow task, no load).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import pytest
 
 import retold
 from retold.stores.sql import SqlStore
+from retold.testing import replay
 from tests.conftest import EngineFactory
 
 pytestmark = pytest.mark.anyio
@@ -44,18 +50,45 @@ async def fan_out(n: int) -> list[int]:
 
 
 class CountingStore(SqlStore):
-    """Counts the activity tasks handed out by claims (the slow path)."""
+    """Counts the tasks handed out by claims and the loads (the slow path), and the steps."""
 
     claimed = 0
+    workflow_tasks = 0
+    loads = 0
+    steps = 0
+    offered = 0
+    signal_during_finish: str | None = None  # a run to signal while an outcome is being recorded
 
     async def claim_activity_tasks(self, *args: Any, **kwargs: Any) -> Any:
         tasks = await super().claim_activity_tasks(*args, **kwargs)
         CountingStore.claimed += len(tasks)
         return tasks
 
+    async def claim_workflow_tasks(self, *args: Any, **kwargs: Any) -> Any:
+        runs = await super().claim_workflow_tasks(*args, **kwargs)
+        CountingStore.workflow_tasks += len(runs)
+        return runs
+
+    async def load(self, run_id: str, after_seq: int) -> Any:
+        CountingStore.loads += 1
+        return await super().load(run_id, after_seq)
+
+    async def finish_activity(self, task_id: int, owner: str, outcome: Any, step: Any = None) -> bool:
+        if CountingStore.signal_during_finish is not None:
+            await self.signal(CountingStore.signal_during_finish, "extra", b"5")
+        recorded = await super().finish_activity(task_id, owner, outcome, step)
+        CountingStore.offered += step is not None
+        CountingStore.steps += bool(step is not None and step.stepped)
+        return recorded
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.claimed = cls.workflow_tasks = cls.loads = cls.steps = cls.offered = 0
+        cls.signal_during_finish = None
+
 
 async def test_activities_scheduled_here_run_without_a_claim(make_engine: EngineFactory, tmp_path: Any) -> None:
-    CountingStore.claimed = 0
+    CountingStore.reset()
     store = CountingStore(f"sqlite:///{tmp_path / 'fast.db'}")
     async with make_engine([chain], [work], store=store, poll_interval=30) as engine:
         run = await engine.start(chain, 20)
@@ -66,10 +99,59 @@ async def test_activities_scheduled_here_run_without_a_claim(make_engine: Engine
 async def test_the_fast_path_keeps_the_concurrency_limit(make_engine: EngineFactory, tmp_path: Any) -> None:
     global peak
     peak = 0
-    CountingStore.claimed = 0
+    CountingStore.reset()
     store = CountingStore(f"sqlite:///{tmp_path / 'limit.db'}")
     async with make_engine([fan_out], [work], store=store, activity_concurrency=2) as engine:
         run = await engine.start(fan_out, 7)
         assert await run.result(timeout=20) == list(range(7))
     assert peak <= 2
     assert CountingStore.claimed == 5  # 2 came with the commit, the other 5 waited for a claim
+
+
+async def test_an_outcome_commits_the_next_step_of_a_cached_run(make_engine: EngineFactory, tmp_path: Any) -> None:
+    CountingStore.reset()
+    store = CountingStore(f"sqlite:///{tmp_path / 'steps.db'}")
+    async with make_engine([chain], [work], store=store, poll_interval=30) as engine:
+        run = await engine.start(chain, 20)
+        assert await run.result(timeout=20) == sum(range(20))
+        # One workflow task (the start); each of the 20 outcomes carried the next step.
+        assert (CountingStore.workflow_tasks, CountingStore.loads, CountingStore.steps) == (1, 1, 20)
+        history = await run.history()
+    types = [e.type for e in history]
+    assert types == ["WorkflowStarted", *["ActivityScheduled", "ActivityCompleted"] * 20, "WorkflowCompleted"]
+    assert replay(chain, history).finished  # the history replays as recorded
+
+
+@retold.workflow
+async def chain_with_signals(n: int) -> int:
+    total = 0
+    extra: list[int] = []
+
+    async def collect() -> None:
+        while True:
+            value = await retold.wait_signal("extra", int)
+            assert value is not None  # None only on a timeout, and there is none
+            extra.append(value)
+
+    collector = asyncio.ensure_future(collect())
+    for i in range(n):
+        total += await retold.execute(work, i)
+    collector.cancel()
+    return total + sum(extra)
+
+
+async def test_an_input_racing_the_outcome_sends_the_step_back_to_a_workflow_task(
+    make_engine: EngineFactory, tmp_path: Any
+) -> None:
+    CountingStore.reset()
+    store = CountingStore(f"sqlite:///{tmp_path / 'race.db'}")
+    async with make_engine([chain_with_signals], [work], store=store) as engine:
+        run = await engine.start(chain_with_signals, 3, id="racy")
+        CountingStore.signal_during_finish = "racy"  # every outcome now meets a signal recorded first
+        assert await run.result(timeout=20) == sum(range(3)) + 5 * 3
+        history = await run.history()
+    assert (CountingStore.offered, CountingStore.steps) == (3, 0)  # each step was refused: the run had moved
+    # Each signal came before the outcome it raced, and each was seen.
+    kinds = [e.type for e in history if e.type in ("SignalReceived", "ActivityCompleted")]
+    assert kinds == ["SignalReceived", "ActivityCompleted"] * 3
+    assert replay(chain_with_signals, history).finished

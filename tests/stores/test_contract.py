@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 import retold
 from retold.history import events as ev
-from retold.stores import ActivityOutcome, StartRequest
+from retold.stores import ActivityOutcome, ActivityStep, ActivityTake, StartRequest
 from retold.stores.sql import SqlStore
 from retold.stores.sql import _schema as t
 from retold.stores.sql._migrations import migrate, schema_version
@@ -177,6 +177,48 @@ async def test_a_signal_recorded_during_a_task_fails_its_completion(store_url: s
             seq=3, at=0, result=b"null")]) == 3
         _, history = await store.load(run_id, 0)
         assert [e.type for e in history] == ["WorkflowStarted", "SignalReceived", "WorkflowCompleted"]
+
+
+async def test_an_activity_outcome_commits_the_runs_next_step_with_it(store_url: str) -> None:
+    clock = Clock()
+    async with opened(store_url, clock) as store:
+        run_id = await run_with_activity(store, "w")
+        [task] = await store.claim_activity_tasks("me", "q", ["a"], 10, 5.0)
+        clock.now += 1
+        outcome = ActivityOutcome("completed", result=b"7")
+        seen_at = clock.now - 0.5  # when the engine fed the outcome to the run
+        event = outcome.event(seq=3, at=seen_at, scheduled=task.seq, attempt=task.attempt)
+        take = ActivityTake("me", 5.0, frozenset({"a"}), {"q": 1})
+        step = ActivityStep(run_id, 2, event, [schedule(4), ev.TimerStarted(seq=5, at=0, duration=60.0)], take)
+        # A lost lease writes nothing, step or not.
+        assert not await store.finish_activity(task.id, "someone-else", outcome, step)
+        assert not step.stepped
+        assert count(store, t.events) == 2
+        assert await store.finish_activity(task.id, "me", outcome, step)
+        assert step.stepped
+        _, history = await store.load(run_id, 0)
+        assert [e.type for e in history] == [
+            "WorkflowStarted", "ActivityScheduled", "ActivityCompleted", "ActivityScheduled", "TimerStarted"]
+        assert history[2].at == seen_at  # the time the run saw, so a replay sees it too
+        assert [(e.seq, e.result) for e in history if isinstance(e, ev.ActivityCompleted)] == [(3, b"7")]
+        [leased] = take.taken  # the next activity came leased to its engine
+        assert leased.seq == 4
+        assert (count(store, t.workflow_tasks), count(store, t.timers), count(store, t.activity_tasks)) == (0, 1, 1)
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == []  # nothing left to process
+        assert await store.claim_activity_tasks("other", "q", ["a"], 10, 5.0) == []
+
+        # An input arrives between the engine's step and the outcome's commit:
+        # the outcome is recorded alone, and the workflow task processes both.
+        await store.signal("w", "go", b"1")
+        late = ActivityOutcome("completed", result=b"8")
+        stale = ActivityStep(run_id, 5, late.event(seq=6, at=clock.now, scheduled=4, attempt=1),
+                             [ev.WorkflowCompleted(seq=7, at=0, result=b"null")])
+        assert await store.finish_activity(leased.id, "me", late, stale)
+        assert not stale.stepped
+        run, pending = await store.load(run_id, 5)
+        assert run.status == "running"
+        assert [(e.type, e.seq) for e in pending] == [("SignalReceived", 6), ("ActivityCompleted", 7)]
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
 
 
 async def test_cancel_racing_completion_records_one_outcome(store_url: str) -> None:

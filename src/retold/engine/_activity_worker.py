@@ -61,8 +61,9 @@ class ActivityWorker:
                         engine.worker_id, self.queue, self._names, want, engine.lease
                     )
                 for task in tasks:
-                    await self._limit.acquire_on_behalf_of(task.id)
-                    tg.start_soon(self._run_and_release, task)
+                    slot = object()  # the borrower: task ids may be reused once a row is gone
+                    await self._limit.acquire_on_behalf_of(slot)
+                    tg.start_soon(self._run_and_release, task, slot)
                 if want == 0 or len(tasks) < want:
                     await engine.wake_activities.wait(engine.poll_interval)
 
@@ -87,48 +88,50 @@ class ActivityWorker:
     def start_taken(self, task: ActivityTask, tokens: list[object]) -> None:
         """Run a task the commit leased to us, in a slot reserved for it."""
         assert self._tg is not None
-        self._limit.release_on_behalf_of(tokens.pop())
-        try:
-            self._limit.acquire_on_behalf_of_nowait(task.id)
-        except anyio.WouldBlock:  # a waiter got the slot first: wait for the next one
-            self._tg.start_soon(self._acquire_and_run, task)
-            return
-        self._tg.start_soon(self._run_and_release, task)
+        self._tg.start_soon(self._run_and_release, task, tokens.pop())
 
-    async def _acquire_and_run(self, task: ActivityTask) -> None:
-        await self._limit.acquire_on_behalf_of(task.id)
-        await self._run_and_release(task)
-
-    async def _run_and_release(self, task: ActivityTask) -> None:
+    async def _run_and_release(self, task: ActivityTask, slot: object) -> None:
         try:
             try:
                 outcome = await self._attempt(task)
             except Exception as exc:  # a broken task row must not stop the engine
                 log.exception("activity task %d (%s) could not be run", task.id, task.activity)
                 outcome = ActivityOutcome("failed", failure=failure_from_exception(exc, non_retryable=True))
-            store = self._engine.store
-            try:
-                recorded = outcome is not None and await store.finish_activity(
-                    task.id, self._engine.worker_id, outcome
-                )
-            except StoreError as exc:
-                # Not recorded: the lease lapses and the activity runs again
-                # (at least once), under the same idempotency key.
-                log.warning("activity %s (run %s): outcome not recorded: %s", task.activity, task.run_id, exc)
-                return
-            if not recorded and outcome is not None:
-                log.warning("activity %s (run %s, attempt %d): outcome refused, the lease was lost",
-                            task.activity, task.run_id, task.attempt)
-            if recorded and outcome is not None:
-                self._engine.wake_workflows.set()
-                self._engine.feeds.notify(task.run_id)
-                if outcome.retry_delay is not None:
-                    self._engine.wake_timers.set()
+            if outcome is not None:
+                await self._record(task, outcome)
         finally:
-            self.running.pop(task.id, None)
-            self._limit.release_on_behalf_of(task.id)
+            self._limit.release_on_behalf_of(slot)
             if self._limit.available_tokens == 1:
                 self._engine.wake_activities.set()  # the loop may be waiting for a slot
+
+    async def _record(self, task: ActivityTask, outcome: ActivityOutcome) -> None:
+        engine = self._engine
+        # The fast path: if the run is cached here, its next step commits
+        # together with this outcome (no workflow task, no claim, no load).
+        workflows = engine.workflow_worker
+        pending = workflows.prepare_step(task, outcome) if workflows is not None else None
+        recorded = False
+        try:
+            recorded = await engine.store.finish_activity(
+                task.id, engine.worker_id, outcome, pending.step if pending is not None else None
+            )
+        except StoreError as exc:
+            # Not recorded: the lease lapses and the activity runs again
+            # (at least once), under the same idempotency key.
+            log.warning("activity %s (run %s): outcome not recorded: %s", task.activity, task.run_id, exc)
+            return
+        finally:
+            if pending is not None and workflows is not None:
+                workflows.finish_step(pending, recorded)
+        if not recorded:
+            log.warning("activity %s (run %s, attempt %d): outcome refused, the lease was lost",
+                        task.activity, task.run_id, task.attempt)
+            return
+        if pending is None or not pending.step.stepped:
+            engine.wake_workflows.set()  # the run's workflow task has the outcome to process
+            engine.feeds.notify(task.run_id)
+        if outcome.retry_delay is not None:
+            engine.wake_timers.set()
 
     async def _attempt(self, task: ActivityTask) -> ActivityOutcome | None:
         engine = self._engine
@@ -183,6 +186,8 @@ class ActivityWorker:
             return self._failed(task, options, exc)
         finally:
             _current.reset(token)
+            if self.running.get(task.id) is lease_scope:  # ids are reused once a row is gone
+                del self.running[task.id]
 
     async def _call(
         self, definition: Any, args: list[Any], info: ActivityInfo, heartbeat: float | None

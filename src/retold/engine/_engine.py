@@ -170,7 +170,7 @@ class Engine:
         self._closed_waiters: dict[str, anyio.Event] = {}
         self._activity_workers: list[ActivityWorker] = []
         self.activity_workers = self._activity_workers  # read by the workflow worker's fast path
-        self._workflow_worker: WorkflowWorker | None = None
+        self.workflow_worker: WorkflowWorker | None = None  # read by the activity workers' fast path
         self._task_group: TaskGroup | None = None
         self.feeds = EventFeeds(self.store, self.poll_interval, self._spawn)
 
@@ -184,8 +184,8 @@ class Engine:
         self.feeds.open()
         if self._run_workers:
             await self._register_and_reap()
-            self._workflow_worker = WorkflowWorker(self)
-            self._task_group.start_soon(self._keep_running, self._workflow_worker.run)
+            self.workflow_worker = WorkflowWorker(self)
+            self._task_group.start_soon(self._keep_running, self.workflow_worker.run)
             for queue, limit in self._queue_limits.items():
                 worker = ActivityWorker(self, queue, limit)
                 self._activity_workers.append(worker)
@@ -300,9 +300,9 @@ class Engine:
         while True:
             await anyio.sleep(self.lease / 3)
             await self._register_and_reap()  # a sibling process that died since
-            if self._workflow_worker is not None and self._workflow_worker.processing:
+            if self.workflow_worker is not None and self.workflow_worker.processing:
                 await self.store.renew_workflow_leases(
-                    self.worker_id, list(self._workflow_worker.processing), self.lease
+                    self.worker_id, list(self.workflow_worker.processing), self.lease
                 )
             for worker in self._activity_workers:
                 ids = list(worker.running)
@@ -334,7 +334,7 @@ class Engine:
         return False
 
     def _busy(self) -> bool:
-        workflows = self._workflow_worker is not None and bool(self._workflow_worker.processing)
+        workflows = self.workflow_worker is not None and bool(self.workflow_worker.processing)
         return workflows or any(worker.busy for worker in self._activity_workers)
 
     # -- the client API --------------------------------------------------------------

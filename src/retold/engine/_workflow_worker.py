@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -10,15 +12,24 @@ import anyio
 from ..errors import ConflictError, LeaseLostError, NotRegisteredError, RetoldError, StoreError
 from ..history import events as ev
 from ..runtime._instance import WorkflowInstance, failure_from_exception
-from ..stores._protocol import ActivityTake
-from ._activity_worker import ActivityWorker
+from ..stores._protocol import ActivityOutcome, ActivityStep, ActivityTake, ActivityTask
 
 if TYPE_CHECKING:
+    from ._activity_worker import ActivityWorker
     from ._engine import Engine
 
-__all__ = ["WorkflowWorker"]
+__all__ = ["PendingStep", "WorkflowWorker"]
 
 log = logging.getLogger("retold.engine")
+
+
+@dataclass(slots=True)
+class PendingStep:
+    """A run advanced past an activity outcome, waiting for the store to commit both."""
+
+    step: ActivityStep
+    instance: WorkflowInstance
+    reserved: list[tuple[ActivityWorker, list[object]]]
 
 
 class WorkflowWorker:
@@ -56,10 +67,7 @@ class WorkflowWorker:
         try:
             await self.process(run_id)
         finally:
-            self.processing.discard(run_id)
-            self._limit.release_on_behalf_of(run_id)
-            if self._limit.available_tokens == 1:
-                self._engine.wake_workflows.set()  # the loop may be waiting for a slot
+            self._release(run_id)
 
     async def process(self, run_id: str) -> None:
         """Advance one run with every event it has not seen, retrying conflicts."""
@@ -117,9 +125,70 @@ class WorkflowWorker:
                 instance.close()
             else:
                 engine.cache.put(instance)
-            self._after_commit(run_id, commands, taken=len(take.taken) if take else 0)
+            self._after_commit(run_id, commands, taken=len(take.taken) if take else 0,
+                               relatives=instance.has_relatives)
             return
         log.warning("run %s kept conflicting; its workflow task will be retried", run_id)
+
+    # -- the same-process fast path, workflow half --------------------------------------
+
+    def prepare_step(self, task: ActivityTask, outcome: ActivityOutcome) -> PendingStep | None:
+        """Advance a cached run past a final activity outcome, before it is recorded.
+
+        The activity worker hands the result to :meth:`Store.finish_activity`,
+        which commits the outcome and these commands together, or, if the run
+        moved meanwhile, records the outcome alone. Returns None when the run
+        is not cached here, is being processed, or no workflow slot is free.
+        """
+        engine = self._engine
+        run_id = task.run_id
+        if not outcome.final or engine.draining or run_id in self.processing:
+            return None
+        if self._limit.available_tokens < 1:
+            return None
+        instance = engine.cache.take(run_id)
+        if instance is None:
+            return None
+        self._limit.acquire_on_behalf_of_nowait(run_id)
+        self.processing.add(run_id)
+        try:
+            expected = instance.last_seq
+            event = outcome.event(seq=expected + 1, at=engine.store.now(), scheduled=task.seq,
+                                  attempt=task.attempt)
+            commands = instance.apply([event])
+        except Exception:  # noqa: BLE001 - the workflow task will meet it again and deal with it
+            instance.close()
+            self._release(run_id)
+            return None
+        take, reserved = self._reserve(commands)
+        return PendingStep(ActivityStep(run_id, expected, event, commands, take), instance, reserved)
+
+    def finish_step(self, pending: PendingStep, recorded: bool) -> None:
+        """Keep the run's new state if the store committed the step; forget it otherwise."""
+        step, instance = pending.step, pending.instance
+        try:
+            if recorded and step.stepped:
+                instance.committed(step.expected_seq + 1 + len(step.commands))
+                if instance.finished:
+                    instance.close()
+                else:
+                    self._engine.cache.put(instance)
+                self._start_taken(step.take, pending.reserved)
+                self._after_commit(step.run_id, step.commands,
+                                   taken=len(step.take.taken) if step.take else 0,
+                                   relatives=instance.has_relatives)
+            else:
+                instance.close()  # it saw an outcome that was not committed as its input
+        finally:
+            for worker, tokens in pending.reserved:
+                worker.unreserve(tokens)
+            self._release(step.run_id)
+
+    def _release(self, run_id: str) -> None:
+        self.processing.discard(run_id)
+        self._limit.release_on_behalf_of(run_id)
+        if self._limit.available_tokens == 1:
+            self._engine.wake_workflows.set()  # the loop may be waiting for a slot
 
     async def _fail(self, run_id: str, exc: Exception) -> None:
         engine = self._engine
@@ -169,7 +238,9 @@ class WorkflowWorker:
             worker, tokens = tokens_of[task.queue]
             worker.start_taken(task, tokens)
 
-    def _after_commit(self, run_id: str, commands: list[ev.Event], taken: int = 0) -> None:
+    def _after_commit(
+        self, run_id: str, commands: Sequence[ev.Event], *, taken: int, relatives: bool
+    ) -> None:
         engine = self._engine
         engine.feeds.notify(run_id)
         scheduled = sum(1 for cmd in commands if type(cmd) is ev.ActivityScheduled)
@@ -184,4 +255,5 @@ class WorkflowWorker:
                 engine.wake_workflows.set()
             elif kind in ev.TERMINAL_TYPES:
                 engine.notify_closed(run_id)
-                engine.wake_workflows.set()  # a parent or a continued run may wait
+                if relatives or kind is ev.WorkflowContinuedAsNew:
+                    engine.wake_workflows.set()  # a parent, children or the new run have work

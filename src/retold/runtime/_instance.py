@@ -553,6 +553,11 @@ class WorkflowInstance:
             asyncio.events._set_running_loop(previous)
             _guard.take_violation()
 
+    @property
+    def has_relatives(self) -> bool:
+        """Whether closing the run gives other runs work: a parent, or children still open."""
+        return self.parent_run_id is not None or bool(self._children)
+
     def close(self) -> None:
         """Drop the coroutine without running its cleanup (eviction)."""
         if self._main is not None and not self._main.done():

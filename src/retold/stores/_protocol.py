@@ -6,9 +6,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, final
 
+from ..history import events as ev
 from ..history.events import Event
 
-__all__ = ["ActivityOutcome", "ActivityTake", "ActivityTask", "RunRecord", "StartRequest", "Store"]
+__all__ = [
+    "ActivityOutcome", "ActivityStep", "ActivityTake", "ActivityTask", "RunRecord", "StartRequest", "Store",
+]
 
 RunStatus = Literal["running", "completed", "failed", "cancelled", "continued"]
 
@@ -76,6 +79,20 @@ class ActivityOutcome:
     retry_delay: float | None = None
     timeout_kind: str = ""
 
+    @property
+    def final(self) -> bool:
+        """Whether this outcome ends the activity (no retry is due)."""
+        return not (self.kind == "failed" and self.retry_delay is not None)
+
+    def event(self, *, seq: int, at: float, scheduled: int, attempt: int) -> Event:
+        """The history event that records this final outcome."""
+        if self.kind == "completed":
+            return ev.ActivityCompleted(seq=seq, at=at, scheduled=scheduled, attempt=attempt, result=self.result)
+        if self.kind == "failed":
+            return ev.ActivityFailed(seq=seq, at=at, scheduled=scheduled, attempt=attempt,
+                                     failure=self.failure or {})
+        return ev.ActivityTimedOut(seq=seq, at=at, scheduled=scheduled, attempt=attempt, kind=self.timeout_kind)
+
 
 @final
 @dataclass(slots=True)
@@ -94,6 +111,29 @@ class ActivityTake:
     activities: frozenset[str]
     slots: dict[str, int]
     taken: list[ActivityTask] = field(default_factory=list)
+
+
+@final
+@dataclass(slots=True)
+class ActivityStep:
+    """The next workflow step, committed with the activity outcome that caused it.
+
+    The other half of the same-process fast path: when the run is cached in
+    the engine that ran the activity, the engine records the outcome as
+    ``event`` (numbered ``expected_seq + 1``), feeds it to the run, and asks
+    :meth:`Store.finish_activity` to append the resulting ``commands`` and
+    their effects in the same transaction, with no workflow task in between.
+    The store does so only if the run is still at ``expected_seq``; it sets
+    ``stepped`` when it did. Otherwise it records the outcome the usual way
+    and wakes the run's workflow task.
+    """
+
+    run_id: str
+    expected_seq: int
+    event: Event
+    commands: Sequence[Event]
+    take: ActivityTake | None = None
+    stepped: bool = False
 
 
 class Store(Protocol):
@@ -162,8 +202,14 @@ class Store(Protocol):
         """Lease up to ``limit`` ready tasks of ``activities`` from ``queue``."""
         ...
 
-    async def finish_activity(self, task_id: int, owner: str, outcome: ActivityOutcome) -> bool:
-        """Record an attempt's outcome; False if the lease was lost."""
+    async def finish_activity(
+        self, task_id: int, owner: str, outcome: ActivityOutcome, step: ActivityStep | None = None
+    ) -> bool:
+        """Record an attempt's outcome; False if the lease was lost.
+
+        With ``step`` (a final outcome only), commit the run's next step too
+        when the run has not moved (see :class:`ActivityStep`).
+        """
         ...
 
     async def renew_leases(self, owner: str, task_ids: list[int], lease: float) -> set[int]:

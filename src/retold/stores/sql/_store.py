@@ -36,7 +36,7 @@ from ...errors import (
     StoreError,
 )
 from ...history import events as ev
-from .._protocol import ActivityOutcome, ActivityTake, ActivityTask, RunRecord, StartRequest
+from .._protocol import ActivityOutcome, ActivityStep, ActivityTake, ActivityTask, RunRecord, StartRequest
 from . import _schema as t
 from ._dialect import Insert, dialect_for
 from ._migrations import migrate
@@ -92,6 +92,9 @@ class _Q:
         self.delete_timer = t.timers.delete().where(
             t.timers.c.run_id == _B("b_run_id"), t.timers.c.seq == _B("b_seq"))
         self.delete_wft = wt.delete().where(wt.c.run_id == _B("b_run_id"))
+        self.delete_idle_wft = wt.delete().where(
+            wt.c.run_id == _B("b_run_id"),
+            sa.or_(wt.c.lease_owner.is_(None), wt.c.lease_expires < _B("b_now")))
         self.task_by_id = sa.select(at).where(at.c.id == _B("b_id")).with_for_update()
         self.delete_task = at.delete().where(at.c.id == _B("b_id"))
         self.task_run_id = sa.select(at.c.run_id).where(at.c.id == _B("b_id"))
@@ -348,13 +351,18 @@ class SqlStore:
             raise RunNotFoundError(run_or_workflow_id)
         return row
 
-    def _append(self, conn: Connection, run_id: str, first_seq: int, items: Sequence[ev.Event], now: float) -> None:
+    def _append(
+        self, conn: Connection, run_id: str, first_seq: int, items: Sequence[ev.Event], now: float,
+        *, keep_first_at: bool = False,
+    ) -> None:
+        """Insert events numbered from ``first_seq``, at ``now`` (the first at its own
+        time with ``keep_first_at``: an input the run has already seen)."""
         rows = []
         for i, event in enumerate(items):
             type_name, meta, payload = ev.encode_event(event)
             rows.append({
                 "run_id": run_id, "seq": first_seq + i, "type": type_name,
-                "at": now, "meta": meta, "payload": payload,
+                "at": event.at if keep_first_at and i == 0 else now, "meta": meta, "payload": payload,
             })
         if rows:
             conn.execute(self._q.insert_events, rows)
@@ -505,6 +513,27 @@ class SqlStore:
             if cmd.seq != expected + 1 + i:
                 raise StoreError(f"command {cmd.type} numbered {cmd.seq}, expected {expected + 1 + i}")
         self._append(conn, run_id, expected + 1, commands, now)
+        if self._effects(conn, run_id, workflow_id, commands, take, now):
+            # This commit also gave the run an input (a child refused at once):
+            # hand its workflow task back so the run sees it.
+            self._hand_back(conn, run_id, now)
+            return int(conn.execute(
+                sa.select(t.runs.c.last_seq).where(t.runs.c.run_id == run_id)
+            ).scalar_one())
+        conn.execute(self._q.delete_wft, {"b_run_id": run_id})
+        return last
+
+    def _hand_back(self, conn: Connection, run_id: str, now: float) -> None:
+        wt = t.workflow_tasks
+        conn.execute(wt.update().where(wt.c.run_id == run_id).values(
+            visible_at=now, lease_owner=None, lease_expires=None))
+        self._d.notify(conn, WORKFLOW)
+
+    def _effects(
+        self, conn: Connection, run_id: str, workflow_id: str, commands: Sequence[ev.Event],
+        take: ActivityTake | None, now: float,
+    ) -> bool:
+        """Carry out the commands' effects; True if the run was given an input."""
         appended_inputs = False
         taken: list[ActivityTask] = []
         for cmd in commands:
@@ -545,18 +574,7 @@ class SqlStore:
                     self._close(conn, run_id, cmd, now)
         if take is not None:
             take.taken = taken  # only once the commit's statements all ran
-        wt = t.workflow_tasks
-        if appended_inputs:
-            # This commit also gave the run an input (a child refused at once):
-            # hand its workflow task back so the run sees it.
-            conn.execute(wt.update().where(wt.c.run_id == run_id).values(
-                visible_at=now, lease_owner=None, lease_expires=None))
-            self._d.notify(conn, WORKFLOW)
-            return int(conn.execute(
-                sa.select(t.runs.c.last_seq).where(t.runs.c.run_id == run_id)
-            ).scalar_one())
-        conn.execute(self._q.delete_wft, {"b_run_id": run_id})
-        return last
+        return appended_inputs
 
     def _start_child(self, conn: Connection, run_id: str, cmd: ev.ChildWorkflowStarted, now: float) -> bool:
         """Create the child run; True if the parent got an outcome event instead."""
@@ -695,16 +713,25 @@ class SqlStore:
                 lease_owner=owner, lease_expires=now + lease))
         return claimed
 
-    async def finish_activity(self, task_id: int, owner: str, outcome: ActivityOutcome) -> bool:
-        """Record an attempt's outcome; False if this owner lost the task."""
-        return await self._run(self._finish_activity, task_id, owner, outcome)
+    async def finish_activity(
+        self, task_id: int, owner: str, outcome: ActivityOutcome, step: ActivityStep | None = None
+    ) -> bool:
+        """Record an attempt's outcome; False if this owner lost the task.
 
-    def _finish_activity(self, conn: Connection, task_id: int, owner: str, out: ActivityOutcome) -> bool:
+        With ``step``, also commit the run's next step if the run has not
+        moved (see :class:`~retold.stores.ActivityStep`).
+        """
+        return await self._run(self._finish_activity, task_id, owner, outcome, step)
+
+    def _finish_activity(
+        self, conn: Connection, task_id: int, owner: str, out: ActivityOutcome, step: ActivityStep | None
+    ) -> bool:
         now = self._now(conn)
         at = t.activity_tasks
         if self._d.row_locks:
             # Lock the run before the task, in the order commits take them.
-            run_id = conn.execute(self._q.task_run_id, {"b_id": task_id}).scalar()
+            run_id = step.run_id if step is not None else conn.execute(
+                self._q.task_run_id, {"b_id": task_id}).scalar()
             if run_id is None:
                 return False
             self._d.lock_run(conn, run_id)
@@ -720,18 +747,34 @@ class SqlStore:
                     last_failure=orjson.dumps(out.failure)))
                 return True
             out = ActivityOutcome("timed_out", timeout_kind="schedule_to_close")
+            step = None  # the step was computed for another outcome
         conn.execute(self._q.delete_task, {"b_id": task_id})
-        event: ev.Event
-        if out.kind == "completed":
-            event = ev.ActivityCompleted(seq=0, at=now, scheduled=row.seq,
-                                         attempt=row.attempt, result=out.result)
-        elif out.kind == "failed":
-            event = ev.ActivityFailed(seq=0, at=now, scheduled=row.seq, attempt=row.attempt,
-                                      failure=out.failure or {})
-        else:
-            event = ev.ActivityTimedOut(seq=0, at=now, scheduled=row.seq, attempt=row.attempt,
-                                        kind=out.timeout_kind)
+        if step is not None and step.run_id == row.run_id and self._step(conn, row, step, now):
+            return True
+        event = out.event(seq=0, at=now, scheduled=row.seq, attempt=row.attempt)
         self._append_input(conn, row.run_id, event, now)
+        return True
+
+    def _step(self, conn: Connection, task: Any, step: ActivityStep, now: float) -> bool:
+        """Append the outcome and the run's next step; False (nothing written) if the run moved."""
+        expected, commands = step.expected_seq, step.commands
+        event = step.event
+        if event.seq != expected + 1 or getattr(event, "scheduled", None) != task.seq or any(
+            cmd.seq != expected + 2 + i for i, cmd in enumerate(commands)
+        ):
+            raise StoreError(f"activity step for run {step.run_id} is numbered wrongly")
+        workflow_id = conn.execute(self._q.move_seq, {
+            "b_run_id": step.run_id, "b_expected": expected, "b_last": expected + 1 + len(commands),
+        }).scalar()
+        if workflow_id is None:
+            return False  # an input arrived (or the run closed): the workflow task sees the outcome
+        # Every event is now seen. A pending workflow task nobody holds is
+        # spent; one that another worker holds will find last_seq moved.
+        conn.execute(self._q.delete_idle_wft, {"b_run_id": step.run_id, "b_now": now})
+        self._append(conn, step.run_id, expected + 1, [event, *commands], now, keep_first_at=True)
+        # An input the effects append (a child refused at once) wakes the run itself.
+        self._effects(conn, step.run_id, workflow_id, commands, step.take, now)
+        step.stepped = True
         return True
 
     async def renew_leases(self, owner: str, task_ids: list[int], lease: float) -> set[int]:
