@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 import retold
+from retold.stores import RunRecord
 from tests.conftest import EngineFactory
 
 pytestmark = pytest.mark.anyio
@@ -254,3 +255,37 @@ async def test_an_unrecorded_activity_outcome_runs_again(make_engine: EngineFact
         assert await run.result(timeout=10) == "kept"
     assert len(runs_of_note) == 2
     assert len(set(runs_of_note)) == 1  # at least once, under one idempotency key
+
+
+@retold.workflow
+async def waits_for_go() -> str:
+    return str(await retold.wait_signal("go", str))
+
+
+async def test_waiting_on_a_workflow_id_reads_the_run_once_not_in_a_loop(make_engine: EngineFactory) -> None:
+    async with make_engine([waits_for_go]) as engine:
+        await engine.start(waits_for_go, id="by-name")
+        reads = 0
+        real = engine.store.get_run
+
+        async def counted(run_or_workflow_id: str) -> RunRecord:
+            nonlocal reads
+            reads += 1
+            return await real(run_or_workflow_id)
+
+        engine.store.get_run = counted  # type: ignore[method-assign]
+        handle = engine.get_handle("by-name")  # a workflow id: the run id is not known yet
+        async with anyio.create_task_group() as tg:
+            results: list[str] = []
+
+            async def wait() -> None:
+                results.append(await handle.result(timeout=10))
+
+            tg.start_soon(wait)
+            await anyio.sleep(0.5)
+            waiting_reads = reads
+            await engine.signal("by-name", "go", "went")
+        assert results == ["went"]
+    # Read the run, register under its run id, read again: then wait without reading
+    # (it used to read in a loop, hundreds of times in those 0.5 s).
+    assert waiting_reads == 2

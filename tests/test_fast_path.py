@@ -57,6 +57,7 @@ class CountingStore(SqlStore):
     loads = 0
     steps = 0
     offered = 0
+    leased_starts = 0
     signal_during_finish: str | None = None  # a run to signal while an outcome is being recorded
 
     async def claim_activity_tasks(self, *args: Any, **kwargs: Any) -> Any:
@@ -68,6 +69,10 @@ class CountingStore(SqlStore):
         runs = await super().claim_workflow_tasks(*args, **kwargs)
         CountingStore.workflow_tasks += len(runs)
         return runs
+
+    async def start(self, request: Any, *, lease_to: str | None = None, lease: float = 0.0) -> Any:
+        CountingStore.leased_starts += lease_to is not None
+        return await super().start(request, lease_to=lease_to, lease=lease)
 
     async def load(self, run_id: str, after_seq: int) -> Any:
         CountingStore.loads += 1
@@ -83,7 +88,7 @@ class CountingStore(SqlStore):
 
     @classmethod
     def reset(cls) -> None:
-        cls.claimed = cls.workflow_tasks = cls.loads = cls.steps = cls.offered = 0
+        cls.claimed = cls.workflow_tasks = cls.loads = cls.steps = cls.offered = cls.leased_starts = 0
         cls.signal_during_finish = None
 
 
@@ -114,8 +119,9 @@ async def test_an_outcome_commits_the_next_step_of_a_cached_run(make_engine: Eng
     async with make_engine([chain], [work], store=store, poll_interval=30) as engine:
         run = await engine.start(chain, 20)
         assert await run.result(timeout=20) == sum(range(20))
-        # One workflow task (the start); each of the 20 outcomes carried the next step.
-        assert (CountingStore.workflow_tasks, CountingStore.loads, CountingStore.steps) == (1, 1, 20)
+        # No claim: the start leased the first workflow task to this engine,
+        # and each of the 20 outcomes carried the next step.
+        assert (CountingStore.workflow_tasks, CountingStore.loads, CountingStore.steps) == (0, 1, 20)
         history = await run.history()
     types = [e.type for e in history]
     assert types == ["WorkflowStarted", *["ActivityScheduled", "ActivityCompleted"] * 20, "WorkflowCompleted"]
@@ -155,3 +161,23 @@ async def test_an_input_racing_the_outcome_sends_the_step_back_to_a_workflow_tas
     kinds = [e.type for e in history if e.type in ("SignalReceived", "ActivityCompleted")]
     assert kinds == ["SignalReceived", "ActivityCompleted"] * 3
     assert replay(chain_with_signals, history).finished
+
+
+async def test_a_start_leases_the_first_task_only_when_a_slot_is_free(
+    make_engine: EngineFactory, tmp_path: Any
+) -> None:
+    CountingStore.reset()
+    store = CountingStore(f"sqlite:///{tmp_path / 'starts.db'}")
+    async with make_engine([chain], [work], store=store, workflow_concurrency=2) as engine:
+        runs: list[retold.RunHandle[int]] = []
+
+        async def start() -> None:
+            runs.append(await engine.start(chain, 1))
+
+        async with anyio.create_task_group() as tg:  # all six ask for a slot before any is written
+            for _ in range(6):
+                tg.start_soon(start)
+        assert [await run.result(timeout=20) for run in runs] == [0] * 6
+    # Two starts found a free slot; the other four were left for a claim.
+    assert CountingStore.leased_starts == 2
+    assert CountingStore.workflow_tasks >= 4

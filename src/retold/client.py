@@ -112,7 +112,7 @@ class RunHandle(Generic[R]):
             TimeoutError: ``timeout`` passed first.
         """
         with anyio.fail_after(timeout):
-            record = await self._engine.wait_closed(self.run_id or self.workflow_id)
+            record = await self._engine.wait_closed(self.run_id or self.workflow_id, run_id=bool(self.run_id))
         if record.status == "completed":
             assert record.result is not None
             value: R = self._engine.codec.decode(record.result, self._result_type)

@@ -20,6 +20,9 @@ class InstanceCache:
     def __len__(self) -> int:
         return len(self._items)
 
+    def __contains__(self, run_id: object) -> bool:
+        return run_id in self._items
+
     def take(self, run_id: str) -> WorkflowInstance | None:
         """Remove and return the cached instance (it is put back on success)."""
         return self._items.pop(run_id, None)

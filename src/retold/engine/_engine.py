@@ -172,7 +172,7 @@ class Engine:
         self.activity_workers = self._activity_workers  # read by the workflow worker's fast path
         self.workflow_worker: WorkflowWorker | None = None  # read by the activity workers' fast path
         self._task_group: TaskGroup | None = None
-        self.feeds = EventFeeds(self.store, self.poll_interval, self._spawn)
+        self.feeds = EventFeeds(self.store, self.poll_interval, self.spawn)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -405,8 +405,24 @@ class Engine:
             input_hash=digest,
             idempotency_key=idempotency_key,
         )
-        record, created = await self.store.start(request)
-        if created:
+        # The fast path: a run this engine hosts, started while it has a free
+        # slot, comes with its first workflow task leased to this engine.
+        worker = self.workflow_worker
+        slot = worker.reserve_slot() if worker is not None and name in self.workflows else None
+        try:
+            record, created = await self.store.start(
+                request, lease_to=None if slot is None else self.worker_id, lease=self.lease
+            )
+        except BaseException:
+            if slot is not None and worker is not None:
+                worker.unreserve_slot(slot)
+            raise
+        if slot is not None and worker is not None:
+            if created:
+                worker.process_started(record.run_id, slot)
+            else:
+                worker.unreserve_slot(slot)
+        elif created:
             self.wake_workflows.set()
         return RunHandle(self, record.workflow_id, record.run_id, result_type, created=created)
 
@@ -443,7 +459,8 @@ class Engine:
         self._check_open()
         return RunHandle(self, workflow_or_run_id, None, Any)
 
-    def _spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+    def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        """Run ``fn(*args)`` in the engine's task group (for its workers and feeds)."""
         assert self._task_group is not None
         self._task_group.start_soon(fn, *args)
 
@@ -470,20 +487,28 @@ class Engine:
         if waiter is not None:
             waiter.set()
 
-    async def wait_closed(self, ident: str) -> RunRecord:
-        """Wait until the run (following continue-as-new) is closed."""
+    async def wait_closed(self, ident: str, *, run_id: bool = False) -> RunRecord:
+        """Wait until the run (following continue-as-new) is closed.
+
+        ``run_id`` says ``ident`` is a run id, not a workflow id: the waiter
+        is registered before the first read, which then suffices.
+        """
+        register = run_id
         while True:
-            waiter = self._closed_waiters.get(ident)
+            waiter = self._closed_waiters.setdefault(ident, anyio.Event()) if register else None
             record = await self.store.get_run(ident)
             if record.status == "continued" and record.next_run_id:
-                ident = record.next_run_id
+                ident, register = record.next_run_id, True
                 continue
             if record.status != "running":
                 return record
             if waiter is None:
-                waiter = self._closed_waiters.setdefault(record.run_id, anyio.Event())
-                continue  # registered: read once more, so a close in between is seen
+                # Not registered yet (a workflow id, or just woken): register
+                # under the run id, then read once more so a close in between is seen.
+                ident, register = record.run_id, True
+                continue
             await waiter.wait()
+            register = False  # woken because it closed: read it without registering again
 
     async def signal(self, ident: str, name: str, value: Any) -> None:
         """Append a signal to a running run."""

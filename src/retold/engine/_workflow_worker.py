@@ -30,6 +30,7 @@ class PendingStep:
     step: ActivityStep
     instance: WorkflowInstance
     reserved: list[tuple[ActivityWorker, list[object]]]
+    slot: object
 
 
 class WorkflowWorker:
@@ -56,18 +57,43 @@ class WorkflowWorker:
                     if run_id in self.processing:
                         continue  # our own lease lapsed mid-task and we re-claimed it
                     self.processing.add(run_id)
-                    await self._limit.acquire_on_behalf_of(run_id)
-                    tg.start_soon(self._process_and_release, run_id)
+                    slot = object()
+                    await self._limit.acquire_on_behalf_of(slot)
+                    tg.start_soon(self._process_and_release, run_id, slot)
                 if want == 0 or len(claimed) < want:
                     # Everything ready is taken (or no slot is free): new work,
                     # or a freed slot, sets the wake-up.
                     await engine.wake_workflows.wait(engine.poll_interval)
 
-    async def _process_and_release(self, run_id: str) -> None:
+    async def _process_and_release(self, run_id: str, slot: object) -> None:
         try:
             await self.process(run_id)
         finally:
-            self._release(run_id)
+            self._release(run_id, slot)
+
+    # -- the same-process fast path, at the start ---------------------------------------
+
+    def reserve_slot(self) -> object | None:
+        """Hold a free slot for a run this engine is starting, or None if none is free."""
+        if self._engine.draining:
+            return None
+        slot = object()
+        try:
+            self._limit.acquire_on_behalf_of_nowait(slot)
+        except anyio.WouldBlock:
+            return None
+        return slot
+
+    def process_started(self, run_id: str, slot: object) -> None:
+        """Process a run whose first workflow task the start leased to us, in the held slot."""
+        self.processing.add(run_id)
+        self._engine.spawn(self._process_and_release, run_id, slot)
+
+    def unreserve_slot(self, slot: object) -> None:
+        """Give back a slot held for a start that did not create a run."""
+        self._limit.release_on_behalf_of(slot)
+        if self._limit.available_tokens == 1:
+            self._engine.wake_workflows.set()
 
     async def process(self, run_id: str) -> None:
         """Advance one run with every event it has not seen, retrying conflicts."""
@@ -144,12 +170,12 @@ class WorkflowWorker:
         run_id = task.run_id
         if not outcome.final or engine.draining or run_id in self.processing:
             return None
-        if self._limit.available_tokens < 1:
+        if self._limit.available_tokens < 1 or run_id not in engine.cache:
             return None
         instance = engine.cache.take(run_id)
-        if instance is None:
-            return None
-        self._limit.acquire_on_behalf_of_nowait(run_id)
+        assert instance is not None
+        slot = object()
+        self._limit.acquire_on_behalf_of_nowait(slot)
         self.processing.add(run_id)
         try:
             expected = instance.last_seq
@@ -158,10 +184,10 @@ class WorkflowWorker:
             commands = instance.apply([event])
         except Exception:  # noqa: BLE001 - the workflow task will meet it again and deal with it
             instance.close()
-            self._release(run_id)
+            self._release(run_id, slot)
             return None
         take, reserved = self._reserve(commands)
-        return PendingStep(ActivityStep(run_id, expected, event, commands, take), instance, reserved)
+        return PendingStep(ActivityStep(run_id, expected, event, commands, take), instance, reserved, slot)
 
     def finish_step(self, pending: PendingStep, recorded: bool) -> None:
         """Keep the run's new state if the store committed the step; forget it otherwise."""
@@ -182,11 +208,11 @@ class WorkflowWorker:
         finally:
             for worker, tokens in pending.reserved:
                 worker.unreserve(tokens)
-            self._release(step.run_id)
+            self._release(step.run_id, pending.slot)
 
-    def _release(self, run_id: str) -> None:
+    def _release(self, run_id: str, slot: object) -> None:
         self.processing.discard(run_id)
-        self._limit.release_on_behalf_of(run_id)
+        self._limit.release_on_behalf_of(slot)
         if self._limit.available_tokens == 1:
             self._engine.wake_workflows.set()  # the loop may be waiting for a slot
 

@@ -164,8 +164,13 @@ class Store(Protocol):
         """
         ...
 
-    async def start(self, request: StartRequest) -> tuple[RunRecord, bool]:
-        """Create a run (or return the existing one for the same id/key)."""
+    async def start(
+        self, request: StartRequest, *, lease_to: str | None = None, lease: float = 0.0
+    ) -> tuple[RunRecord, bool]:
+        """Create a run (or return the existing one for the same id/key).
+
+        With ``lease_to``, a new run's first workflow task comes leased to it.
+        """
         ...
 
     async def claim_workflow_tasks(

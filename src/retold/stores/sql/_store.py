@@ -367,13 +367,17 @@ class SqlStore:
         if rows:
             conn.execute(self._q.insert_events, rows)
 
-    def _wake(self, conn: Connection, run_id: str, now: float) -> None:
+    def _wake(
+        self, conn: Connection, run_id: str, now: float, lease_to: str | None = None, lease: float = 0.0
+    ) -> None:
         # One pending workflow task per run: an existing one (leased or not)
         # will see the new events, or fail its commit on the moved last_seq.
         conn.execute(self._q.wake, {
-            "run_id": run_id, "visible_at": now, "lease_owner": None, "lease_expires": None, "attempts": 0,
+            "run_id": run_id, "visible_at": now, "lease_owner": lease_to,
+            "lease_expires": None if lease_to is None else now + lease, "attempts": 0,
         })
-        self._d.notify(conn, WORKFLOW)
+        if lease_to is None:
+            self._d.notify(conn, WORKFLOW)
 
     def _append_input(self, conn: Connection, run_id: str, event: ev.Event, now: float) -> bool:
         """Append one input event to an open run and wake it; False if closed."""
@@ -387,7 +391,7 @@ class SqlStore:
     def _create_run(
         self, conn: Connection, *, run_id: str, workflow: str, workflow_id: str, payload: bytes,
         now: float, parent_run_id: str | None = None, parent_seq: int | None = None,
-        continued_from: str | None = None,
+        continued_from: str | None = None, lease_to: str | None = None, lease: float = 0.0,
     ) -> None:
         conn.execute(self._q.insert_run, {
             "run_id": run_id, "workflow_id": workflow_id, "workflow": workflow, "status": "running",
@@ -399,15 +403,23 @@ class SqlStore:
             parent_run_id=parent_run_id, parent_seq=parent_seq, continued_from=continued_from,
         )
         self._append(conn, run_id, 1, [started], now)
-        self._wake(conn, run_id, now)
+        self._wake(conn, run_id, now, lease_to, lease)
 
     # -- starting ------------------------------------------------------------------
 
-    async def start(self, request: StartRequest) -> tuple[RunRecord, bool]:
-        """Create a run, or return the run already started with this id or key."""
-        return await self._run(self._start, request)
+    async def start(
+        self, request: StartRequest, *, lease_to: str | None = None, lease: float = 0.0
+    ) -> tuple[RunRecord, bool]:
+        """Create a run, or return the run already started with this id or key.
 
-    def _start(self, conn: Connection, req: StartRequest) -> tuple[RunRecord, bool]:
+        With ``lease_to``, a new run's first workflow task is leased to that
+        owner for ``lease`` seconds (the engine that starts it runs it).
+        """
+        return await self._run(self._start, request, lease_to, lease)
+
+    def _start(
+        self, conn: Connection, req: StartRequest, lease_to: str | None = None, lease: float = 0.0
+    ) -> tuple[RunRecord, bool]:
         # Twice at most: a concurrent start of the same id or key (possible
         # on PostgreSQL) makes the insert do nothing; then it is "existing".
         for _ in range(2):
@@ -428,7 +440,8 @@ class SqlStore:
             if inserted is None:
                 continue
             self._create_run(conn, run_id=run_id, workflow=req.workflow,
-                             workflow_id=req.workflow_id, payload=req.input, now=now)
+                             workflow_id=req.workflow_id, payload=req.input, now=now,
+                             lease_to=lease_to, lease=lease)
             record = RunRecord(
                 run_id=run_id, workflow_id=req.workflow_id, workflow=req.workflow, status="running",
                 created_at=now, closed_at=None, last_seq=1, result=None, failure=None,
