@@ -155,7 +155,7 @@ async def test_a_closing_engine_ends_waiting_streams_with_an_error(make_engine: 
             except retold.RetoldError as exc:
                 failure.append(exc)
 
-        engine._spawn(follow)
+        engine.spawn(follow)
         await anyio.sleep(0.1)
     assert len(failure) == 1
     assert "engine closed" in str(failure[0])
