@@ -110,4 +110,6 @@ def _install_pragmas(engine: sa.Engine) -> None:
 
     @sa_event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        driver = conn.connection.driver_connection  # straight to the driver: this runs per transaction
+        assert driver is not None
+        driver.execute("BEGIN IMMEDIATE")

@@ -39,6 +39,7 @@ from ...history import events as ev
 from .._protocol import ActivityOutcome, ActivityStep, ActivityTake, ActivityTask, RunRecord, StartRequest
 from . import _schema as t
 from ._dialect import Insert, dialect_for
+from ._fast import Statement
 from ._migrations import migrate
 
 __all__ = ["SqlStore"]
@@ -61,50 +62,68 @@ _B = sa.bindparam
 class _Q:
     """Statements of the hot paths, built once per store: SQLAlchemy then only binds values."""
 
-    def __init__(self, insert: Insert) -> None:
+    def __init__(self, insert: Insert, direct: sa.Dialect | None) -> None:
+        """``direct``: the dialect to compile for and run on the driver (SQLite), else None."""
         wt, at = t.workflow_tasks, t.activity_tasks
-        self.run_by_id = sa.select(t.runs).where(t.runs.c.run_id == _B("b_run_id"))
-        self.current_run = sa.select(t.workflows.c.current_run_id).where(t.workflows.c.workflow_id == _B("b_id"))
-        self.insert_events = t.events.insert()
-        self.insert_run = t.runs.insert()
-        self.wake = insert(wt).on_conflict_do_nothing(index_elements=["run_id"])
-        self.bump_seq = (
+
+        def fast(stmt: Any) -> Statement:
+            return Statement(stmt, direct)
+
+        self.run_by_id = fast(sa.select(t.runs).where(t.runs.c.run_id == _B("b_run_id")))
+        self.current_run = fast(sa.select(t.workflows.c.current_run_id).where(t.workflows.c.workflow_id == _B("b_id")))
+        self.insert_events = fast(t.events.insert())
+        self.insert_run = fast(t.runs.insert())
+        self.wake = fast(insert(wt).on_conflict_do_nothing(index_elements=["run_id"]))
+        self.bump_seq = fast(
             t.runs.update()
             .where(t.runs.c.run_id == _B("b_run_id"), t.runs.c.status == "running")
             .values(last_seq=t.runs.c.last_seq + 1)
             .returning(t.runs.c.last_seq)
         )
-        self.move_seq = (
+        self.move_seq = fast(
             t.runs.update()
             .where(t.runs.c.run_id == _B("b_run_id"), t.runs.c.last_seq == _B("b_expected"),
                    t.runs.c.status == "running")
             .values(last_seq=_B("b_last"))
             .returning(t.runs.c.workflow_id)
         )
-        self.wft_owner = sa.select(wt.c.lease_owner).where(wt.c.run_id == _B("b_run_id")).with_for_update()
-        self.events_after = (
+        self.wft_owner = fast(sa.select(wt.c.lease_owner).where(wt.c.run_id == _B("b_run_id")).with_for_update())
+        self.events_after = fast(
             sa.select(t.events.c.seq, t.events.c.at, t.events.c.type, t.events.c.meta, t.events.c.payload)
             .where(t.events.c.run_id == _B("b_run_id"), t.events.c.seq > _B("b_after"))
             .order_by(t.events.c.seq)
         )
-        self.insert_activity = at.insert()
-        self.insert_timer = t.timers.insert()
-        self.delete_timer = t.timers.delete().where(
-            t.timers.c.run_id == _B("b_run_id"), t.timers.c.seq == _B("b_seq"))
-        self.delete_wft = wt.delete().where(wt.c.run_id == _B("b_run_id"))
-        self.delete_idle_wft = wt.delete().where(
+        self.insert_activity = fast(at.insert())
+        self.insert_timer = fast(t.timers.insert())
+        self.delete_timer = fast(t.timers.delete().where(
+            t.timers.c.run_id == _B("b_run_id"), t.timers.c.seq == _B("b_seq")))
+        self.delete_wft = fast(wt.delete().where(wt.c.run_id == _B("b_run_id")))
+        self.delete_idle_wft = fast(wt.delete().where(
             wt.c.run_id == _B("b_run_id"),
-            sa.or_(wt.c.lease_owner.is_(None), wt.c.lease_expires < _B("b_now")))
-        self.task_by_id = sa.select(at).where(at.c.id == _B("b_id")).with_for_update()
-        self.delete_task = at.delete().where(at.c.id == _B("b_id"))
-        self.task_run_id = sa.select(at.c.run_id).where(at.c.id == _B("b_id"))
-        self.delete_overdue = at.delete().where(
+            sa.or_(wt.c.lease_owner.is_(None), wt.c.lease_expires < _B("b_now"))))
+        self.task_by_id = fast(sa.select(at).where(at.c.id == _B("b_id")).with_for_update())
+        self.delete_task = fast(at.delete().where(at.c.id == _B("b_id")))
+        self.task_run_id = fast(sa.select(at.c.run_id).where(at.c.id == _B("b_id")))
+        self.delete_overdue = fast(at.delete().where(
             at.c.id == _B("b_id"), at.c.deadline <= _B("b_now"),
-            sa.or_(at.c.lease_owner.is_(None), at.c.lease_expires < _B("b_now")))
-        self.workflow_by_id = sa.select(t.workflows).where(t.workflows.c.workflow_id == _B("b_id"))
-        self.workflow_by_key = sa.select(t.workflows).where(t.workflows.c.idempotency_key == _B("b_key"))
+            sa.or_(at.c.lease_owner.is_(None), at.c.lease_expires < _B("b_now"))))
+        self.workflow_by_id = fast(sa.select(t.workflows).where(t.workflows.c.workflow_id == _B("b_id")))
+        self.workflow_by_key = fast(sa.select(t.workflows).where(t.workflows.c.idempotency_key == _B("b_key")))
+        self.last_seq = fast(sa.select(t.runs.c.last_seq).where(t.runs.c.run_id == _B("b_run_id")))
+        self.close_run = fast(t.runs.update().where(t.runs.c.run_id == _B("b_run_id")).values(
+            status=_B("b_status"), closed_at=_B("b_closed_at"), result=_B("b_result"),
+            failure=_B("b_failure"), next_run_id=_B("b_next_run_id")))
+        self.delete_run_tasks = fast(at.delete().where(at.c.run_id == _B("b_run_id")))
+        self.delete_run_timers = fast(t.timers.delete().where(t.timers.c.run_id == _B("b_run_id")))
+        self.open_children = fast(sa.select(t.runs.c.run_id).where(
+            t.runs.c.parent_run_id == _B("b_run_id"), t.runs.c.status == "running"))
+        self.hand_back_wft = fast(wt.update().where(wt.c.run_id == _B("b_run_id")).values(
+            visible_at=_B("b_now"), lease_owner=None, lease_expires=None))
+        self.retry_task = fast(at.update().where(at.c.id == _B("b_id")).values(
+            attempt=_B("b_attempt"), visible_at=_B("b_visible_at"), lease_owner=None, lease_expires=None,
+            last_failure=_B("b_failure")))
         # RETURNING says whether the row went in (psycopg reports no rowcount for it).
-        self.insert_workflow = insert(t.workflows).on_conflict_do_nothing().returning(t.workflows.c.workflow_id)
+        self.insert_workflow = fast(insert(t.workflows).on_conflict_do_nothing().returning(t.workflows.c.workflow_id))
         self.claim_workflows = (
             sa.select(wt.c.run_id)
             .join(t.runs, t.runs.c.run_id == wt.c.run_id)
@@ -188,7 +207,7 @@ class SqlStore:
         self._d = dialect_for(url, pool_size=pool_size)
         self.url = self._d.url
         self._engine = self._d.engine
-        self._q = _Q(self._d.insert)
+        self._q = _Q(self._d.insert, self._engine.dialect if self._d.name == "sqlite" else None)
         self._clock = clock
         # SQLite has one writer: batch durable transactions (see _run).
         self._group_commit = self._d.name == "sqlite"
@@ -251,15 +270,17 @@ class SqlStore:
             return
         try:
             with self._d.begin() as conn:
+                # Savepoints on the driver: SQLAlchemy's cost as much as a statement's work.
+                driver = conn.connection.driver_connection
+                assert driver is not None
                 for item in batch:
-                    savepoint = conn.begin_nested()
+                    driver.execute("SAVEPOINT retold_piece")
                     try:
                         item.result = item.fn(conn, *item.args)
                     except Exception as exc:  # noqa: BLE001 - handed to the caller
-                        savepoint.rollback()
+                        driver.execute("ROLLBACK TO retold_piece")
                         item.error = self._db_error(exc) if isinstance(exc, sa.exc.DBAPIError) else exc
-                    else:
-                        savepoint.commit()
+                    driver.execute("RELEASE retold_piece")
                 self._d.before_commit(conn)
         except sa.exc.DBAPIError as exc:
             failed = self._db_error(exc)
@@ -342,11 +363,11 @@ class SqlStore:
     # -- helpers used inside transactions -----------------------------------------
 
     def _resolve(self, conn: Connection, run_or_workflow_id: str) -> Any:
-        row = conn.execute(self._q.run_by_id, {"b_run_id": run_or_workflow_id}).first()
+        row = self._q.run_by_id(conn, {"b_run_id": run_or_workflow_id}).first()
         if row is None:
-            current = conn.execute(self._q.current_run, {"b_id": run_or_workflow_id}).scalar()
+            current = self._q.current_run(conn, {"b_id": run_or_workflow_id}).scalar()
             if current is not None:
-                row = conn.execute(self._q.run_by_id, {"b_run_id": current}).first()
+                row = self._q.run_by_id(conn, {"b_run_id": current}).first()
         if row is None:
             raise RunNotFoundError(run_or_workflow_id)
         return row
@@ -365,14 +386,14 @@ class SqlStore:
                 "at": event.at if keep_first_at and i == 0 else now, "meta": meta, "payload": payload,
             })
         if rows:
-            conn.execute(self._q.insert_events, rows)
+            self._q.insert_events.many(conn, rows)
 
     def _wake(
         self, conn: Connection, run_id: str, now: float, lease_to: str | None = None, lease: float = 0.0
     ) -> None:
         # One pending workflow task per run: an existing one (leased or not)
         # will see the new events, or fail its commit on the moved last_seq.
-        conn.execute(self._q.wake, {
+        self._q.wake(conn, {
             "run_id": run_id, "visible_at": now, "lease_owner": lease_to,
             "lease_expires": None if lease_to is None else now + lease, "attempts": 0,
         })
@@ -381,7 +402,7 @@ class SqlStore:
 
     def _append_input(self, conn: Connection, run_id: str, event: ev.Event, now: float) -> bool:
         """Append one input event to an open run and wake it; False if closed."""
-        seq = conn.execute(self._q.bump_seq, {"b_run_id": run_id}).scalar()
+        seq = self._q.bump_seq(conn, {"b_run_id": run_id}).scalar()
         if seq is None:
             return False
         self._append(conn, run_id, seq, [event], now)
@@ -393,7 +414,7 @@ class SqlStore:
         now: float, parent_run_id: str | None = None, parent_seq: int | None = None,
         continued_from: str | None = None, lease_to: str | None = None, lease: float = 0.0,
     ) -> None:
-        conn.execute(self._q.insert_run, {
+        self._q.insert_run(conn, {
             "run_id": run_id, "workflow_id": workflow_id, "workflow": workflow, "status": "running",
             "created_at": now, "closed_at": None, "last_seq": 1, "result": None, "failure": None,
             "parent_run_id": parent_run_id, "parent_seq": parent_seq, "next_run_id": None,
@@ -425,14 +446,14 @@ class SqlStore:
         for _ in range(2):
             existing = None
             if req.idempotency_key is not None:
-                existing = conn.execute(self._q.workflow_by_key, {"b_key": req.idempotency_key}).first()
+                existing = self._q.workflow_by_key(conn, {"b_key": req.idempotency_key}).first()
             if existing is None:
-                existing = conn.execute(self._q.workflow_by_id, {"b_id": req.workflow_id}).first()
+                existing = self._q.workflow_by_id(conn, {"b_id": req.workflow_id}).first()
             if existing is not None:
                 return self._existing(conn, req, existing), False
             now = self._now(conn)
             run_id = str(uuid.uuid4())
-            inserted = conn.execute(self._q.insert_workflow, {
+            inserted = self._q.insert_workflow(conn, {
                 "workflow_id": req.workflow_id, "workflow": req.workflow, "input_hash": req.input_hash,
                 "idempotency_key": req.idempotency_key, "first_run_id": run_id, "current_run_id": run_id,
                 "created_at": now,
@@ -461,7 +482,7 @@ class SqlStore:
             )
         if existing.input_hash != req.input_hash:
             raise IdempotencyError(f"{what} was already started with different input")
-        return _row_to_run(conn.execute(self._q.run_by_id, {"b_run_id": existing.first_run_id}).first())
+        return _row_to_run(self._q.run_by_id(conn, {"b_run_id": existing.first_run_id}).first())
 
     # -- workflow tasks --------------------------------------------------------------
 
@@ -491,10 +512,10 @@ class SqlStore:
         return await self._run(self._load, run_id, after_seq)
 
     def _load(self, conn: Connection, run_id: str, after_seq: int) -> tuple[RunRecord, list[ev.Event]]:
-        row = conn.execute(self._q.run_by_id, {"b_run_id": run_id}).first()
+        row = self._q.run_by_id(conn, {"b_run_id": run_id}).first()
         if row is None:
             raise RunNotFoundError(run_id)
-        rows = conn.execute(self._q.events_after, {"b_run_id": run_id, "b_after": after_seq}).all()
+        rows = self._q.events_after(conn, {"b_run_id": run_id, "b_after": after_seq}).all()
         return _row_to_run(row), [ev.decode_event(*r) for r in rows]
 
     async def commit_workflow_task(
@@ -512,12 +533,11 @@ class SqlStore:
         last = expected + len(commands)
         # The conditional update locks the run's row: a concurrent commit,
         # signal or activity outcome for this run waits, then finds last_seq moved.
-        workflow_id = conn.execute(
-            self._q.move_seq, {"b_run_id": run_id, "b_expected": expected, "b_last": last}
+        workflow_id = self._q.move_seq(conn, {"b_run_id": run_id, "b_expected": expected, "b_last": last}
         ).scalar()
         # The lease fence: the task row, locked, must still be this owner's
         # (a worker that stalled past its lease must not commit over the new owner).
-        holder = conn.execute(self._q.wft_owner, {"b_run_id": run_id}).scalar()
+        holder = self._q.wft_owner(conn, {"b_run_id": run_id}).scalar()
         if holder != owner:
             raise LeaseLostError(run_id, owner, holder)
         if workflow_id is None:
@@ -530,16 +550,12 @@ class SqlStore:
             # This commit also gave the run an input (a child refused at once):
             # hand its workflow task back so the run sees it.
             self._hand_back(conn, run_id, now)
-            return int(conn.execute(
-                sa.select(t.runs.c.last_seq).where(t.runs.c.run_id == run_id)
-            ).scalar_one())
-        conn.execute(self._q.delete_wft, {"b_run_id": run_id})
+            return int(self._q.last_seq(conn, {"b_run_id": run_id}).scalar())
+        self._q.delete_wft(conn, {"b_run_id": run_id})
         return last
 
     def _hand_back(self, conn: Connection, run_id: str, now: float) -> None:
-        wt = t.workflow_tasks
-        conn.execute(wt.update().where(wt.c.run_id == run_id).values(
-            visible_at=now, lease_owner=None, lease_expires=None))
+        self._q.hand_back_wft(conn, {"b_run_id": run_id, "b_now": now})
         self._d.notify(conn, WORKFLOW)
 
     def _effects(
@@ -557,7 +573,7 @@ class SqlStore:
                     mine = (
                         take is not None and take.slots.get(queue, 0) > 0 and cmd.activity in take.activities
                     )
-                    inserted = conn.execute(self._q.insert_activity, {
+                    task_id = self._q.insert_activity.insert(conn, {
                         "run_id": run_id, "workflow_id": workflow_id, "seq": cmd.seq,
                         "activity": cmd.activity, "queue": queue,
                         "input": cmd.input, "options": orjson.dumps(cmd.options), "attempt": 1,
@@ -567,20 +583,17 @@ class SqlStore:
                     })
                     if mine and take is not None:
                         take.slots[queue] -= 1
-                        key = inserted.inserted_primary_key
-                        assert key is not None
                         taken.append(ActivityTask(
-                            id=int(key[0]), run_id=run_id, workflow_id=workflow_id,
+                            id=task_id, run_id=run_id, workflow_id=workflow_id,
                             seq=cmd.seq, activity=cmd.activity, queue=queue, input=cmd.input,
                             options=dict(cmd.options), attempt=1, scheduled_at=now,
                         ))
                     else:
                         self._d.notify(conn, ACTIVITY)
                 case ev.TimerStarted():
-                    conn.execute(self._q.insert_timer,
-                                 {"run_id": run_id, "seq": cmd.seq, "fire_at": now + cmd.duration})
+                    self._q.insert_timer(conn, {"run_id": run_id, "seq": cmd.seq, "fire_at": now + cmd.duration})
                 case ev.TimerCancelled():
-                    conn.execute(self._q.delete_timer, {"b_run_id": run_id, "b_seq": cmd.started})
+                    self._q.delete_timer(conn, {"b_run_id": run_id, "b_seq": cmd.started})
                 case ev.ChildWorkflowStarted():
                     appended_inputs |= self._start_child(conn, run_id, cmd, now)
                 case _ if isinstance(cmd, ev.TERMINAL_TYPES):
@@ -591,7 +604,7 @@ class SqlStore:
 
     def _start_child(self, conn: Connection, run_id: str, cmd: ev.ChildWorkflowStarted, now: float) -> bool:
         """Create the child run; True if the parent got an outcome event instead."""
-        inserted = conn.execute(self._q.insert_workflow, {
+        inserted = self._q.insert_workflow(conn, {
             "workflow_id": cmd.workflow_id, "workflow": cmd.workflow, "input_hash": "",
             "idempotency_key": None, "first_run_id": cmd.run_id, "current_run_id": cmd.run_id,
             "created_at": now,
@@ -609,32 +622,34 @@ class SqlStore:
 
     def _close(self, conn: Connection, run_id: str, cmd: ev.Event, now: float) -> None:
         status = _STATUS_OF[type(cmd)]
-        values: dict[str, Any] = {"status": status, "closed_at": now}
+        values: dict[str, Any] = {
+            "b_run_id": run_id, "b_status": status, "b_closed_at": now,
+            "b_result": None, "b_failure": None, "b_next_run_id": None,
+        }
         if isinstance(cmd, ev.WorkflowCompleted):
-            values["result"] = cmd.result
+            values["b_result"] = cmd.result
         elif isinstance(cmd, ev.WorkflowFailed):
-            values["failure"] = orjson.dumps(cmd.failure)
+            values["b_failure"] = orjson.dumps(cmd.failure)
         elif isinstance(cmd, ev.WorkflowCancelled):
-            values["failure"] = orjson.dumps(
+            values["b_failure"] = orjson.dumps(
                 {"type": "CancelledError", "message": "the run was cancelled",
                  "details": "", "non_retryable": True})
         run = self._resolve(conn, run_id)
         if isinstance(cmd, ev.WorkflowContinuedAsNew):
-            values["next_run_id"] = cmd.new_run_id
+            values["b_next_run_id"] = cmd.new_run_id
             self._create_run(conn, run_id=cmd.new_run_id, workflow=run.workflow,
                              workflow_id=run.workflow_id, payload=cmd.input, now=now,
                              parent_run_id=run.parent_run_id, parent_seq=run.parent_seq,
                              continued_from=run_id)
             conn.execute(t.workflows.update().where(
                 t.workflows.c.workflow_id == run.workflow_id).values(current_run_id=cmd.new_run_id))
-        conn.execute(t.runs.update().where(t.runs.c.run_id == run_id).values(**values))
+        self._q.close_run(conn, values)
         self._d.notify(conn, CLOSED)
-        conn.execute(t.activity_tasks.delete().where(t.activity_tasks.c.run_id == run_id))
-        conn.execute(t.timers.delete().where(t.timers.c.run_id == run_id))
+        self._q.delete_run_tasks(conn, {"b_run_id": run_id})
+        self._q.delete_run_timers(conn, {"b_run_id": run_id})
         if status != "continued":
             # Children do not outlive their parent: ask the running ones to cancel.
-            children = conn.execute(sa.select(t.runs.c.run_id).where(
-                t.runs.c.parent_run_id == run_id, t.runs.c.status == "running")).scalars().all()
+            children = [row[0] for row in self._q.open_children(conn, {"b_run_id": run_id}).all()]
             for child in children:
                 self._append_input(conn, child, ev.CancelRequested(
                     seq=0, at=now, reason=f"parent run {run_id} {status}"), now)
@@ -644,7 +659,7 @@ class SqlStore:
                 outcome = ev.ChildWorkflowCompleted(
                     seq=0, at=now, started=run.parent_seq, result=cmd.result)
             else:
-                failure = orjson.loads(values["failure"])
+                failure = orjson.loads(values["b_failure"])
                 outcome = ev.ChildWorkflowFailed(
                     seq=0, at=now, started=run.parent_seq, failure=failure,
                     cancelled=status == "cancelled")
@@ -740,28 +755,25 @@ class SqlStore:
         self, conn: Connection, task_id: int, owner: str, out: ActivityOutcome, step: ActivityStep | None
     ) -> bool:
         now = self._now(conn)
-        at = t.activity_tasks
         if self._d.row_locks:
             # Lock the run before the task, in the order commits take them.
-            run_id = step.run_id if step is not None else conn.execute(
-                self._q.task_run_id, {"b_id": task_id}).scalar()
+            run_id = step.run_id if step is not None else self._q.task_run_id(conn, {"b_id": task_id}).scalar()
             if run_id is None:
                 return False
             self._d.lock_run(conn, run_id)
         # Locked: a claim by the next owner in flight decides first.
-        row = conn.execute(self._q.task_by_id, {"b_id": task_id}).first()
+        row = self._q.task_by_id(conn, {"b_id": task_id}).first()
         if row is None or row.lease_owner != owner:
             return False
         if out.kind == "failed" and out.retry_delay is not None:
             if row.deadline is None or now + out.retry_delay < row.deadline:
-                conn.execute(at.update().where(at.c.id == task_id).values(
-                    attempt=row.attempt + 1, visible_at=now + out.retry_delay,
-                    lease_owner=None, lease_expires=None,
-                    last_failure=orjson.dumps(out.failure)))
+                self._q.retry_task(conn, {
+                    "b_id": task_id, "b_attempt": row.attempt + 1, "b_visible_at": now + out.retry_delay,
+                    "b_failure": orjson.dumps(out.failure)})
                 return True
             out = ActivityOutcome("timed_out", timeout_kind="schedule_to_close")
             step = None  # the step was computed for another outcome
-        conn.execute(self._q.delete_task, {"b_id": task_id})
+        self._q.delete_task(conn, {"b_id": task_id})
         if step is not None and step.run_id == row.run_id and self._step(conn, row, step, now):
             return True
         event = out.event(seq=0, at=now, scheduled=row.seq, attempt=row.attempt)
@@ -776,14 +788,14 @@ class SqlStore:
             cmd.seq != expected + 2 + i for i, cmd in enumerate(commands)
         ):
             raise StoreError(f"activity step for run {step.run_id} is numbered wrongly")
-        workflow_id = conn.execute(self._q.move_seq, {
+        workflow_id = self._q.move_seq(conn, {
             "b_run_id": step.run_id, "b_expected": expected, "b_last": expected + 1 + len(commands),
         }).scalar()
         if workflow_id is None:
             return False  # an input arrived (or the run closed): the workflow task sees the outcome
         # Every event is now seen. A pending workflow task nobody holds is
         # spent; one that another worker holds will find last_seq moved.
-        conn.execute(self._q.delete_idle_wft, {"b_run_id": step.run_id, "b_now": now})
+        self._q.delete_idle_wft(conn, {"b_run_id": step.run_id, "b_now": now})
         self._append(conn, step.run_id, expected + 1, [event, *commands], now, keep_first_at=True)
         # An input the effects append (a child refused at once) wakes the run itself.
         self._effects(conn, step.run_id, workflow_id, commands, step.take, now)
@@ -885,7 +897,7 @@ class SqlStore:
             self._d.lock_run(conn, run_id)
             # Only the transaction that deletes the timer fires it (another
             # engine may have fired it, or the run cancelled it, meanwhile).
-            if conn.execute(self._q.delete_timer, {"b_run_id": run_id, "b_seq": seq}).rowcount:
+            if self._q.delete_timer(conn, {"b_run_id": run_id, "b_seq": seq}).rowcount:
                 fired += self._append_input(conn, run_id, ev.TimerFired(seq=0, at=now, started=seq), now)
         # Activity tasks past their schedule-to-close deadline that nobody is
         # running (a running attempt is cut off by its worker).
@@ -898,7 +910,7 @@ class SqlStore:
         ).all()
         for task_id, run_id, seq, attempt in expired:
             self._d.lock_run(conn, run_id)
-            if not conn.execute(self._q.delete_overdue, {"b_id": task_id, "b_now": now}).rowcount:
+            if not self._q.delete_overdue(conn, {"b_id": task_id, "b_now": now}).rowcount:
                 continue
             fired += self._append_input(conn, run_id, ev.ActivityTimedOut(
                 seq=0, at=now, scheduled=seq, attempt=attempt, kind="schedule_to_close"), now)
