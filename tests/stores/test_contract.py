@@ -283,7 +283,34 @@ async def test_a_version_1_database_gains_the_workers_table(store_url: str) -> N
         assert count(store, t.workers) == 1
         assert count(store, t.runs) == 1  # the runs are still there
         with store._engine.connect() as conn:
-            assert schema_version(conn) == t.SCHEMA_VERSION == 2
+            assert schema_version(conn) == t.SCHEMA_VERSION == 3
+
+
+async def test_a_version_2_database_keeps_its_events_when_upgraded(store_url: str) -> None:
+    async with opened(store_url) as store:
+        run_id = await run_with_activity(store, "old")
+        _, before = await store.load(run_id, 0)
+        if store.dialect == "sqlite":
+            # As schema version 2 made it: the events table had a rowid and a key index.
+            old = sa.Table("retold_events", sa.MetaData(), *(
+                sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+                for c in t.events.columns))
+            with store._engine.begin() as conn:
+                rows = [dict(r._mapping) for r in conn.execute(sa.select(t.events))]
+                t.events.drop(conn)
+                old.create(conn)
+                conn.execute(old.insert(), rows)
+        with store._engine.begin() as conn:
+            conn.execute(t.meta.update().values(value="2"))
+        await store.open()
+        _, after = await store.load(run_id, 0)
+        assert after == before
+        with store._engine.connect() as conn:
+            assert schema_version(conn) == 3
+            if store.dialect == "sqlite":
+                sql = conn.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE name = 'retold_events'").scalar_one()
+                assert "WITHOUT ROWID" in sql
 
 
 async def test_claims_take_only_hosted_activities_of_the_queue(store_url: str) -> None:

@@ -80,7 +80,14 @@ class RetryPolicy:
         return error_type not in names and simple not in names
 
     def to_json(self) -> dict[str, Any]:
-        """Return the policy as JSON-ready data."""
+        """Return the policy as JSON-ready data: only what differs from the defaults.
+
+        Every scheduled activity stores its options in the history, so the
+        defaults are left out (``{}`` is the default policy).
+        """
+        return {key: value for key, value in self._full_json().items() if value != _RETRY_DEFAULTS[key]}
+
+    def _full_json(self) -> dict[str, Any]:
         return {
             "initial_interval": self.initial_interval.total_seconds(),
             "backoff_coefficient": self.backoff_coefficient,
@@ -95,8 +102,9 @@ class RetryPolicy:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RetryPolicy:
-        """Build a policy from :meth:`to_json` data."""
-        maximum = data.get("maximum_interval")
+        """Build a policy from :meth:`to_json` data (missing keys take their defaults)."""
+        data = {**_RETRY_DEFAULTS, **data}
+        maximum = data["maximum_interval"]
         return cls(
             initial_interval=timedelta(seconds=data["initial_interval"]),
             backoff_coefficient=data["backoff_coefficient"],
@@ -108,6 +116,7 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY = RetryPolicy()
+_RETRY_DEFAULTS: dict[str, Any] = DEFAULT_RETRY._full_json()
 
 
 @final
@@ -146,6 +155,10 @@ class ActivityOptions:
     def to_json(self) -> dict[str, Any]:
         """Return the options as JSON-ready data."""
 
+        # Only what differs from the defaults: every ActivityScheduled event stores this.
+        return {key: value for key, value in self._full_json().items() if value != _OPTION_DEFAULTS[key]}
+
+    def _full_json(self) -> dict[str, Any]:
         def secs(value: timedelta | None) -> float | None:
             return None if value is None else value.total_seconds()
 
@@ -159,11 +172,12 @@ class ActivityOptions:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ActivityOptions:
-        """Build options from :meth:`to_json` data."""
+        """Build options from :meth:`to_json` data (missing keys take their defaults)."""
 
         def td(value: float | None) -> timedelta | None:
             return None if value is None else timedelta(seconds=value)
 
+        data = {**_OPTION_DEFAULTS, **data}
         return cls(
             retry=RetryPolicy.from_json(data["retry"]),
             start_to_close=td(data["start_to_close"]),
@@ -171,3 +185,6 @@ class ActivityOptions:
             heartbeat_timeout=td(data["heartbeat_timeout"]),
             task_queue=data["task_queue"],
         )
+
+
+_OPTION_DEFAULTS: dict[str, Any] = ActivityOptions()._full_json()

@@ -288,10 +288,26 @@ _FIELDS: dict[type[Event], tuple[str, ...]] = {
 }
 
 
+# Fields with a default: the stored metadata leaves them out when they hold it.
+_DEFAULTS: dict[type[Event], dict[str, Any]] = {
+    cls: {
+        f.name: f.default for f in dataclasses.fields(cls)
+        if f.name in _FIELDS[cls] and f.default is not dataclasses.MISSING
+    }
+    for cls in EVENT_TYPES.values()
+}
+_NO_DEFAULT = object()
+
+
 def encode_event(event: Event) -> tuple[str, bytes, bytes | None]:
     """Split an event into (type name, JSON metadata, payload bytes)."""
     cls = type(event)
-    meta = {name: getattr(event, name) for name in _FIELDS[cls]}
+    defaults = _DEFAULTS[cls]
+    meta = {}
+    for name in _FIELDS[cls]:
+        value = getattr(event, name)
+        if value != defaults.get(name, _NO_DEFAULT):
+            meta[name] = value
     payload = getattr(event, cls.payload_field) if cls.payload_field else None
     return cls.__name__, orjson.dumps(meta), payload
 

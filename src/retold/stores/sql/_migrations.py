@@ -29,13 +29,24 @@ __all__ = ["UPGRADES", "Step", "migrate", "schema_version"]
 Step = Callable[[Connection], None]
 
 
-
 def _add_workers(conn: Connection) -> None:
     """1 -> 2: the table of engines with workers (dead-worker detection)."""
     t.workers.create(conn)
 
 
-UPGRADES: Mapping[int, Step] = {1: _add_workers}
+def _cluster_events(conn: Connection) -> None:
+    """2 -> 3: on SQLite, the events table becomes ``WITHOUT ROWID`` (no second copy of its key)."""
+    if conn.dialect.name != "sqlite":
+        return  # PostgreSQL's table is unchanged
+    conn.exec_driver_sql("ALTER TABLE retold_events RENAME TO retold_events_v2")
+    t.events.create(conn)
+    names = [column.name for column in t.events.columns]
+    old = sa.table("retold_events_v2", *(sa.column(name) for name in names))
+    conn.execute(t.events.insert().from_select(names, sa.select(*old.columns)))
+    conn.exec_driver_sql("DROP TABLE retold_events_v2")
+
+
+UPGRADES: Mapping[int, Step] = {1: _add_workers, 2: _cluster_events}
 """``UPGRADES[v]`` takes a database from schema version ``v`` to ``v + 1``."""
 
 _VERSION = sa.select(t.meta.c.value).where(t.meta.c.key == "schema_version")

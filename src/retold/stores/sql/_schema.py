@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 __all__ = ["SCHEMA_VERSION", "metadata"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 
@@ -52,6 +52,9 @@ events = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("meta", sa.LargeBinary, nullable=False),
     sa.Column("payload", sa.LargeBinary, nullable=True),
+    # SQLite: rows clustered on (run_id, seq), so the key is not stored a
+    # second time in an index (schema version 3).
+    sqlite_with_rowid=False,
 )
 
 workflow_tasks = sa.Table(
