@@ -35,12 +35,14 @@ class SQLite(Dialect):
     insert = staticmethod(sqlite_insert)
 
     def __init__(self, url: str) -> None:
-        if url in _IN_MEMORY:
-            engine = sa.create_engine(
-                "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
-            )
-        else:
-            engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+        # One connection, kept: the store runs one transaction at a time in
+        # this process (the limiter below), so a pool would only add a
+        # checkout, a checkin and a reset (a ROLLBACK) to every transaction.
+        # Every transaction ends in COMMIT or ROLLBACK of its own.
+        engine = sa.create_engine(
+            "sqlite://" if url in _IN_MEMORY else url, poolclass=StaticPool, pool_reset_on_return=None,
+            connect_args={"check_same_thread": False},
+        )
         _install_pragmas(engine)
         super().__init__(url, engine, concurrency=1)
 
