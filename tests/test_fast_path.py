@@ -57,7 +57,7 @@ class CountingStore(SqlStore):
     loads = 0
     steps = 0
     offered = 0
-    leased_starts = 0
+    stepped_starts = 0
     signal_during_finish: str | None = None  # a run to signal while an outcome is being recorded
 
     async def claim_activity_tasks(self, *args: Any, **kwargs: Any) -> Any:
@@ -70,9 +70,10 @@ class CountingStore(SqlStore):
         CountingStore.workflow_tasks += len(runs)
         return runs
 
-    async def start(self, request: Any, *, lease_to: str | None = None, lease: float = 0.0) -> Any:
-        CountingStore.leased_starts += lease_to is not None
-        return await super().start(request, lease_to=lease_to, lease=lease)
+    async def start(self, request: Any, step: Any = None) -> Any:
+        record = await super().start(request, step)
+        CountingStore.stepped_starts += bool(step is not None and step.stepped)
+        return record
 
     async def load(self, run_id: str, after_seq: int) -> Any:
         CountingStore.loads += 1
@@ -88,7 +89,7 @@ class CountingStore(SqlStore):
 
     @classmethod
     def reset(cls) -> None:
-        cls.claimed = cls.workflow_tasks = cls.loads = cls.steps = cls.offered = cls.leased_starts = 0
+        cls.claimed = cls.workflow_tasks = cls.loads = cls.steps = cls.offered = cls.stepped_starts = 0
         cls.signal_during_finish = None
 
 
@@ -119,9 +120,10 @@ async def test_an_outcome_commits_the_next_step_of_a_cached_run(make_engine: Eng
     async with make_engine([chain], [work], store=store, poll_interval=30) as engine:
         run = await engine.start(chain, 20)
         assert await run.result(timeout=20) == sum(range(20))
-        # No claim: the start leased the first workflow task to this engine,
-        # and each of the 20 outcomes carried the next step.
-        assert (CountingStore.workflow_tasks, CountingStore.loads, CountingStore.steps) == (0, 1, 20)
+        # No workflow task at all: the start carried the first step, and each
+        # of the 20 outcomes the next one.
+        assert (CountingStore.workflow_tasks, CountingStore.loads) == (0, 0)
+        assert (CountingStore.stepped_starts, CountingStore.steps) == (1, 20)
         history = await run.history()
     types = [e.type for e in history]
     assert types == ["WorkflowStarted", *["ActivityScheduled", "ActivityCompleted"] * 20, "WorkflowCompleted"]
@@ -163,7 +165,7 @@ async def test_an_input_racing_the_outcome_sends_the_step_back_to_a_workflow_tas
     assert replay(chain_with_signals, history).finished
 
 
-async def test_a_start_leases_the_first_task_only_when_a_slot_is_free(
+async def test_a_start_steps_only_when_a_workflow_slot_is_free(
     make_engine: EngineFactory, tmp_path: Any
 ) -> None:
     CountingStore.reset()
@@ -178,6 +180,27 @@ async def test_a_start_leases_the_first_task_only_when_a_slot_is_free(
             for _ in range(6):
                 tg.start_soon(start)
         assert [await run.result(timeout=20) for run in runs] == [0] * 6
-    # Two starts found a free slot; the other four were left for a claim.
-    assert CountingStore.leased_starts == 2
+    # Two starts found a free slot; the other four were left for a workflow task.
+    assert CountingStore.stepped_starts == 2
     assert CountingStore.workflow_tasks >= 4
+
+
+@retold.workflow
+async def instant(name: str) -> str:
+    return f"hello {name}"
+
+
+async def test_a_run_that_ends_in_its_first_step_is_closed_by_its_start(
+    make_engine: EngineFactory, tmp_path: Any
+) -> None:
+    CountingStore.reset()
+    store = CountingStore(f"sqlite:///{tmp_path / 'instant.db'}")
+    async with make_engine([instant], store=store) as engine:
+        run = await engine.start(instant, "ann", id="once")
+        assert (await engine.store.get_run("once")).status == "completed"  # before any worker ran
+        assert await run.result(timeout=5) == "hello ann"
+        again = await engine.start(instant, "ann", id="once")  # the same id: the same run
+        assert (again.run_id, again.created) == (run.run_id, False)
+        history = await run.history()
+    assert [e.type for e in history] == ["WorkflowStarted", "WorkflowCompleted"]
+    assert CountingStore.stepped_starts == 1

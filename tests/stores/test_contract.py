@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 import retold
 from retold.history import events as ev
-from retold.stores import ActivityOutcome, ActivityStep, ActivityTake, StartRequest
+from retold.stores import ActivityOutcome, ActivityStep, ActivityTake, StartRequest, StartStep
 from retold.stores.sql import SqlStore
 from retold.stores.sql import _schema as t
 from retold.stores.sql._migrations import migrate, schema_version
@@ -219,6 +219,34 @@ async def test_an_activity_outcome_commits_the_runs_next_step_with_it(store_url:
         assert run.status == "running"
         assert [(e.type, e.seq) for e in pending] == [("SignalReceived", 6), ("ActivityCompleted", 7)]
         assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
+
+
+async def test_a_start_stores_the_runs_first_step_with_it(store_url: str) -> None:
+    clock = Clock()
+    async with opened(store_url, clock) as store:
+        request = StartRequest("wf", "first", b"[1]", "h")
+        started = ev.WorkflowStarted(seq=1, at=clock.now - 0.25, workflow="wf", workflow_id="first", input=b"[1]")
+        take = ActivityTake("me", 5.0, frozenset({"a"}), {"q": 1})
+        step = StartStep("run-first", started, [schedule(2), ev.TimerStarted(seq=3, at=0, duration=60.0)], take)
+        record, created = await store.start(request, step)
+        assert (record.run_id, record.last_seq, created, step.stepped) == ("run-first", 3, True, True)
+        _, history = await store.load("run-first", 0)
+        assert [e.type for e in history] == ["WorkflowStarted", "ActivityScheduled", "TimerStarted"]
+        assert history[0].at == started.at
+        assert [task.seq for task in take.taken] == [2]
+        assert count(store, t.workflow_tasks) == 0  # nothing left for a workflow task
+        assert await store.claim_activity_tasks("other", "q", ["a"], 10, 5.0) == []  # leased to "me"
+        # The same id again: the existing run, and nothing of the new step is written.
+        again = StartStep("run-other", started, [ev.WorkflowCompleted(seq=2, at=0, result=b"1")])
+        record, created = await store.start(request, again)
+        assert (record.run_id, created, again.stepped) == ("run-first", False, False)
+        assert count(store, t.runs) == 1
+        assert count(store, t.events) == 3
+        # A step that does not fit its request is refused before anything is written.
+        wrong = StartStep("run-x", started, [])
+        with pytest.raises(retold.StoreError, match="does not fit"):
+            await store.start(StartRequest("wf", "another", b"[2]", "h2"), wrong)
+        assert count(store, t.runs) == 1
 
 
 async def test_cancel_racing_completion_records_one_outcome(store_url: str) -> None:

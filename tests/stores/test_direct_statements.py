@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from retold.history import events as ev
-from retold.stores import ActivityOutcome, ActivityStep, StartRequest
+from retold.stores import ActivityOutcome, ActivityStep, ActivityTake, StartRequest, StartStep
 from retold.stores.sql import SqlStore
 from retold.stores.sql import _schema as t
 from retold.stores.sql._fast import Statement
@@ -22,12 +22,12 @@ async def test_a_workflow_step_sends_nothing_through_sqlalchemy(tmp_path: Any) -
     seen: list[str] = []
     sa.event.listen(store._engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
     try:
-        run, _ = await store.start(StartRequest("wf", "w", b"[]", "h"), lease_to="me", lease=5.0)
-        await store.load(run.run_id, 0)
         scheduled = ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={})
-        await store.commit_workflow_task(run.run_id, "me", 1, [scheduled])
-        [task] = await store.claim_activity_tasks("me", "default", ["a"], 1, 5.0)
-        seen.clear()  # claims take lists of names: those still go through SQLAlchemy
+        started = ev.WorkflowStarted(seq=1, at=0, workflow="wf", workflow_id="w", input=b"[]")
+        take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
+        run, _ = await store.start(StartRequest("wf", "w", b"[]", "h"), StartStep("r", started, [scheduled], take))
+        await store.load(run.run_id, 0)
+        [task] = take.taken
         outcome = ActivityOutcome("completed", result=b"1")
         step = ActivityStep(run.run_id, 2, outcome.event(seq=3, at=1.0, scheduled=2, attempt=1),
                             [ev.WorkflowCompleted(seq=4, at=1.0, result=b"1")])

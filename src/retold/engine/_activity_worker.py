@@ -10,7 +10,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import TaskGroup
 
 from ..authoring._activity import ActivityInfo, _current
 from ..authoring._options import ActivityOptions
@@ -39,7 +38,6 @@ class ActivityWorker:
         self._limit = anyio.CapacityLimiter(concurrency)
         self._rng = random.Random()
         self.running: dict[int, anyio.CancelScope] = {}
-        self._tg: TaskGroup | None = None
         # Any hosted activity may be sent to this queue (task_queue= per call).
         self._names = sorted(engine.activities)
 
@@ -52,7 +50,6 @@ class ActivityWorker:
         """Claim and run activity tasks until cancelled."""
         engine = self._engine
         async with anyio.create_task_group() as tg:
-            self._tg = tg
             while True:
                 want = 0 if engine.draining else min(int(self._limit.available_tokens), 256)
                 tasks: list[ActivityTask] = []
@@ -71,7 +68,7 @@ class ActivityWorker:
 
     def reserve(self, wanted: int) -> list[object]:
         """Hold up to ``wanted`` free slots for tasks a commit is about to lease to us."""
-        if self._tg is None or self._engine.draining:
+        if self._engine.draining:
             return []
         tokens: list[object] = []
         while len(tokens) < wanted and self._limit.available_tokens >= 1:
@@ -87,8 +84,7 @@ class ActivityWorker:
 
     def start_taken(self, task: ActivityTask, tokens: list[object]) -> None:
         """Run a task the commit leased to us, in a slot reserved for it."""
-        assert self._tg is not None
-        self._tg.start_soon(self._run_and_release, task, tokens.pop())
+        self._engine.spawn(self._run_and_release, task, tokens.pop())
 
     async def _run_and_release(self, task: ActivityTask, slot: object) -> None:
         try:

@@ -406,23 +406,16 @@ class Engine:
             idempotency_key=idempotency_key,
         )
         # The fast path: a run this engine hosts, started while it has a free
-        # slot, comes with its first workflow task leased to this engine.
-        worker = self.workflow_worker
-        slot = worker.reserve_slot() if worker is not None and name in self.workflows else None
+        # slot, has its first workflow task done here and stored with the start.
+        worker, definition = self.workflow_worker, self.workflows.get(name)
+        pending = worker.prepare_start(definition, request) if worker and definition else None
+        created = False
         try:
-            record, created = await self.store.start(
-                request, lease_to=None if slot is None else self.worker_id, lease=self.lease
-            )
-        except BaseException:
-            if slot is not None and worker is not None:
-                worker.unreserve_slot(slot)
-            raise
-        if slot is not None and worker is not None:
-            if created:
-                worker.process_started(record.run_id, slot)
-            else:
-                worker.unreserve_slot(slot)
-        elif created:
+            record, created = await self.store.start(request, pending.step if pending else None)
+        finally:
+            if pending is not None and worker is not None:
+                worker.finish_step(pending, created)
+        if created and (pending is None or not pending.step.stepped):
             self.wake_workflows.set()
         return RunHandle(self, record.workflow_id, record.run_id, result_type, created=created)
 

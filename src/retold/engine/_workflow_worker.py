@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 
+from ..authoring._decorators import Workflow
 from ..errors import ConflictError, LeaseLostError, NotRegisteredError, RetoldError, StoreError
 from ..history import events as ev
 from ..runtime._instance import WorkflowInstance, failure_from_exception
-from ..stores._protocol import ActivityOutcome, ActivityStep, ActivityTake, ActivityTask
+from ..stores._protocol import (
+    ActivityOutcome,
+    ActivityStep,
+    ActivityTake,
+    ActivityTask,
+    StartRequest,
+    StartStep,
+)
 
 if TYPE_CHECKING:
     from ._activity_worker import ActivityWorker
@@ -23,11 +32,14 @@ __all__ = ["PendingStep", "WorkflowWorker"]
 log = logging.getLogger("retold.engine")
 
 
-@dataclass(slots=True)
-class PendingStep:
-    """A run advanced past an activity outcome, waiting for the store to commit both."""
+_S = TypeVar("_S", ActivityStep, StartStep)
 
-    step: ActivityStep
+
+@dataclass(slots=True)
+class PendingStep(Generic[_S]):
+    """A run advanced past its start or an activity outcome, waiting for the store to commit both."""
+
+    step: _S
     instance: WorkflowInstance
     reserved: list[tuple[ActivityWorker, list[object]]]
     slot: object
@@ -70,30 +82,6 @@ class WorkflowWorker:
             await self.process(run_id)
         finally:
             self._release(run_id, slot)
-
-    # -- the same-process fast path, at the start ---------------------------------------
-
-    def reserve_slot(self) -> object | None:
-        """Hold a free slot for a run this engine is starting, or None if none is free."""
-        if self._engine.draining:
-            return None
-        slot = object()
-        try:
-            self._limit.acquire_on_behalf_of_nowait(slot)
-        except anyio.WouldBlock:
-            return None
-        return slot
-
-    def process_started(self, run_id: str, slot: object) -> None:
-        """Process a run whose first workflow task the start leased to us, in the held slot."""
-        self.processing.add(run_id)
-        self._engine.spawn(self._process_and_release, run_id, slot)
-
-    def unreserve_slot(self, slot: object) -> None:
-        """Give back a slot held for a start that did not create a run."""
-        self._limit.release_on_behalf_of(slot)
-        if self._limit.available_tokens == 1:
-            self._engine.wake_workflows.set()
 
     async def process(self, run_id: str) -> None:
         """Advance one run with every event it has not seen, retrying conflicts."""
@@ -158,7 +146,7 @@ class WorkflowWorker:
 
     # -- the same-process fast path, workflow half --------------------------------------
 
-    def prepare_step(self, task: ActivityTask, outcome: ActivityOutcome) -> PendingStep | None:
+    def prepare_step(self, task: ActivityTask, outcome: ActivityOutcome) -> PendingStep[ActivityStep] | None:
         """Advance a cached run past a final activity outcome, before it is recorded.
 
         The activity worker hands the result to :meth:`Store.finish_activity`,
@@ -189,12 +177,39 @@ class WorkflowWorker:
         take, reserved = self._reserve(commands)
         return PendingStep(ActivityStep(run_id, expected, event, commands, take), instance, reserved, slot)
 
-    def finish_step(self, pending: PendingStep, recorded: bool) -> None:
+    def prepare_start(
+        self, definition: Workflow[*tuple[Any, ...], Any], request: StartRequest
+    ) -> PendingStep[StartStep] | None:
+        """Run a new run's first workflow task before the start is stored.
+
+        :meth:`Store.start` stores the commands with the run (see
+        :class:`StartStep`). Returns None when no workflow slot is free.
+        """
+        engine = self._engine
+        if engine.draining or self._limit.available_tokens < 1:
+            return None
+        run_id = str(uuid.uuid4())
+        slot = object()
+        self._limit.acquire_on_behalf_of_nowait(slot)
+        self.processing.add(run_id)
+        instance = WorkflowInstance(definition, run_id, engine.codec)
+        try:
+            started = ev.WorkflowStarted(seq=1, at=engine.store.now(), workflow=request.workflow,
+                                         workflow_id=request.workflow_id, input=request.input)
+            commands = instance.apply([started])
+        except Exception:  # noqa: BLE001 - the workflow task will meet it again and deal with it
+            instance.close()
+            self._release(run_id, slot)
+            return None
+        take, reserved = self._reserve(commands)
+        return PendingStep(StartStep(run_id, started, commands, take), instance, reserved, slot)
+
+    def finish_step(self, pending: PendingStep[Any], recorded: bool) -> None:
         """Keep the run's new state if the store committed the step; forget it otherwise."""
         step, instance = pending.step, pending.instance
         try:
             if recorded and step.stepped:
-                instance.committed(step.expected_seq + 1 + len(step.commands))
+                instance.committed(step.last_seq)
                 if instance.finished:
                     instance.close()
                 else:

@@ -6,6 +6,10 @@ from ._protocol import ActivityTake as ActivityTake
 from ._protocol import ActivityTask as ActivityTask
 from ._protocol import RunRecord as RunRecord
 from ._protocol import StartRequest as StartRequest
+from ._protocol import StartStep as StartStep
 from ._protocol import Store as Store
 
-__all__ = ["ActivityOutcome", "ActivityStep", "ActivityTake", "ActivityTask", "RunRecord", "StartRequest", "Store"]
+__all__ = [
+    "ActivityOutcome", "ActivityStep", "ActivityTake", "ActivityTask", "RunRecord", "StartRequest", "StartStep",
+    "Store",
+]

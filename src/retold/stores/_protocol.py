@@ -10,7 +10,8 @@ from ..history import events as ev
 from ..history.events import Event
 
 __all__ = [
-    "ActivityOutcome", "ActivityStep", "ActivityTake", "ActivityTask", "RunRecord", "StartRequest", "Store",
+    "ActivityOutcome", "ActivityStep", "ActivityTake", "ActivityTask", "RunRecord", "StartRequest", "StartStep",
+    "Store",
 ]
 
 RunStatus = Literal["running", "completed", "failed", "cancelled", "continued"]
@@ -135,6 +136,36 @@ class ActivityStep:
     take: ActivityTake | None = None
     stepped: bool = False
 
+    @property
+    def last_seq(self) -> int:
+        """The run's last event number once the step is committed."""
+        return self.expected_seq + 1 + len(self.commands)
+
+
+@final
+@dataclass(slots=True)
+class StartStep:
+    """A new run's first workflow task, done by the engine that starts it.
+
+    The start's side of the same-process fast path: the engine picks the
+    ``run_id``, feeds ``event`` (the ``WorkflowStarted``, numbered 1) to
+    the run, and :meth:`Store.start` commits the resulting ``commands`` and
+    their effects with the new run, so no workflow task is created. It sets
+    ``stepped`` when it did; a start that finds the run already there
+    (same id or key) writes nothing of it.
+    """
+
+    run_id: str
+    event: Event
+    commands: Sequence[Event]
+    take: ActivityTake | None = None
+    stepped: bool = False
+
+    @property
+    def last_seq(self) -> int:
+        """The run's last event number once the step is committed."""
+        return 1 + len(self.commands)
+
 
 class Store(Protocol):
     """Durable state of every run: histories, tasks, timers.
@@ -164,12 +195,11 @@ class Store(Protocol):
         """
         ...
 
-    async def start(
-        self, request: StartRequest, *, lease_to: str | None = None, lease: float = 0.0
-    ) -> tuple[RunRecord, bool]:
+    async def start(self, request: StartRequest, step: StartStep | None = None) -> tuple[RunRecord, bool]:
         """Create a run (or return the existing one for the same id/key).
 
-        With ``lease_to``, a new run's first workflow task comes leased to it.
+        With ``step``, a new run gets that id and its first step at once
+        (see :class:`StartStep`).
         """
         ...
 

@@ -36,7 +36,15 @@ from ...errors import (
     StoreError,
 )
 from ...history import events as ev
-from .._protocol import ActivityOutcome, ActivityStep, ActivityTake, ActivityTask, RunRecord, StartRequest
+from .._protocol import (
+    ActivityOutcome,
+    ActivityStep,
+    ActivityTake,
+    ActivityTask,
+    RunRecord,
+    StartRequest,
+    StartStep,
+)
 from . import _schema as t
 from ._dialect import Insert, dialect_for
 from ._fast import Statement
@@ -388,17 +396,13 @@ class SqlStore:
         if rows:
             self._q.insert_events.many(conn, rows)
 
-    def _wake(
-        self, conn: Connection, run_id: str, now: float, lease_to: str | None = None, lease: float = 0.0
-    ) -> None:
+    def _wake(self, conn: Connection, run_id: str, now: float) -> None:
         # One pending workflow task per run: an existing one (leased or not)
         # will see the new events, or fail its commit on the moved last_seq.
         self._q.wake(conn, {
-            "run_id": run_id, "visible_at": now, "lease_owner": lease_to,
-            "lease_expires": None if lease_to is None else now + lease, "attempts": 0,
+            "run_id": run_id, "visible_at": now, "lease_owner": None, "lease_expires": None, "attempts": 0,
         })
-        if lease_to is None:
-            self._d.notify(conn, WORKFLOW)
+        self._d.notify(conn, WORKFLOW)
 
     def _append_input(self, conn: Connection, run_id: str, event: ev.Event, now: float) -> bool:
         """Append one input event to an open run and wake it; False if closed."""
@@ -412,34 +416,49 @@ class SqlStore:
     def _create_run(
         self, conn: Connection, *, run_id: str, workflow: str, workflow_id: str, payload: bytes,
         now: float, parent_run_id: str | None = None, parent_seq: int | None = None,
-        continued_from: str | None = None, lease_to: str | None = None, lease: float = 0.0,
+        continued_from: str | None = None, first_step: StartStep | None = None,
     ) -> None:
         self._q.insert_run(conn, {
             "run_id": run_id, "workflow_id": workflow_id, "workflow": workflow, "status": "running",
-            "created_at": now, "closed_at": None, "last_seq": 1, "result": None, "failure": None,
+            "created_at": now, "closed_at": None,
+            "last_seq": 1 if first_step is None else first_step.last_seq, "result": None, "failure": None,
             "parent_run_id": parent_run_id, "parent_seq": parent_seq, "next_run_id": None,
         })
+        if first_step is not None:
+            # The engine ran the first workflow task already: store its
+            # commands and their effects, and leave no workflow task.
+            self._append(conn, run_id, 1, [first_step.event, *first_step.commands], now, keep_first_at=True)
+            self._effects(conn, run_id, workflow_id, first_step.commands, first_step.take, now)
+            first_step.stepped = True
+            return
         started = ev.WorkflowStarted(
             seq=1, at=now, workflow=workflow, workflow_id=workflow_id, input=payload,
             parent_run_id=parent_run_id, parent_seq=parent_seq, continued_from=continued_from,
         )
         self._append(conn, run_id, 1, [started], now)
-        self._wake(conn, run_id, now, lease_to, lease)
+        self._wake(conn, run_id, now)
 
     # -- starting ------------------------------------------------------------------
 
-    async def start(
-        self, request: StartRequest, *, lease_to: str | None = None, lease: float = 0.0
-    ) -> tuple[RunRecord, bool]:
+    async def start(self, request: StartRequest, step: StartStep | None = None) -> tuple[RunRecord, bool]:
         """Create a run, or return the run already started with this id or key.
 
-        With ``lease_to``, a new run's first workflow task is leased to that
-        owner for ``lease`` seconds (the engine that starts it runs it).
+        With ``step``, a new run gets ``step.run_id`` and its first step at
+        once (see :class:`~retold.stores.StartStep`).
         """
-        return await self._run(self._start, request, lease_to, lease)
+        if step is not None:
+            started = step.event
+            if not (
+                isinstance(started, ev.WorkflowStarted) and started.seq == 1
+                and (started.workflow, started.workflow_id, started.input)
+                == (request.workflow, request.workflow_id, request.input)
+                and all(cmd.seq == 2 + i for i, cmd in enumerate(step.commands))
+            ):
+                raise StoreError(f"the first step of workflow id {request.workflow_id!r} does not fit its start")
+        return await self._run(self._start, request, step)
 
     def _start(
-        self, conn: Connection, req: StartRequest, lease_to: str | None = None, lease: float = 0.0
+        self, conn: Connection, req: StartRequest, step: StartStep | None = None
     ) -> tuple[RunRecord, bool]:
         # Twice at most: a concurrent start of the same id or key (possible
         # on PostgreSQL) makes the insert do nothing; then it is "existing".
@@ -452,7 +471,7 @@ class SqlStore:
             if existing is not None:
                 return self._existing(conn, req, existing), False
             now = self._now(conn)
-            run_id = str(uuid.uuid4())
+            run_id = step.run_id if step is not None else str(uuid.uuid4())
             inserted = self._q.insert_workflow(conn, {
                 "workflow_id": req.workflow_id, "workflow": req.workflow, "input_hash": req.input_hash,
                 "idempotency_key": req.idempotency_key, "first_run_id": run_id, "current_run_id": run_id,
@@ -461,12 +480,13 @@ class SqlStore:
             if inserted is None:
                 continue
             self._create_run(conn, run_id=run_id, workflow=req.workflow,
-                             workflow_id=req.workflow_id, payload=req.input, now=now,
-                             lease_to=lease_to, lease=lease)
+                             workflow_id=req.workflow_id, payload=req.input, now=now, first_step=step)
+            if step is not None and any(isinstance(cmd, ev.TERMINAL_TYPES) for cmd in step.commands):
+                return _row_to_run(self._q.run_by_id(conn, {"b_run_id": run_id}).first()), True
             record = RunRecord(
                 run_id=run_id, workflow_id=req.workflow_id, workflow=req.workflow, status="running",
-                created_at=now, closed_at=None, last_seq=1, result=None, failure=None,
-                parent_run_id=None, next_run_id=None,
+                created_at=now, closed_at=None, last_seq=1 if step is None else step.last_seq,
+                result=None, failure=None, parent_run_id=None, next_run_id=None,
             )
             return record, True
         raise StoreError(f"could not start workflow id {req.workflow_id!r}: its row keeps changing")
