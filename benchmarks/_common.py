@@ -210,8 +210,27 @@ class SqlCounter:
 
         self.sqlite = sqlite
         self.counts = dict.fromkeys(("statements", "transactions", "write_transactions", "synced_commits"), 0)
-        sa.event.listen(sa.Engine, "before_cursor_execute", self._statement)
+        self._wrote: set[int] = set()  # SQLite connections (by id) whose transaction wrote
+        if sqlite:
+            # retold runs its hot statements on the sqlite3 connection, past
+            # SQLAlchemy's events: count what SQLite itself is asked to run.
+            sa.event.listen(sa.pool.Pool, "connect", self._trace)
+        else:
+            sa.event.listen(sa.Engine, "before_cursor_execute", self._statement)
         sa.event.listen(sa.Engine, "commit", self._commit)
+
+    def _trace(self, dbapi_conn: Any, _record: Any) -> None:
+        key = id(dbapi_conn)
+
+        def traced(statement: str) -> None:
+            verb = statement.lstrip()[:6].upper()
+            if verb.startswith(("BEGIN", "PRAGMA", "COMMIT", "SAVEPO", "RELEAS", "ROLLBA")):
+                return
+            self.counts["statements"] += 1
+            if verb in ("INSERT", "UPDATE", "DELETE"):
+                self._wrote.add(key)
+
+        dbapi_conn.set_trace_callback(traced)
 
     @classmethod
     def maybe(cls, job: Job) -> SqlCounter | None:
@@ -228,7 +247,12 @@ class SqlCounter:
 
     def _commit(self, conn: Any) -> None:
         self.counts["transactions"] += 1
-        if not conn.info.pop("wrote", False):
+        wrote = conn.info.pop("wrote", False)
+        if self.sqlite:
+            driver = conn.connection.driver_connection
+            wrote = id(driver) in self._wrote
+            self._wrote.discard(id(driver))
+        if not wrote:
             return
         self.counts["write_transactions"] += 1
         if self.sqlite:
