@@ -162,19 +162,12 @@ class WorkflowWorker:
             return None
         instance = engine.cache.take(run_id)
         assert instance is not None
-        slot = object()
-        self._limit.acquire_on_behalf_of_nowait(slot)
-        self.processing.add(run_id)
-        try:
-            expected = instance.last_seq
-            event = outcome.event(seq=expected + 1, at=engine.store.now(), scheduled=task.seq,
-                                  attempt=task.attempt)
-            commands = instance.apply([event])
-        except Exception:  # noqa: BLE001 - the workflow task will meet it again and deal with it
-            instance.close()
-            self._release(run_id, slot)
+        expected = instance.last_seq
+        event = outcome.event(seq=expected + 1, at=engine.store.now(), scheduled=task.seq, attempt=task.attempt)
+        ahead = self._run_ahead(instance, event)
+        if ahead is None:
             return None
-        take, reserved = self._reserve(commands)
+        commands, take, reserved, slot = ahead
         return PendingStep(ActivityStep(run_id, expected, event, commands, take), instance, reserved, slot)
 
     def prepare_start(
@@ -189,20 +182,35 @@ class WorkflowWorker:
         if engine.draining or self._limit.available_tokens < 1:
             return None
         run_id = str(uuid.uuid4())
+        instance = WorkflowInstance(definition, run_id, engine.codec)
+        started = ev.WorkflowStarted(seq=1, at=engine.store.now(), workflow=request.workflow,
+                                     workflow_id=request.workflow_id, input=request.input)
+        ahead = self._run_ahead(instance, started)
+        if ahead is None:
+            return None
+        commands, take, reserved, slot = ahead
+        return PendingStep(StartStep(run_id, started, commands, take), instance, reserved, slot)
+
+    def _run_ahead(
+        self, instance: WorkflowInstance, event: ev.Event
+    ) -> tuple[list[ev.Event], ActivityTake | None, list[tuple[ActivityWorker, list[object]]], object] | None:
+        """Feed ``event`` to ``instance`` in a workflow slot held until :meth:`finish_step`.
+
+        Returns the commands, the activity slots reserved for them and the
+        held slot; None (the slot given back, the instance dropped) if the
+        code raised: the workflow task will meet that again and deal with it.
+        """
         slot = object()
         self._limit.acquire_on_behalf_of_nowait(slot)
-        self.processing.add(run_id)
-        instance = WorkflowInstance(definition, run_id, engine.codec)
+        self.processing.add(instance.run_id)
         try:
-            started = ev.WorkflowStarted(seq=1, at=engine.store.now(), workflow=request.workflow,
-                                         workflow_id=request.workflow_id, input=request.input)
-            commands = instance.apply([started])
-        except Exception:  # noqa: BLE001 - the workflow task will meet it again and deal with it
+            commands = instance.apply([event])
+        except Exception:  # noqa: BLE001 - see above
             instance.close()
-            self._release(run_id, slot)
+            self._release(instance.run_id, slot)
             return None
         take, reserved = self._reserve(commands)
-        return PendingStep(StartStep(run_id, started, commands, take), instance, reserved, slot)
+        return commands, take, reserved, slot
 
     def finish_step(self, pending: PendingStep[Any], recorded: bool) -> None:
         """Keep the run's new state if the store committed the step; forget it otherwise."""
