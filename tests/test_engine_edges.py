@@ -39,7 +39,7 @@ async def reuses_child_id() -> str:
 async def test_child_with_taken_id_fails_the_child_call(make_engine: EngineFactory) -> None:
     async with make_engine([reuses_child_id, kid]) as engine:
         run = await engine.start(reuses_child_id)
-        result = await run.result(timeout=3)
+        result = await run.result(timeout=10)
     assert result.startswith("refused:")
     assert "already in use" in result
 
@@ -195,12 +195,13 @@ async def calls_slow() -> int:
 
 async def test_a_stopped_engine_hands_its_work_back_at_once(make_engine: EngineFactory) -> None:
     RELEASED.clear()
-    async with make_engine([calls_slow], [slow_then_fast], lease=30) as first:
+    async with make_engine([calls_slow], [slow_then_fast], lease=60) as first:
         run = await first.start(calls_slow, id="handed-back")
-        while not RELEASED:
-            await anyio.sleep(0.02)
-    async with make_engine([calls_slow], [slow_then_fast], lease=30) as second:
-        with anyio.fail_after(5):  # not the 30 s lease
+        with anyio.fail_after(10):
+            while not RELEASED:
+                await anyio.sleep(0.02)
+    async with make_engine([calls_slow], [slow_then_fast], lease=60) as second:
+        with anyio.fail_after(20):  # not the 60 s lease
             assert await second.get_handle(run.workflow_id).result() == 1
 
 
@@ -222,8 +223,11 @@ async def test_work_hosted_elsewhere_does_not_make_the_engine_spin(make_engine: 
             return await real()
 
         engine.store.next_wakeup = counted  # type: ignore[method-assign]
+        began = anyio.current_time()
         await anyio.sleep(1.0)
-    assert calls <= 10, f"the timer loop polled {calls} times in 1 s"
+        elapsed = anyio.current_time() - began  # more than 1 s on a loaded machine
+    # One poll per 0.2 s interval (about 5 a second), not a busy loop, however long the sleep took.
+    assert calls <= 2 * (1 + elapsed / 0.2), f"the timer loop polled {calls} times in {elapsed:.1f} s"
 
 
 async def test_store_errors_are_not_workflow_task_attempts(make_engine: EngineFactory) -> None:
@@ -282,7 +286,10 @@ async def test_waiting_on_a_workflow_id_reads_the_run_once_not_in_a_loop(make_en
                 results.append(await handle.result(timeout=10))
 
             tg.start_soon(wait)
-            await anyio.sleep(0.5)
+            with anyio.fail_after(10):  # the reads before waiting (however slow the machine)
+                while reads < 2:
+                    await anyio.sleep(0.01)
+            await anyio.sleep(0.5)  # then none while it waits
             waiting_reads = reads
             await engine.signal("by-name", "go", "went")
         assert results == ["went"]
