@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -11,6 +12,7 @@ import pytest
 
 import retold
 from retold.stores import RunRecord
+from retold.stores.sql import SqlStore
 from tests.conftest import EngineFactory
 
 pytestmark = pytest.mark.anyio
@@ -296,3 +298,46 @@ async def test_waiting_on_a_workflow_id_reads_the_run_once_not_in_a_loop(make_en
     # Read the run, register under its run id, read again: then wait without reading
     # (it used to read in a loop, hundreds of times in those 0.5 s).
     assert waiting_reads == 2
+
+
+@retold.workflow
+async def two_quick_steps() -> int:
+    return await retold.execute(quick_step, 1) + await retold.execute(quick_step, 2)
+
+
+@retold.activity
+async def quick_step(i: int) -> int:
+    return i
+
+
+class ClaimedWhileStepping(SqlStore):
+    """Before each fast-path step, records a signal and lets the engine claim the run's task."""
+
+    claims = 0
+
+    async def claim_workflow_tasks(self, *args: Any, **kwargs: Any) -> Any:
+        runs = await super().claim_workflow_tasks(*args, **kwargs)
+        ClaimedWhileStepping.claims += len(runs)
+        return runs
+
+    async def finish_activity(self, task_id: int, owner: str, outcome: Any, step: Any = None) -> bool:
+        if step is not None:
+            before = ClaimedWhileStepping.claims
+            await self.signal(step.run_id, "poke", b"null")
+            with anyio.fail_after(10):  # the engine polls every 0.05 s
+                while ClaimedWhileStepping.claims == before:
+                    await anyio.sleep(0.01)
+        return bool(await super().finish_activity(task_id, owner, outcome, step))
+
+
+async def test_a_task_claimed_while_its_run_takes_a_step_is_processed_at_once(
+    make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    # The claim comes while the run is being processed (its outcome's step): the task
+    # is leased to this engine then, and must not wait for the 60 s lease to run out.
+    store = ClaimedWhileStepping(f"sqlite:///{tmp_path / 'stepping.db'}")
+    async with make_engine([two_quick_steps], [quick_step], store=store, lease=60) as engine:
+        run = await engine.start(two_quick_steps)
+        assert await run.result(timeout=20) == 3
+        history = await run.history()
+    assert [e.type for e in history].count("SignalReceived") == 2  # each step met a claimed task
