@@ -61,10 +61,21 @@ def start_worker(url: str, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+async def wait_ready(worker: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    """Wait for the worker's "ready" line: before it, a SIGTERM would kill it instead of draining it."""
+    with anyio.fail_after(timeout):
+        while " ready (pid" not in log.read_text():
+            if worker.poll() is not None:
+                raise SystemExit(f"worker {worker.pid} exited with {worker.returncode}:\n{log.read_text()}")
+            await anyio.sleep(0.05)
+
+
 async def main(url: str, logs: Path) -> None:
     async with retold.Engine(url, run_workers=False) as web_app:  # starts runs, runs nothing
         workers = [start_worker(url, logs / f"worker-{i}.log") for i in range(2)]
         say(f"[app] started workers {[w.pid for w in workers]}")
+        for i, worker in enumerate(workers):
+            await wait_ready(worker, logs / f"worker-{i}.log")
         runs = [await web_app.start(fulfil_order, f"order-{i}", 500 + i, id=f"order-{i}") for i in range(6)]
         for run in runs:
             reserved_by, charged_by = await run.result(timeout=60)

@@ -159,7 +159,7 @@ async def test_start_to_close_and_schedule_to_close(make_engine: EngineFactory) 
 @retold.activity(schedule_to_close=timedelta(milliseconds=300))
 async def overstays() -> str:
     attempts["overstays"] += 1
-    await anyio.sleep(5)
+    await anyio.sleep(60)  # far beyond the test's bound: only the cut ends it in time
     return "too late"
 
 
@@ -174,7 +174,7 @@ async def cut_off() -> str:
 async def test_schedule_to_close_cuts_a_running_attempt(make_engine: EngineFactory) -> None:
     async with make_engine([cut_off], [overstays]) as engine:
         run = await engine.start(cut_off)
-        with anyio.fail_after(3):
+        with anyio.fail_after(20):  # the attempt would run 60 s if it were not cut at 0.3 s
             assert await run.result() == "True TimeoutError: schedule_to_close timeout"
     assert attempts["overstays"] == 1
 
@@ -298,9 +298,16 @@ async def charge_direct(x: str) -> str:
     return f"direct {x}"
 
 
+HOG_RELEASED: list[bool] = []
+
+
 @retold.activity(task_queue="single")
 async def hog() -> str:
-    await anyio.sleep(1.0)
+    # Holds the queue's only slot until the test has seen the queued task time
+    # out (not for a fixed time that a slow machine could outlast).
+    with anyio.move_on_after(30):
+        while not HOG_RELEASED:
+            await anyio.sleep(0.01)
     return "hogged"
 
 
@@ -322,8 +329,13 @@ async def starved() -> list[str]:
 
 
 async def test_a_task_waiting_past_its_deadline_times_out(make_engine: EngineFactory) -> None:
+    HOG_RELEASED.clear()
     async with make_engine([starved], [hog, queued_too_long], activity_concurrency={"single": 1}) as engine:
         run = await engine.start(starved)
+        with anyio.fail_after(10):
+            while "ActivityTimedOut" not in [e.type for e in await run.history()]:
+                await anyio.sleep(0.02)
+        HOG_RELEASED.append(True)
         assert await run.result(timeout=10) == ["hogged", "True TimeoutError: schedule_to_close timeout"]
     assert attempts["queued_too_long"] == 0  # it never started
 

@@ -245,7 +245,9 @@ async def swallow_cancel() -> str:
 async def test_workflow_may_handle_its_cancellation(make_engine: EngineFactory) -> None:
     async with make_engine([swallow_cancel]) as engine:
         run = await engine.start(swallow_cancel)
-        await anyio.sleep(0.1)
+        with anyio.fail_after(10):  # cancel once it sleeps, not before its first step
+            while "TimerStarted" not in [e.type for e in await run.history()]:
+                await anyio.sleep(0.02)
         await run.cancel()
         assert await run.result(timeout=10) == "handled"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import sqlite3
 import threading
-import time
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -53,6 +53,17 @@ def test_a_retry_while_the_first_request_is_being_written_is_409(server: Server)
     lock = sqlite3.connect(server.db, isolation_level=None, timeout=10)
     lock.execute("BEGIN IMMEDIATE")
     first: list[httpx.Response] = []
+    # The first request has taken its key once it asks the store for the run
+    # (and waits there for the lock): the retry goes in after that, not after a guess.
+    writing = threading.Event()
+    store = server.engine.store
+    real_start = store.start
+
+    async def start(*args: Any, **kwargs: Any) -> Any:
+        writing.set()
+        return await real_start(*args, **kwargs)
+
+    store.start = start  # type: ignore[method-assign]
 
     def send_first() -> None:
         with server.client(timeout=30) as own:
@@ -61,7 +72,7 @@ def test_a_retry_while_the_first_request_is_being_written_is_409(server: Server)
     thread = threading.Thread(target=send_first)
     thread.start()
     try:
-        time.sleep(0.5)
+        assert writing.wait(20), "the first request never reached the store"
         with server.client() as client:
             retry = client.post("/workflows/order/runs", json=ORDER, headers={"Idempotency-Key": "k-1"})
             body = assert_problem(retry, 409, "still being processed")

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 import retold
+from retold.engine import _engine
 from retold.stores import StartRequest
 from retold.stores.sql import SqlStore, _postgres
 from retold.stores.sql import _schema as t
@@ -50,9 +51,10 @@ async def test_leases_use_the_server_clock_not_the_clients(
         with store._engine.connect() as conn:
             expires = conn.execute(sa.select(t.workflow_tasks.c.lease_expires)).scalar_one()
             server = conn.execute(sa.text("SELECT extract(epoch FROM now())::float8")).scalar_one()
-        assert abs(expires - (server + 5.0)) < 2.0
-        assert abs(record.created_at - server) < 2.0
-        assert abs(store.now() - real()) < 2.0  # the local clock corrected by the measured offset
+        # Within a minute (a loaded machine is slow between the statements), against an hour's skew.
+        assert abs(expires - (server + 5.0)) < 60
+        assert abs(record.created_at - server) < 60
+        assert abs(store.now() - real()) < 60  # the local clock corrected by the measured offset
     finally:
         await store.close()
 
@@ -66,7 +68,7 @@ async def test_a_claim_skips_rows_locked_elsewhere_and_locks_only_its_own(postgr
         with store._engine.connect() as other:
             first = other.execute(sa.select(sa.func.min(t.activity_tasks.c.id))).scalar_one()
             other.execute(sa.select(t.activity_tasks.c.id).where(t.activity_tasks.c.id == first).with_for_update())
-            with anyio.fail_after(5):  # no wait on the locked row
+            with anyio.fail_after(20):  # no wait on the locked row (it stays locked until the rollback)
                 taken = await store.claim_activity_tasks("a", "q", ["a"], 2, 60.0)
                 rest = await store.claim_activity_tasks("b", "q", ["a"], 10, 60.0)
             assert first not in {task.id for task in taken + rest}
@@ -101,23 +103,28 @@ async def test_notify_wakes_other_engines_long_before_they_poll(
 ) -> None:
     from tests.stores.test_engine_on_every_store import child, double, everything
 
-    slow = {"url": postgres_url, "poll_interval": 30.0}
+    slow = {"url": postgres_url, "poll_interval": 60.0}
     async with make_engine(run_workers=False, **slow) as client, \
             make_engine([everything, child], [double], **slow):
         run = await client.start("everything", 3, id="notified")
         started = time.monotonic()
-        with anyio.fail_after(10):
+        with anyio.fail_after(20):
             while (await run.describe()).event_count < 6:  # activity done, timer started and fired
                 await anyio.sleep(0.05)
         await run.signal("extra", 1)
-        assert await run.result(timeout=10) == [6, 1, 12]
-        assert time.monotonic() - started < 8  # one poll would have taken 30 s
+        assert await run.result(timeout=20) == [6, 1, 12]
+        assert time.monotonic() - started < 20  # one poll would have taken 60 s
 
 
 async def test_a_lost_listener_only_delays_work_by_the_poll_interval(
-    make_engine: EngineFactory, postgres_url: str, caplog: pytest.LogCaptureFixture
+    make_engine: EngineFactory, postgres_url: str, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from tests.stores.test_engine_on_every_store import child, double, everything
+
+    # The listeners reopen 6 s after they are lost (2 s by default): long enough that
+    # work done before then, on a loaded machine too, was found by the 0.3 s poll.
+    monkeypatch.setattr(_engine, "_LISTEN_RETRY", 6.0)
 
     admin = sa.create_engine(postgres_url)
     schema = postgres_url.rsplit("search_path%3D", 1)[-1]
@@ -139,11 +146,11 @@ async def test_a_lost_listener_only_delays_work_by_the_poll_interval(
                     conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
             run = await client.start("everything", 1, id="polled")
             started = time.monotonic()
-            with anyio.fail_after(1.8):  # the listeners reopen after 2 s: this is the poll
+            with anyio.fail_after(5):  # the listeners reopen after 6 s: this is the poll
                 while (await run.describe()).event_count < 2:
                     await anyio.sleep(0.02)
-            assert time.monotonic() - started < 1.8
-            with anyio.fail_after(10):  # and they come back
+            assert time.monotonic() - started < 5
+            with anyio.fail_after(20):  # and they come back
                 while len(listeners()) < 2:
                     await anyio.sleep(0.1)
             await run.cancel()

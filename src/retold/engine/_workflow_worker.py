@@ -53,6 +53,7 @@ class WorkflowWorker:
         self._limit = anyio.CapacityLimiter(engine.workflow_concurrency)
         self._names = sorted(engine.workflows)
         self.processing: set[str] = set()
+        self._claimed_again: set[str] = set()  # claimed while being processed here
 
     async def run(self) -> None:
         """Claim and process workflow tasks until cancelled."""
@@ -67,7 +68,11 @@ class WorkflowWorker:
                     )
                 for run_id in claimed:
                     if run_id in self.processing:
-                        continue  # our own lease lapsed mid-task and we re-claimed it
+                        # Our own lease lapsed mid-task, or a fast-path step is being
+                        # committed: the task is leased to us now, so it is processed
+                        # again when that ends (not left until the lease runs out).
+                        self._claimed_again.add(run_id)
+                        continue
                     self.processing.add(run_id)
                     slot = object()
                     await self._limit.acquire_on_behalf_of(slot)
@@ -234,6 +239,11 @@ class WorkflowWorker:
             self._release(step.run_id, pending.slot)
 
     def _release(self, run_id: str, slot: object) -> None:
+        if run_id in self._claimed_again:
+            self._claimed_again.discard(run_id)
+            if not self._engine.draining:
+                self._engine.spawn(self._process_and_release, run_id, slot)  # same slot, still processing
+                return
         self.processing.discard(run_id)
         self._limit.release_on_behalf_of(slot)
         if self._limit.available_tokens == 1:
