@@ -10,11 +10,13 @@ from pathlib import Path
 
 import anyio
 import pytest
+import sqlalchemy as sa
 
 import retold
 from tests.scaleout._app import read_logs
 from tests.scaleout._procs import ROOT
 from tests.scaleout.conftest import Spawn
+from tests.stores.test_postgres import listeners
 
 pytestmark = pytest.mark.anyio
 
@@ -50,21 +52,29 @@ async def test_timers_and_signals_cross_processes(postgres_url: str, tmp_path: P
     worker = spawn("tests.scaleout._app", postgres_url, "--poll-interval", "30")
     try:
         worker.wait_ready()
-        async with client(postgres_url) as engine:
-            run = await engine.start("timer_and_signal", 0.5)
-            started = time.monotonic()
+        admin = sa.create_engine(postgres_url)
+        try:
+            async with client(postgres_url) as engine:
+                # Both listen before the start: a NOTIFY sent earlier would wait for a poll.
+                with anyio.fail_after(20):
+                    while len(listeners(admin, postgres_url)) < 2:
+                        await anyio.sleep(0.05)
+                run = await engine.start("timer_and_signal", 0.5)
+                started = time.monotonic()
 
-            async def fired() -> bool:
-                return "TimerFired" in [e.type for e in await run.history()]
+                async def fired() -> bool:
+                    return "TimerFired" in [e.type for e in await run.history()]
 
-            with anyio.fail_after(20):
-                while not await fired():
-                    await anyio.sleep(0.05)
-            await run.signal("go", "a signal")
-            assert await run.result(timeout=20) == "woke and got a signal"
-            # A poll interval of 30 s: the start, the signal and the result travelled by NOTIFY
-            # (bounded at half of it, for a loaded machine).
-            assert time.monotonic() - started < 15
+                with anyio.fail_after(20):
+                    while not await fired():
+                        await anyio.sleep(0.05)
+                await run.signal("go", "a signal")
+                assert await run.result(timeout=20) == "woke and got a signal"
+                # A poll interval of 30 s: the start, the signal and the result travelled by NOTIFY
+                # (bounded at half of it, for a loaded machine).
+                assert time.monotonic() - started < 15
+        finally:
+            admin.dispose()
     finally:
         worker.kill()
 

@@ -98,22 +98,40 @@ async def test_other_applications_tables_may_share_the_database(postgres_url: st
     await refused.close()
 
 
+def listeners(admin: sa.Engine, postgres_url: str) -> list[int]:
+    """The server processes of the engines listening on this test schema's channel."""
+    schema = postgres_url.rsplit("search_path%3D", 1)[-1]
+    with admin.connect() as conn:
+        return list(conn.execute(sa.text(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'retold-listener' "
+            "AND query = :q"), {"q": f'LISTEN "retold.{schema}"'}).scalars())
+
+
 async def test_notify_wakes_other_engines_long_before_they_poll(
     make_engine: EngineFactory, postgres_url: str
 ) -> None:
     from tests.stores.test_engine_on_every_store import child, double, everything
 
+    admin = sa.create_engine(postgres_url)
     slow = {"url": postgres_url, "poll_interval": 60.0}
-    async with make_engine(run_workers=False, **slow) as client, \
-            make_engine([everything, child], [double], **slow):
-        run = await client.start("everything", 3, id="notified")
-        started = time.monotonic()
-        with anyio.fail_after(20):
-            while (await run.describe()).event_count < 6:  # activity done, timer started and fired
-                await anyio.sleep(0.05)
-        await run.signal("extra", 1)
-        assert await run.result(timeout=20) == [6, 1, 12]
-        assert time.monotonic() - started < 20  # one poll would have taken 60 s
+    try:
+        async with make_engine(run_workers=False, **slow) as client, \
+                make_engine([everything, child], [double], **slow):
+            # An engine listens a moment after it opens (its own connection, in a thread):
+            # a NOTIFY sent before then is for its next poll, which this test would wait for.
+            with anyio.fail_after(20):
+                while len(listeners(admin, postgres_url)) < 2:
+                    await anyio.sleep(0.05)
+            run = await client.start("everything", 3, id="notified")
+            started = time.monotonic()
+            with anyio.fail_after(20):
+                while (await run.describe()).event_count < 6:  # activity done, timer started and fired
+                    await anyio.sleep(0.05)
+            await run.signal("extra", 1)
+            assert await run.result(timeout=20) == [6, 1, 12]
+            assert time.monotonic() - started < 20  # one poll would have taken 60 s
+    finally:
+        admin.dispose()
 
 
 async def test_a_lost_listener_only_delays_work_by_the_poll_interval(
@@ -127,22 +145,14 @@ async def test_a_lost_listener_only_delays_work_by_the_poll_interval(
     monkeypatch.setattr(_engine, "_LISTEN_RETRY", 6.0)
 
     admin = sa.create_engine(postgres_url)
-    schema = postgres_url.rsplit("search_path%3D", 1)[-1]
-
-    def listeners() -> list[int]:
-        with admin.connect() as conn:
-            return list(conn.execute(sa.text(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = 'retold-listener' "
-                "AND query = :q"), {"q": f'LISTEN "retold.{schema}"'}).scalars())
-
     try:
         async with make_engine(run_workers=False, url=postgres_url, poll_interval=30.0) as client, \
                 make_engine([everything, child], [double], url=postgres_url, poll_interval=0.3):
             with anyio.fail_after(10):
-                while len(listeners()) < 2:
+                while len(listeners(admin, postgres_url)) < 2:
                     await anyio.sleep(0.05)
             with admin.connect() as conn:
-                for pid in listeners():
+                for pid in listeners(admin, postgres_url):
                     conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
             run = await client.start("everything", 1, id="polled")
             started = time.monotonic()
@@ -151,7 +161,7 @@ async def test_a_lost_listener_only_delays_work_by_the_poll_interval(
                     await anyio.sleep(0.02)
             assert time.monotonic() - started < 5
             with anyio.fail_after(20):  # and they come back
-                while len(listeners()) < 2:
+                while len(listeners(admin, postgres_url)) < 2:
                     await anyio.sleep(0.1)
             await run.cancel()
     finally:
