@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 import anyio
 
-from .errors import ApplicationError, WorkflowCancelledError, WorkflowFailedError
+from .errors import WorkflowCancelledError, WorkflowFailedError, exception_from_failure
 from .history.export import History
 
 if TYPE_CHECKING:
@@ -117,14 +117,16 @@ class RunHandle(Generic[R]):
             assert record.result is not None
             value: R = self._engine.codec.decode(record.result, self._result_type)
             return value
-        failure = record.failure or {}
-        cause = ApplicationError(
-            failure.get("message", ""), type=failure.get("type"), details=failure.get("details", "")
-        )
+        failure = record.failure or {"message": ""}
+        cause = exception_from_failure(failure)
         if record.status == "cancelled":
             raise WorkflowCancelledError(record.run_id, f"run {record.run_id} was cancelled") from cause
+        root: BaseException = cause
+        while root.__cause__ is not None:
+            root = root.__cause__
+        shown = f"{cause}" if str(root) in str(cause) else f"{cause} (caused by {root})"
         raise WorkflowFailedError(
-            record.run_id, f"run {record.run_id} of {record.workflow!r} failed: {cause}"
+            record.run_id, f"run {record.run_id} of {record.workflow!r} failed: {shown}"
         ) from cause
 
     async def signal(self, name: str, value: Any = None) -> None:

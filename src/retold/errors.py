@@ -30,6 +30,7 @@ carry a remote failure (type name, message, traceback) across processes.
 
 from __future__ import annotations
 
+import traceback
 from typing import Any, final
 
 __all__ = [
@@ -59,6 +60,12 @@ __all__ = [
 
 class RetoldError(Exception):
     """Root of every exception retold raises."""
+
+    @property
+    def cause(self) -> BaseException | None:
+        """The failure this one wraps (``__cause__``): for a failed run, the
+        workflow's own error; for an :class:`ActivityError`, the activity's."""
+        return self.__cause__
 
 
 @final
@@ -269,7 +276,9 @@ def _rebuild_application_error(
 class ActivityError(RetoldError):
     """An activity failed (or timed out) after its retry policy gave up.
 
-    The original failure is ``__cause__`` (an ``ApplicationError``).
+    The original failure is :attr:`cause` (an ``ApplicationError`` whose
+    ``type`` and ``message`` are the activity's exception's); the message
+    ends with it: ``activity 'charge' (event 2) failed: ValueError: declined``.
 
     Attributes:
         activity: the activity's registered name.
@@ -277,33 +286,52 @@ class ActivityError(RetoldError):
         timed_out: whether it ended by a timeout rather than an error.
     """
 
-    def __init__(self, activity: str, seq: int, *, timed_out: bool = False) -> None:
+    def __init__(
+        self, activity: str, seq: int, *, timed_out: bool = False, cause: BaseException | None = None
+    ) -> None:
         self.activity = activity
         self.seq = seq
         self.timed_out = timed_out
         how = "timed out" if timed_out else "failed"
-        super().__init__(f"activity {activity!r} (event {seq}) {how}")
+        root = f": {cause}" if cause is not None else ""
+        super().__init__(f"activity {activity!r} (event {seq}) {how}{root}")
+        if cause is not None:
+            self.__cause__ = cause
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_activity_error, (self.activity, self.seq, self.timed_out))
+        return (_rebuild_activity_error, (self.activity, self.seq, self.timed_out, self.__cause__))
 
 
-def _rebuild_activity_error(activity: str, seq: int, timed_out: bool) -> ActivityError:
-    return ActivityError(activity, seq, timed_out=timed_out)
+def _rebuild_activity_error(
+    activity: str, seq: int, timed_out: bool, cause: BaseException | None = None
+) -> ActivityError:
+    return ActivityError(activity, seq, timed_out=timed_out, cause=cause)
 
 
 @final
 class ChildWorkflowError(RetoldError):
-    """A child workflow failed or was cancelled; the cause is chained."""
+    """A child workflow failed or was cancelled; its failure is :attr:`cause`
+    and ends the message."""
 
-    def __init__(self, workflow: str, workflow_id: str, status: str) -> None:
+    def __init__(
+        self, workflow: str, workflow_id: str, status: str, *, cause: BaseException | None = None
+    ) -> None:
         self.workflow = workflow
         self.workflow_id = workflow_id
         self.status = status
-        super().__init__(f"child workflow {workflow!r} ({workflow_id}) {status}")
+        root = f": {cause}" if cause is not None else ""
+        super().__init__(f"child workflow {workflow!r} ({workflow_id}) {status}{root}")
+        if cause is not None:
+            self.__cause__ = cause
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.workflow, self.workflow_id, self.status))
+        return (_rebuild_child_error, (self.workflow, self.workflow_id, self.status, self.__cause__))
+
+
+def _rebuild_child_error(
+    workflow: str, workflow_id: str, status: str, cause: BaseException | None = None
+) -> ChildWorkflowError:
+    return ChildWorkflowError(workflow, workflow_id, status, cause=cause)
 
 
 class WorkflowFailedError(RetoldError):
@@ -320,3 +348,80 @@ class WorkflowFailedError(RetoldError):
 @final
 class WorkflowCancelledError(WorkflowFailedError):
     """The run was cancelled."""
+
+
+# -- failures as data: what the history records, and back ---------------------------
+
+_CAUSE_DEPTH = 8
+
+
+def failure_from_exception(exc: BaseException, *, non_retryable: bool = False) -> dict[str, Any]:
+    """Describe an exception as JSON-ready failure data, its cause chain included.
+
+    ``type`` is the qualified class name (an ``ApplicationError``'s own
+    ``type``), ``cause`` the same data for ``__cause__`` (if any);
+    :class:`ActivityError` and :class:`ChildWorkflowError` keep their fields
+    so that :func:`exception_from_failure` rebuilds them.
+    """
+    return _failure(exc, non_retryable, _CAUSE_DEPTH, 8000)
+
+
+def _failure(exc: BaseException, non_retryable: bool, depth: int, room: int) -> dict[str, Any]:
+    if isinstance(exc, ApplicationError):
+        type_name = exc.type
+        message = exc.message
+        non_retryable = non_retryable or exc.non_retryable
+        details = exc.details or "".join(traceback.format_exception(exc))
+    else:
+        cls = type(exc)
+        module = cls.__module__
+        type_name = cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+        message = str(exc)
+        details = "".join(traceback.format_exception(exc))
+    failure: dict[str, Any] = {
+        "type": type_name,
+        "message": message,
+        "details": details[-room:],
+        "non_retryable": non_retryable,
+    }
+    if isinstance(exc, ActivityError):
+        failure["activity"] = {"name": exc.activity, "seq": exc.seq, "timed_out": exc.timed_out}
+    elif isinstance(exc, ChildWorkflowError):
+        failure["child"] = {"workflow": exc.workflow, "workflow_id": exc.workflow_id, "status": exc.status}
+    cause = exc.__cause__
+    if cause is not None and depth > 0:
+        failure["cause"] = _failure(cause, False, depth - 1, 2000)
+    return failure
+
+
+def exception_from_failure(failure: dict[str, Any]) -> RetoldError:
+    """Rebuild recorded failure data (see :func:`failure_from_exception`).
+
+    An activity's or child's failure comes back as :class:`ActivityError` or
+    :class:`ChildWorkflowError`, anything else as an :class:`ApplicationError`
+    carrying the original type name and message; causes are chained.
+    """
+    data = failure.get("cause")
+    cause = exception_from_failure(data) if isinstance(data, dict) else None
+    activity = failure.get("activity")
+    child = failure.get("child")
+    error: RetoldError
+    if isinstance(activity, dict):
+        error = ActivityError(
+            str(activity.get("name")), int(activity.get("seq", 0)),
+            timed_out=bool(activity.get("timed_out")), cause=cause,
+        )
+    elif isinstance(child, dict):
+        error = ChildWorkflowError(
+            str(child.get("workflow")), str(child.get("workflow_id")), str(child.get("status")), cause=cause
+        )
+    else:
+        error = ApplicationError(
+            failure.get("message", ""),
+            type=failure.get("type"),
+            non_retryable=bool(failure.get("non_retryable")),
+            details=failure.get("details", ""),
+        )
+        if cause is not None:
+            error.__cause__ = cause
+    return error

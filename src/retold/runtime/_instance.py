@@ -18,7 +18,6 @@ import asyncio
 import collections
 import contextlib
 import random
-import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -36,6 +35,8 @@ from ..errors import (
     QueryError,
     RetoldError,
     WorkflowSandboxError,
+    exception_from_failure,
+    failure_from_exception,
 )
 from ..history import events as ev
 from ..history.codec import Codec
@@ -45,37 +46,6 @@ from ._loop import DurableTimerHandle, WorkflowLoop
 __all__ = ["WorkflowInstance", "failure_from_exception", "exception_from_failure"]
 
 _FATAL = (NondeterminismError, WorkflowSandboxError)
-
-
-def failure_from_exception(exc: BaseException, *, non_retryable: bool = False) -> dict[str, Any]:
-    """Describe an exception as JSON-ready failure data."""
-    if isinstance(exc, ApplicationError):
-        type_name = exc.type
-        message = exc.message
-        non_retryable = non_retryable or exc.non_retryable
-    else:
-        cls = type(exc)
-        module = cls.__module__
-        type_name = cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
-        message = str(exc)
-    details = "".join(traceback.format_exception(exc))[-8000:]
-    failure: dict[str, Any] = {
-        "type": type_name,
-        "message": message,
-        "details": details,
-        "non_retryable": non_retryable,
-    }
-    return failure
-
-
-def exception_from_failure(failure: dict[str, Any]) -> ApplicationError:
-    """Rebuild a recorded failure as an :class:`ApplicationError`."""
-    return ApplicationError(
-        failure.get("message", ""),
-        type=failure.get("type"),
-        non_retryable=bool(failure.get("non_retryable")),
-        details=failure.get("details", ""),
-    )
 
 
 def _matches(recorded: ev.Event, cls: type[ev.Event], fields: dict[str, Any]) -> bool:
@@ -287,13 +257,14 @@ class WorkflowInstance:
                 if entry is not None and not entry[0].done():
                     fut, activity = entry
                     timed_out = isinstance(event, ev.ActivityTimedOut)
-                    error = ActivityError(activity.name, event.scheduled, timed_out=timed_out)
+                    cause: BaseException
                     if isinstance(event, ev.ActivityTimedOut):
                         cause = ApplicationError(f"{event.kind} timeout", type="TimeoutError")
                     else:
                         cause = exception_from_failure(event.failure)
-                    error.__cause__ = cause
-                    fut.set_exception(error)
+                    fut.set_exception(
+                        ActivityError(activity.name, event.scheduled, timed_out=timed_out, cause=cause)
+                    )
             case ev.TimerFired():
                 handle = self._take(self._timers, event.started, event)
                 if handle is not None:
@@ -319,9 +290,9 @@ class WorkflowInstance:
                 child = self._take(self._children, event.started, event)
                 if child is not None and not child[0].done():
                     status = "was cancelled" if event.cancelled else "failed"
-                    child_error = ChildWorkflowError(child[1].name, child[2], status)
-                    child_error.__cause__ = exception_from_failure(event.failure)
-                    child[0].set_exception(child_error)
+                    child[0].set_exception(ChildWorkflowError(
+                        child[1].name, child[2], status, cause=exception_from_failure(event.failure)
+                    ))
             case ev.CancelRequested():
                 if self._main is not None and not self._main.done():
                     self._main.cancel(event.reason or None)
