@@ -50,7 +50,7 @@ async def test_rejected_starts_write_nothing(make_engine: EngineFactory, tmp_pat
             await engine.start(order, "o-1", "five")  # type: ignore[call-arg, misc]
         with pytest.raises(retold.PayloadError, match="cannot encode"):
             await engine.start(quick, object())
-        with pytest.raises(retold.NotRegisteredError):
+        with pytest.raises(retold.ConfigurationError, match="needs a workflow, got 'print', which is not one"):
             await engine.start(print)  # type: ignore[call-overload]
         assert count_rows(tmp_path / "retold.db") == before
         assert await engine.list_runs() == []

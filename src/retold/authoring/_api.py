@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import sys
 import uuid as _uuid
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any, Generic, NoReturn, TypeVar, TypeVarTuple, final, overload
 
+from ..errors import ConfigurationError, RetoldError
 from ._decorators import Activity, Workflow
-from ._options import RetryPolicy
-from ._runtime import ContinueAsNew, WorkflowInfo, current
+from ._options import ActivityOptions, RetryPolicy, duration, seconds
+from ._runtime import ContinueAsNew, WorkflowInfo, WorkflowRuntime, current
 
 __all__ = [
     "ChildHandle",
@@ -35,23 +38,44 @@ Ts = TypeVarTuple("Ts")
 
 
 def _seconds(value: timedelta | float | None, what: str) -> float | None:
-    if value is None:
-        return None
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if seconds < 0:
-        raise ValueError(f"{what} must not be negative, got {seconds}")
-    return seconds
+    """Seconds of a duration given as a timedelta or a number (ConfigurationError otherwise)."""
+    return seconds(duration(value, what))
 
 
-async def execute(
+def _tracked(call: str, runtime: WorkflowRuntime, coro: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
+    """Hand ``coro`` back, remembered so that a forgotten ``await`` fails the workflow task."""
+    runtime.track_call(coro, call, _caller_of_caller())
+    return coro
+
+
+def _caller_of_caller() -> str:
+    """``file:line`` of the workflow code that called the retold function calling this."""
+    frame = sys._getframe(3)
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def _refuse_awaitables(runtime: WorkflowRuntime, call: str, args: tuple[Any, ...]) -> None:
+    for i, value in enumerate(args):
+        if inspect.isawaitable(value):
+            if inspect.iscoroutine(value):
+                value.close()
+            error = RetoldError(
+                f"{call} at {_caller_of_caller()}: argument {i + 1} is an awaitable "
+                f"({type(value).__name__}), not a value: add `await` where it is made"
+            )
+            runtime.fail_task(error)
+            raise error
+
+
+def execute(
     activity: Activity[*Ts, R],
     *args: *Ts,
     retry: RetryPolicy | None = None,
-    start_to_close: timedelta | None = None,
-    schedule_to_close: timedelta | None = None,
-    heartbeat_timeout: timedelta | None = None,
+    start_to_close: timedelta | float | None = None,
+    schedule_to_close: timedelta | float | None = None,
+    heartbeat_timeout: timedelta | float | None = None,
     task_queue: str | None = None,
-) -> R:
+) -> Coroutine[Any, Any, R]:
     """Run an activity and return its result, recorded in the history.
 
     Keyword options override the ones given to ``@retold.activity`` for
@@ -61,6 +85,14 @@ async def execute(
         ActivityError: the activity failed or timed out after its retries;
             the failure is the ``__cause__``.
     """
+    if not isinstance(activity, Activity):
+        name = getattr(activity, "__qualname__", None) or repr(activity)
+        raise ConfigurationError(
+            f"retold.execute() needs an activity, got {name!r}, which is not one: "
+            f"decorate it with @retold.activity and pass it to Engine(activities=[...])"
+        )
+    runtime = current("execute")
+    _refuse_awaitables(runtime, "retold.execute()", tuple(args))
     options = activity.options.merge(
         retry=retry,
         start_to_close=start_to_close,
@@ -68,7 +100,13 @@ async def execute(
         heartbeat_timeout=heartbeat_timeout,
         task_queue=task_queue,
     )
-    result: R = await current("execute").execute_activity(activity, tuple(args), options)
+    return _tracked("retold.execute()", runtime, _execute(runtime, activity, tuple(args), options))
+
+
+async def _execute(
+    runtime: WorkflowRuntime, activity: Activity[*Ts, R], args: tuple[Any, ...], options: ActivityOptions
+) -> R:
+    result: R = await runtime.execute_activity(activity, args, options)
     return result
 
 
@@ -102,38 +140,58 @@ def start_child(
         *args: its arguments.
         id: its workflow id; by default derived from this run's id.
     """
-    workflow_id, future = current("start_child").start_child(workflow, tuple(args), id)
+    _check_workflow("retold.start_child()", workflow)
+    runtime = current("start_child")
+    _refuse_awaitables(runtime, "retold.start_child()", tuple(args))
+    workflow_id, future = runtime.start_child(workflow, tuple(args), id)
     return ChildHandle(workflow_id, future)
 
 
-async def execute_child(
+def _check_workflow(call: str, workflow: object) -> None:
+    if not isinstance(workflow, Workflow):
+        name = getattr(workflow, "__qualname__", None) or repr(workflow)
+        raise ConfigurationError(
+            f"{call} needs a workflow, got {name!r}, which is not one: "
+            f"decorate it with @retold.workflow and pass it to Engine(workflows=[...])"
+        )
+
+
+def execute_child(
     workflow: Workflow[*Ts, R], *args: *Ts, id: str | None = None  # noqa: A002 - the public name
-) -> R:
+) -> Coroutine[Any, Any, R]:
     """Start a child workflow and wait for its result."""
-    handle: ChildHandle[R] = start_child(workflow, *args, id=id)
+    _check_workflow("retold.execute_child()", workflow)
+    runtime = current("execute_child")
+    return _tracked("retold.execute_child()", runtime, _execute_child(workflow, tuple(args), id))
+
+
+async def _execute_child(workflow: Workflow[*Ts, R], args: tuple[Any, ...], workflow_id: str | None) -> R:
+    handle: ChildHandle[R] = start_child(workflow, *args, id=workflow_id)
     return await handle.result()
 
 
-async def sleep(duration: timedelta | float) -> None:
+def sleep(duration: timedelta | float) -> Coroutine[Any, Any, None]:
     """Sleep durably: the timer survives crashes and restarts.
 
     ``await asyncio.sleep(seconds)`` in workflow code does the same.
+    ``duration`` is a timedelta or a number of seconds.
     """
     seconds = _seconds(duration, "sleep duration")
-    await asyncio.sleep(seconds or 0)
+    runtime = current("sleep")
+    return _tracked("retold.sleep()", runtime, asyncio.sleep(seconds or 0))
 
 
 @overload
-async def wait_signal(
+def wait_signal(
     name: str, *, timeout: timedelta | float | None = None
-) -> Any: ...
+) -> Coroutine[Any, Any, Any]: ...
 @overload
-async def wait_signal(
+def wait_signal(
     name: str, type: type[T], *, timeout: timedelta | float | None = None
-) -> T | None: ...
-async def wait_signal(
+) -> Coroutine[Any, Any, T | None]: ...
+def wait_signal(
     name: str, type: Any = Any, *, timeout: timedelta | float | None = None  # noqa: A002
-) -> Any:
+) -> Coroutine[Any, Any, Any]:
     """Wait for the next signal called ``name`` and return its value.
 
     Signals that arrive before anyone waits are buffered in arrival order.
@@ -144,7 +202,12 @@ async def wait_signal(
         timeout: give up after this long (a durable timer) and return None.
     """
     seconds = _seconds(timeout, "wait_signal timeout")
-    return await current("wait_signal").wait_signal(name, type, seconds)
+    runtime = current("wait_signal")
+    return _tracked("retold.wait_signal()", runtime, _wait_signal(runtime, name, type, seconds))
+
+
+async def _wait_signal(runtime: WorkflowRuntime, name: str, type_: Any, seconds: float | None) -> Any:
+    return await runtime.wait_signal(name, type_, seconds)
 
 
 def set_query_handler(name: str, handler: Callable[..., Any] | None) -> None:

@@ -241,9 +241,9 @@ def activity(
     *,
     name: str | None = None,
     retry: RetryPolicy | None = None,
-    start_to_close: timedelta | None = None,
-    schedule_to_close: timedelta | None = None,
-    heartbeat_timeout: timedelta | None = None,
+    start_to_close: timedelta | float | None = None,
+    schedule_to_close: timedelta | float | None = None,
+    heartbeat_timeout: timedelta | float | None = None,
     task_queue: str = "default",
 ) -> _ActivityDecorator: ...
 def activity(
@@ -252,9 +252,9 @@ def activity(
     *,
     name: str | None = None,
     retry: RetryPolicy | None = None,
-    start_to_close: timedelta | None = None,
-    schedule_to_close: timedelta | None = None,
-    heartbeat_timeout: timedelta | None = None,
+    start_to_close: timedelta | float | None = None,
+    schedule_to_close: timedelta | float | None = None,
+    heartbeat_timeout: timedelta | float | None = None,
     task_queue: str = "default",
 ) -> Any:
     """Mark a function as an activity: work with side effects, run at least once.

@@ -5,23 +5,45 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, final
 
 from ..errors import ConfigurationError
 
-__all__ = ["ActivityOptions", "RetryPolicy"]
+__all__ = ["ActivityOptions", "RetryPolicy", "duration", "seconds"]
+
+
+def duration(value: object, what: str) -> timedelta | None:
+    """``value`` as a timedelta: a timedelta, or a number of seconds (as ``retold.sleep`` takes).
+
+    Raises:
+        ConfigurationError: anything else, or a negative duration.
+    """
+    if value is None or isinstance(value, timedelta):
+        result = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        result = timedelta(seconds=value)
+    else:
+        raise ConfigurationError(
+            f"{what} must be a timedelta or a number of seconds, got {type(value).__name__} {value!r:.40}"
+        )
+    if result is not None and result < timedelta(0):
+        raise ConfigurationError(f"{what} must not be negative, got {value!r:.40}")
+    return result
 
 
 @final
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class RetryPolicy:
     """How an activity is retried after a failed attempt.
 
     The delay before attempt ``n + 1`` is
     ``min(initial_interval * backoff_coefficient ** (n - 1), maximum_interval)``,
     with up to ``jitter`` of it (a fraction) added or taken away at random.
+
+    Durations are ``timedelta`` objects or numbers of seconds
+    (``RetryPolicy(initial_interval=0.01)``); they are stored as timedelta.
 
     Attributes:
         initial_interval: delay before the first retry.
@@ -33,16 +55,37 @@ class RetryPolicy:
         jitter: fraction of random spread applied to each delay, 0 to 1.
     """
 
-    initial_interval: timedelta = timedelta(seconds=1)
-    backoff_coefficient: float = 2.0
-    maximum_interval: timedelta | None = None
-    max_attempts: int = 0
-    non_retryable_error_types: Sequence[str] = ()
-    jitter: float = 0.2
+    initial_interval: timedelta
+    backoff_coefficient: float
+    maximum_interval: timedelta | None
+    max_attempts: int
+    non_retryable_error_types: Sequence[str]
+    jitter: float
 
-    def __post_init__(self) -> None:
-        if self.initial_interval < timedelta(0):
-            raise ConfigurationError("RetryPolicy.initial_interval must not be negative")
+    def __init__(
+        self,
+        initial_interval: timedelta | float = timedelta(seconds=1),
+        backoff_coefficient: float = 2.0,
+        maximum_interval: timedelta | float | None = None,
+        max_attempts: int = 0,
+        non_retryable_error_types: Sequence[str] = (),
+        jitter: float = 0.2,
+    ) -> None:
+        initial = duration(initial_interval, "RetryPolicy.initial_interval")
+        if initial is None:
+            raise ConfigurationError(
+                "RetryPolicy.initial_interval must be a timedelta or a number of seconds, got None"
+            )
+        set_ = object.__setattr__
+        set_(self, "initial_interval", initial)
+        set_(self, "backoff_coefficient", backoff_coefficient)
+        set_(self, "maximum_interval", duration(maximum_interval, "RetryPolicy.maximum_interval"))
+        set_(self, "max_attempts", max_attempts)
+        set_(self, "non_retryable_error_types", non_retryable_error_types)
+        set_(self, "jitter", jitter)
+        self._check()
+
+    def _check(self) -> None:
         if self.backoff_coefficient < 1:
             raise ConfigurationError("RetryPolicy.backoff_coefficient must be at least 1")
         if self.max_attempts < 0:
@@ -89,12 +132,9 @@ class RetryPolicy:
 
     def _full_json(self) -> dict[str, Any]:
         return {
-            "initial_interval": self.initial_interval.total_seconds(),
+            "initial_interval": seconds(self.initial_interval),
             "backoff_coefficient": self.backoff_coefficient,
-            "maximum_interval": (
-                None if self.maximum_interval is None
-                else self.maximum_interval.total_seconds()
-            ),
+            "maximum_interval": seconds(self.maximum_interval),
             "max_attempts": self.max_attempts,
             "non_retryable_error_types": list(self.non_retryable_error_types),
             "jitter": self.jitter,
@@ -115,14 +155,23 @@ class RetryPolicy:
         )
 
 
+def seconds(value: timedelta | float | None) -> float | None:
+    """Seconds of a duration that ``__post_init__`` made a timedelta (or None)."""
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
 DEFAULT_RETRY = RetryPolicy()
 _RETRY_DEFAULTS: dict[str, Any] = DEFAULT_RETRY._full_json()
 
 
 @final
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class ActivityOptions:
     """Options that govern how an activity runs.
+
+    Durations are ``timedelta`` objects or numbers of seconds.
 
     Attributes:
         retry: the retry policy.
@@ -133,17 +182,36 @@ class ActivityOptions:
         task_queue: the queue the activity task is routed to.
     """
 
-    retry: RetryPolicy = field(default=DEFAULT_RETRY)
-    start_to_close: timedelta | None = None
-    schedule_to_close: timedelta | None = None
-    heartbeat_timeout: timedelta | None = None
-    task_queue: str = "default"
+    retry: RetryPolicy
+    start_to_close: timedelta | None
+    schedule_to_close: timedelta | None
+    heartbeat_timeout: timedelta | None
+    task_queue: str
 
-    def __post_init__(self) -> None:
-        for name in ("start_to_close", "schedule_to_close", "heartbeat_timeout"):
-            value = getattr(self, name)
+    def __init__(
+        self,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        start_to_close: timedelta | float | None = None,
+        schedule_to_close: timedelta | float | None = None,
+        heartbeat_timeout: timedelta | float | None = None,
+        task_queue: str = "default",
+    ) -> None:
+        if not isinstance(retry, RetryPolicy):
+            raise ConfigurationError(
+                f"activity option retry must be a retold.RetryPolicy, got {type(retry).__name__}"
+            )
+        object.__setattr__(self, "retry", retry)
+        limits = {
+            "start_to_close": start_to_close,
+            "schedule_to_close": schedule_to_close,
+            "heartbeat_timeout": heartbeat_timeout,
+        }
+        for name, given in limits.items():
+            value = duration(given, f"activity option {name}")
             if value is not None and value <= timedelta(0):
                 raise ConfigurationError(f"activity option {name} must be positive")
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "task_queue", task_queue)
         if not self.task_queue:
             raise ConfigurationError("activity option task_queue must not be empty")
 
@@ -159,14 +227,11 @@ class ActivityOptions:
         return {key: value for key, value in self._full_json().items() if value != _OPTION_DEFAULTS[key]}
 
     def _full_json(self) -> dict[str, Any]:
-        def secs(value: timedelta | None) -> float | None:
-            return None if value is None else value.total_seconds()
-
         return {
             "retry": self.retry.to_json(),
-            "start_to_close": secs(self.start_to_close),
-            "schedule_to_close": secs(self.schedule_to_close),
-            "heartbeat_timeout": secs(self.heartbeat_timeout),
+            "start_to_close": seconds(self.start_to_close),
+            "schedule_to_close": seconds(self.schedule_to_close),
+            "heartbeat_timeout": seconds(self.heartbeat_timeout),
             "task_queue": self.task_queue,
         }
 

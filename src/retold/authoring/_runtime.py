@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, final
@@ -64,6 +64,8 @@ class WorkflowRuntime(Protocol):
     def set_query_handler(self, name: str, handler: Callable[..., Any] | None) -> None: ...
     def side_effect(self, fn: Callable[[], Any], type_: Any) -> Any: ...
     def patched(self, patch_id: str) -> bool: ...
+    def track_call(self, coro: Coroutine[Any, Any, Any], call: str, where: str) -> None: ...
+    def fail_task(self, error: BaseException) -> None: ...
 
 
 def current(call: str) -> WorkflowRuntime:

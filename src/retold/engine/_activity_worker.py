@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ..authoring._activity import ActivityInfo, _current
-from ..authoring._options import ActivityOptions
+from ..authoring._options import ActivityOptions, seconds
 from ..errors import ApplicationError, NotRegisteredError, StoreError
 from ..runtime._instance import failure_from_exception
 from ..stores._protocol import ActivityOutcome, ActivityTask
@@ -147,11 +147,11 @@ class ActivityWorker:
             args = [engine.codec.convert(v, tp) for v, tp in zip(raw, types, strict=True)]
         except Exception as exc:  # noqa: BLE001 - bad input fails the attempt for good
             return self._failed(task, options, exc, non_retryable=True)
-        start_to_close = options.start_to_close.total_seconds() if options.start_to_close else None
-        heartbeat = options.heartbeat_timeout.total_seconds() if options.heartbeat_timeout else None
+        start_to_close = seconds(options.start_to_close)
+        heartbeat = seconds(options.heartbeat_timeout)
         limit, limit_kind = start_to_close, "start_to_close"
         if options.schedule_to_close is not None:
-            left = task.scheduled_at + options.schedule_to_close.total_seconds() - engine.store.now()
+            left = task.scheduled_at + (seconds(options.schedule_to_close) or 0.0) - engine.store.now()
             if limit is None or left < limit:
                 limit, limit_kind = max(left, 0.0), "schedule_to_close"
         lease_scope = anyio.CancelScope()

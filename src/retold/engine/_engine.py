@@ -393,7 +393,12 @@ class Engine:
             workflow.types.check("workflow", name, tuple(args))
             result_type = workflow.types.return_type
         else:
-            raise NotRegisteredError("workflow", getattr(workflow, "__qualname__", repr(workflow)))
+            what = getattr(workflow, "__qualname__", None) or repr(workflow)
+            raise ConfigurationError(
+                f"engine.start() needs a workflow, got {what!r}, which is not one: decorate it with "
+                f"@retold.workflow (and pass it to Engine(workflows=[...])), or pass a workflow's "
+                f"registered name to start one hosted elsewhere"
+            )
         if id is not None and not id:
             raise RetoldError("a workflow id must not be empty")
         payload = self.codec.encode(list(args))

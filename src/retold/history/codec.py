@@ -2,7 +2,7 @@
 
 The default :class:`JsonCodec` writes JSON with orjson and, on the way back,
 rebuilds the annotated type with cattrs: dataclasses, attrs classes, enums,
-``datetime``/``date``, ``UUID``, ``Decimal``, tuples, sets, typed dicts and
+``datetime``/``date``, ``timedelta`` (as seconds), ``UUID``, ``Decimal``, tuples, sets, typed dicts and
 pydantic models (when pydantic is installed). :class:`PickleCodec`
 (cloudpickle) takes any Python object but must only ever read bytes this
 process family wrote; never use it on input that came from outside.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import decimal
 import pickle
 import uuid
+from datetime import timedelta
 from typing import Any, Protocol, final, runtime_checkable
 
 import cattrs
@@ -100,6 +101,20 @@ def _strict_hooks(converter: cattrs.Converter) -> None:
     converter.register_structure_hook(bool, to_bool)
 
 
+def _duration_hooks(converter: cattrs.Converter) -> None:
+    """``timedelta`` as a number of seconds, the form retold's own API takes."""
+
+    def to_timedelta(value: Any, _: Any) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return timedelta(seconds=value)
+        raise TypeError(f"expected a number of seconds, got {type(value).__name__} {value!r:.40}")
+
+    converter.register_unstructure_hook(timedelta, lambda value: value.total_seconds())
+    converter.register_structure_hook(timedelta, to_timedelta)
+
+
 @final
 class JsonCodec:
     """JSON with orjson; values decoded into their annotated types by cattrs."""
@@ -112,6 +127,7 @@ class JsonCodec:
         conv.register_structure_hook(uuid.UUID, lambda v, _: uuid.UUID(str(v)))
         conv.register_unstructure_hook(decimal.Decimal, str)
         conv.register_structure_hook(decimal.Decimal, lambda v, _: decimal.Decimal(str(v)))
+        _duration_hooks(conv)
         _strict_hooks(conv)
         _pydantic_hooks(conv)
         self._conv = conv

@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import inspect
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +45,16 @@ from . import _guard
 from ._loop import DurableTimerHandle, WorkflowLoop
 
 __all__ = ["WorkflowInstance", "failure_from_exception", "exception_from_failure"]
+
+
+def _never_started(coro: Coroutine[Any, Any, Any]) -> bool:
+    return inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
+
+
+def _close(value: Any) -> None:
+    close = getattr(value, "close", None)
+    if inspect.iscoroutine(value) and close is not None:
+        close()  # no "never awaited" warning on top of the error
 
 _FATAL = (NondeterminismError, WorkflowSandboxError)
 
@@ -138,6 +149,8 @@ class WorkflowInstance:
         self._patches: dict[str, bool] = {}
         self._main: asyncio.Task[Any] | None = None
         self._fatal: BaseException | None = None
+        # retold calls (execute, sleep, ...) made but not yet awaited: (coroutine, call, file:line)
+        self._calls: list[tuple[Coroutine[Any, Any, Any], str, str]] | None = None
         self._rng: random.Random | None = None  # 2.5 KiB of state: made on first use
         self._live = True
         self._next_input: ev.Event | None = None
@@ -202,14 +215,67 @@ class WorkflowInstance:
         violation = _guard.take_violation()
         if violation is not None and self._fatal is None:
             self._fatal = violation
+        if self._calls:
+            self._calls = [entry for entry in self._calls if _never_started(entry[0])]
         if self._main is not None and self._main.done() and not self.finished:
             self._finish(self._main)
+
+    # -- forgotten awaits ----------------------------------------------------------
+
+    def track_call(self, coro: Coroutine[Any, Any, Any], call: str, where: str) -> None:
+        """Remember a retold call's coroutine until it starts (see :meth:`_unawaited`)."""
+        if self._calls is None:
+            self._calls = []
+        self._calls.append((coro, call, where))
+
+    def fail_task(self, error: BaseException) -> None:
+        """Fail this workflow task (not the run): a bug in the code that a deploy fixes."""
+        if self._fatal is None:
+            self._fatal = error
+
+    def _where(self, value: Any) -> str:
+        """``retold.execute() at file:line``, or what else ``value`` is."""
+        for coro, call, where in self._calls or ():
+            if coro is value:
+                return f"{call} at {where}"
+        code = getattr(value, "cr_code", None)
+        if code is not None:
+            return f"coroutine {code.co_qualname}() (defined at {code.co_filename}:{code.co_firstlineno})"
+        return f"awaitable {type(value).__name__}"
+
+    def _unawaited(self, result: Any, what: str) -> RetoldError | None:
+        """The error for a run that ends with a coroutine as its result or a retold call
+        never awaited, or None."""
+        values = list(result) if isinstance(result, tuple | list) else [result]
+        for value in values:
+            if inspect.isawaitable(value):
+                _close(value)
+                return RetoldError(
+                    f"workflow {self.workflow.name!r} {what} {self._where(value)} instead of its "
+                    f"result: add `await` in front of the call"
+                )
+        for coro, call, where in self._calls or ():
+            if _never_started(coro):
+                coro.close()
+                return RetoldError(
+                    f"{call} at {where} was never awaited, so it never ran: add `await` in front of "
+                    f"it (or pass it to asyncio.gather / asyncio.create_task)"
+                )
+        return None
 
     def _finish(self, task: asyncio.Task[Any]) -> None:
         if task.cancelled():
             self._emit(ev.WorkflowCancelled)
         else:
             exc = task.exception()
+            forgotten = None
+            if exc is None:
+                forgotten = self._unawaited(task.result(), "returned")
+            elif isinstance(exc, ContinueAsNew):
+                forgotten = self._unawaited(exc.args_, "continued as new with")
+            if forgotten is not None:
+                self.fail_task(forgotten)
+                return
             if exc is None:
                 try:
                     result = self.codec.encode(task.result())
