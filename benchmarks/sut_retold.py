@@ -129,13 +129,13 @@ async def w1_throughput(job: Job) -> Figures:
     latencies: list[float] = []
     counter = SqlCounter.maybe(job)
     async with _engine(job) as engine:
-        await (await engine.start(three_steps, -1, id="warmup")).result()
+        await (await engine.start(three_steps.with_options(id="warmup"), -1)).result()
         if counter:
             counter.reset()
 
         async def one(i: int) -> None:
             t0 = time.perf_counter()
-            run = await engine.start(three_steps, i, id=f"wf-{i}")
+            run = await engine.start(three_steps.with_options(id=f"wf-{i}"), i)
             assert await run.result() == i + 2
             latencies.append(elapsed_since(t0))
 
@@ -158,7 +158,7 @@ async def w2_latency(job: Job) -> Figures:
     async with _engine(job) as engine:
         for i in range(-job.params["warmup"], n):
             t0 = time.perf_counter()
-            run = await engine.start(three_steps, i, id=f"wf-{i}")
+            run = await engine.start(three_steps.with_options(id=f"wf-{i}"), i)
             assert await run.result() == i + 2
             if i >= 0:
                 latencies.append(elapsed_since(t0))
@@ -170,11 +170,11 @@ async def w3_long_run(job: Job) -> Figures:
     n: int = job.params["steps"]
     counter = SqlCounter.maybe(job)
     async with _engine(job) as engine:
-        await (await engine.start(three_steps, -1, id="warmup")).result()
+        await (await engine.start(three_steps.with_options(id="warmup"), -1)).result()
         if counter:
             counter.reset()
         t0 = time.perf_counter()
-        run = await engine.start(long_run, n, id="long")
+        run = await engine.start(long_run.with_options(id="long"), n)
         assert await run.result() == n * (n - 1) // 2
         seconds = elapsed_since(t0)
     return {"seconds": seconds, "ms_per_step": 1000 * seconds / n, **(counter.per(n, "step") if counter else {})}
@@ -220,7 +220,7 @@ async def w4_build(job: Job) -> Figures:
     n: int = job.params["steps"]
     async with _engine(job) as engine:
         t0 = time.perf_counter()
-        run = await engine.start(long_then_wait, n, id=f"long-{n}")
+        run = await engine.start(long_then_wait.with_options(id=f"long-{n}"), n)
         # WorkflowStarted, n x (scheduled, completed), and the marker closing
         # the activation that only waits for the signal.
         while (await run.describe()).event_count < 2 * n + 2:
@@ -250,7 +250,7 @@ async def w5_run(job: Job) -> Figures:
     async with _engine(job) as engine:
         async with anyio.create_task_group() as tg:
             for i in range(job.params["workflows"]):
-                tg.start_soon(functools.partial(engine.start, slow_three, i, id=f"wf-{i}"))
+                tg.start_soon(functools.partial(engine.start, slow_three.with_options(id=f"wf-{i}"), i))
         _gate.set()
         Path(job.params["started"]).touch()
         progress(f"started {job.params['workflows']} workflows; waiting to be killed")
@@ -288,7 +288,7 @@ async def w6_memory(job: Job) -> Figures:
     figures: Figures = {}
     async with _engine(job) as engine:
         for i in range(20):  # warm up every code path, then measure from here
-            run = await engine.start(wait_for_go, id=f"warm-{i}")
+            run = await engine.start(wait_for_go.with_options(id=f"warm-{i}"))
             await run.signal("go", i)
             assert await run.result() == i
         gc.collect()
@@ -299,7 +299,7 @@ async def w6_memory(job: Job) -> Figures:
                 batch = min(count, started + 500)
                 async with anyio.create_task_group() as tg:
                     for i in range(started, batch):
-                        tg.start_soon(functools.partial(engine.start, wait_for_go, id=f"wait-{i}"))
+                        tg.start_soon(functools.partial(engine.start, wait_for_go.with_options(id=f"wait-{i}")))
                 started = batch
                 progress(f"{started}/{counts[-1]} runs waiting")
             while await anyio.to_thread.run_sync(pending_tasks):

@@ -143,7 +143,7 @@ def create(url: str) -> FastAPI:
     @app.post("/orders", status_code=201)
     async def place_order(order: OrderIn) -> OrderOut:
         """Start a shipment from the app's own route, with the Python API."""
-        run = await engine.start(shipment, order.id, order.items, id=f"order-{order.id}")
+        run = await engine.start(shipment.with_options(id=f"order-{order.id}"), order.id, order.items)
         return OrderOut(
             workflow_id=run.workflow_id,
             events=f"/retold/runs/{run.workflow_id}/events",

@@ -116,7 +116,7 @@ async def run_example(db: Path, confirm: bool) -> None:
         # A fresh workflow id on each run, so reusing --db starts a new run
         # instead of returning the one a previous invocation finished.
         workflow_id = f"onboarding-{uuid.uuid4().hex[:8]}"
-        run = await engine.start(onboard, "ada@example.com", 30.0 if confirm else 1.5, id=workflow_id)
+        run = await engine.start(onboard.with_options(id=workflow_id), "ada@example.com", 30.0 if confirm else 1.5)
         say("main", f"started workflow {run.workflow_id}")
 
         await wait_for_status(run, "waiting for email confirmation")

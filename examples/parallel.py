@@ -69,7 +69,7 @@ async def run_example(db: Path, shards: int) -> None:
     """Run one survey and print its report."""
     async with retold.Engine(f"sqlite:///{db}", workflows=[survey], activities=[measure]) as engine:
         started = time.monotonic()
-        run = await engine.start(survey, shards, id=f"survey-{uuid.uuid4().hex[:8]}")
+        run = await engine.start(survey.with_options(id=f"survey-{uuid.uuid4().hex[:8]}"), shards)
         say("main", f"started workflow {run.workflow_id} with {shards} shards")
         report = await run.result(timeout=60)
         elapsed = time.monotonic() - started

@@ -134,7 +134,7 @@ async def cancel_car(ref: str) -> str:
 @retold.workflow
 async def book_trip(trip: Trip) -> Itinerary:
     """Book all three or none: on failure, undo what was booked in reverse order."""
-    undo: list[tuple[retold.Activity[str, str], str]] = []
+    undo: list[tuple[retold.Activity[[str], str], str]] = []
     try:
         flight = await retold.execute(book_flight, trip)
         undo.append((cancel_flight, flight))
@@ -158,7 +158,7 @@ async def run_example(db: Path, fail_at: str | None) -> None:
     """Run one booking saga and report how it ended."""
     async with retold.Engine(f"sqlite:///{db}", workflows=[book_trip], activities=ACTIVITIES) as engine:
         trip = Trip(traveller="Ada", destination="Lisbon", fail_at=fail_at)
-        run = await engine.start(book_trip, trip, id=f"trip-{uuid.uuid4().hex[:8]}")
+        run = await engine.start(book_trip.with_options(id=f"trip-{uuid.uuid4().hex[:8]}"), trip)
         say("main", f"started workflow {run.workflow_id} (failing step: {fail_at or 'none'})")
         try:
             itinerary = await run.result(timeout=60)

@@ -76,7 +76,9 @@ async def main(url: str, logs: Path) -> None:
         say(f"[app] started workers {[w.pid for w in workers]}")
         for i, worker in enumerate(workers):
             await wait_ready(worker, logs / f"worker-{i}.log")
-        runs = [await web_app.start(fulfil_order, f"order-{i}", 500 + i, id=f"order-{i}") for i in range(6)]
+        runs = [
+            await web_app.start(fulfil_order.with_options(id=f"order-{i}"), f"order-{i}", 500 + i) for i in range(6)
+        ]
         for run in runs:
             reserved_by, charged_by = await run.result(timeout=60)
             say(f"[app] {run.workflow_id}: reserved by worker {reserved_by}, charged by worker {charged_by}")

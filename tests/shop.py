@@ -61,5 +61,5 @@ async def fails() -> str:
     raise ValueError("boom")
 
 
-WORKFLOWS: list[retold.Workflow[*tuple[Any, ...], Any]] = [greet, order, ticker, fails]
-ACTIVITIES: list[retold.Activity[*tuple[Any, ...], Any]] = [reserve, email]
+WORKFLOWS: list[retold.Workflow[..., Any]] = [greet, order, ticker, fails]
+ACTIVITIES: list[retold.Activity[..., Any]] = [reserve, email]

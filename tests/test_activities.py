@@ -46,7 +46,7 @@ async def call_flaky(tag: str, failures: int) -> str:
 async def test_retries_until_success_with_one_idempotency_key(make_engine: EngineFactory) -> None:
     keys.clear()
     async with make_engine([call_flaky], [flaky]) as engine:
-        run = await engine.start(call_flaky, "t1", 2, id="retry-wf")
+        run = await engine.start(call_flaky.with_options(id="retry-wf"), "t1", 2)
         assert await run.result(timeout=10) == "t1 ok on attempt 3"
         history = await run.history()
     assert attempts["t1"] == 3
@@ -60,8 +60,8 @@ async def test_retries_until_success_with_one_idempotency_key(make_engine: Engin
 @retold.workflow
 async def call_flaky_limited(tag: str, failures: int) -> str:
     try:
-        return await retold.execute(flaky, tag, failures, retry=retold.RetryPolicy(
-            max_attempts=2, initial_interval=timedelta(milliseconds=10)))
+        return await retold.execute(flaky.with_options(retry=retold.RetryPolicy(
+            max_attempts=2, initial_interval=timedelta(milliseconds=10))), tag, failures)
     except retold.ActivityError as err:
         cause = err.__cause__
         assert isinstance(cause, retold.ApplicationError)

@@ -43,15 +43,15 @@ async def test_rejected_starts_write_nothing(make_engine: EngineFactory, tmp_pat
         with pytest.raises(retold.NotRegisteredError, match="workflow 'unregistered' is not registered"):
             await engine.start(unregistered)
         with pytest.raises(retold.InvalidArgumentsError, match="missing a required argument: 'cents'"):
-            await engine.start(order, "o-1")  # type: ignore[misc]
+            await engine.start(order, "o-1")  # type: ignore[call-arg]
         with pytest.raises(retold.InvalidArgumentsError, match="too many positional arguments"):
-            await engine.start(order, "o-1", 5, 6)  # type: ignore[call-arg, misc]
+            await engine.start(order, "o-1", 5, 6)  # type: ignore[call-arg]
         with pytest.raises(retold.InvalidArgumentsError, match="argument 2 should be int, got str"):
-            await engine.start(order, "o-1", "five")  # type: ignore[call-arg, misc]
+            await engine.start(order, "o-1", "five")  # type: ignore[arg-type]
         with pytest.raises(retold.PayloadError, match="cannot encode"):
             await engine.start(quick, object())
         with pytest.raises(retold.ConfigurationError, match="needs a workflow, got 'print', which is not one"):
-            await engine.start(print)  # type: ignore[call-overload]
+            await engine.start(print)  # type: ignore[arg-type]
         assert count_rows(tmp_path / "retold.db") == before
         assert await engine.list_runs() == []
 
@@ -123,7 +123,7 @@ async def test_unsupported_urls_and_options() -> None:
     with pytest.raises(retold.ConfigurationError, match="cache_size"):
         retold.Engine("memory://", cache_size=0)
     with pytest.raises(retold.ConfigurationError, match=r"takes @retold\.workflow"):
-        retold.Engine("memory://", workflows=[print])  # type: ignore[list-item]
+        retold.Engine("memory://", workflows=[print])
     with pytest.raises(retold.ConfigurationError, match="must be at least 1"):
         retold.RetryPolicy(backoff_coefficient=0.5)
     with pytest.raises(retold.ConfigurationError, match="needs an async def"):
@@ -151,7 +151,7 @@ async def test_two_definitions_with_one_name_are_refused() -> None:
     with pytest.raises(retold.ConfigurationError, match="two workflows are named 'order'"):
         retold.Engine("memory://", workflows=[order, another_order])
     with pytest.raises(retold.ConfigurationError, match=r"activities= takes @retold\.activity"):
-        retold.Engine("memory://", activities=[order])  # type: ignore[list-item]
+        retold.Engine("memory://", activities=[order])
 
 
 async def test_an_engine_must_be_open() -> None:

@@ -79,7 +79,7 @@ def line_of(text: str) -> int:
 
 async def test_execute_of_a_plain_function_names_the_decorator(make_engine: EngineFactory) -> None:
     async with make_engine([calls_plain_function], [greet]) as engine:
-        run = await engine.start(calls_plain_function, "ann", id="slip-plain-activity")
+        run = await engine.start(calls_plain_function.with_options(id="slip-plain-activity"), "ann")
         with pytest.raises(retold.WorkflowFailedError) as info:
             await run.result(timeout=60)
     message = str(info.value)
@@ -92,7 +92,7 @@ async def test_start_of_a_plain_function_says_not_a_workflow(make_engine: Engine
     async with make_engine([calls_plain_function], [greet]) as engine:
         fn: Any = plain_greet
         with pytest.raises(retold.ConfigurationError) as info:
-            await engine.start(fn, "ann", id="slip-plain-workflow")
+            await engine.start(fn, "ann")
         assert await engine.list_runs() == []
     message = str(info.value)
     assert "engine.start() needs a workflow, got 'plain_greet', which is not one" in message
@@ -118,7 +118,7 @@ async def test_a_forgotten_await_fails_the_workflow_task_naming_the_line(
 ) -> None:
     where = f"{__file__}:{line_of(slip)}"
     async with make_engine([workflow], [greet], max_workflow_task_attempts=1) as engine:
-        run = await engine.start(workflow, *args, id=f"slip-await-{workflow.name}")
+        run = await engine.start(workflow.with_options(id=f"slip-await-{workflow.name}"), *args)
         with pytest.raises(retold.WorkflowFailedError) as info:
             await run.result(timeout=60)
         history = await run.history()
@@ -129,7 +129,7 @@ async def test_a_forgotten_await_fails_the_workflow_task_naming_the_line(
 
 async def test_a_call_awaited_later_is_no_slip(make_engine: EngineFactory) -> None:
     async with make_engine([awaits_later], [greet]) as engine:
-        run = await engine.start(awaits_later, "bo", id="slip-await-later")
+        run = await engine.start(awaits_later.with_options(id="slip-await-later"), "bo")
         assert await run.result(timeout=60) == "hello bo"
 
 
@@ -147,7 +147,7 @@ async def fails_twice() -> int:
 
 @retold.workflow
 async def retries_fast() -> int:
-    return await retold.execute(fails_twice, heartbeat_timeout=20)
+    return await retold.execute(fails_twice.with_options(heartbeat_timeout=20))
 
 
 async def test_durations_in_seconds_work_everywhere(make_engine: EngineFactory) -> None:
@@ -157,7 +157,7 @@ async def test_durations_in_seconds_work_everywhere(make_engine: EngineFactory) 
     assert fails_twice.options.start_to_close == timedelta(seconds=30)
     assert retold.ActivityOptions(schedule_to_close=2.5).schedule_to_close == timedelta(seconds=2.5)
     async with make_engine([retries_fast], [fails_twice]) as engine:
-        run = await engine.start(retries_fast, id="slip-durations")
+        run = await engine.start(retries_fast.with_options(id="slip-durations"))
         assert await run.result(timeout=60) == 3
         history = await run.history()
     scheduled = next(e for e in history if isinstance(e, ev.ActivityScheduled))
@@ -187,7 +187,7 @@ async def sleeps_badly() -> str:
 
 async def test_sleep_refuses_a_string(make_engine: EngineFactory) -> None:
     async with make_engine([sleeps_badly]) as engine:
-        run = await engine.start(sleeps_badly, id="slip-sleep")
+        run = await engine.start(sleeps_badly.with_options(id="slip-sleep"))
         with pytest.raises(retold.WorkflowFailedError,
                            match="sleep duration must be a timedelta or a number of seconds, got str '5'"):
             await run.result(timeout=60)
@@ -207,7 +207,7 @@ async def plans(delay: timedelta, policy: retold.RetryPolicy) -> dict[str, timed
 async def test_timedelta_and_retry_policy_travel_as_arguments_and_results(make_engine: EngineFactory) -> None:
     policy = retold.RetryPolicy(initial_interval=0.5, maximum_interval=timedelta(minutes=1), max_attempts=3)
     async with make_engine([plans], [later]) as engine:
-        run = await engine.start(plans, timedelta(hours=1), policy, id="slip-timedelta")
+        run = await engine.start(plans.with_options(id="slip-timedelta"), timedelta(hours=1), policy)
         assert await run.result(timeout=60) == {"total": timedelta(hours=1, minutes=1)}
     codec = retold.JsonCodec()
     assert codec.decode(codec.encode(timedelta(days=2, microseconds=5)), timedelta) == timedelta(days=2, microseconds=5)

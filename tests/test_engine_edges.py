@@ -30,9 +30,9 @@ async def failing_kid() -> str:
 
 @retold.workflow
 async def reuses_child_id() -> str:
-    await retold.execute_child(kid, id="taken")
+    await retold.execute_child(kid.with_options(id="taken"))
     try:
-        await retold.execute_child(kid, id="taken")
+        await retold.execute_child(kid.with_options(id="taken"))
     except retold.ChildWorkflowError as error:
         return f"refused: {error.__cause__}"
     return "started twice"
@@ -49,7 +49,7 @@ async def test_child_with_taken_id_fails_the_child_call(make_engine: EngineFacto
 @retold.workflow
 async def catches_child_error() -> str:
     try:
-        await retold.execute_child(failing_kid, id="kid-1")
+        await retold.execute_child(failing_kid.with_options(id="kid-1"))
     except retold.ChildWorkflowError as error:
         return error.workflow_id
     return "no error"
@@ -95,7 +95,7 @@ async def note(text: str) -> str:
 
 @retold.workflow
 async def leaves_a_child_behind() -> str:
-    handle = retold.start_child(sleepy_child, id="left-behind")
+    handle = retold.start_child(sleepy_child.with_options(id="left-behind"))
     await asyncio.sleep(0.05)
     return handle.workflow_id
 
@@ -155,7 +155,7 @@ async def test_a_run_never_completes_over_a_signal_it_has_not_seen(make_engine: 
     """Signals racing the completion: each accepted one is seen by the code."""
     async with make_engine([drains_extras]) as engine:
         for round_ in range(5):
-            run = await engine.start(drains_extras, id=f"race-{round_}")
+            run = await engine.start(drains_extras.with_options(id=f"race-{round_}"))
             accepted = 0
 
             async def send_extras(run: retold.RunHandle[int]) -> None:
@@ -198,7 +198,7 @@ async def calls_slow() -> int:
 async def test_a_stopped_engine_hands_its_work_back_at_once(make_engine: EngineFactory) -> None:
     RELEASED.clear()
     async with make_engine([calls_slow], [slow_then_fast], lease=60) as first:
-        run = await first.start(calls_slow, id="handed-back")
+        run = await first.start(calls_slow.with_options(id="handed-back"))
         with anyio.fail_after(10):
             while not RELEASED:
                 await anyio.sleep(0.02)
@@ -270,7 +270,7 @@ async def waits_for_go() -> str:
 
 async def test_waiting_on_a_workflow_id_reads_the_run_once_not_in_a_loop(make_engine: EngineFactory) -> None:
     async with make_engine([waits_for_go]) as engine:
-        await engine.start(waits_for_go, id="by-name")
+        await engine.start(waits_for_go.with_options(id="by-name"))
         reads = 0
         real = engine.store.get_run
 

@@ -34,12 +34,12 @@ async def wraps_failure(order_id: str) -> str:
 
 @retold.workflow
 async def parent_of_failure(order_id: str) -> str:
-    return await retold.execute_child(charge_order, order_id, id=f"{order_id}-child")
+    return await retold.execute_child(charge_order.with_options(id=f"{order_id}-child"), order_id)
 
 
 async def test_activity_failure_keeps_its_cause_chain(make_engine: EngineFactory) -> None:
     async with make_engine([charge_order], [always_fails]) as engine:
-        run = await engine.start(charge_order, "o-1", id="causes-1")
+        run = await engine.start(charge_order.with_options(id="causes-1"), "o-1")
         with pytest.raises(retold.WorkflowFailedError) as info:
             await run.result(timeout=60)
     error = info.value
@@ -61,7 +61,7 @@ async def test_activity_failure_keeps_its_cause_chain(make_engine: EngineFactory
 
 async def test_root_cause_is_named_when_the_workflow_wraps_it(make_engine: EngineFactory) -> None:
     async with make_engine([wraps_failure], [always_fails]) as engine:
-        run = await engine.start(wraps_failure, "o-2", id="causes-2")
+        run = await engine.start(wraps_failure.with_options(id="causes-2"), "o-2")
         with pytest.raises(retold.WorkflowFailedError) as info:
             await run.result(timeout=60)
     message = str(info.value)
@@ -77,7 +77,7 @@ async def test_root_cause_is_named_when_the_workflow_wraps_it(make_engine: Engin
 
 async def test_child_failure_chain_reaches_the_activity(make_engine: EngineFactory) -> None:
     async with make_engine([parent_of_failure, charge_order], [always_fails]) as engine:
-        run = await engine.start(parent_of_failure, "o-3", id="causes-3")
+        run = await engine.start(parent_of_failure.with_options(id="causes-3"), "o-3")
         with pytest.raises(retold.WorkflowFailedError) as info:
             await run.result(timeout=60)
     assert "ValueError: permanent trouble with o-3" in str(info.value)

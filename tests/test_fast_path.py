@@ -145,7 +145,7 @@ async def test_an_input_racing_the_outcome_sends_the_step_back_to_a_workflow_tas
     CountingStore.reset()
     store = CountingStore(f"sqlite:///{tmp_path / 'race.db'}")
     async with make_engine([chain_with_signals], [work], store=store) as engine:
-        run = await engine.start(chain_with_signals, 3, id="racy")
+        run = await engine.start(chain_with_signals.with_options(id="racy"), 3)
         CountingStore.signal_during_finish = "racy"  # every outcome now meets a signal recorded first
         assert await run.result(timeout=20) == sum(range(3)) + 5 * 3
         history = await run.history()
@@ -187,10 +187,10 @@ async def test_a_run_that_ends_in_its_first_step_is_closed_by_its_start(
     CountingStore.reset()
     store = CountingStore(f"sqlite:///{tmp_path / 'instant.db'}")
     async with make_engine([instant], store=store) as engine:
-        run = await engine.start(instant, "ann", id="once")
+        run = await engine.start(instant.with_options(id="once"), "ann")
         assert (await engine.store.get_run("once")).status == "completed"  # before any worker ran
         assert await run.result(timeout=5) == "hello ann"
-        again = await engine.start(instant, "ann", id="once")  # the same id: the same run
+        again = await engine.start(instant.with_options(id="once"), "ann")  # the same id: the same run
         assert (again.run_id, again.created) == (run.run_id, False)
         history = await run.history()
     assert [e.type for e in history] == ["WorkflowStarted", "WorkflowCompleted"]

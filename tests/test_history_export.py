@@ -31,7 +31,7 @@ async def greeter(name: str) -> str:
 
 async def test_run_history_round_trips_through_json(make_engine: EngineFactory) -> None:
     async with make_engine([greeter], [greet]) as engine:
-        run = await engine.start(greeter, "ada", id="g-1")
+        run = await engine.start(greeter.with_options(id="g-1"), "ada")
         assert await run.result(timeout=10) == "hello ada:tok-1:None"
         history = await run.history()
     assert isinstance(history, retold.History)

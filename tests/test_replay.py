@@ -65,11 +65,11 @@ async def pipeline_unpatched_addition() -> list[str]:
     return out
 
 
-def replay(workflow: retold.Workflow[*tuple[Any, ...], Any], history: Sequence[ev.Event]) -> list[ev.Event]:
+def replay(workflow: retold.Workflow[..., Any], history: Sequence[ev.Event]) -> list[ev.Event]:
     return WorkflowInstance(workflow, "run-under-test", JsonCodec()).apply(history)
 
 
-async def record(make_engine: EngineFactory, workflow: retold.Workflow[*tuple[Any, ...], Any]) -> retold.History:
+async def record(make_engine: EngineFactory, workflow: retold.Workflow[..., Any]) -> retold.History:
     async with make_engine([workflow], [step, other_step]) as engine:
         run = await engine.start(workflow)
         await run.result(timeout=10)
@@ -166,7 +166,7 @@ async def deployable_v2() -> str:
 async def test_nondeterminism_on_the_engine_fails_the_run(make_engine: EngineFactory) -> None:
     """A deploy that breaks a running workflow fails it with the error, not a loop."""
     async with make_engine([deployable_v1], [step]) as engine:
-        run = await engine.start(deployable_v1, id="deployed")
+        run = await engine.start(deployable_v1.with_options(id="deployed"))
         while "ActivityCompleted" not in [e.type for e in await run.history()]:
             await anyio.sleep(0.02)
     async with make_engine([deployable_v2], [step, other_step], max_workflow_task_attempts=2,

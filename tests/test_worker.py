@@ -69,7 +69,7 @@ def test_targets_holding_other_things_or_unknown_engine_arguments_are_refused(
 @pytest.mark.anyio
 async def test_a_client_only_engine_starts_what_others_host(make_engine: EngineFactory) -> None:
     async with make_engine(run_workers=False) as web_app:
-        typed = await web_app.start(greet, "typed", id="typed")   # not registered: fine here
+        typed = await web_app.start(greet.with_options(id="typed"), "typed")   # not registered: fine here
         named = await web_app.start("greet", "named", id="named")
         with pytest.raises(retold.RetoldError, match="workflow name must not be empty"):
             await web_app.start("")

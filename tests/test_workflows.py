@@ -46,7 +46,7 @@ async def wait_for_status(run: retold.RunHandle[str], status: str) -> None:
 
 async def test_the_checkout_from_the_issue(make_engine: EngineFactory) -> None:
     async with make_engine([checkout], [charge]) as engine:
-        run = await engine.start(checkout, "order-42", 500, id="order-42")
+        run = await engine.start(checkout.with_options(id="order-42"), "order-42", 500)
         await wait_for_status(run, "waiting")
         # A query replays the history: it can see "waiting" before the step that
         # started the signal's timeout is committed. Signal once it is.
@@ -110,23 +110,23 @@ async def test_durable_sleep_moves_workflow_time(make_engine: EngineFactory) -> 
 
 async def test_start_is_idempotent(make_engine: EngineFactory) -> None:
     async with make_engine([impatient_checkout]) as engine:
-        first = await engine.start(impatient_checkout, "o-1", id="same")
-        again = await engine.start(impatient_checkout, "o-1", id="same")
+        first = await engine.start(impatient_checkout.with_options(id="same"), "o-1")
+        again = await engine.start(impatient_checkout.with_options(id="same"), "o-1")
         assert first.run_id == again.run_id
         with pytest.raises(retold.IdempotencyError, match="different input"):
-            await engine.start(impatient_checkout, "o-2", id="same")
-        keyed = await engine.start(impatient_checkout, "o-3", idempotency_key="k1")
-        keyed_again = await engine.start(impatient_checkout, "o-3", idempotency_key="k1")
+            await engine.start(impatient_checkout.with_options(id="same"), "o-2")
+        keyed = await engine.start(impatient_checkout.with_options(idempotency_key="k1"), "o-3")
+        keyed_again = await engine.start(impatient_checkout.with_options(idempotency_key="k1"), "o-3")
         assert keyed.run_id == keyed_again.run_id
         with pytest.raises(retold.IdempotencyError, match="idempotency key 'k1'"):
-            await engine.start(impatient_checkout, "o-4", idempotency_key="k1")
+            await engine.start(impatient_checkout.with_options(idempotency_key="k1"), "o-4")
         runs = await engine.list_runs()
         assert len(runs) == 2
 
 
 async def test_describe_and_list(make_engine: EngineFactory) -> None:
     async with make_engine([impatient_checkout]) as engine:
-        run = await engine.start(impatient_checkout, "o-1", id="described")
+        run = await engine.start(impatient_checkout.with_options(id="described"), "o-1")
         description = await run.describe()
         assert description.workflow_id == "described"
         assert description.workflow == "impatient_checkout"
@@ -150,7 +150,7 @@ async def greeter(name: str) -> str:
 @retold.workflow
 async def parent(names: list[str]) -> list[str]:
     handles = [retold.start_child(greeter, n) for n in names]
-    direct = await retold.execute_child(greeter, "direct", id=f"{retold.info().workflow_id}-direct")
+    direct = await retold.execute_child(greeter.with_options(id=f"{retold.info().workflow_id}-direct"), "direct")
     return [await h for h in handles] + [direct]
 
 
@@ -170,7 +170,7 @@ async def parent_of_failure() -> str:
 
 async def test_child_workflows(make_engine: EngineFactory) -> None:
     async with make_engine([parent, greeter, failing_child, parent_of_failure]) as engine:
-        run = await engine.start(parent, ["a", "b"], id="p")
+        run = await engine.start(parent.with_options(id="p"), ["a", "b"])
         assert await run.result(timeout=10) == ["hello a", "hello b", "hello direct"]
         children = await engine.list_runs(workflow="greeter")
         assert {c.parent_run_id for c in children} == {run.run_id}
@@ -189,7 +189,7 @@ async def countdown(n: int, seen: list[int]) -> list[int]:
 
 async def test_continue_as_new(make_engine: EngineFactory) -> None:
     async with make_engine([countdown]) as engine:
-        run = await engine.start(countdown, 3, [], id="count")
+        run = await engine.start(countdown.with_options(id="count"), 3, [])
         assert await run.result(timeout=10) == [3, 2, 1, 0]
         runs = await engine.list_runs(workflow="countdown", limit=10)
         assert sorted(r.status for r in runs) == ["completed", "continued", "continued", "continued"]

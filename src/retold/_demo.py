@@ -99,7 +99,7 @@ async def run_demo(url: str = DEFAULT_URL) -> None:
     async with Engine(
         url, workflows=[demo_order], activities=[reserve_stock, charge_card, send_email], poll_interval=0.1
     ) as engine:
-        run = await engine.start(demo_order, order_id, "sku-123", 4_999, id=order_id)
+        run = await engine.start(demo_order.with_options(id=order_id), order_id, "sku-123", 4_999)
         print(f"started {order_id} (run {run.run_id}); its history, live:")
         async with anyio.create_task_group() as tg:
             tg.start_soon(_tail, run)

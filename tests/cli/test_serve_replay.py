@@ -65,8 +65,8 @@ async def record_runs(db: Path) -> None:
     async with retold.Engine(f"sqlite:///{db}", workflows=shop.WORKFLOWS, activities=shop.ACTIVITIES,
                              poll_interval=0.05) as engine:
         for name in ("ada", "bob", "cy"):
-            await (await engine.start(shop.greet, name, id=f"g-{name}")).result(timeout=20)
-        await (await engine.start(shop.ticker, 1, 0.01, id="t-1")).result(timeout=20)
+            await (await engine.start(shop.greet.with_options(id=f"g-{name}"), name)).result(timeout=20)
+        await (await engine.start(shop.ticker.with_options(id="t-1"), 1, 0.01)).result(timeout=20)
 
 
 def test_replay_is_the_check_before_a_deploy(retold: Retold, db: Path, tmp_path: Path) -> None:

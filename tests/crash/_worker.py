@@ -90,9 +90,8 @@ async def crash_phase(db: str, spec: dict[str, Any]) -> None:
         log_line({"ev": "engine-open", "phase": "crash"})
         for run in spec["runs"]:
             await engine.start(
-                crash_chain, run["id"], int(run["steps"]), int(run["block"]),
+                crash_chain.with_options(id=run["id"]), run["id"], int(run["steps"]), int(run["block"]),
                 float(run["delay"]), int(run["sleep_after"]), float(run["sleep_seconds"]),
-                id=run["id"],
             )
         log_line({"ev": "started-all", "phase": "crash"})
         await anyio.sleep_forever()

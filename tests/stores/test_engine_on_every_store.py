@@ -39,7 +39,7 @@ async def everything(x: int) -> list[int]:
     await asyncio.sleep(0.2)  # a durable timer
     progress = "waiting"
     extra = await retold.wait_signal("extra", int, timeout=timedelta(seconds=30))
-    from_child = await retold.execute_child(child, doubled, id=f"{retold.info().workflow_id}-child")
+    from_child = await retold.execute_child(child.with_options(id=f"{retold.info().workflow_id}-child"), doubled)
     return [doubled, extra or 0, from_child]
 
 
@@ -57,13 +57,13 @@ async def test_activities_timers_signals_children_continue_as_new(
     make_engine: EngineFactory, store_url: str
 ) -> None:
     async with make_engine([everything, child, countdown], [double], url=store_url) as engine:
-        run = await engine.start(everything, 5, id="all")
+        run = await engine.start(everything.with_options(id="all"), 5)
         with anyio.fail_after(10):
             while await run.query("progress") != "waiting":
                 await anyio.sleep(0.02)
         await run.signal("extra", 7)
         assert await run.result(timeout=10) == [10, 7, 20]
-        chain = await engine.start(countdown, 3, 0, id="chain")
+        chain = await engine.start(countdown.with_options(id="chain"), 3, 0)
         assert await chain.result(timeout=10) == 6
         assert [d.status for d in await engine.list_runs(workflow="countdown")].count("continued") == 3
         types = [e.type for e in await run.history()]

@@ -107,7 +107,7 @@ async def first_answer_fixed() -> str:
     return await retold.execute(record, "approved" if approve in done else "rejected")
 
 
-def failure_of(workflow: retold.Workflow[*tuple[Any, ...], Any], **kwargs: Any) -> str:
+def failure_of(workflow: retold.Workflow[..., Any], **kwargs: Any) -> str:
     kwargs.setdefault("activities", [notify, record])
     kwargs.setdefault("max_examples", 60)
     with pytest.raises(NondeterminismFound) as caught:
@@ -125,7 +125,7 @@ def failure_of(workflow: retold.Workflow[*tuple[Any, ...], Any], **kwargs: Any) 
     ],
 )
 def test_clock_and_randomness_are_caught_with_the_call_and_the_remedy(
-    workflow: retold.Workflow[*tuple[Any, ...], Any], call: str, remedy: str
+    workflow: retold.Workflow[..., Any], call: str, remedy: str
 ) -> None:
     message = failure_of(workflow, args=("ada",))
     assert f"workflow {workflow.name!r} is not deterministic" in message

@@ -25,7 +25,7 @@ from tests.test_replay import pipeline_unpatched_addition as pipeline_added_unpa
 async def recorded(make_engine: EngineFactory, tmp_path: Path) -> Path:
     """A finished run of pipeline_v1, exported to a JSON file."""
     async with make_engine([pipeline_v1], [step]) as engine:
-        run = await engine.start(pipeline_v1, id="p-1")
+        run = await engine.start(pipeline_v1.with_options(id="p-1"))
         await run.result(timeout=10)
         history = await run.history()
     folder = tmp_path / "histories"
@@ -122,7 +122,7 @@ async def logs_and_uses_retold_apis() -> str:
     return await retold.execute(step, f"{retold.now().year}-{retold.random():.3f}-{retold.uuid4()}")
 
 
-def only_started(workflow: retold.Workflow[*tuple[Any, ...], Any]) -> list[ev.Event]:
+def only_started(workflow: retold.Workflow[..., Any]) -> list[ev.Event]:
     return [ev.WorkflowStarted(seq=1, at=0.0, workflow=workflow.name, workflow_id="w", input=b"[]")]
 
 
@@ -136,7 +136,7 @@ def only_started(workflow: retold.Workflow[*tuple[Any, ...], Any]) -> list[ev.Ev
     ],
 )
 def test_strict_replay_names_the_nondeterministic_call(
-    workflow: retold.Workflow[*tuple[Any, ...], Any], call: str, hint: str
+    workflow: retold.Workflow[..., Any], call: str, hint: str
 ) -> None:
     with pytest.raises(retold.WorkflowSandboxError) as caught:
         replay(workflow, only_started(workflow))

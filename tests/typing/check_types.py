@@ -1,11 +1,15 @@
-"""Checked by mypy, never run: calls are typed against the activity's signature.
+"""Checked by mypy, never run: call sites are typed against the callee's signature.
 
-Each ``# type: ignore[code]`` line must stay an error: with
-``warn_unused_ignores`` mypy fails if one starts to pass.
+The whole-tree ``mypy --strict`` checks the good call sites and, through
+``warn_unused_ignores``, that each ``# type: ignore[code]`` line stays an
+error. tests/test_typing.py strips the ignores, runs mypy on this file and
+compares its errors with the ``# E:`` lines, word for word: each ``# E:``
+comment is an error expected on the next line that is not a comment.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, assert_type
 
 import retold
@@ -21,27 +25,88 @@ def weigh(grams: int) -> float:
     return grams / 1000
 
 
+@retold.activity
+async def notify(to: str, urgent: bool = False) -> bool:
+    return urgent
+
+
+@retold.activity
+async def send(to: str, *, subject: str, retries: int = 3) -> str:
+    return subject
+
+
 @retold.workflow
 async def checkout(order_id: str, cents: int) -> str:
     return order_id
 
 
 @retold.workflow
+async def remind(to: str, retries: int = 3, *, urgent: bool = False) -> int:
+    return retries
+
+
+@retold.workflow
 async def typed_calls() -> None:
     assert_type(await retold.execute(charge, "o", 5), str)
+    assert_type(await retold.execute(charge, "o", cents=5), str)
     assert_type(await retold.execute(weigh, 5), float)
+    assert_type(await retold.execute(notify, "ada"), bool)
+    assert_type(await retold.execute(notify, "ada", urgent=True), bool)
+    assert_type(await retold.execute(notify, to="ada"), bool)
+    assert_type(await retold.execute(send, "ada", subject="hi"), str)
+    assert_type(await retold.execute(send, "ada", subject="hi", retries=1), str)
+    fast = charge.with_options(start_to_close=timedelta(seconds=5), retry=retold.RetryPolicy(initial_interval=0.1))
+    assert_type(await retold.execute(fast, "o", 5), str)
     assert_type(await retold.execute_child(checkout, "o", 5), str)
-    assert_type(retold.start_child(checkout, "o", 5), retold.ChildHandle[str])
+    assert_type(await retold.execute_child(remind, "ada", urgent=True), int)
+    child = retold.start_child(remind.with_options(id="r-1"), "ada", 2)
+    assert_type(child, retold.ChildHandle[int])
+    assert_type(child.workflow_id, str)
+    assert_type(await child, int)
+    assert_type(await child.result(), int)
     assert_type(await retold.wait_signal("approve", bool), bool | None)
-    await retold.execute(charge, "o", "five")  # type: ignore[misc]
-    await retold.execute(charge, "o")  # type: ignore[misc]
-    await retold.execute(charge, "o", 5, retri=None)  # type: ignore[call-arg]
-    await retold.execute_child(checkout, 5, 5)  # type: ignore[misc]
+
+    # E: Argument 3 to "execute" has incompatible type "str"; expected "int"  [arg-type]
+    await retold.execute(charge, "o", "five")  # type: ignore[arg-type]
+    # E: Missing positional argument "cents" in call to "execute"  [call-arg]
+    await retold.execute(charge, "o")  # type: ignore[call-arg]
+    # E: Argument "urgent" to "execute" has incompatible type "str"; expected "bool"  [arg-type]
+    await retold.execute(notify, "ada", urgent="yes")  # type: ignore[arg-type]
+    # E: Unexpected keyword argument "urgnt" for "execute"; did you mean "urgent"?  [call-arg]
+    await retold.execute(notify, "ada", urgnt=True)  # type: ignore[call-arg]
+    # E: Missing named argument "subject" for "execute"  [call-arg]
+    await retold.execute(send, "ada")  # type: ignore[call-arg]
+    # E: Too many positional arguments for "execute"  [call-arg]
+    await retold.execute(send, "ada", "hi")  # type: ignore[call-arg]
+    # E: Unexpected keyword argument "retry" for "execute"  [call-arg]
+    await retold.execute(charge, "o", 5, retry=None)  # type: ignore[call-arg]
+    # E: Argument 2 to "execute_child" has incompatible type "int"; expected "str"  [arg-type]
+    await retold.execute_child(checkout, 5, 5)  # type: ignore[arg-type]
+    # E: Argument "urgent" to "start_child" has incompatible type "int"; expected "bool"  [arg-type]
+    retold.start_child(remind, "ada", urgent=1)  # type: ignore[arg-type]
+    result = await retold.start_child(remind, "ada")
+    # E: Incompatible types in assignment (expression has type "int", variable has type "str")  [assignment]
+    wrong: str = result  # type: ignore[assignment]
+    print(wrong)
 
 
 async def typed_start(engine: retold.Engine) -> None:
-    run = await engine.start(checkout, "o", 5, id="x")
+    run = await engine.start(checkout.with_options(id="x"), "o", 5)
     assert_type(run, retold.RunHandle[str])
+    assert_type(run.workflow_id, str)
+    assert_type(run.run_id, str | None)
     assert_type(await run.result(), str)
-    await engine.start(checkout, "o")  # type: ignore[misc]
-    assert_type(await engine.start("checkout", "o", 5), retold.RunHandle[Any])  # hosted elsewhere: untyped
+    assert_type(await engine.start(remind, "ada"), retold.RunHandle[int])
+    assert_type(await engine.start(remind, "ada", 2, urgent=True), retold.RunHandle[int])
+    assert_type(await engine.start(remind.with_options(idempotency_key="k"), to="ada"), retold.RunHandle[int])
+    # hosted elsewhere, by name: untyped, and id= is the start's option
+    assert_type(await engine.start("checkout", "o", 5, id="x"), retold.RunHandle[Any])
+
+    # E: Missing positional argument "cents" in call to "start" of "Engine"  [call-arg]
+    await engine.start(checkout, "o")  # type: ignore[call-arg]
+    # E: Argument 2 to "start" of "Engine" has incompatible type "int"; expected "str"  [arg-type]
+    await engine.start(remind, 5)  # type: ignore[arg-type]
+    # E: Unexpected keyword argument "id" for "start" of "Engine"  [call-arg]
+    await engine.start(checkout, "o", 5, id="x")  # type: ignore[call-arg]
+    # E: Argument 1 to "start" of "Engine" has incompatible type "AsyncActivity[[str, int], str]"; expected "Workflow[[str, int], Any] | str"  [arg-type]  # noqa: E501
+    await engine.start(charge, "o", 5)  # type: ignore[arg-type]

@@ -6,13 +6,13 @@ import asyncio
 import inspect
 import sys
 import uuid as _uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Generator
 from datetime import datetime, timedelta
-from typing import Any, Generic, NoReturn, TypeVar, TypeVarTuple, final, overload
+from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, final, overload
 
 from ..errors import ConfigurationError, RetoldError
 from ._decorators import Activity, Workflow
-from ._options import ActivityOptions, RetryPolicy, duration, seconds
+from ._options import duration, seconds
 from ._runtime import ContinueAsNew, WorkflowInfo, WorkflowRuntime, current
 
 __all__ = [
@@ -34,7 +34,7 @@ __all__ = [
 
 R = TypeVar("R")
 T = TypeVar("T")
-Ts = TypeVarTuple("Ts")
+P = ParamSpec("P")
 
 
 def _seconds(value: timedelta | float | None, what: str) -> float | None:
@@ -42,48 +42,48 @@ def _seconds(value: timedelta | float | None, what: str) -> float | None:
     return seconds(duration(value, what))
 
 
-def _tracked(call: str, runtime: WorkflowRuntime, coro: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
-    """Hand ``coro`` back, remembered so that a forgotten ``await`` fails the workflow task."""
-    runtime.track_call(coro, call, _caller_of_caller())
-    return coro
-
-
-def _caller_of_caller() -> str:
-    """``file:line`` of the workflow code that called the retold function calling this."""
-    frame = sys._getframe(3)
+def _site() -> str:
+    """``file:line`` of the workflow code calling the public function that calls this."""
+    frame = sys._getframe(2)
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
-def _refuse_awaitables(runtime: WorkflowRuntime, call: str, args: tuple[Any, ...]) -> None:
-    for i, value in enumerate(args):
+def _tracked(
+    call: str, where: str, runtime: WorkflowRuntime, coro: Coroutine[Any, Any, T]
+) -> Coroutine[Any, Any, T]:
+    """Hand ``coro`` back, remembered so that a forgotten ``await`` fails the workflow task."""
+    runtime.track_call(coro, call, where)
+    return coro
+
+
+def _refuse_awaitables(
+    runtime: WorkflowRuntime, call: str, where: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    named = [(f"argument {i + 1}", v) for i, v in enumerate(args)] + [(f"argument {k!r}", v) for k, v in kwargs.items()]
+    for what, value in named:
         if inspect.isawaitable(value):
             if inspect.iscoroutine(value):
                 value.close()
             error = RetoldError(
-                f"{call} at {_caller_of_caller()}: argument {i + 1} is an awaitable "
-                f"({type(value).__name__}), not a value: add `await` where it is made"
+                f"{call} at {where}: {what} is an awaitable ({type(value).__name__}), not a value: "
+                f"add `await` where it is made"
             )
             runtime.fail_task(error)
             raise error
 
 
-def execute(
-    activity: Activity[*Ts, R],
-    *args: *Ts,
-    retry: RetryPolicy | None = None,
-    start_to_close: timedelta | float | None = None,
-    schedule_to_close: timedelta | float | None = None,
-    heartbeat_timeout: timedelta | float | None = None,
-    task_queue: str | None = None,
-) -> Coroutine[Any, Any, R]:
+def execute(activity: Activity[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
     """Run an activity and return its result, recorded in the history.
 
-    Keyword options override the ones given to ``@retold.activity`` for
-    this call only.
+    mypy checks the arguments against the activity's signature (positional,
+    keyword, keyword-only, defaults) and types the result. To change the
+    decorator's options for one call, pass ``activity.with_options(...)``::
+
+        receipt = await retold.execute(charge.with_options(start_to_close=30), order_id, cents=500)
 
     Raises:
         ActivityError: the activity failed or timed out after its retries;
-            the failure is the ``__cause__``.
+            the failure is its ``cause``.
     """
     if not isinstance(activity, Activity):
         name = getattr(activity, "__qualname__", None) or repr(activity)
@@ -92,30 +92,28 @@ def execute(
             f"decorate it with @retold.activity and pass it to Engine(activities=[...])"
         )
     runtime = current("execute")
-    _refuse_awaitables(runtime, "retold.execute()", tuple(args))
-    options = activity.options.merge(
-        retry=retry,
-        start_to_close=start_to_close,
-        schedule_to_close=schedule_to_close,
-        heartbeat_timeout=heartbeat_timeout,
-        task_queue=task_queue,
-    )
-    return _tracked("retold.execute()", runtime, _execute(runtime, activity, tuple(args), options))
+    where = _site()
+    _refuse_awaitables(runtime, "retold.execute()", where, args, kwargs)
+    return _tracked("retold.execute()", where, runtime, _execute(runtime, activity, args, kwargs))
 
 
 async def _execute(
-    runtime: WorkflowRuntime, activity: Activity[*Ts, R], args: tuple[Any, ...], options: ActivityOptions
+    runtime: WorkflowRuntime, activity: Activity[P, R], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> R:
-    result: R = await runtime.execute_activity(activity, args, options)
+    result: R = await runtime.execute_activity(activity, args, kwargs, activity.options)
     return result
 
 
 @final
 class ChildHandle(Generic[R]):
-    """A started child workflow; await it (or :meth:`result`) for its result."""
+    """A started child workflow; await it (or :meth:`result`) for its result.
+
+    Attributes:
+        workflow_id: the child's workflow id.
+    """
 
     def __init__(self, workflow_id: str, future: asyncio.Future[R]) -> None:
-        self.workflow_id = workflow_id
+        self.workflow_id: str = workflow_id
         self._future = future
 
     async def result(self) -> R:
@@ -126,24 +124,27 @@ class ChildHandle(Generic[R]):
         """
         return await self._future
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, R]:
         return self._future.__await__()
 
 
-def start_child(
-    workflow: Workflow[*Ts, R], *args: *Ts, id: str | None = None  # noqa: A002 - the public name
-) -> ChildHandle[R]:
+def start_child(workflow: Workflow[P, R], /, *args: P.args, **kwargs: P.kwargs) -> ChildHandle[R]:
     """Start a child workflow and return its handle without waiting.
 
-    Args:
-        workflow: the child's workflow definition.
-        *args: its arguments.
-        id: its workflow id; by default derived from this run's id.
+    The arguments are checked against the child's signature, as for
+    ``retold.execute``. Its workflow id is derived from this run's unless
+    given with ``workflow.with_options(id=...)``.
     """
     _check_workflow("retold.start_child()", workflow)
+    return _start_child(workflow, args, kwargs, _site())
+
+
+def _start_child(
+    workflow: Workflow[P, R], args: tuple[Any, ...], kwargs: dict[str, Any], where: str
+) -> ChildHandle[R]:
     runtime = current("start_child")
-    _refuse_awaitables(runtime, "retold.start_child()", tuple(args))
-    workflow_id, future = runtime.start_child(workflow, tuple(args), id)
+    _refuse_awaitables(runtime, "retold.start_child()", where, args, kwargs)
+    workflow_id, future = runtime.start_child(workflow, args, kwargs, workflow.id)
     return ChildHandle(workflow_id, future)
 
 
@@ -156,18 +157,18 @@ def _check_workflow(call: str, workflow: object) -> None:
         )
 
 
-def execute_child(
-    workflow: Workflow[*Ts, R], *args: *Ts, id: str | None = None  # noqa: A002 - the public name
-) -> Coroutine[Any, Any, R]:
-    """Start a child workflow and wait for its result."""
+def execute_child(workflow: Workflow[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+    """Start a child workflow and wait for its result (see :func:`start_child`)."""
     _check_workflow("retold.execute_child()", workflow)
     runtime = current("execute_child")
-    return _tracked("retold.execute_child()", runtime, _execute_child(workflow, tuple(args), id))
+    where = _site()
+    return _tracked("retold.execute_child()", where, runtime, _execute_child(workflow, args, kwargs, where))
 
 
-async def _execute_child(workflow: Workflow[*Ts, R], args: tuple[Any, ...], workflow_id: str | None) -> R:
-    handle: ChildHandle[R] = start_child(workflow, *args, id=workflow_id)
-    return await handle.result()
+async def _execute_child(
+    workflow: Workflow[P, R], args: tuple[Any, ...], kwargs: dict[str, Any], where: str
+) -> R:
+    return await _start_child(workflow, args, kwargs, where)
 
 
 def sleep(duration: timedelta | float) -> Coroutine[Any, Any, None]:
@@ -178,7 +179,7 @@ def sleep(duration: timedelta | float) -> Coroutine[Any, Any, None]:
     """
     seconds = _seconds(duration, "sleep duration")
     runtime = current("sleep")
-    return _tracked("retold.sleep()", runtime, asyncio.sleep(seconds or 0))
+    return _tracked("retold.sleep()", _site(), runtime, asyncio.sleep(seconds or 0))
 
 
 @overload
@@ -203,7 +204,7 @@ def wait_signal(
     """
     seconds = _seconds(timeout, "wait_signal timeout")
     runtime = current("wait_signal")
-    return _tracked("retold.wait_signal()", runtime, _wait_signal(runtime, name, type, seconds))
+    return _tracked("retold.wait_signal()", _site(), runtime, _wait_signal(runtime, name, type, seconds))
 
 
 async def _wait_signal(runtime: WorkflowRuntime, name: str, type_: Any, seconds: float | None) -> Any:

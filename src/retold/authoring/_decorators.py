@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import typing
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Generic, TypeVar, TypeVarTuple, final, overload
+from typing import Any, Generic, ParamSpec, Self, TypeVar, final, overload
 
 from ..errors import ConfigurationError, InvalidArgumentsError
 from ._options import DEFAULT_RETRY, ActivityOptions, RetryPolicy
@@ -14,7 +15,11 @@ from ._options import DEFAULT_RETRY, ActivityOptions, RetryPolicy
 __all__ = ["Activity", "AsyncActivity", "SyncActivity", "Workflow", "activity", "workflow"]
 
 R = TypeVar("R")
-Ts = TypeVarTuple("Ts")
+P = ParamSpec("P")
+
+# Per-call activity options: given as keyword arguments to ``retold.execute`` before
+# the call sites were typed by the activity's own parameters.
+_ACTIVITY_OPTIONS = ("retry", "start_to_close", "schedule_to_close", "heartbeat_timeout", "task_queue")
 
 
 class _Signature:
@@ -42,22 +47,77 @@ class _Signature:
             types.append(self.hints.get(param.name, Any) if param is not None else Any)
         return types
 
+    def keyword_type(self, name: str) -> Any:
+        """The annotated type of keyword argument ``name`` (that of ``**kwargs`` if not a parameter)."""
+        param = self.signature.parameters.get(name)
+        if param is None or param.kind in (param.POSITIONAL_ONLY, param.VAR_POSITIONAL):
+            var = [p for p in self.signature.parameters.values() if p.kind is p.VAR_KEYWORD]
+            param = var[0] if var else None
+        return self.hints.get(param.name, Any) if param is not None else Any
+
     @property
     def return_type(self) -> Any:
         return self.hints.get("return", Any)
 
-    def check(self, kind: str, name: str, args: tuple[Any, ...]) -> None:
+    def bind(
+        self, kind: str, name: str, args: Sequence[Any], kwargs: Mapping[str, Any] | None = None
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The arguments in their canonical form: positional where they can be,
+        keyword only for keyword-only parameters and those after a skipped default.
+
+        Raises:
+            InvalidArgumentsError: they do not fit the signature (the message
+                names the argument).
+        """
         try:
-            self.signature.bind(*args)
+            bound = self.signature.bind(*args, **(kwargs or {}))
         except TypeError as exc:
-            raise InvalidArgumentsError(f"{kind} {name!r}: {exc}") from None
+            hint = ""
+            wrong = [k for k in kwargs or () if k in _ACTIVITY_OPTIONS and k not in self.signature.parameters]
+            if kind == "activity" and wrong:
+                hint = f"; per-call options go through {name}.with_options({wrong[0]}=...)"
+            elif kind == "workflow" and any(k in ("id", "idempotency_key") for k in kwargs or ()):
+                hint = "; start options go through the workflow's .with_options(id=..., idempotency_key=...)"
+            raise InvalidArgumentsError(f"{kind} {name!r}: {exc}{hint}") from None
+        return bound.args, bound.kwargs
+
+    def check(
+        self, kind: str, name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any] | None = None
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Bind the arguments (:meth:`bind`) and check each against its annotation."""
+        args, bound_kwargs = self.bind(kind, name, args, kwargs)
         for i, (value, expected) in enumerate(zip(args, self.param_types(len(args)), strict=True)):
             if not _instance_of(value, expected):
                 raise InvalidArgumentsError(
                     f"{kind} {name!r}: argument {i + 1} should be "
                     f"{_type_name(expected)}, got {type(value).__name__} {value!r:.60}"
                 )
+        for key, value in bound_kwargs.items():
+            expected = self.keyword_type(key)
+            if not _instance_of(value, expected):
+                raise InvalidArgumentsError(
+                    f"{kind} {name!r}: argument {key!r} should be "
+                    f"{_type_name(expected)}, got {type(value).__name__} {value!r:.60}"
+                )
+        return args, bound_kwargs
 
+    def encode_input(
+        self, codec: Any, kind: str, name: str, args: Sequence[Any], kwargs: Mapping[str, Any] | None = None
+    ) -> bytes:
+        """Check the arguments and encode them as the history records them:
+        a list of positional arguments, or ``{"args": [...], "kwargs": {...}}``
+        when some must go by keyword."""
+        bound_args, bound_kwargs = self.check(kind, name, tuple(args), kwargs)
+        data: bytes = codec.encode(pack_input(bound_args, bound_kwargs))
+        return data
+
+    def decode_input(self, codec: Any, data: bytes) -> tuple[list[Any], dict[str, Any]]:
+        """The arguments :meth:`encode_input` recorded, in their annotated types."""
+        raw_args, raw_kwargs = unpack_input(codec.decode(data, Any))
+        types = self.param_types(len(raw_args))
+        args = [codec.convert(value, tp) for value, tp in zip(raw_args, types, strict=True)]
+        kwargs = {key: codec.convert(value, self.keyword_type(key)) for key, value in raw_kwargs.items()}
+        return args, kwargs
 
     def from_json(
         self, kind: str, name: str, args: Sequence[Any], convert: Callable[[Any, Any], Any]
@@ -79,6 +139,21 @@ class _Signature:
             out.append(value)
         self.check(kind, name, tuple(out))
         return tuple(out)
+
+
+def pack_input(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+    """Arguments as one payload value: the list of positional arguments, as
+    histories have always recorded them, or ``{"args": [...], "kwargs": {...}}``."""
+    if not kwargs:
+        return list(args)
+    return {"args": list(args), "kwargs": dict(kwargs)}
+
+
+def unpack_input(value: Any) -> tuple[list[Any], dict[str, Any]]:
+    """The positional and keyword arguments of a :func:`pack_input` value."""
+    if isinstance(value, dict):
+        return list(value.get("args", ())), dict(value.get("kwargs", {}))
+    return list(value), {}
 
 
 def _plain(tp: Any) -> bool:
@@ -144,21 +219,52 @@ class _Definition:
         return f"<{type(self).__name__} {self.name!r}>"
 
 
-class Workflow(_Definition, Generic[*Ts, R]):
+class Workflow(_Definition, Generic[P, R]):
     """A workflow definition made by ``@retold.workflow``.
 
-    Call it only through ``engine.start()`` or ``retold.execute_child()``.
+    Call it only through ``engine.start()`` or ``retold.execute_child()``,
+    which check their arguments against the function's (positional, keyword,
+    keyword-only, defaults), for mypy and at run time.
+
+    Attributes:
+        id: the workflow id the next start uses (see :meth:`with_options`).
+        idempotency_key: the idempotency key the next start uses.
     """
 
-    def __init__(self, fn: Callable[[*Ts], Coroutine[Any, Any, R]], name: str | None) -> None:
+    id: str | None = None
+    idempotency_key: str | None = None
+
+    def __init__(self, fn: Callable[P, Coroutine[Any, Any, R]], name: str | None) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise ConfigurationError(
                 f"@workflow needs an async def function, got {fn!r}"
             )
         super().__init__(fn, name)
 
+    def with_options(
+        self, *, id: str | None = None, idempotency_key: str | None = None  # noqa: A002 - the public name
+    ) -> Workflow[P, R]:
+        """This workflow with start options, for ``engine.start`` and ``retold.start_child``::
 
-class Activity(_Definition, Generic[*Ts, R]):
+            await engine.start(checkout.with_options(id="order-42"), "order-42", 500)
+
+        Args:
+            id: the workflow id (starting again with it returns the same run).
+            idempotency_key: a key that makes the start idempotent.
+        """
+        if id is not None and not id:
+            raise ConfigurationError("a workflow id must not be empty")
+        clone = copy.copy(self)
+        clone.id = id if id is not None else self.id
+        clone.idempotency_key = idempotency_key if idempotency_key is not None else self.idempotency_key
+        return clone
+
+    def same(self, other: object) -> bool:
+        """Whether ``other`` is this workflow (perhaps with other start options)."""
+        return isinstance(other, Workflow) and other.fn is self.fn and other.name == self.name
+
+
+class Activity(_Definition, Generic[P, R]):
     """An activity definition made by ``@retold.activity``.
 
     Attributes:
@@ -166,38 +272,58 @@ class Activity(_Definition, Generic[*Ts, R]):
         is_async: whether the function is ``async def``.
     """
 
-    def __init__(self, fn: Callable[[*Ts], Any], name: str | None, options: ActivityOptions) -> None:
+    def __init__(self, fn: Callable[P, Any], name: str | None, options: ActivityOptions) -> None:
         super().__init__(fn, name)
         self.options = options
         self.is_async = inspect.iscoroutinefunction(fn)
 
+    def with_options(
+        self,
+        *,
+        retry: RetryPolicy | None = None,
+        start_to_close: timedelta | float | None = None,
+        schedule_to_close: timedelta | float | None = None,
+        heartbeat_timeout: timedelta | float | None = None,
+        task_queue: str | None = None,
+    ) -> Self:
+        """This activity with some options replaced, for one ``retold.execute`` call::
+
+            await retold.execute(charge.with_options(start_to_close=30), order_id, cents)
+        """
+        clone = copy.copy(self)
+        clone.options = self.options.merge(
+            retry=retry, start_to_close=start_to_close, schedule_to_close=schedule_to_close,
+            heartbeat_timeout=heartbeat_timeout, task_queue=task_queue,
+        )
+        return clone
+
 
 @final
-class AsyncActivity(Activity[*Ts, R]):
+class AsyncActivity(Activity[P, R]):
     """An activity made from an ``async def`` function."""
 
-    async def __call__(self, *args: *Ts) -> R:
+    async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the function directly, outside any workflow (for tests)."""
-        result: R = await self.fn(*args)
+        result: R = await self.fn(*args, **kwargs)
         return result
 
 
 @final
-class SyncActivity(Activity[*Ts, R]):
+class SyncActivity(Activity[P, R]):
     """An activity made from a plain function; the engine runs it in a thread."""
 
-    def __call__(self, *args: *Ts) -> R:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the function directly, outside any workflow (for tests)."""
-        result: R = self.fn(*args)
+        result: R = self.fn(*args, **kwargs)
         return result
 
 
 @overload
-def workflow(fn: Callable[[*Ts], Coroutine[Any, Any, R]], /) -> Workflow[*Ts, R]: ...
+def workflow(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Workflow[P, R]: ...
 @overload
 def workflow(
     *, name: str | None = None
-) -> Callable[[Callable[[*Ts], Coroutine[Any, Any, R]]], Workflow[*Ts, R]]: ...
+) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Workflow[P, R]]: ...
 def workflow(fn: Any = None, /, *, name: str | None = None) -> Any:
     """Mark an ``async def`` function as a workflow.
 
@@ -218,10 +344,10 @@ class _ActivityDecorator:
 
     @overload
     def __call__(  # type: ignore[overload-overlap]  # async first: its R is the awaited type
-        self, fn: Callable[[*Ts], Coroutine[Any, Any, R]], /
-    ) -> AsyncActivity[*Ts, R]: ...
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /
+    ) -> AsyncActivity[P, R]: ...
     @overload
-    def __call__(self, fn: Callable[[*Ts], R], /) -> SyncActivity[*Ts, R]: ...
+    def __call__(self, fn: Callable[P, R], /) -> SyncActivity[P, R]: ...
     def __call__(self, fn: Any, /) -> Any:
         if inspect.iscoroutinefunction(fn):
             return AsyncActivity(fn, self._name, self._options)
@@ -232,10 +358,10 @@ class _ActivityDecorator:
 
 @overload
 def activity(  # type: ignore[overload-overlap]  # async first: its R is the awaited type
-    fn: Callable[[*Ts], Coroutine[Any, Any, R]], /
-) -> AsyncActivity[*Ts, R]: ...
+    fn: Callable[P, Coroutine[Any, Any, R]], /
+) -> AsyncActivity[P, R]: ...
 @overload
-def activity(fn: Callable[[*Ts], R], /) -> SyncActivity[*Ts, R]: ...
+def activity(fn: Callable[P, R], /) -> SyncActivity[P, R]: ...
 @overload
 def activity(
     *,

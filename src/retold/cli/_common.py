@@ -46,8 +46,8 @@ class App:
     """The workflows and activities found at ``--app``."""
 
     spec: str
-    workflows: list[retold.Workflow[*tuple[Any, ...], Any]] = field(default_factory=list)
-    activities: list[retold.Activity[*tuple[Any, ...], Any]] = field(default_factory=list)
+    workflows: list[retold.Workflow[..., Any]] = field(default_factory=list)
+    activities: list[retold.Activity[..., Any]] = field(default_factory=list)
 
 
 def _collect(app: App, obj: Any, where: str) -> None:

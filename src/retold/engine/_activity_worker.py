@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import math
 import random
@@ -142,9 +143,7 @@ class ActivityWorker:
             idempotency_key=f"{task.workflow_id}/{task.run_id}/{task.seq}",
         )
         try:
-            raw = engine.codec.decode(task.input, list[Any])
-            types = definition.types.param_types(len(raw))
-            args = [engine.codec.convert(v, tp) for v, tp in zip(raw, types, strict=True)]
+            args, kwargs = definition.types.decode_input(engine.codec, task.input)
         except Exception as exc:  # noqa: BLE001 - bad input fails the attempt for good
             return self._failed(task, options, exc, non_retryable=True)
         start_to_close = seconds(options.start_to_close)
@@ -162,7 +161,7 @@ class ActivityWorker:
         token = _current.set(info)
         try:
             with lease_scope, timeout_scope:
-                result = await self._call(definition, args, info, heartbeat)
+                result = await self._call(definition, args, kwargs, info, heartbeat)
             if timeout_scope.cancelled_caught:
                 if limit_kind == "schedule_to_close":
                     return ActivityOutcome("timed_out", timeout_kind="schedule_to_close")
@@ -186,17 +185,18 @@ class ActivityWorker:
                 del self.running[task.id]
 
     async def _call(
-        self, definition: Any, args: list[Any], info: ActivityInfo, heartbeat: float | None
+        self, definition: Any, args: list[Any], kwargs: dict[str, Any], info: ActivityInfo,
+        heartbeat: float | None,
     ) -> Any:
         if heartbeat is None:
-            return await self._invoke(definition, args)
+            return await self._invoke(definition, args, kwargs)
         result: list[Any] = []
         errors: list[Exception] = []
         async with anyio.create_task_group() as tg:
 
             async def body() -> None:
                 try:
-                    result.append(await self._invoke(definition, args))
+                    result.append(await self._invoke(definition, args, kwargs))
                 except Exception as exc:  # noqa: BLE001 - re-raised below, unwrapped
                     errors.append(exc)
                 tg.cancel_scope.cancel()
@@ -214,12 +214,13 @@ class ActivityWorker:
             raise _HeartbeatTimeout  # only the watchdog ends the group without a result
         return result[0]
 
-    async def _invoke(self, definition: Any, args: list[Any]) -> Any:
+    async def _invoke(self, definition: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
         if definition.is_async:
-            return await definition.fn(*args)
+            return await definition.fn(*args, **kwargs)
         context = contextvars.copy_context()
+        call = functools.partial(definition.fn, *args, **kwargs) if kwargs else definition.fn
         return await anyio.to_thread.run_sync(
-            context.run, definition.fn, *args, abandon_on_cancel=True
+            context.run, call, *([] if kwargs else args), abandon_on_cancel=True
         )
 
     def _failed(

@@ -9,12 +9,13 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Self, TypeVar, TypeVarTuple, final, overload
+from typing import Any, ParamSpec, Self, final
 
 import anyio
 from anyio.abc import TaskGroup
+from typing_extensions import TypeVar
 
-from ..authoring._decorators import Activity, Workflow
+from ..authoring._decorators import Activity, Workflow, pack_input
 from ..client import RunDescription, RunHandle
 from ..errors import (
     ConfigurationError,
@@ -37,8 +38,8 @@ from ._workflow_worker import WorkflowWorker
 
 __all__ = ["Engine"]
 
-R = TypeVar("R")
-Ts = TypeVarTuple("Ts")
+R = TypeVar("R", default=Any)  # Any when a start by name cannot tell
+P = ParamSpec("P")
 log = logging.getLogger("retold.engine")
 
 DEFAULT_URL = "sqlite:///retold.db"
@@ -52,10 +53,12 @@ def _seconds(value: timedelta | float, name: str) -> float:
     return seconds
 
 
-_D = TypeVar("_D", Workflow[*tuple[Any, ...], Any], Activity[*tuple[Any, ...], Any])
+_D = TypeVar("_D", Workflow[..., Any], Activity[..., Any])
 
 
-def _registry(items: Iterable[_D], kind: type[Any], name: str, plural: str) -> dict[str, _D]:
+def _registry(items: Iterable[object], kind: type[_D], name: str, plural: str) -> dict[str, _D]:
+    # Iterable[object]: mypy infers list[object] for a list of definitions with different
+    # signatures (``ACTIVITIES = [charge, refund]``); each item is checked here instead.
     registry: dict[str, _D] = {}
     for item in items:
         if not isinstance(item, kind):
@@ -114,8 +117,8 @@ class Engine:
         self,
         url: str = DEFAULT_URL,
         *,
-        workflows: Iterable[Workflow[*tuple[Any, ...], Any]] = (),
-        activities: Iterable[Activity[*tuple[Any, ...], Any]] = (),
+        workflows: Iterable[object] = (),
+        activities: Iterable[object] = (),
         codec: Codec | None = None,
         cache_size: int = 1000,
         activity_concurrency: int | Mapping[str, int] = 100,
@@ -128,10 +131,10 @@ class Engine:
         clock: Callable[[], float] | None = None,
         run_workers: bool = True,
     ) -> None:
-        self.workflows: dict[str, Workflow[*tuple[Any, ...], Any]] = _registry(
+        self.workflows: dict[str, Workflow[..., Any]] = _registry(
             workflows, Workflow, "workflow", "workflows"
         )
-        self.activities: dict[str, Activity[*tuple[Any, ...], Any]] = _registry(
+        self.activities: dict[str, Activity[..., Any]] = _registry(
             activities, Activity, "activity", "activities"
         )
         if cache_size < 1:
@@ -339,43 +342,51 @@ class Engine:
 
     # -- the client API --------------------------------------------------------------
 
-    @overload
     async def start(
-        self, workflow: Workflow[*Ts, R], *args: *Ts, id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> RunHandle[R]: ...
-
-    @overload
-    async def start(
-        self, workflow: str, *args: Any, id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> RunHandle[Any]: ...
-
-    async def start(
-        self,
-        workflow: Workflow[*Ts, R] | str,
-        *args: *Ts,
-        id: str | None = None,  # noqa: A002 - the public name
-        idempotency_key: str | None = None,
-    ) -> RunHandle[Any]:
+        self, workflow: Workflow[P, R] | str, /, *args: P.args, **kwargs: P.kwargs
+    ) -> RunHandle[R]:
         """Start a run of ``workflow`` and return its handle.
 
-        ``workflow`` is a ``@retold.workflow`` function (its arguments and
-        result are type-checked) or a workflow's registered name, to start
-        one that other processes host. A client-only engine
-        (``run_workers=False``) starts any workflow function; an engine that
-        runs workers refuses one it does not host, since that is most often
-        a forgotten registration: pass its name to mean "hosted elsewhere".
+        ``workflow`` is a ``@retold.workflow`` function: mypy checks the
+        arguments against its signature (positional, keyword, keyword-only,
+        defaults) and types the result; they are checked again here. Give
+        the workflow id or an idempotency key with
+        ``workflow.with_options(id=..., idempotency_key=...)``::
 
-        Starting again with the same ``id`` (or ``idempotency_key``) and the
-        same input returns the existing run instead of a new one.
+            run = await engine.start(checkout.with_options(id="order-42"), "order-42", cents=500)
+
+        Or ``workflow`` is a workflow's registered name, to start one that
+        other processes host (untyped); then the keywords ``id=`` and
+        ``idempotency_key=`` are the start's options, the others arguments.
+        A client-only engine (``run_workers=False``) starts any workflow
+        function; an engine that runs workers refuses one it does not host,
+        since that is most often a forgotten registration: pass its name to
+        mean "hosted elsewhere".
+
+        Starting again with the same id (or idempotency key) and the same
+        input returns the existing run instead of a new one.
 
         Raises:
+            ConfigurationError: ``workflow`` is not a workflow.
             NotRegisteredError: the workflow is not hosted by this engine.
             InvalidArgumentsError: the arguments do not fit its signature.
             PayloadError: an argument cannot be encoded.
             IdempotencyError: the id or key was used with other input.
         """
+        options: dict[str, Any] = kwargs
+        workflow_id = idempotency_key = None
+        if isinstance(workflow, str):
+            options = dict(kwargs)
+            workflow_id, idempotency_key = options.pop("id", None), options.pop("idempotency_key", None)
+        elif isinstance(workflow, Workflow):
+            workflow_id, idempotency_key = workflow.id, workflow.idempotency_key
+        handle: RunHandle[R] = await self._start(workflow, args, options, workflow_id, idempotency_key)
+        return handle
+
+    async def _start(
+        self, workflow: Workflow[..., Any] | str, args: tuple[Any, ...], kwargs: dict[str, Any],
+        id: str | None, idempotency_key: str | None,  # noqa: A002 - the public name
+    ) -> RunHandle[Any]:
         self._check_open()
         result_type: Any = Any
         if isinstance(workflow, str):
@@ -384,13 +395,16 @@ class Engine:
             name = workflow
             hosted = self.workflows.get(name)
             if hosted is not None:
-                hosted.types.check("workflow", name, tuple(args))
+                payload = hosted.types.encode_input(self.codec, "workflow", name, args, kwargs)
                 result_type = hosted.types.return_type
+            else:
+                payload = self.codec.encode(pack_input(args, kwargs))
         elif isinstance(workflow, Workflow):
             name = workflow.name
-            if self._run_workers and self.workflows.get(name) is not workflow:
+            hosted = self.workflows.get(name)
+            if self._run_workers and (hosted is None or not hosted.same(workflow)):
                 raise NotRegisteredError("workflow", name)
-            workflow.types.check("workflow", name, tuple(args))
+            payload = workflow.types.encode_input(self.codec, "workflow", name, args, kwargs)
             result_type = workflow.types.return_type
         else:
             what = getattr(workflow, "__qualname__", None) or repr(workflow)
@@ -401,7 +415,6 @@ class Engine:
             )
         if id is not None and not id:
             raise RetoldError("a workflow id must not be empty")
-        payload = self.codec.encode(list(args))
         digest = hashlib.sha256(name.encode() + b"\0" + payload).hexdigest()
         request = StartRequest(
             workflow=name,
@@ -450,7 +463,7 @@ class Engine:
         if definition is None:
             raise NotRegisteredError("workflow", workflow)
         converted = definition.types.from_json("workflow", workflow, args, self.codec.convert)
-        return await self.start(definition, *converted, id=id, idempotency_key=idempotency_key)
+        return await self._start(definition, converted, {}, id, idempotency_key)
 
     def get_handle(self, workflow_or_run_id: str) -> RunHandle[Any]:
         """A handle on an existing run, by workflow id or run id."""

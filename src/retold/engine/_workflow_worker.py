@@ -176,7 +176,7 @@ class WorkflowWorker:
         return PendingStep(ActivityStep(run_id, expected, event, commands, take), instance, reserved, slot)
 
     def prepare_start(
-        self, definition: Workflow[*tuple[Any, ...], Any], request: StartRequest
+        self, definition: Workflow[..., Any], request: StartRequest
     ) -> PendingStep[StartStep] | None:
         """Run a new run's first workflow task before the start is stored.
 

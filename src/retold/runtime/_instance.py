@@ -119,7 +119,7 @@ class WorkflowInstance:
 
     def __init__(
         self,
-        workflow: Workflow[*tuple[Any, ...], Any],
+        workflow: Workflow[..., Any],
         run_id: str,
         codec: Codec,
     ) -> None:
@@ -139,7 +139,7 @@ class WorkflowInstance:
         self._commands: list[ev.Event] = []
         self._issued: set[int] = set()
         self._activities: dict[int, tuple[asyncio.Future[Any], Any]] = {}
-        self._children: dict[int, tuple[asyncio.Future[Any], Workflow[*tuple[Any, ...], Any], str]] = {}
+        self._children: dict[int, tuple[asyncio.Future[Any], Workflow[..., Any], str]] = {}
         self._timers: dict[int, DurableTimerHandle] = {}
         # Lists, not deques: a deque costs a 512-byte block even for one item,
         # and a run usually has one or two of each waiting.
@@ -216,7 +216,7 @@ class WorkflowInstance:
         if violation is not None and self._fatal is None:
             self._fatal = violation
         if self._calls:
-            self._calls = [entry for entry in self._calls if _never_started(entry[0])]
+            self._calls = [entry for entry in self._calls if _never_started(entry[0])] or None
         if self._main is not None and self._main.done() and not self.finished:
             self._finish(self._main)
 
@@ -382,17 +382,11 @@ class WorkflowInstance:
         self.workflow_id = event.workflow_id
         self.parent_run_id = event.parent_run_id
         try:
-            raw = self.codec.decode(event.input, list[Any])
+            args, kwargs = self.workflow.types.decode_input(self.codec, event.input)
         except PayloadError as err:
             self._fatal = err
             return
-        types = self.workflow.types.param_types(len(raw))
-        try:
-            args = [self.codec.convert(value, tp) for value, tp in zip(raw, types, strict=True)]
-        except PayloadError as err:
-            self._fatal = err
-            return
-        self._main = self.loop.create_task(self.workflow.fn(*args), name=self.workflow.name)
+        self._main = self.loop.create_task(self.workflow.fn(*args, **kwargs), name=self.workflow.name)
 
     # -- commands ----------------------------------------------------------------
 
@@ -460,12 +454,13 @@ class WorkflowInstance:
         return self._rng
 
     def execute_activity(
-        self, activity: Activity[*tuple[Any, ...], Any], args: tuple[Any, ...], options: ActivityOptions
+        self, activity: Activity[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+        options: ActivityOptions,
     ) -> Awaitable[Any]:
         """Schedule an activity; the future resolves with its outcome."""
         if not isinstance(activity, Activity):
             raise TypeError(f"retold.execute() needs an @activity, got {activity!r}")
-        data = self.codec.encode(list(args))
+        data = activity.types.encode_input(self.codec, "activity", activity.name, args, kwargs)
         seq = self._emit(
             ev.ActivityScheduled, activity=activity.name, input=data, options=options.to_json()
         )
@@ -474,12 +469,13 @@ class WorkflowInstance:
         return fut
 
     def start_child(
-        self, workflow: Workflow[*tuple[Any, ...], Any], args: tuple[Any, ...], workflow_id: str | None
+        self, workflow: Workflow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+        workflow_id: str | None,
     ) -> tuple[str, asyncio.Future[Any]]:
         """Start a child workflow; the future resolves with its outcome."""
         if not isinstance(workflow, Workflow):
             raise TypeError(f"retold.start_child() needs a @workflow, got {workflow!r}")
-        workflow.types.check("workflow", workflow.name, args)
+        data = workflow.types.encode_input(self.codec, "workflow", workflow.name, args, kwargs)
         seq = self._peek_seq()
         if self._recorded and isinstance(self._recorded[0], ev.ChildWorkflowStarted):
             workflow_id = self._recorded[0].workflow_id
@@ -489,7 +485,7 @@ class WorkflowInstance:
             child_run = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.run_id}/child/{seq}"))
         seq = self._emit(
             ev.ChildWorkflowStarted, workflow=workflow.name, workflow_id=workflow_id,
-            run_id=child_run, input=self.codec.encode(list(args)),
+            run_id=child_run, input=data,
         )
         fut: asyncio.Future[Any] = self.loop.create_future()
         self._children[seq] = (fut, workflow, workflow_id)

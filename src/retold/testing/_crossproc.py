@@ -44,9 +44,9 @@ class CrossProcessReplayer:
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
-        self._workflow: Workflow[*tuple[Any, ...], Any] | None = None
+        self._workflow: Workflow[..., Any] | None = None
 
-    def _start(self, workflow: Workflow[*tuple[Any, ...], Any], codec: Codec) -> subprocess.Popen[bytes]:
+    def _start(self, workflow: Workflow[..., Any], codec: Codec) -> subprocess.Popen[bytes]:
         module_name, qualname = workflow.fn.__module__, workflow.fn.__qualname__
         module = sys.modules.get(module_name)
         found: Any = module
@@ -79,7 +79,7 @@ class CrossProcessReplayer:
         return proc
 
     def __call__(
-        self, workflow: Workflow[*tuple[Any, ...], Any], codec: Codec, history: History,
+        self, workflow: Workflow[..., Any], codec: Codec, history: History,
         answers: list[Any], queries: Any,
     ) -> str | None:
         """Replay ``history`` there; return what disagreed, or None."""

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Self, TypeVar, TypeVarTuple
+from typing import Any, ParamSpec, Self, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -21,7 +21,7 @@ from ..runtime import _guard
 
 __all__ = ["WorkflowEnvironment"]
 
-Ts = TypeVarTuple("Ts")
+P = ParamSpec("P")
 R = TypeVar("R")
 
 
@@ -41,19 +41,22 @@ class _VirtualClock:
 
 
 def _replace(
-    activities: Iterable[Activity[*tuple[Any, ...], Any]],
-    fakes: Mapping[str | Activity[*tuple[Any, ...], Any], Callable[..., Any]],
-) -> list[Activity[*tuple[Any, ...], Any]]:
-    by_name = {a.name: a for a in activities}
+    activities: Iterable[object],
+    fakes: Mapping[str | Activity[..., Any], Callable[..., Any]],
+) -> list[object]:
+    if not fakes:
+        return list(activities)  # the engine checks each item
+    by_name: dict[str, object] = {getattr(a, "name", repr(a)): a for a in activities}
     for key, fake in fakes.items():
         name = key if isinstance(key, str) else key.name
-        original = by_name.get(name) or (key if isinstance(key, Activity) else None)
+        found = by_name.get(name)
+        original = found if isinstance(found, Activity) else key if isinstance(key, Activity) else None
         if original is None:
             raise ConfigurationError(
                 f"fake for activity {name!r}: pass the activity object, or list it in activities="
             )
         cls = AsyncActivity if inspect.iscoroutinefunction(fake) else SyncActivity
-        replacement: Activity[*tuple[Any, ...], Any] = cls(fake, original.name, original.options)
+        replacement: Activity[..., Any] = cls(fake, original.name, original.options)
         replacement.types = original.types  # arguments are decoded to the real activity's types
         by_name[name] = replacement
     return list(by_name.values())
@@ -92,10 +95,10 @@ class WorkflowEnvironment:
 
     def __init__(
         self,
-        workflows: Iterable[Workflow[*tuple[Any, ...], Any]] = (),
-        activities: Iterable[Activity[*tuple[Any, ...], Any]] = (),
+        workflows: Iterable[object] = (),
+        activities: Iterable[object] = (),
         *,
-        fakes: Mapping[str | Activity[*tuple[Any, ...], Any], Callable[..., Any]] | None = None,
+        fakes: Mapping[str | Activity[..., Any], Callable[..., Any]] | None = None,
         url: str = "memory://",
         start_time: datetime | None = None,
         auto_skip: bool = True,
@@ -135,11 +138,9 @@ class WorkflowEnvironment:
 
     # -- the client API, delegated -----------------------------------------------------
 
-    async def start(
-        self, workflow: Workflow[*Ts, R], *args: *Ts, id: str | None = None, **options: Any  # noqa: A002
-    ) -> RunHandle[R]:
-        """Start a run, as :meth:`retold.Engine.start`."""
-        return await self.engine.start(workflow, *args, id=id, **options)
+    async def start(self, workflow: Workflow[P, R], /, *args: P.args, **kwargs: P.kwargs) -> RunHandle[R]:
+        """Start a run, as :meth:`retold.Engine.start` (``workflow.with_options(id=...)`` for an id)."""
+        return await self.engine.start(workflow, *args, **kwargs)
 
     def get_handle(self, workflow_or_run_id: str) -> RunHandle[Any]:
         """A handle on an existing run, as :meth:`retold.Engine.get_handle`."""

@@ -14,12 +14,12 @@ __all__ = ["assert_deterministic"]
 
 
 def assert_deterministic(
-    workflow: Workflow[*tuple[Any, ...], Any],
+    workflow: Workflow[..., Any],
     *,
     args: Sequence[Any] | Any = (),
     signals: Sequence[tuple[str, Any]] | Any = (),
-    activities: Sequence[Activity[*tuple[Any, ...], Any]] = (),
-    fakes: Mapping[str | Activity[*tuple[Any, ...], Any], ActivityImpl] | None = None,
+    activities: Sequence[Activity[..., Any]] = (),
+    fakes: Mapping[str | Activity[..., Any], ActivityImpl] | None = None,
     queries: Sequence[str | tuple[str, tuple[Any, ...]]] = (),
     max_examples: int = 100,
     max_steps: int = 30,

@@ -68,7 +68,7 @@ class ReplayResult:
 
 
 def replay(
-    workflow: Workflow[*tuple[Any, ...], Any],
+    workflow: Workflow[..., Any],
     history: HistorySource,
     *,
     codec: Codec | None = None,
@@ -146,7 +146,7 @@ class Replayer:
     """
 
     def __init__(
-        self, workflows: Iterable[Workflow[*tuple[Any, ...], Any]], *, codec: Codec | None = None, strict: bool = True
+        self, workflows: Iterable[Workflow[..., Any]], *, codec: Codec | None = None, strict: bool = True
     ) -> None:
         self.workflows = {w.name: w for w in workflows}
         self.codec = codec or JsonCodec()

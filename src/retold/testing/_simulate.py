@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, final
 
 from ..authoring._activity import ActivityInfo, _current
-from ..authoring._decorators import Activity, Workflow
+from ..authoring._decorators import Activity, Workflow, unpack_input
 from ..authoring._options import ActivityOptions
 from ..errors import ApplicationError, QueryError, RetoldError
 from ..history import events as ev
@@ -107,7 +107,7 @@ class NondeterminismFound(AssertionError):  # noqa: N818 - reads as the finding 
 ActivityImpl = Callable[..., Any]
 Queries = Sequence[tuple[str, tuple[Any, ...]]]
 # (workflow, codec, history, live query answers, queries) -> a problem, or None
-CrossProcessCheck = Callable[[Workflow[*tuple[Any, ...], Any], Codec, History, list[Any], Queries], str | None]
+CrossProcessCheck = Callable[[Workflow[..., Any], Codec, History, list[Any], Queries], str | None]
 
 
 class _ActivityRunner:
@@ -139,7 +139,7 @@ class _ActivityRunner:
         return self._pool.submit(asyncio.run, coro).result()
 
     def run(
-        self, definition: Activity[*tuple[Any, ...], Any] | None, name: str, event: ev.ActivityScheduled,
+        self, definition: Activity[..., Any] | None, name: str, event: ev.ActivityScheduled,
         workflow_id: str, run_id: str, attempt: int,
     ) -> tuple[bool, Any]:
         """(True, encoded result) or (False, failure dict) for one attempt."""
@@ -157,11 +157,11 @@ class _ActivityRunner:
         )
         token = _current.set(info)
         try:
-            raw = self.codec.decode(event.input, list[Any])
             if definition is not None:
-                types = definition.types.param_types(len(raw))
-                raw = [self.codec.convert(v, tp) for v, tp in zip(raw, types, strict=True)]
-            value = fn(*raw)
+                raw, kwargs = definition.types.decode_input(self.codec, event.input)
+            else:
+                raw, kwargs = unpack_input(self.codec.decode(event.input, Any))
+            value = fn(*raw, **kwargs)
             if inspect.isawaitable(value):
                 value = self._await(value)
             outcome: tuple[bool, Any] = (True, self.codec.encode(value))
@@ -179,10 +179,10 @@ class _World:
     """An engine in miniature for one run: numbers events, tracks what can arrive."""
 
     scenario: Scenario
-    workflow: Workflow[*tuple[Any, ...], Any]
+    workflow: Workflow[..., Any]
     codec: Codec
     runner: _ActivityRunner
-    activities: Mapping[str, Activity[*tuple[Any, ...], Any]]
+    activities: Mapping[str, Activity[..., Any]]
     queries: Sequence[tuple[str, tuple[Any, ...]]]
     crashes: frozenset[int]
     workflow_id: str = ""
@@ -307,7 +307,7 @@ def _child_workflow(instance: WorkflowInstance, started: ev.ChildWorkflowStarted
 
 
 def _run_child(
-    child: Workflow[*tuple[Any, ...], Any], started: ev.ChildWorkflowStarted, parent: _World
+    child: Workflow[..., Any], started: ev.ChildWorkflowStarted, parent: _World
 ) -> tuple[bool, Any]:
     """Run a child workflow to its end in a plain world: every activity succeeds, timers fire in order."""
     world = _World(
@@ -350,8 +350,8 @@ class _Play:
 
 
 def _play(
-    scenario: Scenario, workflow: Workflow[*tuple[Any, ...], Any], codec: Codec, runner: _ActivityRunner,
-    activities: Mapping[str, Activity[*tuple[Any, ...], Any]], queries: Sequence[tuple[str, tuple[Any, ...]]],
+    scenario: Scenario, workflow: Workflow[..., Any], codec: Codec, runner: _ActivityRunner,
+    activities: Mapping[str, Activity[..., Any]], queries: Sequence[tuple[str, tuple[Any, ...]]],
     crashes: frozenset[int], workflow_id: str, trace: list[str],
 ) -> _Play:
     """Play the scenario; ``trace`` fills up as it goes (for a report if it raises)."""
@@ -433,11 +433,11 @@ def _compare(a: Sequence[ev.Event], b: Sequence[ev.Event]) -> str | None:
 
 
 def check_scenario(
-    workflow: Workflow[*tuple[Any, ...], Any],
+    workflow: Workflow[..., Any],
     scenario: Scenario,
     *,
-    activities: Sequence[Activity[*tuple[Any, ...], Any]] = (),
-    fakes: Mapping[str | Activity[*tuple[Any, ...], Any], ActivityImpl] | None = None,
+    activities: Sequence[Activity[..., Any]] = (),
+    fakes: Mapping[str | Activity[..., Any], ActivityImpl] | None = None,
     queries: Sequence[str | tuple[str, tuple[Any, ...]]] = (),
     codec: Codec | None = None,
     cross_process: CrossProcessCheck | None = None,
@@ -493,7 +493,7 @@ def check_scenario(
 
 
 def _replay_checks(
-    workflow: Workflow[*tuple[Any, ...], Any], codec: Codec, history: History, plain: _Play,
+    workflow: Workflow[..., Any], codec: Codec, history: History, plain: _Play,
     queries: Sequence[tuple[str, tuple[Any, ...]]], fail: Callable[[str, str], NondeterminismFound],
 ) -> None:
     events = list(history)
