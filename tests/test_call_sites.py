@@ -136,3 +136,23 @@ def test_with_options_copies_and_keeps_the_definition() -> None:
     assert named.same(greet_all)
     with pytest.raises(retold.ConfigurationError, match="must not be empty"):
         greet_all.with_options(id="")
+
+
+@retold.workflow
+async def keyword_steps(to: str, *, shout: bool = False) -> int:
+    text = await retold.execute(compose, to, shout=shout, times=3)
+    return await retold.execute(count_words, text, minimum=1)
+
+
+def test_the_simulator_replays_keyword_arguments() -> None:
+    from retold.testing import Scenario, check_scenario
+
+    scenario = Scenario(args=("ada",), crash_after=frozenset({1, 2, 3}))
+    history = check_scenario(keyword_steps, scenario, activities=[compose, count_words])
+    inputs = [orjson.loads(e.input) for e in history if isinstance(e, ev.ActivityScheduled)]
+    assert inputs == [
+        {"args": ["ada"], "kwargs": {"shout": False, "times": 3}},
+        {"args": ["hello ada hello ada hello ada"], "kwargs": {"minimum": 1}},
+    ]
+    completed = next(e for e in history if isinstance(e, ev.WorkflowCompleted))
+    assert orjson.loads(completed.result) == 6
