@@ -17,7 +17,7 @@ PUBLIC = [
     "HistoryFormatError", "IdempotencyError",
     "InvalidArgumentsError", "JsonCodec", "LeaseLostError", "NondeterminismError", "NotRegisteredError", "PayloadError",
     "PickleCodec", "QueryError", "RetoldError", "RetryPolicy", "RunDescription", "RunFinishedError",
-    "RunHandle", "RunNotFoundError", "SchemaError", "StoreError", "Workflow", "WorkflowCancelledError",
+    "RunHandle", "RunNotFoundError", "SchemaError", "SignalBufferFullError", "StoreError", "Workflow", "WorkflowCancelledError",
     "WorkflowFailedError", "WorkflowInfo", "WorkflowSandboxError", "activity", "activity_info",
     "continue_as_new", "execute", "execute_child", "heartbeat", "info", "now", "patched", "random",
     "set_query_handler", "side_effect", "sleep", "start_child", "uuid4", "wait_signal", "workflow",

@@ -48,6 +48,7 @@ from .errors import PayloadError as PayloadError
 from .errors import QueryError as QueryError
 from .errors import RetoldError as RetoldError
 from .errors import RunFinishedError as RunFinishedError
+from .errors import SignalBufferFullError as SignalBufferFullError
 from .errors import RunNotFoundError as RunNotFoundError
 from .errors import SchemaError as SchemaError
 from .errors import StoreError as StoreError
@@ -87,6 +88,7 @@ __all__ = [
     "RetryPolicy",
     "RunDescription",
     "RunFinishedError",
+    "SignalBufferFullError",
     "RunHandle",
     "RunNotFoundError",
     "SchemaError",

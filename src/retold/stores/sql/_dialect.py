@@ -51,6 +51,8 @@ class Dialect:
         self.url = url
         self.engine = engine
         self.limiter = anyio.CapacityLimiter(concurrency)
+        self.read_limiter = self.limiter
+        """How many read transactions (:meth:`begin_read`) run at once."""
 
     def now(self, conn: Connection) -> float:
         """The database's clock inside a transaction (only with ``server_clock``)."""
@@ -85,6 +87,14 @@ class Dialect:
         """A transaction that may append to histories: durable when it commits."""
         return self.engine.begin()
 
+    def begin_read(self) -> AbstractContextManager[Connection]:
+        """A transaction that only reads: it must not block writers."""
+        return self.engine.begin()
+
+    def dispose(self) -> None:
+        """Close every connection."""
+        self.engine.dispose()
+
     def begin_lease_only(self) -> AbstractContextManager[Connection]:
         """A transaction that only moves leases and never appends an event.
 
@@ -110,7 +120,7 @@ class Dialect:
         """
 
 
-def dialect_for(url: str, *, pool_size: int) -> Dialect:
+def dialect_for(url: str, *, pool_size: int, busy_timeout: float = 10.0) -> Dialect:
     """The dialect that serves ``url``.
 
     Raises:
@@ -122,7 +132,7 @@ def dialect_for(url: str, *, pool_size: int) -> Dialect:
     if url.startswith(("memory:", "sqlite:")):
         from ._sqlite import SQLite
 
-        return SQLite(url)
+        return SQLite(url, busy_timeout=busy_timeout)
     if url.startswith(("postgresql", "postgres:")):
         from ._postgres import PostgreSQL
 
