@@ -48,9 +48,9 @@ from .errors import PayloadError as PayloadError
 from .errors import QueryError as QueryError
 from .errors import RetoldError as RetoldError
 from .errors import RunFinishedError as RunFinishedError
-from .errors import SignalBufferFullError as SignalBufferFullError
 from .errors import RunNotFoundError as RunNotFoundError
 from .errors import SchemaError as SchemaError
+from .errors import SignalBufferFullError as SignalBufferFullError
 from .errors import StoreError as StoreError
 from .errors import WorkflowCancelledError as WorkflowCancelledError
 from .errors import WorkflowFailedError as WorkflowFailedError

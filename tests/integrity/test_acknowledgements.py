@@ -21,6 +21,7 @@ import anyio
 import pytest
 
 import retold
+from retold.history import events as ev
 from retold.stores.sql import SqlStore
 
 pytestmark = pytest.mark.anyio
@@ -50,7 +51,8 @@ def write_lock_held(path: Path) -> Iterator[subprocess.Popen[str]]:
     with subprocess.Popen([sys.executable, "-c", _HOLDER, str(path)],
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as holder:
         try:
-            assert holder.stdout is not None and holder.stdin is not None
+            assert holder.stdout is not None
+            assert holder.stdin is not None
             assert holder.stdout.readline().strip() == "locked"
             yield holder
             holder.stdin.write("go\n")
@@ -90,8 +92,8 @@ async def _recorded(engine: retold.Engine, runs: list[str], tags: list[str]) -> 
     found: dict[str, bool] = {}
     for run in runs:
         events = (await engine.history(run)).events
-        signals = {engine.codec.decode(e.input, str) for e in events if isinstance(e, retold.history.events.SignalReceived)}
-        cancels = {e.reason for e in events if isinstance(e, retold.history.events.CancelRequested)}
+        signals = {engine.codec.decode(e.input, str) for e in events if isinstance(e, ev.SignalReceived)}
+        cancels = {e.reason for e in events if isinstance(e, ev.CancelRequested)}
         for tag in tags:
             for j in range(5):
                 found[f"signal {run} {tag}-{j}"] = f"{tag}-{j}" in signals
@@ -108,7 +110,9 @@ async def test_no_acknowledged_request_is_missing_when_another_process_holds_the
     path = tmp_path / "shared.db"
     store = SqlStore(f"sqlite:///{path}", busy_timeout=0.2)
     async with retold.Engine(store=store, workflows=[inbox], run_workers=False) as engine:
-        runs = [(await engine.start(inbox, id=f"run-{i}")).run_id for i in range(12)]
+        runs = [f"run-{i}" for i in range(12)]
+        for run in runs:
+            await engine.start(inbox, id=run)
         outcomes: dict[str, bool] = {}
         with write_lock_held(path):
             # Reads go on while the lock is held: they take no write lock.
@@ -125,4 +129,5 @@ async def test_no_acknowledged_request_is_missing_when_another_process_holds_the
     # The lock was held throughout the first burst: all of it was refused, all of the second written.
     assert not any(ok for k, ok in outcomes.items() if "locked" in k)
     assert all(ok for k, ok in outcomes.items() if "free" in k)
-    assert errors and all(isinstance(e, retold.StoreError) and "locked" in str(e) for e in errors), errors[:3]
+    assert errors
+    assert all(isinstance(e, retold.StoreError) and "locked" in str(e) for e in errors), errors[:3]

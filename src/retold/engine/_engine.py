@@ -24,6 +24,7 @@ from ..errors import (
 )
 from ..history.codec import Codec, JsonCodec
 from ..history.export import History
+from ..history.ids import check_id
 from ..runtime import _guard
 from ..runtime._instance import WorkflowInstance
 from ..stores._protocol import RunRecord, StartRequest, Store
@@ -394,8 +395,8 @@ class Engine:
             result_type = workflow.types.return_type
         else:
             raise NotRegisteredError("workflow", getattr(workflow, "__qualname__", repr(workflow)))
-        if id is not None and not id:
-            raise RetoldError("a workflow id must not be empty")
+        check_id("workflow id", id)
+        check_id("idempotency key", idempotency_key)
         payload = self.codec.encode(list(args))
         digest = hashlib.sha256(name.encode() + b"\0" + payload).hexdigest()
         request = StartRequest(

@@ -468,7 +468,8 @@ class SqlStore:
         # One pending workflow task per run: an existing one (leased or not)
         # will see the new events, or fail its commit on the moved last_seq.
         self._q.wake(conn, {
-            "run_id": run_id, "visible_at": now, "lease_owner": None, "lease_expires": None, "attempts": 0, "signals": 0,
+            "run_id": run_id, "visible_at": now, "lease_owner": None, "lease_expires": None,
+            "attempts": 0, "signals": 0,
         })
         self._d.notify(conn, WORKFLOW)
 
