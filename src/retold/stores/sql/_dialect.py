@@ -127,17 +127,30 @@ def dialect_for(url: str, *, pool_size: int, busy_timeout: float = 10.0) -> Dial
         StoreError: the URL names an unsupported database, or its driver is
             not installed.
     """
-    from ...errors import StoreError
+    from ...errors import ConfigurationError, StoreError
 
-    if url.startswith(("memory:", "sqlite:")):
-        from ._sqlite import SQLite
+    try:
+        if url.startswith(("memory:", "sqlite:")):
+            from ._sqlite import SQLite
 
-        return SQLite(url, busy_timeout=busy_timeout)
-    if url.startswith(("postgresql", "postgres:")):
-        from ._postgres import PostgreSQL
+            return SQLite(url, busy_timeout=busy_timeout)
+        if url.startswith(("postgresql", "postgres:")):
+            from ._postgres import PostgreSQL
 
-        return PostgreSQL(url, pool_size=pool_size)
+            return PostgreSQL(url, pool_size=pool_size)
+    except (sa.exc.ArgumentError, ValueError) as exc:  # a malformed URL (or port): say which form is right
+        raise ConfigurationError(_url_advice(url)) from exc
     raise StoreError(
         f"unsupported store URL {url!r}: use sqlite:///path.db, memory:// or "
         "postgresql+psycopg://user@host/dbname"
     )
+
+
+def _url_advice(url: str) -> str:
+    if url.startswith("postgres"):
+        return (f"invalid PostgreSQL store URL {url!r}: "
+                "write postgresql+psycopg://user:password@host:5432/dbname")
+    rest = url.removeprefix("sqlite://")
+    guess = f"sqlite:///{rest} (a file relative to the working directory), " if rest and rest != url else ""
+    return (f"invalid SQLite store URL {url!r}: write {guess}sqlite:///path/to/file.db (three slashes, "
+            "then a relative path) or sqlite:////absolute/path/to/file.db, or memory:// for a store in memory")
