@@ -68,10 +68,10 @@ async def test_a_run_consumes_signals_while_they_keep_coming(make_engine: Engine
         assert sent >= progress
         await run.signal("tick", "stop")
         total = await run.result(timeout=60)
-    # Every signal acknowledged before "stop" was consumed, in order, none twice.
-    history = await run.history()
-    ticks = [e for e in history.events if isinstance(e, retold.history.events.SignalReceived)]
-    assert total == len(ticks) - 1 == await consumed(run)
+        # Every signal acknowledged before "stop" was consumed, in order, none twice.
+        history = await run.history()
+        ticks = [e for e in history.events if isinstance(e, retold.history.events.SignalReceived)]
+        assert total == len(ticks) - 1 == await consumed(run)
     assert total >= sent
 
 

@@ -506,6 +506,7 @@ class Engine:
         ``run_id`` says ``ident`` is a run id, not a workflow id: the waiter
         is registered before the first read, which then suffices.
         """
+        self._check_open()
         register = run_id
         while True:
             waiter = self._closed_waiters.setdefault(ident, anyio.Event()) if register else None
@@ -525,6 +526,7 @@ class Engine:
 
     async def signal(self, ident: str, name: str, value: Any) -> None:
         """Append a signal to a running run."""
+        self._check_open()
         if not name:
             raise RetoldError("a signal name must not be empty")
         payload = self.codec.encode(value)
@@ -533,11 +535,13 @@ class Engine:
 
     async def cancel(self, ident: str, reason: str) -> None:
         """Ask a running run to cancel."""
+        self._check_open()
         self.feeds.notify(await self.store.request_cancel(ident, reason))
         self.wake_workflows.set()
 
     async def query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:
         """Answer a query from the run's replayed state; writes nothing."""
+        self._check_open()
         record = await self.store.get_run(ident)
         if record.status != "running":
             raise RunFinishedError(record.run_id, record.status)
@@ -562,6 +566,7 @@ class Engine:
 
     async def history(self, ident: str) -> History:
         """Every event of the run, in order, as a :class:`History`."""
+        self._check_open()
         record = await self.store.get_run(ident)
         _, events = await self.store.load(record.run_id, 0)
         return History(events, workflow=record.workflow, workflow_id=record.workflow_id, run_id=record.run_id)

@@ -424,7 +424,23 @@ class SqlStore:
         migrate(conn, self.url)
 
     async def close(self) -> None:
-        """Close the database connections."""
+        """Close the database connections, once no transaction of this store is running.
+
+        A connection still checked out when its pool is disposed would go
+        back to the dead pool and be left open, so take every slot first
+        (a caller cancelled meanwhile leaves its thread to finish).
+        """
+        with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+            held: list[tuple[anyio.CapacityLimiter, object]] = []
+            try:
+                for limiter in {id(x): x for x in (self._d.limiter, self._d.read_limiter)}.values():
+                    for _ in range(int(limiter.total_tokens)):
+                        token = object()
+                        await limiter.acquire_on_behalf_of(token)
+                        held.append((limiter, token))
+            finally:
+                for limiter, token in held:
+                    limiter.release_on_behalf_of(token)
         self._d.dispose()
 
     async def listen(self, on_work: Callable[[str], None]) -> None:
