@@ -320,14 +320,14 @@ class ClaimedWhileStepping(SqlStore):
         ClaimedWhileStepping.claims += len(runs)
         return runs
 
-    async def finish_activity(self, task_id: int, owner: str, outcome: Any, step: Any = None) -> bool:
+    async def finish_activity(self, task: Any, owner: str, outcome: Any, step: Any = None) -> bool:
         if step is not None:
             before = ClaimedWhileStepping.claims
             await self.signal(step.run_id, "poke", b"null")
             with anyio.fail_after(10):  # the engine polls every 0.05 s
                 while ClaimedWhileStepping.claims == before:
                     await anyio.sleep(0.01)
-        return bool(await super().finish_activity(task_id, owner, outcome, step))
+        return bool(await super().finish_activity(task, owner, outcome, step))
 
 
 async def test_a_task_claimed_while_its_run_takes_a_step_is_processed_at_once(

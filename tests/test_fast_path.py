@@ -79,10 +79,10 @@ class CountingStore(SqlStore):
         CountingStore.loads += 1
         return await super().load(run_id, after_seq)
 
-    async def finish_activity(self, task_id: int, owner: str, outcome: Any, step: Any = None) -> bool:
+    async def finish_activity(self, task: Any, owner: str, outcome: Any, step: Any = None) -> bool:
         if CountingStore.signal_during_finish is not None:
             await self.signal(CountingStore.signal_during_finish, "extra", b"5")
-        recorded = await super().finish_activity(task_id, owner, outcome, step)
+        recorded = await super().finish_activity(task, owner, outcome, step)
         CountingStore.offered += step is not None
         CountingStore.steps += bool(step is not None and step.stepped)
         return recorded

@@ -5,6 +5,9 @@ a timer or a signal is recorded in an append-only history. A crashed run
 resumes elsewhere by replaying that history on a deterministic event loop.
 """
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
 from .authoring._activity import ActivityInfo as ActivityInfo
 from .authoring._activity import activity_info as activity_info
 from .authoring._activity import heartbeat as heartbeat
@@ -50,6 +53,7 @@ from .errors import RetoldError as RetoldError
 from .errors import RunFinishedError as RunFinishedError
 from .errors import RunNotFoundError as RunNotFoundError
 from .errors import SchemaError as SchemaError
+from .errors import SignalBufferFullError as SignalBufferFullError
 from .errors import StoreError as StoreError
 from .errors import WorkflowCancelledError as WorkflowCancelledError
 from .errors import WorkflowFailedError as WorkflowFailedError
@@ -58,6 +62,12 @@ from .history.codec import Codec as Codec
 from .history.codec import JsonCodec as JsonCodec
 from .history.codec import PickleCodec as PickleCodec
 from .history.export import History as History
+
+try:
+    __version__: str = _version("retold")
+    """The installed version of retold (from the package's metadata)."""
+except _PackageNotFoundError:  # pragma: no cover - run from a source tree that is not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "Activity",
@@ -87,6 +97,7 @@ __all__ = [
     "RetryPolicy",
     "RunDescription",
     "RunFinishedError",
+    "SignalBufferFullError",
     "RunHandle",
     "RunNotFoundError",
     "SchemaError",

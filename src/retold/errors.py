@@ -51,6 +51,7 @@ __all__ = [
     "RunFinishedError",
     "RunNotFoundError",
     "SchemaError",
+    "SignalBufferFullError",
     "StoreError",
     "WorkflowCancelledError",
     "WorkflowFailedError",
@@ -120,6 +121,27 @@ class RunFinishedError(RetoldError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.run_id, self.status))
+
+
+@final
+class SignalBufferFullError(RetoldError):
+    """The run has too many signals it has not seen yet; this one was not recorded.
+
+    A run takes in signals as fast as its workflow tasks run; past the
+    store's ``max_pending_signals`` unseen signals, senders are refused
+    (nothing is written) until the run catches up. Retry later.
+    """
+
+    def __init__(self, run_id: str, limit: int) -> None:
+        self.run_id = run_id
+        self.limit = limit
+        super().__init__(
+            f"run {run_id!r} already has {limit} signals it has not processed yet "
+            "(the store's max_pending_signals): this signal was not recorded; send it again later"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.limit))
 
 
 @final

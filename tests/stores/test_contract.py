@@ -113,9 +113,9 @@ async def test_leases_expire_by_the_store_clock(store_url: str) -> None:
         assert again.id == task.id
         assert (task.attempt, again.attempt) == (1, 2)  # the dead owner's attempt counted
         # The dead owner's late result is refused: the lease fences it out.
-        assert not await store.finish_activity(task.id, "dead", ActivityOutcome("completed", result=b"1"))
+        assert not await store.finish_activity(task, "dead", ActivityOutcome("completed", result=b"1"))
         assert await store.renew_leases("dead", [task.id], 5.0) == {task.id}
-        assert await store.finish_activity(task.id, "alive", ActivityOutcome("completed", result=b"2"))
+        assert await store.finish_activity(again, "alive", ActivityOutcome("completed", result=b"2"))
         _, history = await store.load(run_id, 0)
         assert [e.result for e in history if isinstance(e, ev.ActivityCompleted)] == [b"2"]
 
@@ -136,7 +136,7 @@ async def test_a_reaped_worker_loses_its_leases_at_once_and_its_attempt_counts(s
         assert await store.reap_worker("dead") == 1
         [again] = await store.claim_activity_tasks("alive", "q", ["a"], 10, 60.0)
         assert (again.id, again.attempt) == (task.id, 2)  # the dead attempt counted
-        assert not await store.finish_activity(task.id, "dead", ActivityOutcome("completed", result=b"1"))
+        assert not await store.finish_activity(task, "dead", ActivityOutcome("completed", result=b"1"))
         assert await store.register_worker("alive", "host-a", 333, "9") == []  # "dead" is forgotten
         await store.unregister_worker("alive")
         assert await store.register_worker("next", "host-a", 444, "10") == []
@@ -191,10 +191,10 @@ async def test_an_activity_outcome_commits_the_runs_next_step_with_it(store_url:
         take = ActivityTake("me", 5.0, frozenset({"a"}), {"q": 1})
         step = ActivityStep(run_id, 2, event, [schedule(4), ev.TimerStarted(seq=5, at=0, duration=60.0)], take)
         # A lost lease writes nothing, step or not.
-        assert not await store.finish_activity(task.id, "someone-else", outcome, step)
+        assert not await store.finish_activity(task, "someone-else", outcome, step)
         assert not step.stepped
         assert count(store, t.events) == 2
-        assert await store.finish_activity(task.id, "me", outcome, step)
+        assert await store.finish_activity(task, "me", outcome, step)
         assert step.stepped
         _, history = await store.load(run_id, 0)
         assert [e.type for e in history] == [
@@ -213,7 +213,7 @@ async def test_an_activity_outcome_commits_the_runs_next_step_with_it(store_url:
         late = ActivityOutcome("completed", result=b"8")
         stale = ActivityStep(run_id, 5, late.event(seq=6, at=clock.now, scheduled=4, attempt=1),
                              [ev.WorkflowCompleted(seq=7, at=0, result=b"null")])
-        assert await store.finish_activity(leased.id, "me", late, stale)
+        assert await store.finish_activity(leased, "me", late, stale)
         assert not stale.stepped
         run, pending = await store.load(run_id, 5)
         assert run.status == "running"
@@ -300,9 +300,52 @@ async def test_release_hands_back_every_lease_of_an_owner(store_url: str) -> Non
         assert again.id == task.id
 
 
+def as_version_3(store: SqlStore) -> None:
+    """Take the tables back to schema version 3: no inbox, no signal count, reusable task ids."""
+    with store._engine.begin() as conn:
+        t.inbox.drop(conn)
+        conn.exec_driver_sql("ALTER TABLE retold_workflow_tasks DROP COLUMN signals")
+        if store.dialect == "sqlite":
+            old = sa.Table("retold_activity_tasks", sa.MetaData(), *(
+                sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+                for c in t.activity_tasks.columns), sa.Index("retold_activity_tasks_ready", "queue", "visible_at"))
+            rows = [dict(r._mapping) for r in conn.execute(sa.select(t.activity_tasks))]
+            t.activity_tasks.drop(conn)
+            old.create(conn)
+            if rows:
+                conn.execute(old.insert(), rows)
+        conn.execute(t.meta.update().values(value="3"))
+
+
+async def test_a_version_3_database_keeps_its_tasks_and_never_reuses_their_ids(store_url: str) -> None:
+    async with opened(store_url) as store:
+        run_id = await run_with_activity(store, "old")
+        as_version_3(store)
+        if store.dialect == "sqlite":
+            with store._engine.connect() as conn:
+                assert "AUTOINCREMENT" not in conn.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE name = 'retold_activity_tasks'").scalar_one()
+        await store.open()
+        with store._engine.connect() as conn:
+            assert schema_version(conn) == t.SCHEMA_VERSION == 4
+        [task] = await store.claim_activity_tasks("me", "q", ["a"], 10, 60.0)
+        assert task.run_id == run_id
+        # The newest task goes (its run is cancelled); the next one gets a new id.
+        await store.request_cancel(run_id, "test")
+        await store.claim_workflow_tasks("me", ["wf"], 10, 60.0)
+        await store.commit_workflow_task(run_id, "me", 3, [ev.WorkflowCancelled(seq=4, at=0)])
+        other = await run_with_activity(store, "new")
+        [fresh] = await store.claim_activity_tasks("me", "q", ["a"], 10, 60.0)
+        assert fresh.run_id == other
+        assert fresh.id > task.id
+        # The old attempt's outcome is refused: its task is gone.
+        assert not await store.finish_activity(task, "me", ActivityOutcome("completed", result=b"1"))
+
+
 async def test_a_version_1_database_gains_the_workers_table(store_url: str) -> None:
     async with opened(store_url) as store:
         await started(store)
+        as_version_3(store)
         with store._engine.begin() as conn:  # as retold 0.1 with schema version 1 left it
             t.workers.drop(conn)
             conn.execute(t.meta.update().values(value="1"))
@@ -311,13 +354,14 @@ async def test_a_version_1_database_gains_the_workers_table(store_url: str) -> N
         assert count(store, t.workers) == 1
         assert count(store, t.runs) == 1  # the runs are still there
         with store._engine.connect() as conn:
-            assert schema_version(conn) == t.SCHEMA_VERSION == 3
+            assert schema_version(conn) == t.SCHEMA_VERSION
 
 
 async def test_a_version_2_database_keeps_its_events_when_upgraded(store_url: str) -> None:
     async with opened(store_url) as store:
         run_id = await run_with_activity(store, "old")
         _, before = await store.load(run_id, 0)
+        as_version_3(store)
         if store.dialect == "sqlite":
             # As schema version 2 made it: the events table had a rowid and a key index.
             old = sa.Table("retold_events", sa.MetaData(), *(
@@ -334,7 +378,7 @@ async def test_a_version_2_database_keeps_its_events_when_upgraded(store_url: st
         _, after = await store.load(run_id, 0)
         assert after == before
         with store._engine.connect() as conn:
-            assert schema_version(conn) == 3
+            assert schema_version(conn) == t.SCHEMA_VERSION
             if store.dialect == "sqlite":
                 sql = conn.exec_driver_sql(
                     "SELECT sql FROM sqlite_master WHERE name = 'retold_events'").scalar_one()

@@ -31,7 +31,7 @@ async def test_a_workflow_step_sends_nothing_through_sqlalchemy(tmp_path: Any) -
         outcome = ActivityOutcome("completed", result=b"1")
         step = ActivityStep(run.run_id, 2, outcome.event(seq=3, at=1.0, scheduled=2, attempt=1),
                             [ev.WorkflowCompleted(seq=4, at=1.0, result=b"1")])
-        assert await store.finish_activity(task.id, "me", outcome, step)
+        assert await store.finish_activity(task, "me", outcome, step)
         assert step.stepped
         assert (await store.get_run(run.run_id)).status == "completed"
     finally:

@@ -102,12 +102,21 @@ class _Signature:
         return args, bound_kwargs
 
     def encode_input(
-        self, codec: Any, kind: str, name: str, args: Sequence[Any], kwargs: Mapping[str, Any] | None = None
+        self, codec: Any, kind: str, name: str, args: Sequence[Any], kwargs: Mapping[str, Any] | None = None,
+        *, check_types: bool = True,
     ) -> bytes:
         """Check the arguments and encode them as the history records them:
         a list of positional arguments, or ``{"args": [...], "kwargs": {...}}``
-        when some must go by keyword."""
-        bound_args, bound_kwargs = self.check(kind, name, tuple(args), kwargs)
+        when some must go by keyword.
+
+        ``check_types=False`` only binds them to the signature: an activity's
+        values are converted to its parameter types where it runs, and one
+        that does not convert fails that activity (as it always has).
+        """
+        if check_types:
+            bound_args, bound_kwargs = self.check(kind, name, tuple(args), kwargs)
+        else:
+            bound_args, bound_kwargs = self.bind(kind, name, args, kwargs)
         data: bytes = codec.encode(pack_input(bound_args, bound_kwargs))
         return data
 
@@ -252,9 +261,7 @@ class Workflow(_Definition, Generic[P, R]):
             id: the workflow id (starting again with it returns the same run).
             idempotency_key: a key that makes the start idempotent.
         """
-        if id is not None and not id:
-            raise ConfigurationError("a workflow id must not be empty")
-        clone = copy.copy(self)
+        clone = copy.copy(self)  # the id and key are checked when the start uses them
         clone.id = id if id is not None else self.id
         clone.idempotency_key = idempotency_key if idempotency_key is not None else self.idempotency_key
         return clone

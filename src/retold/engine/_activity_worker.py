@@ -110,7 +110,7 @@ class ActivityWorker:
         recorded = False
         try:
             recorded = await engine.store.finish_activity(
-                task.id, engine.worker_id, outcome, pending.step if pending is not None else None
+                task, engine.worker_id, outcome, pending.step if pending is not None else None
             )
         except StoreError as exc:
             # Not recorded: the lease lapses and the activity runs again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -25,6 +26,7 @@ from ..errors import (
 )
 from ..history.codec import Codec, JsonCodec
 from ..history.export import History
+from ..history.ids import check_id
 from ..runtime import _guard
 from ..runtime._instance import WorkflowInstance
 from ..stores._protocol import RunRecord, StartRequest, Store
@@ -175,55 +177,73 @@ class Engine:
         self.activity_workers = self._activity_workers  # read by the workflow worker's fast path
         self.workflow_worker: WorkflowWorker | None = None  # read by the activity workers' fast path
         self._task_group: TaskGroup | None = None
+        self._stack: contextlib.AsyncExitStack | None = None  # what __aexit__ undoes, while open
+        self._registered = False
         self.feeds = EventFeeds(self.store, self.poll_interval, self.spawn)
 
     # -- lifecycle ----------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
+        if self._stack is not None:
+            raise ConfigurationError("this Engine is already open: enter it once (async with engine: ...)")
         _guard.install()
-        await self.store.open()
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
-        self.feeds.open()
-        if self._run_workers:
-            await self._register_and_reap()
-            self.workflow_worker = WorkflowWorker(self)
-            self._task_group.start_soon(self._keep_running, self.workflow_worker.run)
-            for queue, limit in self._queue_limits.items():
-                worker = ActivityWorker(self, queue, limit)
-                self._activity_workers.append(worker)
-                self._task_group.start_soon(self._keep_running, worker.run)
-            self._task_group.start_soon(self._keep_running, self._timer_loop)
-            self._task_group.start_soon(self._keep_running, self._lease_loop)
-        self._task_group.start_soon(self._keep_running, self._closed_watch_loop)
-        self._task_group.start_soon(self._listen_loop)
+        # Every step pushes its undo before the next one runs: whatever fails
+        # (or is cancelled) part-way leaves nothing open behind it.
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(self.store.close)  # also after an open that failed half-way
+            await self.store.open()
+            stack.push_async_callback(self._release_work)
+            stack.callback(self._forget_workers)
+            group = await stack.enter_async_context(anyio.create_task_group())
+            self._task_group = group
+            stack.callback(group.cancel_scope.cancel)
+            self.feeds.open()
+            stack.callback(self.feeds.close)
+            if self._run_workers:
+                await self._register_and_reap()
+                self.workflow_worker = WorkflowWorker(self)
+                group.start_soon(self._keep_running, self.workflow_worker.run)
+                for queue, limit in self._queue_limits.items():
+                    worker = ActivityWorker(self, queue, limit)
+                    self._activity_workers.append(worker)
+                    group.start_soon(self._keep_running, worker.run)
+                group.start_soon(self._keep_running, self._timer_loop)
+                group.start_soon(self._keep_running, self._lease_loop)
+            group.start_soon(self._keep_running, self._closed_watch_loop)
+            group.start_soon(self._listen_loop)
+            self._stack = stack.pop_all()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._task_group is not None
-        self.feeds.close()
-        self._task_group.cancel_scope.cancel()
-        try:
-            await self._task_group.__aexit__(None, None, None)
-        finally:
-            self._task_group = None
-            self.cache.clear()
-            try:
-                with anyio.CancelScope(shield=True):
-                    # Work interrupted by the shutdown goes back at once,
-                    # instead of when its leases run out.
-                    await self.store.release_leases(self.worker_id)
-                    if self._run_workers:
-                        await self.store.unregister_worker(self.worker_id)
-            finally:
-                await self.store.close()
+        stack, self._stack = self._stack, None
+        if stack is None:
+            raise ConfigurationError("this Engine is not open: use it as `async with engine: ...`")
+        # In reverse order: close the feeds, cancel and leave the task group,
+        # drop the cache, hand back leases, unregister, close the store.
+        await stack.aclose()
+
+    def _forget_workers(self) -> None:
+        self._task_group = None
+        self.workflow_worker = None
+        self._activity_workers.clear()
+        self.cache.clear()
+
+    async def _release_work(self) -> None:
+        with anyio.CancelScope(shield=True):
+            # Work interrupted by the shutdown goes back at once,
+            # instead of when its leases run out.
+            await self.store.release_leases(self.worker_id)
+            if self._registered:
+                self._registered = False
+                await self.store.unregister_worker(self.worker_id)
 
     async def _register_and_reap(self) -> None:
         """Record this engine; take over the work of engines on this machine whose process died."""
         pid = os.getpid()
+        self._registered = True  # unregistered on the way out, even if this call fails after its write
         others = await self.store.register_worker(self.worker_id, self._host, pid, _liveness.process_start(pid))
         freed = 0
         for worker_id, other_pid, started in others:
@@ -413,8 +433,8 @@ class Engine:
                 f"@retold.workflow (and pass it to Engine(workflows=[...])), or pass a workflow's "
                 f"registered name to start one hosted elsewhere"
             )
-        if id is not None and not id:
-            raise RetoldError("a workflow id must not be empty")
+        check_id("workflow id", id)
+        check_id("idempotency key", idempotency_key)
         digest = hashlib.sha256(name.encode() + b"\0" + payload).hexdigest()
         request = StartRequest(
             workflow=name,
@@ -504,6 +524,7 @@ class Engine:
         ``run_id`` says ``ident`` is a run id, not a workflow id: the waiter
         is registered before the first read, which then suffices.
         """
+        self._check_open()
         register = run_id
         while True:
             waiter = self._closed_waiters.setdefault(ident, anyio.Event()) if register else None
@@ -523,6 +544,7 @@ class Engine:
 
     async def signal(self, ident: str, name: str, value: Any) -> None:
         """Append a signal to a running run."""
+        self._check_open()
         if not name:
             raise RetoldError("a signal name must not be empty")
         payload = self.codec.encode(value)
@@ -531,11 +553,13 @@ class Engine:
 
     async def cancel(self, ident: str, reason: str) -> None:
         """Ask a running run to cancel."""
+        self._check_open()
         self.feeds.notify(await self.store.request_cancel(ident, reason))
         self.wake_workflows.set()
 
     async def query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:
         """Answer a query from the run's replayed state; writes nothing."""
+        self._check_open()
         record = await self.store.get_run(ident)
         if record.status != "running":
             raise RunFinishedError(record.run_id, record.status)
@@ -560,6 +584,7 @@ class Engine:
 
     async def history(self, ident: str) -> History:
         """Every event of the run, in order, as a :class:`History`."""
+        self._check_open()
         record = await self.store.get_run(ident)
         _, events = await self.store.load(record.run_id, 0)
         return History(events, workflow=record.workflow, workflow_id=record.workflow_id, run_id=record.run_id)

@@ -89,10 +89,19 @@ class WorkflowWorker:
             self._release(run_id, slot)
 
     async def process(self, run_id: str) -> None:
-        """Advance one run with every event it has not seen, retrying conflicts."""
+        """Advance one run with every event it has not seen, retrying conflicts.
+
+        Inputs that reach the run while a step is computed wait in its inbox
+        and follow the step's commands in the same commit; the task stays
+        ours, and the next step, with the cached instance, folds them in. So
+        a run makes progress at any signal rate, without replaying.
+        """
         engine = self._engine
-        for _ in range(20):
-            instance = engine.cache.take(run_id)
+        conflicts = 0
+        instance = engine.cache.take(run_id)
+        while True:
+            commands: list[ev.Event] = []
+            take: ActivityTake | None = None
             try:
                 run, events = await engine.store.load(run_id, instance.last_seq if instance else 0)
                 if run.status != "running":
@@ -107,7 +116,7 @@ class WorkflowWorker:
                 commands = instance.apply(events)
                 take, reserved = self._reserve(commands)
                 try:
-                    await engine.store.commit_workflow_task(
+                    last = await engine.store.commit_workflow_task(
                         run_id, engine.worker_id, instance.last_seq, commands, take
                     )
                     self._start_taken(take, reserved)
@@ -124,6 +133,11 @@ class WorkflowWorker:
             except ConflictError:
                 if instance is not None:
                     instance.close()
+                    instance = None
+                conflicts += 1
+                if conflicts >= 20:
+                    log.warning("run %s kept conflicting; its workflow task will be retried", run_id)
+                    return
                 continue
             except StoreError as exc:
                 # The database, not the workflow, failed: this is not one of the
@@ -137,17 +151,20 @@ class WorkflowWorker:
                     instance.close()
                 await self._fail(run_id, exc)
                 return
-            # The instance has seen up to its own last command; inputs that the
-            # commit itself appended (a child refused at once) come next time.
-            instance.committed(instance.last_seq + len(commands))
-            if instance.finished:
-                instance.close()
-            else:
-                engine.cache.put(instance)
+            # The instance has seen up to its own last command.
+            seen = instance.last_seq + len(commands)
+            instance.committed(seen)
             self._after_commit(run_id, commands, taken=len(take.taken) if take else 0,
                                relatives=instance.has_relatives)
+            if instance.finished:
+                instance.close()
+                return
+            if last > seen and not engine.draining:
+                continue  # inputs came in during the step: the task is still ours, go on
+            engine.cache.put(instance)
+            if last > seen:
+                engine.wake_workflows.set()
             return
-        log.warning("run %s kept conflicting; its workflow task will be retried", run_id)
 
     # -- the same-process fast path, workflow half --------------------------------------
 

@@ -54,6 +54,7 @@ _STATUS: list[tuple[type[retold.RetoldError], int]] = [
     (retold.PayloadError, 422),
     (retold.QueryError, 422),
     (retold.RunFinishedError, 409),
+    (retold.SignalBufferFullError, 429),
     (retold.IdempotencyError, 409),
     (retold.StoreError, 503),
 ]

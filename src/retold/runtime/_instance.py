@@ -41,6 +41,7 @@ from ..errors import (
 )
 from ..history import events as ev
 from ..history.codec import Codec
+from ..history.ids import check_id
 from . import _guard
 from ._loop import DurableTimerHandle, WorkflowLoop
 
@@ -101,6 +102,17 @@ def _segments(events: Sequence[ev.Event]) -> list[tuple[list[ev.Event], list[ev.
             inputs.append(event)
     segments.append((inputs, commands))
     return segments
+
+
+def default_child_id(parent_workflow_id: str, parent_run_id: str, seq: int) -> str:
+    """The id of a child started without one: unique to the parent's run, short at any depth.
+
+    ``{parent workflow id}/{parent run id}/child-{seq}``: the run id keeps
+    it unique across the runs of a continue-as-new chain (whose event
+    numbers start again), and the parent's id is cut to its first 150
+    characters, so nesting never grows it past the id limit.
+    """
+    return f"{parent_workflow_id[:150]}/{parent_run_id}/child-{seq}"
 
 
 def is_command(event: ev.Event) -> bool:
@@ -460,7 +472,9 @@ class WorkflowInstance:
         """Schedule an activity; the future resolves with its outcome."""
         if not isinstance(activity, Activity):
             raise TypeError(f"retold.execute() needs an @activity, got {activity!r}")
-        data = activity.types.encode_input(self.codec, "activity", activity.name, args, kwargs)
+        data = activity.types.encode_input(
+            self.codec, "activity", activity.name, args, kwargs, check_types=False
+        )
         seq = self._emit(
             ev.ActivityScheduled, activity=activity.name, input=data, options=options.to_json()
         )
@@ -481,7 +495,10 @@ class WorkflowInstance:
             workflow_id = self._recorded[0].workflow_id
             child_run = self._recorded[0].run_id
         else:
-            workflow_id = workflow_id or f"{self.workflow_id}/child-{seq}"
+            if workflow_id is None:
+                workflow_id = default_child_id(self.workflow_id, self.run_id, seq)
+            else:
+                check_id("child workflow id", workflow_id)
             child_run = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.run_id}/child/{seq}"))
         seq = self._emit(
             ev.ChildWorkflowStarted, workflow=workflow.name, workflow_id=workflow_id,

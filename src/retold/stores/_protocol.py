@@ -217,10 +217,16 @@ class Store(Protocol):
         self, run_id: str, owner: str, expected_seq: int, commands: Sequence[Event],
         take: ActivityTake | None = None,
     ) -> int:
-        """Append commands and their effects; raise ConflictError if the run moved.
+        """Append commands and their effects; return the run's last event number.
 
-        With ``take``, lease the new activity tasks it allows to its owner (see
-        :class:`ActivityTake`).
+        Inputs that reached the run while the task was leased (its inbox)
+        follow the commands in the same transaction; the task then stays
+        leased to ``owner``, and the returned number is past the commands:
+        the owner processes those inputs next. Raises ConflictError if the
+        run moved, or if the commands would close the run while inputs wait
+        (they are recorded instead), and LeaseLostError if another owner
+        holds the task. With ``take``, lease the new activity tasks it allows
+        to its owner (see :class:`ActivityTake`).
         """
         ...
 
@@ -238,9 +244,12 @@ class Store(Protocol):
         ...
 
     async def finish_activity(
-        self, task_id: int, owner: str, outcome: ActivityOutcome, step: ActivityStep | None = None
+        self, task: ActivityTask, owner: str, outcome: ActivityOutcome, step: ActivityStep | None = None
     ) -> bool:
-        """Record an attempt's outcome; False if the lease was lost.
+        """Record an attempt's outcome; False if this owner no longer holds that attempt.
+
+        Fenced on the attempt's identity (task id, run id, event number,
+        attempt) and the lease: a stale attempt never lands on another run.
 
         With ``step`` (a final outcome only), commit the run's next step too
         when the run has not moved (see :class:`ActivityStep`).
@@ -292,7 +301,11 @@ class Store(Protocol):
         ...
 
     async def signal(self, run_or_workflow_id: str, name: str, payload: bytes) -> str:
-        """Append a signal to the run; return its run id."""
+        """Record a signal for the run, durably; return its run id.
+
+        Raises RunFinishedError if the run is closed, SignalBufferFullError
+        if it has too many unprocessed signals; neither writes anything.
+        """
         ...
 
     async def request_cancel(self, run_or_workflow_id: str, reason: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._extras import missing_extra
 from ..authoring._decorators import Activity, Workflow
 from ..history.codec import Codec
 from ._crossproc import CrossProcessReplayer
@@ -60,8 +61,11 @@ def assert_deterministic(
         NondeterminismFound: the smallest failing scenario hypothesis found,
             with what happened and the first diverging event.
     """
-    from hypothesis import HealthCheck, given
-    from hypothesis import settings as hsettings
+    try:
+        from hypothesis import HealthCheck, given
+        from hypothesis import settings as hsettings
+    except ModuleNotFoundError as exc:
+        raise missing_extra(exc, "testing", "assert_deterministic") from exc
 
     from .strategies import scenarios
 

@@ -35,7 +35,7 @@ from typing import Any, Literal, final
 from ..authoring._activity import ActivityInfo, _current
 from ..authoring._decorators import Activity, Workflow, unpack_input
 from ..authoring._options import ActivityOptions
-from ..errors import ApplicationError, QueryError, RetoldError
+from ..errors import QueryError, RetoldError
 from ..history import events as ev
 from ..history.codec import Codec, JsonCodec
 from ..history.export import History
@@ -155,19 +155,22 @@ class _ActivityRunner:
             activity=name, workflow_id=workflow_id, run_id=run_id, seq=event.seq, attempt=attempt,
             idempotency_key=f"{workflow_id}/{run_id}/{event.seq}",
         )
-        token = _current.set(info)
         try:
             if definition is not None:
                 raw, kwargs = definition.types.decode_input(self.codec, event.input)
             else:
                 raw, kwargs = unpack_input(self.codec.decode(event.input, Any))
+        except Exception as exc:  # noqa: BLE001 - as in the engine: bad input fails the attempt for good
+            self.cache[key] = (False, failure_from_exception(exc, non_retryable=True))
+            return self.cache[key]
+        token = _current.set(info)
+        try:
             value = fn(*raw, **kwargs)
             if inspect.isawaitable(value):
                 value = self._await(value)
             outcome: tuple[bool, Any] = (True, self.codec.encode(value))
         except Exception as exc:  # noqa: BLE001 - user code: any error is a failed attempt
-            outcome = (False, failure_from_exception(exc, non_retryable=isinstance(exc, ApplicationError)
-                                                     and exc.non_retryable))
+            outcome = (False, failure_from_exception(exc))  # an ApplicationError's own non_retryable counts
         finally:
             _current.reset(token)
         self.cache[key] = outcome

@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,7 +26,7 @@ import pytest
 
 from ._env import WorkflowEnvironment
 
-__all__ = ["pytest_configure", "pytest_generate_tests", "retold_env"]
+__all__ = ["pytest_configure", "pytest_generate_tests", "pytest_pycollect_makeitem", "retold_env"]
 
 BACKENDS = ("asyncio", "trio")
 
@@ -38,23 +39,61 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "retold_backends: run this async test under asyncio and trio")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize ``retold_backends`` tests over the anyio backends."""
+    """Parametrize ``retold_backends`` tests over asyncio and trio.
+
+    The test's closure holds ``anyio_backend`` (a ``usefixtures`` mark added at collection,
+    :func:`pytest_pycollect_makeitem`), so anyio's plugin runs the
+    test and its async fixtures on the backend chosen here. A project that parametrizes
+    its own ``anyio_backend`` fixture keeps its choice.
+    """
     if metafunc.definition.get_closest_marker("retold_backends") is None:
         return
-    if "anyio_backend" not in metafunc.fixturenames:
-        metafunc.fixturenames.append("anyio_backend")
-    # Recent anyio versions parametrize their anyio_backend fixture over every
-    # installed backend already (as may a project's own fixture): keep those.
-    definitions = metafunc._arg2fixturedefs.get("anyio_backend", ())
-    if any(getattr(d, "params", None) for d in definitions):
+    if "anyio_backend" not in metafunc.fixturenames:  # pragma: no cover - added at collection
         return
-    metafunc.parametrize("anyio_backend", BACKENDS, ids=BACKENDS)
+    definitions = metafunc._arg2fixturedefs.get("anyio_backend", ())
+    if definitions and definitions[-1].params and not _is_anyio_default(definitions[-1]):
+        return
+    trio_missing = importlib.util.find_spec("trio") is None
+    # A parametrize mark (not metafunc.parametrize): pytest then gives it precedence
+    # over the params of anyio's own fixture instead of parametrizing twice.
+    metafunc.definition.add_marker(pytest.mark.parametrize(
+        "anyio_backend",
+        [
+            pytest.param("asyncio", id="asyncio"),
+            pytest.param(
+                "trio", id="trio",
+                marks=pytest.mark.skipif(trio_missing, reason="trio is not installed: pip install trio"),
+            ),
+        ],
+    ))
+
+
+def _is_anyio_default(definition: Any) -> bool:
+    """Whether this ``anyio_backend`` fixture is anyio's own (not one the project defines)."""
+    return str(getattr(definition.func, "__module__", "")).startswith("anyio")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Module | pytest.Class, name: str, obj: object) -> None:
+    """Put ``anyio_backend`` in every ``retold_backends`` test's closure, so anyio's plugin runs it."""
+    if not collector.istestfunction(obj, name):
+        return
+    own = getattr(obj, "pytestmark", ())
+    if collector.get_closest_marker("retold_backends") is not None or any(
+        getattr(m, "name", None) == "retold_backends" for m in own
+    ):
+        pytest.mark.usefixtures("anyio_backend")(obj)
 
 
 @pytest.fixture
-async def retold_env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironment]:
-    """A started WorkflowEnvironment configured by the test's ``retold`` marker."""
+async def retold_env(request: pytest.FixtureRequest, anyio_backend: Any) -> AsyncIterator[WorkflowEnvironment]:
+    """A started WorkflowEnvironment configured by the test's ``retold`` marker.
+
+    It depends on ``anyio_backend``, so a test that uses it runs under anyio's
+    plugin even without a marker (on the backends anyio's fixture names).
+    """
     marker = request.node.get_closest_marker("retold")
     options: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
     async with WorkflowEnvironment(**options) as env:

@@ -13,7 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from hypothesis import strategies as st
+from .._extras import missing_extra
+
+try:
+    from hypothesis import strategies as st
+except ModuleNotFoundError as exc:
+    raise missing_extra(exc, "testing", "retold.testing.strategies") from exc
 
 from ._simulate import Outcome, Scenario, Step
 

@@ -51,6 +51,8 @@ class Dialect:
         self.url = url
         self.engine = engine
         self.limiter = anyio.CapacityLimiter(concurrency)
+        self.read_limiter = self.limiter
+        """How many read transactions (:meth:`begin_read`) run at once."""
 
     def now(self, conn: Connection) -> float:
         """The database's clock inside a transaction (only with ``server_clock``)."""
@@ -85,6 +87,14 @@ class Dialect:
         """A transaction that may append to histories: durable when it commits."""
         return self.engine.begin()
 
+    def begin_read(self) -> AbstractContextManager[Connection]:
+        """A transaction that only reads: it must not block writers."""
+        return self.engine.begin()
+
+    def dispose(self) -> None:
+        """Close every connection."""
+        self.engine.dispose()
+
     def begin_lease_only(self) -> AbstractContextManager[Connection]:
         """A transaction that only moves leases and never appends an event.
 
@@ -110,24 +120,37 @@ class Dialect:
         """
 
 
-def dialect_for(url: str, *, pool_size: int) -> Dialect:
+def dialect_for(url: str, *, pool_size: int, busy_timeout: float = 10.0) -> Dialect:
     """The dialect that serves ``url``.
 
     Raises:
         StoreError: the URL names an unsupported database, or its driver is
             not installed.
     """
-    from ...errors import StoreError
+    from ...errors import ConfigurationError, StoreError
 
-    if url.startswith(("memory:", "sqlite:")):
-        from ._sqlite import SQLite
+    try:
+        if url.startswith(("memory:", "sqlite:")):
+            from ._sqlite import SQLite
 
-        return SQLite(url)
-    if url.startswith(("postgresql", "postgres:")):
-        from ._postgres import PostgreSQL
+            return SQLite(url, busy_timeout=busy_timeout)
+        if url.startswith(("postgresql", "postgres:")):
+            from ._postgres import PostgreSQL
 
-        return PostgreSQL(url, pool_size=pool_size)
+            return PostgreSQL(url, pool_size=pool_size)
+    except (sa.exc.ArgumentError, ValueError) as exc:  # a malformed URL (or port): say which form is right
+        raise ConfigurationError(_url_advice(url)) from exc
     raise StoreError(
         f"unsupported store URL {url!r}: use sqlite:///path.db, memory:// or "
         "postgresql+psycopg://user@host/dbname"
     )
+
+
+def _url_advice(url: str) -> str:
+    if url.startswith("postgres"):
+        return (f"invalid PostgreSQL store URL {url!r}: "
+                "write postgresql+psycopg://user:password@host:5432/dbname")
+    rest = url.removeprefix("sqlite://")
+    guess = f"sqlite:///{rest} (a file relative to the working directory), " if rest and rest != url else ""
+    return (f"invalid SQLite store URL {url!r}: write {guess}sqlite:///path/to/file.db (three slashes, "
+            "then a relative path) or sqlite:////absolute/path/to/file.db, or memory:// for a store in memory")

@@ -46,7 +46,24 @@ def _cluster_events(conn: Connection) -> None:
     conn.exec_driver_sql("DROP TABLE retold_events_v2")
 
 
-UPGRADES: Mapping[int, Step] = {1: _add_workers, 2: _cluster_events}
+def _inbox_and_task_ids(conn: Connection) -> None:
+    """3 -> 4: the inbox, the count of unseen signals, and activity task ids that are never reused."""
+    t.inbox.create(conn)
+    conn.exec_driver_sql("ALTER TABLE retold_workflow_tasks ADD COLUMN signals INTEGER NOT NULL DEFAULT 0")
+    if conn.dialect.name != "sqlite":
+        return  # PostgreSQL's id sequence never hands out an id twice
+    # SQLite needs AUTOINCREMENT in the table's definition: rebuild it. The
+    # copied ids set the table's high-water mark.
+    conn.exec_driver_sql("DROP INDEX IF EXISTS retold_activity_tasks_ready")
+    conn.exec_driver_sql("ALTER TABLE retold_activity_tasks RENAME TO retold_activity_tasks_v3")
+    t.activity_tasks.create(conn)
+    names = [column.name for column in t.activity_tasks.columns]
+    old = sa.table("retold_activity_tasks_v3", *(sa.column(name) for name in names))
+    conn.execute(t.activity_tasks.insert().from_select(names, sa.select(*old.columns)))
+    conn.exec_driver_sql("DROP TABLE retold_activity_tasks_v3")
+
+
+UPGRADES: Mapping[int, Step] = {1: _add_workers, 2: _cluster_events, 3: _inbox_and_task_ids}
 """``UPGRADES[v]`` takes a database from schema version ``v`` to ``v + 1``."""
 
 _VERSION = sa.select(t.meta.c.value).where(t.meta.c.key == "schema_version")

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 __all__ = ["SCHEMA_VERSION", "metadata"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = sa.MetaData()
 
@@ -64,6 +64,10 @@ workflow_tasks = sa.Table(
     sa.Column("lease_owner", sa.String(64), nullable=True),
     sa.Column("lease_expires", sa.Float, nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    # Signals the run has not seen yet (in its history after its last step,
+    # or in the inbox): bounded, so a flood of signals cannot bury a run.
+    # Added in schema version 4.
+    sa.Column("signals", sa.Integer, nullable=False, server_default="0"),
 )
 
 activity_tasks = sa.Table(
@@ -85,6 +89,24 @@ activity_tasks = sa.Table(
     sa.Column("last_failure", sa.LargeBinary, nullable=True),
     sa.UniqueConstraint("run_id", "seq", name="retold_activity_tasks_run_seq"),
     sa.Index("retold_activity_tasks_ready", "queue", "visible_at"),
+    # Ids are never reused (SQLite would reuse a deleted row's id without
+    # AUTOINCREMENT): an outcome addressed to a task that is gone must not
+    # land on a newer one. Schema version 4; PostgreSQL's sequence never reuses.
+    sqlite_autoincrement=True,
+)
+
+# Inputs (signals, activity outcomes, timers, cancel requests) that arrived
+# while the run's workflow task was being processed. Durable at once, they
+# enter the history after that step's commands, when the step commits, so a
+# stream of signals never invalidates the step in flight. Schema version 4.
+inbox = sa.Table(
+    "retold_inbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("meta", sa.LargeBinary, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=True),
+    sqlite_autoincrement=True,
 )
 
 timers = sa.Table(

@@ -5,46 +5,72 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import QueuePool, StaticPool
 
 from ._dialect import Dialect
 
 __all__ = ["SQLite"]
 
 _IN_MEMORY = ("memory://", "memory:", "sqlite://", "sqlite:///:memory:")
+_READERS = 4  # reading connections of a SQLite file
 
 
 class SQLite(Dialect):
     """A SQLite file (or a private in-memory database for ``memory://``).
 
-    Every transaction begins with ``BEGIN IMMEDIATE``, so writers queue for
-    the lock instead of failing half-way, and commits with
-    ``synchronous=FULL`` in WAL mode. Transactions are queued in-process
-    (one at a time): SQLite has one writer anyway.
+    Every writing transaction begins with ``BEGIN IMMEDIATE``, so writers
+    queue for the lock instead of failing half-way, and commits with
+    ``synchronous=FULL`` in WAL mode. Writing transactions are queued
+    in-process (one at a time): SQLite has one writer anyway. Reads of a
+    file run on connections of their own in deferred (read) transactions:
+    in WAL mode they see a snapshot and never hold up a writer.
     """
 
     name = "sqlite"
     title = "SQLite"
     insert = staticmethod(sqlite_insert)
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, busy_timeout: float = 10.0) -> None:
         # One connection, kept: the store runs one transaction at a time in
         # this process (the limiter below), so a pool would only add a
         # checkout, a checkin and a reset (a ROLLBACK) to every transaction.
         # Every transaction ends in COMMIT or ROLLBACK of its own.
+        memory = url in _IN_MEMORY
         engine = sa.create_engine(
-            "sqlite://" if url in _IN_MEMORY else url, poolclass=StaticPool, pool_reset_on_return=None,
+            "sqlite://" if memory else url, poolclass=StaticPool, pool_reset_on_return=None,
             connect_args={"check_same_thread": False},
         )
-        _install_pragmas(engine)
+        busy_ms = int(busy_timeout * 1000)
+        _install_pragmas(engine, busy_ms, begin="BEGIN IMMEDIATE")
         super().__init__(url, engine, concurrency=1)
+        self._reader: sa.Engine | None = None
+        if not memory:  # a private in-memory database has one connection: reads share it
+            self._reader = sa.create_engine(
+                url, poolclass=QueuePool, pool_size=_READERS, max_overflow=0, pool_reset_on_return=None,
+                connect_args={"check_same_thread": False},
+            )
+            _install_pragmas(self._reader, busy_ms, begin="BEGIN", read_only=True)
+            self.read_limiter = anyio.CapacityLimiter(_READERS)
+
+    def begin_read(self) -> AbstractContextManager[Connection]:
+        """A deferred (read) transaction on a reading connection: it takes no write lock."""
+        if self._reader is None:
+            return self.begin()
+        return self._reader.begin()
+
+    def dispose(self) -> None:
+        """Close every connection, the readers' too."""
+        self.engine.dispose()
+        if self._reader is not None:
+            self._reader.dispose()
 
     def wall(self) -> float:
         """The local clock: a SQLite file is shared by processes of one machine."""
@@ -98,15 +124,17 @@ class SQLite(Dialect):
             raw.close()
 
 
-def _install_pragmas(engine: sa.Engine) -> None:
+def _install_pragmas(engine: sa.Engine, busy_ms: int, *, begin: str, read_only: bool = False) -> None:
     @sa_event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_conn.cursor()
         try:
             cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             cursor.execute("PRAGMA foreign_keys=ON")
+            if read_only:
+                cursor.execute("PRAGMA query_only=ON")  # a read that tried to write would fail loudly
         finally:
             cursor.close()
 
@@ -114,4 +142,4 @@ def _install_pragmas(engine: sa.Engine) -> None:
     def _begin(conn: Connection) -> None:
         driver = conn.connection.driver_connection  # straight to the driver: this runs per transaction
         assert driver is not None
-        driver.execute("BEGIN IMMEDIATE")
+        driver.execute(begin)

@@ -33,6 +33,7 @@ from ...errors import (
     RunFinishedError,
     RunNotFoundError,
     SchemaError,
+    SignalBufferFullError,
     StoreError,
 )
 from ...history import events as ev
@@ -66,6 +67,9 @@ WORKFLOW, ACTIVITY, CLOSED = "workflow", "activity", "closed"
 
 _B = sa.bindparam
 
+# What _commit returns when it recorded the run's inbox instead of a closing step.
+_STEP_REFUSED = -1
+
 
 class _Q:
     """Statements of the hot paths, built once per store: SQLAlchemy then only binds values."""
@@ -96,6 +100,27 @@ class _Q:
             .returning(t.runs.c.workflow_id)
         )
         self.wft_owner = fast(sa.select(wt.c.lease_owner).where(wt.c.run_id == _B("b_run_id")).with_for_update())
+        # Where an input goes: straight into the history, or (the run's
+        # workflow task being processed) into the inbox.
+        self.run_state = fast(
+            sa.select(t.runs.c.status, wt.c.lease_owner)
+            .select_from(t.runs.outerjoin(wt, wt.c.run_id == t.runs.c.run_id))
+            .where(t.runs.c.run_id == _B("b_run_id"))
+        )
+        ib = t.inbox
+        self.insert_inbox = fast(ib.insert())
+        self.inbox_of = fast(
+            sa.select(ib.c.id, ib.c.type, ib.c.meta, ib.c.payload)
+            .where(ib.c.run_id == _B("b_run_id")).order_by(ib.c.id)
+        )
+        self.inbox_any = fast(sa.select(ib.c.id).where(ib.c.run_id == _B("b_run_id")).limit(1))
+        self.delete_inbox = fast(ib.delete().where(ib.c.run_id == _B("b_run_id"), ib.c.id <= _B("b_max")))
+        self.set_seq = fast(t.runs.update().where(t.runs.c.run_id == _B("b_run_id")).values(last_seq=_B("b_last")))
+        self.count_signal = fast(
+            wt.update().where(wt.c.run_id == _B("b_run_id")).values(signals=wt.c.signals + 1)
+            .returning(wt.c.signals)
+        )
+        self.set_signals = fast(wt.update().where(wt.c.run_id == _B("b_run_id")).values(signals=_B("b_signals")))
         self.events_after = fast(
             sa.select(t.events.c.seq, t.events.c.at, t.events.c.type, t.events.c.meta, t.events.c.payload)
             .where(t.events.c.run_id == _B("b_run_id"), t.events.c.seq > _B("b_after"))
@@ -106,12 +131,8 @@ class _Q:
         self.delete_timer = fast(t.timers.delete().where(
             t.timers.c.run_id == _B("b_run_id"), t.timers.c.seq == _B("b_seq")))
         self.delete_wft = fast(wt.delete().where(wt.c.run_id == _B("b_run_id")))
-        self.delete_idle_wft = fast(wt.delete().where(
-            wt.c.run_id == _B("b_run_id"),
-            sa.or_(wt.c.lease_owner.is_(None), wt.c.lease_expires < _B("b_now"))))
         self.task_by_id = fast(sa.select(at).where(at.c.id == _B("b_id")).with_for_update())
         self.delete_task = fast(at.delete().where(at.c.id == _B("b_id")))
-        self.task_run_id = fast(sa.select(at.c.run_id).where(at.c.id == _B("b_id")))
         self.delete_overdue = fast(at.delete().where(
             at.c.id == _B("b_id"), at.c.deadline <= _B("b_now"),
             sa.or_(at.c.lease_owner.is_(None), at.c.lease_expires < _B("b_now"))))
@@ -125,8 +146,6 @@ class _Q:
         self.delete_run_timers = fast(t.timers.delete().where(t.timers.c.run_id == _B("b_run_id")))
         self.open_children = fast(sa.select(t.runs.c.run_id).where(
             t.runs.c.parent_run_id == _B("b_run_id"), t.runs.c.status == "running"))
-        self.hand_back_wft = fast(wt.update().where(wt.c.run_id == _B("b_run_id")).values(
-            visible_at=_B("b_now"), lease_owner=None, lease_expires=None))
         self.retry_task = fast(at.update().where(at.c.id == _B("b_id")).values(
             attempt=_B("b_attempt"), visible_at=_B("b_visible_at"), lease_owner=None, lease_expires=None,
             last_failure=_B("b_failure")))
@@ -202,17 +221,30 @@ class SqlStore:
             PostgreSQL the server's, so machines with skewed clocks agree.
         pool_size: PostgreSQL connections for transactions (the engine's
             listener takes one more); SQLite runs one transaction at a time.
+        max_pending_signals: how many signals a run may have that it has
+            not processed yet; past it, ``signal()`` raises
+            :class:`~retold.SignalBufferFullError` and writes nothing.
+        busy_timeout: SQLite: how long (seconds) a transaction waits for
+            another process's write lock before failing with a StoreError.
 
     Raises:
         StoreError: the URL is not supported, or its driver is missing.
     """
 
     def __init__(
-        self, url: str, *, clock: Callable[[], float] | None = None, pool_size: int = 4
+        self, url: str, *, clock: Callable[[], float] | None = None, pool_size: int = 4,
+        max_pending_signals: int = 10_000, busy_timeout: float = 10.0,
     ) -> None:
         if pool_size < 1:
             raise StoreError(f"SqlStore pool_size must be at least 1, got {pool_size}")
-        self._d = dialect_for(url, pool_size=pool_size)
+        if max_pending_signals < 1:
+            raise StoreError(f"SqlStore max_pending_signals must be at least 1, got {max_pending_signals}")
+        if busy_timeout < 0:
+            raise StoreError(f"SqlStore busy_timeout must not be negative, got {busy_timeout}")
+        self._max_pending_signals = max_pending_signals
+        self._d = dialect_for(url, pool_size=pool_size, busy_timeout=busy_timeout)
+        dbapi = self._d.engine.dialect.dbapi
+        self._driver_errors: tuple[type[Exception], ...] = (dbapi.Error,) if dbapi is not None else ()
         self.url = self._d.url
         self._engine = self._d.engine
         self._q = _Q(self._d.insert, self._engine.dialect if self._d.name == "sqlite" else None)
@@ -276,6 +308,11 @@ class SqlStore:
             except Exception as exc:  # noqa: BLE001 - handed to the caller
                 item.error = exc
             return
+        # Each piece's outcome stays here until COMMIT returns: if anything
+        # fails before (BEGIN finding the file locked past the busy timeout,
+        # a savepoint, the COMMIT itself), every piece gets that error, and
+        # no caller is told its work was written when it was not.
+        outcomes: list[tuple[Any, Exception | None]] = []
         try:
             with self._d.begin() as conn:
                 # Savepoints on the driver: SQLAlchemy's cost as much as a statement's work.
@@ -284,16 +321,35 @@ class SqlStore:
                 for item in batch:
                     driver.execute("SAVEPOINT retold_piece")
                     try:
-                        item.result = item.fn(conn, *item.args)
+                        outcomes.append((item.fn(conn, *item.args), None))
                     except Exception as exc:  # noqa: BLE001 - handed to the caller
                         driver.execute("ROLLBACK TO retold_piece")
-                        item.error = self._db_error(exc) if isinstance(exc, sa.exc.DBAPIError) else exc
+                        outcomes.append((None, self._as_store_error(exc)))
                     driver.execute("RELEASE retold_piece")
                 self._d.before_commit(conn)
-        except sa.exc.DBAPIError as exc:
-            failed = self._db_error(exc)
-            for item in batch:
-                item.error = failed
+        except BaseException as exc:
+            failed = self._as_store_error(exc) if isinstance(exc, Exception) else StoreError(
+                f"the transaction on {self.url} was interrupted: {exc!r}")
+            for i, item in enumerate(batch):
+                # A piece that failed on its own (rolled back to its savepoint)
+                # keeps its own error; every other one was not written.
+                own = outcomes[i][1] if i < len(outcomes) else None
+                item.error = own if own is not None else failed
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for item, (result, error) in zip(batch, outcomes, strict=True):
+            item.result, item.error = result, error
+
+    async def _read(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run a transaction that only reads, on a read transaction of its own.
+
+        On a SQLite file it never takes the write lock, so a long read (a
+        big history) stalls no writer, here or in another process.
+        """
+        return await anyio.to_thread.run_sync(
+            self._tx_in, self._d.begin_read, fn, *args, limiter=self._d.read_limiter
+        )
 
     async def _run_lease_only(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run a transaction that only moves leases, without waiting for the disk.
@@ -309,6 +365,16 @@ class SqlStore:
         error = StoreError(f"database error on {self.url}: {exc.orig}")
         error.__cause__ = exc
         return error
+
+    def _as_store_error(self, exc: Exception) -> Exception:
+        """A database error as a StoreError (whether SQLAlchemy wrapped it or the driver raised it)."""
+        if isinstance(exc, sa.exc.DBAPIError):
+            return self._db_error(exc)
+        if isinstance(exc, self._driver_errors):
+            error = StoreError(f"database error on {self.url}: {exc}")
+            error.__cause__ = exc
+            return error
+        return exc
 
     def _tx(self, fn: Callable[..., _T], *args: Any) -> _T:
         return self._tx_in(self._d.begin, fn, *args)
@@ -326,6 +392,8 @@ class SqlStore:
                 return result
         except sa.exc.DBAPIError as exc:
             raise self._db_error(exc) from exc
+        except self._driver_errors as exc:  # raised on the driver's connection (BEGIN, direct statements)
+            raise self._as_store_error(exc) from exc
 
     async def open(self) -> None:
         """Create the tables or upgrade them; refuse a database that is not ours or is newer."""
@@ -356,8 +424,24 @@ class SqlStore:
         migrate(conn, self.url)
 
     async def close(self) -> None:
-        """Dispose of the connection pool."""
-        self._engine.dispose()
+        """Close the database connections, once no transaction of this store is running.
+
+        A connection still checked out when its pool is disposed would go
+        back to the dead pool and be left open, so take every slot first
+        (a caller cancelled meanwhile leaves its thread to finish).
+        """
+        with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+            held: list[tuple[anyio.CapacityLimiter, object]] = []
+            try:
+                for limiter in {id(x): x for x in (self._d.limiter, self._d.read_limiter)}.values():
+                    for _ in range(int(limiter.total_tokens)):
+                        token = object()
+                        await limiter.acquire_on_behalf_of(token)
+                        held.append((limiter, token))
+            finally:
+                for limiter, token in held:
+                    limiter.release_on_behalf_of(token)
+        self._d.dispose()
 
     async def listen(self, on_work: Callable[[str], None]) -> None:
         """Call ``on_work(kind)`` when any process creates work, until cancelled.
@@ -400,18 +484,55 @@ class SqlStore:
         # One pending workflow task per run: an existing one (leased or not)
         # will see the new events, or fail its commit on the moved last_seq.
         self._q.wake(conn, {
-            "run_id": run_id, "visible_at": now, "lease_owner": None, "lease_expires": None, "attempts": 0,
+            "run_id": run_id, "visible_at": now, "lease_owner": None, "lease_expires": None,
+            "attempts": 0, "signals": 0,
         })
         self._d.notify(conn, WORKFLOW)
 
     def _append_input(self, conn: Connection, run_id: str, event: ev.Event, now: float) -> bool:
-        """Append one input event to an open run and wake it; False if closed."""
-        seq = self._q.bump_seq(conn, {"b_run_id": run_id}).scalar()
-        if seq is None:
+        """Give an open run one input event and wake it; False if the run is closed.
+
+        While the run's workflow task is leased (a step is being computed),
+        the input goes to the inbox: the step's commit appends it after the
+        step's commands, so inputs arriving at any rate never invalidate the
+        step in flight. Otherwise it is appended to the history at once.
+        """
+        self._d.lock_run(conn, run_id)  # a commit of this run decides first (PostgreSQL)
+        state = self._q.run_state(conn, {"b_run_id": run_id}).first()
+        if state is None or state.status != "running":
             return False
-        self._append(conn, run_id, seq, [event], now)
-        self._wake(conn, run_id, now)
+        signal = type(event) is ev.SignalReceived
+        if state.lease_owner is not None:
+            type_name, meta, payload = ev.encode_event(event)
+            self._q.insert_inbox(conn, {"run_id": run_id, "type": type_name, "meta": meta, "payload": payload})
+        else:
+            seq = self._q.bump_seq(conn, {"b_run_id": run_id}).scalar()
+            if seq is None:
+                return False
+            self._append(conn, run_id, seq, [event], now)
+            self._wake(conn, run_id, now)
+        if signal:
+            unseen = self._q.count_signal(conn, {"b_run_id": run_id}).scalar()
+            if unseen is not None and unseen > self._max_pending_signals:
+                raise SignalBufferFullError(run_id, self._max_pending_signals)
         return True
+
+    def _flush_inbox(self, conn: Connection, run_id: str, after_seq: int, now: float) -> tuple[int, int]:
+        """Append the run's inbox to its history after ``after_seq``; (inputs, signals) moved.
+
+        The run's row is locked (or the caller is SQLite's one writer).
+        """
+        rows = self._q.inbox_of(conn, {"b_run_id": run_id}).all()
+        if not rows:
+            return 0, 0
+        self._q.insert_events.many(conn, [
+            {"run_id": run_id, "seq": after_seq + 1 + i, "type": row.type, "at": now,
+             "meta": row.meta, "payload": row.payload}
+            for i, row in enumerate(rows)
+        ])
+        self._q.set_seq(conn, {"b_run_id": run_id, "b_last": after_seq + len(rows)})
+        self._q.delete_inbox(conn, {"b_run_id": run_id, "b_max": rows[-1].id})
+        return len(rows), sum(1 for row in rows if row.type == "SignalReceived")
 
     def _create_run(
         self, conn: Connection, *, run_id: str, workflow: str, workflow_id: str, payload: bytes,
@@ -529,7 +650,7 @@ class SqlStore:
 
     async def load(self, run_id: str, after_seq: int) -> tuple[RunRecord, list[ev.Event]]:
         """A run and its events after ``after_seq``."""
-        return await self._run(self._load, run_id, after_seq)
+        return await self._read(self._load, run_id, after_seq)
 
     def _load(self, conn: Connection, run_id: str, after_seq: int) -> tuple[RunRecord, list[ev.Event]]:
         row = self._q.run_by_id(conn, {"b_run_id": run_id}).first()
@@ -543,7 +664,10 @@ class SqlStore:
         take: ActivityTake | None = None,
     ) -> int:
         """Append commands and their effects in one transaction (``take``: see ActivityTake)."""
-        return await self._run(self._commit, run_id, owner, expected_seq, commands, take)
+        last = await self._run(self._commit, run_id, owner, expected_seq, commands, take)
+        if last == _STEP_REFUSED:
+            raise ConflictError(run_id, expected_seq)
+        return last
 
     def _commit(
         self, conn: Connection, run_id: str, owner: str, expected: int, commands: Sequence[ev.Event],
@@ -565,18 +689,24 @@ class SqlStore:
         for i, cmd in enumerate(commands):
             if cmd.seq != expected + 1 + i:
                 raise StoreError(f"command {cmd.type} numbered {cmd.seq}, expected {expected + 1 + i}")
+        if any(isinstance(cmd, ev.TERMINAL_TYPES) for cmd in commands) and self._q.inbox_any(
+            conn, {"b_run_id": run_id}
+        ).first() is not None:
+            # The run would close without seeing inputs that reached it during
+            # this step: record them instead, and let the run decide again.
+            self._flush_inbox(conn, run_id, expected, now)
+            return _STEP_REFUSED
         self._append(conn, run_id, expected + 1, commands, now)
-        if self._effects(conn, run_id, workflow_id, commands, take, now):
-            # This commit also gave the run an input (a child refused at once):
-            # hand its workflow task back so the run sees it.
-            self._hand_back(conn, run_id, now)
-            return int(self._q.last_seq(conn, {"b_run_id": run_id}).scalar())
+        self._effects(conn, run_id, workflow_id, commands, take, now)
+        moved, signals = self._flush_inbox(conn, run_id, last, now)
+        if moved:
+            # Inputs arrived during the step (or the step gave the run one, a
+            # child refused at once): they follow its commands, and the task
+            # stays leased to this owner, who goes on with the next step.
+            self._q.set_signals(conn, {"b_run_id": run_id, "b_signals": signals})
+            return last + moved
         self._q.delete_wft(conn, {"b_run_id": run_id})
         return last
-
-    def _hand_back(self, conn: Connection, run_id: str, now: float) -> None:
-        self._q.hand_back_wft(conn, {"b_run_id": run_id, "b_now": now})
-        self._d.notify(conn, WORKFLOW)
 
     def _effects(
         self, conn: Connection, run_id: str, workflow_id: str, commands: Sequence[ev.Event],
@@ -702,18 +832,20 @@ class SqlStore:
         if row is None or row.lease_owner != owner:
             return False
         attempts = row.attempts + 1
+        run = conn.execute(sa.select(t.runs.c.last_seq, t.runs.c.status).where(
+            t.runs.c.run_id == run_id)).first()
+        if run is None or run.status != "running":
+            return False
+        # No step is in flight any more: what waited in the inbox joins the history.
+        moved, _ = self._flush_inbox(conn, run_id, run.last_seq, now)
         if attempts < max_attempts:
             backoff = min(delay * 2 ** (attempts - 1), 60.0)
             conn.execute(wt.update().where(wt.c.run_id == run_id).values(
                 attempts=attempts, visible_at=now + backoff, lease_owner=None, lease_expires=None))
             return False
-        run = conn.execute(sa.select(t.runs.c.last_seq, t.runs.c.status).where(
-            t.runs.c.run_id == run_id)).first()
-        if run is None or run.status != "running":
-            return False
         failure = {**failure, "workflow_task": True,
                    "message": f"workflow task failed {attempts} times: {failure['message']}"}
-        seq = run.last_seq + 1
+        seq = run.last_seq + moved + 1
         conn.execute(t.runs.update().where(t.runs.c.run_id == run_id).values(last_seq=seq))
         cmd = ev.WorkflowFailed(seq=seq, at=now, failure=failure)
         self._append(conn, run_id, seq, [cmd], now)
@@ -762,28 +894,31 @@ class SqlStore:
         return claimed
 
     async def finish_activity(
-        self, task_id: int, owner: str, outcome: ActivityOutcome, step: ActivityStep | None = None
+        self, task: ActivityTask, owner: str, outcome: ActivityOutcome, step: ActivityStep | None = None
     ) -> bool:
-        """Record an attempt's outcome; False if this owner lost the task.
+        """Record an attempt's outcome; False if this owner no longer holds that attempt.
 
+        The outcome is fenced on the attempt's identity (task id, run, event
+        number and attempt) as well as on the lease: an attempt whose task is
+        gone, was claimed again or belongs to another run records nothing.
         With ``step``, also commit the run's next step if the run has not
         moved (see :class:`~retold.stores.ActivityStep`).
         """
-        return await self._run(self._finish_activity, task_id, owner, outcome, step)
+        return await self._run(self._finish_activity, task, owner, outcome, step)
 
     def _finish_activity(
-        self, conn: Connection, task_id: int, owner: str, out: ActivityOutcome, step: ActivityStep | None
+        self, conn: Connection, task: ActivityTask, owner: str, out: ActivityOutcome, step: ActivityStep | None
     ) -> bool:
         now = self._now(conn)
-        if self._d.row_locks:
-            # Lock the run before the task, in the order commits take them.
-            run_id = step.run_id if step is not None else self._q.task_run_id(conn, {"b_id": task_id}).scalar()
-            if run_id is None:
-                return False
-            self._d.lock_run(conn, run_id)
+        task_id = task.id
+        # Lock the run before the task, in the order commits take them (PostgreSQL).
+        self._d.lock_run(conn, task.run_id)
         # Locked: a claim by the next owner in flight decides first.
         row = self._q.task_by_id(conn, {"b_id": task_id}).first()
-        if row is None or row.lease_owner != owner:
+        if (
+            row is None or row.lease_owner != owner or row.run_id != task.run_id
+            or row.seq != task.seq or row.attempt != task.attempt
+        ):
             return False
         if out.kind == "failed" and out.retry_delay is not None:
             if row.deadline is None or now + out.retry_delay < row.deadline:
@@ -808,14 +943,15 @@ class SqlStore:
             cmd.seq != expected + 2 + i for i, cmd in enumerate(commands)
         ):
             raise StoreError(f"activity step for run {step.run_id} is numbered wrongly")
+        if self._q.wft_owner(conn, {"b_run_id": step.run_id}).scalar() is not None:
+            return False  # a worker is computing a step of this run: the outcome waits in its inbox
         workflow_id = self._q.move_seq(conn, {
             "b_run_id": step.run_id, "b_expected": expected, "b_last": expected + 1 + len(commands),
         }).scalar()
         if workflow_id is None:
             return False  # an input arrived (or the run closed): the workflow task sees the outcome
-        # Every event is now seen. A pending workflow task nobody holds is
-        # spent; one that another worker holds will find last_seq moved.
-        self._q.delete_idle_wft(conn, {"b_run_id": step.run_id, "b_now": now})
+        # Every event is now seen: a pending workflow task (nobody holds it) is spent.
+        self._q.delete_wft(conn, {"b_run_id": step.run_id})
         self._append(conn, step.run_id, expected + 1, [event, *commands], now, keep_first_at=True)
         # An input the effects append (a child refused at once) wakes the run itself.
         self._effects(conn, step.run_id, workflow_id, commands, step.take, now)
@@ -892,6 +1028,14 @@ class SqlStore:
         """Hand back every task this owner holds, so others need not wait for expiry."""
 
         def release(conn: Connection) -> None:
+            wt = t.workflow_tasks
+            now = self._now(conn)
+            for run_id in conn.execute(sa.select(wt.c.run_id).where(wt.c.lease_owner == owner)).scalars().all():
+                # No step of this run is in flight any more: its inbox joins the history.
+                self._d.lock_run(conn, run_id)
+                last = self._q.last_seq(conn, {"b_run_id": run_id}).scalar()
+                if last is not None:
+                    self._flush_inbox(conn, run_id, int(last), now)
             for table, kind in ((t.workflow_tasks, WORKFLOW), (t.activity_tasks, ACTIVITY)):
                 released = conn.execute(table.update().where(table.c.lease_owner == owner)
                                         .values(lease_owner=None, lease_expires=None)).rowcount
@@ -938,7 +1082,7 @@ class SqlStore:
 
     async def next_wakeup(self) -> float | None:
         """The earliest time a timer, a task or a retry is due."""
-        return await self._run(self._next_wakeup)
+        return await self._read(self._next_wakeup)
 
     def _next_wakeup(self, conn: Connection) -> float | None:
         times = [
@@ -957,7 +1101,7 @@ class SqlStore:
 
     async def quiescence(self) -> tuple[bool, float | None]:
         """(busy, next_due): see :meth:`Store.quiescence`."""
-        return await self._run(self._quiescence)
+        return await self._read(self._quiescence)
 
     def _quiescence(self, conn: Connection) -> tuple[bool, float | None]:
         now = self._now(conn)
@@ -1019,11 +1163,11 @@ class SqlStore:
                 ).scalars())
             return closed
 
-        return await self._run(query)
+        return await self._read(query)
 
     async def get_run(self, run_or_workflow_id: str) -> RunRecord:
         """A run by run id, or the latest run of a workflow id."""
-        return await self._run(lambda conn: _row_to_run(self._resolve(conn, run_or_workflow_id)))
+        return await self._read(lambda conn: _row_to_run(self._resolve(conn, run_or_workflow_id)))
 
     async def list_runs(
         self, *, status: str | None = None, workflow: str | None = None,
@@ -1039,4 +1183,4 @@ class SqlStore:
                 stmt = stmt.where(t.runs.c.workflow == workflow)
             return [_row_to_run(r) for r in conn.execute(stmt.limit(limit).offset(offset))]
 
-        return await self._run(query)
+        return await self._read(query)

@@ -1,0 +1,136 @@
+"""Signals consumed per second while senders keep sending (issue: a flood used to starve a run).
+
+One run counts the signals it takes in, recording a marker (a command, so
+only a committed step writes it) for each. Senders in the same process send
+at a target rate for a fixed time; the figure is markers committed per
+second during the flood, with the engine process's CPU seconds per
+consumed signal beside it. Medians of ``--repeat`` runs per (store, rate).
+
+    python benchmarks/signal_flood.py --rates 300,3000 --seconds 5 --repeat 3 \\
+        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test]
+
+Prints a table and writes ``benchmarks/results/<date>-signal-flood.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import anyio
+import sqlalchemy as sa
+
+import retold
+from retold.history import events as ev
+
+
+@retold.workflow
+async def flooded() -> int:
+    count = 0
+    while True:
+        value = await retold.wait_signal("tick", str)
+        if value == "stop":
+            return count
+        count += 1
+        retold.side_effect(_const(count))
+
+
+def _const(n: int) -> Callable[[], int]:
+    return lambda: n
+
+
+async def _markers(engine: retold.Engine, run_id: str) -> int:
+    return sum(1 for e in (await engine.history(run_id)).events if isinstance(e, ev.MarkerRecorded))
+
+
+async def one(url: str, rate: int, seconds: float) -> dict[str, Any]:
+    async with retold.Engine(url, workflows=[flooded], poll_interval=0.05) as engine:
+        run = await engine.start(flooded.with_options(id=f"flood-{uuid.uuid4().hex[:8]}"))
+        assert run.run_id is not None
+        run_id = run.run_id
+        sent = refused = 0
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+
+        async def send_one() -> None:
+            nonlocal sent, refused
+            try:
+                await run.signal("tick", "x")
+                sent += 1
+            except retold.SignalBufferFullError:
+                refused += 1
+
+        tick = 0.01
+        async with anyio.create_task_group() as tg:
+            start = time.perf_counter()
+            due = 0.0
+            while time.perf_counter() - start < seconds:
+                due += rate * tick
+                while due >= 1:
+                    tg.start_soon(send_one)
+                    due -= 1
+                await anyio.sleep(tick)
+        wall = time.perf_counter() - wall0
+        consumed = await _markers(engine, run_id)
+        cpu = time.process_time() - cpu0
+        await run.signal("tick", "stop")
+        total = await run.result(timeout=600)
+        return {
+            "sent": sent, "refused": refused, "consumed_during_flood": consumed,
+            "consumed_per_s": consumed / wall, "sent_per_s": sent / wall,
+            "cpu_ms_per_signal": 1000 * cpu / max(consumed, 1), "total_consumed": total,
+        }
+
+
+def _sqlite_url(tmp: Path) -> str:
+    return f"sqlite:///{tmp / f'flood-{uuid.uuid4().hex[:8]}.db'}"
+
+
+def _postgres_url(base: str) -> str:
+    schema = f"retold_bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(base)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    admin.dispose()
+    return sa.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+        hide_password=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="300,3000")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--postgres", default=None, help="a PostgreSQL URL to measure it too")
+    args = parser.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+    results: dict[str, Any] = {"seconds": args.seconds, "repeat": args.repeat, "runs": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        base: str | None = args.postgres
+        stores: dict[str, Callable[[], str]] = {"sqlite": lambda: _sqlite_url(Path(tmp))}
+        if base is not None:
+            stores["postgres"] = lambda: _postgres_url(base)
+        for store, make_url in stores.items():
+            for rate in rates:
+                runs = [anyio.run(one, make_url(), rate, args.seconds) for _ in range(args.repeat)]
+                key = f"{store}@{rate}/s"
+                results["runs"][key] = runs
+                med = {k: statistics.median(r[k] for r in runs)
+                       for k in ("sent_per_s", "consumed_per_s", "cpu_ms_per_signal")}
+                results.setdefault("medians", {})[key] = med
+                print(f"{key:>16}: sent {med['sent_per_s']:8.0f}/s  consumed {med['consumed_per_s']:8.0f}/s  "
+                      f"CPU {med['cpu_ms_per_signal']:.3f} ms/signal  (median of {args.repeat})", flush=True)
+    out = Path(__file__).parent / "results" / f"{date.today()}-signal-flood.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

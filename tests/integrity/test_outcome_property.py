@@ -1,0 +1,128 @@
+"""Property: whatever the interleaving of cancels, retries, lease expiries and new runs,
+every recorded activity result lands on the run, event and attempt that produced it."""
+
+from __future__ import annotations
+
+import os
+
+import anyio
+import orjson
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from retold.history import events as ev
+from retold.stores import ActivityOutcome, ActivityTask, StartRequest
+from retold.stores.sql import SqlStore
+from tests.conftest import POSTGRES_ENV, Clock
+
+# One step of the schedule: (operation, which item, which owner).
+_OPS = st.lists(
+    st.tuples(st.sampled_from(["start", "claim", "complete", "retry", "cancel", "expire"]),
+              st.integers(0, 7), st.sampled_from(["w1", "w2"])),
+    min_size=1, max_size=40,
+)
+
+
+async def _play(store: SqlStore, clock: Clock, ops: list[tuple[str, int, str]]) -> None:
+    runs: list[str] = []
+    held: list[tuple[ActivityTask, str]] = []
+    for op, index, owner in ops:
+        if op == "start":
+            record, _ = await store.start(StartRequest("wf", f"w{len(runs)}", b"[]", "h"))
+            assert await store.claim_workflow_tasks("setup", ["wf"], 100, 5.0)
+            await store.commit_workflow_task(record.run_id, "setup", 1, [
+                ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={"task_queue": "q"})])
+            runs.append(record.run_id)
+        elif op == "claim":
+            held += [(task, owner) for task in await store.claim_activity_tasks(owner, "q", ["a"], 2, 5.0)]
+        elif op in ("complete", "retry") and held:
+            task, holder = held.pop(index % len(held))
+            tag = orjson.dumps([task.run_id, task.seq, task.attempt])
+            outcome = (ActivityOutcome("completed", result=tag) if op == "complete" else
+                       ActivityOutcome("failed", failure={"type": "E", "message": tag.decode()}, retry_delay=0.0))
+            await store.finish_activity(task, holder, outcome)
+        elif op == "cancel" and runs:
+            run_id = runs[index % len(runs)]
+            record = await store.get_run(run_id)
+            if record.status == "running":
+                await store.request_cancel(run_id, "test")
+                claimed = await store.claim_workflow_tasks("closer", ["wf"], 100, 5.0)
+                if run_id in claimed:
+                    last = (await store.get_run(run_id)).last_seq
+                    await store.commit_workflow_task(run_id, "closer", last, [ev.WorkflowCancelled(seq=last + 1, at=0)])
+                for other in claimed:  # hand the others back
+                    if other != run_id:
+                        await store.release_leases("closer")
+        elif op == "expire":
+            clock.now += 6.0  # every lease runs out: the next claim is a new attempt
+        # The property, after every step: each recorded result is its own attempt's.
+        for run_id in runs:
+            _, history = await store.load(run_id, 0)
+            for event in history:
+                if isinstance(event, ev.ActivityCompleted):
+                    assert orjson.loads(event.result) == [run_id, event.scheduled, event.attempt]
+
+
+def _check(url: str, ops: list[tuple[str, int, str]]) -> None:
+    async def main() -> None:
+        clock = Clock()
+        store = SqlStore(url, clock=clock)
+        await store.open()
+        try:
+            await _play(store, clock, ops)
+        finally:
+            await store.close()
+
+    anyio.run(main)
+
+
+# The two ways a stale attempt was taken for another: its task deleted and the
+# id reused by a new run's task, and its lease run out and the task claimed again.
+_REUSED_ID = [("start", 0, "w1"), ("claim", 0, "w1"), ("cancel", 0, "w1"), ("start", 0, "w1"),
+              ("claim", 0, "w1"), ("complete", 0, "w1")]
+_RECLAIMED = [("start", 0, "w1"), ("claim", 0, "w1"), ("expire", 0, "w1"), ("claim", 0, "w1"),
+              ("complete", 0, "w1")]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=_OPS)
+@example(ops=_REUSED_ID)
+@example(ops=_RECLAIMED)
+def test_results_land_on_their_own_attempt_sqlite(ops: list[tuple[str, int, str]]) -> None:
+    _check("memory://", ops)
+
+
+@pytest.fixture(scope="module")
+def pg_base() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (.ci/run sets it)")
+    return url
+
+
+def test_results_land_on_their_own_attempt_postgres(pg_base: str) -> None:
+    import uuid
+
+    import sqlalchemy as sa
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(ops=_OPS)
+    @example(ops=_REUSED_ID)
+    @example(ops=_RECLAIMED)
+    def check(ops: list[tuple[str, int, str]]) -> None:
+        schema = f"retold_prop_{uuid.uuid4().hex[:10]}"
+        admin = sa.create_engine(pg_base)
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        try:
+            url = sa.make_url(pg_base).update_query_dict({"options": f"-csearch_path={schema}"})
+            _check(url.render_as_string(hide_password=False), ops)
+        finally:
+            with admin.begin() as conn:
+                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+            admin.dispose()
+
+    check()
+
+

@@ -1,0 +1,98 @@
+"""A run makes progress under any signal rate, and a run buried in unseen signals refuses more."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+import retold
+from retold.stores.sql import SqlStore
+from tests.conftest import EngineFactory
+
+pytestmark = pytest.mark.anyio
+
+
+@retold.workflow
+async def counter() -> int:
+    """Count signals until told to stop, recording each count (a command: only a committed step writes it)."""
+    count = 0
+    while True:
+        value = await retold.wait_signal("tick", str)
+        if value == "stop":
+            return count
+        count += 1
+        retold.side_effect(_const(count))
+
+
+def _const(n: int) -> Callable[[], int]:
+    return lambda: n
+
+
+async def consumed(run: retold.RunHandle[int]) -> int:
+    """How many signals the run's committed steps have taken in."""
+    return sum(1 for e in (await run.history()).events if isinstance(e, retold.history.events.MarkerRecorded))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'flood.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+async def test_a_run_consumes_signals_while_they_keep_coming(make_engine: EngineFactory, url: str) -> None:
+    """Senders never pause; the run must still take in signals (before: every step conflicted)."""
+    async with make_engine([counter], url=url) as engine:
+        run = await engine.start(counter.with_options(id="flooded"))
+        sent = 0
+        progress = 0
+
+        async def flood() -> None:
+            nonlocal sent
+            while True:
+                await run.signal("tick", "x")
+                sent += 1
+
+        with anyio.fail_after(90):
+            async with anyio.create_task_group() as tg:
+                for _ in range(4):
+                    tg.start_soon(flood)
+                # The flood goes on until the run has consumed 300 signals.
+                while progress < 300:
+                    await anyio.sleep(0.05)
+                    progress = await consumed(run)
+                tg.cancel_scope.cancel()
+        assert sent >= progress
+        await run.signal("tick", "stop")
+        total = await run.result(timeout=60)
+        # Every signal acknowledged before "stop" was consumed, in order, none twice.
+        history = await run.history()
+        ticks = [e for e in history.events if isinstance(e, retold.history.events.SignalReceived)]
+        assert total == len(ticks) - 1 == await consumed(run)
+    assert total >= sent
+
+
+async def test_a_run_with_too_many_unseen_signals_refuses_more(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'bound.db'}"
+    async with retold.Engine(store=SqlStore(url, max_pending_signals=20), workflows=[counter],
+                             run_workers=False) as client:
+        run = await client.start(counter.with_options(id="buried"))
+        for i in range(20):
+            await run.signal("tick", str(i))
+        with pytest.raises(retold.SignalBufferFullError, match="20 signals it has not processed"):
+            await run.signal("tick", "one too many")
+        history = await run.history()
+        assert len(history) == 1 + 20  # the refused signal wrote nothing
+        # A worker takes them in: the run has room again.
+        async with retold.Engine(store=SqlStore(url, max_pending_signals=20), workflows=[counter],
+                                 poll_interval=0.05):
+            with anyio.fail_after(30):
+                while await consumed(run) < 20:
+                    await anyio.sleep(0.02)
+            for i in range(19):
+                await run.signal("tick", f"again-{i}")
+            await run.signal("tick", "stop")  # the 20th: still within the bound, whether or not the worker ran
+            assert await run.result(timeout=30) == 39
