@@ -55,10 +55,10 @@ class ActivityWorker:
                 tasks: list[ActivityTask] = []
                 if want > 0:
                     tasks = await engine.store.claim_activity_tasks(
-                        engine.worker_id, self.queue, self._names, want, engine.lease
+                        engine.worker_id, self.queue, self._names, want, engine.lease, running=list(self.running)
                     )
                 for task in tasks:
-                    slot = object()  # the borrower: task ids may be reused once a row is gone
+                    slot = object()  # the borrower of a slot
                     await self._limit.acquire_on_behalf_of(slot)
                     tg.start_soon(self._run_and_release, task, slot)
                 if want == 0 or len(tasks) < want:
@@ -182,7 +182,7 @@ class ActivityWorker:
             return self._failed(task, options, exc)
         finally:
             _current.reset(token)
-            if self.running.get(task.id) is lease_scope:  # ids are reused once a row is gone
+            if self.running.get(task.id) is lease_scope:
                 del self.running[task.id]
 
     async def _call(
