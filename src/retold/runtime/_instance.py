@@ -345,13 +345,7 @@ class WorkflowInstance:
         self.workflow_id = event.workflow_id
         self.parent_run_id = event.parent_run_id
         try:
-            raw = self.codec.decode(event.input, list[Any])
-        except PayloadError as err:
-            self._fatal = err
-            return
-        types = self.workflow.types.param_types(len(raw))
-        try:
-            args = [self.codec.convert(value, tp) for value, tp in zip(raw, types, strict=True)]
+            args = self.workflow.types.decode_args("workflow", self.workflow.name, self.codec, event.input)
         except PayloadError as err:
             self._fatal = err
             return
