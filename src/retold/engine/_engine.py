@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar, TypeVarTuple, final, overload
 
 import anyio
+import orjson
 from anyio.abc import TaskGroup
 
 from ..authoring._decorators import Activity, Workflow
@@ -19,10 +20,11 @@ from ..client import RunDescription, RunHandle
 from ..errors import (
     ConfigurationError,
     NotRegisteredError,
+    PayloadError,
     RetoldError,
     RunFinishedError,
 )
-from ..history.codec import Codec, JsonCodec
+from ..history.codec import Codec, JsonCodec, PickleCodec
 from ..history.export import History
 from ..runtime import _guard
 from ..runtime._instance import WorkflowInstance
@@ -65,6 +67,23 @@ def _registry(items: Iterable[_D], kind: type[Any], name: str, plural: str) -> d
         registry[item.name] = item
     return registry
 
+
+
+def _plain_form(codec: Codec, payload: bytes) -> bytes:
+    """What an idempotent start compares: the values, not how a codec wrapped them.
+
+    retold's own codecs encode the same values to the same bytes. Another
+    codec may not (an encrypting one draws a random nonce): for it, the
+    decoded values as canonical JSON, when they are JSON values.
+    """
+    if isinstance(codec, JsonCodec | PickleCodec):
+        return payload
+    try:
+        return orjson.dumps(
+            codec.decode(payload, list[Any]), option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS
+        )
+    except (PayloadError, TypeError):
+        return payload
 
 @final
 class Engine:
@@ -402,7 +421,7 @@ class Engine:
             typed.types.check("workflow", name, tuple(args))
             typed.types.validate("workflow", name, self.codec, payload)
             result_type = typed.types.return_type
-        digest = hashlib.sha256(name.encode() + b"\0" + payload).hexdigest()
+        digest = hashlib.sha256(name.encode() + b"\0" + _plain_form(self.codec, payload)).hexdigest()
         request = StartRequest(
             workflow=name,
             workflow_id=id or str(uuid.uuid4()),
