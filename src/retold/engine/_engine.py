@@ -22,7 +22,6 @@ from ..errors import (
     NotRegisteredError,
     PayloadError,
     RetoldError,
-    RunFinishedError,
 )
 from ..history.codec import Codec, JsonCodec, PickleCodec
 from ..history.export import History
@@ -543,10 +542,12 @@ class Engine:
         self.wake_workflows.set()
 
     async def query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:
-        """Answer a query from the run's replayed state; writes nothing."""
+        """Answer a query from the run's replayed state; writes nothing.
+
+        A finished run is answered too, from its whole stored history: the
+        state its code was in when it ended.
+        """
         record = await self.store.get_run(ident)
-        if record.status != "running":
-            raise RunFinishedError(record.run_id, record.status)
         definition = self.workflows.get(record.workflow)
         if definition is None:
             raise NotRegisteredError("workflow", record.workflow)
