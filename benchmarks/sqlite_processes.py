@@ -148,9 +148,9 @@ def main() -> None:
     complete_after = args.complete_after or args.senders * args.signals * 3 // 4
     result = run(args.senders, args.signals, args.concurrency, complete_after)
     print(json.dumps(result, indent=2))
-    out = Path(__file__).parent / "results" / f"{date.today()}-sqlite-processes.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    target = Path(__file__).parent / "results" / f"{date.today()}-sqlite-processes.json"
+    target.write_text(json.dumps(result, indent=2))
+    print(f"wrote {target}")
 
 
 if __name__ == "__main__":

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Any, Generic, TypeVar, TypeVarTuple, final, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, TypeVarTuple, final, overload
 
-from ..errors import ConfigurationError, InvalidArgumentsError
+from ..errors import ConfigurationError, InvalidArgumentsError, PayloadError
 from ._options import DEFAULT_RETRY, ActivityOptions, RetryPolicy
+
+if TYPE_CHECKING:
+    from ..history.codec import Codec
 
 __all__ = ["Activity", "AsyncActivity", "SyncActivity", "Workflow", "activity", "workflow"]
 
@@ -59,26 +62,42 @@ class _Signature:
                 )
 
 
-    def from_json(
-        self, kind: str, name: str, args: Sequence[Any], convert: Callable[[Any, Any], Any]
-    ) -> tuple[Any, ...]:
-        """Arguments in their JSON form, converted to the annotated types.
+    def decode_args(self, kind: str, name: str, codec: Codec, data: bytes) -> tuple[Any, ...]:
+        """The arguments encoded as ``data``, each decoded into its parameter's type.
 
-        A value that already fits its parameter is kept. Others go through
-        ``convert`` (the codec's), except into ``int``, ``float``, ``str`` or
-        ``bool``: 1.5 is no int, and :meth:`check` says so.
+        The one validator of arguments: a run's first workflow task reads its
+        input with it, and every start runs it before anything is stored.
+        ``codec.convert`` checks the whole value, so the error names the
+        argument and the path of the bad value in it (``$[0].qty``).
         """
+        raw = codec.decode(data, list[Any])
+        if not isinstance(raw, list):
+            raise PayloadError(f"{kind} {name!r}: the arguments are not a list but {type(raw).__name__}")
+        params = list(self.signature.parameters.values())
+        out = []
+        for i, (value, expected) in enumerate(zip(raw, self.param_types(len(raw)), strict=True)):
+            try:
+                out.append(codec.convert(value, expected))
+            except PayloadError as exc:
+                param = f" ({params[min(i, len(params) - 1)].name})" if params else ""
+                raise PayloadError(f"{kind} {name!r}: argument {i + 1}{param}: {exc}") from exc
+        return tuple(out)
+
+    def validate(self, kind: str, name: str, codec: Codec, data: bytes) -> tuple[Any, ...]:
+        """:meth:`decode_args` for a start: the arguments must fit the signature and decode.
+
+        Raises:
+            InvalidArgumentsError: naming the argument and the path of the bad value.
+        """
+        try:
+            args = self.decode_args(kind, name, codec, data)
+        except PayloadError as exc:
+            raise InvalidArgumentsError(str(exc)) from None
         try:
             self.signature.bind(*args)
         except TypeError as exc:
             raise InvalidArgumentsError(f"{kind} {name!r}: {exc}") from None
-        out = []
-        for value, expected in zip(args, self.param_types(len(args)), strict=True):
-            if not _instance_of(value, expected) and not _plain(expected):
-                value = convert(value, expected)
-            out.append(value)
-        self.check(kind, name, tuple(out))
-        return tuple(out)
+        return args
 
 
 def _plain(tp: Any) -> bool:

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar, TypeVarTuple, final, overload
 
 import anyio
+import orjson
 from anyio.abc import TaskGroup
 
 from ..authoring._decorators import Activity, Workflow
@@ -20,10 +21,10 @@ from ..client import RunDescription, RunHandle
 from ..errors import (
     ConfigurationError,
     NotRegisteredError,
+    PayloadError,
     RetoldError,
-    RunFinishedError,
 )
-from ..history.codec import Codec, JsonCodec
+from ..history.codec import Codec, JsonCodec, PickleCodec
 from ..history.export import History
 from ..history.ids import check_id
 from ..runtime import _guard
@@ -67,6 +68,23 @@ def _registry(items: Iterable[_D], kind: type[Any], name: str, plural: str) -> d
         registry[item.name] = item
     return registry
 
+
+
+def _plain_form(codec: Codec, payload: bytes) -> bytes:
+    """What an idempotent start compares: the values, not how a codec wrapped them.
+
+    retold's own codecs encode the same values to the same bytes. Another
+    codec may not (an encrypting one draws a random nonce): for it, the
+    decoded values as canonical JSON, when they are JSON values.
+    """
+    if isinstance(codec, JsonCodec | PickleCodec):
+        return payload
+    try:
+        return orjson.dumps(
+            codec.decode(payload, list[Any]), option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS
+        )
+    except (PayloadError, TypeError):
+        return payload
 
 @final
 class Engine:
@@ -392,32 +410,37 @@ class Engine:
 
         Raises:
             NotRegisteredError: the workflow is not hosted by this engine.
-            InvalidArgumentsError: the arguments do not fit its signature.
+            InvalidArgumentsError: the arguments do not fit its signature or
+                do not decode into the annotated types (at any depth); the
+                message names the argument and the path of the bad value.
+                Nothing is stored.
             PayloadError: an argument cannot be encoded.
             IdempotencyError: the id or key was used with other input.
         """
         self._check_open()
         result_type: Any = Any
+        typed: Workflow[*tuple[Any, ...], Any] | None = None
         if isinstance(workflow, str):
             if not workflow:
                 raise RetoldError("a workflow name must not be empty")
             name = workflow
-            hosted = self.workflows.get(name)
-            if hosted is not None:
-                hosted.types.check("workflow", name, tuple(args))
-                result_type = hosted.types.return_type
+            typed = self.workflows.get(name)
         elif isinstance(workflow, Workflow):
             name = workflow.name
             if self._run_workers and self.workflows.get(name) is not workflow:
                 raise NotRegisteredError("workflow", name)
-            workflow.types.check("workflow", name, tuple(args))
-            result_type = workflow.types.return_type
+            typed = workflow
         else:
             raise NotRegisteredError("workflow", getattr(workflow, "__qualname__", repr(workflow)))
         check_id("workflow id", id)
         check_id("idempotency key", idempotency_key)
         payload = self.codec.encode(list(args))
-        digest = hashlib.sha256(name.encode() + b"\0" + payload).hexdigest()
+        if typed is not None:
+            # What the run's first workflow task will decode, checked before anything is stored.
+            typed.types.check("workflow", name, tuple(args))
+            typed.types.validate("workflow", name, self.codec, payload)
+            result_type = typed.types.return_type
+        digest = hashlib.sha256(name.encode() + b"\0" + _plain_form(self.codec, payload)).hexdigest()
         request = StartRequest(
             workflow=name,
             workflow_id=id or str(uuid.uuid4()),
@@ -450,21 +473,23 @@ class Engine:
         """Start a run of the workflow registered as ``workflow``, untyped.
 
         For callers that know workflows by name: the HTTP API, the CLI, other
-        languages. ``args`` may be in their JSON form (dicts for dataclasses,
-        strings for datetimes, ...): each is converted by the codec into the
-        type its parameter is annotated with, then checked as by :meth:`start`.
+        languages. ``args`` are in their JSON form (objects for dataclasses,
+        strings for datetimes, ...): the codec decodes each, at every depth,
+        into the type its parameter is annotated with, exactly as the run
+        will read them; nothing is coerced (``"2"`` is not an ``int``).
 
         Raises:
             NotRegisteredError: no workflow of that name is hosted here.
-            PayloadError: an argument cannot be converted to its parameter's type.
-            InvalidArgumentsError: the arguments do not fit the signature.
+            InvalidArgumentsError: the arguments do not fit the signature or
+                their annotated types; the message names the argument and the
+                path of the bad value. Nothing is stored.
             IdempotencyError: the id or key was used with other input.
         """
         self._check_open()
         definition = self.workflows.get(workflow)
         if definition is None:
             raise NotRegisteredError("workflow", workflow)
-        converted = definition.types.from_json("workflow", workflow, args, self.codec.convert)
+        converted = definition.types.validate("workflow", workflow, self.codec, self.codec.encode(list(args)))
         return await self.start(definition, *converted, id=id, idempotency_key=idempotency_key)
 
     def get_handle(self, workflow_or_run_id: str) -> RunHandle[Any]:
@@ -540,11 +565,13 @@ class Engine:
         self.wake_workflows.set()
 
     async def query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:
-        """Answer a query from the run's replayed state; writes nothing."""
+        """Answer a query from the run's replayed state; writes nothing.
+
+        A finished run is answered too, from its whole stored history: the
+        state its code was in when it ended.
+        """
         self._check_open()
         record = await self.store.get_run(ident)
-        if record.status != "running":
-            raise RunFinishedError(record.run_id, record.status)
         definition = self.workflows.get(record.workflow)
         if definition is None:
             raise NotRegisteredError("workflow", record.workflow)
