@@ -243,7 +243,8 @@ class Store(Protocol):
     ) -> list[ActivityTask]:
         """Lease up to ``limit`` ready tasks of ``activities`` from ``queue``.
 
-        Never the tasks in ``running`` (ids this owner is still running),
+        Never the tasks in ``running`` (ids this owner is still running, read when
+        the claim runs, so a live set may be passed),
         even if their leases lapsed: a process runs one attempt of a task at a time.
         """
         ...

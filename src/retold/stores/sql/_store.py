@@ -902,17 +902,18 @@ class SqlStore:
         if not activities:
             return []
         return await self._run_lease_only(
-            self._claim_activities, owner, queue, list(activities), limit, lease, list(running))
+            self._claim_activities, owner, queue, list(activities), limit, lease, running)
 
     def _claim_activities(
         self, conn: Connection, owner: str, queue: str, activities: list[str], limit: int, lease: float,
-        running: list[int],
+        running: Collection[int],
     ) -> list[ActivityTask]:
         now, lease_now = self._now(conn), self._lease_now(conn)
         at = t.activity_tasks
         rows = conn.execute(self._q.claim_activities, {
             "b_queue": queue, "b_names": activities, "b_now": now, "b_lease_now": lease_now,
-            "b_owner": owner, "b_running": running, "b_limit": limit,
+            # Read now, not when the call was made: the caller's set may have grown since.
+            "b_owner": owner, "b_running": list(running), "b_limit": limit,
         }).all()
         claimed: list[ActivityTask] = []
         for row in rows:
