@@ -142,13 +142,14 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--signals", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--out", default=None, help="where to write the JSON (default: benchmarks/results/)")
     parser.add_argument("--complete-after", type=int, default=None,
                         help="signals the run takes before completing (default: 3/4 of all sent)")
     args = parser.parse_args()
     complete_after = args.complete_after or args.senders * args.signals * 3 // 4
     result = run(args.senders, args.signals, args.concurrency, complete_after)
     print(json.dumps(result, indent=2))
-    target = Path(__file__).parent / "results" / f"{date.today()}-sqlite-processes.json"
+    target = Path(args.out) if args.out else Path(__file__).parent / "results" / f"{date.today()}-sqlite-processes.json"
     target.write_text(json.dumps(result, indent=2))
     print(f"wrote {target}")
 

@@ -73,6 +73,12 @@ _B = sa.bindparam
 LEASE_HORIZON = 86_400.0
 
 
+def _locked(exc: StoreError) -> bool:
+    """Whether a store error is SQLite's "database is locked" (or busy)."""
+    text = str(exc.__cause__ or exc).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
 def _lease_free(table: sa.Table) -> Any:
     """The task's lease is free: nobody holds it, it ran out by the lease clock, or it is from another boot."""
     return sa.or_(
@@ -392,7 +398,15 @@ class SqlStore:
         ``synchronous_commit=off``); the next durable commit writes it to
         disk anyway. It must never append an event.
         """
-        return await anyio.to_thread.run_sync(self._tx_lease_only, fn, *args, limiter=self._d.limiter)
+        for attempt in range(3):
+            try:
+                return await anyio.to_thread.run_sync(self._tx_lease_only, fn, *args, limiter=self._d.limiter)
+            except StoreError as exc:
+                # Another process held SQLite's write lock past the busy
+                # timeout: nothing was written, and moving a lease is safe to retry.
+                if attempt == 2 or not _locked(exc):
+                    raise
+        raise AssertionError("unreachable")
 
     def _db_error(self, exc: sa.exc.DBAPIError) -> StoreError:
         error = StoreError(f"database error on {self.url}: {exc.orig}")
