@@ -167,3 +167,8 @@ async def test_a_stalled_loop_never_makes_a_process_run_its_own_task_again(tmp_p
     finally:
         _release.set()
     assert set(_runs.values()) == {1}, _runs
+
+
+def test_a_lease_longer_than_an_hour_is_refused() -> None:
+    with pytest.raises(retold.ConfigurationError, match="at most an hour"):
+        retold.Engine("memory://", lease=7200)

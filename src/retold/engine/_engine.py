@@ -177,6 +177,8 @@ class Engine:
         self.workflow_concurrency = workflow_concurrency
         self.poll_interval = _seconds(poll_interval, "poll_interval")
         self.lease = _seconds(lease, "lease")
+        if self.lease > 3600:
+            raise ConfigurationError(f"Engine lease must be at most an hour (3600 seconds), got {self.lease}")
         self.max_workflow_task_attempts = max_workflow_task_attempts
         self.workflow_task_retry_delay = _seconds(workflow_task_retry_delay, "workflow_task_retry_delay")
         self.worker_id = f"engine-{uuid.uuid4().hex[:12]}"

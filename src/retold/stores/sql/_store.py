@@ -1088,9 +1088,9 @@ class SqlStore:
             for run_id in conn.execute(sa.select(wt.c.run_id).where(wt.c.lease_owner == owner)).scalars().all():
                 # No step of this run is in flight any more: its inbox joins the history.
                 self._d.lock_run(conn, run_id)
-                last = self._q.last_seq(conn, {"b_run_id": run_id}).scalar()
-                if last is not None:
-                    self._flush_inbox(conn, run_id, int(last), now)
+                run = self._q.run_by_id(conn, {"b_run_id": run_id}).first()
+                if run is not None and run.status == "running":
+                    self._flush_inbox(conn, run_id, int(run.last_seq), now)
             for table, kind in ((t.workflow_tasks, WORKFLOW), (t.activity_tasks, ACTIVITY)):
                 released = conn.execute(table.update().where(table.c.lease_owner == owner)
                                         .values(lease_owner=None, lease_expires=None)).rowcount
