@@ -280,6 +280,12 @@ class SqlStore:
         self._clock = clock
         # SQLite has one writer: batch durable transactions (see _run).
         self._group_commit = self._d.name == "sqlite"
+        # Elsewhere transactions queue, first come first served, for the
+        # pool's connections. Requests from outside (start, signal, cancel)
+        # take at most all but one: a flood of them cannot queue ahead of
+        # every step of the runs they feed.
+        self._outside: anyio.CapacityLimiter | None = (
+            None if self._group_commit or pool_size < 2 else anyio.CapacityLimiter(pool_size - 1))
         self._queue: list[_Queued] = []
         self._queue_lock = threading.Lock()
         if clock is not None or not self._d.server_clock:
@@ -332,6 +338,13 @@ class SqlStore:
             raise item.error
         result: _T = item.result
         return result
+
+    async def _run_outside(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """A durable transaction asked for from outside the engine (start, signal, cancel)."""
+        if self._outside is None:
+            return await self._run(fn, *args)
+        async with self._outside:
+            return await self._run(fn, *args)
 
     def _drain(self) -> None:
         with self._queue_lock:
@@ -623,7 +636,7 @@ class SqlStore:
                 and all(cmd.seq == 2 + i for i, cmd in enumerate(step.commands))
             ):
                 raise StoreError(f"the first step of workflow id {request.workflow_id!r} does not fit its start")
-        return await self._run(self._start, request, step)
+        return await self._run_outside(self._start, request, step)
 
     def _start(
         self, conn: Connection, req: StartRequest, step: StartStep | None = None
@@ -1187,7 +1200,7 @@ class SqlStore:
 
     async def signal(self, run_or_workflow_id: str, name: str, payload: bytes) -> str:
         """Append ``SignalReceived`` to the run."""
-        return await self._run(self._signal, run_or_workflow_id, name, payload)
+        return await self._run_outside(self._signal, run_or_workflow_id, name, payload)
 
     def _signal(self, conn: Connection, ident: str, name: str, payload: bytes) -> str:
         row = self._resolve(conn, ident)
@@ -1199,7 +1212,7 @@ class SqlStore:
 
     async def request_cancel(self, run_or_workflow_id: str, reason: str) -> str:
         """Append ``CancelRequested`` to the run."""
-        return await self._run(self._cancel, run_or_workflow_id, reason)
+        return await self._run_outside(self._cancel, run_or_workflow_id, reason)
 
     def _cancel(self, conn: Connection, ident: str, reason: str) -> str:
         row = self._resolve(conn, ident)
