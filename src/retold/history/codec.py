@@ -99,8 +99,6 @@ def _strict_hooks(converter: cattrs.Converter) -> None:
     def to_int(value: Any, _: Any) -> int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
         raise _MismatchError(f"expected an integer, {_got(value)}")
 
     def to_float(value: Any, _: Any) -> float:
