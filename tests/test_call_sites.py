@@ -154,3 +154,25 @@ def test_the_simulator_replays_keyword_arguments() -> None:
     ]
     completed = next(e for e in history if isinstance(e, ev.WorkflowCompleted))
     assert orjson.loads(completed.result) == 6
+
+
+async def test_keyword_arguments_with_an_encrypting_codec(make_engine: EngineFactory, tmp_path: Path) -> None:
+    """A random-nonce codec: replay and idempotent starts compare the keyword arguments' values."""
+    from tests.crypto_shop import FernetCodec
+
+    url = f"sqlite:///{tmp_path / 'sealed.db'}"
+    definitions = ([greet_all, signature_child], [compose, count_words])
+    async with make_engine(*definitions, url=url, codec=FernetCodec()) as engine:
+        run = await engine.start(greet_all.with_options(id="kw-sealed"), "ada", shout=True)
+        again = await engine.start(greet_all.with_options(id="kw-sealed"), "ada", shout=True)
+        assert (again.run_id, again.created) == (run.run_id, False)
+        completed = 0
+        async with run.watch() as events:
+            async for event in events:
+                completed += isinstance(event, ev.ActivityCompleted)
+                if completed == 2:
+                    break
+    async with make_engine(*definitions, url=url, codec=FernetCodec(), cache_size=1) as engine:
+        run = engine.get_handle("kw-sealed")
+        await run.signal("go", True)
+        assert (await run.result(timeout=60))["second"] == "HI ADA HI ADA"

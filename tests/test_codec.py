@@ -166,5 +166,6 @@ def test_json_codec_does_not_coerce_silently(value: object, type_: type, message
 def test_json_codec_reads_numbers_from_object_keys() -> None:
     codec = retold.JsonCodec()
     assert codec.decode(codec.encode({1: "a", 2: "b"}), dict[int, str]) == {1: "a", 2: "b"}
-    assert codec.convert(2.0, int) == 2
-    assert codec.convert(2, float) == 2.0
+    assert codec.convert(2, float) == 2.0  # every int is a number
+    with pytest.raises(retold.PayloadError, match=r"expected an integer, got float 2\.0"):
+        codec.convert(2.0, int)  # a float is not an int, even a whole one: nothing is coerced

@@ -142,9 +142,13 @@ class RunHandle(Generic[R]):
     async def query(self, name: str, *args: Any) -> Any:
         """Ask the run's query handler ``name``; writes nothing.
 
+        A finished run (completed, failed, cancelled) answers too: its stored
+        history is replayed and the handler sees the state the run ended in.
+
         Raises:
             QueryError: no such query, or its handler raised.
-            RunFinishedError: the run has finished.
+            NondeterminismError: the run's history no longer replays against
+                the code (a finished run's, replayed to answer).
         """
         return await self._engine.query(self.workflow_id, name, args)
 

@@ -154,7 +154,7 @@ MISTAKES = [
     (["query", "nope", "status", "--app", "tests.shop"], 1, "no run with id 'nope'"),
     (["start", "greet", "--app", "tests.shop", "--input", '["ada"'], 2, "Invalid value for --input: not valid"),
     (["start", "greet", "--app", "tests.shop", "--input", '"ada"'], 2, "must be a JSON array"),
-    (["start", "greet", "--app", "tests.shop", "--input", "[5]"], 1, "argument 1 should be str, got int"),
+    (["start", "greet", "--app", "tests.shop", "--input", "[5]"], 1, "argument 1 (name): cannot decode 5 as str"),
     (["start", "nope", "--app", "tests.shop"], 1, "workflow 'nope' is not registered"),
     (["start", "greet", "--app", "tests.nowhere"], 1, "cannot import --app module 'tests.nowhere'"),
     (["start", "greet", "--app", "tests.shop:nothing"], 1, "tests.shop has no attribute 'nothing'"),

@@ -7,10 +7,13 @@ import inspect
 import typing
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Generic, ParamSpec, Self, TypeVar, final, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, final, overload
 
-from ..errors import ConfigurationError, InvalidArgumentsError
+from ..errors import ConfigurationError, InvalidArgumentsError, PayloadError
 from ._options import DEFAULT_RETRY, ActivityOptions, RetryPolicy
+
+if TYPE_CHECKING:
+    from ..history.codec import Codec
 
 __all__ = ["Activity", "AsyncActivity", "SyncActivity", "Workflow", "activity", "workflow"]
 
@@ -120,34 +123,54 @@ class _Signature:
         data: bytes = codec.encode(pack_input(bound_args, bound_kwargs))
         return data
 
-    def decode_input(self, codec: Any, data: bytes) -> tuple[list[Any], dict[str, Any]]:
-        """The arguments :meth:`encode_input` recorded, in their annotated types."""
-        raw_args, raw_kwargs = unpack_input(codec.decode(data, Any))
-        types = self.param_types(len(raw_args))
-        args = [codec.convert(value, tp) for value, tp in zip(raw_args, types, strict=True)]
-        kwargs = {key: codec.convert(value, self.keyword_type(key)) for key, value in raw_kwargs.items()}
-        return args, kwargs
+    def decode_args(
+        self, kind: str, name: str, codec: Codec, data: bytes
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The arguments encoded as ``data`` (see :meth:`encode_input`), each
+        decoded into its parameter's type: positional, then keyword.
 
-    def from_json(
-        self, kind: str, name: str, args: Sequence[Any], convert: Callable[[Any, Any], Any]
-    ) -> tuple[Any, ...]:
-        """Arguments in their JSON form, converted to the annotated types.
+        The one validator of arguments: a run's first workflow task reads its
+        input with it, and every start runs it before anything is stored.
+        ``codec.convert`` checks the whole value, so the error names the
+        argument and the path of the bad value in it (``$[0].qty``).
+        """
+        raw = codec.decode(data, Any)
+        if not isinstance(raw, list) and not (isinstance(raw, dict) and isinstance(raw.get("args"), list)):
+            raise PayloadError(f"{kind} {name!r}: the arguments are not a list but {type(raw).__name__}")
+        raw_args, raw_kwargs = unpack_input(raw)
+        params = list(self.signature.parameters.values())
+        out = []
+        for i, (value, expected) in enumerate(zip(raw_args, self.param_types(len(raw_args)), strict=True)):
+            try:
+                out.append(codec.convert(value, expected))
+            except PayloadError as exc:
+                param = f" ({params[min(i, len(params) - 1)].name})" if params else ""
+                raise PayloadError(f"{kind} {name!r}: argument {i + 1}{param}: {exc}") from exc
+        kwargs: dict[str, Any] = {}
+        for key, value in raw_kwargs.items():
+            try:
+                kwargs[key] = codec.convert(value, self.keyword_type(key))
+            except PayloadError as exc:
+                raise PayloadError(f"{kind} {name!r}: argument {key!r}: {exc}") from exc
+        return tuple(out), kwargs
 
-        A value that already fits its parameter is kept. Others go through
-        ``convert`` (the codec's), except into ``int``, ``float``, ``str`` or
-        ``bool``: 1.5 is no int, and :meth:`check` says so.
+    def validate(
+        self, kind: str, name: str, codec: Codec, data: bytes
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """:meth:`decode_args` for a start: the arguments must fit the signature and decode.
+
+        Raises:
+            InvalidArgumentsError: naming the argument and the path of the bad value.
         """
         try:
-            self.signature.bind(*args)
+            args, kwargs = self.decode_args(kind, name, codec, data)
+        except PayloadError as exc:
+            raise InvalidArgumentsError(str(exc)) from None
+        try:
+            self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise InvalidArgumentsError(f"{kind} {name!r}: {exc}") from None
-        out = []
-        for value, expected in zip(args, self.param_types(len(args)), strict=True):
-            if not _instance_of(value, expected) and not _plain(expected):
-                value = convert(value, expected)
-            out.append(value)
-        self.check(kind, name, tuple(out))
-        return tuple(out)
+        return args, kwargs
 
 
 def pack_input(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:

@@ -19,7 +19,8 @@ import orjson
 import retold
 
 __all__ = [
-    "DEFAULT_URL", "App", "app_option", "client", "load_app", "parse_json", "run", "url_option",
+    "DEFAULT_URL", "App", "app_option", "client", "codec_option", "load_app", "load_codec", "parse_json", "run",
+    "url_option",
 ]
 
 T = TypeVar("T")
@@ -41,17 +42,46 @@ def app_option(*, required: bool) -> Callable[[Callable[..., Any]], Callable[...
     )
 
 
+codec_option = click.option(
+    "--codec", "codec_spec", envvar="RETOLD_CODEC", metavar="MODULE:ATTR",
+    help="The codec the runs' payloads are encoded with: a retold.Codec instance, or a class or function "
+         "that makes one (env RETOLD_CODEC). Default: the codec --app's module defines, else JSON.",
+)
+
+
 @dataclass
 class App:
-    """The workflows and activities found at ``--app``."""
+    """The workflows, activities and codec found at ``--app``."""
 
     spec: str
     workflows: list[retold.Workflow[..., Any]] = field(default_factory=list)
     activities: list[retold.Activity[..., Any]] = field(default_factory=list)
+    codecs: list[retold.Codec] = field(default_factory=list)
+
+    @property
+    def codec(self) -> retold.Codec | None:
+        """The one codec the app's modules define, if any.
+
+        Raises:
+            click.ClickException: they define several.
+        """
+        if len(self.codecs) > 1:
+            names = ", ".join(type(c).__name__ for c in self.codecs)
+            raise click.ClickException(
+                f"--app {self.spec!r} defines {len(self.codecs)} codecs ({names}): name one with --codec MODULE:ATTR"
+            )
+        return self.codecs[0] if self.codecs else None
+
+
+def _is_codec(obj: Any) -> bool:
+    return not isinstance(obj, type) and isinstance(obj, retold.Codec)
 
 
 def _collect(app: App, obj: Any, where: str) -> None:
-    if isinstance(obj, retold.Workflow):
+    if _is_codec(obj):
+        if all(c is not obj for c in app.codecs):
+            app.codecs.append(obj)
+    elif isinstance(obj, retold.Workflow):
         if all(w is not obj for w in app.workflows):
             app.workflows.append(obj)
     elif isinstance(obj, retold.Activity):
@@ -59,7 +89,7 @@ def _collect(app: App, obj: Any, where: str) -> None:
             app.activities.append(obj)
     elif isinstance(obj, ModuleType):
         for value in vars(obj).values():
-            if isinstance(value, retold.Workflow | retold.Activity):
+            if isinstance(value, retold.Workflow | retold.Activity) or _is_codec(value):
                 _collect(app, value, where)
     elif isinstance(obj, Iterable) and not isinstance(obj, str | bytes):
         for item in obj.values() if isinstance(obj, dict) else obj:
@@ -95,6 +125,36 @@ def load_app(spec: str) -> App:
     return app
 
 
+def load_codec(spec: str | None, app: App | None = None) -> retold.Codec | None:
+    """The codec ``--codec MODULE:ATTR`` names, else the one ``app`` defines, else None (JSON).
+
+    Raises:
+        click.ClickException: the spec names nothing that is or makes a codec.
+    """
+    if not spec:
+        return app.codec if app is not None else None
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise click.ClickException(f"--codec {spec!r}: expected MODULE:ATTR, e.g. myapp.codecs:codec")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        if not _is_codec(obj) and callable(obj):
+            obj = obj()  # a codec class or factory
+    except Exception as exc:  # noqa: BLE001 - whatever the user's module raises is reported in one line
+        raise click.ClickException(f"--codec {spec!r}: {type(exc).__name__}: {exc}") from None
+    if not _is_codec(obj):
+        raise click.ClickException(
+            f"--codec {spec!r} is a {type(obj).__name__}, not a codec (an object with name, encode, decode "
+            "and convert, like retold.JsonCodec)"
+        )
+    codec: retold.Codec = obj
+    return codec
+
+
 def parse_json(text: str, what: str) -> Any:
     """Parse a JSON option value.
 
@@ -115,18 +175,22 @@ def _require_database(url: str) -> None:
 
 
 @asynccontextmanager
-async def client(url: str, app: App | None = None, *, create: bool = False) -> AsyncIterator[retold.Engine]:
+async def client(
+    url: str, app: App | None = None, *, create: bool = False, codec: retold.Codec | None = None
+) -> AsyncIterator[retold.Engine]:
     """An engine that reads and writes runs but runs no workflow code.
 
     Args:
         url: the store.
         app: workflows to know by name (for ``start`` and ``query``).
         create: allow a SQLite file that does not exist yet.
+        codec: the payloads' codec (default JSON).
     """
     if not create:
         _require_database(url)
     engine = retold.Engine(
-        url, workflows=app.workflows if app else (), activities=app.activities if app else (), run_workers=False
+        url, workflows=app.workflows if app else (), activities=app.activities if app else (), run_workers=False,
+        codec=codec,
     )
     async with engine:
         yield engine
@@ -136,5 +200,9 @@ def run(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     """Run an async command body; retold errors become one line and exit status 1."""
     try:
         return anyio.run(fn, *args)
+    except retold.PayloadError as exc:
+        raise click.ClickException(
+            f"{exc} (if the runs' payloads use another codec, name it with --codec MODULE:ATTR)"
+        ) from None
     except retold.RetoldError as exc:
         raise click.ClickException(str(exc)) from None

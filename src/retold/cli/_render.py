@@ -86,10 +86,29 @@ def _short(value: Any, limit: int = 80, *, as_json: bool = False) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def event_details(event: Event) -> str:
-    """The fields of an event that a reader wants, as ``key=value`` pairs."""
+def _decoded(codec: retold.Codec, data: bytes) -> Any:
+    try:
+        value = codec.decode(data)
+        orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except (retold.PayloadError, TypeError) as exc:
+        return f"<cannot decode with {codec.name}: {exc}>"
+    return value
+
+
+def event_details(event: Event, codec: retold.Codec | None = None) -> str:
+    """The fields of an event that a reader wants, as ``key=value`` pairs.
+
+    With ``codec``, payloads are shown decoded (an encrypting codec's, say).
+    """
     parts = []
-    for key, value in event_to_dict(event).items():
+    fields = event_to_dict(event)
+    if codec is not None:
+        for key in _PAYLOADS:
+            data = getattr(event, key, None)
+            if isinstance(data, bytes):
+                fields.pop(f"{key}_b64", None)
+                fields[key] = _decoded(codec, data)
+    for key, value in fields.items():
         if key in _HIDDEN or (key not in _PAYLOADS and value in (None, "")):
             continue
         if key == "failure" and isinstance(value, dict):
@@ -100,8 +119,8 @@ def event_details(event: Event) -> str:
     return "  ".join(parts)
 
 
-def timeline(history: retold.History) -> Table:
-    """A history as a table: event number, time since the start, type, details."""
+def timeline(history: retold.History, codec: retold.Codec | None = None) -> Table:
+    """A history as a table: event number, time since the start, type, details (payloads decoded with ``codec``)."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
     table.add_column("#", justify="right")
     table.add_column("+TIME", justify="right")
@@ -110,5 +129,7 @@ def timeline(history: retold.History) -> Table:
     start = history[0].at if len(history) else 0.0
     for event in history:
         style = "red" if "Failed" in event.type or "TimedOut" in event.type else ""
-        table.add_row(str(event.seq), f"{event.at - start:.3f}s", Text(event.type, style=style), event_details(event))
+        table.add_row(
+            str(event.seq), f"{event.at - start:.3f}s", Text(event.type, style=style), event_details(event, codec)
+        )
     return table

@@ -9,7 +9,7 @@ import click
 
 import retold
 
-from ._common import app_option, client, load_app, run, url_option
+from ._common import app_option, client, codec_option, load_app, load_codec, run, url_option
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -29,9 +29,10 @@ __all__ = ["replay"]
 @click.option("--limit", type=click.IntRange(1), default=1000, show_default=True,
               help="At most this many stored runs (newest first).")
 @click.option("--pickle", "use_pickle", is_flag=True, help="The runs were recorded with retold.PickleCodec.")
+@codec_option
 def replay(
     targets: tuple[str, ...], app_spec: str, url: str, workflow: str | None, status: str | None, limit: int,
-    use_pickle: bool,
+    use_pickle: bool, codec_spec: str | None,
 ) -> None:
     """Replay recorded histories against the code at --app; exit 1 on divergence.
 
@@ -47,7 +48,10 @@ def replay(
     from ._render import console
 
     app = load_app(app_spec)
-    replayer = Replayer(app.workflows, codec=retold.PickleCodec() if use_pickle else None)
+    if use_pickle and codec_spec:
+        raise click.UsageError("give --pickle or --codec, not both")
+    codec = retold.PickleCodec() if use_pickle else load_codec(codec_spec, app)
+    replayer = Replayer(app.workflows, codec=codec)
     files: list[Path] = []
     ids: list[str] = []
     for target in targets:
@@ -60,7 +64,7 @@ def replay(
             ids.append(target)
 
     async def stored() -> list[retold.History]:
-        async with client(url, app) as engine:
+        async with client(url, app, codec=codec) as engine:
             if ids:
                 return [await engine.get_handle(i).history() for i in ids]
             known = {w.name for w in app.workflows}

@@ -10,7 +10,7 @@ import orjson
 
 import retold
 
-from ._common import App, app_option, client, load_app, parse_json, run, url_option
+from ._common import App, app_option, client, codec_option, load_app, load_codec, parse_json, run, url_option
 
 # rich (in ._render) is imported by the commands that draw tables: `retold signal` starts faster.
 
@@ -38,9 +38,10 @@ def _description(run_: retold.RunDescription) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 @app_option(required=True)
 @url_option
+@codec_option
 def start(
     workflow: str, input_: str, workflow_id: str | None, idempotency_key: str | None, wait: bool, as_json: bool,
-    app_spec: str, url: str,
+    app_spec: str, url: str, codec_spec: str | None,
 ) -> None:
     """Start a run of WORKFLOW (a registered workflow name).
 
@@ -52,9 +53,10 @@ def start(
         raise click.BadParameter("must be a JSON array of the workflow's arguments, e.g. '[\"ada\", 3]'",
                                  param_hint="--input")
     app = load_app(app_spec)
+    codec = load_codec(codec_spec, app)
 
     async def body() -> tuple[retold.RunDescription, Any, bool]:
-        async with client(url, app, create=True) as engine:
+        async with client(url, app, create=True, codec=codec) as engine:
             handle = await engine.start_by_name(workflow, args, id=workflow_id, idempotency_key=idempotency_key)
             result = await handle.result() if wait else None
             return await handle.describe(), result, handle.created
@@ -98,11 +100,15 @@ def list_runs(status: str | None, workflow: str | None, limit: int, offset: int,
 @click.argument("ident", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print the description and history as JSON.")
 @url_option
-def show(ident: str, as_json: bool, url: str) -> None:
+@app_option(required=False)
+@codec_option
+def show(ident: str, as_json: bool, url: str, app_spec: str | None, codec_spec: str | None) -> None:
     """Show a run: status, timings and its history as a timeline.
 
-    ID is a workflow id (its latest run) or a run id.
+    ID is a workflow id (its latest run) or a run id. With --codec (or an
+    --app that defines a codec), the timeline shows payloads decoded.
     """
+    codec = load_codec(codec_spec, load_app(app_spec) if app_spec else None)
 
     async def body() -> tuple[retold.RunDescription, retold.History]:
         async with client(url) as engine:
@@ -118,7 +124,7 @@ def show(ident: str, as_json: bool, url: str) -> None:
     out = console()
     out.print(describe_table(described))
     out.print()
-    out.print(timeline(events))
+    out.print(timeline(events, codec))
 
 
 @click.command()
@@ -147,12 +153,14 @@ def history(ident: str, as_json: bool, url: str) -> None:
 @click.argument("name")
 @click.option("--value", metavar="JSON", default="null", show_default=True, help="The signal's value, as JSON.")
 @url_option
-def signal(ident: str, name: str, value: str, url: str) -> None:
+@codec_option
+def signal(ident: str, name: str, value: str, url: str, codec_spec: str | None) -> None:
     """Send signal NAME to run ID; it is durable when this returns."""
     payload = parse_json(value, "--value")
+    codec = load_codec(codec_spec)
 
     async def body() -> None:
-        async with client(url) as engine:
+        async with client(url, codec=codec) as engine:
             await engine.get_handle(ident).signal(name, payload)
 
     run(body)
@@ -166,7 +174,8 @@ def signal(ident: str, name: str, value: str, url: str) -> None:
               help="The query handler's arguments, as a JSON array.")
 @app_option(required=True)
 @url_option
-def query(ident: str, name: str, args_: str, app_spec: str, url: str) -> None:
+@codec_option
+def query(ident: str, name: str, args_: str, app_spec: str, url: str, codec_spec: str | None) -> None:
     """Ask run ID's query handler NAME and print its answer as JSON.
 
     The run's history is replayed here through the code at --app; nothing is
@@ -176,9 +185,10 @@ def query(ident: str, name: str, args_: str, app_spec: str, url: str) -> None:
     if not isinstance(args, list):
         raise click.BadParameter("must be a JSON array", param_hint="--args")
     app: App = load_app(app_spec)
+    codec = load_codec(codec_spec, app)
 
     async def body() -> Any:
-        async with client(url, app) as engine:
+        async with client(url, app, codec=codec) as engine:
             return await engine.get_handle(ident).query(name, *args)
 
     click.echo(orjson.dumps(run(body), option=orjson.OPT_NON_STR_KEYS).decode())

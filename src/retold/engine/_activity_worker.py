@@ -39,6 +39,10 @@ class ActivityWorker:
         self._limit = anyio.CapacityLimiter(concurrency)
         self._rng = random.Random()
         self.running: dict[int, anyio.CancelScope] = {}
+        # Ids of the tasks this worker holds, from the claim (or the commit
+        # that leased them to us) until their outcome is recorded: claims
+        # never take them again, even if a stalled loop let their leases lapse.
+        self.held: set[int] = set()
         # Any hosted activity may be sent to this queue (task_queue= per call).
         self._names = sorted(engine.activities)
 
@@ -56,10 +60,11 @@ class ActivityWorker:
                 tasks: list[ActivityTask] = []
                 if want > 0:
                     tasks = await engine.store.claim_activity_tasks(
-                        engine.worker_id, self.queue, self._names, want, engine.lease
+                        engine.worker_id, self.queue, self._names, want, engine.lease, running=self.held
                     )
+                self.held.update(task.id for task in tasks)
                 for task in tasks:
-                    slot = object()  # the borrower: task ids may be reused once a row is gone
+                    slot = object()  # the borrower of a slot
                     await self._limit.acquire_on_behalf_of(slot)
                     tg.start_soon(self._run_and_release, task, slot)
                 if want == 0 or len(tasks) < want:
@@ -85,6 +90,7 @@ class ActivityWorker:
 
     def start_taken(self, task: ActivityTask, tokens: list[object]) -> None:
         """Run a task the commit leased to us, in a slot reserved for it."""
+        self.held.add(task.id)
         self._engine.spawn(self._run_and_release, task, tokens.pop())
 
     async def _run_and_release(self, task: ActivityTask, slot: object) -> None:
@@ -97,6 +103,7 @@ class ActivityWorker:
             if outcome is not None:
                 await self._record(task, outcome)
         finally:
+            self.held.discard(task.id)
             self._limit.release_on_behalf_of(slot)
             if self._limit.available_tokens == 1:
                 self._engine.wake_activities.set()  # the loop may be waiting for a slot
@@ -143,7 +150,8 @@ class ActivityWorker:
             idempotency_key=f"{task.workflow_id}/{task.run_id}/{task.seq}",
         )
         try:
-            args, kwargs = definition.types.decode_input(engine.codec, task.input)
+            decoded, kwargs = definition.types.decode_args("activity", definition.name, engine.codec, task.input)
+            args = list(decoded)
         except Exception as exc:  # noqa: BLE001 - bad input fails the attempt for good
             return self._failed(task, options, exc, non_retryable=True)
         start_to_close = seconds(options.start_to_close)
@@ -181,7 +189,7 @@ class ActivityWorker:
             return self._failed(task, options, exc)
         finally:
             _current.reset(token)
-            if self.running.get(task.id) is lease_scope:  # ids are reused once a row is gone
+            if self.running.get(task.id) is lease_scope:
                 del self.running[task.id]
 
     async def _call(

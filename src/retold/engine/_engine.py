@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, Self, final
 
 import anyio
+import orjson
 from anyio.abc import TaskGroup
 from typing_extensions import TypeVar
 
@@ -21,10 +22,10 @@ from ..client import RunDescription, RunHandle
 from ..errors import (
     ConfigurationError,
     NotRegisteredError,
+    PayloadError,
     RetoldError,
-    RunFinishedError,
 )
-from ..history.codec import Codec, JsonCodec
+from ..history.codec import Codec, JsonCodec, PickleCodec
 from ..history.export import History
 from ..history.ids import check_id
 from ..runtime import _guard
@@ -70,6 +71,23 @@ def _registry(items: Iterable[object], kind: type[_D], name: str, plural: str) -
         registry[item.name] = item
     return registry
 
+
+
+def _plain_form(codec: Codec, payload: bytes) -> bytes:
+    """What an idempotent start compares: the values, not how a codec wrapped them.
+
+    retold's own codecs encode the same values to the same bytes. Another
+    codec may not (an encrypting one draws a random nonce): for it, the
+    decoded values as canonical JSON, when they are JSON values.
+    """
+    if isinstance(codec, JsonCodec | PickleCodec):
+        return payload
+    try:
+        return orjson.dumps(
+            codec.decode(payload, Any), option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS
+        )
+    except (PayloadError, TypeError):
+        return payload
 
 @final
 class Engine:
@@ -162,6 +180,8 @@ class Engine:
         self.workflow_concurrency = workflow_concurrency
         self.poll_interval = _seconds(poll_interval, "poll_interval")
         self.lease = _seconds(lease, "lease")
+        if self.lease > 3600:
+            raise ConfigurationError(f"Engine lease must be at most an hour (3600 seconds), got {self.lease}")
         self.max_workflow_task_attempts = max_workflow_task_attempts
         self.workflow_task_retry_delay = _seconds(workflow_task_retry_delay, "workflow_task_retry_delay")
         self.worker_id = f"engine-{uuid.uuid4().hex[:12]}"
@@ -389,7 +409,10 @@ class Engine:
         Raises:
             ConfigurationError: ``workflow`` is not a workflow.
             NotRegisteredError: the workflow is not hosted by this engine.
-            InvalidArgumentsError: the arguments do not fit its signature.
+            InvalidArgumentsError: the arguments do not fit its signature or
+                do not decode into the annotated types (at any depth); the
+                message names the argument and the path of the bad value.
+                Nothing is stored.
             PayloadError: an argument cannot be encoded.
             IdempotencyError: the id or key was used with other input.
         """
@@ -409,23 +432,18 @@ class Engine:
     ) -> RunHandle[Any]:
         self._check_open()
         result_type: Any = Any
+        typed: Workflow[..., Any] | None = None
         if isinstance(workflow, str):
             if not workflow:
                 raise RetoldError("a workflow name must not be empty")
             name = workflow
-            hosted = self.workflows.get(name)
-            if hosted is not None:
-                payload = hosted.types.encode_input(self.codec, "workflow", name, args, kwargs)
-                result_type = hosted.types.return_type
-            else:
-                payload = self.codec.encode(pack_input(args, kwargs))
+            typed = self.workflows.get(name)
         elif isinstance(workflow, Workflow):
             name = workflow.name
             hosted = self.workflows.get(name)
             if self._run_workers and (hosted is None or not hosted.same(workflow)):
                 raise NotRegisteredError("workflow", name)
-            payload = workflow.types.encode_input(self.codec, "workflow", name, args, kwargs)
-            result_type = workflow.types.return_type
+            typed = workflow
         else:
             what = getattr(workflow, "__qualname__", None) or repr(workflow)
             raise ConfigurationError(
@@ -435,7 +453,14 @@ class Engine:
             )
         check_id("workflow id", id)
         check_id("idempotency key", idempotency_key)
-        digest = hashlib.sha256(name.encode() + b"\0" + payload).hexdigest()
+        if typed is not None:
+            # What the run's first workflow task will decode, checked before anything is stored.
+            payload = typed.types.encode_input(self.codec, "workflow", name, args, kwargs)
+            typed.types.validate("workflow", name, self.codec, payload)
+            result_type = typed.types.return_type
+        else:
+            payload = self.codec.encode(pack_input(args, kwargs))
+        digest = hashlib.sha256(name.encode() + b"\0" + _plain_form(self.codec, payload)).hexdigest()
         request = StartRequest(
             workflow=name,
             workflow_id=id or str(uuid.uuid4()),
@@ -468,22 +493,26 @@ class Engine:
         """Start a run of the workflow registered as ``workflow``, untyped.
 
         For callers that know workflows by name: the HTTP API, the CLI, other
-        languages. ``args`` may be in their JSON form (dicts for dataclasses,
-        strings for datetimes, ...): each is converted by the codec into the
-        type its parameter is annotated with, then checked as by :meth:`start`.
+        languages. ``args`` are in their JSON form (objects for dataclasses,
+        strings for datetimes, ...): the codec decodes each, at every depth,
+        into the type its parameter is annotated with, exactly as the run
+        will read them; nothing is coerced (``"2"`` is not an ``int``).
 
         Raises:
             NotRegisteredError: no workflow of that name is hosted here.
-            PayloadError: an argument cannot be converted to its parameter's type.
-            InvalidArgumentsError: the arguments do not fit the signature.
+            InvalidArgumentsError: the arguments do not fit the signature or
+                their annotated types; the message names the argument and the
+                path of the bad value. Nothing is stored.
             IdempotencyError: the id or key was used with other input.
         """
         self._check_open()
         definition = self.workflows.get(workflow)
         if definition is None:
             raise NotRegisteredError("workflow", workflow)
-        converted = definition.types.from_json("workflow", workflow, args, self.codec.convert)
-        return await self._start(definition, converted, {}, id, idempotency_key)
+        converted, keywords = definition.types.validate(
+            "workflow", workflow, self.codec, self.codec.encode(list(args))
+        )
+        return await self._start(definition, converted, keywords, id, idempotency_key)
 
     def get_handle(self, workflow_or_run_id: str) -> RunHandle[Any]:
         """A handle on an existing run, by workflow id or run id."""
@@ -558,11 +587,13 @@ class Engine:
         self.wake_workflows.set()
 
     async def query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:
-        """Answer a query from the run's replayed state; writes nothing."""
+        """Answer a query from the run's replayed state; writes nothing.
+
+        A finished run is answered too, from its whole stored history: the
+        state its code was in when it ended.
+        """
         self._check_open()
         record = await self.store.get_run(ident)
-        if record.status != "running":
-            raise RunFinishedError(record.run_id, record.status)
         definition = self.workflows.get(record.workflow)
         if definition is None:
             raise NotRegisteredError("workflow", record.workflow)

@@ -10,13 +10,20 @@ process family wrote; never use it on input that came from outside.
 
 from __future__ import annotations
 
+import collections
 import decimal
 import pickle
+import re
+import typing
 import uuid
+from collections import abc
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Protocol, final, runtime_checkable
+from typing import Any, NewType, Protocol, final, runtime_checkable
 
 import cattrs
+import cattrs.cols
+import cattrs.v
 import cloudpickle
 import orjson
 from cattrs.preconf.orjson import make_converter
@@ -62,43 +69,144 @@ def _pydantic_hooks(converter: cattrs.Converter) -> None:
     )
 
 
-def _strict_hooks(converter: cattrs.Converter) -> None:
-    """No silent coercion: 1.5 is not an int, "false" is not a bool, 5 is not a str.
+class _MismatchError(TypeError):
+    """A value of the wrong JSON type; its message is shown as is."""
 
-    Numeric strings still become numbers: JSON object keys are strings, so
-    ``dict[int, str]`` needs them.
+
+_SEQUENCES = frozenset({
+    list, tuple, set, frozenset, collections.deque, abc.Sequence, abc.MutableSequence,
+    abc.Set, abc.MutableSet, abc.Collection, abc.Iterable,
+})
+_MAPPINGS = frozenset({
+    dict, collections.OrderedDict, collections.defaultdict, abc.Mapping, abc.MutableMapping,
+})
+_IntKey = NewType("_IntKey", int)
+_FloatKey = NewType("_FloatKey", float)
+
+
+def _got(value: Any) -> str:
+    return f"got {type(value).__name__} {value!r:.40}"
+
+
+def _strict_hooks(converter: cattrs.Converter) -> None:
+    """No silent coercion: 1.5 is not an int, "2" is not an int, "ab" is not a list.
+
+    The only conversions are those the JSON form needs: an integral number is
+    an int (JSON does not tell 2.0 from 2), an int is a float, and a number
+    that is a key of an object (always a string in JSON) is read back from
+    its string, for ``dict[int, str]``.
     """
 
     def to_int(value: Any, _: Any) -> int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            return int(value)
-        raise TypeError(f"expected an integer, got {type(value).__name__} {value!r:.40}")
+        raise _MismatchError(f"expected an integer, {_got(value)}")
 
     def to_float(value: Any, _: Any) -> float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
-        if isinstance(value, str):
-            return float(value)
-        raise TypeError(f"expected a number, got {type(value).__name__} {value!r:.40}")
+        raise _MismatchError(f"expected a number, {_got(value)}")
 
     def to_str(value: Any, _: Any) -> str:
         if isinstance(value, str):
             return value
-        raise TypeError(f"expected a string, got {type(value).__name__} {value!r:.40}")
+        raise _MismatchError(f"expected a string, {_got(value)}")
 
     def to_bool(value: Any, _: Any) -> bool:
         if isinstance(value, bool):
             return value
-        raise TypeError(f"expected true or false, got {type(value).__name__} {value!r:.40}")
+        raise _MismatchError(f"expected true or false, {_got(value)}")
+
+    def int_key(value: Any, _: Any) -> int:
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
+            return int(value)
+        return to_int(value, int)
+
+    def float_key(value: Any, _: Any) -> float:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        return to_float(value, float)
 
     converter.register_structure_hook(int, to_int)
     converter.register_structure_hook(float, to_float)
     converter.register_structure_hook(str, to_str)
     converter.register_structure_hook(bool, to_bool)
+    converter.register_structure_hook(_IntKey, int_key)
+    converter.register_structure_hook(_FloatKey, float_key)
+
+    # Containers: a string is not a list of characters, an object is not a
+    # list of its keys, a list is not an object.
+    wrapping: set[Any] = set()
+
+    def is_container(tp: Any) -> bool:
+        if tp in wrapping:
+            return False
+        origin = typing.get_origin(tp) or tp
+        return origin in _SEQUENCES or origin in _MAPPINGS
+
+    def container_hook(tp: Any) -> Callable[[Any, Any], Any]:
+        origin = typing.get_origin(tp) or tp
+        args = typing.get_args(tp)
+        mapping = origin in _MAPPINGS
+        keys = {int: _IntKey, float: _FloatKey}.get(args[0]) if mapping and args else None
+        if keys is not None:
+            inner: Callable[[Any, Any], Any] = cattrs.cols.mapping_structure_factory(
+                tp, converter, key_type=keys, val_type=args[1] if len(args) > 1 else Any
+            )
+        else:
+            wrapping.add(tp)
+            try:
+                inner = converter.get_structure_hook(tp, cache_result=False)
+            finally:
+                wrapping.discard(tp)
+
+        def hook(value: Any, type_: Any) -> Any:
+            if mapping and not isinstance(value, abc.Mapping):
+                raise _MismatchError(f"expected an object, {_got(value)}")
+            if not mapping and (isinstance(value, str | bytes | bytearray | abc.Mapping)
+                                or not isinstance(value, abc.Collection)):
+                raise _MismatchError(f"expected an array, {_got(value)}")
+            return inner(value, type_)
+
+        return hook
+
+    converter.register_structure_hook_factory(is_container, container_hook)
+
+
+def _to_uuid(value: Any, _: Any) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str):
+        raise _MismatchError(f"expected a UUID as a string, {_got(value)}")
+    return uuid.UUID(value)
+
+
+def _to_decimal(value: Any, _: Any) -> decimal.Decimal:
+    if isinstance(value, decimal.Decimal):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return decimal.Decimal(value)
+    if not isinstance(value, str):
+        raise _MismatchError(f"expected a decimal as a string (a float would lose digits), {_got(value)}")
+    try:
+        return decimal.Decimal(value)
+    except decimal.InvalidOperation:
+        raise ValueError(f"invalid decimal {value!r:.40}") from None
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_args(tp) or not hasattr(tp, "__name__"):
+        return re.sub(r"\b[\w.]+\.(\w+)", r"\1", str(tp))  # list[shop.orders.Line] -> list[Line]
+    return str(tp.__name__)
+
+
+def _format_error(exc: BaseException, type_: Any) -> str:
+    if isinstance(exc, _MismatchError):
+        return str(exc)
+    return cattrs.v.format_exception(exc, type_)
 
 
 def _duration_hooks(converter: cattrs.Converter) -> None:
@@ -124,9 +232,9 @@ class JsonCodec:
     def __init__(self) -> None:
         conv = make_converter()
         conv.register_unstructure_hook(uuid.UUID, str)
-        conv.register_structure_hook(uuid.UUID, lambda v, _: uuid.UUID(str(v)))
+        conv.register_structure_hook(uuid.UUID, _to_uuid)
         conv.register_unstructure_hook(decimal.Decimal, str)
-        conv.register_structure_hook(decimal.Decimal, lambda v, _: decimal.Decimal(str(v)))
+        conv.register_structure_hook(decimal.Decimal, _to_decimal)
         _duration_hooks(conv)
         _strict_hooks(conv)
         _pydantic_hooks(conv)
@@ -157,9 +265,12 @@ class JsonCodec:
             return self._conv.structure(value, type_)
         except Exception as exc:
             # cattrs says where in a nested value it failed ("... @ $.quantity").
-            why = "; ".join(cattrs.transform_error(exc)) if isinstance(exc, cattrs.BaseValidationError) else exc
+            why = (
+                "; ".join(cattrs.transform_error(exc, format_exception=_format_error))
+                if isinstance(exc, cattrs.BaseValidationError) else exc
+            )
             raise PayloadError(
-                f"cannot decode {value!r:.80} as {getattr(type_, '__name__', type_)}: {why}"
+                f"cannot decode {value!r:.80} as {_type_name(type_)}: {why}"
             ) from exc
 
 

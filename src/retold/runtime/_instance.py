@@ -60,19 +60,33 @@ def _close(value: Any) -> None:
 _FATAL = (NondeterminismError, WorkflowSandboxError)
 
 
-def _matches(recorded: ev.Event, cls: type[ev.Event], fields: dict[str, Any]) -> bool:
+def _same_payload(codec: Codec, recorded: bytes, requested: bytes) -> bool:
+    """Whether two encodings hold the same values.
+
+    Compared decoded, not as bytes: a codec may encode the same value
+    differently each time (an encrypting codec draws a random nonce).
+    """
+    if recorded == requested:
+        return True
+    try:
+        return bool(codec.decode(recorded, Any) == codec.decode(requested, Any))
+    except PayloadError:
+        return False
+
+
+def _matches(codec: Codec, recorded: ev.Event, cls: type[ev.Event], fields: dict[str, Any]) -> bool:
     if type(recorded) is not cls:
         return False
     if isinstance(recorded, ev.ActivityScheduled):
         # Arguments count too: the same activity fed other data (a set iterated
         # in another order, say) would pair recorded results with the wrong call.
-        return bool(recorded.activity == fields["activity"] and recorded.input == fields["input"])
+        return bool(recorded.activity == fields["activity"] and _same_payload(codec, recorded.input, fields["input"]))
     if isinstance(recorded, ev.TimerCancelled):
         return bool(recorded.started == fields["started"])
     if isinstance(recorded, ev.MarkerRecorded):
         return bool((recorded.kind, recorded.name) == (fields["kind"], fields["name"]))
     if isinstance(recorded, ev.ChildWorkflowStarted):
-        return bool(recorded.workflow == fields["workflow"] and recorded.input == fields["input"])
+        return bool(recorded.workflow == fields["workflow"] and _same_payload(codec, recorded.input, fields["input"]))
     return True
 
 
@@ -394,7 +408,9 @@ class WorkflowInstance:
         self.workflow_id = event.workflow_id
         self.parent_run_id = event.parent_run_id
         try:
-            args, kwargs = self.workflow.types.decode_input(self.codec, event.input)
+            args, kwargs = self.workflow.types.decode_args(
+                "workflow", self.workflow.name, self.codec, event.input
+            )
         except PayloadError as err:
             self._fatal = err
             return
@@ -409,7 +425,7 @@ class WorkflowInstance:
         self._emitted += 1
         if self._recorded:
             recorded = self._recorded.popleft()
-            if not _matches(recorded, cls, fields):
+            if not _matches(self.codec, recorded, cls, fields):
                 error = NondeterminismError(
                     self.workflow.name, self.run_id, recorded.seq,
                     recorded.describe(), _describe(cls, fields),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, final
 
@@ -238,9 +238,15 @@ class Store(Protocol):
         ...
 
     async def claim_activity_tasks(
-        self, owner: str, queue: str, activities: Sequence[str], limit: int, lease: float
+        self, owner: str, queue: str, activities: Sequence[str], limit: int, lease: float,
+        running: Collection[int] = (),
     ) -> list[ActivityTask]:
-        """Lease up to ``limit`` ready tasks of ``activities`` from ``queue``."""
+        """Lease up to ``limit`` ready tasks of ``activities`` from ``queue``.
+
+        Never the tasks in ``running`` (ids this owner is still running, read when
+        the claim runs, so a live set may be passed),
+        even if their leases lapsed: a process runs one attempt of a task at a time.
+        """
         ...
 
     async def finish_activity(

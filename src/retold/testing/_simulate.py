@@ -157,9 +157,10 @@ class _ActivityRunner:
         )
         try:
             if definition is not None:
-                raw, kwargs = definition.types.decode_input(self.codec, event.input)
+                raw, kwargs = definition.types.decode_args("activity", name, self.codec, event.input)
             else:
-                raw, kwargs = unpack_input(self.codec.decode(event.input, Any))
+                raw_list, kwargs = unpack_input(self.codec.decode(event.input, Any))
+                raw = tuple(raw_list)
         except Exception as exc:  # noqa: BLE001 - as in the engine: bad input fails the attempt for good
             self.cache[key] = (False, failure_from_exception(exc, non_retryable=True))
             return self.cache[key]

@@ -17,10 +17,23 @@ from sqlalchemy.pool import QueuePool, StaticPool
 
 from ._dialect import Dialect
 
-__all__ = ["SQLite"]
+__all__ = ["SQLite", "boot_clock"]
 
 _IN_MEMORY = ("memory://", "memory:", "sqlite://", "sqlite:///:memory:")
 _READERS = 4  # reading connections of a SQLite file
+
+
+def boot_clock() -> float:
+    """Seconds since this machine booted: the same in every process, blind to wall-clock steps.
+
+    ``CLOCK_BOOTTIME`` counts suspended time too (Linux); elsewhere the
+    system-wide monotonic clock. Leases of a SQLite store use it: they are
+    shared only by processes of one machine.
+    """
+    return time.clock_gettime(_BOOT)
+
+
+_BOOT = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
 
 class SQLite(Dialect):

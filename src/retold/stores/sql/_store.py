@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -50,6 +50,7 @@ from . import _schema as t
 from ._dialect import Insert, dialect_for
 from ._fast import Statement
 from ._migrations import migrate
+from ._sqlite import boot_clock
 
 __all__ = ["SqlStore"]
 
@@ -66,6 +67,25 @@ _STATUS_OF: dict[type[ev.Event], str] = {
 WORKFLOW, ACTIVITY, CLOSED = "workflow", "activity", "closed"
 
 _B = sa.bindparam
+
+# A lease that ends further than this in the future was taken on another
+# boot of the machine (SQLite's lease clock counts from boot): it is over.
+LEASE_HORIZON = 86_400.0
+
+
+def _locked(exc: StoreError) -> bool:
+    """Whether a store error is SQLite's "database is locked" (or busy)."""
+    text = str(exc.__cause__ or exc).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+def _lease_free(table: sa.Table) -> Any:
+    """The task's lease is free: nobody holds it, it ran out by the lease clock, or it is from another boot."""
+    return sa.or_(
+        table.c.lease_owner.is_(None),
+        table.c.lease_expires < _B("b_lease_now"),
+        table.c.lease_expires > _B("b_lease_now") + LEASE_HORIZON,
+    )
 
 # What _commit returns when it recorded the run's inbox instead of a closing step.
 _STEP_REFUSED = -1
@@ -134,8 +154,7 @@ class _Q:
         self.task_by_id = fast(sa.select(at).where(at.c.id == _B("b_id")).with_for_update())
         self.delete_task = fast(at.delete().where(at.c.id == _B("b_id")))
         self.delete_overdue = fast(at.delete().where(
-            at.c.id == _B("b_id"), at.c.deadline <= _B("b_now"),
-            sa.or_(at.c.lease_owner.is_(None), at.c.lease_expires < _B("b_now"))))
+            at.c.id == _B("b_id"), at.c.deadline <= _B("b_now"), _lease_free(at)))
         self.workflow_by_id = fast(sa.select(t.workflows).where(t.workflows.c.workflow_id == _B("b_id")))
         self.workflow_by_key = fast(sa.select(t.workflows).where(t.workflows.c.idempotency_key == _B("b_key")))
         self.last_seq = fast(sa.select(t.runs.c.last_seq).where(t.runs.c.run_id == _B("b_run_id")))
@@ -156,7 +175,7 @@ class _Q:
             .join(t.runs, t.runs.c.run_id == wt.c.run_id)
             .where(t.runs.c.workflow.in_(_B("b_names", expanding=True)))
             .where(wt.c.visible_at <= _B("b_now"))
-            .where(sa.or_(wt.c.lease_owner.is_(None), wt.c.lease_expires < _B("b_now")))
+            .where(_lease_free(wt))
             .order_by(wt.c.visible_at)
             .limit(_B("b_limit"))
             .with_for_update(skip_locked=True, of=wt)  # only the task rows, never the runs
@@ -165,7 +184,11 @@ class _Q:
             sa.select(at)
             .where(at.c.queue == _B("b_queue"), at.c.activity.in_(_B("b_names", expanding=True)),
                    at.c.visible_at <= _B("b_now"))
-            .where(sa.or_(at.c.lease_owner.is_(None), at.c.lease_expires < _B("b_now")))
+            .where(_lease_free(at))
+            # Never a second attempt of a task the claimer is still running
+            # (its lease lapsed while its event loop stalled, say).
+            .where(sa.or_(at.c.lease_owner.is_(None), at.c.lease_owner != _B("b_owner"),
+                          at.c.id.not_in(_B("b_running", expanding=True))))
             # Past its schedule-to-close deadline: the timer loop times it out.
             .where(sa.or_(at.c.deadline.is_(None), at.c.deadline > _B("b_now")))
             .order_by(at.c.visible_at, at.c.id)
@@ -216,9 +239,14 @@ class SqlStore:
             ``memory://`` (a private in-memory SQLite database) or
             ``postgresql+psycopg://user:password@host:5432/dbname``
             (``postgresql://`` means the same; needs ``retold[postgres]``).
-        clock: the store's clock, for tests; leases, timers and event times
-            use it. By default SQLite uses this machine's clock and
-            PostgreSQL the server's, so machines with skewed clocks agree.
+        clock: the store's clock, for tests; timers, event times and (unless
+            ``lease_clock`` is given) leases use it. By default SQLite uses
+            this machine's clock and PostgreSQL the server's, so machines
+            with skewed clocks agree.
+        lease_clock: the clock leases are judged by, for tests. By default
+            SQLite uses the time since the machine booted (the same for
+            every process on it, and blind to steps of the wall clock) and
+            PostgreSQL the server's clock.
         pool_size: PostgreSQL connections for transactions (the engine's
             listener takes one more); SQLite runs one transaction at a time.
         max_pending_signals: how many signals a run may have that it has
@@ -234,6 +262,7 @@ class SqlStore:
     def __init__(
         self, url: str, *, clock: Callable[[], float] | None = None, pool_size: int = 4,
         max_pending_signals: int = 10_000, busy_timeout: float = 10.0,
+        lease_clock: Callable[[], float] | None = None,
     ) -> None:
         if pool_size < 1:
             raise StoreError(f"SqlStore pool_size must be at least 1, got {pool_size}")
@@ -251,6 +280,12 @@ class SqlStore:
         self._clock = clock
         # SQLite has one writer: batch durable transactions (see _run).
         self._group_commit = self._d.name == "sqlite"
+        # Elsewhere transactions queue, first come first served, for the
+        # pool's connections. Requests from outside (start, signal, cancel)
+        # take at most all but one: a flood of them cannot queue ahead of
+        # every step of the runs they feed.
+        self._outside: anyio.CapacityLimiter | None = (
+            None if self._group_commit or pool_size < 2 else anyio.CapacityLimiter(pool_size - 1))
         self._queue: list[_Queued] = []
         self._queue_lock = threading.Lock()
         if clock is not None or not self._d.server_clock:
@@ -258,6 +293,16 @@ class SqlStore:
             self._now: Callable[[Connection], float] = lambda _conn: fixed()
         else:
             self._now = self._d.now
+        # Leases: on one machine (SQLite) a clock that counts from boot, so
+        # that steps of the wall clock do not end or stretch them; with
+        # PostgreSQL, the server's clock, shared by every machine.
+        lease_source = lease_clock or clock
+        if lease_source is not None:
+            self._lease_now: Callable[[Connection], float] = lambda _conn: lease_source()
+        elif self._d.server_clock:
+            self._lease_now = self._d.now
+        else:
+            self._lease_now = lambda _conn: boot_clock()
 
     # -- plumbing --------------------------------------------------------------
 
@@ -293,6 +338,13 @@ class SqlStore:
             raise item.error
         result: _T = item.result
         return result
+
+    async def _run_outside(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """A durable transaction asked for from outside the engine (start, signal, cancel)."""
+        if self._outside is None:
+            return await self._run(fn, *args)
+        async with self._outside:
+            return await self._run(fn, *args)
 
     def _drain(self) -> None:
         with self._queue_lock:
@@ -359,7 +411,15 @@ class SqlStore:
         ``synchronous_commit=off``); the next durable commit writes it to
         disk anyway. It must never append an event.
         """
-        return await anyio.to_thread.run_sync(self._tx_lease_only, fn, *args, limiter=self._d.limiter)
+        for attempt in range(3):
+            try:
+                return await anyio.to_thread.run_sync(self._tx_lease_only, fn, *args, limiter=self._d.limiter)
+            except StoreError as exc:
+                # Another process held SQLite's write lock past the busy
+                # timeout: nothing was written, and moving a lease is safe to retry.
+                if attempt == 2 or not _locked(exc):
+                    raise
+        raise AssertionError("unreachable")
 
     def _db_error(self, exc: sa.exc.DBAPIError) -> StoreError:
         error = StoreError(f"database error on {self.url}: {exc.orig}")
@@ -576,7 +636,7 @@ class SqlStore:
                 and all(cmd.seq == 2 + i for i, cmd in enumerate(step.commands))
             ):
                 raise StoreError(f"the first step of workflow id {request.workflow_id!r} does not fit its start")
-        return await self._run(self._start, request, step)
+        return await self._run_outside(self._start, request, step)
 
     def _start(
         self, conn: Connection, req: StartRequest, step: StartStep | None = None
@@ -638,14 +698,14 @@ class SqlStore:
     def _claim_workflow_tasks(
         self, conn: Connection, owner: str, workflows: list[str], limit: int, lease: float
     ) -> list[str]:
-        now = self._now(conn)
+        now, lease_now = self._now(conn), self._lease_now(conn)
         wt = t.workflow_tasks
-        ids = list(conn.execute(
-            self._q.claim_workflows, {"b_names": workflows, "b_now": now, "b_limit": limit}
-        ).scalars())
+        ids = list(conn.execute(self._q.claim_workflows, {
+            "b_names": workflows, "b_now": now, "b_lease_now": lease_now, "b_limit": limit,
+        }).scalars())
         if ids:
             conn.execute(wt.update().where(wt.c.run_id.in_(ids)).values(
-                lease_owner=owner, lease_expires=now + lease))
+                lease_owner=owner, lease_expires=lease_now + lease))
         return ids
 
     async def load(self, run_id: str, after_seq: int) -> tuple[RunRecord, list[ev.Event]]:
@@ -729,7 +789,8 @@ class SqlStore:
                         "input": cmd.input, "options": orjson.dumps(cmd.options), "attempt": 1,
                         "scheduled_at": now, "deadline": None if stc is None else now + stc, "visible_at": now,
                         "lease_owner": take.owner if mine and take else None,
-                        "lease_expires": now + take.lease if mine and take else None, "last_failure": None,
+                        "lease_expires": self._lease_now(conn) + take.lease if mine and take else None,
+                        "last_failure": None,
                     })
                     if mine and take is not None:
                         take.slots[queue] -= 1
@@ -856,23 +917,30 @@ class SqlStore:
     # -- activity tasks ----------------------------------------------------------------
 
     async def claim_activity_tasks(
-        self, owner: str, queue: str, activities: Sequence[str], limit: int, lease: float
+        self, owner: str, queue: str, activities: Sequence[str], limit: int, lease: float,
+        running: Collection[int] = (),
     ) -> list[ActivityTask]:
         """Lease ready tasks of the activities this worker hosts.
 
         Tasks found past their schedule-to-close deadline time out instead.
+        ``running``: ids of tasks this owner is still running; never claimed
+        again by it, even if their leases lapsed.
         """
         if not activities:
             return []
-        return await self._run_lease_only(self._claim_activities, owner, queue, list(activities), limit, lease)
+        return await self._run_lease_only(
+            self._claim_activities, owner, queue, list(activities), limit, lease, running)
 
     def _claim_activities(
-        self, conn: Connection, owner: str, queue: str, activities: list[str], limit: int, lease: float
+        self, conn: Connection, owner: str, queue: str, activities: list[str], limit: int, lease: float,
+        running: Collection[int],
     ) -> list[ActivityTask]:
-        now = self._now(conn)
+        now, lease_now = self._now(conn), self._lease_now(conn)
         at = t.activity_tasks
         rows = conn.execute(self._q.claim_activities, {
-            "b_queue": queue, "b_names": activities, "b_now": now, "b_limit": limit,
+            "b_queue": queue, "b_names": activities, "b_now": now, "b_lease_now": lease_now,
+            # Read now, not when the call was made: the caller's set may have grown since.
+            "b_owner": owner, "b_running": list(running), "b_limit": limit,
         }).all()
         claimed: list[ActivityTask] = []
         for row in rows:
@@ -890,7 +958,7 @@ class SqlStore:
             ))
         if claimed:
             conn.execute(at.update().where(at.c.id.in_([c.id for c in claimed])).values(
-                lease_owner=owner, lease_expires=now + lease))
+                lease_owner=owner, lease_expires=lease_now + lease))
         return claimed
 
     async def finish_activity(
@@ -966,7 +1034,7 @@ class SqlStore:
 
     def _renew(self, conn: Connection, owner: str, task_ids: list[int], lease: float) -> set[int]:
         held = set(conn.execute(self._q.renew_activities, {
-            "b_ids": task_ids, "b_owner": owner, "b_expires": self._now(conn) + lease,
+            "b_ids": task_ids, "b_owner": owner, "b_expires": self._lease_now(conn) + lease,
         }).scalars())
         return set(task_ids) - held
 
@@ -978,7 +1046,7 @@ class SqlStore:
         def renew(conn: Connection) -> None:
             wt = t.workflow_tasks
             conn.execute(wt.update().where(wt.c.run_id.in_(run_ids), wt.c.lease_owner == owner)
-                         .values(lease_expires=self._now(conn) + lease))
+                         .values(lease_expires=self._lease_now(conn) + lease))
 
         await self._run_lease_only(renew)
 
@@ -1002,13 +1070,13 @@ class SqlStore:
         """Forget a dead engine and end its leases now, as if they had run out."""
 
         def reap(conn: Connection) -> int:
-            now = self._now(conn)
+            lease_now = self._lease_now(conn)
             conn.execute(t.workers.delete().where(t.workers.c.worker_id == worker_id))
             freed = 0
             for table, kind in ((t.workflow_tasks, WORKFLOW), (t.activity_tasks, ACTIVITY)):
                 # Expired, not released: the next claim counts the dead attempt.
                 count = conn.execute(table.update().where(table.c.lease_owner == worker_id)
-                                     .values(lease_expires=now - 1.0)).rowcount
+                                     .values(lease_expires=lease_now - 1.0)).rowcount
                 if count:
                     self._d.notify(conn, kind)
                 freed += count
@@ -1033,9 +1101,9 @@ class SqlStore:
             for run_id in conn.execute(sa.select(wt.c.run_id).where(wt.c.lease_owner == owner)).scalars().all():
                 # No step of this run is in flight any more: its inbox joins the history.
                 self._d.lock_run(conn, run_id)
-                last = self._q.last_seq(conn, {"b_run_id": run_id}).scalar()
-                if last is not None:
-                    self._flush_inbox(conn, run_id, int(last), now)
+                run = self._q.run_by_id(conn, {"b_run_id": run_id}).first()
+                if run is not None and run.status == "running":
+                    self._flush_inbox(conn, run_id, int(run.last_seq), now)
             for table, kind in ((t.workflow_tasks, WORKFLOW), (t.activity_tasks, ACTIVITY)):
                 released = conn.execute(table.update().where(table.c.lease_owner == owner)
                                         .values(lease_owner=None, lease_expires=None)).rowcount
@@ -1051,7 +1119,7 @@ class SqlStore:
         return await self._run(self._fire_timers, limit)
 
     def _fire_timers(self, conn: Connection, limit: int) -> int:
-        now = self._now(conn)
+        now, lease_now = self._now(conn), self._lease_now(conn)
         due = conn.execute(
             sa.select(t.timers.c.run_id, t.timers.c.seq)
             .where(t.timers.c.fire_at <= now).order_by(t.timers.c.fire_at).limit(limit)
@@ -1069,12 +1137,12 @@ class SqlStore:
         expired = conn.execute(
             sa.select(at.c.id, at.c.run_id, at.c.seq, at.c.attempt)
             .where(at.c.deadline <= now)
-            .where(sa.or_(at.c.lease_owner.is_(None), at.c.lease_expires < now))
-            .limit(limit)
+            .where(_lease_free(at))
+            .limit(limit), {"b_lease_now": lease_now}
         ).all()
         for task_id, run_id, seq, attempt in expired:
             self._d.lock_run(conn, run_id)
-            if not self._q.delete_overdue(conn, {"b_id": task_id, "b_now": now}).rowcount:
+            if not self._q.delete_overdue(conn, {"b_id": task_id, "b_now": now, "b_lease_now": lease_now}).rowcount:
                 continue
             fired += self._append_input(conn, run_id, ev.ActivityTimedOut(
                 seq=0, at=now, scheduled=seq, attempt=attempt, kind="schedule_to_close"), now)
@@ -1085,16 +1153,20 @@ class SqlStore:
         return await self._read(self._next_wakeup)
 
     def _next_wakeup(self, conn: Connection) -> float | None:
-        times = [
+        # Lease ends are on the lease clock: move them onto the store's clock.
+        shift = self._now(conn) - self._lease_now(conn)
+        leases = [
+            conn.execute(sa.select(sa.func.min(t.activity_tasks.c.lease_expires))).scalar(),
+            conn.execute(sa.select(sa.func.min(t.workflow_tasks.c.lease_expires))).scalar(),
+        ]
+        times = [*(x + shift for x in leases if x is not None),
             conn.execute(sa.select(sa.func.min(t.timers.c.fire_at))).scalar(),
             conn.execute(sa.select(sa.func.min(t.activity_tasks.c.deadline)).where(
                 t.activity_tasks.c.lease_owner.is_(None))).scalar(),
             conn.execute(sa.select(sa.func.min(t.activity_tasks.c.visible_at)).where(
                 t.activity_tasks.c.lease_owner.is_(None))).scalar(),
-            conn.execute(sa.select(sa.func.min(t.activity_tasks.c.lease_expires))).scalar(),
             conn.execute(sa.select(sa.func.min(t.workflow_tasks.c.visible_at)).where(
                 t.workflow_tasks.c.lease_owner.is_(None))).scalar(),
-            conn.execute(sa.select(sa.func.min(t.workflow_tasks.c.lease_expires))).scalar(),
         ]
         real = [x for x in times if x is not None]
         return min(real) if real else None
@@ -1128,7 +1200,7 @@ class SqlStore:
 
     async def signal(self, run_or_workflow_id: str, name: str, payload: bytes) -> str:
         """Append ``SignalReceived`` to the run."""
-        return await self._run(self._signal, run_or_workflow_id, name, payload)
+        return await self._run_outside(self._signal, run_or_workflow_id, name, payload)
 
     def _signal(self, conn: Connection, ident: str, name: str, payload: bytes) -> str:
         row = self._resolve(conn, ident)
@@ -1140,7 +1212,7 @@ class SqlStore:
 
     async def request_cancel(self, run_or_workflow_id: str, reason: str) -> str:
         """Append ``CancelRequested`` to the run."""
-        return await self._run(self._cancel, run_or_workflow_id, reason)
+        return await self._run_outside(self._cancel, run_or_workflow_id, reason)
 
     def _cancel(self, conn: Connection, ident: str, reason: str) -> str:
         row = self._resolve(conn, ident)
