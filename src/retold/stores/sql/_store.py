@@ -123,7 +123,7 @@ class _Q:
         # Where an input goes: straight into the history, or (the run's
         # workflow task being processed) into the inbox.
         self.run_state = fast(
-            sa.select(t.runs.c.status, wt.c.lease_owner)
+            sa.select(t.runs.c.status, wt.c.lease_owner, wt.c.lease_expires)
             .select_from(t.runs.outerjoin(wt, wt.c.run_id == t.runs.c.run_id))
             .where(t.runs.c.run_id == _B("b_run_id"))
         )
@@ -555,14 +555,22 @@ class SqlStore:
         While the run's workflow task is leased (a step is being computed),
         the input goes to the inbox: the step's commit appends it after the
         step's commands, so inputs arriving at any rate never invalidate the
-        step in flight. Otherwise it is appended to the history at once.
+        step in flight. Otherwise (or if that lease ran out and the inbox is
+        empty) it is appended to the history at once.
         """
         self._d.lock_run(conn, run_id)  # a commit of this run decides first (PostgreSQL)
         state = self._q.run_state(conn, {"b_run_id": run_id}).first()
         if state is None or state.status != "running":
             return False
         signal = type(event) is ev.SignalReceived
-        if state.lease_owner is not None:
+        leased = state.lease_owner is not None
+        if leased:
+            lease_now = self._lease_now(conn)
+            if not lease_now <= state.lease_expires <= lease_now + LEASE_HORIZON:
+                # The holder's lease ran out (it died, or stalled): record at
+                # once, unless inputs already wait in the inbox (order first).
+                leased = self._q.inbox_any(conn, {"b_run_id": run_id}).first() is not None
+        if leased:
             type_name, meta, payload = ev.encode_event(event)
             self._q.insert_inbox(conn, {"run_id": run_id, "type": type_name, "meta": meta, "payload": payload})
         else:
