@@ -105,7 +105,7 @@ class ActivityWorker:
         # The fast path: if the run is cached here, its next step commits
         # together with this outcome (no workflow task, no claim, no load).
         workflows = engine.workflow_worker
-        pending = workflows.prepare_step(task, outcome) if workflows is not None else None
+        pending = await workflows.prepare_step(task, outcome) if workflows is not None else None
         recorded = False
         try:
             recorded = await engine.store.finish_activity(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Sequence
@@ -11,7 +12,14 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import anyio
 
 from ..authoring._decorators import Workflow
-from ..errors import ConflictError, LeaseLostError, NotRegisteredError, RetoldError, StoreError
+from ..errors import (
+    ConflictError,
+    LeaseLostError,
+    NotRegisteredError,
+    RetoldError,
+    StoreError,
+    WorkflowDeadlockError,
+)
 from ..history import events as ev
 from ..runtime._instance import WorkflowInstance, failure_from_exception
 from ..stores._protocol import (
@@ -113,7 +121,7 @@ class WorkflowWorker:
                     if definition is None:
                         raise NotRegisteredError("workflow", run.workflow)
                     instance = WorkflowInstance(definition, run_id, engine.codec)
-                commands = instance.apply(events)
+                commands = await engine.steps.run(run_id, functools.partial(instance.apply, events))
                 take, reserved = self._reserve(commands)
                 try:
                     last = await engine.store.commit_workflow_task(
@@ -147,8 +155,8 @@ class WorkflowWorker:
                 log.warning("workflow task for run %s hit a store error: %s", run_id, exc)
                 return
             except Exception as exc:  # noqa: BLE001 - any failure is the task's failure
-                if instance is not None:
-                    instance.close()
+                if instance is not None and not isinstance(exc, WorkflowDeadlockError):
+                    instance.close()  # (a deadlocked one is still in its abandoned thread: dropped)
                 await self._fail(run_id, exc)
                 return
             # The instance has seen up to its own last command.
@@ -168,7 +176,7 @@ class WorkflowWorker:
 
     # -- the same-process fast path, workflow half --------------------------------------
 
-    def prepare_step(self, task: ActivityTask, outcome: ActivityOutcome) -> PendingStep[ActivityStep] | None:
+    async def prepare_step(self, task: ActivityTask, outcome: ActivityOutcome) -> PendingStep[ActivityStep] | None:
         """Advance a cached run past a final activity outcome, before it is recorded.
 
         The activity worker hands the result to :meth:`Store.finish_activity`,
@@ -186,13 +194,13 @@ class WorkflowWorker:
         assert instance is not None
         expected = instance.last_seq
         event = outcome.event(seq=expected + 1, at=engine.store.now(), scheduled=task.seq, attempt=task.attempt)
-        ahead = self._run_ahead(instance, event)
+        ahead = await self._run_ahead(instance, event)
         if ahead is None:
             return None
         commands, take, reserved, slot = ahead
         return PendingStep(ActivityStep(run_id, expected, event, commands, take), instance, reserved, slot)
 
-    def prepare_start(
+    async def prepare_start(
         self, definition: Workflow[*tuple[Any, ...], Any], request: StartRequest
     ) -> PendingStep[StartStep] | None:
         """Run a new run's first workflow task before the start is stored.
@@ -207,13 +215,13 @@ class WorkflowWorker:
         instance = WorkflowInstance(definition, run_id, engine.codec)
         started = ev.WorkflowStarted(seq=1, at=engine.store.now(), workflow=request.workflow,
                                      workflow_id=request.workflow_id, input=request.input)
-        ahead = self._run_ahead(instance, started)
+        ahead = await self._run_ahead(instance, started)
         if ahead is None:
             return None
         commands, take, reserved, slot = ahead
         return PendingStep(StartStep(run_id, started, commands, take), instance, reserved, slot)
 
-    def _run_ahead(
+    async def _run_ahead(
         self, instance: WorkflowInstance, event: ev.Event
     ) -> tuple[list[ev.Event], ActivityTake | None, list[tuple[ActivityWorker, list[object]]], object] | None:
         """Feed ``event`` to ``instance`` in a workflow slot held until :meth:`finish_step`.
@@ -226,10 +234,13 @@ class WorkflowWorker:
         self._limit.acquire_on_behalf_of_nowait(slot)
         self.processing.add(instance.run_id)
         try:
-            commands = instance.apply([event])
-        except Exception:  # noqa: BLE001 - see above
-            instance.close()
+            commands = await self._engine.steps.run(instance.run_id, lambda: instance.apply([event]))
+        except BaseException as exc:
+            if not isinstance(exc, WorkflowDeadlockError):
+                instance.close()
             self._release(instance.run_id, slot)
+            if not isinstance(exc, Exception):
+                raise
             return None
         take, reserved = self._reserve(commands)
         return commands, take, reserved, slot
