@@ -62,6 +62,10 @@ class WorkflowWorker:
         self._names = sorted(engine.workflows)
         self.processing: set[str] = set()
         self._claimed_again: set[str] = set()  # claimed while being processed here
+        # Runs whose task's last attempt ended without a result (a worker died
+        # holding it): claimed one at a time, so that a task that kills its
+        # worker takes as few other tasks down with it as possible.
+        self._suspects: set[str] = set()
 
     async def run(self) -> None:
         """Claim and process workflow tasks until cancelled."""
@@ -72,7 +76,8 @@ class WorkflowWorker:
                 claimed: list[str] = []
                 if want > 0:
                     claimed = await engine.store.claim_workflow_tasks(
-                        engine.worker_id, self._names, want, engine.lease
+                        engine.worker_id, self._names, want, engine.lease,
+                        suspects=0 if self._suspects else 1,
                     )
                 for run_id in claimed:
                     if run_id in self.processing:
@@ -94,6 +99,7 @@ class WorkflowWorker:
         try:
             await self.process(run_id)
         finally:
+            self._suspects.discard(run_id)
             self._release(run_id, slot)
 
     async def process(self, run_id: str) -> None:
@@ -113,6 +119,10 @@ class WorkflowWorker:
             try:
                 run, events = await engine.store.load(run_id, instance.last_seq if instance else 0)
                 if run.status != "running":
+                    if instance is not None:
+                        instance.close()
+                    return
+                if run.task_attempts and await self._quarantined(run_id, run.task_attempts):
                     if instance is not None:
                         instance.close()
                     return
@@ -276,6 +286,30 @@ class WorkflowWorker:
         self._limit.release_on_behalf_of(slot)
         if self._limit.available_tokens == 1:
             self._engine.wake_workflows.set()  # the loop may be waiting for a slot
+
+    async def _quarantined(self, run_id: str, attempts: int) -> bool:
+        """Fail a run whose workflow task keeps ending without a result; True if it was failed.
+
+        Attempts are counted when a task is claimed after its lease ran out
+        (the worker holding it died: ``os._exit``, an OOM kill, a crash in a C
+        extension), so a task that kills every worker that runs it stops
+        after ``max_workflow_task_attempts`` claims instead of taking workers
+        down forever.
+        """
+        engine = self._engine
+        self._suspects.add(run_id)
+        if attempts < engine.max_workflow_task_attempts:
+            return False
+        message = f"workers died {attempts} times while running this workflow task"
+        log.error("run %s quarantined: %s", run_id, message)
+        failure = {"type": "WorkerDied", "message": message, "details": "", "non_retryable": True}
+        failed = await engine.store.fail_workflow_task(
+            run_id, engine.worker_id, failure, delay=0.0, max_attempts=1, final=True,
+        )
+        engine.feeds.notify(run_id)
+        if failed:
+            engine.notify_closed(run_id)
+        return True
 
     async def _fail(self, run_id: str, exc: Exception) -> None:
         engine = self._engine
