@@ -18,6 +18,7 @@ The tree::
     ├── NondeterminismError         replay diverged from the recorded history
     ├── HistoryFormatError          a history document that is not valid
     ├── WorkflowSandboxError        workflow code reached the outside world
+    ├── WorkflowDeadlockError       a workflow step did not yield within the limit
     ├── ActivityError               an activity failed after its retries
     ├── ChildWorkflowError          a child workflow failed or was cancelled
     └── WorkflowFailedError         awaiting the result of a failed run
@@ -55,6 +56,7 @@ __all__ = [
     "StoreError",
     "WorkflowCancelledError",
     "WorkflowFailedError",
+    "WorkflowDeadlockError",
     "WorkflowSandboxError",
 ]
 
@@ -246,6 +248,33 @@ class WorkflowSandboxError(RetoldError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.call, self.hint))
+
+
+@final
+class WorkflowDeadlockError(RetoldError):
+    """A workflow step ran longer than the engine's deadlock limit without yielding.
+
+    The step (a loop without ``await``, CPU-bound code) was interrupted and
+    its workflow task failed; the message holds the stack where it was stuck.
+
+    Attributes:
+        run_id: the run whose step was stuck.
+        limit: the limit in seconds (``Engine(deadlock_timeout=...)``).
+        stack: the stack of the stuck step, innermost call last.
+    """
+
+    def __init__(self, run_id: str, limit: float, stack: str) -> None:
+        self.run_id = run_id
+        self.limit = limit
+        self.stack = stack
+        super().__init__(
+            f"workflow task of run {run_id!r} deadlocked: the workflow code did not yield within "
+            f"{limit:g} s (a loop without await, or CPU-bound code: run that in an activity, or "
+            f"raise Engine(deadlock_timeout=...)); it was stuck at:\n{stack}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.limit, self.stack))
 
 
 class ApplicationError(RetoldError):

@@ -113,7 +113,7 @@ class ActivityWorker:
         # The fast path: if the run is cached here, its next step commits
         # together with this outcome (no workflow task, no claim, no load).
         workflows = engine.workflow_worker
-        pending = workflows.prepare_step(task, outcome) if workflows is not None else None
+        pending = await workflows.prepare_step(task, outcome) if workflows is not None else None
         recorded = False
         try:
             recorded = await engine.store.finish_activity(
@@ -144,6 +144,16 @@ class ActivityWorker:
         if definition is None:
             error: Exception = NotRegisteredError("activity", task.activity)
             return self._failed(task, options, error)
+        most = options.retry.max_attempts
+        if most and task.attempt >= most + engine.max_workflow_task_attempts:
+            # Only a claim after a dead worker's lease ran out numbers an attempt
+            # past the policy's last: those attempts killed their workers. A
+            # few are run again (at least once), then the activity fails.
+            message = (f"workers died {task.attempt - most} times while running this activity "
+                       f"(attempt {task.attempt}, past its retry policy's max_attempts of {most})")
+            log.error("activity %s (run %s, event %d): %s", task.activity, task.run_id, task.seq, message)
+            return ActivityOutcome("failed", failure={
+                "type": "WorkerDied", "message": message, "details": "", "non_retryable": True})
         info = ActivityInfo(
             activity=task.activity, workflow_id=task.workflow_id, run_id=task.run_id,
             seq=task.seq, attempt=task.attempt,

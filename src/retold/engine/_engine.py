@@ -36,6 +36,7 @@ from . import _liveness
 from ._activity_worker import ActivityWorker
 from ._cache import InstanceCache
 from ._feed import EventFeeds, EventStream
+from ._steps import StepRunner
 from ._wake import Wakeup
 from ._workflow_worker import WorkflowWorker
 
@@ -121,6 +122,12 @@ class Engine:
             times (nondeterminism, sandbox violation) fails its run.
         workflow_task_retry_delay: the wait before the first retry of a failed
             workflow task; it doubles with each attempt (at most 60 s).
+        deadlock_timeout: how long one step of workflow code (the code
+            between two awaits, a replay) may run without yielding. Past it
+            the step is interrupted and its workflow task fails with
+            :class:`~retold.errors.WorkflowDeadlockError` and the stack where
+            it was stuck, while the engine goes on. None disables it; it is
+            off while a debugger is attached.
         store: a store object to use instead of ``url``.
         clock: the store's clock (seconds since the epoch), for tests.
         run_workers: False makes a client-only engine that starts, signals
@@ -147,6 +154,7 @@ class Engine:
         lease: timedelta | float = 5.0,
         max_workflow_task_attempts: int = 5,
         workflow_task_retry_delay: timedelta | float = 1.0,
+        deadlock_timeout: timedelta | float | None = 2.0,
         store: Store | None = None,
         clock: Callable[[], float] | None = None,
         run_workers: bool = True,
@@ -184,6 +192,12 @@ class Engine:
             raise ConfigurationError(f"Engine lease must be at most an hour (3600 seconds), got {self.lease}")
         self.max_workflow_task_attempts = max_workflow_task_attempts
         self.workflow_task_retry_delay = _seconds(workflow_task_retry_delay, "workflow_task_retry_delay")
+        limit = None if deadlock_timeout is None else _seconds(deadlock_timeout, "deadlock_timeout")
+        if limit is not None and limit <= 0:
+            raise ConfigurationError(
+                f"Engine deadlock_timeout must be positive (or None to disable it), got {deadlock_timeout!r}"
+            )
+        self.steps = StepRunner(limit)  # workflow code runs in step threads, under this limit
         self.worker_id = f"engine-{uuid.uuid4().hex[:12]}"
         self._host = _liveness.host_key()
         self.wake_workflows = Wakeup()
@@ -219,6 +233,7 @@ class Engine:
             stack.callback(group.cancel_scope.cancel)
             self.feeds.open()
             stack.callback(self.feeds.close)
+            stack.callback(self.steps.close)
             if self._run_workers:
                 await self._register_and_reap()
                 self.workflow_worker = WorkflowWorker(self)
@@ -471,7 +486,7 @@ class Engine:
         # The fast path: a run this engine hosts, started while it has a free
         # slot, has its first workflow task done here and stored with the start.
         worker, definition = self.workflow_worker, self.workflows.get(name)
-        pending = worker.prepare_start(definition, request) if worker and definition else None
+        pending = await worker.prepare_start(definition, request) if worker and definition else None
         created = False
         try:
             record, created = await self.store.start(request, pending.step if pending else None)
@@ -605,7 +620,7 @@ class Engine:
         _, events = await self.store.load(record.run_id, 0)
         replica = WorkflowInstance(definition, record.run_id, self.codec)
         try:
-            replica.apply(events)
+            await self.steps.run(record.run_id, lambda: replica.apply(events))
             return self._roundtrip(replica.query(name, args))
         finally:
             replica.close()

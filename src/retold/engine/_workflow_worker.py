@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Sequence
@@ -11,7 +12,14 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import anyio
 
 from ..authoring._decorators import Workflow
-from ..errors import ConflictError, LeaseLostError, NotRegisteredError, RetoldError, StoreError
+from ..errors import (
+    ConflictError,
+    LeaseLostError,
+    NotRegisteredError,
+    RetoldError,
+    StoreError,
+    WorkflowDeadlockError,
+)
 from ..history import events as ev
 from ..runtime._instance import WorkflowInstance, failure_from_exception
 from ..stores._protocol import (
@@ -54,6 +62,10 @@ class WorkflowWorker:
         self._names = sorted(engine.workflows)
         self.processing: set[str] = set()
         self._claimed_again: set[str] = set()  # claimed while being processed here
+        # Runs whose task's last attempt ended without a result (a worker died
+        # holding it): claimed one at a time, so that a task that kills its
+        # worker takes as few other tasks down with it as possible.
+        self._suspects: set[str] = set()
 
     async def run(self) -> None:
         """Claim and process workflow tasks until cancelled."""
@@ -64,7 +76,8 @@ class WorkflowWorker:
                 claimed: list[str] = []
                 if want > 0:
                     claimed = await engine.store.claim_workflow_tasks(
-                        engine.worker_id, self._names, want, engine.lease
+                        engine.worker_id, self._names, want, engine.lease,
+                        suspects=0 if self._suspects else 1,
                     )
                 for run_id in claimed:
                     if run_id in self.processing:
@@ -86,6 +99,7 @@ class WorkflowWorker:
         try:
             await self.process(run_id)
         finally:
+            self._suspects.discard(run_id)
             self._release(run_id, slot)
 
     async def process(self, run_id: str) -> None:
@@ -108,12 +122,16 @@ class WorkflowWorker:
                     if instance is not None:
                         instance.close()
                     return
+                if run.task_attempts and await self._quarantined(run_id, run.task_attempts):
+                    if instance is not None:
+                        instance.close()
+                    return
                 if instance is None:
                     definition = engine.workflows.get(run.workflow)
                     if definition is None:
                         raise NotRegisteredError("workflow", run.workflow)
                     instance = WorkflowInstance(definition, run_id, engine.codec)
-                commands = instance.apply(events)
+                commands = await engine.steps.run(run_id, functools.partial(instance.apply, events))
                 take, reserved = self._reserve(commands)
                 try:
                     last = await engine.store.commit_workflow_task(
@@ -147,8 +165,8 @@ class WorkflowWorker:
                 log.warning("workflow task for run %s hit a store error: %s", run_id, exc)
                 return
             except Exception as exc:  # noqa: BLE001 - any failure is the task's failure
-                if instance is not None:
-                    instance.close()
+                if instance is not None and not isinstance(exc, WorkflowDeadlockError):
+                    instance.close()  # (a deadlocked one is still in its abandoned thread: dropped)
                 await self._fail(run_id, exc)
                 return
             # The instance has seen up to its own last command.
@@ -168,7 +186,7 @@ class WorkflowWorker:
 
     # -- the same-process fast path, workflow half --------------------------------------
 
-    def prepare_step(self, task: ActivityTask, outcome: ActivityOutcome) -> PendingStep[ActivityStep] | None:
+    async def prepare_step(self, task: ActivityTask, outcome: ActivityOutcome) -> PendingStep[ActivityStep] | None:
         """Advance a cached run past a final activity outcome, before it is recorded.
 
         The activity worker hands the result to :meth:`Store.finish_activity`,
@@ -186,13 +204,13 @@ class WorkflowWorker:
         assert instance is not None
         expected = instance.last_seq
         event = outcome.event(seq=expected + 1, at=engine.store.now(), scheduled=task.seq, attempt=task.attempt)
-        ahead = self._run_ahead(instance, event)
+        ahead = await self._run_ahead(instance, event)
         if ahead is None:
             return None
         commands, take, reserved, slot = ahead
         return PendingStep(ActivityStep(run_id, expected, event, commands, take), instance, reserved, slot)
 
-    def prepare_start(
+    async def prepare_start(
         self, definition: Workflow[..., Any], request: StartRequest
     ) -> PendingStep[StartStep] | None:
         """Run a new run's first workflow task before the start is stored.
@@ -207,13 +225,13 @@ class WorkflowWorker:
         instance = WorkflowInstance(definition, run_id, engine.codec)
         started = ev.WorkflowStarted(seq=1, at=engine.store.now(), workflow=request.workflow,
                                      workflow_id=request.workflow_id, input=request.input)
-        ahead = self._run_ahead(instance, started)
+        ahead = await self._run_ahead(instance, started)
         if ahead is None:
             return None
         commands, take, reserved, slot = ahead
         return PendingStep(StartStep(run_id, started, commands, take), instance, reserved, slot)
 
-    def _run_ahead(
+    async def _run_ahead(
         self, instance: WorkflowInstance, event: ev.Event
     ) -> tuple[list[ev.Event], ActivityTake | None, list[tuple[ActivityWorker, list[object]]], object] | None:
         """Feed ``event`` to ``instance`` in a workflow slot held until :meth:`finish_step`.
@@ -226,10 +244,13 @@ class WorkflowWorker:
         self._limit.acquire_on_behalf_of_nowait(slot)
         self.processing.add(instance.run_id)
         try:
-            commands = instance.apply([event])
-        except Exception:  # noqa: BLE001 - see above
-            instance.close()
+            commands = await self._engine.steps.run(instance.run_id, lambda: instance.apply([event]))
+        except BaseException as exc:
+            if not isinstance(exc, WorkflowDeadlockError):
+                instance.close()
             self._release(instance.run_id, slot)
+            if not isinstance(exc, Exception):
+                raise
             return None
         take, reserved = self._reserve(commands)
         return commands, take, reserved, slot
@@ -265,6 +286,30 @@ class WorkflowWorker:
         self._limit.release_on_behalf_of(slot)
         if self._limit.available_tokens == 1:
             self._engine.wake_workflows.set()  # the loop may be waiting for a slot
+
+    async def _quarantined(self, run_id: str, attempts: int) -> bool:
+        """Fail a run whose workflow task keeps ending without a result; True if it was failed.
+
+        Attempts are counted when a task is claimed after its lease ran out
+        (the worker holding it died: ``os._exit``, an OOM kill, a crash in a C
+        extension), so a task that kills every worker that runs it stops
+        after ``max_workflow_task_attempts`` claims instead of taking workers
+        down forever.
+        """
+        engine = self._engine
+        self._suspects.add(run_id)
+        if attempts < engine.max_workflow_task_attempts:
+            return False
+        message = f"workers died {attempts} times while running this workflow task"
+        log.error("run %s quarantined: %s", run_id, message)
+        failure = {"type": "WorkerDied", "message": message, "details": "", "non_retryable": True}
+        failed = await engine.store.fail_workflow_task(
+            run_id, engine.worker_id, failure, delay=0.0, max_attempts=1, final=True,
+        )
+        engine.feeds.notify(run_id)
+        if failed:
+            engine.notify_closed(run_id)
+        return True
 
     async def _fail(self, run_id: str, exc: Exception) -> None:
         engine = self._engine

@@ -138,6 +138,11 @@ def strict(enabled: bool = True) -> Iterator[None]:
         _state.strict = previous
 
 
+def is_strict() -> bool:
+    """Whether strict mode is on in this thread."""
+    return bool(getattr(_state, "strict", False))
+
+
 # -- strict mode: the wall clock and unseeded randomness ---------------------------
 
 _CLOCK_HINT = "read workflow time with retold.now() (or pass the time in as an argument)"

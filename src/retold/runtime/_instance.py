@@ -19,6 +19,7 @@ import collections
 import contextlib
 import inspect
 import random
+import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
@@ -136,6 +137,28 @@ def is_command(event: ev.Event) -> bool:
     return isinstance(event, ev.COMMAND_TYPES)
 
 
+class _Interrupted(SystemExit):
+    """Raised inside a step's thread by the engine's deadlock limit (see retold.engine._steps).
+
+    A SystemExit, so that asyncio's tasks and handles let it through to the
+    step's caller instead of storing it as a task's outcome.
+    """
+
+
+def _escaped(exc: BaseException) -> ApplicationError:
+    """A BaseException raised by workflow code, as the workflow task's failure."""
+    name = type(exc).__qualname__
+    error = ApplicationError(
+        f"workflow code raised {name}{exc.args!r}: a workflow must not exit or interrupt its worker "
+        f"process; return, or raise an Exception to fail the run",
+        type=name if type(exc).__module__ == "builtins" else f"{type(exc).__module__}.{name}",
+        non_retryable=True,
+        details="".join(traceback.format_exception(exc))[-8000:],
+    )
+    error.__cause__ = exc
+    return error
+
+
 # Shared by every instance between activations; never mutated (apply() replaces it).
 _NOTHING_RECORDED: collections.deque[ev.Event] = collections.deque()
 
@@ -237,7 +260,15 @@ class WorkflowInstance:
         self._next_seq = last_seq + 1
 
     def _run(self) -> None:
-        self.loop.run_ready()
+        try:
+            self.loop.run_ready()
+        except _Interrupted:
+            raise  # the engine's deadlock limit: the step is abandoned
+        except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt from workflow code
+            # asyncio lets these two through every task: here they are the
+            # workflow task's failure, never the worker process's.
+            if self._fatal is None:
+                self._fatal = _escaped(exc)
         violation = _guard.take_violation()
         if violation is not None and self._fatal is None:
             self._fatal = violation
@@ -324,7 +355,8 @@ class WorkflowInstance:
             elif isinstance(exc, Exception):
                 self._emit(ev.WorkflowFailed, failure=failure_from_exception(exc))
             else:
-                self._fatal = exc
+                if self._fatal is None:
+                    self._fatal = _escaped(exc)  # GeneratorExit and other BaseExceptions
                 return
         self.finished = True
 
@@ -613,7 +645,7 @@ class WorkflowInstance:
                 return handler(*args)
         except RetoldError:
             raise
-        except Exception as exc:
+        except BaseException as exc:
             raise QueryError(f"query {name!r} handler raised {exc!r}") from exc
         finally:
             asyncio.events._set_running_loop(previous)

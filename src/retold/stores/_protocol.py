@@ -45,6 +45,9 @@ class RunRecord:
     failure: dict[str, Any] | None
     parent_run_id: str | None
     next_run_id: str | None
+    # Set by load() only: attempts of the run's pending workflow task that
+    # ended without a result (it failed, or the worker holding it died).
+    task_attempts: int = 0
 
 
 @final
@@ -204,9 +207,14 @@ class Store(Protocol):
         ...
 
     async def claim_workflow_tasks(
-        self, owner: str, workflows: Sequence[str], limit: int, lease: float
+        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None
     ) -> list[str]:
-        """Lease up to ``limit`` runs of ``workflows`` that have events to process."""
+        """Lease up to ``limit`` runs of ``workflows`` that have events to process.
+
+        A task whose previous lease ran out (its worker died or stalled) is a
+        *suspect*: claiming it counts that attempt (``RunRecord.task_attempts``).
+        ``suspects`` caps how many of them this claim takes (None: no cap).
+        """
         ...
 
     async def load(self, run_id: str, after_seq: int) -> tuple[RunRecord, list[Event]]:
@@ -231,10 +239,11 @@ class Store(Protocol):
         ...
 
     async def fail_workflow_task(
-        self, run_id: str, owner: str, failure: dict[str, Any], delay: float, max_attempts: int
+        self, run_id: str, owner: str, failure: dict[str, Any], delay: float, max_attempts: int,
+        *, final: bool = False,
     ) -> bool:
         """Back off a failed workflow task (``delay`` doubling per attempt, at most
-        60 s); fail the run at ``max_attempts``."""
+        60 s); fail the run at ``max_attempts``, or at once with ``failure`` as it is if ``final``."""
         ...
 
     async def claim_activity_tasks(

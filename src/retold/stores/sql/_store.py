@@ -19,6 +19,7 @@ import threading
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import anyio
@@ -101,6 +102,7 @@ class _Q:
         def fast(stmt: Any) -> Statement:
             return Statement(stmt, direct)
 
+        self.wft_attempts = fast(sa.select(wt.c.attempts).where(wt.c.run_id == _B("b_run_id")))
         self.run_by_id = fast(sa.select(t.runs).where(t.runs.c.run_id == _B("b_run_id")))
         self.current_run = fast(sa.select(t.workflows.c.current_run_id).where(t.workflows.c.workflow_id == _B("b_id")))
         self.insert_events = fast(t.events.insert())
@@ -171,7 +173,7 @@ class _Q:
         # RETURNING says whether the row went in (psycopg reports no rowcount for it).
         self.insert_workflow = fast(insert(t.workflows).on_conflict_do_nothing().returning(t.workflows.c.workflow_id))
         self.claim_workflows = (
-            sa.select(wt.c.run_id)
+            sa.select(wt.c.run_id, wt.c.lease_owner)
             .join(t.runs, t.runs.c.run_id == wt.c.run_id)
             .where(t.runs.c.workflow.in_(_B("b_names", expanding=True)))
             .where(wt.c.visible_at <= _B("b_now"))
@@ -696,24 +698,38 @@ class SqlStore:
     # -- workflow tasks --------------------------------------------------------------
 
     async def claim_workflow_tasks(
-        self, owner: str, workflows: Sequence[str], limit: int, lease: float
+        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None
     ) -> list[str]:
-        """Lease up to ``limit`` runs of ``workflows`` with unprocessed events."""
+        """Lease up to ``limit`` runs of ``workflows`` with unprocessed events (see the protocol)."""
         if not workflows:
             return []
-        return await self._run_lease_only(self._claim_workflow_tasks, owner, list(workflows), limit, lease)
+        return await self._run_lease_only(
+            self._claim_workflow_tasks, owner, list(workflows), limit, lease, suspects
+        )
 
     def _claim_workflow_tasks(
-        self, conn: Connection, owner: str, workflows: list[str], limit: int, lease: float
+        self, conn: Connection, owner: str, workflows: list[str], limit: int, lease: float,
+        suspects: int | None = None,
     ) -> list[str]:
         now, lease_now = self._now(conn), self._lease_now(conn)
         wt = t.workflow_tasks
-        ids = list(conn.execute(self._q.claim_workflows, {
+        rows = conn.execute(self._q.claim_workflows, {
             "b_names": workflows, "b_now": now, "b_lease_now": lease_now, "b_limit": limit,
-        }).scalars())
+        }).all()
+        ids: list[str] = []
+        dead: list[str] = []
+        for run_id, previous_owner in rows:
+            if previous_owner is not None:  # its lease ran out: that worker died (or stalled)
+                if suspects is not None and len(dead) >= suspects:
+                    continue  # left for a later claim (locked until this one ends, on PostgreSQL)
+                dead.append(run_id)
+            ids.append(run_id)
         if ids:
             conn.execute(wt.update().where(wt.c.run_id.in_(ids)).values(
                 lease_owner=owner, lease_expires=lease_now + lease))
+        if dead:
+            # Attempts are counted at claim time: one that killed its worker counts too.
+            conn.execute(wt.update().where(wt.c.run_id.in_(dead)).values(attempts=wt.c.attempts + 1))
         return ids
 
     async def load(self, run_id: str, after_seq: int) -> tuple[RunRecord, list[ev.Event]]:
@@ -725,7 +741,8 @@ class SqlStore:
         if row is None:
             raise RunNotFoundError(run_id)
         rows = self._q.events_after(conn, {"b_run_id": run_id, "b_after": after_seq}).all()
-        return _row_to_run(row), [ev.decode_event(*r) for r in rows]
+        attempts = self._q.wft_attempts(conn, {"b_run_id": run_id}).scalar()
+        return replace(_row_to_run(row), task_attempts=attempts or 0), [ev.decode_event(*r) for r in rows]
 
     async def commit_workflow_task(
         self, run_id: str, owner: str, expected_seq: int, commands: Sequence[ev.Event],
@@ -885,14 +902,15 @@ class SqlStore:
             self._append_input(conn, run.parent_run_id, outcome, now)
 
     async def fail_workflow_task(
-        self, run_id: str, owner: str, failure: dict[str, Any], delay: float, max_attempts: int
+        self, run_id: str, owner: str, failure: dict[str, Any], delay: float, max_attempts: int,
+        *, final: bool = False,
     ) -> bool:
         """Back off a failed workflow task; True if the run was failed for good."""
-        return await self._run(self._fail_wft, run_id, owner, failure, delay, max_attempts)
+        return await self._run(self._fail_wft, run_id, owner, failure, delay, max_attempts, final)
 
     def _fail_wft(
         self, conn: Connection, run_id: str, owner: str, failure: dict[str, Any],
-        delay: float, max_attempts: int,
+        delay: float, max_attempts: int, final: bool = False,
     ) -> bool:
         now = self._now(conn)
         wt = t.workflow_tasks
@@ -907,13 +925,14 @@ class SqlStore:
             return False
         # No step is in flight any more: what waited in the inbox joins the history.
         moved, _ = self._flush_inbox(conn, run_id, run.last_seq, now)
-        if attempts < max_attempts:
+        if attempts < max_attempts and not final:
             backoff = min(delay * 2 ** (attempts - 1), 60.0)
             conn.execute(wt.update().where(wt.c.run_id == run_id).values(
                 attempts=attempts, visible_at=now + backoff, lease_owner=None, lease_expires=None))
             return False
-        failure = {**failure, "workflow_task": True,
-                   "message": f"workflow task failed {attempts} times: {failure['message']}"}
+        if not final:
+            failure = {**failure, "message": f"workflow task failed {attempts} times: {failure['message']}"}
+        failure = {**failure, "workflow_task": True}
         seq = run.last_seq + moved + 1
         conn.execute(t.runs.update().where(t.runs.c.run_id == run_id).values(last_seq=seq))
         cmd = ev.WorkflowFailed(seq=seq, at=now, failure=failure)
