@@ -72,7 +72,9 @@ class WorkflowWorker:
         engine = self._engine
         async with anyio.create_task_group() as tg:
             while True:
-                want = 0 if engine.draining else min(int(self._limit.available_tokens), 256)
+                # While a suspect is processed here, nothing else is taken on:
+                # if it kills this process, it takes no other task down with it.
+                want = 0 if engine.draining or self._suspects else min(int(self._limit.available_tokens), 256)
                 claimed: list[str] = []
                 if want > 0:
                     claimed = await engine.store.claim_workflow_tasks(
@@ -126,6 +128,8 @@ class WorkflowWorker:
                     if instance is not None:
                         instance.close()
                     return
+                if run_id in self._suspects:
+                    await self._alone(run_id)
                 if instance is None:
                     definition = engine.workflows.get(run.workflow)
                     if definition is None:
@@ -196,7 +200,7 @@ class WorkflowWorker:
         """
         engine = self._engine
         run_id = task.run_id
-        if not outcome.final or engine.draining or run_id in self.processing:
+        if not outcome.final or engine.draining or self._suspects or run_id in self.processing:
             return None
         if self._limit.available_tokens < 1 or run_id not in engine.cache:
             return None
@@ -219,7 +223,7 @@ class WorkflowWorker:
         :class:`StartStep`). Returns None when no workflow slot is free.
         """
         engine = self._engine
-        if engine.draining or self._limit.available_tokens < 1:
+        if engine.draining or self._suspects or self._limit.available_tokens < 1:
             return None
         run_id = str(uuid.uuid4())
         instance = WorkflowInstance(definition, run_id, engine.codec)
@@ -286,6 +290,12 @@ class WorkflowWorker:
         self._limit.release_on_behalf_of(slot)
         if self._limit.available_tokens == 1:
             self._engine.wake_workflows.set()  # the loop may be waiting for a slot
+
+    async def _alone(self, run_id: str) -> None:
+        """Wait (a while at most) until no other step is in flight here, to run a suspect's step alone."""
+        with anyio.move_on_after(max(self._engine.lease, 5.0)):
+            while self.processing - {run_id}:
+                await anyio.sleep(0.01)
 
     async def _quarantined(self, run_id: str, attempts: int) -> bool:
         """Fail a run whose workflow task keeps ending without a result; True if it was failed.
