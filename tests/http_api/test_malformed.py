@@ -21,6 +21,7 @@ import pytest
 import retold
 from tests.http_api.conftest import Server, serve
 from tests.http_api.test_api import assert_problem, wait_for
+from tests.properties.test_json_exact import same_json
 
 
 @retold.workflow(name="inbox")
@@ -152,24 +153,11 @@ def test_integers_stay_exact_from_the_request_to_the_workflow(server: Server) ->
             assert sent.status_code == 202, sent.text
         client.post("/runs/box/signals/put", json={"value": "stop"})
         done = wait_for(client, "/runs/box", lambda b: b["status"] == "completed")
-        assert same(done["result"], values)
+        assert same_json(done["result"], values)
         started = client.post("/workflows/echo/runs", content=json.dumps({"args": [values], "id": "e"}),
                               headers={"content-type": "application/json"})
         assert started.status_code == 201, started.text
-        assert same(wait_for(client, "/runs/e", lambda b: b["status"] == "completed")["result"], values)
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal, and of the same JSON types all the way down (1 is not 1.0, -0.0 is not 0.0)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, float):
-        return repr(a) == repr(b)
-    return bool(a == b)
+        assert same_json(wait_for(client, "/runs/e", lambda b: b["status"] == "completed")["result"], values)
 
 
 def test_oversized_bodies_are_answered_413_even_when_sent_whole(server: Server) -> None:

@@ -19,8 +19,8 @@ from ._problems import ProblemError
 
 __all__ = ["MAX_EVENT_ID", "event_id_header", "idempotency_key", "int_param", "path_id", "path_name", "text_param"]
 
-MAX_EVENT_ID = 2**62
-"""The largest event number a client may name (``Last-Event-ID``, ``after``)."""
+MAX_EVENT_ID = 10**18 - 1
+"""The largest event number a client may name (``Last-Event-ID``, ``after``): 18 digits."""
 
 # ASCII digits only: str.isdigit() and int() also take "²", "٣" and "1_0".
 _INTEGER = re.compile(r"-?[0-9]{1,20}")
@@ -90,7 +90,7 @@ def event_id_header(request: Request) -> int | None:
     """``Last-Event-ID``: the number of the last event the client has, if it sent one.
 
     Raises:
-        ProblemError: 400, not an event number (ASCII digits up to 2**62).
+        ProblemError: 400, not an event number (at most 18 ASCII digits).
     """
     raw = request.headers.get("last-event-id")
     if raw is None:
