@@ -41,5 +41,5 @@ def test_a_history_file_with_a_number_that_would_be_rounded_is_refused() -> None
     assert retold.History.from_json(exported)  # as exported, it loads
     edited = exported.replace(b"123456789", BIG.encode())
     assert edited != exported
-    with pytest.raises(retold.HistoryFormatError, match="cannot keep exact.*outside the range"):
+    with pytest.raises(retold.HistoryFormatError, match=r"cannot keep exact.*outside the range"):
         retold.History.from_json(edited)
