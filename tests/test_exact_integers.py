@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import anyio
@@ -43,3 +44,26 @@ def test_a_history_file_with_a_number_that_would_be_rounded_is_refused() -> None
     assert edited != exported
     with pytest.raises(retold.HistoryFormatError, match=r"cannot keep exact.*outside the range"):
         retold.History.from_json(edited)
+
+
+@retold.workflow
+async def huge() -> int:
+    return 2**100
+
+
+@retold.workflow
+async def exact(amount: Decimal, label: str) -> list[str]:
+    return [str(amount), label]
+
+
+def test_a_result_beyond_64_bits_fails_the_run_naming_the_fix_and_a_decimal_stays_exact() -> None:
+    async def main() -> None:
+        async with retold.Engine("memory://", workflows=[huge, exact], poll_interval=0.05) as engine:
+            run = await engine.start(huge)
+            with pytest.raises(retold.WorkflowFailedError, match=r"2\*\*64-1 exactly: pass a larger one as a Decimal"):
+                await run.result(timeout=30)
+            # The advice works: sent as strings, into Decimal or str parameters, the digits arrive intact.
+            kept = await engine.start_by_name("exact", [BIG, BIG])
+            assert await kept.result(timeout=30) == [BIG, BIG]
+
+    anyio.run(main)
