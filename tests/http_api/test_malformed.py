@@ -170,3 +170,18 @@ def test_oversized_bodies_are_answered_413_even_when_sent_whole(server: Server) 
                                        headers={"content-type": "application/json"}), 413, "limit")
         assert client.get("/runs").json()["runs"] == []
 
+
+
+def test_ids_with_newlines_are_addressed_exactly(server: Server) -> None:
+    # Workflow ids may hold any character but NUL. A path that ends in a
+    # newline used to name the run without it (/runs/box%0A was run "box"),
+    # and one with a newline inside matched no route.
+    with server.client() as client:
+        assert client.post("/workflows/inbox/runs", json={"id": "box"}).status_code == 201
+        assert client.post("/workflows/echo/runs", json={"args": [1], "id": "two\nlines"}).status_code == 201
+        assert client.get("/runs/two%0Alines").json()["workflow_id"] == "two\nlines"
+        done = wait_for(client, "/runs/two%0Alines", lambda b: b["status"] == "completed")
+        assert done["result"] == 1
+        assert_problem(client.get("/runs/box%0A"), 404, "no run with id 'box\\n'")
+        assert_problem(client.post("/runs/box%0A/signals/put", json={"value": 1}), 404, "no run")
+        assert client.get("/runs/box").json()["status"] == "running"

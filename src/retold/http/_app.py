@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import orjson
 from starlette.applications import Starlette
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -37,6 +38,19 @@ from ._sse import EventStreamResponse
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "create_app"]
 
 DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
+
+
+class _IdConvertor(PathConvertor):
+    """A run id in a path: any characters, "/" and newlines included, as workflow ids may hold.
+
+    Starlette's ``path`` stops at a newline, and its ``$`` matches before a
+    final one: ``/runs/a%0A`` would have named the run ``a``.
+    """
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("retold_id", _IdConvertor())
 
 
 class _Api:
@@ -202,15 +216,15 @@ def create_app(
     routes = [
         Route("/openapi.json", api.openapi_json, methods=["GET"]),
         Route("/workflows", api.workflows, methods=["GET"]),
-        Route("/workflows/{name:path}/runs", api.start, methods=["POST"]),
+        Route("/workflows/{name:retold_id}/runs", api.start, methods=["POST"]),
         Route("/runs", api.list_runs, methods=["GET"]),
         # Workflow ids may contain "/" (child ids do): the more specific routes come first.
-        Route("/runs/{id:path}/signals/{name}", api.signal, methods=["POST"]),
-        Route("/runs/{id:path}/queries/{name}", api.query, methods=["GET"]),
-        Route("/runs/{id:path}/cancel", api.cancel, methods=["POST"]),
-        Route("/runs/{id:path}/history", api.history, methods=["GET"]),
-        Route("/runs/{id:path}/events", api.events, methods=["GET"]),
-        Route("/runs/{id:path}", api.run, methods=["GET"], name="run"),
+        Route("/runs/{id:retold_id}/signals/{name}", api.signal, methods=["POST"]),
+        Route("/runs/{id:retold_id}/queries/{name}", api.query, methods=["GET"]),
+        Route("/runs/{id:retold_id}/cancel", api.cancel, methods=["POST"]),
+        Route("/runs/{id:retold_id}/history", api.history, methods=["GET"]),
+        Route("/runs/{id:retold_id}/events", api.events, methods=["GET"]),
+        Route("/runs/{id:retold_id}", api.run, methods=["GET"], name="run"),
     ]
     middleware = [Middleware(BearerAuth, tokens=tokens)] if tokens is not None else []
     return Starlette(
