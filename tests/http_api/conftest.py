@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -44,7 +45,10 @@ def serve(engine: retold.Engine, db: Path, **app_options: Any) -> Iterator[Serve
         async with engine:
             yield
 
-    host = Starlette(routes=[Mount("/api", retold.http.create_app(engine, **app_options))], lifespan=lifespan)
+    mount = Mount("/api", retold.http.create_app(engine, **app_options))
+    # Workflow ids may hold newlines: let the host's mount pass them on, as retold's own routes do.
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+    host = Starlette(routes=[mount], lifespan=lifespan)
     config = uvicorn.Config(host, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

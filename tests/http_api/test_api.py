@@ -150,7 +150,7 @@ def test_child_ids_with_slashes_are_addressable(server: Server) -> None:
          "expected an integer, got float 1.5 @ $.quantity"),
         ("POST", "/workflows/greet/runs", {"content": b"ada", "headers": {"content-type": "text/plain"}}, 415,
          "send JSON"),
-        ("GET", "/runs/x/queries/status", {"params": {"args": "[1"}}, 400, "args must be a JSON array"),
+        ("GET", "/runs/x/queries/status", {"params": {"args": "[1"}}, 400, "args (a JSON array) is not valid JSON"),
         ("GET", "/runs/x/queries/status", {"params": {"args": "{}"}}, 400, "args must be a JSON array"),
         ("GET", "/runs/x/events", {"headers": {"last-event-id": "three"}}, 400, "Last-Event-ID"),
     ],

@@ -17,6 +17,7 @@ import click
 import orjson
 
 import retold
+from retold.history.codec import parse_json as parse_exact_json
 
 __all__ = [
     "DEFAULT_URL", "App", "app_option", "client", "codec_option", "load_app", "load_codec", "parse_json", "run",
@@ -159,12 +160,14 @@ def parse_json(text: str, what: str) -> Any:
     """Parse a JSON option value.
 
     Raises:
-        click.BadParameter: not JSON.
+        click.BadParameter: not JSON, or an integer beyond 64 bits (never rounded to a float).
     """
     try:
-        return orjson.loads(text)
+        return parse_exact_json(text)
     except orjson.JSONDecodeError as exc:
         raise click.BadParameter(f"not valid JSON ({exc}): {text!r}", param_hint=what) from None
+    except retold.PayloadError as exc:
+        raise click.BadParameter(str(exc), param_hint=what) from None
 
 
 def _require_database(url: str) -> None:

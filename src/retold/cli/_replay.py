@@ -28,11 +28,17 @@ __all__ = ["replay"]
               help="Stored runs with this status only.")
 @click.option("--limit", type=click.IntRange(1), default=1000, show_default=True,
               help="At most this many stored runs (newest first).")
-@click.option("--pickle", "use_pickle", is_flag=True, help="The runs were recorded with retold.PickleCodec.")
+@click.option("--pickle", "use_pickle", is_flag=True,
+              help="The runs were recorded with retold.PickleCodec. Unpickling runs code the history names: "
+                   "use it only on histories your own processes wrote. History files outside the current "
+                   "directory are refused unless --trust is given.")
+@click.option("--trust", is_flag=True,
+              help="With --pickle, also unpickle history files outside the current directory (this runs any "
+                   "code they name: only for files whose origin you know).")
 @codec_option
 def replay(
     targets: tuple[str, ...], app_spec: str, url: str, workflow: str | None, status: str | None, limit: int,
-    use_pickle: bool, codec_spec: str | None,
+    use_pickle: bool, trust: bool, codec_spec: str | None,
 ) -> None:
     """Replay recorded histories against the code at --app; exit 1 on divergence.
 
@@ -41,6 +47,10 @@ def replay(
     file (`retold history ID --json`) or a folder of them. A history whose
     replay diverges is reported with its first diverging event: what was
     recorded and what the code asks for now.
+
+    With --pickle, replaying a history file unpickles it, which runs any
+    code the file names: only files inside the current directory (the
+    project's own) are read, unless --trust is given.
     """
     # Imported here, not at the top: the other commands start faster without them.
     from retold.testing import Replayer, history_files
@@ -71,6 +81,8 @@ def replay(
             runs = await engine.list_runs(status=status, workflow=workflow, limit=limit)
             return [await engine.get_handle(r.run_id).history() for r in runs if r.workflow in known]
 
+    if use_pickle and not trust:
+        _refuse_foreign_pickles(files)
     histories: list[retold.History | Path] = list(run(stored)) if ids or not targets else []
     histories += files
     if not histories:
@@ -86,6 +98,23 @@ def replay(
         out.print(f"[bold red]{summary}; {len(failed)} do not[/]")
         raise SystemExit(1)
     out.print(f"[green]{summary}[/]")
+
+
+def _refuse_foreign_pickles(files: list[Path]) -> None:
+    """Refuse, before anything is unpickled, history files from outside the project's directory.
+
+    Paths are resolved first, so a symbolic link inside the directory to a
+    file outside it is refused too.
+    """
+    project = Path.cwd().resolve()
+    foreign = [f for f in files if not f.resolve().is_relative_to(project)]
+    if foreign:
+        named = ", ".join(str(f) for f in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise click.ClickException(
+            f"refusing to unpickle {named}: outside the project directory {project}, and unpickling a "
+            f"history runs any code it names. Replay from the directory the file belongs to, move it there "
+            f"once you know who wrote it, or pass --trust if you trust its origin."
+        )
 
 
 def _report(out: Console, label: str, outcome: ReplayOutcome) -> None:

@@ -2,16 +2,22 @@
 
 The default :class:`JsonCodec` writes JSON with orjson and, on the way back,
 rebuilds the annotated type with cattrs: dataclasses, attrs classes, enums,
-``datetime``/``date``, ``timedelta`` (as seconds), ``UUID``, ``Decimal``, tuples, sets, typed dicts and
-pydantic models (when pydantic is installed). :class:`PickleCodec`
-(cloudpickle) takes any Python object but must only ever read bytes this
-process family wrote; never use it on input that came from outside.
+``datetime``/``date``, ``timedelta`` (as seconds), ``UUID``, ``Decimal``, tuples, sets,
+typed dicts and pydantic models (when pydantic is installed). Integers stay
+exact: JSON carries integers from -2**63 to 2**64-1 (:func:`parse_json`
+refuses larger ones instead of turning them into floats, as a plain
+``orjson.loads`` would).
+
+:class:`PickleCodec` (cloudpickle) takes any Python object, but unpickling
+runs code named by the bytes: it must only ever read bytes this process
+family wrote; never use it on input that came from outside.
 """
 
 from __future__ import annotations
 
 import collections
 import decimal
+import json
 import pickle
 import re
 import typing
@@ -30,7 +36,46 @@ from cattrs.preconf.orjson import make_converter
 
 from ..errors import PayloadError
 
-__all__ = ["Codec", "JsonCodec", "PickleCodec"]
+__all__ = ["MAX_JSON_INT", "MIN_JSON_INT", "Codec", "JsonCodec", "PickleCodec", "parse_json"]
+
+MIN_JSON_INT = -(2**63)
+"""The smallest integer a JSON payload may hold (orjson's range)."""
+MAX_JSON_INT = 2**64 - 1
+"""The largest integer a JSON payload may hold (orjson's range)."""
+
+# An integer outside the 64-bit range has at least 19 digits in a row. orjson
+# parses such a literal as a float, silently; bytes without such a run cannot
+# hold one, so only the rest take the slower, exact path.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def _exact_int(literal: str) -> int:
+    digits = len(literal.lstrip("-"))
+    # int() of thousands of digits is slow (and refused past 4,300): the range needs at most 20.
+    if digits > 20 or not MIN_JSON_INT <= int(literal) <= MAX_JSON_INT:
+        shown = literal if len(literal) <= 40 else f"{literal[:40]}..."
+        raise PayloadError(
+            f"the integer {shown} ({digits} digits) is outside the range JSON payloads carry exactly "
+            f"(-2**63 to 2**64-1); send it as a string (a parameter annotated Decimal or str keeps it exact)"
+        )
+    return int(literal)
+
+
+def parse_json(data: bytes | str) -> Any:
+    """Parse JSON, keeping every number exact: orjson's speed, without its floats for big integers.
+
+    Raises:
+        orjson.JSONDecodeError: ``data`` is not valid JSON.
+        PayloadError: an integer is outside -2**63 to 2**64-1 (orjson would
+            have made it a float).
+    """
+    value = orjson.loads(data)
+    raw = data.encode() if isinstance(data, str) else data
+    if _LONG_DIGITS.search(raw) is None:
+        return value
+    # orjson has accepted the text, so it has no NaN, Infinity or lone
+    # surrogate, which the standard parser would let through.
+    return json.loads(raw, parse_int=_exact_int)
 
 
 @runtime_checkable
@@ -241,18 +286,30 @@ class JsonCodec:
         self._conv = conv
 
     def encode(self, value: Any) -> bytes:
-        """Encode ``value`` as JSON bytes."""
+        """Encode ``value`` as JSON bytes.
+
+        Raises:
+            PayloadError: the value has no JSON form, or holds an integer
+                outside -2**63 to 2**64-1.
+        """
         try:
             return orjson.dumps(self._conv.unstructure(value), option=orjson.OPT_NON_STR_KEYS)
         except (TypeError, orjson.JSONEncodeError, cattrs.BaseValidationError) as exc:
+            hint = ("; JSON payloads carry integers from -2**63 to 2**64-1 exactly: pass a larger one as a "
+                    "Decimal or str" if "Integer exceeds" in str(exc) else "")
             raise PayloadError(
-                f"cannot encode {type(value).__name__} value {value!r:.80} as JSON: {exc}"
+                f"cannot encode {type(value).__name__} value {value!r:.80} as JSON: {exc}{hint}"
             ) from exc
 
     def decode(self, data: bytes, type_: Any = Any) -> Any:
-        """Decode JSON bytes and structure them into ``type_``."""
+        """Decode JSON bytes and structure them into ``type_``.
+
+        Raises:
+            PayloadError: not JSON, an integer outside the exact range, or a
+                value that does not fit ``type_``.
+        """
         try:
-            raw = orjson.loads(data)
+            raw = parse_json(data)
         except orjson.JSONDecodeError as exc:
             raise PayloadError(f"payload is not valid JSON: {exc}") from exc
         return self.convert(raw, type_)
@@ -276,7 +333,12 @@ class JsonCodec:
 
 @final
 class PickleCodec:
-    """cloudpickle: any Python value. Opt-in, for trusted payloads only."""
+    """cloudpickle: any Python value. Opt-in, for trusted payloads only.
+
+    Unpickling runs code: the bytes name functions that are called while
+    they load. Decode only payloads your own processes wrote, from a store or
+    file only they can write; never a history file from someone else.
+    """
 
     name = "pickle"
 

@@ -43,7 +43,8 @@ from typing import Any, final, overload
 
 import orjson
 
-from ..errors import HistoryFormatError
+from ..errors import HistoryFormatError, PayloadError
+from .codec import parse_json
 from .events import EVENT_TYPES, WorkflowStarted
 from .events import Event as Event
 
@@ -240,7 +241,9 @@ class History(Sequence[Event]):
             HistoryFormatError: not JSON, or not a valid retold history.
         """
         try:
-            parsed = orjson.loads(data)
+            parsed = parse_json(data)
         except orjson.JSONDecodeError as exc:
             raise HistoryFormatError(f"history is not valid JSON: {exc}") from None
+        except PayloadError as exc:
+            raise HistoryFormatError(f"history holds a number retold cannot keep exact: {exc}") from None
         return cls.from_dict(parsed)

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import orjson
 from starlette.applications import Starlette
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -19,6 +20,7 @@ import retold
 
 from ._auth import BearerAuth
 from ._describe import describe_registry
+from ._inputs import MAX_EVENT_ID, event_id_header, idempotency_key, int_param, path_id, path_name, text_param
 from ._openapi import STATUSES, openapi_document
 from ._problems import (
     JSONResponse,
@@ -28,6 +30,7 @@ from ._problems import (
     handle_problem,
     handle_retold_error,
     handle_unexpected,
+    parse_body_json,
     read_json,
 )
 from ._sse import EventStreamResponse
@@ -35,6 +38,19 @@ from ._sse import EventStreamResponse
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "create_app"]
 
 DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
+
+
+class _IdConvertor(PathConvertor):
+    """A run id in a path: any characters, "/" and newlines included, as workflow ids may hold.
+
+    Starlette's ``path`` stops at a newline, and its ``$`` matches before a
+    final one: ``/runs/a%0A`` would have named the run ``a``.
+    """
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("retold_id", _IdConvertor())
 
 
 class _Api:
@@ -65,9 +81,7 @@ class _Api:
         name = request.path_params["name"]
         if name not in self.engine.workflows:
             raise retold.NotRegisteredError("workflow", name)
-        key = request.headers.get("idempotency-key")
-        if key is not None and not 0 < len(key) <= 255:
-            raise ProblemError(400, "the Idempotency-Key header must have 1 to 255 characters")
+        key = idempotency_key(request)
         body = expect_object(await read_json(request, self.max_body_size), {"args": (list,), "id": (str,)})
         workflow_id: str | None = body.get("id")
         if workflow_id == "":
@@ -106,78 +120,63 @@ class _Api:
         status = params.get("status")
         if status is not None and status not in STATUSES:
             raise ProblemError(400, f"status must be one of {', '.join(STATUSES)}, not {status!r}")
-        limit = _int_param(params.get("limit"), "limit", 50, 1, 1000)
-        offset = _int_param(params.get("offset"), "offset", 0, 0, 2**62)
+        limit = int_param(request, "limit", 50, 1, 1000)
+        offset = int_param(request, "offset", 0, 0, 2**62)
         runs = await self.engine.list_runs(
-            status=status, workflow=params.get("workflow"), limit=limit, offset=offset
+            status=status, workflow=text_param(request, "workflow"), limit=limit, offset=offset
         )
         next_url = str(request.url.include_query_params(offset=offset + limit)) if len(runs) == limit else None
         headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else None
         return JSONResponse({"runs": runs, "next": next_url}, headers=headers)
 
     async def run(self, request: Request) -> Response:
-        return JSONResponse(await self.describe(request.path_params["id"]))
+        return JSONResponse(await self.describe(path_id(request)))
 
     async def signal(self, request: Request) -> Response:
+        ident, name = path_id(request), path_name(request, "signal name")
         body = expect_object(await read_json(request, self.max_body_size), {"value": ()})
-        handle = self.engine.get_handle(request.path_params["id"])
-        await handle.signal(request.path_params["name"], body.get("value"))
+        handle = self.engine.get_handle(ident)
+        await handle.signal(name, body.get("value"))
         return JSONResponse({"workflow_id": handle.workflow_id}, status_code=202)
 
     async def query(self, request: Request) -> Response:
+        ident, name = path_id(request), path_name(request, "query name")
         raw = request.query_params.get("args")
         args: Any = []
         if raw is not None:
-            try:
-                args = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise ProblemError(400, f"args must be a JSON array: {exc}") from None
+            args = parse_body_json(raw, "args (a JSON array)")
             if not isinstance(args, list):
                 raise ProblemError(400, "args must be a JSON array")
-        handle = self.engine.get_handle(request.path_params["id"])
-        result = await handle.query(request.path_params["name"], *args)
+        handle = self.engine.get_handle(ident)
+        result = await handle.query(name, *args)
         try:
             return Response(orjson.dumps({"result": result}), media_type="application/json")
         except orjson.JSONEncodeError:
             raise ProblemError(422, f"the query's result ({type(result).__name__}) has no JSON form") from None
 
     async def cancel(self, request: Request) -> Response:
+        ident = path_id(request)
         body = expect_object(await read_json(request, self.max_body_size), {"reason": (str,)})
-        handle = self.engine.get_handle(request.path_params["id"])
+        handle = self.engine.get_handle(ident)
         await handle.cancel(body.get("reason", ""))
         return JSONResponse({"workflow_id": handle.workflow_id}, status_code=202)
 
     async def history(self, request: Request) -> Response:
-        history = await self.engine.get_handle(request.path_params["id"]).history()
+        history = await self.engine.get_handle(path_id(request)).history()
         return Response(history.to_json(), media_type="application/json")
 
     async def events(self, request: Request) -> Response:
-        header = request.headers.get("last-event-id")
-        if header is not None:
-            if not header.strip().isdigit():
-                raise ProblemError(400, f"Last-Event-ID must be an event number, not {header!r}")
-            after = int(header)
-        else:
-            after = _int_param(request.query_params.get("after"), "after", 0, 0, 2**62)
-        description = await self.engine.get_handle(request.path_params["id"]).describe()
+        ident = path_id(request)
+        after = event_id_header(request)
+        if after is None:
+            after = int_param(request, "after", 0, 0, MAX_EVENT_ID)
+        description = await self.engine.get_handle(ident).describe()
         if description.status != "running" and after >= description.event_count:
             return Response(status_code=204)  # tells EventSource not to reconnect
         if request.method == "HEAD":  # the headers a GET would have, without following the run
             return Response(media_type="text/event-stream", headers={"Cache-Control": "no-store"})
         stream = self.engine.get_handle(description.run_id).watch(after_seq=after)
         return EventStreamResponse(stream, self.keepalive)
-
-
-def _int_param(raw: str | None, name: str, default: int, low: int, high: int) -> int:
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ProblemError(400, f"{name} must be an integer, not {raw!r}") from None
-    if not low <= value <= high:
-        raise ProblemError(400, f"{name} must be between {low} and {high}, not {value}")
-    return value
 
 
 def create_app(
@@ -217,15 +216,15 @@ def create_app(
     routes = [
         Route("/openapi.json", api.openapi_json, methods=["GET"]),
         Route("/workflows", api.workflows, methods=["GET"]),
-        Route("/workflows/{name:path}/runs", api.start, methods=["POST"]),
+        Route("/workflows/{name:retold_id}/runs", api.start, methods=["POST"]),
         Route("/runs", api.list_runs, methods=["GET"]),
         # Workflow ids may contain "/" (child ids do): the more specific routes come first.
-        Route("/runs/{id:path}/signals/{name}", api.signal, methods=["POST"]),
-        Route("/runs/{id:path}/queries/{name}", api.query, methods=["GET"]),
-        Route("/runs/{id:path}/cancel", api.cancel, methods=["POST"]),
-        Route("/runs/{id:path}/history", api.history, methods=["GET"]),
-        Route("/runs/{id:path}/events", api.events, methods=["GET"]),
-        Route("/runs/{id:path}", api.run, methods=["GET"], name="run"),
+        Route("/runs/{id:retold_id}/signals/{name}", api.signal, methods=["POST"]),
+        Route("/runs/{id:retold_id}/queries/{name}", api.query, methods=["GET"]),
+        Route("/runs/{id:retold_id}/cancel", api.cancel, methods=["POST"]),
+        Route("/runs/{id:retold_id}/history", api.history, methods=["GET"]),
+        Route("/runs/{id:retold_id}/events", api.events, methods=["GET"]),
+        Route("/runs/{id:retold_id}", api.run, methods=["GET"], name="run"),
     ]
     middleware = [Middleware(BearerAuth, tokens=tokens)] if tokens is not None else []
     return Starlette(

@@ -29,15 +29,20 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+# Workflow ids, idempotency keys, signal and query names: the rule of
+# retold.history.ids, checked at the edge (400 or 422 otherwise).
+_ID = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^\\x00]*$"}
+
 _RUN_ID = {
     "name": "id", "in": "path", "required": True,
-    "description": "A run id, or a workflow id (its latest run).",
-    "schema": {"type": "string"},
+    "description": "A run id, or a workflow id (its latest run): 1 to 255 characters, no NUL.",
+    "schema": _ID,
 }
 
 
 def _name(what: str) -> dict[str, Any]:
-    return {"name": "name", "in": "path", "required": True, "description": what, "schema": {"type": "string"}}
+    return {"name": "name", "in": "path", "required": True, "description": f"{what} 1 to 255 characters, no NUL.",
+            "schema": _ID}
 
 
 def _schemas() -> dict[str, Any]:
@@ -84,7 +89,9 @@ def _schemas() -> dict[str, Any]:
         },
         "SignalRequest": {
             "type": "object", "additionalProperties": False,
-            "properties": {"value": {"description": "The signal's value (any JSON)."}},
+            "properties": {"value": {"description": (
+                "The signal's value (any JSON; integers from -2**63 to 2**64-1, kept exact: larger ones are "
+                "refused with 422, never rounded to a float).")}},
         },
         "CancelRequest": {
             "type": "object", "additionalProperties": False,
@@ -148,8 +155,7 @@ def _start_operation(name: str, fn: Any, max_body_size: int) -> dict[str, Any]:
         "type": "object", "additionalProperties": False,
         "properties": {
             "args": {**args, "description": "The workflow's arguments, in their JSON form."},
-            "id": {"type": "string", "minLength": 1,
-                   "description": "The workflow id; the same id and args again return the same run."},
+            "id": {**_ID, "description": "The workflow id; the same id and args again return the same run."},
         },
     }
     if args["minItems"]:
@@ -164,7 +170,9 @@ def _start_operation(name: str, fn: Any, max_body_size: int) -> dict[str, Any]:
             "`id`, the workflow id is derived from the key."
         ),
         "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 255}}],
+                        "description": "1 to 255 visible ASCII characters (spaces inside allowed).",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+                                   "pattern": "^[!-~]([ -~]*[!-~])?$"}}],
         "requestBody": {
             "required": bool(args["minItems"]),
             "content": {"application/json": {"schema": body}},
@@ -194,16 +202,17 @@ def openapi_document(workflows: Mapping[str, Any], *, auth: bool, max_body_size:
             "operationId": "listRuns", "summary": "Runs, newest first",
             "parameters": [
                 {"name": "status", "in": "query", "schema": {"type": "string", "enum": STATUSES}},
-                {"name": "workflow", "in": "query", "schema": {"type": "string"}},
+                {"name": "workflow", "in": "query", "schema": _ID},
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000,
                                                            "default": 50}},
-                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0,
+                                                            "maximum": 2**62, "default": 0}},
             ],
             "responses": {"200": _json(_ref("RunList"), "A page of runs."), **_problems(400, 503)},
         }},
         "/runs/{id}": {"get": {
             "operationId": "getRun", "summary": "A run's status", "parameters": [_RUN_ID],
-            "responses": {"200": _json(_ref("Run"), "The run."), **_problems(404, 503)},
+            "responses": {"200": _json(_ref("Run"), "The run."), **_problems(400, 404, 503)},
         }},
         "/runs/{id}/signals/{name}": {"post": {
             "operationId": "signalRun", "summary": "Send a signal (durable when answered)",
@@ -226,7 +235,7 @@ def openapi_document(workflows: Mapping[str, Any], *, auth: bool, max_body_size:
         }},
         "/runs/{id}/history": {"get": {
             "operationId": "getHistory", "summary": "The run's history (the JSON export)", "parameters": [_RUN_ID],
-            "responses": {"200": _json(_ref("History"), "The history."), **_problems(404, 503)},
+            "responses": {"200": _json(_ref("History"), "The history."), **_problems(400, 404, 503)},
         }},
         "/runs/{id}/events": {"get": {
             "operationId": "streamEvents", "summary": "The run's events as Server-Sent Events",
@@ -237,8 +246,9 @@ def openapi_document(workflows: Mapping[str, Any], *, auth: bool, max_body_size:
             ),
             "parameters": [
                 _RUN_ID,
-                {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+                {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}},
+                {"name": "Last-Event-ID", "in": "header", "description": "An event number, in ASCII digits.",
+                 "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"}},
             ],
             "responses": {
                 "200": {"description": "The stream.", "content": {"text/event-stream": {"schema": _ref("Message")}}},

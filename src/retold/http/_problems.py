@@ -12,8 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 import retold
+from retold.history.codec import parse_json
 
-__all__ = ["JSONResponse", "ProblemError", "problem_response", "read_json"]
+__all__ = ["JSONResponse", "ProblemError", "parse_body_json", "problem_response", "read_json"]
 
 log = logging.getLogger("retold.http")
 
@@ -120,10 +121,22 @@ async def read_json(request: Request, limit: int) -> Any:
     body = b"".join(chunks)
     if not body.strip():
         return None
+    return parse_body_json(body, "the body")
+
+
+def parse_body_json(data: bytes | str, what: str) -> Any:
+    """JSON from a client, numbers exact.
+
+    Raises:
+        ProblemError: 400 malformed JSON, 422 an integer beyond the 64-bit
+            range (never turned into a float).
+    """
     try:
-        return orjson.loads(body)
+        return parse_json(data)
     except orjson.JSONDecodeError as exc:
-        raise ProblemError(400, f"the body is not valid JSON: {exc}") from None
+        raise ProblemError(400, f"{what} is not valid JSON: {exc}") from None
+    except retold.PayloadError as exc:
+        raise ProblemError(422, f"{what}: {exc}", error="PayloadError") from None
 
 
 def expect_object(body: Any, fields: dict[str, tuple[type, ...]]) -> dict[str, Any]:

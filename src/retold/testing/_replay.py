@@ -79,7 +79,10 @@ def replay(
     Args:
         workflow: the workflow (its code now, e.g. after a change).
         history: a :class:`History`, a list of events, JSON or a file path.
-        codec: the codec the run was recorded with (default JSON).
+        codec: the codec the run was recorded with (default JSON). With
+            :class:`~retold.PickleCodec`, replaying unpickles the history's
+            payloads, which runs any code they name: only for histories
+            your own processes wrote.
         strict: also fail on wall-clock and unseeded-random reads by
             workflow code (``time.time()``, ``random.random()``...).
 
@@ -141,7 +144,9 @@ class Replayer:
 
     Args:
         workflows: the workflows (current code) histories may belong to.
-        codec: the codec the runs were recorded with.
+        codec: the codec the runs were recorded with (with
+            :class:`~retold.PickleCodec`, trusted histories only: unpickling
+            runs code).
         strict: as for :func:`replay`.
     """
 
