@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+import itertools
 import logging
 from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
@@ -35,6 +36,43 @@ class DurableTimerHandle(asyncio.TimerHandle):
     seq: int = 0
 
 
+class WorkflowTask(asyncio.Task[_T]):
+    """A task hashed by its creation order on the run's loop, not by its address.
+
+    asyncio keeps tasks in sets (``TaskGroup`` cancels its children by
+    iterating one, ``asyncio.wait`` returns two): with the default identity
+    hash their order follows memory addresses, which differ between a live
+    run and its replay. Hashed by creation order, a set of tasks iterates the
+    same way every time the code runs.
+    """
+
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T],
+        *,
+        loop: WorkflowLoop,
+        name: str | None,
+        context: contextvars.Context | None,
+        order: int,
+    ) -> None:
+        self._retold_order = order  # before Task.__init__, which puts the task in a set
+        super().__init__(coro, loop=loop, name=name, context=context)
+
+    def __hash__(self) -> int:
+        return self._retold_order
+
+
+class WorkflowFuture(asyncio.Future[_T]):
+    """A future hashed by its creation order on the run's loop (see :class:`WorkflowTask`)."""
+
+    def __init__(self, *, loop: WorkflowLoop, order: int) -> None:
+        self._retold_order = order
+        super().__init__(loop=loop)
+
+    def __hash__(self) -> int:
+        return self._retold_order
+
+
 class WorkflowLoop(asyncio.AbstractEventLoop):
     """The event loop a workflow coroutine runs on; owned by its instance."""
 
@@ -44,6 +82,8 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._running = False
         self._closed = False
         self._exception_handler: Any = None
+        # Creation order of tasks and futures: their hash (see WorkflowTask).
+        self._order = itertools.count(1)
 
     # -- running -----------------------------------------------------------
 
@@ -117,7 +157,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         return self._instance.now_ts
 
     def create_future(self) -> asyncio.Future[Any]:
-        return asyncio.Future(loop=self)
+        return WorkflowFuture(loop=self, order=next(self._order))
 
     def create_task(
         self,
@@ -126,7 +166,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         name: str | None = None,
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[_T]:
-        return asyncio.Task(coro, loop=self, name=name, context=context)
+        return WorkflowTask(coro, loop=self, name=name, context=context, order=next(self._order))
 
     # -- state -----------------------------------------------------------------
 
