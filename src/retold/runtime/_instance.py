@@ -172,6 +172,7 @@ class WorkflowInstance:
         self._signals: dict[str, list[bytes]] = {}
         self._signal_waiters: dict[str, list[asyncio.Future[bytes]]] = {}
         self._queries: dict[str, Callable[..., Any]] = {}
+        self.querying: str | None = None  # the query whose handler runs, if one does
         self._patches: dict[str, bool] = {}
         self._main: asyncio.Task[Any] | None = None
         self._fatal: BaseException | None = None
@@ -608,14 +609,29 @@ class WorkflowInstance:
             )
         previous = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(self.loop)
+        self.querying = name
         try:
             with _guard.guarded():
-                return handler(*args)
-        except RetoldError:
+                result = handler(*args)
+            if inspect.isawaitable(result):
+                _close(result)
+                raise QueryError(
+                    f"query {name!r} handler returned an awaitable: query handlers are plain "
+                    f"functions that return a value (use `def`, not `async def`)"
+                )
+            return result
+        except QueryError:
             raise
-        except Exception as exc:
-            raise QueryError(f"query {name!r} handler raised {exc!r}") from exc
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            # Whatever the handler raised (an ApplicationError, a ValueError, even
+            # a BaseException such as continue_as_new's), the caller gets a QueryError.
+            # An ApplicationError's message already starts with its type.
+            what = str(exc) if isinstance(exc, ApplicationError) else f"{type(exc).__name__}: {exc}"
+            raise QueryError(f"query {name!r} handler raised {what}") from exc
         finally:
+            self.querying = None
             asyncio.events._set_running_loop(previous)
             _guard.take_violation()
 

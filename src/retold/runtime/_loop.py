@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
 
+from ..errors import QueryError
 from . import _guard
 
 if TYPE_CHECKING:
@@ -110,9 +111,19 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     # -- scheduling ----------------------------------------------------------
 
+    def _refuse_in_query(self, what: str) -> None:
+        query = self._instance.querying
+        if query is not None:
+            raise QueryError(
+                f"{what} cannot be called in query handler {query!r}: a query reads the run's "
+                f"state and must not schedule work on the workflow's loop (the run's replay would "
+                f"not see it); do it in the workflow code"
+            )
+
     def call_soon(
         self, callback: Callable[[*_Ts], object], *args: *_Ts, context: contextvars.Context | None = None
     ) -> asyncio.Handle:
+        self._refuse_in_query("loop.call_soon()")
         handle = asyncio.Handle(callback, args, self, context)
         self._ready.append(handle)
         return handle
@@ -133,6 +144,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         *args: *_Ts,
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
+        self._refuse_in_query("a timer (asyncio.sleep, loop.call_at)")
         handle = DurableTimerHandle(when, callback, args, self, context)
         delay = when - self.time()
         if delay <= 0:
@@ -157,7 +169,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         return self._instance.now_ts
 
     def create_future(self) -> asyncio.Future[Any]:
-        return WorkflowFuture(loop=self, order=next(self._order))
+        # A future made by a query handler takes no place in the creation order.
+        order = 0 if self._instance.querying is not None else next(self._order)
+        return WorkflowFuture(loop=self, order=order)
 
     def create_task(
         self,
@@ -166,6 +180,11 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         name: str | None = None,
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[_T]:
+        if self._instance.querying is not None:
+            close = getattr(coro, "close", None)
+            if close is not None:
+                close()  # no "never awaited" warning on top of the error
+            self._refuse_in_query("asyncio.create_task()")
         return WorkflowTask(coro, loop=self, name=name, context=context, order=next(self._order))
 
     # -- state -----------------------------------------------------------------
