@@ -529,7 +529,16 @@ class WorkflowInstance:
         """Return the next signal ``name``, or None after ``timeout`` seconds."""
         buffered = self._signals.get(name)
         if buffered:
-            return self.codec.decode(buffered.pop(0), type_)
+            data = buffered.pop(0)
+            try:
+                # Return through the ready queue, behind the code that signals
+                # delivered before this one woke: signals of different names
+                # that arrived together come out in history order.
+                await asyncio.sleep(0)
+            except BaseException:
+                self._signals.setdefault(name, []).insert(0, data)  # not lost: the next wait gets it
+                raise
+            return self.codec.decode(data, type_)
         waiter: asyncio.Future[bytes] = self.loop.create_future()
         self._signal_waiters.setdefault(name, []).append(waiter)
         consumed = False
