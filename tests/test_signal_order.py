@@ -9,7 +9,6 @@ import anyio
 import pytest
 
 import retold
-from retold.history import events as ev
 from retold.testing import assert_deterministic, replay
 
 pytestmark = pytest.mark.anyio
@@ -23,7 +22,7 @@ async def two_listeners() -> list[str]:
 
     async def listen(name: str) -> None:
         for _ in range(3):
-            seen.append(await retold.wait_signal(name, str))
+            seen.append(str(await retold.wait_signal(name, str)))
 
     await asyncio.gather(listen("a"), listen("b"))
     return seen
