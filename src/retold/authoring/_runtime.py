@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, final
 
-from ..errors import RetoldError
+from ..errors import QueryError, RetoldError
 
 if TYPE_CHECKING:
     from ._decorators import Activity, Workflow
@@ -51,6 +51,11 @@ class ContinueAsNew(BaseException):
 class WorkflowRuntime(Protocol):
     """What a running workflow can ask of the runtime."""
 
+    @property
+    def querying(self) -> str | None:
+        """The name of the query whose handler is running, or None."""
+        ...
+
     def info(self) -> WorkflowInfo: ...
     def now(self) -> datetime: ...
     def rng(self) -> random.Random: ...
@@ -76,4 +81,15 @@ def current(call: str) -> WorkflowRuntime:
     runtime: WorkflowRuntime | None = getattr(loop, "retold_runtime", None)
     if runtime is None:
         raise RetoldError(f"retold.{call}() can only be called inside workflow code")
+    query = runtime.querying
+    if query is not None and call not in _READ_ONLY:
+        raise QueryError(
+            f"retold.{call}() cannot be called in query handler {query!r}: a query reads the "
+            f"run's state and must not change it (the run's replay would not see the change); "
+            f"call it in the workflow code and keep the result in a variable the handler returns"
+        )
     return runtime
+
+
+# What a query handler may call: it reads the run and changes nothing.
+_READ_ONLY = frozenset({"now", "info"})

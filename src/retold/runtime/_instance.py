@@ -195,6 +195,7 @@ class WorkflowInstance:
         self._signals: dict[str, list[bytes]] = {}
         self._signal_waiters: dict[str, list[asyncio.Future[bytes]]] = {}
         self._queries: dict[str, Callable[..., Any]] = {}
+        self.querying: str | None = None  # the query whose handler runs, if one does
         self._patches: dict[str, bool] = {}
         self._main: asyncio.Task[Any] | None = None
         self._fatal: BaseException | None = None
@@ -560,7 +561,16 @@ class WorkflowInstance:
         """Return the next signal ``name``, or None after ``timeout`` seconds."""
         buffered = self._signals.get(name)
         if buffered:
-            return self.codec.decode(buffered.pop(0), type_)
+            data = buffered.pop(0)
+            try:
+                # Return through the ready queue, behind the code that signals
+                # delivered before this one woke: signals of different names
+                # that arrived together come out in history order.
+                await asyncio.sleep(0)
+            except BaseException:
+                self._signals.setdefault(name, []).insert(0, data)  # not lost: the next wait gets it
+                raise
+            return self.codec.decode(data, type_)
         waiter: asyncio.Future[bytes] = self.loop.create_future()
         self._signal_waiters.setdefault(name, []).append(waiter)
         consumed = False
@@ -640,14 +650,28 @@ class WorkflowInstance:
             )
         previous = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(self.loop)
+        self.querying = name
         try:
             with _guard.guarded():
-                return handler(*args)
-        except RetoldError:
+                result = handler(*args)
+            if inspect.isawaitable(result):
+                _close(result)
+                raise QueryError(
+                    f"query {name!r} handler returned an awaitable: query handlers are plain "
+                    f"functions that return a value (use `def`, not `async def`)"
+                )
+            return result
+        except QueryError:
             raise
         except BaseException as exc:
-            raise QueryError(f"query {name!r} handler raised {exc!r}") from exc
+            # Whatever the handler raised (an ApplicationError, a ValueError, even
+            # a BaseException such as continue_as_new's or sys.exit()), the caller
+            # gets a QueryError, and the process goes on.
+            # An ApplicationError's message already starts with its type.
+            what = str(exc) if isinstance(exc, ApplicationError) else f"{type(exc).__name__}: {exc}"
+            raise QueryError(f"query {name!r} handler raised {what}") from exc
         finally:
+            self.querying = None
             asyncio.events._set_running_loop(previous)
             _guard.take_violation()
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+import itertools
 import logging
 from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
 
+from ..errors import QueryError
 from . import _guard
 
 if TYPE_CHECKING:
@@ -35,6 +37,43 @@ class DurableTimerHandle(asyncio.TimerHandle):
     seq: int = 0
 
 
+class WorkflowTask(asyncio.Task[_T]):
+    """A task hashed by its creation order on the run's loop, not by its address.
+
+    asyncio keeps tasks in sets (``TaskGroup`` cancels its children by
+    iterating one, ``asyncio.wait`` returns two): with the default identity
+    hash their order follows memory addresses, which differ between a live
+    run and its replay. Hashed by creation order, a set of tasks iterates the
+    same way every time the code runs.
+    """
+
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T],
+        *,
+        loop: WorkflowLoop,
+        name: str | None,
+        context: contextvars.Context | None,
+        order: int,
+    ) -> None:
+        self._retold_order = order  # before Task.__init__, which puts the task in a set
+        super().__init__(coro, loop=loop, name=name, context=context)
+
+    def __hash__(self) -> int:
+        return self._retold_order
+
+
+class WorkflowFuture(asyncio.Future[_T]):
+    """A future hashed by its creation order on the run's loop (see :class:`WorkflowTask`)."""
+
+    def __init__(self, *, loop: WorkflowLoop, order: int) -> None:
+        self._retold_order = order
+        super().__init__(loop=loop)
+
+    def __hash__(self) -> int:
+        return self._retold_order
+
+
 class WorkflowLoop(asyncio.AbstractEventLoop):
     """The event loop a workflow coroutine runs on; owned by its instance."""
 
@@ -44,6 +83,8 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._running = False
         self._closed = False
         self._exception_handler: Any = None
+        # Creation order of tasks and futures: their hash (see WorkflowTask).
+        self._order = itertools.count(1)
 
     # -- running -----------------------------------------------------------
 
@@ -70,9 +111,19 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     # -- scheduling ----------------------------------------------------------
 
+    def _refuse_in_query(self, what: str) -> None:
+        query = self._instance.querying
+        if query is not None:
+            raise QueryError(
+                f"{what} cannot be called in query handler {query!r}: a query reads the run's "
+                f"state and must not schedule work on the workflow's loop (the run's replay would "
+                f"not see it); do it in the workflow code"
+            )
+
     def call_soon(
         self, callback: Callable[[*_Ts], object], *args: *_Ts, context: contextvars.Context | None = None
     ) -> asyncio.Handle:
+        self._refuse_in_query("loop.call_soon()")
         handle = asyncio.Handle(callback, args, self, context)
         self._ready.append(handle)
         return handle
@@ -93,6 +144,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         *args: *_Ts,
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
+        self._refuse_in_query("a timer (asyncio.sleep, loop.call_at)")
         handle = DurableTimerHandle(when, callback, args, self, context)
         delay = when - self.time()
         if delay <= 0:
@@ -117,7 +169,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         return self._instance.now_ts
 
     def create_future(self) -> asyncio.Future[Any]:
-        return asyncio.Future(loop=self)
+        # A future made by a query handler takes no place in the creation order.
+        order = 0 if self._instance.querying is not None else next(self._order)
+        return WorkflowFuture(loop=self, order=order)
 
     def create_task(
         self,
@@ -126,7 +180,12 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         name: str | None = None,
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[_T]:
-        return asyncio.Task(coro, loop=self, name=name, context=context)
+        if self._instance.querying is not None:
+            close = getattr(coro, "close", None)
+            if close is not None:
+                close()  # no "never awaited" warning on top of the error
+            self._refuse_in_query("asyncio.create_task()")
+        return WorkflowTask(coro, loop=self, name=name, context=context, order=next(self._order))
 
     # -- state -----------------------------------------------------------------
 
