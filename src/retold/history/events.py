@@ -136,11 +136,16 @@ class ActivityFailed(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ActivityTimedOut(Event):
-    """An activity ran out of time (``kind``: schedule_to_close, ...)."""
+    """An activity ran out of time (``kind``: schedule_to_close, ...).
+
+    ``failure``: the last attempt's failure, when there was one (the cause
+    of the timeout the workflow sees).
+    """
 
     scheduled: int
     attempt: int
     kind: str
+    failure: Failure | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

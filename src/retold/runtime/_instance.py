@@ -352,6 +352,8 @@ class WorkflowInstance:
                     cause: BaseException
                     if isinstance(event, ev.ActivityTimedOut):
                         cause = ApplicationError(f"{event.kind} timeout", type="TimeoutError")
+                        if event.failure:  # the last attempt's failure
+                            cause.__cause__ = exception_from_failure(event.failure)
                     else:
                         cause = exception_from_failure(event.failure)
                     fut.set_exception(
