@@ -388,8 +388,16 @@ class WorkflowInstance:
                         child[1].name, child[2], status, cause=exception_from_failure(event.failure)
                     ))
             case ev.CancelRequested():
-                if self._main is not None and not self._main.done():
-                    self._main.cancel(event.reason or None)
+                main = self._main
+                if main is not None and not main.done():
+                    coro = main.get_coro()
+                    if inspect.iscoroutine(coro) and _never_started(coro):
+                        # The code has not run yet: cancelled now, it would never enter
+                        # its try block. Deliver it at the first await instead (the
+                        # task's first step is already scheduled, and the loop is FIFO).
+                        self.loop.call_soon(main.cancel, event.reason or None)
+                    else:
+                        main.cancel(event.reason or None)
             case ev.WorkflowFailed():
                 self.finished = True  # the engine gave up on a workflow task
 
