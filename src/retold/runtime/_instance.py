@@ -18,6 +18,7 @@ import asyncio
 import collections
 import contextlib
 import inspect
+import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -46,6 +47,8 @@ from . import _guard
 from ._loop import DurableTimerHandle, WorkflowLoop
 
 __all__ = ["WorkflowInstance", "failure_from_exception", "exception_from_failure"]
+
+log = logging.getLogger("retold.workflow")
 
 
 def _never_started(coro: Coroutine[Any, Any, Any]) -> bool:
@@ -535,10 +538,35 @@ class WorkflowInstance:
         return workflow_id, fut
 
     async def wait_signal(self, name: str, type_: Any, timeout: float | None) -> Any:
-        """Return the next signal ``name``, or None after ``timeout`` seconds."""
+        """Return the next signal ``name`` that decodes as ``type_``, or None after ``timeout`` seconds.
+
+        A signal whose value does not decode is dropped with a WARNING: a bad
+        input someone else sent never fails the run.
+        """
+        if type_ is Any:
+            type_ = self.workflow.signals.get(name, Any)
+        deadline = None if timeout is None else self.loop.time() + timeout
+        left = timeout
+        while True:
+            data = await self._next_signal(name, left)
+            if data is None:
+                return None
+            try:
+                return self.codec.decode(data, type_)
+            except PayloadError as err:
+                if self._live:  # said once, not again on every replay
+                    log.warning(
+                        "workflow %r run %r dropped signal %r: its value cannot be decoded: %s",
+                        self.workflow.name, self.run_id, name, err,
+                    )
+            if deadline is not None:
+                left = max(deadline - self.loop.time(), 0.0)
+
+    async def _next_signal(self, name: str, timeout: float | None) -> bytes | None:
+        """The next signal ``name``'s encoded value, or None after ``timeout`` seconds."""
         buffered = self._signals.get(name)
         if buffered:
-            return self.codec.decode(buffered.pop(0), type_)
+            return buffered.pop(0)
         waiter: asyncio.Future[bytes] = self.loop.create_future()
         self._signal_waiters.setdefault(name, []).append(waiter)
         consumed = False
@@ -562,7 +590,7 @@ class WorkflowInstance:
                 # Delivered, but the wait was cancelled before it could return:
                 # keep the signal for the next wait instead of losing it.
                 self._signals.setdefault(name, []).insert(0, waiter.result())
-        return self.codec.decode(data, type_)
+        return data
 
     def set_query_handler(self, name: str, handler: Callable[..., Any] | None) -> None:
         """Register (or remove) a query handler."""
