@@ -84,8 +84,10 @@ def _matches(codec: Codec, recorded: ev.Event, cls: type[ev.Event], fields: dict
         # Arguments count too: the same activity fed other data (a set iterated
         # in another order, say) would pair recorded results with the wrong call.
         return bool(recorded.activity == fields["activity"] and _same_payload(codec, recorded.input, fields["input"]))
-    if isinstance(recorded, ev.TimerCancelled):
+    if isinstance(recorded, ev.TimerCancelled | ev.ChildWorkflowCancelRequested):
         return bool(recorded.started == fields["started"])
+    if isinstance(recorded, ev.ActivityCancelRequested):
+        return bool(recorded.scheduled == fields["scheduled"])
     if isinstance(recorded, ev.MarkerRecorded):
         return bool((recorded.kind, recorded.name) == (fields["kind"], fields["name"]))
     if isinstance(recorded, ev.ChildWorkflowStarted):
@@ -139,6 +141,29 @@ def is_command(event: ev.Event) -> bool:
     return isinstance(event, ev.COMMAND_TYPES)
 
 
+class _Outcome(asyncio.Future[Any]):
+    """The future of an activity or child: cancelling it records the request.
+
+    ``on_cancel(msg)`` records it and says whether the wait ends now (an
+    activity) or goes on until the outcome arrives (a child, until it closes).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_cancel: Callable[[Any], bool]) -> None:
+        super().__init__(loop=loop)
+        self._on_cancel = on_cancel
+
+    def cancel(self, msg: Any = None) -> bool:
+        if self.done():
+            return False
+        if self._on_cancel(msg):
+            return super().cancel(msg)
+        return True  # asked: the awaiting task keeps waiting for the outcome
+
+    def end_cancelled(self, msg: str) -> None:
+        """End the wait with ``CancelledError`` (the child closed cancelled)."""
+        super().cancel(msg)
+
+
 # Shared by every instance between activations; never mutated (apply() replaces it).
 _NOTHING_RECORDED: collections.deque[ev.Event] = collections.deque()
 
@@ -168,7 +193,8 @@ class WorkflowInstance:
         self._commands: list[ev.Event] = []
         self._issued: set[int] = set()
         self._activities: dict[int, tuple[asyncio.Future[Any], Any]] = {}
-        self._children: dict[int, tuple[asyncio.Future[Any], Workflow[..., Any], str]] = {}
+        self._children: dict[int, tuple[_Outcome, Workflow[..., Any], str, str]] = {}
+        self._child_cancels: set[int] = set()  # children this run asked to cancel
         self._timers: dict[int, DurableTimerHandle] = {}
         # Lists, not deques: a deque costs a 512-byte block even for one item,
         # and a run usually has one or two of each waiting.
@@ -387,6 +413,10 @@ class WorkflowInstance:
                 child = self._take(self._children, event.started, event)
                 if child is not None and not child[0].done():
                     status = "was cancelled" if event.cancelled else "failed"
+                    if event.cancelled and event.started in self._child_cancels:
+                        # The cancel this run asked for is done: its wait raises CancelledError.
+                        child[0].end_cancelled(f"child workflow {child[1].name!r} ({child[2]}) {status}")
+                        return
                     child[0].set_exception(ChildWorkflowError(
                         child[1].name, child[2], status, cause=exception_from_failure(event.failure)
                     ))
@@ -507,9 +537,34 @@ class WorkflowInstance:
         seq = self._emit(
             ev.ActivityScheduled, activity=activity.name, input=data, options=options.to_json()
         )
-        fut: asyncio.Future[Any] = self.loop.create_future()
+        fut = _Outcome(self.loop, lambda _msg: self._cancel_activity(seq))
         self._activities[seq] = (fut, activity)
         return fut
+
+    def _cancel_activity(self, seq: int) -> bool:
+        """The code stopped waiting for an activity: withdraw its task. The wait ends now."""
+        if self._activities.pop(seq, None) is not None and not self.finished:
+            self._request(ev.ActivityCancelRequested, scheduled=seq)
+        return True
+
+    def _cancel_child(self, seq: int) -> bool:
+        """The code stopped waiting for a child: ask it to cancel, and wait for it to close."""
+        entry = self._children.get(seq)
+        if entry is None or self.finished:
+            return True
+        if seq not in self._child_cancels:
+            self._child_cancels.add(seq)
+            self._request(ev.ChildWorkflowCancelRequested, started=seq, workflow_id=entry[2], run_id=entry[3])
+        return False
+
+    def _request(self, cls: type[ev.Event], **fields: Any) -> None:
+        """Record a cancel request; a divergence is kept for apply() to raise, not raised
+        into the code that cancelled."""
+        try:
+            self._emit(cls, **fields)
+        except BaseException:
+            if self._fatal is None:
+                raise
 
     def start_child(
         self, workflow: Workflow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -533,8 +588,8 @@ class WorkflowInstance:
             ev.ChildWorkflowStarted, workflow=workflow.name, workflow_id=workflow_id,
             run_id=child_run, input=data,
         )
-        fut: asyncio.Future[Any] = self.loop.create_future()
-        self._children[seq] = (fut, workflow, workflow_id)
+        fut = _Outcome(self.loop, lambda _msg: self._cancel_child(seq))
+        self._children[seq] = (fut, workflow, workflow_id, child_run)
         return workflow_id, fut
 
     async def wait_signal(self, name: str, type_: Any, timeout: float | None) -> Any:

@@ -807,6 +807,14 @@ class SqlStore:
                     self._q.delete_timer(conn, {"b_run_id": run_id, "b_seq": cmd.started})
                 case ev.ChildWorkflowStarted():
                     appended_inputs |= self._start_child(conn, run_id, cmd, now)
+                case ev.ActivityCancelRequested():
+                    # Withdrawn: never claimed again; a running attempt's worker finds
+                    # its task gone (lease renewal) and stops it, its outcome refused.
+                    at = t.activity_tasks
+                    conn.execute(at.delete().where(at.c.run_id == run_id).where(at.c.seq == cmd.scheduled))
+                case ev.ChildWorkflowCancelRequested():
+                    self._append_input(conn, cmd.run_id, ev.CancelRequested(
+                        seq=0, at=now, reason=f"cancelled by its parent run {run_id}"), now)
                 case _ if isinstance(cmd, ev.TERMINAL_TYPES):
                     self._close(conn, run_id, cmd, now)
         if take is not None:
