@@ -259,3 +259,39 @@ async def test_task_cancel_of_a_child_cancels_it_before_the_parent_goes_on(make_
     assert child.closed_at <= parent.closed_at
     assert history.index("ChildWorkflowCancelRequested") < history.index("ChildWorkflowFailed")
     assert history[-1] == "WorkflowCompleted"
+
+
+# -- the property runner: crash, resume and replay around cancellations ----------------------
+
+
+@retold.activity
+async def quick_quote(item: str) -> int:
+    return len(item)
+
+
+@retold.workflow
+async def races_deadlines(item: str) -> str:
+    """A child and an activity, each raced against a deadline or a signal."""
+    seen = []
+    try:
+        async with asyncio.timeout(30):
+            seen.append(await retold.execute_child(waits_for_signal.with_options(id=f"{item}-kid")))
+    except TimeoutError:
+        seen.append("child timed out")
+    quote = asyncio.create_task(retold.execute(quick_quote, item))
+    if await retold.wait_signal("cancel", bool, timeout=10):
+        quote.cancel()
+    try:
+        seen.append(str(await quote))
+    except asyncio.CancelledError:
+        seen.append("quote cancelled")
+    return ", ".join(seen)
+
+
+def test_cancellations_are_deterministic_under_crashes_and_reordering() -> None:
+    from retold.testing import assert_deterministic
+
+    assert_deterministic(
+        races_deadlines, args=("tea",), signals=[("cancel", True)],
+        activities=[quick_quote, release], max_examples=40,
+    )
