@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import anyio
 import pytest
 
 import retold
@@ -88,3 +89,91 @@ async def test_child_failure_chain_reaches_the_activity(make_engine: EngineFacto
     assert isinstance(activity_error, retold.ActivityError)
     assert isinstance(activity_error.cause, retold.ApplicationError)
     assert activity_error.cause.message == "permanent trouble with o-3"
+
+
+# -- chains seen inside the workflow (issue 18, item 6) -----------------------------------
+
+NEVER = retold.RetryPolicy(max_attempts=1)
+# The first retry would come after the deadline: the failed attempt ends the activity at once.
+RETRY_LATE = retold.RetryPolicy(initial_interval=timedelta(seconds=120), jitter=0)
+
+
+def _chain(error: BaseException | None) -> list[str]:
+    """``type: message`` of an error and each cause below it."""
+    links = []
+    while error is not None:
+        if isinstance(error, retold.ApplicationError):
+            links.append(f"{error.type}: {error.message}")
+        else:
+            links.append(type(error).__name__)
+        error = error.__cause__
+    return links
+
+
+def _lookup(table: dict[str, str], key: str) -> str:
+    try:
+        return table[key]
+    except KeyError as err:
+        raise ValueError(f"no price for {key}") from err
+
+
+@retold.activity(retry=NEVER)
+async def price_of(item: str) -> str:
+    return _lookup({}, item)
+
+
+@retold.activity(retry=RETRY_LATE, schedule_to_close=timedelta(seconds=60))
+async def price_until_deadline(item: str) -> str:
+    return _lookup({}, item)
+
+
+@retold.activity(retry=NEVER, start_to_close=timedelta(milliseconds=200))
+async def hangs(item: str) -> str:
+    await anyio.Event().wait()  # never set: the attempt runs out of time
+    return item
+
+
+@retold.workflow
+async def sees_chains(item: str) -> list[list[str]]:
+    seen = []
+    for act in (price_of, price_until_deadline, hangs):
+        try:
+            await retold.execute(act, item)
+        except retold.ActivityError as err:
+            seen.append(_chain(err))
+    return seen
+
+
+@retold.workflow
+async def failing_child(item: str) -> str:
+    return _lookup({}, item)
+
+
+@retold.workflow
+async def sees_child_chain(item: str) -> list[str]:
+    try:
+        await retold.execute_child(failing_child, item)
+    except retold.ChildWorkflowError as err:
+        return _chain(err)
+    return []
+
+
+async def test_activity_errors_keep_their_causes_inside_the_workflow(make_engine: EngineFactory) -> None:
+    async with make_engine([sees_chains], [price_of, price_until_deadline, hangs]) as engine:
+        run = await engine.start(sees_chains.with_options(id="chains-1"), "tea")
+        direct, deadline, timeout = await run.result(timeout=60)
+    assert direct == ["ActivityError", "ValueError: no price for tea", "KeyError: 'tea'"]
+    # A schedule-to-close timeout is caused by the last attempt's failure, chain and all.
+    assert deadline == [
+        "ActivityError", "TimeoutError: schedule_to_close timeout", "ValueError: no price for tea", "KeyError: 'tea'"
+    ]
+    assert timeout[:2] == ["ActivityError", "TimeoutError: start_to_close timeout"]
+    assert len(timeout) == 3
+    assert timeout[2].startswith("TimeoutError: activity attempt exceeded start_to_close")
+
+
+async def test_a_failed_childs_caller_sees_its_error_with_its_cause(make_engine: EngineFactory) -> None:
+    async with make_engine([sees_child_chain, failing_child]) as engine:
+        run = await engine.start(sees_child_chain.with_options(id="chains-2"), "jam")
+        chain = await run.result(timeout=60)
+    assert chain == ["ChildWorkflowError", "ValueError: no price for jam", "KeyError: 'jam'"]

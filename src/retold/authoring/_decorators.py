@@ -261,17 +261,35 @@ class Workflow(_Definition, Generic[P, R]):
     Attributes:
         id: the workflow id the next start uses (see :meth:`with_options`).
         idempotency_key: the idempotency key the next start uses.
+        signals: the declared type of each signal, by name (``signals=`` of
+            ``@retold.workflow``).
     """
 
     id: str | None = None
     idempotency_key: str | None = None
 
-    def __init__(self, fn: Callable[P, Coroutine[Any, Any, R]], name: str | None) -> None:
+    def __init__(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], name: str | None,
+        signals: Mapping[str, Any] | None = None,
+    ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise ConfigurationError(
                 f"@workflow needs an async def function, got {fn!r}"
             )
         super().__init__(fn, name)
+        self.signals: dict[str, Any] = {}
+        for signal, type_ in (signals or {}).items():
+            if not isinstance(signal, str) or not signal:
+                raise ConfigurationError(
+                    f"@workflow {self.name!r}: signals= maps signal names (non-empty strings) to "
+                    f"types, got the key {signal!r}"
+                )
+            if not (isinstance(type_, type) or typing.get_origin(type_) is not None or type_ is Any):
+                raise ConfigurationError(
+                    f"@workflow {self.name!r}: the type of signal {signal!r} must be a type "
+                    f"(int, a dataclass, list[str], ...), got {type_!r}"
+                )
+            self.signals[signal] = type_
 
     def with_options(
         self, *, id: str | None = None, idempotency_key: str | None = None  # noqa: A002 - the public name
@@ -352,19 +370,25 @@ class SyncActivity(Activity[P, R]):
 def workflow(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Workflow[P, R]: ...
 @overload
 def workflow(
-    *, name: str | None = None
+    *, name: str | None = None, signals: Mapping[str, Any] | None = None
 ) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Workflow[P, R]]: ...
-def workflow(fn: Any = None, /, *, name: str | None = None) -> Any:
+def workflow(
+    fn: Any = None, /, *, name: str | None = None, signals: Mapping[str, Any] | None = None
+) -> Any:
     """Mark an ``async def`` function as a workflow.
 
     Use bare (``@retold.workflow``) or with a name
     (``@retold.workflow(name="checkout")``); the default name is the
     function's qualified name. The name is what the history records, so keep
     it stable across deploys.
+
+    ``signals={"approve": bool}`` declares the type of each signal's value:
+    ``signal()`` then refuses a value that does not decode as that type
+    (nothing is written), and ``retold.wait_signal(name)`` decodes into it.
     """
     if fn is None:
-        return lambda f: Workflow(f, name)
-    return Workflow(fn, name)
+        return lambda f: Workflow(f, name, signals)
+    return Workflow(fn, name, signals)
 
 
 class _ActivityDecorator:

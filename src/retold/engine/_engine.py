@@ -592,8 +592,25 @@ class Engine:
         if not name:
             raise RetoldError("a signal name must not be empty")
         payload = self.codec.encode(value)
+        if any(workflow.signals for workflow in self.workflows.values()):
+            await self._check_signal(ident, name, payload)
         self.feeds.notify(await self.store.signal(ident, name, payload))
         self.wake_workflows.set()
+
+    async def _check_signal(self, ident: str, name: str, payload: bytes) -> None:
+        """Refuse a value that the run's workflow declares another type for (writes nothing)."""
+        record = await self.store.get_run(ident)
+        workflow = self.workflows.get(record.workflow)
+        if workflow is None or name not in workflow.signals:
+            return
+        type_ = workflow.signals[name]
+        try:
+            self.codec.decode(payload, type_)
+        except PayloadError as err:
+            raise PayloadError(
+                f"signal {name!r} to run {record.run_id!r} of workflow {workflow.name!r} was not sent: "
+                f"{err} (the type @retold.workflow(signals=...) declares for it); send a value of that type"
+            ) from err
 
     async def cancel(self, ident: str, reason: str) -> None:
         """Ask a running run to cancel."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import decimal
+import enum
 import json
 import pickle
 import re
@@ -142,17 +143,26 @@ def _strict_hooks(converter: cattrs.Converter) -> None:
     its string, for ``dict[int, str]``.
     """
 
-    def to_int(value: Any, _: Any) -> int:
+    # The int, float and str hooks are found for IntEnum, StrEnum and
+    # (int, Enum) classes too (subclasses): those are enums, not numbers.
+
+    def to_int(value: Any, tp: Any) -> int:
+        if tp is not int and _is_enum(tp):
+            return _to_enum(value, tp)  # type: ignore[no-any-return]
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         raise _MismatchError(f"expected an integer, {_got(value)}")
 
-    def to_float(value: Any, _: Any) -> float:
+    def to_float(value: Any, tp: Any) -> float:
+        if tp is not float and _is_enum(tp):
+            return _to_enum(value, tp)  # type: ignore[no-any-return]
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
         raise _MismatchError(f"expected a number, {_got(value)}")
 
-    def to_str(value: Any, _: Any) -> str:
+    def to_str(value: Any, tp: Any) -> str:
+        if tp is not str and _is_enum(tp):
+            return _to_enum(value, tp)  # type: ignore[no-any-return]
         if isinstance(value, str):
             return value
         raise _MismatchError(f"expected a string, {_got(value)}")
@@ -242,6 +252,38 @@ def _to_decimal(value: Any, _: Any) -> decimal.Decimal:
         raise ValueError(f"invalid decimal {value!r:.40}") from None
 
 
+def _is_enum(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, enum.Enum)
+
+
+def _to_enum(value: Any, tp: Any) -> Any:
+    """A member of the enum ``tp`` from its JSON form (``IntEnum``/``StrEnum`` included).
+
+    A member whose value is a tuple is written as a JSON array and read back
+    from it; an integer-valued member used as a dict key is read from its string.
+    """
+    if isinstance(value, tp):
+        return value
+    candidates = [value]
+    if isinstance(value, list):
+        candidates.append(_as_tuple(value))
+    elif isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
+        candidates.append(int(value))
+    for candidate in candidates:
+        if isinstance(candidate, bool) and not any(isinstance(m.value, bool) for m in tp):
+            continue  # JSON true is not the member whose value is 1
+        try:
+            return tp(candidate)
+        except (ValueError, TypeError):
+            continue
+    known = ", ".join(repr(member.value) for member in tp)
+    raise _MismatchError(f"{value!r:.40} is not a value of {tp.__name__} (values: {known:.120})")
+
+
+def _as_tuple(value: list[Any]) -> tuple[Any, ...]:
+    return tuple(_as_tuple(item) if isinstance(item, list) else item for item in value)
+
+
 def _type_name(tp: Any) -> str:
     if typing.get_args(tp) or not hasattr(tp, "__name__"):
         return re.sub(r"\b[\w.]+\.(\w+)", r"\1", str(tp))  # list[shop.orders.Line] -> list[Line]
@@ -282,6 +324,7 @@ class JsonCodec:
         conv.register_structure_hook(decimal.Decimal, _to_decimal)
         _duration_hooks(conv)
         _strict_hooks(conv)
+        conv.register_structure_hook(enum.Enum, _to_enum)
         _pydantic_hooks(conv)
         self._conv = conv
 

@@ -31,11 +31,13 @@ import orjson
 __all__ = [
     "COMMAND_TYPES",
     "EVENT_TYPES",
+    "ActivityCancelRequested",
     "ActivityCompleted",
     "ActivityFailed",
     "ActivityScheduled",
     "ActivityTimedOut",
     "CancelRequested",
+    "ChildWorkflowCancelRequested",
     "ChildWorkflowCompleted",
     "ChildWorkflowFailed",
     "ChildWorkflowStarted",
@@ -136,11 +138,16 @@ class ActivityFailed(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ActivityTimedOut(Event):
-    """An activity ran out of time (``kind``: schedule_to_close, ...)."""
+    """An activity ran out of time (``kind``: schedule_to_close, ...).
+
+    ``failure``: the last attempt's failure, when there was one (the cause
+    of the timeout the workflow sees).
+    """
 
     scheduled: int
     attempt: int
     kind: str
+    failure: Failure | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -220,6 +227,30 @@ class CancelRequested(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityCancelRequested(Event):
+    """Workflow code cancelled its wait for the activity scheduled at ``scheduled``.
+
+    The activity's task is withdrawn: an attempt not started never starts, a
+    running one is cut off by its worker and its outcome is not recorded.
+    """
+
+    scheduled: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildWorkflowCancelRequested(Event):
+    """Workflow code cancelled its wait for the child started at ``started``.
+
+    The child run (``workflow_id``, ``run_id``) is sent a ``CancelRequested``;
+    the parent's wait ends when the child closes.
+    """
+
+    started: int
+    workflow_id: str
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowTaskCompleted(Event):
     """A workflow task delivered inputs and the code asked for nothing.
 
@@ -265,14 +296,14 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ActivityTimedOut, TimerStarted, TimerFired, TimerCancelled, SignalReceived,
         MarkerRecorded, ChildWorkflowStarted, ChildWorkflowCompleted,
         ChildWorkflowFailed, CancelRequested, WorkflowTaskCompleted, WorkflowCompleted, WorkflowFailed,
-        WorkflowCancelled, WorkflowContinuedAsNew,
+        WorkflowCancelled, WorkflowContinuedAsNew, ActivityCancelRequested, ChildWorkflowCancelRequested,
     )
 }
 
 COMMAND_TYPES: tuple[type[Event], ...] = (
     ActivityScheduled, TimerStarted, TimerCancelled, MarkerRecorded,
-    ChildWorkflowStarted, WorkflowTaskCompleted, WorkflowCompleted, WorkflowCancelled,
-    WorkflowContinuedAsNew,
+    ChildWorkflowStarted, ActivityCancelRequested, ChildWorkflowCancelRequested, WorkflowTaskCompleted,
+    WorkflowCompleted, WorkflowCancelled, WorkflowContinuedAsNew,
 )
 
 TERMINAL_TYPES: tuple[type[Event], ...] = (

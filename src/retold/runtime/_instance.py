@@ -18,6 +18,7 @@ import asyncio
 import collections
 import contextlib
 import inspect
+import logging
 import random
 import traceback
 import uuid
@@ -44,9 +45,11 @@ from ..history import events as ev
 from ..history.codec import Codec
 from ..history.ids import check_id
 from . import _guard
-from ._loop import DurableTimerHandle, WorkflowLoop
+from ._loop import DurableTimerHandle, WorkflowFuture, WorkflowLoop
 
 __all__ = ["WorkflowInstance", "failure_from_exception", "exception_from_failure"]
+
+log = logging.getLogger("retold.workflow")
 
 
 def _never_started(coro: Coroutine[Any, Any, Any]) -> bool:
@@ -82,8 +85,10 @@ def _matches(codec: Codec, recorded: ev.Event, cls: type[ev.Event], fields: dict
         # Arguments count too: the same activity fed other data (a set iterated
         # in another order, say) would pair recorded results with the wrong call.
         return bool(recorded.activity == fields["activity"] and _same_payload(codec, recorded.input, fields["input"]))
-    if isinstance(recorded, ev.TimerCancelled):
+    if isinstance(recorded, ev.TimerCancelled | ev.ChildWorkflowCancelRequested):
         return bool(recorded.started == fields["started"])
+    if isinstance(recorded, ev.ActivityCancelRequested):
+        return bool(recorded.scheduled == fields["scheduled"])
     if isinstance(recorded, ev.MarkerRecorded):
         return bool((recorded.kind, recorded.name) == (fields["kind"], fields["name"]))
     if isinstance(recorded, ev.ChildWorkflowStarted):
@@ -159,6 +164,30 @@ def _escaped(exc: BaseException) -> ApplicationError:
     return error
 
 
+class _Outcome(WorkflowFuture[Any]):
+    """The future of an activity or child: cancelling it records the request.
+
+    ``on_cancel(msg)`` records it and says whether the wait ends now (an
+    activity) or goes on until the outcome arrives (a child, until it closes).
+    """
+
+    def __init__(self, loop: WorkflowLoop, on_cancel: Callable[[Any], bool]) -> None:
+        # Hashed by creation order, like every future of the workflow loop.
+        super().__init__(loop=loop, order=loop.next_order())
+        self._on_cancel = on_cancel
+
+    def cancel(self, msg: Any = None) -> bool:
+        if self.done():
+            return False
+        if self._on_cancel(msg):
+            return super().cancel(msg)
+        return True  # asked: the awaiting task keeps waiting for the outcome
+
+    def end_cancelled(self, msg: str) -> None:
+        """End the wait with ``CancelledError`` (the child closed cancelled)."""
+        super().cancel(msg)
+
+
 # Shared by every instance between activations; never mutated (apply() replaces it).
 _NOTHING_RECORDED: collections.deque[ev.Event] = collections.deque()
 
@@ -188,7 +217,8 @@ class WorkflowInstance:
         self._commands: list[ev.Event] = []
         self._issued: set[int] = set()
         self._activities: dict[int, tuple[asyncio.Future[Any], Any]] = {}
-        self._children: dict[int, tuple[asyncio.Future[Any], Workflow[..., Any], str]] = {}
+        self._children: dict[int, tuple[_Outcome, Workflow[..., Any], str, str]] = {}
+        self._child_cancels: set[int] = set()  # children this run asked to cancel
         self._timers: dict[int, DurableTimerHandle] = {}
         # Lists, not deques: a deque costs a 512-byte block even for one item,
         # and a run usually has one or two of each waiting.
@@ -385,6 +415,8 @@ class WorkflowInstance:
                     cause: BaseException
                     if isinstance(event, ev.ActivityTimedOut):
                         cause = ApplicationError(f"{event.kind} timeout", type="TimeoutError")
+                        if event.failure:  # the last attempt's failure
+                            cause.__cause__ = exception_from_failure(event.failure)
                     else:
                         cause = exception_from_failure(event.failure)
                     fut.set_exception(
@@ -415,12 +447,24 @@ class WorkflowInstance:
                 child = self._take(self._children, event.started, event)
                 if child is not None and not child[0].done():
                     status = "was cancelled" if event.cancelled else "failed"
+                    if event.cancelled and event.started in self._child_cancels:
+                        # The cancel this run asked for is done: its wait raises CancelledError.
+                        child[0].end_cancelled(f"child workflow {child[1].name!r} ({child[2]}) {status}")
+                        return
                     child[0].set_exception(ChildWorkflowError(
                         child[1].name, child[2], status, cause=exception_from_failure(event.failure)
                     ))
             case ev.CancelRequested():
-                if self._main is not None and not self._main.done():
-                    self._main.cancel(event.reason or None)
+                main = self._main
+                if main is not None and not main.done():
+                    coro = main.get_coro()
+                    if inspect.iscoroutine(coro) and _never_started(coro):
+                        # The code has not run yet: cancelled now, it would never enter
+                        # its try block. Deliver it at the first await instead (the
+                        # task's first step is already scheduled, and the loop is FIFO).
+                        self.loop.call_soon(main.cancel, event.reason or None)
+                    else:
+                        main.cancel(event.reason or None)
             case ev.WorkflowFailed():
                 self.finished = True  # the engine gave up on a workflow task
 
@@ -527,9 +571,34 @@ class WorkflowInstance:
         seq = self._emit(
             ev.ActivityScheduled, activity=activity.name, input=data, options=options.to_json()
         )
-        fut: asyncio.Future[Any] = self.loop.create_future()
+        fut = _Outcome(self.loop, lambda _msg: self._cancel_activity(seq))
         self._activities[seq] = (fut, activity)
         return fut
+
+    def _cancel_activity(self, seq: int) -> bool:
+        """The code stopped waiting for an activity: withdraw its task. The wait ends now."""
+        if self._activities.pop(seq, None) is not None and not self.finished:
+            self._request(ev.ActivityCancelRequested, scheduled=seq)
+        return True
+
+    def _cancel_child(self, seq: int) -> bool:
+        """The code stopped waiting for a child: ask it to cancel, and wait for it to close."""
+        entry = self._children.get(seq)
+        if entry is None or self.finished:
+            return True
+        if seq not in self._child_cancels:
+            self._child_cancels.add(seq)
+            self._request(ev.ChildWorkflowCancelRequested, started=seq, workflow_id=entry[2], run_id=entry[3])
+        return False
+
+    def _request(self, cls: type[ev.Event], **fields: Any) -> None:
+        """Record a cancel request; a divergence is kept for apply() to raise, not raised
+        into the code that cancelled."""
+        try:
+            self._emit(cls, **fields)
+        except BaseException:
+            if self._fatal is None:
+                raise
 
     def start_child(
         self, workflow: Workflow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -553,12 +622,37 @@ class WorkflowInstance:
             ev.ChildWorkflowStarted, workflow=workflow.name, workflow_id=workflow_id,
             run_id=child_run, input=data,
         )
-        fut: asyncio.Future[Any] = self.loop.create_future()
-        self._children[seq] = (fut, workflow, workflow_id)
+        fut = _Outcome(self.loop, lambda _msg: self._cancel_child(seq))
+        self._children[seq] = (fut, workflow, workflow_id, child_run)
         return workflow_id, fut
 
     async def wait_signal(self, name: str, type_: Any, timeout: float | None) -> Any:
-        """Return the next signal ``name``, or None after ``timeout`` seconds."""
+        """Return the next signal ``name`` that decodes as ``type_``, or None after ``timeout`` seconds.
+
+        A signal whose value does not decode is dropped with a WARNING: a bad
+        input someone else sent never fails the run.
+        """
+        if type_ is Any:
+            type_ = self.workflow.signals.get(name, Any)
+        deadline = None if timeout is None else self.loop.time() + timeout
+        left = timeout
+        while True:
+            data = await self._next_signal(name, left)
+            if data is None:
+                return None
+            try:
+                return self.codec.decode(data, type_)
+            except PayloadError as err:
+                if self._live:  # said once, not again on every replay
+                    log.warning(
+                        "workflow %r run %r dropped signal %r: its value cannot be decoded: %s",
+                        self.workflow.name, self.run_id, name, err,
+                    )
+            if deadline is not None:
+                left = max(deadline - self.loop.time(), 0.0)
+
+    async def _next_signal(self, name: str, timeout: float | None) -> bytes | None:
+        """The next signal ``name``'s encoded value, or None after ``timeout`` seconds."""
         buffered = self._signals.get(name)
         if buffered:
             data = buffered.pop(0)
@@ -570,7 +664,7 @@ class WorkflowInstance:
             except BaseException:
                 self._signals.setdefault(name, []).insert(0, data)  # not lost: the next wait gets it
                 raise
-            return self.codec.decode(data, type_)
+            return data
         waiter: asyncio.Future[bytes] = self.loop.create_future()
         self._signal_waiters.setdefault(name, []).append(waiter)
         consumed = False
@@ -594,7 +688,7 @@ class WorkflowInstance:
                 # Delivered, but the wait was cancelled before it could return:
                 # keep the signal for the next wait instead of losing it.
                 self._signals.setdefault(name, []).insert(0, waiter.result())
-        return self.codec.decode(data, type_)
+        return data
 
     def set_query_handler(self, name: str, handler: Callable[..., Any] | None) -> None:
         """Register (or remove) a query handler."""

@@ -168,10 +168,12 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def time(self) -> float:
         return self._instance.now_ts
 
+    def next_order(self) -> int:
+        """The creation order of a new task or future (a query handler's take no place in it)."""
+        return 0 if self._instance.querying is not None else next(self._order)
+
     def create_future(self) -> asyncio.Future[Any]:
-        # A future made by a query handler takes no place in the creation order.
-        order = 0 if self._instance.querying is not None else next(self._order)
-        return WorkflowFuture(loop=self, order=order)
+        return WorkflowFuture(loop=self, order=self.next_order())
 
     def create_task(
         self,

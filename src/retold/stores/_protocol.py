@@ -95,7 +95,8 @@ class ActivityOutcome:
         if self.kind == "failed":
             return ev.ActivityFailed(seq=seq, at=at, scheduled=scheduled, attempt=attempt,
                                      failure=self.failure or {})
-        return ev.ActivityTimedOut(seq=seq, at=at, scheduled=scheduled, attempt=attempt, kind=self.timeout_kind)
+        return ev.ActivityTimedOut(seq=seq, at=at, scheduled=scheduled, attempt=attempt, kind=self.timeout_kind,
+                                   failure=self.failure)
 
 
 @final

@@ -198,6 +198,7 @@ class _World:
     attempts: dict[int, int] = field(default_factory=dict)
     open_activities: dict[int, ev.ActivityScheduled] = field(default_factory=dict)
     open_children: dict[int, ev.ChildWorkflowStarted] = field(default_factory=dict)
+    cancelled_children: set[int] = field(default_factory=set)  # asked to cancel by the parent
     timers: dict[int, float] = field(default_factory=dict)
     next_signal: int = 0
     cancelled: bool = False
@@ -225,6 +226,10 @@ class _World:
                 self.timers[cmd.seq] = cmd.at + cmd.duration
             elif isinstance(cmd, ev.TimerCancelled):
                 self.timers.pop(cmd.started, None)
+            elif isinstance(cmd, ev.ActivityCancelRequested):
+                self.open_activities.pop(cmd.scheduled, None)
+            elif isinstance(cmd, ev.ChildWorkflowCancelRequested):
+                self.cancelled_children.add(cmd.started)
         self.boundaries.append(len(self.history))
 
     def ask(self, instance: WorkflowInstance) -> list[Any]:
@@ -289,6 +294,11 @@ class _World:
     def _child(self, started: ev.ChildWorkflowStarted, outcome: Outcome, instance: WorkflowInstance) -> ev.Event:
         del self.open_children[started.seq]
         label = f"child {started.workflow} (event {started.seq})"
+        if started.seq in self.cancelled_children:
+            self.trace.append(f"{label} is cancelled, as its parent asked")
+            failure = {"type": "CancelledError", "message": "the run was cancelled", "details": "",
+                       "non_retryable": True}
+            return self.append(ev.ChildWorkflowFailed, started=started.seq, failure=failure, cancelled=True)
         if outcome in ("fail", "timeout"):
             self.trace.append(f"{label} fails")
             failure = {"type": "SimulatedFailure", "message": "injected child failure", "details": "",

@@ -832,6 +832,14 @@ class SqlStore:
                     self._q.delete_timer(conn, {"b_run_id": run_id, "b_seq": cmd.started})
                 case ev.ChildWorkflowStarted():
                     appended_inputs |= self._start_child(conn, run_id, cmd, now)
+                case ev.ActivityCancelRequested():
+                    # Withdrawn: never claimed again; a running attempt's worker finds
+                    # its task gone (lease renewal) and stops it, its outcome refused.
+                    at = t.activity_tasks
+                    conn.execute(at.delete().where(at.c.run_id == run_id).where(at.c.seq == cmd.scheduled))
+                case ev.ChildWorkflowCancelRequested():
+                    self._append_input(conn, cmd.run_id, ev.CancelRequested(
+                        seq=0, at=now, reason=f"cancelled by its parent run {run_id}"), now)
                 case _ if isinstance(cmd, ev.TERMINAL_TYPES):
                     self._close(conn, run_id, cmd, now)
         if take is not None:
@@ -1021,7 +1029,8 @@ class SqlStore:
                     "b_id": task_id, "b_attempt": row.attempt + 1, "b_visible_at": now + out.retry_delay,
                     "b_failure": orjson.dumps(out.failure)})
                 return True
-            out = ActivityOutcome("timed_out", timeout_kind="schedule_to_close")
+            # The attempt's failure is the timeout's cause.
+            out = ActivityOutcome("timed_out", failure=out.failure, timeout_kind="schedule_to_close")
             step = None  # the step was computed for another outcome
         self._q.delete_task(conn, {"b_id": task_id})
         if step is not None and step.run_id == row.run_id and self._step(conn, row, step, now):
@@ -1162,17 +1171,18 @@ class SqlStore:
         # running (a running attempt is cut off by its worker).
         at = t.activity_tasks
         expired = conn.execute(
-            sa.select(at.c.id, at.c.run_id, at.c.seq, at.c.attempt)
+            sa.select(at.c.id, at.c.run_id, at.c.seq, at.c.attempt, at.c.last_failure)
             .where(at.c.deadline <= now)
             .where(_lease_free(at))
             .limit(limit), {"b_lease_now": lease_now}
         ).all()
-        for task_id, run_id, seq, attempt in expired:
+        for task_id, run_id, seq, attempt, last_failure in expired:
             self._d.lock_run(conn, run_id)
             if not self._q.delete_overdue(conn, {"b_id": task_id, "b_now": now, "b_lease_now": lease_now}).rowcount:
                 continue
             fired += self._append_input(conn, run_id, ev.ActivityTimedOut(
-                seq=0, at=now, scheduled=seq, attempt=attempt, kind="schedule_to_close"), now)
+                seq=0, at=now, scheduled=seq, attempt=attempt, kind="schedule_to_close",
+                failure=orjson.loads(last_failure) if last_failure else None), now)
         return fired
 
     async def next_wakeup(self) -> float | None:
