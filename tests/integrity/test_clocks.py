@@ -37,14 +37,18 @@ async def test_wall_clock_steps_neither_end_nor_stretch_a_lease(tmp_path: Path) 
     await store.open()
     try:
         await _one_task(store)
-        [task] = await store.claim_activity_tasks("first", "q", ["a"], 10, 1.0)
+        # A lease long enough that a loaded machine cannot outlast it during the steps.
+        [task] = await store.claim_activity_tasks("first", "q", ["a"], 10, 4.0)
+        claimed_at = boot_clock()
         for step in (60.0, 60.0, 60.0, 3600.0, -600.0):
             wall.now += step
-            assert await store.claim_activity_tasks("second", "q", ["a"], 10, 1.0) == []
-        # Real time, not the wall clock, ends it: about a second from the claim.
-        with anyio.fail_after(30):
-            while not (again := await store.claim_activity_tasks("second", "q", ["a"], 10, 1.0)):
+            refused = await store.claim_activity_tasks("second", "q", ["a"], 10, 4.0)
+            assert refused == [] or boot_clock() - claimed_at >= 4.0
+        # Real time, not the wall clock, ends it: four seconds from the claim.
+        with anyio.fail_after(60):
+            while not (again := await store.claim_activity_tasks("second", "q", ["a"], 10, 4.0)):
                 await anyio.sleep(0.05)
+        assert boot_clock() - claimed_at >= 4.0
         assert (again[0].id, again[0].attempt) == (task.id, 2)
     finally:
         await store.close()
@@ -111,14 +115,14 @@ async def test_wall_clock_steps_do_not_make_another_engine_run_activities_again(
     try:
         store = SqlStore(url, clock=wall, lease_clock=boot_clock)
         async with retold.Engine(store=store, workflows=[fan_out], activities=[slow],
-                                 lease=2.0, poll_interval=0.05) as first:
+                                 lease=10.0, poll_interval=0.05) as first:
             run = await first.start(fan_out, n)
             with anyio.fail_after(30):
                 for _ in range(n):
                     while not _started.acquire(blocking=False):
                         await anyio.sleep(0.01)
             async with retold.Engine(store=CountingClaims(url, clock=wall, lease_clock=boot_clock), activities=[slow],
-                                     lease=2.0, poll_interval=0.05):
+                                     lease=10.0, poll_interval=0.05):
                 for _ in range(5):
                     wall.now += 60.0
                     await _claims_after(CountingClaims.claims + 3)  # the second engine looked again
