@@ -133,6 +133,10 @@ async def test_the_engine_serves_other_runs_while_a_step_is_stuck(make_engine: E
         for i in range(3):
             assert await (await engine.start(healthy, i)).result(timeout=20) == f"a{i}b{i}"
         await poison.cancel()
+    # The engine closed: its stuck step was interrupted, not left spinning for the life of the process.
+    with anyio.fail_after(20):
+        while any(t.name == "retold workflow step" and t.is_alive() for t in threading.enumerate()):
+            await anyio.sleep(0.02)
 
 
 def test_deadlock_timeout_is_checked() -> None:

@@ -193,7 +193,11 @@ class StepRunner:
                     await job.done.wait()  # it ended as the limit came: it is about to say so
         except BaseException:
             if not job.finished:
-                thread.jobs.put(None)  # cancelled (the engine is closing): the thread ends after the step
+                # Cancelled (the engine is closing): interrupt the step too, so
+                # that a stuck one does not spin on, unowned, for the life of
+                # the process; the thread ends after the step.
+                job.interrupt()
+                thread.jobs.put(None)
             raise
         if len(self._idle) < 8:
             self._idle.append(thread)
