@@ -93,3 +93,23 @@ async def test_a_lapsed_lease_does_not_hide_signals_but_keeps_their_order(store_
         await store.signal(run_id, "visible", b"4")
         _, history = await store.load(run_id, 5)
         assert names(history) == ["SignalReceived:wake", "SignalReceived:visible"]
+
+
+async def test_only_another_owners_lapsed_lease_counts_as_a_death_and_a_commit_clears_the_count(
+    store_url: str,
+) -> None:
+    clock = Clock()
+    async with opened(store_url, clock) as store:
+        record, _ = await store.start(StartRequest("wf", "w", b"[]", "h"))
+        run_id = record.run_id
+        await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)
+        clock.now += 6.0  # my own lease lapsed (a stall): I claim it again, alive
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
+        assert (await store.load(run_id, 0))[0].task_attempts == 0
+        clock.now += 6.0  # now another worker takes it over: that one counts
+        assert await store.claim_workflow_tasks("other", ["wf"], 10, 5.0) == [run_id]
+        assert (await store.load(run_id, 0))[0].task_attempts == 1
+        # A step commits with inputs that waited: the task stays leased, its count starts again.
+        await store.signal(run_id, "s", b"1")
+        assert await store.commit_workflow_task(run_id, "other", 1, [ev.WorkflowTaskCompleted(seq=2, at=0)]) == 3
+        assert (await store.load(run_id, 0))[0].task_attempts == 0

@@ -142,7 +142,10 @@ class _Q:
             wt.update().where(wt.c.run_id == _B("b_run_id")).values(signals=wt.c.signals + 1)
             .returning(wt.c.signals)
         )
-        self.set_signals = fast(wt.update().where(wt.c.run_id == _B("b_run_id")).values(signals=_B("b_signals")))
+        # A step committed and the task stays ours (its inbox followed): its
+        # earlier attempts were not fatal, so they no longer count.
+        self.set_signals = fast(wt.update().where(wt.c.run_id == _B("b_run_id")).values(
+            signals=_B("b_signals"), attempts=0))
         self.events_after = fast(
             sa.select(t.events.c.seq, t.events.c.at, t.events.c.type, t.events.c.meta, t.events.c.payload)
             .where(t.events.c.run_id == _B("b_run_id"), t.events.c.seq > _B("b_after"))
@@ -719,7 +722,9 @@ class SqlStore:
         ids: list[str] = []
         dead: list[str] = []
         for run_id, previous_owner in rows:
-            if previous_owner is not None:  # its lease ran out: that worker died (or stalled)
+            if previous_owner is not None and previous_owner != owner:
+                # Its lease ran out: that worker died (or stalled). (Our own
+                # lapsed lease is no death: we are here, claiming.)
                 if suspects is not None and len(dead) >= suspects:
                     continue  # left for a later claim (locked until this one ends, on PostgreSQL)
                 dead.append(run_id)
