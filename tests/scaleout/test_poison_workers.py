@@ -32,8 +32,8 @@ TARGET = "tests.scaleout._poison_app:APP"
 async def test_one_poison_run_beside_fifty_healthy_ones(
     shared_url: str, tmp_path: Path, spawn: Spawn, kind: str, cause: str
 ) -> None:
-    workers = [spawn(TARGET, shared_url, "--lease", "2", "--grace", "5", "--poll-interval", "0.2"),
-               spawn(TARGET, shared_url, "--lease", "2", "--grace", "5", "--poll-interval", "0.2",
+    workers = [spawn(TARGET, shared_url, "--lease", "6", "--grace", "5", "--poll-interval", "0.2"),
+               spawn(TARGET, shared_url, "--lease", "6", "--grace", "5", "--poll-interval", "0.2",
                      "--backend", "trio")]
     for worker in workers:
         worker.wait_ready()
@@ -46,7 +46,7 @@ async def test_one_poison_run_beside_fifty_healthy_ones(
                 code = worker.proc.poll()
                 if code is not None:
                     deaths.append(code)
-                    workers[i] = spawn(TARGET, shared_url, "--lease", "2", "--grace", "5",
+                    workers[i] = spawn(TARGET, shared_url, "--lease", "6", "--grace", "5",
                                        "--poll-interval", "0.2")
             await anyio.sleep(0.1)
 
