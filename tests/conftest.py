@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +61,8 @@ def postgres_base_url() -> str:
     return url
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
+@contextmanager
+def postgres_schema() -> Iterator[str]:
     """A PostgreSQL URL whose connections use a fresh schema of their own, dropped afterwards."""
     base = postgres_base_url()
     schema = f"retold_test_{uuid.uuid4().hex[:12]}"
@@ -78,6 +78,13 @@ def postgres_url() -> Iterator[str]:
             conn.exec_driver_sql("SET LOCAL lock_timeout = '20s'")
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose connections use a fresh schema of their own, dropped afterwards."""
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import hypothesis
 import pytest
 import schemathesis
-import sqlalchemy as sa
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.core.result import Ok
 from schemathesis.schemas import BaseSchema
-from sqlalchemy.pool import NullPool
 
 import retold
 from tests import shop
-from tests.conftest import postgres_base_url
+from tests.conftest import postgres_schema
 from tests.http_api.conftest import Server, serve
 
 
@@ -29,30 +26,12 @@ def fuzzed_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     # On both SQL stores: PostgreSQL refuses input (NUL bytes) that SQLite takes.
     db: Path = tmp_path_factory.mktemp("schema") / "retold.db"
     with ExitStack() as stack:
-        url = f"sqlite:///{db}" if request.param == "sqlite" else stack.enter_context(_postgres_schema())
+        url = f"sqlite:///{db}" if request.param == "sqlite" else stack.enter_context(postgres_schema())
         # Only workflows that end at once, so that an event stream the fuzzer
         # opens on a run it started always ends.
         engine = retold.Engine(url, workflows=[shop.greet, shop.fails], activities=[shop.email],
                                poll_interval=0.05)
         yield stack.enter_context(serve(engine, db, max_body_size=64 * 1024, keepalive=0.5))
-
-
-@contextmanager
-def _postgres_schema() -> Iterator[str]:
-    """A URL whose connections use a fresh PostgreSQL schema, dropped afterwards (for a whole module)."""
-    base = postgres_base_url()
-    schema = f"retold_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base, poolclass=NullPool)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        url = sa.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql("SET LOCAL lock_timeout = '20s'")
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")

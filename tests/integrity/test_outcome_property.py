@@ -3,11 +3,8 @@ every recorded activity result lands on the run, event and attempt that produced
 
 from __future__ import annotations
 
-import os
-
 import anyio
 import orjson
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +12,7 @@ from retold.errors import ConflictError
 from retold.history import events as ev
 from retold.stores import ActivityOutcome, ActivityTask, StartRequest
 from retold.stores.sql import SqlStore
-from tests.conftest import POSTGRES_ENV, Clock
+from tests.conftest import Clock, postgres_base_url, postgres_schema
 
 # One step of the schedule: (operation, which item, which owner).
 _OPS = st.lists(
@@ -104,35 +101,17 @@ def test_results_land_on_their_own_attempt_sqlite(ops: list[tuple[str, int, str]
     _check("memory://", ops)
 
 
-@pytest.fixture(scope="module")
-def pg_base() -> str:
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (.ci/run sets it)")
-    return url
-
-
-def test_results_land_on_their_own_attempt_postgres(pg_base: str) -> None:
-    import uuid
-
-    import sqlalchemy as sa
+def test_results_land_on_their_own_attempt_postgres() -> None:
+    postgres_base_url()  # skips, saying why, without a server
 
     @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(ops=_OPS)
     @example(ops=_REUSED_ID)
     @example(ops=_RECLAIMED)
+    @example(ops=_INBOX_AT_CLOSE)
     def check(ops: list[tuple[str, int, str]]) -> None:
-        schema = f"retold_prop_{uuid.uuid4().hex[:10]}"
-        admin = sa.create_engine(pg_base)
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        try:
-            url = sa.make_url(pg_base).update_query_dict({"options": f"-csearch_path={schema}"})
-            _check(url.render_as_string(hide_password=False), ops)
-        finally:
-            with admin.begin() as conn:
-                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-            admin.dispose()
+        with postgres_schema() as url:
+            _check(url, ops)
 
     check()
 

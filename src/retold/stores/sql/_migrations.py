@@ -34,16 +34,24 @@ def _add_workers(conn: Connection) -> None:
     t.workers.create(conn)
 
 
+def _rebuild_sqlite_table(conn: Connection, table: sa.Table, old_name: str) -> None:
+    """Recreate ``table`` from its current definition, keeping its rows (SQLite cannot alter a table's options).
+
+    Its named indexes must already be dropped: the new table creates them again.
+    """
+    conn.exec_driver_sql(f"ALTER TABLE {table.name} RENAME TO {old_name}")
+    table.create(conn)
+    names = [column.name for column in table.columns]
+    old = sa.table(old_name, *(sa.column(name) for name in names))
+    conn.execute(table.insert().from_select(names, sa.select(*old.columns)))
+    conn.exec_driver_sql(f"DROP TABLE {old_name}")
+
+
 def _cluster_events(conn: Connection) -> None:
     """2 -> 3: on SQLite, the events table becomes ``WITHOUT ROWID`` (no second copy of its key)."""
     if conn.dialect.name != "sqlite":
         return  # PostgreSQL's table is unchanged
-    conn.exec_driver_sql("ALTER TABLE retold_events RENAME TO retold_events_v2")
-    t.events.create(conn)
-    names = [column.name for column in t.events.columns]
-    old = sa.table("retold_events_v2", *(sa.column(name) for name in names))
-    conn.execute(t.events.insert().from_select(names, sa.select(*old.columns)))
-    conn.exec_driver_sql("DROP TABLE retold_events_v2")
+    _rebuild_sqlite_table(conn, t.events, "retold_events_v2")
 
 
 def _inbox_and_task_ids(conn: Connection) -> None:
@@ -55,12 +63,7 @@ def _inbox_and_task_ids(conn: Connection) -> None:
     # SQLite needs AUTOINCREMENT in the table's definition: rebuild it. The
     # copied ids set the table's high-water mark.
     conn.exec_driver_sql("DROP INDEX IF EXISTS retold_activity_tasks_ready")
-    conn.exec_driver_sql("ALTER TABLE retold_activity_tasks RENAME TO retold_activity_tasks_v3")
-    t.activity_tasks.create(conn)
-    names = [column.name for column in t.activity_tasks.columns]
-    old = sa.table("retold_activity_tasks_v3", *(sa.column(name) for name in names))
-    conn.execute(t.activity_tasks.insert().from_select(names, sa.select(*old.columns)))
-    conn.exec_driver_sql("DROP TABLE retold_activity_tasks_v3")
+    _rebuild_sqlite_table(conn, t.activity_tasks, "retold_activity_tasks_v3")
 
 
 UPGRADES: Mapping[int, Step] = {1: _add_workers, 2: _cluster_events, 3: _inbox_and_task_ids}
