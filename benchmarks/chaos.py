@@ -15,7 +15,7 @@ It prints the figures (kills, re-executions, time to finish) and writes them
 as JSON; the exit status is 1 if a check failed.
 
     python benchmarks/chaos.py --url postgresql+psycopg://postgres@127.0.0.1:5432/test
-        [--workflows 1000] [--workers 4] [--kill-every 1.0] [--max-kills N] [--json out.json]
+        [--workflows 1000] [--workers 4] [--kill-every 1.0 | --kill-at 0.2,0.5] [--max-kills N] [--json out.json]
 
 The runs live in a fresh schema of that database, dropped at the end.
 """
@@ -158,6 +158,11 @@ def check(url: str, logs: Path, n: int, killed: set[int]) -> tuple[list[str], di
     return problems, {"activity_runs": sum(len(p) for p in starts.values()), "re_executions": reruns}
 
 
+def activities_started(logs: Path) -> int:
+    """How many activity bodies have started so far, from the workers' logs."""
+    return sum(path.read_text().count('"ev": "start"') for path in logs.glob("*.log"))
+
+
 async def drive(args: argparse.Namespace, url: str, logs: Path) -> dict[str, Any]:
     rng = random.Random(args.seed)
     options = ["--lease", str(args.lease), "--poll-interval", str(args.poll_interval), "--grace", "5",
@@ -172,6 +177,13 @@ async def drive(args: argparse.Namespace, url: str, logs: Path) -> dict[str, Any
         started = 0.0
 
         async def killer() -> None:
+            if args.kill_at:  # on observed progress: every kill lands mid-run however slow the machine
+                for fraction in args.kill_at:
+                    while activities_started(logs) < fraction * 3 * args.workflows:
+                        await anyio.sleep(0.02)
+                    workers.kill_one(rng)
+                    kills.append(time.monotonic() - began)
+                return
             while args.max_kills is None or len(kills) < args.max_kills:
                 await anyio.sleep(args.kill_every * rng.uniform(0.7, 1.3))
                 workers.kill_one(rng)
@@ -223,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--kill-every", type=float, default=1.0, help="seconds between kills (jittered)")
     parser.add_argument("--max-kills", type=int, help="stop killing after this many")
+    parser.add_argument("--kill-at", type=lambda v: [float(x) for x in v.split(",")],
+                        help="instead of a clock: kill once these fractions of the activities have "
+                             "started, e.g. 0.2,0.45,0.7 (each kill then lands mid-run on any machine)")
     parser.add_argument("--step-seconds", type=float, default=0.02, help="mean duration of an activity")
     parser.add_argument("--lease", type=float, default=5.0,
                         help="lease of the workers (too short on a starved machine: live workers lose leases)")
