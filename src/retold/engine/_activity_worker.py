@@ -116,7 +116,7 @@ class ActivityWorker:
         pending = await workflows.prepare_step(task, outcome) if workflows is not None else None
         recorded = False
         try:
-            recorded = await engine.store.finish_activity(
+            recorded = await engine.runs.finish_activity(
                 task, engine.worker_id, outcome, pending.step if pending is not None else None
             )
         except StoreError as exc:

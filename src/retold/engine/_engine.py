@@ -36,6 +36,7 @@ from . import _liveness
 from ._activity_worker import ActivityWorker
 from ._cache import InstanceCache
 from ._feed import EventFeeds, EventStream
+from ._runs import Runs
 from ._steps import StepRunner
 from ._wake import Wakeup
 from ._workflow_worker import WorkflowWorker
@@ -176,6 +177,7 @@ class Engine:
             self.store: Store = store
         else:
             self.store = SqlStore(url, clock=clock) if clock else SqlStore(url)
+        self.runs = Runs(self.store)  # every change to a run: decided by the state machine, recorded by the store
         self.cache = InstanceCache(cache_size)
         queues = {a.options.task_queue for a in self.activities.values()} or {"default"}
         if isinstance(activity_concurrency, Mapping):
@@ -270,7 +272,7 @@ class Engine:
         with anyio.CancelScope(shield=True):
             # Work interrupted by the shutdown goes back at once,
             # instead of when its leases run out.
-            await self.store.release_leases(self.worker_id)
+            await self.runs.release_leases(self.worker_id)
             if self._registered:
                 self._registered = False
                 await self.store.unregister_worker(self.worker_id)
@@ -328,7 +330,7 @@ class Engine:
 
     async def _timer_loop(self) -> None:
         while True:
-            fired = await self.store.fire_timers(256)
+            fired = await self.runs.fire_timers(256)
             if fired:
                 self.wake_workflows.set()
                 self.feeds.notify(None)
@@ -489,7 +491,7 @@ class Engine:
         pending = await worker.prepare_start(definition, request) if worker and definition else None
         created = False
         try:
-            record, created = await self.store.start(request, pending.step if pending else None)
+            record, created = await self.runs.start(request, pending.step if pending else None)
         finally:
             if pending is not None and worker is not None:
                 worker.finish_step(pending, created)
@@ -594,7 +596,7 @@ class Engine:
         payload = self.codec.encode(value)
         if any(workflow.signals for workflow in self.workflows.values()):
             await self._check_signal(ident, name, payload)
-        self.feeds.notify(await self.store.signal(ident, name, payload))
+        self.feeds.notify(await self.runs.signal(ident, name, payload))
         self.wake_workflows.set()
 
     async def _check_signal(self, ident: str, name: str, payload: bytes) -> None:
@@ -615,7 +617,7 @@ class Engine:
     async def cancel(self, ident: str, reason: str) -> None:
         """Ask a running run to cancel."""
         self._check_open()
-        self.feeds.notify(await self.store.request_cancel(ident, reason))
+        self.feeds.notify(await self.runs.request_cancel(ident, reason))
         self.wake_workflows.set()
 
     async def query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:

@@ -22,14 +22,8 @@ from ..errors import (
 )
 from ..history import events as ev
 from ..runtime._instance import WorkflowInstance, failure_from_exception
-from ..stores._protocol import (
-    ActivityOutcome,
-    ActivityStep,
-    ActivityTake,
-    ActivityTask,
-    StartRequest,
-    StartStep,
-)
+from ..stores._protocol import ActivityOutcome, ActivityTask, StartRequest
+from ._machine import ActivityStep, ActivityTake, StartStep
 
 if TYPE_CHECKING:
     from ._activity_worker import ActivityWorker
@@ -138,7 +132,7 @@ class WorkflowWorker:
                 commands = await engine.steps.run(run_id, functools.partial(instance.apply, events))
                 take, reserved = self._reserve(commands)
                 try:
-                    last = await engine.store.commit_workflow_task(
+                    last = await engine.runs.commit_workflow_task(
                         run_id, engine.worker_id, instance.last_seq, commands, take
                     )
                     self._start_taken(take, reserved)
@@ -313,7 +307,7 @@ class WorkflowWorker:
         message = f"workers died {attempts} times while running this workflow task"
         log.error("run %s quarantined: %s", run_id, message)
         failure = {"type": "WorkerDied", "message": message, "details": "", "non_retryable": True}
-        failed = await engine.store.fail_workflow_task(
+        failed = await engine.runs.fail_workflow_task(
             run_id, engine.worker_id, failure, delay=0.0, max_attempts=1, final=True,
         )
         engine.feeds.notify(run_id)
@@ -327,7 +321,7 @@ class WorkflowWorker:
             log.exception("workflow task for run %s failed", run_id, exc_info=exc)
         else:
             log.warning("workflow task for run %s failed: %s", run_id, exc)
-        failed = await engine.store.fail_workflow_task(
+        failed = await engine.runs.fail_workflow_task(
             run_id, engine.worker_id, failure_from_exception(exc, non_retryable=True),
             delay=engine.workflow_task_retry_delay, max_attempts=engine.max_workflow_task_attempts,
         )
