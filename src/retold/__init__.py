@@ -21,6 +21,7 @@ from .authoring._api import patched as patched
 from .authoring._api import random as random
 from .authoring._api import set_query_handler as set_query_handler
 from .authoring._api import side_effect as side_effect
+from .authoring._api import signal_workflow as signal_workflow
 from .authoring._api import sleep as sleep
 from .authoring._api import start_child as start_child
 from .authoring._api import uuid4 as uuid4
@@ -122,6 +123,7 @@ __all__ = [
     "sleep",
     "start_child",
     "uuid4",
+    "signal_workflow",
     "wait_signal",
     "workflow",
 ]

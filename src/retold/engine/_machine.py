@@ -12,7 +12,7 @@ those runs' states (:func:`deliver`) in the same transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, final
 
@@ -39,8 +39,8 @@ from ..stores._plan import (
 from ..stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRequest
 
 __all__ = [
-    "ActivityStep", "ActivityTake", "Decision", "StartStep", "activity_outcome", "commit", "deliver",
-    "release", "start", "workflow_task_failed",
+    "NO_LOOKUPS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "StartStep", "activity_outcome", "commit",
+    "deliver", "existing", "release", "start", "stepped", "workflow_task_failed",
 ]
 
 _STATUS: dict[type[ev.Event], Literal["completed", "failed", "cancelled", "continued"]] = {
@@ -108,6 +108,24 @@ class StartStep:
 
 
 @final
+@dataclass(frozen=True, slots=True)
+class Lookups:
+    """What a step's commands need read from records other than its run's.
+
+    ``taken``: the new children's workflow ids already in use; ``children``:
+    the run's open children (read when it closes); ``targets``: the runs that
+    its signals go to, by workflow id (None: no such workflow id).
+    """
+
+    taken: frozenset[str] = frozenset()
+    children: tuple[str, ...] = ()
+    targets: Mapping[str, RunState | None] = field(default_factory=dict)
+
+
+NO_LOOKUPS = Lookups()
+
+
+@final
 @dataclass(slots=True)
 class Decision:
     """A plan, the inputs it gives other runs, and what the caller is told."""
@@ -159,8 +177,7 @@ def _close(
 
 def _effects(
     record: RunRecord, parent_seq: int | None, commands: Sequence[ev.Event], now: float,
-    take: ActivityTake | None, taken_ids: Collection[str], open_children: Collection[str],
-    plan: Plan, decision: Decision,
+    take: ActivityTake | None, lookups: Lookups, plan: Plan, decision: Decision,
 ) -> list[ev.Event]:
     """Add the commands' effects to ``plan``; return inputs the run gives itself (a child refused)."""
     own: list[ev.Event] = []
@@ -182,7 +199,7 @@ def _effects(
             case ev.TimerCancelled():
                 plan.drop_timers.append(cmd.started)
             case ev.ChildWorkflowStarted():
-                if cmd.workflow_id in taken_ids:
+                if cmd.workflow_id in lookups.taken:
                     failure = {"type": "retold.IdempotencyError", "non_retryable": True, "details": "",
                                "message": f"workflow id {cmd.workflow_id!r} is already in use"}
                     own.append(ev.ChildWorkflowFailed(seq=0, at=now, started=cmd.seq, failure=failure))
@@ -198,11 +215,27 @@ def _effects(
                 # Withdrawn: never claimed again; a running attempt's worker finds
                 # its task gone (lease renewal) and stops it, its outcome refused.
                 plan.drop_activities.append(cmd.scheduled)
+            case ev.ExternalSignalRequested():
+                # Delivered in this transaction; the sender learns at once
+                # whether its target took it (an input after its commands).
+                target = lookups.targets.get(cmd.workflow_id)
+                refused: dict[str, Any] | None = None
+                if target is None:
+                    refused = {"type": "retold.RunNotFoundError", "non_retryable": True, "details": "",
+                               "message": f"no run found for workflow id {cmd.workflow_id!r}"}
+                elif not target.open:
+                    refused = {"type": "retold.RunFinishedError", "non_retryable": True, "details": "",
+                               "message": f"run {target.run_id} of workflow id {cmd.workflow_id!r} is "
+                                          f"{target.record.status}: it takes no more signals"}
+                else:
+                    decision.deliveries.append((target.run_id, ev.SignalReceived(
+                        seq=0, at=now, name=cmd.name, input=cmd.input)))
+                own.append(ev.ExternalSignalResolved(seq=0, at=now, requested=cmd.seq, failure=refused))
             case ev.ChildWorkflowCancelRequested():
                 decision.deliveries.append((cmd.run_id, ev.CancelRequested(
                     seq=0, at=now, reason=f"cancelled by its parent run {record.run_id}")))
             case _ if isinstance(cmd, ev.TERMINAL_TYPES):
-                _close(record, parent_seq, cmd, now, open_children, plan, decision.deliveries)
+                _close(record, parent_seq, cmd, now, lookups.children, plan, decision.deliveries)
                 decision.closed = True
     return own
 
@@ -219,7 +252,7 @@ def _signals(events: Sequence[ev.Event]) -> int:
 
 def commit(
     run: RunState, owner: str, expected: int, commands: Sequence[ev.Event], now: float, *,
-    take: ActivityTake | None = None, taken_ids: Collection[str] = (), open_children: Collection[str] = (),
+    take: ActivityTake | None = None, lookups: Lookups = NO_LOOKUPS,
 ) -> Decision:
     """A workflow task's commands (``run`` read with its inbox).
 
@@ -242,7 +275,7 @@ def commit(
         plan.events = renumber(waiting, expected + 1)
         return Decision(plan, refused=True)
     decision = Decision(plan)
-    own = _effects(run.record, run.parent_seq, commands, now, take, taken_ids, open_children, plan, decision)
+    own = _effects(run.record, run.parent_seq, commands, now, take, lookups, plan, decision)
     moved = [*waiting, *own]
     plan.events = [*commands, *renumber(moved, expected + 1 + len(commands))]
     # Inputs came in during the step (or the step gave the run one): the task
@@ -303,7 +336,7 @@ def activity_outcome(
 
 def stepped(
     run: RunState | None, step: ActivityStep, row: TaskState, now: float, *,
-    taken_ids: Collection[str] = (), open_children: Collection[str] = (),
+    lookups: Lookups = NO_LOOKUPS,
 ) -> Decision | None:
     """The run's next step with the activity outcome that caused it; None if the run moved or is held."""
     if run is None or not run.open or run.last_seq != step.expected_seq:
@@ -316,8 +349,7 @@ def stepped(
     _check_numbers(step.commands, step.expected_seq + 2, f"activity step for run {step.run_id}")
     plan = Plan(run.run_id, expect_seq=step.expected_seq, keep_first_at=True)
     decision = Decision(plan)
-    own = _effects(run.record, run.parent_seq, step.commands, now, step.take, taken_ids, open_children,
-                   plan, decision)
+    own = _effects(run.record, run.parent_seq, step.commands, now, step.take, lookups, plan, decision)
     plan.events = [event, *step.commands, *renumber(own, step.last_seq + 1)]
     # Every event is now seen: a pending workflow task (nobody holds it) is
     # spent; an input the step gave the run itself wakes it.
@@ -382,7 +414,7 @@ def existing(request: StartRequest, entry: WorkflowEntry) -> str:
 
 
 def start(
-    request: StartRequest, now: float, step: StartStep | None = None, *, taken_ids: Collection[str] = (),
+    request: StartRequest, now: float, step: StartStep | None = None, *, lookups: Lookups = NO_LOOKUPS,
 ) -> Decision:
     """A new run (its id's record claimed), with its first step if the starting engine ran it ahead."""
     run_id = step.run_id if step is not None else str(uuid.uuid4())
@@ -405,7 +437,7 @@ def start(
     record = RunRecord(run_id=run_id, workflow_id=request.workflow_id, workflow=request.workflow,
                        status="running", created_at=now, closed_at=None, last_seq=1, result=None, failure=None,
                        parent_run_id=None, next_run_id=None)
-    own = _effects(record, None, step.commands, now, step.take, taken_ids, (), plan, decision)
+    own = _effects(record, None, step.commands, now, step.take, lookups, plan, decision)
     # The engine ran the first workflow task already: no task, unless the
     # step gave the run an input (a child refused at once).
     new.events = [started, *step.commands, *renumber(own, step.last_seq + 1)]

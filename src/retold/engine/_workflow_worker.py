@@ -376,8 +376,8 @@ class WorkflowWorker:
                     engine.wake_activities.set()
             elif kind is ev.TimerStarted:
                 engine.wake_timers.set()
-            elif kind is ev.ChildWorkflowStarted:
-                engine.wake_workflows.set()
+            elif kind is ev.ChildWorkflowStarted or kind is ev.ExternalSignalRequested:
+                engine.wake_workflows.set()  # a new run, or a signalled one, has work
             elif kind in ev.TERMINAL_TYPES:
                 engine.notify_closed(run_id)
                 if relatives or kind is ev.WorkflowContinuedAsNew:

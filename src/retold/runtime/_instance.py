@@ -93,6 +93,9 @@ def _matches(codec: Codec, recorded: ev.Event, cls: type[ev.Event], fields: dict
         return bool((recorded.kind, recorded.name) == (fields["kind"], fields["name"]))
     if isinstance(recorded, ev.ChildWorkflowStarted):
         return bool(recorded.workflow == fields["workflow"] and _same_payload(codec, recorded.input, fields["input"]))
+    if isinstance(recorded, ev.ExternalSignalRequested):
+        return bool((recorded.workflow_id, recorded.name) == (fields["workflow_id"], fields["name"])
+                    and _same_payload(codec, recorded.input, fields["input"]))
     return True
 
 
@@ -218,6 +221,7 @@ class WorkflowInstance:
         self._issued: set[int] = set()
         self._activities: dict[int, tuple[asyncio.Future[Any], Any]] = {}
         self._children: dict[int, tuple[_Outcome, Workflow[..., Any], str, str]] = {}
+        self._sent: dict[int, asyncio.Future[None]] = {}  # signals sent to other workflows, by event number
         self._child_cancels: set[int] = set()  # children this run asked to cancel
         self._timers: dict[int, DurableTimerHandle] = {}
         # Lists, not deques: a deque costs a 512-byte block even for one item,
@@ -454,6 +458,13 @@ class WorkflowInstance:
                     child[0].set_exception(ChildWorkflowError(
                         child[1].name, child[2], status, cause=exception_from_failure(event.failure)
                     ))
+            case ev.ExternalSignalResolved():
+                sent = self._take(self._sent, event.requested, event)
+                if sent is not None and not sent.done():
+                    if event.failure is None:
+                        sent.set_result(None)
+                    else:
+                        sent.set_exception(exception_from_failure(event.failure))
             case ev.CancelRequested():
                 main = self._main
                 if main is not None and not main.done():
@@ -625,6 +636,17 @@ class WorkflowInstance:
         fut = _Outcome(self.loop, lambda _msg: self._cancel_child(seq))
         self._children[seq] = (fut, workflow, workflow_id, child_run)
         return workflow_id, fut
+
+    def signal_workflow(self, workflow_id: str, name: str, value: Any) -> asyncio.Future[None]:
+        """Send signal ``name`` to another workflow; the future resolves once its run recorded it."""
+        check_id("workflow id", workflow_id)
+        if workflow_id == self.workflow_id:
+            raise RetoldError(f"workflow {workflow_id!r} cannot signal itself: wait on its own state instead")
+        seq = self._emit(ev.ExternalSignalRequested, workflow_id=workflow_id, name=name,
+                         input=self.codec.encode(value))
+        fut: asyncio.Future[None] = self.loop.create_future()
+        self._sent[seq] = fut
+        return fut
 
     async def wait_signal(self, name: str, type_: Any, timeout: float | None) -> Any:
         """Return the next signal ``name`` that decodes as ``type_``, or None after ``timeout`` seconds.
