@@ -57,7 +57,9 @@ async def test_a_workflow_signals_another_and_its_await_returns_once_recorded(ma
     types = [e.type for e in history]
     assert types == ["WorkflowStarted", "ExternalSignalRequested", "ExternalSignalResolved", "WorkflowCompleted"]
     resolved = history[2]
-    assert isinstance(resolved, ev.ExternalSignalResolved) and resolved.failure is None and resolved.requested == 2
+    assert isinstance(resolved, ev.ExternalSignalResolved)
+    assert resolved.failure is None
+    assert resolved.requested == 2
     assert [e.type for e in target_history].count("SignalReceived") == 1
     assert replay(sender, history).finished  # the sender's history replays as recorded
     assert replay(receiver, target_history).finished
@@ -73,7 +75,8 @@ async def test_a_signal_to_an_unknown_or_closed_workflow_raises_in_the_sender(ma
         assert await target.result(timeout=20) == "got first"
         closed = await engine.start(careful_sender, "receiver-2")
         message = await closed.result(timeout=20)
-        assert message.startswith("retold.RunFinishedError: run ") and "is completed" in message
+        assert message.startswith("retold.RunFinishedError: run ")
+        assert "is completed" in message
         # Nothing reached the closed run.
         assert [e.type for e in await target.history()].count("SignalReceived") == 1
 
@@ -99,10 +102,14 @@ async def test_a_signal_sent_before_a_restart_is_not_sent_again(make_engine: Eng
         target = await engine.start(receiver.with_options(id="receiver-3"))
         second = await engine.start(patient_sender, "receiver-3")
         assert await target.result(timeout=20) == "got hello"
+    first_id, second_id = run.run_id, second.run_id
+    assert first_id is not None
+    assert second_id is not None
     async with make_engine([receiver, patient_sender]) as engine:
-        await engine.signal(second.run_id, "go", None)
-        assert await engine.get_handle(second.run_id).result(timeout=20) == "sent"
+        await engine.signal(second_id, "go", None)
+        assert await engine.get_handle(second_id).result(timeout=20) == "sent"
         assert [e.type for e in await engine.get_handle("receiver-3").history()].count("SignalReceived") == 1
-        first = await engine.get_handle(run.run_id).history()
+        first = await engine.get_handle(first_id).history()
     refused = [e for e in first if isinstance(e, ev.ExternalSignalResolved)]
-    assert len(refused) == 1 and refused[0].failure is not None
+    assert len(refused) == 1
+    assert refused[0].failure is not None

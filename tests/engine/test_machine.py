@@ -48,20 +48,25 @@ def test_commands_are_appended_with_their_effects_and_the_task_is_done() -> None
     assert (p.expect_seq, p.expect_owner, p.last_seq) == (3, "me", 7)
     assert [(a.seq, a.queue, a.deadline, a.owner) for a in p.activities] == [(4, "q", NOW + 30.0, None)]
     assert (p.timers, p.drop_timers, p.drop_activities) == ([(5, NOW + 60.0)], [2], [1])
-    assert p.task == TaskChange("done") and p.close is None and not d.deliveries
+    assert p.task == TaskChange("done")
+    assert p.close is None
+    assert not d.deliveries
 
 
 def test_inputs_that_waited_follow_the_commands_and_the_task_stays_with_its_owner() -> None:
     d = m.commit(run(inbox=(signal(), ev.CancelRequested(seq=0, at=NOW))), "me", 3, [scheduled(4)], NOW)
     assert [(e.seq, e.type) for e in d.plan.events] == [(4, "ActivityScheduled"), (5, "SignalReceived"),
                                                         (6, "CancelRequested")]
-    assert d.plan.task == TaskChange("keep", signals=1) and d.plan.inbox_taken == 2
+    assert d.plan.task == TaskChange("keep", signals=1)
+    assert d.plan.inbox_taken == 2
 
 
 def test_a_closing_step_over_waiting_inputs_is_refused_and_records_them() -> None:
     d = m.commit(run(inbox=(signal(),)), "me", 3, [ev.WorkflowCompleted(seq=4, at=0, result=b"1")], NOW)
-    assert d.refused and [(e.seq, e.type) for e in d.plan.events] == [(4, "SignalReceived")]
-    assert d.plan.close is None and d.plan.task is None
+    assert d.refused
+    assert [(e.seq, e.type) for e in d.plan.events] == [(4, "SignalReceived")]
+    assert d.plan.close is None
+    assert d.plan.task is None
 
 
 @pytest.mark.parametrize(("state", "error"), [
@@ -77,11 +82,15 @@ def test_a_run_closes_tells_its_parent_and_cancels_its_children() -> None:
     lookups = m.Lookups(children=("c1", "c2"))
     d = m.commit(run(parent=("p1", 7)), "me", 3, [ev.WorkflowFailed(seq=4, at=0, failure={"message": "x"})], NOW,
                  lookups=lookups)
-    assert d.closed and d.plan.close is not None and d.plan.close.status == "failed"
+    assert d.closed
+    assert d.plan.close is not None
+    assert d.plan.close.status == "failed"
     targets = [(target, e.type) for target, e in d.deliveries]
     assert targets == [("c1", "CancelRequested"), ("c2", "CancelRequested"), ("p1", "ChildWorkflowFailed")]
     outcome = d.deliveries[-1][1]
-    assert isinstance(outcome, ev.ChildWorkflowFailed) and outcome.started == 7 and not outcome.cancelled
+    assert isinstance(outcome, ev.ChildWorkflowFailed)
+    assert outcome.started == 7
+    assert not outcome.cancelled
 
 
 def test_continue_as_new_opens_the_next_run_and_tells_no_one() -> None:
@@ -90,14 +99,18 @@ def test_continue_as_new_opens_the_next_run_and_tells_no_one() -> None:
     [new] = d.plan.runs
     assert (new.run_id, new.entry, new.parent_run_id, new.parent_seq) == ("r2", "current", "p1", 7)
     started = new.events[0]
-    assert isinstance(started, ev.WorkflowStarted) and started.continued_from == "r1"
-    assert d.plan.close is not None and d.plan.close.next_run_id == "r2" and not d.deliveries
+    assert isinstance(started, ev.WorkflowStarted)
+    assert started.continued_from == "r1"
+    assert d.plan.close is not None
+    assert d.plan.close.next_run_id == "r2"
+    assert not d.deliveries
 
 
 def test_a_child_whose_id_is_taken_fails_at_once_in_the_parent() -> None:
     child = ev.ChildWorkflowStarted(seq=4, at=0, workflow="kid", workflow_id="k", run_id="kr", input=b"[]")
     d = m.commit(run(), "me", 3, [child], NOW, lookups=m.Lookups(taken=frozenset({"k"})))
-    assert not d.plan.runs and [e.type for e in d.plan.events] == ["ChildWorkflowStarted", "ChildWorkflowFailed"]
+    assert not d.plan.runs
+    assert [e.type for e in d.plan.events] == ["ChildWorkflowStarted", "ChildWorkflowFailed"]
     assert d.plan.task == TaskChange("keep")  # the owner goes on with the failure
 
 
@@ -116,7 +129,8 @@ def test_activities_come_leased_to_the_engine_that_has_slots_for_them() -> None:
     take = m.ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
     d = m.commit(run(), "me", 3, [scheduled(4), scheduled(5)], NOW, take=take)
     assert [(a.seq, a.owner) for a in d.plan.activities] == [(4, "me"), (5, None)]
-    assert [a.seq for a in d.leased] == [4] and take.slots == {"default": 1}  # the caller's take is not spent
+    assert [a.seq for a in d.leased] == [4]
+    assert take.slots == {"default": 1}
 
 
 # -- inputs ---------------------------------------------------------------------------------------
@@ -124,20 +138,28 @@ def test_activities_come_leased_to_the_engine_that_has_slots_for_them() -> None:
 
 def test_an_input_joins_the_history_of_an_idle_run_and_wakes_it() -> None:
     p = m.deliver(run(owner=None), signal(), NOW)
-    assert p is not None and [(e.seq, e.type) for e in p.events] == [(4, "SignalReceived")]
-    assert p.task == TaskChange("wake", add_signals=1) and p.expect_seq == 3
+    assert p is not None
+    assert [(e.seq, e.type) for e in p.events] == [(4, "SignalReceived")]
+    assert p.task == TaskChange("wake", add_signals=1)
+    assert p.expect_seq == 3
 
 
 def test_an_input_waits_in_the_inbox_while_a_step_is_in_flight() -> None:
     p = m.deliver(run(), ev.CancelRequested(seq=0, at=NOW), NOW)
-    assert p is not None and not p.events and [e.type for e in p.inbox] == ["CancelRequested"]
+    assert p is not None
+    assert not p.events
+    assert [e.type for e in p.inbox] == ["CancelRequested"]
 
 
 def test_an_input_for_a_run_whose_holder_died_is_recorded_at_once_unless_others_wait() -> None:
     lapsed = m.deliver(run(live=False), signal(), NOW)
-    assert lapsed is not None and lapsed.events and not lapsed.inbox
+    assert lapsed is not None
+    assert lapsed.events
+    assert not lapsed.inbox
     queued = m.deliver(run(live=False, inbox=(signal(),)), signal(), NOW)
-    assert queued is not None and queued.inbox and not queued.events  # order first
+    assert queued is not None
+    assert queued.inbox
+    assert not queued.events
 
 
 def test_a_closed_run_takes_no_input_and_a_full_buffer_no_signal() -> None:
@@ -168,10 +190,14 @@ def test_an_outcome_of_an_attempt_no_longer_held_records_nothing(row: TaskState 
 
 def test_a_retry_is_scheduled_or_times_out_at_the_deadline() -> None:
     found = m.activity_outcome(task_row(), CLAIMED, "me", FAILED, NOW)
-    assert found is not None and found[1] is None and found[0].retry is not None
+    assert found is not None
+    assert found[1] is None
+    assert found[0].retry is not None
     assert (found[0].retry.attempt, found[0].retry.visible_at) == (2, NOW + 10.0)
     late = m.activity_outcome(task_row(deadline=NOW + 5.0), CLAIMED, "me", FAILED, NOW)
-    assert late is not None and isinstance(late[1], ev.ActivityTimedOut) and late[1].failure == FAILED.failure
+    assert late is not None
+    assert isinstance(late[1], ev.ActivityTimedOut)
+    assert late[1].failure == FAILED.failure
     assert late[0].drop_tasks == [9]
 
 
@@ -181,7 +207,10 @@ def test_a_step_run_ahead_commits_only_if_the_run_has_not_moved_and_nobody_holds
     assert m.stepped(run(owner="someone"), step, task_row(), NOW) is None
     assert m.stepped(run(owner=None, last=4), step, task_row(), NOW) is None
     d = m.stepped(run(owner=None), step, task_row(), NOW)
-    assert d is not None and d.closed and d.plan.keep_first_at and d.plan.task == TaskChange("done")
+    assert d is not None
+    assert d.closed
+    assert d.plan.keep_first_at
+    assert d.plan.task == TaskChange("done")
 
 
 # -- failed workflow tasks, starts ----------------------------------------------------------------
@@ -190,12 +219,16 @@ def test_a_step_run_ahead_commits_only_if_the_run_has_not_moved_and_nobody_holds
 def test_a_failed_workflow_task_backs_off_then_fails_the_run() -> None:
     failure = {"type": "E", "message": "boom"}
     first = m.workflow_task_failed(run(attempts=0, inbox=(signal(),)), "me", failure, 1.0, 3, NOW)
-    assert first is not None and not first.closed
+    assert first is not None
+    assert not first.closed
     assert first.plan.task == TaskChange("backoff", visible_at=NOW + 1.0, attempts=1)
     assert [e.type for e in first.plan.events] == ["SignalReceived"]  # no step in flight any more
     third = m.workflow_task_failed(run(attempts=2), "me", failure, 1.0, 3, NOW)
-    assert third is not None and third.closed and third.plan.close is not None
-    assert third.plan.close.failure is not None and third.plan.close.failure["workflow_task"] is True
+    assert third is not None
+    assert third.closed
+    assert third.plan.close is not None
+    assert third.plan.close.failure is not None
+    assert third.plan.close.failure["workflow_task"] is True
     assert "failed 3 times" in third.plan.close.failure["message"]
     assert m.workflow_task_failed(run(owner="other"), "me", failure, 1.0, 3, NOW) is None
 
