@@ -29,7 +29,7 @@ from ..history.codec import Codec, JsonCodec, PickleCodec
 from ..history.export import History
 from ..history.ids import check_id
 from ..runtime import _guard
-from ..runtime._instance import WorkflowInstance
+from ..runtime._replay import replay
 from ..stores._protocol import RunRecord, StartRequest, Store
 from ..stores.sql._store import SqlStore
 from . import _liveness
@@ -637,9 +637,10 @@ class Engine:
             if not pending:
                 return self._roundtrip(cached.query(name, args))
         _, events = await self.store.load(record.run_id, 0)
-        replica = WorkflowInstance(definition, record.run_id, self.codec)
+        replica, completion = await self.steps.run(
+            record.run_id, lambda: replay(definition, record.run_id, self.codec, events))
         try:
-            await self.steps.run(record.run_id, lambda: replica.apply(events))
+            completion.unwrap()
             return self._roundtrip(replica.query(name, args))
         finally:
             replica.close()

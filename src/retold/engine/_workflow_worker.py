@@ -22,6 +22,7 @@ from ..errors import (
 )
 from ..history import events as ev
 from ..runtime._instance import WorkflowInstance, failure_from_exception
+from ..runtime._replay import activate, replay
 from ..stores._protocol import ActivityOutcome, ActivityTask, StartRequest
 from ._machine import ActivityStep, ActivityTake, StartStep
 
@@ -128,8 +129,12 @@ class WorkflowWorker:
                     definition = engine.workflows.get(run.workflow)
                     if definition is None:
                         raise NotRegisteredError("workflow", run.workflow)
-                    instance = WorkflowInstance(definition, run_id, engine.codec)
-                commands = await engine.steps.run(run_id, functools.partial(instance.apply, events))
+                    fresh, completion = await engine.steps.run(
+                        run_id, functools.partial(replay, definition, run_id, engine.codec, events))
+                    instance = fresh
+                else:
+                    completion = await engine.steps.run(run_id, functools.partial(activate, instance, events))
+                commands = completion.unwrap()
                 take, reserved = self._reserve(commands)
                 try:
                     last = await engine.runs.commit_workflow_task(
@@ -242,7 +247,7 @@ class WorkflowWorker:
         self._limit.acquire_on_behalf_of_nowait(slot)
         self.processing.add(instance.run_id)
         try:
-            commands = await self._engine.steps.run(instance.run_id, lambda: instance.apply([event]))
+            commands = (await self._engine.steps.run(instance.run_id, lambda: activate(instance, [event]))).unwrap()
         except BaseException as exc:
             if not isinstance(exc, WorkflowDeadlockError):
                 instance.close()
