@@ -17,6 +17,7 @@ from ..authoring._options import ActivityOptions, seconds
 from ..errors import ApplicationError, NotRegisteredError, StoreError
 from ..runtime._instance import failure_from_exception
 from ..stores._protocol import ActivityOutcome, ActivityTask
+from ._machine import attempt_failed
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -246,17 +247,15 @@ class ActivityWorker:
         *, non_retryable: bool = False, timeout_kind: str = "",
     ) -> ActivityOutcome:
         failure = failure_from_exception(exc, non_retryable=non_retryable)
-        retry: float | None = None
-        if not failure["non_retryable"] and options.retry.retries_error(failure["type"], task.attempt):
-            retry = options.retry.delay(task.attempt, self._rng)
-        if retry is None and timeout_kind:
-            # The last attempt ran out of time: the activity timed out.
-            return ActivityOutcome("timed_out", failure=failure, timeout_kind=timeout_kind)
+        outcome = attempt_failed(options.retry, task.attempt, failure, self._rng, timeout_kind=timeout_kind)
+        retry = outcome.retry_delay
+        if outcome.kind == "timed_out":
+            return outcome
         log.info(
             "activity %s (run %s, event %d) attempt %d failed: %s%s", task.activity, task.run_id,
             task.seq, task.attempt, failure["message"],
             f"; retrying in {retry:.2f} s" if retry is not None else "",
         )
-        return ActivityOutcome("failed", failure=failure, retry_delay=retry)
+        return outcome
 
 

@@ -11,11 +11,13 @@ those runs' states (:func:`deliver`) in the same transaction.
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, final
 
+from ..authoring._options import RetryPolicy
 from ..errors import (
     ConflictError,
     IdempotencyError,
@@ -39,7 +41,8 @@ from ..stores._plan import (
 from ..stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRequest
 
 __all__ = [
-    "NO_LOOKUPS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "StartStep", "activity_outcome", "commit",
+    "NO_LOOKUPS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "StartStep", "activity_outcome",
+    "attempt_failed", "commit",
     "deliver", "existing", "release", "start", "stepped", "workflow_task_failed",
 ]
 
@@ -308,6 +311,23 @@ def deliver(run: RunState | None, event: ev.Event, now: float, *, max_signals: i
         return Plan(run.run_id, inbox=[event], task=TaskChange("none", add_signals=signal))
     return Plan(run.run_id, expect_seq=run.last_seq, events=renumber([event], run.last_seq + 1),
                 task=TaskChange("wake", add_signals=signal))
+
+
+def attempt_failed(
+    retry: RetryPolicy, attempt: int, failure: dict[str, Any], rng: random.Random, *, timeout_kind: str = "",
+) -> ActivityOutcome:
+    """How a failed attempt ends the activity, or not: retried after the policy's delay, failed, or timed out.
+
+    A failure that is not retryable (its own flag, the policy's
+    ``non_retryable_error_types``, or the last of ``max_attempts``) ends the
+    activity; if the attempt ran out of time (``timeout_kind``), as a timeout.
+    """
+    delay: float | None = None
+    if not failure.get("non_retryable") and retry.retries_error(failure["type"], attempt):
+        delay = retry.delay(attempt, rng)
+    if delay is None and timeout_kind:
+        return ActivityOutcome("timed_out", failure=failure, timeout_kind=timeout_kind)
+    return ActivityOutcome("failed", failure=failure, retry_delay=delay)
 
 
 def activity_outcome(
