@@ -33,7 +33,9 @@ function payloadOf(event, field) {
 
 function eventDetails(event) {
   const rest = Object.fromEntries(Object.entries(event).filter(([k]) => !COMMON.has(k)));
-  return Object.keys(rest).length ? h("pre", {class: "json"}, pretty(rest)) : "";
+  if (!Object.keys(rest).length) return "";
+  const compact = JSON.stringify(rest);
+  return h("pre", {class: "json"}, compact.length <= 100 ? compact : pretty(rest));
 }
 
 export async function runPage(view, {id}, {onAuthError}) {
@@ -192,6 +194,7 @@ export async function runPage(view, {id}, {onAuthError}) {
   renderEvents([]);
   stream = follow(run.run_id, {
     onEvent,
+    done: () => events.some((e) => FINAL.has(e.type)),
     onState: (state) => {
       if (state instanceof AuthError) { onAuthError(); return; }
       follow_.textContent = state instanceof Error ? `· not following: ${state.message}`
@@ -205,13 +208,23 @@ export async function runPage(view, {id}, {onAuthError}) {
   return () => { stopped = true; stream.stop(); clearInterval(tick); };
 }
 
-/** Ask in the page's <dialog>; resolves true when confirmed. */
+/** Ask in the page's <dialog>; resolves true when confirmed, false on "Keep it" or Escape. */
 function confirmDialog(text) {
   const dialog = document.getElementById("confirm");
+  const form = dialog.querySelector("form");
   document.getElementById("confirm-text").textContent = text;
   return new Promise((resolve) => {
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), {once: true});
-    dialog.returnValue = "";
+    // The button pressed, not the dialog's close event: a close still queued from the last
+    // time it was shown must not answer this question.
+    const done = (ok) => {
+      form.removeEventListener("submit", onSubmit);
+      dialog.removeEventListener("cancel", onCancel);
+      resolve(ok);
+    };
+    const onSubmit = (e) => done(e.submitter?.value === "ok");
+    const onCancel = () => done(false);
+    form.addEventListener("submit", onSubmit);
+    dialog.addEventListener("cancel", onCancel);
     dialog.showModal();
   });
 }

@@ -33,11 +33,11 @@ async function* messages(body) {
 
 /**
  * Follow a run's events from event number `after`: onEvent(event) for each, in order, once each.
- * Reconnects with Last-Event-ID when the connection drops; stops after the run's final event
- * (the server answers 204), on stop(), or on an error other than a dropped connection.
+ * Reconnects with Last-Event-ID when the connection drops; stops once `done()` says the run's final
+ * event has come (or the server answers 204), on stop(), or on an error other than a dropped connection.
  * onState(state) reports "live", "reconnecting", "ended", or an Error.
  */
-export function follow(id, {after = 0, onEvent, onState}) {
+export function follow(id, {after = 0, onEvent, onState, done = () => false}) {
   const controller = new AbortController();
   let last = after;
   let stopped = false;
@@ -61,6 +61,7 @@ export function follow(id, {after = 0, onEvent, onState}) {
           delay = 500;
           onEvent(event);
         }
+        if (done()) { onState("ended"); return; }
       } catch (error) {
         if (stopped) return;
         if (error instanceof AuthError || !(error instanceof TypeError)) { onState(error); return; }

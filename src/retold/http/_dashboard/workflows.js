@@ -108,9 +108,10 @@ export async function workflowsPage(view, _route, {onAuthError}) {
     view.append(h("section", {class: "card workflow", id: `wf-${wf.name}`, "data-workflow": wf.name},
       h("h2", {}, wf.name, h("span", {class: "muted sig"}, `(${params(wf.parameters)}) → ${wf.returns}`)),
       wf.description ? h("p", {}, wf.description) : "",
-      wf.activities.length ? h("p", {class: "muted"}, "Activities: ", wf.activities.join(", ")) : "",
-      wf.children.length ? h("p", {class: "muted"}, "Children: ", wf.children.join(", ")) : "",
-      h("p", {}, h("a", {href: `#/runs?workflow=${encodeURIComponent(wf.name)}`}, "Runs of this workflow")),
+      h("p", {class: "muted"},
+        wf.activities.length ? `Activities: ${wf.activities.join(", ")}. ` : "",
+        wf.children.length ? `Children: ${wf.children.join(", ")}. ` : "",
+        h("a", {href: `#/runs?workflow=${encodeURIComponent(wf.name)}`}, "Runs of this workflow")),
       h("details", {}, h("summary", {}, "Start a run"), start)));
   }
   view.append(h("h2", {}, "Activities"),
