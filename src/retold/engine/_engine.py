@@ -567,7 +567,9 @@ class Engine:
         for name, when in (("started_after", started_after), ("started_before", started_before)):
             if when is not None and when.tzinfo is None:
                 raise ValueError(f"list_runs {name} must be an aware datetime (with a time zone)")
-            bounds.append(None if when is None else when.timestamp())
+            # Less half a microsecond: run times are shown to the microsecond (rounded), so a bound
+            # copied from a run's started_at takes that run in (after) or leaves it out (before).
+            bounds.append(None if when is None else when.timestamp() - 5e-7)
         records = await self.store.list_runs(
             status=status, workflow=workflow, limit=limit, offset=offset,
             id_prefix=id_prefix, started_after=bounds[0], started_before=bounds[1],
