@@ -39,15 +39,17 @@ def is_loopback(host: str) -> bool:
               help="Allow listening beyond loopback without a token (anyone who reaches it can start runs).")
 @click.option("--workers/--no-workers", default=True, show_default=True,
               help="Also run the workflows and activities of --app in this process.")
+@click.option("--dashboard/--no-dashboard", default=True, show_default=True,
+              help="Serve the web dashboard at / (docs/dashboard.md).")
 @click.option("--max-body-size", type=click.IntRange(1), default=4 * 1024 * 1024, show_default=True,
               help="Refuse request bodies over this many bytes (413).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]), help="uvicorn's log level.")
 def serve(
     app_spec: str | None, url: str, host: str, port: int, tokens: tuple[str, ...], insecure_no_auth: bool,
-    workers: bool, max_body_size: int, log_level: str,
+    workers: bool, dashboard: bool, max_body_size: int, log_level: str,
 ) -> None:
-    """Serve the HTTP API (docs/http.md) on uvicorn.
+    """Serve the HTTP API (docs/http.md) and the dashboard on uvicorn.
 
     It starts the workflows of --app by name, and with --workers (the
     default) runs them too. Without a token it listens only on loopback,
@@ -74,11 +76,12 @@ def serve(
         async with engine:
             yield
 
-    api = create_app(engine, tokens=list(tokens) if tokens else None, max_body_size=max_body_size)
+    api = create_app(engine, tokens=list(tokens) if tokens else None, max_body_size=max_body_size,
+                     dashboard=dashboard)
     asgi = Starlette(routes=[Mount("/", api)], lifespan=lifespan)
     click.echo(f"retold: serving {url} on http://{host}:{port} "
                f"({len(app.workflows)} workflows{', running them' if workers else ''}"
-               f"{', bearer tokens required' if tokens else ''})", err=True)
+               f"{', bearer tokens required' if tokens else ''}{', dashboard at /' if dashboard else ''})", err=True)
     # A few seconds for open event streams to end before the engine closes.
     uvicorn.run(asgi, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=3)
 

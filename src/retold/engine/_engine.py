@@ -8,7 +8,7 @@ import logging
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, ParamSpec, Self, final
 
@@ -547,12 +547,34 @@ class Engine:
 
     async def list_runs(
         self, *, status: str | None = None, workflow: str | None = None,
-        limit: int = 100, offset: int = 0,
+        limit: int = 100, offset: int = 0, id_prefix: str | None = None,
+        started_after: datetime | None = None, started_before: datetime | None = None,
     ) -> list[RunDescription]:
-        """Runs newest first, optionally filtered by status and workflow name."""
+        """Runs newest first, optionally filtered.
+
+        Args:
+            status: only runs with this status.
+            workflow: only runs of this workflow name.
+            limit: at most this many runs.
+            offset: skip the newest ``offset`` runs that match.
+            id_prefix: only runs whose workflow id or run id starts with this.
+            started_after: only runs started at or after this time (aware datetime).
+            started_before: only runs started before this time (aware datetime).
+
+        Raises:
+            ValueError: a naive datetime (without a time zone).
+        """
         self._check_open()
+        bounds = []
+        for name, when in (("started_after", started_after), ("started_before", started_before)):
+            if when is not None and when.tzinfo is None:
+                raise ValueError(f"list_runs {name} must be an aware datetime (with a time zone)")
+            # Less half a microsecond: run times are shown to the microsecond (rounded), so a bound
+            # copied from a run's started_at takes that run in (after) or leaves it out (before).
+            bounds.append(None if when is None else when.timestamp() - 5e-7)
         records = await self.store.list_runs(
-            status=status, workflow=workflow, limit=limit, offset=offset
+            status=status, workflow=workflow, limit=limit, offset=offset,
+            id_prefix=id_prefix, started_after=bounds[0], started_before=bounds[1],
         )
         return [RunDescription.from_record(r) for r in records]
 

@@ -20,7 +20,16 @@ import retold
 
 from ._auth import BearerAuth
 from ._describe import describe_registry
-from ._inputs import MAX_EVENT_ID, event_id_header, idempotency_key, int_param, path_id, path_name, text_param
+from ._inputs import (
+    MAX_EVENT_ID,
+    event_id_header,
+    idempotency_key,
+    int_param,
+    path_id,
+    path_name,
+    text_param,
+    time_param,
+)
 from ._openapi import STATUSES, openapi_document
 from ._problems import (
     JSONResponse,
@@ -34,6 +43,7 @@ from ._problems import (
     read_json,
 )
 from ._sse import EventStreamResponse
+from ._ui import dashboard_routes
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "create_app"]
 
@@ -123,7 +133,9 @@ class _Api:
         limit = int_param(request, "limit", 50, 1, 1000)
         offset = int_param(request, "offset", 0, 0, 2**62)
         runs = await self.engine.list_runs(
-            status=status, workflow=text_param(request, "workflow"), limit=limit, offset=offset
+            status=status, workflow=text_param(request, "workflow"), limit=limit, offset=offset,
+            id_prefix=text_param(request, "id_prefix"), started_after=time_param(request, "started_after"),
+            started_before=time_param(request, "started_before"),
         )
         next_url = str(request.url.include_query_params(offset=offset + limit)) if len(runs) == limit else None
         headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else None
@@ -185,6 +197,7 @@ def create_app(
     tokens: Sequence[str] | None = None,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     keepalive: float = 15.0,
+    dashboard: bool = False,
 ) -> Starlette:
     """The retold HTTP API as an ASGI app, for an engine the host opens.
 
@@ -202,6 +215,9 @@ def create_app(
             while they stream in.
         keepalive: seconds of silence after which an event stream sends a
             comment line, so that proxies keep it open.
+        dashboard: also serve the web dashboard (``docs/dashboard.md``) at
+            ``GET /``, with its files under ``/dashboard/``. They are public;
+            the page asks for a token and sends it with every API call.
 
     Raises:
         ConfigurationError: a setting out of range, or an empty token.
@@ -226,7 +242,9 @@ def create_app(
         Route("/runs/{id:retold_id}/events", api.events, methods=["GET"]),
         Route("/runs/{id:retold_id}", api.run, methods=["GET"], name="run"),
     ]
-    middleware = [Middleware(BearerAuth, tokens=tokens)] if tokens is not None else []
+    if dashboard:
+        routes += dashboard_routes()
+    middleware = [Middleware(BearerAuth, tokens=tokens, dashboard=dashboard)] if tokens is not None else []
     return Starlette(
         routes=routes,
         middleware=middleware,

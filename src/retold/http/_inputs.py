@@ -9,6 +9,7 @@ a number SQLite cannot bind) can turn into a 5xx.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from starlette.requests import Request
 
@@ -17,7 +18,10 @@ from retold.history.ids import MAX_ID_LENGTH, check_id
 
 from ._problems import ProblemError
 
-__all__ = ["MAX_EVENT_ID", "event_id_header", "idempotency_key", "int_param", "path_id", "path_name", "text_param"]
+__all__ = [
+    "MAX_EVENT_ID", "event_id_header", "idempotency_key", "int_param", "path_id", "path_name", "text_param",
+    "time_param",
+]
 
 MAX_EVENT_ID = 10**18 - 1
 """The largest event number a client may name (``Last-Event-ID``, ``after``): 18 digits."""
@@ -63,6 +67,25 @@ def text_param(request: Request, name: str) -> str | None:
     """
     raw = request.query_params.get(name)
     return None if raw is None else _checked(f"{name} parameter", raw, f"query parameter {name!r}")
+
+
+def time_param(request: Request, name: str) -> datetime | None:
+    """A date-time query parameter in ISO 8601 with a time zone (``2026-11-28T12:00:00Z``).
+
+    Raises:
+        ProblemError: 400, not an ISO 8601 date-time, or without a time zone.
+    """
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ProblemError(400, f"{name} must be an ISO 8601 date-time such as 2026-11-28T12:00:00Z, "
+                                f"not {raw[:40]!r}") from None
+    if when.tzinfo is None:
+        raise ProblemError(400, f"{name} must give a time zone (Z or +01:00, say): {raw[:40]!r} has none")
+    return when
 
 
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:

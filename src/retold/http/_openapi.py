@@ -75,6 +75,8 @@ def _schemas() -> dict[str, Any]:
                                        "description": "Activities the workflow's code names."},
                         "children": {"type": "array", "items": {"type": "string"},
                                      "description": "Child workflows the workflow's code names."},
+                        "args_schema": {"type": "object", "description": (
+                            "The JSON Schema of the `args` array a start takes (as in the start operation).")},
                     },
                 }},
                 "activities": {"type": "array", "items": {
@@ -203,6 +205,12 @@ def openapi_document(workflows: Mapping[str, Any], *, auth: bool, max_body_size:
             "parameters": [
                 {"name": "status", "in": "query", "schema": {"type": "string", "enum": STATUSES}},
                 {"name": "workflow", "in": "query", "schema": _ID},
+                {"name": "id_prefix", "in": "query", "schema": _ID,
+                 "description": "Only runs whose workflow id or run id starts with this (case-sensitive)."},
+                {"name": "started_after", "in": "query", "schema": {"type": "string", "format": "date-time"},
+                 "description": "Only runs started at or after this time (ISO 8601, with a time zone)."},
+                {"name": "started_before", "in": "query", "schema": {"type": "string", "format": "date-time"},
+                 "description": "Only runs started before this time (ISO 8601, with a time zone)."},
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000,
                                                            "default": 50}},
                 {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0,

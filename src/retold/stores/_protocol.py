@@ -214,7 +214,13 @@ class Store(Protocol):
         ...
 
     async def list_runs(
-        self, *, status: str | None, workflow: str | None, limit: int, offset: int
+        self, *, status: str | None, workflow: str | None, limit: int, offset: int,
+        id_prefix: str | None = None, started_after: float | None = None, started_before: float | None = None,
     ) -> list[RunRecord]:
-        """Runs, newest first."""
+        """Runs, newest first.
+
+        ``id_prefix`` keeps runs whose workflow id or run id starts with it
+        (case-sensitive); ``started_after``/``started_before`` (seconds since
+        the epoch) keep runs created at or after / before those times.
+        """
         ...

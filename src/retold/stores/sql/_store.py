@@ -275,6 +275,7 @@ class SqlStore(Leases):
     async def list_runs(
         self, *, status: str | None = None, workflow: str | None = None,
         limit: int = 100, offset: int = 0,
+        id_prefix: str | None = None, started_after: float | None = None, started_before: float | None = None,
     ) -> list[RunRecord]:
         """Runs, newest first, optionally filtered."""
 
@@ -284,6 +285,15 @@ class SqlStore(Leases):
                 stmt = stmt.where(t.runs.c.status == status)
             if workflow is not None:
                 stmt = stmt.where(t.runs.c.workflow == workflow)
+            if id_prefix:
+                # substr, not LIKE: SQLite's LIKE ignores case, and "%" or "_" in ids would need escaping.
+                n = len(id_prefix)
+                stmt = stmt.where(sa.or_(sa.func.substr(t.runs.c.workflow_id, 1, n) == id_prefix,
+                                         sa.func.substr(t.runs.c.run_id, 1, n) == id_prefix))
+            if started_after is not None:
+                stmt = stmt.where(t.runs.c.created_at >= started_after)
+            if started_before is not None:
+                stmt = stmt.where(t.runs.c.created_at < started_before)
             return [row_to_run(r) for r in conn.execute(stmt.limit(limit).offset(offset))]
 
         return await self._read(query)
