@@ -8,6 +8,7 @@ from typing import Any, Literal, Protocol, final
 
 from ..history import events as ev
 from ..history.events import Event
+from ._purge import PurgeReport
 
 __all__ = [
     "ActivityOutcome", "ActivityStep", "ActivityTake", "ActivityTask", "RunRecord", "StartRequest", "StartStep",
@@ -340,4 +341,12 @@ class Store(Protocol):
         self, *, status: str | None, workflow: str | None, limit: int, offset: int
     ) -> list[RunRecord]:
         """Runs, newest first."""
+        ...
+
+    async def purge(
+        self, before: float, *, statuses: Sequence[str] | None, workflow: str | None, batch_size: int,
+        dry_run: bool,
+    ) -> PurgeReport:
+        """Delete closed runs that closed before ``before`` (store clock) and what goes with them,
+        in transactions of ``batch_size`` runs that never hold the writer long; never a running run."""
         ...

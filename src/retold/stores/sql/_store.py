@@ -47,6 +47,8 @@ from .._protocol import (
     StartRequest,
     StartStep,
 )
+from .._purge import PurgeReport
+from . import _retention
 from . import _schema as t
 from ._dialect import Insert, dialect_for
 from ._fast import Statement
@@ -662,8 +664,11 @@ class SqlStore:
                 existing = self._q.workflow_by_key(conn, {"b_key": req.idempotency_key}).first()
             if existing is None:
                 existing = self._q.workflow_by_id(conn, {"b_id": req.workflow_id}).first()
+            found = self._existing(conn, req, existing) if existing is not None else None
+            if found is not None:
+                return found, False
             if existing is not None:
-                return self._existing(conn, req, existing), False
+                continue  # its runs were purged since (PostgreSQL): the id is free again
             now = self._now(conn)
             run_id = step.run_id if step is not None else str(uuid.uuid4())
             inserted = self._q.insert_workflow(conn, {
@@ -685,7 +690,7 @@ class SqlStore:
             return record, True
         raise StoreError(f"could not start workflow id {req.workflow_id!r}: its row keeps changing")
 
-    def _existing(self, conn: Connection, req: StartRequest, existing: Any) -> RunRecord:
+    def _existing(self, conn: Connection, req: StartRequest, existing: Any) -> RunRecord | None:
         what = (f"idempotency key {req.idempotency_key!r}"
                 if existing.idempotency_key is not None and existing.idempotency_key == req.idempotency_key
                 else f"workflow id {existing.workflow_id!r}")
@@ -696,7 +701,8 @@ class SqlStore:
             )
         if existing.input_hash != req.input_hash:
             raise IdempotencyError(f"{what} was already started with different input")
-        return _row_to_run(self._q.run_by_id(conn, {"b_run_id": existing.first_run_id}).first())
+        row = self._q.run_by_id(conn, {"b_run_id": existing.first_run_id}).first()
+        return None if row is None else _row_to_run(row)
 
     # -- workflow tasks --------------------------------------------------------------
 
@@ -1298,3 +1304,13 @@ class SqlStore:
             return [_row_to_run(r) for r in conn.execute(stmt.limit(limit).offset(offset))]
 
         return await self._read(query)
+
+    async def purge(
+        self, before: float, *, statuses: Sequence[str] | None = None, workflow: str | None = None,
+        batch_size: int = 200, dry_run: bool = False,
+    ) -> PurgeReport:
+        """Delete runs closed before ``before``, with what goes with them, ``batch_size`` runs per transaction.
+
+        See ``_retention.py`` for what goes together; ``dry_run`` only counts.
+        """
+        return await _retention.purge(self, _retention.Pass(before, statuses, workflow, batch_size, dry_run))
