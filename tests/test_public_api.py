@@ -16,7 +16,7 @@ PUBLIC = [
     "ChildWorkflowError", "Codec", "ConfigurationError", "ConflictError", "Engine", "EventStream", "History",
     "HistoryFormatError", "IdempotencyError",
     "InvalidArgumentsError", "JsonCodec", "LeaseLostError", "NondeterminismError", "NotRegisteredError", "PayloadError",
-    "PickleCodec", "QueryError", "RetoldError", "RetryPolicy", "RunDescription", "RunFinishedError",
+    "PickleCodec", "PurgeReport", "QueryError", "RetoldError", "RetryPolicy", "RunDescription", "RunFinishedError",
     "RunHandle", "RunNotFoundError", "SchemaError", "SignalBufferFullError", "StoreError", "Workflow",
     "WorkflowCancelledError",
     "WorkflowFailedError", "WorkflowInfo", "WorkflowSandboxError", "activity", "activity_info",

@@ -52,7 +52,7 @@ DEFAULT_URL = "sqlite:///retold.db"
 _LISTEN_RETRY = 2.0  # first wait before reopening a lost listener (polling covers it)
 _PURGE_EVERY = 600.0  # seconds (store clock) between two purges of the retention loop
 _PURGE_BATCH = 200  # runs per purge transaction
-CLOSED_STATUSES = tuple(s for s in typing.get_args(RunStatus) if s != "running")
+_CLOSED_STATUSES = tuple(s for s in typing.get_args(RunStatus) if s != "running")
 
 
 def _seconds(value: timedelta | float, name: str) -> float:
@@ -426,10 +426,10 @@ class Engine:
         if seconds < 0:
             raise ConfigurationError(f"purge older_than must not be negative, got {seconds}")
         chosen = None if statuses is None else sorted(set(statuses))
-        bad = [s for s in chosen or () if s not in CLOSED_STATUSES]
+        bad = [s for s in chosen or () if s not in _CLOSED_STATUSES]
         if bad:
             raise ConfigurationError(
-                f"purge statuses must be among {', '.join(CLOSED_STATUSES)} (running runs are never purged), "
+                f"purge statuses must be among {', '.join(_CLOSED_STATUSES)} (running runs are never purged), "
                 f"got {', '.join(map(repr, bad))}"
             )
         return await self.store.purge(self.store.now() - seconds, statuses=chosen, workflow=workflow,

@@ -191,7 +191,8 @@ def _workflow_rows(conn: Connection, doomed: dict[str, Any], p: Pass) -> int:
         return count
     moved = [wid for wid in wids if left[wid]]
     for chunk in _chunks(moved):
-        for wid, first in conn.execute(sa.select(wf.c.workflow_id, wf.c.first_run_id).where(wf.c.workflow_id.in_(chunk))):
+        firsts = conn.execute(sa.select(wf.c.workflow_id, wf.c.first_run_id).where(wf.c.workflow_id.in_(chunk)))
+        for wid, first in firsts.all():
             if first not in doomed:
                 continue
             # The head of what is left of the chain: the run no other run continued into.
