@@ -63,6 +63,7 @@ from .history.codec import Codec as Codec
 from .history.codec import JsonCodec as JsonCodec
 from .history.codec import PickleCodec as PickleCodec
 from .history.export import History as History
+from .stores._purge import PurgeReport as PurgeReport
 
 try:
     __version__: str = _version("retold")
@@ -93,6 +94,7 @@ __all__ = [
     "NotRegisteredError",
     "PayloadError",
     "PickleCodec",
+    "PurgeReport",
     "QueryError",
     "RetoldError",
     "RetryPolicy",

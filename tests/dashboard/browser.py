@@ -55,7 +55,7 @@ class Browser:
              "--hide-scrollbars", "--force-color-profile=srgb", f"--user-data-dir={self._profile.name}",
              "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(3, 4), preexec_fn=wire,  # noqa: PLW1509 - only os.dup2 runs there
+            pass_fds=(3, 4), preexec_fn=wire,
         )
         os.close(child_in)
         os.close(child_out)

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import typing
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -30,7 +31,8 @@ from ..history.export import History
 from ..history.ids import check_id
 from ..runtime import _guard
 from ..runtime._replay import replay
-from ..stores._protocol import RunRecord, StartRequest, Store
+from ..stores._protocol import RunRecord, RunStatus, StartRequest, Store
+from ..stores._purge import PurgeReport
 from ..stores.sql._store import SqlStore
 from . import _liveness
 from ._activity_worker import ActivityWorker
@@ -49,6 +51,9 @@ log = logging.getLogger("retold.engine")
 
 DEFAULT_URL = "sqlite:///retold.db"
 _LISTEN_RETRY = 2.0  # first wait before reopening a lost listener (polling covers it)
+_PURGE_EVERY = 600.0  # seconds (store clock) between two purges of the retention loop
+_PURGE_BATCH = 200  # runs per purge transaction
+_CLOSED_STATUSES = tuple(s for s in typing.get_args(RunStatus) if s != "running")
 
 
 def _seconds(value: timedelta | float, name: str) -> float:
@@ -134,6 +139,9 @@ class Engine:
         run_workers: False makes a client-only engine that starts, signals
             and reads runs but executes nothing (the web app of split mode;
             workers run ``retold worker``).
+        retention: how long finished runs are kept, by close time. The engine
+            deletes older ones (see :meth:`purge`) when it opens and every 10
+            minutes after; None (the default) keeps them forever.
 
     Attributes:
         workflows: the hosted workflows, by registered name.
@@ -159,6 +167,7 @@ class Engine:
         store: Store | None = None,
         clock: Callable[[], float] | None = None,
         run_workers: bool = True,
+        retention: timedelta | float | None = None,
     ) -> None:
         self.workflows: dict[str, Workflow[..., Any]] = _registry(
             workflows, Workflow, "workflow", "workflows"
@@ -200,6 +209,7 @@ class Engine:
                 f"Engine deadlock_timeout must be positive (or None to disable it), got {deadlock_timeout!r}"
             )
         self.steps = StepRunner(limit)  # workflow code runs in step threads, under this limit
+        self.retention = None if retention is None else _seconds(retention, "retention")
         self.worker_id = f"engine-{uuid.uuid4().hex[:12]}"
         self._host = _liveness.host_key()
         self.wake_workflows = Wakeup()
@@ -247,6 +257,8 @@ class Engine:
                 group.start_soon(self._keep_running, self._timer_loop)
                 group.start_soon(self._keep_running, self._lease_loop)
             group.start_soon(self._keep_running, self._closed_watch_loop)
+            if self.retention is not None:
+                group.start_soon(self._keep_running, self._retention_loop)
             group.start_soon(self._listen_loop)
             self._stack = stack.pop_all()
         return self
@@ -371,6 +383,59 @@ class Engine:
                     scope = worker.running.get(task_id)
                     if scope is not None:
                         scope.cancel()
+
+    async def _retention_loop(self) -> None:
+        # Due times are on the store's clock (a test's fake clock moves them);
+        # the loop looks every poll interval whether one has come.
+        assert self.retention is not None
+        due = self.store.now()
+        while True:
+            if self.store.now() >= due:
+                report = await self.purge(self.retention)
+                if report.runs or report.kept:
+                    log.info("retention purged %d runs older than %s (%d events); kept %d with a run still running",
+                             report.runs, timedelta(seconds=self.retention), report.events, report.kept)
+                due = self.store.now() + _PURGE_EVERY
+            await anyio.sleep(self.poll_interval)
+
+    async def purge(
+        self, older_than: timedelta | float, *, statuses: Iterable[str] | None = None,
+        workflow: str | None = None, dry_run: bool = False,
+    ) -> PurgeReport:
+        """Delete finished runs that closed more than ``older_than`` ago, with their histories.
+
+        Runs go in small transactions, so engines sharing the store keep
+        working meanwhile; a running run is never touched. A run goes with
+        its children and, if it is the last run of its workflow id, with the
+        earlier runs of its continue-as-new chain and the id itself (which
+        can then be started again); one that goes with a run still running
+        is kept for a later purge (``PurgeReport.kept``). docs/operations.md
+        has the details.
+
+        Args:
+            older_than: how long ago (store clock) a run must have closed.
+            statuses: only runs with these statuses (completed, failed,
+                cancelled, continued); default: all of them.
+            workflow: only runs of this workflow name.
+            dry_run: count what would go, and delete nothing.
+
+        Raises:
+            ConfigurationError: a negative ``older_than``, or a status that
+                is not a finished run's.
+        """
+        self._check_open()
+        seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else float(older_than)
+        if seconds < 0:
+            raise ConfigurationError(f"purge older_than must not be negative, got {seconds}")
+        chosen = None if statuses is None else sorted(set(statuses))
+        bad = [s for s in chosen or () if s not in _CLOSED_STATUSES]
+        if bad:
+            raise ConfigurationError(
+                f"purge statuses must be among {', '.join(_CLOSED_STATUSES)} (running runs are never purged), "
+                f"got {', '.join(map(repr, bad))}"
+            )
+        return await self.store.purge(self.store.now() - seconds, statuses=chosen, workflow=workflow,
+                                      batch_size=_PURGE_BATCH, dry_run=dry_run)
 
     async def drain(self, grace: timedelta | float) -> bool:
         """Stop claiming work and wait up to ``grace`` for the tasks in flight.

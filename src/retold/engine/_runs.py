@@ -101,7 +101,7 @@ class Runs:
             if entry is not None:
                 run = tx.run(m.existing(request, entry))
                 if run is None:
-                    raise RunNotFoundError(entry.first_run_id)
+                    continue  # its runs were purged since (PostgreSQL): the id is free again
                 return run.record, False
             commands = step.commands if step is not None else ()
             decision = m.start(request, tx.now(), step, lookups=_lookups(tx, step.run_id if step else "", commands))

@@ -22,6 +22,7 @@ from ._auth import BearerAuth
 from ._describe import describe_registry
 from ._inputs import (
     MAX_EVENT_ID,
+    checked_text,
     event_id_header,
     idempotency_key,
     int_param,
@@ -30,7 +31,7 @@ from ._inputs import (
     text_param,
     time_param,
 )
-from ._openapi import STATUSES, openapi_document
+from ._openapi import MAX_AGE, STATUSES, openapi_document
 from ._problems import (
     JSONResponse,
     ProblemError,
@@ -173,6 +174,24 @@ class _Api:
         await handle.cancel(body.get("reason", ""))
         return JSONResponse({"workflow_id": handle.workflow_id}, status_code=202)
 
+    async def purge(self, request: Request) -> Response:
+        body = expect_object(await read_json(request, self.max_body_size), {
+            "older_than": (int, float), "statuses": (list,), "workflow": (str,), "dry_run": (bool,)})
+        older_than = body.get("older_than")
+        if older_than is None or isinstance(older_than, bool) or not 0 <= older_than <= MAX_AGE:
+            raise ProblemError(422, f"field 'older_than' is required: a number of seconds from 0 to {MAX_AGE}")
+        statuses = body.get("statuses")
+        closed = [s for s in STATUSES if s != "running"]
+        if statuses is not None and not all(isinstance(s, str) and s in closed for s in statuses):
+            raise ProblemError(422, f"field 'statuses' must list statuses among {', '.join(closed)} "
+                                    "(running runs are never purged)")
+        workflow = body.get("workflow")
+        if workflow is not None:
+            workflow = checked_text("workflow", workflow, "field 'workflow'", status=422)
+        report = await self.engine.purge(older_than, statuses=statuses, workflow=workflow,
+                                         dry_run=bool(body.get("dry_run", False)))
+        return JSONResponse(report.as_dict())
+
     async def history(self, request: Request) -> Response:
         history = await self.engine.get_handle(path_id(request)).history()
         return Response(history.to_json(), media_type="application/json")
@@ -234,6 +253,7 @@ def create_app(
         Route("/workflows", api.workflows, methods=["GET"]),
         Route("/workflows/{name:retold_id}/runs", api.start, methods=["POST"]),
         Route("/runs", api.list_runs, methods=["GET"]),
+        Route("/purge", api.purge, methods=["POST"]),
         # Workflow ids may contain "/" (child ids do): the more specific routes come first.
         Route("/runs/{id:retold_id}/signals/{name}", api.signal, methods=["POST"]),
         Route("/runs/{id:retold_id}/queries/{name}", api.query, methods=["GET"]),

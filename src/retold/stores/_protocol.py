@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, final
 
 from ..history import events as ev
 from ..history.events import Event
+from ._purge import PurgeReport
 
 if TYPE_CHECKING:
     from ._plan import Tx
@@ -223,4 +224,12 @@ class Store(Protocol):
         (case-sensitive); ``started_after``/``started_before`` (seconds since
         the epoch) keep runs created at or after / before those times.
         """
+        ...
+
+    async def purge(
+        self, before: float, *, statuses: Sequence[str] | None, workflow: str | None, batch_size: int,
+        dry_run: bool,
+    ) -> PurgeReport:
+        """Delete closed runs that closed before ``before`` (store clock) and what goes with them,
+        in transactions of ``batch_size`` runs that never hold the writer long; never a running run."""
         ...

@@ -29,6 +29,8 @@ from ...errors import RunNotFoundError, SchemaError, StoreError
 from ...history import events as ev
 from .._plan import Tx
 from .._protocol import RunRecord
+from .._purge import PurgeReport
+from . import _retention
 from . import _schema as t
 from ._dialect import dialect_for
 from ._leases import Leases
@@ -297,3 +299,13 @@ class SqlStore(Leases):
             return [row_to_run(r) for r in conn.execute(stmt.limit(limit).offset(offset))]
 
         return await self._read(query)
+
+    async def purge(
+        self, before: float, *, statuses: Sequence[str] | None = None, workflow: str | None = None,
+        batch_size: int = 200, dry_run: bool = False,
+    ) -> PurgeReport:
+        """Delete runs closed before ``before``, with what goes with them, ``batch_size`` runs per transaction.
+
+        See ``_retention.py`` for what goes together; ``dry_run`` only counts.
+        """
+        return await _retention.purge(self, _retention.Pass(before, statuses, workflow, batch_size, dry_run))
