@@ -17,6 +17,7 @@ import orjson
 from anyio.abc import TaskGroup
 from typing_extensions import TypeVar
 
+from .. import _telemetry
 from ..authoring._decorators import Activity, Workflow, pack_input
 from ..client import RunDescription, RunHandle
 from ..errors import (
@@ -133,6 +134,13 @@ class Engine:
         run_workers: False makes a client-only engine that starts, signals
             and reads runs but executes nothing (the web app of split mode;
             workers run ``retold worker``).
+        telemetry: OpenTelemetry spans and metrics (docs/operations.md). None
+            (the default) records them when OpenTelemetry is installed
+            (``retold[otel]``), False never, True requires it.
+        tracer_provider: the OpenTelemetry tracer provider to use instead of
+            the global one.
+        meter_provider: the OpenTelemetry meter provider to use instead of
+            the global one.
 
     Attributes:
         workflows: the hosted workflows, by registered name.
@@ -158,6 +166,9 @@ class Engine:
         store: Store | None = None,
         clock: Callable[[], float] | None = None,
         run_workers: bool = True,
+        telemetry: bool | None = None,
+        tracer_provider: object | None = None,
+        meter_provider: object | None = None,
     ) -> None:
         self.workflows: dict[str, Workflow[..., Any]] = _registry(
             workflows, Workflow, "workflow", "workflows"
@@ -214,6 +225,7 @@ class Engine:
         self._stack: contextlib.AsyncExitStack | None = None  # what __aexit__ undoes, while open
         self._registered = False
         self.feeds = EventFeeds(self.store, self.poll_interval, self.spawn)
+        self.telemetry = _telemetry.load(telemetry, tracer_provider, meter_provider)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -226,6 +238,8 @@ class Engine:
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(self.store.close)  # also after an open that failed half-way
             await self.store.open()
+            self.telemetry.attach(self)
+            stack.callback(self.telemetry.detach, self)
             stack.push_async_callback(self._release_work)
             stack.callback(self._forget_workers)
             group = await stack.enter_async_context(anyio.create_task_group())
@@ -369,6 +383,7 @@ class Engine:
                     scope = worker.running.get(task_id)
                     if scope is not None:
                         scope.cancel()
+                        self.telemetry.lease_lost("activity")
 
     async def drain(self, grace: timedelta | float) -> bool:
         """Stop claiming work and wait up to ``grace`` for the tasks in flight.
@@ -476,25 +491,29 @@ class Engine:
         else:
             payload = self.codec.encode(pack_input(args, kwargs))
         digest = hashlib.sha256(name.encode() + b"\0" + _plain_form(self.codec, payload)).hexdigest()
-        request = StartRequest(
-            workflow=name,
-            workflow_id=id or str(uuid.uuid4()),
-            input=payload,
-            input_hash=digest,
-            idempotency_key=idempotency_key,
-        )
-        # The fast path: a run this engine hosts, started while it has a free
-        # slot, has its first workflow task done here and stored with the start.
-        worker, definition = self.workflow_worker, self.workflows.get(name)
-        pending = await worker.prepare_start(definition, request) if worker and definition else None
-        created = False
-        try:
-            record, created = await self.store.start(request, pending.step if pending else None)
-        finally:
-            if pending is not None and worker is not None:
-                worker.finish_step(pending, created)
-        if created and (pending is None or not pending.step.stepped):
-            self.wake_workflows.set()
+        with self.telemetry.starting(name) as headers:  # the trace context, recorded in the run
+            request = StartRequest(
+                workflow=name,
+                workflow_id=id or str(uuid.uuid4()),
+                input=payload,
+                input_hash=digest,
+                idempotency_key=idempotency_key,
+                headers=headers,
+            )
+            # The fast path: a run this engine hosts, started while it has a free
+            # slot, has its first workflow task done here and stored with the start.
+            worker, definition = self.workflow_worker, self.workflows.get(name)
+            pending = await worker.prepare_start(definition, request) if worker and definition else None
+            created = False
+            try:
+                record, created = await self.store.start(request, pending.step if pending else None)
+            finally:
+                if pending is not None and worker is not None:
+                    worker.finish_step(pending, created)
+            if created and (pending is None or not pending.step.stepped):
+                self.wake_workflows.set()
+        if created:
+            self.telemetry.run_started(name)
         return RunHandle(self, record.workflow_id, record.run_id, result_type, created=created)
 
     async def start_by_name(
@@ -592,9 +611,10 @@ class Engine:
         if not name:
             raise RetoldError("a signal name must not be empty")
         payload = self.codec.encode(value)
-        if any(workflow.signals for workflow in self.workflows.values()):
-            await self._check_signal(ident, name, payload)
-        self.feeds.notify(await self.store.signal(ident, name, payload))
+        with self.telemetry.client_call("Signal", name, ident):
+            if any(workflow.signals for workflow in self.workflows.values()):
+                await self._check_signal(ident, name, payload)
+            self.feeds.notify(await self.store.signal(ident, name, payload))
         self.wake_workflows.set()
 
     async def _check_signal(self, ident: str, name: str, payload: bytes) -> None:
@@ -625,6 +645,10 @@ class Engine:
         state its code was in when it ended.
         """
         self._check_open()
+        with self.telemetry.client_call("Query", name, ident):
+            return await self._query(ident, name, args)
+
+    async def _query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:
         record = await self.store.get_run(ident)
         definition = self.workflows.get(record.workflow)
         if definition is None:
@@ -635,7 +659,7 @@ class Engine:
             if not pending:
                 return self._roundtrip(cached.query(name, args))
         _, events = await self.store.load(record.run_id, 0)
-        replica = WorkflowInstance(definition, record.run_id, self.codec)
+        replica = WorkflowInstance(definition, record.run_id, self.codec, replay_only=True)
         try:
             await self.steps.run(record.run_id, lambda: replica.apply(events))
             return self._roundtrip(replica.query(name, args))

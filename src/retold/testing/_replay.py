@@ -94,7 +94,7 @@ def replay(
     """
     loaded = load_history(history)
     _guard.install()
-    instance = WorkflowInstance(workflow, loaded.run_id or "replay", codec or JsonCodec())
+    instance = WorkflowInstance(workflow, loaded.run_id or "replay", codec or JsonCodec(), replay_only=True)
     try:
         with _guard.strict(strict):
             commands = instance.apply(list(loaded.events))

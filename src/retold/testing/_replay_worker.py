@@ -35,7 +35,7 @@ def main() -> None:
         except EOFError:
             return
         history = History.from_json(history_json)
-        instance = WorkflowInstance(workflow, history.run_id, codec)
+        instance = WorkflowInstance(workflow, history.run_id, codec, replay_only=True)
         reply: tuple[bool, Any]
         try:
             with _guard.strict(True):

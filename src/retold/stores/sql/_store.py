@@ -611,6 +611,7 @@ class SqlStore:
         self, conn: Connection, *, run_id: str, workflow: str, workflow_id: str, payload: bytes,
         now: float, parent_run_id: str | None = None, parent_seq: int | None = None,
         continued_from: str | None = None, first_step: StartStep | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self._q.insert_run(conn, {
             "run_id": run_id, "workflow_id": workflow_id, "workflow": workflow, "status": "running",
@@ -628,6 +629,7 @@ class SqlStore:
         started = ev.WorkflowStarted(
             seq=1, at=now, workflow=workflow, workflow_id=workflow_id, input=payload,
             parent_run_id=parent_run_id, parent_seq=parent_seq, continued_from=continued_from,
+            headers=headers,
         )
         self._append(conn, run_id, 1, [started], now)
         self._wake(conn, run_id, now)
@@ -674,7 +676,8 @@ class SqlStore:
             if inserted is None:
                 continue
             self._create_run(conn, run_id=run_id, workflow=req.workflow,
-                             workflow_id=req.workflow_id, payload=req.input, now=now, first_step=step)
+                             workflow_id=req.workflow_id, payload=req.input, now=now, first_step=step,
+                             headers=req.headers)
             if step is not None and any(isinstance(cmd, ev.TERMINAL_TYPES) for cmd in step.commands):
                 return _row_to_run(self._q.run_by_id(conn, {"b_run_id": run_id}).first()), True
             record = RunRecord(
@@ -866,7 +869,7 @@ class SqlStore:
             return True
         self._create_run(conn, run_id=cmd.run_id, workflow=cmd.workflow,
                          workflow_id=cmd.workflow_id, payload=cmd.input, now=now,
-                         parent_run_id=run_id, parent_seq=cmd.seq)
+                         parent_run_id=run_id, parent_seq=cmd.seq, headers=cmd.headers)
         return False
 
     def _close(self, conn: Connection, run_id: str, cmd: ev.Event, now: float) -> None:
@@ -889,7 +892,7 @@ class SqlStore:
             self._create_run(conn, run_id=cmd.new_run_id, workflow=run.workflow,
                              workflow_id=run.workflow_id, payload=cmd.input, now=now,
                              parent_run_id=run.parent_run_id, parent_seq=run.parent_seq,
-                             continued_from=run_id)
+                             continued_from=run_id, headers=cmd.headers)
             conn.execute(t.workflows.update().where(
                 t.workflows.c.workflow_id == run.workflow_id).values(current_run_id=cmd.new_run_id))
         self._q.close_run(conn, values)
