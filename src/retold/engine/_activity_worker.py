@@ -264,9 +264,12 @@ class ActivityWorker:
         if retry is None and timeout_kind:
             # The last attempt ran out of time: the activity timed out.
             return ActivityOutcome("timed_out", failure=failure, timeout_kind=timeout_kind)
+        error = failure["message"]
+        if not error.startswith(failure["type"]):
+            error = f"{failure['type']}: {error}"
         log.warning(
-            "activity %s (run %s, event %d) attempt %d failed: %s%s", task.activity, task.run_id,
-            task.seq, task.attempt, failure["message"],
+            "activity %s (workflow %s, run %s, event %d) attempt %d failed: %s%s", task.activity,
+            task.workflow_id, task.run_id, task.seq, task.attempt, error,
             f"; retrying in {retry:.2f} s" if retry is not None else "",
         )
         return ActivityOutcome("failed", failure=failure, retry_delay=retry)
