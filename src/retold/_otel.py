@@ -155,6 +155,8 @@ class OtelTelemetry(NoTelemetry):
     # -- workflow tasks --------------------------------------------------------------
 
     def workflow_task(self, instance: WorkflowInstance, began: int, commands: Sequence[ev.Event]) -> None:
+        if not commands:
+            return  # nothing new was fed to the run: no step ran
         end = time.time_ns()
         workflow = instance.workflow.name
         self.m.workflow_task.record((end - began) / 1e9, {"retold.workflow": workflow, "outcome": "committed"})
