@@ -143,7 +143,8 @@ async def test_a_failed_attempt_logs_a_warning_with_the_run_and_the_error(
     record = warnings[0]
     assert "the card service hung up" in record.getMessage()
     assert "ConnectionError" in record.getMessage()
-    assert run.run_id is not None and run.run_id in record.getMessage()
+    assert run.run_id is not None
+    assert run.run_id in record.getMessage()
     assert (record.workflow, record.workflow_id, record.run_id) == (  # type: ignore[attr-defined]
         "calls_fails_once", "fails-once", run.run_id)
     assert (record.activity, record.attempt) == ("fails_once", 1)  # type: ignore[attr-defined]

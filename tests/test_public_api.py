@@ -20,7 +20,8 @@ PUBLIC = [
     "RunHandle", "RunNotFoundError", "SchemaError", "SignalBufferFullError", "StoreError", "Workflow",
     "WorkflowCancelledError",
     "WorkflowFailedError", "WorkflowInfo", "WorkflowSandboxError", "activity", "activity_info",
-    "continue_as_new", "execute", "execute_child", "get_logger", "heartbeat", "info", "logger", "now", "patched", "random",
+    "continue_as_new", "execute", "execute_child", "get_logger", "heartbeat", "info", "logger",
+    "now", "patched", "random",
     "set_query_handler", "side_effect", "sleep", "start_child", "uuid4", "wait_signal", "workflow",
 ]
 

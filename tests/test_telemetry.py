@@ -48,10 +48,10 @@ class Otel:
         ]
 
     def total(self, name: str, **attributes: str) -> float:
-        return sum(
+        return float(sum(
             p.value for p in self.points(name)
             if all(p.attributes.get(k) == v for k, v in attributes.items())
-        )
+        ))
 
 
 @pytest.fixture
@@ -114,7 +114,8 @@ async def test_spans_form_one_trace_under_the_callers_span_across_a_restart(
     assert start.context.trace_id == trace_id
     # The start's context is recorded in the history, for every later span of the run.
     started = history[0]
-    assert isinstance(started, ev.WorkflowStarted) and started.headers is not None
+    assert isinstance(started, ev.WorkflowStarted)
+    assert started.headers is not None
     assert f"{trace_id:032x}" in started.headers["traceparent"]
     assert f"{start.context.span_id:016x}" in started.headers["traceparent"]
 
@@ -126,12 +127,15 @@ async def test_spans_form_one_trace_under_the_callers_span_across_a_restart(
     assert len(tasks) == 4
     assert len(activities) == 2
     for span in tasks + activities:
-        assert span.parent is not None and span.parent.span_id == start.context.span_id
-        assert span.attributes is not None and span.attributes["retold.run_id"] == run.run_id
-    assert sorted(s.attributes["retold.attempt"] for s in activities if s.attributes) == [1, 1]
+        assert span.parent is not None
+        assert span.parent.span_id == start.context.span_id
+        assert span.attributes is not None
+        assert span.attributes["retold.run_id"] == run.run_id
+    assert [s.attributes["retold.attempt"] for s in activities if s.attributes] == [1, 1]
     assert [s.attributes.get("retold.closed") for s in tasks if s.attributes].count("completed") == 1
     signal = one(otel.finished("SignalWorkflow:approve"))
-    assert signal.parent is not None and signal.parent.span_id == one(otel.finished("POST /approve")).context.span_id
+    assert signal.parent is not None
+    assert signal.parent.span_id == one(otel.finished("POST /approve")).context.span_id
     assert otel.finished("QueryWorkflow:status")
 
 
@@ -203,7 +207,8 @@ async def test_a_traced_history_round_trips_and_replays(make_engine: EngineFacto
         history = await run.history()
     again = retold.History.from_json(history.to_json())
     assert again == history
-    assert isinstance(again[0], ev.WorkflowStarted) and again[0].headers
+    assert isinstance(again[0], ev.WorkflowStarted)
+    assert again[0].headers
     count = len(otel.finished())
     Replayer([order]).replay(again)
     assert len(otel.finished()) == count  # a replay records no spans

@@ -71,18 +71,21 @@ class _Instruments:
             "retold.runs.started", unit="{run}", description="Runs started")
         self.runs_closed = meter.create_counter(
             "retold.runs.closed", unit="{run}", description="Runs closed, by status")
-        seconds = {"unit": "s", "explicit_bucket_boundaries_advisory": _LATENCY_BUCKETS}
         self.workflow_task = meter.create_histogram(
-            "retold.workflow_task.duration", description="Workflow task latency (step and commit)", **seconds)
+            "retold.workflow_task.duration", unit="s", description="Workflow task latency (step and commit)",
+            explicit_bucket_boundaries_advisory=_LATENCY_BUCKETS)
         self.activity_attempts = meter.create_counter(
             "retold.activity.attempts", unit="{attempt}", description="Activity attempts, by outcome")
         self.activity_duration = meter.create_histogram(
-            "retold.activity.duration", description="Activity attempt latency", **seconds)
+            "retold.activity.duration", unit="s", description="Activity attempt latency",
+            explicit_bucket_boundaries_advisory=_LATENCY_BUCKETS)
         self.schedule_to_start = meter.create_histogram(
-            "retold.activity.schedule_to_start", description="Activity schedule-to-start lag (first attempts)",
-            **seconds)
+            "retold.activity.schedule_to_start", unit="s",
+            description="Activity schedule-to-start lag (first attempts)",
+            explicit_bucket_boundaries_advisory=_LATENCY_BUCKETS)
         self.store = meter.create_histogram(
-            "retold.store.duration", description="Store call latency (transactions and loads)", **seconds)
+            "retold.store.duration", unit="s", description="Store call latency (transactions and loads)",
+            explicit_bucket_boundaries_advisory=_LATENCY_BUCKETS)
         self.leases_lost = meter.create_counter(
             "retold.leases.lost", unit="{lease}", description="Task leases lost to another worker")
         meter.create_observable_gauge(
