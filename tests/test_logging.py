@@ -73,8 +73,13 @@ async def chatty(steps: int) -> int:
 
 
 async def wait_status(engine: retold.Engine, workflow_id: str, status: str) -> None:
+    """Wait until the run reports ``status`` and its step to there is committed (it waits for a signal)."""
+    handle = engine.get_handle(workflow_id)
     with anyio.fail_after(20):
-        while await engine.get_handle(workflow_id).query("status") != status:
+        while True:
+            history = await handle.history()
+            if history[-1].type == "WorkflowTaskCompleted" and await handle.query("status") == status:
+                return
             await anyio.sleep(0.02)
 
 

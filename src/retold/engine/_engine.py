@@ -656,7 +656,9 @@ class Engine:
         cached = self.cache.peek(record.run_id)
         if cached is not None:
             _, pending = await self.store.load(record.run_id, cached.last_seq)
-            if not pending:
+            # Still cached after the load: not taken meanwhile by a step that
+            # may advance it past what is committed (the fast path).
+            if not pending and self.cache.peek(record.run_id) is cached:
                 return self._roundtrip(cached.query(name, args))
         _, events = await self.store.load(record.run_id, 0)
         replica = WorkflowInstance(definition, record.run_id, self.codec, replay_only=True)
