@@ -259,3 +259,13 @@ def one(items: Any) -> ReadableSpan:
     assert len(found) == 1, [getattr(s, "name", s) for s in found]
     span: ReadableSpan = found[0]
     return span
+
+
+async def test_hooks_only_when_an_sdk_would_record(make_engine: EngineFactory, otel: Otel) -> None:
+    # This process sets up no global provider: OpenTelemetry's API alone records nothing, so no hooks.
+    async with make_engine([order], [reserve]) as engine:
+        assert not engine.telemetry.enabled
+    async with make_engine([order], [reserve], telemetry=True) as engine:
+        assert engine.telemetry.enabled
+    async with make_engine([order], [reserve], meter_provider=otel.meter_provider) as engine:
+        assert engine.telemetry.enabled

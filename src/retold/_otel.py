@@ -41,18 +41,18 @@ if TYPE_CHECKING:
     from .runtime._instance import WorkflowInstance
     from .stores._protocol import ActivityTask
 
-__all__ = ["OtelTelemetry"]
+__all__ = ["OtelTelemetry", "configured"]
 
 _SCOPE = "retold"
 _CLOSED = {
     ev.WorkflowCompleted: "completed", ev.WorkflowFailed: "failed",
     ev.WorkflowCancelled: "cancelled", ev.WorkflowContinuedAsNew: "continued",
 }
-# The Store calls that write (or read a run): their latency is the store's.
+# The Store calls that record a run's progress: their latency is the store's
+# transaction latency (claims and lease renewals, many of them finding
+# nothing, are left out: timing them would cost more than they tell).
 _TIMED_STORE_CALLS = (
-    "start", "claim_workflow_tasks", "load", "commit_workflow_task", "fail_workflow_task",
-    "claim_activity_tasks", "finish_activity", "renew_leases", "renew_workflow_leases",
-    "fire_timers", "signal", "request_cancel",
+    "start", "commit_workflow_task", "fail_workflow_task", "finish_activity", "signal", "request_cancel",
 )
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -109,6 +109,23 @@ class _Instruments:
 
 
 _shared: weakref.WeakKeyDictionary[Any, _Instruments] = weakref.WeakKeyDictionary()
+
+
+def configured(tracer_provider: Any, meter_provider: Any) -> bool:
+    """Whether spans or metrics would go anywhere: a provider given, or a global one set up.
+
+    OpenTelemetry's API without a configured SDK records nothing; the engine
+    then uses no hooks at all rather than calls that do nothing.
+    """
+    if tracer_provider is not None or meter_provider is not None:
+        return True
+    tracing = trace.get_tracer_provider()
+    meters = metrics.get_meter_provider()
+    # The API's stand-ins until an SDK is set: the proxies (and their no-op twins).
+    return not (
+        isinstance(tracing, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+        and type(meters).__name__ in ("_ProxyMeterProvider", "NoOpMeterProvider")
+    )
 
 
 class OtelTelemetry(NoTelemetry):
@@ -214,8 +231,9 @@ class OtelTelemetry(NoTelemetry):
             finally:
                 outcome = attempt.outcome
                 kind = "lost" if outcome is None else outcome.kind
-                self.m.activity_attempts.add(1, {**labels, "outcome": kind})
-                self.m.activity_duration.record(time.perf_counter() - began, {**labels, "outcome": kind})
+                labels["outcome"] = kind
+                self.m.activity_attempts.add(1, labels)
+                self.m.activity_duration.record(time.perf_counter() - began, labels)
                 span.set_attribute("retold.outcome", kind)
                 if outcome is not None and outcome.failure:
                     failure = outcome.failure
@@ -233,7 +251,13 @@ def _parent(headers: dict[str, str] | None) -> Context | None:
     """The recorded trace context of a run (None: no recorded parent, use the current one)."""
     if not headers:
         return None
-    return propagate.extract(headers)
+    return _extract(tuple(sorted(headers.items())))
+
+
+@functools.lru_cache(maxsize=1024)
+def _extract(headers: tuple[tuple[str, str], ...]) -> Context:
+    # A run's spans all have the same parent: parsed once, not per span.
+    return propagate.extract(dict(headers))
 
 
 def _run_attributes(instance: WorkflowInstance, **more: Any) -> dict[str, Any]:

@@ -11,7 +11,8 @@ docs/operations.md for what they record.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError
@@ -26,12 +27,24 @@ __all__ = ["Attempt", "NoTelemetry", "Telemetry", "load"]
 
 
 class Attempt:
-    """An activity attempt being recorded: the worker sets its outcome."""
+    """An activity attempt being recorded: the worker sets its outcome.
+
+    Also the context manager that records nothing (:meth:`NoTelemetry.activity`).
+    """
 
     __slots__ = ("outcome",)
 
     def __init__(self) -> None:
         self.outcome: ActivityOutcome | None = None
+
+    def __enter__(self) -> Attempt:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NOTHING: contextlib.nullcontext[None] = contextlib.nullcontext()  # reusable, and cheaper than a generator
 
 
 class NoTelemetry:
@@ -45,18 +58,16 @@ class NoTelemetry:
     def detach(self, engine: Engine) -> None:
         """Stop observing an engine that closed."""
 
-    @contextlib.contextmanager
-    def starting(self, workflow: str) -> Iterator[dict[str, str] | None]:
-        """Around a start: yields the headers to record in the run's WorkflowStarted."""
-        yield None
+    def starting(self, workflow: str) -> AbstractContextManager[dict[str, str] | None]:
+        """Around a start: gives the headers to record in the run's WorkflowStarted."""
+        return _NOTHING
 
     def run_started(self, workflow: str) -> None:
         """A new run was stored."""
 
-    @contextlib.contextmanager
-    def client_call(self, kind: str, name: str, ident: str) -> Iterator[None]:
+    def client_call(self, kind: str, name: str, ident: str) -> AbstractContextManager[None]:
         """Around a signal or a query sent to a run."""
-        yield
+        return _NOTHING
 
     def workflow_task(
         self, instance: WorkflowInstance, began: int, commands: Sequence[ev.Event]
@@ -69,10 +80,9 @@ class NoTelemetry:
     ) -> None:
         """A workflow task failed; ``closed`` if that failed the run."""
 
-    @contextlib.contextmanager
-    def activity(self, task: ActivityTask, lag: float | None) -> Iterator[Attempt]:
+    def activity(self, task: ActivityTask, lag: float | None) -> AbstractContextManager[Attempt]:
         """Around an activity attempt; ``lag`` is its schedule-to-start delay, if known."""
-        yield Attempt()
+        return Attempt()
 
     def lease_lost(self, kind: str) -> None:
         """A lease of ``kind`` (``workflow`` or ``activity``) was lost."""
@@ -82,7 +92,12 @@ Telemetry = NoTelemetry  # the interface; retold._otel.OtelTelemetry implements 
 
 
 def load(enabled: bool | None, tracer_provider: Any, meter_provider: Any) -> NoTelemetry:
-    """The engine's telemetry: OpenTelemetry's if it is installed and not turned off.
+    """The engine's telemetry: OpenTelemetry's if it is installed, set up, and not turned off.
+
+    With ``enabled`` None, "set up" means providers given here or global ones
+    configured (an SDK's); the engine asks again when it opens, so a
+    provider configured after the engine was made but before it opened
+    counts. True records through whatever providers there are.
 
     Raises:
         ConfigurationError: ``enabled`` is True (or providers are given) but
@@ -101,4 +116,6 @@ def load(enabled: bool | None, tracer_provider: Any, meter_provider: Any) -> NoT
                 f"Engine telemetry needs OpenTelemetry ({exc}): pip install 'retold[otel]'"
             ) from exc
         return NoTelemetry()
+    if not (enabled or _otel.configured(tracer_provider, meter_provider)):
+        return NoTelemetry()  # no SDK set up (yet): nothing would be recorded
     return _otel.OtelTelemetry(tracer_provider, meter_provider)

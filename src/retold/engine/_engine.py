@@ -136,7 +136,9 @@ class Engine:
             workers run ``retold worker``).
         telemetry: OpenTelemetry spans and metrics (docs/operations.md). None
             (the default) records them when OpenTelemetry is installed
-            (``retold[otel]``), False never, True requires it.
+            (``retold[otel]``) and an SDK is set up (global providers, or
+            those given below) by the time the engine opens; False never;
+            True requires OpenTelemetry.
         tracer_provider: the OpenTelemetry tracer provider to use instead of
             the global one.
         meter_provider: the OpenTelemetry meter provider to use instead of
@@ -225,7 +227,8 @@ class Engine:
         self._stack: contextlib.AsyncExitStack | None = None  # what __aexit__ undoes, while open
         self._registered = False
         self.feeds = EventFeeds(self.store, self.poll_interval, self.spawn)
-        self.telemetry = _telemetry.load(telemetry, tracer_provider, meter_provider)
+        self._telemetry_options = (telemetry, tracer_provider, meter_provider)
+        self.telemetry = _telemetry.load(*self._telemetry_options)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -238,6 +241,7 @@ class Engine:
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(self.store.close)  # also after an open that failed half-way
             await self.store.open()
+            self.telemetry = _telemetry.load(*self._telemetry_options)  # an SDK set up since __init__ counts
             self.telemetry.attach(self)
             stack.callback(self.telemetry.detach, self)
             stack.push_async_callback(self._release_work)
