@@ -218,30 +218,33 @@ class OtelTelemetry(NoTelemetry):
         if lag is not None:
             self.m.schedule_to_start.record(max(lag, 0.0), {"retold.task_queue": task.queue})
         began = time.perf_counter()
-        with self.tracer.start_as_current_span(
-            f"RunActivity:{task.activity}", context=_parent(task.options.get("headers")),
-            kind=SpanKind.INTERNAL, record_exception=False, set_status_on_exception=False,
-            attributes={
-                "retold.activity": task.activity, "retold.workflow_id": task.workflow_id,
-                "retold.run_id": task.run_id, "retold.attempt": task.attempt, "retold.task_queue": task.queue,
-            },
-        ) as span:
-            try:
-                yield attempt
-            finally:
-                outcome = attempt.outcome
-                kind = "lost" if outcome is None else outcome.kind
-                labels["outcome"] = kind
-                self.m.activity_attempts.add(1, labels)
-                self.m.activity_duration.record(time.perf_counter() - began, labels)
-                span.set_attribute("retold.outcome", kind)
-                if outcome is not None and outcome.failure:
-                    failure = outcome.failure
-                    span.set_status(Status(StatusCode.ERROR, f"{failure['type']}: {failure['message']}"))
-                    span.add_event("exception", {
-                        "exception.type": failure["type"], "exception.message": failure["message"],
-                        "exception.stacktrace": failure.get("details", ""),
-                    })
+        try:
+            with self.tracer.start_as_current_span(
+                f"RunActivity:{task.activity}", context=_parent(task.options.get("headers")),
+                kind=SpanKind.INTERNAL, record_exception=False, set_status_on_exception=False,
+                attributes={
+                    "retold.activity": task.activity, "retold.workflow_id": task.workflow_id,
+                    "retold.run_id": task.run_id, "retold.attempt": task.attempt, "retold.task_queue": task.queue,
+                },
+            ) as span:
+                try:
+                    yield attempt
+                finally:
+                    outcome = attempt.outcome
+                    span.set_attribute("retold.outcome", "lost" if outcome is None else outcome.kind)
+                    if outcome is not None and outcome.failure:
+                        failure = outcome.failure
+                        span.set_status(Status(StatusCode.ERROR, f"{failure['type']}: {failure['message']}"))
+                        span.add_event("exception", {
+                            "exception.type": failure["type"], "exception.message": failure["message"],
+                            "exception.stacktrace": failure.get("details", ""),
+                        })
+        finally:
+            # Recorded outside the span: a measurement inside a sampled span
+            # would also be offered as an exemplar, which costs as much again.
+            labels["outcome"] = "lost" if attempt.outcome is None else attempt.outcome.kind
+            self.m.activity_attempts.add(1, labels)
+            self.m.activity_duration.record(time.perf_counter() - began, labels)
 
     def lease_lost(self, kind: str) -> None:
         self.m.leases_lost.add(1, {"kind": kind})
