@@ -113,6 +113,7 @@ async def test_each_workflow_line_once_across_evictions_queries_and_a_restart(
         assert [r.getMessage() for r in mine] == expected
         for record in mine:
             assert (record.workflow, record.run_id) == ("chatty", runs[workflow_id])  # type: ignore[attr-defined]
+            assert (record.filename, record.funcName) == ("test_logging.py", "chatty")  # the caller's line
     # Activities ran once each (none failed): one line each, with the activity's fields.
     for name in ("retold.app", "tests.logging.plain"):
         records = [r for r in collected.records if r.name == name]

@@ -22,6 +22,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any, final
 
 from .authoring._activity import _current as _current_activity
+from .runtime import _guard
 
 __all__ = ["RunContextFilter", "bind_run", "get_logger", "logger", "run_fields"]
 
@@ -97,6 +98,23 @@ class _RunLogger(logging.LoggerAdapter[logging.Logger]):
         if fields:
             kwargs["extra"] = {**fields, **(kwargs.get("extra") or {})}
         return msg, kwargs
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        """Log as :meth:`logging.Logger.log` does, with the workflow sandbox lifted.
+
+        The handlers are the application's (a file, a socket, a log
+        shipper), not workflow code: their I/O must not fail the step.
+        """
+        if not self.isEnabledFor(level):
+            return
+        msg, kwargs = self.process(msg, kwargs)
+        kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1  # the caller, not this method
+        guarded = getattr(_guard._state, "active", False)
+        _guard._state.active = False
+        try:
+            self.logger.log(level, msg, *args, **kwargs)
+        finally:
+            _guard._state.active = guarded
 
 
 def get_logger(name: str) -> logging.LoggerAdapter[logging.Logger]:
