@@ -663,11 +663,12 @@ class WorkflowInstance:
             try:
                 return self.codec.decode(data, type_)
             except PayloadError as err:
-                if self._live:  # said once, not again on every replay
-                    log.warning(
-                        "workflow %r run %r dropped signal %r: its value cannot be decoded: %s",
-                        self.workflow.name, self.run_id, name, err,
-                    )
+                if not self.replaying:  # said once, not again on every replay (nor by a query's replica)
+                    with _unguarded():  # the handlers' I/O is the application's, not the workflow's
+                        log.warning(
+                            "workflow %r run %r dropped signal %r: its value cannot be decoded: %s",
+                            self.workflow.name, self.run_id, name, err,
+                        )
             if deadline is not None:
                 left = max(deadline - self.loop.time(), 0.0)
 
