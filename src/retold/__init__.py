@@ -8,6 +8,9 @@ resumes elsewhere by replaying that history on a deterministic event loop.
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
+from ._logging import RunContextFilter as RunContextFilter
+from ._logging import get_logger as get_logger
+from ._logging import logger as logger
 from .authoring._activity import ActivityInfo as ActivityInfo
 from .authoring._activity import activity_info as activity_info
 from .authoring._activity import heartbeat as heartbeat
@@ -103,6 +106,7 @@ __all__ = [
     "SignalBufferFullError",
     "RunHandle",
     "RunNotFoundError",
+    "RunContextFilter",
     "SchemaError",
     "StoreError",
     "Workflow",
@@ -115,8 +119,10 @@ __all__ = [
     "continue_as_new",
     "execute",
     "execute_child",
+    "get_logger",
     "heartbeat",
     "info",
+    "logger",
     "now",
     "patched",
     "random",

@@ -18,6 +18,7 @@ import orjson
 from anyio.abc import TaskGroup
 from typing_extensions import TypeVar
 
+from .. import _telemetry
 from ..authoring._decorators import Activity, Workflow, pack_input
 from ..client import RunDescription, RunHandle
 from ..errors import (
@@ -142,6 +143,15 @@ class Engine:
         retention: how long finished runs are kept, by close time. The engine
             deletes older ones (see :meth:`purge`) when it opens and every 10
             minutes after; None (the default) keeps them forever.
+        telemetry: OpenTelemetry spans and metrics (docs/operations.md). None
+            (the default) records them when OpenTelemetry is installed
+            (``retold[otel]``) and an SDK is set up (global providers, or
+            those given below) by the time the engine opens; False never;
+            True requires OpenTelemetry.
+        tracer_provider: the OpenTelemetry tracer provider to use instead of
+            the global one.
+        meter_provider: the OpenTelemetry meter provider to use instead of
+            the global one.
 
     Attributes:
         workflows: the hosted workflows, by registered name.
@@ -168,6 +178,9 @@ class Engine:
         clock: Callable[[], float] | None = None,
         run_workers: bool = True,
         retention: timedelta | float | None = None,
+        telemetry: bool | None = None,
+        tracer_provider: object | None = None,
+        meter_provider: object | None = None,
     ) -> None:
         self.workflows: dict[str, Workflow[..., Any]] = _registry(
             workflows, Workflow, "workflow", "workflows"
@@ -226,6 +239,8 @@ class Engine:
         self._stack: contextlib.AsyncExitStack | None = None  # what __aexit__ undoes, while open
         self._registered = False
         self.feeds = EventFeeds(self.store, self.poll_interval, self.spawn)
+        self._telemetry_options = (telemetry, tracer_provider, meter_provider)
+        self.telemetry = _telemetry.load(*self._telemetry_options)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -238,6 +253,9 @@ class Engine:
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(self.store.close)  # also after an open that failed half-way
             await self.store.open()
+            self.telemetry = _telemetry.load(*self._telemetry_options)  # an SDK set up since __init__ counts
+            self.telemetry.attach(self)
+            stack.callback(self.telemetry.detach, self)
             stack.push_async_callback(self._release_work)
             stack.callback(self._forget_workers)
             group = await stack.enter_async_context(anyio.create_task_group())
@@ -383,6 +401,7 @@ class Engine:
                     scope = worker.running.get(task_id)
                     if scope is not None:
                         scope.cancel()
+                        self.telemetry.lease_lost("activity")
 
     async def _retention_loop(self) -> None:
         # Due times are on the store's clock (a test's fake clock moves them);
@@ -543,25 +562,29 @@ class Engine:
         else:
             payload = self.codec.encode(pack_input(args, kwargs))
         digest = hashlib.sha256(name.encode() + b"\0" + _plain_form(self.codec, payload)).hexdigest()
-        request = StartRequest(
-            workflow=name,
-            workflow_id=id or str(uuid.uuid4()),
-            input=payload,
-            input_hash=digest,
-            idempotency_key=idempotency_key,
-        )
-        # The fast path: a run this engine hosts, started while it has a free
-        # slot, has its first workflow task done here and stored with the start.
-        worker, definition = self.workflow_worker, self.workflows.get(name)
-        pending = await worker.prepare_start(definition, request) if worker and definition else None
-        created = False
-        try:
-            record, created = await self.runs.start(request, pending.step if pending else None)
-        finally:
-            if pending is not None and worker is not None:
-                worker.finish_step(pending, created)
-        if created and (pending is None or not pending.step.stepped):
-            self.wake_workflows.set()
+        with self.telemetry.starting(name) as headers:  # the trace context, recorded in the run
+            request = StartRequest(
+                workflow=name,
+                workflow_id=id or str(uuid.uuid4()),
+                input=payload,
+                input_hash=digest,
+                idempotency_key=idempotency_key,
+                headers=headers,
+            )
+            # The fast path: a run this engine hosts, started while it has a free
+            # slot, has its first workflow task done here and stored with the start.
+            worker, definition = self.workflow_worker, self.workflows.get(name)
+            pending = await worker.prepare_start(definition, request) if worker and definition else None
+            created = False
+            try:
+                record, created = await self.runs.start(request, pending.step if pending else None)
+            finally:
+                if pending is not None and worker is not None:
+                    worker.finish_step(pending, created)
+            if created and (pending is None or not pending.step.stepped):
+                self.wake_workflows.set()
+        if created:
+            self.telemetry.run_started(name)
         return RunHandle(self, record.workflow_id, record.run_id, result_type, created=created)
 
     async def start_by_name(
@@ -681,9 +704,10 @@ class Engine:
         if not name:
             raise RetoldError("a signal name must not be empty")
         payload = self.codec.encode(value)
-        if any(workflow.signals for workflow in self.workflows.values()):
-            await self._check_signal(ident, name, payload)
-        self.feeds.notify(await self.runs.signal(ident, name, payload))
+        with self.telemetry.client_call("Signal", name, ident):
+            if any(workflow.signals for workflow in self.workflows.values()):
+                await self._check_signal(ident, name, payload)
+            self.feeds.notify(await self.runs.signal(ident, name, payload))
         self.wake_workflows.set()
 
     async def _check_signal(self, ident: str, name: str, payload: bytes) -> None:
@@ -714,6 +738,10 @@ class Engine:
         state its code was in when it ended.
         """
         self._check_open()
+        with self.telemetry.client_call("Query", name, ident):
+            return await self._query(ident, name, args)
+
+    async def _query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:
         record = await self.store.get_run(ident)
         definition = self.workflows.get(record.workflow)
         if definition is None:
@@ -721,11 +749,13 @@ class Engine:
         cached = self.cache.peek(record.run_id)
         if cached is not None:
             _, pending = await self.store.load(record.run_id, cached.last_seq)
-            if not pending:
+            # Still cached after the load: not taken meanwhile by a step that
+            # may advance it past what is committed (the fast path).
+            if not pending and self.cache.peek(record.run_id) is cached:
                 return self._roundtrip(cached.query(name, args))
         _, events = await self.store.load(record.run_id, 0)
         replica, completion = await self.steps.run(
-            record.run_id, lambda: replay(definition, record.run_id, self.codec, events))
+            record.run_id, lambda: replay(definition, record.run_id, self.codec, events, replay_only=True))
         try:
             completion.unwrap()
             return self._roundtrip(replica.query(name, args))

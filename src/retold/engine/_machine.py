@@ -161,7 +161,8 @@ def _close(
             run_id=cmd.new_run_id, workflow=record.workflow, workflow_id=record.workflow_id,
             events=[ev.WorkflowStarted(
                 seq=1, at=now, workflow=record.workflow, workflow_id=record.workflow_id, input=cmd.input,
-                parent_run_id=record.parent_run_id, parent_seq=parent_seq, continued_from=run_id)],
+                parent_run_id=record.parent_run_id, parent_seq=parent_seq, continued_from=run_id,
+                headers=cmd.headers)],
             parent_run_id=record.parent_run_id, parent_seq=parent_seq, entry="current",
         ))
         return
@@ -211,7 +212,8 @@ def _effects(
                         run_id=cmd.run_id, workflow=cmd.workflow, workflow_id=cmd.workflow_id,
                         events=[ev.WorkflowStarted(seq=1, at=now, workflow=cmd.workflow,
                                                    workflow_id=cmd.workflow_id, input=cmd.input,
-                                                   parent_run_id=record.run_id, parent_seq=cmd.seq)],
+                                                   parent_run_id=record.run_id, parent_seq=cmd.seq,
+                                                   headers=cmd.headers)],
                         parent_run_id=record.run_id, parent_seq=cmd.seq,
                     ))
             case ev.ActivityCancelRequested():
@@ -444,7 +446,8 @@ def start(
     decision = Decision(plan)
     if step is None:
         new.events = [ev.WorkflowStarted(seq=1, at=now, workflow=request.workflow,
-                                         workflow_id=request.workflow_id, input=request.input)]
+                                         workflow_id=request.workflow_id, input=request.input,
+                                         headers=request.headers)]
         return decision
     started = step.event
     if not (

@@ -56,12 +56,15 @@ def activate(instance: WorkflowInstance, events: Sequence[ev.Event]) -> Completi
 
 
 def replay(
-    workflow: Workflow[..., Any], run_id: str, codec: Codec, events: Sequence[ev.Event]
+    workflow: Workflow[..., Any], run_id: str, codec: Codec, events: Sequence[ev.Event], *,
+    replay_only: bool = False,
 ) -> tuple[WorkflowInstance, Completion]:
     """Rebuild a run from ``events`` (its history, or a prefix of it) on a new instance.
 
+    ``replay_only``: the instance will never run live (a query, a replay
+    check), so nothing it does is a real step (its log lines are dropped).
     The caller owns the instance (``close()`` it when done) whether or not
     the completion is ok.
     """
-    instance = WorkflowInstance(workflow, run_id, codec)
+    instance = WorkflowInstance(workflow, run_id, codec, replay_only=replay_only)
     return instance, activate(instance, events)

@@ -30,6 +30,7 @@ class StartRequest:
     input: bytes
     input_hash: str
     idempotency_key: str | None = None
+    headers: dict[str, str] | None = None  # trace context, recorded in WorkflowStarted
 
 
 @final

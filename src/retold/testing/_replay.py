@@ -95,7 +95,8 @@ def replay(
     loaded = load_history(history)
     _guard.install()
     with _guard.strict(strict):
-        instance, completion = replay_run(workflow, loaded.run_id or "replay", codec or JsonCodec(), list(loaded))
+        instance, completion = replay_run(workflow, loaded.run_id or "replay", codec or JsonCodec(), list(loaded),
+                                          replay_only=True)
     try:
         commands = completion.unwrap()
         return ReplayResult(

@@ -36,7 +36,7 @@ def main() -> None:
             return
         history = History.from_json(history_json)
         with _guard.strict(True):
-            instance, completion = replay(workflow, history.run_id, codec, list(history))
+            instance, completion = replay(workflow, history.run_id, codec, list(history), replay_only=True)
         reply: tuple[bool, Any]
         try:
             with _guard.strict(True):
