@@ -197,10 +197,19 @@ def one(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return found[0]
 
 
+def test_ping_pong_two_workflows_signal_each_other(tmp_path: Path) -> None:
+    lines = run_example("ping_pong", tmp_path)
+    assert lines[:3] == [
+        "[activity] charge A7: 30 EUR", "[activity] pack A7", "[main] A7 paid (pay-A7) and shipped as parcel-A7",
+    ]
+    assert lines[3].startswith("[main] order history: ")
+    assert "ExternalSignalRequested, ExternalSignalResolved" in lines[3]
+
+
 # -- the modules are importable: tests can run their workflows in-process ---------------
 
 
-@pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability"])
+@pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability", "ping_pong"])
 def test_examples_import_without_running(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     module = load(name)
     assert capsys.readouterr().out == ""
