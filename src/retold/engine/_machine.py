@@ -437,9 +437,13 @@ def existing(request: StartRequest, entry: WorkflowEntry) -> str:
 
 def start(
     request: StartRequest, now: float, step: StartStep | None = None, *, lookups: Lookups = NO_LOOKUPS,
+    run_id: str | None = None,
 ) -> Decision:
-    """A new run (its id's record claimed), with its first step if the starting engine ran it ahead."""
-    run_id = step.run_id if step is not None else str(uuid.uuid4())
+    """A new run (its id's record claimed), with its first step if the starting engine ran it ahead.
+
+    Its run id is the step's, or ``run_id``, or a new random one.
+    """
+    run_id = step.run_id if step is not None else run_id or str(uuid.uuid4())
     new = NewRun(run_id=run_id, workflow=request.workflow, workflow_id=request.workflow_id, events=[],
                  input_hash=request.input_hash, idempotency_key=request.idempotency_key)
     plan = Plan(run_id, runs=[new])

@@ -92,8 +92,10 @@ class Runs:
 
     # -- the transactions (synchronous: any store's transaction, or the simulator's) -----
 
-    def start_in(self, tx: Tx, request: StartRequest, step: StartStep | None = None) -> tuple[RunRecord, bool]:
-        """The transaction of :meth:`start`."""
+    def start_in(
+        self, tx: Tx, request: StartRequest, step: StartStep | None = None, *, run_id: str | None = None,
+    ) -> tuple[RunRecord, bool]:
+        """The transaction of :meth:`start` (``run_id``: the new run's id, for simulations; default random)."""
         # Twice at most: a concurrent start of the same id or key (possible
         # on PostgreSQL) claims the id first; then it is "existing".
         for _ in range(2):
@@ -104,7 +106,8 @@ class Runs:
                     continue  # its runs were purged since (PostgreSQL): the id is free again
                 return run.record, False
             commands = step.commands if step is not None else ()
-            decision = m.start(request, tx.now(), step, lookups=_lookups(tx, step.run_id if step else "", commands))
+            decision = m.start(request, tx.now(), step, lookups=_lookups(tx, step.run_id if step else "", commands),
+                               run_id=run_id)
             try:
                 self._apply(tx, decision, step.take if step is not None else None)
             except ConflictError:
