@@ -31,6 +31,7 @@ from ..history.ids import check_id
 from ..runtime import _guard
 from ..runtime._instance import WorkflowInstance
 from ..stores._protocol import RunRecord, StartRequest, Store
+from ..stores.memory import MemoryStore
 from ..stores.sql._store import SqlStore
 from . import _liveness
 from ._activity_worker import ActivityWorker
@@ -103,7 +104,8 @@ class Engine:
         url: ``sqlite:///path.db`` (the default is ``retold.db`` in the
             working directory), ``postgresql+psycopg://user@host/db`` to
             share work between machines (``retold[postgres]``), or
-            ``memory://`` for tests.
+            ``memory://`` for tests (a pure in-memory store: nothing survives
+            the process; ``sqlite://`` is SQLite in memory).
         workflows: the workflows this engine hosts (with ``run_workers=False``:
             the definitions it knows, for typed starts and queries).
         activities: the activities this engine runs.
@@ -175,6 +177,8 @@ class Engine:
         self.codec: Codec = codec or JsonCodec()
         if store is not None:
             self.store: Store = store
+        elif url.startswith("memory:"):
+            self.store = MemoryStore(clock=clock)  # pure Python, in this process
         else:
             self.store = SqlStore(url, clock=clock) if clock else SqlStore(url)
         self.runs = Runs(self.store)  # every change to a run: decided by the state machine, recorded by the store
