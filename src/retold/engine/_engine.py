@@ -34,6 +34,7 @@ from ..runtime import _guard
 from ..runtime._replay import replay
 from ..stores._protocol import RunRecord, RunStatus, StartRequest, Store
 from ..stores._purge import PurgeReport
+from ..stores.memory import MemoryStore
 from ..stores.sql._store import SqlStore
 from . import _liveness
 from ._activity_worker import ActivityWorker
@@ -109,7 +110,8 @@ class Engine:
         url: ``sqlite:///path.db`` (the default is ``retold.db`` in the
             working directory), ``postgresql+psycopg://user@host/db`` to
             share work between machines (``retold[postgres]``), or
-            ``memory://`` for tests.
+            ``memory://`` for tests (a pure in-memory store: nothing survives
+            the process; ``sqlite://`` is SQLite in memory).
         workflows: the workflows this engine hosts (with ``run_workers=False``:
             the definitions it knows, for typed starts and queries).
         activities: the activities this engine runs.
@@ -197,6 +199,8 @@ class Engine:
         self.codec: Codec = codec or JsonCodec()
         if store is not None:
             self.store: Store = store
+        elif url.startswith("memory:"):
+            self.store = MemoryStore(clock=clock)  # pure Python, in this process
         else:
             self.store = SqlStore(url, clock=clock) if clock else SqlStore(url)
         self.runs = Runs(self.store)  # every change to a run: decided by the state machine, recorded by the store
