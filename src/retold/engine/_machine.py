@@ -42,7 +42,7 @@ from ..stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRe
 
 __all__ = [
     "NO_LOOKUPS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "StartStep", "activity_outcome",
-    "attempt_failed", "commit",
+    "attempt_failed", "commit", "workers_died",
     "deliver", "existing", "release", "start", "stepped", "workflow_task_failed",
 ]
 
@@ -331,6 +331,21 @@ def attempt_failed(
     if delay is None and timeout_kind:
         return ActivityOutcome("timed_out", failure=failure, timeout_kind=timeout_kind)
     return ActivityOutcome("failed", failure=failure, retry_delay=delay)
+
+
+def workers_died(attempt: int, max_attempts: int, tolerated: int) -> ActivityOutcome | None:
+    """An attempt numbered past the retry policy's last: the earlier ones killed their workers.
+
+    Only a claim after a dead worker's lease ran out numbers an attempt past
+    the policy's ``max_attempts``; ``tolerated`` such deaths are run again
+    (at least once), then the activity fails for good. None: run the attempt.
+    """
+    if not max_attempts or attempt < max_attempts + tolerated:
+        return None
+    message = (f"workers died {attempt - max_attempts} times while running this activity "
+               f"(attempt {attempt}, past its retry policy's max_attempts of {max_attempts})")
+    return ActivityOutcome("failed", failure={"type": "WorkerDied", "message": message, "details": "",
+                                              "non_retryable": True})
 
 
 def activity_outcome(
