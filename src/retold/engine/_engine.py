@@ -111,7 +111,9 @@ class Engine:
             working directory), ``postgresql+psycopg://user@host/db`` to
             share work between machines (``retold[postgres]``), or
             ``memory://`` for tests (a pure in-memory store: nothing survives
-            the process; ``sqlite://`` is SQLite in memory).
+            the process; ``sqlite://`` is SQLite in memory), or
+            ``nats://host:4222`` for NATS JetStream (``retold[nats]``,
+            docs/nats.md).
         workflows: the workflows this engine hosts (with ``run_workers=False``:
             the definitions it knows, for typed starts and queries).
         activities: the activities this engine runs.
@@ -201,6 +203,10 @@ class Engine:
             self.store: Store = store
         elif url.startswith("memory:"):
             self.store = MemoryStore(clock=clock)  # pure Python, in this process
+        elif url.startswith(("nats://", "tls://")):
+            from ..stores.nats import NatsStore  # retold[nats]: imported only when used
+
+            self.store = NatsStore(url, clock=clock)
         else:
             self.store = SqlStore(url, clock=clock) if clock else SqlStore(url)
         self.runs = Runs(self.store)  # every change to a run: decided by the state machine, recorded by the store

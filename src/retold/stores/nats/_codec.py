@@ -1,0 +1,83 @@
+"""The log's message format: one committed operation of the store, as JSON.
+
+An operation is what a process did to the store's state in one atomic step:
+a transaction's writes (the plans it applied, the timers and overdue tasks
+it took, in order) or a lease operation (a claim, a renewal, a release...),
+with the store clock and lease clock it ran under. Replaying the operations
+in log order on an empty state rebuilds the state every process holds.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from typing import Any
+
+import orjson
+
+from ...errors import StoreError
+from ...history import events as ev
+from .._plan import Close, NewActivity, NewRun, Plan, TaskChange, TaskRetry
+
+__all__ = ["FORMAT", "decode", "decode_op", "encode", "encode_op"]
+
+FORMAT = 1  # the version of this format, in every message
+
+_TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in (Plan, NewActivity, NewRun, Close, TaskChange,
+                                                                TaskRetry)}
+
+
+def encode(value: Any) -> Any:
+    """``value`` (plans, events, bytes, plain JSON values) as a JSON value."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, bytes):
+        return {"~b": base64.b64encode(value).decode()}
+    if isinstance(value, ev.Event):
+        type_name, meta, payload = ev.encode_event(value)
+        return {"~e": [value.seq, value.at, type_name, meta.decode(),
+                       None if payload is None else base64.b64encode(payload).decode()]}
+    if isinstance(value, list | tuple):
+        return [encode(v) for v in value]
+    if isinstance(value, dict):
+        return {"~m": [[encode(k), encode(v)] for k, v in value.items()]}
+    if dataclasses.is_dataclass(value) and type(value).__name__ in _TYPES:
+        return {"~d": type(value).__name__,
+                "f": {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+    raise StoreError(f"the NATS store cannot record a value of type {type(value).__name__}")
+
+
+def decode(value: Any) -> Any:
+    """The value :func:`encode` was given (tuples come back as lists)."""
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "~b" in value:
+        return base64.b64decode(value["~b"])
+    if "~e" in value:
+        seq, at, type_name, meta, payload = value["~e"]
+        return ev.decode_event(seq, at, type_name, meta.encode(),
+                               None if payload is None else base64.b64decode(payload))
+    if "~m" in value:
+        return {_key(decode(k)): decode(v) for k, v in value["~m"]}
+    cls = _TYPES[value["~d"]]
+    return cls(**{name: decode(v) for name, v in value["f"].items()})
+
+
+def _key(key: Any) -> Any:
+    return tuple(key) if isinstance(key, list) else key
+
+
+def encode_op(op_id: str, name: str, now: float, lease_now: float, args: Any) -> bytes:
+    """One operation as the bytes of one log message."""
+    return orjson.dumps({"v": FORMAT, "id": op_id, "op": name, "now": now, "lease": lease_now, "args": args})
+
+
+def decode_op(data: bytes) -> tuple[str, str, float, float, Any]:
+    """(op id, name, now, lease now, encoded args) of one log message."""
+    op = orjson.loads(data)
+    if op.get("v") != FORMAT:
+        raise StoreError(f"a message of the NATS store's log is in format {op.get('v')!r}; this version of retold "
+                         f"reads format {FORMAT} (upgrade retold on every process sharing the store)")
+    return op["id"], op["op"], op["now"], op["lease"], op["args"]

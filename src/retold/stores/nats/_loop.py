@@ -1,0 +1,73 @@
+"""The NATS client's own asyncio loop, in a thread, and calls into it from any anyio loop (asyncio or trio)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import anyio
+
+__all__ = ["ClientLoop", "call_soon_here"]
+
+_T = TypeVar("_T")
+
+
+def call_soon_here() -> Callable[[Callable[[], object]], object]:
+    """A thread-safe way to run a callback soon on the calling task's event loop."""
+    try:
+        return asyncio.get_running_loop().call_soon_threadsafe
+    except RuntimeError:  # not asyncio: trio
+        import trio
+
+        return trio.lowlevel.current_trio_token().run_sync_soon
+
+
+class ClientLoop:
+    """An asyncio loop in a daemon thread: nats-py runs there, whatever loop the engine runs on."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    async def call(self, factory: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+        """Run ``factory()`` on the client loop and wait for it; a cancelled caller still waits for the end
+        (an operation that may have committed is never abandoned half way)."""
+        # A fresh context: the caller's (trio's, for sniffio) must not leak into the client loop.
+        future = contextvars.Context().run(lambda: asyncio.run_coroutine_threadsafe(factory(), self.loop))
+        done = anyio.Event()
+        soon = call_soon_here()
+
+        def finished(_: object) -> None:
+            try:
+                soon(done.set)
+            except RuntimeError:  # the caller's loop is gone
+                pass
+
+        future.add_done_callback(finished)
+        with anyio.CancelScope(shield=True):
+            await done.wait()
+        return future.result()
+
+    def stop(self) -> None:
+        """Stop the loop and its thread."""
+        if self.loop.is_closed():
+            return
+        async def finish() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.loop.stop()
+
+        asyncio.run_coroutine_threadsafe(finish(), self.loop)
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self.loop.close()

@@ -1,0 +1,581 @@
+"""The NATS JetStream store (``nats://``): the store's state as a replicated log of operations.
+
+Every change to the store (a transaction's plans, a claim, a lease renewal,
+a release, a purge) is ONE message on a JetStream stream, published with
+``Nats-Expected-Last-Sequence`` set to the last message this process has
+applied: the stream accepts it only if nobody wrote in between, so the log
+is a serial order of operations, each decided on the state all the earlier
+ones left. Every process folds the log, in order, into an in-memory copy
+of the state (the memory store's tables and rules: :class:`_View`) and runs
+its transactions on that copy; a refused publish (someone else wrote first)
+undoes the copy's changes, catches up, and runs the transaction again.
+
+The log is the truth; the copies are derived and rebuilt from it on open.
+See docs/nats.md for the layout, the crash analysis and durability.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import re
+import signal
+import time
+import uuid
+from collections.abc import Callable, Collection, Coroutine, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ...errors import ConfigurationError, StoreError
+from ...history.events import Event
+from .._plan import Plan, RunState, TaskState, Tx, WorkflowEntry
+from .._protocol import ActivityTask, RunRecord
+from .._purge import PurgeReport
+from ..memory import MemoryStore
+from ..memory._data import Journal
+from ..memory._tx import MemoryTx
+from . import _codec
+from ._loop import ClientLoop, call_soon_here
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.js import JetStreamContext
+
+__all__ = ["NatsStore", "parse_url"]
+
+_T = TypeVar("_T")
+
+_WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed Nats-Expected-Last-Sequence
+_PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+FAILPOINT_ENV = "RETOLD_NATS_FAILPOINT"
+
+
+def _failpoint(name: str) -> None:
+    """Kill this process (SIGKILL, no cleanup) here if ``$RETOLD_NATS_FAILPOINT`` names this point: crash tests."""
+    if os.environ.get(FAILPOINT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def parse_url(url: str) -> tuple[list[str], str, int]:
+    """(servers, prefix, replicas) of ``nats://host:port[,host:port...][?prefix=retold&replicas=1]``."""
+    base, _, query = url.partition("?")
+    scheme, sep, hosts = base.partition("://")
+    if not sep or scheme not in ("nats", "tls") or not hosts.strip("/"):
+        raise ConfigurationError(f"invalid NATS store URL {url!r}: write nats://host:4222 (several servers: "
+                                 "nats://a:4222,b:4222; options: ?prefix=retold&replicas=3)")
+    servers = [f"{scheme}://{h}" for h in hosts.strip("/").split(",")]
+    options: dict[str, str] = {}
+    for part in filter(None, query.split("&")):
+        key, _, value = part.partition("=")
+        options[key] = value
+    unknown = set(options) - {"prefix", "replicas"}
+    if unknown:
+        raise ConfigurationError(f"unknown option(s) {', '.join(sorted(unknown))} in NATS store URL {url!r}: "
+                                 "the options are prefix and replicas")
+    prefix = options.get("prefix", "retold")
+    if not _PREFIX.match(prefix):
+        raise ConfigurationError(f"invalid prefix {prefix!r} in NATS store URL {url!r}: use letters, digits, "
+                                 "'_' and '-' (at most 64)")
+    try:
+        replicas = int(options.get("replicas", "1"))
+    except ValueError:
+        replicas = 0
+    if not 1 <= replicas <= 5:
+        raise ConfigurationError(f"invalid replicas {options.get('replicas')!r} in NATS store URL {url!r}: "
+                                 "1 to 5 (3 for a cluster)")
+    return servers, prefix, replicas
+
+
+class _View(MemoryStore):
+    """The state folded from the log: the memory store's tables and rules, run under the operation's clocks.
+
+    Its transactions do not notify anyone and keep their journals (in
+    :attr:`journals`) until the operation is published or undone.
+    """
+
+    def __init__(self, clock: Callable[[], float], lease_clock: Callable[[], float]) -> None:
+        self.pinned: tuple[float, float] | None = None
+        super().__init__(clock=lambda: clock() if self.pinned is None else self.pinned[0],
+                         lease_clock=lambda: lease_clock() if self.pinned is None else self.pinned[1])
+        self.journals: list[Journal] = []
+
+    def _write(self, fn: Callable[[MemoryTx], _T]) -> _T:
+        journal = Journal()
+        with self._locked():
+            try:
+                result = fn(MemoryTx(self, journal))
+            except BaseException:
+                journal.rollback()
+                raise
+        self.journals.append(journal)
+        return result
+
+    def take_journals(self) -> list[Journal]:
+        journals, self.journals = self.journals, []
+        return journals
+
+
+class _Recorder:
+    """A :class:`~retold.stores.Tx` over the view's transaction that notes every write, for the log."""
+
+    __slots__ = ("_tx", "calls")
+
+    def __init__(self, tx: MemoryTx) -> None:
+        self._tx = tx
+        self.calls: list[list[Any]] = []  # [name, encoded argument, raised]
+
+    def now(self) -> float:
+        return self._tx.now()
+
+    def run(self, run_or_workflow_id: str, *, inbox: bool = False) -> RunState | None:
+        return self._tx.run(run_or_workflow_id, inbox=inbox)
+
+    def entry(self, workflow_id: str, idempotency_key: str | None = None) -> WorkflowEntry | None:
+        return self._tx.entry(workflow_id, idempotency_key)
+
+    def task(self, task_id: int) -> TaskState | None:
+        return self._tx.task(task_id)
+
+    def open_children(self, run_id: str) -> list[str]:
+        return self._tx.open_children(run_id)
+
+    def leased_runs(self, owner: str) -> list[str]:
+        return self._tx.leased_runs(owner)
+
+    def _note(self, name: str, arg: Any, call: Callable[[], _T]) -> _T:
+        note = [name, _codec.encode(arg), False]
+        self.calls.append(note)
+        try:
+            return call()
+        except Exception:
+            note[2] = True
+            raise
+
+    def take_due_timers(self, limit: int) -> list[tuple[str, int]]:
+        return self._note("take_due_timers", limit, lambda: self._tx.take_due_timers(limit))
+
+    def take_overdue_tasks(self, limit: int) -> list[TaskState]:
+        return self._note("take_overdue_tasks", limit, lambda: self._tx.take_overdue_tasks(limit))
+
+    def apply(self, plan: Plan) -> list[tuple[str, int, int]]:
+        return self._note("apply", plan, lambda: self._tx.apply(plan))
+
+
+def _replay_calls(tx: MemoryTx, calls: list[list[Any]]) -> None:
+    for name, arg, raised in calls:
+        method = getattr(tx, name)
+        if raised:
+            try:
+                method(_codec.decode(arg))
+            except Exception:  # noqa: S110 - it raised when it was decided too: the same partial writes
+                pass
+        else:
+            method(_codec.decode(arg))
+
+
+class NatsStore:
+    """A :class:`~retold.stores.Store` on NATS JetStream (``nats://host:4222``): needs ``retold[nats]``.
+
+    Every process that opens the same URL (same servers and ``prefix``)
+    shares the runs. Each keeps a copy of the state in memory, rebuilt from
+    the stream on open; see docs/nats.md.
+
+    Args:
+        url: ``nats://host:4222`` (several servers: ``nats://a:4222,b:4222``),
+            with ``?prefix=NAME`` (the stream ``NAME_log``, default ``retold``)
+            and ``?replicas=3`` (the stream's replicas when it is created).
+        clock: the store's clock (event times, timers, retries), default ``time.time``.
+        lease_clock: the clock leases are judged by (default: ``clock``).
+        max_pending_signals: unseen signals a run may hold before ``signal()`` is refused.
+        timeout: how long one request to the server may take, in seconds.
+    """
+
+    def __init__(
+        self, url: str, *, clock: Callable[[], float] | None = None, lease_clock: Callable[[], float] | None = None,
+        max_pending_signals: int = 10_000, timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self._servers, self.prefix, self.replicas = parse_url(url)
+        self.stream = f"{self.prefix}_log"
+        self.subject = f"{self.prefix}.log"
+        if max_pending_signals < 1:
+            raise StoreError(f"NatsStore max_pending_signals must be at least 1, got {max_pending_signals}")
+        self.max_pending_signals = max_pending_signals
+        self._clock: Callable[[], float] = clock or time.time
+        self._lease_clock: Callable[[], float] = lease_clock or self._clock
+        self._timeout = timeout
+        self._view = _View(self._clock, self._lease_clock)
+        self._client: ClientLoop | None = None
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._seq = 0  # the last log message folded into the view
+        self._lock: asyncio.Lock | None = None  # on the client loop: one operation on the view at a time
+        self._moved: asyncio.Event | None = None
+        self._recent: collections.OrderedDict[str, int] = collections.OrderedDict()  # op id -> seq
+        self._listeners: tuple[tuple[Callable[[str], None], Callable[[Callable[[], object]], object]], ...] = ()
+        self._broken: str | None = None
+
+    def now(self) -> float:
+        """The store's clock, in seconds since the epoch."""
+        return self._clock()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, create the stream if it is missing, and fold the log into this process's copy."""
+        if self._client is not None:
+            return
+        try:
+            import nats  # noqa: F401 - checked here, for a clear error
+        except ImportError as exc:
+            raise ConfigurationError("nats:// stores need the NATS client: pip install 'retold[nats]'") from exc
+        self._client = ClientLoop(f"retold-nats-{self.prefix}")
+        try:
+            await self._client.call(self._c_open)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Disconnect and stop the client's thread."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            await client.call(self._c_close)
+        finally:
+            client.stop()
+
+    async def listen(self, on_work: Callable[[str], None]) -> None:
+        """Call ``on_work(kind)`` after each operation that creates work (this process's or another's)."""
+        import anyio
+
+        entry = (on_work, call_soon_here())
+        self._listeners = (*self._listeners, entry)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self._listeners = tuple(e for e in self._listeners if e is not entry)
+
+    # -- the client loop's side ------------------------------------------------------------
+
+    async def _c_open(self) -> None:
+        import nats
+        from nats.js.api import DeliverPolicy, StorageType, StreamConfig
+        from nats.js.errors import NotFoundError
+
+        self._lock = asyncio.Lock()
+        self._moved = asyncio.Event()
+        try:
+            self._nc = await nats.connect(servers=self._servers, connect_timeout=self._timeout,
+                                          max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                                          allow_reconnect=True, name=f"retold {self.prefix}")
+        except Exception as exc:
+            raise StoreError(f"cannot connect to NATS at {', '.join(self._servers)}: {exc!r}") from exc
+        self._js = self._nc.jetstream(timeout=self._timeout)
+        try:
+            await self._js.stream_info(self.stream)
+        except NotFoundError:
+            await self._js.add_stream(StreamConfig(
+                name=self.stream, subjects=[self.subject], storage=StorageType.FILE, num_replicas=self.replicas))
+        await self._js.subscribe(self.subject, stream=self.stream, cb=self._c_on_message, ordered_consumer=True,
+                                 deliver_policy=DeliverPolicy.ALL, idle_heartbeat=1.0)
+        await self._c_sync()
+
+    async def _c_close(self) -> None:
+        nc, self._nc = self._nc, None
+        if nc is not None:
+            try:
+                await nc.close()
+            except Exception:  # noqa: S110 - closing: nothing left to do with the error
+                pass
+
+    async def _c_on_message(self, msg: Msg) -> None:
+        seq = msg.metadata.sequence.stream
+        assert self._lock is not None
+        async with self._lock:
+            if seq <= self._seq or self._broken:
+                return  # this process's own operation, applied when it was published
+            if seq != self._seq + 1:
+                self._broken = (f"the NATS store's log skipped from message {self._seq} to {seq} "
+                                "(messages were deleted from the stream?): reopen the store")
+                return
+            try:
+                kinds = await self._c_replay(msg.data)
+            except Exception as exc:
+                self._broken = f"message {seq} of the NATS store's log could not be applied: {exc!r}"
+                return
+            self._c_committed(seq, kinds)
+
+    async def _c_replay(self, data: bytes) -> set[str]:
+        op_id, name, now, lease_now, args = _codec.decode_op(data)
+        view = self._view
+        view.pinned = (now, lease_now)
+        try:
+            if name == "tx":
+                view._write(lambda tx: _replay_calls(tx, args))
+            else:
+                positional, named = _codec.decode(args)
+                await getattr(view, name)(*positional, **named)
+        finally:
+            view.pinned = None
+        journals = view.take_journals()
+        self._note_recent(op_id, self._seq + 1)
+        return {k for j in journals for k in j.kinds}
+
+    def _note_recent(self, op_id: str, seq: int) -> None:
+        self._recent[op_id] = seq
+        while len(self._recent) > 10_000:
+            self._recent.popitem(last=False)
+
+    def _c_committed(self, seq: int, kinds: set[str]) -> None:
+        self._seq = seq
+        assert self._moved is not None
+        self._moved.set()
+        self._moved = asyncio.Event()
+        for kind in sorted(kinds):
+            for on_work, soon in self._listeners:
+                try:
+                    soon(partial(on_work, kind))
+                except RuntimeError:  # that listener's loop is gone
+                    pass
+
+    async def _c_last_seq(self) -> int:
+        assert self._js is not None
+        info = await self._js.stream_info(self.stream)
+        return int(info.state.last_seq)
+
+    async def _c_sync(self) -> None:
+        """Wait until the view has folded every message the stream held when called."""
+        last = await self._c_last_seq()
+        deadline = time.monotonic() + max(self._timeout, 30.0)
+        while self._seq < last:
+            self._check()
+            assert self._moved is not None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StoreError(f"the NATS store could not catch up with its log (at {self._seq} of {last})")
+            try:
+                await asyncio.wait_for(self._moved.wait(), min(left, 1.0))
+            except TimeoutError:
+                pass
+
+    def _check(self) -> None:
+        if self._broken:
+            raise StoreError(self._broken)
+
+    def _c_undo(self) -> None:
+        for journal in reversed(self._view.take_journals()):
+            journal.rollback()
+
+    async def _c_op(self, name: str, local: Callable[[], Coroutine[Any, Any, _T]],
+                    args: Callable[[], Any]) -> _T:
+        """Run ``local`` on the view; if it wrote, publish it as one log message fenced on the view's position.
+
+        A refused publish (another process wrote first) undoes the view's
+        changes, catches up and runs ``local`` again. A read-only ``local``
+        is run again if the view turns out to be behind the log.
+        """
+        from nats.js.errors import APIError
+
+        assert self._lock is not None and self._js is not None
+        deadline = time.monotonic() + max(self._timeout * 3, 30.0)
+        fresh = False
+        unknown: tuple[str, Any] | None = None  # a publish whose outcome is unknown, and its result
+        while True:
+            self._check()
+            async with self._lock:
+                if unknown is not None and unknown[0] in self._recent:
+                    # It was stored after all (decided on the state at its fence): the view holds it now.
+                    done: _T = unknown[1]
+                    return done
+                base = self._seq
+                now, lease_now = self._clock(), self._lease_clock()
+                self._view.pinned = (now, lease_now)
+                try:
+                    result = await local()
+                except BaseException:
+                    self._c_undo()
+                    raise
+                finally:
+                    self._view.pinned = None
+                journals = self._view.journals
+                if any(j.undo for j in journals):
+                    op_id = uuid.uuid4().hex
+                    data = _codec.encode_op(op_id, name, now, lease_now, args())
+                    _failpoint("before_publish")
+                    try:
+                        ack = await self._js.publish(self.subject, data, stream=self.stream,
+                                                     headers={"Nats-Expected-Last-Sequence": str(base)})
+                    except APIError as exc:
+                        self._c_undo()
+                        if exc.err_code != _WRONG_LAST_SEQUENCE:
+                            if exc.description and "maximum payload" in exc.description.lower():
+                                raise StoreError(f"an operation of {len(data)} bytes is larger than the NATS "
+                                                 f"server's max_payload: {exc.description}") from exc
+                            raise StoreError(f"NATS refused an operation of the store: {exc!r}") from exc
+                    except Exception as exc:
+                        self._c_undo()
+                        if time.monotonic() > deadline:
+                            raise StoreError(f"NATS did not confirm an operation of the store: {exc!r}") from exc
+                        unknown = (op_id, result)
+                    else:
+                        _failpoint("after_publish")
+                        kinds = {k for j in self._view.take_journals() for k in j.kinds}
+                        self._note_recent(op_id, ack.seq)
+                        self._c_committed(ack.seq, kinds)
+                        return result
+                else:
+                    self._view.take_journals()
+                    if fresh:
+                        return result
+            if time.monotonic() > deadline:
+                raise StoreError("the NATS store could not record an operation: its log keeps moving")
+            try:
+                await self._c_sync()
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise StoreError(f"the NATS store cannot read its log: {exc!r}") from exc
+                await asyncio.sleep(0.2)
+                continue
+            fresh = True
+
+    async def _c_read(self, local: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+        self._check()
+        await self._c_sync()
+        assert self._lock is not None
+        async with self._lock:
+            return await local()
+
+    # -- calls from the engine's loop ---------------------------------------------------
+
+    async def _call(self, factory: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+        client = self._client
+        if client is None:
+            raise StoreError(f"the NATS store {self.url} is not open")
+        return await client.call(factory)
+
+    async def _store_op(self, name: str, *positional: Any, **named: Any) -> Any:
+        method = getattr(self._view, name)
+        return await self._call(lambda: self._c_op(
+            name, lambda: method(*positional, **named), lambda: _codec.encode([list(positional), named])))
+
+    async def _read(self, name: str, *positional: Any, **named: Any) -> Any:
+        method = getattr(self._view, name)
+        return await self._call(lambda: self._c_read(lambda: method(*positional, **named)))
+
+    async def transact(self, fn: Callable[[Tx], _T], *, outside: bool = False) -> _T:
+        """Run ``fn`` on the state and record its writes as one log message (run again if the log moved)."""
+        recorder: list[_Recorder] = []
+
+        async def local() -> _T:
+            def body(tx: MemoryTx) -> _T:
+                recorder[:] = [_Recorder(tx)]
+                return fn(recorder[0])
+
+            return self._view._write(body)
+
+        return await self._call(lambda: self._c_op("tx", local, lambda: recorder[0].calls))
+
+    async def claim_workflow_tasks(
+        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None
+    ) -> list[str]:
+        """Lease up to ``limit`` runs of ``workflows`` with unprocessed events (see the protocol)."""
+        if not workflows:
+            return []
+        claimed: list[str] = await self._store_op("claim_workflow_tasks", owner, list(workflows), limit, lease,
+                                                  suspects=suspects)
+        return claimed
+
+    async def claim_activity_tasks(
+        self, owner: str, queue: str, activities: Sequence[str], limit: int, lease: float,
+        running: Collection[int] = (),
+    ) -> list[ActivityTask]:
+        """Lease ready tasks of ``activities`` from ``queue``, never one in ``running`` held by ``owner``."""
+        if not activities:
+            return []
+        claimed: list[ActivityTask] = await self._store_op(
+            "claim_activity_tasks", owner, queue, list(activities), limit, lease, sorted(running))
+        return claimed
+
+    async def renew_leases(self, owner: str, task_ids: list[int], lease: float) -> set[int]:
+        """Extend this owner's activity leases; return the ids it no longer holds."""
+        if not task_ids:
+            return set()
+        lost: set[int] = await self._store_op("renew_leases", owner, list(task_ids), lease)
+        return lost
+
+    async def renew_workflow_leases(self, owner: str, run_ids: list[str], lease: float) -> None:
+        """Extend this owner's leases on workflow tasks still being processed."""
+        if run_ids:
+            await self._store_op("renew_workflow_leases", owner, list(run_ids), lease)
+
+    async def register_worker(
+        self, worker_id: str, host: str, pid: int, process_start: str
+    ) -> list[tuple[str, int, str]]:
+        """Record this engine; return the other engines on ``host``."""
+        others: list[tuple[str, int, str]] = await self._store_op("register_worker", worker_id, host, pid,
+                                                                  process_start)
+        return others
+
+    async def reap_worker(self, worker_id: str) -> int:
+        """Forget a dead engine and end its leases now (its attempts count)."""
+        freed: int = await self._store_op("reap_worker", worker_id)
+        return freed
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        """Forget this engine."""
+        await self._store_op("unregister_worker", worker_id)
+
+    async def release_leases(self, owner: str) -> None:
+        """Hand back every task this owner holds."""
+        await self._store_op("release_leases", owner)
+
+    async def purge(
+        self, before: float, *, statuses: Sequence[str] | None = None, workflow: str | None = None,
+        batch_size: int = 200, dry_run: bool = False,
+    ) -> PurgeReport:
+        """Delete runs closed before ``before``, with what goes with them (one log message)."""
+        report: PurgeReport = await self._store_op(
+            "purge", before, statuses=None if statuses is None else list(statuses), workflow=workflow,
+            batch_size=batch_size, dry_run=dry_run)
+        return report
+
+    # -- reads ------------------------------------------------------------------------
+
+    async def load(self, run_id: str, after_seq: int) -> tuple[RunRecord, list[Event]]:
+        """A run and its events after ``after_seq``."""
+        loaded: tuple[RunRecord, list[Event]] = await self._read("load", run_id, after_seq)
+        return loaded
+
+    async def next_wakeup(self) -> float | None:
+        """The earliest time a timer, a task or a retry is due."""
+        due: float | None = await self._read("next_wakeup")
+        return due
+
+    async def quiescence(self) -> tuple[bool, float | None]:
+        """(busy, next_due): see :meth:`~retold.stores.Store.quiescence`."""
+        found: tuple[bool, float | None] = await self._read("quiescence")
+        return found
+
+    async def closed_among(self, run_ids: Sequence[str]) -> set[str]:
+        """The ids among ``run_ids`` whose runs are no longer running."""
+        closed: set[str] = await self._read("closed_among", list(run_ids))
+        return closed
+
+    async def get_run(self, run_or_workflow_id: str) -> RunRecord:
+        """A run by run id, or the latest run of a workflow id."""
+        record: RunRecord = await self._read("get_run", run_or_workflow_id)
+        return record
+
+    async def list_runs(
+        self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0,
+        id_prefix: str | None = None, started_after: float | None = None, started_before: float | None = None,
+    ) -> list[RunRecord]:
+        """Runs, newest first, optionally filtered (``id_prefix``: of the workflow id or the run id)."""
+        runs: list[RunRecord] = await self._read(
+            "list_runs", status=status, workflow=workflow, limit=limit, offset=offset, id_prefix=id_prefix,
+            started_after=started_after, started_before=started_before)
+        return runs
