@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import os
+import socket
 from typing import Any
 
 import orjson
@@ -69,9 +71,13 @@ def _key(key: Any) -> Any:
     return tuple(key) if isinstance(key, list) else key
 
 
+_BY = f"{socket.gethostname()}:{os.getpid()}"
+
+
 def encode_op(op_id: str, name: str, now: float, lease_now: float, args: Any) -> bytes:
-    """One operation as the bytes of one log message."""
-    return orjson.dumps({"v": FORMAT, "id": op_id, "op": name, "now": now, "lease": lease_now, "args": args})
+    """One operation as the bytes of one log message (``by``: the host and pid that wrote it, for people)."""
+    return orjson.dumps({"v": FORMAT, "id": op_id, "op": name, "by": _BY, "now": now, "lease": lease_now,
+                         "args": args})
 
 
 def decode_op(data: bytes) -> tuple[str, str, float, float, Any]:

@@ -52,9 +52,26 @@ _PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 FAILPOINT_ENV = "RETOLD_NATS_FAILPOINT"
 
 
-def _failpoint(name: str) -> None:
-    """Kill this process (SIGKILL, no cleanup) here if ``$RETOLD_NATS_FAILPOINT`` names this point: crash tests."""
-    if os.environ.get(FAILPOINT_ENV) == name:
+_reached: collections.Counter[tuple[str, str]] = collections.Counter()
+
+
+def _failpoint(point: str, op: str) -> None:
+    """Crash tests: SIGKILL this process (no cleanup) at a named point of recording an operation.
+
+    ``$RETOLD_NATS_FAILPOINT`` is ``POINT[:N[:OP]]``: die the ``N``-th time
+    (default 1) this process reaches ``POINT`` (``before_publish``,
+    ``after_publish``) while recording an operation named ``OP`` (default
+    ``tx``: a transaction; or a lease operation such as ``claim_activity_tasks``).
+    """
+    wanted = os.environ.get(FAILPOINT_ENV)
+    if not wanted:
+        return
+    name, _, rest = wanted.partition(":")
+    count, _, kind = rest.partition(":")
+    if name != point or op != (kind or "tx"):
+        return
+    _reached[point, op] += 1
+    if _reached[point, op] == int(count or 1):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -111,6 +128,14 @@ class _View(MemoryStore):
                 raise
         self.journals.append(journal)
         return result
+
+    async def register_worker(
+        self, worker_id: str, host: str, pid: int, process_start: str
+    ) -> list[tuple[str, int, str]]:
+        """As the memory store's, but writing nothing (no log message) when the record is already there."""
+        if self.workers.get(worker_id) == (host, pid, process_start):
+            return [(w, p, s) for w, (h, p, s) in self.workers.items() if h == host and w != worker_id]
+        return await super().register_worker(worker_id, host, pid, process_start)
 
     def take_journals(self) -> list[Journal]:
         journals, self.journals = self.journals, []
@@ -405,7 +430,7 @@ class NatsStore:
                 if any(j.undo for j in journals):
                     op_id = uuid.uuid4().hex
                     data = _codec.encode_op(op_id, name, now, lease_now, args())
-                    _failpoint("before_publish")
+                    _failpoint("before_publish", name)
                     try:
                         ack = await self._js.publish(self.subject, data, stream=self.stream,
                                                      headers={"Nats-Expected-Last-Sequence": str(base)})
@@ -422,7 +447,7 @@ class NatsStore:
                             raise StoreError(f"NATS did not confirm an operation of the store: {exc!r}") from exc
                         unknown = (op_id, result)
                     else:
-                        _failpoint("after_publish")
+                        _failpoint("after_publish", name)
                         kinds = {k for j in self._view.take_journals() for k in j.kinds}
                         self._note_recent(op_id, ack.seq)
                         self._c_committed(ack.seq, kinds)
