@@ -34,10 +34,11 @@ class Cluster:
         for i in range(size):
             routes = ", ".join(f"nats-route://127.0.0.1:{p}" for j, p in enumerate(self.route_ports) if j != i)
             (directory / f"n{i}").mkdir(parents=True, exist_ok=True)
+            cluster = (f'cluster {{ name: retold_test, listen: 127.0.0.1:{self.route_ports[i]}, '
+                       f'routes: [{routes}] }}\n') if size > 1 else ""
             (directory / f"n{i}.conf").write_text(
                 f'server_name: n{i}\nlisten: 127.0.0.1:{self.client_ports[i]}\n'
-                f'jetstream {{ store_dir: "{directory / f"n{i}"}" }}\n'
-                f'cluster {{ name: retold_test, listen: 127.0.0.1:{self.route_ports[i]}, routes: [{routes}] }}\n'
+                f'jetstream {{ store_dir: "{directory / f"n{i}"}" }}\n{cluster}'
             )
 
     @property
@@ -54,7 +55,8 @@ class Cluster:
                 socket.create_connection(("127.0.0.1", self.client_ports[i]), timeout=0.5).close()
                 return
             except OSError:
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or self.procs[i].poll() is not None:  # type: ignore[union-attr]
+                    self.kill(i)
                     raise AssertionError(f"nats-server n{i} did not start:\n{self.log(i)}") from None
                 time.sleep(0.05)
 
