@@ -21,7 +21,7 @@ from ...errors import StoreError
 from ...history import events as ev
 from .._plan import Close, NewActivity, NewRun, Plan, TaskChange, TaskRetry
 
-__all__ = ["FORMAT", "decode", "decode_op", "encode", "encode_op"]
+__all__ = ["FORMAT", "decode", "decode_batch", "encode", "encode_batch"]
 
 FORMAT = 1  # the version of this format, in every message
 
@@ -74,16 +74,21 @@ def _key(key: Any) -> Any:
 _BY = f"{socket.gethostname()}:{os.getpid()}"
 
 
-def encode_op(op_id: str, name: str, now: float, lease_now: float, args: Any) -> bytes:
-    """One operation as the bytes of one log message (``by``: the host and pid that wrote it, for people)."""
-    return orjson.dumps({"v": FORMAT, "id": op_id, "op": name, "by": _BY, "now": now, "lease": lease_now,
-                         "args": args})
+def encode_batch(batch_id: str, ops: list[tuple[str, float, float, Any]]) -> bytes:
+    """Operations recorded together, as the bytes of one log message.
+
+    Each is (name, store clock, lease clock, encoded arguments); ``by`` names
+    the host and pid that wrote it, for people reading the log.
+    """
+    return orjson.dumps({"v": FORMAT, "id": batch_id, "by": _BY,
+                         "ops": [{"op": name, "now": now, "lease": lease, "args": args}
+                                 for name, now, lease, args in ops]})
 
 
-def decode_op(data: bytes) -> tuple[str, str, float, float, Any]:
-    """(op id, name, now, lease now, encoded args) of one log message."""
-    op = orjson.loads(data)
-    if op.get("v") != FORMAT:
-        raise StoreError(f"a message of the NATS store's log is in format {op.get('v')!r}; this version of retold "
-                         f"reads format {FORMAT} (upgrade retold on every process sharing the store)")
-    return op["id"], op["op"], op["now"], op["lease"], op["args"]
+def decode_batch(data: bytes) -> tuple[str, list[tuple[str, float, float, Any]]]:
+    """(batch id, operations) of one log message."""
+    message = orjson.loads(data)
+    if message.get("v") != FORMAT:
+        raise StoreError(f"a message of the NATS store's log is in format {message.get('v')!r}; this version of "
+                         f"retold reads format {FORMAT} (upgrade retold on every process sharing the store)")
+    return message["id"], [(op["op"], op["now"], op["lease"], op["args"]) for op in message["ops"]]

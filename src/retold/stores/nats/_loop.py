@@ -26,12 +26,17 @@ def call_soon_here() -> Callable[[Callable[[], object]], object]:
 
 
 class ClientLoop:
-    """An asyncio loop in a daemon thread: nats-py runs there, whatever loop the engine runs on."""
+    """The asyncio loop nats-py runs on: the caller's own if it is asyncio, else a new one in a daemon thread."""
 
     def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        try:
+            self.loop = asyncio.get_running_loop()
+        except RuntimeError:  # trio: nats-py needs asyncio
+            self.loop = asyncio.new_event_loop()
+            self._thread: threading.Thread | None = threading.Thread(target=self._run, name=name, daemon=True)
+            self._thread.start()
+        else:
+            self._thread = None  # inline: no thread hop per call
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -40,6 +45,10 @@ class ClientLoop:
     async def call(self, factory: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
         """Run ``factory()`` on the client loop and wait for it; a cancelled caller still waits for the end
         (an operation that may have committed is never abandoned half way)."""
+        if self._thread is None:
+            task = self.loop.create_task(factory())
+            with anyio.CancelScope(shield=True):
+                return await task
         # A fresh context: the caller's (trio's, for sniffio) must not leak into the client loop.
         future = contextvars.Context().run(lambda: asyncio.run_coroutine_threadsafe(factory(), self.loop))
         done = anyio.Event()
@@ -57,8 +66,8 @@ class ClientLoop:
         return future.result()
 
     def stop(self) -> None:
-        """Stop the loop and its thread."""
-        if self.loop.is_closed():
+        """Stop the loop and its thread (an inline loop is the caller's: it goes on)."""
+        if self._thread is None or self.loop.is_closed():
             return
         async def finish() -> None:
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]

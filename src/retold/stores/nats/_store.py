@@ -200,6 +200,44 @@ def _replay_calls(tx: MemoryTx, calls: list[list[Any]]) -> None:
             method(_codec.decode(arg))
 
 
+_BATCH = 256  # operations in one log message at most
+
+
+class _Pending:
+    """An operation waiting for the committer, and how its last run on the copy went."""
+
+    __slots__ = ("args", "future", "journals", "lease_now", "local", "name", "now", "outcome")
+
+    def __init__(self, name: str, local: Callable[[], Coroutine[Any, Any, Any]], args: Callable[[], Any] | None,
+                 future: asyncio.Future[Any]) -> None:
+        self.name, self.local, self.args, self.future = name, local, args, future
+        self.now = self.lease_now = 0.0
+        self.outcome: tuple[bool, Any] = (False, None)
+        self.journals: list[Journal] = []
+
+    @property
+    def writes(self) -> bool:
+        return self.outcome[0] and self.args is not None and any(j.undo for j in self.journals)
+
+
+def _undo(batch: list[_Pending]) -> None:
+    for p in reversed(batch):
+        for journal in reversed(p.journals):
+            journal.rollback()
+        p.journals = []
+
+
+def _resolve(batch: list[_Pending]) -> None:
+    for p in batch:
+        if p.future.done():
+            continue
+        ok, value = p.outcome
+        if ok:
+            p.future.set_result(value)
+        else:
+            p.future.set_exception(value)
+
+
 class NatsStore:
     """A :class:`~retold.stores.Store` on NATS JetStream (``nats://host:4222``): needs ``retold[nats]``.
 
@@ -241,6 +279,8 @@ class NatsStore:
         self._recent: collections.OrderedDict[str, int] = collections.OrderedDict()  # op id -> seq
         self._listeners: tuple[tuple[Callable[[str], None], Callable[[Callable[[], object]], object]], ...] = ()
         self._broken: str | None = None
+        self._queue: list[_Pending] = []  # on the client loop: operations waiting for the committer
+        self._committer: asyncio.Task[None] | None = None
 
     def now(self) -> float:
         """The store's clock, in seconds since the epoch."""
@@ -335,20 +375,22 @@ class NatsStore:
             self._c_committed(seq, kinds)
 
     async def _c_replay(self, data: bytes) -> set[str]:
-        op_id, name, now, lease_now, args = _codec.decode_op(data)
+        batch_id, ops = _codec.decode_batch(data)
         view = self._view
-        view.pinned = (now, lease_now)
-        try:
-            if name == "tx":
-                view._write(lambda tx: _replay_calls(tx, args))
-            else:
-                positional, named = _codec.decode(args)
-                await getattr(view, name)(*positional, **named)
-        finally:
-            view.pinned = None
-        journals = view.take_journals()
-        self._note_recent(op_id, self._seq + 1)
-        return {k for j in journals for k in j.kinds}
+        kinds: set[str] = set()
+        for name, now, lease_now, args in ops:
+            view.pinned = (now, lease_now)
+            try:
+                if name == "tx":
+                    view._write(lambda tx, calls=args: _replay_calls(tx, calls))
+                else:
+                    positional, named = _codec.decode(args)
+                    await getattr(view, name)(*positional, **named)
+            finally:
+                view.pinned = None
+            kinds |= {k for j in view.take_journals() for k in j.kinds}
+        self._note_recent(batch_id, self._seq + 1)
+        return kinds
 
     def _note_recent(self, op_id: str, seq: int) -> None:
         self._recent[op_id] = seq
@@ -395,67 +437,101 @@ class NatsStore:
         for journal in reversed(self._view.take_journals()):
             journal.rollback()
 
-    async def _c_op(self, name: str, local: Callable[[], Coroutine[Any, Any, _T]],
-                    args: Callable[[], Any]) -> _T:
-        """Run ``local`` on the view; if it wrote, publish it as one log message fenced on the view's position.
+    async def _c_submit(self, name: str, local: Callable[[], Coroutine[Any, Any, Any]],
+                        args: Callable[[], Any] | None) -> Any:
+        """Queue an operation for the committer (``args`` None: a read, which never writes); wait for its end."""
+        pending = _Pending(name, local, args, asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._c_commit_loop())
+        return await pending.future
 
-        A refused publish (another process wrote first) undoes the view's
-        changes, catches up and runs ``local`` again. A read-only ``local``
-        is run again if the view turns out to be behind the log.
+    async def _c_commit_loop(self) -> None:
+        """Record the queued operations, a batch at a time: one log message (or one freshness check) per batch."""
+        while self._queue:
+            batch, self._queue = self._queue[:_BATCH], self._queue[_BATCH:]
+            try:
+                await self._c_batch(batch)
+            except BaseException as exc:
+                error = exc if isinstance(exc, Exception) else StoreError(f"the NATS store stopped: {exc!r}")
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(error)
+                if not isinstance(exc, Exception):
+                    raise
+
+    async def _c_run_batch(self, batch: list[_Pending]) -> None:
+        view = self._view
+        for p in batch:
+            p.now, p.lease_now = self._clock(), self._lease_clock()
+            view.pinned = (p.now, p.lease_now)
+            try:
+                p.outcome = (True, await p.local())
+            except Exception as exc:  # an error is an answer too, if the copy was current
+                self._c_undo()
+                p.outcome = (False, exc)
+            finally:
+                view.pinned = None
+            p.journals = view.take_journals()
+
+    async def _c_batch(self, batch: list[_Pending]) -> None:
+        """Run ``batch`` on the copy; publish its writes as one message fenced on the copy's position.
+
+        A refused publish (another process wrote first) undoes the copy's
+        changes, catches up and runs the batch again. A batch that wrote
+        nothing is answered once the copy is known to be current.
         """
         from nats.js.errors import APIError
 
         assert self._lock is not None and self._js is not None
         deadline = time.monotonic() + max(self._timeout * 3, 30.0)
         fresh = False
-        unknown: tuple[str, Any] | None = None  # a publish whose outcome is unknown, and its result
+        unknown: str | None = None  # the id of a publish whose outcome is unknown
         while True:
             self._check()
             async with self._lock:
-                if unknown is not None and unknown[0] in self._recent:
-                    # It was stored after all (decided on the state at its fence): the view holds it now.
-                    done: _T = unknown[1]
-                    return done
+                if unknown is not None and unknown in self._recent:
+                    return _resolve(batch)  # it was stored after all, decided on the state at its fence
                 base = self._seq
-                now, lease_now = self._clock(), self._lease_clock()
-                self._view.pinned = (now, lease_now)
-                try:
-                    result = await local()
-                except BaseException:
-                    self._c_undo()
-                    raise
-                finally:
-                    self._view.pinned = None
-                journals = self._view.journals
-                if any(j.undo for j in journals):
-                    op_id = uuid.uuid4().hex
-                    data = _codec.encode_op(op_id, name, now, lease_now, args())
-                    _failpoint("before_publish", name)
+                await self._c_run_batch(batch)
+                writers = [p for p in batch if p.writes]
+                if writers:
+                    batch_id = uuid.uuid4().hex
+                    data = _codec.encode_batch(batch_id, [(p.name, p.now, p.lease_now, p.args()) for p in writers
+                                                          if p.args is not None])
+                    for p in writers:
+                        _failpoint("before_publish", p.name)
                     try:
                         ack = await self._js.publish(self.subject, data, stream=self.stream,
                                                      headers={"Nats-Expected-Last-Sequence": str(base)})
                     except APIError as exc:
-                        self._c_undo()
+                        _undo(batch)
                         if exc.err_code != _WRONG_LAST_SEQUENCE:
                             if exc.description and "maximum payload" in exc.description.lower():
                                 raise StoreError(f"an operation of {len(data)} bytes is larger than the NATS "
                                                  f"server's max_payload: {exc.description}") from exc
                             raise StoreError(f"NATS refused an operation of the store: {exc!r}") from exc
                     except Exception as exc:
-                        self._c_undo()
+                        _undo(batch)
                         if time.monotonic() > deadline:
                             raise StoreError(f"NATS did not confirm an operation of the store: {exc!r}") from exc
-                        unknown = (op_id, result)
+                        unknown = batch_id
                     else:
-                        _failpoint("after_publish", name)
-                        kinds = {k for j in self._view.take_journals() for k in j.kinds}
-                        self._note_recent(op_id, ack.seq)
+                        for p in writers:
+                            _failpoint("after_publish", p.name)
+                        kinds = {k for p in batch for j in p.journals for k in j.kinds}
+                        self._note_recent(batch_id, ack.seq)
                         self._c_committed(ack.seq, kinds)
-                        return result
-                else:
-                    self._view.take_journals()
-                    if fresh:
-                        return result
+                        return _resolve(batch)
+                elif fresh:
+                    return _resolve(batch)
+            if not writers:
+                try:
+                    if await self._c_last_seq() == base:
+                        return _resolve(batch)  # the copy was current: the answers stand
+                except Exception as exc:
+                    if time.monotonic() > deadline:
+                        raise StoreError(f"the NATS store cannot read its log: {exc!r}") from exc
             if time.monotonic() > deadline:
                 raise StoreError("the NATS store could not record an operation: its log keeps moving")
             try:
@@ -467,13 +543,6 @@ class NatsStore:
                 continue
             fresh = True
 
-    async def _c_read(self, local: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
-        self._check()
-        await self._c_sync()
-        assert self._lock is not None
-        async with self._lock:
-            return await local()
-
     # -- calls from the engine's loop ---------------------------------------------------
 
     async def _call(self, factory: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
@@ -484,12 +553,12 @@ class NatsStore:
 
     async def _store_op(self, name: str, *positional: Any, **named: Any) -> Any:
         method = getattr(self._view, name)
-        return await self._call(lambda: self._c_op(
+        return await self._call(lambda: self._c_submit(
             name, lambda: method(*positional, **named), lambda: _codec.encode([list(positional), named])))
 
     async def _read(self, name: str, *positional: Any, **named: Any) -> Any:
         method = getattr(self._view, name)
-        return await self._call(lambda: self._c_read(lambda: method(*positional, **named)))
+        return await self._call(lambda: self._c_submit(name, lambda: method(*positional, **named), None))
 
     async def transact(self, fn: Callable[[Tx], _T], *, outside: bool = False) -> _T:
         """Run ``fn`` on the state and record its writes as one log message (run again if the log moved)."""
@@ -502,7 +571,8 @@ class NatsStore:
 
             return self._view._write(body)
 
-        return await self._call(lambda: self._c_op("tx", local, lambda: recorder[0].calls))
+        result: _T = await self._call(lambda: self._c_submit("tx", local, lambda: recorder[0].calls))
+        return result
 
     async def claim_workflow_tasks(
         self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None
