@@ -20,6 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 import retold
+from retold.stores import Store
+from retold.stores.memory import MemoryStore
+from retold.stores.sql import SqlStore
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -113,3 +116,10 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def store_for(url: str, clock: Callable[[], float] | None = None, **options: Any) -> Store:
+    """The store for ``url`` as the engine picks it: ``memory://`` is the pure memory store, else SQL."""
+    if url.startswith("memory:"):
+        return MemoryStore(clock=clock, **options)
+    return SqlStore(url, clock=clock, **options)
