@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 from retold.engine._runs import Runs
 from retold.errors import ConflictError
 from retold.history import events as ev
-from retold.stores import ActivityOutcome, ActivityTask, StartRequest
-from retold.stores import Store
+from retold.stores import ActivityOutcome, ActivityTask, StartRequest, Store
 from tests.conftest import Clock, postgres_base_url, postgres_schema, store_for
 
 # One step of the schedule: (operation, which item, which owner).

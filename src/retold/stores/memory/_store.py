@@ -112,7 +112,8 @@ class MemoryStore:
 
     async def transact(self, fn: Callable[[Tx], _T], *, outside: bool = False) -> _T:
         """Run ``fn`` on one transaction: all of its plans are applied, or (if it raises) none is."""
-        await anyio.lowlevel.checkpoint()  # a cancellation point, and a turn for other tasks; before: never after a commit
+        # A cancellation point and a turn for other tasks, before the commit: never after it.
+        await anyio.lowlevel.checkpoint()
         return self._write(fn)
 
     # -- lifecycle -----------------------------------------------------------------------
