@@ -27,8 +27,8 @@ async def test_a_workflow_step_sends_nothing_through_sqlalchemy(tmp_path: Any) -
         scheduled = ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={})
         started = ev.WorkflowStarted(seq=1, at=0, workflow="wf", workflow_id="w", input=b"[]")
         take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
-        step = StartStep("r", started, [scheduled], take)
-        run, _ = await Runs(store).start(StartRequest("wf", "w", b"[]", "h"), step)
+        first = StartStep("r", started, [scheduled], take)
+        run, _ = await Runs(store).start(StartRequest("wf", "w", b"[]", "h"), first)
         await store.load(run.run_id, 0)
         [task] = take.taken
         outcome = ActivityOutcome("completed", result=b"1")

@@ -11,11 +11,13 @@ those runs' states (:func:`deliver`) in the same transaction.
 
 from __future__ import annotations
 
+import random
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, final
 
+from ..authoring._options import RetryPolicy
 from ..errors import (
     ConflictError,
     IdempotencyError,
@@ -39,8 +41,9 @@ from ..stores._plan import (
 from ..stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRequest
 
 __all__ = [
-    "ActivityStep", "ActivityTake", "Decision", "StartStep", "activity_outcome", "commit", "deliver",
-    "release", "start", "workflow_task_failed",
+    "NO_LOOKUPS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "StartStep", "activity_outcome",
+    "attempt_failed", "commit", "workers_died",
+    "deliver", "existing", "release", "start", "stepped", "workflow_task_failed",
 ]
 
 _STATUS: dict[type[ev.Event], Literal["completed", "failed", "cancelled", "continued"]] = {
@@ -108,6 +111,24 @@ class StartStep:
 
 
 @final
+@dataclass(frozen=True, slots=True)
+class Lookups:
+    """What a step's commands need read from records other than its run's.
+
+    ``taken``: the new children's workflow ids already in use; ``children``:
+    the run's open children (read when it closes); ``targets``: the runs that
+    its signals go to, by workflow id (None: no such workflow id).
+    """
+
+    taken: frozenset[str] = frozenset()
+    children: tuple[str, ...] = ()
+    targets: Mapping[str, RunState | None] = field(default_factory=dict)
+
+
+NO_LOOKUPS = Lookups()
+
+
+@final
 @dataclass(slots=True)
 class Decision:
     """A plan, the inputs it gives other runs, and what the caller is told."""
@@ -117,6 +138,7 @@ class Decision:
     refused: bool = False  # a step that would close the run over inputs that waited (they are recorded instead)
     closed: bool = False  # the run closed
     leased: list[NewActivity] = field(default_factory=list)  # tasks leased to the step's engine
+    workflow_id: str = ""  # the run's (for the tasks leased)
 
 
 def _close(
@@ -140,7 +162,8 @@ def _close(
             run_id=cmd.new_run_id, workflow=record.workflow, workflow_id=record.workflow_id,
             events=[ev.WorkflowStarted(
                 seq=1, at=now, workflow=record.workflow, workflow_id=record.workflow_id, input=cmd.input,
-                parent_run_id=record.parent_run_id, parent_seq=parent_seq, continued_from=run_id)],
+                parent_run_id=record.parent_run_id, parent_seq=parent_seq, continued_from=run_id,
+                headers=cmd.headers)],
             parent_run_id=record.parent_run_id, parent_seq=parent_seq, entry="current",
         ))
         return
@@ -159,8 +182,7 @@ def _close(
 
 def _effects(
     record: RunRecord, parent_seq: int | None, commands: Sequence[ev.Event], now: float,
-    take: ActivityTake | None, taken_ids: Collection[str], open_children: Collection[str],
-    plan: Plan, decision: Decision,
+    take: ActivityTake | None, lookups: Lookups, plan: Plan, decision: Decision,
 ) -> list[ev.Event]:
     """Add the commands' effects to ``plan``; return inputs the run gives itself (a child refused)."""
     own: list[ev.Event] = []
@@ -182,7 +204,7 @@ def _effects(
             case ev.TimerCancelled():
                 plan.drop_timers.append(cmd.started)
             case ev.ChildWorkflowStarted():
-                if cmd.workflow_id in taken_ids:
+                if cmd.workflow_id in lookups.taken:
                     failure = {"type": "retold.IdempotencyError", "non_retryable": True, "details": "",
                                "message": f"workflow id {cmd.workflow_id!r} is already in use"}
                     own.append(ev.ChildWorkflowFailed(seq=0, at=now, started=cmd.seq, failure=failure))
@@ -191,18 +213,35 @@ def _effects(
                         run_id=cmd.run_id, workflow=cmd.workflow, workflow_id=cmd.workflow_id,
                         events=[ev.WorkflowStarted(seq=1, at=now, workflow=cmd.workflow,
                                                    workflow_id=cmd.workflow_id, input=cmd.input,
-                                                   parent_run_id=record.run_id, parent_seq=cmd.seq)],
+                                                   parent_run_id=record.run_id, parent_seq=cmd.seq,
+                                                   headers=cmd.headers)],
                         parent_run_id=record.run_id, parent_seq=cmd.seq,
                     ))
             case ev.ActivityCancelRequested():
                 # Withdrawn: never claimed again; a running attempt's worker finds
                 # its task gone (lease renewal) and stops it, its outcome refused.
                 plan.drop_activities.append(cmd.scheduled)
+            case ev.ExternalSignalRequested():
+                # Delivered in this transaction; the sender learns at once
+                # whether its target took it (an input after its commands).
+                target = lookups.targets.get(cmd.workflow_id)
+                refused: dict[str, Any] | None = None
+                if target is None:
+                    refused = {"type": "retold.RunNotFoundError", "non_retryable": True, "details": "",
+                               "message": f"no run found for workflow id {cmd.workflow_id!r}"}
+                elif not target.open:
+                    refused = {"type": "retold.RunFinishedError", "non_retryable": True, "details": "",
+                               "message": f"run {target.run_id} of workflow id {cmd.workflow_id!r} is "
+                                          f"{target.record.status}: it takes no more signals"}
+                else:
+                    decision.deliveries.append((target.run_id, ev.SignalReceived(
+                        seq=0, at=now, name=cmd.name, input=cmd.input)))
+                own.append(ev.ExternalSignalResolved(seq=0, at=now, requested=cmd.seq, failure=refused))
             case ev.ChildWorkflowCancelRequested():
                 decision.deliveries.append((cmd.run_id, ev.CancelRequested(
                     seq=0, at=now, reason=f"cancelled by its parent run {record.run_id}")))
             case _ if isinstance(cmd, ev.TERMINAL_TYPES):
-                _close(record, parent_seq, cmd, now, open_children, plan, decision.deliveries)
+                _close(record, parent_seq, cmd, now, lookups.children, plan, decision.deliveries)
                 decision.closed = True
     return own
 
@@ -219,7 +258,7 @@ def _signals(events: Sequence[ev.Event]) -> int:
 
 def commit(
     run: RunState, owner: str, expected: int, commands: Sequence[ev.Event], now: float, *,
-    take: ActivityTake | None = None, taken_ids: Collection[str] = (), open_children: Collection[str] = (),
+    take: ActivityTake | None = None, lookups: Lookups = NO_LOOKUPS,
 ) -> Decision:
     """A workflow task's commands (``run`` read with its inbox).
 
@@ -241,8 +280,8 @@ def commit(
     if waiting and any(isinstance(cmd, ev.TERMINAL_TYPES) for cmd in commands):
         plan.events = renumber(waiting, expected + 1)
         return Decision(plan, refused=True)
-    decision = Decision(plan)
-    own = _effects(run.record, run.parent_seq, commands, now, take, taken_ids, open_children, plan, decision)
+    decision = Decision(plan, workflow_id=run.record.workflow_id)
+    own = _effects(run.record, run.parent_seq, commands, now, take, lookups, plan, decision)
     moved = [*waiting, *own]
     plan.events = [*commands, *renumber(moved, expected + 1 + len(commands))]
     # Inputs came in during the step (or the step gave the run one): the task
@@ -277,6 +316,38 @@ def deliver(run: RunState | None, event: ev.Event, now: float, *, max_signals: i
                 task=TaskChange("wake", add_signals=signal))
 
 
+def attempt_failed(
+    retry: RetryPolicy, attempt: int, failure: dict[str, Any], rng: random.Random, *, timeout_kind: str = "",
+) -> ActivityOutcome:
+    """How a failed attempt ends the activity, or not: retried after the policy's delay, failed, or timed out.
+
+    A failure that is not retryable (its own flag, the policy's
+    ``non_retryable_error_types``, or the last of ``max_attempts``) ends the
+    activity; if the attempt ran out of time (``timeout_kind``), as a timeout.
+    """
+    delay: float | None = None
+    if not failure.get("non_retryable") and retry.retries_error(failure["type"], attempt):
+        delay = retry.delay(attempt, rng)
+    if delay is None and timeout_kind:
+        return ActivityOutcome("timed_out", failure=failure, timeout_kind=timeout_kind)
+    return ActivityOutcome("failed", failure=failure, retry_delay=delay)
+
+
+def workers_died(attempt: int, max_attempts: int, tolerated: int) -> ActivityOutcome | None:
+    """An attempt numbered past the retry policy's last: the earlier ones killed their workers.
+
+    Only a claim after a dead worker's lease ran out numbers an attempt past
+    the policy's ``max_attempts``; ``tolerated`` such deaths are run again
+    (at least once), then the activity fails for good. None: run the attempt.
+    """
+    if not max_attempts or attempt < max_attempts + tolerated:
+        return None
+    message = (f"workers died {attempt - max_attempts} times while running this activity "
+               f"(attempt {attempt}, past its retry policy's max_attempts of {max_attempts})")
+    return ActivityOutcome("failed", failure={"type": "WorkerDied", "message": message, "details": "",
+                                              "non_retryable": True})
+
+
 def activity_outcome(
     row: TaskState | None, task: ActivityTask, owner: str, outcome: ActivityOutcome, now: float,
 ) -> tuple[Plan, ev.Event | None] | None:
@@ -303,7 +374,7 @@ def activity_outcome(
 
 def stepped(
     run: RunState | None, step: ActivityStep, row: TaskState, now: float, *,
-    taken_ids: Collection[str] = (), open_children: Collection[str] = (),
+    lookups: Lookups = NO_LOOKUPS,
 ) -> Decision | None:
     """The run's next step with the activity outcome that caused it; None if the run moved or is held."""
     if run is None or not run.open or run.last_seq != step.expected_seq:
@@ -315,9 +386,8 @@ def stepped(
         raise StoreError(f"activity step for run {step.run_id} is numbered wrongly")
     _check_numbers(step.commands, step.expected_seq + 2, f"activity step for run {step.run_id}")
     plan = Plan(run.run_id, expect_seq=step.expected_seq, keep_first_at=True)
-    decision = Decision(plan)
-    own = _effects(run.record, run.parent_seq, step.commands, now, step.take, taken_ids, open_children,
-                   plan, decision)
+    decision = Decision(plan, workflow_id=run.record.workflow_id)
+    own = _effects(run.record, run.parent_seq, step.commands, now, step.take, lookups, plan, decision)
     plan.events = [event, *step.commands, *renumber(own, step.last_seq + 1)]
     # Every event is now seen: a pending workflow task (nobody holds it) is
     # spent; an input the step gave the run itself wakes it.
@@ -382,17 +452,22 @@ def existing(request: StartRequest, entry: WorkflowEntry) -> str:
 
 
 def start(
-    request: StartRequest, now: float, step: StartStep | None = None, *, taken_ids: Collection[str] = (),
+    request: StartRequest, now: float, step: StartStep | None = None, *, lookups: Lookups = NO_LOOKUPS,
+    run_id: str | None = None,
 ) -> Decision:
-    """A new run (its id's record claimed), with its first step if the starting engine ran it ahead."""
-    run_id = step.run_id if step is not None else str(uuid.uuid4())
+    """A new run (its id's record claimed), with its first step if the starting engine ran it ahead.
+
+    Its run id is the step's, or ``run_id``, or a new random one.
+    """
+    run_id = step.run_id if step is not None else run_id or str(uuid.uuid4())
     new = NewRun(run_id=run_id, workflow=request.workflow, workflow_id=request.workflow_id, events=[],
                  input_hash=request.input_hash, idempotency_key=request.idempotency_key)
     plan = Plan(run_id, runs=[new])
-    decision = Decision(plan)
+    decision = Decision(plan, workflow_id=request.workflow_id)
     if step is None:
         new.events = [ev.WorkflowStarted(seq=1, at=now, workflow=request.workflow,
-                                         workflow_id=request.workflow_id, input=request.input)]
+                                         workflow_id=request.workflow_id, input=request.input,
+                                         headers=request.headers)]
         return decision
     started = step.event
     if not (
@@ -405,7 +480,7 @@ def start(
     record = RunRecord(run_id=run_id, workflow_id=request.workflow_id, workflow=request.workflow,
                        status="running", created_at=now, closed_at=None, last_seq=1, result=None, failure=None,
                        parent_run_id=None, next_run_id=None)
-    own = _effects(record, None, step.commands, now, step.take, taken_ids, (), plan, decision)
+    own = _effects(record, None, step.commands, now, step.take, lookups, plan, decision)
     # The engine ran the first workflow task already: no task, unless the
     # step gave the run an input (a child refused at once).
     new.events = [started, *step.commands, *renumber(own, step.last_seq + 1)]

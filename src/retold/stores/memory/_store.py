@@ -17,6 +17,8 @@ from ...errors import RunNotFoundError, StoreError
 from ...history import events as ev
 from .._plan import Tx, WorkflowEntry
 from .._protocol import ActivityTask, RunRecord
+from .._purge import PurgeReport
+from . import _purge
 from ._data import ActTask, Journal, Run, WfTask
 from ._tx import ACTIVITY, WORKFLOW, MemoryTx
 
@@ -353,15 +355,30 @@ class MemoryStore:
 
     async def list_runs(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0,
+        id_prefix: str | None = None, started_after: float | None = None, started_before: float | None = None,
     ) -> list[RunRecord]:
-        """Runs, newest first, optionally filtered."""
+        """Runs, newest first, optionally filtered (``id_prefix``: of the workflow id or the run id)."""
         await anyio.lowlevel.checkpoint()
         with self._locked():
-            found = [r for r in self.runs.values()
-                     if (status is None or r.status == status) and (workflow is None or r.workflow == workflow)]
+            found = [
+                r for r in self.runs.values()
+                if (status is None or r.status == status) and (workflow is None or r.workflow == workflow)
+                and (not id_prefix or r.workflow_id.startswith(id_prefix) or r.run_id.startswith(id_prefix))
+                and (started_after is None or r.created_at >= started_after)
+                and (started_before is None or r.created_at < started_before)
+            ]
             found.sort(key=lambda r: r.run_id)
             found.sort(key=lambda r: r.created_at, reverse=True)
             return [r.record() for r in found[offset:offset + limit]]
+
+    async def purge(
+        self, before: float, *, statuses: Sequence[str] | None = None, workflow: str | None = None,
+        batch_size: int = 200, dry_run: bool = False,
+    ) -> PurgeReport:
+        """Delete runs closed before ``before``, with what goes with them (one transaction: memory is fast)."""
+        await anyio.lowlevel.checkpoint()
+        with self._locked():
+            return _purge.purge(self, before, statuses, workflow, dry_run)
 
 
 def _loads(options: bytes) -> dict[str, Any]:
