@@ -25,7 +25,7 @@ from tests.conftest import Clock
 
 def start_body(workflow_id: str) -> Callable[[Tx], str]:
     def body(tx: Tx) -> str:
-        decision = m.start(StartRequest("wf", workflow_id, b"[]", "h"), tx.now(), None, taken_ids=set())
+        decision = m.start(StartRequest("wf", workflow_id, b"[]", "h"), tx.now())
         tx.apply(decision.plan)
         return decision.plan.run_id
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -25,16 +24,6 @@ from retold.stores.sql._migrations import migrate, schema_version
 from tests.conftest import Clock
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["sqlite-memory", "sqlite", "postgres"])
-def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each kind of SQL database: SQLite in memory, a SQLite file, PostgreSQL."""
-    if request.param == "sqlite-memory":
-        return "sqlite://"
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return str(request.getfixturevalue("postgres_url"))
 
 
 @asynccontextmanager
