@@ -1,9 +1,9 @@
 """The store contract (``retold.testing.store_contract``) on memory://, a SQLite file and PostgreSQL.
 
 The tests themselves live in the package, so that a third-party store runs
-the same ones (see docs/design.md, "Stores"). Every call of ``store_factory`` within a
-test opens a store on the same data: the same object for memory://, another
-connection to the same database for SQL.
+the same ones (docs/design.md, "The stores, and the bar for one"). Every
+call of ``store_factory`` within a test opens a store on the same data: the
+same object for memory://, another connection to the same database for SQL.
 """
 
 from __future__ import annotations
