@@ -141,6 +141,8 @@ class Harness:
 
     def floor_run(self) -> None:
         """The physical floor: durable commit latency and batched insert rate."""
+        if self.dbs.memory:
+            return  # memory://: no database, no floor
         params = {"commits": self.sizes["floor_commits"], "workflows": self.sizes["floor_workflows"], "batch": 1000}
         for rep in range(self.args.repeat):
             figures = self.child("floor", self.dbs.job("floor", "floor", params))
