@@ -111,9 +111,9 @@ class ActTask:
                  "queue", "run_id", "scheduled_at", "seq", "visible_at", "workflow_id")
 
     def __init__(self, task_id: int, run_id: str, workflow_id: str, seq: int, activity: str, queue: str,
-                 input: bytes, options: bytes, scheduled_at: float, deadline: float | None) -> None:
+                 payload: bytes, options: bytes, scheduled_at: float, deadline: float | None) -> None:
         self.id, self.run_id, self.workflow_id, self.seq = task_id, run_id, workflow_id, seq
-        self.activity, self.queue, self.input, self.options = activity, queue, input, options
+        self.activity, self.queue, self.input, self.options = activity, queue, payload, options
         self.attempt = 1
         self.scheduled_at = scheduled_at
         self.deadline = deadline

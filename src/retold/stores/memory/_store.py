@@ -95,13 +95,19 @@ class MemoryStore:
                 self._holder = None
 
     def _write(self, fn: Callable[[MemoryTx], _T]) -> _T:
+        me = threading.get_ident()
+        if self._holder == me:
+            raise StoreError("a MemoryStore transaction was started inside another one")
         journal = Journal()
-        with self._locked():
+        with self._lock:  # (inlined _locked: this is the hot path of simulations)
+            self._holder = me
             try:
                 result = fn(MemoryTx(self, journal))
             except BaseException:
                 journal.rollback()
                 raise
+            finally:
+                self._holder = None
         if journal.kinds and self._listeners:
             for kind in sorted(journal.kinds):
                 for listener in list(self._listeners):
@@ -114,7 +120,8 @@ class MemoryStore:
 
     async def transact(self, fn: Callable[[Tx], _T], *, outside: bool = False) -> _T:
         """Run ``fn`` on one transaction: all of its plans are applied, or (if it raises) none is."""
-        await anyio.lowlevel.checkpoint()  # a cancellation point, and a turn for other tasks; before: never after a commit
+        # A cancellation point and a turn for other tasks, before the commit: never after it.
+        await anyio.lowlevel.checkpoint()
         return self._write(fn)
 
     # -- lifecycle -----------------------------------------------------------------------

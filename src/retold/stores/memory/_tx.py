@@ -196,9 +196,9 @@ class MemoryTx:
         for task_id in plan.drop_tasks:
             self.drop_task(task_id)
         for seq in plan.drop_activities:
-            task_id = s.run_tasks.get(run_id, {}).get(seq)
-            if task_id is not None:
-                self.drop_task(task_id)
+            scheduled = s.run_tasks.get(run_id, {}).get(seq)
+            if scheduled is not None:
+                self.drop_task(scheduled)
         for seq, fire_at in plan.timers:
             timers = s.timers.get(run_id)
             if timers is None:

@@ -49,7 +49,9 @@ class SqlStore(Leases):
 
     Args:
         url: ``sqlite:///path.db`` (a file, created if missing),
-            ``memory://`` (a private in-memory SQLite database) or
+            ``sqlite://`` (a private in-memory SQLite database; so is
+            ``memory://`` here, though an Engine gives ``memory://`` to the
+            pure :class:`~retold.stores.memory.MemoryStore`) or
             ``postgresql+psycopg://user:password@host:5432/dbname``
             (``postgresql://`` means the same; needs ``retold[postgres]``).
         clock: the store's clock, for tests; timers, event times and (unless
