@@ -12,7 +12,6 @@ import pytest
 import sqlalchemy as sa
 
 import retold
-
 from retold.history import events as ev
 from retold.stores import StartRequest
 from retold.stores.sql import SqlStore
