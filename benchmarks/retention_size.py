@@ -14,7 +14,7 @@ for reuse), then shrunk by the one-off ``VACUUM``. PostgreSQL:
 ``pg_total_relation_size`` of retold's tables after writing, after the purge
 and after ``VACUUM`` (autovacuum's job).
 
-    python benchmarks/retention.py --runs 100000 [--legacy] \\
+    python benchmarks/retention_size.py --runs 100000 [--legacy] \\
         [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test]
 
 Prints the figures and writes ``benchmarks/results/<date>-retention.json``.
@@ -200,7 +200,7 @@ def main() -> None:
     parser.add_argument("--postgres", metavar="URL", help="Also PostgreSQL at this URL.")
     parser.add_argument("--out", type=Path, default=RESULTS / f"{date.today()}-retention.json")
     args = parser.parse_args()
-    results: dict[str, Any] = {"command": "python benchmarks/retention.py " + " ".join(
+    results: dict[str, Any] = {"command": "python benchmarks/retention_size.py " + " ".join(
         a for a in (f"--runs {args.runs}", "--legacy" if args.legacy else "",
                     "--postgres URL" if args.postgres else "") if a)}
     with tempfile.TemporaryDirectory() as tmp:
