@@ -206,10 +206,17 @@ def test_ping_pong_two_workflows_signal_each_other(tmp_path: Path) -> None:
     assert "ExternalSignalRequested, ExternalSignalResolved" in lines[3]
 
 
+def test_retention_deletes_old_finished_runs_and_keeps_the_waiting_one(tmp_path: Path) -> None:
+    lines = run_example("retention", tmp_path)
+    index(lines, r"^\[main\] a dry run would delete 3 runs and 6 events$")
+    index(lines, r"^\[main\] retention left 1 run: order-99 \(running\)$")
+    assert lines[-1] == "[main] order 99 done"
+
+
 # -- the modules are importable: tests can run their workflows in-process ---------------
 
 
-@pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability", "ping_pong"])
+@pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability", "ping_pong", "retention"])
 def test_examples_import_without_running(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     module = load(name)
     assert capsys.readouterr().out == ""

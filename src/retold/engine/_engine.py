@@ -54,7 +54,7 @@ log = logging.getLogger("retold.engine")
 DEFAULT_URL = "sqlite:///retold.db"
 _LISTEN_RETRY = 2.0  # first wait before reopening a lost listener (polling covers it)
 _PURGE_EVERY = 600.0  # seconds (store clock) between two purges of the retention loop
-_PURGE_BATCH = 200  # runs per purge transaction
+_PURGE_BATCH = 500  # runs per purge transaction at most (the store sizes batches to take ~20 ms)
 _CLOSED_STATUSES = tuple(s for s in typing.get_args(RunStatus) if s != "running")
 
 

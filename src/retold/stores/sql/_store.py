@@ -306,7 +306,7 @@ class SqlStore(Leases):
         self, before: float, *, statuses: Sequence[str] | None = None, workflow: str | None = None,
         batch_size: int = 200, dry_run: bool = False,
     ) -> PurgeReport:
-        """Delete runs closed before ``before``, with what goes with them, ``batch_size`` runs per transaction.
+        """Delete runs closed before ``before``, with what goes with them, at most ``batch_size`` runs per transaction.
 
         See ``_retention.py`` for what goes together; ``dry_run`` only counts.
         """
