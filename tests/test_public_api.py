@@ -19,9 +19,10 @@ PUBLIC = [
     "PickleCodec", "QueryError", "RetoldError", "RetryPolicy", "RunDescription", "RunFinishedError",
     "RunHandle", "RunNotFoundError", "SchemaError", "SignalBufferFullError", "StoreError", "Workflow",
     "WorkflowCancelledError",
-    "WorkflowFailedError", "WorkflowInfo", "WorkflowSandboxError", "activity", "activity_info",
+    "WorkflowFailedError", "WorkflowInfo", "WorkflowSandboxError", "WorkflowTaskFailure", "WorkflowTerminatedError",
+    "activity", "activity_info",
     "continue_as_new", "execute", "execute_child", "heartbeat", "info", "now", "patched", "random",
-    "set_query_handler", "side_effect", "sleep", "start_child", "uuid4", "wait_signal", "workflow",
+    "set_query_handler", "side_effect", "signal_workflow", "sleep", "start_child", "uuid4", "wait_signal", "workflow",
 ]
 
 

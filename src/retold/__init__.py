@@ -34,6 +34,7 @@ from .authoring._options import ActivityOptions as ActivityOptions
 from .authoring._options import RetryPolicy as RetryPolicy
 from .authoring._runtime import WorkflowInfo as WorkflowInfo
 from .client import RunDescription as RunDescription
+from .client import WorkflowTaskFailure as WorkflowTaskFailure
 from .client import RunHandle as RunHandle
 from .engine._engine import Engine as Engine
 from .engine._feed import EventStream as EventStream
@@ -57,6 +58,7 @@ from .errors import SchemaError as SchemaError
 from .errors import SignalBufferFullError as SignalBufferFullError
 from .errors import StoreError as StoreError
 from .errors import WorkflowCancelledError as WorkflowCancelledError
+from .errors import WorkflowTerminatedError as WorkflowTerminatedError
 from .errors import WorkflowFailedError as WorkflowFailedError
 from .errors import WorkflowSandboxError as WorkflowSandboxError
 from .history.codec import Codec as Codec
@@ -108,6 +110,8 @@ __all__ = [
     "WorkflowFailedError",
     "WorkflowInfo",
     "WorkflowSandboxError",
+    "WorkflowTaskFailure",
+    "WorkflowTerminatedError",
     "activity",
     "activity_info",
     "continue_as_new",

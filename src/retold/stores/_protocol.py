@@ -16,7 +16,7 @@ _T = TypeVar("_T")
 
 __all__ = ["ActivityOutcome", "ActivityTask", "RunRecord", "StartRequest", "Store"]
 
-RunStatus = Literal["running", "completed", "failed", "cancelled", "continued"]
+RunStatus = Literal["running", "completed", "failed", "cancelled", "continued", "terminated"]
 
 
 @final
@@ -50,6 +50,10 @@ class RunRecord:
     # Set by load() only: attempts of the run's pending workflow task that
     # ended without a result (it failed, or the worker holding it died).
     task_attempts: int = 0
+    # Set by load(), get_run() and list_runs(): the record of the last failed
+    # attempt of the run's pending workflow task (``TaskChange.failure``),
+    # while no attempt has succeeded since; the run is *blocked*.
+    task_failure: dict[str, Any] | None = None
 
 
 @final
@@ -142,13 +146,17 @@ class Store(Protocol):
         ...
 
     async def claim_workflow_tasks(
-        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None
+        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None,
+        fingerprint: str | None = None,
     ) -> list[str]:
         """Lease up to ``limit`` runs of ``workflows`` that have events to process.
 
         A task whose previous lease ran out (its worker died or stalled) is a
         *suspect*: claiming it counts that attempt (``RunRecord.task_attempts``).
         ``suspects`` caps how many of them this claim takes (None: no cap).
+        A task backed off after a failure (``TaskChange.failure``) is due at
+        its ``visible_at``, or at once for a claimer whose code
+        ``fingerprint`` is not among those it failed on (``failed_by``).
         """
         ...
 
@@ -216,5 +224,9 @@ class Store(Protocol):
     async def list_runs(
         self, *, status: str | None, workflow: str | None, limit: int, offset: int
     ) -> list[RunRecord]:
-        """Runs, newest first."""
+        """Runs, newest first (with ``task_failure``).
+
+        ``status="blocked"``: open runs whose workflow task's last attempt
+        failed; ``status="running"``: the other open runs.
+        """
         ...

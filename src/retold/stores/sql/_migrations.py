@@ -66,7 +66,17 @@ def _inbox_and_task_ids(conn: Connection) -> None:
     _rebuild_sqlite_table(conn, t.activity_tasks, "retold_activity_tasks_v3")
 
 
-UPGRADES: Mapping[int, Step] = {1: _add_workers, 2: _cluster_events, 3: _inbox_and_task_ids}
+def _task_failures(conn: Connection) -> None:
+    """4 -> 5: a workflow task keeps its last failure (blocked runs) and the code fingerprints it failed on."""
+    conn.exec_driver_sql(f"ALTER TABLE retold_workflow_tasks ADD COLUMN failure {_blob(conn)}")
+    conn.exec_driver_sql("ALTER TABLE retold_workflow_tasks ADD COLUMN failed_by VARCHAR(255)")
+
+
+def _blob(conn: Connection) -> str:
+    return "BLOB" if conn.dialect.name == "sqlite" else "BYTEA"
+
+
+UPGRADES: Mapping[int, Step] = {1: _add_workers, 2: _cluster_events, 3: _inbox_and_task_ids, 4: _task_failures}
 """``UPGRADES[v]`` takes a database from schema version ``v`` to ``v + 1``."""
 
 _VERSION = sa.select(t.meta.c.value).where(t.meta.c.key == "schema_version")

@@ -48,6 +48,11 @@ def _locked(exc: StoreError) -> bool:
     return "database is locked" in text or "database is busy" in text
 
 
+def _failure(record: RunRecord, data: bytes | None) -> dict[str, Any] | None:
+    """A workflow task's stored failure, for an open run."""
+    return orjson.loads(data) if data and record.status == "running" else None
+
+
 class _Queued:
     """A transaction body waiting for a group commit, and then its outcome."""
 
@@ -363,23 +368,26 @@ class SqlStore:
         return row
 
     async def claim_workflow_tasks(
-        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None
+        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None,
+        fingerprint: str | None = None,
     ) -> list[str]:
         """Lease up to ``limit`` runs of ``workflows`` with unprocessed events (see the protocol)."""
         if not workflows:
             return []
         return await self._run_lease_only(
-            self._claim_workflow_tasks, owner, list(workflows), limit, lease, suspects
+            self._claim_workflow_tasks, owner, list(workflows), limit, lease, suspects, fingerprint
         )
 
     def _claim_workflow_tasks(
         self, conn: Connection, owner: str, workflows: list[str], limit: int, lease: float,
-        suspects: int | None = None,
+        suspects: int | None = None, fingerprint: str | None = None,
     ) -> list[str]:
         now, lease_now = self._now(conn), self._lease_now(conn)
         wt = t.workflow_tasks
         rows = conn.execute(self._q.claim_workflows, {
             "b_names": workflows, "b_now": now, "b_lease_now": lease_now, "b_limit": limit,
+            # NOT LIKE '%' matches nothing: without a fingerprint, blocked tasks wait for their time.
+            "b_fp": "%" if fingerprint is None else f"% {fingerprint} %",
         }).all()
         ids: list[str] = []
         dead: list[str] = []
@@ -408,8 +416,11 @@ class SqlStore:
         if row is None:
             raise RunNotFoundError(run_id)
         rows = self._q.events_after(conn, {"b_run_id": run_id, "b_after": after_seq}).all()
-        attempts = self._q.wft_attempts(conn, {"b_run_id": run_id}).scalar()
-        return replace(row_to_run(row), task_attempts=attempts or 0), [ev.decode_event(*r) for r in rows]
+        task = self._q.wft_attempts(conn, {"b_run_id": run_id}).first()
+        record = row_to_run(row)
+        if task is not None:
+            record = replace(record, task_attempts=task.attempts or 0, task_failure=_failure(record, task.failure))
+        return record, [ev.decode_event(*r) for r in rows]
 
     async def claim_activity_tasks(
         self, owner: str, queue: str, activities: Sequence[str], limit: int, lease: float,
@@ -598,8 +609,16 @@ class SqlStore:
         return await self._read(query)
 
     async def get_run(self, run_or_workflow_id: str) -> RunRecord:
-        """A run by run id, or the latest run of a workflow id."""
-        return await self._read(lambda conn: row_to_run(self._resolve(conn, run_or_workflow_id)))
+        """A run by run id, or the latest run of a workflow id (with ``task_failure``)."""
+
+        def query(conn: Connection) -> RunRecord:
+            record = row_to_run(self._resolve(conn, run_or_workflow_id))
+            if record.status != "running":
+                return record
+            task = self._q.wft_attempts(conn, {"b_run_id": record.run_id}).first()
+            return record if task is None else replace(record, task_failure=_failure(record, task.failure))
+
+        return await self._read(query)
 
     async def list_runs(
         self, *, status: str | None = None, workflow: str | None = None,
@@ -608,11 +627,23 @@ class SqlStore:
         """Runs, newest first, optionally filtered."""
 
         def query(conn: Connection) -> list[RunRecord]:
-            stmt = sa.select(t.runs).order_by(t.runs.c.created_at.desc(), t.runs.c.run_id)
-            if status is not None:
+            wt = t.workflow_tasks
+            stmt = (sa.select(t.runs, wt.c.failure.label("task_failure"))
+                    .select_from(t.runs.outerjoin(wt, wt.c.run_id == t.runs.c.run_id))
+                    .order_by(t.runs.c.created_at.desc(), t.runs.c.run_id))
+            if status == "blocked":  # open, its workflow task's last attempt failed
+                stmt = stmt.where(t.runs.c.status == "running", wt.c.failure.is_not(None))
+            elif status == "running":
+                stmt = stmt.where(t.runs.c.status == "running", wt.c.failure.is_(None))
+            elif status is not None:
                 stmt = stmt.where(t.runs.c.status == status)
             if workflow is not None:
                 stmt = stmt.where(t.runs.c.workflow == workflow)
-            return [row_to_run(r) for r in conn.execute(stmt.limit(limit).offset(offset))]
+            records = []
+            for r in conn.execute(stmt.limit(limit).offset(offset)):
+                record = row_to_run(r)
+                failure = _failure(record, r.task_failure)
+                records.append(record if failure is None else replace(record, task_failure=failure))
+            return records
 
         return await self._read(query)

@@ -74,8 +74,10 @@ class SqlTx:
         task_row = q.wft_of(conn, {"b_run_id": run_id}).first()
         task = None
         if task_row is not None:
-            task = WorkflowTaskState(task_row.lease_owner, self.live(task_row.lease_expires),
-                                     task_row.attempts, task_row.signals)
+            task = WorkflowTaskState(
+                task_row.lease_owner, self.live(task_row.lease_expires), task_row.attempts, task_row.signals,
+                orjson.loads(task_row.failure) if task_row.failure else None,
+                tuple((task_row.failed_by or "").split()))
         self._owners[run_id] = None if task is None else task.owner
         items: tuple[InboxItem, ...] | None = None
         if inbox:
@@ -212,7 +214,9 @@ class SqlTx:
         elif kind == "backoff":
             wt = t.workflow_tasks
             conn.execute(wt.update().where(wt.c.run_id == run_id).values(
-                attempts=change.attempts, visible_at=change.visible_at, lease_owner=None, lease_expires=None))
+                visible_at=change.visible_at, lease_owner=None, lease_expires=None,
+                failure=None if change.failure is None else orjson.dumps(change.failure),
+                failed_by=f" {' '.join(change.failed_by)} " if change.failed_by else None))
             self._owners[run_id] = None
         if change.add_signals:
             q.add_signals(conn, {"b_run_id": run_id, "b_add": change.add_signals})
@@ -222,7 +226,7 @@ class SqlTx:
         # will see the new events, or fail its commit on the moved last_seq.
         self._q.wake(self._conn, {
             "run_id": run_id, "visible_at": now, "lease_owner": None, "lease_expires": None,
-            "attempts": 0, "signals": 0,
+            "attempts": 0, "signals": 0, "failure": None, "failed_by": None,
         })
         self._d.notify(self._conn, WORKFLOW)
 
