@@ -34,8 +34,8 @@ from .authoring._options import ActivityOptions as ActivityOptions
 from .authoring._options import RetryPolicy as RetryPolicy
 from .authoring._runtime import WorkflowInfo as WorkflowInfo
 from .client import RunDescription as RunDescription
-from .client import WorkflowTaskFailure as WorkflowTaskFailure
 from .client import RunHandle as RunHandle
+from .client import WorkflowTaskFailure as WorkflowTaskFailure
 from .engine._engine import Engine as Engine
 from .engine._feed import EventStream as EventStream
 from .errors import ActivityError as ActivityError
@@ -58,9 +58,9 @@ from .errors import SchemaError as SchemaError
 from .errors import SignalBufferFullError as SignalBufferFullError
 from .errors import StoreError as StoreError
 from .errors import WorkflowCancelledError as WorkflowCancelledError
-from .errors import WorkflowTerminatedError as WorkflowTerminatedError
 from .errors import WorkflowFailedError as WorkflowFailedError
 from .errors import WorkflowSandboxError as WorkflowSandboxError
+from .errors import WorkflowTerminatedError as WorkflowTerminatedError
 from .history.codec import Codec as Codec
 from .history.codec import JsonCodec as JsonCodec
 from .history.codec import PickleCodec as PickleCodec

@@ -66,7 +66,8 @@ class WorkflowTaskFailure:
         seq = failure.get("seq")
         since = _dt(float(failure.get("since", 0.0)))
         retry_at = _dt(float(failure.get("retry_at", 0.0)))
-        assert since is not None and retry_at is not None
+        assert since is not None
+        assert retry_at is not None
         return cls(
             type=str(failure.get("type", "")), message=str(failure.get("message", "")),
             details=str(failure.get("details", "")), seq=None if seq is None else int(seq),
@@ -189,7 +190,8 @@ class RunHandle(Generic[R]):
             raise WorkflowCancelledError(record.run_id, f"run {record.run_id} was cancelled") from cause
         if record.status == "terminated":
             told = str(failure.get("message", "")).removeprefix("the run ")  # "was terminated: <reason>"
-            raise WorkflowTerminatedError(record.run_id, f"run {record.run_id} of {record.workflow!r} {told}") from cause
+            message = f"run {record.run_id} of {record.workflow!r} {told}"
+            raise WorkflowTerminatedError(record.run_id, message) from cause
         root: BaseException = cause
         while root.__cause__ is not None:
             root = root.__cause__

@@ -10,7 +10,7 @@ import click
 
 from ._common import url_option
 from ._replay import replay
-from ._runs import cancel, history, list_runs, query, show, signal, start
+from ._runs import cancel, history, list_runs, query, show, signal, start, terminate
 from ._serve import serve, worker
 
 __all__ = ["cli", "main"]
@@ -43,7 +43,7 @@ def demo(url: str) -> None:
     demo_main(url)
 
 
-for command in (worker, serve, start, list_runs, show, history, signal, query, cancel, replay, demo):
+for command in (worker, serve, start, list_runs, show, history, signal, query, cancel, terminate, replay, demo):
     cli.add_command(command)
 
 
