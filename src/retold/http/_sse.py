@@ -31,6 +31,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 import retold
+from retold.history.events import TERMINAL_TYPES
 from retold.history.export import Event, event_to_dict
 
 __all__ = ["EventStreamResponse", "format_event", "format_status"]
@@ -95,15 +96,22 @@ class EventStreamResponse(Response):
         async with self._stream as stream:
             shown = None  # the blocked state the client was last told (None: not blocked)
             quiet = 0.0
+            event: Event | None = None
             while True:
                 blocked = stream.blocked
                 if _key(blocked) != shown:
                     shown = _key(blocked)
-                    await send({"type": "http.response.body", "body": format_status(blocked), "more_body": True})
+                    # A run that closes is no longer blocked: its final event says so.
+                    if blocked is not None or not isinstance(event, TERMINAL_TYPES):
+                        await send({"type": "http.response.body", "body": format_status(blocked), "more_body": True})
+                if event is not None:
+                    await send({"type": "http.response.body", "body": format_event(event), "more_body": True})
+                elif quiet >= self._keepalive:
+                    quiet = 0.0
+                    await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
                 event = None
-                wait = min(self._keepalive - quiet, STATUS_CHECK)
                 began = anyio.current_time()
-                with anyio.move_on_after(wait):
+                with anyio.move_on_after(min(self._keepalive - quiet, STATUS_CHECK)):
                     try:
                         event = await stream.__anext__()
                     except StopAsyncIteration:
@@ -111,11 +119,5 @@ class EventStreamResponse(Response):
                     except retold.RetoldError as exc:  # the engine is closing: the client will reconnect
                         log.info("event stream of run %s ends early: %s", stream.run_id, exc)
                         break
-                if event is None:
-                    quiet += anyio.current_time() - began
-                    if quiet < self._keepalive:
-                        continue
-                quiet = 0.0
-                chunk = KEEPALIVE if event is None else format_event(event)
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                quiet = 0.0 if event is not None else quiet + anyio.current_time() - began
         await send({"type": "http.response.body", "body": b"", "more_body": False})
