@@ -22,7 +22,7 @@ BROKEN = threading.Event()  # while set, the workflow's code trips the sandbox a
 async def fragile() -> str:
     await retold.wait_signal("go")
     if BROKEN.is_set():
-        open("/dev/null")  # noqa: SIM115, PTH123 - a sandbox violation, on purpose
+        open("/dev/null")  # noqa: SIM115 - a sandbox violation, on purpose
     await retold.wait_signal("end")
     return "done"
 
