@@ -33,7 +33,7 @@ def typecheck(session: nox.Session) -> None:
 def examples(session: nox.Session) -> None:
     """Run every example against a fresh SQLite file."""
     session.install("-e", ".")
-    for name in ("onboarding", "parallel", "saga", "split_mode"):
+    for name in ("onboarding", "parallel", "saga", "split_mode", "bad_deploy"):
         session.run("python", f"examples/{name}.py")
 
 
