@@ -31,8 +31,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 import retold
-from retold.history.events import TERMINAL_TYPES
-from retold.history.export import Event, event_to_dict
+from retold.history.export import TERMINAL_TYPES, Event, event_to_dict
 
 __all__ = ["EventStreamResponse", "format_event", "format_status"]
 
