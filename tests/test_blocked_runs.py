@@ -9,6 +9,7 @@ import pytest
 
 import retold
 from retold.history import events as ev
+from retold.stores.memory import MemoryStore
 from tests.conftest import EngineFactory
 
 pytestmark = pytest.mark.anyio
@@ -54,7 +55,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0
             await anyio.sleep(0.02)
 
 
-async def parked(make_engine: EngineFactory, workflow_id: str, **options: str) -> None:
+async def parked(make_engine: EngineFactory, workflow_id: str, **options: object) -> None:
     """A run of v1 past its first activity, waiting for "go"."""
     async with make_engine([v1], [step], **options) as engine:
         run = await engine.start(v1.with_options(id=workflow_id))
@@ -177,3 +178,26 @@ async def test_a_terminated_blocked_run_is_closed(make_engine: EngineFactory) ->
             await handle.result(timeout=5)
         described = await handle.describe()
     assert (described.status, described.blocked) == ("terminated", None)
+
+
+async def test_blocked_runs_and_terminate_on_the_memory_store(make_engine: EngineFactory) -> None:
+    store = MemoryStore()  # shared by the three "deploys", as a database would be
+    await parked(make_engine, "in-memory", store=store)
+    await parked(make_engine, "to-end", store=store)
+    async with make_engine([v2_breaks_replay], [step, other_step], workflow_task_retry_delay=30,
+                           store=store) as bad:
+        for workflow_id in ("in-memory", "to-end"):
+            await bad.get_handle(workflow_id).signal("go")
+            described = await blocked(bad.get_handle(workflow_id))
+            assert described.blocked is not None
+            assert described.blocked.seq == 2
+        assert {r.workflow_id for r in await bad.list_runs(status="blocked")} == {"in-memory", "to-end"}
+        assert await bad.list_runs(status="running") == []
+        await bad.get_handle("to-end").terminate("not worth it")
+    async with make_engine([v1], [step], store=store) as rolled_back:
+        with anyio.fail_after(15):
+            assert await rolled_back.get_handle("in-memory").result() == "did b"
+        with pytest.raises(retold.WorkflowTerminatedError, match="not worth it"):
+            await rolled_back.get_handle("to-end").result(timeout=5)
+        statuses = {r.workflow_id: r.status for r in await rolled_back.list_runs()}
+    assert statuses == {"in-memory": "completed", "to-end": "terminated"}

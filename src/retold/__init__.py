@@ -8,6 +8,9 @@ resumes elsewhere by replaying that history on a deterministic event loop.
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
+from ._logging import RunContextFilter as RunContextFilter
+from ._logging import get_logger as get_logger
+from ._logging import logger as logger
 from .authoring._activity import ActivityInfo as ActivityInfo
 from .authoring._activity import activity_info as activity_info
 from .authoring._activity import heartbeat as heartbeat
@@ -65,6 +68,7 @@ from .history.codec import Codec as Codec
 from .history.codec import JsonCodec as JsonCodec
 from .history.codec import PickleCodec as PickleCodec
 from .history.export import History as History
+from .stores._purge import PurgeReport as PurgeReport
 
 try:
     __version__: str = _version("retold")
@@ -95,6 +99,7 @@ __all__ = [
     "NotRegisteredError",
     "PayloadError",
     "PickleCodec",
+    "PurgeReport",
     "QueryError",
     "RetoldError",
     "RetryPolicy",
@@ -103,6 +108,7 @@ __all__ = [
     "SignalBufferFullError",
     "RunHandle",
     "RunNotFoundError",
+    "RunContextFilter",
     "SchemaError",
     "StoreError",
     "Workflow",
@@ -117,8 +123,10 @@ __all__ = [
     "continue_as_new",
     "execute",
     "execute_child",
+    "get_logger",
     "heartbeat",
     "info",
+    "logger",
     "now",
     "patched",
     "random",

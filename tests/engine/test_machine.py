@@ -336,3 +336,35 @@ def test_a_start_finds_its_run_or_refuses_a_mismatch() -> None:
     [new] = d.plan.runs
     assert (new.entry, new.wake, new.idempotency_key, [e.type for e in new.events]) == (
         "new", True, "k", ["WorkflowStarted"])
+
+
+def test_a_failed_attempt_is_retried_by_its_policy_or_ends_the_activity() -> None:
+    import random
+    from datetime import timedelta
+
+    from retold.authoring._options import RetryPolicy
+
+    policy = RetryPolicy(initial_interval=timedelta(seconds=2), jitter=0.0, max_attempts=3,
+                         non_retryable_error_types=("ValueError",))
+    rng = random.Random(1)
+    boom = {"type": "RuntimeError", "message": "boom"}
+    assert m.attempt_failed(policy, 1, boom, rng).retry_delay == 2.0
+    assert m.attempt_failed(policy, 3, boom, rng) == ActivityOutcome("failed", failure=boom)  # the last attempt
+    bad = {"type": "builtins.ValueError", "message": "no"}
+    assert m.attempt_failed(policy, 1, bad, rng).retry_delay is None  # listed as not retryable
+    flagged = {**boom, "non_retryable": True}
+    assert m.attempt_failed(policy, 1, flagged, rng).retry_delay is None
+    late = m.attempt_failed(policy, 3, boom, rng, timeout_kind="start_to_close")
+    assert (late.kind, late.timeout_kind, late.failure) == ("timed_out", "start_to_close", boom)
+
+
+def test_an_attempt_numbered_past_the_policy_means_workers_died_running_it() -> None:
+    assert m.workers_died(5, 5, 3) is None  # the policy's own last attempt
+    assert m.workers_died(7, 5, 3) is None  # two deaths tolerated so far
+    died = m.workers_died(8, 5, 3)
+    assert died is not None
+    assert died.failure is not None
+    assert died.failure["type"] == "WorkerDied"
+    assert died.failure["non_retryable"]
+    assert "died 3 times" in died.failure["message"]
+    assert m.workers_died(50, 0, 3) is None  # no limit on attempts: nothing to tell

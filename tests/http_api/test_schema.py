@@ -44,7 +44,7 @@ OPERATIONS = [
     ("GET", "/runs"), ("GET", "/runs/{id}"),
     ("POST", "/runs/{id}/signals/{name}"), ("GET", "/runs/{id}/queries/{name}"), ("POST", "/runs/{id}/cancel"),
     ("POST", "/runs/{id}/terminate"),
-    ("GET", "/runs/{id}/history"), ("GET", "/runs/{id}/events"),
+    ("GET", "/runs/{id}/history"), ("GET", "/runs/{id}/events"), ("POST", "/purge"),
 ]
 
 

@@ -21,7 +21,8 @@ STATUS_STYLES = {
     "cancelled": "yellow", "continued": "blue", "terminated": "red",
 }
 
-_HIDDEN = {"seq", "at", "type", "options"}  # activity options never decide anything the reader needs here
+# Activity options and trace headers never decide anything the reader needs here.
+_HIDDEN = {"seq", "at", "type", "options", "headers"}
 _PAYLOADS = {"input", "result", "value"}  # shown as JSON, so that "5" and 5 differ
 
 

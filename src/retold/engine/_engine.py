@@ -6,9 +6,10 @@ import contextlib
 import hashlib
 import logging
 import os
+import typing
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, ParamSpec, Self, final
 
@@ -17,6 +18,7 @@ import orjson
 from anyio.abc import TaskGroup
 from typing_extensions import TypeVar
 
+from .. import _telemetry
 from ..authoring._decorators import Activity, Workflow, pack_input
 from ..client import RunDescription, RunHandle
 from ..errors import (
@@ -29,8 +31,10 @@ from ..history.codec import Codec, JsonCodec, PickleCodec
 from ..history.export import History
 from ..history.ids import check_id
 from ..runtime import _guard
-from ..runtime._instance import WorkflowInstance
-from ..stores._protocol import RunRecord, StartRequest, Store
+from ..runtime._replay import replay
+from ..stores._protocol import RunRecord, RunStatus, StartRequest, Store
+from ..stores._purge import PurgeReport
+from ..stores.memory import MemoryStore
 from ..stores.sql._store import SqlStore
 from . import _liveness
 from ._activity_worker import ActivityWorker
@@ -50,6 +54,9 @@ log = logging.getLogger("retold.engine")
 
 DEFAULT_URL = "sqlite:///retold.db"
 _LISTEN_RETRY = 2.0  # first wait before reopening a lost listener (polling covers it)
+_PURGE_EVERY = 600.0  # seconds (store clock) between two purges of the retention loop
+_PURGE_BATCH = 200  # runs per purge transaction
+_CLOSED_STATUSES = tuple(s for s in typing.get_args(RunStatus) if s != "running")
 
 
 def _seconds(value: timedelta | float, name: str) -> float:
@@ -104,7 +111,8 @@ class Engine:
         url: ``sqlite:///path.db`` (the default is ``retold.db`` in the
             working directory), ``postgresql+psycopg://user@host/db`` to
             share work between machines (``retold[postgres]``), or
-            ``memory://`` for tests.
+            ``memory://`` for tests (a pure in-memory store: nothing survives
+            the process; ``sqlite://`` is SQLite in memory).
         workflows: the workflows this engine hosts (with ``run_workers=False``:
             the definitions it knows, for typed starts and queries).
         activities: the activities this engine runs.
@@ -145,6 +153,18 @@ class Engine:
         run_workers: False makes a client-only engine that starts, signals
             and reads runs but executes nothing (the web app of split mode;
             workers run ``retold worker``).
+        retention: how long finished runs are kept, by close time. The engine
+            deletes older ones (see :meth:`purge`) when it opens and every 10
+            minutes after; None (the default) keeps them forever.
+        telemetry: OpenTelemetry spans and metrics (docs/operations.md). None
+            (the default) records them when OpenTelemetry is installed
+            (``retold[otel]``) and an SDK is set up (global providers, or
+            those given below) by the time the engine opens; False never;
+            True requires OpenTelemetry.
+        tracer_provider: the OpenTelemetry tracer provider to use instead of
+            the global one.
+        meter_provider: the OpenTelemetry meter provider to use instead of
+            the global one.
 
     Attributes:
         workflows: the hosted workflows, by registered name.
@@ -173,6 +193,10 @@ class Engine:
         store: Store | None = None,
         clock: Callable[[], float] | None = None,
         run_workers: bool = True,
+        retention: timedelta | float | None = None,
+        telemetry: bool | None = None,
+        tracer_provider: object | None = None,
+        meter_provider: object | None = None,
     ) -> None:
         self.workflows: dict[str, Workflow[..., Any]] = _registry(
             workflows, Workflow, "workflow", "workflows"
@@ -194,6 +218,8 @@ class Engine:
         self.codec: Codec = codec or JsonCodec()
         if store is not None:
             self.store: Store = store
+        elif url.startswith("memory:"):
+            self.store = MemoryStore(clock=clock)  # pure Python, in this process
         else:
             self.store = SqlStore(url, clock=clock) if clock else SqlStore(url)
         self.runs = Runs(self.store)  # every change to a run: decided by the state machine, recorded by the store
@@ -219,6 +245,7 @@ class Engine:
                 f"Engine deadlock_timeout must be positive (or None to disable it), got {deadlock_timeout!r}"
             )
         self.steps = StepRunner(limit)  # workflow code runs in step threads, under this limit
+        self.retention = None if retention is None else _seconds(retention, "retention")
         self.worker_id = f"engine-{uuid.uuid4().hex[:12]}"
         self._host = _liveness.host_key()
         self.wake_workflows = Wakeup()
@@ -235,6 +262,8 @@ class Engine:
         self._stack: contextlib.AsyncExitStack | None = None  # what __aexit__ undoes, while open
         self._registered = False
         self.feeds = EventFeeds(self.store, self.poll_interval, self.spawn)
+        self._telemetry_options = (telemetry, tracer_provider, meter_provider)
+        self.telemetry = _telemetry.load(*self._telemetry_options)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -247,6 +276,9 @@ class Engine:
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(self.store.close)  # also after an open that failed half-way
             await self.store.open()
+            self.telemetry = _telemetry.load(*self._telemetry_options)  # an SDK set up since __init__ counts
+            self.telemetry.attach(self)
+            stack.callback(self.telemetry.detach, self)
             stack.push_async_callback(self._release_work)
             stack.callback(self._forget_workers)
             group = await stack.enter_async_context(anyio.create_task_group())
@@ -266,6 +298,8 @@ class Engine:
                 group.start_soon(self._keep_running, self._timer_loop)
                 group.start_soon(self._keep_running, self._lease_loop)
             group.start_soon(self._keep_running, self._closed_watch_loop)
+            if self.retention is not None:
+                group.start_soon(self._keep_running, self._retention_loop)
             group.start_soon(self._listen_loop)
             self._stack = stack.pop_all()
         return self
@@ -390,6 +424,60 @@ class Engine:
                     scope = worker.running.get(task_id)
                     if scope is not None:
                         scope.cancel()
+                        self.telemetry.lease_lost("activity")
+
+    async def _retention_loop(self) -> None:
+        # Due times are on the store's clock (a test's fake clock moves them);
+        # the loop looks every poll interval whether one has come.
+        assert self.retention is not None
+        due = self.store.now()
+        while True:
+            if self.store.now() >= due:
+                report = await self.purge(self.retention)
+                if report.runs or report.kept:
+                    log.info("retention purged %d runs older than %s (%d events); kept %d with a run still running",
+                             report.runs, timedelta(seconds=self.retention), report.events, report.kept)
+                due = self.store.now() + _PURGE_EVERY
+            await anyio.sleep(self.poll_interval)
+
+    async def purge(
+        self, older_than: timedelta | float, *, statuses: Iterable[str] | None = None,
+        workflow: str | None = None, dry_run: bool = False,
+    ) -> PurgeReport:
+        """Delete finished runs that closed more than ``older_than`` ago, with their histories.
+
+        Runs go in small transactions, so engines sharing the store keep
+        working meanwhile; a running run is never touched. A run goes with
+        its children and, if it is the last run of its workflow id, with the
+        earlier runs of its continue-as-new chain and the id itself (which
+        can then be started again); one that goes with a run still running
+        is kept for a later purge (``PurgeReport.kept``). docs/operations.md
+        has the details.
+
+        Args:
+            older_than: how long ago (store clock) a run must have closed.
+            statuses: only runs with these statuses (completed, failed,
+                cancelled, continued); default: all of them.
+            workflow: only runs of this workflow name.
+            dry_run: count what would go, and delete nothing.
+
+        Raises:
+            ConfigurationError: a negative ``older_than``, or a status that
+                is not a finished run's.
+        """
+        self._check_open()
+        seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else float(older_than)
+        if seconds < 0:
+            raise ConfigurationError(f"purge older_than must not be negative, got {seconds}")
+        chosen = None if statuses is None else sorted(set(statuses))
+        bad = [s for s in chosen or () if s not in _CLOSED_STATUSES]
+        if bad:
+            raise ConfigurationError(
+                f"purge statuses must be among {', '.join(_CLOSED_STATUSES)} (running runs are never purged), "
+                f"got {', '.join(map(repr, bad))}"
+            )
+        return await self.store.purge(self.store.now() - seconds, statuses=chosen, workflow=workflow,
+                                      batch_size=_PURGE_BATCH, dry_run=dry_run)
 
     async def drain(self, grace: timedelta | float) -> bool:
         """Stop claiming work and wait up to ``grace`` for the tasks in flight.
@@ -497,25 +585,29 @@ class Engine:
         else:
             payload = self.codec.encode(pack_input(args, kwargs))
         digest = hashlib.sha256(name.encode() + b"\0" + _plain_form(self.codec, payload)).hexdigest()
-        request = StartRequest(
-            workflow=name,
-            workflow_id=id or str(uuid.uuid4()),
-            input=payload,
-            input_hash=digest,
-            idempotency_key=idempotency_key,
-        )
-        # The fast path: a run this engine hosts, started while it has a free
-        # slot, has its first workflow task done here and stored with the start.
-        worker, definition = self.workflow_worker, self.workflows.get(name)
-        pending = await worker.prepare_start(definition, request) if worker and definition else None
-        created = False
-        try:
-            record, created = await self.runs.start(request, pending.step if pending else None)
-        finally:
-            if pending is not None and worker is not None:
-                worker.finish_step(pending, created)
-        if created and (pending is None or not pending.step.stepped):
-            self.wake_workflows.set()
+        with self.telemetry.starting(name) as headers:  # the trace context, recorded in the run
+            request = StartRequest(
+                workflow=name,
+                workflow_id=id or str(uuid.uuid4()),
+                input=payload,
+                input_hash=digest,
+                idempotency_key=idempotency_key,
+                headers=headers,
+            )
+            # The fast path: a run this engine hosts, started while it has a free
+            # slot, has its first workflow task done here and stored with the start.
+            worker, definition = self.workflow_worker, self.workflows.get(name)
+            pending = await worker.prepare_start(definition, request) if worker and definition else None
+            created = False
+            try:
+                record, created = await self.runs.start(request, pending.step if pending else None)
+            finally:
+                if pending is not None and worker is not None:
+                    worker.finish_step(pending, created)
+            if created and (pending is None or not pending.step.stepped):
+                self.wake_workflows.set()
+        if created:
+            self.telemetry.run_started(name)
         return RunHandle(self, record.workflow_id, record.run_id, result_type, created=created)
 
     async def start_by_name(
@@ -566,12 +658,34 @@ class Engine:
 
     async def list_runs(
         self, *, status: str | None = None, workflow: str | None = None,
-        limit: int = 100, offset: int = 0,
+        limit: int = 100, offset: int = 0, id_prefix: str | None = None,
+        started_after: datetime | None = None, started_before: datetime | None = None,
     ) -> list[RunDescription]:
-        """Runs newest first, optionally filtered by status and workflow name."""
+        """Runs newest first, optionally filtered.
+
+        Args:
+            status: only runs with this status.
+            workflow: only runs of this workflow name.
+            limit: at most this many runs.
+            offset: skip the newest ``offset`` runs that match.
+            id_prefix: only runs whose workflow id or run id starts with this.
+            started_after: only runs started at or after this time (aware datetime).
+            started_before: only runs started before this time (aware datetime).
+
+        Raises:
+            ValueError: a naive datetime (without a time zone).
+        """
         self._check_open()
+        bounds = []
+        for name, when in (("started_after", started_after), ("started_before", started_before)):
+            if when is not None and when.tzinfo is None:
+                raise ValueError(f"list_runs {name} must be an aware datetime (with a time zone)")
+            # Less half a microsecond: run times are shown to the microsecond (rounded), so a bound
+            # copied from a run's started_at takes that run in (after) or leaves it out (before).
+            bounds.append(None if when is None else when.timestamp() - 5e-7)
         records = await self.store.list_runs(
-            status=status, workflow=workflow, limit=limit, offset=offset
+            status=status, workflow=workflow, limit=limit, offset=offset,
+            id_prefix=id_prefix, started_after=bounds[0], started_before=bounds[1],
         )
         return [RunDescription.from_record(r) for r in records]
 
@@ -613,9 +727,10 @@ class Engine:
         if not name:
             raise RetoldError("a signal name must not be empty")
         payload = self.codec.encode(value)
-        if any(workflow.signals for workflow in self.workflows.values()):
-            await self._check_signal(ident, name, payload)
-        self.feeds.notify(await self.runs.signal(ident, name, payload))
+        with self.telemetry.client_call("Signal", name, ident):
+            if any(workflow.signals for workflow in self.workflows.values()):
+                await self._check_signal(ident, name, payload)
+            self.feeds.notify(await self.runs.signal(ident, name, payload))
         self.wake_workflows.set()
 
     async def _check_signal(self, ident: str, name: str, payload: bytes) -> None:
@@ -655,6 +770,10 @@ class Engine:
         state its code was in when it ended.
         """
         self._check_open()
+        with self.telemetry.client_call("Query", name, ident):
+            return await self._query(ident, name, args)
+
+    async def _query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:
         record = await self.store.get_run(ident)
         definition = self.workflows.get(record.workflow)
         if definition is None:
@@ -662,12 +781,15 @@ class Engine:
         cached = self.cache.peek(record.run_id)
         if cached is not None:
             _, pending = await self.store.load(record.run_id, cached.last_seq)
-            if not pending:
+            # Still cached after the load: not taken meanwhile by a step that
+            # may advance it past what is committed (the fast path).
+            if not pending and self.cache.peek(record.run_id) is cached:
                 return self._roundtrip(cached.query(name, args))
         _, events = await self.store.load(record.run_id, 0)
-        replica = WorkflowInstance(definition, record.run_id, self.codec)
+        replica, completion = await self.steps.run(
+            record.run_id, lambda: replay(definition, record.run_id, self.codec, events, replay_only=True))
         try:
-            await self.steps.run(record.run_id, lambda: replica.apply(events))
+            completion.unwrap()
             return self._roundtrip(replica.query(name, args))
         finally:
             replica.close()

@@ -11,11 +11,13 @@ those runs' states (:func:`deliver`) in the same transaction.
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, final
 
+from ..authoring._options import RetryPolicy
 from ..errors import (
     TERMINATED_TYPE,
     ConflictError,
@@ -40,9 +42,9 @@ from ..stores._plan import (
 from ..stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRequest
 
 __all__ = [
-    "NO_LOOKUPS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "StartStep", "activity_outcome", "commit",
-    "deliver", "existing", "release", "start", "stepped", "terminate",
-    "terminated_failure", "workflow_task_failed",
+    "NO_LOOKUPS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "StartStep", "activity_outcome",
+    "attempt_failed", "commit", "workers_died",
+    "deliver", "existing", "release", "start", "stepped", "terminate", "terminated_failure", "workflow_task_failed",
 ]
 
 _STATUS: dict[type[ev.Event], Literal["completed", "failed", "cancelled", "continued", "terminated"]] = {
@@ -139,6 +141,7 @@ class Decision:
     refused: bool = False  # a step that would close the run over inputs that waited (they are recorded instead)
     closed: bool = False  # the run closed
     leased: list[NewActivity] = field(default_factory=list)  # tasks leased to the step's engine
+    workflow_id: str = ""  # the run's (for the tasks leased)
 
 
 def _close(
@@ -164,7 +167,8 @@ def _close(
             run_id=cmd.new_run_id, workflow=record.workflow, workflow_id=record.workflow_id,
             events=[ev.WorkflowStarted(
                 seq=1, at=now, workflow=record.workflow, workflow_id=record.workflow_id, input=cmd.input,
-                parent_run_id=record.parent_run_id, parent_seq=parent_seq, continued_from=run_id)],
+                parent_run_id=record.parent_run_id, parent_seq=parent_seq, continued_from=run_id,
+                headers=cmd.headers)],
             parent_run_id=record.parent_run_id, parent_seq=parent_seq, entry="current",
         ))
         return
@@ -214,7 +218,8 @@ def _effects(
                         run_id=cmd.run_id, workflow=cmd.workflow, workflow_id=cmd.workflow_id,
                         events=[ev.WorkflowStarted(seq=1, at=now, workflow=cmd.workflow,
                                                    workflow_id=cmd.workflow_id, input=cmd.input,
-                                                   parent_run_id=record.run_id, parent_seq=cmd.seq)],
+                                                   parent_run_id=record.run_id, parent_seq=cmd.seq,
+                                                   headers=cmd.headers)],
                         parent_run_id=record.run_id, parent_seq=cmd.seq,
                     ))
             case ev.ActivityCancelRequested():
@@ -280,7 +285,7 @@ def commit(
     if waiting and any(isinstance(cmd, ev.TERMINAL_TYPES) for cmd in commands):
         plan.events = renumber(waiting, expected + 1)
         return Decision(plan, refused=True)
-    decision = Decision(plan)
+    decision = Decision(plan, workflow_id=run.record.workflow_id)
     own = _effects(run.record, run.parent_seq, commands, now, take, lookups, plan, decision)
     moved = [*waiting, *own]
     plan.events = [*commands, *renumber(moved, expected + 1 + len(commands))]
@@ -314,6 +319,38 @@ def deliver(run: RunState | None, event: ev.Event, now: float, *, max_signals: i
         return Plan(run.run_id, inbox=[event], task=TaskChange("none", add_signals=signal))
     return Plan(run.run_id, expect_seq=run.last_seq, events=renumber([event], run.last_seq + 1),
                 task=TaskChange("wake", add_signals=signal))
+
+
+def attempt_failed(
+    retry: RetryPolicy, attempt: int, failure: dict[str, Any], rng: random.Random, *, timeout_kind: str = "",
+) -> ActivityOutcome:
+    """How a failed attempt ends the activity, or not: retried after the policy's delay, failed, or timed out.
+
+    A failure that is not retryable (its own flag, the policy's
+    ``non_retryable_error_types``, or the last of ``max_attempts``) ends the
+    activity; if the attempt ran out of time (``timeout_kind``), as a timeout.
+    """
+    delay: float | None = None
+    if not failure.get("non_retryable") and retry.retries_error(failure["type"], attempt):
+        delay = retry.delay(attempt, rng)
+    if delay is None and timeout_kind:
+        return ActivityOutcome("timed_out", failure=failure, timeout_kind=timeout_kind)
+    return ActivityOutcome("failed", failure=failure, retry_delay=delay)
+
+
+def workers_died(attempt: int, max_attempts: int, tolerated: int) -> ActivityOutcome | None:
+    """An attempt numbered past the retry policy's last: the earlier ones killed their workers.
+
+    Only a claim after a dead worker's lease ran out numbers an attempt past
+    the policy's ``max_attempts``; ``tolerated`` such deaths are run again
+    (at least once), then the activity fails for good. None: run the attempt.
+    """
+    if not max_attempts or attempt < max_attempts + tolerated:
+        return None
+    message = (f"workers died {attempt - max_attempts} times while running this activity "
+               f"(attempt {attempt}, past its retry policy's max_attempts of {max_attempts})")
+    return ActivityOutcome("failed", failure={"type": "WorkerDied", "message": message, "details": "",
+                                              "non_retryable": True})
 
 
 def activity_outcome(
@@ -354,7 +391,7 @@ def stepped(
         raise StoreError(f"activity step for run {step.run_id} is numbered wrongly")
     _check_numbers(step.commands, step.expected_seq + 2, f"activity step for run {step.run_id}")
     plan = Plan(run.run_id, expect_seq=step.expected_seq, keep_first_at=True)
-    decision = Decision(plan)
+    decision = Decision(plan, workflow_id=run.record.workflow_id)
     own = _effects(run.record, run.parent_seq, step.commands, now, step.take, lookups, plan, decision)
     plan.events = [event, *step.commands, *renumber(own, step.last_seq + 1)]
     # Every event is now seen: a pending workflow task (nobody holds it) is
@@ -465,16 +502,21 @@ def existing(request: StartRequest, entry: WorkflowEntry) -> str:
 
 def start(
     request: StartRequest, now: float, step: StartStep | None = None, *, lookups: Lookups = NO_LOOKUPS,
+    run_id: str | None = None,
 ) -> Decision:
-    """A new run (its id's record claimed), with its first step if the starting engine ran it ahead."""
-    run_id = step.run_id if step is not None else str(uuid.uuid4())
+    """A new run (its id's record claimed), with its first step if the starting engine ran it ahead.
+
+    Its run id is the step's, or ``run_id``, or a new random one.
+    """
+    run_id = step.run_id if step is not None else run_id or str(uuid.uuid4())
     new = NewRun(run_id=run_id, workflow=request.workflow, workflow_id=request.workflow_id, events=[],
                  input_hash=request.input_hash, idempotency_key=request.idempotency_key)
     plan = Plan(run_id, runs=[new])
-    decision = Decision(plan)
+    decision = Decision(plan, workflow_id=request.workflow_id)
     if step is None:
         new.events = [ev.WorkflowStarted(seq=1, at=now, workflow=request.workflow,
-                                         workflow_id=request.workflow_id, input=request.input)]
+                                         workflow_id=request.workflow_id, input=request.input,
+                                         headers=request.headers)]
         return decision
     started = step.event
     if not (

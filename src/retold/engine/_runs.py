@@ -63,14 +63,7 @@ class Runs:
         leased = tx.apply(decision.plan)
         if take is not None:
             by_seq = {task.seq: task for task in decision.leased}
-            run_id = decision.plan.run_id
-            workflow_id = ""
-            for new in decision.plan.runs:
-                if new.run_id == run_id:
-                    workflow_id = new.workflow_id
-            if leased and not workflow_id:
-                state = tx.run(run_id)
-                workflow_id = state.record.workflow_id if state is not None else ""
+            run_id, workflow_id = decision.plan.run_id, decision.workflow_id
             now = tx.now()
             take.taken = [
                 ActivityTask(id=task_id, run_id=run_id, workflow_id=workflow_id, seq=seq,
@@ -92,8 +85,10 @@ class Runs:
 
     # -- the transactions (synchronous: any store's transaction, or the simulator's) -----
 
-    def start_in(self, tx: Tx, request: StartRequest, step: StartStep | None = None) -> tuple[RunRecord, bool]:
-        """The transaction of :meth:`start`."""
+    def start_in(
+        self, tx: Tx, request: StartRequest, step: StartStep | None = None, *, run_id: str | None = None,
+    ) -> tuple[RunRecord, bool]:
+        """The transaction of :meth:`start` (``run_id``: the new run's id, for simulations; default random)."""
         # Twice at most: a concurrent start of the same id or key (possible
         # on PostgreSQL) claims the id first; then it is "existing".
         for _ in range(2):
@@ -101,10 +96,11 @@ class Runs:
             if entry is not None:
                 run = tx.run(m.existing(request, entry))
                 if run is None:
-                    raise RunNotFoundError(entry.first_run_id)
+                    continue  # its runs were purged since (PostgreSQL): the id is free again
                 return run.record, False
             commands = step.commands if step is not None else ()
-            decision = m.start(request, tx.now(), step, lookups=_lookups(tx, step.run_id if step else "", commands))
+            decision = m.start(request, tx.now(), step, lookups=_lookups(tx, step.run_id if step else "", commands),
+                               run_id=run_id)
             try:
                 self._apply(tx, decision, step.take if step is not None else None)
             except ConflictError:

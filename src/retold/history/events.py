@@ -110,6 +110,9 @@ class WorkflowStarted(Event):
     parent_run_id: str | None = None
     parent_seq: int | None = None
     continued_from: str | None = None
+    # Propagation headers (W3C trace context: ``traceparent``, ``tracestate``)
+    # from the code that started the run; absent in histories written before.
+    headers: dict[str, str] | None = None
     payload_field: ClassVar[str | None] = "input"
 
 
@@ -204,6 +207,7 @@ class ChildWorkflowStarted(Event):
     workflow_id: str
     run_id: str
     input: bytes
+    headers: dict[str, str] | None = None  # the parent's, given to the child's WorkflowStarted
     payload_field: ClassVar[str | None] = "input"
 
 
@@ -310,6 +314,7 @@ class WorkflowContinuedAsNew(Event):
 
     new_run_id: str
     input: bytes
+    headers: dict[str, str] | None = None  # given to the new run's WorkflowStarted
     payload_field: ClassVar[str | None] = "input"
 
 

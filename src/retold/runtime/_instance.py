@@ -204,12 +204,18 @@ class WorkflowInstance:
         workflow: Workflow[..., Any],
         run_id: str,
         codec: Codec,
+        *,
+        replay_only: bool = False,
     ) -> None:
         self.workflow = workflow
         self.run_id = run_id
         self.workflow_id = ""
         self.parent_run_id: str | None = None
+        # The run's propagation headers (trace context), from its WorkflowStarted event.
+        self.headers: dict[str, str] | None = None
         self.codec = codec
+        # A replica that only reads (queries, replay checks): none of its steps is a real one.
+        self._replay_only = replay_only
         # The I/O methods are filled in (to fail loudly) after the class body.
         self.loop = WorkflowLoop(self)  # type: ignore[abstract]
         self.loop.retold_runtime = self  # type: ignore[attr-defined]
@@ -387,7 +393,7 @@ class WorkflowInstance:
                     self._emit(ev.WorkflowFailed, failure=failure_from_exception(err))
                 else:
                     new_run = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.run_id}/continue"))
-                    self._emit(ev.WorkflowContinuedAsNew, new_run_id=new_run, input=data)
+                    self._emit(ev.WorkflowContinuedAsNew, new_run_id=new_run, input=data, headers=self.headers)
             elif isinstance(exc, _FATAL):
                 if self._fatal is None:
                     self._fatal = exc
@@ -501,6 +507,7 @@ class WorkflowInstance:
     def _start(self, event: ev.WorkflowStarted) -> None:
         self.workflow_id = event.workflow_id
         self.parent_run_id = event.parent_run_id
+        self.headers = event.headers
         try:
             args, kwargs = self.workflow.types.decode_args(
                 "workflow", self.workflow.name, self.codec, event.input
@@ -561,6 +568,14 @@ class WorkflowInstance:
 
     # -- the WorkflowRuntime protocol ----------------------------------------------
 
+    @property
+    def replaying(self) -> bool:
+        """Whether the code now runs again over recorded history (not a real step).
+
+        A query handler's run is not a replay: each query is a real call.
+        """
+        return self.querying is None and (self._replay_only or not self._live)
+
     def info(self) -> WorkflowInfo:
         """Facts about this run."""
         return WorkflowInfo(self.workflow.name, self.workflow_id, self.run_id, self.parent_run_id)
@@ -585,8 +600,13 @@ class WorkflowInstance:
         data = activity.types.encode_input(
             self.codec, "activity", activity.name, args, kwargs, check_types=False
         )
+        recorded_options = options.to_json()
+        # Who scheduled it (for the activity's log records) and the run's trace context.
+        recorded_options["workflow"] = self.workflow.name
+        if self.headers:
+            recorded_options["headers"] = self.headers
         seq = self._emit(
-            ev.ActivityScheduled, activity=activity.name, input=data, options=options.to_json()
+            ev.ActivityScheduled, activity=activity.name, input=data, options=recorded_options
         )
         fut = _Outcome(self.loop, lambda _msg: self._cancel_activity(seq))
         self._activities[seq] = (fut, activity)
@@ -637,7 +657,7 @@ class WorkflowInstance:
             child_run = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.run_id}/child/{seq}"))
         seq = self._emit(
             ev.ChildWorkflowStarted, workflow=workflow.name, workflow_id=workflow_id,
-            run_id=child_run, input=data,
+            run_id=child_run, input=data, headers=self.headers,
         )
         fut = _Outcome(self.loop, lambda _msg: self._cancel_child(seq))
         self._children[seq] = (fut, workflow, workflow_id, child_run)
@@ -671,11 +691,12 @@ class WorkflowInstance:
             try:
                 return self.codec.decode(data, type_)
             except PayloadError as err:
-                if self._live:  # said once, not again on every replay
-                    log.warning(
-                        "workflow %r run %r dropped signal %r: its value cannot be decoded: %s",
-                        self.workflow.name, self.run_id, name, err,
-                    )
+                if not self.replaying:  # said once, not again on every replay (nor by a query's replica)
+                    with _unguarded():  # the handlers' I/O is the application's, not the workflow's
+                        log.warning(
+                            "workflow %r run %r dropped signal %r: its value cannot be decoded: %s",
+                            self.workflow.name, self.run_id, name, err,
+                        )
             if deadline is not None:
                 left = max(deadline - self.loop.time(), 0.0)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, final
 
 from ..history import events as ev
 from ..history.events import Event
+from ._purge import PurgeReport
 
 if TYPE_CHECKING:
     from ._plan import Tx
@@ -29,6 +30,7 @@ class StartRequest:
     input: bytes
     input_hash: str
     idempotency_key: str | None = None
+    headers: dict[str, str] | None = None  # trace context, recorded in WorkflowStarted
 
 
 @final
@@ -222,11 +224,23 @@ class Store(Protocol):
         ...
 
     async def list_runs(
-        self, *, status: str | None, workflow: str | None, limit: int, offset: int
+        self, *, status: str | None, workflow: str | None, limit: int, offset: int,
+        id_prefix: str | None = None, started_after: float | None = None, started_before: float | None = None,
     ) -> list[RunRecord]:
         """Runs, newest first (with ``task_failure``).
 
         ``status="blocked"``: open runs whose workflow task's last attempt
-        failed; ``status="running"``: the other open runs.
+        failed; ``status="running"``: the other open runs. ``id_prefix``
+        keeps runs whose workflow id or run id starts with it
+        (case-sensitive); ``started_after``/``started_before`` (seconds since
+        the epoch) keep runs created at or after / before those times.
         """
+        ...
+
+    async def purge(
+        self, before: float, *, statuses: Sequence[str] | None, workflow: str | None, batch_size: int,
+        dry_run: bool,
+    ) -> PurgeReport:
+        """Delete closed runs that closed before ``before`` (store clock) and what goes with them,
+        in transactions of ``batch_size`` runs that never hold the writer long; never a running run."""
         ...
