@@ -122,6 +122,20 @@ def test_parallel_fan_out_fan_in(tmp_path: Path, shards: int) -> None:
     assert last_start < first_finish
 
 
+# -- bad deploy -----------------------------------------------------------------------
+
+
+def test_bad_deploy_blocks_the_run_and_the_rollback_completes_it(tmp_path: Path) -> None:
+    lines = run_example("bad_deploy", tmp_path)
+    packed = index(lines, r"^\[activity\] pack 42$")
+    blocked = index(lines, r"^\[main\] order-42 is blocked: retold.errors.NondeterminismError at event 2$")
+    index(lines, r"^\[main\] blocked runs: \['order-42'\]$")
+    done = index(lines, r"^\[main\] order-42 completed: tracking-parcel-42$")
+    assert packed < blocked < done
+    assert not [line for line in lines if "weigh" in line]  # the bad code's first command never ran
+    assert lines[-1].endswith("SignalReceived, ActivityScheduled, ActivityCompleted, WorkflowCompleted")
+
+
 # -- saga ---------------------------------------------------------------------------
 
 
