@@ -158,6 +158,8 @@ def database_bytes(job: Job) -> int:
         return sqlite_bytes(Path(job.path))
     if job.url.startswith("nats"):
         return nats_bytes(job.url)
+    if job.url.startswith("memory:"):
+        return 0  # nothing on disk
     import sqlalchemy as sa
 
     engine = sa.create_engine(job.url)

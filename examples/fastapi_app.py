@@ -12,7 +12,8 @@ Run it (needs ``pip install 'retold[http]' fastapi``)::
     python examples/fastapi_app.py --db shop.db --port 8000
 
 then open http://127.0.0.1:8000/ and press the button (or open
-http://127.0.0.1:8000/?order=42 to place order 42 and follow it).
+http://127.0.0.1:8000/?order=42 to place order 42 and follow it). retold's
+own dashboard, with every run, is at http://127.0.0.1:8000/retold/.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def create(url: str) -> FastAPI:
             yield
 
     app = FastAPI(title="shop", lifespan=lifespan)
-    app.mount("/retold", retold.http.create_app(engine))
+    app.mount("/retold", retold.http.create_app(engine, dashboard=True))  # the dashboard at /retold/
 
     @app.post("/orders", status_code=201)
     async def place_order(order: OrderIn) -> OrderOut:

@@ -92,3 +92,6 @@ def test_the_page_shows_a_runs_events_as_they_happen(browser: str, example_app: 
     dom = dump_dom(browser, example_app + "/?run=order-7")
     assert re.findall(r'data-type="(\w+)"', dom)[-1] == "WorkflowCompleted"
     assert "tracking-7" in dom
+    # retold's dashboard, mounted with the API, lists the run.
+    dom = dump_dom(browser, example_app + "/retold/#/runs")
+    assert re.search(r'<tr[^>]*data-workflow-id="order-7"[^>]*data-status="completed"', dom), dom[-3000:]

@@ -44,3 +44,15 @@ def test_the_development_extra_installs_every_user_extra_and_the_suites_tools() 
     test = PYPROJECT["project"]["optional-dependencies"]["test"]
     assert "retold[http,postgres,testing,otel]" in test
     assert names(test) >= DEV_TOOLS
+
+
+def test_the_dashboard_files_ship_in_the_wheel() -> None:
+    # hatchling puts every file of the package directory in the wheel (checked by building
+    # one: `pip wheel . --no-deps`), unless a setting leaves some out: there must be none.
+    wheel = PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]
+    assert wheel == {"packages": ["src/retold"]}
+    assert "exclude" not in PYPROJECT["tool"]["hatch"].get("build", {})
+    assets = ROOT / "src" / "retold" / "http" / "_dashboard"
+    assert {"index.html", "app.js", "style.css"} <= {p.name for p in assets.iterdir()}
+    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8") if (ROOT / ".gitignore").exists() else ""
+    assert not any(line.strip() in ("*.js", "*.css", "*.html", "_dashboard/") for line in ignored.splitlines())

@@ -9,6 +9,7 @@ something, take a screenshot.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -55,7 +56,7 @@ class Browser:
              "--hide-scrollbars", "--force-color-profile=srgb", f"--user-data-dir={self._profile.name}",
              "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(3, 4), preexec_fn=wire,
+            pass_fds=(3, 4), preexec_fn=wire,  # only os.dup2 runs there, before exec
         )
         os.close(child_in)
         os.close(child_out)
@@ -132,10 +133,8 @@ class Browser:
 
     def close(self) -> None:
         """Stop Chromium and remove its profile."""
-        try:
+        with contextlib.suppress(RuntimeError, TimeoutError, OSError):
             self.send("Browser.close", timeout=5)
-        except (RuntimeError, TimeoutError, OSError):
-            pass
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:

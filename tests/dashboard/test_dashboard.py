@@ -60,7 +60,8 @@ def test_the_runs_table_shows_a_run_started_meanwhile_without_a_reload(page: Pag
     page.wait_for(f"!!document.querySelector('#runs tr[data-workflow-id={json.dumps(ident)}]')")
     assert page.eval("window.notReloaded === true")
     row = page.text(f"#runs tr[data-workflow-id={json.dumps(ident)}]")
-    assert "running" in row and "approval" in row
+    assert "running" in row
+    assert "approval" in row
     # ... and follows it as it closes.
     served.api.post(f"/runs/{ident}/signals/approve", json={"value": False}).raise_for_status()
     page.wait_for(f"document.querySelector('#runs tr[data-workflow-id={json.dumps(ident)}]')?.dataset.status"
@@ -107,10 +108,11 @@ def test_the_timeline_shows_a_retried_activity_a_child_and_a_timer(page: Page, s
     workflow_bar, pack_bar, child_bar, timer_bar, retry_bar = boxes
     assert workflow_bar[0] <= pack_bar[0] <= child_bar[0] <= timer_bar[0] < timer_bar[1] <= retry_bar[0] + 1
     assert retry_bar[1] <= workflow_bar[1] + 1
-    assert retry_bar[2] == "×3"
+    assert retry_bar[2] == "\N{MULTIPLICATION SIGN}3"
     # The history lists every event with its decoded payload.
     history = page.eval("[...document.querySelectorAll('#history tbody tr')].map((r) => r.dataset.type)")
-    assert history[0] == "WorkflowStarted" and history[-1] == "WorkflowCompleted"
+    assert history[0] == "WorkflowStarted"
+    assert history[-1] == "WorkflowCompleted"
     assert history.count("ActivityCompleted") == 2
     assert '"lamp packed"' in page.text("#history")
 
@@ -206,8 +208,9 @@ def test_the_pages_fit_a_phone(browser: Browser, served: Served) -> None:
             tab.eval(f"location.hash = {json.dumps(route)}")
             tab.wait_for("!!document.querySelector('.page h1')")
             # Nothing wider than the screen but the tables, which scroll in their own box.
-            wide = tab.eval("[...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > 391"
-                            " && !e.closest('.table-wrap')).map((e) => e.tagName + '.' + e.className).slice(0, 5)")
+            wide = tab.eval("[...document.querySelectorAll('body *')].filter((e) => "
+                            "e.getBoundingClientRect().right > 391 && !e.closest('.table-wrap'))"
+                            ".map((e) => e.tagName + '.' + e.className).slice(0, 5)")
             assert tab.eval("document.documentElement.scrollWidth") <= 390, (route, wide)
     finally:
         tab.close()

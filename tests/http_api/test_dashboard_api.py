@@ -53,7 +53,7 @@ def test_runs_filter_by_start_time(server: Server) -> None:
 async def test_list_runs_refuses_naive_datetimes() -> None:
     async with retold.Engine("memory://", workflows=shop.WORKFLOWS, activities=shop.ACTIVITIES) as engine:
         with pytest.raises(ValueError, match="started_after must be an aware datetime"):
-            await engine.list_runs(started_after=datetime(2026, 1, 1))
+            await engine.list_runs(started_after=datetime(2026, 1, 1))  # naive on purpose
         assert await engine.list_runs(started_before=datetime.now(UTC)) == []
 
 

@@ -11,9 +11,8 @@ from hypothesis import strategies as st
 from retold.engine._runs import Runs
 from retold.errors import ConflictError
 from retold.history import events as ev
-from retold.stores import ActivityOutcome, ActivityTask, StartRequest
-from retold.stores.sql import SqlStore
-from tests.conftest import Clock, postgres_base_url, postgres_schema
+from retold.stores import ActivityOutcome, ActivityTask, StartRequest, Store
+from tests.conftest import Clock, postgres_base_url, postgres_schema, store_for
 
 # One step of the schedule: (operation, which item, which owner).
 _OPS = st.lists(
@@ -23,7 +22,7 @@ _OPS = st.lists(
 )
 
 
-async def _play(store: SqlStore, clock: Clock, ops: list[tuple[str, int, str]]) -> None:
+async def _play(store: Store, clock: Clock, ops: list[tuple[str, int, str]]) -> None:
     runs: list[str] = []
     held: list[tuple[ActivityTask, str]] = []
     for op, index, owner in ops:
@@ -72,7 +71,7 @@ async def _play(store: SqlStore, clock: Clock, ops: list[tuple[str, int, str]]) 
 def _check(url: str, ops: list[tuple[str, int, str]]) -> None:
     async def main() -> None:
         clock = Clock()
-        store = SqlStore(url, clock=clock)
+        store = store_for(url, clock)
         await store.open()
         try:
             await _play(store, clock, ops)
@@ -99,6 +98,15 @@ _RECLAIMED = [("start", 0, "w1"), ("claim", 0, "w1"), ("expire", 0, "w1"), ("cla
 @example(ops=_RECLAIMED)
 @example(ops=_INBOX_AT_CLOSE)
 def test_results_land_on_their_own_attempt_sqlite(ops: list[tuple[str, int, str]]) -> None:
+    _check("sqlite://", ops)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=_OPS)
+@example(ops=_REUSED_ID)
+@example(ops=_RECLAIMED)
+@example(ops=_INBOX_AT_CLOSE)
+def test_results_land_on_their_own_attempt_memory(ops: list[tuple[str, int, str]]) -> None:
     _check("memory://", ops)
 
 

@@ -16,8 +16,8 @@ from retold.engine._runs import Runs
 from retold.stores import StartRequest
 from retold.stores.sql import SqlStore, _postgres
 from retold.stores.sql import _schema as t
+from retold.testing.store_contract._common import run_with_activity
 from tests.conftest import EngineFactory
-from tests.stores.test_contract import run_with_activity
 
 pytestmark = pytest.mark.anyio
 

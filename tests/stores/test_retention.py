@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import anyio
 import pytest
 import sqlalchemy as sa
 
@@ -19,7 +20,7 @@ from retold.stores.sql import SqlStore
 from retold.stores.sql import _schema as t
 from retold.stores.sql._migrations import schema_version
 from tests.conftest import Clock
-from tests.stores.test_contract import opened, schedule, started
+from tests.stores.test_sql_only import as_version_5, opened, schedule, started
 
 pytestmark = pytest.mark.anyio
 
@@ -80,9 +81,9 @@ async def completed(store: SqlStore, wid: str, key: str | None = None) -> str:
     return record.run_id
 
 
-async def test_only_old_finished_runs_go_with_every_row_of_theirs(store_url: str) -> None:
+async def test_only_old_finished_runs_go_with_every_row_of_theirs(sql_url: str) -> None:
     clock = Clock()
-    async with opened(store_url, clock) as store:
+    async with opened(sql_url, clock) as store:
         old_done = await completed(store, "old-done", key="key-1")
         old_failed = await started(store, "old-failed")
         await step(store, old_failed, [ev.WorkflowFailed(seq=0, at=0, failure={"message": "no"})])
@@ -112,9 +113,9 @@ async def test_only_old_finished_runs_go_with_every_row_of_theirs(store_url: str
         assert record.run_id != old_done
 
 
-async def test_a_dry_run_counts_and_writes_nothing(store_url: str) -> None:
+async def test_a_dry_run_counts_and_writes_nothing(sql_url: str) -> None:
     clock = Clock()
-    async with opened(store_url, clock) as store:
+    async with opened(sql_url, clock) as store:
         for i in range(7):
             await completed(store, f"wf-{i}")
         await started(store, "running")
@@ -129,9 +130,9 @@ async def test_a_dry_run_counts_and_writes_nothing(store_url: str) -> None:
         assert (done_.runs, done_.events) == (7, 21)
 
 
-async def test_filters_by_status_and_workflow(store_url: str) -> None:
+async def test_filters_by_status_and_workflow(sql_url: str) -> None:
     clock = Clock()
-    async with opened(store_url, clock) as store:
+    async with opened(sql_url, clock) as store:
         ok = await completed(store, "ok")
         bad = await started(store, "bad")
         await step(store, bad, [ev.WorkflowFailed(seq=0, at=0, failure={"message": "no"})])
@@ -144,9 +145,9 @@ async def test_filters_by_status_and_workflow(store_url: str) -> None:
         assert [r.run_id for r in await store.list_runs(status=None, workflow=None, limit=10, offset=0)] == [ok]
 
 
-async def test_a_continue_as_new_chain_goes_from_its_oldest_end(store_url: str) -> None:
+async def test_a_continue_as_new_chain_goes_from_its_oldest_end(sql_url: str) -> None:
     clock = Clock()
-    async with opened(store_url, clock) as store:
+    async with opened(sql_url, clock) as store:
         first = await started(store, "chain")
         ids = [first]
         for _ in range(2):  # first -> second -> third (running)
@@ -173,9 +174,9 @@ async def test_a_continue_as_new_chain_goes_from_its_oldest_end(store_url: str) 
         assert fresh.run_id not in ids
 
 
-async def test_the_last_run_of_a_chain_takes_the_earlier_ones_with_it(store_url: str) -> None:
+async def test_the_last_run_of_a_chain_takes_the_earlier_ones_with_it(sql_url: str) -> None:
     clock = Clock()
-    async with opened(store_url, clock) as store:
+    async with opened(sql_url, clock) as store:
         first = await started(store, "chain")
         await step(store, first, [ev.WorkflowContinuedAsNew(seq=0, at=0, new_run_id="second", input=b"[]")])
         await step(store, "second", [done()])
@@ -192,9 +193,9 @@ def child(seq_hint: str, run_id: str) -> ev.ChildWorkflowStarted:
                                    input=b"[]")
 
 
-async def test_a_parent_goes_with_its_children_once_none_is_running(store_url: str) -> None:
+async def test_a_parent_goes_with_its_children_once_none_is_running(sql_url: str) -> None:
     clock = Clock()
-    async with opened(store_url, clock) as store:
+    async with opened(sql_url, clock) as store:
         parent = await started(store, "parent")
         await step(store, parent, [child("a", "kid-a"), child("b", "kid-b")])
         await step(store, "kid-a", [done()])  # kid-b is still running when the parent ends
@@ -213,9 +214,9 @@ async def test_a_parent_goes_with_its_children_once_none_is_running(store_url: s
             "retold_workflow_tasks": set()}  # kid-b's task, finished meanwhile
 
 
-async def test_a_finished_child_of_a_running_parent_goes_alone(store_url: str) -> None:
+async def test_a_finished_child_of_a_running_parent_goes_alone(sql_url: str) -> None:
     clock = Clock()
-    async with opened(store_url, clock) as store:
+    async with opened(sql_url, clock) as store:
         parent = await started(store, "parent")
         await step(store, parent, [child("a", "kid-a")])
         await step(store, "kid-a", [done()])
@@ -229,14 +230,36 @@ async def test_a_finished_child_of_a_running_parent_goes_alone(store_url: str) -
         assert (await store.get_run(parent)).status == "completed"
 
 
-async def test_a_version_4_database_gains_the_close_time_index(store_url: str) -> None:
-    async with opened(store_url) as store:
+async def test_a_version_4_database_gains_the_close_time_index(sql_url: str) -> None:
+    async with opened(sql_url) as store:
         await completed(store, "old")
+        as_version_5(store)
         with store._engine.begin() as conn:
             conn.exec_driver_sql("DROP INDEX retold_runs_closed")
             conn.execute(t.meta.update().values(value="4"))
         await store.open()
         with store._engine.connect() as conn:
-            assert schema_version(conn) == t.SCHEMA_VERSION == 5
+            assert schema_version(conn) == t.SCHEMA_VERSION
             assert "retold_runs_closed" in {ix["name"] for ix in sa.inspect(conn).get_indexes("retold_runs")}
         assert (await store.purge(store.now() + 1)).runs == 1
+
+
+async def test_two_purges_at_once_share_the_work(shared_url: str) -> None:
+    clock = Clock()
+    async with opened(shared_url, clock) as first, opened(shared_url, clock) as second:
+        for i in range(120):
+            await completed(first, f"wf-{i}")
+        clock.now += 1.0
+        reports: list[Any] = []
+
+        async def purge(store: SqlStore) -> None:
+            reports.append(await store.purge(clock.now, batch_size=5))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(purge, first)
+            group.start_soon(purge, second)
+        assert sum(r.runs for r in reports) == 120
+        assert sum(r.workflow_ids for r in reports) == 120
+        assert sum(r.events for r in reports) == 360
+        assert {name: rows for name, rows in dump(first).items() if OWNER[name]} == {
+            name: set() for name in OWNER if OWNER[name]}

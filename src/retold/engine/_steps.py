@@ -35,7 +35,7 @@ import anyio
 
 from ..errors import WorkflowDeadlockError
 from ..runtime import _guard
-from ..runtime._instance import _Interrupted
+from ..runtime._outcome import Interrupted as _Interrupted
 
 __all__ = ["StepRunner", "debugger_attached"]
 

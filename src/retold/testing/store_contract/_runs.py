@@ -20,6 +20,7 @@ from ...stores._plan import NewActivity, NewRun, Plan, TaskChange
 from ._common import ManualClock, StoreFactory, count_runs, history_types, names, schedule, start_run
 
 __all__ = [
+    "test_purge_takes_only_old_finished_runs",
     "test_a_closing_step_with_inputs_waiting_is_refused_and_the_inputs_recorded",
     "test_a_lapsed_lease_does_not_hide_signals_but_keeps_their_order",
     "test_a_signal_recorded_during_a_task_fails_its_completion",
@@ -293,6 +294,13 @@ async def test_reads_runs_by_id_status_and_workflow(store_factory: StoreFactory)
         assert [r.run_id for r in await store.list_runs(status="completed", workflow=None, limit=10,
                                                         offset=0)] == [ids[1]]
         assert await store.list_runs(status=None, workflow="other", limit=10, offset=0) == []
+        by_prefix = await store.list_runs(status=None, workflow=None, limit=10, offset=0, id_prefix="r1")
+        assert [r.run_id for r in by_prefix] == [ids[1]]
+        start = clock.now - 3  # when the first run was created
+        after = await store.list_runs(status=None, workflow=None, limit=10, offset=0, started_after=start + 1)
+        assert [r.run_id for r in after] == [ids[2], ids[1]]
+        before = await store.list_runs(status=None, workflow=None, limit=10, offset=0, started_before=start + 1)
+        assert [r.run_id for r in before] == [ids[0]]
         record = await store.get_run("r1")
         assert (record.run_id, record.workflow_id, record.status, record.result) == (ids[1], "r1", "completed", b"1")
         assert record.closed_at is not None
@@ -315,3 +323,42 @@ async def test_concurrent_starts_of_one_id_make_one_run(store_factory: StoreFact
         assert len({run_id for run_id, _ in results}) == 1
         assert sum(created for _, created in results) == 1
         assert await count_runs(a) == 1
+
+
+async def test_purge_takes_only_old_finished_runs(store_factory: StoreFactory) -> None:
+    clock = ManualClock()
+    day = 86_400.0
+    async with store_factory(clock) as store:
+        old_done, _ = await Runs(store).start(StartRequest("wf", "old-done", b"[]", "h", "key-1"))
+        old_failed = await start_run(store, "old-failed")
+        running = await start_run(store, "running")
+        assert len(await store.claim_workflow_tasks("me", ["wf"], 10, 60.0)) == 3
+        await Runs(store).commit_workflow_task(old_done.run_id, "me", 1, [
+            ev.WorkflowCompleted(seq=2, at=0, result=b"1")])
+        await Runs(store).commit_workflow_task(old_failed, "me", 1, [
+            ev.WorkflowFailed(seq=2, at=0, failure={"type": "E", "message": "no"})])
+        await Runs(store).commit_workflow_task(running, "me", 1, [ev.TimerStarted(seq=2, at=0, duration=99 * day)])
+        clock.now += 20 * day
+        recent = await start_run(store, "recent")
+        await store.claim_workflow_tasks("me", ["wf"], 10, 60.0)
+        await Runs(store).commit_workflow_task(recent, "me", 1, [ev.WorkflowCompleted(seq=2, at=0, result=b"1")])
+        clock.now += 15 * day
+        counted = await store.purge(clock.now - 30 * day, statuses=None, workflow=None, batch_size=1, dry_run=True)
+        assert counted.dry_run
+        assert await count_runs(store) == 4  # a dry run writes nothing
+        report = await store.purge(clock.now - 30 * day, statuses=None, workflow=None, batch_size=1, dry_run=False)
+        assert (report.runs, report.workflow_ids, report.events, report.dry_run) == (2, 2, 4, False)
+        assert (counted.runs, counted.workflow_ids, counted.events) == (2, 2, 4)
+        for gone in (old_done.run_id, old_failed, "old-done"):
+            with pytest.raises(RunNotFoundError):
+                await store.get_run(gone)
+        with pytest.raises(RunNotFoundError):
+            await store.load(old_failed, 0)
+        assert {r.run_id for r in await store.list_runs(status=None, workflow=None, limit=10, offset=0)} == {
+            running, recent}
+        # The running run goes on; the freed id and key can be used again.
+        await Runs(store).signal(running, "go", b"1")
+        assert await history_types(store, running, 2) == ["SignalReceived"]
+        again, created = await Runs(store).start(StartRequest("wf", "other-id", b"[]", "h", "key-1"))
+        assert created
+        assert again.run_id != old_done.run_id

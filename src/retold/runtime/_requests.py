@@ -1,0 +1,297 @@
+"""What workflow code asks a run for: activities, children, signals, queries, side effects, patches.
+
+:class:`Requests` is half of :class:`~._instance.WorkflowInstance`: the calls
+behind the authoring API (``retold.execute``, ``start_child``,
+``wait_signal``, ``signal_workflow``, ``side_effect``, ``patched``...), each
+turned into a recorded command and a future. The other half feeds the
+history in and matches the commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from ..authoring._decorators import Activity, Workflow
+from ..authoring._options import ActivityOptions
+from ..errors import ApplicationError, PayloadError, QueryError, RetoldError
+from ..history import events as ev
+from ..history.codec import Codec
+from ..history.ids import check_id
+from . import _guard
+from ._matching import default_child_id
+from ._outcome import Outcome, close_value, unguarded
+
+if TYPE_CHECKING:
+    import collections
+
+    from ._loop import WorkflowLoop
+
+__all__ = ["Requests"]
+
+log = logging.getLogger("retold.workflow")
+
+
+class Requests:
+    """The requests of workflow code (see the module's docstring); state lives in the instance."""
+
+    workflow: Workflow[..., Any]
+    run_id: str
+    workflow_id: str
+    headers: dict[str, str] | None
+    codec: Codec
+    loop: WorkflowLoop
+    finished: bool
+    querying: str | None
+    _recorded: collections.deque[ev.Event]
+    _fatal: BaseException | None
+    _activities: dict[int, tuple[asyncio.Future[Any], Any]]
+    _children: dict[int, tuple[Outcome, Workflow[..., Any], str, str]]
+    _child_cancels: set[int]
+    _sent: dict[int, asyncio.Future[None]]
+    _signals: dict[str, list[bytes]]
+    _signal_waiters: dict[str, list[asyncio.Future[bytes]]]
+    _queries: dict[str, Callable[..., Any]]
+    _patches: dict[str, bool]
+
+    @property
+    def replaying(self) -> bool:
+        raise NotImplementedError
+
+    def _emit(self, cls: type[ev.Event], **fields: Any) -> int:
+        raise NotImplementedError
+
+    def _peek_seq(self) -> int:
+        raise NotImplementedError
+
+    def execute_activity(
+        self, activity: Activity[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+        options: ActivityOptions,
+    ) -> Awaitable[Any]:
+        """Schedule an activity; the future resolves with its outcome."""
+        if not isinstance(activity, Activity):
+            raise TypeError(f"retold.execute() needs an @activity, got {activity!r}")
+        data = activity.types.encode_input(
+            self.codec, "activity", activity.name, args, kwargs, check_types=False
+        )
+        recorded_options = options.to_json()
+        # Who scheduled it (for the activity's log records) and the run's trace context.
+        recorded_options["workflow"] = self.workflow.name
+        if self.headers:
+            recorded_options["headers"] = self.headers
+        seq = self._emit(
+            ev.ActivityScheduled, activity=activity.name, input=data, options=recorded_options
+        )
+        fut = Outcome(self.loop, lambda _msg: self._cancel_activity(seq))
+        self._activities[seq] = (fut, activity)
+        return fut
+
+    def _cancel_activity(self, seq: int) -> bool:
+        """The code stopped waiting for an activity: withdraw its task. The wait ends now."""
+        if self._activities.pop(seq, None) is not None and not self.finished:
+            self._request(ev.ActivityCancelRequested, scheduled=seq)
+        return True
+
+    def _cancel_child(self, seq: int) -> bool:
+        """The code stopped waiting for a child: ask it to cancel, and wait for it to close."""
+        entry = self._children.get(seq)
+        if entry is None or self.finished:
+            return True
+        if seq not in self._child_cancels:
+            self._child_cancels.add(seq)
+            self._request(ev.ChildWorkflowCancelRequested, started=seq, workflow_id=entry[2], run_id=entry[3])
+        return False
+
+    def _request(self, cls: type[ev.Event], **fields: Any) -> None:
+        """Record a cancel request; a divergence is kept for apply() to raise, not raised
+        into the code that cancelled."""
+        try:
+            self._emit(cls, **fields)
+        except BaseException:
+            if self._fatal is None:
+                raise
+
+    def start_child(
+        self, workflow: Workflow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+        workflow_id: str | None,
+    ) -> tuple[str, asyncio.Future[Any]]:
+        """Start a child workflow; the future resolves with its outcome."""
+        if not isinstance(workflow, Workflow):
+            raise TypeError(f"retold.start_child() needs a @workflow, got {workflow!r}")
+        data = workflow.types.encode_input(self.codec, "workflow", workflow.name, args, kwargs)
+        seq = self._peek_seq()
+        if self._recorded and isinstance(self._recorded[0], ev.ChildWorkflowStarted):
+            workflow_id = self._recorded[0].workflow_id
+            child_run = self._recorded[0].run_id
+        else:
+            if workflow_id is None:
+                workflow_id = default_child_id(self.workflow_id, self.run_id, seq)
+            else:
+                check_id("child workflow id", workflow_id)
+            child_run = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.run_id}/child/{seq}"))
+        seq = self._emit(
+            ev.ChildWorkflowStarted, workflow=workflow.name, workflow_id=workflow_id,
+            run_id=child_run, input=data, headers=self.headers,
+        )
+        fut = Outcome(self.loop, lambda _msg: self._cancel_child(seq))
+        self._children[seq] = (fut, workflow, workflow_id, child_run)
+        return workflow_id, fut
+
+    def signal_workflow(self, workflow_id: str, name: str, value: Any) -> asyncio.Future[None]:
+        """Send signal ``name`` to another workflow; the future resolves once its run recorded it."""
+        check_id("workflow id", workflow_id)
+        if workflow_id == self.workflow_id:
+            raise RetoldError(f"workflow {workflow_id!r} cannot signal itself: wait on its own state instead")
+        seq = self._emit(ev.ExternalSignalRequested, workflow_id=workflow_id, name=name,
+                         input=self.codec.encode(value))
+        fut: asyncio.Future[None] = self.loop.create_future()
+        self._sent[seq] = fut
+        return fut
+
+    async def wait_signal(self, name: str, type_: Any, timeout: float | None) -> Any:
+        """Return the next signal ``name`` that decodes as ``type_``, or None after ``timeout`` seconds.
+
+        A signal whose value does not decode is dropped with a WARNING: a bad
+        input someone else sent never fails the run.
+        """
+        if type_ is Any:
+            type_ = self.workflow.signals.get(name, Any)
+        deadline = None if timeout is None else self.loop.time() + timeout
+        left = timeout
+        while True:
+            data = await self._next_signal(name, left)
+            if data is None:
+                return None
+            try:
+                return self.codec.decode(data, type_)
+            except PayloadError as err:
+                if not self.replaying:  # said once, not again on every replay (nor by a query's replica)
+                    with unguarded():  # the handlers' I/O is the application's, not the workflow's
+                        log.warning(
+                            "workflow %r run %r dropped signal %r: its value cannot be decoded: %s",
+                            self.workflow.name, self.run_id, name, err,
+                        )
+            if deadline is not None:
+                left = max(deadline - self.loop.time(), 0.0)
+
+    async def _next_signal(self, name: str, timeout: float | None) -> bytes | None:
+        """The next signal ``name``'s encoded value, or None after ``timeout`` seconds."""
+        buffered = self._signals.get(name)
+        if buffered:
+            data = buffered.pop(0)
+            try:
+                # Return through the ready queue, behind the code that signals
+                # delivered before this one woke: signals of different names
+                # that arrived together come out in history order.
+                await asyncio.sleep(0)
+            except BaseException:
+                self._signals.setdefault(name, []).insert(0, data)  # not lost: the next wait gets it
+                raise
+            return data
+        waiter: asyncio.Future[bytes] = self.loop.create_future()
+        self._signal_waiters.setdefault(name, []).append(waiter)
+        consumed = False
+        try:
+            if timeout is None:
+                data = await waiter
+            else:
+                try:
+                    async with asyncio.timeout(timeout):
+                        data = await waiter
+                except TimeoutError:
+                    if not waiter.done() or waiter.cancelled():
+                        return None
+                    data = waiter.result()  # the signal came with its own timeout
+            consumed = True
+        finally:
+            waiters = self._signal_waiters.get(name)
+            if waiters and waiter in waiters:
+                waiters.remove(waiter)
+            if not consumed and waiter.done() and not waiter.cancelled():
+                # Delivered, but the wait was cancelled before it could return:
+                # keep the signal for the next wait instead of losing it.
+                self._signals.setdefault(name, []).insert(0, waiter.result())
+        return data
+
+    def set_query_handler(self, name: str, handler: Callable[..., Any] | None) -> None:
+        """Register (or remove) a query handler."""
+        if handler is None:
+            self._queries.pop(name, None)
+        else:
+            self._queries[name] = handler
+
+    def side_effect(self, fn: Callable[[], Any], type_: Any) -> Any:
+        """Run ``fn`` once, record its value, and return the recorded value on replay."""
+        if self._recorded:
+            recorded = self._recorded[0]
+            self._emit(ev.MarkerRecorded, kind="side_effect", name="side_effect")
+            assert isinstance(recorded, ev.MarkerRecorded)
+            return self.codec.decode(recorded.value, type_)
+        with unguarded():
+            value = fn()
+        self._emit(ev.MarkerRecorded, kind="side_effect", name="side_effect",
+                   value=self.codec.encode(value))
+        return value
+
+    def patched(self, patch_id: str) -> bool:
+        """Whether this run takes the patched code path."""
+        if patch_id in self._patches:
+            return self._patches[patch_id]
+        if self._recorded:
+            head = self._recorded[0]
+            taken = (
+                isinstance(head, ev.MarkerRecorded) and head.kind == "patch" and head.name == patch_id
+            )
+            if taken:
+                self._emit(ev.MarkerRecorded, kind="patch", name=patch_id)
+        else:
+            self._emit(ev.MarkerRecorded, kind="patch", name=patch_id)
+            taken = True
+        self._patches[patch_id] = taken
+        return taken
+
+    # -- queries -----------------------------------------------------------------
+
+    def query(self, name: str, args: tuple[Any, ...]) -> Any:
+        """Answer a query from the current state, writing nothing.
+
+        Raises:
+            QueryError: the name is unknown or the handler raised.
+        """
+        handler = self._queries.get(name)
+        if handler is None:
+            known = ", ".join(sorted(self._queries)) or "none"
+            raise QueryError(
+                f"workflow {self.workflow.name!r} run {self.run_id!r} has no query "
+                f"{name!r} (known: {known})"
+            )
+        previous = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self.loop)
+        self.querying = name
+        try:
+            with _guard.guarded():
+                result = handler(*args)
+            if inspect.isawaitable(result):
+                close_value(result)
+                raise QueryError(
+                    f"query {name!r} handler returned an awaitable: query handlers are plain "
+                    f"functions that return a value (use `def`, not `async def`)"
+                )
+            return result
+        except QueryError:
+            raise
+        except BaseException as exc:
+            # Whatever the handler raised (an ApplicationError, a ValueError, even
+            # a BaseException such as continue_as_new's or sys.exit()), the caller
+            # gets a QueryError, and the process goes on.
+            # An ApplicationError's message already starts with its type.
+            what = str(exc) if isinstance(exc, ApplicationError) else f"{type(exc).__name__}: {exc}"
+            raise QueryError(f"query {name!r} handler raised {what}") from exc
+        finally:
+            self.querying = None
+            asyncio.events._set_running_loop(previous)
+            _guard.take_violation()
