@@ -28,6 +28,9 @@ FORMAT = 1  # the version of this format, in every message
 _TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in (Plan, NewActivity, NewRun, Close, TaskChange,
                                                                 TaskRetry)}
 
+_TUPLE_FIELDS = {cls: {f.name for f in dataclasses.fields(cls) if isinstance(f.default, tuple)}
+                 for cls in _TYPES.values()}
+
 
 def encode(value: Any) -> Any:
     """``value`` (plans, events, bytes, plain JSON values) as a JSON value."""
@@ -64,7 +67,8 @@ def decode(value: Any) -> Any:
     if "~m" in value:
         return {_key(decode(k)): decode(v) for k, v in value["~m"]}
     cls = _TYPES[value["~d"]]
-    return cls(**{name: decode(v) for name, v in value["f"].items()})
+    tuples = _TUPLE_FIELDS[cls]
+    return cls(**{name: tuple(decode(v)) if name in tuples else decode(v) for name, v in value["f"].items()})
 
 
 def _key(key: Any) -> Any:

@@ -126,7 +126,7 @@ class _View(MemoryStore):
             except BaseException:
                 journal.rollback()
                 raise
-        self.journals.append(journal)
+        self.journals.append(journal)  # kept until the operation is published (or undone)
         return result
 
     async def register_worker(
@@ -188,7 +188,7 @@ class _Recorder:
         return self._note("apply", plan, lambda: self._tx.apply(plan))
 
 
-def _replay_calls(tx: MemoryTx, calls: list[list[Any]]) -> None:
+def _replay_calls(tx: MemoryTx, *, calls: list[list[Any]]) -> None:
     for name, arg, raised in calls:
         method = getattr(tx, name)
         if raised:
@@ -382,7 +382,7 @@ class NatsStore:
             view.pinned = (now, lease_now)
             try:
                 if name == "tx":
-                    view._write(lambda tx, calls=args: _replay_calls(tx, calls))
+                    view._write(partial(_replay_calls, calls=args))
                 else:
                     positional, named = _codec.decode(args)
                     await getattr(view, name)(*positional, **named)
@@ -575,13 +575,14 @@ class NatsStore:
         return result
 
     async def claim_workflow_tasks(
-        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None
+        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None,
+        fingerprint: str | None = None,
     ) -> list[str]:
         """Lease up to ``limit`` runs of ``workflows`` with unprocessed events (see the protocol)."""
         if not workflows:
             return []
         claimed: list[str] = await self._store_op("claim_workflow_tasks", owner, list(workflows), limit, lease,
-                                                  suspects=suspects)
+                                                  suspects=suspects, fingerprint=fingerprint)
         return claimed
 
     async def claim_activity_tasks(
