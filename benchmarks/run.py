@@ -65,8 +65,8 @@ class Harness:
         self.args = args
         self.sizes = sizes
         self.workdir = workdir
-        self.dbs: Databases | NatsStreams = (
-            NatsStreams(args.url, workdir) if args.url and args.url.startswith("nats") else Databases(args.url, workdir))
+        nats = bool(args.url and args.url.startswith("nats"))
+        self.dbs: Databases | NatsStreams = NatsStreams(args.url, workdir) if nats else Databases(args.url, workdir)
         self.systems: list[str] = ["retold"] + ([args.peer] if args.peer else [])
         self.runs: dict[str, dict[str, list[Figures]]] = {s: {} for s in self.systems}
         self.notes: list[str] = []

@@ -51,7 +51,8 @@ async def stream_leader(url: str, stream: str) -> int:
         info = await nc.jetstream().stream_info(stream)
     finally:
         await nc.close()
-    assert info.cluster is not None and info.cluster.leader is not None
+    assert info.cluster is not None
+    assert info.cluster.leader is not None
     assert len(info.cluster.replicas or []) == 2  # three copies
     return int(info.cluster.leader.removeprefix("n"))
 
@@ -136,7 +137,7 @@ async def test_a_server_killed_with_sigkill_keeps_every_acknowledged_start(tmp_p
                 server.kill(0)  # SIGKILL mid-stream of starts
                 done = list(acknowledged)
                 tg.cancel_scope.cancel()
-        except Exception:  # noqa: S110 - the start in flight failed with the server: not acknowledged
+        except Exception:  # the start in flight failed with the server: not acknowledged
             pass
         finally:
             with anyio.CancelScope(shield=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
 from collections.abc import Callable, Coroutine
@@ -55,10 +56,8 @@ class ClientLoop:
         soon = call_soon_here()
 
         def finished(_: object) -> None:
-            try:
+            with contextlib.suppress(RuntimeError):  # the caller's loop is gone
                 soon(done.set)
-            except RuntimeError:  # the caller's loop is gone
-                pass
 
         future.add_done_callback(finished)
         with anyio.CancelScope(shield=True):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import re
 import signal
@@ -192,10 +193,9 @@ def _replay_calls(tx: MemoryTx, *, calls: list[list[Any]]) -> None:
     for name, arg, raised in calls:
         method = getattr(tx, name)
         if raised:
-            try:
+            # It raised when it was decided too: the same partial writes, the same error.
+            with contextlib.suppress(Exception):
                 method(_codec.decode(arg))
-            except Exception:  # noqa: S110 - it raised when it was decided too: the same partial writes
-                pass
         else:
             method(_codec.decode(arg))
 
@@ -352,10 +352,8 @@ class NatsStore:
     async def _c_close(self) -> None:
         nc, self._nc = self._nc, None
         if nc is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing: nothing left to do with an error
                 await nc.close()
-            except Exception:  # noqa: S110 - closing: nothing left to do with the error
-                pass
 
     async def _c_on_message(self, msg: Msg) -> None:
         seq = msg.metadata.sequence.stream
@@ -369,7 +367,7 @@ class NatsStore:
                 return
             try:
                 kinds = await self._c_replay(msg.data)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - every later operation reports it
                 self._broken = f"message {seq} of the NATS store's log could not be applied: {exc!r}"
                 return
             self._c_committed(seq, kinds)
@@ -404,10 +402,8 @@ class NatsStore:
         self._moved = asyncio.Event()
         for kind in sorted(kinds):
             for on_work, soon in self._listeners:
-                try:
+                with contextlib.suppress(RuntimeError):  # that listener's loop is gone
                     soon(partial(on_work, kind))
-                except RuntimeError:  # that listener's loop is gone
-                    pass
 
     async def _c_last_seq(self) -> int:
         assert self._js is not None
@@ -424,10 +420,8 @@ class NatsStore:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise StoreError(f"the NATS store could not catch up with its log (at {self._seq} of {last})")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._moved.wait(), min(left, 1.0))
-            except TimeoutError:
-                pass
 
     def _check(self) -> None:
         if self._broken:
@@ -467,7 +461,7 @@ class NatsStore:
             view.pinned = (p.now, p.lease_now)
             try:
                 p.outcome = (True, await p.local())
-            except Exception as exc:  # an error is an answer too, if the copy was current
+            except Exception as exc:  # noqa: BLE001 - an error is an answer too, if the copy was current
                 self._c_undo()
                 p.outcome = (False, exc)
             finally:
@@ -483,7 +477,8 @@ class NatsStore:
         """
         from nats.js.errors import APIError
 
-        assert self._lock is not None and self._js is not None
+        assert self._lock is not None
+        assert self._js is not None
         deadline = time.monotonic() + max(self._timeout * 3, 30.0)
         fresh = False
         unknown: str | None = None  # the id of a publish whose outcome is unknown
