@@ -126,3 +126,24 @@ def test_chaos_killed_workers_lose_no_run_and_rerun_only_what_was_in_flight(tmp_
     figures = json.loads(out.read_text())
     assert figures["kills"] == 3
     assert figures["problems"] == []
+
+
+def test_the_cli_starts_and_lists_runs_on_nats(nats_url: str, spawn: Spawn) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.scaleout._procs import ROOT
+
+    spawn("tests.scaleout._app:ONE_STEP", nats_url).wait_ready()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cli = [sys.executable, "-m", "retold"]
+    started = subprocess.run(
+        [*cli, "start", "one_step", "--input", '["cli", 0.01]', "--id", "from-cli", "--wait", "--url", nats_url,
+         "--app", "tests.scaleout._app:ONE_STEP"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+    listed = subprocess.run([*cli, "list", "--url", nats_url], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert "from-cli" in listed.stdout
+    assert "completed" in listed.stdout
