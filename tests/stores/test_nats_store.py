@@ -71,16 +71,18 @@ async def test_copies_agree_after_writers_conflict(nats_url: str) -> None:
 async def test_a_refused_operation_undone_leaves_the_same_choices() -> None:
     # Undoing a refused operation puts the rows it removed back at the end of their dicts; the
     # copy must still choose as a copy that never saw it (the same claim, the same due timers).
-    from retold.stores._plan import Plan, TaskChange
+    from retold.stores._plan import Plan, TaskChange, Tx
     from retold.stores.nats._store import _View
 
     clock = ManualClock()
     views = [_View(clock, clock), _View(clock, clock)]
     for view in views:
         for i in range(3):
-            view.transact_sync(lambda tx, i=i, view=view: Runs(view).start_in(
-                tx, StartRequest("wf", f"w{i}", b"[]", "h"), run_id=f"r{i}"))
-            view.transact_sync(lambda tx, i=i: tx.apply(Plan(run_id=f"r{i}", timers=[(9, clock.now)])))
+            def start(tx: Tx, view: _View = view, i: int = i) -> None:
+                Runs(view).start_in(tx, StartRequest("wf", f"w{i}", b"[]", "h"), run_id=f"r{i}")
+                tx.apply(Plan(run_id=f"r{i}", timers=[(9, clock.now)]))
+
+            view.transact_sync(start)
         view.take_journals()
     for table in ("wfts", "timers"):
         assert list(getattr(views[0], table)) == ["r0", "r1", "r2"]
