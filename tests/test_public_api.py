@@ -13,7 +13,7 @@ import retold.stores.sql
 
 PUBLIC = [
     "Activity", "ActivityError", "ActivityInfo", "ActivityOptions", "ApplicationError", "ChildHandle",
-    "ChildWorkflowError", "Codec", "ConfigurationError", "ConflictError", "Engine", "EventStream", "History",
+    "ChildWorkflowError", "Client", "Codec", "ConfigurationError", "ConflictError", "Engine", "EventStream", "History",
     "HistoryFormatError", "IdempotencyError",
     "InvalidArgumentsError", "JsonCodec", "LeaseLostError", "NondeterminismError", "NotRegisteredError", "PayloadError",
     "PickleCodec", "QueryError", "RetoldError", "RetryPolicy", "RunDescription", "RunFinishedError",

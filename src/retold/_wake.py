@@ -1,10 +1,13 @@
-"""A resettable wake-up flag for worker loops."""
+"""Background loops: a resettable wake-up flag, and a supervisor that restarts a failed loop."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
+
 import anyio
 
-__all__ = ["Wakeup"]
+__all__ = ["Wakeup", "keep_running"]
 
 
 class Wakeup:
@@ -23,3 +26,19 @@ class Wakeup:
             await self._event.wait()
         if self._event.is_set():
             self._event = anyio.Event()
+
+
+async def keep_running(loop: Callable[[], Awaitable[None]], delay: float, log: logging.Logger, what: str) -> None:
+    """Run ``loop`` until it returns; after each failure log it and start it again, backing off.
+
+    A store hiccup (a locked database, a dropped connection) must not take
+    the host program down.
+    """
+    while True:
+        try:
+            await loop()
+            return
+        except Exception:
+            log.exception("retold %s loop %s failed; restarting in %.1f s", what, loop.__name__, delay)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 30.0)

@@ -26,9 +26,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..authoring._decorators import Activity, Workflow
-from ..authoring._options import ActivityOptions
-from ..authoring._runtime import ContinueAsNew, WorkflowInfo
+from ..authoring import Activity, ActivityOptions, ContinueAsNew, Workflow, WorkflowInfo
 from ..errors import (
     ActivityError,
     ApplicationError,
@@ -143,7 +141,7 @@ def is_command(event: ev.Event) -> bool:
 
 
 class _Interrupted(SystemExit):
-    """Raised inside a step's thread by the engine's deadlock limit (see retold.engine._steps).
+    """Raised inside a step's thread by the engine's deadlock limit (see retold.runtime._steps).
 
     A SystemExit, so that asyncio's tasks and handles let it through to the
     step's caller instead of storing it as a task's outcome.

@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, final
 
-from ..authoring._decorators import Workflow
+from ..authoring import Workflow
 from ..errors import HistoryFormatError, NotRegisteredError, RetoldError
 from ..history.codec import Codec, JsonCodec
 from ..history.events import Event
 from ..history.export import History
-from ..runtime import _guard
-from ..runtime._instance import WorkflowInstance
+from ..runtime import WorkflowInstance, install_guard, strict_guard
 
 __all__ = ["ReplayFailedError", "ReplayOutcome", "ReplayResult", "Replayer", "history_files", "load_history", "replay"]
 
@@ -93,10 +92,10 @@ def replay(
         HistoryFormatError: ``history`` is not a valid history.
     """
     loaded = load_history(history)
-    _guard.install()
+    install_guard()
     instance = WorkflowInstance(workflow, loaded.run_id or "replay", codec or JsonCodec())
     try:
-        with _guard.strict(strict):
+        with strict_guard(strict):
             commands = instance.apply(list(loaded.events))
         return ReplayResult(
             workflow=workflow.name, run_id=instance.run_id, events=len(loaded),

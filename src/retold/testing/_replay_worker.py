@@ -10,8 +10,7 @@ import cloudpickle
 
 from ..errors import RetoldError
 from ..history.export import History
-from ..runtime import _guard
-from ..runtime._instance import WorkflowInstance
+from ..runtime import WorkflowInstance, install_guard, strict_guard
 from ._crossproc import _receive, _send
 from ._simulate import _ask
 
@@ -28,7 +27,7 @@ def main() -> None:
     workflow: Any = importlib.import_module(module_name)
     for part in qualname.split("."):
         workflow = getattr(workflow, part)
-    _guard.install()
+    install_guard()
     while True:
         try:
             history_json, queries = _receive(stdin)
@@ -38,7 +37,7 @@ def main() -> None:
         instance = WorkflowInstance(workflow, history.run_id, codec)
         reply: tuple[bool, Any]
         try:
-            with _guard.strict(True):
+            with strict_guard(True):
                 extra = instance.apply(list(history))
                 if extra:
                     reply = (False, "the code asked for more: " + ", ".join(e.describe() for e in extra))
