@@ -67,14 +67,18 @@ def serve(
     except ImportError as exc:
         raise click.ClickException(f"retold serve needs the http extra: pip install 'retold[http]' ({exc})") from None
     app = load_app(app_spec) if app_spec else App("")
-    engine = retold.Engine(url, workflows=app.workflows, activities=app.activities, run_workers=workers)
+    # With --workers the process hosts the runs; without, it is a client of workers elsewhere.
+    target: retold.Engine | retold.Client = (
+        retold.Engine(url, workflows=app.workflows, activities=app.activities) if workers
+        else retold.Client(url, workflows=app.workflows)
+    )
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        async with engine:
+        async with target:
             yield
 
-    api = create_app(engine, tokens=list(tokens) if tokens else None, max_body_size=max_body_size)
+    api = create_app(target, tokens=list(tokens) if tokens else None, max_body_size=max_body_size)
     asgi = Starlette(routes=[Mount("/", api)], lifespan=lifespan)
     click.echo(f"retold: serving {url} on http://{host}:{port} "
                f"({len(app.workflows)} workflows{', running them' if workers else ''}"
