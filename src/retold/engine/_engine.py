@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, ParamSpec, Self, final
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, final
 
 import anyio
 from anyio.abc import TaskGroup
@@ -26,6 +26,7 @@ from ..stores import RunRecord, StartRequest, Store, open_store
 from . import _liveness
 from ._activity_worker import ActivityWorker
 from ._cache import InstanceCache
+from ._context import WorkerContext
 from ._workflow_worker import WorkflowWorker
 
 __all__ = ["DEFAULT_URL", "Engine"]  # DEFAULT_URL: retold._worker's default
@@ -458,3 +459,8 @@ class Engine:
     def watch(self, ident: str, after_seq: int) -> EventStream:
         """Follow a run's events after ``after_seq``; see :meth:`RunHandle.watch`."""
         return self.client.get_handle(ident).watch(after_seq=after_seq)
+
+
+if TYPE_CHECKING:
+    def _engine_is_a_worker_context(engine: Engine) -> WorkerContext:
+        return engine  # checked by mypy: the engine provides all its workers may use of it
