@@ -8,6 +8,9 @@ resumes elsewhere by replaying that history on a deterministic event loop.
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
+from ._logging import RunContextFilter as RunContextFilter
+from ._logging import get_logger as get_logger
+from ._logging import logger as logger
 from .authoring._activity import ActivityInfo as ActivityInfo
 from .authoring._activity import activity_info as activity_info
 from .authoring._activity import heartbeat as heartbeat
@@ -21,6 +24,7 @@ from .authoring._api import patched as patched
 from .authoring._api import random as random
 from .authoring._api import set_query_handler as set_query_handler
 from .authoring._api import side_effect as side_effect
+from .authoring._api import signal_workflow as signal_workflow
 from .authoring._api import sleep as sleep
 from .authoring._api import start_child as start_child
 from .authoring._api import uuid4 as uuid4
@@ -36,7 +40,7 @@ from .client import Client as Client
 from .client import EventStream as EventStream
 from .client import RunDescription as RunDescription
 from .client import RunHandle as RunHandle
-from .engine import Engine as Engine
+from .engine._engine import Engine as Engine
 from .errors import ActivityError as ActivityError
 from .errors import ApplicationError as ApplicationError
 from .errors import ChildWorkflowError as ChildWorkflowError
@@ -63,6 +67,7 @@ from .history.codec import Codec as Codec
 from .history.codec import JsonCodec as JsonCodec
 from .history.codec import PickleCodec as PickleCodec
 from .history.export import History as History
+from .stores._purge import PurgeReport as PurgeReport
 
 try:
     __version__: str = _version("retold")
@@ -94,6 +99,7 @@ __all__ = [
     "NotRegisteredError",
     "PayloadError",
     "PickleCodec",
+    "PurgeReport",
     "QueryError",
     "RetoldError",
     "RetryPolicy",
@@ -102,6 +108,7 @@ __all__ = [
     "SignalBufferFullError",
     "RunHandle",
     "RunNotFoundError",
+    "RunContextFilter",
     "SchemaError",
     "StoreError",
     "Workflow",
@@ -114,8 +121,10 @@ __all__ = [
     "continue_as_new",
     "execute",
     "execute_child",
+    "get_logger",
     "heartbeat",
     "info",
+    "logger",
     "now",
     "patched",
     "random",
@@ -124,6 +133,7 @@ __all__ = [
     "sleep",
     "start_child",
     "uuid4",
+    "signal_workflow",
     "wait_signal",
     "workflow",
 ]

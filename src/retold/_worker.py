@@ -40,9 +40,9 @@ from typing import Any
 
 import anyio
 
+from . import Engine
 from .authoring import Activity, Workflow
 from .client import DEFAULT_URL
-from .engine import Engine
 from .errors import ConfigurationError
 
 __all__ = ["load_target", "run_worker", "serve"]

@@ -17,7 +17,9 @@ from retold import History
 from retold.cli import cli
 from tests.cli.conftest import Background, Retold, cli_env
 
-COMMANDS = ["worker", "serve", "start", "list", "show", "history", "signal", "query", "cancel", "replay", "demo"]
+COMMANDS = [
+    "worker", "serve", "start", "list", "show", "history", "signal", "query", "cancel", "purge", "replay", "demo",
+]
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> str:

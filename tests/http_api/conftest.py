@@ -80,7 +80,7 @@ def make_server(tmp_path: Path) -> ServerFactory:
 
     @contextmanager
     def factory(**options: Any) -> Iterator[Server]:
-        app_keys = {"tokens", "max_body_size", "keepalive"}
+        app_keys = {"tokens", "max_body_size", "keepalive", "dashboard"}
         app_options = {k: options.pop(k) for k in list(options) if k in app_keys}
         db = tmp_path / "retold.db"
         options.setdefault("poll_interval", 0.05)

@@ -43,7 +43,7 @@ OPERATIONS = [
     ("GET", "/workflows"), ("POST", "/workflows/greet/runs"), ("POST", "/workflows/fails/runs"),
     ("GET", "/runs"), ("GET", "/runs/{id}"),
     ("POST", "/runs/{id}/signals/{name}"), ("GET", "/runs/{id}/queries/{name}"), ("POST", "/runs/{id}/cancel"),
-    ("GET", "/runs/{id}/history"), ("GET", "/runs/{id}/events"),
+    ("GET", "/runs/{id}/history"), ("GET", "/runs/{id}/events"), ("POST", "/purge"),
 ]
 
 

@@ -17,8 +17,10 @@ import pytest
 import sqlalchemy as sa
 
 import retold
+from retold.engine._machine import ActivityStep, ActivityTake, StartStep
+from retold.engine._runs import Runs
 from retold.history import events as ev
-from retold.stores import ActivityOutcome, ActivityStep, ActivityTake, StartRequest, StartStep
+from retold.stores import ActivityOutcome, StartRequest
 from retold.stores.sql import SqlStore
 from retold.stores.sql import _schema as t
 from retold.stores.sql._migrations import migrate, schema_version
@@ -43,7 +45,7 @@ def count(store: SqlStore, table: sa.Table) -> int:
 
 
 async def started(store: SqlStore, wid: str = "w") -> str:
-    record, created = await store.start(StartRequest("wf", wid, b"[]", "h"))
+    record, created = await Runs(store).start(StartRequest("wf", wid, b"[]", "h"))
     assert created
     return record.run_id
 
@@ -56,7 +58,7 @@ async def run_with_activity(store: SqlStore, wid: str) -> str:
     """A run whose first workflow task scheduled one activity of queue ``q``."""
     run_id = await started(store, wid)
     assert await store.claim_workflow_tasks("setup", ["wf"], 1000, 5.0)
-    await store.commit_workflow_task(run_id, "setup", 1, [schedule(2)])
+    await Runs(store).commit_workflow_task(run_id, "setup", 1, [schedule(2)])
     return run_id
 
 
@@ -65,16 +67,16 @@ async def run_with_activity(store: SqlStore, wid: str) -> str:
 
 async def test_start_is_idempotent_by_id_and_key(store_url: str) -> None:
     async with opened(store_url) as store:
-        first, created = await store.start(StartRequest("wf", "order-1", b"[1]", "h1", "key-1"))
+        first, created = await Runs(store).start(StartRequest("wf", "order-1", b"[1]", "h1", "key-1"))
         assert created
-        again, created = await store.start(StartRequest("wf", "order-1", b"[1]", "h1"))
+        again, created = await Runs(store).start(StartRequest("wf", "order-1", b"[1]", "h1"))
         assert (again.run_id, created) == (first.run_id, False)
-        by_key, created = await store.start(StartRequest("wf", "order-2", b"[1]", "h1", "key-1"))
+        by_key, created = await Runs(store).start(StartRequest("wf", "order-2", b"[1]", "h1", "key-1"))
         assert (by_key.run_id, created) == (first.run_id, False)
         with pytest.raises(retold.IdempotencyError, match="different input"):
-            await store.start(StartRequest("wf", "order-1", b"[2]", "h2"))
+            await Runs(store).start(StartRequest("wf", "order-1", b"[2]", "h2"))
         with pytest.raises(retold.IdempotencyError, match="workflow 'wf', not 'other'"):
-            await store.start(StartRequest("other", "order-1", b"[1]", "h1"))
+            await Runs(store).start(StartRequest("other", "order-1", b"[1]", "h1"))
         assert count(store, t.runs) == 1
 
 
@@ -85,13 +87,13 @@ async def test_commit_is_all_or_nothing(store_url: str) -> None:
         assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
         good = [schedule(2), ev.TimerStarted(seq=3, at=0, duration=60.0)]
         with pytest.raises(retold.ConflictError):
-            await store.commit_workflow_task(run_id, "me", 5, good)  # stale expected seq
+            await Runs(store).commit_workflow_task(run_id, "me", 5, good)  # stale expected seq
         broken = [*good, ev.TimerStarted(seq=9, at=0, duration=1.0)]  # a gap: refused mid-way
         with pytest.raises(retold.StoreError):
-            await store.commit_workflow_task(run_id, "me", 1, broken)
+            await Runs(store).commit_workflow_task(run_id, "me", 1, broken)
         assert (count(store, t.events), count(store, t.activity_tasks), count(store, t.timers)) == (1, 0, 0)
         assert (await store.get_run(run_id)).last_seq == 1
-        assert await store.commit_workflow_task(run_id, "me", 1, good) == 3
+        assert await Runs(store).commit_workflow_task(run_id, "me", 1, good) == 3
         assert (count(store, t.activity_tasks), count(store, t.workflow_tasks), count(store, t.timers)) == (1, 0, 1)
 
 
@@ -103,7 +105,7 @@ async def test_leases_expire_by_the_store_clock(store_url: str) -> None:
         assert await store.claim_workflow_tasks("alive", ["wf"], 10, 5.0) == []
         clock.now += 5.1
         assert await store.claim_workflow_tasks("alive", ["wf"], 10, 5.0) == [run_id]
-        await store.commit_workflow_task(run_id, "alive", 1, [schedule(2)])
+        await Runs(store).commit_workflow_task(run_id, "alive", 1, [schedule(2)])
 
         [task] = await store.claim_activity_tasks("dead", "q", ["a"], 10, 5.0)
         assert await store.claim_activity_tasks("alive", "q", ["a"], 10, 5.0) == []
@@ -113,9 +115,9 @@ async def test_leases_expire_by_the_store_clock(store_url: str) -> None:
         assert again.id == task.id
         assert (task.attempt, again.attempt) == (1, 2)  # the dead owner's attempt counted
         # The dead owner's late result is refused: the lease fences it out.
-        assert not await store.finish_activity(task, "dead", ActivityOutcome("completed", result=b"1"))
+        assert not await Runs(store).finish_activity(task, "dead", ActivityOutcome("completed", result=b"1"))
         assert await store.renew_leases("dead", [task.id], 5.0) == {task.id}
-        assert await store.finish_activity(again, "alive", ActivityOutcome("completed", result=b"2"))
+        assert await Runs(store).finish_activity(again, "alive", ActivityOutcome("completed", result=b"2"))
         _, history = await store.load(run_id, 0)
         assert [e.result for e in history if isinstance(e, ev.ActivityCompleted)] == [b"2"]
 
@@ -131,12 +133,12 @@ async def test_a_reaped_worker_loses_its_leases_at_once_and_its_attempt_counts(s
         assert await store.claim_workflow_tasks("alive", ["wf"], 10, 60.0) == []
         assert await store.reap_worker("dead") == 1
         assert await store.claim_workflow_tasks("alive", ["wf"], 10, 60.0) == [run_id]  # no 60 s wait
-        await store.commit_workflow_task(run_id, "alive", 1, [schedule(2)])
+        await Runs(store).commit_workflow_task(run_id, "alive", 1, [schedule(2)])
         [task] = await store.claim_activity_tasks("dead", "q", ["a"], 10, 60.0)
         assert await store.reap_worker("dead") == 1
         [again] = await store.claim_activity_tasks("alive", "q", ["a"], 10, 60.0)
         assert (again.id, again.attempt) == (task.id, 2)  # the dead attempt counted
-        assert not await store.finish_activity(task, "dead", ActivityOutcome("completed", result=b"1"))
+        assert not await Runs(store).finish_activity(task, "dead", ActivityOutcome("completed", result=b"1"))
         assert await store.register_worker("alive", "host-a", 333, "9") == []  # "dead" is forgotten
         await store.unregister_worker("alive")
         assert await store.register_worker("next", "host-a", 444, "10") == []
@@ -151,12 +153,12 @@ async def test_a_commit_after_the_lease_moved_on_is_refused(store_url: str) -> N
         assert await store.claim_workflow_tasks("next", ["wf"], 10, 5.0) == [run_id]
         # Same expected event number: only the lease tells the two apart.
         with pytest.raises(retold.LeaseLostError, match="stalled lost its lease") as lost:
-            await store.commit_workflow_task(run_id, "stalled", 1, [ev.TimerStarted(seq=2, at=0, duration=1)])
+            await Runs(store).commit_workflow_task(run_id, "stalled", 1, [ev.TimerStarted(seq=2, at=0, duration=1)])
         assert lost.value.holder == "next"
         assert (await store.get_run(run_id)).last_seq == 1
-        assert await store.commit_workflow_task(run_id, "next", 1, [schedule(2)]) == 2
+        assert await Runs(store).commit_workflow_task(run_id, "next", 1, [schedule(2)]) == 2
         with pytest.raises(retold.LeaseLostError, match="no longer pending"):
-            await store.commit_workflow_task(run_id, "stalled", 2, [ev.TimerStarted(seq=3, at=0, duration=1)])
+            await Runs(store).commit_workflow_task(run_id, "stalled", 2, [ev.TimerStarted(seq=3, at=0, duration=1)])
         _, history = await store.load(run_id, 0)
         assert [e.type for e in history] == ["WorkflowStarted", "ActivityScheduled"]
 
@@ -165,15 +167,15 @@ async def test_a_signal_recorded_during_a_task_fails_its_completion(store_url: s
     async with opened(store_url) as store:
         run_id = await started(store)
         assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
-        await store.signal("w", "go", b"1")  # arrives while the task runs
+        await Runs(store).signal("w", "go", b"1")  # arrives while the task runs
         done = ev.WorkflowCompleted(seq=2, at=0, result=b"null")
         with pytest.raises(retold.ConflictError):
-            await store.commit_workflow_task(run_id, "me", 1, [done])
+            await Runs(store).commit_workflow_task(run_id, "me", 1, [done])
         run, pending = await store.load(run_id, 1)
         assert run.status == "running"
         assert [e.type for e in pending] == ["SignalReceived"]
         # The task is still ours: processed again with the signal, it completes.
-        assert await store.commit_workflow_task(run_id, "me", 2, [ev.WorkflowCompleted(
+        assert await Runs(store).commit_workflow_task(run_id, "me", 2, [ev.WorkflowCompleted(
             seq=3, at=0, result=b"null")]) == 3
         _, history = await store.load(run_id, 0)
         assert [e.type for e in history] == ["WorkflowStarted", "SignalReceived", "WorkflowCompleted"]
@@ -191,10 +193,10 @@ async def test_an_activity_outcome_commits_the_runs_next_step_with_it(store_url:
         take = ActivityTake("me", 5.0, frozenset({"a"}), {"q": 1})
         step = ActivityStep(run_id, 2, event, [schedule(4), ev.TimerStarted(seq=5, at=0, duration=60.0)], take)
         # A lost lease writes nothing, step or not.
-        assert not await store.finish_activity(task, "someone-else", outcome, step)
+        assert not await Runs(store).finish_activity(task, "someone-else", outcome, step)
         assert not step.stepped
         assert count(store, t.events) == 2
-        assert await store.finish_activity(task, "me", outcome, step)
+        assert await Runs(store).finish_activity(task, "me", outcome, step)
         assert step.stepped
         _, history = await store.load(run_id, 0)
         assert [e.type for e in history] == [
@@ -209,11 +211,11 @@ async def test_an_activity_outcome_commits_the_runs_next_step_with_it(store_url:
 
         # An input arrives between the engine's step and the outcome's commit:
         # the outcome is recorded alone, and the workflow task processes both.
-        await store.signal("w", "go", b"1")
+        await Runs(store).signal("w", "go", b"1")
         late = ActivityOutcome("completed", result=b"8")
         stale = ActivityStep(run_id, 5, late.event(seq=6, at=clock.now, scheduled=4, attempt=1),
                              [ev.WorkflowCompleted(seq=7, at=0, result=b"null")])
-        assert await store.finish_activity(leased, "me", late, stale)
+        assert await Runs(store).finish_activity(leased, "me", late, stale)
         assert not stale.stepped
         run, pending = await store.load(run_id, 5)
         assert run.status == "running"
@@ -228,7 +230,7 @@ async def test_a_start_stores_the_runs_first_step_with_it(store_url: str) -> Non
         started = ev.WorkflowStarted(seq=1, at=clock.now - 0.25, workflow="wf", workflow_id="first", input=b"[1]")
         take = ActivityTake("me", 5.0, frozenset({"a"}), {"q": 1})
         step = StartStep("run-first", started, [schedule(2), ev.TimerStarted(seq=3, at=0, duration=60.0)], take)
-        record, created = await store.start(request, step)
+        record, created = await Runs(store).start(request, step)
         assert (record.run_id, record.last_seq, created, step.stepped) == ("run-first", 3, True, True)
         _, history = await store.load("run-first", 0)
         assert [e.type for e in history] == ["WorkflowStarted", "ActivityScheduled", "TimerStarted"]
@@ -238,14 +240,14 @@ async def test_a_start_stores_the_runs_first_step_with_it(store_url: str) -> Non
         assert await store.claim_activity_tasks("other", "q", ["a"], 10, 5.0) == []  # leased to "me"
         # The same id again: the existing run, and nothing of the new step is written.
         again = StartStep("run-other", started, [ev.WorkflowCompleted(seq=2, at=0, result=b"1")])
-        record, created = await store.start(request, again)
+        record, created = await Runs(store).start(request, again)
         assert (record.run_id, created, again.stepped) == ("run-first", False, False)
         assert count(store, t.runs) == 1
         assert count(store, t.events) == 3
         # A step that does not fit its request is refused before anything is written.
         wrong = StartStep("run-x", started, [])
         with pytest.raises(retold.StoreError, match="does not fit"):
-            await store.start(StartRequest("wf", "another", b"[2]", "h2"), wrong)
+            await Runs(store).start(StartRequest("wf", "another", b"[2]", "h2"), wrong)
         assert count(store, t.runs) == 1
 
 
@@ -254,16 +256,16 @@ async def test_cancel_racing_completion_records_one_outcome(store_url: str) -> N
         # Cancel first: the completion computed without it is refused.
         run_id = await started(store, "cancel-first")
         await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)
-        await store.request_cancel("cancel-first", "stop")
+        await Runs(store).request_cancel("cancel-first", "stop")
         with pytest.raises(retold.ConflictError):
-            await store.commit_workflow_task(run_id, "me", 1, [ev.WorkflowCompleted(seq=2, at=0, result=b"1")])
-        await store.commit_workflow_task(run_id, "me", 2, [ev.WorkflowCancelled(seq=3, at=0)])
+            await Runs(store).commit_workflow_task(run_id, "me", 1, [ev.WorkflowCompleted(seq=2, at=0, result=b"1")])
+        await Runs(store).commit_workflow_task(run_id, "me", 2, [ev.WorkflowCancelled(seq=3, at=0)])
         # Completion first: the cancel is refused.
         other = await started(store, "complete-first")
         await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)
-        await store.commit_workflow_task(other, "me", 1, [ev.WorkflowCompleted(seq=2, at=0, result=b"1")])
+        await Runs(store).commit_workflow_task(other, "me", 1, [ev.WorkflowCompleted(seq=2, at=0, result=b"1")])
         with pytest.raises(retold.RunFinishedError):
-            await store.request_cancel("complete-first", "too late")
+            await Runs(store).request_cancel("complete-first", "too late")
         outcomes = {}
         for rid in (run_id, other):
             _, history = await store.load(rid, 0)
@@ -277,12 +279,12 @@ async def test_timers_fire_when_due(store_url: str) -> None:
     async with opened(store_url, clock) as store:
         run_id = await started(store)
         await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)
-        await store.commit_workflow_task(run_id, "me", 1, [ev.TimerStarted(seq=2, at=0, duration=30.0)])
-        assert await store.fire_timers(10) == 0
+        await Runs(store).commit_workflow_task(run_id, "me", 1, [ev.TimerStarted(seq=2, at=0, duration=30.0)])
+        assert await Runs(store).fire_timers(10) == 0
         assert await store.next_wakeup() == clock.now + 30.0
         clock.now += 30.0
-        assert await store.fire_timers(10) == 1
-        assert await store.fire_timers(10) == 0
+        assert await Runs(store).fire_timers(10) == 1
+        assert await Runs(store).fire_timers(10) == 0
         _, history = await store.load(run_id, 2)
         assert [(type(e).__name__, getattr(e, "started", None)) for e in history] == [("TimerFired", 2)]
         assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
@@ -294,7 +296,7 @@ async def test_release_hands_back_every_lease_of_an_owner(store_url: str) -> Non
         other = await started(store, "b")
         assert await store.claim_workflow_tasks("leaving", ["wf"], 10, 60.0) == [other]
         [task] = await store.claim_activity_tasks("leaving", "q", ["a"], 10, 60.0)
-        await store.release_leases("leaving")
+        await Runs(store).release_leases("leaving")
         assert await store.claim_workflow_tasks("staying", ["wf"], 10, 60.0) == [other]
         [again] = await store.claim_activity_tasks("staying", "q", ["a"], 10, 60.0)
         assert again.id == task.id
@@ -327,19 +329,19 @@ async def test_a_version_3_database_keeps_its_tasks_and_never_reuses_their_ids(s
                     "SELECT sql FROM sqlite_master WHERE name = 'retold_activity_tasks'").scalar_one()
         await store.open()
         with store._engine.connect() as conn:
-            assert schema_version(conn) == t.SCHEMA_VERSION == 4
+            assert schema_version(conn) == t.SCHEMA_VERSION == 5
         [task] = await store.claim_activity_tasks("me", "q", ["a"], 10, 60.0)
         assert task.run_id == run_id
         # The newest task goes (its run is cancelled); the next one gets a new id.
-        await store.request_cancel(run_id, "test")
+        await Runs(store).request_cancel(run_id, "test")
         await store.claim_workflow_tasks("me", ["wf"], 10, 60.0)
-        await store.commit_workflow_task(run_id, "me", 3, [ev.WorkflowCancelled(seq=4, at=0)])
+        await Runs(store).commit_workflow_task(run_id, "me", 3, [ev.WorkflowCancelled(seq=4, at=0)])
         other = await run_with_activity(store, "new")
         [fresh] = await store.claim_activity_tasks("me", "q", ["a"], 10, 60.0)
         assert fresh.run_id == other
         assert fresh.id > task.id
         # The old attempt's outcome is refused: its task is gone.
-        assert not await store.finish_activity(task, "me", ActivityOutcome("completed", result=b"1"))
+        assert not await Runs(store).finish_activity(task, "me", ActivityOutcome("completed", result=b"1"))
 
 
 async def test_a_version_1_database_gains_the_workers_table(store_url: str) -> None:
@@ -389,7 +391,7 @@ async def test_claims_take_only_hosted_activities_of_the_queue(store_url: str) -
     async with opened(store_url) as store:
         run_id = await started(store)
         await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)
-        await store.commit_workflow_task(run_id, "me", 1, [
+        await Runs(store).commit_workflow_task(run_id, "me", 1, [
             ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={"task_queue": "gpu"}),
             ev.ActivityScheduled(seq=3, at=0, activity="b", input=b"[]", options={"task_queue": "gpu"}),
             ev.ActivityScheduled(seq=4, at=0, activity="a", input=b"[]", options={}),
@@ -461,7 +463,7 @@ async def test_concurrent_starts_of_one_id_make_one_run(shared_url: str) -> None
         results: list[tuple[str, bool]] = []
 
         async def start(store: SqlStore) -> None:
-            record, created = await store.start(StartRequest("wf", "same", b"[]", "h"))
+            record, created = await Runs(store).start(StartRequest("wf", "same", b"[]", "h"))
             results.append((record.run_id, created))
 
         async with anyio.create_task_group() as tg:
@@ -513,20 +515,20 @@ async def test_a_due_timer_fires_once_whoever_looks(shared_url: str) -> None:
         run_ids = [await started(a, f"t{i}") for i in range(20)]
         await a.claim_workflow_tasks("me", ["wf"], 100, 5.0)
         for run_id in run_ids:
-            await a.commit_workflow_task(run_id, "me", 1, [ev.TimerStarted(seq=2, at=0, duration=10.0)])
+            await Runs(a).commit_workflow_task(run_id, "me", 1, [ev.TimerStarted(seq=2, at=0, duration=10.0)])
         clock.now += 10
         fired: list[int] = []
 
         async def fire(store: SqlStore) -> None:
             for _ in range(5):
-                fired.append(await store.fire_timers(3))
+                fired.append(await Runs(store).fire_timers(3))
 
         async with anyio.create_task_group() as tg:
             for store in (a, b, a, b):
                 tg.start_soon(fire, store)
         # Lookers that picked the same timers wait for each other and skip what
         # was fired meanwhile: some may be left for the next look, none fires twice.
-        while more := await b.fire_timers(100):
+        while more := await Runs(b).fire_timers(100):
             fired.append(more)
         assert sum(fired) == 20
         for run_id in run_ids:

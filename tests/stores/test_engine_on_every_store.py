@@ -82,3 +82,24 @@ async def test_cancel(make_engine: EngineFactory, store_url: str) -> None:
             await run.result(timeout=10)
         types = [e.type for e in await run.history()]
         assert types[-3:] == ["ActivityScheduled", "ActivityCompleted", "WorkflowCancelled"]
+
+
+async def test_list_runs_filters_by_id_prefix_and_start_time(make_engine: EngineFactory, store_url: str) -> None:
+    async with make_engine([countdown], [], url=store_url) as engine:
+        for ident in ("team/ada", "team/bob", "Team/cy", "te%m_x"):
+            await engine.start(countdown.with_options(id=ident), 0, 0)
+        by_prefix = {
+            prefix: [r.workflow_id for r in await engine.list_runs(id_prefix=prefix)]
+            for prefix in ("team/", "Team", "te%", "te_")
+        }
+        assert by_prefix == {"team/": ["team/bob", "team/ada"], "Team": ["Team/cy"], "te%": ["te%m_x"], "te_": []}
+        runs = await engine.list_runs()
+        first, last = runs[-1], runs[0]
+        assert [r.workflow_id for r in await engine.list_runs(id_prefix=last.run_id[:12])] == [last.workflow_id]
+        # A run's own started_at is inside "after" and outside "before".
+        after = await engine.list_runs(started_after=last.started_at)
+        assert last.workflow_id in [r.workflow_id for r in after]
+        assert first.workflow_id not in [r.workflow_id for r in after] or first.started_at == last.started_at
+        before = await engine.list_runs(started_before=last.started_at)
+        assert last.workflow_id not in [r.workflow_id for r in before]
+        assert first.workflow_id in [r.workflow_id for r in before] or first.started_at == last.started_at

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import typing
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, ParamSpec, Protocol, Self, final
 
@@ -16,14 +17,17 @@ import orjson
 from anyio.abc import TaskGroup
 from typing_extensions import TypeVar
 
+from .. import _telemetry
 from .._wake import Wakeup, keep_running
 from ..authoring import Workflow, by_name, pack_input
+from ..engine import Runs
 from ..errors import ConfigurationError, NotRegisteredError, PayloadError, RetoldError
 from ..history.codec import Codec, JsonCodec, PickleCodec
 from ..history.export import History
 from ..history.ids import check_id
-from ..runtime import StepRunner, WorkflowInstance, install_guard
-from ..stores import RunRecord, StartRequest, Store, open_store
+from ..runtime import StepRunner, WorkflowInstance, install_guard, replay
+from ..stores import PurgeReport, RunRecord, StartRequest, Store, open_store
+from ..stores._protocol import RunStatus
 from ._feed import EventFeeds, EventStream
 from ._handle import RunDescription, RunHandle
 
@@ -35,6 +39,8 @@ log = logging.getLogger("retold.engine")
 
 DEFAULT_URL = "sqlite:///retold.db"
 _LISTEN_RETRY = 2.0  # first wait before reopening a lost listener (polling covers it)
+_PURGE_BATCH = 200  # runs per purge transaction
+_CLOSED_STATUSES = tuple(s for s in typing.get_args(RunStatus) if s != "running")
 
 
 def _plain_form(codec: Codec, payload: bytes) -> bytes:
@@ -64,6 +70,11 @@ class Host(Protocol):
 
     steps: StepRunner
     """Where workflow code runs (a query's replay), under the host's deadlock limit."""
+
+    @property
+    def runs(self) -> Runs:
+        """Where starts, signals and cancels are decided and recorded."""
+        ...
 
     def check_start(self, workflow: Workflow[..., Any]) -> None:
         """Refuse a workflow function this host should run but does not (a forgotten registration)."""
@@ -120,6 +131,14 @@ class Client:
             other processes (on PostgreSQL they are also notified).
         deadlock_timeout: how long a query's replay of workflow code may run
             without yielding (None: no limit).
+        telemetry: OpenTelemetry spans and metrics for starts, signals and
+            queries (docs/operations.md): None records them when OpenTelemetry
+            is installed and an SDK is set up by the time the client opens;
+            False never; True requires OpenTelemetry.
+        tracer_provider: the OpenTelemetry tracer provider to use instead of
+            the global one.
+        meter_provider: the OpenTelemetry meter provider to use instead of
+            the global one.
         host: for :class:`~retold.Engine` only: the engine this client belongs to.
 
     Attributes:
@@ -138,6 +157,9 @@ class Client:
         store: Store | None = None,
         poll_interval: timedelta | float = 0.5,
         deadlock_timeout: timedelta | float | None = 2.0,
+        telemetry: bool | None = None,
+        tracer_provider: object | None = None,
+        meter_provider: object | None = None,
         host: Host | None = None,
     ) -> None:
         self.workflows: dict[str, Workflow[..., Any]] = by_name(workflows, Workflow, "workflow", "workflows")
@@ -146,7 +168,10 @@ class Client:
         self._poll_interval = _seconds(poll_interval, "poll_interval")
         limit = None if deadlock_timeout is None else _seconds(deadlock_timeout, "deadlock_timeout")
         self._host = host
+        self._own_runs = Runs(self.store) if host is None else None
         self._steps = host.steps if host is not None else StepRunner(limit)
+        self._telemetry_options = (telemetry, tracer_provider, meter_provider)
+        self.telemetry = _telemetry.load(*self._telemetry_options)
         self._what = "engine" if host is not None else "client"
         self.feeds = EventFeeds(self.store, self._poll_interval, self._spawn, self._what)
         self._closed_waiters: dict[str, anyio.Event] = {}
@@ -167,6 +192,7 @@ class Client:
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(self.store.close)  # also after an open that failed half-way
             await self.store.open()
+            self.telemetry = _telemetry.load(*self._telemetry_options)  # an SDK set up since __init__ counts
             group = await stack.enter_async_context(anyio.create_task_group())
             self._group = group
             stack.callback(self._forget_group)
@@ -299,17 +325,21 @@ class Client:
         else:
             payload = self.codec.encode(pack_input(args, kwargs))
         digest = hashlib.sha256(name.encode() + b"\0" + _plain_form(self.codec, payload)).hexdigest()
-        request = StartRequest(
-            workflow=name,
-            workflow_id=id or str(uuid.uuid4()),
-            input=payload,
-            input_hash=digest,
-            idempotency_key=idempotency_key,
-        )
-        if self._host is not None:
-            record, created = await self._host.store_start(request, self.workflows.get(name))
-        else:
-            record, created = await self.store.start(request)
+        with self.telemetry.starting(name) as headers:  # the trace context, recorded in the run
+            request = StartRequest(
+                workflow=name,
+                workflow_id=id or str(uuid.uuid4()),
+                input=payload,
+                input_hash=digest,
+                idempotency_key=idempotency_key,
+                headers=headers,
+            )
+            if self._host is not None:
+                record, created = await self._host.store_start(request, self.workflows.get(name))
+            else:
+                record, created = await self._runs().start(request)
+        if created:
+            self.telemetry.run_started(name)
         return RunHandle(self, record.workflow_id, record.run_id, result_type, created=created)
 
     async def start_by_name(
@@ -357,12 +387,76 @@ class Client:
         return RunHandle(self, workflow_or_run_id, None, Any)
 
     async def list_runs(
-        self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0,
+        self, *, status: str | None = None, workflow: str | None = None,
+        limit: int = 100, offset: int = 0, id_prefix: str | None = None,
+        started_after: datetime | None = None, started_before: datetime | None = None,
     ) -> list[RunDescription]:
-        """Runs newest first, optionally filtered by status and workflow name."""
+        """Runs newest first, optionally filtered.
+
+        Args:
+            status: only runs with this status.
+            workflow: only runs of this workflow name.
+            limit: at most this many runs.
+            offset: skip the newest ``offset`` runs that match.
+            id_prefix: only runs whose workflow id or run id starts with this.
+            started_after: only runs started at or after this time (aware datetime).
+            started_before: only runs started before this time (aware datetime).
+
+        Raises:
+            ValueError: a naive datetime (without a time zone).
+        """
         self._check_open()
-        records = await self.store.list_runs(status=status, workflow=workflow, limit=limit, offset=offset)
+        bounds = []
+        for name, when in (("started_after", started_after), ("started_before", started_before)):
+            if when is not None and when.tzinfo is None:
+                raise ValueError(f"list_runs {name} must be an aware datetime (with a time zone)")
+            # Less half a microsecond: run times are shown to the microsecond (rounded), so a bound
+            # copied from a run's started_at takes that run in (after) or leaves it out (before).
+            bounds.append(None if when is None else when.timestamp() - 5e-7)
+        records = await self.store.list_runs(
+            status=status, workflow=workflow, limit=limit, offset=offset,
+            id_prefix=id_prefix, started_after=bounds[0], started_before=bounds[1],
+        )
         return [RunDescription.from_record(r) for r in records]
+
+    async def purge(
+        self, older_than: timedelta | float, *, statuses: Iterable[str] | None = None,
+        workflow: str | None = None, dry_run: bool = False,
+    ) -> PurgeReport:
+        """Delete finished runs that closed more than ``older_than`` ago, with their histories.
+
+        Runs go in small transactions, so engines sharing the store keep
+        working meanwhile; a running run is never touched. A run goes with
+        its children and, if it is the last run of its workflow id, with the
+        earlier runs of its continue-as-new chain and the id itself (which
+        can then be started again); one that goes with a run still running
+        is kept for a later purge (``PurgeReport.kept``). docs/operations.md
+        has the details.
+
+        Args:
+            older_than: how long ago (store clock) a run must have closed.
+            statuses: only runs with these statuses (completed, failed,
+                cancelled, continued); default: all of them.
+            workflow: only runs of this workflow name.
+            dry_run: count what would go, and delete nothing.
+
+        Raises:
+            ConfigurationError: a negative ``older_than``, or a status that
+                is not a finished run's.
+        """
+        self._check_open()
+        seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else float(older_than)
+        if seconds < 0:
+            raise ConfigurationError(f"purge older_than must not be negative, got {seconds}")
+        chosen = None if statuses is None else sorted(set(statuses))
+        bad = [s for s in chosen or () if s not in _CLOSED_STATUSES]
+        if bad:
+            raise ConfigurationError(
+                f"purge statuses must be among {', '.join(_CLOSED_STATUSES)} (running runs are never purged), "
+                f"got {', '.join(map(repr, bad))}"
+            )
+        return await self.store.purge(self.store.now() - seconds, statuses=chosen, workflow=workflow,
+                                      batch_size=_PURGE_BATCH, dry_run=dry_run)
 
     def notify_closed(self, run_id: str) -> None:
         """Wake every caller waiting for ``run_id`` to close (hosts call it when they close a run)."""
@@ -404,20 +498,23 @@ class Client:
             await waiter.wait()
             register = False  # woken because it closed: read it without registering again
 
+    def _runs(self) -> Runs:
+        if self._host is not None:
+            return self._host.runs
+        assert self._own_runs is not None
+        return self._own_runs
+
     async def _signal(self, ident: str, name: str, value: Any) -> None:
         self._check_open()
         if not name:
             raise RetoldError("a signal name must not be empty")
         payload = self.codec.encode(value)
-        if any(workflow.signals for workflow in self.workflows.values()):
-            await self._check_signal(ident, name, payload)
-        run_id = await self.store.signal(ident, name, payload)
-        self._recorded(run_id)
-
-    def _recorded(self, run_id: str) -> None:
-        self.feeds.notify(run_id)
+        with self.telemetry.client_call("Signal", name, ident):
+            if any(workflow.signals for workflow in self.workflows.values()):
+                await self._check_signal(ident, name, payload)
+            self.feeds.notify(await self._runs().signal(ident, name, payload))
         if self._host is not None:
-            self._host.input_recorded(run_id)
+            self._host.input_recorded(ident)
 
     async def _check_signal(self, ident: str, name: str, payload: bytes) -> None:
         """Refuse a value that the run's workflow declares another type for (writes nothing)."""
@@ -436,23 +533,33 @@ class Client:
 
     async def _cancel(self, ident: str, reason: str) -> None:
         self._check_open()
-        self._recorded(await self.store.request_cancel(ident, reason))
+        self.feeds.notify(await self._runs().request_cancel(ident, reason))
+        if self._host is not None:
+            self._host.input_recorded(ident)
 
     async def _query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:
         self._check_open()
+        with self.telemetry.client_call("Query", name, ident):
+            return await self._replayed_query(ident, name, args)
+
+    async def _replayed_query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:
         record = await self.store.get_run(ident)
         definition = self.workflows.get(record.workflow)
         if definition is None:
             raise self._unknown(record.workflow, "queries replay the workflow's code here")
-        cached = self._host.cached(record.run_id) if self._host is not None else None
-        if cached is not None:
+        host = self._host
+        cached = host.cached(record.run_id) if host is not None else None
+        if host is not None and cached is not None:
             _, pending = await self.store.load(record.run_id, cached.last_seq)
-            if not pending:
+            # Still cached after the load: not taken meanwhile by a step that
+            # may advance it past what is committed (the fast path).
+            if not pending and host.cached(record.run_id) is cached:
                 return self._roundtrip(cached.query(name, args))
         _, events = await self.store.load(record.run_id, 0)
-        replica = WorkflowInstance(definition, record.run_id, self.codec)
+        replica, completion = await self._steps.run(
+            record.run_id, lambda: replay(definition, record.run_id, self.codec, events, replay_only=True))
         try:
-            await self._steps.run(record.run_id, lambda: replica.apply(events))
+            completion.unwrap()
             return self._roundtrip(replica.query(name, args))
         finally:
             replica.close()

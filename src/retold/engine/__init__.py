@@ -1,9 +1,12 @@
-"""The engine: hosts runs (workers, leases, timers, the cache, the fast path).
+"""The engine: hosts runs (workers, leases, timers, the cache, the fast path) and decides their changes.
 
-:class:`Engine` is this package's interface to the rest of retold;
-``retold`` re-exports it.
+:class:`Runs` (every change to a run, decided by the state machine and
+recorded by the store) is this package's interface to the client, which
+writes starts, signals and cancels through it. ``Engine`` itself is
+re-exported by ``retold``: it owns a client, so this package does not
+import it here (the client imports this package).
 """
 
-from ._engine import Engine as Engine
+from ._runs import Runs as Runs
 
-__all__ = ["Engine"]
+__all__ = ["Runs"]

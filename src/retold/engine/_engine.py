@@ -7,7 +7,7 @@ import logging
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, final
 
@@ -22,18 +22,21 @@ from ..errors import ConfigurationError, NotRegisteredError, RetoldError
 from ..history.codec import Codec
 from ..history.export import History
 from ..runtime import StepRunner, WorkflowInstance
-from ..stores import RunRecord, StartRequest, Store, open_store
+from ..stores import PurgeReport, RunRecord, StartRequest, Store, open_store
 from . import _liveness
 from ._activity_worker import ActivityWorker
 from ._cache import InstanceCache
 from ._context import WorkerContext
+from ._runs import Runs
 from ._workflow_worker import WorkflowWorker
 
-__all__ = ["DEFAULT_URL", "Engine"]  # DEFAULT_URL: retold._worker's default
+__all__ = ["Engine"]
 
 R = TypeVar("R", default=Any)  # Any when a start by name cannot tell
 P = ParamSpec("P")
 log = logging.getLogger("retold.engine")
+
+_PURGE_EVERY = 600.0  # seconds (store clock) between two purges of the retention loop
 
 
 def _seconds(value: timedelta | float, name: str) -> float:
@@ -51,6 +54,10 @@ class _Hosting:
         self._engine = engine
         self.steps = steps
 
+    @property
+    def runs(self) -> Runs:
+        return self._engine.runs  # read at each call: tests put a counting one in its place
+
     def check_start(self, workflow: Workflow[..., Any]) -> None:
         # An engine that runs workers refuses a workflow function it does not
         # host: most often a forgotten registration (its name means "hosted elsewhere").
@@ -67,7 +74,7 @@ class _Hosting:
         pending = await worker.prepare_start(definition, request) if worker and definition else None
         created = False
         try:
-            record, created = await engine.store.start(request, pending.step if pending else None)
+            record, created = await engine.runs.start(request, pending.step if pending else None)
         finally:
             if pending is not None and worker is not None:
                 worker.finish_step(pending, created)
@@ -100,7 +107,8 @@ class Engine:
         url: ``sqlite:///path.db`` (the default is ``retold.db`` in the
             working directory), ``postgresql+psycopg://user@host/db`` to
             share work between machines (``retold[postgres]``), or
-            ``memory://`` for tests.
+            ``memory://`` for tests (a pure in-memory store: nothing survives
+            the process; ``sqlite://`` is SQLite in memory).
         workflows: the workflows this engine hosts (with ``run_workers=False``:
             the definitions it knows, for typed starts and queries).
         activities: the activities this engine runs.
@@ -131,6 +139,18 @@ class Engine:
         run_workers: False makes a client-only engine that starts, signals
             and reads runs but executes nothing (the web app of split mode;
             workers run ``retold worker``).
+        retention: how long finished runs are kept, by close time. The engine
+            deletes older ones (see :meth:`purge`) when it opens and every 10
+            minutes after; None (the default) keeps them forever.
+        telemetry: OpenTelemetry spans and metrics (docs/operations.md). None
+            (the default) records them when OpenTelemetry is installed
+            (``retold[otel]``) and an SDK is set up (global providers, or
+            those given below) by the time the engine opens; False never;
+            True requires OpenTelemetry.
+        tracer_provider: the OpenTelemetry tracer provider to use instead of
+            the global one.
+        meter_provider: the OpenTelemetry meter provider to use instead of
+            the global one.
 
     Attributes:
         workflows: the hosted workflows, by registered name.
@@ -156,6 +176,10 @@ class Engine:
         store: Store | None = None,
         clock: Callable[[], float] | None = None,
         run_workers: bool = True,
+        retention: timedelta | float | None = None,
+        telemetry: bool | None = None,
+        tracer_provider: object | None = None,
+        meter_provider: object | None = None,
     ) -> None:
         self.workflows: dict[str, Workflow[..., Any]] = by_name(workflows, Workflow, "workflow", "workflows")
         self.activities: dict[str, Activity[..., Any]] = by_name(activities, Activity, "activity", "activities")
@@ -168,6 +192,7 @@ class Engine:
         if store is None:
             store = open_store(url, clock=clock) if clock else open_store(url)
         self.store: Store = store
+        self.runs = Runs(self.store)  # every change to a run: decided by the state machine, recorded by the store
         self.cache = InstanceCache(cache_size)
         queues = {a.options.task_queue for a in self.activities.values()} or {"default"}
         if isinstance(activity_concurrency, Mapping):
@@ -190,6 +215,7 @@ class Engine:
                 f"Engine deadlock_timeout must be positive (or None to disable it), got {deadlock_timeout!r}"
             )
         self.steps = StepRunner(limit)  # workflow code runs in step threads, under this limit
+        self.retention = None if retention is None else _seconds(retention, "retention")
         self.worker_id = f"engine-{uuid.uuid4().hex[:12]}"
         self._host = _liveness.host_key()
         self.wake_workflows = Wakeup()
@@ -207,10 +233,12 @@ class Engine:
         # engine's own client; it tells the engine's workers at once.
         self.client = Client(
             workflows=self.workflows.values(), codec=codec, store=store, poll_interval=self.poll_interval,
+            telemetry=telemetry, tracer_provider=tracer_provider, meter_provider=meter_provider,
             host=_Hosting(self, self.steps),
         )
         self.codec: Codec = self.client.codec
         self.feeds: EventFeeds = self.client.feeds  # workers report their commits to the watchers
+        self.telemetry = self.client.telemetry
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -223,6 +251,9 @@ class Engine:
             # The client opens (and at the end closes) the store, the event
             # feeds, the store's listener and the wait for closed runs.
             await stack.enter_async_context(self.client)
+            self.telemetry = self.client.telemetry  # loaded again as the client opened: an SDK set up since counts
+            self.telemetry.attach(self)
+            stack.callback(self.telemetry.detach, self)
             stack.push_async_callback(self._release_work)
             stack.callback(self._forget_workers)
             group = await stack.enter_async_context(anyio.create_task_group())
@@ -242,6 +273,8 @@ class Engine:
                     group.start_soon(self._keep_running, worker.run)
                 group.start_soon(self._keep_running, self._timer_loop)
                 group.start_soon(self._keep_running, self._lease_loop)
+            if self.retention is not None:
+                group.start_soon(self._keep_running, self._retention_loop)
             self._stack = stack.pop_all()
         return self
 
@@ -252,8 +285,8 @@ class Engine:
         stack, self._stack = self._stack, None
         if stack is None:
             raise ConfigurationError("this Engine is not open: use it as `async with engine: ...`")
-        # In reverse order: cancel and leave the task group, drop the cache,
-        # hand back leases, unregister, close the client (its feeds, its store).
+        # In reverse order: close the feeds, cancel and leave the task group,
+        # drop the cache, hand back leases, unregister, close the client (its store).
         await stack.aclose()
 
     def _forget_workers(self) -> None:
@@ -266,7 +299,7 @@ class Engine:
         with anyio.CancelScope(shield=True):
             # Work interrupted by the shutdown goes back at once,
             # instead of when its leases run out.
-            await self.store.release_leases(self.worker_id)
+            await self.runs.release_leases(self.worker_id)
             if self._registered:
                 self._registered = False
                 await self.store.unregister_worker(self.worker_id)
@@ -290,7 +323,7 @@ class Engine:
 
     async def _timer_loop(self) -> None:
         while True:
-            fired = await self.store.fire_timers(256)
+            fired = await self.runs.fire_timers(256)
             if fired:
                 self.wake_workflows.set()
                 self.feeds.notify(None)
@@ -322,6 +355,48 @@ class Engine:
                     scope = worker.running.get(task_id)
                     if scope is not None:
                         scope.cancel()
+                        self.telemetry.lease_lost("activity")
+
+    async def _retention_loop(self) -> None:
+        # Due times are on the store's clock (a test's fake clock moves them);
+        # the loop looks every poll interval whether one has come.
+        assert self.retention is not None
+        due = self.store.now()
+        while True:
+            if self.store.now() >= due:
+                report = await self.purge(self.retention)
+                if report.runs or report.kept:
+                    log.info("retention purged %d runs older than %s (%d events); kept %d with a run still running",
+                             report.runs, timedelta(seconds=self.retention), report.events, report.kept)
+                due = self.store.now() + _PURGE_EVERY
+            await anyio.sleep(self.poll_interval)
+
+    async def purge(
+        self, older_than: timedelta | float, *, statuses: Iterable[str] | None = None,
+        workflow: str | None = None, dry_run: bool = False,
+    ) -> PurgeReport:
+        """Delete finished runs that closed more than ``older_than`` ago, with their histories.
+
+        Runs go in small transactions, so engines sharing the store keep
+        working meanwhile; a running run is never touched. A run goes with
+        its children and, if it is the last run of its workflow id, with the
+        earlier runs of its continue-as-new chain and the id itself (which
+        can then be started again); one that goes with a run still running
+        is kept for a later purge (``PurgeReport.kept``). docs/operations.md
+        has the details.
+
+        Args:
+            older_than: how long ago (store clock) a run must have closed.
+            statuses: only runs with these statuses (completed, failed,
+                cancelled, continued); default: all of them.
+            workflow: only runs of this workflow name.
+            dry_run: count what would go, and delete nothing.
+
+        Raises:
+            ConfigurationError: a negative ``older_than``, or a status that
+                is not a finished run's.
+        """
+        return await self.client.purge(older_than, statuses=statuses, workflow=workflow, dry_run=dry_run)
 
     async def drain(self, grace: timedelta | float) -> bool:
         """Stop claiming work and wait up to ``grace`` for the tasks in flight.
@@ -426,10 +501,14 @@ class Engine:
 
     async def list_runs(
         self, *, status: str | None = None, workflow: str | None = None,
-        limit: int = 100, offset: int = 0,
+        limit: int = 100, offset: int = 0, id_prefix: str | None = None,
+        started_after: datetime | None = None, started_before: datetime | None = None,
     ) -> list[RunDescription]:
-        """Runs newest first, optionally filtered by status and workflow name."""
-        return await self.client.list_runs(status=status, workflow=workflow, limit=limit, offset=offset)
+        """Runs newest first, optionally filtered; see :meth:`Client.list_runs <retold.Client.list_runs>`."""
+        return await self.client.list_runs(
+            status=status, workflow=workflow, limit=limit, offset=offset, id_prefix=id_prefix,
+            started_after=started_after, started_before=started_before,
+        )
 
     def notify_closed(self, run_id: str) -> None:
         """Wake everyone waiting for ``run_id`` to close."""

@@ -20,8 +20,18 @@ import retold
 
 from ._auth import BearerAuth
 from ._describe import describe_registry
-from ._inputs import MAX_EVENT_ID, event_id_header, idempotency_key, int_param, path_id, path_name, text_param
-from ._openapi import STATUSES, openapi_document
+from ._inputs import (
+    MAX_EVENT_ID,
+    checked_text,
+    event_id_header,
+    idempotency_key,
+    int_param,
+    path_id,
+    path_name,
+    text_param,
+    time_param,
+)
+from ._openapi import MAX_AGE, STATUSES, openapi_document
 from ._problems import (
     JSONResponse,
     ProblemError,
@@ -34,6 +44,7 @@ from ._problems import (
     read_json,
 )
 from ._sse import EventStreamResponse
+from ._ui import dashboard_routes
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "create_app"]
 
@@ -127,7 +138,9 @@ class _Api:
         limit = int_param(request, "limit", 50, 1, 1000)
         offset = int_param(request, "offset", 0, 0, 2**62)
         runs = await self.client.list_runs(
-            status=status, workflow=text_param(request, "workflow"), limit=limit, offset=offset
+            status=status, workflow=text_param(request, "workflow"), limit=limit, offset=offset,
+            id_prefix=text_param(request, "id_prefix"), started_after=time_param(request, "started_after"),
+            started_before=time_param(request, "started_before"),
         )
         next_url = str(request.url.include_query_params(offset=offset + limit)) if len(runs) == limit else None
         headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else None
@@ -165,6 +178,24 @@ class _Api:
         await handle.cancel(body.get("reason", ""))
         return JSONResponse({"workflow_id": handle.workflow_id}, status_code=202)
 
+    async def purge(self, request: Request) -> Response:
+        body = expect_object(await read_json(request, self.max_body_size), {
+            "older_than": (int, float), "statuses": (list,), "workflow": (str,), "dry_run": (bool,)})
+        older_than = body.get("older_than")
+        if older_than is None or isinstance(older_than, bool) or not 0 <= older_than <= MAX_AGE:
+            raise ProblemError(422, f"field 'older_than' is required: a number of seconds from 0 to {MAX_AGE}")
+        statuses = body.get("statuses")
+        closed = [s for s in STATUSES if s != "running"]
+        if statuses is not None and not all(isinstance(s, str) and s in closed for s in statuses):
+            raise ProblemError(422, f"field 'statuses' must list statuses among {', '.join(closed)} "
+                                    "(running runs are never purged)")
+        workflow = body.get("workflow")
+        if workflow is not None:
+            workflow = checked_text("workflow", workflow, "field 'workflow'", status=422)
+        report = await self.client.purge(older_than, statuses=statuses, workflow=workflow,
+                                         dry_run=bool(body.get("dry_run", False)))
+        return JSONResponse(report.as_dict())
+
     async def history(self, request: Request) -> Response:
         history = await self.client.get_handle(path_id(request)).history()
         return Response(history.to_json(), media_type="application/json")
@@ -189,6 +220,7 @@ def create_app(
     tokens: Sequence[str] | None = None,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     keepalive: float = 15.0,
+    dashboard: bool = False,
 ) -> Starlette:
     """The retold HTTP API as an ASGI app, for a client (or an engine) the host opens.
 
@@ -209,6 +241,9 @@ def create_app(
             while they stream in.
         keepalive: seconds of silence after which an event stream sends a
             comment line, so that proxies keep it open.
+        dashboard: also serve the web dashboard (``docs/dashboard.md``) at
+            ``GET /``, with its files under ``/dashboard/``. They are public;
+            the page asks for a token and sends it with every API call.
 
     Raises:
         ConfigurationError: a setting out of range, or an empty token.
@@ -230,6 +265,7 @@ def create_app(
         Route("/workflows", api.workflows, methods=["GET"]),
         Route("/workflows/{name:retold_id}/runs", api.start, methods=["POST"]),
         Route("/runs", api.list_runs, methods=["GET"]),
+        Route("/purge", api.purge, methods=["POST"]),
         # Workflow ids may contain "/" (child ids do): the more specific routes come first.
         Route("/runs/{id:retold_id}/signals/{name}", api.signal, methods=["POST"]),
         Route("/runs/{id:retold_id}/queries/{name}", api.query, methods=["GET"]),
@@ -238,7 +274,9 @@ def create_app(
         Route("/runs/{id:retold_id}/events", api.events, methods=["GET"]),
         Route("/runs/{id:retold_id}", api.run, methods=["GET"], name="run"),
     ]
-    middleware = [Middleware(BearerAuth, tokens=tokens)] if tokens is not None else []
+    if dashboard:
+        routes += dashboard_routes()
+    middleware = [Middleware(BearerAuth, tokens=tokens, dashboard=dashboard)] if tokens is not None else []
     return Starlette(
         routes=routes,
         middleware=middleware,

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._problems import problem_response
+from ._ui import ASSET_PREFIX
 
 __all__ = ["BearerAuth"]
 
@@ -22,12 +23,16 @@ def _digest(token: str) -> bytes:
 
 
 class BearerAuth:
-    """ASGI middleware: every request but the OpenAPI document needs
+    """ASGI middleware: every request but the OpenAPI document (and the
+    dashboard's page and files, with ``dashboard``) needs
     ``Authorization: Bearer <token>`` with one of ``tokens``."""
 
-    def __init__(self, app: ASGIApp, tokens: Iterable[str]) -> None:
+    def __init__(self, app: ASGIApp, tokens: Iterable[str], dashboard: bool = False) -> None:
         self._app = app
         self._digests = [_digest(t) for t in tokens]
+        # The dashboard's page and assets hold no data: the page asks for a token itself.
+        self._public = PUBLIC_PATHS | {"", "/"} if dashboard else PUBLIC_PATHS
+        self._public_prefixes = (ASSET_PREFIX,) if dashboard else ()
 
     def allows(self, header: str) -> bool:
         """Whether an ``Authorization`` header carries a valid token (constant time)."""
@@ -42,7 +47,7 @@ class BearerAuth:
         path, root = scope["path"], scope.get("root_path", "")
         if path.startswith(root):  # mounted: routes are relative to the mount point
             path = path[len(root):]
-        if scope["type"] != "http" or path in PUBLIC_PATHS:
+        if scope["type"] != "http" or path in self._public or path.startswith(self._public_prefixes):
             await self._app(scope, receive, send)
             return
         header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), "")

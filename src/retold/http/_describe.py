@@ -177,6 +177,7 @@ def describe_registry(
             **_signature(wf.fn),
             "activities": sorted({r.name for r in refs if isinstance(r, retold.Activity) and r.name in activities}),
             "children": sorted({r.name for r in refs if isinstance(r, retold.Workflow) and r.name in known}),
+            "args_schema": args_schema(wf.fn),
         })
     return {
         "workflows": workflows,

@@ -10,9 +10,11 @@ from urllib.parse import quote
 
 from ._describe import args_schema
 
-__all__ = ["openapi_document"]
+__all__ = ["MAX_AGE", "STATUSES", "openapi_document"]
 
-STATUSES = ["running", "completed", "failed", "cancelled", "continued"]
+STATUSES = ["running", "completed", "failed", "cancelled", "continued"]  # running first: STATUSES[1:] are closed
+MAX_AGE = 10**12
+"""The largest ``older_than`` (seconds) ``POST /purge`` takes: over 30,000 years."""
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 
@@ -75,6 +77,8 @@ def _schemas() -> dict[str, Any]:
                                        "description": "Activities the workflow's code names."},
                         "children": {"type": "array", "items": {"type": "string"},
                                      "description": "Child workflows the workflow's code names."},
+                        "args_schema": {"type": "object", "description": (
+                            "The JSON Schema of the `args` array a start takes (as in the start operation).")},
                     },
                 }},
                 "activities": {"type": "array", "items": {
@@ -116,6 +120,27 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "runs": {"type": "array", "items": _ref("Run")},
                 "next": {"type": ["string", "null"], "description": "The next page's URL, if there may be one."},
+            },
+        },
+        "PurgeRequest": {
+            "type": "object", "additionalProperties": False, "required": ["older_than"],
+            "properties": {
+                "older_than": {"type": "number", "minimum": 0, "maximum": MAX_AGE,
+                               "description": "Seconds: runs that closed longer ago than this go."},
+                "statuses": {"type": "array", "items": {"type": "string", "enum": STATUSES[1:]},
+                             "description": "Only runs with these statuses (default: every finished run)."},
+                "workflow": {**_ID, "description": "Only runs of this workflow."},
+                "dry_run": {"type": "boolean", "default": False, "description": "Count, delete nothing."},
+            },
+        },
+        "PurgeReport": {
+            "type": "object",
+            "required": ["runs", "workflow_ids", "events", "tasks", "inbox", "timers", "kept", "dry_run"],
+            "description": "What was deleted (with dry_run: what would be).",
+            "properties": {
+                **{name: {"type": "integer", "minimum": 0}
+                   for name in ("runs", "workflow_ids", "events", "tasks", "inbox", "timers", "kept")},
+                "dry_run": {"type": "boolean"},
             },
         },
         "Accepted": {
@@ -203,12 +228,30 @@ def openapi_document(workflows: Mapping[str, Any], *, auth: bool, max_body_size:
             "parameters": [
                 {"name": "status", "in": "query", "schema": {"type": "string", "enum": STATUSES}},
                 {"name": "workflow", "in": "query", "schema": _ID},
+                {"name": "id_prefix", "in": "query", "schema": _ID,
+                 "description": "Only runs whose workflow id or run id starts with this (case-sensitive)."},
+                {"name": "started_after", "in": "query", "schema": {"type": "string", "format": "date-time"},
+                 "description": "Only runs started at or after this time (ISO 8601, with a time zone)."},
+                {"name": "started_before", "in": "query", "schema": {"type": "string", "format": "date-time"},
+                 "description": "Only runs started before this time (ISO 8601, with a time zone)."},
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000,
                                                            "default": 50}},
                 {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0,
                                                             "maximum": 2**62, "default": 0}},
             ],
             "responses": {"200": _json(_ref("RunList"), "A page of runs."), **_problems(400, 503)},
+        }},
+        "/purge": {"post": {
+            "operationId": "purgeRuns", "summary": "Delete finished runs older than an age",
+            "description": (
+                "Deletes finished runs that closed more than `older_than` seconds ago, with their histories, in "
+                "small transactions; running runs are never touched. A run goes with its children and, if it is "
+                "the last run of its workflow id, with its continue-as-new chain and the id; one that goes with a "
+                "run still running is kept (`kept`). With `dry_run`, only counts."
+            ),
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("PurgeRequest")}}},
+            "responses": {"200": _json(_ref("PurgeReport"), "Done (or counted)."),
+                          **_problems(400, 413, 415, 422, 503)},
         }},
         "/runs/{id}": {"get": {
             "operationId": "getRun", "summary": "A run's status", "parameters": [_RUN_ID],

@@ -9,6 +9,7 @@ from ._guard import install as install_guard
 from ._guard import strict as strict_guard
 from ._instance import WorkflowInstance as WorkflowInstance
 from ._instance import failure_from_exception as failure_from_exception
+from ._replay import replay as replay
 from ._steps import StepRunner as StepRunner
 
-__all__ = ["StepRunner", "WorkflowInstance", "failure_from_exception", "install_guard", "strict_guard"]
+__all__ = ["StepRunner", "WorkflowInstance", "failure_from_exception", "install_guard", "replay", "strict_guard"]

@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import ConfigurationError, StoreError
 from ._protocol import Store
 
-__all__ = ["ENTRY_POINT_GROUP", "open_store", "store_schemes"]
+__all__ = ["ENTRY_POINT_GROUP", "open_memory", "open_store", "store_schemes"]
 
 ENTRY_POINT_GROUP = "retold.stores"
 
@@ -33,11 +33,18 @@ log = logging.getLogger("retold.stores")
 
 # scheme -> "module:attribute" of the callable that opens it, imported on first use.
 _BUILTIN = {
-    "sqlite": "retold.stores.sql:SqlStore",
-    "memory": "retold.stores.sql:SqlStore",
+    "sqlite": "retold.stores.sql:SqlStore",  # sqlite:// alone: SQLite in memory
+    "memory": "retold.stores._registry:open_memory",
     "postgresql": "retold.stores.sql:SqlStore",
     "postgres": "retold.stores.sql:SqlStore",
 }
+
+
+def open_memory(url: str, **options: Any) -> Store:
+    """``memory://``: the pure in-memory store (its URL says nothing more)."""
+    from .memory import MemoryStore
+
+    return MemoryStore(**options)
 
 
 def _scheme(url: str) -> str:

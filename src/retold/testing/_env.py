@@ -13,9 +13,9 @@ from typing import Any, ParamSpec, Self, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
+from .. import Engine
 from ..authoring import Activity, AsyncActivity, SyncActivity, Workflow
 from ..client import RunHandle
-from ..engine import Engine
 from ..errors import ConfigurationError
 from ..runtime import strict_guard
 

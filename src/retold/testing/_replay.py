@@ -13,7 +13,8 @@ from ..errors import HistoryFormatError, NotRegisteredError, RetoldError
 from ..history.codec import Codec, JsonCodec
 from ..history.events import Event
 from ..history.export import History
-from ..runtime import WorkflowInstance, install_guard, strict_guard
+from ..runtime import install_guard, strict_guard
+from ..runtime import replay as replay_run
 
 __all__ = ["ReplayFailedError", "ReplayOutcome", "ReplayResult", "Replayer", "history_files", "load_history", "replay"]
 
@@ -93,10 +94,11 @@ def replay(
     """
     loaded = load_history(history)
     install_guard()
-    instance = WorkflowInstance(workflow, loaded.run_id or "replay", codec or JsonCodec())
+    with strict_guard(strict):
+        instance, completion = replay_run(workflow, loaded.run_id or "replay", codec or JsonCodec(), list(loaded),
+                                          replay_only=True)
     try:
-        with strict_guard(strict):
-            commands = instance.apply(list(loaded.events))
+        commands = completion.unwrap()
         return ReplayResult(
             workflow=workflow.name, run_id=instance.run_id, events=len(loaded),
             finished=instance.finished, next_commands=tuple(commands),

@@ -10,7 +10,7 @@ import cloudpickle
 
 from ..errors import RetoldError
 from ..history.export import History
-from ..runtime import WorkflowInstance, install_guard, strict_guard
+from ..runtime import install_guard, replay, strict_guard
 from ._crossproc import _receive, _send
 from ._simulate import _ask
 
@@ -34,11 +34,12 @@ def main() -> None:
         except EOFError:
             return
         history = History.from_json(history_json)
-        instance = WorkflowInstance(workflow, history.run_id, codec)
+        with strict_guard(True):
+            instance, completion = replay(workflow, history.run_id, codec, list(history), replay_only=True)
         reply: tuple[bool, Any]
         try:
             with strict_guard(True):
-                extra = instance.apply(list(history))
+                extra = completion.unwrap()
                 if extra:
                     reply = (False, "the code asked for more: " + ", ".join(e.describe() for e in extra))
                 else:

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 __all__ = ["SCHEMA_VERSION", "metadata"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = sa.MetaData()
 
@@ -42,6 +42,9 @@ runs = sa.Table(
     sa.Column("parent_seq", sa.Integer, nullable=True),
     sa.Column("next_run_id", sa.String(64), nullable=True),
     sa.Index("retold_runs_status", "status", "created_at"),
+    # Closed runs by close time, for retention (schema version 5); running
+    # runs have no close time.
+    sa.Index("retold_runs_closed", "closed_at"),
 )
 
 events = sa.Table(

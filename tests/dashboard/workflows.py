@@ -1,0 +1,76 @@
+"""Workflows the dashboard tests serve (``retold serve --app tests.dashboard.workflows``)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import retold
+
+QUICK_RETRY = retold.RetryPolicy(initial_interval=0.05, backoff_coefficient=1.0, jitter=0.0, max_attempts=5)
+
+
+@dataclass
+class Parcel:
+    item: str
+    weight_kg: float
+
+
+@retold.activity
+async def pack(item: str) -> str:
+    """Pack an item."""
+    return f"{item} packed"
+
+
+@retold.activity(retry=QUICK_RETRY)
+async def hand_over(packed: str) -> str:
+    """Hand a parcel to the courier; the first two attempts fail."""
+    attempt = retold.activity_info().attempt
+    if attempt < 3:
+        raise ConnectionError(f"courier unreachable (attempt {attempt})")
+    return f"{packed}, handed over on attempt {attempt}"
+
+
+@retold.workflow(name="label")
+async def label(item: str) -> str:
+    """Print a shipping label (a child workflow)."""
+    return f"label for {item}"
+
+
+@retold.workflow(name="delivery")
+async def delivery(item: str, wait: float = 0.4) -> str:
+    """Pack, print a label (child), wait for the courier (a timer), hand over (retried until attempt 3)."""
+    packed = await retold.execute(pack, item)
+    await retold.execute_child(label, item)
+    await asyncio.sleep(wait)
+    return await retold.execute(hand_over, packed)
+
+
+@retold.workflow(name="approval")
+async def approval(request: str) -> str:
+    """Wait for the 'approve' signal (a bool); the query 'state' tells where it is."""
+    state = "waiting"
+    retold.set_query_handler("state", lambda: state)
+    approved = await retold.wait_signal("approve", bool)
+    state = "decided"
+    return f"{request}: {'approved' if approved else 'rejected'}"
+
+
+@retold.workflow(name="ship")
+async def ship(parcel: Parcel, express: bool = False) -> str:
+    """Ship a parcel (its arguments exercise the start form's schema checks)."""
+    return f"{parcel.item} ({parcel.weight_kg} kg){' express' if express else ''}"
+
+
+@retold.workflow(name="refund")
+async def refund(order: str) -> str:
+    """Fail with a cause chain."""
+    try:
+        raise KeyError(order)
+    except KeyError as exc:
+        raise ValueError(f"no payment for order {order}") from exc
+
+
+WORKFLOWS: list[retold.Workflow[..., Any]] = [delivery, label, approval, ship, refund]
+ACTIVITIES: list[retold.Activity[..., Any]] = [pack, hand_over]
