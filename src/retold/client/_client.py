@@ -26,8 +26,7 @@ from ..history.codec import Codec, JsonCodec, PickleCodec
 from ..history.export import History
 from ..history.ids import check_id
 from ..runtime import StepRunner, WorkflowInstance, install_guard, replay
-from ..stores import PurgeReport, RunRecord, StartRequest, Store, open_store
-from ..stores._protocol import RunStatus
+from ..stores import PurgeReport, RunRecord, RunStatus, StartRequest, Store, open_store
 from ._feed import EventFeeds, EventStream
 from ._handle import RunDescription, RunHandle
 
