@@ -17,6 +17,7 @@ import pytest
 
 import retold
 from retold.stores import open_store, store_schemes
+from retold.stores.memory import MemoryStore
 from retold.stores.sql import SqlStore
 
 Install = Callable[..., Path]
@@ -45,7 +46,7 @@ def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Install:
     return install_
 
 
-# A third-party store: here a SQL store in memory that records how it was opened.
+# A third-party store: here SQLite in memory, recording how it was opened.
 PLUGIN = """
     from retold.stores.sql import SqlStore
 
@@ -54,17 +55,18 @@ PLUGIN = """
     class LabStore(SqlStore):
         def __init__(self, url, **options):
             OPENED.append((url, sorted(options)))
-            super().__init__("memory://", **options)
+            super().__init__("sqlite://", **options)
 
     def not_a_store(url, **options):
         return object()
 """
 
 
-def test_retold_schemes_open_the_sql_store(tmp_path: Path) -> None:
+def test_retold_schemes_open_retold_stores(tmp_path: Path) -> None:
     assert {"sqlite", "memory", "postgresql", "postgres"} <= set(store_schemes())
     assert isinstance(open_store(f"sqlite:///{tmp_path / 'a.db'}"), SqlStore)
-    assert isinstance(open_store("memory://"), SqlStore)
+    assert isinstance(open_store("sqlite://"), SqlStore)  # SQLite in memory
+    assert isinstance(open_store("memory://"), MemoryStore)  # the pure one
     store = open_store("postgresql+psycopg://u@db.example/app")  # by its base scheme; no connection yet
     assert isinstance(store, SqlStore)
     assert store.dialect == "postgresql"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import typing
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -26,7 +25,7 @@ from ..history.codec import Codec, JsonCodec, PickleCodec
 from ..history.export import History
 from ..history.ids import check_id
 from ..runtime import StepRunner, WorkflowInstance, install_guard, replay
-from ..stores import PurgeReport, RunRecord, RunStatus, StartRequest, Store, open_store
+from ..stores import PurgeReport, RunRecord, StartRequest, Store, open_store
 from ._feed import EventFeeds, EventStream
 from ._handle import RunDescription, RunHandle
 
@@ -39,7 +38,7 @@ log = logging.getLogger("retold.engine")
 DEFAULT_URL = "sqlite:///retold.db"
 _LISTEN_RETRY = 2.0  # first wait before reopening a lost listener (polling covers it)
 _PURGE_BATCH = 200  # runs per purge transaction
-_CLOSED_STATUSES = tuple(s for s in typing.get_args(RunStatus) if s != "running")
+_CLOSED_STATUSES = ("completed", "failed", "cancelled", "continued")  # a finished run's (RunRecord.status)
 
 
 def _plain_form(codec: Codec, payload: bytes) -> bytes:

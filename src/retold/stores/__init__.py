@@ -9,7 +9,6 @@ from ._plan import Tx as Tx
 from ._protocol import ActivityOutcome as ActivityOutcome
 from ._protocol import ActivityTask as ActivityTask
 from ._protocol import RunRecord as RunRecord
-from ._protocol import RunStatus as RunStatus
 from ._protocol import StartRequest as StartRequest
 from ._protocol import Store as Store
 from ._purge import PurgeReport as PurgeReport
@@ -17,6 +16,6 @@ from ._registry import open_store as open_store
 from ._registry import store_schemes as store_schemes
 
 __all__ = [
-    "ActivityOutcome", "ActivityTask", "Plan", "PurgeReport", "RunRecord", "RunState", "RunStatus", "StartRequest",
+    "ActivityOutcome", "ActivityTask", "Plan", "PurgeReport", "RunRecord", "RunState", "StartRequest",
     "Store", "Tx", "open_store", "store_schemes",
 ]

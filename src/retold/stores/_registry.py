@@ -129,7 +129,7 @@ def open_store(url: str, **options: Any) -> Store:
         )
     where, factory = found
     store = factory(url, **options)
-    missing = [name for name in ("open", "close", "start", "load", "get_run") if not hasattr(store, name)]
+    missing = [name for name in ("open", "close", "load", "get_run", "list_runs") if not hasattr(store, name)]
     if missing:
         raise ConfigurationError(
             f"{where} made {type(store).__name__} for {url!r}, which is not a retold store (no {', '.join(missing)})"
