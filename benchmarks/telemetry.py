@@ -48,7 +48,8 @@ def options(config: str) -> dict[str, Any]:
         return {}
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(_Drop()))
-    return {"tracer_provider": tracer_provider, "meter_provider": MeterProvider(metric_readers=[InMemoryMetricReader()])}
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    return {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
 
 
 async def w1(url: str, config: str, n: int) -> None:

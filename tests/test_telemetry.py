@@ -269,3 +269,47 @@ async def test_hooks_only_when_an_sdk_would_record(make_engine: EngineFactory, o
         assert engine.telemetry.enabled
     async with make_engine([order], [reserve], meter_provider=otel.meter_provider) as engine:
         assert engine.telemetry.enabled
+
+
+@retold.workflow
+async def reads_a_file() -> str:
+    with open(__file__) as f:  # the sandbox refuses it: the workflow task fails
+        return f.read()
+
+
+async def test_a_failed_workflow_task_has_an_error_span_and_counts(make_engine: EngineFactory, otel: Otel) -> None:
+    tracer = otel.tracer_provider.get_tracer("the web app")
+    async with make_engine([reads_a_file], max_workflow_task_attempts=1, tracer_provider=otel.tracer_provider,
+                           meter_provider=otel.meter_provider) as engine:
+        with tracer.start_as_current_span("an engine opened inside a span"):
+            pass
+        run = await engine.start(reads_a_file.with_options(id="sandboxed"))
+        with pytest.raises(retold.WorkflowFailedError):
+            await run.result(timeout=20)
+    failed = one(otel.finished("RunWorkflow:reads_a_file"))
+    assert failed.status.description is not None
+    assert "WorkflowSandboxError" in failed.status.description
+    start = one(otel.finished("StartWorkflow:reads_a_file"))
+    assert failed.parent is not None
+    assert failed.parent.span_id == start.context.span_id
+    assert otel.total("retold.runs.closed", status="failed") == 1
+    durations = otel.points("retold.workflow_task.duration")
+    assert sum(p.count for p in durations if p.attributes["outcome"] == "failed") == 1
+
+
+async def test_spans_of_a_run_without_recorded_context_are_roots(make_engine: EngineFactory, otel: Otel) -> None:
+    tracer = otel.tracer_provider.get_tracer("the web app")
+    with tracer.start_as_current_span("opening the engine"):  # the workers' tasks inherit this context
+        async with make_engine([order], [reserve], tracer_provider=otel.tracer_provider) as engine:
+            with tracer.start_as_current_span("unrelated"):
+                pass
+    async with make_engine([order], [reserve], telemetry=False) as engine:  # recorded without a trace
+        await engine.start(order.with_options(id="no-trace"), "book")
+        await wait_status(engine, "no-trace", "waiting")
+    with tracer.start_as_current_span("opening the engine again"):
+        async with make_engine([order], [reserve], tracer_provider=otel.tracer_provider) as engine:
+            await engine.get_handle("no-trace").signal("approve", True)
+            await engine.get_handle("no-trace").result(timeout=20)
+    runs = otel.finished("RunWorkflow:order") + otel.finished("RunActivity:reserve")
+    assert len(runs) == 3  # the signal's task, the second activity, the last task
+    assert all(span.parent is None for span in runs)

@@ -107,13 +107,12 @@ class _RunLogger(logging.LoggerAdapter[logging.Logger]):
         """
         if not self.isEnabledFor(level):
             return
-        msg, processed = self.process(msg, kwargs)
-        kwargs = dict(processed)
-        kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1  # the caller, not this method
+        msg, options = self.process(msg, kwargs)
+        options["stacklevel"] = options.get("stacklevel", 1) + 1  # the caller, not this method
         guarded = getattr(_guard._state, "active", False)
         _guard._state.active = False
         try:
-            self.logger.log(level, msg, *args, **kwargs)
+            self.logger.log(level, msg, *args, **options)
         finally:
             _guard._state.active = guarded
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -35,8 +36,6 @@ from ._telemetry import Attempt, NoTelemetry
 from .history import events as ev
 
 if TYPE_CHECKING:
-    from opentelemetry.context import Context
-
     from .engine._engine import Engine
     from .runtime._instance import WorkflowInstance
     from .stores._protocol import ActivityTask
@@ -250,10 +249,17 @@ class OtelTelemetry(NoTelemetry):
         self.m.leases_lost.add(1, {"kind": kind})
 
 
-def _parent(headers: dict[str, str] | None) -> Context | None:
-    """The recorded trace context of a run (None: no recorded parent, use the current one)."""
+_ROOT = Context()  # a run with no recorded trace context: its spans are roots
+
+
+def _parent(headers: dict[str, str] | None) -> Context:
+    """The recorded trace context of a run.
+
+    Never the current context: the worker's tasks inherit whatever was
+    current when the engine opened, which is no parent of the run.
+    """
     if not headers:
-        return None
+        return _ROOT
     return _extract(tuple(sorted(headers.items())))
 
 

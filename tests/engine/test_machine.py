@@ -265,3 +265,15 @@ def test_a_failed_attempt_is_retried_by_its_policy_or_ends_the_activity() -> Non
     assert m.attempt_failed(policy, 1, flagged, rng).retry_delay is None
     late = m.attempt_failed(policy, 3, boom, rng, timeout_kind="start_to_close")
     assert (late.kind, late.timeout_kind, late.failure) == ("timed_out", "start_to_close", boom)
+
+
+def test_an_attempt_numbered_past_the_policy_means_workers_died_running_it() -> None:
+    assert m.workers_died(5, 5, 3) is None  # the policy's own last attempt
+    assert m.workers_died(7, 5, 3) is None  # two deaths tolerated so far
+    died = m.workers_died(8, 5, 3)
+    assert died is not None
+    assert died.failure is not None
+    assert died.failure["type"] == "WorkerDied"
+    assert died.failure["non_retryable"]
+    assert "died 3 times" in died.failure["message"]
+    assert m.workers_died(50, 0, 3) is None  # no limit on attempts: nothing to tell

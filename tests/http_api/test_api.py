@@ -183,6 +183,7 @@ def test_the_openapi_document_describes_every_route(server: Server) -> None:
         "/workflows", "/runs", "/runs/{id}", "/runs/{id}/signals/{name}",
         "/runs/{id}/queries/{name}", "/runs/{id}/cancel", "/runs/{id}/history", "/runs/{id}/events",
         "/workflows/fails/runs", "/workflows/greet/runs", "/workflows/order/runs", "/workflows/ticker/runs",
+        "/purge",
     }
     # Each workflow's start operation types its arguments.
     body = doc["paths"]["/workflows/order/runs"]["post"]["requestBody"]["content"]["application/json"]["schema"]

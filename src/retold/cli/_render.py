@@ -20,7 +20,7 @@ STATUS_STYLES = {
     "running": "cyan", "completed": "green", "failed": "bold red", "cancelled": "yellow", "continued": "blue",
 }
 
-# Options and trace headers never decide anything the reader needs here.
+# Activity options and trace headers never decide anything the reader needs here.
 _HIDDEN = {"seq", "at", "type", "options", "headers"}
 _PAYLOADS = {"input", "result", "value"}  # shown as JSON, so that "5" and 5 differ
 

@@ -18,7 +18,7 @@ from ..authoring._options import ActivityOptions, seconds
 from ..errors import ApplicationError, NotRegisteredError, StoreError
 from ..runtime._instance import failure_from_exception
 from ..stores._protocol import ActivityOutcome, ActivityTask
-from ._machine import attempt_failed
+from ._machine import attempt_failed, workers_died
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -157,16 +157,11 @@ class ActivityWorker:
         if definition is None:
             error: Exception = NotRegisteredError("activity", task.activity)
             return self._failed(task, options, error)
-        most = options.retry.max_attempts
-        if most and task.attempt >= most + engine.max_workflow_task_attempts:
-            # Only a claim after a dead worker's lease ran out numbers an attempt
-            # past the policy's last: those attempts killed their workers. A
-            # few are run again (at least once), then the activity fails.
-            message = (f"workers died {task.attempt - most} times while running this activity "
-                       f"(attempt {task.attempt}, past its retry policy's max_attempts of {most})")
-            log.error("activity %s (run %s, event %d): %s", task.activity, task.run_id, task.seq, message)
-            return ActivityOutcome("failed", failure={
-                "type": "WorkerDied", "message": message, "details": "", "non_retryable": True})
+        died = workers_died(task.attempt, options.retry.max_attempts, engine.max_workflow_task_attempts)
+        if died is not None:
+            log.error("activity %s (run %s, event %d): %s", task.activity, task.run_id, task.seq,
+                      (died.failure or {}).get("message"))
+            return died
         info = ActivityInfo(
             activity=task.activity, workflow_id=task.workflow_id, run_id=task.run_id,
             seq=task.seq, attempt=task.attempt,

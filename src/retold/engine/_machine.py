@@ -42,7 +42,7 @@ from ..stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRe
 
 __all__ = [
     "NO_LOOKUPS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "StartStep", "activity_outcome",
-    "attempt_failed", "commit",
+    "attempt_failed", "commit", "workers_died",
     "deliver", "existing", "release", "start", "stepped", "workflow_task_failed",
 ]
 
@@ -138,6 +138,7 @@ class Decision:
     refused: bool = False  # a step that would close the run over inputs that waited (they are recorded instead)
     closed: bool = False  # the run closed
     leased: list[NewActivity] = field(default_factory=list)  # tasks leased to the step's engine
+    workflow_id: str = ""  # the run's (for the tasks leased)
 
 
 def _close(
@@ -279,7 +280,7 @@ def commit(
     if waiting and any(isinstance(cmd, ev.TERMINAL_TYPES) for cmd in commands):
         plan.events = renumber(waiting, expected + 1)
         return Decision(plan, refused=True)
-    decision = Decision(plan)
+    decision = Decision(plan, workflow_id=run.record.workflow_id)
     own = _effects(run.record, run.parent_seq, commands, now, take, lookups, plan, decision)
     moved = [*waiting, *own]
     plan.events = [*commands, *renumber(moved, expected + 1 + len(commands))]
@@ -332,6 +333,21 @@ def attempt_failed(
     return ActivityOutcome("failed", failure=failure, retry_delay=delay)
 
 
+def workers_died(attempt: int, max_attempts: int, tolerated: int) -> ActivityOutcome | None:
+    """An attempt numbered past the retry policy's last: the earlier ones killed their workers.
+
+    Only a claim after a dead worker's lease ran out numbers an attempt past
+    the policy's ``max_attempts``; ``tolerated`` such deaths are run again
+    (at least once), then the activity fails for good. None: run the attempt.
+    """
+    if not max_attempts or attempt < max_attempts + tolerated:
+        return None
+    message = (f"workers died {attempt - max_attempts} times while running this activity "
+               f"(attempt {attempt}, past its retry policy's max_attempts of {max_attempts})")
+    return ActivityOutcome("failed", failure={"type": "WorkerDied", "message": message, "details": "",
+                                              "non_retryable": True})
+
+
 def activity_outcome(
     row: TaskState | None, task: ActivityTask, owner: str, outcome: ActivityOutcome, now: float,
 ) -> tuple[Plan, ev.Event | None] | None:
@@ -370,7 +386,7 @@ def stepped(
         raise StoreError(f"activity step for run {step.run_id} is numbered wrongly")
     _check_numbers(step.commands, step.expected_seq + 2, f"activity step for run {step.run_id}")
     plan = Plan(run.run_id, expect_seq=step.expected_seq, keep_first_at=True)
-    decision = Decision(plan)
+    decision = Decision(plan, workflow_id=run.record.workflow_id)
     own = _effects(run.record, run.parent_seq, step.commands, now, step.take, lookups, plan, decision)
     plan.events = [event, *step.commands, *renumber(own, step.last_seq + 1)]
     # Every event is now seen: a pending workflow task (nobody holds it) is
@@ -447,7 +463,7 @@ def start(
     new = NewRun(run_id=run_id, workflow=request.workflow, workflow_id=request.workflow_id, events=[],
                  input_hash=request.input_hash, idempotency_key=request.idempotency_key)
     plan = Plan(run_id, runs=[new])
-    decision = Decision(plan)
+    decision = Decision(plan, workflow_id=request.workflow_id)
     if step is None:
         new.events = [ev.WorkflowStarted(seq=1, at=now, workflow=request.workflow,
                                          workflow_id=request.workflow_id, input=request.input,

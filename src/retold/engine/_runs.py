@@ -63,14 +63,7 @@ class Runs:
         leased = tx.apply(decision.plan)
         if take is not None:
             by_seq = {task.seq: task for task in decision.leased}
-            run_id = decision.plan.run_id
-            workflow_id = ""
-            for new in decision.plan.runs:
-                if new.run_id == run_id:
-                    workflow_id = new.workflow_id
-            if leased and not workflow_id:
-                state = tx.run(run_id)
-                workflow_id = state.record.workflow_id if state is not None else ""
+            run_id, workflow_id = decision.plan.run_id, decision.workflow_id
             now = tx.now()
             take.taken = [
                 ActivityTask(id=task_id, run_id=run_id, workflow_id=workflow_id, seq=seq,

@@ -42,6 +42,12 @@ class Statements:
         self.run_by_id = fast(sa.select(t.runs).where(t.runs.c.run_id == _B("b_run_id")))
         # A run read to decide on: locked until the transaction ends (PostgreSQL).
         self.run_locked = fast(sa.select(t.runs).where(t.runs.c.run_id == _B("b_run_id")).with_for_update())
+        # SQLite: the run and its task in one statement (its one writer needs no row locks).
+        self.run_with_task: Statement | None = None if direct is None else fast(
+            sa.select(t.runs, wt.c.lease_owner, wt.c.lease_expires, wt.c.attempts, wt.c.signals)
+            .select_from(t.runs.outerjoin(wt, wt.c.run_id == t.runs.c.run_id))
+            .where(t.runs.c.run_id == _B("b_run_id"))
+        )
         self.wft_of = fast(
             sa.select(wt.c.lease_owner, wt.c.lease_expires, wt.c.attempts, wt.c.signals)
             .where(wt.c.run_id == _B("b_run_id")).with_for_update()

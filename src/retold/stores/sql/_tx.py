@@ -33,7 +33,7 @@ WORKFLOW, ACTIVITY, CLOSED = "workflow", "activity", "closed"
 class SqlTx:
     """The reads and writes of one transaction on ``conn``."""
 
-    __slots__ = ("_conn", "_d", "_lease", "_now", "_owners", "_q", "_store")
+    __slots__ = ("_conn", "_d", "_lease", "_now", "_owners", "_q", "_states", "_store")
 
     def __init__(self, store: SqlStore, conn: Connection) -> None:
         self._store, self._conn = store, conn
@@ -41,6 +41,7 @@ class SqlTx:
         self._now: float | None = None
         self._lease: float | None = None
         self._owners: dict[str, str | None] = {}  # task holders read (and locked) in this transaction
+        self._states: dict[str, RunState] = {}  # runs read in this transaction and not changed since
 
     def now(self) -> float:
         if self._now is None:
@@ -61,30 +62,45 @@ class SqlTx:
     # -- reads ---------------------------------------------------------------------
 
     def run(self, run_or_workflow_id: str, *, inbox: bool = False) -> RunState | None:
+        cached = self._states.get(run_or_workflow_id)
+        if cached is not None and (cached.inbox is not None or not inbox):
+            return cached
         conn, q = self._conn, self._q
-        row = q.run_locked(conn, {"b_run_id": run_or_workflow_id}).first()
+        row = self._run_row(run_or_workflow_id)
         if row is None:
             current = q.current_run(conn, {"b_id": run_or_workflow_id}).scalar()
             if current is None:
                 return None
-            row = q.run_locked(conn, {"b_run_id": current}).first()
+            row = self._run_row(current)
             if row is None:
                 return None
         run_id = row.run_id
-        task_row = q.wft_of(conn, {"b_run_id": run_id}).first()
         task = None
-        if task_row is not None:
-            task = WorkflowTaskState(task_row.lease_owner, self.live(task_row.lease_expires),
-                                     task_row.attempts, task_row.signals)
+        if row.attempts is not None:  # a workflow task exists (its attempts are never NULL)
+            task = WorkflowTaskState(row.lease_owner, self.live(row.lease_expires), row.attempts, row.signals)
         self._owners[run_id] = None if task is None else task.owner
         items: tuple[InboxItem, ...] | None = None
         if inbox:
-            items = tuple(
+            # Inputs wait in an inbox only while a worker holds the task: without one it is empty.
+            items = () if task is None or task.owner is None else tuple(
                 InboxItem(r.id, ev.decode_event(0, 0.0, r.type, bytes(r.meta),
                                                 None if r.payload is None else bytes(r.payload)))
                 for r in q.inbox_of(conn, {"b_run_id": run_id}).all()
             )
-        return RunState(row_to_run(row), row.parent_seq, task, items)
+        state = RunState(row_to_run(row), row.parent_seq, task, items)
+        self._states[run_id] = state
+        return state
+
+    def _run_row(self, run_id: str) -> Any:
+        """The run's row with its workflow task's columns (None where it has none), both locked."""
+        conn, q = self._conn, self._q
+        if q.run_with_task is not None:  # SQLite: one statement (one writer: nothing to lock)
+            return q.run_with_task(conn, {"b_run_id": run_id}).first()
+        row = q.run_locked(conn, {"b_run_id": run_id}).first()
+        if row is None:
+            return None
+        task = q.wft_of(conn, {"b_run_id": run_id}).first()
+        return _RunRow(row, task)
 
     def entry(self, workflow_id: str, idempotency_key: str | None = None) -> WorkflowEntry | None:
         row = None
@@ -147,6 +163,8 @@ class SqlTx:
         conn, q = self._conn, self._q
         now = self.now()
         run_id = plan.run_id
+        if plan.events or plan.inbox or plan.inbox_taken is not None or plan.close or plan.task or plan.runs:
+            self._states.pop(run_id, None)  # read again if asked: it changes
         if plan.expect_owner is not None:
             holder = (self._owners[run_id] if run_id in self._owners
                       else q.wft_owner(conn, {"b_run_id": run_id}).scalar())
@@ -282,6 +300,22 @@ class SqlTx:
         self._insert_events(new.run_id, 1, new.events, now, keep_first_at=True)
         if new.wake:
             self._wake(new.run_id, now)
+
+
+class _RunRow:
+    """A run's row and its workflow task's (PostgreSQL reads and locks them apart)."""
+
+    __slots__ = ("attempts", "lease_expires", "lease_owner", "row", "signals")
+
+    def __init__(self, row: Any, task: Any) -> None:
+        self.row = row
+        self.lease_owner = None if task is None else task.lease_owner
+        self.lease_expires = None if task is None else task.lease_expires
+        self.attempts = None if task is None else task.attempts
+        self.signals = None if task is None else task.signals
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.row, name)
 
 
 def _task_state(row: Any, owner: str | None) -> TaskState:
