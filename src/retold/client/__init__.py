@@ -7,10 +7,10 @@ HTTP app and the CLI speak only this API.
 
 from ._client import DEFAULT_URL as DEFAULT_URL
 from ._client import Client as Client
-from ._client import Host as Host
 from ._feed import EventFeeds as EventFeeds
 from ._feed import EventStream as EventStream
 from ._handle import RunDescription as RunDescription
 from ._handle import RunHandle as RunHandle
+from ._host import Host as Host
 
 __all__ = ["DEFAULT_URL", "Client", "EventFeeds", "EventStream", "Host", "RunDescription", "RunHandle"]

@@ -3,33 +3,33 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, ParamSpec, Protocol, Self, final
+from typing import Any, ParamSpec, Self, final
 
 import anyio
-import orjson
 from anyio.abc import TaskGroup
 from typing_extensions import TypeVar
 
 from .. import _telemetry
 from .._wake import Wakeup, keep_running
-from ..authoring import Workflow, by_name, pack_input
+from ..authoring import Workflow, by_name
 from ..engine import Runs
 from ..errors import ConfigurationError, NotRegisteredError, PayloadError, RetoldError
-from ..history.codec import Codec, JsonCodec, PickleCodec
+from ..history.codec import Codec, JsonCodec
 from ..history.export import History
 from ..history.ids import check_id
-from ..runtime import StepRunner, WorkflowInstance, install_guard, replay
+from ..runtime import StepRunner, install_guard, replay
 from ..stores import PurgeReport, RunRecord, StartRequest, Store, open_store
 from ._feed import EventFeeds, EventStream
 from ._handle import RunDescription, RunHandle
+from ._host import Host
+from ._start import encode_start
 
-__all__ = ["DEFAULT_URL", "Client", "Host"]
+__all__ = ["DEFAULT_URL", "Client"]
 
 R = TypeVar("R", default=Any)  # Any when a start by name cannot tell
 P = ParamSpec("P")
@@ -39,60 +39,6 @@ DEFAULT_URL = "sqlite:///retold.db"
 _LISTEN_RETRY = 2.0  # first wait before reopening a lost listener (polling covers it)
 _PURGE_BATCH = 200  # runs per purge transaction
 _CLOSED_STATUSES = ("completed", "failed", "cancelled", "continued")  # a finished run's (RunRecord.status)
-
-
-def _plain_form(codec: Codec, payload: bytes) -> bytes:
-    """What an idempotent start compares: the values, not how a codec wrapped them.
-
-    retold's own codecs encode the same values to the same bytes. Another
-    codec may not (an encrypting one draws a random nonce): for it, the
-    decoded values as canonical JSON, when they are JSON values.
-    """
-    if isinstance(codec, JsonCodec | PickleCodec):
-        return payload
-    try:
-        return orjson.dumps(
-            codec.decode(payload, Any), option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS
-        )
-    except (PayloadError, TypeError):
-        return payload
-
-
-class Host(Protocol):
-    """What an engine that hosts runs adds to its own client (see :class:`~retold.Engine`).
-
-    A client alone writes starts, signals and cancels to the store and waits
-    for workers elsewhere to notice them; a host's client also hands them to
-    its own workers at once and answers queries from its cache.
-    """
-
-    steps: StepRunner
-    """Where workflow code runs (a query's replay), under the host's deadlock limit."""
-
-    @property
-    def runs(self) -> Runs:
-        """Where starts, signals and cancels are decided and recorded."""
-        ...
-
-    def check_start(self, workflow: Workflow[..., Any]) -> None:
-        """Refuse a workflow function this host should run but does not (a forgotten registration)."""
-        ...
-
-    async def store_start(self, request: StartRequest, definition: Workflow[..., Any] | None) -> tuple[RunRecord, bool]:
-        """Record the start (doing its first workflow task at once, if it can) and wake its workers."""
-        ...
-
-    def input_recorded(self, run_id: str) -> None:
-        """A signal or cancel was recorded for ``run_id``: its workflow task awaits."""
-        ...
-
-    def cached(self, run_id: str) -> WorkflowInstance | None:
-        """The host's live instance of ``run_id``, if it holds one."""
-        ...
-
-    def on_work(self, kind: str) -> None:
-        """Another process created work of ``kind`` (see :meth:`Store.listen <retold.stores.Store.listen>`)."""
-        ...
 
 
 def _seconds(value: timedelta | float, name: str) -> float:
@@ -294,7 +240,6 @@ class Client:
         id: str | None, idempotency_key: str | None,  # noqa: A002 - the public name
     ) -> RunHandle[Any]:
         self._check_open()
-        result_type: Any = Any
         typed: Workflow[..., Any] | None = None
         if isinstance(workflow, str):
             if not workflow:
@@ -315,14 +260,7 @@ class Client:
             )
         check_id("workflow id", id)
         check_id("idempotency key", idempotency_key)
-        if typed is not None:
-            # What the run's first workflow task will decode, checked before anything is stored.
-            payload = typed.types.encode_input(self.codec, "workflow", name, args, kwargs)
-            typed.types.validate("workflow", name, self.codec, payload)
-            result_type = typed.types.return_type
-        else:
-            payload = self.codec.encode(pack_input(args, kwargs))
-        digest = hashlib.sha256(name.encode() + b"\0" + _plain_form(self.codec, payload)).hexdigest()
+        payload, digest, result_type = encode_start(self.codec, name, typed, args, kwargs)
         with self.telemetry.starting(name) as headers:  # the trace context, recorded in the run
             request = StartRequest(
                 workflow=name,
