@@ -10,9 +10,9 @@ import anyio
 import pytest
 
 import retold
+from retold.client import EventFeeds
 from retold.engine import _liveness
 from retold.engine._activity_worker import ActivityWorker
-from retold.engine._feed import EventFeeds
 from retold.engine._workflow_worker import WorkflowWorker
 from retold.stores.sql import SqlStore
 

@@ -36,11 +36,12 @@ from .authoring._decorators import workflow as workflow
 from .authoring._options import ActivityOptions as ActivityOptions
 from .authoring._options import RetryPolicy as RetryPolicy
 from .authoring._runtime import WorkflowInfo as WorkflowInfo
+from .client import Client as Client
+from .client import EventStream as EventStream
 from .client import RunDescription as RunDescription
 from .client import RunHandle as RunHandle
 from .client import WorkflowTaskFailure as WorkflowTaskFailure
 from .engine._engine import Engine as Engine
-from .engine._feed import EventStream as EventStream
 from .errors import ActivityError as ActivityError
 from .errors import ApplicationError as ApplicationError
 from .errors import ChildWorkflowError as ChildWorkflowError
@@ -84,6 +85,7 @@ __all__ = [
     "ApplicationError",
     "ChildHandle",
     "ChildWorkflowError",
+    "Client",
     "Codec",
     "ConfigurationError",
     "ConflictError",

@@ -1,4 +1,4 @@
-"""Run handles: the one door through which callers reach a run."""
+"""Run handles: the one door through which callers reach a run, through a client."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 import anyio
 
-from .errors import WorkflowCancelledError, WorkflowFailedError, WorkflowTerminatedError, exception_from_failure
-from .history.export import History
+from ..errors import WorkflowCancelledError, WorkflowFailedError, WorkflowTerminatedError, exception_from_failure
+from ..history.export import History
 
 if TYPE_CHECKING:
-    from .engine._engine import Engine
-    from .engine._feed import EventStream
-    from .stores._protocol import RunRecord
+    from ..stores import RunRecord
+    from ._client import Client
+    from ._feed import EventStream
 
 __all__ = ["RunDescription", "RunHandle", "WorkflowTaskFailure"]
 
@@ -154,9 +154,9 @@ class RunHandle(Generic[R]):
     """
 
     def __init__(
-        self, engine: Engine, workflow_id: str, run_id: str | None, result_type: Any, *, created: bool = False
+        self, client: Client, workflow_id: str, run_id: str | None, result_type: Any, *, created: bool = False
     ) -> None:
-        self._engine = engine
+        self._client = client
         self.workflow_id = workflow_id
         self.run_id = run_id
         self.created = created
@@ -179,10 +179,10 @@ class RunHandle(Generic[R]):
                 until it is unblocked: see :meth:`describe`).
         """
         with anyio.fail_after(timeout):
-            record = await self._engine.wait_closed(self.run_id or self.workflow_id, run_id=bool(self.run_id))
+            record = await self._client._wait_closed(self.run_id or self.workflow_id, run_id=bool(self.run_id))
         if record.status == "completed":
             assert record.result is not None
-            value: R = self._engine.codec.decode(record.result, self._result_type)
+            value: R = self._client.codec.decode(record.result, self._result_type)
             return value
         failure = record.failure or {"message": ""}
         cause = exception_from_failure(failure)
@@ -208,7 +208,7 @@ class RunHandle(Generic[R]):
             RunFinishedError: the run has finished.
             PayloadError: the value cannot be encoded.
         """
-        await self._engine.signal(self.workflow_id, name, value)
+        await self._client._signal(self.workflow_id, name, value)
 
     async def query(self, name: str, *args: Any) -> Any:
         """Ask the run's query handler ``name``; writes nothing.
@@ -221,11 +221,11 @@ class RunHandle(Generic[R]):
             NondeterminismError: the run's history no longer replays against
                 the code (a finished run's, replayed to answer).
         """
-        return await self._engine.query(self.workflow_id, name, args)
+        return await self._client._query(self.workflow_id, name, args)
 
     async def cancel(self, reason: str = "") -> None:
         """Ask the run to cancel: ``CancelledError`` is raised at its current await."""
-        await self._engine.cancel(self.workflow_id, reason)
+        await self._client._cancel(self.workflow_id, reason)
 
     async def terminate(self, reason: str = "") -> None:
         """Close the run at once, without running its code (unlike :meth:`cancel`).
@@ -240,15 +240,15 @@ class RunHandle(Generic[R]):
             RunNotFoundError: no such run.
             RunFinishedError: the run has already finished.
         """
-        await self._engine.terminate(self.workflow_id, reason)
+        await self._client._terminate(self.workflow_id, reason)
 
     async def describe(self) -> RunDescription:
         """The run's current status; for a blocked run, why (``blocked``)."""
-        return RunDescription.from_record(await self._engine.store.get_run(self.workflow_id))
+        return await self._client._describe(self.workflow_id)
 
     async def history(self) -> History:
         """Every event of the (latest) run, in order; ``.to_json()`` exports it."""
-        return await self._engine.history(self.workflow_id)
+        return await self._client._history(self.workflow_id)
 
     def watch(self, *, after_seq: int = 0) -> EventStream:
         """Follow the run's events: those after ``after_seq``, then new ones as
@@ -256,7 +256,7 @@ class RunHandle(Generic[R]):
 
         The stream follows one run: the one ``start`` created, or for a handle
         by id, the run that id names now. Every subscriber of a run in this
-        process shares one watcher: commits made by this engine wake it at
+        process shares one watcher: commits made through this client (or its engine) wake it at
         once, others are seen within ``poll_interval``.
 
         ::
@@ -268,4 +268,4 @@ class RunHandle(Generic[R]):
         Raises:
             RunNotFoundError: no such run (when the stream starts).
         """
-        return self._engine.watch(self.run_id or self.workflow_id, after_seq)
+        return self._client._watch(self.run_id or self.workflow_id, after_seq)
