@@ -25,6 +25,7 @@ from ..runtime import StepRunner, WorkflowInstance
 from ..stores import PurgeReport, RunRecord, StartRequest, Store, open_store
 from . import _liveness
 from ._activity_worker import ActivityWorker
+from ._ahead import RunAhead
 from ._cache import InstanceCache
 from ._context import WorkerContext
 from ._fingerprint import fingerprint
@@ -70,18 +71,7 @@ class _Hosting:
     async def store_start(self, request: StartRequest, definition: Workflow[..., Any] | None) -> tuple[RunRecord, bool]:
         # The fast path: a run this engine hosts, started while it has a free
         # slot, has its first workflow task done here and stored with the start.
-        engine = self._engine
-        worker = engine.workflow_worker
-        pending = await worker.prepare_start(definition, request) if worker and definition else None
-        created = False
-        try:
-            record, created = await engine.runs.start(request, pending.step if pending else None)
-        finally:
-            if pending is not None and worker is not None:
-                worker.finish_step(pending, created)
-        if created and (pending is None or not pending.step.stepped):
-            engine.wake_workflows.set()
-        return record, created
+        return await self._engine.ahead.start(definition, request)
 
     def input_recorded(self, run_id: str) -> None:
         self._engine.wake_workflows.set()
@@ -218,6 +208,7 @@ class Engine:
             store = open_store(url, clock=clock) if clock else open_store(url)
         self.store: Store = store
         self.runs = Runs(self.store)  # every change to a run: decided by the state machine, recorded by the store
+        self.ahead = RunAhead(self)  # the fast path: steps computed with the input that causes them
         self.cache = InstanceCache(cache_size)
         queues = {a.options.task_queue for a in self.activities.values()} or {"default"}
         if isinstance(activity_concurrency, Mapping):
