@@ -329,7 +329,7 @@ async def test_a_version_3_database_keeps_its_tasks_and_never_reuses_their_ids(s
                     "SELECT sql FROM sqlite_master WHERE name = 'retold_activity_tasks'").scalar_one()
         await store.open()
         with store._engine.connect() as conn:
-            assert schema_version(conn) == t.SCHEMA_VERSION == 5
+            assert schema_version(conn) == t.SCHEMA_VERSION == 6
         [task] = await store.claim_activity_tasks("me", "q", ["a"], 10, 60.0)
         assert task.run_id == run_id
         # The newest task goes (its run is cancelled); the next one gets a new id.

@@ -237,6 +237,6 @@ async def test_a_version_4_database_gains_the_close_time_index(store_url: str) -
             conn.execute(t.meta.update().values(value="4"))
         await store.open()
         with store._engine.connect() as conn:
-            assert schema_version(conn) == t.SCHEMA_VERSION == 5
+            assert schema_version(conn) == t.SCHEMA_VERSION == 6
             assert "retold_runs_closed" in {ix["name"] for ix in sa.inspect(conn).get_indexes("retold_runs")}
         assert (await store.purge(store.now() + 1)).runs == 1

@@ -19,6 +19,7 @@ from anyio.abc import TaskGroup
 from typing_extensions import TypeVar
 
 from .. import _telemetry
+from .._pending import PendingWork
 from ..authoring._decorators import Activity, Workflow, pack_input
 from ..client import RunDescription, RunHandle
 from ..errors import (
@@ -40,6 +41,7 @@ from . import _liveness
 from ._activity_worker import ActivityWorker
 from ._cache import InstanceCache
 from ._feed import EventFeeds, EventStream
+from ._hosting import HostingWatch, describe_pending
 from ._runs import Runs
 from ._steps import StepRunner
 from ._wake import Wakeup
@@ -213,6 +215,7 @@ class Engine:
             self._queue_limits = dict.fromkeys(queues, int(activity_concurrency))
         if any(limit < 1 for limit in self._queue_limits.values()):
             raise ConfigurationError("Engine activity_concurrency limits must be at least 1")
+        self.hosting = HostingWatch(self, self._queue_limits)  # what the registry says this engine runs
         self.workflow_concurrency = workflow_concurrency
         self.poll_interval = _seconds(poll_interval, "poll_interval")
         self.lease = _seconds(lease, "lease")
@@ -315,7 +318,10 @@ class Engine:
         """Record this engine; take over the work of engines on this machine whose process died."""
         pid = os.getpid()
         self._registered = True  # unregistered on the way out, even if this call fails after its write
-        others = await self.store.register_worker(self.worker_id, self._host, pid, _liveness.process_start(pid))
+        others = await self.store.register_worker(
+            self.worker_id, self._host, pid, _liveness.process_start(pid),
+            hosting=self.hosting.hosting, ttl=3 * self.lease,  # renewed every lease / 3
+        )
         freed = 0
         for worker_id, other_pid, started in others:
             if not _liveness.is_alive(other_pid, started):
@@ -671,6 +677,10 @@ class Engine:
         return [RunDescription.from_record(r) for r in records]
 
     # -- used by RunHandle -----------------------------------------------------------
+
+    async def pending_work(self, record: RunRecord) -> PendingWork:
+        """What the run of ``record`` waits for (see :class:`~retold.PendingWork`)."""
+        return await describe_pending(self.store, record)
 
     def notify_closed(self, run_id: str) -> None:
         """Wake everyone waiting for ``run_id`` to close."""

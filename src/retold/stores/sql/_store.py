@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from ...errors import RunNotFoundError, SchemaError, StoreError
 from ...history import events as ev
+from .._pending import RunWork
 from .._plan import Tx
 from .._protocol import RunRecord
 from .._purge import PurgeReport
@@ -35,6 +36,7 @@ from . import _schema as t
 from ._dialect import dialect_for
 from ._leases import Leases
 from ._migrations import migrate
+from ._pending import read_pending
 from ._records import row_to_run
 from ._sqlite import boot_clock
 from ._statements import Statements
@@ -273,6 +275,10 @@ class SqlStore(Leases):
     async def get_run(self, run_or_workflow_id: str) -> RunRecord:
         """A run by run id, or the latest run of a workflow id."""
         return await self._read(lambda conn: row_to_run(self._resolve(conn, run_or_workflow_id)))
+
+    async def pending_work(self, run_id: str) -> RunWork:
+        """What the run ``run_id`` waits for: its tasks, timers, open children and unseen signals."""
+        return await self._read(read_pending, self, run_id)
 
     async def list_runs(
         self, *, status: str | None = None, workflow: str | None = None,
