@@ -47,6 +47,10 @@ def test_failed_attempts_reach_stderr_under_uvicorns_logging(tmp_path: Path) -> 
     assert len(lines) == 2, done.stderr
     first, last = lines
     for line in lines:
-        assert run_id in line and "order-7" in line and "ValueError: card declined for 500" in line
-    assert "attempt 1 failed" in first and "retrying in" in first
-    assert "attempt 2 failed" in last and "retrying" not in last
+        assert run_id in line
+        assert "order-7" in line
+        assert "ValueError: card declined for 500" in line
+    assert "attempt 1 failed" in first
+    assert "retrying in" in first
+    assert "attempt 2 failed" in last
+    assert "retrying" not in last

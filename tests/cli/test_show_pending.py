@@ -27,7 +27,8 @@ def test_show_names_an_activity_no_worker_hosts(retold: Retold, background: Call
     assert shown["pending"]["waiting_for"] == [NOT_HOSTED]
     # The worker that scheduled it said so once, on its stderr, with no logging set up.
     line = worker.wait_for_line("no running worker hosts it")
-    assert "activity 'email' on queue 'default'" in line and shown["run_id"] in line
+    assert "activity 'email' on queue 'default'" in line
+    assert shown["run_id"] in line
     text = ok(retold("show", "g-1"))
     assert "activity 'email' on queue 'default': no running worker hosts it" in text
     assert "NOT HOSTED by any running worker" in text  # the pending table's row

@@ -57,7 +57,8 @@ async def test_registrations_say_what_engines_host_until_they_run_out(store: Sto
     await store.register_worker("w1", "h", 1, "1", hosting=hosting, ttl=15.0)
     await store.register_worker("w2", "h", 2, "2", ttl=60.0)
     assert [(w.worker_id, w.hosting) for w in await store.live_workers()] == [("w1", hosting), ("w2", Hosting())]
-    assert hosting.runs_activity("q", "b") and not hosting.runs_activity("other", "b")
+    assert hosting.runs_activity("q", "b")
+    assert not hosting.runs_activity("other", "b")
     clock.now += 20  # w1 stopped registering again (its process died on another machine)
     assert [w.worker_id for w in await store.live_workers()] == ["w2"]
     await store.register_worker("w1", "h", 1, "1", hosting=hosting, ttl=15.0)  # it renews: back
@@ -118,8 +119,10 @@ async def test_signals_not_processed_come_from_the_history_then_the_inbox(store:
     await Runs(store).signal(run_id, "late", b"3")  # into the inbox: the step is in flight
     work = await store.pending_work(run_id)
     assert [(s.name, s.seq) for s in work.signals] == [("early", 5), ("late", None)]
-    assert work.signals[0].at == clock.now and work.signals[1].at is None
-    assert work.workflow_task is not None and work.workflow_task[1] == "me"
+    assert work.signals[0].at == clock.now
+    assert work.signals[1].at is None
+    assert work.workflow_task is not None
+    assert work.workflow_task[1] == "me"
 
 
 async def test_a_version_5_database_gains_the_hosting_columns(tmp_path: pytest.TempPathFactory) -> None:
