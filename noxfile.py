@@ -33,7 +33,7 @@ def typecheck(session: nox.Session) -> None:
 def examples(session: nox.Session) -> None:
     """Run every example against a fresh SQLite file."""
     session.install("-e", ".[otel]", "opentelemetry-sdk", "structlog")  # observability.py's logging and tracing
-    for name in ("onboarding", "parallel", "saga", "split_mode", "observability"):
+    for name in ("onboarding", "parallel", "saga", "split_mode", "observability", "stuck_work"):
         session.run("python", f"examples/{name}.py")
 
 
