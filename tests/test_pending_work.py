@@ -18,6 +18,7 @@ import anyio
 import pytest
 
 import retold
+from tests.conftest import Clock
 
 pytestmark = pytest.mark.anyio
 
@@ -258,3 +259,15 @@ async def test_signals_not_processed_are_listed_in_order(store_url: str) -> None
         async with engine(store_url, store=shared(store_url, opened), workflows=[waits_for_go]):
             assert await run.result(timeout=30) == "went"
         assert await pending(run) == retold.PendingWork()
+
+
+async def test_the_engine_asked_counts_itself_even_when_its_registration_looks_stale(store_url: str) -> None:
+    clock = Clock()  # a test clock that jumps: the engine's registration looks run out until it renews it
+    async with engine(store_url, workflows=[retries], activities=[flaky], clock=clock, lease=5.0) as opened:
+        run = await opened.start(retries, 1)
+        await until(lambda: pending(run), lambda w: bool(w.activities) and w.activities[0].attempt == 2)
+        clock.now += 20  # past the registration's three leases, well before the retry (five minutes)
+        assert [w.worker_id for w in await opened.store.live_workers()] in ([], [opened.worker_id])
+        [activity] = (await pending(run)).activities
+        assert activity.hosted
+        assert "no running worker hosts it" not in activity.waiting_for()

@@ -33,6 +33,7 @@ from ..history.export import History
 from ..history.ids import check_id
 from ..runtime import _guard
 from ..runtime._replay import replay
+from ..stores._pending import LiveWorker
 from ..stores._protocol import RunRecord, RunStatus, StartRequest, Store
 from ..stores._purge import PurgeReport
 from ..stores.memory import MemoryStore
@@ -680,7 +681,8 @@ class Engine:
 
     async def pending_work(self, record: RunRecord) -> PendingWork:
         """What the run of ``record`` waits for (see :class:`~retold.PendingWork`)."""
-        return await describe_pending(self.store, record)
+        here = LiveWorker(self.worker_id, self.hosting.hosting) if self.workflow_worker is not None else None
+        return await describe_pending(self.store, record, here)
 
     def notify_closed(self, run_id: str) -> None:
         """Wake everyone waiting for ``run_id`` to close."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from .._pending import NOT_HOSTED, PendingWork, pending_work
 from ..history import events as ev
-from ..stores._pending import Hosting
+from ..stores._pending import Hosting, LiveWorker
 from ..stores._protocol import RunRecord, Store
 
 if TYPE_CHECKING:
@@ -28,12 +28,19 @@ log = logging.getLogger("retold.engine")
 _RECHECK = 30.0  # seconds before a pair found hosted elsewhere is looked up again
 
 
-async def describe_pending(store: Store, record: RunRecord) -> PendingWork:
-    """What the run waits for, judged against the engines running now (empty once it has finished)."""
+async def describe_pending(store: Store, record: RunRecord, here: LiveWorker | None = None) -> PendingWork:
+    """What the run waits for, judged against the engines running now (empty once it has finished).
+
+    ``here`` is the calling engine, if it runs workers: it counts even when
+    its registration looks stale (a test clock that jumped ahead, say).
+    """
     if record.status != "running":
         return PendingWork()
     work = await store.pending_work(record.run_id)
-    return pending_work(work, record.workflow, await store.live_workers())
+    workers = await store.live_workers()
+    if here is not None and all(w.worker_id != here.worker_id for w in workers):
+        workers.append(here)
+    return pending_work(work, record.workflow, workers)
 
 
 class HostingWatch:
