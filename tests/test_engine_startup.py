@@ -64,8 +64,10 @@ class ObservedStore(SqlStore):
         self.closed += 1
         await super().close()
 
-    async def register_worker(self, worker_id: str, host: str, pid: int, process_start: str) -> list[Any]:
-        others = await super().register_worker(worker_id, host, pid, process_start)
+    async def register_worker(
+        self, worker_id: str, host: str, pid: int, process_start: str, *, hosting: Any = None, ttl: float = 15.0,
+    ) -> list[Any]:
+        others = await super().register_worker(worker_id, host, pid, process_start, hosting=hosting, ttl=ttl)
         self._inject("register_worker")  # after its write: the engine must unregister
         return others
 

@@ -121,10 +121,14 @@ def show(ident: str, as_json: bool, url: str, app_spec: str | None, codec_spec: 
     if as_json:
         _print_json({**_description(described), "history": events.to_dict()})
         return
-    from ._render import console, describe_table, timeline
+    from ._render import console, describe_table, pending_table, timeline
 
     out = console()
     out.print(describe_table(described))
+    pending = pending_table(described.pending) if described.pending else None
+    if pending is not None:
+        out.print()
+        out.print(pending)
     out.print()
     out.print(timeline(events, codec))
 

@@ -15,6 +15,7 @@ from anyio.abc import TaskGroup
 from typing_extensions import TypeVar
 
 from .. import _telemetry
+from .._pending import PendingWork, describe_pending
 from .._wake import Wakeup, keep_running
 from ..authoring import Workflow, by_name
 from ..engine import Runs
@@ -408,7 +409,14 @@ class Client:
     # -- what RunHandle calls ---------------------------------------------------------
 
     async def _describe(self, ident: str) -> RunDescription:
-        return RunDescription.from_record(await self.store.get_run(ident))
+        record = await self.store.get_run(ident)
+        return RunDescription.from_record(record, await self._pending_work(record))
+
+    async def _pending_work(self, record: RunRecord) -> PendingWork:
+        """What the run waits for, judged against the engines running now (and this one's host)."""
+        if self._host is not None:
+            return await self._host.pending_work(record)
+        return await describe_pending(self.store, record)
 
     async def _wait_closed(self, ident: str, *, run_id: bool = False) -> RunRecord:
         """Wait until the run (following continue-as-new) is closed.

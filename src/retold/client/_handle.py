@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 import anyio
 
-from ..errors import WorkflowCancelledError, WorkflowFailedError, WorkflowTerminatedError, exception_from_failure
+from .._pending import PendingWork
+from ..errors import (
+    ResultTimeoutError,
+    WorkflowCancelledError,
+    WorkflowFailedError,
+    WorkflowTerminatedError,
+    exception_from_failure,
+)
 from ..history.export import History
 
 if TYPE_CHECKING:
@@ -96,6 +103,10 @@ class RunDescription:
         next_run_id: the run it continued as, after continue-as-new.
         blocked: why the run is blocked (None unless ``status`` is
             ``"blocked"``).
+        pending: what a running run waits for: activities (attempts, last
+            failure, next retry, lease holder), timers, children, signals not
+            processed, and why it may be stuck; empty once it finished. Set
+            by ``describe()``; None in lists of runs.
     """
 
     workflow_id: str
@@ -109,6 +120,7 @@ class RunDescription:
     parent_run_id: str | None
     next_run_id: str | None
     blocked: WorkflowTaskFailure | None = None
+    pending: PendingWork | None = None
 
     @property
     def open(self) -> bool:
@@ -116,8 +128,8 @@ class RunDescription:
         return self.status in ("running", "blocked")
 
     @classmethod
-    def from_record(cls, record: RunRecord) -> RunDescription:
-        """Build a description from a store row."""
+    def from_record(cls, record: RunRecord, pending: PendingWork | None = None) -> RunDescription:
+        """Build a description from a store row (and the run's pending work, if read)."""
         started = _dt(record.created_at)
         assert started is not None
         blocked = None
@@ -135,6 +147,7 @@ class RunDescription:
             parent_run_id=record.parent_run_id,
             next_run_id=record.next_run_id,
             blocked=blocked,
+            pending=pending,
         )
 
 
@@ -169,17 +182,22 @@ class RunHandle(Generic[R]):
         """Wait for the run to finish and return its result.
 
         Args:
-            timeout: give up after this many seconds (``TimeoutError``).
+            timeout: give up after this many seconds (``ResultTimeoutError``).
 
         Raises:
             WorkflowFailedError: the run failed; the failure is the cause.
             WorkflowCancelledError: the run was cancelled.
             WorkflowTerminatedError: the run was terminated.
-            TimeoutError: ``timeout`` passed first (a blocked run waits
-                until it is unblocked: see :meth:`describe`).
+            ResultTimeoutError: ``timeout`` passed first (a ``TimeoutError``
+                whose message names the run and what it is waiting for; a
+                blocked run waits until it is unblocked: see :meth:`describe`).
         """
-        with anyio.fail_after(timeout):
-            record = await self._client._wait_closed(self.run_id or self.workflow_id, run_id=bool(self.run_id))
+        try:
+            with anyio.fail_after(timeout):
+                record = await self._client._wait_closed(self.run_id or self.workflow_id, run_id=bool(self.run_id))
+        except TimeoutError:
+            assert timeout is not None
+            raise await self._timed_out(timeout) from None
         if record.status == "completed":
             assert record.result is not None
             value: R = self._client.codec.decode(record.result, self._result_type)
@@ -199,6 +217,20 @@ class RunHandle(Generic[R]):
         raise WorkflowFailedError(
             record.run_id, f"run {record.run_id} of {record.workflow!r} failed: {shown}"
         ) from cause
+
+    async def _timed_out(self, timeout: float) -> ResultTimeoutError:
+        ident = self.run_id or self.workflow_id
+        try:
+            with anyio.fail_after(5):  # the error says what it can; it never hangs
+                record = await self._client.store.get_run(ident)
+                while record.status == "continued" and record.next_run_id:
+                    record = await self._client.store.get_run(record.next_run_id)
+                waiting = (await self._client._pending_work(record)).waiting_for
+        except Exception:  # noqa: BLE001 - the timeout is the error to raise
+            return ResultTimeoutError(ident, self.workflow_id, timeout, ())
+        if record.status != "running":
+            waiting = (f"it closed ({record.status}) just as the wait ended",)
+        return ResultTimeoutError(record.run_id, record.workflow_id, timeout, waiting)
 
     async def signal(self, name: str, value: Any = None) -> None:
         """Send a signal; it is durable when this returns.
@@ -243,7 +275,7 @@ class RunHandle(Generic[R]):
         await self._client._terminate(self.workflow_id, reason)
 
     async def describe(self) -> RunDescription:
-        """The run's current status; for a blocked run, why (``blocked``)."""
+        """The run's current status, with what it waits for (``pending``); for a blocked run, why (``blocked``)."""
         return await self._client._describe(self.workflow_id)
 
     async def history(self) -> History:

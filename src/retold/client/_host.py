@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from .._pending import PendingWork
     from ..authoring import Workflow
     from ..engine import Runs
     from ..runtime import StepRunner, WorkflowInstance
@@ -39,6 +40,10 @@ class Host(Protocol):
 
     def input_recorded(self, run_id: str) -> None:
         """A signal or cancel was recorded for ``run_id``: its workflow task awaits."""
+        ...
+
+    async def pending_work(self, record: RunRecord) -> PendingWork:
+        """What the run waits for, judged with this host counted as a running engine."""
         ...
 
     def run_terminated(self, run_id: str) -> None:

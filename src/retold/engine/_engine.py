@@ -15,6 +15,7 @@ import anyio
 from anyio.abc import TaskGroup
 from typing_extensions import TypeVar
 
+from .._pending import PendingWork, describe_pending
 from .._wake import Wakeup, keep_running
 from ..authoring import Activity, Workflow, by_name
 from ..client import DEFAULT_URL, Client, EventFeeds, EventStream, RunDescription, RunHandle
@@ -22,13 +23,14 @@ from ..errors import ConfigurationError, NotRegisteredError, RetoldError
 from ..history.codec import Codec
 from ..history.export import History
 from ..runtime import StepRunner, WorkflowInstance
-from ..stores import PurgeReport, RunRecord, StartRequest, Store, open_store
+from ..stores import LiveWorker, PurgeReport, RunRecord, StartRequest, Store, open_store
 from . import _liveness
 from ._activity_worker import ActivityWorker
 from ._ahead import RunAhead
 from ._cache import InstanceCache
 from ._context import WorkerContext
 from ._fingerprint import fingerprint
+from ._hosting import HostingWatch
 from ._runs import Runs
 from ._workflow_worker import WorkflowWorker
 
@@ -75,6 +77,9 @@ class _Hosting:
 
     def input_recorded(self, run_id: str) -> None:
         self._engine.wake_workflows.set()
+
+    async def pending_work(self, record: RunRecord) -> PendingWork:
+        return await self._engine.pending_work(record)
 
     def run_terminated(self, run_id: str) -> None:
         engine = self._engine
@@ -218,6 +223,7 @@ class Engine:
             self._queue_limits = dict.fromkeys(queues, int(activity_concurrency))
         if any(limit < 1 for limit in self._queue_limits.values()):
             raise ConfigurationError("Engine activity_concurrency limits must be at least 1")
+        self.hosting = HostingWatch(self, self._queue_limits)  # what the registry says this engine runs
         self.workflow_concurrency = workflow_concurrency
         self.poll_interval = _seconds(poll_interval, "poll_interval")
         self.lease = _seconds(lease, "lease")
@@ -324,7 +330,10 @@ class Engine:
         """Record this engine; take over the work of engines on this machine whose process died."""
         pid = os.getpid()
         self._registered = True  # unregistered on the way out, even if this call fails after its write
-        others = await self.store.register_worker(self.worker_id, self._host, pid, _liveness.process_start(pid))
+        others = await self.store.register_worker(
+            self.worker_id, self._host, pid, _liveness.process_start(pid),
+            hosting=self.hosting.hosting, ttl=3 * self.lease,  # renewed every lease / 3
+        )
         freed = 0
         for worker_id, other_pid, started in others:
             if not _liveness.is_alive(other_pid, started):
@@ -525,6 +534,11 @@ class Engine:
             status=status, workflow=workflow, limit=limit, offset=offset, id_prefix=id_prefix,
             started_after=started_after, started_before=started_before,
         )
+
+    async def pending_work(self, record: RunRecord) -> PendingWork:
+        """What the run of ``record`` waits for (see :class:`~retold.PendingWork`); this engine counts as running."""
+        here = LiveWorker(self.worker_id, self.hosting.hosting) if self.workflow_worker is not None else None
+        return await describe_pending(self.store, record, here)
 
     def notify_closed(self, run_id: str) -> None:
         """Wake everyone waiting for ``run_id`` to close."""

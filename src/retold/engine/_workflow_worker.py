@@ -247,6 +247,8 @@ class WorkflowWorker:
         engine = self._engine
         engine.feeds.notify(run_id)
         scheduled = sum(1 for cmd in commands if type(cmd) is ev.ActivityScheduled)
+        if scheduled > taken:  # some may be for activities no running engine hosts
+            engine.hosting.scheduled(run_id, commands)
         for cmd in commands:
             kind: Any = type(cmd)
             if kind is ev.ActivityScheduled:

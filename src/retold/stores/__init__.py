@@ -3,6 +3,9 @@
 :func:`open_store` makes one from a URL, by its scheme (see ``docs/stores.md``).
 """
 
+from ._pending import Hosting as Hosting
+from ._pending import LiveWorker as LiveWorker
+from ._pending import RunWork as RunWork
 from ._plan import NewActivity as NewActivity
 from ._plan import NewRun as NewRun
 from ._plan import Plan as Plan
@@ -19,6 +22,6 @@ from ._registry import open_store as open_store
 from ._registry import store_schemes as store_schemes
 
 __all__ = [
-    "ActivityOutcome", "ActivityTask", "NewActivity", "NewRun", "Plan", "PurgeReport", "RunRecord", "RunState",
-    "StartRequest", "Store", "TaskChange", "Tx", "open_store", "store_schemes",
+    "ActivityOutcome", "ActivityTask", "Hosting", "LiveWorker", "NewActivity", "NewRun", "Plan", "PurgeReport",
+    "RunRecord", "RunState", "RunWork", "StartRequest", "Store", "TaskChange", "Tx", "open_store", "store_schemes",
 ]

@@ -78,7 +78,8 @@ export async function runPage(view, {id}, {onAuthError}) {
     // Fields later versions of the API add (the blocked reason, pending work) are shown as they come.
     const known = new Set(["workflow_id", "run_id", "workflow", "status", "started_at", "closed_at", "event_count",
       "failure", "parent_run_id", "next_run_id", "result"]);
-    const more = Object.entries(run).filter(([k, v]) => !known.has(k) && v !== null && v !== undefined);
+    const more = Object.entries(run).filter(([k, v]) => !known.has(k) && v !== null && v !== undefined
+      && !(k === "pending" && !v.waiting_for?.length));  // a finished run waits for nothing
     extra.replaceChildren(...more.map(([k, v]) => h("section", {class: `extra extra-${k}`},
       h("h2", {}, k.replaceAll("_", " ")), h("pre", {class: "json"}, pretty(v)))));
   }
