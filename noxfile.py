@@ -32,8 +32,9 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def examples(session: nox.Session) -> None:
     """Run every example against a fresh SQLite file."""
-    session.install("-e", ".")
-    for name in ("onboarding", "parallel", "saga", "split_mode"):
+    session.install("-e", ".[otel]", "opentelemetry-sdk", "structlog")  # observability.py's logging and tracing
+    for name in ("onboarding", "parallel", "retention", "saga", "split_mode", "observability", "ping_pong",
+                 "bad_deploy"):
         session.run("python", f"examples/{name}.py")
 
 

@@ -156,6 +156,8 @@ def database_bytes(job: Job) -> int:
     """Size of the job's database: SQLite files, or ``pg_database_size`` on PostgreSQL."""
     if job.path is not None:
         return sqlite_bytes(Path(job.path))
+    if job.url.startswith("memory:"):
+        return 0  # nothing on disk
     import sqlalchemy as sa
 
     engine = sa.create_engine(job.url)

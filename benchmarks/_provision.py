@@ -30,11 +30,14 @@ class Databases:
         self.url = url
         self.directory = directory
         self._created: list[str] = []
-        self._admin = sa.create_engine(url, isolation_level="AUTOCOMMIT") if url else None
+        self.memory = bool(url and url.startswith("memory:"))  # memory://: the pure memory store, no database
+        self._admin = sa.create_engine(url, isolation_level="AUTOCOMMIT") if url and not self.memory else None
 
     @property
     def kind(self) -> str:
-        """``sqlite`` or the URL's dialect name."""
+        """``sqlite``, ``memory`` or the URL's dialect name."""
+        if self.memory:
+            return "memory"
         return "sqlite" if self._admin is None else self._admin.dialect.name
 
     def job(self, workload: str, name: str, params: dict[str, object]) -> Job:
@@ -44,6 +47,8 @@ class Databases:
 
     def clone(self, source: Job, workload: str, name: str, params: dict[str, object]) -> Job:
         """A job on a copy of ``source``'s database."""
+        if self.memory:
+            raise ValueError("a memory:// store lives in one process: it cannot be copied for another")
         if source.path is not None:
             _, path = self._sqlite_path(name)
             checkpoint = sqlite3.connect(source.path)
@@ -65,6 +70,8 @@ class Databases:
 
     def drop(self, job: Job) -> None:
         """Delete the job's database."""
+        if self.memory:
+            return
         if job.path is not None:
             for file in sqlite_files(Path(job.path)):
                 file.unlink()
@@ -87,6 +94,8 @@ class Databases:
         self._admin.dispose()
 
     def _new(self, name: str) -> tuple[str, str | None]:
+        if self.memory:
+            return "memory://", None
         if self._admin is None:
             url, path = self._sqlite_path(name)
             return url, str(path)

@@ -141,6 +141,8 @@ class Harness:
 
     def floor_run(self) -> None:
         """The physical floor: durable commit latency and batched insert rate."""
+        if self.dbs.memory:
+            return  # memory://: no database, no floor
         params = {"commits": self.sizes["floor_commits"], "workflows": self.sizes["floor_workflows"], "batch": 1000}
         for rep in range(self.args.repeat):
             figures = self.child("floor", self.dbs.job("floor", "floor", params))
@@ -334,7 +336,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(WORKLOADS), help="workloads to run, e.g. W1,W3")
     parser.add_argument("--size", action="append", default=[], metavar="KEY=VALUE",
                         help="override a size, e.g. W1=500 or W6=1000,2000")
-    parser.add_argument("--url", help="a PostgreSQL URL to run on instead of SQLite files")
+    parser.add_argument("--url", help="a PostgreSQL URL (or memory://) to run on instead of SQLite files")
     parser.add_argument("--dir", type=Path, help="where the SQLite files go (default: a temporary directory)")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "latest.json", help="where to write figures")
     parser.add_argument("--profile", action="store_true",

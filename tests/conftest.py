@@ -20,6 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 import retold
+from retold.stores import Store
+from retold.stores.memory import MemoryStore
+from retold.stores.sql import SqlStore
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -97,6 +100,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("postgres_url"))
 
 
+@pytest.fixture(params=["sqlite-memory", "sqlite", "postgres"])
+def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each kind of SQL database: SQLite in memory, a SQLite file, PostgreSQL."""
+    if request.param == "sqlite-memory":
+        return "sqlite://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A store URL that several stores (processes) can open at once."""
@@ -113,3 +126,10 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def store_for(url: str, clock: Callable[[], float] | None = None, **options: Any) -> Store:
+    """The store for ``url`` as the engine picks it: ``memory://`` is the pure memory store, else SQL."""
+    if url.startswith("memory:"):
+        return MemoryStore(clock=clock, **options)
+    return SqlStore(url, clock=clock, **options)

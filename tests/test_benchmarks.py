@@ -17,6 +17,7 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import _common  # noqa: E402 - importable only once benchmarks/ is on the path
 import _profile  # noqa: E402 - same
+import _provision  # noqa: E402 - same
 import _report  # noqa: E402 - same
 import sut_retold  # noqa: E402 - same
 
@@ -71,3 +72,14 @@ def test_harness_command_line() -> None:
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert "--peer" in done.stdout
+
+
+def test_workloads_run_on_the_memory_store(tmp_path: Path) -> None:
+    dbs = _provision.Databases("memory://", tmp_path)
+    job = dbs.job("W3", "w3", {"steps": 5})
+    assert (dbs.kind, job.url, job.path) == ("memory", "memory://", None)
+    figures = anyio.run(sut_retold.w3_long_run, job)
+    assert figures["ms_per_step"] > 0
+    assert _common.database_bytes(job) == 0
+    dbs.drop(job)
+    dbs.close()

@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 import retold
+from retold.engine._runs import Runs
 from retold.stores import RunRecord
 from retold.stores.sql import SqlStore
 from tests.conftest import EngineFactory
@@ -119,8 +120,9 @@ async def simple() -> str:
 
 
 def fail_first(engine: retold.Engine, method: str, times: int) -> None:
-    """Make the store's ``method`` raise StoreError on its first ``times`` calls."""
-    real = getattr(engine.store, method)
+    """Make the store's (or the runs') ``method`` raise StoreError on its first ``times`` calls."""
+    target: Any = engine.store if hasattr(engine.store, method) else engine.runs
+    real = getattr(target, method)
     left = [times]
 
     async def flaky(*args: Any) -> Any:
@@ -129,7 +131,7 @@ def fail_first(engine: retold.Engine, method: str, times: int) -> None:
             raise retold.StoreError("database is locked")
         return await real(*args)
 
-    setattr(engine.store, method, flaky)
+    setattr(target, method, flaky)
 
 
 async def test_a_failing_store_call_does_not_stop_the_engine(
@@ -320,6 +322,11 @@ class ClaimedWhileStepping(SqlStore):
         ClaimedWhileStepping.claims += len(runs)
         return runs
 
+
+
+class SignalBeforeStep(Runs):
+    """Before each fast-path step, records a signal and waits until the engine claims the run's task."""
+
     async def finish_activity(self, task: Any, owner: str, outcome: Any, step: Any = None) -> bool:
         if step is not None:
             before = ClaimedWhileStepping.claims
@@ -337,6 +344,7 @@ async def test_a_task_claimed_while_its_run_takes_a_step_is_processed_at_once(
     # is leased to this engine then, and must not wait for the 60 s lease to run out.
     store = ClaimedWhileStepping(f"sqlite:///{tmp_path / 'stepping.db'}")
     async with make_engine([two_quick_steps], [quick_step], store=store, lease=60) as engine:
+        engine.runs = SignalBeforeStep(store)
         run = await engine.start(two_quick_steps)
         assert await run.result(timeout=20) == 3
         history = await run.history()

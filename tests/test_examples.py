@@ -8,11 +8,14 @@ order is the point (a saga's compensations run newest first).
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -119,6 +122,20 @@ def test_parallel_fan_out_fan_in(tmp_path: Path, shards: int) -> None:
     assert last_start < first_finish
 
 
+# -- bad deploy -----------------------------------------------------------------------
+
+
+def test_bad_deploy_blocks_the_run_and_the_rollback_completes_it(tmp_path: Path) -> None:
+    lines = run_example("bad_deploy", tmp_path)
+    packed = index(lines, r"^\[activity\] pack 42$")
+    blocked = index(lines, r"^\[main\] order-42 is blocked: retold.errors.NondeterminismError at event 2$")
+    index(lines, r"^\[main\] blocked runs: \['order-42'\]$")
+    done = index(lines, r"^\[main\] order-42 completed: tracking-parcel-42$")
+    assert packed < blocked < done
+    assert not [line for line in lines if "weigh" in line]  # the bad code's first command never ran
+    assert lines[-1].endswith("SignalReceived, ActivityScheduled, ActivityCompleted, WorkflowCompleted")
+
+
 # -- saga ---------------------------------------------------------------------------
 
 
@@ -167,10 +184,53 @@ def test_saga_success(tmp_path: Path) -> None:
     assert not any(line.startswith("[compensate]") for line in lines)
 
 
+def test_observability_logs_json_with_run_fields_once_and_one_trace(tmp_path: Path) -> None:
+    lines = run_example("observability", tmp_path)
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    events = [r["event"] for r in records]
+    # The workflow's lines once each, though the second engine replayed the run.
+    assert [e for e in events if not e.startswith(("charging", "activity"))] == [
+        "checkout of order-1 begins", "charged: receipt-order-1", "approved"]
+    assert all(r["workflow"] == "checkout" and r["workflow_id"] == "order-1" and r["run_id"] for r in records)
+    charging = [r for r in records if r["event"] == "charging order-1"]
+    assert [(r["activity"], r["attempt"]) for r in charging] == [("charge", 1), ("charge", 2)]
+    warning = one(r for r in records if r["level"] == "warning")
+    assert "attempt 1 failed: ConnectionError: the payment service hung up" in warning["event"]
+    assert warning["attempt"] == 1
+    spans = [line.removeprefix("span ") for line in lines if line.startswith("span ")]
+    assert spans == [
+        "POST /orders", "  StartWorkflow:checkout", "    RunWorkflow:checkout", "    RunActivity:charge",
+        "    RunActivity:charge", "    RunWorkflow:checkout", "    RunWorkflow:checkout",
+        "POST /orders/order-1/approve", "  SignalWorkflow:approve",
+    ]
+
+
+def one(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    found = list(items)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_ping_pong_two_workflows_signal_each_other(tmp_path: Path) -> None:
+    lines = run_example("ping_pong", tmp_path)
+    assert lines[:3] == [
+        "[activity] charge A7: 30 EUR", "[activity] pack A7", "[main] A7 paid (pay-A7) and shipped as parcel-A7",
+    ]
+    assert lines[3].startswith("[main] order history: ")
+    assert "ExternalSignalRequested, ExternalSignalResolved" in lines[3]
+
+
+def test_retention_deletes_old_finished_runs_and_keeps_the_waiting_one(tmp_path: Path) -> None:
+    lines = run_example("retention", tmp_path)
+    index(lines, r"^\[main\] a dry run would delete 3 runs and 6 events$")
+    index(lines, r"^\[main\] retention left 1 run: order-99 \(running\)$")
+    assert lines[-1] == "[main] order 99 done"
+
+
 # -- the modules are importable: tests can run their workflows in-process ---------------
 
 
-@pytest.mark.parametrize("name", ["onboarding", "parallel", "saga"])
+@pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability", "ping_pong", "retention"])
 def test_examples_import_without_running(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     module = load(name)
     assert capsys.readouterr().out == ""

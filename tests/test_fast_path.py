@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 import retold
+from retold.engine._runs import Runs
 from retold.stores.sql import SqlStore
 from retold.testing import replay
 from tests.conftest import EngineFactory
@@ -49,6 +50,23 @@ async def fan_out(n: int) -> list[int]:
     return list(await asyncio.gather(*(retold.execute(work, i) for i in range(n))))
 
 
+class CountingRuns(Runs):
+    """Counts the steps that came with a start or an activity outcome."""
+
+    async def start(self, request: Any, step: Any = None) -> Any:
+        record = await super().start(request, step)
+        CountingStore.stepped_starts += bool(step is not None and step.stepped)
+        return record
+
+    async def finish_activity(self, task: Any, owner: str, outcome: Any, step: Any = None) -> bool:
+        if CountingStore.signal_during_finish is not None:
+            await self.signal(CountingStore.signal_during_finish, "extra", b"5")
+        recorded = await super().finish_activity(task, owner, outcome, step)
+        CountingStore.offered += step is not None
+        CountingStore.steps += bool(step is not None and step.stepped)
+        return recorded
+
+
 class CountingStore(SqlStore):
     """Counts the tasks handed out by claims and the loads (the slow path), and the steps."""
 
@@ -70,22 +88,9 @@ class CountingStore(SqlStore):
         CountingStore.workflow_tasks += len(runs)
         return runs
 
-    async def start(self, request: Any, step: Any = None) -> Any:
-        record = await super().start(request, step)
-        CountingStore.stepped_starts += bool(step is not None and step.stepped)
-        return record
-
     async def load(self, run_id: str, after_seq: int) -> Any:
         CountingStore.loads += 1
         return await super().load(run_id, after_seq)
-
-    async def finish_activity(self, task: Any, owner: str, outcome: Any, step: Any = None) -> bool:
-        if CountingStore.signal_during_finish is not None:
-            await self.signal(CountingStore.signal_during_finish, "extra", b"5")
-        recorded = await super().finish_activity(task, owner, outcome, step)
-        CountingStore.offered += step is not None
-        CountingStore.steps += bool(step is not None and step.stepped)
-        return recorded
 
     @classmethod
     def reset(cls) -> None:
@@ -99,6 +104,7 @@ async def test_the_fast_path_keeps_the_concurrency_limit(make_engine: EngineFact
     CountingStore.reset()
     store = CountingStore(f"sqlite:///{tmp_path / 'limit.db'}")
     async with make_engine([fan_out], [work], store=store, activity_concurrency=2) as engine:
+        engine.runs = CountingRuns(store)  # counts the steps run ahead
         run = await engine.start(fan_out, 7)
         assert await run.result(timeout=20) == list(range(7))
     assert peak <= 2
@@ -109,6 +115,7 @@ async def test_an_outcome_commits_the_next_step_of_a_cached_run(make_engine: Eng
     CountingStore.reset()
     store = CountingStore(f"sqlite:///{tmp_path / 'steps.db'}")
     async with make_engine([chain], [work], store=store, poll_interval=30) as engine:
+        engine.runs = CountingRuns(store)  # counts the steps run ahead
         run = await engine.start(chain, 20)
         assert await run.result(timeout=20) == sum(range(20))
         # No workflow task at all: the start carried the first step, and each
@@ -145,6 +152,7 @@ async def test_an_input_racing_the_outcome_sends_the_step_back_to_a_workflow_tas
     CountingStore.reset()
     store = CountingStore(f"sqlite:///{tmp_path / 'race.db'}")
     async with make_engine([chain_with_signals], [work], store=store) as engine:
+        engine.runs = CountingRuns(store)  # counts the steps run ahead
         run = await engine.start(chain_with_signals.with_options(id="racy"), 3)
         CountingStore.signal_during_finish = "racy"  # every outcome now meets a signal recorded first
         assert await run.result(timeout=20) == sum(range(3)) + 5 * 3
@@ -162,6 +170,7 @@ async def test_a_start_steps_only_when_a_workflow_slot_is_free(
     CountingStore.reset()
     store = CountingStore(f"sqlite:///{tmp_path / 'starts.db'}")
     async with make_engine([chain], [work], store=store, workflow_concurrency=2) as engine:
+        engine.runs = CountingRuns(store)  # counts the steps run ahead
         runs: list[retold.RunHandle[int]] = []
 
         async def start() -> None:
@@ -187,6 +196,7 @@ async def test_a_run_that_ends_in_its_first_step_is_closed_by_its_start(
     CountingStore.reset()
     store = CountingStore(f"sqlite:///{tmp_path / 'instant.db'}")
     async with make_engine([instant], store=store) as engine:
+        engine.runs = CountingRuns(store)  # counts the steps run ahead
         run = await engine.start(instant.with_options(id="once"), "ann")
         assert (await engine.store.get_run("once")).status == "completed"  # before any worker ran
         assert await run.result(timeout=5) == "hello ann"

@@ -35,13 +35,14 @@ def test_user_extras_hold_only_what_their_feature_needs() -> None:
     assert names(extras["http"]) == {"starlette", "uvicorn"}
     assert names(extras["postgres"]) == {"psycopg"}
     assert names(extras["testing"]) == {"hypothesis", "pytest", "trio"}
-    for extra in ("http", "postgres", "testing"):
+    assert names(extras["otel"]) == {"opentelemetry-api"}  # the SDK and exporters are the application's choice
+    for extra in ("http", "postgres", "testing", "otel"):
         assert not names(extras[extra]) & DEV_TOOLS, f"the {extra} extra pulls in development tools"
 
 
 def test_the_development_extra_installs_every_user_extra_and_the_suites_tools() -> None:
     test = PYPROJECT["project"]["optional-dependencies"]["test"]
-    assert "retold[http,postgres,testing]" in test
+    assert "retold[http,postgres,testing,otel]" in test
     assert names(test) >= DEV_TOOLS
 
 

@@ -16,12 +16,14 @@ PUBLIC = [
     "ChildWorkflowError", "Codec", "ConfigurationError", "ConflictError", "Engine", "EventStream", "History",
     "HistoryFormatError", "IdempotencyError",
     "InvalidArgumentsError", "JsonCodec", "LeaseLostError", "NondeterminismError", "NotRegisteredError", "PayloadError",
-    "PickleCodec", "QueryError", "RetoldError", "RetryPolicy", "RunDescription", "RunFinishedError",
-    "RunHandle", "RunNotFoundError", "SchemaError", "SignalBufferFullError", "StoreError", "Workflow",
-    "WorkflowCancelledError",
-    "WorkflowFailedError", "WorkflowInfo", "WorkflowSandboxError", "activity", "activity_info",
-    "continue_as_new", "execute", "execute_child", "heartbeat", "info", "now", "patched", "random",
-    "set_query_handler", "side_effect", "sleep", "start_child", "uuid4", "wait_signal", "workflow",
+    "PickleCodec", "PurgeReport", "QueryError", "RetoldError", "RetryPolicy", "RunContextFilter", "RunDescription",
+    "RunFinishedError", "RunHandle", "RunNotFoundError", "SchemaError", "SignalBufferFullError", "StoreError",
+    "Workflow", "WorkflowCancelledError",
+    "WorkflowFailedError", "WorkflowInfo", "WorkflowSandboxError", "WorkflowTaskFailure", "WorkflowTerminatedError",
+    "activity", "activity_info",
+    "continue_as_new", "execute", "execute_child", "get_logger", "heartbeat", "info", "logger",
+    "now", "patched", "random",
+    "set_query_handler", "side_effect", "signal_workflow", "sleep", "start_child", "uuid4", "wait_signal", "workflow",
 ]
 
 

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import event as sa_event
 
 import retold
+from retold.engine._runs import Runs
 from retold.stores import StartRequest
 from retold.stores.sql import SqlStore
 from tests.conftest import Clock, EngineFactory
@@ -33,7 +34,7 @@ def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
 
 
 async def started(store: SqlStore, wid: str = "w") -> str:
-    record, created = await store.start(StartRequest("wf", wid, b"[]", "h"))
+    record, created = await Runs(store).start(StartRequest("wf", wid, b"[]", "h"))
     assert created
     return record.run_id
 
@@ -133,13 +134,13 @@ async def test_group_commit_shares_transactions_and_a_failing_write_fails_alone(
         transactions += 1
 
     try:
-        await store.start(StartRequest("wf", "taken", b"[]", "first"))
+        await Runs(store).start(StartRequest("wf", "taken", b"[]", "first"))
         sa_event.listen(store._engine, "begin", count)
         outcomes: dict[str, object] = {}
 
         async def start(workflow_id: str, input_hash: str) -> None:
             try:
-                _record, created = await store.start(StartRequest("wf", workflow_id, b"[]", input_hash))
+                _record, created = await Runs(store).start(StartRequest("wf", workflow_id, b"[]", input_hash))
                 outcomes[workflow_id] = created
             except retold.IdempotencyError as exc:
                 outcomes[workflow_id] = exc

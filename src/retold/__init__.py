@@ -8,6 +8,9 @@ resumes elsewhere by replaying that history on a deterministic event loop.
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
+from ._logging import RunContextFilter as RunContextFilter
+from ._logging import get_logger as get_logger
+from ._logging import logger as logger
 from .authoring._activity import ActivityInfo as ActivityInfo
 from .authoring._activity import activity_info as activity_info
 from .authoring._activity import heartbeat as heartbeat
@@ -21,6 +24,7 @@ from .authoring._api import patched as patched
 from .authoring._api import random as random
 from .authoring._api import set_query_handler as set_query_handler
 from .authoring._api import side_effect as side_effect
+from .authoring._api import signal_workflow as signal_workflow
 from .authoring._api import sleep as sleep
 from .authoring._api import start_child as start_child
 from .authoring._api import uuid4 as uuid4
@@ -34,6 +38,7 @@ from .authoring._options import RetryPolicy as RetryPolicy
 from .authoring._runtime import WorkflowInfo as WorkflowInfo
 from .client import RunDescription as RunDescription
 from .client import RunHandle as RunHandle
+from .client import WorkflowTaskFailure as WorkflowTaskFailure
 from .engine._engine import Engine as Engine
 from .engine._feed import EventStream as EventStream
 from .errors import ActivityError as ActivityError
@@ -58,10 +63,12 @@ from .errors import StoreError as StoreError
 from .errors import WorkflowCancelledError as WorkflowCancelledError
 from .errors import WorkflowFailedError as WorkflowFailedError
 from .errors import WorkflowSandboxError as WorkflowSandboxError
+from .errors import WorkflowTerminatedError as WorkflowTerminatedError
 from .history.codec import Codec as Codec
 from .history.codec import JsonCodec as JsonCodec
 from .history.codec import PickleCodec as PickleCodec
 from .history.export import History as History
+from .stores._purge import PurgeReport as PurgeReport
 
 try:
     __version__: str = _version("retold")
@@ -92,6 +99,7 @@ __all__ = [
     "NotRegisteredError",
     "PayloadError",
     "PickleCodec",
+    "PurgeReport",
     "QueryError",
     "RetoldError",
     "RetryPolicy",
@@ -100,6 +108,7 @@ __all__ = [
     "SignalBufferFullError",
     "RunHandle",
     "RunNotFoundError",
+    "RunContextFilter",
     "SchemaError",
     "StoreError",
     "Workflow",
@@ -107,13 +116,17 @@ __all__ = [
     "WorkflowFailedError",
     "WorkflowInfo",
     "WorkflowSandboxError",
+    "WorkflowTaskFailure",
+    "WorkflowTerminatedError",
     "activity",
     "activity_info",
     "continue_as_new",
     "execute",
     "execute_child",
+    "get_logger",
     "heartbeat",
     "info",
+    "logger",
     "now",
     "patched",
     "random",
@@ -122,6 +135,7 @@ __all__ = [
     "sleep",
     "start_child",
     "uuid4",
+    "signal_workflow",
     "wait_signal",
     "workflow",
 ]

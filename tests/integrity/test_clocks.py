@@ -13,6 +13,7 @@ import anyio
 import pytest
 
 import retold
+from retold.engine._runs import Runs
 from retold.history import events as ev
 from retold.stores import StartRequest
 from retold.stores.sql import SqlStore
@@ -24,9 +25,9 @@ pytestmark = pytest.mark.anyio
 
 
 async def _one_task(store: SqlStore) -> None:
-    record, _ = await store.start(StartRequest("wf", "w", b"[]", "h"))
+    record, _ = await Runs(store).start(StartRequest("wf", "w", b"[]", "h"))
     assert await store.claim_workflow_tasks("setup", ["wf"], 10, 60.0)
-    await store.commit_workflow_task(record.run_id, "setup", 1, [
+    await Runs(store).commit_workflow_task(record.run_id, "setup", 1, [
         ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={"task_queue": "q"})])
 
 

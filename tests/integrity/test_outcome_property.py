@@ -8,11 +8,11 @@ import orjson
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from retold.engine._runs import Runs
 from retold.errors import ConflictError
 from retold.history import events as ev
-from retold.stores import ActivityOutcome, ActivityTask, StartRequest
-from retold.stores.sql import SqlStore
-from tests.conftest import Clock, postgres_base_url, postgres_schema
+from retold.stores import ActivityOutcome, ActivityTask, StartRequest, Store
+from tests.conftest import Clock, postgres_base_url, postgres_schema, store_for
 
 # One step of the schedule: (operation, which item, which owner).
 _OPS = st.lists(
@@ -22,14 +22,14 @@ _OPS = st.lists(
 )
 
 
-async def _play(store: SqlStore, clock: Clock, ops: list[tuple[str, int, str]]) -> None:
+async def _play(store: Store, clock: Clock, ops: list[tuple[str, int, str]]) -> None:
     runs: list[str] = []
     held: list[tuple[ActivityTask, str]] = []
     for op, index, owner in ops:
         if op == "start":
-            record, _ = await store.start(StartRequest("wf", f"w{len(runs)}", b"[]", "h"))
+            record, _ = await Runs(store).start(StartRequest("wf", f"w{len(runs)}", b"[]", "h"))
             assert await store.claim_workflow_tasks("setup", ["wf"], 100, 5.0)
-            await store.commit_workflow_task(record.run_id, "setup", 1, [
+            await Runs(store).commit_workflow_task(record.run_id, "setup", 1, [
                 ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={"task_queue": "q"})])
             runs.append(record.run_id)
         elif op == "claim":
@@ -39,25 +39,25 @@ async def _play(store: SqlStore, clock: Clock, ops: list[tuple[str, int, str]]) 
             tag = orjson.dumps([task.run_id, task.seq, task.attempt])
             outcome = (ActivityOutcome("completed", result=tag) if op == "complete" else
                        ActivityOutcome("failed", failure={"type": "E", "message": tag.decode()}, retry_delay=0.0))
-            await store.finish_activity(task, holder, outcome)
+            await Runs(store).finish_activity(task, holder, outcome)
         elif op == "cancel" and runs:
             run_id = runs[index % len(runs)]
             record = await store.get_run(run_id)
             if record.status == "running":
-                await store.request_cancel(run_id, "test")
+                await Runs(store).request_cancel(run_id, "test")
                 claimed = await store.claim_workflow_tasks("closer", ["wf"], 100, 5.0)
                 if run_id in claimed:
                     for _ in range(3):  # as an engine does: inputs that waited in the inbox come first
                         last = (await store.get_run(run_id)).last_seq
                         try:
-                            await store.commit_workflow_task(
+                            await Runs(store).commit_workflow_task(
                                 run_id, "closer", last, [ev.WorkflowCancelled(seq=last + 1, at=0)])
                             break
                         except ConflictError:
                             continue
                 for other in claimed:  # hand the others back
                     if other != run_id:
-                        await store.release_leases("closer")
+                        await Runs(store).release_leases("closer")
         elif op == "expire":
             clock.now += 6.0  # every lease runs out: the next claim is a new attempt
         # The property, after every step: each recorded result is its own attempt's.
@@ -71,7 +71,7 @@ async def _play(store: SqlStore, clock: Clock, ops: list[tuple[str, int, str]]) 
 def _check(url: str, ops: list[tuple[str, int, str]]) -> None:
     async def main() -> None:
         clock = Clock()
-        store = SqlStore(url, clock=clock)
+        store = store_for(url, clock)
         await store.open()
         try:
             await _play(store, clock, ops)
@@ -98,6 +98,15 @@ _RECLAIMED = [("start", 0, "w1"), ("claim", 0, "w1"), ("expire", 0, "w1"), ("cla
 @example(ops=_RECLAIMED)
 @example(ops=_INBOX_AT_CLOSE)
 def test_results_land_on_their_own_attempt_sqlite(ops: list[tuple[str, int, str]]) -> None:
+    _check("sqlite://", ops)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=_OPS)
+@example(ops=_REUSED_ID)
+@example(ops=_RECLAIMED)
+@example(ops=_INBOX_AT_CLOSE)
+def test_results_land_on_their_own_attempt_memory(ops: list[tuple[str, int, str]]) -> None:
     _check("memory://", ops)
 
 

@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from retold.engine._machine import ActivityStep, ActivityTake, StartStep
+from retold.engine._runs import Runs
 from retold.history import events as ev
-from retold.stores import ActivityOutcome, ActivityStep, ActivityTake, StartRequest, StartStep
+from retold.stores import ActivityOutcome, StartRequest
 from retold.stores.sql import SqlStore
 from retold.stores.sql import _schema as t
 from retold.stores.sql._fast import Statement
@@ -25,13 +27,14 @@ async def test_a_workflow_step_sends_nothing_through_sqlalchemy(tmp_path: Any) -
         scheduled = ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={})
         started = ev.WorkflowStarted(seq=1, at=0, workflow="wf", workflow_id="w", input=b"[]")
         take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
-        run, _ = await store.start(StartRequest("wf", "w", b"[]", "h"), StartStep("r", started, [scheduled], take))
+        first = StartStep("r", started, [scheduled], take)
+        run, _ = await Runs(store).start(StartRequest("wf", "w", b"[]", "h"), first)
         await store.load(run.run_id, 0)
         [task] = take.taken
         outcome = ActivityOutcome("completed", result=b"1")
         step = ActivityStep(run.run_id, 2, outcome.event(seq=3, at=1.0, scheduled=2, attempt=1),
                             [ev.WorkflowCompleted(seq=4, at=1.0, result=b"1")])
-        assert await store.finish_activity(task, "me", outcome, step)
+        assert await Runs(store).finish_activity(task, "me", outcome, step)
         assert step.stepped
         assert (await store.get_run(run.run_id)).status == "completed"
     finally:

@@ -12,11 +12,12 @@ import sqlalchemy as sa
 
 import retold
 from retold.engine import _engine
+from retold.engine._runs import Runs
 from retold.stores import StartRequest
 from retold.stores.sql import SqlStore, _postgres
 from retold.stores.sql import _schema as t
+from retold.testing.store_contract._common import run_with_activity
 from tests.conftest import EngineFactory
-from tests.stores.test_contract import run_with_activity
 
 pytestmark = pytest.mark.anyio
 
@@ -44,7 +45,7 @@ async def test_leases_use_the_server_clock_not_the_clients(
     store = SqlStore(postgres_url)
     await store.open()
     try:
-        record, _ = await store.start(StartRequest("wf", "w", b"[]", "h"))
+        record, _ = await Runs(store).start(StartRequest("wf", "w", b"[]", "h"))
         assert await store.claim_workflow_tasks("me", ["wf"], 1, 5.0) == [record.run_id]
         # An hour-slow client would have leased it until an hour ago: others could take it now.
         assert await store.claim_workflow_tasks("other", ["wf"], 1, 5.0) == []

@@ -15,6 +15,8 @@ from typing import Any, cast
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import retold
 from retold.history import events as ev
@@ -104,7 +106,7 @@ async def sleeps_then_waits(n: int) -> int:
 
 WORKFLOWS: list[retold.Workflow[..., Any]] = [
     doubles, passes_a_bad_input, fails_on_bad_input, retries, exhausts_retries, refused, sleeps_then_waits,
-]
+]  # and plays, below
 ACTIVITIES: list[retold.Activity[..., Any]] = [double, triple, flaky, always_fails, refuses]
 
 SCENARIOS: dict[str, tuple[retold.Workflow[..., Any], Scenario]] = {
@@ -139,7 +141,8 @@ def without_details(failure: dict[str, Any]) -> dict[str, Any]:
 async def run_on_engine(workflow: retold.Workflow[..., Any], scenario: Scenario,
                         signal_after: list[int]) -> list[ev.Event]:
     """Run the scenario on a real engine; send signal i once the history has ``signal_after[i]`` events."""
-    async with retold.Engine("memory://", workflows=WORKFLOWS, activities=ACTIVITIES, poll_interval=0.05) as engine:
+    async with retold.Engine("memory://", workflows=[*WORKFLOWS, plays], activities=ACTIVITIES,
+                             poll_interval=0.05) as engine:
         run = await engine.start(workflow, *scenario.args)
         pending = list(zip(signal_after, scenario.signals, strict=True))
         with anyio.fail_after(120):
@@ -178,3 +181,56 @@ def test_a_bad_activity_input_fails_once_and_for_good_in_the_property_runner() -
     assert isinstance(history[-1], ev.WorkflowCompleted)
     # The whole property run agrees: no scenario "waits forever" retrying it.
     assert_deterministic(passes_a_bad_input, activities=ACTIVITIES, max_examples=20, cross_process=False)
+
+
+# -- the same, over scenarios hypothesis makes up ---------------------------------------------------
+
+@retold.workflow
+async def plays(ops: list[str], n: int) -> int:
+    """Do ``ops`` in order: activities, a retried one, one that gives up, timers, a signal, a child."""
+    for op in ops:
+        if op == "double":
+            n = await retold.execute(double, n)
+        elif op == "flaky":
+            n = await retold.execute(flaky, n)
+        elif op == "gives-up":
+            try:
+                await retold.execute(always_fails, n)
+            except retold.ActivityError:
+                n += 1
+        elif op == "sleep":
+            await retold.sleep(0.01)
+        elif op == "wait":
+            value = await retold.wait_signal("go", int)
+            n += value or 0
+        elif op == "child":
+            n = await retold.execute_child(doubles, n)
+    return n
+
+
+OPS = ["double", "flaky", "gives-up", "sleep", "wait", "child"]
+
+
+def without_ids(history: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """``comparable`` output without the ids a run derives from its own run id (children's)."""
+    return [(kind, {k: v for k, v in fields.items() if not (kind == "ChildWorkflowStarted" and k.endswith("_id"))})
+            for kind, fields in history]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(st.sampled_from(OPS), max_size=5), n=st.integers(-50, 50),
+       values=st.lists(st.integers(-9, 9), min_size=5, max_size=5))
+def test_simulator_and_engine_agree_on_generated_scenarios(ops: list[str], n: int, values: list[int]) -> None:
+    signals = tuple(("go", v) for v in values[:ops.count("wait")])
+    scenario = Scenario(args=(ops, n), signals=signals)
+    simulated = list(check_scenario(plays, scenario, activities=ACTIVITIES, cross_process=None))
+    signal_after = [e.seq - 1 for e in simulated if isinstance(e, ev.SignalReceived)]
+
+    async def on_engine() -> list[ev.Event]:
+        return await run_on_engine(plays, scenario, signal_after)
+
+    real = anyio.run(on_engine)
+    sim, eng = without_ids(comparable(simulated)), without_ids(comparable(real))
+    for i, (a, b) in enumerate(zip(sim, eng, strict=False), start=1):
+        assert a == b, f"event {i} differs:\n  simulator: {a}\n  engine:    {b}"
+    assert len(sim) == len(eng), f"simulator recorded {len(sim)} events, the engine {len(eng)}"

@@ -211,6 +211,23 @@ async def _wait_signal(runtime: WorkflowRuntime, name: str, type_: Any, seconds:
     return await runtime.wait_signal(name, type_, seconds)
 
 
+def signal_workflow(workflow_id: str, name: str, value: Any = None) -> Coroutine[Any, Any, None]:
+    """Send signal ``name`` with ``value`` to another workflow, from workflow code.
+
+    It goes to the current run of ``workflow_id`` (after a continue-as-new,
+    the newest run), in the same transaction that records this step, and
+    the await returns once it is recorded there. If that workflow id has no
+    run, or its run is closed, the await raises :class:`ApplicationError`
+    (type ``retold.RunNotFoundError`` or ``retold.RunFinishedError``).
+    """
+    runtime = current("signal_workflow")
+    return _tracked("retold.signal_workflow()", _site(), runtime, _signal_workflow(runtime, workflow_id, name, value))
+
+
+async def _signal_workflow(runtime: WorkflowRuntime, workflow_id: str, name: str, value: Any) -> None:
+    await runtime.signal_workflow(workflow_id, name, value)
+
+
 def set_query_handler(name: str, handler: Callable[..., Any] | None) -> None:
     """Answer queries called ``name`` with ``handler(*args)``; None removes it.
 

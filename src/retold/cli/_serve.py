@@ -8,11 +8,13 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import click
 
 import retold
 
+from . import _metrics
 from ._common import App, app_option, load_app, url_option
 
 __all__ = ["serve", "worker"]
@@ -45,9 +47,11 @@ def is_loopback(host: str) -> bool:
               help="Refuse request bodies over this many bytes (413).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]), help="uvicorn's log level.")
+@click.option("--metrics/--no-metrics", default=None,
+              help="Serve Prometheus metrics on /metrics, without a token (default: when the packages are installed).")
 def serve(
     app_spec: str | None, url: str, host: str, port: int, tokens: tuple[str, ...], insecure_no_auth: bool,
-    workers: bool, dashboard: bool, max_body_size: int, log_level: str,
+    workers: bool, dashboard: bool, max_body_size: int, log_level: str, metrics: bool | None,
 ) -> None:
     """Serve the HTTP API (docs/http.md) and the dashboard on uvicorn.
 
@@ -63,13 +67,17 @@ def serve(
     try:
         import uvicorn
         from starlette.applications import Starlette
-        from starlette.routing import Mount
+        from starlette.routing import Mount, Route
 
         from retold.http import create_app
     except ImportError as exc:
         raise click.ClickException(f"retold serve needs the http extra: pip install 'retold[http]' ({exc})") from None
     app = load_app(app_spec) if app_spec else App("")
-    engine = retold.Engine(url, workflows=app.workflows, activities=app.activities, run_workers=workers)
+    provider = _metrics.meter_provider() if metrics is not False else None
+    if metrics and provider is None:
+        raise click.ClickException(_metrics.MISSING)
+    engine = retold.Engine(url, workflows=app.workflows, activities=app.activities, run_workers=workers,
+                           **({"meter_provider": provider} if provider is not None else {}))
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -78,12 +86,24 @@ def serve(
 
     api = create_app(engine, tokens=list(tokens) if tokens else None, max_body_size=max_body_size,
                      dashboard=dashboard)
-    asgi = Starlette(routes=[Mount("/", api)], lifespan=lifespan)
+    routes = [Route("/metrics", _AsgiEndpoint(_metrics.asgi_app()))] if provider is not None else []
+    asgi = Starlette(routes=[*routes, Mount("/", api)], lifespan=lifespan)
     click.echo(f"retold: serving {url} on http://{host}:{port} "
                f"({len(app.workflows)} workflows{', running them' if workers else ''}"
-               f"{', bearer tokens required' if tokens else ''}{', dashboard at /' if dashboard else ''})", err=True)
+               f"{', bearer tokens required' if tokens else ''}{', dashboard at /' if dashboard else ''}"
+               f"{', metrics on /metrics' if provider is not None else ''})", err=True)
     # A few seconds for open event streams to end before the engine closes.
     uvicorn.run(asgi, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=3)
+
+
+class _AsgiEndpoint:
+    """An ASGI function as a Starlette route's endpoint (a plain function would be taken for a view)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
 
 
 class _WorkerSetupError(click.ClickException):
@@ -103,9 +123,13 @@ class _WorkerSetupError(click.ClickException):
 @click.option("--concurrency", type=int, default=None, help="Activity attempts at once per task queue (100).")
 @click.option("--backend", type=click.Choice(["asyncio", "trio"]), default="asyncio", show_default=True)
 @click.option("--log-level", default="INFO", show_default=True, help="Logging level of the engine's log.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve Prometheus metrics on http://HOST:PORT/metrics.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              help="The address the metrics listen on (0.0.0.0 for a scraper on another machine).")
 def worker(
     app_spec: str, url: str | None, grace: float, lease: float | None, poll_interval: float | None,
-    concurrency: int | None, backend: str, log_level: str,
+    concurrency: int | None, backend: str, log_level: str, metrics_port: int | None, metrics_host: str,
 ) -> None:
     """Run the workflows and activities of MODULE[:ATTR] until SIGTERM.
 
@@ -120,11 +144,20 @@ def worker(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` would, so that local modules import
-    options = {
+    options: dict[str, Any] = {
         key: value for key, value in (
             ("lease", lease), ("poll_interval", poll_interval), ("activity_concurrency", concurrency),
         ) if value is not None
     }
+    if metrics_port is not None:
+        options["meter_provider"] = _metrics.meter_provider()
+        if options["meter_provider"] is None:
+            raise _WorkerSetupError(_metrics.MISSING)
+        try:
+            _metrics.start_server(metrics_host, metrics_port)
+        except OSError as exc:
+            raise _WorkerSetupError(f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc}") from None
+        click.echo(f"retold worker: metrics on http://{metrics_host}:{metrics_port}/metrics", err=True)
     try:
         target = load_target(app_spec)
         names = ", ".join(w.name for w in target.get("workflows", ())) or "no workflows"

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._logging import bind_run
 from ..authoring._activity import ActivityInfo, _current
 from ..authoring._options import ActivityOptions, seconds
 from ..errors import ApplicationError, NotRegisteredError, StoreError
 from ..runtime._instance import failure_from_exception
 from ..stores._protocol import ActivityOutcome, ActivityTask
+from ._machine import attempt_failed, workers_died
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -96,7 +98,7 @@ class ActivityWorker:
     async def _run_and_release(self, task: ActivityTask, slot: object) -> None:
         try:
             try:
-                outcome = await self._attempt(task)
+                outcome = await self._observed_attempt(task)
             except Exception as exc:  # a broken task row must not stop the engine
                 log.exception("activity task %d (%s) could not be run", task.id, task.activity)
                 outcome = ActivityOutcome("failed", failure=failure_from_exception(exc, non_retryable=True))
@@ -116,7 +118,7 @@ class ActivityWorker:
         pending = await workflows.prepare_step(task, outcome) if workflows is not None else None
         recorded = False
         try:
-            recorded = await engine.store.finish_activity(
+            recorded = await engine.runs.finish_activity(
                 task, engine.worker_id, outcome, pending.step if pending is not None else None
             )
         except StoreError as exc:
@@ -130,12 +132,23 @@ class ActivityWorker:
         if not recorded:
             log.warning("activity %s (run %s, attempt %d): outcome refused, the lease was lost",
                         task.activity, task.run_id, task.attempt)
+            engine.telemetry.lease_lost("activity")
             return
         if pending is None or not pending.step.stepped:
             engine.wake_workflows.set()  # the run's workflow task has the outcome to process
             engine.feeds.notify(task.run_id)
         if outcome.retry_delay is not None:
             engine.wake_timers.set()
+
+    async def _observed_attempt(self, task: ActivityTask) -> ActivityOutcome | None:
+        """Run an attempt with its log context, span and metrics."""
+        engine = self._engine
+        bind_run(task.options.get("workflow", ""), task.workflow_id, task.run_id,
+                 activity=task.activity, attempt=task.attempt)
+        lag = engine.store.now() - task.scheduled_at if task.attempt == 1 else None
+        with engine.telemetry.activity(task, lag) as attempt:
+            attempt.outcome = await self._attempt(task)
+            return attempt.outcome
 
     async def _attempt(self, task: ActivityTask) -> ActivityOutcome | None:
         engine = self._engine
@@ -144,16 +157,11 @@ class ActivityWorker:
         if definition is None:
             error: Exception = NotRegisteredError("activity", task.activity)
             return self._failed(task, options, error)
-        most = options.retry.max_attempts
-        if most and task.attempt >= most + engine.max_workflow_task_attempts:
-            # Only a claim after a dead worker's lease ran out numbers an attempt
-            # past the policy's last: those attempts killed their workers. A
-            # few are run again (at least once), then the activity fails.
-            message = (f"workers died {task.attempt - most} times while running this activity "
-                       f"(attempt {task.attempt}, past its retry policy's max_attempts of {most})")
-            log.error("activity %s (run %s, event %d): %s", task.activity, task.run_id, task.seq, message)
-            return ActivityOutcome("failed", failure={
-                "type": "WorkerDied", "message": message, "details": "", "non_retryable": True})
+        died = workers_died(task.attempt, options.retry.max_attempts, engine.max_workflow_task_attempts)
+        if died is not None:
+            log.error("activity %s (run %s, event %d): %s", task.activity, task.run_id, task.seq,
+                      (died.failure or {}).get("message"))
+            return died
         info = ActivityInfo(
             activity=task.activity, workflow_id=task.workflow_id, run_id=task.run_id,
             seq=task.seq, attempt=task.attempt,
@@ -246,17 +254,18 @@ class ActivityWorker:
         *, non_retryable: bool = False, timeout_kind: str = "",
     ) -> ActivityOutcome:
         failure = failure_from_exception(exc, non_retryable=non_retryable)
-        retry: float | None = None
-        if not failure["non_retryable"] and options.retry.retries_error(failure["type"], task.attempt):
-            retry = options.retry.delay(task.attempt, self._rng)
-        if retry is None and timeout_kind:
-            # The last attempt ran out of time: the activity timed out.
-            return ActivityOutcome("timed_out", failure=failure, timeout_kind=timeout_kind)
-        log.info(
-            "activity %s (run %s, event %d) attempt %d failed: %s%s", task.activity, task.run_id,
-            task.seq, task.attempt, failure["message"],
+        outcome = attempt_failed(options.retry, task.attempt, failure, self._rng, timeout_kind=timeout_kind)
+        retry = outcome.retry_delay
+        if outcome.kind == "timed_out":
+            return outcome
+        error = failure["message"]
+        if not error.startswith(failure["type"]):
+            error = f"{failure['type']}: {error}"
+        log.warning(
+            "activity %s (workflow %s, run %s, event %d) attempt %d failed: %s%s", task.activity,
+            task.workflow_id, task.run_id, task.seq, task.attempt, error,
             f"; retrying in {retry:.2f} s" if retry is not None else "",
         )
-        return ActivityOutcome("failed", failure=failure, retry_delay=retry)
+        return outcome
 
 

@@ -16,6 +16,8 @@ class InstanceCache:
         self.size = size
         self._items: OrderedDict[str, WorkflowInstance] = OrderedDict()
         self.evictions = 0
+        self.hits = 0  # take() found the run (read by the telemetry's cache metrics)
+        self.misses = 0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -25,7 +27,12 @@ class InstanceCache:
 
     def take(self, run_id: str) -> WorkflowInstance | None:
         """Remove and return the cached instance (it is put back on success)."""
-        return self._items.pop(run_id, None)
+        instance = self._items.pop(run_id, None)
+        if instance is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return instance
 
     def peek(self, run_id: str) -> WorkflowInstance | None:
         """Return the cached instance without changing its recency."""

@@ -6,17 +6,19 @@ import contextlib
 import hashlib
 import logging
 import os
+import typing
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, ParamSpec, Self, final
+from typing import Any, Literal, ParamSpec, Self, final
 
 import anyio
 import orjson
 from anyio.abc import TaskGroup
 from typing_extensions import TypeVar
 
+from .. import _telemetry
 from ..authoring._decorators import Activity, Workflow, pack_input
 from ..client import RunDescription, RunHandle
 from ..errors import (
@@ -29,13 +31,17 @@ from ..history.codec import Codec, JsonCodec, PickleCodec
 from ..history.export import History
 from ..history.ids import check_id
 from ..runtime import _guard
-from ..runtime._instance import WorkflowInstance
-from ..stores._protocol import RunRecord, StartRequest, Store
+from ..runtime._replay import replay
+from ..stores._protocol import RunRecord, RunStatus, StartRequest, Store
+from ..stores._purge import PurgeReport
+from ..stores.memory import MemoryStore
 from ..stores.sql._store import SqlStore
 from . import _liveness
 from ._activity_worker import ActivityWorker
 from ._cache import InstanceCache
 from ._feed import EventFeeds, EventStream
+from ._fingerprint import fingerprint
+from ._runs import Runs
 from ._steps import StepRunner
 from ._wake import Wakeup
 from ._workflow_worker import WorkflowWorker
@@ -48,6 +54,9 @@ log = logging.getLogger("retold.engine")
 
 DEFAULT_URL = "sqlite:///retold.db"
 _LISTEN_RETRY = 2.0  # first wait before reopening a lost listener (polling covers it)
+_PURGE_EVERY = 600.0  # seconds (store clock) between two purges of the retention loop
+_PURGE_BATCH = 500  # runs per purge transaction at most (the store sizes batches to take ~20 ms)
+_CLOSED_STATUSES = tuple(s for s in typing.get_args(RunStatus) if s != "running")
 
 
 def _seconds(value: timedelta | float, name: str) -> float:
@@ -102,7 +111,8 @@ class Engine:
         url: ``sqlite:///path.db`` (the default is ``retold.db`` in the
             working directory), ``postgresql+psycopg://user@host/db`` to
             share work between machines (``retold[postgres]``), or
-            ``memory://`` for tests.
+            ``memory://`` for tests (a pure in-memory store: nothing survives
+            the process; ``sqlite://`` is SQLite in memory).
         workflows: the workflows this engine hosts (with ``run_workers=False``:
             the definitions it knows, for typed starts and queries).
         activities: the activities this engine runs.
@@ -118,8 +128,18 @@ class Engine:
             notification).
         lease: how long a claimed task stays ours without renewal; a dead
             engine's tasks come back after this long.
-        max_workflow_task_attempts: a workflow task that fails this many
-            times (nondeterminism, sandbox violation) fails its run.
+        on_workflow_task_failure: what a failing workflow task does to its
+            run (nondeterminism after a deploy, a sandbox violation, a
+            payload that cannot be decoded: errors of the code, not the
+            workflow's own exception). ``"block"`` (the default) keeps the
+            run open and *blocked*, its task retried with capped backoff
+            (at once by an engine running other code), so rolling the code
+            back or fixing it resumes the run with nothing lost.
+            ``"fail"`` fails the run after ``max_workflow_task_attempts``.
+        max_workflow_task_attempts: with ``on_workflow_task_failure="fail"``,
+            a workflow task that fails this many times fails its run. With
+            either, a task whose workers die this many times while running
+            it (``os._exit``, an OOM kill) fails its run.
         workflow_task_retry_delay: the wait before the first retry of a failed
             workflow task; it doubles with each attempt (at most 60 s).
         deadlock_timeout: how long one step of workflow code (the code
@@ -133,11 +153,25 @@ class Engine:
         run_workers: False makes a client-only engine that starts, signals
             and reads runs but executes nothing (the web app of split mode;
             workers run ``retold worker``).
+        retention: how long finished runs are kept, by close time. The engine
+            deletes older ones (see :meth:`purge`) when it opens and every 10
+            minutes after; None (the default) keeps them forever.
+        telemetry: OpenTelemetry spans and metrics (docs/operations.md). None
+            (the default) records them when OpenTelemetry is installed
+            (``retold[otel]``) and an SDK is set up (global providers, or
+            those given below) by the time the engine opens; False never;
+            True requires OpenTelemetry.
+        tracer_provider: the OpenTelemetry tracer provider to use instead of
+            the global one.
+        meter_provider: the OpenTelemetry meter provider to use instead of
+            the global one.
 
     Attributes:
         workflows: the hosted workflows, by registered name.
         activities: the hosted activities, by registered name.
         codec: the payload codec.
+        fingerprint: a hash of the hosted workflows' code (16 hex digits),
+            recorded with a blocked run's failure.
     """
 
     def __init__(
@@ -152,12 +186,17 @@ class Engine:
         workflow_concurrency: int = 64,
         poll_interval: timedelta | float = 0.5,
         lease: timedelta | float = 5.0,
+        on_workflow_task_failure: Literal["block", "fail"] = "block",
         max_workflow_task_attempts: int = 5,
         workflow_task_retry_delay: timedelta | float = 1.0,
         deadlock_timeout: timedelta | float | None = 2.0,
         store: Store | None = None,
         clock: Callable[[], float] | None = None,
         run_workers: bool = True,
+        retention: timedelta | float | None = None,
+        telemetry: bool | None = None,
+        tracer_provider: object | None = None,
+        meter_provider: object | None = None,
     ) -> None:
         self.workflows: dict[str, Workflow[..., Any]] = _registry(
             workflows, Workflow, "workflow", "workflows"
@@ -171,11 +210,19 @@ class Engine:
             raise ConfigurationError("Engine workflow_concurrency must be at least 1")
         if max_workflow_task_attempts < 1:
             raise ConfigurationError("Engine max_workflow_task_attempts must be at least 1")
+        if on_workflow_task_failure not in ("block", "fail"):
+            raise ConfigurationError(
+                f"Engine on_workflow_task_failure must be 'block' or 'fail', got {on_workflow_task_failure!r}")
+        self.on_workflow_task_failure = on_workflow_task_failure
+        self.fingerprint = fingerprint(self.workflows.values())
         self.codec: Codec = codec or JsonCodec()
         if store is not None:
             self.store: Store = store
+        elif url.startswith("memory:"):
+            self.store = MemoryStore(clock=clock)  # pure Python, in this process
         else:
             self.store = SqlStore(url, clock=clock) if clock else SqlStore(url)
+        self.runs = Runs(self.store)  # every change to a run: decided by the state machine, recorded by the store
         self.cache = InstanceCache(cache_size)
         queues = {a.options.task_queue for a in self.activities.values()} or {"default"}
         if isinstance(activity_concurrency, Mapping):
@@ -198,6 +245,7 @@ class Engine:
                 f"Engine deadlock_timeout must be positive (or None to disable it), got {deadlock_timeout!r}"
             )
         self.steps = StepRunner(limit)  # workflow code runs in step threads, under this limit
+        self.retention = None if retention is None else _seconds(retention, "retention")
         self.worker_id = f"engine-{uuid.uuid4().hex[:12]}"
         self._host = _liveness.host_key()
         self.wake_workflows = Wakeup()
@@ -214,6 +262,8 @@ class Engine:
         self._stack: contextlib.AsyncExitStack | None = None  # what __aexit__ undoes, while open
         self._registered = False
         self.feeds = EventFeeds(self.store, self.poll_interval, self.spawn)
+        self._telemetry_options = (telemetry, tracer_provider, meter_provider)
+        self.telemetry = _telemetry.load(*self._telemetry_options)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -226,6 +276,9 @@ class Engine:
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(self.store.close)  # also after an open that failed half-way
             await self.store.open()
+            self.telemetry = _telemetry.load(*self._telemetry_options)  # an SDK set up since __init__ counts
+            self.telemetry.attach(self)
+            stack.callback(self.telemetry.detach, self)
             stack.push_async_callback(self._release_work)
             stack.callback(self._forget_workers)
             group = await stack.enter_async_context(anyio.create_task_group())
@@ -245,6 +298,8 @@ class Engine:
                 group.start_soon(self._keep_running, self._timer_loop)
                 group.start_soon(self._keep_running, self._lease_loop)
             group.start_soon(self._keep_running, self._closed_watch_loop)
+            if self.retention is not None:
+                group.start_soon(self._keep_running, self._retention_loop)
             group.start_soon(self._listen_loop)
             self._stack = stack.pop_all()
         return self
@@ -270,7 +325,7 @@ class Engine:
         with anyio.CancelScope(shield=True):
             # Work interrupted by the shutdown goes back at once,
             # instead of when its leases run out.
-            await self.store.release_leases(self.worker_id)
+            await self.runs.release_leases(self.worker_id)
             if self._registered:
                 self._registered = False
                 await self.store.unregister_worker(self.worker_id)
@@ -328,7 +383,7 @@ class Engine:
 
     async def _timer_loop(self) -> None:
         while True:
-            fired = await self.store.fire_timers(256)
+            fired = await self.runs.fire_timers(256)
             if fired:
                 self.wake_workflows.set()
                 self.feeds.notify(None)
@@ -369,6 +424,60 @@ class Engine:
                     scope = worker.running.get(task_id)
                     if scope is not None:
                         scope.cancel()
+                        self.telemetry.lease_lost("activity")
+
+    async def _retention_loop(self) -> None:
+        # Due times are on the store's clock (a test's fake clock moves them);
+        # the loop looks every poll interval whether one has come.
+        assert self.retention is not None
+        due = self.store.now()
+        while True:
+            if self.store.now() >= due:
+                report = await self.purge(self.retention)
+                if report.runs or report.kept:
+                    log.info("retention purged %d runs older than %s (%d events); kept %d with a run still running",
+                             report.runs, timedelta(seconds=self.retention), report.events, report.kept)
+                due = self.store.now() + _PURGE_EVERY
+            await anyio.sleep(self.poll_interval)
+
+    async def purge(
+        self, older_than: timedelta | float, *, statuses: Iterable[str] | None = None,
+        workflow: str | None = None, dry_run: bool = False,
+    ) -> PurgeReport:
+        """Delete finished runs that closed more than ``older_than`` ago, with their histories.
+
+        Runs go in small transactions, so engines sharing the store keep
+        working meanwhile; a running run is never touched. A run goes with
+        its children and, if it is the last run of its workflow id, with the
+        earlier runs of its continue-as-new chain and the id itself (which
+        can then be started again); one that goes with a run still running
+        is kept for a later purge (``PurgeReport.kept``). docs/operations.md
+        has the details.
+
+        Args:
+            older_than: how long ago (store clock) a run must have closed.
+            statuses: only runs with these statuses (completed, failed,
+                cancelled, continued); default: all of them.
+            workflow: only runs of this workflow name.
+            dry_run: count what would go, and delete nothing.
+
+        Raises:
+            ConfigurationError: a negative ``older_than``, or a status that
+                is not a finished run's.
+        """
+        self._check_open()
+        seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else float(older_than)
+        if seconds < 0:
+            raise ConfigurationError(f"purge older_than must not be negative, got {seconds}")
+        chosen = None if statuses is None else sorted(set(statuses))
+        bad = [s for s in chosen or () if s not in _CLOSED_STATUSES]
+        if bad:
+            raise ConfigurationError(
+                f"purge statuses must be among {', '.join(_CLOSED_STATUSES)} (running runs are never purged), "
+                f"got {', '.join(map(repr, bad))}"
+            )
+        return await self.store.purge(self.store.now() - seconds, statuses=chosen, workflow=workflow,
+                                      batch_size=_PURGE_BATCH, dry_run=dry_run)
 
     async def drain(self, grace: timedelta | float) -> bool:
         """Stop claiming work and wait up to ``grace`` for the tasks in flight.
@@ -476,25 +585,29 @@ class Engine:
         else:
             payload = self.codec.encode(pack_input(args, kwargs))
         digest = hashlib.sha256(name.encode() + b"\0" + _plain_form(self.codec, payload)).hexdigest()
-        request = StartRequest(
-            workflow=name,
-            workflow_id=id or str(uuid.uuid4()),
-            input=payload,
-            input_hash=digest,
-            idempotency_key=idempotency_key,
-        )
-        # The fast path: a run this engine hosts, started while it has a free
-        # slot, has its first workflow task done here and stored with the start.
-        worker, definition = self.workflow_worker, self.workflows.get(name)
-        pending = await worker.prepare_start(definition, request) if worker and definition else None
-        created = False
-        try:
-            record, created = await self.store.start(request, pending.step if pending else None)
-        finally:
-            if pending is not None and worker is not None:
-                worker.finish_step(pending, created)
-        if created and (pending is None or not pending.step.stepped):
-            self.wake_workflows.set()
+        with self.telemetry.starting(name) as headers:  # the trace context, recorded in the run
+            request = StartRequest(
+                workflow=name,
+                workflow_id=id or str(uuid.uuid4()),
+                input=payload,
+                input_hash=digest,
+                idempotency_key=idempotency_key,
+                headers=headers,
+            )
+            # The fast path: a run this engine hosts, started while it has a free
+            # slot, has its first workflow task done here and stored with the start.
+            worker, definition = self.workflow_worker, self.workflows.get(name)
+            pending = await worker.prepare_start(definition, request) if worker and definition else None
+            created = False
+            try:
+                record, created = await self.runs.start(request, pending.step if pending else None)
+            finally:
+                if pending is not None and worker is not None:
+                    worker.finish_step(pending, created)
+            if created and (pending is None or not pending.step.stepped):
+                self.wake_workflows.set()
+        if created:
+            self.telemetry.run_started(name)
         return RunHandle(self, record.workflow_id, record.run_id, result_type, created=created)
 
     async def start_by_name(
@@ -614,9 +727,10 @@ class Engine:
         if not name:
             raise RetoldError("a signal name must not be empty")
         payload = self.codec.encode(value)
-        if any(workflow.signals for workflow in self.workflows.values()):
-            await self._check_signal(ident, name, payload)
-        self.feeds.notify(await self.store.signal(ident, name, payload))
+        with self.telemetry.client_call("Signal", name, ident):
+            if any(workflow.signals for workflow in self.workflows.values()):
+                await self._check_signal(ident, name, payload)
+            self.feeds.notify(await self.runs.signal(ident, name, payload))
         self.wake_workflows.set()
 
     async def _check_signal(self, ident: str, name: str, payload: bytes) -> None:
@@ -637,8 +751,17 @@ class Engine:
     async def cancel(self, ident: str, reason: str) -> None:
         """Ask a running run to cancel."""
         self._check_open()
-        self.feeds.notify(await self.store.request_cancel(ident, reason))
+        self.feeds.notify(await self.runs.request_cancel(ident, reason))
         self.wake_workflows.set()
+
+    async def terminate(self, ident: str, reason: str = "") -> None:
+        """Close a run at once without running its code; see :meth:`RunHandle.terminate`."""
+        self._check_open()
+        run_id = await self.runs.terminate(ident, reason)
+        self.cache.drop(run_id)
+        self.feeds.notify(run_id)
+        self.notify_closed(run_id)
+        self.wake_workflows.set()  # its parent and children have work
 
     async def query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:
         """Answer a query from the run's replayed state; writes nothing.
@@ -647,6 +770,10 @@ class Engine:
         state its code was in when it ended.
         """
         self._check_open()
+        with self.telemetry.client_call("Query", name, ident):
+            return await self._query(ident, name, args)
+
+    async def _query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:
         record = await self.store.get_run(ident)
         definition = self.workflows.get(record.workflow)
         if definition is None:
@@ -654,12 +781,15 @@ class Engine:
         cached = self.cache.peek(record.run_id)
         if cached is not None:
             _, pending = await self.store.load(record.run_id, cached.last_seq)
-            if not pending:
+            # Still cached after the load: not taken meanwhile by a step that
+            # may advance it past what is committed (the fast path).
+            if not pending and self.cache.peek(record.run_id) is cached:
                 return self._roundtrip(cached.query(name, args))
         _, events = await self.store.load(record.run_id, 0)
-        replica = WorkflowInstance(definition, record.run_id, self.codec)
+        replica, completion = await self.steps.run(
+            record.run_id, lambda: replay(definition, record.run_id, self.codec, events, replay_only=True))
         try:
-            await self.steps.run(record.run_id, lambda: replica.apply(events))
+            completion.unwrap()
             return self._roundtrip(replica.query(name, args))
         finally:
             replica.close()

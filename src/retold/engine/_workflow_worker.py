@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,10 +12,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 
+from .._logging import bind_run
 from ..authoring._decorators import Workflow
 from ..errors import (
     ConflictError,
     LeaseLostError,
+    NondeterminismError,
     NotRegisteredError,
     RetoldError,
     StoreError,
@@ -22,14 +25,9 @@ from ..errors import (
 )
 from ..history import events as ev
 from ..runtime._instance import WorkflowInstance, failure_from_exception
-from ..stores._protocol import (
-    ActivityOutcome,
-    ActivityStep,
-    ActivityTake,
-    ActivityTask,
-    StartRequest,
-    StartStep,
-)
+from ..runtime._replay import activate, replay
+from ..stores._protocol import ActivityOutcome, ActivityTask, StartRequest
+from ._machine import ActivityStep, ActivityTake, StartStep
 
 if TYPE_CHECKING:
     from ._activity_worker import ActivityWorker
@@ -51,6 +49,7 @@ class PendingStep(Generic[_S]):
     instance: WorkflowInstance
     reserved: list[tuple[ActivityWorker, list[object]]]
     slot: object
+    began: int = 0  # time.time_ns() when the step began (its span's start)
 
 
 class WorkflowWorker:
@@ -79,7 +78,7 @@ class WorkflowWorker:
                 if want > 0:
                     claimed = await engine.store.claim_workflow_tasks(
                         engine.worker_id, self._names, want, engine.lease,
-                        suspects=0 if self._suspects else 1,
+                        suspects=0 if self._suspects else 1, fingerprint=engine.fingerprint,
                     )
                 for run_id in claimed:
                     if run_id in self.processing:
@@ -118,8 +117,10 @@ class WorkflowWorker:
         while True:
             commands: list[ev.Event] = []
             take: ActivityTake | None = None
+            began = time.time_ns()
             try:
                 run, events = await engine.store.load(run_id, instance.last_seq if instance else 0)
+                bind_run(run.workflow, run.workflow_id, run_id)
                 if run.status != "running":
                     if instance is not None:
                         instance.close()
@@ -134,11 +135,15 @@ class WorkflowWorker:
                     definition = engine.workflows.get(run.workflow)
                     if definition is None:
                         raise NotRegisteredError("workflow", run.workflow)
-                    instance = WorkflowInstance(definition, run_id, engine.codec)
-                commands = await engine.steps.run(run_id, functools.partial(instance.apply, events))
+                    fresh, completion = await engine.steps.run(
+                        run_id, functools.partial(replay, definition, run_id, engine.codec, events))
+                    instance = fresh
+                else:
+                    completion = await engine.steps.run(run_id, functools.partial(activate, instance, events))
+                commands = completion.unwrap()
                 take, reserved = self._reserve(commands)
                 try:
-                    last = await engine.store.commit_workflow_task(
+                    last = await engine.runs.commit_workflow_task(
                         run_id, engine.worker_id, instance.last_seq, commands, take
                     )
                     self._start_taken(take, reserved)
@@ -151,6 +156,7 @@ class WorkflowWorker:
                 if instance is not None:
                     instance.close()
                 log.warning("workflow task refused: %s", exc)
+                engine.telemetry.lease_lost("workflow")
                 return
             except ConflictError:
                 if instance is not None:
@@ -171,11 +177,12 @@ class WorkflowWorker:
             except Exception as exc:  # noqa: BLE001 - any failure is the task's failure
                 if instance is not None and not isinstance(exc, WorkflowDeadlockError):
                     instance.close()  # (a deadlocked one is still in its abandoned thread: dropped)
-                await self._fail(run_id, exc)
+                await self._fail(run_id, exc, instance, began)
                 return
             # The instance has seen up to its own last command.
             seen = instance.last_seq + len(commands)
             instance.committed(seen)
+            engine.telemetry.workflow_task(instance, began, commands)
             self._after_commit(run_id, commands, taken=len(take.taken) if take else 0,
                                relatives=instance.has_relatives)
             if instance.finished:
@@ -204,6 +211,7 @@ class WorkflowWorker:
             return None
         if self._limit.available_tokens < 1 or run_id not in engine.cache:
             return None
+        began = time.time_ns()
         instance = engine.cache.take(run_id)
         assert instance is not None
         expected = instance.last_seq
@@ -212,7 +220,7 @@ class WorkflowWorker:
         if ahead is None:
             return None
         commands, take, reserved, slot = ahead
-        return PendingStep(ActivityStep(run_id, expected, event, commands, take), instance, reserved, slot)
+        return PendingStep(ActivityStep(run_id, expected, event, commands, take), instance, reserved, slot, began)
 
     async def prepare_start(
         self, definition: Workflow[..., Any], request: StartRequest
@@ -225,15 +233,17 @@ class WorkflowWorker:
         engine = self._engine
         if engine.draining or self._suspects or self._limit.available_tokens < 1:
             return None
+        began = time.time_ns()
         run_id = str(uuid.uuid4())
         instance = WorkflowInstance(definition, run_id, engine.codec)
         started = ev.WorkflowStarted(seq=1, at=engine.store.now(), workflow=request.workflow,
-                                     workflow_id=request.workflow_id, input=request.input)
+                                     workflow_id=request.workflow_id, input=request.input,
+                                     headers=request.headers)
         ahead = await self._run_ahead(instance, started)
         if ahead is None:
             return None
         commands, take, reserved, slot = ahead
-        return PendingStep(StartStep(run_id, started, commands, take), instance, reserved, slot)
+        return PendingStep(StartStep(run_id, started, commands, take), instance, reserved, slot, began)
 
     async def _run_ahead(
         self, instance: WorkflowInstance, event: ev.Event
@@ -248,7 +258,7 @@ class WorkflowWorker:
         self._limit.acquire_on_behalf_of_nowait(slot)
         self.processing.add(instance.run_id)
         try:
-            commands = await self._engine.steps.run(instance.run_id, lambda: instance.apply([event]))
+            commands = (await self._engine.steps.run(instance.run_id, lambda: activate(instance, [event]))).unwrap()
         except BaseException as exc:
             if not isinstance(exc, WorkflowDeadlockError):
                 instance.close()
@@ -265,6 +275,7 @@ class WorkflowWorker:
         try:
             if recorded and step.stepped:
                 instance.committed(step.last_seq)
+                self._engine.telemetry.workflow_task(instance, pending.began, step.commands)
                 if instance.finished:
                     instance.close()
                 else:
@@ -313,24 +324,32 @@ class WorkflowWorker:
         message = f"workers died {attempts} times while running this workflow task"
         log.error("run %s quarantined: %s", run_id, message)
         failure = {"type": "WorkerDied", "message": message, "details": "", "non_retryable": True}
-        failed = await engine.store.fail_workflow_task(
+        failed = await engine.runs.fail_workflow_task(
             run_id, engine.worker_id, failure, delay=0.0, max_attempts=1, final=True,
         )
         engine.feeds.notify(run_id)
+        engine.telemetry.workflow_task_failed(run_id, None, time.time_ns(), RuntimeError(message), failed)
         if failed:
             engine.notify_closed(run_id)
         return True
 
-    async def _fail(self, run_id: str, exc: Exception) -> None:
+    async def _fail(self, run_id: str, exc: Exception, instance: WorkflowInstance | None, began: int) -> None:
         engine = self._engine
+        block = engine.on_workflow_task_failure == "block"
+        what = "is blocked" if block else "failed"
         if not isinstance(exc, RetoldError):
-            log.exception("workflow task for run %s failed", run_id, exc_info=exc)
+            log.exception("workflow task for run %s %s (code %s)", run_id, what, engine.fingerprint, exc_info=exc)
         else:
-            log.warning("workflow task for run %s failed: %s", run_id, exc)
-        failed = await engine.store.fail_workflow_task(
-            run_id, engine.worker_id, failure_from_exception(exc, non_retryable=True),
+            log.warning("workflow task for run %s %s (code %s): %s", run_id, what, engine.fingerprint, exc)
+        failure = failure_from_exception(exc, non_retryable=True)
+        if isinstance(exc, NondeterminismError):
+            failure["seq"] = exc.seq  # the diverging event
+        failed = await engine.runs.fail_workflow_task(
+            run_id, engine.worker_id, failure,
             delay=engine.workflow_task_retry_delay, max_attempts=engine.max_workflow_task_attempts,
+            block=block, fingerprint=engine.fingerprint,
         )
+        engine.telemetry.workflow_task_failed(run_id, instance, began, exc, failed)
         engine.feeds.notify(run_id)
         if failed:
             engine.notify_closed(run_id)
@@ -382,8 +401,8 @@ class WorkflowWorker:
                     engine.wake_activities.set()
             elif kind is ev.TimerStarted:
                 engine.wake_timers.set()
-            elif kind is ev.ChildWorkflowStarted:
-                engine.wake_workflows.set()
+            elif kind is ev.ChildWorkflowStarted or kind is ev.ExternalSignalRequested:
+                engine.wake_workflows.set()  # a new run, or a signalled one, has work
             elif kind in ev.TERMINAL_TYPES:
                 engine.notify_closed(run_id)
                 if relatives or kind is ev.WorkflowContinuedAsNew:

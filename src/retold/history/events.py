@@ -10,13 +10,16 @@ Events fall into three groups:
 
 * *commands*, written when workflow code asks for something
   (``ActivityScheduled``, ``TimerStarted``, ``TimerCancelled``,
-  ``MarkerRecorded``, ``ChildWorkflowStarted`` and the closing events), or
+  ``MarkerRecorded``, ``ChildWorkflowStarted``, ``ExternalSignalRequested`` and
+  the closing events), or
   ``WorkflowTaskCompleted`` when an activation asked for nothing;
 * *inputs*, written when something happens to the run (``WorkflowStarted``,
   activity and child outcomes, ``TimerFired``, ``SignalReceived``,
-  ``CancelRequested``);
+  ``CancelRequested``, ``ExternalSignalResolved``);
 * ``WorkflowFailed`` may be either: the workflow raised, or the engine gave
-  up on a workflow task that failed on every attempt.
+  up on a workflow task that failed on every attempt;
+* ``WorkflowTerminated`` is neither: an operator closed the run without
+  running its code (``run.terminate(reason)``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ __all__ = [
     "ChildWorkflowFailed",
     "ChildWorkflowStarted",
     "Event",
+    "ExternalSignalRequested",
+    "ExternalSignalResolved",
     "MarkerRecorded",
     "SignalReceived",
     "TimerCancelled",
@@ -53,6 +58,7 @@ __all__ = [
     "WorkflowFailed",
     "WorkflowStarted",
     "WorkflowTaskCompleted",
+    "WorkflowTerminated",
     "decode_event",
     "encode_event",
 ]
@@ -104,6 +110,9 @@ class WorkflowStarted(Event):
     parent_run_id: str | None = None
     parent_seq: int | None = None
     continued_from: str | None = None
+    # Propagation headers (W3C trace context: ``traceparent``, ``tracestate``)
+    # from the code that started the run; absent in histories written before.
+    headers: dict[str, str] | None = None
     payload_field: ClassVar[str | None] = "input"
 
 
@@ -198,6 +207,7 @@ class ChildWorkflowStarted(Event):
     workflow_id: str
     run_id: str
     input: bytes
+    headers: dict[str, str] | None = None  # the parent's, given to the child's WorkflowStarted
     payload_field: ClassVar[str | None] = "input"
 
 
@@ -251,6 +261,24 @@ class ChildWorkflowCancelRequested(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ExternalSignalRequested(Event):
+    """Workflow code sent signal ``name`` to another workflow (the current run of ``workflow_id``)."""
+
+    workflow_id: str
+    name: str
+    input: bytes
+    payload_field: ClassVar[str | None] = "input"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExternalSignalResolved(Event):
+    """The signal sent at event ``requested`` was recorded by its target, or (``failure``) could not be."""
+
+    requested: int
+    failure: Failure | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowTaskCompleted(Event):
     """A workflow task delivered inputs and the code asked for nothing.
 
@@ -286,7 +314,15 @@ class WorkflowContinuedAsNew(Event):
 
     new_run_id: str
     input: bytes
+    headers: dict[str, str] | None = None  # given to the new run's WorkflowStarted
     payload_field: ClassVar[str | None] = "input"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowTerminated(Event):
+    """The run was closed from outside without running its code (``terminate``), with ``reason``."""
+
+    reason: str = ""
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -297,17 +333,18 @@ EVENT_TYPES: dict[str, type[Event]] = {
         MarkerRecorded, ChildWorkflowStarted, ChildWorkflowCompleted,
         ChildWorkflowFailed, CancelRequested, WorkflowTaskCompleted, WorkflowCompleted, WorkflowFailed,
         WorkflowCancelled, WorkflowContinuedAsNew, ActivityCancelRequested, ChildWorkflowCancelRequested,
+        ExternalSignalRequested, ExternalSignalResolved, WorkflowTerminated,
     )
 }
 
 COMMAND_TYPES: tuple[type[Event], ...] = (
     ActivityScheduled, TimerStarted, TimerCancelled, MarkerRecorded,
-    ChildWorkflowStarted, ActivityCancelRequested, ChildWorkflowCancelRequested, WorkflowTaskCompleted,
-    WorkflowCompleted, WorkflowCancelled, WorkflowContinuedAsNew,
+    ChildWorkflowStarted, ActivityCancelRequested, ChildWorkflowCancelRequested, ExternalSignalRequested,
+    WorkflowTaskCompleted, WorkflowCompleted, WorkflowCancelled, WorkflowContinuedAsNew,
 )
 
 TERMINAL_TYPES: tuple[type[Event], ...] = (
-    WorkflowCompleted, WorkflowFailed, WorkflowCancelled, WorkflowContinuedAsNew,
+    WorkflowCompleted, WorkflowFailed, WorkflowCancelled, WorkflowContinuedAsNew, WorkflowTerminated,
 )
 
 _FIELDS: dict[type[Event], tuple[str, ...]] = {

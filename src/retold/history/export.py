@@ -46,9 +46,10 @@ import orjson
 from ..errors import HistoryFormatError, PayloadError
 from .codec import parse_json
 from .events import EVENT_TYPES, WorkflowStarted
+from .events import TERMINAL_TYPES as TERMINAL_TYPES  # the events that close a run
 from .events import Event as Event
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Event", "History", "event_from_dict", "event_to_dict"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "TERMINAL_TYPES", "Event", "History", "event_from_dict", "event_to_dict"]
 
 FORMAT = "retold-history"
 FORMAT_VERSION = 1
@@ -73,6 +74,8 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         if f.name in ("seq", "at"):
             continue
         value = getattr(event, f.name)
+        if f.name == "headers" and value is None:
+            continue  # added later (trace context): left out when absent, so older exports are unchanged
         if f.name == cls.payload_field:
             as_json, converted = _payload_to_json(value)
             out[f.name if as_json else f"{f.name}_b64"] = converted

@@ -22,6 +22,7 @@ from ._auth import BearerAuth
 from ._describe import describe_registry
 from ._inputs import (
     MAX_EVENT_ID,
+    checked_text,
     event_id_header,
     idempotency_key,
     int_param,
@@ -30,7 +31,7 @@ from ._inputs import (
     text_param,
     time_param,
 )
-from ._openapi import STATUSES, openapi_document
+from ._openapi import MAX_AGE, STATUSES, openapi_document
 from ._problems import (
     JSONResponse,
     ProblemError,
@@ -173,6 +174,31 @@ class _Api:
         await handle.cancel(body.get("reason", ""))
         return JSONResponse({"workflow_id": handle.workflow_id}, status_code=202)
 
+    async def terminate(self, request: Request) -> Response:
+        ident = path_id(request)
+        body = expect_object(await read_json(request, self.max_body_size), {"reason": (str,)})
+        handle = self.engine.get_handle(ident)
+        await handle.terminate(body.get("reason", ""))
+        return JSONResponse(await self.describe(ident))
+
+    async def purge(self, request: Request) -> Response:
+        body = expect_object(await read_json(request, self.max_body_size), {
+            "older_than": (int, float), "statuses": (list,), "workflow": (str,), "dry_run": (bool,)})
+        older_than = body.get("older_than")
+        if older_than is None or isinstance(older_than, bool) or not 0 <= older_than <= MAX_AGE:
+            raise ProblemError(422, f"field 'older_than' is required: a number of seconds from 0 to {MAX_AGE}")
+        statuses = body.get("statuses")
+        closed = STATUSES[2:]  # running and blocked runs are open: never purged
+        if statuses is not None and not all(isinstance(s, str) and s in closed for s in statuses):
+            raise ProblemError(422, f"field 'statuses' must list statuses among {', '.join(closed)} "
+                                    "(running runs are never purged)")
+        workflow = body.get("workflow")
+        if workflow is not None:
+            workflow = checked_text("workflow", workflow, "field 'workflow'", status=422)
+        report = await self.engine.purge(older_than, statuses=statuses, workflow=workflow,
+                                         dry_run=bool(body.get("dry_run", False)))
+        return JSONResponse(report.as_dict())
+
     async def history(self, request: Request) -> Response:
         history = await self.engine.get_handle(path_id(request)).history()
         return Response(history.to_json(), media_type="application/json")
@@ -183,7 +209,7 @@ class _Api:
         if after is None:
             after = int_param(request, "after", 0, 0, MAX_EVENT_ID)
         description = await self.engine.get_handle(ident).describe()
-        if description.status != "running" and after >= description.event_count:
+        if not description.open and after >= description.event_count:
             return Response(status_code=204)  # tells EventSource not to reconnect
         if request.method == "HEAD":  # the headers a GET would have, without following the run
             return Response(media_type="text/event-stream", headers={"Cache-Control": "no-store"})
@@ -234,10 +260,12 @@ def create_app(
         Route("/workflows", api.workflows, methods=["GET"]),
         Route("/workflows/{name:retold_id}/runs", api.start, methods=["POST"]),
         Route("/runs", api.list_runs, methods=["GET"]),
+        Route("/purge", api.purge, methods=["POST"]),
         # Workflow ids may contain "/" (child ids do): the more specific routes come first.
         Route("/runs/{id:retold_id}/signals/{name}", api.signal, methods=["POST"]),
         Route("/runs/{id:retold_id}/queries/{name}", api.query, methods=["GET"]),
         Route("/runs/{id:retold_id}/cancel", api.cancel, methods=["POST"]),
+        Route("/runs/{id:retold_id}/terminate", api.terminate, methods=["POST"]),
         Route("/runs/{id:retold_id}/history", api.history, methods=["GET"]),
         Route("/runs/{id:retold_id}/events", api.events, methods=["GET"]),
         Route("/runs/{id:retold_id}", api.run, methods=["GET"], name="run"),

@@ -19,8 +19,8 @@ from retold.history.ids import MAX_ID_LENGTH, check_id
 from ._problems import ProblemError
 
 __all__ = [
-    "MAX_EVENT_ID", "event_id_header", "idempotency_key", "int_param", "path_id", "path_name", "text_param",
-    "time_param",
+    "MAX_EVENT_ID", "checked_text", "event_id_header", "idempotency_key", "int_param", "path_id", "path_name",
+    "text_param", "time_param",
 ]
 
 MAX_EVENT_ID = 10**18 - 1
@@ -33,12 +33,18 @@ _INTEGER = re.compile(r"-?[0-9]{1,20}")
 _KEY = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")
 
 
-def _checked(what: str, value: str, where: str) -> str:
+def checked_text(what: str, value: str, where: str, *, status: int = 400) -> str:
+    """``value`` if it follows the rule of ids (1 to 255 characters, no NUL).
+
+    Raises:
+        ProblemError: ``status``, naming ``where``.
+    """
     try:
         check_id(what, value)
     except retold.InvalidArgumentsError as exc:
-        raise ProblemError(400, f"{where}: {exc}", error="InvalidArgumentsError") from None
+        raise ProblemError(status, f"{where}: {exc}", error="InvalidArgumentsError") from None
     return value
+
 
 
 def path_id(request: Request) -> str:
@@ -47,7 +53,7 @@ def path_id(request: Request) -> str:
     Raises:
         ProblemError: 400, empty, over 255 characters, or with a NUL character.
     """
-    return _checked("workflow id", request.path_params["id"], "the run id in the path")
+    return checked_text("workflow id", request.path_params["id"], "the run id in the path")
 
 
 def path_name(request: Request, what: str) -> str:
@@ -56,7 +62,7 @@ def path_name(request: Request, what: str) -> str:
     Raises:
         ProblemError: 400, empty, over 255 characters, or with a NUL character.
     """
-    return _checked(what, request.path_params["name"], f"the {what} in the path")
+    return checked_text(what, request.path_params["name"], f"the {what} in the path")
 
 
 def text_param(request: Request, name: str) -> str | None:
@@ -66,7 +72,7 @@ def text_param(request: Request, name: str) -> str | None:
         ProblemError: 400, empty, over 255 characters, or with a NUL character.
     """
     raw = request.query_params.get(name)
-    return None if raw is None else _checked(f"{name} parameter", raw, f"query parameter {name!r}")
+    return None if raw is None else checked_text(f"{name} parameter", raw, f"query parameter {name!r}")
 
 
 def time_param(request: Request, name: str) -> datetime | None:

@@ -30,6 +30,7 @@ from ..authoring._decorators import Activity, Workflow
 from ..authoring._options import ActivityOptions
 from ..authoring._runtime import ContinueAsNew, WorkflowInfo
 from ..errors import (
+    TERMINATED_TYPE,
     ActivityError,
     ApplicationError,
     ChildWorkflowError,
@@ -93,6 +94,9 @@ def _matches(codec: Codec, recorded: ev.Event, cls: type[ev.Event], fields: dict
         return bool((recorded.kind, recorded.name) == (fields["kind"], fields["name"]))
     if isinstance(recorded, ev.ChildWorkflowStarted):
         return bool(recorded.workflow == fields["workflow"] and _same_payload(codec, recorded.input, fields["input"]))
+    if isinstance(recorded, ev.ExternalSignalRequested):
+        return bool((recorded.workflow_id, recorded.name) == (fields["workflow_id"], fields["name"])
+                    and _same_payload(codec, recorded.input, fields["input"]))
     return True
 
 
@@ -200,12 +204,18 @@ class WorkflowInstance:
         workflow: Workflow[..., Any],
         run_id: str,
         codec: Codec,
+        *,
+        replay_only: bool = False,
     ) -> None:
         self.workflow = workflow
         self.run_id = run_id
         self.workflow_id = ""
         self.parent_run_id: str | None = None
+        # The run's propagation headers (trace context), from its WorkflowStarted event.
+        self.headers: dict[str, str] | None = None
         self.codec = codec
+        # A replica that only reads (queries, replay checks): none of its steps is a real one.
+        self._replay_only = replay_only
         # The I/O methods are filled in (to fail loudly) after the class body.
         self.loop = WorkflowLoop(self)  # type: ignore[abstract]
         self.loop.retold_runtime = self  # type: ignore[attr-defined]
@@ -218,6 +228,7 @@ class WorkflowInstance:
         self._issued: set[int] = set()
         self._activities: dict[int, tuple[asyncio.Future[Any], Any]] = {}
         self._children: dict[int, tuple[_Outcome, Workflow[..., Any], str, str]] = {}
+        self._sent: dict[int, asyncio.Future[None]] = {}  # signals sent to other workflows, by event number
         self._child_cancels: set[int] = set()  # children this run asked to cancel
         self._timers: dict[int, DurableTimerHandle] = {}
         # Lists, not deques: a deque costs a 512-byte block even for one item,
@@ -271,6 +282,10 @@ class WorkflowInstance:
 
     def _activate(self, inputs: list[ev.Event]) -> None:
         """Deliver a group of inputs together, then run until every task blocks."""
+        if type(inputs[-1]) is ev.WorkflowTerminated:
+            # Closed from outside: the code never ran on this group of inputs.
+            self.finished = True
+            return
         self.now_ts = inputs[-1].at
         emitted = self._emitted
         for event in inputs:
@@ -378,7 +393,7 @@ class WorkflowInstance:
                     self._emit(ev.WorkflowFailed, failure=failure_from_exception(err))
                 else:
                     new_run = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.run_id}/continue"))
-                    self._emit(ev.WorkflowContinuedAsNew, new_run_id=new_run, input=data)
+                    self._emit(ev.WorkflowContinuedAsNew, new_run_id=new_run, input=data, headers=self.headers)
             elif isinstance(exc, _FATAL):
                 if self._fatal is None:
                     self._fatal = exc
@@ -446,7 +461,8 @@ class WorkflowInstance:
             case ev.ChildWorkflowFailed():
                 child = self._take(self._children, event.started, event)
                 if child is not None and not child[0].done():
-                    status = "was cancelled" if event.cancelled else "failed"
+                    status = ("was cancelled" if event.cancelled
+                              else "was terminated" if event.failure.get("type") == TERMINATED_TYPE else "failed")
                     if event.cancelled and event.started in self._child_cancels:
                         # The cancel this run asked for is done: its wait raises CancelledError.
                         child[0].end_cancelled(f"child workflow {child[1].name!r} ({child[2]}) {status}")
@@ -454,6 +470,13 @@ class WorkflowInstance:
                     child[0].set_exception(ChildWorkflowError(
                         child[1].name, child[2], status, cause=exception_from_failure(event.failure)
                     ))
+            case ev.ExternalSignalResolved():
+                sent = self._take(self._sent, event.requested, event)
+                if sent is not None and not sent.done():
+                    if event.failure is None:
+                        sent.set_result(None)
+                    else:
+                        sent.set_exception(exception_from_failure(event.failure))
             case ev.CancelRequested():
                 main = self._main
                 if main is not None and not main.done():
@@ -484,6 +507,7 @@ class WorkflowInstance:
     def _start(self, event: ev.WorkflowStarted) -> None:
         self.workflow_id = event.workflow_id
         self.parent_run_id = event.parent_run_id
+        self.headers = event.headers
         try:
             args, kwargs = self.workflow.types.decode_args(
                 "workflow", self.workflow.name, self.codec, event.input
@@ -544,6 +568,14 @@ class WorkflowInstance:
 
     # -- the WorkflowRuntime protocol ----------------------------------------------
 
+    @property
+    def replaying(self) -> bool:
+        """Whether the code now runs again over recorded history (not a real step).
+
+        A query handler's run is not a replay: each query is a real call.
+        """
+        return self.querying is None and (self._replay_only or not self._live)
+
     def info(self) -> WorkflowInfo:
         """Facts about this run."""
         return WorkflowInfo(self.workflow.name, self.workflow_id, self.run_id, self.parent_run_id)
@@ -568,8 +600,13 @@ class WorkflowInstance:
         data = activity.types.encode_input(
             self.codec, "activity", activity.name, args, kwargs, check_types=False
         )
+        recorded_options = options.to_json()
+        # Who scheduled it (for the activity's log records) and the run's trace context.
+        recorded_options["workflow"] = self.workflow.name
+        if self.headers:
+            recorded_options["headers"] = self.headers
         seq = self._emit(
-            ev.ActivityScheduled, activity=activity.name, input=data, options=options.to_json()
+            ev.ActivityScheduled, activity=activity.name, input=data, options=recorded_options
         )
         fut = _Outcome(self.loop, lambda _msg: self._cancel_activity(seq))
         self._activities[seq] = (fut, activity)
@@ -620,11 +657,22 @@ class WorkflowInstance:
             child_run = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.run_id}/child/{seq}"))
         seq = self._emit(
             ev.ChildWorkflowStarted, workflow=workflow.name, workflow_id=workflow_id,
-            run_id=child_run, input=data,
+            run_id=child_run, input=data, headers=self.headers,
         )
         fut = _Outcome(self.loop, lambda _msg: self._cancel_child(seq))
         self._children[seq] = (fut, workflow, workflow_id, child_run)
         return workflow_id, fut
+
+    def signal_workflow(self, workflow_id: str, name: str, value: Any) -> asyncio.Future[None]:
+        """Send signal ``name`` to another workflow; the future resolves once its run recorded it."""
+        check_id("workflow id", workflow_id)
+        if workflow_id == self.workflow_id:
+            raise RetoldError(f"workflow {workflow_id!r} cannot signal itself: wait on its own state instead")
+        seq = self._emit(ev.ExternalSignalRequested, workflow_id=workflow_id, name=name,
+                         input=self.codec.encode(value))
+        fut: asyncio.Future[None] = self.loop.create_future()
+        self._sent[seq] = fut
+        return fut
 
     async def wait_signal(self, name: str, type_: Any, timeout: float | None) -> Any:
         """Return the next signal ``name`` that decodes as ``type_``, or None after ``timeout`` seconds.
@@ -643,11 +691,12 @@ class WorkflowInstance:
             try:
                 return self.codec.decode(data, type_)
             except PayloadError as err:
-                if self._live:  # said once, not again on every replay
-                    log.warning(
-                        "workflow %r run %r dropped signal %r: its value cannot be decoded: %s",
-                        self.workflow.name, self.run_id, name, err,
-                    )
+                if not self.replaying:  # said once, not again on every replay (nor by a query's replica)
+                    with _unguarded():  # the handlers' I/O is the application's, not the workflow's
+                        log.warning(
+                            "workflow %r run %r dropped signal %r: its value cannot be decoded: %s",
+                            self.workflow.name, self.run_id, name, err,
+                        )
             if deadline is not None:
                 left = max(deadline - self.loop.time(), 0.0)
 

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, final
 
 from ..history import events as ev
 from ..history.events import Event
+from ._purge import PurgeReport
 
-__all__ = [
-    "ActivityOutcome", "ActivityStep", "ActivityTake", "ActivityTask", "RunRecord", "StartRequest", "StartStep",
-    "Store",
-]
+if TYPE_CHECKING:
+    from ._plan import Tx
 
-RunStatus = Literal["running", "completed", "failed", "cancelled", "continued"]
+_T = TypeVar("_T")
+
+__all__ = ["ActivityOutcome", "ActivityTask", "RunRecord", "StartRequest", "Store"]
+
+RunStatus = Literal["running", "completed", "failed", "cancelled", "continued", "terminated"]
 
 
 @final
@@ -27,6 +30,7 @@ class StartRequest:
     input: bytes
     input_hash: str
     idempotency_key: str | None = None
+    headers: dict[str, str] | None = None  # trace context, recorded in WorkflowStarted
 
 
 @final
@@ -48,6 +52,10 @@ class RunRecord:
     # Set by load() only: attempts of the run's pending workflow task that
     # ended without a result (it failed, or the worker holding it died).
     task_attempts: int = 0
+    # Set by load(), get_run() and list_runs(): the record of the last failed
+    # attempt of the run's pending workflow task (``TaskChange.failure``),
+    # while no attempt has succeeded since; the run is *blocked*.
+    task_failure: dict[str, Any] | None = None
 
 
 @final
@@ -99,83 +107,13 @@ class ActivityOutcome:
                                    failure=self.failure)
 
 
-@final
-@dataclass(slots=True)
-class ActivityTake:
-    """Activity tasks a workflow-task commit may lease at once to its own engine.
-
-    The same-process fast path: instead of inserting the tasks for anyone to
-    claim and waking a worker to claim them (one more transaction), the
-    commit leases up to ``slots[queue]`` tasks of the hosted ``activities``
-    to ``owner`` and lists them in ``taken`` (filled only when the commit's
-    function returns; use it only if the commit itself succeeded).
-    """
-
-    owner: str
-    lease: float
-    activities: frozenset[str]
-    slots: dict[str, int]
-    taken: list[ActivityTask] = field(default_factory=list)
-
-
-@final
-@dataclass(slots=True)
-class ActivityStep:
-    """The next workflow step, committed with the activity outcome that caused it.
-
-    The other half of the same-process fast path: when the run is cached in
-    the engine that ran the activity, the engine records the outcome as
-    ``event`` (numbered ``expected_seq + 1``), feeds it to the run, and asks
-    :meth:`Store.finish_activity` to append the resulting ``commands`` and
-    their effects in the same transaction, with no workflow task in between.
-    The store does so only if the run is still at ``expected_seq``; it sets
-    ``stepped`` when it did. Otherwise it records the outcome the usual way
-    and wakes the run's workflow task.
-    """
-
-    run_id: str
-    expected_seq: int
-    event: Event
-    commands: Sequence[Event]
-    take: ActivityTake | None = None
-    stepped: bool = False
-
-    @property
-    def last_seq(self) -> int:
-        """The run's last event number once the step is committed."""
-        return self.expected_seq + 1 + len(self.commands)
-
-
-@final
-@dataclass(slots=True)
-class StartStep:
-    """A new run's first workflow task, done by the engine that starts it.
-
-    The start's side of the same-process fast path: the engine picks the
-    ``run_id``, feeds ``event`` (the ``WorkflowStarted``, numbered 1) to
-    the run, and :meth:`Store.start` commits the resulting ``commands`` and
-    their effects with the new run, so no workflow task is created. It sets
-    ``stepped`` when it did; a start that finds the run already there
-    (same id or key) writes nothing of it.
-    """
-
-    run_id: str
-    event: Event
-    commands: Sequence[Event]
-    take: ActivityTake | None = None
-    stepped: bool = False
-
-    @property
-    def last_seq(self) -> int:
-        """The run's last event number once the step is committed."""
-        return 1 + len(self.commands)
-
-
 class Store(Protocol):
-    """Durable state of every run: histories, tasks, timers.
+    """Durable state of every run: histories, tasks, timers, leases. It records; it decides nothing.
 
-    Every method is one transaction. Methods that append to a run's history
-    keep its event numbers gap-free and refuse to write to a closed run.
+    Every change to a run goes through :meth:`transact`: the caller reads
+    the run's state and applies plans decided by the run state machine, in
+    one atomic transaction. The other methods move leases, keep the worker
+    registry, and read. See docs/design.md ("The store protocol").
     """
 
     async def open(self) -> None:
@@ -199,52 +137,33 @@ class Store(Protocol):
         """
         ...
 
-    async def start(self, request: StartRequest, step: StartStep | None = None) -> tuple[RunRecord, bool]:
-        """Create a run (or return the existing one for the same id/key).
+    async def transact(self, fn: Callable[[Tx], _T], *, outside: bool = False) -> _T:
+        """Run ``fn`` on one transaction and commit it; return what ``fn`` returned.
 
-        With ``step``, a new run gets that id and its first step at once
-        (see :class:`StartStep`).
+        All of ``fn``'s plans are recorded durably, or (if it raises, or the
+        commit fails) none is, and its error propagates. ``outside`` marks
+        requests from outside the engine (start, signal, cancel), which a
+        store may queue behind the engine's own work.
         """
         ...
 
     async def claim_workflow_tasks(
-        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None
+        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None,
+        fingerprint: str | None = None,
     ) -> list[str]:
         """Lease up to ``limit`` runs of ``workflows`` that have events to process.
 
         A task whose previous lease ran out (its worker died or stalled) is a
         *suspect*: claiming it counts that attempt (``RunRecord.task_attempts``).
         ``suspects`` caps how many of them this claim takes (None: no cap).
+        A task backed off after a failure (``TaskChange.failure``) is due at
+        its ``visible_at``, or at once for a claimer whose code
+        ``fingerprint`` is not among those it failed on (``failed_by``).
         """
         ...
 
     async def load(self, run_id: str, after_seq: int) -> tuple[RunRecord, list[Event]]:
         """A run's row and its events after ``after_seq``."""
-        ...
-
-    async def commit_workflow_task(
-        self, run_id: str, owner: str, expected_seq: int, commands: Sequence[Event],
-        take: ActivityTake | None = None,
-    ) -> int:
-        """Append commands and their effects; return the run's last event number.
-
-        Inputs that reached the run while the task was leased (its inbox)
-        follow the commands in the same transaction; the task then stays
-        leased to ``owner``, and the returned number is past the commands:
-        the owner processes those inputs next. Raises ConflictError if the
-        run moved, or if the commands would close the run while inputs wait
-        (they are recorded instead), and LeaseLostError if another owner
-        holds the task. With ``take``, lease the new activity tasks it allows
-        to its owner (see :class:`ActivityTake`).
-        """
-        ...
-
-    async def fail_workflow_task(
-        self, run_id: str, owner: str, failure: dict[str, Any], delay: float, max_attempts: int,
-        *, final: bool = False,
-    ) -> bool:
-        """Back off a failed workflow task (``delay`` doubling per attempt, at most
-        60 s); fail the run at ``max_attempts``, or at once with ``failure`` as it is if ``final``."""
         ...
 
     async def claim_activity_tasks(
@@ -256,19 +175,6 @@ class Store(Protocol):
         Never the tasks in ``running`` (ids this owner is still running, read when
         the claim runs, so a live set may be passed),
         even if their leases lapsed: a process runs one attempt of a task at a time.
-        """
-        ...
-
-    async def finish_activity(
-        self, task: ActivityTask, owner: str, outcome: ActivityOutcome, step: ActivityStep | None = None
-    ) -> bool:
-        """Record an attempt's outcome; False if this owner no longer holds that attempt.
-
-        Fenced on the attempt's identity (task id, run id, event number,
-        attempt) and the lease: a stale attempt never lands on another run.
-
-        With ``step`` (a final outcome only), commit the run's next step too
-        when the run has not moved (see :class:`ActivityStep`).
         """
         ...
 
@@ -295,14 +201,7 @@ class Store(Protocol):
         ...
 
     async def release_leases(self, owner: str) -> None:
-        """Hand back every task this owner holds (it is shutting down)."""
-        ...
-
-    async def fire_timers(self, limit: int) -> int:
-        """Fire due timers and time out activity tasks past their deadline.
-
-        Returns how many events were appended.
-        """
+        """Hand back every task this owner holds (it is shutting down); nothing else changes."""
         ...
 
     async def next_wakeup(self) -> float | None:
@@ -314,18 +213,6 @@ class Store(Protocol):
 
         Used by time-skipping test environments to tell that every run is blocked.
         """
-        ...
-
-    async def signal(self, run_or_workflow_id: str, name: str, payload: bytes) -> str:
-        """Record a signal for the run, durably; return its run id.
-
-        Raises RunFinishedError if the run is closed, SignalBufferFullError
-        if it has too many unprocessed signals; neither writes anything.
-        """
-        ...
-
-    async def request_cancel(self, run_or_workflow_id: str, reason: str) -> str:
-        """Append a cancel request; return its run id."""
         ...
 
     async def closed_among(self, run_ids: Sequence[str]) -> set[str]:
@@ -340,10 +227,20 @@ class Store(Protocol):
         self, *, status: str | None, workflow: str | None, limit: int, offset: int,
         id_prefix: str | None = None, started_after: float | None = None, started_before: float | None = None,
     ) -> list[RunRecord]:
-        """Runs, newest first.
+        """Runs, newest first (with ``task_failure``).
 
-        ``id_prefix`` keeps runs whose workflow id or run id starts with it
+        ``status="blocked"``: open runs whose workflow task's last attempt
+        failed; ``status="running"``: the other open runs. ``id_prefix``
+        keeps runs whose workflow id or run id starts with it
         (case-sensitive); ``started_after``/``started_before`` (seconds since
         the epoch) keep runs created at or after / before those times.
         """
+        ...
+
+    async def purge(
+        self, before: float, *, statuses: Sequence[str] | None, workflow: str | None, batch_size: int,
+        dry_run: bool,
+    ) -> PurgeReport:
+        """Delete closed runs that closed before ``before`` (store clock) and what goes with them,
+        in transactions of ``batch_size`` runs that never hold the writer long; never a running run."""
         ...

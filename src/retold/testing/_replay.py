@@ -14,7 +14,7 @@ from ..history.codec import Codec, JsonCodec
 from ..history.events import Event
 from ..history.export import History
 from ..runtime import _guard
-from ..runtime._instance import WorkflowInstance
+from ..runtime._replay import replay as replay_run
 
 __all__ = ["ReplayFailedError", "ReplayOutcome", "ReplayResult", "Replayer", "history_files", "load_history", "replay"]
 
@@ -94,10 +94,11 @@ def replay(
     """
     loaded = load_history(history)
     _guard.install()
-    instance = WorkflowInstance(workflow, loaded.run_id or "replay", codec or JsonCodec())
+    with _guard.strict(strict):
+        instance, completion = replay_run(workflow, loaded.run_id or "replay", codec or JsonCodec(), list(loaded),
+                                          replay_only=True)
     try:
-        with _guard.strict(strict):
-            commands = instance.apply(list(loaded.events))
+        commands = completion.unwrap()
         return ReplayResult(
             workflow=workflow.name, run_id=instance.run_id, events=len(loaded),
             finished=instance.finished, next_commands=tuple(commands),

@@ -11,7 +11,7 @@ import cloudpickle
 from ..errors import RetoldError
 from ..history.export import History
 from ..runtime import _guard
-from ..runtime._instance import WorkflowInstance
+from ..runtime._replay import replay
 from ._crossproc import _receive, _send
 from ._simulate import _ask
 
@@ -35,11 +35,12 @@ def main() -> None:
         except EOFError:
             return
         history = History.from_json(history_json)
-        instance = WorkflowInstance(workflow, history.run_id, codec)
+        with _guard.strict(True):
+            instance, completion = replay(workflow, history.run_id, codec, list(history), replay_only=True)
         reply: tuple[bool, Any]
         try:
             with _guard.strict(True):
-                extra = instance.apply(list(history))
+                extra = completion.unwrap()
                 if extra:
                     reply = (False, "the code asked for more: " + ", ".join(e.describe() for e in extra))
                 else:

@@ -29,39 +29,21 @@ import dataclasses
 import inspect
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, final
+from dataclasses import dataclass
+from typing import Any, final
 
 from ..authoring._activity import ActivityInfo, _current
 from ..authoring._decorators import Activity, Workflow, unpack_input
-from ..authoring._options import ActivityOptions
 from ..errors import QueryError, RetoldError
 from ..history import events as ev
 from ..history.codec import Codec, JsonCodec
 from ..history.export import History
 from ..runtime import _guard
 from ..runtime._instance import WorkflowInstance, failure_from_exception
+from ..runtime._replay import replay
+from ._world import MAX_ACTIVATIONS, Outcome, Step, World, pick, scenario_run_id
 
 __all__ = ["NondeterminismFound", "Outcome", "Scenario", "Step", "check_scenario"]
-
-Outcome = Literal["ok", "retry", "fail", "timeout"]
-EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: scenarios start here, in virtual time
-MAX_ACTIVATIONS = 500
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One arrival: ``pick`` chooses among the inputs that could arrive now.
-
-    ``together`` inputs arrive in one activation; ``outcome`` is how an
-    activity (or child) chosen by this step ends.
-    """
-
-    pick: int
-    together: int = 1
-    outcome: Outcome = "ok"
-
 
 @final
 @dataclass(frozen=True, slots=True)
@@ -179,181 +161,6 @@ class _ActivityRunner:
 
 
 @dataclass
-class _World:
-    """An engine in miniature for one run: numbers events, tracks what can arrive."""
-
-    scenario: Scenario
-    workflow: Workflow[..., Any]
-    codec: Codec
-    runner: _ActivityRunner
-    activities: Mapping[str, Activity[..., Any]]
-    queries: Sequence[tuple[str, tuple[Any, ...]]]
-    crashes: frozenset[int]
-    workflow_id: str = ""
-    history: list[ev.Event] = field(default_factory=list)
-    trace: list[str] = field(default_factory=list)
-    boundaries: list[int] = field(default_factory=list)
-    answers: dict[int, list[Any]] = field(default_factory=dict)
-    clock: float = EPOCH
-    attempts: dict[int, int] = field(default_factory=dict)
-    open_activities: dict[int, ev.ActivityScheduled] = field(default_factory=dict)
-    open_children: dict[int, ev.ChildWorkflowStarted] = field(default_factory=dict)
-    cancelled_children: set[int] = field(default_factory=set)  # asked to cancel by the parent
-    timers: dict[int, float] = field(default_factory=dict)
-    next_signal: int = 0
-    cancelled: bool = False
-
-    @property
-    def run_id(self) -> str:
-        return str(uuid.UUID(int=self.scenario.seed % (1 << 128)))
-
-    def append(self, cls: type[ev.Event], **fields: Any) -> ev.Event:
-        self.clock += 1.0
-        event = cls(seq=len(self.history) + 1, at=self.clock, **fields)
-        self.history.append(event)
-        return event
-
-    def store(self, commands: list[ev.Event]) -> None:
-        for cmd in commands:
-            if cmd.seq != len(self.history) + 1:
-                raise AssertionError(f"command numbered {cmd.seq}, expected {len(self.history) + 1}")
-            self.history.append(cmd)
-            if isinstance(cmd, ev.ActivityScheduled):
-                self.open_activities[cmd.seq] = cmd
-            elif isinstance(cmd, ev.ChildWorkflowStarted):
-                self.open_children[cmd.seq] = cmd
-            elif isinstance(cmd, ev.TimerStarted):
-                self.timers[cmd.seq] = cmd.at + cmd.duration
-            elif isinstance(cmd, ev.TimerCancelled):
-                self.timers.pop(cmd.started, None)
-            elif isinstance(cmd, ev.ActivityCancelRequested):
-                self.open_activities.pop(cmd.scheduled, None)
-            elif isinstance(cmd, ev.ChildWorkflowCancelRequested):
-                self.cancelled_children.add(cmd.started)
-        self.boundaries.append(len(self.history))
-
-    def ask(self, instance: WorkflowInstance) -> list[Any]:
-        return _ask(instance, self.codec, self.queries)
-
-    # -- what can arrive now ---------------------------------------------------
-
-    def candidates(self) -> list[tuple[str, int]]:
-        found: list[tuple[str, int]] = [("activity", seq) for seq in self.open_activities]
-        found += [("child", seq) for seq in self.open_children]
-        if self.timers:
-            found.append(("timer", min(self.timers, key=lambda s: (self.timers[s], s))))
-        if self.next_signal < len(self.scenario.signals):
-            found.append(("signal", self.next_signal))
-        return found
-
-    def arrive(self, kind: str, key: int, outcome: Outcome, instance: WorkflowInstance) -> ev.Event | None:
-        if kind == "activity":
-            return self._activity(self.open_activities[key], outcome)
-        if kind == "child":
-            return self._child(self.open_children[key], outcome, instance)
-        if kind == "timer":
-            self.clock = max(self.clock, self.timers.pop(key))
-            self.trace.append(f"timer of event {key} fires")
-            return self.append(ev.TimerFired, started=key)
-        name, value = self.scenario.signals[key]
-        self.next_signal += 1
-        self.trace.append(f"signal {name!r} arrives with {value!r}")
-        return self.append(ev.SignalReceived, name=name, input=self.codec.encode(value))
-
-    def _activity(self, scheduled: ev.ActivityScheduled, outcome: Outcome) -> ev.Event | None:
-        seq = scheduled.seq
-        attempt = self.attempts.get(seq, 0) + 1
-        self.attempts[seq] = attempt
-        label = f"activity {scheduled.activity} (event {seq}) attempt {attempt}"
-        options = ActivityOptions.from_json(scheduled.options)
-        if outcome == "timeout":
-            del self.open_activities[seq]
-            self.trace.append(f"{label} times out (schedule_to_close)")
-            return self.append(ev.ActivityTimedOut, scheduled=seq, attempt=attempt, kind="schedule_to_close")
-        if outcome in ("retry", "fail"):
-            failure: dict[str, Any] = {"type": "SimulatedFailure", "message": f"injected failure of attempt {attempt}",
-                       "details": "", "non_retryable": outcome == "fail"}
-            ok, value = False, failure
-        else:
-            ok, value = self.runner.run(
-                self.activities.get(scheduled.activity), scheduled.activity, scheduled,
-                self.workflow_id, self.run_id, attempt,
-            )
-        if ok:
-            del self.open_activities[seq]
-            self.trace.append(f"{label} completes")
-            return self.append(ev.ActivityCompleted, scheduled=seq, attempt=attempt, result=value)
-        retried = not value.get("non_retryable") and options.retry.retries_error(value["type"], attempt)
-        if retried:
-            self.trace.append(f"{label} fails ({value['type']}) and will be retried")
-            return None
-        del self.open_activities[seq]
-        self.trace.append(f"{label} fails for good ({value['type']}: {value['message']})")
-        return self.append(ev.ActivityFailed, scheduled=seq, attempt=attempt, failure=value)
-
-    def _child(self, started: ev.ChildWorkflowStarted, outcome: Outcome, instance: WorkflowInstance) -> ev.Event:
-        del self.open_children[started.seq]
-        label = f"child {started.workflow} (event {started.seq})"
-        if started.seq in self.cancelled_children:
-            self.trace.append(f"{label} is cancelled, as its parent asked")
-            failure = {"type": "CancelledError", "message": "the run was cancelled", "details": "",
-                       "non_retryable": True}
-            return self.append(ev.ChildWorkflowFailed, started=started.seq, failure=failure, cancelled=True)
-        if outcome in ("fail", "timeout"):
-            self.trace.append(f"{label} fails")
-            failure = {"type": "SimulatedFailure", "message": "injected child failure", "details": "",
-                       "non_retryable": True}
-            return self.append(ev.ChildWorkflowFailed, started=started.seq, failure=failure)
-        child_wf = _child_workflow(instance, started)
-        ok, value = _run_child(child_wf, started, self) if child_wf is not None else (
-            False, {"type": "RetoldError", "message": f"child workflow {started.workflow!r} is unknown",
-                    "details": "", "non_retryable": True})
-        if ok:
-            self.trace.append(f"{label} completes")
-            return self.append(ev.ChildWorkflowCompleted, started=started.seq, result=value)
-        self.trace.append(f"{label} fails ({value['type']})")
-        return self.append(ev.ChildWorkflowFailed, started=started.seq, failure=value)
-
-
-def _child_workflow(instance: WorkflowInstance, started: ev.ChildWorkflowStarted) -> Any:
-    entry = instance._children.get(started.seq)  # the live instance knows the child's definition
-    return entry[1] if entry is not None else None
-
-
-def _run_child(
-    child: Workflow[..., Any], started: ev.ChildWorkflowStarted, parent: _World
-) -> tuple[bool, Any]:
-    """Run a child workflow to its end in a plain world: every activity succeeds, timers fire in order."""
-    world = _World(
-        Scenario(seed=parent.scenario.seed + started.seq), child, parent.codec, parent.runner,
-        parent.activities, (), frozenset(), started.workflow_id,
-    )
-    instance = WorkflowInstance(child, started.run_id, parent.codec)
-    try:
-        pending = [world.append(ev.WorkflowStarted, workflow=child.name, workflow_id=started.workflow_id,
-                                input=started.input, parent_run_id=parent.run_id, parent_seq=started.seq)]
-        for _ in range(MAX_ACTIVATIONS):
-            world.store(instance.apply(pending))
-            instance.committed(len(world.history))
-            if instance.finished:
-                break
-            found = world.candidates()
-            if not found:
-                break
-            arrived = world.arrive(*found[0], "ok", instance)
-            pending = [arrived] if arrived is not None else []
-        last = world.history[-1]
-        if isinstance(last, ev.WorkflowCompleted):
-            return True, last.result
-        if isinstance(last, ev.WorkflowFailed):
-            return False, last.failure
-        return False, {"type": "RetoldError", "message": f"child ended with {last.type}", "details": "",
-                       "non_retryable": True}
-    finally:
-        instance.close()
-
-
-@dataclass
 class _Play:
     history: list[ev.Event]
     boundaries: list[int]
@@ -370,62 +177,77 @@ def _play(
 ) -> _Play:
     """Play the scenario; ``trace`` fills up as it goes (for a report if it raises)."""
     trace.clear()
-    world = _World(scenario, workflow, codec, runner, activities, queries, crashes, workflow_id, trace=trace)
-    instance = WorkflowInstance(workflow, world.run_id, codec)
-    pending = [world.append(ev.WorkflowStarted, workflow=workflow.name, workflow_id=workflow_id,
-                            input=codec.encode(list(scenario.args)))]
+    world = World(codec, runner.run, activities, scenario.seed, trace=trace)
+    run_id = scenario_run_id(scenario.seed)
+    world.start(workflow, workflow_id, run_id, codec.encode(list(scenario.args)))
     world.trace.append(f"run starts with args {scenario.args!r}")
+    instance = WorkflowInstance(workflow, run_id, codec)
+    boundaries: list[int] = []
+    answers: dict[int, list[Any]] = {}
     steps = list(scenario.steps)
+    signals = list(scenario.signals)
+    cancelled = False
     activation = 0
     try:
         while activation < MAX_ACTIVATIONS:
             activation += 1
-            before = len(world.history)
-            world.store(instance.apply(pending))
-            instance.committed(len(world.history))
-            made = [e.describe() for e in world.history[before:]]
+            before = len(world.history(run_id))
+            more = True
+            while more:  # inputs the step gave the run itself (a child refused, a signal sent) follow at once
+                _, more = world.step(run_id, instance)
+            history = world.history(run_id)
+            made = [e.describe() for e in history[before:]]
             if made:
                 world.trace.append(f"activation {activation}: code asks for " + ", ".join(made))
-            world.answers[len(world.history)] = world.ask(instance)
-            if instance.finished:
+            boundaries.append(len(history))
+            answers[len(history)] = _ask(instance, codec, queries)
+            if instance.finished or not world.is_open(run_id):
                 break
             if activation in crashes:
-                world.trace.append(f"crash after event {len(world.history)}: a new process replays the stored history")
+                world.trace.append(f"crash after event {len(history)}: a new process replays the stored history")
                 instance.close()
-                instance = WorkflowInstance(workflow, world.run_id, codec)
-                leftover = instance.apply(list(world.history))
-                if leftover:
+                instance, completion = replay(workflow, run_id, codec, history)
+                if not completion.ok:
+                    raise completion.error or RetoldError("replay failed")
+                if completion.commands:
                     raise _Divergence(
                         "resuming after a crash",
-                        f"replaying the stored {len(world.history)} events asked for new commands: "
-                        + ", ".join(e.describe() for e in leftover),
+                        f"replaying the stored {len(history)} events asked for new commands: "
+                        + ", ".join(e.describe() for e in completion.commands),
                     )
-                instance.committed(len(world.history))
-            pending = []
-            if scenario.cancel_at == activation and not world.cancelled:
-                world.cancelled = True
-                world.trace.append("cancel requested")
-                pending.append(world.append(ev.CancelRequested, reason="scenario"))
+                instance.committed(len(history))
+            if scenario.cancel_at == activation and not cancelled:
+                cancelled = True
+                world.cancel(run_id)
             # Draw arrivals until something reaches the history (a retried
             # attempt does not), or nothing more can arrive.
             for _ in range(MAX_ACTIVATIONS):
-                if pending or not world.candidates():
+                if world.has_task(run_id) or not world.candidates(run_id, len(signals)):
                     break
                 step = steps.pop(0) if steps else Step(0)
+                arrived = 0
                 for _ in range(max(1, step.together)):
-                    found = world.candidates()
+                    found = world.candidates(run_id, len(signals))
                     if not found:
                         break
-                    arrived = world.arrive(*found[step.pick % len(found)], step.outcome, instance)
-                    if arrived is not None:
-                        pending.append(arrived)
-            if not pending:
+                    kind, key = pick(found, step)
+                    if kind == "activity":
+                        world.attempt(run_id, key, step.outcome)
+                    elif kind == "timer":
+                        world.fire(run_id, key)
+                    elif kind == "child":
+                        world.child(instance, key, step.outcome)
+                    else:
+                        name, value = signals.pop(0)
+                        world.signal(run_id, name, value)
+                    arrived += 1
+                if arrived > 1:
+                    world.trace.append(f"  (the {arrived} inputs above arrive together)")
+            if not world.has_task(run_id):
                 world.trace.append("nothing more can arrive: the run waits forever")
                 break
-            if len(pending) > 1:
-                world.trace.append(f"  (the {len(pending)} inputs above arrive together)")
-        return _Play(world.history, world.boundaries, world.answers, world.trace, instance.finished,
-                     world.ask(instance))
+        return _Play(world.history(run_id), boundaries, answers, world.trace, instance.finished,
+                     _ask(instance, codec, queries))
     finally:
         instance.close()
 

@@ -148,6 +148,11 @@ def _install_pragmas(engine: sa.Engine, busy_ms: int, *, begin: str, read_only: 
             cursor.execute("PRAGMA foreign_keys=ON")
             if read_only:
                 cursor.execute("PRAGMA query_only=ON")  # a read that tried to write would fail loudly
+            else:
+                # Takes effect in a new file only (before its first table): pages
+                # freed by purging old runs can then be handed back to the file
+                # system (see _retention.py). An existing file is left as it is.
+                cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         finally:
             cursor.close()
 

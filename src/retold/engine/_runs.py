@@ -1,0 +1,294 @@
+"""Runs: each input to a run decided by the state machine, and recorded by the store, in one transaction.
+
+This is the only caller of :mod:`._machine`. Every method here reads what
+the machine needs through a :class:`~retold.stores._plan.Tx`, asks the
+machine, and applies its plan; the inputs a plan gives other runs (a parent
+told its child closed, children asked to cancel) are decided and applied in
+the same transaction, so they are never lost between two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from ..errors import ConflictError, RunFinishedError, RunNotFoundError, StoreError
+from ..history import events as ev
+from ..stores._plan import RunState, Tx
+from ..stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRequest, Store
+from . import _machine as m
+from ._machine import NO_LOOKUPS, ActivityStep, ActivityTake, Decision, Lookups, StartStep
+
+__all__ = ["Runs"]
+
+DEFAULT_MAX_PENDING_SIGNALS = 10_000
+
+
+def _lookups(tx: Tx, run_id: str, commands: Sequence[ev.Event]) -> Lookups:
+    """Read what the commands need from other records (see :class:`._machine.Lookups`)."""
+    taken: set[str] = set()
+    targets: dict[str, RunState | None] = {}
+    children: list[str] = []
+    for cmd in commands:
+        kind = type(cmd)
+        if kind is ev.ChildWorkflowStarted and tx.entry(cmd.workflow_id) is not None:  # type: ignore[attr-defined]
+            taken.add(cmd.workflow_id)  # type: ignore[attr-defined]
+        elif kind is ev.ExternalSignalRequested:
+            wid = cmd.workflow_id  # type: ignore[attr-defined]
+            targets[wid] = tx.run(wid)
+        elif kind in ev.TERMINAL_TYPES and kind is not ev.WorkflowContinuedAsNew:
+            children = tx.open_children(run_id)
+    if not (taken or targets or children):
+        return NO_LOOKUPS
+    return Lookups(frozenset(taken), tuple(children), targets)
+
+
+class Runs:
+    """Starts runs and feeds them their inputs, through a :class:`~retold.stores.Store`."""
+
+    def __init__(self, store: Store, *, max_pending_signals: int | None = None) -> None:
+        self.store = store
+        if max_pending_signals is None:
+            max_pending_signals = getattr(store, "max_pending_signals", DEFAULT_MAX_PENDING_SIGNALS)
+        if max_pending_signals < 1:
+            raise StoreError(f"max_pending_signals must be at least 1, got {max_pending_signals}")
+        self.max_pending_signals = max_pending_signals
+
+    # -- inside a transaction --------------------------------------------------------
+
+    @staticmethod
+    def _apply(tx: Tx, decision: Decision, take: ActivityTake | None = None) -> None:
+        """Apply a decision and, in turn, the inputs it gives other runs."""
+        leased = tx.apply(decision.plan)
+        if take is not None:
+            by_seq = {task.seq: task for task in decision.leased}
+            run_id, workflow_id = decision.plan.run_id, decision.workflow_id
+            now = tx.now()
+            take.taken = [
+                ActivityTask(id=task_id, run_id=run_id, workflow_id=workflow_id, seq=seq,
+                             activity=by_seq[seq].activity, queue=queue, input=by_seq[seq].input,
+                             options=dict(by_seq[seq].options), attempt=1, scheduled_at=now)
+                for queue, task_id, seq in leased
+            ]
+        for run_id, event in decision.deliveries:
+            Runs._deliver(tx, run_id, event)
+
+    @staticmethod
+    def _deliver(tx: Tx, run_id: str, event: ev.Event, max_signals: int | None = None) -> bool:
+        """Give a run an input; False if it is closed."""
+        plan = m.deliver(tx.run(run_id, inbox=True), event, tx.now(), max_signals=max_signals)
+        if plan is None:
+            return False
+        tx.apply(plan)
+        return True
+
+    # -- the transactions (synchronous: any store's transaction, or the simulator's) -----
+
+    def start_in(
+        self, tx: Tx, request: StartRequest, step: StartStep | None = None, *, run_id: str | None = None,
+    ) -> tuple[RunRecord, bool]:
+        """The transaction of :meth:`start` (``run_id``: the new run's id, for simulations; default random)."""
+        # Twice at most: a concurrent start of the same id or key (possible
+        # on PostgreSQL) claims the id first; then it is "existing".
+        for _ in range(2):
+            entry = tx.entry(request.workflow_id, request.idempotency_key)
+            if entry is not None:
+                run = tx.run(m.existing(request, entry))
+                if run is None:
+                    continue  # its runs were purged since (PostgreSQL): the id is free again
+                return run.record, False
+            commands = step.commands if step is not None else ()
+            decision = m.start(request, tx.now(), step, lookups=_lookups(tx, step.run_id if step else "", commands),
+                               run_id=run_id)
+            try:
+                self._apply(tx, decision, step.take if step is not None else None)
+            except ConflictError:
+                continue
+            if step is not None:
+                step.stepped = True
+            run = tx.run(decision.plan.run_id)
+            assert run is not None
+            return run.record, True
+        raise StoreError(f"could not start workflow id {request.workflow_id!r}: its record keeps changing")
+
+    def commit_in(
+        self, tx: Tx, run_id: str, owner: str, expected_seq: int, commands: Sequence[ev.Event],
+        take: ActivityTake | None = None,
+    ) -> int:
+        """The transaction of :meth:`commit_workflow_task` (-1: refused, the inbox was recorded instead)."""
+        run = tx.run(run_id, inbox=True)
+        if run is None:
+            raise RunNotFoundError(run_id)
+        decision = m.commit(run, owner, expected_seq, commands, tx.now(), take=take,
+                            lookups=_lookups(tx, run_id, commands))
+        self._apply(tx, decision, take)
+        last = decision.plan.last_seq
+        assert last is not None
+        return -1 if decision.refused else last
+
+    def fail_in(
+        self, tx: Tx, run_id: str, owner: str, failure: dict[str, Any], delay: float, max_attempts: int,
+        final: bool = False, block: bool = False, fingerprint: str | None = None,
+    ) -> bool:
+        """The transaction of :meth:`fail_workflow_task`."""
+        run = tx.run(run_id, inbox=True)
+        if run is None:
+            return False
+        decision = m.workflow_task_failed(
+            run, owner, failure, delay, max_attempts, tx.now(), final=final, block=block, fingerprint=fingerprint,
+            open_children=tx.open_children(run_id) if run.task is not None else ())
+        if decision is None:
+            return False
+        self._apply(tx, decision)
+        return decision.closed
+
+    def finish_in(
+        self, tx: Tx, task: ActivityTask, owner: str, outcome: ActivityOutcome, step: ActivityStep | None = None,
+    ) -> bool:
+        """The transaction of :meth:`finish_activity`."""
+        tx.run(task.run_id)  # locks the run before its task, in the order commits take them
+        row = tx.task(task.id)
+        now = tx.now()
+        found = m.activity_outcome(row, task, owner, outcome, now)
+        if found is None:
+            return False
+        plan, event = found
+        tx.apply(plan)
+        if event is None or row is None:
+            return True
+        if step is not None and step.run_id == row.run_id and type(event) is type(step.event):
+            decision = m.stepped(tx.run(row.run_id), step, row, now,
+                                 lookups=_lookups(tx, row.run_id, step.commands))
+            if decision is not None:
+                self._apply(tx, decision, step.take)
+                step.stepped = True
+                return True
+        self._deliver(tx, row.run_id, event)
+        return True
+
+    def fire_timers_in(self, tx: Tx, limit: int) -> int:
+        """The transaction of :meth:`fire_timers`."""
+        now = tx.now()
+        fired = 0
+        for run_id, seq in tx.take_due_timers(limit):
+            fired += self._deliver(tx, run_id, ev.TimerFired(seq=0, at=now, started=seq))
+        # Activity tasks past their schedule-to-close deadline that nobody is
+        # running (a running attempt is cut off by its worker).
+        for row in tx.take_overdue_tasks(limit):
+            fired += self._deliver(tx, row.run_id, ev.ActivityTimedOut(
+                seq=0, at=now, scheduled=row.seq, attempt=row.attempt, kind="schedule_to_close",
+                failure=row.last_failure))
+        return fired
+
+    def input_in(self, tx: Tx, ident: str, event: ev.Event, max_signals: int | None = None) -> str:
+        """The transaction of :meth:`signal` and :meth:`request_cancel`: ``event`` for the run ``ident``."""
+        run = tx.run(ident, inbox=True)
+        if run is None:
+            raise RunNotFoundError(ident)
+        now = tx.now()
+        plan = m.deliver(run, replace(event, at=now), now, max_signals=max_signals)
+        if plan is None:
+            raise RunFinishedError(run.run_id, run.record.status)
+        tx.apply(plan)
+        return run.run_id
+
+    def terminate_in(self, tx: Tx, ident: str, reason: str) -> str:
+        """The transaction of :meth:`terminate`."""
+        run = tx.run(ident, inbox=True)
+        if run is None:
+            raise RunNotFoundError(ident)
+        open_children = tx.open_children(run.run_id) if run.open else []
+        decision = m.terminate(run, reason, tx.now(), open_children=open_children)
+        if decision is None:
+            raise RunFinishedError(run.run_id, run.record.status)
+        self._apply(tx, decision)
+        return run.run_id
+
+    def release_in(self, tx: Tx, owner: str) -> None:
+        """The transaction before :meth:`release_leases` hands ``owner``'s leases back."""
+        for run_id in tx.leased_runs(owner):
+            run = tx.run(run_id, inbox=True)
+            plan = m.release(run) if run is not None else None
+            if plan is not None:
+                tx.apply(plan)
+
+    # -- the inputs ------------------------------------------------------------------
+
+    async def start(self, request: StartRequest, step: StartStep | None = None) -> tuple[RunRecord, bool]:
+        """Create a run, or return the run already started with this id or key.
+
+        With ``step``, a new run gets ``step.run_id`` and its first step at
+        once (see :class:`~retold.engine._machine.StartStep`).
+        """
+        return await self.store.transact(lambda tx: self.start_in(tx, request, step), outside=True)
+
+    async def commit_workflow_task(
+        self, run_id: str, owner: str, expected_seq: int, commands: Sequence[ev.Event],
+        take: ActivityTake | None = None,
+    ) -> int:
+        """Record a step's commands; return the run's last event number.
+
+        Inputs that reached the run while the task was leased (its inbox)
+        follow the commands; the task then stays leased to ``owner`` and the
+        number returned is past the commands. Raises ConflictError if the run
+        moved, or if the commands would close it while inputs wait (they
+        are recorded instead), and LeaseLostError if another owner holds
+        the task. With ``take``, its tasks may be leased to its owner at once.
+        """
+        last = await self.store.transact(
+            lambda tx: self.commit_in(tx, run_id, owner, expected_seq, commands, take))
+        if last < 0:
+            raise ConflictError(run_id, expected_seq)
+        return last
+
+    async def fail_workflow_task(
+        self, run_id: str, owner: str, failure: dict[str, Any], delay: float, max_attempts: int,
+        *, final: bool = False, block: bool = False, fingerprint: str | None = None,
+    ) -> bool:
+        """Back off a failed workflow task, or fail the run (see :func:`._machine.workflow_task_failed`).
+
+        Returns True if the run was failed for good.
+        """
+        return await self.store.transact(
+            lambda tx: self.fail_in(tx, run_id, owner, failure, delay, max_attempts, final, block, fingerprint))
+
+    async def finish_activity(
+        self, task: ActivityTask, owner: str, outcome: ActivityOutcome, step: ActivityStep | None = None
+    ) -> bool:
+        """Record an attempt's outcome; False if this owner no longer holds that attempt.
+
+        Fenced on the attempt's identity (task id, run id, event number,
+        attempt) and the lease: a stale attempt never lands on another run.
+        With ``step`` (a final outcome), the run's next step is committed
+        with it if the run has not moved (see :class:`._machine.ActivityStep`).
+        """
+        return await self.store.transact(lambda tx: self.finish_in(tx, task, owner, outcome, step))
+
+    async def fire_timers(self, limit: int) -> int:
+        """Fire up to ``limit`` due timers and time out overdue activity tasks; return the events appended."""
+        return await self.store.transact(lambda tx: self.fire_timers_in(tx, limit))
+
+    async def signal(self, run_or_workflow_id: str, name: str, payload: bytes) -> str:
+        """Record a signal for the run, durably; return its run id.
+
+        Raises RunFinishedError if the run is closed, SignalBufferFullError
+        if it has too many unprocessed signals; neither writes anything.
+        """
+        event = ev.SignalReceived(seq=0, at=0.0, name=name, input=payload)
+        return await self.store.transact(
+            lambda tx: self.input_in(tx, run_or_workflow_id, event, self.max_pending_signals), outside=True)
+
+    async def request_cancel(self, run_or_workflow_id: str, reason: str) -> str:
+        """Ask a run to cancel; return its run id (RunFinishedError if it is closed)."""
+        event = ev.CancelRequested(seq=0, at=0.0, reason=reason)
+        return await self.store.transact(lambda tx: self.input_in(tx, run_or_workflow_id, event), outside=True)
+
+    async def terminate(self, run_or_workflow_id: str, reason: str) -> str:
+        """Close a run at once without running its code; return its run id (RunFinishedError if it is closed)."""
+        return await self.store.transact(lambda tx: self.terminate_in(tx, run_or_workflow_id, reason), outside=True)
+
+    async def release_leases(self, owner: str) -> None:
+        """Hand back every task ``owner`` holds; what waited in its runs' inboxes joins their histories."""
+        await self.store.transact(lambda tx: self.release_in(tx, owner))
+        await self.store.release_leases(owner)

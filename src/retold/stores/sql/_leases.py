@@ -1,0 +1,191 @@
+"""Claims and leases of workflow and activity tasks, and the registry of engines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from typing import TypeVar
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .._protocol import ActivityTask
+from . import _schema as t
+from ._statements import Statements
+from ._tx import ACTIVITY, WORKFLOW
+from ._writer import Writer
+
+__all__ = ["Leases"]
+
+_T = TypeVar("_T")
+
+
+class Leases(Writer):
+    """Task claims, lease renewals and hand-backs, and the worker registry (lease-only transactions)."""
+
+    _q: Statements
+    _now: Callable[[Connection], float]
+    _lease_now: Callable[[Connection], float]
+
+    async def claim_workflow_tasks(
+        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None,
+        fingerprint: str | None = None,
+    ) -> list[str]:
+        """Lease up to ``limit`` runs of ``workflows`` with unprocessed events (see the protocol)."""
+        if not workflows:
+            return []
+        return await self._run_lease_only(
+            self._claim_workflow_tasks, owner, list(workflows), limit, lease, suspects, fingerprint
+        )
+
+    def _claim_workflow_tasks(
+        self, conn: Connection, owner: str, workflows: list[str], limit: int, lease: float,
+        suspects: int | None = None, fingerprint: str | None = None,
+    ) -> list[str]:
+        now, lease_now = self._now(conn), self._lease_now(conn)
+        wt = t.workflow_tasks
+        rows = conn.execute(self._q.claim_workflows, {
+            "b_names": workflows, "b_now": now, "b_lease_now": lease_now, "b_limit": limit,
+            # NOT LIKE '%' matches nothing: without a fingerprint, blocked tasks wait for their time.
+            "b_fp": "%" if fingerprint is None else f"% {fingerprint} %",
+        }).all()
+        ids: list[str] = []
+        dead: list[str] = []
+        for run_id, previous_owner in rows:
+            if previous_owner is not None and previous_owner != owner:
+                # Its lease ran out: that worker died (or stalled). (Our own
+                # lapsed lease is no death: we are here, claiming.)
+                if suspects is not None and len(dead) >= suspects:
+                    continue  # left for a later claim (locked until this one ends, on PostgreSQL)
+                dead.append(run_id)
+            ids.append(run_id)
+        if ids:
+            conn.execute(wt.update().where(wt.c.run_id.in_(ids)).values(
+                lease_owner=owner, lease_expires=lease_now + lease))
+        if dead:
+            # Attempts are counted at claim time: one that killed its worker counts too.
+            conn.execute(wt.update().where(wt.c.run_id.in_(dead)).values(attempts=wt.c.attempts + 1))
+        return ids
+
+    async def claim_activity_tasks(
+        self, owner: str, queue: str, activities: Sequence[str], limit: int, lease: float,
+        running: Collection[int] = (),
+    ) -> list[ActivityTask]:
+        """Lease ready tasks of the activities this worker hosts.
+
+        Tasks found past their schedule-to-close deadline time out instead.
+        ``running``: ids of tasks this owner is still running; never claimed
+        again by it, even if their leases lapsed.
+        """
+        if not activities:
+            return []
+        return await self._run_lease_only(
+            self._claim_activities, owner, queue, list(activities), limit, lease, running)
+
+    def _claim_activities(
+        self, conn: Connection, owner: str, queue: str, activities: list[str], limit: int, lease: float,
+        running: Collection[int],
+    ) -> list[ActivityTask]:
+        now, lease_now = self._now(conn), self._lease_now(conn)
+        at = t.activity_tasks
+        rows = conn.execute(self._q.claim_activities, {
+            "b_queue": queue, "b_names": activities, "b_now": now, "b_lease_now": lease_now,
+            # Read now, not when the call was made: the caller's set may have grown since.
+            "b_owner": owner, "b_running": list(running), "b_limit": limit,
+        }).all()
+        claimed: list[ActivityTask] = []
+        for row in rows:
+            attempt = row.attempt
+            if row.lease_owner is not None:
+                # The previous owner's lease ran out mid-attempt (it died or
+                # stalled): that attempt counts, and this is the next one.
+                attempt += 1
+                conn.execute(at.update().where(at.c.id == row.id).values(attempt=attempt))
+            claimed.append(ActivityTask(
+                id=row.id, run_id=row.run_id, workflow_id=row.workflow_id, seq=row.seq,
+                activity=row.activity, queue=row.queue, input=row.input,
+                options=orjson.loads(row.options), attempt=attempt,
+                scheduled_at=row.scheduled_at,
+            ))
+        if claimed:
+            conn.execute(at.update().where(at.c.id.in_([c.id for c in claimed])).values(
+                lease_owner=owner, lease_expires=lease_now + lease))
+        return claimed
+
+    async def renew_leases(self, owner: str, task_ids: list[int], lease: float) -> set[int]:
+        """Extend this owner's activity leases; return ids it no longer holds."""
+        if not task_ids:
+            return set()
+        return await self._run_lease_only(self._renew, owner, task_ids, lease)
+
+    def _renew(self, conn: Connection, owner: str, task_ids: list[int], lease: float) -> set[int]:
+        held = set(conn.execute(self._q.renew_activities, {
+            "b_ids": task_ids, "b_owner": owner, "b_expires": self._lease_now(conn) + lease,
+        }).scalars())
+        return set(task_ids) - held
+
+    async def renew_workflow_leases(self, owner: str, run_ids: list[str], lease: float) -> None:
+        """Extend this owner's leases on workflow tasks still being processed."""
+        if not run_ids:
+            return
+
+        def renew(conn: Connection) -> None:
+            wt = t.workflow_tasks
+            conn.execute(wt.update().where(wt.c.run_id.in_(run_ids), wt.c.lease_owner == owner)
+                         .values(lease_expires=self._lease_now(conn) + lease))
+
+        await self._run_lease_only(renew)
+
+    async def register_worker(
+        self, worker_id: str, host: str, pid: int, process_start: str
+    ) -> list[tuple[str, int, str]]:
+        """Record this engine; return the other engines on ``host``."""
+
+        def register(conn: Connection) -> list[tuple[str, int, str]]:
+            w = t.workers
+            conn.execute(w.delete().where(w.c.worker_id == worker_id))
+            conn.execute(w.insert().values(worker_id=worker_id, host=host, pid=pid,
+                                           process_start=process_start, started_at=self._now(conn)))
+            rows = conn.execute(sa.select(w.c.worker_id, w.c.pid, w.c.process_start)
+                                .where(w.c.host == host, w.c.worker_id != worker_id)).all()
+            return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]
+
+        return await self._run_lease_only(register)
+
+    async def reap_worker(self, worker_id: str) -> int:
+        """Forget a dead engine and end its leases now, as if they had run out."""
+
+        def reap(conn: Connection) -> int:
+            lease_now = self._lease_now(conn)
+            conn.execute(t.workers.delete().where(t.workers.c.worker_id == worker_id))
+            freed = 0
+            for table, kind in ((t.workflow_tasks, WORKFLOW), (t.activity_tasks, ACTIVITY)):
+                # Expired, not released: the next claim counts the dead attempt.
+                count = conn.execute(table.update().where(table.c.lease_owner == worker_id)
+                                     .values(lease_expires=lease_now - 1.0)).rowcount
+                if count:
+                    self._d.notify(conn, kind)
+                freed += count
+            return freed
+
+        return await self._run_lease_only(reap)
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        """Forget this engine."""
+
+        def unregister(conn: Connection) -> None:
+            conn.execute(t.workers.delete().where(t.workers.c.worker_id == worker_id))
+
+        await self._run_lease_only(unregister)
+
+    async def release_leases(self, owner: str) -> None:
+        """Hand back every task this owner holds, so others need not wait for expiry."""
+
+        def release(conn: Connection) -> None:
+            for table, kind in ((t.workflow_tasks, WORKFLOW), (t.activity_tasks, ACTIVITY)):
+                released = conn.execute(table.update().where(table.c.lease_owner == owner)
+                                        .values(lease_owner=None, lease_expires=None)).rowcount
+                if released:
+                    self._d.notify(conn, kind)
+
+        await self._run(release)

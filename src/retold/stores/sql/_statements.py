@@ -1,0 +1,143 @@
+"""The SQL statements of the hot paths, built once per store: SQLAlchemy then only binds values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from . import _schema as t
+from ._dialect import Insert
+from ._fast import Statement
+
+__all__ = ["LEASE_HORIZON", "Statements", "lease_free"]
+
+_B = sa.bindparam
+
+# A lease that ends further than this in the future was taken on another
+# boot of the machine (SQLite's lease clock counts from boot): it is over.
+LEASE_HORIZON = 86_400.0
+
+
+def lease_free(table: sa.Table) -> Any:
+    """The task's lease is free: nobody holds it, it ran out by the lease clock, or it is from another boot."""
+    return sa.or_(
+        table.c.lease_owner.is_(None),
+        table.c.lease_expires < _B("b_lease_now"),
+        table.c.lease_expires > _B("b_lease_now") + LEASE_HORIZON,
+    )
+
+
+class Statements:
+    """Statements of the hot paths, built once per store: SQLAlchemy then only binds values."""
+
+    def __init__(self, insert: Insert, direct: sa.Dialect | None) -> None:
+        """``direct``: the dialect to compile for and run on the driver (SQLite), else None."""
+        wt, at = t.workflow_tasks, t.activity_tasks
+
+        def fast(stmt: Any) -> Statement:
+            return Statement(stmt, direct)
+
+        self.wft_attempts = fast(sa.select(wt.c.attempts, wt.c.failure).where(wt.c.run_id == _B("b_run_id")))
+        self.run_by_id = fast(sa.select(t.runs).where(t.runs.c.run_id == _B("b_run_id")))
+        # A run read to decide on: locked until the transaction ends (PostgreSQL).
+        self.run_locked = fast(sa.select(t.runs).where(t.runs.c.run_id == _B("b_run_id")).with_for_update())
+        # SQLite: the run and its task in one statement (its one writer needs no row locks).
+        self.run_with_task: Statement | None = None if direct is None else fast(
+            sa.select(t.runs, wt.c.lease_owner, wt.c.lease_expires, wt.c.attempts, wt.c.signals,
+                      wt.c.failure.label("task_failure"), wt.c.failed_by)
+            .select_from(t.runs.outerjoin(wt, wt.c.run_id == t.runs.c.run_id))
+            .where(t.runs.c.run_id == _B("b_run_id"))
+        )
+        self.wft_of = fast(
+            sa.select(wt.c.lease_owner, wt.c.lease_expires, wt.c.attempts, wt.c.signals, wt.c.failure, wt.c.failed_by)
+            .where(wt.c.run_id == _B("b_run_id")).with_for_update()
+        )
+        self.current_run = fast(sa.select(t.workflows.c.current_run_id).where(t.workflows.c.workflow_id == _B("b_id")))
+        self.insert_events = fast(t.events.insert())
+        self.insert_run = fast(t.runs.insert())
+        self.wake = fast(insert(wt).on_conflict_do_nothing(index_elements=["run_id"]))
+        self.move_seq = fast(
+            t.runs.update()
+            .where(t.runs.c.run_id == _B("b_run_id"), t.runs.c.last_seq == _B("b_expected"),
+                   t.runs.c.status == "running")
+            .values(last_seq=_B("b_last"))
+            .returning(t.runs.c.workflow_id)
+        )
+        self.wft_owner = fast(sa.select(wt.c.lease_owner).where(wt.c.run_id == _B("b_run_id")).with_for_update())
+        ib = t.inbox
+        self.insert_inbox = fast(ib.insert())
+        self.inbox_of = fast(
+            sa.select(ib.c.id, ib.c.type, ib.c.meta, ib.c.payload)
+            .where(ib.c.run_id == _B("b_run_id")).order_by(ib.c.id)
+        )
+        self.delete_inbox = fast(ib.delete().where(ib.c.run_id == _B("b_run_id"), ib.c.id <= _B("b_max")))
+        self.add_signals = fast(
+            wt.update().where(wt.c.run_id == _B("b_run_id")).values(signals=wt.c.signals + _B("b_add")))
+        # A step committed and the task stays ours (its inbox followed): its
+        # earlier attempts were not fatal, so they no longer count, and the
+        # run is no longer blocked.
+        self.set_signals = fast(wt.update().where(wt.c.run_id == _B("b_run_id")).values(
+            signals=_B("b_signals"), attempts=0, failure=None, failed_by=None))
+        self.events_after = fast(
+            sa.select(t.events.c.seq, t.events.c.at, t.events.c.type, t.events.c.meta, t.events.c.payload)
+            .where(t.events.c.run_id == _B("b_run_id"), t.events.c.seq > _B("b_after"))
+            .order_by(t.events.c.seq)
+        )
+        self.insert_activity = fast(at.insert())
+        self.insert_timer = fast(t.timers.insert())
+        self.delete_timer = fast(t.timers.delete().where(
+            t.timers.c.run_id == _B("b_run_id"), t.timers.c.seq == _B("b_seq")))
+        self.delete_wft = fast(wt.delete().where(wt.c.run_id == _B("b_run_id")))
+        self.task_by_id = fast(sa.select(at).where(at.c.id == _B("b_id")).with_for_update())
+        self.delete_task = fast(at.delete().where(at.c.id == _B("b_id")))
+        self.delete_activity = fast(at.delete().where(at.c.run_id == _B("b_run_id"), at.c.seq == _B("b_seq")))
+        self.delete_overdue = fast(at.delete().where(
+            at.c.id == _B("b_id"), at.c.deadline <= _B("b_now"), lease_free(at)))
+        self.workflow_by_id = fast(sa.select(t.workflows).where(t.workflows.c.workflow_id == _B("b_id")))
+        self.workflow_by_key = fast(sa.select(t.workflows).where(t.workflows.c.idempotency_key == _B("b_key")))
+        self.close_run = fast(t.runs.update().where(t.runs.c.run_id == _B("b_run_id")).values(
+            status=_B("b_status"), closed_at=_B("b_closed_at"), result=_B("b_result"),
+            failure=_B("b_failure"), next_run_id=_B("b_next_run_id")))
+        self.delete_run_tasks = fast(at.delete().where(at.c.run_id == _B("b_run_id")))
+        self.delete_run_timers = fast(t.timers.delete().where(t.timers.c.run_id == _B("b_run_id")))
+        self.open_children = fast(sa.select(t.runs.c.run_id).where(
+            t.runs.c.parent_run_id == _B("b_run_id"), t.runs.c.status == "running"))
+        self.retry_task = fast(at.update().where(at.c.id == _B("b_id")).values(
+            attempt=_B("b_attempt"), visible_at=_B("b_visible_at"), lease_owner=None, lease_expires=None,
+            last_failure=_B("b_failure")))
+        # RETURNING says whether the row went in (psycopg reports no rowcount for it).
+        self.insert_workflow = fast(insert(t.workflows).on_conflict_do_nothing().returning(t.workflows.c.workflow_id))
+        self.claim_workflows = (
+            sa.select(wt.c.run_id, wt.c.lease_owner)
+            .join(t.runs, t.runs.c.run_id == wt.c.run_id)
+            .where(t.runs.c.workflow.in_(_B("b_names", expanding=True)))
+            # Due, or blocked under code other than the claimer's: other code may not fail.
+            .where(sa.or_(wt.c.visible_at <= _B("b_now"),
+                          sa.and_(wt.c.failed_by.is_not(None), sa.not_(wt.c.failed_by.like(_B("b_fp"))))))
+            .where(lease_free(wt))
+            .order_by(wt.c.visible_at)
+            .limit(_B("b_limit"))
+            .with_for_update(skip_locked=True, of=wt)  # only the task rows, never the runs
+        )
+        self.claim_activities = (
+            sa.select(at)
+            .where(at.c.queue == _B("b_queue"), at.c.activity.in_(_B("b_names", expanding=True)),
+                   at.c.visible_at <= _B("b_now"))
+            .where(lease_free(at))
+            # Never a second attempt of a task the claimer is still running
+            # (its lease lapsed while its event loop stalled, say).
+            .where(sa.or_(at.c.lease_owner.is_(None), at.c.lease_owner != _B("b_owner"),
+                          at.c.id.not_in(_B("b_running", expanding=True))))
+            # Past its schedule-to-close deadline: the timer loop times it out.
+            .where(sa.or_(at.c.deadline.is_(None), at.c.deadline > _B("b_now")))
+            .order_by(at.c.visible_at, at.c.id)
+            .limit(_B("b_limit"))
+            .with_for_update(skip_locked=True)
+        )
+        self.renew_activities = (
+            at.update()
+            .where(at.c.id.in_(_B("b_ids", expanding=True)), at.c.lease_owner == _B("b_owner"))
+            .values(lease_expires=_B("b_expires"))
+            .returning(at.c.id)
+        )

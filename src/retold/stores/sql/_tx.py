@@ -1,0 +1,333 @@
+"""One SQL transaction as a :class:`~retold.stores._plan.Tx`: reads, then plans applied.
+
+Nothing here decides what happens to a run: the state machine does, from
+what :meth:`SqlTx.run` reads, and this module writes its plans. Reading a run
+locks its row (PostgreSQL; SQLite has one writer), and its workflow task's
+row, so what was read still holds when the plan is applied.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ...errors import ConflictError, LeaseLostError, StoreError
+from ...history import events as ev
+from .._plan import InboxItem, NewRun, Plan, RunState, TaskState, WorkflowEntry, WorkflowTaskState
+from . import _schema as t
+from ._records import row_to_run
+from ._statements import LEASE_HORIZON
+
+if TYPE_CHECKING:
+    from ._store import SqlStore
+
+__all__ = ["SqlTx"]
+
+# What NOTIFY tells other engines (see Store.listen).
+WORKFLOW, ACTIVITY, CLOSED = "workflow", "activity", "closed"
+
+
+class SqlTx:
+    """The reads and writes of one transaction on ``conn``."""
+
+    __slots__ = ("_conn", "_d", "_lease", "_now", "_owners", "_q", "_states", "_store")
+
+    def __init__(self, store: SqlStore, conn: Connection) -> None:
+        self._store, self._conn = store, conn
+        self._q, self._d = store._q, store._d
+        self._now: float | None = None
+        self._lease: float | None = None
+        self._owners: dict[str, str | None] = {}  # task holders read (and locked) in this transaction
+        self._states: dict[str, RunState] = {}  # runs read in this transaction and not changed since
+
+    def now(self) -> float:
+        if self._now is None:
+            self._now = self._store._now(self._conn)
+        return self._now
+
+    def lease_now(self) -> float:
+        """The lease clock (see SqlStore's ``lease_clock``)."""
+        if self._lease is None:
+            self._lease = self._store._lease_now(self._conn)
+        return self._lease
+
+    def live(self, expires: float | None) -> bool:
+        """Whether a lease ending at ``expires`` is still running."""
+        lease_now = self.lease_now()
+        return expires is not None and lease_now <= expires <= lease_now + LEASE_HORIZON
+
+    # -- reads ---------------------------------------------------------------------
+
+    def run(self, run_or_workflow_id: str, *, inbox: bool = False) -> RunState | None:
+        cached = self._states.get(run_or_workflow_id)
+        if cached is not None and (cached.inbox is not None or not inbox):
+            return cached
+        conn, q = self._conn, self._q
+        row = self._run_row(run_or_workflow_id)
+        if row is None:
+            current = q.current_run(conn, {"b_id": run_or_workflow_id}).scalar()
+            if current is None:
+                return None
+            row = self._run_row(current)
+            if row is None:
+                return None
+        run_id = row.run_id
+        task = None
+        if row.attempts is not None:  # a workflow task exists (its attempts are never NULL)
+            task = WorkflowTaskState(
+                row.lease_owner, self.live(row.lease_expires), row.attempts, row.signals,
+                orjson.loads(row.task_failure) if row.task_failure else None, tuple((row.failed_by or "").split()))
+        self._owners[run_id] = None if task is None else task.owner
+        items: tuple[InboxItem, ...] | None = None
+        if inbox:
+            # Inputs wait in an inbox only while a worker holds the task: without one it is empty.
+            items = () if task is None or task.owner is None else tuple(
+                InboxItem(r.id, ev.decode_event(0, 0.0, r.type, bytes(r.meta),
+                                                None if r.payload is None else bytes(r.payload)))
+                for r in q.inbox_of(conn, {"b_run_id": run_id}).all()
+            )
+        state = RunState(row_to_run(row), row.parent_seq, task, items)
+        self._states[run_id] = state
+        return state
+
+    def _run_row(self, run_id: str) -> Any:
+        """The run's row with its workflow task's columns (None where it has none), both locked."""
+        conn, q = self._conn, self._q
+        if q.run_with_task is not None:  # SQLite: one statement (one writer: nothing to lock)
+            return q.run_with_task(conn, {"b_run_id": run_id}).first()
+        row = q.run_locked(conn, {"b_run_id": run_id}).first()
+        if row is None:
+            return None
+        task = q.wft_of(conn, {"b_run_id": run_id}).first()
+        return _RunRow(row, task)
+
+    def entry(self, workflow_id: str, idempotency_key: str | None = None) -> WorkflowEntry | None:
+        row = None
+        if idempotency_key is not None:
+            row = self._q.workflow_by_key(self._conn, {"b_key": idempotency_key}).first()
+        if row is None:
+            row = self._q.workflow_by_id(self._conn, {"b_id": workflow_id}).first()
+        if row is None:
+            return None
+        return WorkflowEntry(row.workflow_id, row.workflow, row.input_hash, row.idempotency_key,
+                             row.first_run_id, row.current_run_id)
+
+    def task(self, task_id: int) -> TaskState | None:
+        row = self._q.task_by_id(self._conn, {"b_id": task_id}).first()
+        if row is None:
+            return None
+        return _task_state(row, row.lease_owner)
+
+    def open_children(self, run_id: str) -> list[str]:
+        return [r[0] for r in self._q.open_children(self._conn, {"b_run_id": run_id}).all()]
+
+    def leased_runs(self, owner: str) -> list[str]:
+        wt = t.workflow_tasks
+        return list(self._conn.execute(sa.select(wt.c.run_id).where(wt.c.lease_owner == owner)).scalars())
+
+    def take_due_timers(self, limit: int) -> list[tuple[str, int]]:
+        conn = self._conn
+        due = conn.execute(
+            sa.select(t.timers.c.run_id, t.timers.c.seq)
+            .where(t.timers.c.fire_at <= self.now()).order_by(t.timers.c.fire_at).limit(limit)
+        ).all()
+        taken: list[tuple[str, int]] = []
+        for run_id, seq in due:
+            self._d.lock_run(conn, run_id)
+            # Only the transaction that deletes the timer fires it (another
+            # engine may have fired it, or the run cancelled it, meanwhile).
+            if self._q.delete_timer(conn, {"b_run_id": run_id, "b_seq": seq}).rowcount:
+                taken.append((run_id, seq))
+        return taken
+
+    def take_overdue_tasks(self, limit: int) -> list[TaskState]:
+        conn, at = self._conn, t.activity_tasks
+        now, lease_now = self.now(), self.lease_now()
+        rows = conn.execute(
+            sa.select(at).where(at.c.deadline <= now)
+            .where(sa.or_(at.c.lease_owner.is_(None), at.c.lease_expires < lease_now,
+                          at.c.lease_expires > lease_now + LEASE_HORIZON))
+            .limit(limit)
+        ).all()
+        taken: list[TaskState] = []
+        for row in rows:
+            self._d.lock_run(conn, row.run_id)
+            if self._q.delete_overdue(conn, {"b_id": row.id, "b_now": now, "b_lease_now": lease_now}).rowcount:
+                taken.append(_task_state(row, None))
+        return taken
+
+    # -- writes --------------------------------------------------------------------
+
+    def apply(self, plan: Plan) -> list[tuple[str, int, int]]:
+        conn, q = self._conn, self._q
+        now = self.now()
+        run_id = plan.run_id
+        if plan.events or plan.inbox or plan.inbox_taken is not None or plan.close or plan.task or plan.runs:
+            self._states.pop(run_id, None)  # read again if asked: it changes
+        if plan.expect_owner is not None:
+            holder = (self._owners[run_id] if run_id in self._owners
+                      else q.wft_owner(conn, {"b_run_id": run_id}).scalar())
+            if holder != plan.expect_owner:
+                raise LeaseLostError(run_id, plan.expect_owner, holder)
+        for new in plan.runs:
+            self._create(new, now)
+        workflow_id: str | None = None
+        if plan.events:
+            if plan.expect_seq is None:
+                raise StoreError(f"a plan for run {run_id} appends events without an expected last event number")
+            last = plan.expect_seq + len(plan.events)
+            # The conditional update is the fence: the run has not moved, and is open.
+            workflow_id = q.move_seq(conn, {"b_run_id": run_id, "b_expected": plan.expect_seq, "b_last": last}
+                                     ).scalar()
+            if workflow_id is None:
+                raise ConflictError(run_id, plan.expect_seq)
+            self._insert_events(run_id, plan.expect_seq + 1, plan.events, now, keep_first_at=plan.keep_first_at)
+        for event in plan.inbox:
+            type_name, meta, payload = ev.encode_event(event)
+            q.insert_inbox(conn, {"run_id": run_id, "type": type_name, "meta": meta, "payload": payload})
+        if plan.inbox_taken is not None:
+            q.delete_inbox(conn, {"b_run_id": run_id, "b_max": plan.inbox_taken})
+        leased: list[tuple[str, int, int]] = []
+        if plan.activities:
+            if workflow_id is None:
+                workflow_id = q.run_locked(conn, {"b_run_id": run_id}).first().workflow_id
+            leased = self._insert_activities(run_id, workflow_id, plan, now)
+        if plan.retry is not None:
+            r = plan.retry
+            q.retry_task(conn, {"b_id": r.task_id, "b_attempt": r.attempt, "b_visible_at": r.visible_at,
+                                "b_failure": orjson.dumps(r.failure)})
+        for task_id in plan.drop_tasks:
+            q.delete_task(conn, {"b_id": task_id})
+        for seq in plan.drop_activities:
+            q.delete_activity(conn, {"b_run_id": run_id, "b_seq": seq})
+        for seq, fire_at in plan.timers:
+            q.insert_timer(conn, {"run_id": run_id, "seq": seq, "fire_at": fire_at})
+        for seq in plan.drop_timers:
+            q.delete_timer(conn, {"b_run_id": run_id, "b_seq": seq})
+        if plan.close is not None:
+            c = plan.close
+            q.close_run(conn, {
+                "b_run_id": run_id, "b_status": c.status, "b_closed_at": now, "b_result": c.result,
+                "b_failure": None if c.failure is None else orjson.dumps(c.failure), "b_next_run_id": c.next_run_id,
+            })
+            self._d.notify(conn, CLOSED)
+            q.delete_run_tasks(conn, {"b_run_id": run_id})
+            q.delete_run_timers(conn, {"b_run_id": run_id})
+        if plan.task is not None:
+            self._task(run_id, plan.task.kind, plan.task, now)
+        return leased
+
+    def _task(self, run_id: str, kind: str, change: Any, now: float) -> None:
+        conn, q = self._conn, self._q
+        if kind == "wake":
+            self._wake(run_id, now)
+        elif kind == "done":
+            q.delete_wft(conn, {"b_run_id": run_id})
+            self._owners.pop(run_id, None)
+        elif kind == "keep":
+            q.set_signals(conn, {"b_run_id": run_id, "b_signals": change.signals})
+        elif kind == "backoff":
+            wt = t.workflow_tasks
+            conn.execute(wt.update().where(wt.c.run_id == run_id).values(
+                visible_at=change.visible_at, lease_owner=None, lease_expires=None,
+                failure=None if change.failure is None else orjson.dumps(change.failure),
+                failed_by=f" {' '.join(change.failed_by)} " if change.failed_by else None))
+            self._owners[run_id] = None
+        if change.add_signals:
+            q.add_signals(conn, {"b_run_id": run_id, "b_add": change.add_signals})
+
+    def _wake(self, run_id: str, now: float) -> None:
+        # One pending workflow task per run: an existing one (leased or not)
+        # will see the new events, or fail its commit on the moved last_seq.
+        self._q.wake(self._conn, {
+            "run_id": run_id, "visible_at": now, "lease_owner": None, "lease_expires": None,
+            "attempts": 0, "signals": 0, "failure": None, "failed_by": None,
+        })
+        self._d.notify(self._conn, WORKFLOW)
+
+    def _insert_events(
+        self, run_id: str, first_seq: int, items: list[ev.Event], now: float, *, keep_first_at: bool = False,
+    ) -> None:
+        rows = []
+        for i, event in enumerate(items):
+            if event.seq != first_seq + i:
+                raise StoreError(f"event {event.type} of run {run_id} numbered {event.seq}, expected {first_seq + i}")
+            type_name, meta, payload = ev.encode_event(event)
+            rows.append({"run_id": run_id, "seq": first_seq + i, "type": type_name,
+                         "at": event.at if keep_first_at and i == 0 else now, "meta": meta, "payload": payload})
+        if rows:
+            self._q.insert_events.many(self._conn, rows)
+
+    def _insert_activities(
+        self, run_id: str, workflow_id: str, plan: Plan, now: float
+    ) -> list[tuple[str, int, int]]:
+        leased: list[tuple[str, int, int]] = []
+        notify = False
+        for task in plan.activities:
+            task_id = self._q.insert_activity.insert(self._conn, {
+                "run_id": run_id, "workflow_id": workflow_id, "seq": task.seq, "activity": task.activity,
+                "queue": task.queue, "input": task.input, "options": orjson.dumps(task.options), "attempt": 1,
+                "scheduled_at": now, "deadline": task.deadline, "visible_at": now,
+                "lease_owner": task.owner,
+                "lease_expires": self.lease_now() + task.lease if task.owner is not None else None,
+                "last_failure": None,
+            })
+            if task.owner is not None:
+                leased.append((task.queue, task_id, task.seq))
+            else:
+                notify = True
+        if notify:
+            self._d.notify(self._conn, ACTIVITY)
+        return leased
+
+    def _create(self, new: NewRun, now: float) -> None:
+        conn, q = self._conn, self._q
+        if new.entry == "new":
+            inserted = q.insert_workflow(conn, {
+                "workflow_id": new.workflow_id, "workflow": new.workflow, "input_hash": new.input_hash,
+                "idempotency_key": new.idempotency_key, "first_run_id": new.run_id,
+                "current_run_id": new.run_id, "created_at": now,
+            }).first()
+            if inserted is None:  # taken meanwhile (PostgreSQL: a concurrent start)
+                raise ConflictError(new.run_id, 0)
+        else:
+            conn.execute(t.workflows.update().where(t.workflows.c.workflow_id == new.workflow_id)
+                         .values(current_run_id=new.run_id))
+        q.insert_run(conn, {
+            "run_id": new.run_id, "workflow_id": new.workflow_id, "workflow": new.workflow, "status": "running",
+            "created_at": now, "closed_at": None, "last_seq": len(new.events), "result": None, "failure": None,
+            "parent_run_id": new.parent_run_id, "parent_seq": new.parent_seq, "next_run_id": None,
+        })
+        self._insert_events(new.run_id, 1, new.events, now, keep_first_at=True)
+        if new.wake:
+            self._wake(new.run_id, now)
+
+
+class _RunRow:
+    """A run's row and its workflow task's (PostgreSQL reads and locks them apart)."""
+
+    __slots__ = ("attempts", "failed_by", "lease_expires", "lease_owner", "row", "signals", "task_failure")
+
+    def __init__(self, row: Any, task: Any) -> None:
+        self.row = row
+        self.lease_owner = None if task is None else task.lease_owner
+        self.lease_expires = None if task is None else task.lease_expires
+        self.attempts = None if task is None else task.attempts
+        self.signals = None if task is None else task.signals
+        self.task_failure = None if task is None else task.failure
+        self.failed_by = None if task is None else task.failed_by
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.row, name)
+
+
+def _task_state(row: Any, owner: str | None) -> TaskState:
+    return TaskState(
+        id=row.id, run_id=row.run_id, workflow_id=row.workflow_id, seq=row.seq, activity=row.activity,
+        queue=row.queue, input=row.input, options=orjson.loads(row.options), attempt=row.attempt,
+        scheduled_at=row.scheduled_at, deadline=row.deadline, owner=owner,
+        last_failure=orjson.loads(row.last_failure) if row.last_failure else None,
+    )

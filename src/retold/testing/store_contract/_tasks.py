@@ -1,0 +1,287 @@
+"""The contract for tasks: claims, leases, workers, activity outcomes, timers, what comes due."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from ...engine._machine import ActivityStep, ActivityTake
+from ...engine._runs import Runs
+from ...errors import (
+    LeaseLostError,
+)
+from ...history import events as ev
+from ...stores import ActivityOutcome, Store
+from ._common import ManualClock, StoreFactory, history_types, run_with_activity, schedule, start_run
+
+__all__ = [
+    "test_a_commit_after_the_lease_moved_on_is_refused",
+    "test_a_due_timer_fires_once_whoever_looks",
+    "test_a_reaped_worker_loses_its_leases_at_once_and_its_attempt_counts",
+    "test_activity_task_ids_are_never_reused",
+    "test_an_activity_outcome_commits_the_runs_next_step_with_it",
+    "test_claims_take_only_hosted_activities_of_the_queue",
+    "test_each_task_is_claimed_by_one_worker",
+    "test_leases_expire_by_the_store_clock",
+    "test_release_hands_back_every_lease_of_an_owner",
+    "test_timers_fire_when_due",
+    "test_what_comes_due_next",
+]
+
+
+async def test_leases_expire_by_the_store_clock(store_factory: StoreFactory) -> None:
+    clock = ManualClock()
+    async with store_factory(clock) as store:
+        run_id = await start_run(store)
+        assert await store.claim_workflow_tasks("dead", ["wf"], 10, 5.0) == [run_id]
+        assert await store.claim_workflow_tasks("alive", ["wf"], 10, 5.0) == []
+        clock.now += 5.1
+        assert await store.claim_workflow_tasks("alive", ["wf"], 10, 5.0) == [run_id]
+        assert (await store.load(run_id, 1))[0].task_attempts == 1  # the dead owner's attempt counted
+        await Runs(store).commit_workflow_task(run_id, "alive", 1, [schedule(2)])
+
+        [task] = await store.claim_activity_tasks("dead", "q", ["a"], 10, 5.0)
+        assert await store.claim_activity_tasks("alive", "q", ["a"], 10, 5.0) == []
+        assert await store.renew_leases("dead", [task.id], 5.0) == set()
+        clock.now += 5.1
+        [again] = await store.claim_activity_tasks("alive", "q", ["a"], 10, 5.0)
+        assert again.id == task.id
+        assert (task.attempt, again.attempt) == (1, 2)  # the dead owner's attempt counted
+        # The dead owner's late result is refused: the lease fences it out.
+        assert not await Runs(store).finish_activity(task, "dead", ActivityOutcome("completed", result=b"1"))
+        assert await store.renew_leases("dead", [task.id], 5.0) == {task.id}
+        assert await Runs(store).finish_activity(again, "alive", ActivityOutcome("completed", result=b"2"))
+        _, history = await store.load(run_id, 0)
+        assert [e.result for e in history if isinstance(e, ev.ActivityCompleted)] == [b"2"]
+
+
+async def test_a_reaped_worker_loses_its_leases_at_once_and_its_attempt_counts(store_factory: StoreFactory) -> None:
+    async with store_factory(ManualClock()) as store:
+        assert await store.register_worker("dead", "host-a", 111, "7") == []
+        assert await store.register_worker("other-host", "host-b", 222, "8") == []
+        assert await store.register_worker("alive", "host-a", 333, "9") == [("dead", 111, "7")]
+        run_id = await start_run(store)
+        assert await store.claim_workflow_tasks("dead", ["wf"], 10, 60.0) == [run_id]
+        assert await store.claim_workflow_tasks("alive", ["wf"], 10, 60.0) == []
+        assert await store.reap_worker("dead") == 1
+        assert await store.claim_workflow_tasks("alive", ["wf"], 10, 60.0) == [run_id]  # no 60 s wait
+        await Runs(store).commit_workflow_task(run_id, "alive", 1, [schedule(2)])
+        [task] = await store.claim_activity_tasks("dead", "q", ["a"], 10, 60.0)
+        assert await store.reap_worker("dead") == 1
+        [again] = await store.claim_activity_tasks("alive", "q", ["a"], 10, 60.0)
+        assert (again.id, again.attempt) == (task.id, 2)  # the dead attempt counted
+        assert not await Runs(store).finish_activity(task, "dead", ActivityOutcome("completed", result=b"1"))
+        assert await store.register_worker("alive", "host-a", 333, "9") == []  # "dead" is forgotten
+        await store.unregister_worker("alive")
+        assert await store.register_worker("next", "host-a", 444, "10") == []
+
+
+async def test_a_commit_after_the_lease_moved_on_is_refused(store_factory: StoreFactory) -> None:
+    clock = ManualClock()
+    async with store_factory(clock) as store:
+        run_id = await start_run(store)
+        assert await store.claim_workflow_tasks("stalled", ["wf"], 10, 5.0) == [run_id]
+        clock.now += 6
+        assert await store.claim_workflow_tasks("next", ["wf"], 10, 5.0) == [run_id]
+        # Same expected event number: only the lease tells the two apart.
+        with pytest.raises(LeaseLostError, match="stalled lost its lease") as lost:
+            await Runs(store).commit_workflow_task(run_id, "stalled", 1, [ev.TimerStarted(seq=2, at=0, duration=1)])
+        assert lost.value.holder == "next"
+        assert (await store.get_run(run_id)).last_seq == 1
+        assert await Runs(store).commit_workflow_task(run_id, "next", 1, [schedule(2)]) == 2
+        with pytest.raises(LeaseLostError, match="no longer pending"):
+            await Runs(store).commit_workflow_task(run_id, "stalled", 2, [ev.TimerStarted(seq=3, at=0, duration=1)])
+        assert await history_types(store, run_id) == ["WorkflowStarted", "ActivityScheduled"]
+
+
+async def test_an_activity_outcome_commits_the_runs_next_step_with_it(store_factory: StoreFactory) -> None:
+    clock = ManualClock()
+    async with store_factory(clock) as store:
+        run_id = await run_with_activity(store, "w")
+        [task] = await store.claim_activity_tasks("me", "q", ["a"], 10, 5.0)
+        clock.now += 1
+        outcome = ActivityOutcome("completed", result=b"7")
+        seen_at = clock.now - 0.5  # when the engine fed the outcome to the run
+        event = outcome.event(seq=3, at=seen_at, scheduled=task.seq, attempt=task.attempt)
+        take = ActivityTake("me", 5.0, frozenset({"a"}), {"q": 1})
+        step = ActivityStep(run_id, 2, event, [schedule(4), ev.TimerStarted(seq=5, at=0, duration=60.0)], take)
+        # A lost lease writes nothing, step or not.
+        assert not await Runs(store).finish_activity(task, "someone-else", outcome, step)
+        assert not step.stepped
+        assert len(await history_types(store, run_id)) == 2
+        assert await Runs(store).finish_activity(task, "me", outcome, step)
+        assert step.stepped
+        _, history = await store.load(run_id, 0)
+        assert [e.type for e in history] == [
+            "WorkflowStarted", "ActivityScheduled", "ActivityCompleted", "ActivityScheduled", "TimerStarted"]
+        assert history[2].at == seen_at  # the time the run saw, so a replay sees it too
+        assert [(e.seq, e.result) for e in history if isinstance(e, ev.ActivityCompleted)] == [(3, b"7")]
+        [leased] = take.taken  # the next activity came leased to its engine
+        assert leased.seq == 4
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == []  # nothing left to process
+        assert await store.claim_activity_tasks("other", "q", ["a"], 10, 5.0) == []
+
+        # An input arrives between the engine's step and the outcome's commit:
+        # the outcome is recorded alone, and the workflow task processes both.
+        await Runs(store).signal("w", "go", b"1")
+        late = ActivityOutcome("completed", result=b"8")
+        stale = ActivityStep(run_id, 5, late.event(seq=6, at=clock.now, scheduled=4, attempt=1),
+                             [ev.WorkflowCompleted(seq=7, at=0, result=b"null")])
+        assert await Runs(store).finish_activity(leased, "me", late, stale)
+        assert not stale.stepped
+        run, pending = await store.load(run_id, 5)
+        assert run.status == "running"
+        assert [(e.type, e.seq) for e in pending] == [("SignalReceived", 6), ("ActivityCompleted", 7)]
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
+        clock.now += 60  # the step's timer was recorded too
+        assert await Runs(store).fire_timers(10) == 1
+
+
+async def test_timers_fire_when_due(store_factory: StoreFactory) -> None:
+    clock = ManualClock()
+    async with store_factory(clock) as store:
+        run_id = await start_run(store)
+        await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)
+        await Runs(store).commit_workflow_task(run_id, "me", 1, [ev.TimerStarted(seq=2, at=0, duration=30.0)])
+        assert await Runs(store).fire_timers(10) == 0
+        assert await store.next_wakeup() == clock.now + 30.0
+        assert await store.quiescence() == (False, clock.now + 30.0)
+        clock.now += 30.0
+        assert (await store.quiescence())[0]  # a timer is due
+        assert await Runs(store).fire_timers(10) == 1
+        assert await Runs(store).fire_timers(10) == 0
+        _, history = await store.load(run_id, 2)
+        assert [(type(e).__name__, getattr(e, "started", None)) for e in history] == [("TimerFired", 2)]
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
+
+
+async def test_what_comes_due_next(store_factory: StoreFactory) -> None:
+    clock = ManualClock()
+    async with store_factory(clock) as store:
+        assert await store.next_wakeup() is None
+        assert await store.quiescence() == (False, None)
+        run_id = await start_run(store)
+        assert await store.quiescence() == (True, None)  # a workflow task is due
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
+        assert await store.next_wakeup() == clock.now + 5.0  # the lease's end
+        assert await store.quiescence() == (True, None)  # a task is leased
+        await Runs(store).commit_workflow_task(run_id, "me", 1, [
+            ev.TimerStarted(seq=2, at=0, duration=50.0),
+            ev.ActivityScheduled(seq=3, at=0, activity="a", input=b"[]",
+                                 options={"task_queue": "q", "schedule_to_close": 20.0}),
+        ])
+        [task] = await store.claim_activity_tasks("me", "q", ["a"], 10, 10.0)
+        assert await store.next_wakeup() == clock.now + 10.0
+        outcome = ActivityOutcome("failed", failure={"type": "E", "message": "m"}, retry_delay=3.0)
+        assert await Runs(store).finish_activity(task, "me", outcome)
+        assert await store.next_wakeup() == clock.now + 3.0  # the retry
+        assert await store.quiescence() == (False, clock.now + 3.0)
+        clock.now += 3.0
+        [retried] = await store.claim_activity_tasks("me", "q", ["a"], 10, 60.0)
+        assert (retried.id, retried.attempt) == (task.id, 2)
+        await Runs(store).release_leases("me")
+        assert await store.quiescence() == (True, None)  # handed back: due now
+        clock.now += 17.0
+        # Past its schedule-to-close deadline: it times out, and the run hears of it.
+        assert await store.claim_activity_tasks("me", "q", ["a"], 10, 60.0) == []
+        assert await Runs(store).fire_timers(10) == 1
+        _, history = await store.load(run_id, 3)
+        assert [type(e).__name__ for e in history] == ["ActivityTimedOut"]
+
+
+async def test_release_hands_back_every_lease_of_an_owner(store_factory: StoreFactory) -> None:
+    async with store_factory(ManualClock()) as store:
+        await run_with_activity(store, "a")
+        other = await start_run(store, "b")
+        assert await store.claim_workflow_tasks("leaving", ["wf"], 10, 60.0) == [other]
+        [task] = await store.claim_activity_tasks("leaving", "q", ["a"], 10, 60.0)
+        await Runs(store).release_leases("leaving")
+        assert await store.claim_workflow_tasks("staying", ["wf"], 10, 60.0) == [other]
+        [again] = await store.claim_activity_tasks("staying", "q", ["a"], 10, 60.0)
+        assert (again.id, again.attempt) == (task.id, 1)  # handed back, not lost: the attempt does not count
+
+
+async def test_claims_take_only_hosted_activities_of_the_queue(store_factory: StoreFactory) -> None:
+    async with store_factory(ManualClock()) as store:
+        run_id = await start_run(store)
+        await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)
+        await Runs(store).commit_workflow_task(run_id, "me", 1, [
+            ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={"task_queue": "gpu"}),
+            ev.ActivityScheduled(seq=3, at=0, activity="b", input=b"[]", options={"task_queue": "gpu"}),
+            ev.ActivityScheduled(seq=4, at=0, activity="a", input=b"[]", options={}),
+        ])
+        assert await store.claim_activity_tasks("x", "cpu", ["a", "b"], 10, 5.0) == []
+        assert [task.seq for task in await store.claim_activity_tasks("x", "gpu", ["a"], 10, 5.0)] == [2]
+        assert [task.seq for task in await store.claim_activity_tasks("x", "default", ["a"], 10, 5.0)] == [4]
+        assert await store.claim_workflow_tasks("x", ["other"], 10, 5.0) == []
+
+
+async def test_activity_task_ids_are_never_reused(store_factory: StoreFactory) -> None:
+    async with store_factory(ManualClock()) as store:
+        run_id = await run_with_activity(store, "old")
+        [task] = await store.claim_activity_tasks("me", "q", ["a"], 10, 60.0)
+        # The newest task goes (its run is cancelled); the next one gets a new id.
+        await Runs(store).request_cancel(run_id, "test")
+        await store.claim_workflow_tasks("me", ["wf"], 10, 60.0)
+        await Runs(store).commit_workflow_task(run_id, "me", 3, [ev.WorkflowCancelled(seq=4, at=0)])
+        other = await run_with_activity(store, "new")
+        [fresh] = await store.claim_activity_tasks("me", "q", ["a"], 10, 60.0)
+        assert fresh.run_id == other
+        assert fresh.id > task.id
+        # The old attempt's outcome is refused: its task is gone.
+        assert not await Runs(store).finish_activity(task, "me", ActivityOutcome("completed", result=b"1"))
+
+
+async def test_each_task_is_claimed_by_one_worker(store_factory: StoreFactory) -> None:
+    async with store_factory(ManualClock()) as setup:
+        for i in range(40):
+            await run_with_activity(setup, f"w{i}")
+        for i in range(40):
+            await start_run(setup, f"fresh{i}")
+        activity_claims: dict[str, list[int]] = {}
+        workflow_claims: dict[str, list[str]] = {}
+
+        async def claim(name: str) -> None:
+            activity_claims[name], workflow_claims[name] = [], []
+            async with store_factory(ManualClock()) as store:
+                while True:
+                    tasks = await store.claim_activity_tasks(name, "q", ["a"], 3, 60.0)
+                    runs = await store.claim_workflow_tasks(name, ["wf"], 3, 60.0)
+                    if not tasks and not runs:
+                        return
+                    activity_claims[name] += [task.id for task in tasks]
+                    workflow_claims[name] += runs
+
+        async with anyio.create_task_group() as tg:
+            for i in range(4):
+                tg.start_soon(claim, f"worker{i}")
+    every_activity = [task for ids in activity_claims.values() for task in ids]
+    every_run = [run for ids in workflow_claims.values() for run in ids]
+    assert len(every_activity) == len(set(every_activity)) == 40
+    assert len(every_run) == len(set(every_run)) == 40
+
+
+async def test_a_due_timer_fires_once_whoever_looks(store_factory: StoreFactory) -> None:
+    clock = ManualClock()
+    async with store_factory(clock) as a, store_factory(clock) as b:
+        run_ids = [await start_run(a, f"t{i}") for i in range(20)]
+        await a.claim_workflow_tasks("me", ["wf"], 100, 5.0)
+        for run_id in run_ids:
+            await Runs(a).commit_workflow_task(run_id, "me", 1, [ev.TimerStarted(seq=2, at=0, duration=10.0)])
+        clock.now += 10
+        fired: list[int] = []
+
+        async def fire(store: Store) -> None:
+            for _ in range(5):
+                fired.append(await Runs(store).fire_timers(3))
+
+        async with anyio.create_task_group() as tg:
+            for store in (a, b, a, b):
+                tg.start_soon(fire, store)
+        # Lookers that picked the same timers wait for each other and skip what
+        # was fired meanwhile: some may be left for the next look, none fires twice.
+        while more := await Runs(b).fire_timers(100):
+            fired.append(more)
+        assert sum(fired) == 20
+        for run_id in run_ids:
+            assert (await history_types(a, run_id)).count("TimerFired") == 1

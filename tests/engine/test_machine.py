@@ -1,0 +1,370 @@
+"""The run state machine as a table of cases on hand-built states: no store, no engine, no clock."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from retold.engine import _machine as m
+from retold.errors import ConflictError, IdempotencyError, LeaseLostError, SignalBufferFullError
+from retold.history import events as ev
+from retold.stores._plan import InboxItem, RunState, TaskChange, TaskState, WorkflowEntry, WorkflowTaskState
+from retold.stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRequest
+
+NOW = 1000.0
+
+
+def run(
+    *, last: int = 3, status: str = "running", owner: str | None = "me", live: bool = True, attempts: int = 0,
+    signals: int = 0, inbox: tuple[ev.Event, ...] = (), parent: tuple[str, int] | None = None, task: bool = True,
+) -> RunState:
+    record = RunRecord(run_id="r1", workflow_id="w1", workflow="flow", status=status,  # type: ignore[arg-type]
+                       created_at=0.0, closed_at=None, last_seq=last, result=None, failure=None,
+                       parent_run_id=parent[0] if parent else None, next_run_id=None)
+    return RunState(
+        record, parent[1] if parent else None,
+        WorkflowTaskState(owner, live, attempts, signals) if task else None,
+        tuple(InboxItem(i + 1, e) for i, e in enumerate(inbox)),
+    )
+
+
+def signal(name: str = "s") -> ev.SignalReceived:
+    return ev.SignalReceived(seq=0, at=NOW, name=name, input=b"1")
+
+
+def scheduled(seq: int, **options: Any) -> ev.ActivityScheduled:
+    return ev.ActivityScheduled(seq=seq, at=0.0, activity="a", input=b"[]", options=options)
+
+
+# -- a step's commands -----------------------------------------------------------------------
+
+
+def test_commands_are_appended_with_their_effects_and_the_task_is_done() -> None:
+    commands = [scheduled(4, schedule_to_close=30.0, task_queue="q"), ev.TimerStarted(seq=5, at=0, duration=60.0),
+                ev.TimerCancelled(seq=6, at=0, started=2), ev.ActivityCancelRequested(seq=7, at=0, scheduled=1)]
+    d = m.commit(run(), "me", 3, commands, NOW)
+    p = d.plan
+    assert (p.expect_seq, p.expect_owner, p.last_seq) == (3, "me", 7)
+    assert [(a.seq, a.queue, a.deadline, a.owner) for a in p.activities] == [(4, "q", NOW + 30.0, None)]
+    assert (p.timers, p.drop_timers, p.drop_activities) == ([(5, NOW + 60.0)], [2], [1])
+    assert p.task == TaskChange("done")
+    assert p.close is None
+    assert not d.deliveries
+
+
+def test_inputs_that_waited_follow_the_commands_and_the_task_stays_with_its_owner() -> None:
+    d = m.commit(run(inbox=(signal(), ev.CancelRequested(seq=0, at=NOW))), "me", 3, [scheduled(4)], NOW)
+    assert [(e.seq, e.type) for e in d.plan.events] == [(4, "ActivityScheduled"), (5, "SignalReceived"),
+                                                        (6, "CancelRequested")]
+    assert d.plan.task == TaskChange("keep", signals=1)
+    assert d.plan.inbox_taken == 2
+
+
+def test_a_closing_step_over_waiting_inputs_is_refused_and_records_them() -> None:
+    d = m.commit(run(inbox=(signal(),)), "me", 3, [ev.WorkflowCompleted(seq=4, at=0, result=b"1")], NOW)
+    assert d.refused
+    assert [(e.seq, e.type) for e in d.plan.events] == [(4, "SignalReceived")]
+    assert d.plan.close is None
+    assert d.plan.task is None
+
+
+@pytest.mark.parametrize(("state", "error"), [
+    (run(owner="other"), LeaseLostError), (run(task=False), LeaseLostError),
+    (run(last=4), ConflictError), (run(status="completed"), ConflictError),
+])
+def test_a_stale_step_is_refused(state: RunState, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        m.commit(state, "me", 3, [scheduled(4)], NOW)
+
+
+def test_a_run_closes_tells_its_parent_and_cancels_its_children() -> None:
+    lookups = m.Lookups(children=("c1", "c2"))
+    d = m.commit(run(parent=("p1", 7)), "me", 3, [ev.WorkflowFailed(seq=4, at=0, failure={"message": "x"})], NOW,
+                 lookups=lookups)
+    assert d.closed
+    assert d.plan.close is not None
+    assert d.plan.close.status == "failed"
+    targets = [(target, e.type) for target, e in d.deliveries]
+    assert targets == [("c1", "CancelRequested"), ("c2", "CancelRequested"), ("p1", "ChildWorkflowFailed")]
+    outcome = d.deliveries[-1][1]
+    assert isinstance(outcome, ev.ChildWorkflowFailed)
+    assert outcome.started == 7
+    assert not outcome.cancelled
+
+
+def test_continue_as_new_opens_the_next_run_and_tells_no_one() -> None:
+    cmd = ev.WorkflowContinuedAsNew(seq=4, at=0, new_run_id="r2", input=b"[1]")
+    d = m.commit(run(parent=("p1", 7)), "me", 3, [cmd], NOW, lookups=m.Lookups(children=("c1",)))
+    [new] = d.plan.runs
+    assert (new.run_id, new.entry, new.parent_run_id, new.parent_seq) == ("r2", "current", "p1", 7)
+    started = new.events[0]
+    assert isinstance(started, ev.WorkflowStarted)
+    assert started.continued_from == "r1"
+    assert d.plan.close is not None
+    assert d.plan.close.next_run_id == "r2"
+    assert not d.deliveries
+
+
+def test_a_child_whose_id_is_taken_fails_at_once_in_the_parent() -> None:
+    child = ev.ChildWorkflowStarted(seq=4, at=0, workflow="kid", workflow_id="k", run_id="kr", input=b"[]")
+    d = m.commit(run(), "me", 3, [child], NOW, lookups=m.Lookups(taken=frozenset({"k"})))
+    assert not d.plan.runs
+    assert [e.type for e in d.plan.events] == ["ChildWorkflowStarted", "ChildWorkflowFailed"]
+    assert d.plan.task == TaskChange("keep")  # the owner goes on with the failure
+
+
+def test_a_signal_to_another_workflow_is_delivered_and_resolved_in_the_same_step() -> None:
+    cmds = [ev.ExternalSignalRequested(seq=4, at=0, workflow_id="t", name="n", input=b"1"),
+            ev.ExternalSignalRequested(seq=5, at=0, workflow_id="gone", name="n", input=b"1")]
+    target = run(owner=None)
+    closed = run(status="completed")
+    d = m.commit(run(), "me", 3, cmds, NOW, lookups=m.Lookups(targets={"t": target, "gone": closed}))
+    assert [(t, e.type) for t, e in d.deliveries] == [("r1", "SignalReceived")]
+    resolved = [e for e in d.plan.events if isinstance(e, ev.ExternalSignalResolved)]
+    assert [(e.requested, e.failure is None) for e in resolved] == [(4, True), (5, False)]
+
+
+def test_activities_come_leased_to_the_engine_that_has_slots_for_them() -> None:
+    take = m.ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
+    d = m.commit(run(), "me", 3, [scheduled(4), scheduled(5)], NOW, take=take)
+    assert [(a.seq, a.owner) for a in d.plan.activities] == [(4, "me"), (5, None)]
+    assert [a.seq for a in d.leased] == [4]
+    assert take.slots == {"default": 1}
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+
+def test_an_input_joins_the_history_of_an_idle_run_and_wakes_it() -> None:
+    p = m.deliver(run(owner=None), signal(), NOW)
+    assert p is not None
+    assert [(e.seq, e.type) for e in p.events] == [(4, "SignalReceived")]
+    assert p.task == TaskChange("wake", add_signals=1)
+    assert p.expect_seq == 3
+
+
+def test_an_input_waits_in_the_inbox_while_a_step_is_in_flight() -> None:
+    p = m.deliver(run(), ev.CancelRequested(seq=0, at=NOW), NOW)
+    assert p is not None
+    assert not p.events
+    assert [e.type for e in p.inbox] == ["CancelRequested"]
+
+
+def test_an_input_for_a_run_whose_holder_died_is_recorded_at_once_unless_others_wait() -> None:
+    lapsed = m.deliver(run(live=False), signal(), NOW)
+    assert lapsed is not None
+    assert lapsed.events
+    assert not lapsed.inbox
+    queued = m.deliver(run(live=False, inbox=(signal(),)), signal(), NOW)
+    assert queued is not None
+    assert queued.inbox
+    assert not queued.events
+
+
+def test_a_closed_run_takes_no_input_and_a_full_buffer_no_signal() -> None:
+    assert m.deliver(run(status="failed"), signal(), NOW) is None
+    assert m.deliver(None, signal(), NOW) is None
+    with pytest.raises(SignalBufferFullError):
+        m.deliver(run(signals=5), signal(), NOW, max_signals=5)
+    assert m.deliver(run(signals=5), ev.CancelRequested(seq=0, at=NOW), NOW, max_signals=5) is not None
+
+
+# -- activity outcomes ----------------------------------------------------------------------------
+
+
+def task_row(*, owner: str | None = "me", attempt: int = 1, deadline: float | None = None) -> TaskState:
+    return TaskState(id=9, run_id="r1", workflow_id="w1", seq=4, activity="a", queue="q", input=b"[]", options={},
+                     attempt=attempt, scheduled_at=0.0, deadline=deadline, owner=owner, last_failure=None)
+
+
+CLAIMED = ActivityTask(id=9, run_id="r1", workflow_id="w1", seq=4, activity="a", queue="q", input=b"[]",
+                       options={}, attempt=1, scheduled_at=0.0)
+FAILED = ActivityOutcome("failed", failure={"type": "E", "message": "m"}, retry_delay=10.0)
+
+
+@pytest.mark.parametrize("row", [None, task_row(owner="other"), task_row(attempt=2)])
+def test_an_outcome_of_an_attempt_no_longer_held_records_nothing(row: TaskState | None) -> None:
+    assert m.activity_outcome(row, CLAIMED, "me", ActivityOutcome("completed", result=b"1"), NOW) is None
+
+
+def test_a_retry_is_scheduled_or_times_out_at_the_deadline() -> None:
+    found = m.activity_outcome(task_row(), CLAIMED, "me", FAILED, NOW)
+    assert found is not None
+    assert found[1] is None
+    assert found[0].retry is not None
+    assert (found[0].retry.attempt, found[0].retry.visible_at) == (2, NOW + 10.0)
+    late = m.activity_outcome(task_row(deadline=NOW + 5.0), CLAIMED, "me", FAILED, NOW)
+    assert late is not None
+    assert isinstance(late[1], ev.ActivityTimedOut)
+    assert late[1].failure == FAILED.failure
+    assert late[0].drop_tasks == [9]
+
+
+def test_a_step_run_ahead_commits_only_if_the_run_has_not_moved_and_nobody_holds_it() -> None:
+    event = ev.ActivityCompleted(seq=4, at=NOW, scheduled=4, attempt=1, result=b"1")
+    step = m.ActivityStep("r1", 3, event, [ev.WorkflowCompleted(seq=5, at=0, result=b"2")])
+    assert m.stepped(run(owner="someone"), step, task_row(), NOW) is None
+    assert m.stepped(run(owner=None, last=4), step, task_row(), NOW) is None
+    d = m.stepped(run(owner=None), step, task_row(), NOW)
+    assert d is not None
+    assert d.closed
+    assert d.plan.keep_first_at
+    assert d.plan.task == TaskChange("done")
+
+
+# -- failed workflow tasks, starts ----------------------------------------------------------------
+
+
+def failed_task(attempts: int, *, since: float = NOW - 50, failed_by: tuple[str, ...] = ()) -> RunState:
+    """A run whose workflow task (held by "me") has failed ``attempts`` times already."""
+    state = run()
+    assert state.task is not None
+    failure = {"type": "E", "message": "boom", "attempts": attempts, "since": since} if attempts else None
+    return replace(state, task=replace(state.task, failure=failure, failed_by=failed_by))
+
+
+FAILURE = {"type": "E", "message": "boom"}
+
+
+def test_a_failed_workflow_task_backs_off_then_fails_the_run() -> None:
+    first = m.workflow_task_failed(run(attempts=0, inbox=(signal(),)), "me", FAILURE, 1.0, 3, NOW)
+    assert first is not None
+    assert not first.closed
+    assert first.plan.task == TaskChange("backoff", visible_at=NOW + 1.0, failure={
+        **FAILURE, "attempts": 1, "since": NOW, "retry_at": NOW + 1.0})
+    assert [e.type for e in first.plan.events] == ["SignalReceived"]  # no step in flight any more
+    third = m.workflow_task_failed(failed_task(2), "me", FAILURE, 1.0, 3, NOW)
+    assert third is not None
+    assert third.closed
+    assert third.plan.close is not None
+    assert third.plan.close.failure is not None
+    assert third.plan.close.failure["workflow_task"] is True
+    assert "failed 3 times" in third.plan.close.failure["message"]
+    assert m.workflow_task_failed(run(owner="other"), "me", FAILURE, 1.0, 3, NOW) is None
+
+
+def test_dead_workers_do_not_count_as_failed_attempts() -> None:
+    # attempts (deaths, counted at claim) are the quarantine's; failures count on their own.
+    d = m.workflow_task_failed(run(attempts=4), "me", FAILURE, 1.0, 3, NOW)
+    assert d is not None
+    assert not d.closed
+
+
+@pytest.mark.parametrize(("before", "backoff"), [(0, 1.0), (1, 2.0), (5, 32.0), (6, 60.0), (10_000, 60.0)])
+def test_a_blocked_run_stays_open_its_task_retried_with_capped_backoff(before: int, backoff: float) -> None:
+    d = m.workflow_task_failed(failed_task(before), "me", FAILURE, 1.0, 3, NOW, block=True, fingerprint="f1")
+    assert d is not None
+    assert not d.closed
+    assert d.plan.close is None
+    assert d.plan.task == TaskChange("backoff", visible_at=NOW + backoff, failed_by=("f1",), failure={
+        **FAILURE, "attempts": before + 1, "since": NOW - 50 if before else NOW, "retry_at": NOW + backoff,
+        "fingerprint": "f1"})
+
+
+def test_a_blocked_task_remembers_the_code_it_failed_on_most_recent_last() -> None:
+    earlier = tuple(f"f{i}" for i in range(m.MAX_FAILED_BY))
+    d = m.workflow_task_failed(failed_task(9, failed_by=earlier), "me", FAILURE, 1.0, 3, NOW, block=True,
+                               fingerprint="f2")
+    assert d is not None
+    assert d.plan.task is not None
+    assert d.plan.task.failed_by == (*(f for f in earlier if f != "f2"), "f2")
+    d = m.workflow_task_failed(failed_task(1, failed_by=("a", "b")), "me", FAILURE, 1.0, 3, NOW, block=True)
+    assert d is not None
+    assert d.plan.task is not None
+    assert d.plan.task.failed_by == ("a", "b")  # no fingerprint: nothing to add
+    assert d.plan.task.failure is not None
+    assert "fingerprint" not in d.plan.task.failure
+
+
+def test_a_quarantined_task_fails_the_run_even_when_blocking() -> None:
+    d = m.workflow_task_failed(run(), "me", FAILURE, 1.0, 3, NOW, final=True, block=True)
+    assert d is not None
+    assert d.closed
+    assert d.plan.close is not None
+    assert d.plan.close.failure == {**FAILURE, "workflow_task": True}
+
+
+# -- terminate -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("owner", [None, "someone"])
+def test_terminate_closes_the_run_at_once_whoever_holds_its_task(owner: str | None) -> None:
+    d = m.terminate(run(owner=owner, inbox=(signal(),)), "stuck", NOW)
+    assert d is not None
+    assert d.closed
+    p = d.plan
+    assert (p.expect_seq, p.expect_owner) == (3, None)
+    assert [(e.seq, e.type) for e in p.events] == [(4, "SignalReceived"), (5, "WorkflowTerminated")]
+    terminated = p.events[-1]
+    assert isinstance(terminated, ev.WorkflowTerminated)
+    assert terminated.reason == "stuck"
+    assert p.inbox_taken == 1
+    assert p.task == TaskChange("done")
+    assert p.close is not None
+    assert p.close.status == "terminated"
+    assert p.close.failure is not None
+    assert (p.close.failure["type"], p.close.failure["message"]) == (
+        "retold.WorkflowTerminatedError", "the run was terminated: stuck")
+
+
+def test_terminate_tells_the_parent_and_cancels_the_children() -> None:
+    d = m.terminate(run(parent=("p1", 7)), "", NOW, open_children=("c1",))
+    assert d is not None
+    assert [(target, e.type) for target, e in d.deliveries] == [("c1", "CancelRequested"),
+                                                                ("p1", "ChildWorkflowFailed")]
+    told = d.deliveries[-1][1]
+    assert isinstance(told, ev.ChildWorkflowFailed)
+    assert (told.started, told.cancelled, told.failure["message"]) == (7, False, "the run was terminated")
+
+
+@pytest.mark.parametrize("state", [None, run(status="completed"), run(status="terminated")])
+def test_a_closed_run_is_not_terminated(state: RunState | None) -> None:
+    assert m.terminate(state, "late", NOW) is None
+
+
+def test_a_start_finds_its_run_or_refuses_a_mismatch() -> None:
+    request = StartRequest("flow", "w1", b"[]", "h1", idempotency_key="k")
+    entry = WorkflowEntry("w1", "flow", "h1", "k", "r1", "r1")
+    assert m.existing(request, entry) == "r1"
+    with pytest.raises(IdempotencyError, match="different input"):
+        m.existing(StartRequest("flow", "w1", b"[2]", "h2"), entry)
+    with pytest.raises(IdempotencyError, match="workflow 'flow', not 'other'"):
+        m.existing(StartRequest("other", "w1", b"[]", "h1"), entry)
+    d = m.start(request, NOW)
+    [new] = d.plan.runs
+    assert (new.entry, new.wake, new.idempotency_key, [e.type for e in new.events]) == (
+        "new", True, "k", ["WorkflowStarted"])
+
+
+def test_a_failed_attempt_is_retried_by_its_policy_or_ends_the_activity() -> None:
+    import random
+    from datetime import timedelta
+
+    from retold.authoring._options import RetryPolicy
+
+    policy = RetryPolicy(initial_interval=timedelta(seconds=2), jitter=0.0, max_attempts=3,
+                         non_retryable_error_types=("ValueError",))
+    rng = random.Random(1)
+    boom = {"type": "RuntimeError", "message": "boom"}
+    assert m.attempt_failed(policy, 1, boom, rng).retry_delay == 2.0
+    assert m.attempt_failed(policy, 3, boom, rng) == ActivityOutcome("failed", failure=boom)  # the last attempt
+    bad = {"type": "builtins.ValueError", "message": "no"}
+    assert m.attempt_failed(policy, 1, bad, rng).retry_delay is None  # listed as not retryable
+    flagged = {**boom, "non_retryable": True}
+    assert m.attempt_failed(policy, 1, flagged, rng).retry_delay is None
+    late = m.attempt_failed(policy, 3, boom, rng, timeout_kind="start_to_close")
+    assert (late.kind, late.timeout_kind, late.failure) == ("timed_out", "start_to_close", boom)
+
+
+def test_an_attempt_numbered_past_the_policy_means_workers_died_running_it() -> None:
+    assert m.workers_died(5, 5, 3) is None  # the policy's own last attempt
+    assert m.workers_died(7, 5, 3) is None  # two deaths tolerated so far
+    died = m.workers_died(8, 5, 3)
+    assert died is not None
+    assert died.failure is not None
+    assert died.failure["type"] == "WorkerDied"
+    assert died.failure["non_retryable"]
+    assert "died 3 times" in died.failure["message"]
+    assert m.workers_died(50, 0, 3) is None  # no limit on attempts: nothing to tell

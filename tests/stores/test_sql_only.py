@@ -1,0 +1,238 @@
+"""Checks of the SQL store that read its tables: schema versions, upgrades, and creating a database.
+
+What a store does is checked through the protocol, on every store, by the
+contract suite (``retold.testing.store_contract``, run by test_contract.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+import sqlalchemy as sa
+
+import retold
+from retold.engine._runs import Runs
+from retold.history import events as ev
+from retold.stores import ActivityOutcome, StartRequest
+from retold.stores.sql import SqlStore
+from retold.stores.sql import _schema as t
+from retold.stores.sql._migrations import migrate, schema_version
+from tests.conftest import Clock
+
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def opened(url: str, clock: Clock | None = None) -> AsyncIterator[SqlStore]:
+    store = SqlStore(url, clock=clock or Clock())
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def count(store: SqlStore, table: sa.Table) -> int:
+    with store._engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+async def started(store: SqlStore, wid: str = "w") -> str:
+    record, created = await Runs(store).start(StartRequest("wf", wid, b"[]", "h"))
+    assert created
+    return record.run_id
+
+
+def schedule(seq: int, queue: str = "q") -> ev.ActivityScheduled:
+    return ev.ActivityScheduled(seq=seq, at=0, activity="a", input=b"[]", options={"task_queue": queue})
+
+
+async def run_with_activity(store: SqlStore, wid: str) -> str:
+    """A run whose first workflow task scheduled one activity of queue ``q``."""
+    run_id = await started(store, wid)
+    assert await store.claim_workflow_tasks("setup", ["wf"], 1000, 5.0)
+    await Runs(store).commit_workflow_task(run_id, "setup", 1, [schedule(2)])
+    return run_id
+
+
+async def test_a_failed_commit_leaves_no_row(sql_url: str) -> None:
+    async with opened(sql_url) as store:
+        run_id = await started(store)
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
+        broken = [schedule(2), ev.TimerStarted(seq=3, at=0, duration=60.0), ev.TimerStarted(seq=9, at=0, duration=1)]
+        with pytest.raises(retold.StoreError):
+            await Runs(store).commit_workflow_task(run_id, "me", 1, broken)
+        assert (count(store, t.events), count(store, t.activity_tasks), count(store, t.timers)) == (1, 0, 0)
+        assert (count(store, t.workflow_tasks), count(store, t.runs)) == (1, 1)
+
+
+def as_version_5(store: SqlStore) -> None:
+    """Take the tables back to schema version 5: workflow tasks keep no failure."""
+    with store._engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE retold_workflow_tasks DROP COLUMN failure")
+        conn.exec_driver_sql("ALTER TABLE retold_workflow_tasks DROP COLUMN failed_by")
+        conn.execute(t.meta.update().values(value="5"))
+
+
+def as_version_3(store: SqlStore) -> None:
+    """Take the tables back to schema version 3: no inbox, no signal count, reusable task ids."""
+    as_version_5(store)
+    with store._engine.begin() as conn:
+        t.inbox.drop(conn)
+        conn.exec_driver_sql("ALTER TABLE retold_workflow_tasks DROP COLUMN signals")
+        if store.dialect == "sqlite":
+            old = sa.Table("retold_activity_tasks", sa.MetaData(), *(
+                sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+                for c in t.activity_tasks.columns), sa.Index("retold_activity_tasks_ready", "queue", "visible_at"))
+            rows = [dict(r._mapping) for r in conn.execute(sa.select(t.activity_tasks))]
+            t.activity_tasks.drop(conn)
+            old.create(conn)
+            if rows:
+                conn.execute(old.insert(), rows)
+        conn.execute(t.meta.update().values(value="3"))
+
+
+async def test_a_version_3_database_keeps_its_tasks_and_never_reuses_their_ids(sql_url: str) -> None:
+    async with opened(sql_url) as store:
+        run_id = await run_with_activity(store, "old")
+        as_version_3(store)
+        if store.dialect == "sqlite":
+            with store._engine.connect() as conn:
+                assert "AUTOINCREMENT" not in conn.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE name = 'retold_activity_tasks'").scalar_one()
+        await store.open()
+        with store._engine.connect() as conn:
+            assert schema_version(conn) == t.SCHEMA_VERSION
+        [task] = await store.claim_activity_tasks("me", "q", ["a"], 10, 60.0)
+        assert task.run_id == run_id
+        # The newest task goes (its run is cancelled); the next one gets a new id.
+        await Runs(store).request_cancel(run_id, "test")
+        await store.claim_workflow_tasks("me", ["wf"], 10, 60.0)
+        await Runs(store).commit_workflow_task(run_id, "me", 3, [ev.WorkflowCancelled(seq=4, at=0)])
+        other = await run_with_activity(store, "new")
+        [fresh] = await store.claim_activity_tasks("me", "q", ["a"], 10, 60.0)
+        assert fresh.run_id == other
+        assert fresh.id > task.id
+        # The old attempt's outcome is refused: its task is gone.
+        assert not await Runs(store).finish_activity(task, "me", ActivityOutcome("completed", result=b"1"))
+
+
+async def test_a_version_5_database_keeps_its_workflow_tasks_which_can_then_block(store_url: str) -> None:
+    async with opened(store_url) as store:
+        run_id = await started(store, "pending")
+        as_version_5(store)
+        await store.open()
+        with store._engine.connect() as conn:
+            assert schema_version(conn) == t.SCHEMA_VERSION
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 60.0) == [run_id]
+        failure = {"type": "E", "message": "diverged", "details": "", "non_retryable": True, "seq": 1}
+        assert not await Runs(store).fail_workflow_task(run_id, "me", failure, 1.0, 5, block=True, fingerprint="f1")
+        record = await store.get_run(run_id)
+        assert record.status == "running"
+        assert record.task_failure is not None
+        assert (record.task_failure["message"], record.task_failure["attempts"]) == ("diverged", 1)
+        assert [r.run_id for r in await store.list_runs(status="blocked", workflow=None, limit=10, offset=0)] == [
+            run_id]
+        # Backed off: the same code waits, other code takes it at once.
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 60.0, fingerprint="f1") == []
+        assert await store.claim_workflow_tasks("other", ["wf"], 10, 60.0, fingerprint="f2") == [run_id]
+
+
+async def test_a_version_1_database_gains_the_workers_table(sql_url: str) -> None:
+    async with opened(sql_url) as store:
+        await started(store)
+        as_version_3(store)
+        with store._engine.begin() as conn:  # as retold 0.1 with schema version 1 left it
+            t.workers.drop(conn)
+            conn.execute(t.meta.update().values(value="1"))
+        await store.open()  # as the next engine to open it does
+        assert await store.register_worker("w1", "h", 1, "1") == []
+        assert count(store, t.workers) == 1
+        assert count(store, t.runs) == 1  # the runs are still there
+        with store._engine.connect() as conn:
+            assert schema_version(conn) == t.SCHEMA_VERSION
+
+
+async def test_a_version_2_database_keeps_its_events_when_upgraded(sql_url: str) -> None:
+    async with opened(sql_url) as store:
+        run_id = await run_with_activity(store, "old")
+        _, before = await store.load(run_id, 0)
+        as_version_3(store)
+        if store.dialect == "sqlite":
+            # As schema version 2 made it: the events table had a rowid and a key index.
+            old = sa.Table("retold_events", sa.MetaData(), *(
+                sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+                for c in t.events.columns))
+            with store._engine.begin() as conn:
+                rows = [dict(r._mapping) for r in conn.execute(sa.select(t.events))]
+                t.events.drop(conn)
+                old.create(conn)
+                conn.execute(old.insert(), rows)
+        with store._engine.begin() as conn:
+            conn.execute(t.meta.update().values(value="2"))
+        await store.open()
+        _, after = await store.load(run_id, 0)
+        assert after == before
+        with store._engine.connect() as conn:
+            assert schema_version(conn) == t.SCHEMA_VERSION
+            if store.dialect == "sqlite":
+                sql = conn.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE name = 'retold_events'").scalar_one()
+                assert "WITHOUT ROWID" in sql
+
+
+async def test_a_newer_schema_is_refused(sql_url: str) -> None:
+    async with opened(sql_url) as store:
+        with store._engine.begin() as conn:
+            conn.execute(t.meta.update().values(value=str(t.SCHEMA_VERSION + 1)))
+        with pytest.raises(retold.SchemaError, match=rf"schema version {t.SCHEMA_VERSION + 1}, newer than"):
+            await store.open()
+
+
+async def test_upgrades_run_in_order_in_one_transaction(sql_url: str) -> None:
+    async with opened(sql_url) as store:
+        extra = sa.Table("retold_extra", sa.MetaData(), sa.Column("x", sa.Integer))
+        ran: list[int] = []
+
+        def add_table(conn: Any) -> None:
+            ran.append(1)
+            extra.create(conn)
+
+        def broken(conn: Any) -> None:
+            ran.append(2)
+            raise RuntimeError("step 2 failed")
+
+        base = t.SCHEMA_VERSION
+        with pytest.raises(RuntimeError, match="step 2 failed"), store._d.begin() as conn:
+            migrate(conn, store.url, target=base + 2, upgrades={base: add_table, base + 1: broken})
+        with store._d.begin() as conn:  # rolled back: no table, same version
+            assert schema_version(conn) == base
+            assert not sa.inspect(conn).has_table("retold_extra")
+        with pytest.raises(retold.SchemaError, match=f"no upgrade from {base + 1}"), store._d.begin() as conn:
+            migrate(conn, store.url, target=base + 2, upgrades={base: add_table})
+        with store._d.begin() as conn:
+            found = migrate(conn, store.url, target=base + 2,
+                            upgrades={base: add_table, base + 1: lambda conn: ran.append(3)})
+        assert found == base
+        assert ran == [1, 2, 1, 1, 3]
+        with store._d.begin() as conn:
+            assert schema_version(conn) == base + 2
+            assert sa.inspect(conn).has_table("retold_extra")
+
+
+async def test_processes_opening_a_new_database_at_once_create_it_once(shared_url: str) -> None:
+    stores = [SqlStore(shared_url) for _ in range(4)]
+    try:
+        async with anyio.create_task_group() as tg:
+            for store in stores:
+                tg.start_soon(store.open)
+        with stores[0]._engine.connect() as conn:
+            assert conn.execute(sa.select(t.meta.c.key, t.meta.c.value)).all() == [
+                ("schema_version", str(t.SCHEMA_VERSION))]
+    finally:
+        for store in stores:
+            await store.close()
