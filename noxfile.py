@@ -33,7 +33,8 @@ def typecheck(session: nox.Session) -> None:
 def examples(session: nox.Session) -> None:
     """Run every example against a fresh SQLite file."""
     session.install("-e", ".[otel]", "opentelemetry-sdk", "structlog")  # observability.py's logging and tracing
-    for name in ("onboarding", "parallel", "saga", "split_mode", "observability"):
+    for name in ("onboarding", "parallel", "retention", "saga", "split_mode", "observability", "ping_pong",
+                 "bad_deploy"):
         session.run("python", f"examples/{name}.py")
 
 

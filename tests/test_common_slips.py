@@ -117,7 +117,8 @@ async def test_a_forgotten_await_fails_the_workflow_task_naming_the_line(
     make_engine: EngineFactory, workflow: Any, args: tuple[Any, ...], slip: str, expected: str
 ) -> None:
     where = f"{__file__}:{line_of(slip)}"
-    async with make_engine([workflow], [greet], max_workflow_task_attempts=1) as engine:
+    async with make_engine([workflow], [greet], max_workflow_task_attempts=1,
+                           on_workflow_task_failure="fail") as engine:
         run = await engine.start(workflow.with_options(id=f"slip-await-{workflow.name}"), *args)
         with pytest.raises(retold.WorkflowFailedError) as info:
             await run.result(timeout=60)

@@ -122,6 +122,20 @@ def test_parallel_fan_out_fan_in(tmp_path: Path, shards: int) -> None:
     assert last_start < first_finish
 
 
+# -- bad deploy -----------------------------------------------------------------------
+
+
+def test_bad_deploy_blocks_the_run_and_the_rollback_completes_it(tmp_path: Path) -> None:
+    lines = run_example("bad_deploy", tmp_path)
+    packed = index(lines, r"^\[activity\] pack 42$")
+    blocked = index(lines, r"^\[main\] order-42 is blocked: retold.errors.NondeterminismError at event 2$")
+    index(lines, r"^\[main\] blocked runs: \['order-42'\]$")
+    done = index(lines, r"^\[main\] order-42 completed: tracking-parcel-42$")
+    assert packed < blocked < done
+    assert not [line for line in lines if "weigh" in line]  # the bad code's first command never ran
+    assert lines[-1].endswith("SignalReceived, ActivityScheduled, ActivityCompleted, WorkflowCompleted")
+
+
 # -- saga ---------------------------------------------------------------------------
 
 
@@ -206,10 +220,17 @@ def test_ping_pong_two_workflows_signal_each_other(tmp_path: Path) -> None:
     assert "ExternalSignalRequested, ExternalSignalResolved" in lines[3]
 
 
+def test_retention_deletes_old_finished_runs_and_keeps_the_waiting_one(tmp_path: Path) -> None:
+    lines = run_example("retention", tmp_path)
+    index(lines, r"^\[main\] a dry run would delete 3 runs and 6 events$")
+    index(lines, r"^\[main\] retention left 1 run: order-99 \(running\)$")
+    assert lines[-1] == "[main] order 99 done"
+
+
 # -- the modules are importable: tests can run their workflows in-process ---------------
 
 
-@pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability", "ping_pong"])
+@pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability", "ping_pong", "retention"])
 def test_examples_import_without_running(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     module = load(name)
     assert capsys.readouterr().out == ""

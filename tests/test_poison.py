@@ -21,7 +21,9 @@ from tests.conftest import EngineFactory
 
 pytestmark = pytest.mark.anyio
 
-FAST_FAILURE: dict[str, Any] = {"max_workflow_task_attempts": 2, "workflow_task_retry_delay": 0.05}
+FAST_FAILURE: dict[str, Any] = {
+    "max_workflow_task_attempts": 2, "workflow_task_retry_delay": 0.05, "on_workflow_task_failure": "fail",
+}
 
 
 @retold.activity

@@ -163,14 +163,14 @@ async def deployable_v2() -> str:
     return await retold.execute(step, "b")
 
 
-async def test_nondeterminism_on_the_engine_fails_the_run(make_engine: EngineFactory) -> None:
-    """A deploy that breaks a running workflow fails it with the error, not a loop."""
+async def test_nondeterminism_on_the_engine_fails_the_run_when_told_to(make_engine: EngineFactory) -> None:
+    """With on_workflow_task_failure="fail", a deploy that breaks a running workflow fails it with the error."""
     async with make_engine([deployable_v1], [step]) as engine:
         run = await engine.start(deployable_v1.with_options(id="deployed"))
         while "ActivityCompleted" not in [e.type for e in await run.history()]:
             await anyio.sleep(0.02)
     async with make_engine([deployable_v2], [step, other_step], max_workflow_task_attempts=2,
-                           workflow_task_retry_delay=0.05) as engine:
+                           workflow_task_retry_delay=0.05, on_workflow_task_failure="fail") as engine:
         handle = engine.get_handle("deployed")
         await handle.signal("go")
         with pytest.raises(retold.WorkflowFailedError, match="NondeterminismError") as info:

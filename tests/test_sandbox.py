@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import anyio
 import pytest
 
 import retold
@@ -71,18 +72,33 @@ async def misbehave(call: str) -> str:
         ("connection", "loop.create_connection() (I/O)"),
     ],
 )
-async def test_outside_world_fails_the_run_naming_the_call(
+async def test_outside_world_blocks_the_run_naming_the_call(
     make_engine: EngineFactory, call: str, named: str
 ) -> None:
-    async with make_engine([misbehave], max_workflow_task_attempts=2, workflow_task_retry_delay=0.05) as engine:
+    async with make_engine([misbehave], workflow_task_retry_delay=0.05) as engine:
         run = await engine.start(misbehave, call)
+        with anyio.fail_after(20):
+            while (described := await run.describe()).blocked is None:
+                await anyio.sleep(0.02)
+        history = await run.history()
+    assert described.status == "blocked"
+    assert described.blocked is not None
+    assert described.blocked.type == "retold.errors.WorkflowSandboxError"
+    assert f"workflow code must not call {named}" in described.blocked.message
+    assert [e.type for e in history] == ["WorkflowStarted"]  # nothing else was recorded
+
+
+async def test_outside_world_fails_the_run_when_told_to(make_engine: EngineFactory) -> None:
+    async with make_engine([misbehave], max_workflow_task_attempts=2, workflow_task_retry_delay=0.05,
+                           on_workflow_task_failure="fail") as engine:
+        run = await engine.start(misbehave, "open")
         with pytest.raises(retold.WorkflowFailedError) as info:
             await run.result(timeout=20)
         history = await run.history()
     cause = info.value.__cause__
     assert isinstance(cause, retold.ApplicationError)
     assert cause.type == "retold.errors.WorkflowSandboxError"
-    assert f"workflow code must not call {named}" in cause.message
+    assert "workflow code must not call open() (file I/O)" in cause.message
     failed = history[-1]
     assert isinstance(failed, ev.WorkflowFailed)
     assert failed.failure["workflow_task"] is True

@@ -38,6 +38,7 @@ from .authoring._options import RetryPolicy as RetryPolicy
 from .authoring._runtime import WorkflowInfo as WorkflowInfo
 from .client import RunDescription as RunDescription
 from .client import RunHandle as RunHandle
+from .client import WorkflowTaskFailure as WorkflowTaskFailure
 from .engine._engine import Engine as Engine
 from .engine._feed import EventStream as EventStream
 from .errors import ActivityError as ActivityError
@@ -62,6 +63,7 @@ from .errors import StoreError as StoreError
 from .errors import WorkflowCancelledError as WorkflowCancelledError
 from .errors import WorkflowFailedError as WorkflowFailedError
 from .errors import WorkflowSandboxError as WorkflowSandboxError
+from .errors import WorkflowTerminatedError as WorkflowTerminatedError
 from .history.codec import Codec as Codec
 from .history.codec import JsonCodec as JsonCodec
 from .history.codec import PickleCodec as PickleCodec
@@ -114,6 +116,8 @@ __all__ = [
     "WorkflowFailedError",
     "WorkflowInfo",
     "WorkflowSandboxError",
+    "WorkflowTaskFailure",
+    "WorkflowTerminatedError",
     "activity",
     "activity_info",
     "continue_as_new",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 import anyio
 
-from .errors import WorkflowCancelledError, WorkflowFailedError, exception_from_failure
+from .errors import WorkflowCancelledError, WorkflowFailedError, WorkflowTerminatedError, exception_from_failure
 from .history.export import History
 
 if TYPE_CHECKING:
@@ -16,13 +16,64 @@ if TYPE_CHECKING:
     from .engine._feed import EventStream
     from .stores._protocol import RunRecord
 
-__all__ = ["RunDescription", "RunHandle"]
+__all__ = ["RunDescription", "RunHandle", "WorkflowTaskFailure"]
 
 R = TypeVar("R")
 
 
 def _dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class WorkflowTaskFailure:
+    """Why a run is blocked: the last failed attempt of its workflow task.
+
+    A workflow task fails on an error of the code rather than the
+    workflow's own exception: most often a deploy whose code no longer
+    replays the run's history (``NondeterminismError``), or a sandbox
+    violation. The run stays open and its task is retried until an attempt
+    succeeds: roll the code back, or deploy the fix (``retold.patched``),
+    or :meth:`RunHandle.terminate` it.
+
+    Attributes:
+        type: the error's type, e.g. ``"retold.errors.NondeterminismError"``.
+        message: the error's message (for nondeterminism: the event
+            recorded, and what the code asked for instead).
+        details: its traceback.
+        seq: the diverging event's number, for a ``NondeterminismError``.
+        attempts: failed attempts since the run was blocked.
+        since: when the first of them failed.
+        retry_at: when the task is retried next (at once by an engine
+            running other code).
+        fingerprint: the code fingerprint (``Engine.fingerprint``) of the
+            engine whose attempt failed last.
+    """
+
+    type: str
+    message: str
+    details: str
+    seq: int | None
+    attempts: int
+    since: datetime
+    retry_at: datetime
+    fingerprint: str | None
+
+    @classmethod
+    def from_record(cls, failure: dict[str, Any]) -> WorkflowTaskFailure:
+        """Build it from a workflow task's stored failure (``RunRecord.task_failure``)."""
+        seq = failure.get("seq")
+        since = _dt(float(failure.get("since", 0.0)))
+        retry_at = _dt(float(failure.get("retry_at", 0.0)))
+        assert since is not None
+        assert retry_at is not None
+        return cls(
+            type=str(failure.get("type", "")), message=str(failure.get("message", "")),
+            details=str(failure.get("details", "")), seq=None if seq is None else int(seq),
+            attempts=int(failure.get("attempts", 1)), since=since, retry_at=retry_at,
+            fingerprint=failure.get("fingerprint"),
+        )
 
 
 @final
@@ -34,13 +85,17 @@ class RunDescription:
         workflow_id: the id given at start.
         run_id: this run's id.
         workflow: the workflow's registered name.
-        status: running, completed, failed, cancelled or continued.
+        status: running, blocked (open, but its workflow task keeps failing:
+            see ``blocked``), completed, failed, cancelled, continued or
+            terminated.
         started_at: when the run was created.
         closed_at: when it closed, if it has.
         event_count: events in its history.
         failure: the failure message, for a failed run.
         parent_run_id: the parent's run id, for a child workflow.
         next_run_id: the run it continued as, after continue-as-new.
+        blocked: why the run is blocked (None unless ``status`` is
+            ``"blocked"``).
     """
 
     workflow_id: str
@@ -53,23 +108,33 @@ class RunDescription:
     failure: str | None
     parent_run_id: str | None
     next_run_id: str | None
+    blocked: WorkflowTaskFailure | None = None
+
+    @property
+    def open(self) -> bool:
+        """Whether the run has not closed yet (running or blocked)."""
+        return self.status in ("running", "blocked")
 
     @classmethod
     def from_record(cls, record: RunRecord) -> RunDescription:
         """Build a description from a store row."""
         started = _dt(record.created_at)
         assert started is not None
+        blocked = None
+        if record.status == "running" and record.task_failure is not None:
+            blocked = WorkflowTaskFailure.from_record(record.task_failure)
         return cls(
             workflow_id=record.workflow_id,
             run_id=record.run_id,
             workflow=record.workflow,
-            status=record.status,
+            status="blocked" if blocked is not None else record.status,
             started_at=started,
             closed_at=_dt(record.closed_at),
             event_count=record.last_seq,
             failure=None if record.failure is None else record.failure.get("message"),
             parent_run_id=record.parent_run_id,
             next_run_id=record.next_run_id,
+            blocked=blocked,
         )
 
 
@@ -109,7 +174,9 @@ class RunHandle(Generic[R]):
         Raises:
             WorkflowFailedError: the run failed; the failure is the cause.
             WorkflowCancelledError: the run was cancelled.
-            TimeoutError: ``timeout`` passed first.
+            WorkflowTerminatedError: the run was terminated.
+            TimeoutError: ``timeout`` passed first (a blocked run waits
+                until it is unblocked: see :meth:`describe`).
         """
         with anyio.fail_after(timeout):
             record = await self._engine.wait_closed(self.run_id or self.workflow_id, run_id=bool(self.run_id))
@@ -121,6 +188,10 @@ class RunHandle(Generic[R]):
         cause = exception_from_failure(failure)
         if record.status == "cancelled":
             raise WorkflowCancelledError(record.run_id, f"run {record.run_id} was cancelled") from cause
+        if record.status == "terminated":
+            told = str(failure.get("message", "")).removeprefix("the run ")  # "was terminated: <reason>"
+            message = f"run {record.run_id} of {record.workflow!r} {told}"
+            raise WorkflowTerminatedError(record.run_id, message) from cause
         root: BaseException = cause
         while root.__cause__ is not None:
             root = root.__cause__
@@ -156,8 +227,23 @@ class RunHandle(Generic[R]):
         """Ask the run to cancel: ``CancelledError`` is raised at its current await."""
         await self._engine.cancel(self.workflow_id, reason)
 
+    async def terminate(self, reason: str = "") -> None:
+        """Close the run at once, without running its code (unlike :meth:`cancel`).
+
+        For a run that is stuck or blocked. ``WorkflowTerminated`` (with
+        ``reason``) ends its history and its status becomes
+        ``terminated``: its pending activities and timers are dropped (a
+        running attempt's outcome is refused), its parent sees the child
+        fail with ``reason``, and its children are asked to cancel.
+
+        Raises:
+            RunNotFoundError: no such run.
+            RunFinishedError: the run has already finished.
+        """
+        await self._engine.terminate(self.workflow_id, reason)
+
     async def describe(self) -> RunDescription:
-        """The run's current status."""
+        """The run's current status; for a blocked run, why (``blocked``)."""
         return RunDescription.from_record(await self._engine.store.get_run(self.workflow_id))
 
     async def history(self) -> History:

@@ -22,7 +22,8 @@ The tree::
     ├── ActivityError               an activity failed after its retries
     ├── ChildWorkflowError          a child workflow failed or was cancelled
     └── WorkflowFailedError         awaiting the result of a failed run
-        └── WorkflowCancelledError  awaiting the result of a cancelled run
+        ├── WorkflowCancelledError  awaiting the result of a cancelled run
+        └── WorkflowTerminatedError awaiting the result of a terminated run
 
 ``ApplicationError`` is not an error retold raises on its own: activities and
 workflows raise it to mark a failure as non-retryable, and retold uses it to
@@ -58,6 +59,7 @@ __all__ = [
     "WorkflowFailedError",
     "WorkflowDeadlockError",
     "WorkflowSandboxError",
+    "WorkflowTerminatedError",
 ]
 
 
@@ -399,6 +401,15 @@ class WorkflowFailedError(RetoldError):
 @final
 class WorkflowCancelledError(WorkflowFailedError):
     """The run was cancelled."""
+
+
+@final
+class WorkflowTerminatedError(WorkflowFailedError):
+    """The run was terminated (closed from outside, without running its code)."""
+
+
+# The failure type a terminated run records, and its parent's child failure carries.
+TERMINATED_TYPE = "retold.WorkflowTerminatedError"
 
 
 # -- failures as data: what the history records, and back ---------------------------

@@ -18,7 +18,8 @@ from retold.cli import cli
 from tests.cli.conftest import Background, Retold, cli_env
 
 COMMANDS = [
-    "worker", "serve", "start", "list", "show", "history", "signal", "query", "cancel", "purge", "replay", "demo",
+    "worker", "serve", "start", "list", "show", "history", "signal", "query", "cancel", "terminate", "purge",
+    "replay", "demo",
 ]
 
 
@@ -153,6 +154,7 @@ MISTAKES = [
     (["history", "nope"], 1, "no run with id 'nope'"),
     (["signal", "nope", "go"], 1, "no run with id 'nope'"),
     (["cancel", "nope"], 1, "no run with id 'nope'"),
+    (["terminate", "nope"], 1, "no run with id 'nope'"),
     (["query", "nope", "status", "--app", "tests.shop"], 1, "no run with id 'nope'"),
     (["start", "greet", "--app", "tests.shop", "--input", '["ada"'], 2, "Invalid value for --input: not valid"),
     (["start", "greet", "--app", "tests.shop", "--input", '"ada"'], 2, "must be a JSON array"),

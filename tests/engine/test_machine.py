@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -216,21 +217,111 @@ def test_a_step_run_ahead_commits_only_if_the_run_has_not_moved_and_nobody_holds
 # -- failed workflow tasks, starts ----------------------------------------------------------------
 
 
+def failed_task(attempts: int, *, since: float = NOW - 50, failed_by: tuple[str, ...] = ()) -> RunState:
+    """A run whose workflow task (held by "me") has failed ``attempts`` times already."""
+    state = run()
+    assert state.task is not None
+    failure = {"type": "E", "message": "boom", "attempts": attempts, "since": since} if attempts else None
+    return replace(state, task=replace(state.task, failure=failure, failed_by=failed_by))
+
+
+FAILURE = {"type": "E", "message": "boom"}
+
+
 def test_a_failed_workflow_task_backs_off_then_fails_the_run() -> None:
-    failure = {"type": "E", "message": "boom"}
-    first = m.workflow_task_failed(run(attempts=0, inbox=(signal(),)), "me", failure, 1.0, 3, NOW)
+    first = m.workflow_task_failed(run(attempts=0, inbox=(signal(),)), "me", FAILURE, 1.0, 3, NOW)
     assert first is not None
     assert not first.closed
-    assert first.plan.task == TaskChange("backoff", visible_at=NOW + 1.0, attempts=1)
+    assert first.plan.task == TaskChange("backoff", visible_at=NOW + 1.0, failure={
+        **FAILURE, "attempts": 1, "since": NOW, "retry_at": NOW + 1.0})
     assert [e.type for e in first.plan.events] == ["SignalReceived"]  # no step in flight any more
-    third = m.workflow_task_failed(run(attempts=2), "me", failure, 1.0, 3, NOW)
+    third = m.workflow_task_failed(failed_task(2), "me", FAILURE, 1.0, 3, NOW)
     assert third is not None
     assert third.closed
     assert third.plan.close is not None
     assert third.plan.close.failure is not None
     assert third.plan.close.failure["workflow_task"] is True
     assert "failed 3 times" in third.plan.close.failure["message"]
-    assert m.workflow_task_failed(run(owner="other"), "me", failure, 1.0, 3, NOW) is None
+    assert m.workflow_task_failed(run(owner="other"), "me", FAILURE, 1.0, 3, NOW) is None
+
+
+def test_dead_workers_do_not_count_as_failed_attempts() -> None:
+    # attempts (deaths, counted at claim) are the quarantine's; failures count on their own.
+    d = m.workflow_task_failed(run(attempts=4), "me", FAILURE, 1.0, 3, NOW)
+    assert d is not None
+    assert not d.closed
+
+
+@pytest.mark.parametrize(("before", "backoff"), [(0, 1.0), (1, 2.0), (5, 32.0), (6, 60.0), (10_000, 60.0)])
+def test_a_blocked_run_stays_open_its_task_retried_with_capped_backoff(before: int, backoff: float) -> None:
+    d = m.workflow_task_failed(failed_task(before), "me", FAILURE, 1.0, 3, NOW, block=True, fingerprint="f1")
+    assert d is not None
+    assert not d.closed
+    assert d.plan.close is None
+    assert d.plan.task == TaskChange("backoff", visible_at=NOW + backoff, failed_by=("f1",), failure={
+        **FAILURE, "attempts": before + 1, "since": NOW - 50 if before else NOW, "retry_at": NOW + backoff,
+        "fingerprint": "f1"})
+
+
+def test_a_blocked_task_remembers_the_code_it_failed_on_most_recent_last() -> None:
+    earlier = tuple(f"f{i}" for i in range(m.MAX_FAILED_BY))
+    d = m.workflow_task_failed(failed_task(9, failed_by=earlier), "me", FAILURE, 1.0, 3, NOW, block=True,
+                               fingerprint="f2")
+    assert d is not None
+    assert d.plan.task is not None
+    assert d.plan.task.failed_by == (*(f for f in earlier if f != "f2"), "f2")
+    d = m.workflow_task_failed(failed_task(1, failed_by=("a", "b")), "me", FAILURE, 1.0, 3, NOW, block=True)
+    assert d is not None
+    assert d.plan.task is not None
+    assert d.plan.task.failed_by == ("a", "b")  # no fingerprint: nothing to add
+    assert d.plan.task.failure is not None
+    assert "fingerprint" not in d.plan.task.failure
+
+
+def test_a_quarantined_task_fails_the_run_even_when_blocking() -> None:
+    d = m.workflow_task_failed(run(), "me", FAILURE, 1.0, 3, NOW, final=True, block=True)
+    assert d is not None
+    assert d.closed
+    assert d.plan.close is not None
+    assert d.plan.close.failure == {**FAILURE, "workflow_task": True}
+
+
+# -- terminate -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("owner", [None, "someone"])
+def test_terminate_closes_the_run_at_once_whoever_holds_its_task(owner: str | None) -> None:
+    d = m.terminate(run(owner=owner, inbox=(signal(),)), "stuck", NOW)
+    assert d is not None
+    assert d.closed
+    p = d.plan
+    assert (p.expect_seq, p.expect_owner) == (3, None)
+    assert [(e.seq, e.type) for e in p.events] == [(4, "SignalReceived"), (5, "WorkflowTerminated")]
+    terminated = p.events[-1]
+    assert isinstance(terminated, ev.WorkflowTerminated)
+    assert terminated.reason == "stuck"
+    assert p.inbox_taken == 1
+    assert p.task == TaskChange("done")
+    assert p.close is not None
+    assert p.close.status == "terminated"
+    assert p.close.failure is not None
+    assert (p.close.failure["type"], p.close.failure["message"]) == (
+        "retold.WorkflowTerminatedError", "the run was terminated: stuck")
+
+
+def test_terminate_tells_the_parent_and_cancels_the_children() -> None:
+    d = m.terminate(run(parent=("p1", 7)), "", NOW, open_children=("c1",))
+    assert d is not None
+    assert [(target, e.type) for target, e in d.deliveries] == [("c1", "CancelRequested"),
+                                                                ("p1", "ChildWorkflowFailed")]
+    told = d.deliveries[-1][1]
+    assert isinstance(told, ev.ChildWorkflowFailed)
+    assert (told.started, told.cancelled, told.failure["message"]) == (7, False, "the run was terminated")
+
+
+@pytest.mark.parametrize("state", [None, run(status="completed"), run(status="terminated")])
+def test_a_closed_run_is_not_terminated(state: RunState | None) -> None:
+    assert m.terminate(state, "late", NOW) is None
 
 
 def test_a_start_finds_its_run_or_refuses_a_mismatch() -> None:

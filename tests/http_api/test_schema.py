@@ -43,6 +43,7 @@ OPERATIONS = [
     ("GET", "/workflows"), ("POST", "/workflows/greet/runs"), ("POST", "/workflows/fails/runs"),
     ("GET", "/runs"), ("GET", "/runs/{id}"),
     ("POST", "/runs/{id}/signals/{name}"), ("GET", "/runs/{id}/queries/{name}"), ("POST", "/runs/{id}/cancel"),
+    ("POST", "/runs/{id}/terminate"),
     ("GET", "/runs/{id}/history"), ("GET", "/runs/{id}/events"), ("POST", "/purge"),
 ]
 
@@ -106,6 +107,7 @@ HOSTILE: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/runs/{id}", {"path_parameters": {"id": LONG}}),
     ("GET", "/runs/{id}/history", {"path_parameters": {"id": "a\x00b"}}),
     ("POST", "/runs/{id}/cancel", {"path_parameters": {"id": "a\x00b"}, "body": {}}),
+    ("POST", "/runs/{id}/terminate", {"path_parameters": {"id": "a\x00b"}, "body": {"reason": "x"}}),
     ("POST", "/runs/{id}/signals/{name}", {"path_parameters": {"id": LONG, "name": "go"}, "body": {"value": 1}}),
     ("POST", "/runs/{id}/signals/{name}", {"path_parameters": {"id": "a", "name": "a\x00b"}, "body": {"value": 1}}),
     ("POST", "/runs/{id}/signals/{name}", {"path_parameters": {"id": "a", "name": "go"}, "body": {"value": BIG}}),

@@ -44,4 +44,5 @@ APP = {
     "deadlock_timeout": 1.0,
     "max_workflow_task_attempts": 3,
     "workflow_task_retry_delay": 0.1,
+    "on_workflow_task_failure": "fail",
 }

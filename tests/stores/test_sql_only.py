@@ -70,8 +70,17 @@ async def test_a_failed_commit_leaves_no_row(sql_url: str) -> None:
         assert (count(store, t.workflow_tasks), count(store, t.runs)) == (1, 1)
 
 
+def as_version_5(store: SqlStore) -> None:
+    """Take the tables back to schema version 5: workflow tasks keep no failure."""
+    with store._engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE retold_workflow_tasks DROP COLUMN failure")
+        conn.exec_driver_sql("ALTER TABLE retold_workflow_tasks DROP COLUMN failed_by")
+        conn.execute(t.meta.update().values(value="5"))
+
+
 def as_version_3(store: SqlStore) -> None:
     """Take the tables back to schema version 3: no inbox, no signal count, reusable task ids."""
+    as_version_5(store)
     with store._engine.begin() as conn:
         t.inbox.drop(conn)
         conn.exec_driver_sql("ALTER TABLE retold_workflow_tasks DROP COLUMN signals")
@@ -97,7 +106,7 @@ async def test_a_version_3_database_keeps_its_tasks_and_never_reuses_their_ids(s
                     "SELECT sql FROM sqlite_master WHERE name = 'retold_activity_tasks'").scalar_one()
         await store.open()
         with store._engine.connect() as conn:
-            assert schema_version(conn) == t.SCHEMA_VERSION == 5
+            assert schema_version(conn) == t.SCHEMA_VERSION
         [task] = await store.claim_activity_tasks("me", "q", ["a"], 10, 60.0)
         assert task.run_id == run_id
         # The newest task goes (its run is cancelled); the next one gets a new id.
@@ -110,6 +119,27 @@ async def test_a_version_3_database_keeps_its_tasks_and_never_reuses_their_ids(s
         assert fresh.id > task.id
         # The old attempt's outcome is refused: its task is gone.
         assert not await Runs(store).finish_activity(task, "me", ActivityOutcome("completed", result=b"1"))
+
+
+async def test_a_version_5_database_keeps_its_workflow_tasks_which_can_then_block(store_url: str) -> None:
+    async with opened(store_url) as store:
+        run_id = await started(store, "pending")
+        as_version_5(store)
+        await store.open()
+        with store._engine.connect() as conn:
+            assert schema_version(conn) == t.SCHEMA_VERSION
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 60.0) == [run_id]
+        failure = {"type": "E", "message": "diverged", "details": "", "non_retryable": True, "seq": 1}
+        assert not await Runs(store).fail_workflow_task(run_id, "me", failure, 1.0, 5, block=True, fingerprint="f1")
+        record = await store.get_run(run_id)
+        assert record.status == "running"
+        assert record.task_failure is not None
+        assert (record.task_failure["message"], record.task_failure["attempts"]) == ("diverged", 1)
+        assert [r.run_id for r in await store.list_runs(status="blocked", workflow=None, limit=10, offset=0)] == [
+            run_id]
+        # Backed off: the same code waits, other code takes it at once.
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 60.0, fingerprint="f1") == []
+        assert await store.claim_workflow_tasks("other", ["wf"], 10, 60.0, fingerprint="f2") == [run_id]
 
 
 async def test_a_version_1_database_gains_the_workers_table(sql_url: str) -> None:

@@ -11,7 +11,7 @@ import click
 from ._common import url_option
 from ._purge import purge
 from ._replay import replay
-from ._runs import cancel, history, list_runs, query, show, signal, start
+from ._runs import cancel, history, list_runs, query, show, signal, start, terminate
 from ._serve import serve, worker
 
 __all__ = ["cli", "main"]
@@ -44,7 +44,8 @@ def demo(url: str) -> None:
     demo_main(url)
 
 
-for command in (worker, serve, start, list_runs, show, history, signal, query, cancel, purge, replay, demo):
+for command in (worker, serve, start, list_runs, show, history, signal, query, cancel, terminate, purge, replay,
+                demo):
     cli.add_command(command)
 
 

@@ -43,7 +43,8 @@ def _age(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
 @click.command()
 @click.option("--older-than", "older_than", metavar="AGE", required=True, callback=_age,
               help="Runs that finished longer ago than this: 30d, 12h, 90m, 45s, 2w, 1d12h.")
-@click.option("--status", "statuses", multiple=True, type=click.Choice([s for s in STATUSES if s != "running"]),
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice([s for s in STATUSES if s not in ("running", "blocked")]),
               help="Only runs with this status (repeat for several). Default: every finished run.")
 @click.option("--workflow", metavar="NAME", help="Only runs of this workflow.")
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")

@@ -17,7 +17,8 @@ from retold.history.export import Event, event_to_dict
 __all__ = ["console", "describe_table", "event_details", "runs_table", "timeline"]
 
 STATUS_STYLES = {
-    "running": "cyan", "completed": "green", "failed": "bold red", "cancelled": "yellow", "continued": "blue",
+    "running": "cyan", "blocked": "bold magenta", "completed": "green", "failed": "bold red",
+    "cancelled": "yellow", "continued": "blue", "terminated": "red",
 }
 
 # Activity options and trace headers never decide anything the reader needs here.
@@ -73,6 +74,14 @@ def describe_table(run: retold.RunDescription) -> Table:
     rows.append(("events", str(run.event_count)))
     if run.failure:
         rows.append(("failure", Text(run.failure, style="red")))
+    blocked = run.blocked
+    if blocked is not None:
+        rows.append(("blocked by", Text(f"{blocked.type}: {blocked.message}", style="magenta")))
+        if blocked.seq is not None:
+            rows.append(("diverged at", f"event {blocked.seq}"))
+        rows += [("attempts", f"{blocked.attempts} failed since {_when(blocked.since)}"),
+                 ("next retry", f"{_when(blocked.retry_at)} (at once on other code)"),
+                 ("failed on code", blocked.fingerprint or "")]
     if run.parent_run_id:
         rows.append(("parent run", run.parent_run_id))
     if run.next_run_id:
@@ -129,7 +138,7 @@ def timeline(history: retold.History, codec: retold.Codec | None = None) -> Tabl
     table.add_column("DETAILS", overflow="fold")
     start = history[0].at if len(history) else 0.0
     for event in history:
-        style = "red" if "Failed" in event.type or "TimedOut" in event.type else ""
+        style = "red" if "Failed" in event.type or "TimedOut" in event.type or "Terminated" in event.type else ""
         table.add_row(
             str(event.seq), f"{event.at - start:.3f}s", Text(event.type, style=style), event_details(event, codec)
         )

@@ -24,7 +24,8 @@ __all__ = ["replay"]
 @app_option(required=True)
 @url_option
 @click.option("--workflow", metavar="NAME", help="Stored runs of this workflow only.")
-@click.option("--status", type=click.Choice(["running", "completed", "failed", "cancelled", "continued"]),
+@click.option("--status", type=click.Choice(["running", "blocked", "completed", "failed", "cancelled", "continued",
+                                           "terminated"]),
               help="Stored runs with this status only.")
 @click.option("--limit", type=click.IntRange(1), default=1000, show_default=True,
               help="At most this many stored runs (newest first).")

@@ -1,4 +1,4 @@
-"""Commands on runs: start, list, show, history, signal, query, cancel."""
+"""Commands on runs: start, list, show, history, signal, query, cancel, terminate."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from ._common import App, app_option, client, codec_option, load_app, load_codec
 
 # rich (in ._render) is imported by the commands that draw tables: `retold signal` starts faster.
 
-__all__ = ["cancel", "history", "list_runs", "query", "show", "signal", "start"]
+__all__ = ["cancel", "history", "list_runs", "query", "show", "signal", "start", "terminate"]
 
-STATUSES = ["running", "completed", "failed", "cancelled", "continued"]
+STATUSES = ["running", "blocked", "completed", "failed", "cancelled", "continued", "terminated"]
 
 
 def _print_json(value: Any) -> None:
@@ -72,7 +72,8 @@ def start(
 
 
 @click.command("list")
-@click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status (blocked: open runs whose "
+              "workflow task keeps failing, e.g. after a bad deploy).")
 @click.option("--workflow", metavar="NAME", help="Only runs of this workflow.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True, help="At most this many.")
 @click.option("--offset", type=click.IntRange(0), default=0, show_default=True, help="Skip the newest N first.")
@@ -105,8 +106,9 @@ def list_runs(status: str | None, workflow: str | None, limit: int, offset: int,
 def show(ident: str, as_json: bool, url: str, app_spec: str | None, codec_spec: str | None) -> None:
     """Show a run: status, timings and its history as a timeline.
 
-    ID is a workflow id (its latest run) or a run id. With --codec (or an
-    --app that defines a codec), the timeline shows payloads decoded.
+    ID is a workflow id (its latest run) or a run id. A blocked run shows why:
+    the error, the diverging event, attempts and the next retry. With --codec
+    (or an --app that defines a codec), the timeline shows payloads decoded.
     """
     codec = load_codec(codec_spec, load_app(app_spec) if app_spec else None)
 
@@ -207,3 +209,23 @@ def cancel(ident: str, reason: str, url: str) -> None:
 
     run(body)
     click.echo(f"cancel requested for {ident}")
+
+
+@click.command()
+@click.argument("ident", metavar="ID")
+@click.option("--reason", default="", help="Recorded in the WorkflowTerminated event; the parent run sees it.")
+@url_option
+def terminate(ident: str, reason: str, url: str) -> None:
+    """Close run ID at once, without running its code (for a stuck or blocked run).
+
+    Unlike cancel, the workflow code is not asked. Pending activities and
+    timers are dropped, the parent sees the child fail with REASON, and
+    children are asked to cancel.
+    """
+
+    async def body() -> None:
+        async with client(url) as engine:
+            await engine.get_handle(ident).terminate(reason)
+
+    run(body)
+    click.echo(f"terminated {ident}")

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, ParamSpec, Self, final
+from typing import Any, Literal, ParamSpec, Self, final
 
 import anyio
 import orjson
@@ -40,6 +40,7 @@ from . import _liveness
 from ._activity_worker import ActivityWorker
 from ._cache import InstanceCache
 from ._feed import EventFeeds, EventStream
+from ._fingerprint import fingerprint
 from ._runs import Runs
 from ._steps import StepRunner
 from ._wake import Wakeup
@@ -54,7 +55,7 @@ log = logging.getLogger("retold.engine")
 DEFAULT_URL = "sqlite:///retold.db"
 _LISTEN_RETRY = 2.0  # first wait before reopening a lost listener (polling covers it)
 _PURGE_EVERY = 600.0  # seconds (store clock) between two purges of the retention loop
-_PURGE_BATCH = 200  # runs per purge transaction
+_PURGE_BATCH = 500  # runs per purge transaction at most (the store sizes batches to take ~20 ms)
 _CLOSED_STATUSES = tuple(s for s in typing.get_args(RunStatus) if s != "running")
 
 
@@ -127,8 +128,18 @@ class Engine:
             notification).
         lease: how long a claimed task stays ours without renewal; a dead
             engine's tasks come back after this long.
-        max_workflow_task_attempts: a workflow task that fails this many
-            times (nondeterminism, sandbox violation) fails its run.
+        on_workflow_task_failure: what a failing workflow task does to its
+            run (nondeterminism after a deploy, a sandbox violation, a
+            payload that cannot be decoded: errors of the code, not the
+            workflow's own exception). ``"block"`` (the default) keeps the
+            run open and *blocked*, its task retried with capped backoff
+            (at once by an engine running other code), so rolling the code
+            back or fixing it resumes the run with nothing lost.
+            ``"fail"`` fails the run after ``max_workflow_task_attempts``.
+        max_workflow_task_attempts: with ``on_workflow_task_failure="fail"``,
+            a workflow task that fails this many times fails its run. With
+            either, a task whose workers die this many times while running
+            it (``os._exit``, an OOM kill) fails its run.
         workflow_task_retry_delay: the wait before the first retry of a failed
             workflow task; it doubles with each attempt (at most 60 s).
         deadlock_timeout: how long one step of workflow code (the code
@@ -159,6 +170,8 @@ class Engine:
         workflows: the hosted workflows, by registered name.
         activities: the hosted activities, by registered name.
         codec: the payload codec.
+        fingerprint: a hash of the hosted workflows' code (16 hex digits),
+            recorded with a blocked run's failure.
     """
 
     def __init__(
@@ -173,6 +186,7 @@ class Engine:
         workflow_concurrency: int = 64,
         poll_interval: timedelta | float = 0.5,
         lease: timedelta | float = 5.0,
+        on_workflow_task_failure: Literal["block", "fail"] = "block",
         max_workflow_task_attempts: int = 5,
         workflow_task_retry_delay: timedelta | float = 1.0,
         deadlock_timeout: timedelta | float | None = 2.0,
@@ -196,6 +210,11 @@ class Engine:
             raise ConfigurationError("Engine workflow_concurrency must be at least 1")
         if max_workflow_task_attempts < 1:
             raise ConfigurationError("Engine max_workflow_task_attempts must be at least 1")
+        if on_workflow_task_failure not in ("block", "fail"):
+            raise ConfigurationError(
+                f"Engine on_workflow_task_failure must be 'block' or 'fail', got {on_workflow_task_failure!r}")
+        self.on_workflow_task_failure = on_workflow_task_failure
+        self.fingerprint = fingerprint(self.workflows.values())
         self.codec: Codec = codec or JsonCodec()
         if store is not None:
             self.store: Store = store
@@ -734,6 +753,15 @@ class Engine:
         self._check_open()
         self.feeds.notify(await self.runs.request_cancel(ident, reason))
         self.wake_workflows.set()
+
+    async def terminate(self, ident: str, reason: str = "") -> None:
+        """Close a run at once without running its code; see :meth:`RunHandle.terminate`."""
+        self._check_open()
+        run_id = await self.runs.terminate(ident, reason)
+        self.cache.drop(run_id)
+        self.feeds.notify(run_id)
+        self.notify_closed(run_id)
+        self.wake_workflows.set()  # its parent and children have work
 
     async def query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:
         """Answer a query from the run's replayed state; writes nothing.

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Self, final
 
 import anyio
 
+from ..client import WorkflowTaskFailure
 from ..errors import RetoldError, StoreError
 from ..history import events as ev
 from ._wake import Wakeup
@@ -36,6 +37,7 @@ class _Feed:
         self.run_id = run_id
         self.events: list[ev.Event] = []
         self.closed = False  # the run's final event is in ``events``
+        self.blocked: dict[str, Any] | None = None  # the run's workflow task's failure, as last read
         self.stopped = False  # the engine closed: no more events will come
         self.subscribers = 0
         self.poke = Wakeup()
@@ -54,14 +56,18 @@ class _Feed:
     async def watch(self, store: Store, poll_interval: float) -> None:
         with self.scope:
             while not self.closed:
+                blocked = self.blocked
                 try:
-                    _, new = await store.load(self.run_id, len(self.events))
+                    record, new = await store.load(self.run_id, len(self.events))
+                    blocked = record.task_failure
                 except StoreError as exc:  # a hiccup: the next poll tries again
                     log.warning("event feed of run %s: %s", self.run_id, exc)
                     new = []
                 if new:
                     self.events.extend(new)
                     self.closed = isinstance(new[-1], ev.TERMINAL_TYPES)
+                if new or blocked != self.blocked:
+                    self.blocked = None if self.closed else blocked
                     changed, self._changed = self._changed, anyio.Event()
                     changed.set()
                 if not self.closed:
@@ -134,6 +140,11 @@ class EventStream:
     Attributes:
         run_id: the run whose events these are (known once the stream has
             started: after ``async with`` or the first event).
+
+    The run's history says nothing of a run that is *blocked* (its workflow
+    task keeps failing, after a bad deploy): :attr:`blocked` does, as of the
+    last time the stream looked (when the engine reports a failed attempt,
+    or every poll interval).
     """
 
     def __init__(self, feeds: EventFeeds, resolve: Callable[[], Awaitable[str]], after_seq: int) -> None:
@@ -151,6 +162,14 @@ class EventStream:
                 self.run_id = run_id
                 self._feed = self._feeds.subscribe(run_id)
         return self._feed
+
+    @property
+    def blocked(self) -> WorkflowTaskFailure | None:
+        """Why the run is blocked, if it is (None before the stream has started)."""
+        feed = self._feed
+        if feed is None or feed.blocked is None:
+            return None
+        return WorkflowTaskFailure.from_record(feed.blocked)
 
     def __aiter__(self) -> Self:
         return self

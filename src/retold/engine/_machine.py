@@ -3,7 +3,7 @@
 Pure: no I/O, no clock (``now`` is an argument), no store. Each function
 takes a run's state (:class:`~retold.stores._plan.RunState`) and one input
 (a step's commands, an activity outcome, an input event, a failed workflow
-task, a start) and returns a :class:`Decision`: the :class:`Plan` a store
+task, a start, a termination) and returns a :class:`Decision`: the :class:`Plan` a store
 applies atomically, plus the inputs it gives other runs (a parent told its
 child closed, children asked to cancel), which are decided in turn against
 those runs' states (:func:`deliver`) in the same transaction.
@@ -19,6 +19,7 @@ from typing import Any, Literal, final
 
 from ..authoring._options import RetryPolicy
 from ..errors import (
+    TERMINATED_TYPE,
     ConflictError,
     IdempotencyError,
     LeaseLostError,
@@ -43,15 +44,17 @@ from ..stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRe
 __all__ = [
     "NO_LOOKUPS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "StartStep", "activity_outcome",
     "attempt_failed", "commit", "workers_died",
-    "deliver", "existing", "release", "start", "stepped", "workflow_task_failed",
+    "deliver", "existing", "release", "start", "stepped", "terminate", "terminated_failure", "workflow_task_failed",
 ]
 
-_STATUS: dict[type[ev.Event], Literal["completed", "failed", "cancelled", "continued"]] = {
+_STATUS: dict[type[ev.Event], Literal["completed", "failed", "cancelled", "continued", "terminated"]] = {
     ev.WorkflowCompleted: "completed", ev.WorkflowFailed: "failed",
     ev.WorkflowCancelled: "cancelled", ev.WorkflowContinuedAsNew: "continued",
+    ev.WorkflowTerminated: "terminated",
 }
 _CANCELLED = {"type": "CancelledError", "message": "the run was cancelled", "details": "", "non_retryable": True}
 MAX_BACKOFF = 60.0
+MAX_FAILED_BY = 8  # code fingerprints a blocked task remembers it failed on
 
 
 @final
@@ -153,6 +156,8 @@ def _close(
         failure = cmd.failure
     elif isinstance(cmd, ev.WorkflowCancelled):
         failure = dict(_CANCELLED)
+    elif isinstance(cmd, ev.WorkflowTerminated):
+        failure = terminated_failure(cmd.reason)
     plan.close = Close(
         status, result=cmd.result if isinstance(cmd, ev.WorkflowCompleted) else None, failure=failure,
         next_run_id=cmd.new_run_id if isinstance(cmd, ev.WorkflowContinuedAsNew) else None,
@@ -397,31 +402,75 @@ def stepped(
 
 def workflow_task_failed(
     run: RunState, owner: str, failure: dict[str, Any], delay: float, max_attempts: int, now: float, *,
-    final: bool = False, open_children: Collection[str] = (),
+    final: bool = False, block: bool = False, fingerprint: str | None = None, open_children: Collection[str] = (),
 ) -> Decision | None:
     """A workflow task that failed (``run`` read with its inbox); None if ``owner`` no longer holds it.
 
-    The task is retried after ``delay`` doubling per attempt (at most 60 s);
-    at ``max_attempts``, or at once if ``final``, the run fails.
+    The task is handed back and retried after ``delay``, doubling per
+    failed attempt (at most 60 s), and the run is *blocked*: the task keeps
+    the failure (with its attempt count, since when, the next retry and the
+    code ``fingerprint`` it failed on) until an attempt succeeds. With
+    ``block`` that goes on until then (the code is fixed or rolled back);
+    otherwise the run fails at ``max_attempts`` failed attempts. ``final``
+    fails it at once.
     """
     task = run.task
     if task is None or task.owner != owner or not run.open:
         return None
-    attempts = task.attempts + 1
+    previous = task.failure or {}
+    attempts = int(previous.get("attempts", 0)) + 1
     inbox = run.inbox or ()
     plan = Plan(run.run_id, expect_seq=run.last_seq, expect_owner=owner)
     # No step is in flight any more: what waited in the inbox joins the history.
     plan.events = renumber([item.event for item in inbox], run.last_seq + 1)
     if inbox:
         plan.inbox_taken = inbox[-1].id
-    if attempts < max_attempts and not final:
-        backoff = min(delay * 2 ** (attempts - 1), MAX_BACKOFF)
-        plan.task = TaskChange("backoff", visible_at=now + backoff, attempts=attempts)
+    if not final and (block or attempts < max_attempts):
+        backoff = min(delay * 2 ** min(attempts - 1, 16), MAX_BACKOFF)
+        record = {**failure, "attempts": attempts, "since": previous.get("since", now), "retry_at": now + backoff}
+        failed_by = task.failed_by
+        if fingerprint is not None:
+            record["fingerprint"] = fingerprint
+            failed_by = (*(f for f in failed_by if f != fingerprint), fingerprint)[-MAX_FAILED_BY:]
+        plan.task = TaskChange("backoff", visible_at=now + backoff, failure=record, failed_by=failed_by)
         return Decision(plan)
     if not final:
         failure = {**failure, "message": f"workflow task failed {attempts} times: {failure['message']}"}
     failure = {**failure, "workflow_task": True}
     cmd = ev.WorkflowFailed(seq=run.last_seq + len(plan.events) + 1, at=now, failure=failure)
+    plan.events.append(cmd)
+    plan.task = TaskChange("done")
+    decision = Decision(plan, closed=True)
+    _close(run.record, run.parent_seq, cmd, now, open_children, plan, decision.deliveries)
+    return decision
+
+
+def terminated_failure(reason: str) -> dict[str, Any]:
+    """The failure a terminated run records (and its parent is told)."""
+    message = f"the run was terminated: {reason}" if reason else "the run was terminated"
+    return {"type": TERMINATED_TYPE, "message": message, "details": "", "non_retryable": True}
+
+
+def terminate(
+    run: RunState | None, reason: str, now: float, *, open_children: Collection[str] = (),
+) -> Decision | None:
+    """Close a run at once, without running its code (``run`` read with its inbox); None if it is closed.
+
+    Unlike a cancel, the run's code is not asked: ``WorkflowTerminated``
+    closes it whoever holds its workflow task (that holder's commit is then
+    refused). Inputs that waited in its inbox join the history before it.
+    Its activity tasks and timers go with the close (a running attempt's
+    outcome is refused); its parent is told the child failed, and its
+    children are asked to cancel, as when a run fails.
+    """
+    if run is None or not run.open:
+        return None
+    inbox = run.inbox or ()
+    plan = Plan(run.run_id, expect_seq=run.last_seq)
+    plan.events = renumber([item.event for item in inbox], run.last_seq + 1)
+    if inbox:
+        plan.inbox_taken = inbox[-1].id
+    cmd = ev.WorkflowTerminated(seq=run.last_seq + len(plan.events) + 1, at=now, reason=reason)
     plan.events.append(cmd)
     plan.task = TaskChange("done")
     decision = Decision(plan, closed=True)

@@ -129,14 +129,14 @@ class Runs:
 
     def fail_in(
         self, tx: Tx, run_id: str, owner: str, failure: dict[str, Any], delay: float, max_attempts: int,
-        final: bool = False,
+        final: bool = False, block: bool = False, fingerprint: str | None = None,
     ) -> bool:
         """The transaction of :meth:`fail_workflow_task`."""
         run = tx.run(run_id, inbox=True)
         if run is None:
             return False
         decision = m.workflow_task_failed(
-            run, owner, failure, delay, max_attempts, tx.now(), final=final,
+            run, owner, failure, delay, max_attempts, tx.now(), final=final, block=block, fingerprint=fingerprint,
             open_children=tx.open_children(run_id) if run.task is not None else ())
         if decision is None:
             return False
@@ -193,6 +193,18 @@ class Runs:
         tx.apply(plan)
         return run.run_id
 
+    def terminate_in(self, tx: Tx, ident: str, reason: str) -> str:
+        """The transaction of :meth:`terminate`."""
+        run = tx.run(ident, inbox=True)
+        if run is None:
+            raise RunNotFoundError(ident)
+        open_children = tx.open_children(run.run_id) if run.open else []
+        decision = m.terminate(run, reason, tx.now(), open_children=open_children)
+        if decision is None:
+            raise RunFinishedError(run.run_id, run.record.status)
+        self._apply(tx, decision)
+        return run.run_id
+
     def release_in(self, tx: Tx, owner: str) -> None:
         """The transaction before :meth:`release_leases` hands ``owner``'s leases back."""
         for run_id in tx.leased_runs(owner):
@@ -232,14 +244,14 @@ class Runs:
 
     async def fail_workflow_task(
         self, run_id: str, owner: str, failure: dict[str, Any], delay: float, max_attempts: int,
-        *, final: bool = False,
+        *, final: bool = False, block: bool = False, fingerprint: str | None = None,
     ) -> bool:
         """Back off a failed workflow task, or fail the run (see :func:`._machine.workflow_task_failed`).
 
         Returns True if the run was failed for good.
         """
         return await self.store.transact(
-            lambda tx: self.fail_in(tx, run_id, owner, failure, delay, max_attempts, final))
+            lambda tx: self.fail_in(tx, run_id, owner, failure, delay, max_attempts, final, block, fingerprint))
 
     async def finish_activity(
         self, task: ActivityTask, owner: str, outcome: ActivityOutcome, step: ActivityStep | None = None
@@ -271,6 +283,10 @@ class Runs:
         """Ask a run to cancel; return its run id (RunFinishedError if it is closed)."""
         event = ev.CancelRequested(seq=0, at=0.0, reason=reason)
         return await self.store.transact(lambda tx: self.input_in(tx, run_or_workflow_id, event), outside=True)
+
+    async def terminate(self, run_or_workflow_id: str, reason: str) -> str:
+        """Close a run at once without running its code; return its run id (RunFinishedError if it is closed)."""
+        return await self.store.transact(lambda tx: self.terminate_in(tx, run_or_workflow_id, reason), outside=True)
 
     async def release_leases(self, owner: str) -> None:
         """Hand back every task ``owner`` holds; what waited in its runs' inboxes joins their histories."""

@@ -17,6 +17,7 @@ from ..authoring._decorators import Workflow
 from ..errors import (
     ConflictError,
     LeaseLostError,
+    NondeterminismError,
     NotRegisteredError,
     RetoldError,
     StoreError,
@@ -77,7 +78,7 @@ class WorkflowWorker:
                 if want > 0:
                     claimed = await engine.store.claim_workflow_tasks(
                         engine.worker_id, self._names, want, engine.lease,
-                        suspects=0 if self._suspects else 1,
+                        suspects=0 if self._suspects else 1, fingerprint=engine.fingerprint,
                     )
                 for run_id in claimed:
                     if run_id in self.processing:
@@ -334,13 +335,19 @@ class WorkflowWorker:
 
     async def _fail(self, run_id: str, exc: Exception, instance: WorkflowInstance | None, began: int) -> None:
         engine = self._engine
+        block = engine.on_workflow_task_failure == "block"
+        what = "is blocked" if block else "failed"
         if not isinstance(exc, RetoldError):
-            log.exception("workflow task for run %s failed", run_id, exc_info=exc)
+            log.exception("workflow task for run %s %s (code %s)", run_id, what, engine.fingerprint, exc_info=exc)
         else:
-            log.warning("workflow task for run %s failed: %s", run_id, exc)
+            log.warning("workflow task for run %s %s (code %s): %s", run_id, what, engine.fingerprint, exc)
+        failure = failure_from_exception(exc, non_retryable=True)
+        if isinstance(exc, NondeterminismError):
+            failure["seq"] = exc.seq  # the diverging event
         failed = await engine.runs.fail_workflow_task(
-            run_id, engine.worker_id, failure_from_exception(exc, non_retryable=True),
+            run_id, engine.worker_id, failure,
             delay=engine.workflow_task_retry_delay, max_attempts=engine.max_workflow_task_attempts,
+            block=block, fingerprint=engine.fingerprint,
         )
         engine.telemetry.workflow_task_failed(run_id, instance, began, exc, failed)
         engine.feeds.notify(run_id)

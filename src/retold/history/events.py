@@ -17,7 +17,9 @@ Events fall into three groups:
   activity and child outcomes, ``TimerFired``, ``SignalReceived``,
   ``CancelRequested``, ``ExternalSignalResolved``);
 * ``WorkflowFailed`` may be either: the workflow raised, or the engine gave
-  up on a workflow task that failed on every attempt.
+  up on a workflow task that failed on every attempt;
+* ``WorkflowTerminated`` is neither: an operator closed the run without
+  running its code (``run.terminate(reason)``).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ __all__ = [
     "WorkflowFailed",
     "WorkflowStarted",
     "WorkflowTaskCompleted",
+    "WorkflowTerminated",
     "decode_event",
     "encode_event",
 ]
@@ -315,6 +318,13 @@ class WorkflowContinuedAsNew(Event):
     payload_field: ClassVar[str | None] = "input"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowTerminated(Event):
+    """The run was closed from outside without running its code (``terminate``), with ``reason``."""
+
+    reason: str = ""
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
@@ -323,7 +333,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         MarkerRecorded, ChildWorkflowStarted, ChildWorkflowCompleted,
         ChildWorkflowFailed, CancelRequested, WorkflowTaskCompleted, WorkflowCompleted, WorkflowFailed,
         WorkflowCancelled, WorkflowContinuedAsNew, ActivityCancelRequested, ChildWorkflowCancelRequested,
-        ExternalSignalRequested, ExternalSignalResolved,
+        ExternalSignalRequested, ExternalSignalResolved, WorkflowTerminated,
     )
 }
 
@@ -334,7 +344,7 @@ COMMAND_TYPES: tuple[type[Event], ...] = (
 )
 
 TERMINAL_TYPES: tuple[type[Event], ...] = (
-    WorkflowCompleted, WorkflowFailed, WorkflowCancelled, WorkflowContinuedAsNew,
+    WorkflowCompleted, WorkflowFailed, WorkflowCancelled, WorkflowContinuedAsNew, WorkflowTerminated,
 )
 
 _FIELDS: dict[type[Event], tuple[str, ...]] = {

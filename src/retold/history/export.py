@@ -46,9 +46,10 @@ import orjson
 from ..errors import HistoryFormatError, PayloadError
 from .codec import parse_json
 from .events import EVENT_TYPES, WorkflowStarted
+from .events import TERMINAL_TYPES as TERMINAL_TYPES  # the events that close a run
 from .events import Event as Event
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Event", "History", "event_from_dict", "event_to_dict"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "TERMINAL_TYPES", "Event", "History", "event_from_dict", "event_to_dict"]
 
 FORMAT = "retold-history"
 FORMAT_VERSION = 1

@@ -174,6 +174,13 @@ class _Api:
         await handle.cancel(body.get("reason", ""))
         return JSONResponse({"workflow_id": handle.workflow_id}, status_code=202)
 
+    async def terminate(self, request: Request) -> Response:
+        ident = path_id(request)
+        body = expect_object(await read_json(request, self.max_body_size), {"reason": (str,)})
+        handle = self.engine.get_handle(ident)
+        await handle.terminate(body.get("reason", ""))
+        return JSONResponse(await self.describe(ident))
+
     async def purge(self, request: Request) -> Response:
         body = expect_object(await read_json(request, self.max_body_size), {
             "older_than": (int, float), "statuses": (list,), "workflow": (str,), "dry_run": (bool,)})
@@ -181,7 +188,7 @@ class _Api:
         if older_than is None or isinstance(older_than, bool) or not 0 <= older_than <= MAX_AGE:
             raise ProblemError(422, f"field 'older_than' is required: a number of seconds from 0 to {MAX_AGE}")
         statuses = body.get("statuses")
-        closed = [s for s in STATUSES if s != "running"]
+        closed = STATUSES[2:]  # running and blocked runs are open: never purged
         if statuses is not None and not all(isinstance(s, str) and s in closed for s in statuses):
             raise ProblemError(422, f"field 'statuses' must list statuses among {', '.join(closed)} "
                                     "(running runs are never purged)")
@@ -202,7 +209,7 @@ class _Api:
         if after is None:
             after = int_param(request, "after", 0, 0, MAX_EVENT_ID)
         description = await self.engine.get_handle(ident).describe()
-        if description.status != "running" and after >= description.event_count:
+        if not description.open and after >= description.event_count:
             return Response(status_code=204)  # tells EventSource not to reconnect
         if request.method == "HEAD":  # the headers a GET would have, without following the run
             return Response(media_type="text/event-stream", headers={"Cache-Control": "no-store"})
@@ -258,6 +265,7 @@ def create_app(
         Route("/runs/{id:retold_id}/signals/{name}", api.signal, methods=["POST"]),
         Route("/runs/{id:retold_id}/queries/{name}", api.query, methods=["GET"]),
         Route("/runs/{id:retold_id}/cancel", api.cancel, methods=["POST"]),
+        Route("/runs/{id:retold_id}/terminate", api.terminate, methods=["POST"]),
         Route("/runs/{id:retold_id}/history", api.history, methods=["GET"]),
         Route("/runs/{id:retold_id}/events", api.events, methods=["GET"]),
         Route("/runs/{id:retold_id}", api.run, methods=["GET"], name="run"),

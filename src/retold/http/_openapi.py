@@ -12,7 +12,8 @@ from ._describe import args_schema
 
 __all__ = ["MAX_AGE", "STATUSES", "openapi_document"]
 
-STATUSES = ["running", "completed", "failed", "cancelled", "continued"]  # running first: STATUSES[1:] are closed
+# The open ones first: STATUSES[2:] are closed.
+STATUSES = ["running", "blocked", "completed", "failed", "cancelled", "continued", "terminated"]
 MAX_AGE = 10**12
 """The largest ``older_than`` (seconds) ``POST /purge`` takes: over 30,000 years."""
 
@@ -101,10 +102,37 @@ def _schemas() -> dict[str, Any]:
             "type": "object", "additionalProperties": False,
             "properties": {"reason": {"type": "string"}},
         },
+        "TerminateRequest": {
+            "type": "object", "additionalProperties": False,
+            "properties": {"reason": {"type": "string", "description": "Recorded in the WorkflowTerminated event."}},
+        },
+        "WorkflowTaskFailure": {
+            "type": "object",
+            "description": (
+                "Why a run is blocked: the last failed attempt of its workflow task (retold.WorkflowTaskFailure)."),
+            "required": ["type", "message", "details", "seq", "attempts", "since", "retry_at", "fingerprint"],
+            "properties": {
+                "type": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "string"},
+                "seq": {"type": ["integer", "null"], "description": "The diverging event, for nondeterminism."},
+                "attempts": {"type": "integer"},
+                "since": {"type": "string", "format": "date-time"},
+                "retry_at": {"type": "string", "format": "date-time"},
+                "fingerprint": {"type": ["string", "null"],
+                                "description": "The code fingerprint of the engine whose attempt failed last."},
+            },
+        },
+        "Status": {
+            "type": "object", "required": ["status", "blocked"],
+            "description": "A status message of an event stream: the run became blocked, or no longer is.",
+            "properties": {
+                "status": {"type": "string", "enum": ["running", "blocked"]},
+                "blocked": {"anyOf": [_ref("WorkflowTaskFailure"), {"type": "null"}]},
+            },
+        },
         "Run": {
             "type": "object",
             "required": ["workflow_id", "run_id", "workflow", "status", "started_at", "closed_at",
-                         "event_count", "failure", "parent_run_id", "next_run_id"],
+                         "event_count", "failure", "parent_run_id", "next_run_id", "blocked"],
             "properties": {
                 "workflow_id": {"type": "string"}, "run_id": {"type": "string"}, "workflow": {"type": "string"},
                 "status": {"type": "string", "enum": STATUSES},
@@ -112,6 +140,8 @@ def _schemas() -> dict[str, Any]:
                 "closed_at": {"type": ["string", "null"], "format": "date-time"},
                 "event_count": {"type": "integer"},
                 "failure": nullable_string, "parent_run_id": nullable_string, "next_run_id": nullable_string,
+                "blocked": {"anyOf": [_ref("WorkflowTaskFailure"), {"type": "null"}],
+                            "description": "Why the run is blocked (status blocked), else null."},
                 "result": {"description": "The result of a completed run (JSON codec only)."},
             },
         },
@@ -127,7 +157,7 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "older_than": {"type": "number", "minimum": 0, "maximum": MAX_AGE,
                                "description": "Seconds: runs that closed longer ago than this go."},
-                "statuses": {"type": "array", "items": {"type": "string", "enum": STATUSES[1:]},
+                "statuses": {"type": "array", "items": {"type": "string", "enum": STATUSES[2:]},
                              "description": "Only runs with these statuses (default: every finished run)."},
                 "workflow": {**_ID, "description": "Only runs of this workflow."},
                 "dry_run": {"type": "boolean", "default": False, "description": "Count, delete nothing."},
@@ -153,12 +183,16 @@ def _schemas() -> dict[str, Any]:
             "properties": {"seq": {"type": "integer"}, "at": {"type": "number"}, "type": {"type": "string"}},
         },
         "Message": {
-            "type": "object", "required": ["id", "event", "data"],
-            "description": "One Server-Sent Events message.",
+            "type": "object", "required": ["event", "data"],
+            "description": (
+                "One Server-Sent Events message: a history event (with `id`), or a `status` message (no `id`) "
+                "when the run becomes blocked or is no longer blocked."
+            ),
             "properties": {
                 "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The event's seq."},
-                "event": {"type": "string", "description": "The event's type."},
-                "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": _ref("Event")},
+                "event": {"type": "string", "description": "The event's type, or `status`."},
+                "data": {"type": "string", "contentMediaType": "application/json",
+                         "contentSchema": {"anyOf": [_ref("Event"), _ref("Status")]}},
             },
         },
         "QueryResult": {"type": "object", "required": ["result"], "properties": {"result": {}}},
@@ -276,6 +310,20 @@ def openapi_document(workflows: Mapping[str, Any], *, auth: bool, max_body_size:
             "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("CancelRequest")}}},
             "responses": {"202": _json(_ref("Accepted"), "Recorded."), **_problems(400, 404, 409, 413, 415, 422, 503)},
         }},
+        "/runs/{id}/terminate": {"post": {
+            "operationId": "terminateRun",
+            "summary": "Close a run at once, without running its code (for a stuck or blocked run)",
+            "description": (
+                "Unlike cancel, the run's code is not asked: `WorkflowTerminated` ends its history and its status "
+                "is `terminated`. Its pending activities and timers are dropped, its parent sees the child fail "
+                "with the reason, its children are asked to cancel. 409 if the run has already finished."
+            ),
+            "parameters": [_RUN_ID],
+            "requestBody": {"required": False,
+                            "content": {"application/json": {"schema": _ref("TerminateRequest")}}},
+            "responses": {"200": _json(_ref("Run"), "Terminated: the run as it is now."),
+                          **_problems(400, 404, 409, 413, 415, 422, 503)},
+        }},
         "/runs/{id}/history": {"get": {
             "operationId": "getHistory", "summary": "The run's history (the JSON export)", "parameters": [_RUN_ID],
             "responses": {"200": _json(_ref("History"), "The history."), **_problems(400, 404, 503)},
@@ -285,7 +333,9 @@ def openapi_document(workflows: Mapping[str, Any], *, auth: bool, max_body_size:
             "description": (
                 "One message per event: `id:` its seq, `event:` its type, `data:` its JSON. Sends the events after "
                 "`Last-Event-ID` (or `after`), then live ones; ends after the run's final event. 204 when the run "
-                "is finished and nothing is left to send."
+                "is finished and nothing is left to send. While the run is blocked (its workflow task keeps "
+                "failing: a bad deploy), a `status` message without `id` says so, with the failure; another says "
+                "when it no longer is."
             ),
             "parameters": [
                 _RUN_ID,

@@ -30,6 +30,7 @@ from ..authoring._decorators import Activity, Workflow
 from ..authoring._options import ActivityOptions
 from ..authoring._runtime import ContinueAsNew, WorkflowInfo
 from ..errors import (
+    TERMINATED_TYPE,
     ActivityError,
     ApplicationError,
     ChildWorkflowError,
@@ -281,6 +282,10 @@ class WorkflowInstance:
 
     def _activate(self, inputs: list[ev.Event]) -> None:
         """Deliver a group of inputs together, then run until every task blocks."""
+        if type(inputs[-1]) is ev.WorkflowTerminated:
+            # Closed from outside: the code never ran on this group of inputs.
+            self.finished = True
+            return
         self.now_ts = inputs[-1].at
         emitted = self._emitted
         for event in inputs:
@@ -456,7 +461,8 @@ class WorkflowInstance:
             case ev.ChildWorkflowFailed():
                 child = self._take(self._children, event.started, event)
                 if child is not None and not child[0].done():
-                    status = "was cancelled" if event.cancelled else "failed"
+                    status = ("was cancelled" if event.cancelled
+                              else "was terminated" if event.failure.get("type") == TERMINATED_TYPE else "failed")
                     if event.cancelled and event.started in self._child_cancels:
                         # The cancel this run asked for is done: its wait raises CancelledError.
                         child[0].end_cancelled(f"child workflow {child[1].name!r} ({child[2]}) {status}")

@@ -23,12 +23,20 @@ __all__ = [
 @final
 @dataclass(frozen=True, slots=True)
 class WorkflowTaskState:
-    """A run's pending workflow task: who holds it, and its counters."""
+    """A run's pending workflow task: who holds it, its counters, and its last failure.
+
+    ``attempts`` counts attempts whose worker died (counted when the task is
+    claimed again); ``failure`` is the last failed attempt's record (None
+    once a step commits), and ``failed_by`` the code fingerprints of the
+    engines it failed on since (most recent last), as stored by a backoff.
+    """
 
     owner: str | None
     live: bool  # leased, and the lease has not run out (judged on the store's lease clock)
     attempts: int
     signals: int
+    failure: dict[str, Any] | None = None
+    failed_by: tuple[str, ...] = ()
 
 
 @final
@@ -138,7 +146,7 @@ class NewRun:
 class Close:
     """How a run closes."""
 
-    status: Literal["completed", "failed", "cancelled", "continued"]
+    status: Literal["completed", "failed", "cancelled", "continued", "terminated"]
     result: bytes | None = None
     failure: dict[str, Any] | None = None
     next_run_id: str | None = None
@@ -151,16 +159,22 @@ class TaskChange:
 
     ``wake``: make sure it has one (an existing task, leased or not, stays as
     it is); ``done``: delete it; ``keep``: it stays leased to its holder with
-    ``signals`` unseen signals and no failed attempts; ``backoff``: hand it
-    back, visible at ``visible_at``, with ``attempts``. ``add_signals`` is
-    added to its count of unseen signals after that.
+    ``signals`` unseen signals, no dead attempts and no failure; ``backoff``:
+    hand it back (its lease ended), visible at ``visible_at``, storing
+    ``failure`` (the failed attempt's record, read back as
+    ``WorkflowTaskState.failure`` and ``RunRecord.task_failure``) and
+    ``failed_by``. A store's claim takes a backed-off task before
+    ``visible_at`` for an engine whose code fingerprint is not in
+    ``failed_by`` (other code may not fail). ``add_signals`` is added to its
+    count of unseen signals after that.
     """
 
     kind: Literal["wake", "done", "keep", "backoff", "none"]
     visible_at: float = 0.0
-    attempts: int = 0
     signals: int = 0
     add_signals: int = 0
+    failure: dict[str, Any] | None = None
+    failed_by: tuple[str, ...] = ()
 
 
 @final

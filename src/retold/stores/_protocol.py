@@ -17,7 +17,7 @@ _T = TypeVar("_T")
 
 __all__ = ["ActivityOutcome", "ActivityTask", "RunRecord", "StartRequest", "Store"]
 
-RunStatus = Literal["running", "completed", "failed", "cancelled", "continued"]
+RunStatus = Literal["running", "completed", "failed", "cancelled", "continued", "terminated"]
 
 
 @final
@@ -52,6 +52,10 @@ class RunRecord:
     # Set by load() only: attempts of the run's pending workflow task that
     # ended without a result (it failed, or the worker holding it died).
     task_attempts: int = 0
+    # Set by load(), get_run() and list_runs(): the record of the last failed
+    # attempt of the run's pending workflow task (``TaskChange.failure``),
+    # while no attempt has succeeded since; the run is *blocked*.
+    task_failure: dict[str, Any] | None = None
 
 
 @final
@@ -144,13 +148,17 @@ class Store(Protocol):
         ...
 
     async def claim_workflow_tasks(
-        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None
+        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None,
+        fingerprint: str | None = None,
     ) -> list[str]:
         """Lease up to ``limit`` runs of ``workflows`` that have events to process.
 
         A task whose previous lease ran out (its worker died or stalled) is a
         *suspect*: claiming it counts that attempt (``RunRecord.task_attempts``).
         ``suspects`` caps how many of them this claim takes (None: no cap).
+        A task backed off after a failure (``TaskChange.failure``) is due at
+        its ``visible_at``, or at once for a claimer whose code
+        ``fingerprint`` is not among those it failed on (``failed_by``).
         """
         ...
 
@@ -219,9 +227,11 @@ class Store(Protocol):
         self, *, status: str | None, workflow: str | None, limit: int, offset: int,
         id_prefix: str | None = None, started_after: float | None = None, started_before: float | None = None,
     ) -> list[RunRecord]:
-        """Runs, newest first.
+        """Runs, newest first (with ``task_failure``).
 
-        ``id_prefix`` keeps runs whose workflow id or run id starts with it
+        ``status="blocked"``: open runs whose workflow task's last attempt
+        failed; ``status="running"``: the other open runs. ``id_prefix``
+        keeps runs whose workflow id or run id starts with it
         (case-sensitive); ``started_after``/``started_before`` (seconds since
         the epoch) keep runs created at or after / before those times.
         """

@@ -84,6 +84,10 @@ class WorkflowEnvironment:
         strict: fail workflow tasks that read the wall clock or unseeded
             randomness (``time.time()``, ``random.random()``...).
         engine_options: more :class:`~retold.Engine` keyword arguments.
+            Unlike an engine's default, ``on_workflow_task_failure`` is
+            ``"fail"`` here: a test sees a broken workflow task (a
+            nondeterminism, a sandbox violation) as a failed run, rather
+            than waiting on a blocked one.
 
     Use it as an async context manager::
 
@@ -109,6 +113,7 @@ class WorkflowEnvironment:
             raise ConfigurationError("WorkflowEnvironment start_time must be timezone-aware")
         self.clock = _VirtualClock(start_time)
         engine_options.setdefault("poll_interval", 0.05)
+        engine_options.setdefault("on_workflow_task_failure", "fail")
         self.engine = Engine(
             url, workflows=workflows, activities=_replace(activities, fakes or {}),
             clock=self.clock, **engine_options,

@@ -81,19 +81,23 @@ class Run:
         self.parent_run_id, self.parent_seq = parent_run_id, parent_seq
         self.next_run_id: str | None = None
 
-    def record(self, task_attempts: int = 0) -> RunRecord:
+    def record(self, task: WfTask | None = None) -> RunRecord:
+        """The run's record; with its workflow task, its attempts and (while the run is open) its failure."""
         return RunRecord(
             run_id=self.run_id, workflow_id=self.workflow_id, workflow=self.workflow, status=self.status,  # type: ignore[arg-type]
             created_at=self.created_at, closed_at=self.closed_at, last_seq=self.last_seq, result=self.result,
             failure=None if self.failure is None else orjson.loads(self.failure),
-            parent_run_id=self.parent_run_id, next_run_id=self.next_run_id, task_attempts=task_attempts,
+            parent_run_id=self.parent_run_id, next_run_id=self.next_run_id,
+            task_attempts=0 if task is None else task.attempts,
+            task_failure=None if task is None or task.failure is None or self.status != "running"
+            else orjson.loads(task.failure),
         )
 
 
 class WfTask:
     """A run's pending workflow task."""
 
-    __slots__ = ("attempts", "expires", "owner", "run_id", "signals", "visible_at", "workflow")
+    __slots__ = ("attempts", "expires", "failed_by", "failure", "owner", "run_id", "signals", "visible_at", "workflow")
 
     def __init__(self, run_id: str, workflow: str, visible_at: float) -> None:
         self.run_id, self.workflow = run_id, workflow
@@ -102,6 +106,8 @@ class WfTask:
         self.expires: float | None = None
         self.attempts = 0
         self.signals = 0
+        self.failure: bytes | None = None  # JSON of the last failed attempt's record: the run is blocked
+        self.failed_by: tuple[str, ...] = ()  # code fingerprints it failed on
 
 
 class ActTask:

@@ -143,17 +143,23 @@ class MemoryStore:
     # -- claims and leases ---------------------------------------------------------------
 
     async def claim_workflow_tasks(
-        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None
+        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None,
+        fingerprint: str | None = None,
     ) -> list[str]:
         """Lease up to ``limit`` runs of ``workflows`` with unprocessed events (see the protocol)."""
         if not workflows:
             return []
         names = set(workflows)
 
+        def due(w: WfTask, now: float) -> bool:
+            # Due, or blocked under code other than the claimer's: other code may not fail.
+            return w.visible_at <= now or (
+                fingerprint is not None and bool(w.failed_by) and fingerprint not in w.failed_by)
+
         def claim(tx: MemoryTx) -> list[str]:
             now, expires = tx.now(), tx.lease_now() + lease
             ready = heapq.nsmallest(limit, (w for w in self.wfts.values() if w.workflow in names
-                                            and w.visible_at <= now and tx.free(w.owner, w.expires)),
+                                            and due(w, now) and tx.free(w.owner, w.expires)),
                                     key=lambda w: w.visible_at)
             ids: list[str] = []
             dead = 0
@@ -293,8 +299,7 @@ class MemoryStore:
             run = self.runs.get(run_id)
             if run is None:
                 raise RunNotFoundError(run_id)
-            wft = self.wfts.get(run_id)
-            return run.record(wft.attempts if wft is not None else 0), self.events[run_id][max(after_seq, 0):]
+            return run.record(self.wfts.get(run_id)), self.events[run_id][max(after_seq, 0):]
 
     def _find(self, run_or_workflow_id: str) -> Run:
         run = self.runs.get(run_or_workflow_id)
@@ -357,7 +362,8 @@ class MemoryStore:
         """A run by run id, or the latest run of a workflow id."""
         await anyio.lowlevel.checkpoint()
         with self._locked():
-            return self._find(run_or_workflow_id).record()
+            run = self._find(run_or_workflow_id)
+            return run.record(self.wfts.get(run.run_id))
 
     async def list_runs(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0,
@@ -366,16 +372,29 @@ class MemoryStore:
         """Runs, newest first, optionally filtered (``id_prefix``: of the workflow id or the run id)."""
         await anyio.lowlevel.checkpoint()
         with self._locked():
+            wfts = self.wfts
+
+            def blocked(r: Run) -> bool:
+                task = wfts.get(r.run_id)
+                return task is not None and task.failure is not None
+
+            def has(r: Run) -> bool:  # "blocked" and "running" split the open runs
+                if status is None:
+                    return True
+                if status in ("running", "blocked"):
+                    return r.status == "running" and blocked(r) == (status == "blocked")
+                return r.status == status
+
             found = [
                 r for r in self.runs.values()
-                if (status is None or r.status == status) and (workflow is None or r.workflow == workflow)
+                if has(r) and (workflow is None or r.workflow == workflow)
                 and (not id_prefix or r.workflow_id.startswith(id_prefix) or r.run_id.startswith(id_prefix))
                 and (started_after is None or r.created_at >= started_after)
                 and (started_before is None or r.created_at < started_before)
             ]
             found.sort(key=lambda r: r.run_id)
             found.sort(key=lambda r: r.created_at, reverse=True)
-            return [r.record() for r in found[offset:offset + limit]]
+            return [r.record(wfts.get(r.run_id)) for r in found[offset:offset + limit]]
 
     async def purge(
         self, before: float, *, statuses: Sequence[str] | None = None, workflow: str | None = None,

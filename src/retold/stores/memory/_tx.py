@@ -95,8 +95,9 @@ class MemoryTx:
         if row is None:
             return None
         wft = self._s.wfts.get(row.run_id)
-        task = None if wft is None else WorkflowTaskState(wft.owner, self.live(wft.expires), wft.attempts,
-                                                          wft.signals)
+        task = None if wft is None else WorkflowTaskState(
+            wft.owner, self.live(wft.expires), wft.attempts, wft.signals,
+            None if wft.failure is None else orjson.loads(wft.failure), wft.failed_by)
         items: tuple[InboxItem, ...] | None = None
         if inbox:
             items = tuple(InboxItem(i, e) for i, e in self._s.inbox.get(row.run_id, ()))
@@ -237,10 +238,13 @@ class MemoryTx:
             if wft is not None:
                 j.set(wft, "signals", change.signals)
                 j.set(wft, "attempts", 0)
+                j.set(wft, "failure", None)
+                j.set(wft, "failed_by", ())
         elif kind == "backoff":
             wft = s.wfts.get(run_id)
             if wft is not None:
-                j.set(wft, "attempts", change.attempts)
+                j.set(wft, "failure", None if change.failure is None else orjson.dumps(change.failure))
+                j.set(wft, "failed_by", change.failed_by)
                 j.set(wft, "visible_at", change.visible_at)
                 j.set(wft, "owner", None)
                 j.set(wft, "expires", None)

@@ -28,23 +28,26 @@ class Leases(Writer):
     _lease_now: Callable[[Connection], float]
 
     async def claim_workflow_tasks(
-        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None
+        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None,
+        fingerprint: str | None = None,
     ) -> list[str]:
         """Lease up to ``limit`` runs of ``workflows`` with unprocessed events (see the protocol)."""
         if not workflows:
             return []
         return await self._run_lease_only(
-            self._claim_workflow_tasks, owner, list(workflows), limit, lease, suspects
+            self._claim_workflow_tasks, owner, list(workflows), limit, lease, suspects, fingerprint
         )
 
     def _claim_workflow_tasks(
         self, conn: Connection, owner: str, workflows: list[str], limit: int, lease: float,
-        suspects: int | None = None,
+        suspects: int | None = None, fingerprint: str | None = None,
     ) -> list[str]:
         now, lease_now = self._now(conn), self._lease_now(conn)
         wt = t.workflow_tasks
         rows = conn.execute(self._q.claim_workflows, {
             "b_names": workflows, "b_now": now, "b_lease_now": lease_now, "b_limit": limit,
+            # NOT LIKE '%' matches nothing: without a fingerprint, blocked tasks wait for their time.
+            "b_fp": "%" if fingerprint is None else f"% {fingerprint} %",
         }).all()
         ids: list[str] = []
         dead: list[str] = []

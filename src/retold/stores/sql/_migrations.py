@@ -71,8 +71,18 @@ def _index_closed_runs(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS retold_runs_closed ON retold_runs (closed_at)")
 
 
+def _task_failures(conn: Connection) -> None:
+    """5 -> 6: a workflow task keeps its last failure (blocked runs) and the code fingerprints it failed on."""
+    conn.exec_driver_sql(f"ALTER TABLE retold_workflow_tasks ADD COLUMN failure {_blob(conn)}")
+    conn.exec_driver_sql("ALTER TABLE retold_workflow_tasks ADD COLUMN failed_by VARCHAR(255)")
+
+
+def _blob(conn: Connection) -> str:
+    return "BLOB" if conn.dialect.name == "sqlite" else "BYTEA"
+
+
 UPGRADES: Mapping[int, Step] = {
-    1: _add_workers, 2: _cluster_events, 3: _inbox_and_task_ids, 4: _index_closed_runs,
+    1: _add_workers, 2: _cluster_events, 3: _inbox_and_task_ids, 4: _index_closed_runs, 5: _task_failures,
 }
 """``UPGRADES[v]`` takes a database from schema version ``v`` to ``v + 1``."""
 

@@ -1,9 +1,10 @@
 """Retention: deleting closed runs older than a cut-off, in short transactions.
 
-A purge walks the closed runs by close time, ``batch_size`` at a time; each
-batch is one short transaction, and the next waits as long as the last one
-took, so a purge never holds the writer (SQLite's one writer, PostgreSQL's
-row locks) for long and the engines sharing the database keep working.
+A purge walks the closed runs by close time, a batch at a time; each batch
+is one short transaction, sized to take about 20 ms (at most ``batch_size``
+runs), and the next waits as long as the last one took, so a purge never
+holds the writer (SQLite's one writer, PostgreSQL's row locks) for long and
+the engines sharing the database keep working.
 
 What goes together, so that no row left behind names one that is gone:
 
@@ -30,6 +31,7 @@ a one-off ``VACUUM``, see docs/operations.md). Elsewhere pages are reused.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -48,7 +50,9 @@ __all__ = ["Pass", "purge"]
 
 _CHUNK = 500  # ids per IN (...) list
 _MIN_PAUSE = 0.005  # seconds between two batches, at least
-_VACUUM_PAGES = 2048  # pages handed back per incremental_vacuum (8 MiB of 4 KiB pages)
+_TARGET = 0.02  # seconds a batch should take: the batch size adapts to it
+_MIN_BATCH = 5
+_VACUUM_PAGES = 256  # pages handed back per incremental_vacuum (1 MiB of 4 KiB pages)
 
 _r = t.runs
 _COLUMNS = (_r.c.run_id, _r.c.workflow_id, _r.c.closed_at, _r.c.next_run_id, _r.c.parent_run_id, _r.c.created_at)
@@ -61,10 +65,19 @@ class Pass:
     before: float
     statuses: Sequence[str] | None
     workflow: str | None
-    batch_size: int
+    batch_size: int  # at most; the batches start smaller and adapt to take about _TARGET seconds
     dry_run: bool
     cursor: tuple[float, str] | None = None  # (closed_at, run_id) of the last run looked at
     seen: set[str] = field(default_factory=set)  # dry run: runs counted already
+    size: int = 0  # runs in the next batch
+    took: float = 0.0  # seconds the last batch's statements took
+
+    def adapt(self) -> None:
+        """Size the next batch so that it takes about ``_TARGET`` seconds."""
+        if self.took > _TARGET:
+            self.size = max(min(_MIN_BATCH, self.batch_size), self.size // 2)
+        elif self.took < _TARGET / 2:
+            self.size = min(self.batch_size, self.size * 2)
 
 
 def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
@@ -82,7 +95,7 @@ def _candidates(conn: Connection, p: Pass) -> list[Any]:
     if p.cursor is not None:
         at, run_id = p.cursor
         stmt = stmt.where(sa.or_(_r.c.closed_at > at, sa.and_(_r.c.closed_at == at, _r.c.run_id > run_id)))
-    stmt = stmt.order_by(_r.c.closed_at, _r.c.run_id).limit(p.batch_size)
+    stmt = stmt.order_by(_r.c.closed_at, _r.c.run_id).limit(p.size)
     if not p.dry_run:
         # Another purge (another engine) takes the rows it holds; SQLite ignores the clause.
         stmt = stmt.with_for_update(skip_locked=True)
@@ -206,11 +219,19 @@ def _workflow_rows(conn: Connection, doomed: dict[str, Any], p: Pass) -> int:
 
 def batch(conn: Connection, p: Pass) -> PurgeReport:
     """Purge (or count) the runs of the next batch; move ``p.cursor`` past them (None: the walk is over)."""
+    begun = time.perf_counter()
+    try:
+        return _batch(conn, p)
+    finally:
+        p.took = time.perf_counter() - begun
+
+
+def _batch(conn: Connection, p: Pass) -> PurgeReport:
     candidates = _candidates(conn, p)
     doomed, kept_roots = _group(conn, [row for row in candidates if row.run_id not in p.seen], p.seen)
     kept = len(kept_roots)
     last = candidates[-1] if candidates else None
-    p.cursor = (last.closed_at, last.run_id) if last is not None and len(candidates) == p.batch_size else None
+    p.cursor = (last.closed_at, last.run_id) if last is not None and len(candidates) == p.size else None
     if not doomed:
         return PurgeReport(kept=kept, dry_run=p.dry_run)
     ids = sorted(doomed)
@@ -232,8 +253,11 @@ def batch(conn: Connection, p: Pass) -> PurgeReport:
     return report
 
 
-def _vacuum(store: SqlStore) -> None:
-    """Hand up to ``_VACUUM_PAGES`` free pages back to the file system (a SQLite file with auto_vacuum)."""
+def _vacuum(store: SqlStore) -> int:
+    """Hand up to ``_VACUUM_PAGES`` free pages back to the file system (a SQLite file with auto_vacuum).
+
+    Returns how many free pages are left.
+    """
     with store._d.engine.connect() as conn:
         driver = conn.connection.driver_connection
         assert driver is not None
@@ -241,17 +265,19 @@ def _vacuum(store: SqlStore) -> None:
             # Outside any transaction: the pragma is its own write, and
             # executescript steps it to the end (execute() would free one page).
             if driver.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
-                return  # NONE (a file from before retold set it) or FULL
+                return 0  # NONE (a file from before retold set it: pages are reused) or FULL
             if driver.execute("PRAGMA freelist_count").fetchone()[0]:
                 driver.executescript(f"PRAGMA incremental_vacuum({_VACUUM_PAGES})")
+            return int(driver.execute("PRAGMA freelist_count").fetchone()[0])
         except sqlite3.OperationalError:
-            return  # another process held the write lock past the busy timeout: the next batch frees them
+            return 0  # another process held the write lock past the busy timeout: a later purge frees them
 
 
 async def purge(store: SqlStore, p: Pass) -> PurgeReport:
     """Run a whole purge, batch by batch, pausing between batches as long as each took."""
     report = PurgeReport(dry_run=p.dry_run)
     sqlite = store.dialect == "sqlite"
+    p.size = min(p.batch_size, 20)
     while True:
         started = anyio.current_time()
         if p.dry_run:
@@ -260,7 +286,18 @@ async def purge(store: SqlStore, p: Pass) -> PurgeReport:
             report += await store._run_outside(batch, p)
             if sqlite:
                 await anyio.to_thread.run_sync(_vacuum, store, limiter=store._d.limiter)
+        p.adapt()
         if p.cursor is None:
-            return report
+            break
         if not p.dry_run:
             await anyio.sleep(max(anyio.current_time() - started, _MIN_PAUSE))
+    # Free pages the batches left (a batch hands back at most _VACUUM_PAGES).
+    left = -1
+    while sqlite and not p.dry_run:
+        started = anyio.current_time()
+        now_left = await anyio.to_thread.run_sync(_vacuum, store, limiter=store._d.limiter)
+        if not now_left or now_left == left:
+            break
+        left = now_left
+        await anyio.sleep(max(anyio.current_time() - started, _MIN_PAUSE))
+    return report

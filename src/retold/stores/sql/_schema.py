@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 __all__ = ["SCHEMA_VERSION", "metadata"]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = sa.MetaData()
 
@@ -71,6 +71,11 @@ workflow_tasks = sa.Table(
     # or in the inbox): bounded, so a flood of signals cannot bury a run.
     # Added in schema version 4.
     sa.Column("signals", sa.Integer, nullable=False, server_default="0"),
+    # The last failed attempt's record (JSON) while the run is blocked, and
+    # the code fingerprints it failed on, space-separated with a space at
+    # each end (claims match " fp "). Added in schema version 6.
+    sa.Column("failure", sa.LargeBinary, nullable=True),
+    sa.Column("failed_by", sa.String(255), nullable=True),
 )
 
 activity_tasks = sa.Table(

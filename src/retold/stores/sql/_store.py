@@ -22,6 +22,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 import anyio
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -43,6 +44,11 @@ from ._tx import SqlTx
 __all__ = ["SqlStore"]
 
 _T = TypeVar("_T")
+
+def _failure(record: RunRecord, data: bytes | None) -> dict[str, Any] | None:
+    """A workflow task's stored failure, for an open run."""
+    return orjson.loads(data) if data and record.status == "running" else None
+
 
 class SqlStore(Leases):
     """A :class:`~retold.stores.Store` on SQLite or PostgreSQL, through SQLAlchemy Core.
@@ -206,8 +212,11 @@ class SqlStore(Leases):
         if row is None:
             raise RunNotFoundError(run_id)
         rows = self._q.events_after(conn, {"b_run_id": run_id, "b_after": after_seq}).all()
-        attempts = self._q.wft_attempts(conn, {"b_run_id": run_id}).scalar()
-        return replace(row_to_run(row), task_attempts=attempts or 0), [ev.decode_event(*r) for r in rows]
+        task = self._q.wft_attempts(conn, {"b_run_id": run_id}).first()
+        record = row_to_run(row)
+        if task is not None:
+            record = replace(record, task_attempts=task.attempts or 0, task_failure=_failure(record, task.failure))
+        return record, [ev.decode_event(*r) for r in rows]
 
     async def next_wakeup(self) -> float | None:
         """The earliest time a timer, a task or a retry is due."""
@@ -273,8 +282,16 @@ class SqlStore(Leases):
         return await self._read(query)
 
     async def get_run(self, run_or_workflow_id: str) -> RunRecord:
-        """A run by run id, or the latest run of a workflow id."""
-        return await self._read(lambda conn: row_to_run(self._resolve(conn, run_or_workflow_id)))
+        """A run by run id, or the latest run of a workflow id (with ``task_failure``)."""
+
+        def query(conn: Connection) -> RunRecord:
+            record = row_to_run(self._resolve(conn, run_or_workflow_id))
+            if record.status != "running":
+                return record
+            task = self._q.wft_attempts(conn, {"b_run_id": record.run_id}).first()
+            return record if task is None else replace(record, task_failure=_failure(record, task.failure))
+
+        return await self._read(query)
 
     async def list_runs(
         self, *, status: str | None = None, workflow: str | None = None,
@@ -284,8 +301,15 @@ class SqlStore(Leases):
         """Runs, newest first, optionally filtered."""
 
         def query(conn: Connection) -> list[RunRecord]:
-            stmt = sa.select(t.runs).order_by(t.runs.c.created_at.desc(), t.runs.c.run_id)
-            if status is not None:
+            wt = t.workflow_tasks
+            stmt = (sa.select(t.runs, wt.c.failure.label("task_failure"))
+                    .select_from(t.runs.outerjoin(wt, wt.c.run_id == t.runs.c.run_id))
+                    .order_by(t.runs.c.created_at.desc(), t.runs.c.run_id))
+            if status == "blocked":  # open, its workflow task's last attempt failed
+                stmt = stmt.where(t.runs.c.status == "running", wt.c.failure.is_not(None))
+            elif status == "running":
+                stmt = stmt.where(t.runs.c.status == "running", wt.c.failure.is_(None))
+            elif status is not None:
                 stmt = stmt.where(t.runs.c.status == status)
             if workflow is not None:
                 stmt = stmt.where(t.runs.c.workflow == workflow)
@@ -298,7 +322,12 @@ class SqlStore(Leases):
                 stmt = stmt.where(t.runs.c.created_at >= started_after)
             if started_before is not None:
                 stmt = stmt.where(t.runs.c.created_at < started_before)
-            return [row_to_run(r) for r in conn.execute(stmt.limit(limit).offset(offset))]
+            records = []
+            for r in conn.execute(stmt.limit(limit).offset(offset)):
+                record = row_to_run(r)
+                failure = _failure(record, r.task_failure)
+                records.append(record if failure is None else replace(record, task_failure=failure))
+            return records
 
         return await self._read(query)
 
@@ -306,7 +335,7 @@ class SqlStore(Leases):
         self, before: float, *, statuses: Sequence[str] | None = None, workflow: str | None = None,
         batch_size: int = 200, dry_run: bool = False,
     ) -> PurgeReport:
-        """Delete runs closed before ``before``, with what goes with them, ``batch_size`` runs per transaction.
+        """Delete runs closed before ``before``, with what goes with them, at most ``batch_size`` runs per transaction.
 
         See ``_retention.py`` for what goes together; ``dry_run`` only counts.
         """

@@ -77,7 +77,9 @@ class SqlTx:
         run_id = row.run_id
         task = None
         if row.attempts is not None:  # a workflow task exists (its attempts are never NULL)
-            task = WorkflowTaskState(row.lease_owner, self.live(row.lease_expires), row.attempts, row.signals)
+            task = WorkflowTaskState(
+                row.lease_owner, self.live(row.lease_expires), row.attempts, row.signals,
+                orjson.loads(row.task_failure) if row.task_failure else None, tuple((row.failed_by or "").split()))
         self._owners[run_id] = None if task is None else task.owner
         items: tuple[InboxItem, ...] | None = None
         if inbox:
@@ -230,7 +232,9 @@ class SqlTx:
         elif kind == "backoff":
             wt = t.workflow_tasks
             conn.execute(wt.update().where(wt.c.run_id == run_id).values(
-                attempts=change.attempts, visible_at=change.visible_at, lease_owner=None, lease_expires=None))
+                visible_at=change.visible_at, lease_owner=None, lease_expires=None,
+                failure=None if change.failure is None else orjson.dumps(change.failure),
+                failed_by=f" {' '.join(change.failed_by)} " if change.failed_by else None))
             self._owners[run_id] = None
         if change.add_signals:
             q.add_signals(conn, {"b_run_id": run_id, "b_add": change.add_signals})
@@ -240,7 +244,7 @@ class SqlTx:
         # will see the new events, or fail its commit on the moved last_seq.
         self._q.wake(self._conn, {
             "run_id": run_id, "visible_at": now, "lease_owner": None, "lease_expires": None,
-            "attempts": 0, "signals": 0,
+            "attempts": 0, "signals": 0, "failure": None, "failed_by": None,
         })
         self._d.notify(self._conn, WORKFLOW)
 
@@ -305,7 +309,7 @@ class SqlTx:
 class _RunRow:
     """A run's row and its workflow task's (PostgreSQL reads and locks them apart)."""
 
-    __slots__ = ("attempts", "lease_expires", "lease_owner", "row", "signals")
+    __slots__ = ("attempts", "failed_by", "lease_expires", "lease_owner", "row", "signals", "task_failure")
 
     def __init__(self, row: Any, task: Any) -> None:
         self.row = row
@@ -313,6 +317,8 @@ class _RunRow:
         self.lease_expires = None if task is None else task.lease_expires
         self.attempts = None if task is None else task.attempts
         self.signals = None if task is None else task.signals
+        self.task_failure = None if task is None else task.failure
+        self.failed_by = None if task is None else task.failed_by
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.row, name)
