@@ -20,7 +20,7 @@ from retold.stores.sql import SqlStore
 from retold.stores.sql import _schema as t
 from retold.stores.sql._migrations import schema_version
 from tests.conftest import Clock
-from tests.stores.test_sql_only import opened, schedule, started
+from tests.stores.test_sql_only import as_version_5, opened, schedule, started
 
 pytestmark = pytest.mark.anyio
 
