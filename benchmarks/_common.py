@@ -156,6 +156,8 @@ def database_bytes(job: Job) -> int:
     """Size of the job's database: SQLite files, or ``pg_database_size`` on PostgreSQL."""
     if job.path is not None:
         return sqlite_bytes(Path(job.path))
+    if job.url.startswith("nats"):
+        return nats_bytes(job.url)
     if job.url.startswith("memory:"):
         return 0  # nothing on disk
     import sqlalchemy as sa
@@ -167,6 +169,29 @@ def database_bytes(job: Job) -> int:
     finally:
         engine.dispose()
     return int(size)
+
+
+def nats_bytes(url: str) -> int:
+    """Bytes of a NATS store's stream (its log), as the server counts them."""
+    import asyncio
+
+    import nats
+
+    from retold.stores.nats._store import parse_url
+
+    servers, prefix, _ = parse_url(url)
+
+    async def size() -> int:
+        nc = await nats.connect(servers=servers)
+        try:
+            return int((await nc.jetstream().stream_info(f"{prefix}_log")).state.bytes)
+        finally:
+            await nc.close()
+
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # called from async code: a loop of its own
+        return pool.submit(lambda: asyncio.run(size())).result()
 
 
 class ExecutionLog:

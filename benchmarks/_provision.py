@@ -114,3 +114,59 @@ class Databases:
     def _database_name(name: str) -> str:
         safe = "".join(c if c.isalnum() else "_" for c in name.lower())
         return f"retold_bench_{safe}_{uuid.uuid4().hex[:8]}"
+
+
+class NatsStreams:
+    """Hands out NATS stores (``nats://...``): each job gets a stream prefix nobody used before, deleted after."""
+
+    memory = False
+
+    def __init__(self, url: str, directory: Path) -> None:
+        self.url = url.split("?")[0]
+        self.directory = directory
+        self._created: list[str] = []
+
+    @property
+    def kind(self) -> str:
+        return "nats"
+
+    def job(self, workload: str, name: str, params: dict[str, object]) -> Job:
+        safe = "".join(c if c.isalnum() else "_" for c in name.lower())
+        url = f"{self.url}?prefix=bench_{safe}_{uuid.uuid4().hex[:8]}"
+        self._created.append(url)
+        return Job(workload=workload, url=url, path=None, params=dict(params))
+
+    def clone(self, source: Job, workload: str, name: str, params: dict[str, object]) -> Job:
+        raise ValueError("a NATS store's stream is not copied: W4 does not run on nats://")
+
+    def drop(self, job: Job) -> None:
+        _drop_nats(job.url)
+        if job.url in self._created:
+            self._created.remove(job.url)
+
+    def close(self) -> None:
+        for url in self._created:
+            _drop_nats(url)
+        self._created.clear()
+
+
+def _drop_nats(url: str) -> None:
+    import asyncio
+
+    import nats
+    from nats.js.errors import NotFoundError
+
+    from retold.stores.nats._store import parse_url
+
+    servers, prefix, _ = parse_url(url)
+
+    async def drop() -> None:
+        nc = await nats.connect(servers=servers)
+        try:
+            await nc.jetstream().delete_stream(f"{prefix}_log")
+        except NotFoundError:
+            pass
+        finally:
+            await nc.close()
+
+    asyncio.run(drop())

@@ -115,9 +115,8 @@ class Workers:
         return [proc.wait(timeout=60) for proc in self.live]
 
 
-def check(url: str, logs: Path, n: int, killed: set[int]) -> tuple[list[str], dict[str, int]]:
-    """Read every history and log; return the problems found and the counts."""
-    problems: list[str] = []
+def sql_histories(url: str) -> dict[str, list[ev.Event]]:
+    """Every run's history by workflow id, read from the database's tables."""
     engine = sa.create_engine(url)
     histories: dict[str, list[ev.Event]] = collections.defaultdict(list)
     with engine.connect() as conn:
@@ -128,6 +127,32 @@ def check(url: str, logs: Path, n: int, killed: set[int]) -> tuple[list[str], di
             histories[workflow_of[run_id]].append(ev.decode_event(seq, at, type_, bytes(meta),
                                                                   None if payload is None else bytes(payload)))
     engine.dispose()
+    return histories
+
+
+def nats_histories(url: str) -> dict[str, list[ev.Event]]:
+    """Every run's history by workflow id, read through a NATS store (a fresh process's copy of the log)."""
+    from retold.stores.nats import NatsStore
+
+    async def read() -> dict[str, list[ev.Event]]:
+        store = NatsStore(url)
+        await store.open()
+        try:
+            runs = await store.list_runs(status=None, workflow=None, limit=1_000_000, offset=0)
+            return {r.workflow_id: (await store.load(r.run_id, 0))[1] for r in runs}
+        finally:
+            await store.close()
+
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # called from the driver's loop: a loop of its own
+        return pool.submit(lambda: anyio.run(read)).result()
+
+
+def check(url: str, logs: Path, n: int, killed: set[int]) -> tuple[list[str], dict[str, int]]:
+    """Read every history and log; return the problems found and the counts."""
+    problems: list[str] = []
+    histories = nats_histories(url) if url.startswith(("nats://", "tls://")) else sql_histories(url)
     for i in range(n):
         history = histories.get(f"chaos-{i}", [])
         if [e.seq for e in history] != list(range(1, len(history) + 1)):
@@ -230,7 +255,7 @@ async def drive(args: argparse.Namespace, url: str, logs: Path) -> dict[str, Any
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--url", default=os.environ.get("RETOLD_TEST_POSTGRES_URL"),
-                        help="PostgreSQL URL (default $RETOLD_TEST_POSTGRES_URL)")
+                        help="PostgreSQL URL (default $RETOLD_TEST_POSTGRES_URL), or nats://host:4222")
     parser.add_argument("--workflows", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--kill-every", type=float, default=1.0, help="seconds between kills (jittered)")
@@ -249,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.url:
         parser.error("give --url or set RETOLD_TEST_POSTGRES_URL")
+    if args.url.startswith(("nats://", "tls://")):
+        return report(args, run_on_nats(args))
     schema = f"retold_chaos_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(args.url)
     with admin.begin() as conn:
@@ -261,6 +288,36 @@ def main(argv: list[str] | None = None) -> int:
         with admin.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         admin.dispose()
+    return report(args, figures)
+
+
+def run_on_nats(args: argparse.Namespace) -> dict[str, Any]:
+    """The runs in a stream of their own (a fresh prefix), deleted at the end."""
+    import asyncio
+
+    import nats
+
+    from retold.stores.nats._store import parse_url
+
+    url = f"{args.url.split('?')[0]}?prefix=chaos_{uuid.uuid4().hex[:10]}"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            return anyio.run(drive, args, url, Path(tmp))
+    finally:
+        servers, prefix, _ = parse_url(url)
+
+        async def drop() -> None:
+            nc = await nats.connect(servers=servers)
+            try:
+                await nc.jetstream().delete_stream(f"{prefix}_log")
+            finally:
+                await nc.close()
+
+        asyncio.run(drop())
+
+
+def report(args: argparse.Namespace, figures: dict[str, Any]) -> int:
+    """Print the figures and problems, write them as JSON; 1 if a check failed."""
     print(f"{figures['workflows']} workflows of 3 activities on {figures['workers']} workers: "
           f"{figures['kills']} kills, {figures['re_executions']} activity re-executions "
           f"({figures['activity_runs']} bodies run for {3 * figures['workflows']} activities), "

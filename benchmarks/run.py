@@ -37,7 +37,7 @@ from typing import Any
 import _profile
 import _report
 from _common import ExecutionLog, Figures, Job, machine_load
-from _provision import Databases
+from _provision import Databases, NatsStreams
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = {"retold": HERE / "sut_retold.py", "dbos": HERE / "sut_dbos.py", "floor": HERE / "floor.py"}
@@ -65,7 +65,8 @@ class Harness:
         self.args = args
         self.sizes = sizes
         self.workdir = workdir
-        self.dbs = Databases(args.url, workdir)
+        nats = bool(args.url and args.url.startswith("nats"))
+        self.dbs: Databases | NatsStreams = NatsStreams(args.url, workdir) if nats else Databases(args.url, workdir)
         self.systems: list[str] = ["retold"] + ([args.peer] if args.peer else [])
         self.runs: dict[str, dict[str, list[Figures]]] = {s: {} for s in self.systems}
         self.notes: list[str] = []
@@ -141,8 +142,8 @@ class Harness:
 
     def floor_run(self) -> None:
         """The physical floor: durable commit latency and batched insert rate."""
-        if self.dbs.memory:
-            return  # memory://: no database, no floor
+        if self.dbs.memory or self.dbs.kind == "nats":
+            return  # memory:// or nats://: no database, no floor
         params = {"commits": self.sizes["floor_commits"], "workflows": self.sizes["floor_workflows"], "batch": 1000}
         for rep in range(self.args.repeat):
             figures = self.child("floor", self.dbs.job("floor", "floor", params))

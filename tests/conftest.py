@@ -133,3 +133,47 @@ def store_for(url: str, clock: Callable[[], float] | None = None, **options: Any
     if url.startswith("memory:"):
         return MemoryStore(clock=clock, **options)
     return SqlStore(url, clock=clock, **options)
+
+
+NATS_ENV = "RETOLD_TEST_NATS_URL"
+
+
+def nats_base_url() -> str:
+    """The NATS server (with JetStream) the tests use, or a skip that says how to name one."""
+    url = os.environ.get(NATS_ENV)
+    if not url:
+        pytest.skip(f"NATS tests need {NATS_ENV}, e.g. {NATS_ENV}=nats://127.0.0.1:4222 (a server started with "
+                    "-js; .ci/run sets it and starts one)")
+    return url
+
+
+def drop_nats_prefix(url: str) -> None:
+    """Delete the stream of a NATS store URL (its prefix), if it exists."""
+    import asyncio
+
+    import nats
+    from nats.js.errors import NotFoundError
+
+    from retold.stores.nats._store import parse_url
+
+    servers, prefix, _ = parse_url(url)
+
+    async def drop() -> None:
+        nc = await nats.connect(servers=servers)
+        try:
+            await nc.jetstream().delete_stream(f"{prefix}_log")
+        except NotFoundError:
+            pass
+        finally:
+            await nc.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture
+def nats_url() -> Iterator[str]:
+    """A NATS store URL with a prefix (stream) of its own, deleted afterwards."""
+    base = nats_base_url().split("?")[0]
+    url = f"{base}?prefix=t{uuid.uuid4().hex[:12]}"
+    yield url
+    drop_nats_prefix(url)

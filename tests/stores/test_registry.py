@@ -76,7 +76,7 @@ def test_retold_schemes_open_retold_stores(tmp_path: Path) -> None:
 
 def test_an_unknown_scheme_is_refused_with_the_known_ones() -> None:
     with pytest.raises(retold.StoreError, match=r"no store is known for the scheme 'redis'; known schemes are "
-                                                r"memory, postgres, postgresql, sqlite"):
+                                                r"memory, nats, postgres, postgresql, sqlite, tls"):
         open_store("redis://cache:6379/0")
     with pytest.raises(retold.StoreError, match=r"'retold\.db': it has no scheme; write sqlite:///path\.db"):
         open_store("retold.db")

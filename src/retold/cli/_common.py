@@ -30,7 +30,8 @@ DEFAULT_URL = "sqlite:///retold.db"
 
 url_option = click.option(
     "--url", envvar="RETOLD_URL", default=DEFAULT_URL, show_default=True, metavar="URL",
-    help="Where runs are stored: sqlite:///path.db or memory:// (env RETOLD_URL).",
+    help="Where runs are stored: sqlite:///path.db, postgresql+psycopg://..., nats://host:4222 or memory:// "
+         "(env RETOLD_URL).",
 )
 
 

@@ -110,7 +110,9 @@ class Engine:
             working directory), ``postgresql+psycopg://user@host/db`` to
             share work between machines (``retold[postgres]``), or
             ``memory://`` for tests (a pure in-memory store: nothing survives
-            the process; ``sqlite://`` is SQLite in memory).
+            the process; ``sqlite://`` is SQLite in memory), or
+            ``nats://host:4222`` for NATS JetStream (``retold[nats]``,
+            docs/nats.md).
         workflows: the workflows this engine hosts (with ``run_workers=False``:
             the definitions it knows, for typed starts and queries).
         activities: the activities this engine runs.

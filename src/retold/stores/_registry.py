@@ -37,6 +37,8 @@ _BUILTIN = {
     "memory": "retold.stores._registry:open_memory",
     "postgresql": "retold.stores.sql:SqlStore",
     "postgres": "retold.stores.sql:SqlStore",
+    "nats": "retold.stores.nats:NatsStore",  # retold[nats]: imported only when used
+    "tls": "retold.stores.nats:NatsStore",  # NATS over TLS
 }
 
 
