@@ -42,7 +42,7 @@ def test_user_extras_hold_only_what_their_feature_needs() -> None:
 
 def test_the_development_extra_installs_every_user_extra_and_the_suites_tools() -> None:
     test = PYPROJECT["project"]["optional-dependencies"]["test"]
-    assert "retold[http,postgres,testing,otel]" in test
+    assert "retold[http,postgres,testing,otel,nats]" in test
     assert names(test) >= DEV_TOOLS
 
 
