@@ -34,7 +34,7 @@ def examples(session: nox.Session) -> None:
     """Run every example against a fresh SQLite file."""
     session.install("-e", ".[otel]", "opentelemetry-sdk", "structlog")  # observability.py's logging and tracing
     for name in ("onboarding", "parallel", "retention", "saga", "split_mode", "observability", "ping_pong",
-                 "bad_deploy"):
+                 "bad_deploy", "stuck_work"):
         session.run("python", f"examples/{name}.py")
 
 

@@ -4,7 +4,7 @@
 
 The workers are ``python -m retold worker split_mode``: they import this file
 as the module ``split_mode`` and host every workflow and activity defined at
-its top level. This program opens a client-only engine (``run_workers=False``):
+its top level. This program opens a ``retold.Client``, which hosts nothing:
 it starts runs, waits for results and sends SIGTERM to the workers at the end,
 which drain and exit with status 0. On a SQLite file the processes must share
 one machine; on PostgreSQL they may run anywhere.
@@ -71,7 +71,7 @@ async def wait_ready(worker: subprocess.Popen[bytes], log: Path, timeout: float 
 
 
 async def main(url: str, logs: Path) -> None:
-    async with retold.Engine(url, run_workers=False) as web_app:  # starts runs, runs nothing
+    async with retold.Client(url) as web_app:  # starts runs, runs nothing
         workers = [start_worker(url, logs / f"worker-{i}.log") for i in range(2)]
         say(f"[app] started workers {[w.pid for w in workers]}")
         for i, worker in enumerate(workers):

@@ -10,9 +10,9 @@ import anyio
 import pytest
 
 import retold
+from retold.client import EventFeeds
 from retold.engine import _liveness
 from retold.engine._activity_worker import ActivityWorker
-from retold.engine._feed import EventFeeds
 from retold.engine._workflow_worker import WorkflowWorker
 from retold.stores.sql import SqlStore
 
@@ -64,8 +64,10 @@ class ObservedStore(SqlStore):
         self.closed += 1
         await super().close()
 
-    async def register_worker(self, worker_id: str, host: str, pid: int, process_start: str) -> list[Any]:
-        others = await super().register_worker(worker_id, host, pid, process_start)
+    async def register_worker(
+        self, worker_id: str, host: str, pid: int, process_start: str, *, hosting: Any = None, ttl: float = 15.0,
+    ) -> list[Any]:
+        others = await super().register_worker(worker_id, host, pid, process_start, hosting=hosting, ttl=ttl)
         self._inject("register_worker")  # after its write: the engine must unregister
         return others
 

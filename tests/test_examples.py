@@ -227,10 +227,22 @@ def test_retention_deletes_old_finished_runs_and_keeps_the_waiting_one(tmp_path:
     assert lines[-1] == "[main] order 99 done"
 
 
+def test_stuck_work_says_what_the_run_waits_for(tmp_path: Path) -> None:
+    lines = run_example("stuck_work", tmp_path)
+    assert lines[0].startswith("[describe] waiting for activity 'charge' on queue 'default': attempt 2 due at ")
+    assert lines[0].endswith("; the last attempt failed: ConnectionError: the payment service hung up")
+    assert lines[1] == "[describe] waiting for activity 'ship' on queue 'warehouse': no running worker hosts it"
+    assert lines[2].startswith("[main] ResultTimeoutError: run ")
+    assert lines[2].endswith("(workflow id 'order-42') did not finish within 0.5 s: waiting for activity 'ship' "
+                             "on queue 'warehouse': no running worker hosts it")
+    assert lines[3:] == ["[warehouse] ship order-42", "[main] order-42: pay-order-42, parcel-order-42"]
+
+
 # -- the modules are importable: tests can run their workflows in-process ---------------
 
 
-@pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability", "ping_pong", "retention"])
+@pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability", "ping_pong", "retention",
+                                  "stuck_work"])
 def test_examples_import_without_running(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     module = load(name)
     assert capsys.readouterr().out == ""

@@ -6,6 +6,7 @@ import inspect
 
 import retold
 import retold.cli
+import retold.client
 import retold.errors
 import retold.http
 import retold.stores
@@ -13,10 +14,11 @@ import retold.stores.sql
 
 PUBLIC = [
     "Activity", "ActivityError", "ActivityInfo", "ActivityOptions", "ApplicationError", "ChildHandle",
-    "ChildWorkflowError", "Codec", "ConfigurationError", "ConflictError", "Engine", "EventStream", "History",
+    "ChildWorkflowError", "Client", "Codec", "ConfigurationError", "ConflictError", "Engine", "EventStream", "History",
     "HistoryFormatError", "IdempotencyError",
     "InvalidArgumentsError", "JsonCodec", "LeaseLostError", "NondeterminismError", "NotRegisteredError", "PayloadError",
-    "PickleCodec", "PurgeReport", "QueryError", "RetoldError", "RetryPolicy", "RunContextFilter", "RunDescription",
+    "PendingActivity", "PendingChild", "PendingSignal", "PendingTimer", "PendingWork", "PickleCodec", "PurgeReport",
+    "QueryError", "ResultTimeoutError", "RetoldError", "RetryPolicy", "RunContextFilter", "RunDescription",
     "RunFinishedError", "RunHandle", "RunNotFoundError", "SchemaError", "SignalBufferFullError", "StoreError",
     "Workflow", "WorkflowCancelledError",
     "WorkflowFailedError", "WorkflowInfo", "WorkflowSandboxError", "WorkflowTaskFailure", "WorkflowTerminatedError",
@@ -32,7 +34,7 @@ def test_all_is_pinned() -> None:
 
 
 def test_every_public_name_exists_and_is_documented() -> None:
-    for module in (retold, retold.errors, retold.stores, retold.stores.sql, retold.http, retold.cli):
+    for module in (retold, retold.client, retold.errors, retold.stores, retold.stores.sql, retold.http, retold.cli):
         for name in module.__all__:
             obj = getattr(module, name)
             assert inspect.getdoc(obj), f"{module.__name__}.{name} has no docstring"

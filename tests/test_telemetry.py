@@ -279,7 +279,8 @@ async def reads_a_file() -> str:
 
 async def test_a_failed_workflow_task_has_an_error_span_and_counts(make_engine: EngineFactory, otel: Otel) -> None:
     tracer = otel.tracer_provider.get_tracer("the web app")
-    async with make_engine([reads_a_file], max_workflow_task_attempts=1, tracer_provider=otel.tracer_provider,
+    async with make_engine([reads_a_file], max_workflow_task_attempts=1, on_workflow_task_failure="fail",
+                           tracer_provider=otel.tracer_provider,
                            meter_provider=otel.meter_provider) as engine:
         with tracer.start_as_current_span("an engine opened inside a span"):
             pass

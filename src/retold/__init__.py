@@ -11,6 +11,11 @@ from importlib.metadata import version as _version
 from ._logging import RunContextFilter as RunContextFilter
 from ._logging import get_logger as get_logger
 from ._logging import logger as logger
+from ._pending import PendingActivity as PendingActivity
+from ._pending import PendingChild as PendingChild
+from ._pending import PendingSignal as PendingSignal
+from ._pending import PendingTimer as PendingTimer
+from ._pending import PendingWork as PendingWork
 from .authoring._activity import ActivityInfo as ActivityInfo
 from .authoring._activity import activity_info as activity_info
 from .authoring._activity import heartbeat as heartbeat
@@ -36,11 +41,12 @@ from .authoring._decorators import workflow as workflow
 from .authoring._options import ActivityOptions as ActivityOptions
 from .authoring._options import RetryPolicy as RetryPolicy
 from .authoring._runtime import WorkflowInfo as WorkflowInfo
+from .client import Client as Client
+from .client import EventStream as EventStream
 from .client import RunDescription as RunDescription
 from .client import RunHandle as RunHandle
 from .client import WorkflowTaskFailure as WorkflowTaskFailure
 from .engine._engine import Engine as Engine
-from .engine._feed import EventStream as EventStream
 from .errors import ActivityError as ActivityError
 from .errors import ApplicationError as ApplicationError
 from .errors import ChildWorkflowError as ChildWorkflowError
@@ -54,6 +60,7 @@ from .errors import NondeterminismError as NondeterminismError
 from .errors import NotRegisteredError as NotRegisteredError
 from .errors import PayloadError as PayloadError
 from .errors import QueryError as QueryError
+from .errors import ResultTimeoutError as ResultTimeoutError
 from .errors import RetoldError as RetoldError
 from .errors import RunFinishedError as RunFinishedError
 from .errors import RunNotFoundError as RunNotFoundError
@@ -84,6 +91,7 @@ __all__ = [
     "ApplicationError",
     "ChildHandle",
     "ChildWorkflowError",
+    "Client",
     "Codec",
     "ConfigurationError",
     "ConflictError",
@@ -98,9 +106,15 @@ __all__ = [
     "NondeterminismError",
     "NotRegisteredError",
     "PayloadError",
+    "PendingActivity",
+    "PendingChild",
+    "PendingSignal",
+    "PendingTimer",
+    "PendingWork",
     "PickleCodec",
     "PurgeReport",
     "QueryError",
+    "ResultTimeoutError",
     "RetoldError",
     "RetryPolicy",
     "RunDescription",

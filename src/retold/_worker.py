@@ -40,8 +40,9 @@ from typing import Any
 
 import anyio
 
-from .authoring._decorators import Activity, Workflow
-from .engine._engine import DEFAULT_URL, Engine
+from . import Engine
+from .authoring import Activity, Workflow
+from .client import DEFAULT_URL
 from .errors import ConfigurationError
 
 __all__ = ["load_target", "run_worker", "serve"]

@@ -21,9 +21,10 @@ The tree::
     ├── WorkflowDeadlockError       a workflow step did not yield within the limit
     ├── ActivityError               an activity failed after its retries
     ├── ChildWorkflowError          a child workflow failed or was cancelled
-    └── WorkflowFailedError         awaiting the result of a failed run
-        ├── WorkflowCancelledError  awaiting the result of a cancelled run
-        └── WorkflowTerminatedError awaiting the result of a terminated run
+    ├── WorkflowFailedError         awaiting the result of a failed run
+    │   ├── WorkflowCancelledError  awaiting the result of a cancelled run
+    │   └── WorkflowTerminatedError awaiting the result of a terminated run
+    └── ResultTimeoutError          result(timeout=...) gave up first (also a TimeoutError)
 
 ``ApplicationError`` is not an error retold raises on its own: activities and
 workflows raise it to mark a failure as non-retryable, and retold uses it to
@@ -49,6 +50,7 @@ __all__ = [
     "NotRegisteredError",
     "PayloadError",
     "QueryError",
+    "ResultTimeoutError",
     "RetoldError",
     "RunFinishedError",
     "RunNotFoundError",
@@ -410,6 +412,29 @@ class WorkflowTerminatedError(WorkflowFailedError):
 
 # The failure type a terminated run records, and its parent's child failure carries.
 TERMINATED_TYPE = "retold.WorkflowTerminatedError"
+
+
+class ResultTimeoutError(RetoldError, TimeoutError):
+    """``result(timeout=...)`` gave up before the run finished; the message says what the run waits for.
+
+    Attributes:
+        run_id: the run waited for.
+        workflow_id: its workflow id.
+        timeout: the seconds waited.
+        waiting_for: what the run was waiting for then, one line each (as
+            :attr:`PendingWork.waiting_for <retold.PendingWork.waiting_for>`).
+    """
+
+    def __init__(self, run_id: str, workflow_id: str, timeout: float, waiting_for: tuple[str, ...]) -> None:
+        self.run_id = run_id
+        self.workflow_id = workflow_id
+        self.timeout = timeout
+        self.waiting_for = tuple(waiting_for)
+        what = "; ".join(self.waiting_for) or "its state could not be read"
+        super().__init__(f"run {run_id} (workflow id {workflow_id!r}) did not finish within {timeout:g} s: {what}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.workflow_id, self.timeout, self.waiting_for))
 
 
 # -- failures as data: what the history records, and back ---------------------------

@@ -28,7 +28,7 @@ class Server:
     """A running app: ``url`` is the API's base URL (it is mounted at /api)."""
 
     url: str
-    engine: retold.Engine
+    engine: retold.Engine | retold.Client
     db: Path
 
     def client(self, **kwargs: Any) -> httpx.Client:
@@ -37,8 +37,8 @@ class Server:
 
 
 @contextmanager
-def serve(engine: retold.Engine, db: Path, **app_options: Any) -> Iterator[Server]:
-    """Run ``create_app(engine)`` mounted at /api on uvicorn; the lifespan opens the engine."""
+def serve(engine: retold.Engine | retold.Client, db: Path, **app_options: Any) -> Iterator[Server]:
+    """Run ``create_app(engine)`` (or a client's) mounted at /api on uvicorn; the lifespan opens it."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+import retold
 from tests.http_api.conftest import Server, ServerFactory
 from tests.http_api.test_api import assert_problem
 
@@ -56,6 +57,7 @@ def test_a_retry_while_the_first_request_is_being_written_is_409(server: Server)
     # The first request has taken its key once it asks the store for the run
     # (and waits there for the lock): the retry goes in after that, not after a guess.
     writing = threading.Event()
+    assert isinstance(server.engine, retold.Engine)
     store = server.engine.runs  # where starts are recorded
     real_start = store.start
 

@@ -1,4 +1,4 @@
-"""Split mode: a client-only engine starts runs, ``python -m retold worker`` processes run them."""
+"""Split mode: a ``retold.Client`` starts runs, ``python -m retold worker`` processes run them."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from tests.stores.test_postgres import listeners
 pytestmark = pytest.mark.anyio
 
 
-def client(url: str) -> retold.Engine:
-    return retold.Engine(url, run_workers=False, poll_interval=0.2)
+def client(url: str) -> retold.Client:
+    return retold.Client(url, poll_interval=0.2)
 
 
 async def wait_for(condition: object, timeout: float = 20.0) -> None:
@@ -37,8 +37,8 @@ async def test_each_worker_runs_only_what_it_hosts(postgres_url: str, tmp_path: 
     try:
         cpu.wait_ready()
         gpu.wait_ready()
-        async with client(postgres_url) as engine:
-            runs = [await engine.start("routed", id=f"routed-{i}") for i in range(5)]
+        async with client(postgres_url) as web_app:
+            runs = [await web_app.start("routed", id=f"routed-{i}") for i in range(5)]
             for run in runs:
                 assert await run.result(timeout=30) == [cpu.pid, gpu.pid]
     finally:
@@ -54,12 +54,12 @@ async def test_timers_and_signals_cross_processes(postgres_url: str, tmp_path: P
         worker.wait_ready()
         admin = sa.create_engine(postgres_url)
         try:
-            async with client(postgres_url) as engine:
+            async with client(postgres_url) as web_app:
                 # Both listen before the start: a NOTIFY sent earlier would wait for a poll.
                 with anyio.fail_after(20):
                     while len(listeners(admin, postgres_url)) < 2:
                         await anyio.sleep(0.05)
-                run = await engine.start("timer_and_signal", 0.5)
+                run = await web_app.start("timer_and_signal", 0.5)
                 started = time.monotonic()
 
                 async def fired() -> bool:
@@ -84,8 +84,8 @@ async def test_sigterm_lets_the_task_in_flight_finish_then_exits_0(
 ) -> None:
     first = spawn("tests.scaleout._app:ONE_STEP", postgres_url, "--grace", "20")
     first.wait_ready()
-    async with client(postgres_url) as engine:
-        run = await engine.start("one_step", "drain", 1.5)
+    async with client(postgres_url) as web_app:
+        run = await web_app.start("one_step", "drain", 1.5)
         await wait_for(lambda: any(line["ev"] == "start" for line in read_logs(tmp_path / "logs")))
         first.send(signal.SIGTERM)
         assert first.wait(timeout=15) == 0
@@ -106,8 +106,8 @@ async def test_sigterm_hands_back_what_outlasts_the_grace(postgres_url: str, tmp
     # A 60 s lease: only the hand-back explains a prompt pick-up by the second worker.
     first = spawn("tests.scaleout._app:ONE_STEP", postgres_url, "--grace", "0.5", "--lease", "60")
     first.wait_ready()
-    async with client(postgres_url) as engine:
-        run = await engine.start("one_step", "long", 3.0)
+    async with client(postgres_url) as web_app:
+        run = await web_app.start("one_step", "long", 3.0)
         await wait_for(lambda: any(line["ev"] == "start" for line in read_logs(tmp_path / "logs")))
         # SIGTERM as soon as the step (3 s) runs, so that it outlasts the grace (0.5 s)
         # however long this machine takes to start the second worker, which starts meanwhile.
@@ -133,8 +133,8 @@ async def test_workers_share_a_sqlite_file(tmp_path: Path, spawn: Spawn) -> None
     try:
         for worker in workers:
             worker.wait_ready()
-        async with client(url) as engine:
-            runs = [await engine.start("one_step", f"s{i}", 0.05) for i in range(12)]
+        async with client(url) as web_app:
+            runs = [await web_app.start("one_step", f"s{i}", 0.05) for i in range(12)]
             pids = [await run.result(timeout=30) for run in runs]
         assert set(pids) <= {worker.pid for worker in workers}
     finally:

@@ -63,17 +63,21 @@ def test_a_transaction_inside_another_is_refused() -> None:
     assert store.transact_sync(lambda tx: tx.entry("w")) is None  # the store is usable afterwards
 
 
-def test_many_small_transactions_stay_cheap() -> None:
-    store = MemoryStore(clock=Clock())
-    for i in range(200):
-        store.transact_sync(start_body(f"warm{i}"))
-    t0 = time.perf_counter()
-    for i in range(2000):
-        store.transact_sync(start_body(f"w{i}"))
-    per_start = (time.perf_counter() - t0) / 2000
-    # A start is about 50 µs here (most of it the state machine's); no
-    # transaction copies the store, so it does not grow with the store.
-    assert per_start < 0.002, f"{per_start * 1e6:.0f} µs per start"
+def test_a_transaction_costs_the_same_in_a_big_store() -> None:
+    def per_start(store: MemoryStore, prefix: str) -> float:
+        best = float("inf")
+        for batch in range(3):  # the best of three: a loaded machine only makes a batch slower
+            t0 = time.perf_counter()
+            for i in range(200):
+                store.transact_sync(start_body(f"{prefix}-{batch}-{i}"))
+            best = min(best, (time.perf_counter() - t0) / 200)
+        return best
+
+    small, big = MemoryStore(clock=Clock()), MemoryStore(clock=Clock())
+    for i in range(10_000):
+        big.transact_sync(start_body(f"w{i}"))
+    # No transaction copies the store: a copy would make the big one's starts 100 times slower.
+    assert per_start(big, "big") < 5 * per_start(small, "small") + 0.001
 
 
 @pytest.mark.anyio

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 import retold
-from retold.engine import _engine
+from retold.client import _client
 from retold.engine._runs import Runs
 from retold.stores import StartRequest
 from retold.stores.sql import SqlStore, _postgres
@@ -143,7 +143,7 @@ async def test_a_lost_listener_only_delays_work_by_the_poll_interval(
 
     # The listeners reopen 6 s after they are lost (2 s by default): long enough that
     # work done before then, on a loaded machine too, was found by the 0.3 s poll.
-    monkeypatch.setattr(_engine, "_LISTEN_RETRY", 6.0)
+    monkeypatch.setattr(_client, "_LISTEN_RETRY", 6.0)
 
     admin = sa.create_engine(postgres_url)
     try:

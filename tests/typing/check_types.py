@@ -110,3 +110,15 @@ async def typed_start(engine: retold.Engine) -> None:
     await engine.start(checkout, "o", 5, id="x")  # type: ignore[call-arg]
     # E: Argument 1 to "start" of "Engine" has incompatible type "AsyncActivity[[str, int], str]"; expected "Workflow[[str, int], Any] | str"  [arg-type]  # noqa: E501
     await engine.start(charge, "o", 5)  # type: ignore[arg-type]
+
+
+async def typed_client_start(client: retold.Client) -> None:
+    run = await client.start(checkout.with_options(id="x"), "o", 5)
+    assert_type(run, retold.RunHandle[str])
+    assert_type(await run.result(), str)
+    assert_type(await client.start(remind, "ada", 2, urgent=True), retold.RunHandle[int])
+    assert_type(await client.start("checkout", "o", 5, id="x"), retold.RunHandle[Any])
+    assert_type(await client.start_by_name("checkout", ["o", 5]), retold.RunHandle[Any])
+
+    # E: Missing positional argument "cents" in call to "start" of "Client"  [call-arg]
+    await client.start(checkout, "o")  # type: ignore[call-arg]

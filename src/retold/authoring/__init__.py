@@ -1,4 +1,24 @@
 """The authoring API: decorators, options and the calls workflow code makes.
 
 Everything public here is re-exported by ``retold``; import it from there.
+The names below are this package's interface to the rest of retold (the
+runtime, the engine, the client, ``retold.testing``), which import them
+from here rather than from the private modules.
 """
+
+from ._activity import ActivityInfo as ActivityInfo
+from ._decorators import Activity as Activity
+from ._decorators import AsyncActivity as AsyncActivity
+from ._decorators import SyncActivity as SyncActivity
+from ._decorators import Workflow as Workflow
+from ._decorators import pack_input as pack_input
+from ._decorators import unpack_input as unpack_input
+from ._options import ActivityOptions as ActivityOptions
+from ._registry import by_name as by_name
+from ._runtime import ContinueAsNew as ContinueAsNew
+from ._runtime import WorkflowInfo as WorkflowInfo
+
+__all__ = [
+    "Activity", "ActivityInfo", "ActivityOptions", "AsyncActivity", "ContinueAsNew", "SyncActivity", "Workflow",
+    "WorkflowInfo", "by_name", "pack_input", "unpack_input",
+]

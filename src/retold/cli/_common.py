@@ -1,4 +1,4 @@
-"""What the commands share: options, loading the user's app, a client engine, errors."""
+"""What the commands share: options, loading the user's app, a client, errors."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import retold
 from retold.history.codec import parse_json as parse_exact_json
 
 __all__ = [
-    "DEFAULT_URL", "App", "app_option", "client", "codec_option", "load_app", "load_codec", "parse_json", "run",
+    "DEFAULT_URL", "App", "app_option", "codec_option", "load_app", "load_codec", "open_client", "parse_json", "run",
     "url_option",
 ]
 
@@ -179,10 +179,10 @@ def _require_database(url: str) -> None:
 
 
 @asynccontextmanager
-async def client(
+async def open_client(
     url: str, app: App | None = None, *, create: bool = False, codec: retold.Codec | None = None
-) -> AsyncIterator[retold.Engine]:
-    """An engine that reads and writes runs but runs no workflow code.
+) -> AsyncIterator[retold.Client]:
+    """A :class:`retold.Client`: it reads and writes runs and hosts none.
 
     Args:
         url: the store.
@@ -192,12 +192,8 @@ async def client(
     """
     if not create:
         _require_database(url)
-    engine = retold.Engine(
-        url, workflows=app.workflows if app else (), activities=app.activities if app else (), run_workers=False,
-        codec=codec,
-    )
-    async with engine:
-        yield engine
+    async with retold.Client(url, workflows=app.workflows if app else (), codec=codec) as opened:
+        yield opened
 
 
 def run(fn: Callable[..., Awaitable[T]], *args: Any) -> T:

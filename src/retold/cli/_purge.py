@@ -11,7 +11,7 @@ import orjson
 
 import retold
 
-from ._common import client, run, url_option
+from ._common import open_client, run, url_option
 from ._runs import STATUSES
 
 __all__ = ["parse_age", "purge"]
@@ -62,8 +62,8 @@ def purge(
     """
 
     async def body() -> retold.PurgeReport:
-        async with client(url) as engine:
-            return await engine.purge(older_than, statuses=statuses or None, workflow=workflow, dry_run=dry_run)
+        async with open_client(url) as client:
+            return await client.purge(older_than, statuses=statuses or None, workflow=workflow, dry_run=dry_run)
 
     report = run(body)
     if as_json:

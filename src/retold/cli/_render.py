@@ -14,7 +14,7 @@ from rich.text import Text
 import retold
 from retold.history.export import Event, event_to_dict
 
-__all__ = ["console", "describe_table", "event_details", "runs_table", "timeline"]
+__all__ = ["console", "describe_table", "event_details", "pending_table", "runs_table", "timeline"]
 
 STATUS_STYLES = {
     "running": "cyan", "blocked": "bold magenta", "completed": "green", "failed": "bold red",
@@ -86,8 +86,45 @@ def describe_table(run: retold.RunDescription) -> Table:
         rows.append(("parent run", run.parent_run_id))
     if run.next_run_id:
         rows.append(("continued as", run.next_run_id))
+    for i, line in enumerate(run.pending.waiting_for if run.pending else ()):
+        stuck = "no running worker hosts it" in line
+        rows.append(("waiting for" if i == 0 else "", Text(line.removeprefix("waiting for "),
+                                                          style="bold red" if stuck else "")))
     for name, value in rows:
         table.add_row(name, value)
+    return table
+
+
+def pending_table(pending: retold.PendingWork) -> Table | None:
+    """A running run's pending activities, timers, children and unprocessed signals (None if it has none)."""
+    rows: list[tuple[str, str, str, str]] = []
+    for a in pending.activities:
+        parts = [f"queue={a.queue}", f"attempt={a.attempt}" + (f"/{a.max_attempts}" if a.max_attempts else ""),
+                 f"scheduled={_when(a.scheduled_at)}"]
+        if a.started_at is not None:
+            parts.append(f"started={_when(a.started_at)}")
+        if a.worker is not None:
+            parts.append(f"worker={a.worker}")
+        if a.next_retry_at is not None:
+            parts.append(f"next_retry={_when(a.next_retry_at)}")
+        if a.last_failure:
+            parts.append(f"last_failure={_short(a.last_failure)}")
+        if not a.hosted and a.worker is None:
+            parts.append("NOT HOSTED by any running worker")
+        rows.append(("activity", str(a.seq), a.activity, "  ".join(parts)))
+    rows += [("timer", str(t.seq), "", f"due={_when(t.fire_at)}") for t in pending.timers]
+    rows += [("child", "" if c.seq is None else str(c.seq), c.workflow,
+              f"workflow_id={c.workflow_id}  run_id={c.run_id}") for c in pending.children]
+    rows += [("signal", "" if s.seq is None else str(s.seq), s.name,
+              "in the inbox" if s.received_at is None else f"received={_when(s.received_at)}")
+             for s in pending.signals]
+    if not rows:
+        return None
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for column in ("PENDING", "#", "NAME", "DETAILS"):
+        table.add_column(column, overflow="fold", justify="right" if column == "#" else "left")
+    for row in rows:
+        table.add_row(*row)
     return table
 
 

@@ -9,7 +9,7 @@ import click
 
 import retold
 
-from ._common import app_option, client, codec_option, load_app, load_codec, run, url_option
+from ._common import app_option, codec_option, load_app, load_codec, open_client, run, url_option
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -75,12 +75,12 @@ def replay(
             ids.append(target)
 
     async def stored() -> list[retold.History]:
-        async with client(url, app, codec=codec) as engine:
+        async with open_client(url, app, codec=codec) as client:
             if ids:
-                return [await engine.get_handle(i).history() for i in ids]
+                return [await client.get_handle(i).history() for i in ids]
             known = {w.name for w in app.workflows}
-            runs = await engine.list_runs(status=status, workflow=workflow, limit=limit)
-            return [await engine.get_handle(r.run_id).history() for r in runs if r.workflow in known]
+            runs = await client.list_runs(status=status, workflow=workflow, limit=limit)
+            return [await client.get_handle(r.run_id).history() for r in runs if r.workflow in known]
 
     if use_pickle and not trust:
         _refuse_foreign_pickles(files)

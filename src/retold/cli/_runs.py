@@ -10,7 +10,7 @@ import orjson
 
 import retold
 
-from ._common import App, app_option, client, codec_option, load_app, load_codec, parse_json, run, url_option
+from ._common import App, app_option, codec_option, load_app, load_codec, open_client, parse_json, run, url_option
 
 # rich (in ._render) is imported by the commands that draw tables: `retold signal` starts faster.
 
@@ -56,8 +56,8 @@ def start(
     codec = load_codec(codec_spec, app)
 
     async def body() -> tuple[retold.RunDescription, Any, bool]:
-        async with client(url, app, create=True, codec=codec) as engine:
-            handle = await engine.start_by_name(workflow, args, id=workflow_id, idempotency_key=idempotency_key)
+        async with open_client(url, app, create=True, codec=codec) as client:
+            handle = await client.start_by_name(workflow, args, id=workflow_id, idempotency_key=idempotency_key)
             result = await handle.result() if wait else None
             return await handle.describe(), result, handle.created
 
@@ -83,8 +83,8 @@ def list_runs(status: str | None, workflow: str | None, limit: int, offset: int,
     """List runs, newest first."""
 
     async def body() -> list[retold.RunDescription]:
-        async with client(url) as engine:
-            return await engine.list_runs(status=status, workflow=workflow, limit=limit, offset=offset)
+        async with open_client(url) as client:
+            return await client.list_runs(status=status, workflow=workflow, limit=limit, offset=offset)
 
     runs = run(body)
     from ._render import console, runs_table
@@ -113,18 +113,22 @@ def show(ident: str, as_json: bool, url: str, app_spec: str | None, codec_spec: 
     codec = load_codec(codec_spec, load_app(app_spec) if app_spec else None)
 
     async def body() -> tuple[retold.RunDescription, retold.History]:
-        async with client(url) as engine:
-            described = await engine.get_handle(ident).describe()
-            return described, await engine.get_handle(described.run_id).history()
+        async with open_client(url) as client:
+            described = await client.get_handle(ident).describe()
+            return described, await client.get_handle(described.run_id).history()
 
     described, events = run(body)
     if as_json:
         _print_json({**_description(described), "history": events.to_dict()})
         return
-    from ._render import console, describe_table, timeline
+    from ._render import console, describe_table, pending_table, timeline
 
     out = console()
     out.print(describe_table(described))
+    pending = pending_table(described.pending) if described.pending else None
+    if pending is not None:
+        out.print()
+        out.print(pending)
     out.print()
     out.print(timeline(events, codec))
 
@@ -138,8 +142,8 @@ def history(ident: str, as_json: bool, url: str) -> None:
     """Print a run's history (ID: workflow id or run id)."""
 
     async def body() -> retold.History:
-        async with client(url) as engine:
-            return await engine.get_handle(ident).history()
+        async with open_client(url) as client:
+            return await client.get_handle(ident).history()
 
     events = run(body)
     if as_json:
@@ -162,8 +166,8 @@ def signal(ident: str, name: str, value: str, url: str, codec_spec: str | None) 
     codec = load_codec(codec_spec)
 
     async def body() -> None:
-        async with client(url, codec=codec) as engine:
-            await engine.get_handle(ident).signal(name, payload)
+        async with open_client(url, codec=codec) as client:
+            await client.get_handle(ident).signal(name, payload)
 
     run(body)
     click.echo(f"signalled {name} to {ident}")
@@ -190,8 +194,8 @@ def query(ident: str, name: str, args_: str, app_spec: str, url: str, codec_spec
     codec = load_codec(codec_spec, app)
 
     async def body() -> Any:
-        async with client(url, app, codec=codec) as engine:
-            return await engine.get_handle(ident).query(name, *args)
+        async with open_client(url, app, codec=codec) as client:
+            return await client.get_handle(ident).query(name, *args)
 
     click.echo(orjson.dumps(run(body), option=orjson.OPT_NON_STR_KEYS).decode())
 
@@ -204,8 +208,8 @@ def cancel(ident: str, reason: str, url: str) -> None:
     """Ask run ID to cancel (CancelledError is raised at its current await)."""
 
     async def body() -> None:
-        async with client(url) as engine:
-            await engine.get_handle(ident).cancel(reason)
+        async with open_client(url) as client:
+            await client.get_handle(ident).cancel(reason)
 
     run(body)
     click.echo(f"cancel requested for {ident}")
@@ -224,8 +228,8 @@ def terminate(ident: str, reason: str, url: str) -> None:
     """
 
     async def body() -> None:
-        async with client(url) as engine:
-            await engine.get_handle(ident).terminate(reason)
+        async with open_client(url) as client:
+            await client.get_handle(ident).terminate(reason)
 
     run(body)
     click.echo(f"terminated {ident}")

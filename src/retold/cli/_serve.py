@@ -76,15 +76,19 @@ def serve(
     provider = _metrics.meter_provider() if metrics is not False else None
     if metrics and provider is None:
         raise click.ClickException(_metrics.MISSING)
-    engine = retold.Engine(url, workflows=app.workflows, activities=app.activities, run_workers=workers,
-                           **({"meter_provider": provider} if provider is not None else {}))
+    meter = {"meter_provider": provider} if provider is not None else {}
+    # With --workers the process hosts the runs; without, it is a client of workers elsewhere.
+    target: retold.Engine | retold.Client = (
+        retold.Engine(url, workflows=app.workflows, activities=app.activities, **meter) if workers
+        else retold.Client(url, workflows=app.workflows, **meter)
+    )
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        async with engine:
+        async with target:
             yield
 
-    api = create_app(engine, tokens=list(tokens) if tokens else None, max_body_size=max_body_size,
+    api = create_app(target, tokens=list(tokens) if tokens else None, max_body_size=max_body_size,
                      dashboard=dashboard)
     routes = [Route("/metrics", _AsgiEndpoint(_metrics.asgi_app()))] if provider is not None else []
     asgi = Starlette(routes=[*routes, Mount("/", api)], lifespan=lifespan)

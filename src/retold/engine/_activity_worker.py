@@ -114,27 +114,19 @@ class ActivityWorker:
         engine = self._engine
         # The fast path: if the run is cached here, its next step commits
         # together with this outcome (no workflow task, no claim, no load).
-        workflows = engine.workflow_worker
-        pending = await workflows.prepare_step(task, outcome) if workflows is not None else None
-        recorded = False
         try:
-            recorded = await engine.runs.finish_activity(
-                task, engine.worker_id, outcome, pending.step if pending is not None else None
-            )
+            recorded, stepped = await engine.ahead.finish_activity(task, outcome)
         except StoreError as exc:
             # Not recorded: the lease lapses and the activity runs again
             # (at least once), under the same idempotency key.
             log.warning("activity %s (run %s): outcome not recorded: %s", task.activity, task.run_id, exc)
             return
-        finally:
-            if pending is not None and workflows is not None:
-                workflows.finish_step(pending, recorded)
         if not recorded:
             log.warning("activity %s (run %s, attempt %d): outcome refused, the lease was lost",
                         task.activity, task.run_id, task.attempt)
             engine.telemetry.lease_lost("activity")
             return
-        if pending is None or not pending.step.stepped:
+        if not stepped:
             engine.wake_workflows.set()  # the run's workflow task has the outcome to process
             engine.feeds.notify(task.run_id)
         if outcome.retry_delay is not None:

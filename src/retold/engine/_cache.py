@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from ..runtime._instance import WorkflowInstance
+from ..runtime import WorkflowInstance
 
 __all__ = ["InstanceCache"]
 

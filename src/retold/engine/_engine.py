@@ -3,47 +3,35 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
-import typing
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, Self, final
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Self, final
 
 import anyio
-import orjson
 from anyio.abc import TaskGroup
 from typing_extensions import TypeVar
 
-from .. import _telemetry
-from ..authoring._decorators import Activity, Workflow, pack_input
-from ..client import RunDescription, RunHandle
-from ..errors import (
-    ConfigurationError,
-    NotRegisteredError,
-    PayloadError,
-    RetoldError,
-)
-from ..history.codec import Codec, JsonCodec, PickleCodec
+from .._pending import PendingWork, describe_pending
+from .._wake import Wakeup, keep_running
+from ..authoring import Activity, Workflow, by_name
+from ..client import DEFAULT_URL, Client, EventFeeds, EventStream, RunDescription, RunHandle
+from ..errors import ConfigurationError, NotRegisteredError, RetoldError
+from ..history.codec import Codec
 from ..history.export import History
-from ..history.ids import check_id
-from ..runtime import _guard
-from ..runtime._replay import replay
-from ..stores._protocol import RunRecord, RunStatus, StartRequest, Store
-from ..stores._purge import PurgeReport
-from ..stores.memory import MemoryStore
-from ..stores.sql._store import SqlStore
+from ..runtime import StepRunner, WorkflowInstance
+from ..stores import LiveWorker, PurgeReport, RunRecord, StartRequest, Store, open_store
 from . import _liveness
 from ._activity_worker import ActivityWorker
+from ._ahead import RunAhead
 from ._cache import InstanceCache
-from ._feed import EventFeeds, EventStream
+from ._context import WorkerContext
 from ._fingerprint import fingerprint
+from ._hosting import HostingWatch
 from ._runs import Runs
-from ._steps import StepRunner
-from ._wake import Wakeup
 from ._workflow_worker import WorkflowWorker
 
 __all__ = ["Engine"]
@@ -52,11 +40,7 @@ R = TypeVar("R", default=Any)  # Any when a start by name cannot tell
 P = ParamSpec("P")
 log = logging.getLogger("retold.engine")
 
-DEFAULT_URL = "sqlite:///retold.db"
-_LISTEN_RETRY = 2.0  # first wait before reopening a lost listener (polling covers it)
 _PURGE_EVERY = 600.0  # seconds (store clock) between two purges of the retention loop
-_PURGE_BATCH = 500  # runs per purge transaction at most (the store sizes batches to take ~20 ms)
-_CLOSED_STATUSES = tuple(s for s in typing.get_args(RunStatus) if s != "running")
 
 
 def _seconds(value: timedelta | float, name: str) -> float:
@@ -66,38 +50,52 @@ def _seconds(value: timedelta | float, name: str) -> float:
     return seconds
 
 
-_D = TypeVar("_D", Workflow[..., Any], Activity[..., Any])
+class _Hosting:
+    """What this engine adds to its client (:class:`retold.client.Host`): its workers see starts,
+    signals and cancels at once, and queries read its cache."""
 
+    def __init__(self, engine: Engine, steps: StepRunner) -> None:
+        self._engine = engine
+        self.steps = steps
 
-def _registry(items: Iterable[object], kind: type[_D], name: str, plural: str) -> dict[str, _D]:
-    # Iterable[object]: mypy infers list[object] for a list of definitions with different
-    # signatures (``ACTIVITIES = [charge, refund]``); each item is checked here instead.
-    registry: dict[str, _D] = {}
-    for item in items:
-        if not isinstance(item, kind):
-            raise ConfigurationError(f"{plural}= takes @retold.{name} functions, got {item!r}")
-        if registry.get(item.name, item) is not item:
-            raise ConfigurationError(f"two {plural} are named {item.name!r}")
-        registry[item.name] = item
-    return registry
+    @property
+    def runs(self) -> Runs:
+        return self._engine.runs  # read at each call: tests put a counting one in its place
 
+    def check_start(self, workflow: Workflow[..., Any]) -> None:
+        # An engine that runs workers refuses a workflow function it does not
+        # host: most often a forgotten registration (its name means "hosted elsewhere").
+        engine = self._engine
+        hosted = engine.workflows.get(workflow.name)
+        if engine._run_workers and (hosted is None or not hosted.same(workflow)):
+            raise NotRegisteredError("workflow", workflow.name)
 
+    async def store_start(self, request: StartRequest, definition: Workflow[..., Any] | None) -> tuple[RunRecord, bool]:
+        # The fast path: a run this engine hosts, started while it has a free
+        # slot, has its first workflow task done here and stored with the start.
+        return await self._engine.ahead.start(definition, request)
 
-def _plain_form(codec: Codec, payload: bytes) -> bytes:
-    """What an idempotent start compares: the values, not how a codec wrapped them.
+    def input_recorded(self, run_id: str) -> None:
+        self._engine.wake_workflows.set()
 
-    retold's own codecs encode the same values to the same bytes. Another
-    codec may not (an encrypting one draws a random nonce): for it, the
-    decoded values as canonical JSON, when they are JSON values.
-    """
-    if isinstance(codec, JsonCodec | PickleCodec):
-        return payload
-    try:
-        return orjson.dumps(
-            codec.decode(payload, Any), option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS
-        )
-    except (PayloadError, TypeError):
-        return payload
+    async def pending_work(self, record: RunRecord) -> PendingWork:
+        return await self._engine.pending_work(record)
+
+    def run_terminated(self, run_id: str) -> None:
+        engine = self._engine
+        engine.cache.drop(run_id)
+        engine.notify_closed(run_id)
+        engine.wake_workflows.set()  # its parent and children have work
+
+    def cached(self, run_id: str) -> WorkflowInstance | None:
+        return self._engine.cache.peek(run_id)
+
+    def on_work(self, kind: str) -> None:
+        if kind == "workflow":
+            self._engine.wake_workflows.set()
+        elif kind == "activity":
+            self._engine.wake_activities.set()
+
 
 @final
 class Engine:
@@ -200,12 +198,8 @@ class Engine:
         tracer_provider: object | None = None,
         meter_provider: object | None = None,
     ) -> None:
-        self.workflows: dict[str, Workflow[..., Any]] = _registry(
-            workflows, Workflow, "workflow", "workflows"
-        )
-        self.activities: dict[str, Activity[..., Any]] = _registry(
-            activities, Activity, "activity", "activities"
-        )
+        self.workflows: dict[str, Workflow[..., Any]] = by_name(workflows, Workflow, "workflow", "workflows")
+        self.activities: dict[str, Activity[..., Any]] = by_name(activities, Activity, "activity", "activities")
         if cache_size < 1:
             raise ConfigurationError("Engine cache_size must be at least 1")
         if workflow_concurrency < 1:
@@ -217,18 +211,11 @@ class Engine:
                 f"Engine on_workflow_task_failure must be 'block' or 'fail', got {on_workflow_task_failure!r}")
         self.on_workflow_task_failure = on_workflow_task_failure
         self.fingerprint = fingerprint(self.workflows.values())
-        self.codec: Codec = codec or JsonCodec()
-        if store is not None:
-            self.store: Store = store
-        elif url.startswith("memory:"):
-            self.store = MemoryStore(clock=clock)  # pure Python, in this process
-        elif url.startswith(("nats://", "tls://")):
-            from ..stores.nats import NatsStore  # retold[nats]: imported only when used
-
-            self.store = NatsStore(url, clock=clock)
-        else:
-            self.store = SqlStore(url, clock=clock) if clock else SqlStore(url)
+        if store is None:
+            store = open_store(url, clock=clock) if clock else open_store(url)
+        self.store: Store = store
         self.runs = Runs(self.store)  # every change to a run: decided by the state machine, recorded by the store
+        self.ahead = RunAhead(self)  # the fast path: steps computed with the input that causes them
         self.cache = InstanceCache(cache_size)
         queues = {a.options.task_queue for a in self.activities.values()} or {"default"}
         if isinstance(activity_concurrency, Mapping):
@@ -238,6 +225,7 @@ class Engine:
             self._queue_limits = dict.fromkeys(queues, int(activity_concurrency))
         if any(limit < 1 for limit in self._queue_limits.values()):
             raise ConfigurationError("Engine activity_concurrency limits must be at least 1")
+        self.hosting = HostingWatch(self, self._queue_limits)  # what the registry says this engine runs
         self.workflow_concurrency = workflow_concurrency
         self.poll_interval = _seconds(poll_interval, "poll_interval")
         self.lease = _seconds(lease, "lease")
@@ -257,32 +245,37 @@ class Engine:
         self.wake_workflows = Wakeup()
         self.wake_activities = Wakeup()
         self.wake_timers = Wakeup()
-        self.wake_closed = Wakeup()
         self.draining = False
         self._run_workers = run_workers
-        self._closed_waiters: dict[str, anyio.Event] = {}
         self._activity_workers: list[ActivityWorker] = []
         self.activity_workers = self._activity_workers  # read by the workflow worker's fast path
         self.workflow_worker: WorkflowWorker | None = None  # read by the activity workers' fast path
         self._task_group: TaskGroup | None = None
         self._stack: contextlib.AsyncExitStack | None = None  # what __aexit__ undoes, while open
         self._registered = False
-        self.feeds = EventFeeds(self.store, self.poll_interval, self.spawn)
-        self._telemetry_options = (telemetry, tracer_provider, meter_provider)
-        self.telemetry = _telemetry.load(*self._telemetry_options)
+        # Starting, signalling, querying, watching and waiting go through the
+        # engine's own client; it tells the engine's workers at once.
+        self.client = Client(
+            workflows=self.workflows.values(), codec=codec, store=store, poll_interval=self.poll_interval,
+            telemetry=telemetry, tracer_provider=tracer_provider, meter_provider=meter_provider,
+            host=_Hosting(self, self.steps),
+        )
+        self.codec: Codec = self.client.codec
+        self.feeds: EventFeeds = self.client.feeds  # workers report their commits to the watchers
+        self.telemetry = self.client.telemetry
 
     # -- lifecycle ----------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
         if self._stack is not None:
             raise ConfigurationError("this Engine is already open: enter it once (async with engine: ...)")
-        _guard.install()
         # Every step pushes its undo before the next one runs: whatever fails
         # (or is cancelled) part-way leaves nothing open behind it.
         async with contextlib.AsyncExitStack() as stack:
-            stack.push_async_callback(self.store.close)  # also after an open that failed half-way
-            await self.store.open()
-            self.telemetry = _telemetry.load(*self._telemetry_options)  # an SDK set up since __init__ counts
+            # The client opens (and at the end closes) the store, the event
+            # feeds, the store's listener and the wait for closed runs.
+            await stack.enter_async_context(self.client)
+            self.telemetry = self.client.telemetry  # loaded again as the client opened: an SDK set up since counts
             self.telemetry.attach(self)
             stack.callback(self.telemetry.detach, self)
             stack.push_async_callback(self._release_work)
@@ -290,7 +283,8 @@ class Engine:
             group = await stack.enter_async_context(anyio.create_task_group())
             self._task_group = group
             stack.callback(group.cancel_scope.cancel)
-            self.feeds.open()
+            # Streams end (with an error) before the group's tasks are cancelled:
+            # a task of the engine's that follows one learns why it ended.
             stack.callback(self.feeds.close)
             stack.callback(self.steps.close)
             if self._run_workers:
@@ -303,10 +297,8 @@ class Engine:
                     group.start_soon(self._keep_running, worker.run)
                 group.start_soon(self._keep_running, self._timer_loop)
                 group.start_soon(self._keep_running, self._lease_loop)
-            group.start_soon(self._keep_running, self._closed_watch_loop)
             if self.retention is not None:
                 group.start_soon(self._keep_running, self._retention_loop)
-            group.start_soon(self._listen_loop)
             self._stack = stack.pop_all()
         return self
 
@@ -318,7 +310,7 @@ class Engine:
         if stack is None:
             raise ConfigurationError("this Engine is not open: use it as `async with engine: ...`")
         # In reverse order: close the feeds, cancel and leave the task group,
-        # drop the cache, hand back leases, unregister, close the store.
+        # drop the cache, hand back leases, unregister, close the client (its store).
         await stack.aclose()
 
     def _forget_workers(self) -> None:
@@ -340,7 +332,10 @@ class Engine:
         """Record this engine; take over the work of engines on this machine whose process died."""
         pid = os.getpid()
         self._registered = True  # unregistered on the way out, even if this call fails after its write
-        others = await self.store.register_worker(self.worker_id, self._host, pid, _liveness.process_start(pid))
+        others = await self.store.register_worker(
+            self.worker_id, self._host, pid, _liveness.process_start(pid),
+            hosting=self.hosting.hosting, ttl=3 * self.lease,  # renewed every lease / 3
+        )
         freed = 0
         for worker_id, other_pid, started in others:
             if not _liveness.is_alive(other_pid, started):
@@ -351,41 +346,7 @@ class Engine:
             self.wake_activities.set()
 
     async def _keep_running(self, loop: Callable[[], Awaitable[None]]) -> None:
-        # A store hiccup (a locked database, a dropped connection) must not
-        # take the host program down: log it and start the loop again.
-        delay = self.poll_interval
-        while True:
-            try:
-                await loop()
-            except Exception:
-                log.exception("retold engine loop %s failed; restarting in %.1f s", loop.__name__, delay)
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-
-    async def _listen_loop(self) -> None:
-        # Wake-ups from other processes (PostgreSQL NOTIFY). A store that
-        # cannot notify returns at once; a lost listener is reopened, and
-        # meanwhile the poll interval bounds the delay.
-        delay = _LISTEN_RETRY
-        while True:
-            opened = anyio.current_time()
-            try:
-                await self.store.listen(self._on_work)
-                return
-            except Exception as exc:  # noqa: BLE001 - logged; polling covers the gap
-                if anyio.current_time() - opened > 60:
-                    delay = _LISTEN_RETRY  # it had been working: not a failing streak
-                log.warning("retold engine lost its store listener (%s); reopening in %.1f s", exc, delay)
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-
-    def _on_work(self, kind: str) -> None:
-        if kind == "workflow":
-            self.wake_workflows.set()
-        elif kind == "activity":
-            self.wake_activities.set()
-        elif kind == "closed":
-            self.wake_closed.set()
+        await keep_running(loop, self.poll_interval, log, "engine")
 
     async def _timer_loop(self) -> None:
         while True:
@@ -405,15 +366,6 @@ class Engine:
             elif due is not None:
                 wait = min(wait, due - now)
             await self.wake_timers.wait(wait)
-
-    async def _closed_watch_loop(self) -> None:
-        # Runs closed by other processes: one query for every waited-on run,
-        # instead of one poll per waiter. Runs this engine closes notify at once.
-        while True:
-            await self.wake_closed.wait(self.poll_interval)
-            if self._closed_waiters:
-                for run_id in await self.store.closed_among(list(self._closed_waiters)):
-                    self.notify_closed(run_id)
 
     async def _lease_loop(self) -> None:
         while True:
@@ -471,19 +423,7 @@ class Engine:
             ConfigurationError: a negative ``older_than``, or a status that
                 is not a finished run's.
         """
-        self._check_open()
-        seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else float(older_than)
-        if seconds < 0:
-            raise ConfigurationError(f"purge older_than must not be negative, got {seconds}")
-        chosen = None if statuses is None else sorted(set(statuses))
-        bad = [s for s in chosen or () if s not in _CLOSED_STATUSES]
-        if bad:
-            raise ConfigurationError(
-                f"purge statuses must be among {', '.join(_CLOSED_STATUSES)} (running runs are never purged), "
-                f"got {', '.join(map(repr, bad))}"
-            )
-        return await self.store.purge(self.store.now() - seconds, statuses=chosen, workflow=workflow,
-                                      batch_size=_PURGE_BATCH, dry_run=dry_run)
+        return await self.client.purge(older_than, statuses=statuses, workflow=workflow, dry_run=dry_run)
 
     async def drain(self, grace: timedelta | float) -> bool:
         """Stop claiming work and wait up to ``grace`` for the tasks in flight.
@@ -510,7 +450,7 @@ class Engine:
         workflows = self.workflow_worker is not None and bool(self.workflow_worker.processing)
         return workflows or any(worker.busy for worker in self._activity_workers)
 
-    # -- the client API --------------------------------------------------------------
+    # -- the client API, through the engine's own client ----------------------------------
 
     async def start(
         self, workflow: Workflow[P, R] | str, /, *args: P.args, **kwargs: P.kwargs
@@ -546,75 +486,7 @@ class Engine:
             PayloadError: an argument cannot be encoded.
             IdempotencyError: the id or key was used with other input.
         """
-        options: dict[str, Any] = kwargs
-        workflow_id = idempotency_key = None
-        if isinstance(workflow, str):
-            options = dict(kwargs)
-            workflow_id, idempotency_key = options.pop("id", None), options.pop("idempotency_key", None)
-        elif isinstance(workflow, Workflow):
-            workflow_id, idempotency_key = workflow.id, workflow.idempotency_key
-        handle: RunHandle[R] = await self._start(workflow, args, options, workflow_id, idempotency_key)
-        return handle
-
-    async def _start(
-        self, workflow: Workflow[..., Any] | str, args: tuple[Any, ...], kwargs: dict[str, Any],
-        id: str | None, idempotency_key: str | None,  # noqa: A002 - the public name
-    ) -> RunHandle[Any]:
-        self._check_open()
-        result_type: Any = Any
-        typed: Workflow[..., Any] | None = None
-        if isinstance(workflow, str):
-            if not workflow:
-                raise RetoldError("a workflow name must not be empty")
-            name = workflow
-            typed = self.workflows.get(name)
-        elif isinstance(workflow, Workflow):
-            name = workflow.name
-            hosted = self.workflows.get(name)
-            if self._run_workers and (hosted is None or not hosted.same(workflow)):
-                raise NotRegisteredError("workflow", name)
-            typed = workflow
-        else:
-            what = getattr(workflow, "__qualname__", None) or repr(workflow)
-            raise ConfigurationError(
-                f"engine.start() needs a workflow, got {what!r}, which is not one: decorate it with "
-                f"@retold.workflow (and pass it to Engine(workflows=[...])), or pass a workflow's "
-                f"registered name to start one hosted elsewhere"
-            )
-        check_id("workflow id", id)
-        check_id("idempotency key", idempotency_key)
-        if typed is not None:
-            # What the run's first workflow task will decode, checked before anything is stored.
-            payload = typed.types.encode_input(self.codec, "workflow", name, args, kwargs)
-            typed.types.validate("workflow", name, self.codec, payload)
-            result_type = typed.types.return_type
-        else:
-            payload = self.codec.encode(pack_input(args, kwargs))
-        digest = hashlib.sha256(name.encode() + b"\0" + _plain_form(self.codec, payload)).hexdigest()
-        with self.telemetry.starting(name) as headers:  # the trace context, recorded in the run
-            request = StartRequest(
-                workflow=name,
-                workflow_id=id or str(uuid.uuid4()),
-                input=payload,
-                input_hash=digest,
-                idempotency_key=idempotency_key,
-                headers=headers,
-            )
-            # The fast path: a run this engine hosts, started while it has a free
-            # slot, has its first workflow task done here and stored with the start.
-            worker, definition = self.workflow_worker, self.workflows.get(name)
-            pending = await worker.prepare_start(definition, request) if worker and definition else None
-            created = False
-            try:
-                record, created = await self.runs.start(request, pending.step if pending else None)
-            finally:
-                if pending is not None and worker is not None:
-                    worker.finish_step(pending, created)
-            if created and (pending is None or not pending.step.stepped):
-                self.wake_workflows.set()
-        if created:
-            self.telemetry.run_started(name)
-        return RunHandle(self, record.workflow_id, record.run_id, result_type, created=created)
+        return await self.client.start(workflow, *args, **kwargs)
 
     async def start_by_name(
         self,
@@ -639,19 +511,11 @@ class Engine:
                 path of the bad value. Nothing is stored.
             IdempotencyError: the id or key was used with other input.
         """
-        self._check_open()
-        definition = self.workflows.get(workflow)
-        if definition is None:
-            raise NotRegisteredError("workflow", workflow)
-        converted, keywords = definition.types.validate(
-            "workflow", workflow, self.codec, self.codec.encode(list(args))
-        )
-        return await self._start(definition, converted, keywords, id, idempotency_key)
+        return await self.client.start_by_name(workflow, args, id=id, idempotency_key=idempotency_key)
 
     def get_handle(self, workflow_or_run_id: str) -> RunHandle[Any]:
         """A handle on an existing run, by workflow id or run id."""
-        self._check_open()
-        return RunHandle(self, workflow_or_run_id, None, Any)
+        return self.client.get_handle(workflow_or_run_id)
 
     def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
         """Run ``fn(*args)`` in the engine's task group (for its workers and feeds)."""
@@ -667,156 +531,51 @@ class Engine:
         limit: int = 100, offset: int = 0, id_prefix: str | None = None,
         started_after: datetime | None = None, started_before: datetime | None = None,
     ) -> list[RunDescription]:
-        """Runs newest first, optionally filtered.
-
-        Args:
-            status: only runs with this status.
-            workflow: only runs of this workflow name.
-            limit: at most this many runs.
-            offset: skip the newest ``offset`` runs that match.
-            id_prefix: only runs whose workflow id or run id starts with this.
-            started_after: only runs started at or after this time (aware datetime).
-            started_before: only runs started before this time (aware datetime).
-
-        Raises:
-            ValueError: a naive datetime (without a time zone).
-        """
-        self._check_open()
-        bounds = []
-        for name, when in (("started_after", started_after), ("started_before", started_before)):
-            if when is not None and when.tzinfo is None:
-                raise ValueError(f"list_runs {name} must be an aware datetime (with a time zone)")
-            # Less half a microsecond: run times are shown to the microsecond (rounded), so a bound
-            # copied from a run's started_at takes that run in (after) or leaves it out (before).
-            bounds.append(None if when is None else when.timestamp() - 5e-7)
-        records = await self.store.list_runs(
-            status=status, workflow=workflow, limit=limit, offset=offset,
-            id_prefix=id_prefix, started_after=bounds[0], started_before=bounds[1],
+        """Runs newest first, optionally filtered; see :meth:`Client.list_runs <retold.Client.list_runs>`."""
+        return await self.client.list_runs(
+            status=status, workflow=workflow, limit=limit, offset=offset, id_prefix=id_prefix,
+            started_after=started_after, started_before=started_before,
         )
-        return [RunDescription.from_record(r) for r in records]
 
-    # -- used by RunHandle -----------------------------------------------------------
+    async def pending_work(self, record: RunRecord) -> PendingWork:
+        """What the run of ``record`` waits for (see :class:`~retold.PendingWork`); this engine counts as running."""
+        here = LiveWorker(self.worker_id, self.hosting.hosting) if self.workflow_worker is not None else None
+        return await describe_pending(self.store, record, here)
 
     def notify_closed(self, run_id: str) -> None:
         """Wake everyone waiting for ``run_id`` to close."""
-        waiter = self._closed_waiters.pop(run_id, None)
-        if waiter is not None:
-            waiter.set()
+        self.client.notify_closed(run_id)
 
     async def wait_closed(self, ident: str, *, run_id: bool = False) -> RunRecord:
-        """Wait until the run (following continue-as-new) is closed.
-
-        ``run_id`` says ``ident`` is a run id, not a workflow id: the waiter
-        is registered before the first read, which then suffices.
-        """
-        self._check_open()
-        register = run_id
-        while True:
-            waiter = self._closed_waiters.setdefault(ident, anyio.Event()) if register else None
-            record = await self.store.get_run(ident)
-            if record.status == "continued" and record.next_run_id:
-                ident, register = record.next_run_id, True
-                continue
-            if record.status != "running":
-                return record
-            if waiter is None:
-                # Not registered yet (a workflow id, or just woken): register
-                # under the run id, then read once more so a close in between is seen.
-                ident, register = record.run_id, True
-                continue
-            await waiter.wait()
-            register = False  # woken because it closed: read it without registering again
+        """Wait until the run (following continue-as-new) is closed; see :meth:`RunHandle.result`."""
+        # The engine's own client, opened and closed with it (kept for the engine's callers).
+        return await self.client._wait_closed(ident, run_id=run_id)
 
     async def signal(self, ident: str, name: str, value: Any) -> None:
-        """Append a signal to a running run."""
-        self._check_open()
-        if not name:
-            raise RetoldError("a signal name must not be empty")
-        payload = self.codec.encode(value)
-        with self.telemetry.client_call("Signal", name, ident):
-            if any(workflow.signals for workflow in self.workflows.values()):
-                await self._check_signal(ident, name, payload)
-            self.feeds.notify(await self.runs.signal(ident, name, payload))
-        self.wake_workflows.set()
-
-    async def _check_signal(self, ident: str, name: str, payload: bytes) -> None:
-        """Refuse a value that the run's workflow declares another type for (writes nothing)."""
-        record = await self.store.get_run(ident)
-        workflow = self.workflows.get(record.workflow)
-        if workflow is None or name not in workflow.signals:
-            return
-        type_ = workflow.signals[name]
-        try:
-            self.codec.decode(payload, type_)
-        except PayloadError as err:
-            raise PayloadError(
-                f"signal {name!r} to run {record.run_id!r} of workflow {workflow.name!r} was not sent: "
-                f"{err} (the type @retold.workflow(signals=...) declares for it); send a value of that type"
-            ) from err
+        """Append a signal to a running run; see :meth:`RunHandle.signal`."""
+        await self.client.get_handle(ident).signal(name, value)
 
     async def cancel(self, ident: str, reason: str) -> None:
-        """Ask a running run to cancel."""
-        self._check_open()
-        self.feeds.notify(await self.runs.request_cancel(ident, reason))
-        self.wake_workflows.set()
+        """Ask a running run to cancel; see :meth:`RunHandle.cancel`."""
+        await self.client.get_handle(ident).cancel(reason)
 
     async def terminate(self, ident: str, reason: str = "") -> None:
         """Close a run at once without running its code; see :meth:`RunHandle.terminate`."""
-        self._check_open()
-        run_id = await self.runs.terminate(ident, reason)
-        self.cache.drop(run_id)
-        self.feeds.notify(run_id)
-        self.notify_closed(run_id)
-        self.wake_workflows.set()  # its parent and children have work
+        await self.client.get_handle(ident).terminate(reason)
 
     async def query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:
-        """Answer a query from the run's replayed state; writes nothing.
-
-        A finished run is answered too, from its whole stored history: the
-        state its code was in when it ended.
-        """
-        self._check_open()
-        with self.telemetry.client_call("Query", name, ident):
-            return await self._query(ident, name, args)
-
-    async def _query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:
-        record = await self.store.get_run(ident)
-        definition = self.workflows.get(record.workflow)
-        if definition is None:
-            raise NotRegisteredError("workflow", record.workflow)
-        cached = self.cache.peek(record.run_id)
-        if cached is not None:
-            _, pending = await self.store.load(record.run_id, cached.last_seq)
-            # Still cached after the load: not taken meanwhile by a step that
-            # may advance it past what is committed (the fast path).
-            if not pending and self.cache.peek(record.run_id) is cached:
-                return self._roundtrip(cached.query(name, args))
-        _, events = await self.store.load(record.run_id, 0)
-        replica, completion = await self.steps.run(
-            record.run_id, lambda: replay(definition, record.run_id, self.codec, events, replay_only=True))
-        try:
-            completion.unwrap()
-            return self._roundtrip(replica.query(name, args))
-        finally:
-            replica.close()
-
-    def _roundtrip(self, value: Any) -> Any:
-        return self.codec.decode(self.codec.encode(value))
+        """Answer a query from the run's replayed state; see :meth:`RunHandle.query`."""
+        return await self.client.get_handle(ident).query(name, *args)
 
     async def history(self, ident: str) -> History:
         """Every event of the run, in order, as a :class:`History`."""
-        self._check_open()
-        record = await self.store.get_run(ident)
-        _, events = await self.store.load(record.run_id, 0)
-        return History(events, workflow=record.workflow, workflow_id=record.workflow_id, run_id=record.run_id)
+        return await self.client.get_handle(ident).history()
 
     def watch(self, ident: str, after_seq: int) -> EventStream:
         """Follow a run's events after ``after_seq``; see :meth:`RunHandle.watch`."""
-        self._check_open()
-        if after_seq < 0:
-            raise RetoldError(f"after_seq must not be negative, got {after_seq}")
+        return self.client.get_handle(ident).watch(after_seq=after_seq)
 
-        async def resolve() -> str:
-            return (await self.store.get_run(ident)).run_id
 
-        return EventStream(self.feeds, resolve, after_seq)
+if TYPE_CHECKING:
+    def _engine_is_a_worker_context(engine: Engine) -> WorkerContext:
+        return engine  # checked by mypy: the engine provides all its workers may use of it

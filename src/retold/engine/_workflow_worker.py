@@ -5,15 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 import time
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .._logging import bind_run
-from ..authoring._decorators import Workflow
 from ..errors import (
     ConflictError,
     LeaseLostError,
@@ -26,30 +23,14 @@ from ..errors import (
 from ..history import events as ev
 from ..runtime._instance import WorkflowInstance, failure_from_exception
 from ..runtime._replay import activate, replay
-from ..stores._protocol import ActivityOutcome, ActivityTask, StartRequest
-from ._machine import ActivityStep, ActivityTake, StartStep
+from ._machine import ActivityTake
 
 if TYPE_CHECKING:
-    from ._activity_worker import ActivityWorker
     from ._engine import Engine
 
-__all__ = ["PendingStep", "WorkflowWorker"]
+__all__ = ["WorkflowWorker"]
 
 log = logging.getLogger("retold.engine")
-
-
-_S = TypeVar("_S", ActivityStep, StartStep)
-
-
-@dataclass(slots=True)
-class PendingStep(Generic[_S]):
-    """A run advanced past its start or an activity outcome, waiting for the store to commit both."""
-
-    step: _S
-    instance: WorkflowInstance
-    reserved: list[tuple[ActivityWorker, list[object]]]
-    slot: object
-    began: int = 0  # time.time_ns() when the step began (its span's start)
 
 
 class WorkflowWorker:
@@ -57,14 +38,14 @@ class WorkflowWorker:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._limit = anyio.CapacityLimiter(engine.workflow_concurrency)
+        self.limit = anyio.CapacityLimiter(engine.workflow_concurrency)
         self._names = sorted(engine.workflows)
         self.processing: set[str] = set()
         self._claimed_again: set[str] = set()  # claimed while being processed here
         # Runs whose task's last attempt ended without a result (a worker died
         # holding it): claimed one at a time, so that a task that kills its
         # worker takes as few other tasks down with it as possible.
-        self._suspects: set[str] = set()
+        self.suspects: set[str] = set()
 
     async def run(self) -> None:
         """Claim and process workflow tasks until cancelled."""
@@ -73,12 +54,12 @@ class WorkflowWorker:
             while True:
                 # While a suspect is processed here, nothing else is taken on:
                 # if it kills this process, it takes no other task down with it.
-                want = 0 if engine.draining or self._suspects else min(int(self._limit.available_tokens), 256)
+                want = 0 if engine.draining or self.suspects else min(int(self.limit.available_tokens), 256)
                 claimed: list[str] = []
                 if want > 0:
                     claimed = await engine.store.claim_workflow_tasks(
                         engine.worker_id, self._names, want, engine.lease,
-                        suspects=0 if self._suspects else 1, fingerprint=engine.fingerprint,
+                        suspects=0 if self.suspects else 1, fingerprint=engine.fingerprint,
                     )
                 for run_id in claimed:
                     if run_id in self.processing:
@@ -89,7 +70,7 @@ class WorkflowWorker:
                         continue
                     self.processing.add(run_id)
                     slot = object()
-                    await self._limit.acquire_on_behalf_of(slot)
+                    await self.limit.acquire_on_behalf_of(slot)
                     tg.start_soon(self._process_and_release, run_id, slot)
                 if want == 0 or len(claimed) < want:
                     # Everything ready is taken (or no slot is free): new work,
@@ -100,8 +81,8 @@ class WorkflowWorker:
         try:
             await self.process(run_id)
         finally:
-            self._suspects.discard(run_id)
-            self._release(run_id, slot)
+            self.suspects.discard(run_id)
+            self.release(run_id, slot)
 
     async def process(self, run_id: str) -> None:
         """Advance one run with every event it has not seen, retrying conflicts.
@@ -129,7 +110,7 @@ class WorkflowWorker:
                     if instance is not None:
                         instance.close()
                     return
-                if run_id in self._suspects:
+                if run_id in self.suspects:
                     await self._alone(run_id)
                 if instance is None:
                     definition = engine.workflows.get(run.workflow)
@@ -141,12 +122,12 @@ class WorkflowWorker:
                 else:
                     completion = await engine.steps.run(run_id, functools.partial(activate, instance, events))
                 commands = completion.unwrap()
-                take, reserved = self._reserve(commands)
+                take, reserved = engine.ahead.reserve(commands)
                 try:
                     last = await engine.runs.commit_workflow_task(
                         run_id, engine.worker_id, instance.last_seq, commands, take
                     )
-                    self._start_taken(take, reserved)
+                    engine.ahead.start_taken(take, reserved)
                 finally:
                     for worker, tokens in reserved:
                         worker.unreserve(tokens)
@@ -183,7 +164,7 @@ class WorkflowWorker:
             seen = instance.last_seq + len(commands)
             instance.committed(seen)
             engine.telemetry.workflow_task(instance, began, commands)
-            self._after_commit(run_id, commands, taken=len(take.taken) if take else 0,
+            self.after_commit(run_id, commands, taken=len(take.taken) if take else 0,
                                relatives=instance.has_relatives)
             if instance.finished:
                 instance.close()
@@ -195,111 +176,16 @@ class WorkflowWorker:
                 engine.wake_workflows.set()
             return
 
-    # -- the same-process fast path, workflow half --------------------------------------
-
-    async def prepare_step(self, task: ActivityTask, outcome: ActivityOutcome) -> PendingStep[ActivityStep] | None:
-        """Advance a cached run past a final activity outcome, before it is recorded.
-
-        The activity worker hands the result to :meth:`Store.finish_activity`,
-        which commits the outcome and these commands together, or, if the run
-        moved meanwhile, records the outcome alone. Returns None when the run
-        is not cached here, is being processed, or no workflow slot is free.
-        """
-        engine = self._engine
-        run_id = task.run_id
-        if not outcome.final or engine.draining or self._suspects or run_id in self.processing:
-            return None
-        if self._limit.available_tokens < 1 or run_id not in engine.cache:
-            return None
-        began = time.time_ns()
-        instance = engine.cache.take(run_id)
-        assert instance is not None
-        expected = instance.last_seq
-        event = outcome.event(seq=expected + 1, at=engine.store.now(), scheduled=task.seq, attempt=task.attempt)
-        ahead = await self._run_ahead(instance, event)
-        if ahead is None:
-            return None
-        commands, take, reserved, slot = ahead
-        return PendingStep(ActivityStep(run_id, expected, event, commands, take), instance, reserved, slot, began)
-
-    async def prepare_start(
-        self, definition: Workflow[..., Any], request: StartRequest
-    ) -> PendingStep[StartStep] | None:
-        """Run a new run's first workflow task before the start is stored.
-
-        :meth:`Store.start` stores the commands with the run (see
-        :class:`StartStep`). Returns None when no workflow slot is free.
-        """
-        engine = self._engine
-        if engine.draining or self._suspects or self._limit.available_tokens < 1:
-            return None
-        began = time.time_ns()
-        run_id = str(uuid.uuid4())
-        instance = WorkflowInstance(definition, run_id, engine.codec)
-        started = ev.WorkflowStarted(seq=1, at=engine.store.now(), workflow=request.workflow,
-                                     workflow_id=request.workflow_id, input=request.input,
-                                     headers=request.headers)
-        ahead = await self._run_ahead(instance, started)
-        if ahead is None:
-            return None
-        commands, take, reserved, slot = ahead
-        return PendingStep(StartStep(run_id, started, commands, take), instance, reserved, slot, began)
-
-    async def _run_ahead(
-        self, instance: WorkflowInstance, event: ev.Event
-    ) -> tuple[list[ev.Event], ActivityTake | None, list[tuple[ActivityWorker, list[object]]], object] | None:
-        """Feed ``event`` to ``instance`` in a workflow slot held until :meth:`finish_step`.
-
-        Returns the commands, the activity slots reserved for them and the
-        held slot; None (the slot given back, the instance dropped) if the
-        code raised: the workflow task will meet that again and deal with it.
-        """
-        slot = object()
-        self._limit.acquire_on_behalf_of_nowait(slot)
-        self.processing.add(instance.run_id)
-        try:
-            commands = (await self._engine.steps.run(instance.run_id, lambda: activate(instance, [event]))).unwrap()
-        except BaseException as exc:
-            if not isinstance(exc, WorkflowDeadlockError):
-                instance.close()
-            self._release(instance.run_id, slot)
-            if not isinstance(exc, Exception):
-                raise
-            return None
-        take, reserved = self._reserve(commands)
-        return commands, take, reserved, slot
-
-    def finish_step(self, pending: PendingStep[Any], recorded: bool) -> None:
-        """Keep the run's new state if the store committed the step; forget it otherwise."""
-        step, instance = pending.step, pending.instance
-        try:
-            if recorded and step.stepped:
-                instance.committed(step.last_seq)
-                self._engine.telemetry.workflow_task(instance, pending.began, step.commands)
-                if instance.finished:
-                    instance.close()
-                else:
-                    self._engine.cache.put(instance)
-                self._start_taken(step.take, pending.reserved)
-                self._after_commit(step.run_id, step.commands,
-                                   taken=len(step.take.taken) if step.take else 0,
-                                   relatives=instance.has_relatives)
-            else:
-                instance.close()  # it saw an outcome that was not committed as its input
-        finally:
-            for worker, tokens in pending.reserved:
-                worker.unreserve(tokens)
-            self._release(step.run_id, pending.slot)
-
-    def _release(self, run_id: str, slot: object) -> None:
+    def release(self, run_id: str, slot: object) -> None:
+        """Give back a workflow slot held for ``run_id`` (processed again at once if it was claimed meanwhile)."""
         if run_id in self._claimed_again:
             self._claimed_again.discard(run_id)
             if not self._engine.draining:
                 self._engine.spawn(self._process_and_release, run_id, slot)  # same slot, still processing
                 return
         self.processing.discard(run_id)
-        self._limit.release_on_behalf_of(slot)
-        if self._limit.available_tokens == 1:
+        self.limit.release_on_behalf_of(slot)
+        if self.limit.available_tokens == 1:
             self._engine.wake_workflows.set()  # the loop may be waiting for a slot
 
     async def _alone(self, run_id: str) -> None:
@@ -318,7 +204,7 @@ class WorkflowWorker:
         down forever.
         """
         engine = self._engine
-        self._suspects.add(run_id)
+        self.suspects.add(run_id)
         if attempts < engine.max_workflow_task_attempts:
             return False
         message = f"workers died {attempts} times while running this workflow task"
@@ -355,45 +241,14 @@ class WorkflowWorker:
             engine.notify_closed(run_id)
         engine.wake_timers.set()
 
-    def _reserve(
-        self, commands: list[ev.Event]
-    ) -> tuple[ActivityTake | None, list[tuple[ActivityWorker, list[object]]]]:
-        """Slots for the hosted activities these commands schedule (the same-process fast path)."""
-        engine = self._engine
-        wanted: dict[str, int] = {}
-        for cmd in commands:
-            if isinstance(cmd, ev.ActivityScheduled) and cmd.activity in engine.activities:
-                queue = cmd.options.get("task_queue", "default")
-                wanted[queue] = wanted.get(queue, 0) + 1
-        if not wanted:
-            return None, []
-        reserved: list[tuple[ActivityWorker, list[object]]] = []
-        slots: dict[str, int] = {}
-        for worker in engine.activity_workers:
-            if worker.queue in wanted:
-                tokens = worker.reserve(wanted[worker.queue])
-                if tokens:
-                    reserved.append((worker, tokens))
-                    slots[worker.queue] = len(tokens)
-        if not slots:
-            return None, reserved
-        return ActivityTake(engine.worker_id, engine.lease, frozenset(engine.activities), slots), reserved
-
-    @staticmethod
-    def _start_taken(take: ActivityTake | None, reserved: list[tuple[ActivityWorker, list[object]]]) -> None:
-        if take is None:
-            return
-        tokens_of = {worker.queue: (worker, tokens) for worker, tokens in reserved}
-        for task in take.taken:
-            worker, tokens = tokens_of[task.queue]
-            worker.start_taken(task, tokens)
-
-    def _after_commit(
+    def after_commit(
         self, run_id: str, commands: Sequence[ev.Event], *, taken: int, relatives: bool
     ) -> None:
         engine = self._engine
         engine.feeds.notify(run_id)
         scheduled = sum(1 for cmd in commands if type(cmd) is ev.ActivityScheduled)
+        if scheduled > taken:  # some may be for activities no running engine hosts
+            engine.hosting.scheduled(run_id, commands)
         for cmd in commands:
             kind: Any = type(cmd)
             if kind is ev.ActivityScheduled:

@@ -65,32 +65,36 @@ register_url_convertor("retold_id", _IdConvertor())
 
 
 class _Api:
-    """The handlers, bound to one engine and the app's settings."""
+    """The handlers, bound to one client and the app's settings."""
 
-    def __init__(self, engine: retold.Engine, max_body_size: int, keepalive: float, auth: bool) -> None:
-        self.engine = engine
+    def __init__(
+        self, client: retold.Client, activities: dict[str, retold.Activity[..., Any]] | None,
+        max_body_size: int, keepalive: float, auth: bool,
+    ) -> None:
+        self.client = client
+        self.activities = activities
         self.max_body_size = max_body_size
         self.keepalive = keepalive
-        self.openapi = orjson.dumps(openapi_document(engine.workflows, auth=auth, max_body_size=max_body_size))
+        self.openapi = orjson.dumps(openapi_document(client.workflows, auth=auth, max_body_size=max_body_size))
         self.starting: set[str] = set()  # idempotency keys whose first request is still running
 
     async def openapi_json(self, request: Request) -> Response:
         return Response(self.openapi, media_type="application/json")
 
     async def workflows(self, request: Request) -> Response:
-        return JSONResponse(describe_registry(self.engine))
+        return JSONResponse(describe_registry(self.client.workflows, self.activities))
 
     async def describe(self, ident: str) -> dict[str, Any]:
-        handle = self.engine.get_handle(ident)
+        handle = self.client.get_handle(ident)
         description = await handle.describe()
         out = {f: getattr(description, f) for f in description.__dataclass_fields__}
-        if description.status == "completed" and isinstance(self.engine.codec, retold.JsonCodec):
-            out["result"] = await self.engine.get_handle(description.run_id).result()
+        if description.status == "completed" and isinstance(self.client.codec, retold.JsonCodec):
+            out["result"] = await self.client.get_handle(description.run_id).result()
         return out
 
     async def start(self, request: Request) -> Response:
         name = request.path_params["name"]
-        if name not in self.engine.workflows:
+        if name not in self.client.workflows:
             raise retold.NotRegisteredError("workflow", name)
         key = idempotency_key(request)
         body = expect_object(await read_json(request, self.max_body_size), {"args": (list,), "id": (str,)})
@@ -98,7 +102,7 @@ class _Api:
         if workflow_id == "":
             raise ProblemError(422, "field 'id' must not be empty")
         if key is None:
-            run = await self.engine.start_by_name(name, body.get("args", []), id=workflow_id)
+            run = await self.client.start_by_name(name, body.get("args", []), id=workflow_id)
             return await self._started(request, run)
         if key in self.starting:  # checked and taken with no await in between
             raise ProblemError(409, f"a request with Idempotency-Key {key!r} is still being processed; retry later",
@@ -109,7 +113,7 @@ class _Api:
             # is derived from the key, so that every retry names the same run.
             expected = workflow_id or "key-" + hashlib.sha256(key.encode()).hexdigest()[:32]
             try:
-                run = await self.engine.start_by_name(name, body.get("args", []), id=expected, idempotency_key=key)
+                run = await self.client.start_by_name(name, body.get("args", []), id=expected, idempotency_key=key)
             except retold.IdempotencyError as exc:
                 raise ProblemError(422, f"Idempotency-Key {key!r} was used with another request: {exc}",
                                    error="IdempotencyError") from None
@@ -133,7 +137,7 @@ class _Api:
             raise ProblemError(400, f"status must be one of {', '.join(STATUSES)}, not {status!r}")
         limit = int_param(request, "limit", 50, 1, 1000)
         offset = int_param(request, "offset", 0, 0, 2**62)
-        runs = await self.engine.list_runs(
+        runs = await self.client.list_runs(
             status=status, workflow=text_param(request, "workflow"), limit=limit, offset=offset,
             id_prefix=text_param(request, "id_prefix"), started_after=time_param(request, "started_after"),
             started_before=time_param(request, "started_before"),
@@ -148,7 +152,7 @@ class _Api:
     async def signal(self, request: Request) -> Response:
         ident, name = path_id(request), path_name(request, "signal name")
         body = expect_object(await read_json(request, self.max_body_size), {"value": ()})
-        handle = self.engine.get_handle(ident)
+        handle = self.client.get_handle(ident)
         await handle.signal(name, body.get("value"))
         return JSONResponse({"workflow_id": handle.workflow_id}, status_code=202)
 
@@ -160,7 +164,7 @@ class _Api:
             args = parse_body_json(raw, "args (a JSON array)")
             if not isinstance(args, list):
                 raise ProblemError(400, "args must be a JSON array")
-        handle = self.engine.get_handle(ident)
+        handle = self.client.get_handle(ident)
         result = await handle.query(name, *args)
         try:
             return Response(orjson.dumps({"result": result}), media_type="application/json")
@@ -170,14 +174,14 @@ class _Api:
     async def cancel(self, request: Request) -> Response:
         ident = path_id(request)
         body = expect_object(await read_json(request, self.max_body_size), {"reason": (str,)})
-        handle = self.engine.get_handle(ident)
+        handle = self.client.get_handle(ident)
         await handle.cancel(body.get("reason", ""))
         return JSONResponse({"workflow_id": handle.workflow_id}, status_code=202)
 
     async def terminate(self, request: Request) -> Response:
         ident = path_id(request)
         body = expect_object(await read_json(request, self.max_body_size), {"reason": (str,)})
-        handle = self.engine.get_handle(ident)
+        handle = self.client.get_handle(ident)
         await handle.terminate(body.get("reason", ""))
         return JSONResponse(await self.describe(ident))
 
@@ -195,12 +199,12 @@ class _Api:
         workflow = body.get("workflow")
         if workflow is not None:
             workflow = checked_text("workflow", workflow, "field 'workflow'", status=422)
-        report = await self.engine.purge(older_than, statuses=statuses, workflow=workflow,
+        report = await self.client.purge(older_than, statuses=statuses, workflow=workflow,
                                          dry_run=bool(body.get("dry_run", False)))
         return JSONResponse(report.as_dict())
 
     async def history(self, request: Request) -> Response:
-        history = await self.engine.get_handle(path_id(request)).history()
+        history = await self.client.get_handle(path_id(request)).history()
         return Response(history.to_json(), media_type="application/json")
 
     async def events(self, request: Request) -> Response:
@@ -208,33 +212,36 @@ class _Api:
         after = event_id_header(request)
         if after is None:
             after = int_param(request, "after", 0, 0, MAX_EVENT_ID)
-        description = await self.engine.get_handle(ident).describe()
+        description = await self.client.get_handle(ident).describe()
         if not description.open and after >= description.event_count:
             return Response(status_code=204)  # tells EventSource not to reconnect
         if request.method == "HEAD":  # the headers a GET would have, without following the run
             return Response(media_type="text/event-stream", headers={"Cache-Control": "no-store"})
-        stream = self.engine.get_handle(description.run_id).watch(after_seq=after)
+        stream = self.client.get_handle(description.run_id).watch(after_seq=after)
         return EventStreamResponse(stream, self.keepalive)
 
 
 def create_app(
-    engine: retold.Engine,
+    client: retold.Client | retold.Engine,
     *,
     tokens: Sequence[str] | None = None,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     keepalive: float = 15.0,
     dashboard: bool = False,
 ) -> Starlette:
-    """The retold HTTP API as an ASGI app, for an engine the host opens.
+    """The retold HTTP API as an ASGI app, for a client (or an engine) the host opens.
 
     Mount it in a Starlette or FastAPI app (``app.mount("/retold",
-    create_app(engine))``) and open the engine in the host's lifespan, or run
-    it with ``retold serve``. Every route goes through the engine's client
-    API; the routes are described by ``GET /openapi.json``.
+    create_app(client))``) and open the client in the host's lifespan, or run
+    it with ``retold serve``. Every route goes through the client API; the
+    routes are described by ``GET /openapi.json``.
 
     Args:
-        engine: the engine whose runs it serves; it starts workflows by the
-            names this engine hosts.
+        client: the :class:`~retold.Client` whose runs it serves; it starts
+            workflows by the names this client knows, and ``GET /workflows``
+            lists them with the activities their code calls. An
+            :class:`~retold.Engine` serves through its own client, and
+            ``GET /workflows`` lists the activities it runs.
         tokens: if given, every request but ``GET /openapi.json`` needs
             ``Authorization: Bearer <one of them>``.
         max_body_size: request bodies over this many bytes are refused (413)
@@ -254,7 +261,12 @@ def create_app(
         raise retold.ConfigurationError("create_app keepalive must be positive")
     if tokens is not None and (isinstance(tokens, str) or not tokens or not all(tokens)):
         raise retold.ConfigurationError("create_app tokens must be a list of at least one token, and no empty ones")
-    api = _Api(engine, max_body_size, keepalive, auth=tokens is not None)
+    if isinstance(client, retold.Engine):
+        api = _Api(client.client, client.activities, max_body_size, keepalive, auth=tokens is not None)
+    elif isinstance(client, retold.Client):
+        api = _Api(client, None, max_body_size, keepalive, auth=tokens is not None)
+    else:
+        raise retold.ConfigurationError(f"create_app takes a retold.Client or retold.Engine, got {client!r}")
     routes = [
         Route("/openapi.json", api.openapi_json, methods=["GET"]),
         Route("/workflows", api.workflows, methods=["GET"]),

@@ -1,4 +1,4 @@
-"""``GET /workflows``: what an engine hosts, as JSON."""
+"""``GET /workflows``: the workflows an app starts (and the activities its engine runs), as JSON."""
 
 from __future__ import annotations
 
@@ -154,18 +154,29 @@ def referenced(fn: Any) -> list[Any]:
     return found
 
 
-def describe_registry(engine: retold.Engine) -> dict[str, Any]:
-    """Workflows (with the activities and child workflows their code names) and activities."""
-    activities = {a.name: a for a in engine.activities.values()}
+def describe_registry(
+    known: Mapping[str, retold.Workflow[..., Any]], hosted: Mapping[str, retold.Activity[..., Any]] | None
+) -> dict[str, Any]:
+    """Workflows (with the activities and child workflows their code names) and activities.
+
+    Args:
+        known: the workflows the app starts, by name.
+        hosted: the activities the app's engine runs; None (a client's app,
+            which runs none): those the workflows' code names.
+    """
+    references = {wf.name: referenced(wf.fn) for wf in known.values()}
+    if hosted is None:
+        hosted = {r.name: r for refs in references.values() for r in refs if isinstance(r, retold.Activity)}
+    activities = {a.name: a for a in hosted.values()}
     workflows = []
-    for wf in sorted(engine.workflows.values(), key=lambda w: w.name):
-        refs = referenced(wf.fn)
+    for wf in sorted(known.values(), key=lambda w: w.name):
+        refs = references[wf.name]
         workflows.append({
             "name": wf.name,
             "description": _summary(wf.fn),
             **_signature(wf.fn),
             "activities": sorted({r.name for r in refs if isinstance(r, retold.Activity) and r.name in activities}),
-            "children": sorted({r.name for r in refs if isinstance(r, retold.Workflow) and r.name in engine.workflows}),
+            "children": sorted({r.name for r in refs if isinstance(r, retold.Workflow) and r.name in known}),
             "args_schema": args_schema(wf.fn),
         })
     return {

@@ -19,6 +19,34 @@ MAX_AGE = 10**12
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 
+_TIME = {"type": "string", "format": "date-time"}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _object(**properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+# RunDescription.pending (retold.PendingWork), as orjson writes it.
+_PENDING_WORK = _object(
+    activities={"type": "array", "items": _object(
+        seq={"type": "integer"}, activity={"type": "string"}, queue={"type": "string"},
+        attempt={"type": "integer"}, max_attempts={"type": ["integer", "null"]}, scheduled_at=_TIME,
+        started_at=_NULLABLE_TIME, next_retry_at=_NULLABLE_TIME, last_failure={"type": ["string", "null"]},
+        worker={"type": ["string", "null"], "description": "The engine holding its lease, while an attempt runs."},
+        hosted={"type": "boolean", "description": "False: no running engine hosts it on its queue."},
+    )},
+    timers={"type": "array", "items": _object(seq={"type": "integer"}, fire_at=_TIME)},
+    children={"type": "array", "items": _object(
+        seq={"type": ["integer", "null"]}, workflow={"type": "string"}, workflow_id={"type": "string"},
+        run_id={"type": "string"})},
+    signals={"type": "array", "items": _object(
+        name={"type": "string"}, seq={"type": ["integer", "null"]}, received_at=_NULLABLE_TIME)},
+    waiting_for={"type": "array", "items": {"type": "string"}, "description": (
+        "One line per thing the run waits for, e.g. \"waiting for activity 'charge' on queue 'default': "
+        "no running worker hosts it\".")},
+)
+
 
 def _problems(*codes: int) -> dict[str, Any]:
     return {str(code): _PROBLEM for code in codes}
@@ -143,8 +171,11 @@ def _schemas() -> dict[str, Any]:
                 "blocked": {"anyOf": [_ref("WorkflowTaskFailure"), {"type": "null"}],
                             "description": "Why the run is blocked (status blocked), else null."},
                 "result": {"description": "The result of a completed run (JSON codec only)."},
+                "pending": {"anyOf": [_ref("PendingWork"), {"type": "null"}], "description": (
+                    "What a running run waits for (empty once it finished); null in lists of runs.")},
             },
         },
+        "PendingWork": _PENDING_WORK,
         "RunList": {
             "type": "object", "required": ["runs", "next"],
             "properties": {

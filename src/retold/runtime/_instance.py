@@ -25,8 +25,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..authoring._decorators import Workflow
-from ..authoring._runtime import ContinueAsNew, WorkflowInfo
+from ..authoring import ContinueAsNew, Workflow, WorkflowInfo
 from ..errors import (
     TERMINATED_TYPE,
     ActivityError,

@@ -16,8 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ..authoring._decorators import Activity, Workflow
-from ..authoring._options import ActivityOptions
+from ..authoring import Activity, ActivityOptions, Workflow
 from ..errors import ApplicationError, PayloadError, QueryError, RetoldError
 from ..history import events as ev
 from ..history.codec import Codec

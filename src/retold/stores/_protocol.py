@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, final
 
 from ..history import events as ev
 from ..history.events import Event
+from ._pending import Hosting, LiveWorker, RunWork
 from ._purge import PurgeReport
 
 if TYPE_CHECKING:
@@ -187,9 +188,33 @@ class Store(Protocol):
         ...
 
     async def register_worker(
-        self, worker_id: str, host: str, pid: int, process_start: str
+        self, worker_id: str, host: str, pid: int, process_start: str, *,
+        hosting: Hosting | None = None, ttl: float = 15.0,
     ) -> list[tuple[str, int, str]]:
-        """Record this engine; return the other engines on ``host`` as (worker_id, pid, process_start)."""
+        """Record this engine; return the other engines on ``host`` as (worker_id, pid, process_start).
+
+        Also records what the engine hosts (``hosting``), and that it counts
+        as running for ``ttl`` seconds of the lease clock: engines register
+        again every third of their lease, so one that stops doing so (its
+        process died on another machine) drops out of :meth:`live_workers`.
+        """
+        ...
+
+    async def live_workers(self) -> list[LiveWorker]:
+        """The engines whose latest registration has not run out, with what each hosts."""
+        ...
+
+    async def pending_work(self, run_id: str) -> RunWork:
+        """What run ``run_id`` waits for, read at one instant.
+
+        Its activity tasks (with the live lease holder and when its attempt
+        started), timers, running children, the signals it has not processed
+        (``SignalReceived`` after its last command, then its inbox's, in
+        order) and its workflow task.
+
+        Raises:
+            RunNotFoundError: no run with that id.
+        """
         ...
 
     async def reap_worker(self, worker_id: str) -> int:

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import cloudpickle
 
-from ..authoring._decorators import Workflow
+from ..authoring import Workflow
 from ..errors import ConfigurationError
 from ..history.codec import Codec, JsonCodec, PickleCodec
 from ..history.export import History

@@ -13,11 +13,11 @@ from typing import Any, ParamSpec, Self, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
-from ..authoring._decorators import Activity, AsyncActivity, SyncActivity, Workflow
+from .. import Engine
+from ..authoring import Activity, AsyncActivity, SyncActivity, Workflow
 from ..client import RunHandle
-from ..engine._engine import Engine
 from ..errors import ConfigurationError
-from ..runtime import _guard
+from ..runtime import strict_guard
 
 __all__ = ["WorkflowEnvironment"]
 
@@ -127,7 +127,7 @@ class WorkflowEnvironment:
     async def __aenter__(self) -> Self:
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(self.engine)
-            stack.enter_context(_guard.strict(self.strict))
+            stack.enter_context(strict_guard(self.strict))
             group: TaskGroup = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(group.cancel_scope.cancel)
             group.start_soon(self._skipper)
@@ -194,7 +194,7 @@ class WorkflowEnvironment:
     async def _skipper(self) -> None:
         while True:
             await anyio.sleep(0.002)
-            if not self.auto_skip or self._sleepers or not self.engine._closed_waiters:
+            if not self.auto_skip or self._sleepers or not self.engine.client.waiting:
                 continue
             busy, due = await self.engine.store.quiescence()
             if not busy and due is not None:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._extras import missing_extra
-from ..authoring._decorators import Activity, Workflow
+from ..authoring import Activity, Workflow
 from ..history.codec import Codec
 from ._crossproc import CrossProcessReplayer
 from ._simulate import ActivityImpl, NondeterminismFound, Scenario, check_scenario

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, final
 
-from ..authoring._decorators import Workflow
+from ..authoring import Workflow
 from ..errors import HistoryFormatError, NotRegisteredError, RetoldError
 from ..history.codec import Codec, JsonCodec
 from ..history.events import Event
 from ..history.export import History
-from ..runtime import _guard
-from ..runtime._replay import replay as replay_run
+from ..runtime import install_guard, strict_guard
+from ..runtime import replay as replay_run
 
 __all__ = ["ReplayFailedError", "ReplayOutcome", "ReplayResult", "Replayer", "history_files", "load_history", "replay"]
 
@@ -93,8 +93,8 @@ def replay(
         HistoryFormatError: ``history`` is not a valid history.
     """
     loaded = load_history(history)
-    _guard.install()
-    with _guard.strict(strict):
+    install_guard()
+    with strict_guard(strict):
         instance, completion = replay_run(workflow, loaded.run_id or "replay", codec or JsonCodec(), list(loaded),
                                           replay_only=True)
     try:

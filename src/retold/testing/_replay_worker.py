@@ -10,8 +10,7 @@ import cloudpickle
 
 from ..errors import RetoldError
 from ..history.export import History
-from ..runtime import _guard
-from ..runtime._replay import replay
+from ..runtime import install_guard, replay, strict_guard
 from ._crossproc import _receive, _send
 from ._simulate import _ask
 
@@ -28,18 +27,18 @@ def main() -> None:
     workflow: Any = importlib.import_module(module_name)
     for part in qualname.split("."):
         workflow = getattr(workflow, part)
-    _guard.install()
+    install_guard()
     while True:
         try:
             history_json, queries = _receive(stdin)
         except EOFError:
             return
         history = History.from_json(history_json)
-        with _guard.strict(True):
+        with strict_guard(True):
             instance, completion = replay(workflow, history.run_id, codec, list(history), replay_only=True)
         reply: tuple[bool, Any]
         try:
-            with _guard.strict(True):
+            with strict_guard(True):
                 extra = completion.unwrap()
                 if extra:
                     reply = (False, "the code asked for more: " + ", ".join(e.describe() for e in extra))

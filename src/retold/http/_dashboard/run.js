@@ -5,7 +5,8 @@ import {badge, formatDuration, formatTime, h, pretty, runLink} from "./dom.js";
 import {follow} from "./sse.js";
 import {buildTimeline, renderTimeline} from "./timeline.js";
 
-const FINAL = new Set(["WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled", "WorkflowContinuedAsNew"]);
+const FINAL = new Set(["WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled", "WorkflowContinuedAsNew",
+  "WorkflowTerminated"]);
 // Fields every event has, or that the history table shows apart.
 const COMMON = new Set(["seq", "at", "type"]);
 
@@ -78,7 +79,8 @@ export async function runPage(view, {id}, {onAuthError}) {
     // Fields later versions of the API add (the blocked reason, pending work) are shown as they come.
     const known = new Set(["workflow_id", "run_id", "workflow", "status", "started_at", "closed_at", "event_count",
       "failure", "parent_run_id", "next_run_id", "result"]);
-    const more = Object.entries(run).filter(([k, v]) => !known.has(k) && v !== null && v !== undefined);
+    const more = Object.entries(run).filter(([k, v]) => !known.has(k) && v !== null && v !== undefined
+      && !(k === "pending" && !v.waiting_for?.length));  // a finished run waits for nothing
     extra.replaceChildren(...more.map(([k, v]) => h("section", {class: `extra extra-${k}`},
       h("h2", {}, k.replaceAll("_", " ")), h("pre", {class: "json"}, pretty(v)))));
   }
@@ -96,6 +98,8 @@ export async function runPage(view, {id}, {onAuthError}) {
     if (outcome?.type === "WorkflowCancelled") parts.push(h("section", {id: "cancelled"}, h("h2", {}, "Cancelled"),
       h("p", {}, events.filter((e) => e.type === "CancelRequested").map((e) => e.reason).filter(Boolean)
         .join("; ") || "No reason given.")));
+    if (outcome?.type === "WorkflowTerminated") parts.push(h("section", {id: "terminated"}, h("h2", {}, "Terminated"),
+      h("p", {}, outcome.reason || "No reason given.")));
     if (outcome?.type === "WorkflowContinuedAsNew") parts.push(h("section", {}, h("h2", {}, "Continued as new"),
       h("a", {href: runLink(outcome.new_run_id)}, outcome.new_run_id), payloadOf(outcome, "input")));
     io.replaceChildren(...parts);
@@ -109,7 +113,7 @@ export async function runPage(view, {id}, {onAuthError}) {
   }
 
   function renderActions() {
-    const open = run.status === "running";
+    const open = !run.closed_at;  // running or blocked: it still takes signals and a cancel
     const result = h("div", {id: "action-result", role: "status"});
     const show = (ok, text) => {
       result.className = ok ? "ok" : "error";
@@ -194,6 +198,8 @@ export async function runPage(view, {id}, {onAuthError}) {
   renderEvents([]);
   stream = follow(run.run_id, {
     onEvent,
+    // The run became blocked, or no longer is: its status and the reason, shown as the API gives them.
+    onStatus: (data) => { run = {...run, ...data}; renderHeader(); },
     done: () => events.some((e) => FINAL.has(e.type)),
     onState: (state) => {
       if (state instanceof AuthError) { onAuthError(); return; }

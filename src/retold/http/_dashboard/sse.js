@@ -35,9 +35,9 @@ async function* messages(body) {
  * Follow a run's events from event number `after`: onEvent(event) for each, in order, once each.
  * Reconnects with Last-Event-ID when the connection drops; stops once `done()` says the run's final
  * event has come (or the server answers 204), on stop(), or on an error other than a dropped connection.
- * onState(state) reports "live", "reconnecting", "ended", or an Error.
+ * onState(state) reports "live", "reconnecting", "ended", or an Error; onStatus(data) gets status messages.
  */
-export function follow(id, {after = 0, onEvent, onState, done = () => false}) {
+export function follow(id, {after = 0, onEvent, onState, onStatus, done = () => false}) {
   const controller = new AbortController();
   let last = after;
   let stopped = false;
@@ -56,6 +56,11 @@ export function follow(id, {after = 0, onEvent, onState, done = () => false}) {
         if (!response.ok) throw new Error(`the event stream answered ${response.status}`);
         onState("live");
         for await (const message of messages(response.body)) {
+          // A message without an id is not an event: a "status" message (the run is blocked, or no longer is).
+          if (message.id === null) {
+            if (message.event === "status" && onStatus) onStatus(JSON.parse(message.data));
+            continue;
+          }
           const event = JSON.parse(message.data);
           last = event.seq;
           delay = 500;

@@ -6,7 +6,7 @@ const CLOSES_ACTIVITY = {ActivityCompleted: "completed", ActivityFailed: "failed
   ActivityCancelRequested: "cancelled"};
 const CLOSES_CHILD = {ChildWorkflowCompleted: "completed", ChildWorkflowFailed: "failed"};
 const CLOSES_RUN = {WorkflowCompleted: "completed", WorkflowFailed: "failed", WorkflowCancelled: "cancelled",
-  WorkflowContinuedAsNew: "continued"};
+  WorkflowContinuedAsNew: "continued", WorkflowTerminated: "terminated"};
 
 /**
  * The chart's rows from a history: [{kind, label, start, end, status, attempts, seq, marks}], times in

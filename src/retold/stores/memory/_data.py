@@ -114,7 +114,7 @@ class ActTask:
     """An activity task."""
 
     __slots__ = ("activity", "attempt", "deadline", "expires", "id", "input", "last_failure", "options", "owner",
-                 "queue", "run_id", "scheduled_at", "seq", "visible_at", "workflow_id")
+                 "queue", "run_id", "scheduled_at", "seq", "started_at", "visible_at", "workflow_id")
 
     def __init__(self, task_id: int, run_id: str, workflow_id: str, seq: int, activity: str, queue: str,
                  payload: bytes, options: bytes, scheduled_at: float, deadline: float | None) -> None:
@@ -127,6 +127,7 @@ class ActTask:
         self.owner: str | None = None
         self.expires: float | None = None
         self.last_failure: bytes | None = None
+        self.started_at: float | None = None  # when the attempt holding the lease started
 
 
 def json_copy(value: Any) -> bytes:

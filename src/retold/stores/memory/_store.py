@@ -15,12 +15,13 @@ import orjson
 
 from ...errors import RunNotFoundError, StoreError
 from ...history import events as ev
+from .._pending import Hosting, LiveWorker, RunWork
 from .._plan import Tx, WorkflowEntry
 from .._protocol import ActivityTask, RunRecord
 from .._purge import PurgeReport
-from . import _purge
+from . import _pending, _purge
 from ._data import ActTask, Journal, Run, WfTask
-from ._tx import ACTIVITY, WORKFLOW, MemoryTx
+from ._tx import ACTIVITY, LEASE_HORIZON, WORKFLOW, MemoryTx
 
 __all__ = ["MemoryStore"]
 
@@ -69,6 +70,7 @@ class MemoryStore:
         self.timers: dict[str, dict[int, float]] = {}  # run id -> {seq: fire_at}
         self.inbox: dict[str, list[tuple[int, ev.Event]]] = {}
         self.workers: dict[str, tuple[str, int, str]] = {}  # worker id -> (host, pid, process_start)
+        self.hosting: dict[str, tuple[Hosting, float]] = {}  # worker id -> (what it hosts, alive until)
         self.next_task_id = 1
         self.next_inbox_id = 1
 
@@ -201,6 +203,7 @@ class MemoryStore:
                     tx.j.set(task, "attempt", task.attempt + 1)
                 tx.j.set(task, "owner", owner)
                 tx.j.set(task, "expires", expires)
+                tx.j.set(task, "started_at", now)
                 claimed.append(ActivityTask(
                     id=task.id, run_id=task.run_id, workflow_id=task.workflow_id, seq=task.seq,
                     activity=task.activity, queue=task.queue, input=task.input,
@@ -238,22 +241,33 @@ class MemoryStore:
             await self._act(renew)
 
     async def register_worker(
-        self, worker_id: str, host: str, pid: int, process_start: str
+        self, worker_id: str, host: str, pid: int, process_start: str, *,
+        hosting: Hosting | None = None, ttl: float = 15.0,
     ) -> list[tuple[str, int, str]]:
-        """Record this engine; return the other engines on ``host``."""
+        """Record this engine and what it hosts; return the other engines on ``host``."""
 
         def register(tx: MemoryTx) -> list[tuple[str, int, str]]:
             tx.j.pop(self.workers, worker_id)
             tx.j.put(self.workers, worker_id, (host, pid, process_start))
+            tx.j.put(self.hosting, worker_id, (hosting or Hosting(), tx.lease_now() + ttl))
             return [(w, p, s) for w, (h, p, s) in self.workers.items() if h == host and w != worker_id]
 
         return await self._act(register)
+
+    async def live_workers(self) -> list[LiveWorker]:
+        """The engines whose registration has not run out (by the lease clock), with what they host."""
+        await anyio.lowlevel.checkpoint()
+        with self._locked():
+            lease_now = self.lease_now()
+            return [LiveWorker(w, hosting) for w, (hosting, until) in sorted(self.hosting.items())
+                    if lease_now <= until <= lease_now + LEASE_HORIZON]
 
     async def reap_worker(self, worker_id: str) -> int:
         """Forget a dead engine and end its leases now, as if they had run out (its attempts count)."""
 
         def reap(tx: MemoryTx) -> int:
             tx.j.pop(self.workers, worker_id)
+            tx.j.pop(self.hosting, worker_id)
             ended = tx.lease_now() - 1.0
             freed = 0
             for rows, kind in ((self.wfts.values(), WORKFLOW), (self.tasks.values(), ACTIVITY)):
@@ -271,7 +285,12 @@ class MemoryStore:
 
     async def unregister_worker(self, worker_id: str) -> None:
         """Forget this engine."""
-        await self._act(lambda tx: tx.j.pop(self.workers, worker_id))
+
+        def unregister(tx: MemoryTx) -> None:
+            tx.j.pop(self.workers, worker_id)
+            tx.j.pop(self.hosting, worker_id)
+
+        await self._act(unregister)
 
     async def release_leases(self, owner: str) -> None:
         """Hand back every task this owner holds."""
@@ -364,6 +383,12 @@ class MemoryStore:
         with self._locked():
             run = self._find(run_or_workflow_id)
             return run.record(self.wfts.get(run.run_id))
+
+    async def pending_work(self, run_id: str) -> RunWork:
+        """What the run ``run_id`` waits for: its tasks, timers, open children and unseen signals."""
+        await anyio.lowlevel.checkpoint()
+        with self._locked():
+            return _pending.read(self, run_id)
 
     async def list_runs(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0,

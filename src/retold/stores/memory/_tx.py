@@ -194,6 +194,7 @@ class MemoryTx:
                 j.set(task, "owner", None)
                 j.set(task, "expires", None)
                 j.set(task, "last_failure", json_copy(r.failure))
+                j.set(task, "started_at", None)
         for task_id in plan.drop_tasks:
             self.drop_task(task_id)
         for seq in plan.drop_activities:
@@ -286,6 +287,7 @@ class MemoryTx:
                            json_copy(new.options), now, new.deadline)
             if new.owner is not None:
                 task.owner, task.expires = new.owner, self.lease_now() + new.lease
+                task.started_at = now
                 leased.append((new.queue, task_id, new.seq))
             else:
                 j.kinds.add(ACTIVITY)

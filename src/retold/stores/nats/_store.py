@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...errors import ConfigurationError, StoreError
 from ...history.events import Event
+from .._pending import Hosting, LiveWorker, RunWork
 from .._plan import Plan, RunState, TaskState, Tx, WorkflowEntry
 from .._protocol import ActivityTask, RunRecord
 from .._purge import PurgeReport
@@ -168,12 +169,17 @@ class _View(MemoryStore):
         return result
 
     async def register_worker(
-        self, worker_id: str, host: str, pid: int, process_start: str
+        self, worker_id: str, host: str, pid: int, process_start: str,
+        hosting: Hosting | bytes | None = None, ttl: float = 15.0,
     ) -> list[tuple[str, int, str]]:
-        """As the memory store's, but writing nothing (no log message) when the record is already there."""
-        if self.workers.get(worker_id) == (host, pid, process_start):
-            return [(w, p, s) for w, (h, p, s) in self.workers.items() if h == host and w != worker_id]
-        return await super().register_worker(worker_id, host, pid, process_start)
+        """As the memory store's; ``hosting`` comes through the log as its JSON.
+
+        Every registration is recorded (a log message): it renews the
+        engine's liveness deadline, which the engines count it running by.
+        """
+        if isinstance(hosting, bytes):
+            hosting = Hosting.from_json(hosting)
+        return await super().register_worker(worker_id, host, pid, process_start, hosting=hosting, ttl=ttl)
 
     async def claim_workflow_tasks(
         self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None,
@@ -679,12 +685,24 @@ class NatsStore:
             await self._store_op("renew_workflow_leases", owner, list(run_ids), lease)
 
     async def register_worker(
-        self, worker_id: str, host: str, pid: int, process_start: str
+        self, worker_id: str, host: str, pid: int, process_start: str, *,
+        hosting: Hosting | None = None, ttl: float = 15.0,
     ) -> list[tuple[str, int, str]]:
-        """Record this engine; return the other engines on ``host``."""
-        others: list[tuple[str, int, str]] = await self._store_op("register_worker", worker_id, host, pid,
-                                                                  process_start)
+        """Record this engine and what it hosts; return the other engines on ``host``."""
+        others: list[tuple[str, int, str]] = await self._store_op(
+            "register_worker", worker_id, host, pid, process_start,
+            None if hosting is None else hosting.to_json(), ttl)
         return others
+
+    async def live_workers(self) -> list[LiveWorker]:
+        """The engines whose registration has not run out, with what they host."""
+        workers: list[LiveWorker] = await self._read("live_workers")
+        return workers
+
+    async def pending_work(self, run_id: str) -> RunWork:
+        """What the run waits for, as the store has it (see :meth:`Store.pending_work`)."""
+        work: RunWork = await self._read("pending_work", run_id)
+        return work
 
     async def reap_worker(self, worker_id: str) -> int:
         """Forget a dead engine and end its leases now (its attempts count)."""

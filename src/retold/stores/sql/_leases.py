@@ -9,9 +9,10 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .._pending import Hosting, LiveWorker
 from .._protocol import ActivityTask
 from . import _schema as t
-from ._statements import Statements
+from ._statements import LEASE_HORIZON, Statements
 from ._tx import ACTIVITY, WORKFLOW
 from ._writer import Writer
 
@@ -109,7 +110,7 @@ class Leases(Writer):
             ))
         if claimed:
             conn.execute(at.update().where(at.c.id.in_([c.id for c in claimed])).values(
-                lease_owner=owner, lease_expires=lease_now + lease))
+                lease_owner=owner, lease_expires=lease_now + lease, started_at=now))
         return claimed
 
     async def renew_leases(self, owner: str, task_ids: list[int], lease: float) -> set[int]:
@@ -137,20 +138,34 @@ class Leases(Writer):
         await self._run_lease_only(renew)
 
     async def register_worker(
-        self, worker_id: str, host: str, pid: int, process_start: str
+        self, worker_id: str, host: str, pid: int, process_start: str, *,
+        hosting: Hosting | None = None, ttl: float = 15.0,
     ) -> list[tuple[str, int, str]]:
-        """Record this engine; return the other engines on ``host``."""
+        """Record this engine, what it hosts and until when it counts as running; return the others on ``host``."""
 
         def register(conn: Connection) -> list[tuple[str, int, str]]:
             w = t.workers
             conn.execute(w.delete().where(w.c.worker_id == worker_id))
-            conn.execute(w.insert().values(worker_id=worker_id, host=host, pid=pid,
-                                           process_start=process_start, started_at=self._now(conn)))
+            conn.execute(w.insert().values(
+                worker_id=worker_id, host=host, pid=pid, process_start=process_start, started_at=self._now(conn),
+                hosting=(hosting or Hosting()).to_json(), alive_until=self._lease_now(conn) + ttl))
             rows = conn.execute(sa.select(w.c.worker_id, w.c.pid, w.c.process_start)
                                 .where(w.c.host == host, w.c.worker_id != worker_id)).all()
             return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]
 
         return await self._run_lease_only(register)
+
+    async def live_workers(self) -> list[LiveWorker]:
+        """The engines whose registration has not run out (by the lease clock), with what they host."""
+
+        def query(conn: Connection) -> list[LiveWorker]:
+            w, lease_now = t.workers, self._lease_now(conn)
+            rows = conn.execute(sa.select(w.c.worker_id, w.c.hosting).where(
+                w.c.alive_until >= lease_now, w.c.alive_until <= lease_now + LEASE_HORIZON,
+            ).order_by(w.c.worker_id)).all()
+            return [LiveWorker(str(r[0]), Hosting.from_json(r[1])) for r in rows]
+
+        return await self._read(query)
 
     async def reap_worker(self, worker_id: str) -> int:
         """Forget a dead engine and end its leases now, as if they had run out."""

@@ -81,8 +81,26 @@ def _blob(conn: Connection) -> str:
     return "BLOB" if conn.dialect.name == "sqlite" else "BYTEA"
 
 
+def _add_columns(conn: Connection, table: sa.Table, names: tuple[str, ...]) -> None:
+    """Add the columns ``table`` lacks (an earlier step may have created it whole)."""
+    present = {column["name"] for column in sa.inspect(conn).get_columns(table.name)}
+    for name in names:
+        if name in present:
+            continue
+        column = table.c[name]
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}")
+
+
+def _hosting_and_attempt_starts(conn: Connection) -> None:
+    """6 -> 7: what each engine hosts and until when it counts as running; when an attempt started."""
+    _add_columns(conn, t.workers, ("hosting", "alive_until"))
+    _add_columns(conn, t.activity_tasks, ("started_at",))
+
+
 UPGRADES: Mapping[int, Step] = {
     1: _add_workers, 2: _cluster_events, 3: _inbox_and_task_ids, 4: _index_closed_runs, 5: _task_failures,
+    6: _hosting_and_attempt_starts,
 }
 """``UPGRADES[v]`` takes a database from schema version ``v`` to ``v + 1``."""
 

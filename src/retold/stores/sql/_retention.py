@@ -94,7 +94,8 @@ def _candidates(conn: Connection, p: Pass) -> list[Any]:
         stmt = stmt.where(_r.c.workflow == p.workflow)
     if p.cursor is not None:
         at, run_id = p.cursor
-        stmt = stmt.where(sa.or_(_r.c.closed_at > at, sa.and_(_r.c.closed_at == at, _r.c.run_id > run_id)))
+        # Written so that the close-time index serves it (a bare OR made SQLite sort every old run).
+        stmt = stmt.where(_r.c.closed_at >= at, sa.or_(_r.c.closed_at > at, _r.c.run_id > run_id))
     stmt = stmt.order_by(_r.c.closed_at, _r.c.run_id).limit(p.size)
     if not p.dry_run:
         # Another purge (another engine) takes the rows it holds; SQLite ignores the clause.

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 __all__ = ["SCHEMA_VERSION", "metadata"]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 metadata = sa.MetaData()
 
@@ -95,6 +95,8 @@ activity_tasks = sa.Table(
     sa.Column("lease_owner", sa.String(64), nullable=True),
     sa.Column("lease_expires", sa.Float, nullable=True),
     sa.Column("last_failure", sa.LargeBinary, nullable=True),
+    # When the attempt holding the lease started (schema version 6).
+    sa.Column("started_at", sa.Float, nullable=True),
     sa.UniqueConstraint("run_id", "seq", name="retold_activity_tasks_run_seq"),
     sa.Index("retold_activity_tasks_ready", "queue", "visible_at"),
     # Ids are never reused (SQLite would reuse a deleted row's id without
@@ -134,4 +136,8 @@ workers = sa.Table(
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("process_start", sa.String(64), nullable=False),
     sa.Column("started_at", sa.Float, nullable=False),
+    # What the engine hosts (Hosting's JSON) and, on the lease clock, until
+    # when it counts as running unless it registers again (schema version 6).
+    sa.Column("hosting", sa.LargeBinary, nullable=True),
+    sa.Column("alive_until", sa.Float, nullable=True),
 )

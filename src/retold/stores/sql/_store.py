@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from ...errors import RunNotFoundError, SchemaError, StoreError
 from ...history import events as ev
+from .._pending import RunWork
 from .._plan import Tx
 from .._protocol import RunRecord
 from .._purge import PurgeReport
@@ -36,6 +37,7 @@ from . import _schema as t
 from ._dialect import dialect_for
 from ._leases import Leases
 from ._migrations import migrate
+from ._pending import read_pending
 from ._records import row_to_run
 from ._sqlite import boot_clock
 from ._statements import Statements
@@ -292,6 +294,10 @@ class SqlStore(Leases):
             return record if task is None else replace(record, task_failure=_failure(record, task.failure))
 
         return await self._read(query)
+
+    async def pending_work(self, run_id: str) -> RunWork:
+        """What the run ``run_id`` waits for: its tasks, timers, open children and unseen signals."""
+        return await self._read(read_pending, self, run_id)
 
     async def list_runs(
         self, *, status: str | None = None, workflow: str | None = None,

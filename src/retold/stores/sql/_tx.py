@@ -273,7 +273,7 @@ class SqlTx:
                 "scheduled_at": now, "deadline": task.deadline, "visible_at": now,
                 "lease_owner": task.owner,
                 "lease_expires": self.lease_now() + task.lease if task.owner is not None else None,
-                "last_failure": None,
+                "last_failure": None, "started_at": now if task.owner is not None else None,
             })
             if task.owner is not None:
                 leased.append((task.queue, task_id, task.seq))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
-from ...engine._runs import Runs
+from ...engine import Runs
 from ...history import events as ev
 from ...stores import StartRequest, Store
 

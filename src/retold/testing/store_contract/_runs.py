@@ -5,8 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from ...engine._machine import ActivityTake, StartStep
-from ...engine._runs import Runs
+from ...engine import ActivityTake, Runs, StartStep
 from ...errors import (
     ConflictError,
     IdempotencyError,
@@ -15,8 +14,7 @@ from ...errors import (
     StoreError,
 )
 from ...history import events as ev
-from ...stores import StartRequest, Store, Tx
-from ...stores._plan import NewActivity, NewRun, Plan, TaskChange
+from ...stores import NewActivity, NewRun, Plan, StartRequest, Store, TaskChange, Tx
 from ._common import ManualClock, StoreFactory, count_runs, history_types, names, schedule, start_run
 
 __all__ = [

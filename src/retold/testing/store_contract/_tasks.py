@@ -5,8 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from ...engine._machine import ActivityStep, ActivityTake
-from ...engine._runs import Runs
+from ...engine import ActivityStep, ActivityTake, Runs
 from ...errors import (
     LeaseLostError,
 )

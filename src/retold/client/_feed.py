@@ -2,8 +2,8 @@
 
 A subscriber (``RunHandle.watch()``, the SSE endpoint) reads a run's events
 from a :class:`_Feed` that holds them in memory. Each feed has one watcher
-task that loads new events from the store when the engine reports a commit
-to that run (:meth:`EventFeeds.notify`) and otherwise every poll interval, so
+task that loads new events from the store when the engine or client reports
+a commit to that run (:meth:`EventFeeds.notify`) and otherwise every poll interval, so
 runs advanced by other processes show up too. A thousand subscribers of one
 run cost one query per commit or poll, not a thousand.
 """
@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, Self, final
 
 import anyio
 
-from ..client import WorkflowTaskFailure
+from .._wake import Wakeup
 from ..errors import RetoldError, StoreError
 from ..history import events as ev
-from ._wake import Wakeup
+from ._handle import WorkflowTaskFailure
 
 if TYPE_CHECKING:
-    from ..stores._protocol import Store
+    from ..stores import Store
 
 __all__ = ["EventFeeds", "EventStream"]
 
@@ -75,9 +75,10 @@ class _Feed:
 
 
 class EventFeeds:
-    """The engine's registry of feeds, keyed by run id."""
+    """A client's registry of feeds, keyed by run id."""
 
-    def __init__(self, store: Store, poll_interval: float, spawn: Callable[..., Any]) -> None:
+    def __init__(self, store: Store, poll_interval: float, spawn: Callable[..., Any], owner: str = "engine") -> None:
+        self.owner = owner  # who opens and closes the feeds, for messages
         self._store = store
         self._poll_interval = poll_interval
         self._spawn = spawn
@@ -96,7 +97,7 @@ class EventFeeds:
         feed = self._feeds.get(run_id)
         if feed is None:
             feed = self._feeds[run_id] = _Feed(run_id)
-            if self._closed:  # the engine is shutting down: nothing will be read
+            if self._closed:  # the client is shutting down: nothing will be read
                 feed.stop()
             else:
                 self._spawn(feed.watch, self._store, self._poll_interval)
@@ -111,11 +112,11 @@ class EventFeeds:
                 del self._feeds[feed.run_id]
 
     def open(self) -> None:
-        """The engine is open: watchers may start."""
+        """The client is open: watchers may start."""
         self._closed = False
 
     def close(self) -> None:
-        """The engine is closing: end every watcher and wake every subscriber."""
+        """The client is closing: end every watcher and wake every subscriber."""
         self._closed = True
         for feed in self._feeds.values():
             feed.stop()
@@ -179,7 +180,7 @@ class EventStream:
 
         Raises:
             RunNotFoundError: no such run (on the first call).
-            RetoldError: the engine closed before the run ended.
+            RetoldError: the engine or client closed before the run ended.
         """
         while True:
             feed = await self._open()
@@ -194,7 +195,7 @@ class EventStream:
                 raise StopAsyncIteration
             if feed.stopped:
                 await self.aclose()
-                raise RetoldError(f"the engine closed while watching run {self.run_id!r}")
+                raise RetoldError(f"the {self._feeds.owner} closed while watching run {self.run_id!r}")
             await feed.changed().wait()
 
     async def aclose(self) -> None:

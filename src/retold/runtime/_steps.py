@@ -34,8 +34,8 @@ from typing import Any, Generic, TypeVar
 import anyio
 
 from ..errors import WorkflowDeadlockError
-from ..runtime import _guard
-from ..runtime._outcome import Interrupted as _Interrupted
+from . import _guard
+from ._outcome import Interrupted as _Interrupted
 
 __all__ = ["StepRunner", "debugger_attached"]
 

@@ -1,4 +1,4 @@
-"""Run handles: the one door through which callers reach a run."""
+"""Run handles: the one door through which callers reach a run, through a client."""
 
 from __future__ import annotations
 
@@ -8,13 +8,20 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 import anyio
 
-from .errors import WorkflowCancelledError, WorkflowFailedError, WorkflowTerminatedError, exception_from_failure
-from .history.export import History
+from .._pending import PendingWork
+from ..errors import (
+    ResultTimeoutError,
+    WorkflowCancelledError,
+    WorkflowFailedError,
+    WorkflowTerminatedError,
+    exception_from_failure,
+)
+from ..history.export import History
 
 if TYPE_CHECKING:
-    from .engine._engine import Engine
-    from .engine._feed import EventStream
-    from .stores._protocol import RunRecord
+    from ..stores import RunRecord
+    from ._client import Client
+    from ._feed import EventStream
 
 __all__ = ["RunDescription", "RunHandle", "WorkflowTaskFailure"]
 
@@ -96,6 +103,10 @@ class RunDescription:
         next_run_id: the run it continued as, after continue-as-new.
         blocked: why the run is blocked (None unless ``status`` is
             ``"blocked"``).
+        pending: what a running run waits for: activities (attempts, last
+            failure, next retry, lease holder), timers, children, signals not
+            processed, and why it may be stuck; empty once it finished. Set
+            by ``describe()``; None in lists of runs.
     """
 
     workflow_id: str
@@ -109,6 +120,7 @@ class RunDescription:
     parent_run_id: str | None
     next_run_id: str | None
     blocked: WorkflowTaskFailure | None = None
+    pending: PendingWork | None = None
 
     @property
     def open(self) -> bool:
@@ -116,8 +128,8 @@ class RunDescription:
         return self.status in ("running", "blocked")
 
     @classmethod
-    def from_record(cls, record: RunRecord) -> RunDescription:
-        """Build a description from a store row."""
+    def from_record(cls, record: RunRecord, pending: PendingWork | None = None) -> RunDescription:
+        """Build a description from a store row (and the run's pending work, if read)."""
         started = _dt(record.created_at)
         assert started is not None
         blocked = None
@@ -135,6 +147,7 @@ class RunDescription:
             parent_run_id=record.parent_run_id,
             next_run_id=record.next_run_id,
             blocked=blocked,
+            pending=pending,
         )
 
 
@@ -154,9 +167,9 @@ class RunHandle(Generic[R]):
     """
 
     def __init__(
-        self, engine: Engine, workflow_id: str, run_id: str | None, result_type: Any, *, created: bool = False
+        self, client: Client, workflow_id: str, run_id: str | None, result_type: Any, *, created: bool = False
     ) -> None:
-        self._engine = engine
+        self._client = client
         self.workflow_id = workflow_id
         self.run_id = run_id
         self.created = created
@@ -169,20 +182,25 @@ class RunHandle(Generic[R]):
         """Wait for the run to finish and return its result.
 
         Args:
-            timeout: give up after this many seconds (``TimeoutError``).
+            timeout: give up after this many seconds (``ResultTimeoutError``).
 
         Raises:
             WorkflowFailedError: the run failed; the failure is the cause.
             WorkflowCancelledError: the run was cancelled.
             WorkflowTerminatedError: the run was terminated.
-            TimeoutError: ``timeout`` passed first (a blocked run waits
-                until it is unblocked: see :meth:`describe`).
+            ResultTimeoutError: ``timeout`` passed first (a ``TimeoutError``
+                whose message names the run and what it is waiting for; a
+                blocked run waits until it is unblocked: see :meth:`describe`).
         """
-        with anyio.fail_after(timeout):
-            record = await self._engine.wait_closed(self.run_id or self.workflow_id, run_id=bool(self.run_id))
+        try:
+            with anyio.fail_after(timeout):
+                record = await self._client._wait_closed(self.run_id or self.workflow_id, run_id=bool(self.run_id))
+        except TimeoutError:
+            assert timeout is not None
+            raise await self._timed_out(timeout) from None
         if record.status == "completed":
             assert record.result is not None
-            value: R = self._engine.codec.decode(record.result, self._result_type)
+            value: R = self._client.codec.decode(record.result, self._result_type)
             return value
         failure = record.failure or {"message": ""}
         cause = exception_from_failure(failure)
@@ -200,6 +218,20 @@ class RunHandle(Generic[R]):
             record.run_id, f"run {record.run_id} of {record.workflow!r} failed: {shown}"
         ) from cause
 
+    async def _timed_out(self, timeout: float) -> ResultTimeoutError:
+        ident = self.run_id or self.workflow_id
+        try:
+            with anyio.fail_after(5):  # the error says what it can; it never hangs
+                record = await self._client.store.get_run(ident)
+                while record.status == "continued" and record.next_run_id:
+                    record = await self._client.store.get_run(record.next_run_id)
+                waiting = (await self._client._pending_work(record)).waiting_for
+        except Exception:  # noqa: BLE001 - the timeout is the error to raise
+            return ResultTimeoutError(ident, self.workflow_id, timeout, ())
+        if record.status != "running":
+            waiting = (f"it closed ({record.status}) just as the wait ended",)
+        return ResultTimeoutError(record.run_id, record.workflow_id, timeout, waiting)
+
     async def signal(self, name: str, value: Any = None) -> None:
         """Send a signal; it is durable when this returns.
 
@@ -208,7 +240,7 @@ class RunHandle(Generic[R]):
             RunFinishedError: the run has finished.
             PayloadError: the value cannot be encoded.
         """
-        await self._engine.signal(self.workflow_id, name, value)
+        await self._client._signal(self.workflow_id, name, value)
 
     async def query(self, name: str, *args: Any) -> Any:
         """Ask the run's query handler ``name``; writes nothing.
@@ -221,11 +253,11 @@ class RunHandle(Generic[R]):
             NondeterminismError: the run's history no longer replays against
                 the code (a finished run's, replayed to answer).
         """
-        return await self._engine.query(self.workflow_id, name, args)
+        return await self._client._query(self.workflow_id, name, args)
 
     async def cancel(self, reason: str = "") -> None:
         """Ask the run to cancel: ``CancelledError`` is raised at its current await."""
-        await self._engine.cancel(self.workflow_id, reason)
+        await self._client._cancel(self.workflow_id, reason)
 
     async def terminate(self, reason: str = "") -> None:
         """Close the run at once, without running its code (unlike :meth:`cancel`).
@@ -240,15 +272,15 @@ class RunHandle(Generic[R]):
             RunNotFoundError: no such run.
             RunFinishedError: the run has already finished.
         """
-        await self._engine.terminate(self.workflow_id, reason)
+        await self._client._terminate(self.workflow_id, reason)
 
     async def describe(self) -> RunDescription:
-        """The run's current status; for a blocked run, why (``blocked``)."""
-        return RunDescription.from_record(await self._engine.store.get_run(self.workflow_id))
+        """The run's current status, with what it waits for (``pending``); for a blocked run, why (``blocked``)."""
+        return await self._client._describe(self.workflow_id)
 
     async def history(self) -> History:
         """Every event of the (latest) run, in order; ``.to_json()`` exports it."""
-        return await self._engine.history(self.workflow_id)
+        return await self._client._history(self.workflow_id)
 
     def watch(self, *, after_seq: int = 0) -> EventStream:
         """Follow the run's events: those after ``after_seq``, then new ones as
@@ -256,7 +288,7 @@ class RunHandle(Generic[R]):
 
         The stream follows one run: the one ``start`` created, or for a handle
         by id, the run that id names now. Every subscriber of a run in this
-        process shares one watcher: commits made by this engine wake it at
+        process shares one watcher: commits made through this client (or its engine) wake it at
         once, others are seen within ``poll_interval``.
 
         ::
@@ -268,4 +300,4 @@ class RunHandle(Generic[R]):
         Raises:
             RunNotFoundError: no such run (when the stream starts).
         """
-        return self._engine.watch(self.run_id or self.workflow_id, after_seq)
+        return self._client._watch(self.run_id or self.workflow_id, after_seq)

@@ -1,0 +1,536 @@
+"""The client: start, signal, query, cancel, list, watch and wait on runs, hosting none of them."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, ParamSpec, Self, final
+
+import anyio
+from anyio.abc import TaskGroup
+from typing_extensions import TypeVar
+
+from .. import _telemetry
+from .._pending import PendingWork, describe_pending
+from .._wake import Wakeup, keep_running
+from ..authoring import Workflow, by_name
+from ..engine import Runs
+from ..errors import ConfigurationError, NotRegisteredError, PayloadError, RetoldError
+from ..history.codec import Codec, JsonCodec
+from ..history.export import History
+from ..history.ids import check_id
+from ..runtime import StepRunner, install_guard, replay
+from ..stores import PurgeReport, RunRecord, StartRequest, Store, open_store
+from ._feed import EventFeeds, EventStream
+from ._handle import RunDescription, RunHandle
+from ._host import Host
+from ._start import encode_start
+
+__all__ = ["DEFAULT_URL", "Client"]
+
+R = TypeVar("R", default=Any)  # Any when a start by name cannot tell
+P = ParamSpec("P")
+log = logging.getLogger("retold.engine")
+
+DEFAULT_URL = "sqlite:///retold.db"
+_LISTEN_RETRY = 2.0  # first wait before reopening a lost listener (polling covers it)
+_PURGE_BATCH = 500  # runs per purge transaction at most (the store sizes batches to take ~20 ms)
+_CLOSED_STATUSES = ("completed", "failed", "cancelled", "continued", "terminated")  # a finished run's
+
+
+def _seconds(value: timedelta | float, name: str) -> float:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds <= 0:
+        raise ConfigurationError(f"Client {name} must be positive, got {seconds}")
+    return seconds
+
+
+@final
+class Client:
+    """Starts, signals, queries, cancels, lists, watches and waits on runs, executing none of them.
+
+    For a process that drives runs hosted elsewhere (a web app, a script, a
+    CLI): the workflows run in engines or ``retold worker`` processes on the
+    same store. Use it as an async context manager::
+
+        async with retold.Client("postgresql+psycopg://app@db/app", workflows=[checkout]) as client:
+            run = await client.start(checkout.with_options(id="order-42"), "order-42", cents=500)
+            print(await run.result())
+
+    Args:
+        url: the store, as for :class:`~retold.Engine` (``sqlite:///path.db``,
+            ``postgresql+psycopg://user@host/db``, ``memory://``, or a scheme
+            a store plugin registers; see :func:`retold.stores.open_store`).
+        workflows: workflow definitions this client knows: ``start`` by name
+            checks their arguments, signals are checked against their
+            declared types, and queries replay their code here. Without a
+            run's workflow, queries on it raise :class:`NotRegisteredError`.
+        codec: payload codec (default :class:`~retold.JsonCodec`); the
+            workers must use the same one.
+        store: a store object to use instead of ``url``.
+        poll_interval: how often waits and watches look for changes made by
+            other processes (on PostgreSQL they are also notified).
+        deadlock_timeout: how long a query's replay of workflow code may run
+            without yielding (None: no limit).
+        telemetry: OpenTelemetry spans and metrics for starts, signals and
+            queries (docs/operations.md): None records them when OpenTelemetry
+            is installed and an SDK is set up by the time the client opens;
+            False never; True requires OpenTelemetry.
+        tracer_provider: the OpenTelemetry tracer provider to use instead of
+            the global one.
+        meter_provider: the OpenTelemetry meter provider to use instead of
+            the global one.
+        host: for :class:`~retold.Engine` only: the engine this client belongs to.
+
+    Attributes:
+        workflows: the known workflows, by registered name.
+        codec: the payload codec.
+        store: the store.
+        feeds: the event feeds of the runs watched through this client.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        workflows: Iterable[object] = (),
+        codec: Codec | None = None,
+        store: Store | None = None,
+        poll_interval: timedelta | float = 0.5,
+        deadlock_timeout: timedelta | float | None = 2.0,
+        telemetry: bool | None = None,
+        tracer_provider: object | None = None,
+        meter_provider: object | None = None,
+        host: Host | None = None,
+    ) -> None:
+        self.workflows: dict[str, Workflow[..., Any]] = by_name(workflows, Workflow, "workflow", "workflows")
+        self.codec: Codec = codec or JsonCodec()
+        self.store: Store = store if store is not None else open_store(url)
+        self._poll_interval = _seconds(poll_interval, "poll_interval")
+        limit = None if deadlock_timeout is None else _seconds(deadlock_timeout, "deadlock_timeout")
+        self._host = host
+        self._own_runs = Runs(self.store) if host is None else None
+        self._steps = host.steps if host is not None else StepRunner(limit)
+        self._telemetry_options = (telemetry, tracer_provider, meter_provider)
+        self.telemetry = _telemetry.load(*self._telemetry_options)
+        self._what = "engine" if host is not None else "client"
+        self.feeds = EventFeeds(self.store, self._poll_interval, self._spawn, self._what)
+        self._closed_waiters: dict[str, anyio.Event] = {}
+        self._wake_closed = Wakeup()
+        self._group: TaskGroup | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._stack is not None:
+            raise ConfigurationError(
+                f"this {self._what.capitalize()} is already open: enter it once (async with {self._what}: ...)"
+            )
+        install_guard()  # queries run workflow code
+        # Every step pushes its undo before the next one runs: whatever fails
+        # (or is cancelled) part-way leaves nothing open behind it.
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(self.store.close)  # also after an open that failed half-way
+            await self.store.open()
+            self.telemetry = _telemetry.load(*self._telemetry_options)  # an SDK set up since __init__ counts
+            group = await stack.enter_async_context(anyio.create_task_group())
+            self._group = group
+            stack.callback(self._forget_group)
+            stack.callback(group.cancel_scope.cancel)
+            self.feeds.open()
+            stack.callback(self.feeds.close)
+            if self._host is None:
+                stack.callback(self._steps.close)
+            group.start_soon(keep_running, self._closed_watch_loop, self._poll_interval, log, self._what)
+            group.start_soon(self._listen_loop)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        stack, self._stack = self._stack, None
+        if stack is None:
+            raise ConfigurationError(f"this {self._what.capitalize()} is not open: use it as `async with ...`")
+        await stack.aclose()  # close the feeds, cancel the loops, close the store
+
+    def _forget_group(self) -> None:
+        self._group = None
+
+    def _spawn(self, fn: Any, *args: Any) -> None:
+        assert self._group is not None
+        self._group.start_soon(fn, *args)
+
+    def _check_open(self) -> None:
+        if self._group is None:
+            what = "Engine" if self._host is not None else "Client"
+            raise RetoldError(
+                f"the {self._what} is not open: use `async with retold.{what}(...) as {self._what}:`"
+            )
+
+    async def _listen_loop(self) -> None:
+        # Wake-ups from other processes (PostgreSQL NOTIFY). A store that
+        # cannot notify returns at once; a lost listener is reopened, and
+        # meanwhile the poll interval bounds the delay.
+        delay = _LISTEN_RETRY
+        while True:
+            opened = anyio.current_time()
+            try:
+                await self.store.listen(self._on_work)
+                return
+            except Exception as exc:  # noqa: BLE001 - logged; polling covers the gap
+                if anyio.current_time() - opened > 60:
+                    delay = _LISTEN_RETRY  # it had been working: not a failing streak
+                log.warning("retold %s lost its store listener (%s); reopening in %.1f s", self._what, exc, delay)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    def _on_work(self, kind: str) -> None:
+        if kind == "closed":
+            self._wake_closed.set()
+        elif self._host is not None:
+            self._host.on_work(kind)
+
+    async def _closed_watch_loop(self) -> None:
+        # Runs closed by other processes: one query for every waited-on run,
+        # instead of one poll per waiter. Runs a host closes notify at once.
+        while True:
+            await self._wake_closed.wait(self._poll_interval)
+            if self._closed_waiters:
+                for run_id in await self.store.closed_among(list(self._closed_waiters)):
+                    self.notify_closed(run_id)
+
+    # -- starting -----------------------------------------------------------------
+
+    async def start(self, workflow: Workflow[P, R] | str, /, *args: P.args, **kwargs: P.kwargs) -> RunHandle[R]:
+        """Start a run of ``workflow`` and return its handle.
+
+        ``workflow`` is a ``@retold.workflow`` function: mypy checks the
+        arguments against its signature and types the result; they are
+        checked again here. Give the workflow id or an idempotency key with
+        ``workflow.with_options(id=..., idempotency_key=...)``. Or
+        ``workflow`` is a workflow's registered name (untyped); then the
+        keywords ``id=`` and ``idempotency_key=`` are the start's options,
+        the others arguments. Starting again with the same id (or key) and
+        the same input returns the existing run.
+
+        Raises:
+            ConfigurationError: ``workflow`` is not a workflow.
+            InvalidArgumentsError: the arguments do not fit its signature or
+                types; nothing is stored.
+            PayloadError: an argument cannot be encoded.
+            IdempotencyError: the id or key was used with other input.
+        """
+        options: dict[str, Any] = kwargs
+        workflow_id = idempotency_key = None
+        if isinstance(workflow, str):
+            options = dict(kwargs)
+            workflow_id, idempotency_key = options.pop("id", None), options.pop("idempotency_key", None)
+        elif isinstance(workflow, Workflow):
+            workflow_id, idempotency_key = workflow.id, workflow.idempotency_key
+        handle: RunHandle[R] = await self._start(workflow, args, options, workflow_id, idempotency_key)
+        return handle
+
+    async def _start(
+        self, workflow: Workflow[..., Any] | str, args: tuple[Any, ...], kwargs: dict[str, Any],
+        id: str | None, idempotency_key: str | None,  # noqa: A002 - the public name
+    ) -> RunHandle[Any]:
+        self._check_open()
+        typed: Workflow[..., Any] | None = None
+        if isinstance(workflow, str):
+            if not workflow:
+                raise RetoldError("a workflow name must not be empty")
+            name = workflow
+            typed = self.workflows.get(name)
+        elif isinstance(workflow, Workflow):
+            name = workflow.name
+            if self._host is not None:
+                self._host.check_start(workflow)
+            typed = workflow
+        else:
+            what = getattr(workflow, "__qualname__", None) or repr(workflow)
+            raise ConfigurationError(
+                f"{self._what}.start() needs a workflow, got {what!r}, which is not one: decorate it with "
+                f"@retold.workflow (and pass it to {self._what.capitalize()}(workflows=[...])), or pass a "
+                f"workflow's registered name to start one hosted elsewhere"
+            )
+        check_id("workflow id", id)
+        check_id("idempotency key", idempotency_key)
+        payload, digest, result_type = encode_start(self.codec, name, typed, args, kwargs)
+        with self.telemetry.starting(name) as headers:  # the trace context, recorded in the run
+            request = StartRequest(
+                workflow=name,
+                workflow_id=id or str(uuid.uuid4()),
+                input=payload,
+                input_hash=digest,
+                idempotency_key=idempotency_key,
+                headers=headers,
+            )
+            if self._host is not None:
+                record, created = await self._host.store_start(request, self.workflows.get(name))
+            else:
+                record, created = await self._runs().start(request)
+        if created:
+            self.telemetry.run_started(name)
+        return RunHandle(self, record.workflow_id, record.run_id, result_type, created=created)
+
+    async def start_by_name(
+        self,
+        workflow: str,
+        args: Sequence[Any] = (),
+        *,
+        id: str | None = None,  # noqa: A002 - the public name
+        idempotency_key: str | None = None,
+    ) -> RunHandle[Any]:
+        """Start a run of the workflow registered as ``workflow``, from arguments in their JSON form.
+
+        For callers that know workflows by name: the HTTP API, the CLI, other
+        languages. ``args`` are in their JSON form (objects for dataclasses,
+        strings for datetimes, ...): the codec decodes each, at every depth,
+        into the type its parameter is annotated with, exactly as the run
+        will read them; nothing is coerced (``"2"`` is not an ``int``).
+
+        Raises:
+            NotRegisteredError: this client does not know the workflow.
+            InvalidArgumentsError: the arguments do not fit the signature or
+                their annotated types; the message names the argument and the
+                path of the bad value. Nothing is stored.
+            IdempotencyError: the id or key was used with other input.
+        """
+        self._check_open()
+        definition = self.workflows.get(workflow)
+        if definition is None:
+            raise self._unknown(workflow, "a start by name checks the arguments against its signature")
+        converted, keywords = definition.types.validate(
+            "workflow", workflow, self.codec, self.codec.encode(list(args))
+        )
+        return await self._start(definition, converted, keywords, id, idempotency_key)
+
+    def _unknown(self, name: str, why: str) -> NotRegisteredError:
+        if self._host is not None:
+            return NotRegisteredError("workflow", name)
+        return NotRegisteredError("workflow", name, f"this client ({why}: pass it to Client(workflows=[...]))")
+
+    # -- runs -----------------------------------------------------------------------
+
+    def get_handle(self, workflow_or_run_id: str) -> RunHandle[Any]:
+        """A handle on an existing run, by workflow id or run id."""
+        self._check_open()
+        return RunHandle(self, workflow_or_run_id, None, Any)
+
+    async def list_runs(
+        self, *, status: str | None = None, workflow: str | None = None,
+        limit: int = 100, offset: int = 0, id_prefix: str | None = None,
+        started_after: datetime | None = None, started_before: datetime | None = None,
+    ) -> list[RunDescription]:
+        """Runs newest first, optionally filtered.
+
+        Args:
+            status: only runs with this status.
+            workflow: only runs of this workflow name.
+            limit: at most this many runs.
+            offset: skip the newest ``offset`` runs that match.
+            id_prefix: only runs whose workflow id or run id starts with this.
+            started_after: only runs started at or after this time (aware datetime).
+            started_before: only runs started before this time (aware datetime).
+
+        Raises:
+            ValueError: a naive datetime (without a time zone).
+        """
+        self._check_open()
+        bounds = []
+        for name, when in (("started_after", started_after), ("started_before", started_before)):
+            if when is not None and when.tzinfo is None:
+                raise ValueError(f"list_runs {name} must be an aware datetime (with a time zone)")
+            # Less half a microsecond: run times are shown to the microsecond (rounded), so a bound
+            # copied from a run's started_at takes that run in (after) or leaves it out (before).
+            bounds.append(None if when is None else when.timestamp() - 5e-7)
+        records = await self.store.list_runs(
+            status=status, workflow=workflow, limit=limit, offset=offset,
+            id_prefix=id_prefix, started_after=bounds[0], started_before=bounds[1],
+        )
+        return [RunDescription.from_record(r) for r in records]
+
+    async def purge(
+        self, older_than: timedelta | float, *, statuses: Iterable[str] | None = None,
+        workflow: str | None = None, dry_run: bool = False,
+    ) -> PurgeReport:
+        """Delete finished runs that closed more than ``older_than`` ago, with their histories.
+
+        Runs go in small transactions, so engines sharing the store keep
+        working meanwhile; a running run is never touched. A run goes with
+        its children and, if it is the last run of its workflow id, with the
+        earlier runs of its continue-as-new chain and the id itself (which
+        can then be started again); one that goes with a run still running
+        is kept for a later purge (``PurgeReport.kept``). docs/operations.md
+        has the details.
+
+        Args:
+            older_than: how long ago (store clock) a run must have closed.
+            statuses: only runs with these statuses (completed, failed,
+                cancelled, continued); default: all of them.
+            workflow: only runs of this workflow name.
+            dry_run: count what would go, and delete nothing.
+
+        Raises:
+            ConfigurationError: a negative ``older_than``, or a status that
+                is not a finished run's.
+        """
+        self._check_open()
+        seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else float(older_than)
+        if seconds < 0:
+            raise ConfigurationError(f"purge older_than must not be negative, got {seconds}")
+        chosen = None if statuses is None else sorted(set(statuses))
+        bad = [s for s in chosen or () if s not in _CLOSED_STATUSES]
+        if bad:
+            raise ConfigurationError(
+                f"purge statuses must be among {', '.join(_CLOSED_STATUSES)} (running runs are never purged), "
+                f"got {', '.join(map(repr, bad))}"
+            )
+        return await self.store.purge(self.store.now() - seconds, statuses=chosen, workflow=workflow,
+                                      batch_size=_PURGE_BATCH, dry_run=dry_run)
+
+    def notify_closed(self, run_id: str) -> None:
+        """Wake every caller waiting for ``run_id`` to close (hosts call it when they close a run)."""
+        waiter = self._closed_waiters.pop(run_id, None)
+        if waiter is not None:
+            waiter.set()
+
+    @property
+    def waiting(self) -> int:
+        """How many runs callers of this client are waiting for, to close."""
+        return len(self._closed_waiters)
+
+    # -- what RunHandle calls ---------------------------------------------------------
+
+    async def _describe(self, ident: str) -> RunDescription:
+        record = await self.store.get_run(ident)
+        return RunDescription.from_record(record, await self._pending_work(record))
+
+    async def _pending_work(self, record: RunRecord) -> PendingWork:
+        """What the run waits for, judged against the engines running now (and this one's host)."""
+        if self._host is not None:
+            return await self._host.pending_work(record)
+        return await describe_pending(self.store, record)
+
+    async def _wait_closed(self, ident: str, *, run_id: bool = False) -> RunRecord:
+        """Wait until the run (following continue-as-new) is closed.
+
+        ``run_id`` says ``ident`` is a run id, not a workflow id: the waiter
+        is registered before the first read, which then suffices.
+        """
+        self._check_open()
+        register = run_id
+        while True:
+            waiter = self._closed_waiters.setdefault(ident, anyio.Event()) if register else None
+            record = await self.store.get_run(ident)
+            if record.status == "continued" and record.next_run_id:
+                ident, register = record.next_run_id, True
+                continue
+            if record.status != "running":
+                return record
+            if waiter is None:
+                # Not registered yet (a workflow id, or just woken): register
+                # under the run id, then read once more so a close in between is seen.
+                ident, register = record.run_id, True
+                continue
+            await waiter.wait()
+            register = False  # woken because it closed: read it without registering again
+
+    def _runs(self) -> Runs:
+        if self._host is not None:
+            return self._host.runs
+        assert self._own_runs is not None
+        return self._own_runs
+
+    async def _signal(self, ident: str, name: str, value: Any) -> None:
+        self._check_open()
+        if not name:
+            raise RetoldError("a signal name must not be empty")
+        payload = self.codec.encode(value)
+        with self.telemetry.client_call("Signal", name, ident):
+            if any(workflow.signals for workflow in self.workflows.values()):
+                await self._check_signal(ident, name, payload)
+            self.feeds.notify(await self._runs().signal(ident, name, payload))
+        if self._host is not None:
+            self._host.input_recorded(ident)
+
+    async def _check_signal(self, ident: str, name: str, payload: bytes) -> None:
+        """Refuse a value that the run's workflow declares another type for (writes nothing)."""
+        record = await self.store.get_run(ident)
+        workflow = self.workflows.get(record.workflow)
+        if workflow is None or name not in workflow.signals:
+            return
+        type_ = workflow.signals[name]
+        try:
+            self.codec.decode(payload, type_)
+        except PayloadError as err:
+            raise PayloadError(
+                f"signal {name!r} to run {record.run_id!r} of workflow {workflow.name!r} was not sent: "
+                f"{err} (the type @retold.workflow(signals=...) declares for it); send a value of that type"
+            ) from err
+
+    async def _cancel(self, ident: str, reason: str) -> None:
+        self._check_open()
+        self.feeds.notify(await self._runs().request_cancel(ident, reason))
+        if self._host is not None:
+            self._host.input_recorded(ident)
+
+    async def _terminate(self, ident: str, reason: str) -> None:
+        self._check_open()
+        run_id = await self._runs().terminate(ident, reason)
+        self.feeds.notify(run_id)
+        if self._host is not None:
+            self._host.run_terminated(run_id)
+
+    async def _query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:
+        self._check_open()
+        with self.telemetry.client_call("Query", name, ident):
+            return await self._replayed_query(ident, name, args)
+
+    async def _replayed_query(self, ident: str, name: str, args: tuple[Any, ...]) -> Any:
+        record = await self.store.get_run(ident)
+        definition = self.workflows.get(record.workflow)
+        if definition is None:
+            raise self._unknown(record.workflow, "queries replay the workflow's code here")
+        host = self._host
+        cached = host.cached(record.run_id) if host is not None else None
+        if host is not None and cached is not None:
+            _, pending = await self.store.load(record.run_id, cached.last_seq)
+            # Still cached after the load: not taken meanwhile by a step that
+            # may advance it past what is committed (the fast path).
+            if not pending and host.cached(record.run_id) is cached:
+                return self._roundtrip(cached.query(name, args))
+        _, events = await self.store.load(record.run_id, 0)
+        replica, completion = await self._steps.run(
+            record.run_id, lambda: replay(definition, record.run_id, self.codec, events, replay_only=True))
+        try:
+            completion.unwrap()
+            return self._roundtrip(replica.query(name, args))
+        finally:
+            replica.close()
+
+    def _roundtrip(self, value: Any) -> Any:
+        return self.codec.decode(self.codec.encode(value))
+
+    async def _history(self, ident: str) -> History:
+        self._check_open()
+        record = await self.store.get_run(ident)
+        _, events = await self.store.load(record.run_id, 0)
+        return History(events, workflow=record.workflow, workflow_id=record.workflow_id, run_id=record.run_id)
+
+    def _watch(self, ident: str, after_seq: int) -> EventStream:
+        self._check_open()
+        if after_seq < 0:
+            raise RetoldError(f"after_seq must not be negative, got {after_seq}")
+
+        async def resolve() -> str:
+            return (await self.store.get_run(ident)).run_id
+
+        return EventStream(self.feeds, resolve, after_seq)
+

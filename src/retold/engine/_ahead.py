@@ -1,0 +1,225 @@
+"""The fast path: an engine that hosts a run and holds a slot computes its next step at once.
+
+One component owns it. :meth:`RunAhead.start` (called once by a start) and
+:meth:`RunAhead.finish_activity` (called once by the activity worker) run
+the workflow code ahead on the input they are about to record (the
+``WorkflowStarted``, the activity's outcome), and hand the commands to
+:class:`~._runs.Runs` with the input: the state machine decides whether
+the step still applies (the run has not moved, nobody holds its task), and
+the store records both in one transaction. The activities the step
+schedules that this engine hosts come leased to it (slots reserved here).
+Nothing of this is in the store protocol: it sees a start, or an outcome,
+with a step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ..authoring import Workflow
+from ..errors import WorkflowDeadlockError
+from ..history import events as ev
+from ..runtime import WorkflowInstance, activate
+from ..stores import ActivityOutcome, ActivityTask, RunRecord, StartRequest
+from ._machine import ActivityStep, ActivityTake, StartStep
+
+if TYPE_CHECKING:
+    from ._activity_worker import ActivityWorker
+    from ._engine import Engine
+    from ._workflow_worker import WorkflowWorker
+
+__all__ = ["RunAhead"]
+
+log = logging.getLogger("retold.engine")
+
+
+_S = TypeVar("_S", ActivityStep, StartStep)
+
+
+@dataclass(slots=True)
+class PendingStep(Generic[_S]):
+    """A run advanced past its start or an activity outcome, waiting for the store to commit both."""
+
+    step: _S
+    instance: WorkflowInstance
+    reserved: list[tuple[ActivityWorker, list[object]]]
+    slot: object
+    began: int = 0  # time.time_ns() when the step began (its span's start)
+
+
+class RunAhead:
+    """Slot reservation and running ahead, for the engine's starts and activity outcomes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @property
+    def _worker(self) -> WorkflowWorker:
+        worker = self._engine.workflow_worker
+        assert worker is not None
+        return worker
+
+    async def start(self, definition: Workflow[..., Any] | None, request: StartRequest) -> tuple[RunRecord, bool]:
+        """Store a start; a run this engine hosts gets its first step with it when a slot is free."""
+        engine = self._engine
+        hosting = engine.workflow_worker is not None and definition is not None
+        pending = await self._prepare_start(definition, request) if hosting and definition is not None else None
+        created = False
+        try:
+            record, created = await engine.runs.start(request, pending.step if pending else None)
+        finally:
+            if pending is not None:
+                self._finish_step(pending, created)
+        if created and (pending is None or not pending.step.stepped):
+            engine.wake_workflows.set()
+        return record, created
+
+    async def finish_activity(self, task: ActivityTask, outcome: ActivityOutcome) -> tuple[bool, bool]:
+        """Record an attempt's outcome, with the run's next step if it is cached here.
+
+        Returns (recorded, stepped): whether the outcome was recorded (False:
+        this worker no longer holds the attempt), and whether the step went
+        with it. Raises StoreError if the store failed (nothing recorded).
+        """
+        engine = self._engine
+        pending = await self._prepare_step(task, outcome) if engine.workflow_worker is not None else None
+        recorded = False
+        try:
+            recorded = await engine.runs.finish_activity(
+                task, engine.worker_id, outcome, pending.step if pending is not None else None)
+        finally:
+            if pending is not None:
+                self._finish_step(pending, recorded)
+        return recorded, pending is not None and pending.step.stepped
+
+    async def _prepare_step(self, task: ActivityTask, outcome: ActivityOutcome) -> PendingStep[ActivityStep] | None:
+        """Advance a cached run past a final activity outcome, before it is recorded.
+
+        The activity worker hands the result to :meth:`Store.finish_activity`,
+        which commits the outcome and these commands together, or, if the run
+        moved meanwhile, records the outcome alone. Returns None when the run
+        is not cached here, is being processed, or no workflow slot is free.
+        """
+        engine = self._engine
+        run_id = task.run_id
+        if not outcome.final or engine.draining or self._worker.suspects or run_id in self._worker.processing:
+            return None
+        if self._worker.limit.available_tokens < 1 or run_id not in engine.cache:
+            return None
+        began = time.time_ns()
+        instance = engine.cache.take(run_id)
+        assert instance is not None
+        expected = instance.last_seq
+        event = outcome.event(seq=expected + 1, at=engine.store.now(), scheduled=task.seq, attempt=task.attempt)
+        ahead = await self._run_ahead(instance, event)
+        if ahead is None:
+            return None
+        commands, take, reserved, slot = ahead
+        return PendingStep(ActivityStep(run_id, expected, event, commands, take), instance, reserved, slot, began)
+
+    async def _prepare_start(
+        self, definition: Workflow[..., Any], request: StartRequest
+    ) -> PendingStep[StartStep] | None:
+        """Run a new run's first workflow task before the start is stored.
+
+        :meth:`Store.start` stores the commands with the run (see
+        :class:`StartStep`). Returns None when no workflow slot is free.
+        """
+        engine = self._engine
+        if engine.draining or self._worker.suspects or self._worker.limit.available_tokens < 1:
+            return None
+        began = time.time_ns()
+        run_id = str(uuid.uuid4())
+        instance = WorkflowInstance(definition, run_id, engine.codec)
+        started = ev.WorkflowStarted(seq=1, at=engine.store.now(), workflow=request.workflow,
+                                     workflow_id=request.workflow_id, input=request.input,
+                                     headers=request.headers)
+        ahead = await self._run_ahead(instance, started)
+        if ahead is None:
+            return None
+        commands, take, reserved, slot = ahead
+        return PendingStep(StartStep(run_id, started, commands, take), instance, reserved, slot, began)
+
+    async def _run_ahead(
+        self, instance: WorkflowInstance, event: ev.Event
+    ) -> tuple[list[ev.Event], ActivityTake | None, list[tuple[ActivityWorker, list[object]]], object] | None:
+        """Feed ``event`` to ``instance`` in a workflow slot held until :meth:`finish_step`.
+
+        Returns the commands, the activity slots reserved for them and the
+        held slot; None (the slot given back, the instance dropped) if the
+        code raised: the workflow task will meet that again and deal with it.
+        """
+        slot = object()
+        self._worker.limit.acquire_on_behalf_of_nowait(slot)
+        self._worker.processing.add(instance.run_id)
+        try:
+            commands = (await self._engine.steps.run(instance.run_id, lambda: activate(instance, [event]))).unwrap()
+        except BaseException as exc:
+            if not isinstance(exc, WorkflowDeadlockError):
+                instance.close()
+            self._worker.release(instance.run_id, slot)
+            if not isinstance(exc, Exception):
+                raise
+            return None
+        take, reserved = self.reserve(commands)
+        return commands, take, reserved, slot
+
+    def _finish_step(self, pending: PendingStep[Any], recorded: bool) -> None:
+        """Keep the run's new state if the store committed the step; forget it otherwise."""
+        step, instance = pending.step, pending.instance
+        try:
+            if recorded and step.stepped:
+                instance.committed(step.last_seq)
+                self._engine.telemetry.workflow_task(instance, pending.began, step.commands)
+                if instance.finished:
+                    instance.close()
+                else:
+                    self._engine.cache.put(instance)
+                self.start_taken(step.take, pending.reserved)
+                self._worker.after_commit(step.run_id, step.commands,
+                                   taken=len(step.take.taken) if step.take else 0,
+                                   relatives=instance.has_relatives)
+            else:
+                instance.close()  # it saw an outcome that was not committed as its input
+        finally:
+            for worker, tokens in pending.reserved:
+                worker.unreserve(tokens)
+            self._worker.release(step.run_id, pending.slot)
+
+    def reserve(
+        self, commands: list[ev.Event]
+    ) -> tuple[ActivityTake | None, list[tuple[ActivityWorker, list[object]]]]:
+        """Slots for the hosted activities these commands schedule (the same-process fast path)."""
+        engine = self._engine
+        wanted: dict[str, int] = {}
+        for cmd in commands:
+            if isinstance(cmd, ev.ActivityScheduled) and cmd.activity in engine.activities:
+                queue = cmd.options.get("task_queue", "default")
+                wanted[queue] = wanted.get(queue, 0) + 1
+        if not wanted:
+            return None, []
+        reserved: list[tuple[ActivityWorker, list[object]]] = []
+        slots: dict[str, int] = {}
+        for worker in engine.activity_workers:
+            if worker.queue in wanted:
+                tokens = worker.reserve(wanted[worker.queue])
+                if tokens:
+                    reserved.append((worker, tokens))
+                    slots[worker.queue] = len(tokens)
+        if not slots:
+            return None, reserved
+        return ActivityTake(engine.worker_id, engine.lease, frozenset(engine.activities), slots), reserved
+
+    @staticmethod
+    def start_taken(take: ActivityTake | None, reserved: list[tuple[ActivityWorker, list[object]]]) -> None:
+        if take is None:
+            return
+        tokens_of = {worker.queue: (worker, tokens) for worker, tokens in reserved}
+        for task in take.taken:
+            worker, tokens = tokens_of[task.queue]
+            worker.start_taken(task, tokens)
+
