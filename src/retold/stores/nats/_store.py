@@ -485,17 +485,24 @@ class NatsStore:
         return int(info.state.last_seq)
 
     async def _c_sync(self) -> None:
-        """Wait until the view has folded every message the stream held when called."""
+        """Wait until the view has folded every message the stream held when called.
+
+        Gives up only when folding stalls (no message for ``max(timeout, 30)``
+        seconds), not after a fixed time: opening on a long log takes as long
+        as reading it.
+        """
         last = await self._c_last_seq()
-        deadline = time.monotonic() + max(self._timeout, 30.0)
+        patience = max(self._timeout, 30.0)
+        seen, since = self._seq, time.monotonic()
         while self._seq < last:
             self._check()
             assert self._moved is not None
-            left = deadline - time.monotonic()
-            if left <= 0:
+            if self._seq != seen:
+                seen, since = self._seq, time.monotonic()
+            elif time.monotonic() - since > patience:
                 raise StoreError(f"the NATS store could not catch up with its log (at {self._seq} of {last})")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._moved.wait(), min(left, 1.0))
+                await asyncio.wait_for(self._moved.wait(), 1.0)
 
     def _check(self) -> None:
         if self._broken:
