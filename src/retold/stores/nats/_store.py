@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import heapq
 import os
 import re
 import signal
@@ -36,8 +35,8 @@ from .._plan import Plan, RunState, TaskState, Tx, WorkflowEntry
 from .._protocol import ActivityTask, RunRecord
 from .._purge import PurgeReport
 from ..memory import MemoryStore
-from ..memory._data import Journal, WfTask
-from ..memory._tx import MemoryTx, task_state
+from ..memory._data import Journal
+from ..memory._tx import MemoryTx
 from . import _codec
 from ._loop import ClientLoop, call_soon_here
 
@@ -108,47 +107,14 @@ def parse_url(url: str) -> tuple[list[str], str, int]:
     return servers, prefix, replicas
 
 
-class _ViewTx(MemoryTx):
-    """The memory store's transaction, with every choice independent of the tables' dict order.
-
-    Undoing a refused operation puts a removed key back at the end of its
-    dict, so two processes can hold the same rows in different orders; a
-    choice among equals (due timers, overdue tasks) must not depend on it,
-    or replaying an operation would decide differently elsewhere.
-    """
-
-    __slots__ = ()
-
-    def take_due_timers(self, limit: int) -> list[tuple[str, int]]:
-        now = self.now()
-        due = heapq.nsmallest(limit, ((at, run_id, seq) for run_id, timers in self._s.timers.items()
-                                      for seq, at in timers.items() if at <= now))
-        for _, run_id, seq in due:
-            self._drop_timer(run_id, seq)
-        return [(run_id, seq) for _, run_id, seq in due]
-
-    def take_overdue_tasks(self, limit: int) -> list[TaskState]:
-        now = self.now()
-        tasks = self._s.tasks
-        overdue = heapq.nsmallest(limit, (t.id for t in tasks.values() if t.deadline is not None
-                                          and t.deadline <= now and self.free(t.owner, t.expires)))
-        taken: list[TaskState] = []
-        for task_id in overdue:
-            task = tasks[task_id]
-            self.drop_task(task_id)
-            taken.append(task_state(task, None))
-        return taken
-
-    def leased_runs(self, owner: str) -> list[str]:
-        return sorted(super().leased_runs(owner))
-
-
 class _View(MemoryStore):
     """The state folded from the log: the memory store's tables and rules, run under the operation's clocks.
 
     Its transactions do not notify anyone and keep their journals (in
-    :attr:`journals`) until the operation is published or undone. Its
-    choices among equals do not depend on dict order (see :class:`_ViewTx`).
+    :attr:`journals`) until the operation is published or undone. The memory
+    store's choices among equals never depend on its dicts' order (undoing a
+    refused operation puts a removed key back at the end of its dict), so
+    replaying an operation decides alike in every process.
     """
 
     def __init__(self, clock: Callable[[], float], lease_clock: Callable[[], float]) -> None:
@@ -161,7 +127,7 @@ class _View(MemoryStore):
         journal = Journal()
         with self._locked():
             try:
-                result = fn(_ViewTx(self, journal))
+                result = fn(MemoryTx(self, journal))
             except BaseException:
                 journal.rollback()
                 raise
@@ -180,37 +146,6 @@ class _View(MemoryStore):
         if isinstance(hosting, bytes):
             hosting = Hosting.from_json(hosting)
         return await super().register_worker(worker_id, host, pid, process_start, hosting=hosting, ttl=ttl)
-
-    async def claim_workflow_tasks(
-        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None,
-        fingerprint: str | None = None,
-    ) -> list[str]:
-        """As the memory store's, the earliest first and equals by run id (not by dict order)."""
-        names = set(workflows)
-
-        def due(w: WfTask, now: float) -> bool:
-            return w.visible_at <= now or (
-                fingerprint is not None and bool(w.failed_by) and fingerprint not in w.failed_by)
-
-        def claim(tx: MemoryTx) -> list[str]:
-            now, expires = tx.now(), tx.lease_now() + lease
-            ready = heapq.nsmallest(limit, (w for w in self.wfts.values() if w.workflow in names
-                                            and due(w, now) and tx.free(w.owner, w.expires)),
-                                    key=lambda w: (w.visible_at, w.run_id))
-            ids: list[str] = []
-            dead = 0
-            for wft in ready:
-                if wft.owner is not None and wft.owner != owner:
-                    if suspects is not None and dead >= suspects:
-                        continue
-                    dead += 1
-                    tx.j.set(wft, "attempts", wft.attempts + 1)
-                tx.j.set(wft, "owner", owner)
-                tx.j.set(wft, "expires", expires)
-                ids.append(wft.run_id)
-            return ids
-
-        return await self._act(claim)
 
     def take_journals(self) -> list[Journal]:
         journals, self.journals = self.journals, []
