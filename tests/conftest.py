@@ -8,10 +8,12 @@ skip, saying so, when it is not set.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -156,14 +158,17 @@ def drop_nats_prefix(url: str) -> None:
 
     from retold.stores.nats._store import parse_url
 
-    servers, prefix, _ = parse_url(url)
+    servers, prefix, *_ = parse_url(url)
 
     async def drop() -> None:
         nc = await nats.connect(servers=servers)
+        js = nc.jetstream()
         try:
-            await nc.jetstream().delete_stream(f"{prefix}_log")
-        except NotFoundError:
-            pass
+            for delete in (partial(js.delete_stream, f"{prefix}_log"),
+                           partial(js.delete_object_store, f"{prefix}_snapshots"),
+                           partial(js.delete_key_value, f"{prefix}_meta")):
+                with contextlib.suppress(NotFoundError):
+                    await delete()
         finally:
             await nc.close()
 

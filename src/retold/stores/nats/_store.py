@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -26,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Coroutine, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ...errors import ConfigurationError, StoreError
 from ...history.events import Event
@@ -37,7 +38,7 @@ from .._purge import PurgeReport
 from ..memory import MemoryStore
 from ..memory._data import Journal
 from ..memory._tx import MemoryTx
-from . import _codec
+from . import _codec, _snapshot
 from ._loop import ClientLoop, call_soon_here
 
 if TYPE_CHECKING:
@@ -45,10 +46,12 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.js import JetStreamContext
 
-__all__ = ["NatsStore", "parse_url"]
+__all__ = ["NatsStore", "NatsUrl", "parse_url"]
 
 _T = TypeVar("_T")
+_log = logging.getLogger("retold.stores.nats")
 
+SNAPSHOT_EVERY = 10_000  # log messages between snapshots (the log before a snapshot is deleted)
 _WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed Nats-Expected-Last-Sequence
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 FAILPOINT_ENV = "RETOLD_NATS_FAILPOINT"
@@ -77,8 +80,17 @@ def _failpoint(point: str, op: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def parse_url(url: str) -> tuple[list[str], str, int]:
-    """(servers, prefix, replicas) of ``nats://host:port[,host:port...][?prefix=retold&replicas=1]``."""
+class NatsUrl(NamedTuple):
+    """What a NATS store URL names."""
+
+    servers: list[str]
+    prefix: str
+    replicas: int
+    snapshot_every: int = SNAPSHOT_EVERY
+
+
+def parse_url(url: str) -> NatsUrl:
+    """What ``nats://host:port[,host:port...][?prefix=retold&replicas=1&snapshot_every=10000]`` names."""
     base, _, query = url.partition("?")
     scheme, sep, hosts = base.partition("://")
     if not sep or scheme not in ("nats", "tls") or not hosts.strip("/"):
@@ -89,10 +101,10 @@ def parse_url(url: str) -> tuple[list[str], str, int]:
     for part in filter(None, query.split("&")):
         key, _, value = part.partition("=")
         options[key] = value
-    unknown = set(options) - {"prefix", "replicas"}
+    unknown = set(options) - {"prefix", "replicas", "snapshot_every"}
     if unknown:
         raise ConfigurationError(f"unknown option(s) {', '.join(sorted(unknown))} in NATS store URL {url!r}: "
-                                 "the options are prefix and replicas")
+                                 "the options are prefix, replicas and snapshot_every")
     prefix = options.get("prefix", "retold")
     if not _PREFIX.match(prefix):
         raise ConfigurationError(f"invalid prefix {prefix!r} in NATS store URL {url!r}: use letters, digits, "
@@ -104,7 +116,11 @@ def parse_url(url: str) -> tuple[list[str], str, int]:
     if not 1 <= replicas <= 5:
         raise ConfigurationError(f"invalid replicas {options.get('replicas')!r} in NATS store URL {url!r}: "
                                  "1 to 5 (3 for a cluster)")
-    return servers, prefix, replicas
+    every = options.get("snapshot_every", str(SNAPSHOT_EVERY))
+    if not every.isascii() or not every.isdigit():
+        raise ConfigurationError(f"invalid snapshot_every {every!r} in NATS store URL {url!r}: a number of log "
+                                 "messages (0: never snapshot nor truncate the log)")
+    return NatsUrl(servers, prefix, replicas, int(every))
 
 
 class _View(MemoryStore):
@@ -256,22 +272,34 @@ class NatsStore:
 
     Args:
         url: ``nats://host:4222`` (several servers: ``nats://a:4222,b:4222``),
-            with ``?prefix=NAME`` (the stream ``NAME_log``, default ``retold``)
-            and ``?replicas=3`` (the stream's replicas when it is created).
+            with ``?prefix=NAME`` (the stream ``NAME_log``, default ``retold``),
+            ``?replicas=3`` (the stream's replicas when it is created) and
+            ``?snapshot_every=N`` (see ``snapshot_every``).
         clock: the store's clock (event times, timers, retries), default ``time.time``.
         lease_clock: the clock leases are judged by (default: ``clock``).
         max_pending_signals: unseen signals a run may hold before ``signal()`` is refused.
         timeout: how long one request to the server may take, in seconds.
+        snapshot_every: every this many log messages, the process that wrote
+            the last one saves the state in the bucket ``NAME_snapshots`` and
+            deletes the log before it, so the log stays short and a process
+            opens from the snapshot; 0 keeps the whole log. Default: the URL's
+            ``snapshot_every``, else 10,000.
     """
 
     def __init__(
         self, url: str, *, clock: Callable[[], float] | None = None, lease_clock: Callable[[], float] | None = None,
-        max_pending_signals: int = 10_000, timeout: float = 10.0,
+        max_pending_signals: int = 10_000, timeout: float = 10.0, snapshot_every: int | None = None,
     ) -> None:
         self.url = url
-        self._servers, self.prefix, self.replicas = parse_url(url)
+        self._servers, self.prefix, self.replicas, every = parse_url(url)
+        self.snapshot_every = every if snapshot_every is None else snapshot_every
+        if self.snapshot_every < 0:
+            raise StoreError(f"NatsStore snapshot_every must be 0 or more, got {self.snapshot_every}")
         self.stream = f"{self.prefix}_log"
         self.subject = f"{self.prefix}.log"
+        self.snapshots = f"{self.prefix}_snapshots"  # an object store: the snapshots
+        self.pointer = f"{self.prefix}_meta"  # a key-value bucket: ``snapshot`` names the newest one
+        self.snapshot_seq = 0  # the log position of the newest snapshot this process wrote or read
         if max_pending_signals < 1:
             raise StoreError(f"NatsStore max_pending_signals must be at least 1, got {max_pending_signals}")
         self.max_pending_signals = max_pending_signals
@@ -290,6 +318,8 @@ class NatsStore:
         self._broken: str | None = None
         self._queue: list[_Pending] = []  # on the client loop: operations waiting for the committer
         self._committer: asyncio.Task[None] | None = None
+        self._snapshotter: asyncio.Task[None] | None = None
+        self._sub: Any = None  # the log's subscription
 
     def now(self) -> float:
         """The store's clock, in seconds since the epoch."""
@@ -337,7 +367,7 @@ class NatsStore:
 
     async def _c_open(self) -> None:
         import nats
-        from nats.js.api import DeliverPolicy, StorageType, StreamConfig
+        from nats.js.api import StorageType, StreamConfig
         from nats.js.errors import NotFoundError
 
         self._lock = asyncio.Lock()
@@ -354,11 +384,131 @@ class NatsStore:
         except NotFoundError:
             await self._js.add_stream(StreamConfig(
                 name=self.stream, subjects=[self.subject], storage=StorageType.FILE, num_replicas=self.replicas))
-        await self._js.subscribe(self.subject, stream=self.stream, cb=self._c_on_message, ordered_consumer=True,
-                                 deliver_policy=DeliverPolicy.ALL, idle_heartbeat=1.0)
+        first = await self._c_first_seq()
+        if first > 1:  # the log's start was deleted: begin from the snapshot that replaced it
+            async with self._lock:
+                await self._c_load_snapshot(first - 1)
+        await self._c_subscribe()
         await self._c_sync()
 
+    async def _c_subscribe(self) -> None:
+        """Follow the log from the message after the view's position."""
+        from nats.js.api import ConsumerConfig, DeliverPolicy
+
+        assert self._js is not None
+        if self._seq == 0:
+            policy, config = DeliverPolicy.ALL, None
+        else:
+            policy, config = DeliverPolicy.BY_START_SEQUENCE, ConsumerConfig(opt_start_seq=self._seq + 1)
+        self._sub = await self._js.subscribe(self.subject, stream=self.stream, cb=self._c_on_message,
+                                             ordered_consumer=True, deliver_policy=policy, config=config,
+                                             idle_heartbeat=1.0)
+
+    async def _c_first_seq(self) -> int:
+        assert self._js is not None
+        info = await self._js.stream_info(self.stream)
+        return int(info.state.first_seq)
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    async def _c_buckets(self) -> tuple[Any, Any]:
+        """The snapshots' object store and the key-value bucket pointing at the newest, created if missing."""
+        from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType
+        from nats.js.errors import BucketNotFoundError, NotFoundError
+
+        assert self._js is not None
+        try:
+            objects = await self._js.object_store(self.snapshots)
+        except (BucketNotFoundError, NotFoundError):
+            objects = await self._js.create_object_store(self.snapshots, config=ObjectStoreConfig(
+                bucket=self.snapshots, storage=StorageType.FILE, replicas=self.replicas))
+        try:
+            pointer = await self._js.key_value(self.pointer)
+        except (BucketNotFoundError, NotFoundError):
+            pointer = await self._js.create_key_value(config=KeyValueConfig(
+                bucket=self.pointer, history=1, storage=StorageType.FILE, replicas=self.replicas))
+        return objects, pointer
+
+    async def _c_newest_snapshot(self, pointer: Any) -> tuple[int, int | None]:
+        """(log position, key revision) of the newest snapshot; (0, None) if there is none."""
+        from nats.js.errors import KeyDeletedError, KeyNotFoundError
+
+        try:
+            entry = await pointer.get("snapshot")
+        except (KeyNotFoundError, KeyDeletedError):
+            return 0, None
+        return int(entry.value or b"0"), entry.revision
+
+    async def _c_load_snapshot(self, at_least: int) -> None:
+        """Replace the view with the newest snapshot (under the lock): it must reach log message ``at_least``."""
+        from nats.js.errors import ObjectNotFoundError
+
+        objects, pointer = await self._c_buckets()
+        for _ in range(5):
+            seq, _ = await self._c_newest_snapshot(pointer)
+            if seq < at_least:
+                break
+            try:
+                result = await objects.get(f"state-{seq}")
+            except ObjectNotFoundError:
+                continue  # a newer one replaced it meanwhile: read the pointer again
+            self._c_undo()
+            loaded, recent = _snapshot.load(self._view, result.data or b"")
+            self._seq = self.snapshot_seq = loaded
+            for op_id, op_seq in recent.items():
+                self._note_recent(op_id, op_seq)
+            self._c_committed(loaded, {"workflow", "activity", "closed"})  # anything may have changed
+            return
+        raise StoreError(f"the NATS store's log was deleted up to message {at_least} and no snapshot covers it "
+                         "(was the stream purged by hand?): the runs it held cannot be read")
+
+    def _c_snapshot_due(self, before: int, after: int) -> None:
+        """After this process wrote log messages ``before + 1`` to ``after``: snapshot if one crossed the mark."""
+        every = self.snapshot_every
+        if every and after // every > before // every and (self._snapshotter is None or self._snapshotter.done()):
+            self._snapshotter = asyncio.create_task(self._c_snapshot())
+
+    async def _c_snapshot(self) -> None:
+        """Save the view as a snapshot, point at it, and delete the log before it and the older snapshot."""
+        from nats.js.errors import KeyWrongLastSequenceError, ObjectNotFoundError
+
+        try:
+            objects, pointer = await self._c_buckets()
+            assert self._lock is not None
+            assert self._js is not None
+            async with self._lock:
+                seq = self._seq
+                data = _snapshot.dump(self._view, seq, dict(self._recent))
+            await objects.put(f"state-{seq}", data)
+            while True:
+                newest, revision = await self._c_newest_snapshot(pointer)
+                if newest >= seq:
+                    await objects.delete(f"state-{seq}")  # another process saved a newer one meanwhile
+                    return
+                try:
+                    if revision is None:
+                        await pointer.create("snapshot", str(seq).encode())
+                    else:
+                        await pointer.update("snapshot", str(seq).encode(), last=revision)
+                except KeyWrongLastSequenceError:
+                    continue
+                except Exception as exc:  # create() on a key written meanwhile
+                    if "wrong last sequence" in str(exc).lower():
+                        continue
+                    raise
+                break
+            self.snapshot_seq = max(self.snapshot_seq, seq)
+            await self._js.purge_stream(self.stream, seq=seq + 1)  # every message before seq + 1
+            if newest:
+                with contextlib.suppress(ObjectNotFoundError):
+                    await objects.delete(f"state-{newest}")
+        except Exception as exc:  # noqa: BLE001 - a snapshot is an optimisation: the log stays whole
+            _log.warning("the NATS store could not save a snapshot of its state: %r", exc)
+
     async def _c_close(self) -> None:
+        if self._snapshotter is not None and not self._snapshotter.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._snapshotter), self._timeout)
         nc, self._nc = self._nc, None
         if nc is not None:
             with contextlib.suppress(Exception):  # closing: nothing left to do with an error
@@ -371,9 +521,18 @@ class NatsStore:
             if seq <= self._seq or self._broken:
                 return  # this process's own operation, applied when it was published
             if seq != self._seq + 1:
-                self._broken = (f"the NATS store's log skipped from message {self._seq} to {seq} "
-                                "(messages were deleted from the stream?): reopen the store")
-                return
+                # The messages in between were deleted: a snapshot replaced them.
+                try:
+                    await self._c_load_snapshot(seq - 1)
+                except Exception as exc:  # noqa: BLE001 - every later operation reports it
+                    self._broken = (f"the NATS store's log skipped from message {self._seq} to {seq}: {exc}")
+                    return
+                if seq <= self._seq:
+                    return
+                if seq != self._seq + 1:
+                    self._broken = (f"the NATS store's log skipped from message {self._seq} to {seq} "
+                                    "and its snapshot does not fill the gap: reopen the store")
+                    return
             try:
                 kinds = await self._c_replay(msg.data)
             except Exception as exc:  # noqa: BLE001 - every later operation reports it
@@ -533,6 +692,7 @@ class NatsStore:
                         kinds = {k for p in batch for j in p.journals for k in j.kinds}
                         self._note_recent(batch_id, ack.seq)
                         self._c_committed(ack.seq, kinds)
+                        self._c_snapshot_due(base, ack.seq)
                         return _resolve(batch)
                 elif fresh:
                     return _resolve(batch)
