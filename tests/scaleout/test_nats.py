@@ -150,3 +150,56 @@ def test_the_cli_starts_and_lists_runs_on_nats(nats_url: str, spawn: Spawn) -> N
     assert listed.returncode == 0, listed.stderr
     assert "from-cli" in listed.stdout
     assert "completed" in listed.stdout
+
+
+def test_serve_gives_the_api_and_live_events_over_nats(nats_url: str, spawn: Spawn) -> None:
+    # `retold serve --no-workers` over the same stream as a worker process: a run started over HTTP is
+    # run by the worker, its events arrive on the SSE stream as they are recorded, and serve exits at SIGTERM.
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+    from httpx_sse import connect_sse
+
+    from tests.scaleout._procs import ROOT
+
+    spawn("tests.scaleout._app:ONE_STEP", nats_url).wait_ready()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "retold", "serve", "--no-workers", "--url", nats_url, "--app",
+         "tests.scaleout._app:ONE_STEP", "--port", str(port)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        deadline = time.monotonic() + 60
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            while True:
+                try:
+                    if http.get("/workflows").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert server.poll() is None, server.communicate()[1]
+                assert time.monotonic() < deadline, "retold serve did not come up"
+                time.sleep(0.1)
+            started = http.post("/workflows/one_step/runs", json={"args": ["http", 0.01], "id": "over-http"})
+            assert started.status_code == 201, started.text
+            with connect_sse(http, "GET", "/runs/over-http/events") as source:
+                types = [sse.event for sse in source.iter_sse()]
+            assert types[0] == "WorkflowStarted"
+            assert types[-1] == "WorkflowCompleted"
+            assert "ActivityCompleted" in types
+            described = http.get("/runs/over-http").json()
+            assert described["status"] == "completed"
+            assert isinstance(described["result"], int)  # the worker's pid
+            listed = http.get("/runs", params={"status": "completed"}).json()
+            assert "over-http" in [r["workflow_id"] for r in listed["runs"]]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=30)
+    assert server.returncode in (0, -signal.SIGTERM), err
+    assert "Application shutdown complete" in err
