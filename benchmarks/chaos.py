@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import json
 import os
 import random
@@ -301,9 +300,7 @@ def run_on_nats(args: argparse.Namespace) -> dict[str, Any]:
     """The runs in a stream of their own (a fresh prefix), deleted at the end."""
     import asyncio
 
-    import nats
-
-    from retold.stores.nats._store import parse_url
+    from retold.stores.nats import delete_store
 
     base, _, query = args.url.partition("?")
     options = "".join(f"&{o}" for o in query.split("&") if o and not o.startswith("prefix="))
@@ -312,20 +309,7 @@ def run_on_nats(args: argparse.Namespace) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             return anyio.run(drive, args, url, Path(tmp))
     finally:
-        servers, prefix, *_ = parse_url(url)
-
-        async def drop() -> None:
-            nc = await nats.connect(servers=servers)
-            js = nc.jetstream()
-            try:
-                for delete in (js.delete_stream(f"{prefix}_log"), js.delete_object_store(f"{prefix}_snapshots"),
-                               js.delete_key_value(f"{prefix}_meta")):
-                    with contextlib.suppress(Exception):  # a bucket is created only once a snapshot is saved
-                        await delete
-            finally:
-                await nc.close()
-
-        asyncio.run(drop())
+        asyncio.run(delete_store(url))
 
 
 def report(args: argparse.Namespace, figures: dict[str, Any]) -> int:

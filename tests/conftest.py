@@ -8,12 +8,10 @@ skip, saying so, when it is not set.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -150,29 +148,12 @@ def nats_base_url() -> str:
 
 
 def drop_nats_prefix(url: str) -> None:
-    """Delete the stream of a NATS store URL (its prefix), if it exists."""
+    """Delete the stream and snapshot buckets of a NATS store URL (its prefix), if they exist."""
     import asyncio
 
-    import nats
-    from nats.js.errors import NotFoundError
+    from retold.stores.nats import delete_store
 
-    from retold.stores.nats._store import parse_url
-
-    servers, prefix, *_ = parse_url(url)
-
-    async def drop() -> None:
-        nc = await nats.connect(servers=servers)
-        js = nc.jetstream()
-        try:
-            for delete in (partial(js.delete_stream, f"{prefix}_log"),
-                           partial(js.delete_object_store, f"{prefix}_snapshots"),
-                           partial(js.delete_key_value, f"{prefix}_meta")):
-                with contextlib.suppress(NotFoundError):
-                    await delete()
-        finally:
-            await nc.close()
-
-    asyncio.run(drop())
+    asyncio.run(delete_store(url))
 
 
 @pytest.fixture

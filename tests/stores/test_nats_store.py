@@ -15,7 +15,7 @@ from retold.errors import ConfigurationError, ConflictError, LeaseLostError
 from retold.history import events as ev
 from retold.stores import StartRequest
 from retold.stores.nats import NatsStore
-from retold.stores.nats._store import parse_url
+from retold.stores.nats._url import parse_url
 from retold.testing.store_contract import ManualClock
 
 pytestmark = pytest.mark.anyio
@@ -175,7 +175,7 @@ async def test_a_refused_operation_undone_leaves_the_same_choices() -> None:
     # Undoing a refused operation puts the rows it removed back at the end of their dicts; the
     # copy must still choose as a copy that never saw it (the same claim, the same due timers).
     from retold.stores._plan import Plan, TaskChange, Tx
-    from retold.stores.nats._store import _View
+    from retold.stores.nats._view import View as _View
 
     clock = ManualClock()
     views = [_View(clock, clock), _View(clock, clock)]

@@ -8,8 +8,9 @@ bytes in base64), compressed; nothing in it is executable, as in the log.
 
 from __future__ import annotations
 
+import contextlib
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -20,7 +21,10 @@ from ..memory import MemoryStore
 from ..memory._data import ActTask, Run, WfTask
 from ._codec import decode, encode
 
-__all__ = ["FORMAT", "dump", "load"]
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
+
+__all__ = ["FORMAT", "Buckets", "dump", "load"]
 
 FORMAT = 1
 
@@ -88,3 +92,90 @@ def load(view: MemoryStore, data: bytes) -> tuple[int, dict[str, int]]:
                     for worker, (hosting, until) in state["hosting"].items()}
     view.next_task_id, view.next_inbox_id = state["next_task_id"], state["next_inbox_id"]
     return int(state["seq"]), dict(state["recent"])
+
+
+class Buckets:
+    """Where snapshots are kept: the object store ``NAME_snapshots`` (``state-SEQ``) and the key
+    ``snapshot`` of the key-value bucket ``NAME_meta``, which names the newest and only moves forward."""
+
+    def __init__(self, js: JetStreamContext, objects: str, pointer: str, replicas: int) -> None:
+        self._js, self._objects_name, self._pointer_name, self._replicas = js, objects, pointer, replicas
+        self._objects: Any = None
+        self._pointer: Any = None
+
+    async def _open(self) -> tuple[Any, Any]:
+        from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType
+        from nats.js.errors import BucketNotFoundError, NotFoundError
+
+        if self._objects is None:
+            try:
+                self._objects = await self._js.object_store(self._objects_name)
+            except (BucketNotFoundError, NotFoundError):
+                self._objects = await self._js.create_object_store(self._objects_name, config=ObjectStoreConfig(
+                    bucket=self._objects_name, storage=StorageType.FILE, replicas=self._replicas))
+        if self._pointer is None:
+            try:
+                self._pointer = await self._js.key_value(self._pointer_name)
+            except (BucketNotFoundError, NotFoundError):
+                self._pointer = await self._js.create_key_value(config=KeyValueConfig(
+                    bucket=self._pointer_name, history=1, storage=StorageType.FILE, replicas=self._replicas))
+        return self._objects, self._pointer
+
+    async def _newest(self) -> tuple[int, int | None]:
+        """(log position, key revision) of the newest snapshot; (0, None) if there is none."""
+        from nats.js.errors import KeyDeletedError, KeyNotFoundError
+
+        _, pointer = await self._open()
+        try:
+            entry = await pointer.get("snapshot")
+        except (KeyNotFoundError, KeyDeletedError):
+            return 0, None
+        return int(entry.value or b"0"), entry.revision
+
+    async def fetch(self, at_least: int) -> bytes:
+        """The newest snapshot, which must reach log message ``at_least``."""
+        from nats.js.errors import ObjectNotFoundError
+
+        objects, _ = await self._open()
+        for _ in range(5):
+            seq, _ = await self._newest()
+            if seq < at_least:
+                break
+            try:
+                result = await objects.get(f"state-{seq}")
+            except ObjectNotFoundError:
+                continue  # a newer one replaced it meanwhile: read the pointer again
+            return bytes(result.data or b"")
+        raise StoreError(f"the NATS store's log was deleted up to message {at_least} and no snapshot covers it "
+                         "(was the stream purged by hand?): the runs it held cannot be read")
+
+    async def save(self, seq: int, data: bytes) -> bool:
+        """Keep ``data`` as the snapshot at log message ``seq`` and point at it, unless a newer one is there.
+
+        True if the pointer now names it (the log up to ``seq`` may go); the
+        snapshot it replaced is deleted.
+        """
+        from nats.js.errors import KeyWrongLastSequenceError, ObjectNotFoundError
+
+        objects, pointer = await self._open()
+        await objects.put(f"state-{seq}", data)
+        while True:
+            newest, revision = await self._newest()
+            if newest >= seq:
+                await objects.delete(f"state-{seq}")  # another process saved a newer one meanwhile
+                return False
+            try:
+                if revision is None:
+                    await pointer.create("snapshot", str(seq).encode())
+                else:
+                    await pointer.update("snapshot", str(seq).encode(), last=revision)
+            except KeyWrongLastSequenceError:
+                continue
+            except Exception as exc:  # create() on a key another process created meanwhile
+                if "wrong last sequence" not in str(exc).lower():
+                    raise
+                continue
+            if newest:
+                with contextlib.suppress(ObjectNotFoundError):
+                    await objects.delete(f"state-{newest}")
+            return True
