@@ -150,6 +150,11 @@ def test_the_cli_starts_and_lists_runs_on_nats(nats_url: str, spawn: Spawn) -> N
     assert listed.returncode == 0, listed.stderr
     assert "from-cli" in listed.stdout
     assert "completed" in listed.stdout
+    # The deploy gate reads the stored histories from the stream and replays them against the code.
+    replayed = subprocess.run([*cli, "replay", "--url", nats_url, "--app", "tests.scaleout._app:ONE_STEP"], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=60)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "1 of 1 histories replay against the current code" in replayed.stdout
 
 
 def test_serve_gives_the_api_and_live_events_over_nats(nats_url: str, spawn: Spawn) -> None:
