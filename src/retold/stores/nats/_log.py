@@ -20,8 +20,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import os
-import signal
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -31,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import StoreError
 from ..memory._data import Journal
 from . import _codec, _snapshot
+from ._failpoint import failpoint as _failpoint
 from ._loop import ClientLoop
 from ._url import parse_url
 from ._view import View, replay_calls
@@ -40,35 +39,11 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.js import JetStreamContext
 
-__all__ = ["FAILPOINT_ENV", "Log"]
+__all__ = ["Log"]
 
 _log = logging.getLogger("retold.stores.nats")
 
 _WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed Nats-Expected-Last-Sequence
-FAILPOINT_ENV = "RETOLD_NATS_FAILPOINT"
-
-
-_reached: collections.Counter[tuple[str, str]] = collections.Counter()
-
-
-def _failpoint(point: str, op: str) -> None:
-    """Crash tests: SIGKILL this process (no cleanup) at a named point of recording an operation.
-
-    ``$RETOLD_NATS_FAILPOINT`` is ``POINT[:N[:OP]]``: die the ``N``-th time
-    (default 1) this process reaches ``POINT`` (``before_publish``,
-    ``after_publish``) while recording an operation named ``OP`` (default
-    ``tx``: a transaction; or a lease operation such as ``claim_activity_tasks``).
-    """
-    wanted = os.environ.get(FAILPOINT_ENV)
-    if not wanted:
-        return
-    name, _, rest = wanted.partition(":")
-    count, _, kind = rest.partition(":")
-    if name != point or op != (kind or "tx"):
-        return
-    _reached[point, op] += 1
-    if _reached[point, op] == int(count or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 _BATCH = 256  # operations in one log message at most

@@ -20,6 +20,7 @@ from .._plan import WorkflowEntry
 from ..memory import MemoryStore
 from ..memory._data import ActTask, Run, WfTask
 from ._codec import decode, encode
+from ._failpoint import failpoint
 
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
@@ -159,6 +160,7 @@ class Buckets:
 
         objects, pointer = await self._open()
         await objects.put(f"state-{seq}", data)
+        failpoint("snapshot_saved", "snapshot")
         while True:
             newest, revision = await self._newest()
             if newest >= seq:
@@ -175,7 +177,10 @@ class Buckets:
                 if "wrong last sequence" not in str(exc).lower():
                     raise
                 continue
-            if newest:
-                with contextlib.suppress(ObjectNotFoundError):
-                    await objects.delete(f"state-{newest}")
+            failpoint("snapshot_pointed", "snapshot")
+            # The one it replaced, and any left by a process killed before it moved the pointer.
+            for info in await objects.list(ignore_deletes=True):
+                if info.name != f"state-{seq}":
+                    with contextlib.suppress(ObjectNotFoundError):
+                        await objects.delete(info.name)
             return True
