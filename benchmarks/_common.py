@@ -177,7 +177,7 @@ def nats_bytes(url: str) -> int:
 
     import nats
 
-    from retold.stores.nats._store import parse_url
+    from retold.stores.nats._url import parse_url
 
     servers, prefix, _ = parse_url(url)
 

@@ -402,27 +402,7 @@ class Engine:
         self, older_than: timedelta | float, *, statuses: Iterable[str] | None = None,
         workflow: str | None = None, dry_run: bool = False,
     ) -> PurgeReport:
-        """Delete finished runs that closed more than ``older_than`` ago, with their histories.
-
-        Runs go in small transactions, so engines sharing the store keep
-        working meanwhile; a running run is never touched. A run goes with
-        its children and, if it is the last run of its workflow id, with the
-        earlier runs of its continue-as-new chain and the id itself (which
-        can then be started again); one that goes with a run still running
-        is kept for a later purge (``PurgeReport.kept``). docs/operations.md
-        has the details.
-
-        Args:
-            older_than: how long ago (store clock) a run must have closed.
-            statuses: only runs with these statuses (completed, failed,
-                cancelled, continued); default: all of them.
-            workflow: only runs of this workflow name.
-            dry_run: count what would go, and delete nothing.
-
-        Raises:
-            ConfigurationError: a negative ``older_than``, or a status that
-                is not a finished run's.
-        """
+        """Delete finished runs that closed more than ``older_than`` ago: see `retold.Client.purge`."""
         return await self.client.purge(older_than, statuses=statuses, workflow=workflow, dry_run=dry_run)
 
     async def drain(self, grace: timedelta | float) -> bool:

@@ -162,7 +162,7 @@ class MemoryStore:
             now, expires = tx.now(), tx.lease_now() + lease
             ready = heapq.nsmallest(limit, (w for w in self.wfts.values() if w.workflow in names
                                             and due(w, now) and tx.free(w.owner, w.expires)),
-                                    key=lambda w: w.visible_at)
+                                    key=lambda w: (w.visible_at, w.run_id))
             ids: list[str] = []
             dead = 0
             for wft in ready:
