@@ -217,7 +217,8 @@ async def test_claims_take_only_hosted_activities_of_the_queue(store_factory: St
 
 
 async def test_activity_task_ids_are_never_reused(store_factory: StoreFactory) -> None:
-    async with store_factory(ManualClock()) as store:
+    clock = ManualClock()
+    async with store_factory(clock) as store:
         run_id = await run_with_activity(store, "old")
         [task] = await store.claim_activity_tasks("me", "q", ["a"], 10, 60.0)
         # The newest task goes (its run is cancelled); the next one gets a new id.
@@ -230,6 +231,19 @@ async def test_activity_task_ids_are_never_reused(store_factory: StoreFactory) -
         assert fresh.id > task.id
         # The old attempt's outcome is refused: its task is gone.
         assert not await Runs(store).finish_activity(task, "me", ActivityOutcome("completed", result=b"1"))
+        # Nor after the newest task's run closed and retention deleted every row of it.
+        await Runs(store).request_cancel(other, "test")
+        await store.claim_workflow_tasks("me", ["wf"], 10, 60.0)
+        await Runs(store).commit_workflow_task(other, "me", 3, [ev.WorkflowCancelled(seq=4, at=0)])
+        clock.now += 10
+        report = await store.purge(clock.now, statuses=None, workflow=None, batch_size=10, dry_run=False)
+        assert report.runs == 2
+        third = await run_with_activity(store, "third")
+        [newest] = await store.claim_activity_tasks("me", "q", ["a"], 10, 60.0)
+        assert newest.run_id == third
+        assert newest.id > fresh.id
+        assert not await Runs(store).finish_activity(fresh, "me", ActivityOutcome("completed", result=b"2"))
+        assert await history_types(store, third) == ["WorkflowStarted", "ActivityScheduled"]
 
 
 class _Undone(Exception):
