@@ -123,3 +123,19 @@ def test_names_and_queues_over_the_limit_are_refused_where_they_are_written() ->
 @retold.activity
 def leaf_activity() -> None:
     return None
+
+
+@retold.workflow
+async def names_a_long_child_unguarded() -> str:
+    return await retold.execute_child(leaf.with_options(id="c" * 300), 1)
+
+
+async def test_an_over_long_child_id_left_uncaught_fails_the_run_with_the_reason(
+    make_engine: EngineFactory, url: str
+) -> None:
+    async with make_engine([names_a_long_child_unguarded, leaf], url=url) as engine:
+        run = await engine.start(names_a_long_child_unguarded)
+        with pytest.raises(retold.WorkflowFailedError, match="child workflow id may have at most 255 characters"):
+            await run.result(timeout=30)
+        assert (await run.describe()).status == "failed"
+        assert await engine.list_runs(workflow="leaf") == []
