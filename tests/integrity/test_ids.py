@@ -67,9 +67,9 @@ async def test_default_child_ids_do_not_collide_across_continue_as_new(make_engi
 
 async def test_over_long_ids_are_refused_before_anything_is_written(make_engine: EngineFactory, url: str) -> None:
     async with make_engine([leaf], url=url) as engine:
-        with pytest.raises(retold.InvalidArgumentsError, match=r"at most 255 characters \(the limit of ids, on every store\), this one has 256"):
+        with pytest.raises(retold.InvalidArgumentsError, match="at most 255 characters, this one has 256"):
             await engine.start(leaf.with_options(id="x" * (MAX_ID_LENGTH + 1)), 1)
-        with pytest.raises(retold.InvalidArgumentsError, match=r"name of .*act may have at most 255 characters .*this one has 300"):
+        with pytest.raises(retold.InvalidArgumentsError, match="at most 255 characters, this one has 300"):
             await engine.start(leaf.with_options(id="x" * 300), 1)
         with pytest.raises(retold.InvalidArgumentsError, match="idempotency key may have at most 255"):
             await engine.start(leaf.with_options(idempotency_key="k" * 300), 1)
@@ -109,9 +109,10 @@ def test_names_and_queues_over_the_limit_are_refused_where_they_are_written() ->
     def act() -> None:
         return None
 
-    with pytest.raises(retold.ConfigurationError, match=r"at most 255 characters \(the limit of ids, on every store\), this one has 256"):
+    limit = r"at most 255 characters \(the limit of ids, on every store\)"
+    with pytest.raises(retold.ConfigurationError, match=rf"name of .*work may have {limit}, this one has 256"):
         retold.workflow(name="w" * 256)(work)
-    with pytest.raises(retold.ConfigurationError, match=r"name of .*act may have at most 255 characters .*this one has 300"):
+    with pytest.raises(retold.ConfigurationError, match=rf"name of .*act may have {limit}, this one has 300"):
         retold.activity(name="a" * 300)(act)
     with pytest.raises(retold.ConfigurationError, match="task_queue may have at most 255 characters"):
         retold.activity(task_queue="q" * 256)(act)

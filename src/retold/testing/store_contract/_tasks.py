@@ -246,7 +246,7 @@ async def test_activity_task_ids_are_never_reused(store_factory: StoreFactory) -
         assert await history_types(store, third) == ["WorkflowStarted", "ActivityScheduled"]
 
 
-class _Undone(Exception):
+class _UndoneError(Exception):
     """Raised by a test's transaction to have it undone."""
 
 
@@ -265,10 +265,11 @@ async def test_an_activity_step_run_again_forgets_what_an_undone_run_decided(sto
 
         def undone(tx: Tx) -> None:
             assert runs.finish_in(tx, task, "me", outcome, step)
-            assert step.stepped and take.taken  # decided, then undone
-            raise _Undone
+            assert step.stepped  # decided, then undone
+            assert take.taken
+            raise _UndoneError
 
-        with pytest.raises(_Undone):
+        with pytest.raises(_UndoneError):
             await store.transact(undone)
         assert await history_types(store, run_id) == ["WorkflowStarted", "ActivityScheduled"]
         await runs.signal("w", "go", b"1")  # the run moves on meanwhile: the step no longer applies
