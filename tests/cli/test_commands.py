@@ -170,6 +170,10 @@ MISTAKES = [
     (["replay"], 2, "Missing option '--app'"),
     (["serve", "--host", "0.0.0.0"], 2, "refusing to listen on 0.0.0.0 without authentication"),
     (["serve", "--host", "192.0.2.1", "--port", "1"], 2, "refusing to listen"),
+    (["start", "greet", "--app", "tests.shop", "--input", '["ada"]', "--id", "x" * 300], 1,
+     "workflow id may have at most 255 characters, this one has 300"),
+    (["start", "greet", "--app", "tests.shop", "--input", '["ada"]', "--idempotency-key", "k" * 256], 1,
+     "idempotency key may have at most 255 characters, this one has 256"),
     (["list", "--status", "failed"], 0, ""),
 ]
 

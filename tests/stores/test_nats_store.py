@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -214,3 +215,61 @@ def test_urls() -> None:
         parse_url("nats://a:1?prefix=a.b")
     with pytest.raises(ConfigurationError, match="invalid replicas"):
         parse_url("nats://a:1?replicas=7")
+
+
+async def test_an_activity_step_refused_at_publish_is_not_taken_for_stored(nats_url: str) -> None:
+    """An activity outcome with the run's next step, whose publish another process beat with a signal to
+    that run: the transaction runs again on the caught-up copy and records the outcome alone. The engine
+    must not be told the step (and the activity it leased at once, with an id given back) was stored."""
+    from retold.engine import ActivityStep, ActivityTake
+    from retold.stores import ActivityOutcome, ActivityTask, Tx
+
+    clock = ManualClock()
+    store = NatsStore(nats_url, clock=clock, lease_clock=clock)
+    await store.open()
+    try:
+        run_id = (await Runs(store).start(StartRequest("wf", "w", b"[]", "h")))[0].run_id
+        assert await store.claim_workflow_tasks("setup", ["wf"], 10, 60.0) == [run_id]
+        await Runs(store).commit_workflow_task(run_id, "setup", 1, [
+            ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={"task_queue": "q"})])
+        [task] = await store.claim_activity_tasks("me", "q", ["a"], 10, 60.0)
+
+        def other_process_signals() -> None:
+            async def signal() -> None:
+                other = NatsStore(nats_url, clock=clock, lease_clock=clock)
+                await other.open()
+                try:
+                    await Runs(other).signal(run_id, "go", b"1")
+                finally:
+                    await other.close()
+
+            anyio.run(signal)
+
+        runs_seen: list[bool] = []
+
+        class SignalledMeanwhile(Runs):
+            def finish_in(self, tx: Tx, task: ActivityTask, owner: str, outcome: ActivityOutcome,
+                          step: ActivityStep | None = None) -> bool:
+                recorded = super().finish_in(tx, task, owner, outcome, step)
+                runs_seen.append(step is not None and step.stepped)
+                if len(runs_seen) == 1:  # before this copy publishes, another process writes first
+                    thread = threading.Thread(target=other_process_signals)
+                    thread.start()
+                    thread.join(30)
+                return recorded
+
+        outcome = ActivityOutcome("completed", result=b"7")
+        take = ActivityTake("me", 60.0, frozenset({"a"}), {"q": 1})
+        step = ActivityStep(run_id, 2, outcome.event(seq=3, at=0, scheduled=task.seq, attempt=task.attempt),
+                            [ev.ActivityScheduled(seq=4, at=0, activity="a", input=b"[]",
+                                                  options={"task_queue": "q"})], take)
+        assert await SignalledMeanwhile(store).finish_activity(task, "me", outcome, step)
+        assert runs_seen == [True, False]  # the publish was refused, and the rerun found the run moved
+        assert not step.stepped
+        assert take.taken == []
+        _, history = await store.load(run_id, 0)
+        assert [e.type for e in history] == [
+            "WorkflowStarted", "ActivityScheduled", "SignalReceived", "ActivityCompleted"]
+        assert store._view.tasks == {}  # no task: the one the undone step leased was never stored
+    finally:
+        await store.close()

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, final, overload
 
 from ..errors import ConfigurationError, InvalidArgumentsError, PayloadError
+from ..history.ids import too_long
 from ._options import DEFAULT_RETRY, ActivityOptions, RetryPolicy
 
 if TYPE_CHECKING:
@@ -241,6 +242,9 @@ class _Definition:
             raise ConfigurationError("a workflow or activity name must not be empty")
         self.fn = fn
         self.name = name or fn.__qualname__
+        problem = too_long(f"the name of {fn.__qualname__}", self.name)
+        if problem:
+            raise ConfigurationError(problem)
         self.types = _Signature(fn)
         self.__doc__ = fn.__doc__
         self.__module__ = fn.__module__

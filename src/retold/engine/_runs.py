@@ -44,6 +44,17 @@ def _lookups(tx: Tx, run_id: str, commands: Sequence[ev.Event]) -> Lookups:
     return Lookups(frozenset(taken), tuple(children), targets)
 
 
+def _forget(step: m.ActivityStep | m.StartStep | None, take: ActivityTake | None = None) -> None:
+    """Clear what an earlier run of this transaction decided: a store may undo a transaction and run it
+    again (NATS, after another process wrote first), and a step or leased tasks that run applied were
+    undone with it (the task ids given back, to be handed out again)."""
+    if step is not None:
+        step.stepped = False
+        take = step.take
+    if take is not None:
+        take.taken = []
+
+
 class Runs:
     """Starts runs and feeds them their inputs, through a :class:`~retold.stores.Store`."""
 
@@ -92,6 +103,7 @@ class Runs:
         # Twice at most: a concurrent start of the same id or key (possible
         # on PostgreSQL) claims the id first; then it is "existing".
         for _ in range(2):
+            _forget(step)
             entry = tx.entry(request.workflow_id, request.idempotency_key)
             if entry is not None:
                 run = tx.run(m.existing(request, entry))
@@ -117,6 +129,7 @@ class Runs:
         take: ActivityTake | None = None,
     ) -> int:
         """The transaction of :meth:`commit_workflow_task` (-1: refused, the inbox was recorded instead)."""
+        _forget(None, take)
         run = tx.run(run_id, inbox=True)
         if run is None:
             raise RunNotFoundError(run_id)
@@ -147,6 +160,7 @@ class Runs:
         self, tx: Tx, task: ActivityTask, owner: str, outcome: ActivityOutcome, step: ActivityStep | None = None,
     ) -> bool:
         """The transaction of :meth:`finish_activity`."""
+        _forget(step)
         tx.run(task.run_id)  # locks the run before its task, in the order commits take them
         row = tx.task(task.id)
         now = tx.now()
