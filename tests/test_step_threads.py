@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 
 import anyio
 import pytest
@@ -64,9 +65,13 @@ async def test_a_long_step_holds_up_no_other_and_its_spare_thread_ends_when_idle
             await _until(lambda: _step_threads())
             await anyio.sleep(0.05)  # it is running now
             # Quick steps submitted while it runs get a thread of their own and finish first.
+            def quick(i: int) -> int:
+                order.append(f"quick-{i}")
+                return i
+
             for i in range(5):
                 with anyio.fail_after(10):
-                    assert await runner.run(f"quick-{i}", lambda i=i: order.append(f"quick-{i}") or i) == i
+                    assert await runner.run(f"quick-{i}", partial(quick, i)) == i
             assert order == [f"quick-{i}" for i in range(5)]
             release.set()
         assert order[-1] == "long"
