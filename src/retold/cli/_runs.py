@@ -137,13 +137,16 @@ def show(ident: str, as_json: bool, url: str, app_spec: str | None, codec_spec: 
 @click.argument("ident", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print the history's JSON export (retold.History.to_json), "
               "which `retold replay` and retold.testing read.")
+@click.option("--after", type=click.IntRange(0), default=0, show_default=True,
+              help="Only the events numbered after this one.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="At most this many events (default: all).")
 @url_option
-def history(ident: str, as_json: bool, url: str) -> None:
-    """Print a run's history (ID: workflow id or run id)."""
+def history(ident: str, as_json: bool, after: int, limit: int | None, url: str) -> None:
+    """Print a run's history (ID: workflow id or run id), or a page of it (--after, --limit)."""
 
     async def body() -> retold.History:
         async with open_client(url) as client:
-            return await client.get_handle(ident).history()
+            return await client.get_handle(ident).history(after=after, limit=limit)
 
     events = run(body)
     if as_json:

@@ -518,10 +518,14 @@ class Client:
     def _roundtrip(self, value: Any) -> Any:
         return self.codec.decode(self.codec.encode(value))
 
-    async def _history(self, ident: str) -> History:
+    async def _history(self, ident: str, after: int = 0, limit: int | None = None) -> History:
         self._check_open()
+        if after < 0:
+            raise RetoldError(f"after must not be negative, got {after}")
+        if limit is not None and limit < 1:
+            raise RetoldError(f"limit must be at least 1, got {limit}")
         record = await self.store.get_run(ident)
-        _, events = await self.store.load(record.run_id, 0)
+        _, events = await self.store.load(record.run_id, after, limit)
         return History(events, workflow=record.workflow, workflow_id=record.workflow_id, run_id=record.run_id)
 
     def _watch(self, ident: str, after_seq: int) -> EventStream:

@@ -278,9 +278,19 @@ class RunHandle(Generic[R]):
         """The run's current status, with what it waits for (``pending``); for a blocked run, why (``blocked``)."""
         return await self._client._describe(self.workflow_id)
 
-    async def history(self) -> History:
-        """Every event of the (latest) run, in order; ``.to_json()`` exports it."""
-        return await self._client._history(self.workflow_id)
+    async def history(self, *, after: int = 0, limit: int | None = None) -> History:
+        """The events of the (latest) run, in order; ``.to_json()`` exports them.
+
+        By default every event. ``after`` and ``limit`` read one page of a long
+        history: the events numbered after ``after``, at most ``limit`` of them
+        (fewer than ``limit``: the run has no more yet). A page is for reading;
+        replay needs the whole history.
+
+        Raises:
+            RetoldError: a negative ``after``, or a ``limit`` below 1.
+            RunNotFoundError: no such run.
+        """
+        return await self._client._history(self.workflow_id, after, limit)
 
     def watch(self, *, after_seq: int = 0) -> EventStream:
         """Follow the run's events: those after ``after_seq``, then new ones as

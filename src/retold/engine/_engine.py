@@ -547,9 +547,9 @@ class Engine:
         """Answer a query from the run's replayed state; see :meth:`RunHandle.query`."""
         return await self.client.get_handle(ident).query(name, *args)
 
-    async def history(self, ident: str) -> History:
-        """Every event of the run, in order, as a :class:`History`."""
-        return await self.client.get_handle(ident).history()
+    async def history(self, ident: str, *, after: int = 0, limit: int | None = None) -> History:
+        """The run's events, in order, as a :class:`History`; see :meth:`RunHandle.history`."""
+        return await self.client.get_handle(ident).history(after=after, limit=limit)
 
     def watch(self, ident: str, after_seq: int) -> EventStream:
         """Follow a run's events after ``after_seq``; see :meth:`RunHandle.watch`."""

@@ -204,8 +204,14 @@ class _Api:
         return JSONResponse(report.as_dict())
 
     async def history(self, request: Request) -> Response:
-        history = await self.client.get_handle(path_id(request)).history()
-        return Response(history.to_json(), media_type="application/json")
+        after = int_param(request, "after", 0, 0, 2**62)
+        limit = int_param(request, "limit", 0, 1, 100_000) if "limit" in request.query_params else None
+        history = await self.client.get_handle(path_id(request)).history(after=after, limit=limit)
+        headers = None
+        if limit is not None and len(history) == limit:  # there may be more: the next page's address
+            next_url = str(request.url.include_query_params(after=history[-1].seq, limit=limit))
+            headers = {"Link": f'<{next_url}>; rel="next"'}
+        return Response(history.to_json(), media_type="application/json", headers=headers)
 
     async def events(self, request: Request) -> Response:
         ident = path_id(request)

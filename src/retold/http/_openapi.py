@@ -356,7 +356,18 @@ def openapi_document(workflows: Mapping[str, Any], *, auth: bool, max_body_size:
                           **_problems(400, 404, 409, 413, 415, 422, 503)},
         }},
         "/runs/{id}/history": {"get": {
-            "operationId": "getHistory", "summary": "The run's history (the JSON export)", "parameters": [_RUN_ID],
+            "operationId": "getHistory", "summary": "The run's history (the JSON export), or a page of it",
+            "description": "Every event by default. With `after` and `limit`, one page: the events numbered after "
+                           "`after`, at most `limit`; a full page has a `Link: <...>; rel=\"next\"` header "
+                           "naming the next one.",
+            "parameters": [
+                _RUN_ID,
+                {"name": "after", "in": "query",
+                 "schema": {"type": "integer", "minimum": 0, "maximum": 2**62, "default": 0},
+                 "description": "Only the events numbered after this one."},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100000},
+                 "description": "At most this many events (default: all)."},
+            ],
             "responses": {"200": _json(_ref("History"), "The history."), **_problems(400, 404, 503)},
         }},
         "/runs/{id}/events": {"get": {

@@ -163,8 +163,8 @@ class Store(Protocol):
         """
         ...
 
-    async def load(self, run_id: str, after_seq: int) -> tuple[RunRecord, list[Event]]:
-        """A run's row and its events after ``after_seq``."""
+    async def load(self, run_id: str, after_seq: int, limit: int | None = None) -> tuple[RunRecord, list[Event]]:
+        """A run's row and its events after ``after_seq`` (the first ``limit`` of them, if given)."""
         ...
 
     async def claim_activity_tasks(

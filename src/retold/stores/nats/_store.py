@@ -213,9 +213,9 @@ class NatsStore(Log):
 
     # -- reads ------------------------------------------------------------------------
 
-    async def load(self, run_id: str, after_seq: int) -> tuple[RunRecord, list[Event]]:
-        """A run and its events after ``after_seq``."""
-        loaded: tuple[RunRecord, list[Event]] = await self._read("load", run_id, after_seq)
+    async def load(self, run_id: str, after_seq: int, limit: int | None = None) -> tuple[RunRecord, list[Event]]:
+        """A run and its events after ``after_seq`` (the first ``limit`` of them, if given)."""
+        loaded: tuple[RunRecord, list[Event]] = await self._read("load", run_id, after_seq, limit)
         return loaded
 
     async def next_wakeup(self) -> float | None:

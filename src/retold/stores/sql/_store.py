@@ -205,15 +205,21 @@ class SqlStore(Leases):
             raise RunNotFoundError(run_or_workflow_id)
         return row
 
-    async def load(self, run_id: str, after_seq: int) -> tuple[RunRecord, list[ev.Event]]:
-        """A run and its events after ``after_seq``."""
-        return await self._read(self._load, run_id, after_seq)
+    async def load(self, run_id: str, after_seq: int, limit: int | None = None) -> tuple[RunRecord, list[ev.Event]]:
+        """A run and its events after ``after_seq`` (the first ``limit`` of them, if given)."""
+        return await self._read(self._load, run_id, after_seq, limit)
 
-    def _load(self, conn: Connection, run_id: str, after_seq: int) -> tuple[RunRecord, list[ev.Event]]:
+    def _load(
+        self, conn: Connection, run_id: str, after_seq: int, limit: int | None = None,
+    ) -> tuple[RunRecord, list[ev.Event]]:
         row = self._q.run_by_id(conn, {"b_run_id": run_id}).first()
         if row is None:
             raise RunNotFoundError(run_id)
-        rows = self._q.events_after(conn, {"b_run_id": run_id, "b_after": after_seq}).all()
+        if limit is None:
+            rows = self._q.events_after(conn, {"b_run_id": run_id, "b_after": after_seq}).all()
+        else:
+            rows = self._q.events_page(conn, {"b_run_id": run_id, "b_after": after_seq,
+                                              "b_limit": max(limit, 0)}).all()
         task = self._q.wft_attempts(conn, {"b_run_id": run_id}).first()
         record = row_to_run(row)
         if task is not None:

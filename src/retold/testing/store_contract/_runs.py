@@ -29,6 +29,7 @@ __all__ = [
     "test_concurrent_starts_of_one_id_make_one_run",
     "test_only_another_owners_lapsed_lease_counts_as_a_death_and_a_commit_clears_the_count",
     "test_reads_runs_by_id_status_and_workflow",
+    "test_a_history_reads_in_pages",
     "test_signals_during_a_step_follow_its_commands_and_the_task_stays_leased",
     "test_start_is_idempotent_by_id_and_key",
 ]
@@ -360,3 +361,23 @@ async def test_purge_takes_only_old_finished_runs(store_factory: StoreFactory) -
         again, created = await Runs(store).start(StartRequest("wf", "other-id", b"[]", "h", "key-1"))
         assert created
         assert again.run_id != old_done.run_id
+
+
+async def test_a_history_reads_in_pages(store_factory: StoreFactory) -> None:
+    async with store_factory(ManualClock()) as store:
+        run_id = await start_run(store)
+        await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)
+        await Runs(store).commit_workflow_task(
+            run_id, "me", 1, [ev.TimerStarted(seq=n, at=0, duration=60.0) for n in range(2, 8)])
+        _, every = await store.load(run_id, 0)
+        assert [e.seq for e in every] == [1, 2, 3, 4, 5, 6, 7]
+        _, page = await store.load(run_id, 0, 3)
+        assert [e.seq for e in page] == [1, 2, 3]
+        _, page = await store.load(run_id, 3, 3)
+        assert [e.seq for e in page] == [4, 5, 6]
+        _, page = await store.load(run_id, 6, 3)
+        assert [e.seq for e in page] == [7]  # fewer than asked: the last page
+        _, page = await store.load(run_id, 7, 3)
+        assert page == []
+        _, rest = await store.load(run_id, 4)
+        assert [e.seq for e in rest] == [5, 6, 7]
