@@ -145,3 +145,49 @@ def _release(holder: subprocess.Popen[str]) -> None:
     holder.stdin.write("go\n")
     holder.stdin.flush()
     assert holder.stdout.readline().strip() == "released"
+
+
+_FLICKER = textwrap.dedent("""
+    import sqlite3, sys, time
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+    print("ready", flush=True)
+    while True:                               # until killed
+        conn.execute("BEGIN IMMEDIATE")       # hold the write lock past the store's busy_timeout...
+        time.sleep(0.5)
+        conn.execute("COMMIT")
+        time.sleep(0.15)                      # ...then leave it free a while
+""")
+
+
+async def test_no_acknowledged_request_is_missing_when_another_process_takes_the_lock_now_and_then(
+    tmp_path: Path,
+) -> None:
+    """Some batches meet the lock (refused, nothing written), others commit: each caller learns its own outcome."""
+    errors.clear()
+    path = tmp_path / "shared.db"
+    store = SqlStore(f"sqlite:///{path}?busy_timeout=0.2")
+    assert store.url.endswith("?busy_timeout=0.2")
+    async with retold.Engine(store=store, workflows=[inbox], run_workers=False) as engine:
+        runs = [f"run-{i}" for i in range(8)]
+        for run in runs:
+            await engine.start(inbox.with_options(id=run))
+        outcomes: dict[str, bool] = {}
+        tags: list[str] = []
+        with subprocess.Popen([sys.executable, "-c", _FLICKER, str(path)], stdout=subprocess.PIPE, text=True) as other:
+            try:
+                assert other.stdout is not None
+                assert other.stdout.readline().strip() == "ready"
+                # Bursts until some met the lock and some did not (a deadline, not a count).
+                with anyio.fail_after(60):
+                    while not (errors and any(outcomes.values())) or len(tags) < 12:
+                        tags.append(f"b{len(tags)}")
+                        await _burst(engine, runs, tags[-1], outcomes)
+            finally:
+                other.kill()
+        recorded = await _recorded(engine, runs, tags)
+    acknowledged_missing = sorted(k for k, ok in outcomes.items() if ok and not recorded[k])
+    refused_written = sorted(k for k, ok in outcomes.items() if not ok and recorded[k])
+    assert acknowledged_missing == []
+    assert refused_written == []
+    assert all(isinstance(e, retold.StoreError) and "locked" in str(e) and "busy_timeout=0.2" in str(e)
+               for e in errors), errors[:3]
