@@ -141,7 +141,8 @@ def run(senders: int, signals: int, concurrency: int, complete_after: int,
         recorded = Counter(final["got"])
         return {
             "senders": senders, "signals_each": signals, "concurrency": concurrency,
-            "complete_after": complete_after, "busy_timeout": busy_timeout or 10.0, "seconds": round(elapsed, 2), "status": final["status"],
+            "complete_after": complete_after, "busy_timeout": busy_timeout or 10.0,
+            "seconds": round(elapsed, 2), "status": final["status"],
             "acknowledged": len(acknowledged), "refused_after_completion": refused,
             "recorded": len(final["got"]),
             "lost": sum(1 for value in acknowledged if value not in recorded),
