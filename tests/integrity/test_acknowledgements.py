@@ -191,3 +191,52 @@ async def test_no_acknowledged_request_is_missing_when_another_process_takes_the
     assert refused_written == []
     assert all(isinstance(e, retold.StoreError) and "locked" in str(e) and "busy_timeout=0.2" in str(e)
                for e in errors), errors[:3]
+
+
+_HAMMER = textwrap.dedent("""
+    import sqlite3, sys, time
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)
+    print("ready", flush=True)
+    while True:                               # until killed: the lock is free about 1 ms in 40
+        try:
+            conn.execute("BEGIN IMMEDIATE")   # at once when free: spin, no busy handler
+        except sqlite3.OperationalError:
+            continue
+        time.sleep(0.04)
+        while True:
+            try:
+                conn.execute("COMMIT")
+                break
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.0002)
+""")
+
+
+async def test_a_busy_file_whose_lock_is_free_now_and_then_starves_no_writer(tmp_path: Path) -> None:
+    """Another process takes the lock again and again, leaving it free only moments: every call still gets it.
+
+    SQLite's own busy handler looks at the lock every 100 ms once it has
+    waited a while, and kept missing the moments it was free: most calls
+    failed with "database is locked" after busy_timeout. Writers wait in
+    3 ms slices instead.
+    """
+    errors.clear()
+    path = tmp_path / "shared.db"
+    async with retold.Engine(f"sqlite:///{path}?busy_timeout=1", workflows=[inbox], run_workers=False) as engine:
+        await engine.start(inbox.with_options(id="run"))
+        outcomes: dict[str, bool] = {}
+        with subprocess.Popen([sys.executable, "-c", _HAMMER, str(path)], stdout=subprocess.PIPE, text=True) as other:
+            try:
+                assert other.stdout is not None
+                assert other.stdout.readline().strip() == "ready"
+                for i in range(40):  # one at a time: each waits for the lock on its own
+                    await _attempt(outcomes, f"signal run hammer-{i}", engine.signal("run", "s", f"hammer-{i}"))
+                assert other.poll() is None  # it hammered throughout
+            finally:
+                other.kill()
+        events = (await engine.history("run")).events
+        recorded = [engine.codec.decode(e.input, str) for e in events if isinstance(e, ev.SignalReceived)]
+    assert errors == []
+    assert all(outcomes.values())
+    assert recorded == [f"hammer-{i}" for i in range(40)]

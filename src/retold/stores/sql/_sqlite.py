@@ -178,8 +178,10 @@ def _busy(exc: sqlite3.OperationalError) -> bool:
     return "database is locked" in text or "database is busy" in text
 
 
-def _begin_waiting(driver: sqlite3.Connection, begin: str, wait: float) -> None:
-    """Run ``begin`` (``BEGIN IMMEDIATE``), trying again while the file is locked, for ``wait`` seconds at most.
+def _begin_waiting(driver: sqlite3.Connection | sqlite3.Cursor, begin: str, wait: float) -> None:
+    """Run ``begin`` (``BEGIN IMMEDIATE``, or a pragma that writes), trying again while the file is locked.
+
+    For ``wait`` seconds at most; each try waits one slice in SQLite's busy handler.
 
     Raises:
         sqlite3.OperationalError: still locked after ``wait`` seconds (nothing ran).
@@ -209,7 +211,9 @@ def _install_pragmas(
         cursor = dbapi_conn.cursor()
         try:
             cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            # A writer's busy handler waits one slice at a time: _begin_waiting
+            # tries again until ``wait`` is over.
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms if wait is None else _SLICE_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
             if read_only:
                 cursor.execute("PRAGMA query_only=ON")  # a read that tried to write would fail loudly
@@ -217,11 +221,8 @@ def _install_pragmas(
                 # Takes effect in a new file only (before its first table): pages
                 # freed by purging old runs can then be handed back to the file
                 # system (see _retention.py). An existing file is left as it is.
-                cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            if wait is not None:
-                # From now on SQLite's busy handler waits one slice at a time:
-                # _begin_waiting tries again until ``wait`` is over.
-                cursor.execute(f"PRAGMA busy_timeout={_SLICE_MS}")
+                # It takes the write lock: wait for it like a transaction.
+                _begin_waiting(cursor, "PRAGMA auto_vacuum=INCREMENTAL", 10.0 if wait is None else wait)
         finally:
             cursor.close()
 
