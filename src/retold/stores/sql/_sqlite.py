@@ -48,7 +48,9 @@ class SQLite(Dialect):
     """A SQLite file (or a private in-memory database for ``memory://``).
 
     Every writing transaction begins with ``BEGIN IMMEDIATE``, so writers
-    queue for the lock instead of failing half-way, and commits with
+    queue for the lock instead of failing half-way (tried again every few
+    milliseconds until ``busy_timeout``, then a StoreError saying nothing
+    was written: see :func:`_begin_waiting`), and commits with
     ``synchronous=FULL`` in WAL mode. Writing transactions are queued
     in-process (one at a time): SQLite has one writer anyway. Reads of a
     file run on connections of their own in deferred (read) transactions:

@@ -95,7 +95,7 @@ class SqlStore(Leases):
         if max_pending_signals < 1:
             raise StoreError(f"SqlStore max_pending_signals must be at least 1, got {max_pending_signals}")
         if busy_timeout is not None and not 0 <= busy_timeout < float("inf"):
-            raise StoreError(f"SqlStore busy_timeout must not be negative, got {busy_timeout}")
+            raise StoreError(f"SqlStore busy_timeout must be seconds, a number at least 0, got {busy_timeout}")
         self.max_pending_signals = max_pending_signals  # read by the engine, which enforces it
         self._d = dialect_for(url, pool_size=pool_size, busy_timeout=busy_timeout)
         self.url = self._d.url
