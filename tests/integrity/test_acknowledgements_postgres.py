@@ -52,7 +52,7 @@ async def test_no_acknowledged_request_is_missing_when_backends_are_killed(postg
                 await engine.start(inbox.with_options(id=run))
             outcomes: dict[str, bool] = {}
             tags: list[str] = []
-            stop, killed = threading.Event(), []
+            stop, killed = threading.Event(), list[int]()
             killer = threading.Thread(target=_kill_backends, args=(admin, app, stop, killed))
             killer.start()
             try:
