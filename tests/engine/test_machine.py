@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from retold.engine import _machine as m
-from retold.errors import ConflictError, IdempotencyError, LeaseLostError, SignalBufferFullError
+from retold.errors import ConflictError, IdempotencyError, LeaseLostError, RunFinishedError, SignalBufferFullError
 from retold.history import events as ev
 from retold.stores._plan import InboxItem, RunState, TaskChange, TaskState, WorkflowEntry, WorkflowTaskState
 from retold.stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRequest
@@ -368,3 +368,43 @@ def test_an_attempt_numbered_past_the_policy_means_workers_died_running_it() -> 
     assert died.failure["non_retryable"]
     assert "died 3 times" in died.failure["message"]
     assert m.workers_died(50, 0, 3) is None  # no limit on attempts: nothing to tell
+
+
+# -- signal-with-start ------------------------------------------------------------------
+
+
+def test_signal_with_start_starts_a_new_run_with_the_signal_in_the_same_plan() -> None:
+    request = StartRequest("flow", "w1", b"[1]", "h1")
+    decision, created = m.signal_with_start(request, None, None, signal("add"), NOW, run_id="r9")
+    assert created
+    (new,) = decision.plan.runs
+    assert (new.run_id, new.entry, new.wake) == ("r9", "new", True)
+    assert [type(e) for e in new.events] == [ev.WorkflowStarted, ev.SignalReceived]
+    assert [e.seq for e in new.events] == [1, 2]
+    assert new.events[1].name == "add"  # type: ignore[attr-defined]
+
+
+def test_signal_with_start_signals_an_open_run_whatever_its_input() -> None:
+    entry = WorkflowEntry("w1", "flow", "h1", None, "r1", "r1")
+    request = StartRequest("flow", "w1", b"[2]", "other input")
+    decision, created = m.signal_with_start(request, entry, run(owner=None), signal("add"), NOW)
+    assert not created
+    assert decision.plan.runs == []
+    assert [(type(e), e.seq) for e in decision.plan.events] == [(ev.SignalReceived, 4)]
+    assert decision.plan.task == TaskChange("wake", add_signals=1)
+    # A step in flight: the signal waits in the inbox, as any signal.
+    held, _ = m.signal_with_start(request, entry, run(owner="me"), signal("add"), NOW)
+    assert held.plan.events == [] and len(held.plan.inbox) == 1
+
+
+def test_signal_with_start_refuses_a_closed_run_another_workflow_and_a_full_buffer() -> None:
+    entry = WorkflowEntry("w1", "flow", "h1", None, "r1", "r1")
+    request = StartRequest("flow", "w1", b"[1]", "h1")
+    with pytest.raises(RunFinishedError, match="completed"):
+        m.signal_with_start(request, entry, run(status="completed", task=False), signal(), NOW)
+    with pytest.raises(IdempotencyError, match="already used by a run of workflow 'flow', not 'other'"):
+        m.signal_with_start(StartRequest("other", "w1", b"[1]", "h1"), entry, run(), signal(), NOW)
+    with pytest.raises(SignalBufferFullError):
+        m.signal_with_start(request, entry, run(signals=2), signal(), NOW, max_signals=2)
+    with pytest.raises(ConflictError):  # the record's run was purged meanwhile: read again
+        m.signal_with_start(request, entry, None, signal(), NOW)

@@ -236,9 +236,46 @@ class Client:
         handle: RunHandle[R] = await self._start(workflow, args, options, workflow_id, idempotency_key)
         return handle
 
+    async def signal_with_start(
+        self, workflow: Workflow[P, R] | str, signal: str, value: Any, /, *args: P.args, **kwargs: P.kwargs,
+    ) -> RunHandle[R]:
+        """Send signal ``signal`` with ``value`` to the run of this workflow id, starting it first if there is none.
+
+        One transaction: either the run existed and got the signal, or it is
+        new and its history begins with ``WorkflowStarted`` then the signal,
+        so its code sees the signal at its first ``wait_signal``. Two callers
+        at once make one run with both signals. ``workflow`` and the
+        arguments after ``value`` are as for :meth:`start` (typed by the
+        workflow's signature); the workflow id is required::
+
+            run = await client.signal_with_start(cart.with_options(id="cart-7"), "add", "apple", "cust-1")
+
+        A run already open keeps its input (the arguments are not compared);
+        ``run.created`` says whether this call started it.
+
+        Raises:
+            ConfigurationError: no workflow id, or ``workflow`` is not a workflow.
+            InvalidArgumentsError: the arguments do not fit its signature or types.
+            PayloadError: the value does not fit the signal's declared type.
+            IdempotencyError: the id belongs to a run of another workflow.
+            RunFinishedError: the id's run is closed (nothing is written).
+            SignalBufferFullError: the run has too many unprocessed signals.
+        """
+        options: dict[str, Any] = kwargs
+        workflow_id = idempotency_key = None
+        if isinstance(workflow, str):
+            options = dict(kwargs)
+            workflow_id, idempotency_key = options.pop("id", None), options.pop("idempotency_key", None)
+        elif isinstance(workflow, Workflow):
+            workflow_id, idempotency_key = workflow.id, workflow.idempotency_key
+        handle: RunHandle[R] = await self._start(workflow, args, options, workflow_id, idempotency_key,
+                                                 signal=(signal, value))
+        return handle
+
     async def _start(
         self, workflow: Workflow[..., Any] | str, args: tuple[Any, ...], kwargs: dict[str, Any],
         id: str | None, idempotency_key: str | None,  # noqa: A002 - the public name
+        *, signal: tuple[str, Any] | None = None,
     ) -> RunHandle[Any]:
         self._check_open()
         typed: Workflow[..., Any] | None = None
@@ -261,6 +298,13 @@ class Client:
             )
         check_id("workflow id", id)
         check_id("idempotency key", idempotency_key)
+        signal_payload = b""
+        if signal is not None:
+            if not id:
+                raise ConfigurationError(
+                    f"signal_with_start of workflow {name!r} needs a workflow id: the run to signal is the one "
+                    f"with that id (workflow.with_options(id=...), or id= with a workflow name)")
+            signal_payload = self._signal_payload(typed, signal[0], signal[1], f"workflow id {id!r}")
         payload, digest, result_type = encode_start(self.codec, name, typed, args, kwargs)
         with self.telemetry.starting(name) as headers:  # the trace context, recorded in the run
             request = StartRequest(
@@ -271,7 +315,12 @@ class Client:
                 idempotency_key=idempotency_key,
                 headers=headers,
             )
-            if self._host is not None:
+            if signal is not None:
+                record, created = await self._runs().signal_with_start(request, signal[0], signal_payload)
+                self.feeds.notify(record.run_id)
+                if self._host is not None:
+                    self._host.input_recorded(record.run_id)
+            elif self._host is not None:
                 record, created = await self._host.store_start(request, self.workflows.get(name))
             else:
                 record, created = await self._runs().start(request)
@@ -310,6 +359,40 @@ class Client:
             "workflow", workflow, self.codec, self.codec.encode(list(args))
         )
         return await self._start(definition, converted, keywords, id, idempotency_key)
+
+    async def signal_with_start_by_name(
+        self,
+        workflow: str,
+        signal: str,
+        value: Any,
+        args: Sequence[Any] = (),
+        *,
+        id: str,  # noqa: A002 - the public name
+    ) -> RunHandle[Any]:
+        """:meth:`signal_with_start` for callers that know workflows by name (args as for :meth:`start_by_name`)."""
+        self._check_open()
+        definition = self.workflows.get(workflow)
+        if definition is None:
+            raise self._unknown(workflow, "a start by name checks the arguments against its signature")
+        converted, keywords = definition.types.validate(
+            "workflow", workflow, self.codec, self.codec.encode(list(args))
+        )
+        return await self._start(definition, converted, keywords, id, None, signal=(signal, value))
+
+    def _signal_payload(self, workflow: Workflow[..., Any] | None, name: str, value: Any, to: str) -> bytes:
+        """A signal's value encoded, checked against the type ``workflow`` declares for it (if any)."""
+        if not name:
+            raise RetoldError("a signal name must not be empty")
+        payload = self.codec.encode(value)
+        if workflow is not None and name in workflow.signals:
+            try:
+                self.codec.decode(payload, workflow.signals[name])
+            except PayloadError as err:
+                raise PayloadError(
+                    f"signal {name!r} to {to} of workflow {workflow.name!r} was not sent: {err} (the type "
+                    f"@retold.workflow(signals=...) declares for it); send a value of that type"
+                ) from err
+        return payload
 
     def _unknown(self, name: str, why: str) -> NotRegisteredError:
         if self._host is not None:

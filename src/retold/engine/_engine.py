@@ -513,6 +513,26 @@ class Engine:
         """
         return await self.client.start_by_name(workflow, args, id=id, idempotency_key=idempotency_key)
 
+    async def signal_with_start(
+        self, workflow: Workflow[P, R] | str, signal: str, value: Any, /, *args: P.args, **kwargs: P.kwargs,
+    ) -> RunHandle[R]:
+        """Signal the run of this workflow id, starting it first if there is none, in one transaction::
+
+            run = await engine.signal_with_start(cart.with_options(id="cart-7"), "add", "apple", "cust-1")
+
+        ``signal`` and ``value`` are the signal; the arguments after them are
+        the workflow's, typed as for :meth:`start`. See
+        :meth:`Client.signal_with_start <retold.Client.signal_with_start>`.
+        """
+        return await self.client.signal_with_start(workflow, signal, value, *args, **kwargs)
+
+    async def signal_with_start_by_name(
+        self, workflow: str, signal: str, value: Any, args: Sequence[Any] = (), *,
+        id: str,  # noqa: A002 - the public name
+    ) -> RunHandle[Any]:
+        """:meth:`signal_with_start` by workflow name, with arguments in their JSON form (HTTP, CLI)."""
+        return await self.client.signal_with_start_by_name(workflow, signal, value, args, id=id)
+
     def get_handle(self, workflow_or_run_id: str) -> RunHandle[Any]:
         """A handle on an existing run, by workflow id or run id."""
         return self.client.get_handle(workflow_or_run_id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, final
 
 from ..authoring._options import RetryPolicy
@@ -23,6 +23,7 @@ from ..errors import (
     ConflictError,
     IdempotencyError,
     LeaseLostError,
+    RunFinishedError,
     SignalBufferFullError,
     StoreError,
 )
@@ -44,7 +45,7 @@ from ..stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRe
 __all__ = [
     "NO_LOOKUPS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "StartStep", "activity_outcome",
     "attempt_failed", "commit", "workers_died",
-    "deliver", "existing", "release", "start", "stepped", "terminate", "terminated_failure", "workflow_task_failed",
+    "deliver", "existing", "release", "signal_with_start", "start", "stepped", "terminate", "terminated_failure", "workflow_task_failed",
 ]
 
 _STATUS: dict[type[ev.Event], Literal["completed", "failed", "cancelled", "continued", "terminated"]] = {
@@ -535,3 +536,35 @@ def start(
     new.events = [started, *step.commands, *renumber(own, step.last_seq + 1)]
     new.wake = bool(own)
     return decision
+
+
+def signal_with_start(
+    request: StartRequest, entry: WorkflowEntry | None, run: RunState | None, signal: ev.Event, now: float, *,
+    max_signals: int | None = None, run_id: str | None = None,
+) -> tuple[Decision, bool]:
+    """Signal the run of the request's workflow id, starting it first if there is none; True if started.
+
+    ``entry`` is the id's (or key's) record and ``run`` its current run, read
+    with its inbox. A new run's history is ``WorkflowStarted`` then the
+    signal, in one plan. An open run gets the signal as :func:`deliver` gives
+    it (its input is not compared: the signal is what is asked for). A
+    workflow id used by another workflow raises IdempotencyError; a closed
+    run raises RunFinishedError (nothing is written); a record whose run is
+    gone (purged meanwhile) raises ConflictError, for the caller to read again.
+    """
+    if entry is not None:
+        what = f"workflow id {entry.workflow_id!r}"
+        if entry.workflow != request.workflow:
+            raise IdempotencyError(f"{what} is already used by a run of workflow {entry.workflow!r}, "
+                                   f"not {request.workflow!r}")
+        if run is None:
+            raise ConflictError(entry.current_run_id, 0)
+        if not run.open:
+            raise RunFinishedError(run.run_id, run.record.status)
+        plan = deliver(run, signal, now, max_signals=max_signals)
+        assert plan is not None
+        return Decision(plan, workflow_id=entry.workflow_id), False
+    decision = start(request, now, run_id=run_id)
+    new = decision.plan.runs[0]
+    new.events.append(replace(signal, seq=2, at=now))
+    return decision, True

@@ -112,6 +112,29 @@ class Runs:
             return run.record, True
         raise StoreError(f"could not start workflow id {request.workflow_id!r}: its record keeps changing")
 
+    def signal_with_start_in(
+        self, tx: Tx, request: StartRequest, name: str, payload: bytes, *, run_id: str | None = None,
+    ) -> tuple[RunRecord, bool]:
+        """The transaction of :meth:`signal_with_start` (``run_id``: a new run's id, for simulations)."""
+        now = tx.now()
+        signal = ev.SignalReceived(seq=0, at=now, name=name, input=payload)
+        # Twice at most, as a start: a concurrent start of the same id claims it
+        # first (PostgreSQL), then this one signals the run it started.
+        for _ in range(2):
+            entry = tx.entry(request.workflow_id, request.idempotency_key)
+            run = tx.run(entry.current_run_id, inbox=True) if entry is not None else None
+            try:
+                decision, created = m.signal_with_start(request, entry, run, signal, now,
+                                                        max_signals=self.max_pending_signals, run_id=run_id)
+                self._apply(tx, decision)
+            except ConflictError:
+                continue
+            found = tx.run(decision.plan.run_id)
+            assert found is not None
+            return found.record, created
+        raise StoreError(f"could not signal-with-start workflow id {request.workflow_id!r}: "
+                         "its record keeps changing")
+
     def commit_in(
         self, tx: Tx, run_id: str, owner: str, expected_seq: int, commands: Sequence[ev.Event],
         take: ActivityTake | None = None,
@@ -222,6 +245,17 @@ class Runs:
         once (see :class:`~retold.engine._machine.StartStep`).
         """
         return await self.store.transact(lambda tx: self.start_in(tx, request, step), outside=True)
+
+    async def signal_with_start(self, request: StartRequest, name: str, payload: bytes) -> tuple[RunRecord, bool]:
+        """Signal the run of ``request.workflow_id``, starting it first if there is none, in one transaction.
+
+        Returns the run's record and whether it was started. Raises
+        IdempotencyError if the id belongs to another workflow,
+        RunFinishedError if its run is closed, SignalBufferFullError if it has
+        too many unprocessed signals; none of them writes anything.
+        """
+        return await self.store.transact(lambda tx: self.signal_with_start_in(tx, request, name, payload),
+                                         outside=True)
 
     async def commit_workflow_task(
         self, run_id: str, owner: str, expected_seq: int, commands: Sequence[ev.Event],
