@@ -77,7 +77,8 @@ async def test_concurrent_signal_with_starts_make_one_run_with_every_signal(
             assert created.count(True) == 1
             await engine.signal_with_start(cart.with_options(id="cart-3"), "add", "checkout", "cy")
             result = await engine.get_handle("cart-3").result(timeout=30)
-        assert result[0] == "cy" and sorted(result[1:]) == items
+        assert result[0] == "cy"
+        assert sorted(result[1:]) == items
         assert len(await engine.list_runs(id_prefix="cart-3")) == 1
 
 
@@ -107,9 +108,8 @@ async def test_bad_requests_write_nothing(make_engine: EngineFactory) -> None:
 
 
 async def test_by_name_from_a_client(make_engine: EngineFactory, tmp_path: object) -> None:
-    async with make_engine([cart]) as engine:
-        async with retold.Client(store=engine.store, workflows=[cart]) as client:
-            run = await client.signal_with_start_by_name("cart", "add", "fig", ["fay"], id="cart-6")
-            assert run.created
-            await client.signal_with_start("cart", "add", "checkout", "fay", id="cart-6")
-            assert await run.result(timeout=20) == ["fay", "fig"]
+    async with make_engine([cart]) as engine, retold.Client(store=engine.store, workflows=[cart]) as client:
+        run = await client.signal_with_start_by_name("cart", "add", "fig", ["fay"], id="cart-6")
+        assert run.created
+        await client.signal_with_start("cart", "add", "checkout", "fay", id="cart-6")
+        assert await run.result(timeout=20) == ["fay", "fig"]

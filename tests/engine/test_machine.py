@@ -394,7 +394,8 @@ def test_signal_with_start_signals_an_open_run_whatever_its_input() -> None:
     assert decision.plan.task == TaskChange("wake", add_signals=1)
     # A step in flight: the signal waits in the inbox, as any signal.
     held, _ = m.signal_with_start(request, entry, run(owner="me"), signal("add"), NOW)
-    assert held.plan.events == [] and len(held.plan.inbox) == 1
+    assert held.plan.events == []
+    assert len(held.plan.inbox) == 1
 
 
 def test_signal_with_start_refuses_a_closed_run_another_workflow_and_a_full_buffer() -> None:

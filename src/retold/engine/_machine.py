@@ -44,8 +44,8 @@ from ..stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRe
 
 __all__ = [
     "NO_LOOKUPS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "StartStep", "activity_outcome",
-    "attempt_failed", "commit", "workers_died",
-    "deliver", "existing", "release", "signal_with_start", "start", "stepped", "terminate", "terminated_failure", "workflow_task_failed",
+    "attempt_failed", "commit", "workers_died", "deliver", "existing", "release", "signal_with_start", "start",
+    "stepped", "terminate", "terminated_failure", "workflow_task_failed",
 ]
 
 _STATUS: dict[type[ev.Event], Literal["completed", "failed", "cancelled", "continued", "terminated"]] = {

@@ -97,10 +97,13 @@ class _Api:
         if name not in self.client.workflows:
             raise retold.NotRegisteredError("workflow", name)
         key = idempotency_key(request)
-        body = expect_object(await read_json(request, self.max_body_size), {"args": (list,), "id": (str,)})
+        body = expect_object(await read_json(request, self.max_body_size),
+                             {"args": (list,), "id": (str,), "signal": (dict,)})
         workflow_id: str | None = body.get("id")
         if workflow_id == "":
             raise ProblemError(422, "field 'id' must not be empty")
+        if "signal" in body:
+            return await self._signal_with_start(request, name, body, workflow_id, key)
         if key is None:
             run = await self.client.start_by_name(name, body.get("args", []), id=workflow_id)
             return await self._started(request, run)
@@ -123,6 +126,22 @@ class _Api:
             return await self._started(request, run)
         finally:
             self.starting.discard(key)
+
+    async def _signal_with_start(
+        self, request: Request, name: str, body: dict[str, Any], workflow_id: str | None, key: str | None,
+    ) -> Response:
+        """A start with a ``signal``: the run of ``id`` gets it, started first if there is none."""
+        signal = expect_object(body["signal"], {"name": (str,), "value": ()})
+        if not signal.get("name"):
+            raise ProblemError(422, "field 'signal' needs a non-empty 'name' (and a 'value', any JSON)")
+        if workflow_id is None:
+            raise ProblemError(422, "a start with a 'signal' needs an 'id': the run to signal is the one with it")
+        if key is not None:
+            raise ProblemError(422, "a start with a 'signal' takes no Idempotency-Key: a retry would signal the "
+                                    "run again (send the signal's own id in its value to deduplicate)")
+        run = await self.client.signal_with_start_by_name(
+            name, signal["name"], signal.get("value"), body.get("args", []), id=workflow_id)
+        return await self._started(request, run)
 
     async def _started(self, request: Request, run: retold.RunHandle[Any]) -> Response:
         """201 for a new run, 200 for one started before with the same id or key."""

@@ -246,6 +246,17 @@ def _start_operation(name: str, fn: Any, max_body_size: int) -> dict[str, Any]:
         "properties": {
             "args": {**args, "description": "The workflow's arguments, in their JSON form."},
             "id": {**_ID, "description": "The workflow id; the same id and args again return the same run."},
+            "signal": {
+                "type": "object", "additionalProperties": False, "required": ["name"],
+                "description": (
+                    "Signal-with-start: send this signal to the run of `id` (required), starting it first with "
+                    "`args` if there is none, atomically. 201: started with the signal; 200: the open run got "
+                    "it (its input is not compared); 409: its run is closed. No `Idempotency-Key` with it."),
+                "properties": {
+                    "name": {**_ID, "description": "The signal's name."},
+                    "value": {"description": "The signal's value (any JSON)."},
+                },
+            },
         },
     }
     if args["minItems"]:

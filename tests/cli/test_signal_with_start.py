@@ -1,0 +1,48 @@
+"""``retold start --signal NAME --signal-value JSON``: signal-with-start from the command line."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+from click.testing import CliRunner
+
+from retold.cli import cli
+from tests.cli.conftest import Background, Retold, cli_env
+from tests.cli.test_commands import ok, one_line_error
+
+APP = ["--app", "tests.shop"]
+ORDER = '[{"sku": "tea", "quantity": 2}]'
+
+
+def test_start_with_a_signal_starts_then_signals(retold: Retold, background: Callable[..., Background]) -> None:
+    worker = background("worker", "tests.shop")
+    worker.wait_for_line("retold worker: greet, order, ticker, fails")
+    first = ok(retold("start", "order", *APP, "--id", "o-s", "--input", ORDER,
+                      "--signal", "note", "--signal-value", '"hi"'))
+    assert first.startswith("started with signal order workflow_id=o-s run_id=")
+    run_id = first.split("run_id=")[1].strip()
+    second = ok(retold("start", "order", *APP, "--id", "o-s", "--input", ORDER,
+                       "--signal", "approve", "--signal-value", "true", "--wait", timeout=120))
+    assert second.splitlines()[0] == f"signalled order workflow_id=o-s run_id={run_id}"
+    assert second.splitlines()[1] == '"reserved 2 x tea"'
+    events = orjson.loads(ok(retold("history", "o-s", "--json")))["events"]
+    assert [e["type"] for e in events[:2]] == ["WorkflowStarted", "SignalReceived"]
+    assert [e["name"] for e in events if e["type"] == "SignalReceived"] == ["note", "approve"]
+
+
+def test_signal_mistakes_are_one_line(db: Path) -> None:
+    runner = CliRunner()
+    cases = [
+        (["start", "order", *APP, "--input", ORDER, "--signal", "approve"], "--signal needs --id"),
+        (["start", "order", *APP, "--id", "x", "--input", ORDER, "--signal-value", "1"], "needs --signal NAME"),
+        (["start", "order", *APP, "--id", "x", "--input", ORDER, "--signal", "approve", "--idempotency-key", "k"],
+         "does not go with --signal"),
+        (["start", "order", *APP, "--id", "x", "--input", ORDER, "--signal", "approve", "--signal-value", "{"],
+         "--signal-value"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(cli, args, prog_name="retold", env=cli_env(db))
+        one_line_error(subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr), 2, message)

@@ -1,0 +1,45 @@
+"""Signal-with-start over HTTP: POST /workflows/{name}/runs with a ``signal`` field."""
+
+from __future__ import annotations
+
+from tests.http_api.conftest import Server
+from tests.http_api.test_api import assert_problem, wait_for
+
+ORDER = {"sku": "tea", "quantity": 2}
+
+
+def test_a_start_with_a_signal_starts_the_run_with_it_then_signals_it(server: Server) -> None:
+    with server.client() as client:
+        body = {"args": [ORDER], "id": "sws-1", "signal": {"name": "note", "value": "first"}}
+        started = client.post("/workflows/order/runs", json=body)
+        assert started.status_code == 201, started.text
+        run_id = started.json()["run_id"]
+        again = client.post("/workflows/order/runs",
+                            json={"args": [ORDER], "id": "sws-1", "signal": {"name": "approve", "value": True}})
+        assert again.status_code == 200, again.text
+        assert again.json()["run_id"] == run_id
+        done = wait_for(client, "/runs/sws-1", lambda b: b["status"] == "completed")
+        assert done["result"] == "reserved 2 x tea"
+        events = client.get("/runs/sws-1/history").json()["events"]
+        assert [e["type"] for e in events[:2]] == ["WorkflowStarted", "SignalReceived"]
+        assert sum(e["type"] == "SignalReceived" for e in events) == 2
+        late = client.post("/workflows/order/runs",
+                           json={"args": [ORDER], "id": "sws-1", "signal": {"name": "approve", "value": True}})
+        assert_problem(late, 409, "already finished")
+
+
+def test_bad_signal_with_start_requests_write_nothing(server: Server) -> None:
+    cases: list[tuple[dict[str, object], dict[str, str], str]] = [
+        ({"args": [ORDER], "signal": {"name": "approve", "value": True}}, {}, "needs an 'id'"),
+        ({"args": [ORDER], "id": "sws-2", "signal": {"value": True}}, {}, "non-empty 'name'"),
+        ({"args": [ORDER], "id": "sws-2", "signal": {"name": "approve", "extra": 1}}, {}, "unknown field 'extra'"),
+        ({"args": [ORDER], "id": "sws-2", "signal": "approve"}, {}, "field 'signal' must be an object"),
+        ({"args": [ORDER], "id": "sws-2", "signal": {"name": "approve"}}, {"Idempotency-Key": "k1"},
+         "takes no Idempotency-Key"),
+        ({"args": ["tea"], "id": "sws-2", "signal": {"name": "approve", "value": True}}, {}, ""),
+    ]
+    with server.client() as client:
+        for body, headers, detail in cases:
+            response = client.post("/workflows/order/runs", json=body, headers=headers)
+            assert_problem(response, 422, detail)
+        assert client.get("/runs").json()["runs"] == []
