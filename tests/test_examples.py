@@ -220,6 +220,15 @@ def test_ping_pong_two_workflows_signal_each_other(tmp_path: Path) -> None:
     assert "ExternalSignalRequested, ExternalSignalResolved" in lines[3]
 
 
+def test_signal_with_start_starts_the_cart_once_then_signals_it(tmp_path: Path) -> None:
+    lines = run_example("signal_with_start", tmp_path)
+    assert lines == [
+        "[main] tea -> cart-ada (started)", "[main] scones -> cart-ada (signalled)",
+        "[main] checkout -> cart-ada (signalled)", "[activity] order for ada: tea, scones", "[main] order-ada-2",
+        "[main] history starts: WorkflowStarted, SignalReceived",
+    ]
+
+
 def test_retention_deletes_old_finished_runs_and_keeps_the_waiting_one(tmp_path: Path) -> None:
     lines = run_example("retention", tmp_path)
     index(lines, r"^\[main\] a dry run would delete 3 runs and 6 events$")
@@ -242,7 +251,7 @@ def test_stuck_work_says_what_the_run_waits_for(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability", "ping_pong", "retention",
-                                  "stuck_work"])
+                                  "stuck_work", "signal_with_start"])
 def test_examples_import_without_running(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     module = load(name)
     assert capsys.readouterr().out == ""
