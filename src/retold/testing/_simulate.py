@@ -56,6 +56,7 @@ class Scenario:
     crash_after: frozenset[int] = frozenset()
     cancel_at: int | None = None
     seed: int = 0
+    signal_with_start: bool = False  # the first signal comes with the start (one transaction)
 
 
 class NondeterminismFound(AssertionError):  # noqa: N818 - reads as the finding it reports
@@ -179,13 +180,15 @@ def _play(
     trace.clear()
     world = World(codec, runner.run, activities, scenario.seed, trace=trace)
     run_id = scenario_run_id(scenario.seed)
-    world.start(workflow, workflow_id, run_id, codec.encode(list(scenario.args)))
-    world.trace.append(f"run starts with args {scenario.args!r}")
+    signals = list(scenario.signals)
+    first = signals.pop(0) if scenario.signal_with_start and signals else None
+    world.start(workflow, workflow_id, run_id, codec.encode(list(scenario.args)), signal=first)
+    world.trace.append(f"run starts with args {scenario.args!r}"
+                       + (f" and signal {first[0]!r} with {first[1]!r} (signal-with-start)" if first else ""))
     instance = WorkflowInstance(workflow, run_id, codec)
     boundaries: list[int] = []
     answers: dict[int, list[Any]] = {}
     steps = list(scenario.steps)
-    signals = list(scenario.signals)
     cancelled = False
     activation = 0
     try:
