@@ -16,6 +16,7 @@ from ._pending import PendingChild as PendingChild
 from ._pending import PendingSignal as PendingSignal
 from ._pending import PendingTimer as PendingTimer
 from ._pending import PendingWork as PendingWork
+from .authoring import IdReusePolicy as IdReusePolicy
 from .authoring._activity import ActivityInfo as ActivityInfo
 from .authoring._activity import activity_info as activity_info
 from .authoring._activity import heartbeat as heartbeat
@@ -99,6 +100,7 @@ __all__ = [
     "EventStream",
     "History",
     "HistoryFormatError",
+    "IdReusePolicy",
     "IdempotencyError",
     "InvalidArgumentsError",
     "JsonCodec",

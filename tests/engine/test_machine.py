@@ -409,3 +409,54 @@ def test_signal_with_start_refuses_a_closed_run_another_workflow_and_a_full_buff
         m.signal_with_start(request, entry, run(signals=2), signal(), NOW, max_signals=2)
     with pytest.raises(ConflictError):  # the record's run was purged meanwhile: read again
         m.signal_with_start(request, entry, None, signal(), NOW)
+
+
+# -- id reuse policy ----------------------------------------------------------------------
+
+_REUSE_CASES = [
+    # (policy, closed status, a new run?)
+    *((None, s, False) for s in ("completed", "failed", "cancelled", "terminated")),
+    *(("allow_duplicate", s, True) for s in ("completed", "failed", "cancelled", "terminated")),
+    ("allow_duplicate_failed_only", "completed", False),
+    *(("allow_duplicate_failed_only", s, True) for s in ("failed", "cancelled", "terminated")),
+    *(("reject_duplicate", s, False) for s in ("completed", "failed", "cancelled", "terminated")),
+]
+
+
+@pytest.mark.parametrize(("policy", "status", "new"), _REUSE_CASES)
+def test_a_start_on_a_closed_run_follows_its_id_reuse_policy(policy: str | None, status: str, new: bool) -> None:
+    entry = WorkflowEntry("w1", "flow", "h1", None, "r1", "r1")
+    request = StartRequest("flow", "w1", b"[]", "h1", id_reuse_policy=policy)
+    closed = run(status=status, task=False)
+    if new:
+        assert m.existing(request, entry, closed) is None
+        d = m.start(request, NOW, run_id="r2", replaces="r1")
+        [made] = d.plan.runs
+        assert (made.entry, made.replaces, made.run_id) == ("reuse", "r1", "r2")
+    elif policy is None:
+        assert m.existing(request, entry, closed) == "r1"  # today's behaviour: the same input finds the run
+    else:
+        with pytest.raises(IdempotencyError, match=f"{policy!r} refuses a new run after a {status} one"):
+            m.existing(request, entry, closed)
+
+
+@pytest.mark.parametrize("policy", ["allow_duplicate", "allow_duplicate_failed_only", "reject_duplicate"])
+def test_an_open_run_is_the_start_whatever_the_policy(policy: str) -> None:
+    entry = WorkflowEntry("w1", "flow", "h1", None, "r1", "r1")
+    assert m.existing(StartRequest("flow", "w1", b"[]", "h1", id_reuse_policy=policy), entry, run()) == "r1"
+    with pytest.raises(IdempotencyError, match="different input"):
+        m.existing(StartRequest("flow", "w1", b"[2]", "h2", id_reuse_policy=policy), entry, run())
+
+
+def test_signal_with_start_starts_after_a_closed_run_if_the_policy_allows() -> None:
+    entry = WorkflowEntry("w1", "flow", "h1", None, "r1", "r1")
+    closed = run(status="failed", task=False)
+    request = StartRequest("flow", "w1", b"[]", "h2", id_reuse_policy="allow_duplicate_failed_only")
+    decision, created = m.signal_with_start(request, entry, closed, signal(), NOW, run_id="r2")
+    assert created
+    [made] = decision.plan.runs
+    assert (made.entry, made.replaces, [e.type for e in made.events]) == (
+        "reuse", "r1", ["WorkflowStarted", "SignalReceived"])
+    with pytest.raises(IdempotencyError, match="refuses"):
+        m.signal_with_start(StartRequest("flow", "w1", b"[]", "h2", id_reuse_policy="reject_duplicate"),
+                            entry, closed, signal(), NOW)

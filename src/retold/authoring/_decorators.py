@@ -7,7 +7,7 @@ import inspect
 import typing
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, final, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Self, TypeVar, final, overload
 
 from ..errors import ConfigurationError, InvalidArgumentsError, PayloadError
 from ._options import DEFAULT_RETRY, ActivityOptions, RetryPolicy
@@ -15,7 +15,13 @@ from ._options import DEFAULT_RETRY, ActivityOptions, RetryPolicy
 if TYPE_CHECKING:
     from ..history.codec import Codec
 
-__all__ = ["Activity", "AsyncActivity", "SyncActivity", "Workflow", "activity", "workflow"]
+__all__ = [
+    "ID_REUSE_POLICIES", "Activity", "AsyncActivity", "IdReusePolicy", "SyncActivity", "Workflow", "activity",
+    "workflow",
+]
+
+IdReusePolicy = Literal["allow_duplicate", "allow_duplicate_failed_only", "reject_duplicate"]
+ID_REUSE_POLICIES: tuple[IdReusePolicy, ...] = ("allow_duplicate", "allow_duplicate_failed_only", "reject_duplicate")
 
 R = TypeVar("R")
 P = ParamSpec("P")
@@ -261,12 +267,14 @@ class Workflow(_Definition, Generic[P, R]):
     Attributes:
         id: the workflow id the next start uses (see :meth:`with_options`).
         idempotency_key: the idempotency key the next start uses.
+        id_reuse_policy: what the next start does if its id's run is closed.
         signals: the declared type of each signal, by name (``signals=`` of
             ``@retold.workflow``).
     """
 
     id: str | None = None
     idempotency_key: str | None = None
+    id_reuse_policy: IdReusePolicy | None = None
 
     def __init__(
         self, fn: Callable[P, Coroutine[Any, Any, R]], name: str | None,
@@ -292,7 +300,8 @@ class Workflow(_Definition, Generic[P, R]):
             self.signals[signal] = type_
 
     def with_options(
-        self, *, id: str | None = None, idempotency_key: str | None = None  # noqa: A002 - the public name
+        self, *, id: str | None = None, idempotency_key: str | None = None,  # noqa: A002 - the public name
+        id_reuse_policy: IdReusePolicy | None = None,
     ) -> Workflow[P, R]:
         """This workflow with start options, for ``engine.start`` and ``retold.start_child``::
 
@@ -301,10 +310,21 @@ class Workflow(_Definition, Generic[P, R]):
         Args:
             id: the workflow id (starting again with it returns the same run).
             idempotency_key: a key that makes the start idempotent.
+            id_reuse_policy: what a start (``engine.start``, ``signal_with_start``)
+                does when the id's run is closed: ``"allow_duplicate"`` starts
+                a new run, ``"allow_duplicate_failed_only"`` only if that run
+                failed, was cancelled or terminated, ``"reject_duplicate"``
+                raises IdempotencyError. Default (None): the same input returns
+                the closed run, other input raises IdempotencyError.
         """
+        if id_reuse_policy is not None and id_reuse_policy not in ID_REUSE_POLICIES:
+            raise ConfigurationError(
+                f"id_reuse_policy must be one of {', '.join(map(repr, ID_REUSE_POLICIES))} (or None), "
+                f"not {id_reuse_policy!r}")
         clone = copy.copy(self)  # the id and key are checked when the start uses them
         clone.id = id if id is not None else self.id
         clone.idempotency_key = idempotency_key if idempotency_key is not None else self.idempotency_key
+        clone.id_reuse_policy = id_reuse_policy if id_reuse_policy is not None else self.id_reuse_policy
         return clone
 
     def same(self, other: object) -> bool:

@@ -17,7 +17,7 @@ from typing_extensions import TypeVar
 from .. import _telemetry
 from .._pending import PendingWork, describe_pending
 from .._wake import Wakeup, keep_running
-from ..authoring import Workflow, by_name
+from ..authoring import ID_REUSE_POLICIES, Workflow, by_name
 from ..engine import Runs
 from ..errors import ConfigurationError, NotRegisteredError, PayloadError, RetoldError
 from ..history.codec import Codec, JsonCodec
@@ -227,13 +227,15 @@ class Client:
             IdempotencyError: the id or key was used with other input.
         """
         options: dict[str, Any] = kwargs
-        workflow_id = idempotency_key = None
+        workflow_id = idempotency_key = policy = None
         if isinstance(workflow, str):
             options = dict(kwargs)
             workflow_id, idempotency_key = options.pop("id", None), options.pop("idempotency_key", None)
+            policy = options.pop("id_reuse_policy", None)
         elif isinstance(workflow, Workflow):
-            workflow_id, idempotency_key = workflow.id, workflow.idempotency_key
-        handle: RunHandle[R] = await self._start(workflow, args, options, workflow_id, idempotency_key)
+            workflow_id, idempotency_key, policy = workflow.id, workflow.idempotency_key, workflow.id_reuse_policy
+        handle: RunHandle[R] = await self._start(workflow, args, options, workflow_id, idempotency_key,
+                                                 id_reuse_policy=policy)
         return handle
 
     async def signal_with_start(
@@ -262,20 +264,21 @@ class Client:
             SignalBufferFullError: the run has too many unprocessed signals.
         """
         options: dict[str, Any] = kwargs
-        workflow_id = idempotency_key = None
+        workflow_id = idempotency_key = policy = None
         if isinstance(workflow, str):
             options = dict(kwargs)
             workflow_id, idempotency_key = options.pop("id", None), options.pop("idempotency_key", None)
+            policy = options.pop("id_reuse_policy", None)
         elif isinstance(workflow, Workflow):
-            workflow_id, idempotency_key = workflow.id, workflow.idempotency_key
+            workflow_id, idempotency_key, policy = workflow.id, workflow.idempotency_key, workflow.id_reuse_policy
         handle: RunHandle[R] = await self._start(workflow, args, options, workflow_id, idempotency_key,
-                                                 signal=(signal, value))
+                                                 signal=(signal, value), id_reuse_policy=policy)
         return handle
 
     async def _start(
         self, workflow: Workflow[..., Any] | str, args: tuple[Any, ...], kwargs: dict[str, Any],
         id: str | None, idempotency_key: str | None,  # noqa: A002 - the public name
-        *, signal: tuple[str, Any] | None = None,
+        *, signal: tuple[str, Any] | None = None, id_reuse_policy: str | None = None,
     ) -> RunHandle[Any]:
         self._check_open()
         typed: Workflow[..., Any] | None = None
@@ -298,6 +301,10 @@ class Client:
             )
         check_id("workflow id", id)
         check_id("idempotency key", idempotency_key)
+        if id_reuse_policy is not None and id_reuse_policy not in ID_REUSE_POLICIES:
+            raise ConfigurationError(
+                f"id_reuse_policy must be one of {', '.join(map(repr, ID_REUSE_POLICIES))} (or None), "
+                f"not {id_reuse_policy!r}")
         signal_payload = b""
         if signal is not None:
             if not id:
@@ -314,6 +321,7 @@ class Client:
                 input_hash=digest,
                 idempotency_key=idempotency_key,
                 headers=headers,
+                id_reuse_policy=id_reuse_policy,
             )
             if signal is not None:
                 record, created = await self._runs().signal_with_start(request, signal[0], signal_payload)
@@ -335,6 +343,7 @@ class Client:
         *,
         id: str | None = None,  # noqa: A002 - the public name
         idempotency_key: str | None = None,
+        id_reuse_policy: str | None = None,
     ) -> RunHandle[Any]:
         """Start a run of the workflow registered as ``workflow``, from arguments in their JSON form.
 
@@ -358,7 +367,8 @@ class Client:
         converted, keywords = definition.types.validate(
             "workflow", workflow, self.codec, self.codec.encode(list(args))
         )
-        return await self._start(definition, converted, keywords, id, idempotency_key)
+        return await self._start(definition, converted, keywords, id, idempotency_key,
+                                 id_reuse_policy=id_reuse_policy)
 
     async def signal_with_start_by_name(
         self,
@@ -368,6 +378,7 @@ class Client:
         args: Sequence[Any] = (),
         *,
         id: str,  # noqa: A002 - the public name
+        id_reuse_policy: str | None = None,
     ) -> RunHandle[Any]:
         """:meth:`signal_with_start` for callers that know workflows by name (args as for :meth:`start_by_name`)."""
         self._check_open()
@@ -377,7 +388,8 @@ class Client:
         converted, keywords = definition.types.validate(
             "workflow", workflow, self.codec, self.codec.encode(list(args))
         )
-        return await self._start(definition, converted, keywords, id, None, signal=(signal, value))
+        return await self._start(definition, converted, keywords, id, None, signal=(signal, value),
+                                 id_reuse_policy=id_reuse_policy)
 
     def _signal_payload(self, workflow: Workflow[..., Any] | None, name: str, value: Any, to: str) -> bytes:
         """A signal's value encoded, checked against the type ``workflow`` declares for it (if any)."""

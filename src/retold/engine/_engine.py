@@ -495,6 +495,7 @@ class Engine:
         *,
         id: str | None = None,  # noqa: A002 - the public name
         idempotency_key: str | None = None,
+        id_reuse_policy: str | None = None,
     ) -> RunHandle[Any]:
         """Start a run of the workflow registered as ``workflow``, untyped.
 
@@ -511,7 +512,8 @@ class Engine:
                 path of the bad value. Nothing is stored.
             IdempotencyError: the id or key was used with other input.
         """
-        return await self.client.start_by_name(workflow, args, id=id, idempotency_key=idempotency_key)
+        return await self.client.start_by_name(workflow, args, id=id, idempotency_key=idempotency_key,
+                                               id_reuse_policy=id_reuse_policy)
 
     async def signal_with_start(
         self, workflow: Workflow[P, R] | str, signal: str, value: Any, /, *args: P.args, **kwargs: P.kwargs,
@@ -529,9 +531,11 @@ class Engine:
     async def signal_with_start_by_name(
         self, workflow: str, signal: str, value: Any, args: Sequence[Any] = (), *,
         id: str,  # noqa: A002 - the public name
+        id_reuse_policy: str | None = None,
     ) -> RunHandle[Any]:
         """:meth:`signal_with_start` by workflow name, with arguments in their JSON form (HTTP, CLI)."""
-        return await self.client.signal_with_start_by_name(workflow, signal, value, args, id=id)
+        return await self.client.signal_with_start_by_name(workflow, signal, value, args, id=id,
+                                                           id_reuse_policy=id_reuse_policy)
 
     def get_handle(self, workflow_or_run_id: str) -> RunHandle[Any]:
         """A handle on an existing run, by workflow id or run id."""

@@ -17,9 +17,11 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, final
 
+from ..authoring import ID_REUSE_POLICIES
 from ..authoring._options import RetryPolicy
 from ..errors import (
     TERMINATED_TYPE,
+    ConfigurationError,
     ConflictError,
     IdempotencyError,
     LeaseLostError,
@@ -488,11 +490,33 @@ def release(run: RunState) -> Plan | None:
     return plan
 
 
-def existing(request: StartRequest, entry: WorkflowEntry) -> str:
-    """The run a start finds already there; raises IdempotencyError if it does not match the request."""
-    what = (f"idempotency key {request.idempotency_key!r}"
-            if entry.idempotency_key is not None and entry.idempotency_key == request.idempotency_key
-            else f"workflow id {entry.workflow_id!r}")
+_FAILED_ONLY = frozenset({"failed", "cancelled", "terminated", "timed_out"})
+
+
+def existing(request: StartRequest, entry: WorkflowEntry, current: RunState | None = None) -> str | None:
+    """The run a start finds already there, or None: start a new run under the id (its id reuse policy).
+
+    ``current`` is the id's current run (read when the request has a policy).
+    With no policy (the default), or while the current run is open, or when
+    the request's idempotency key found the record: the same workflow and
+    input return the id's run, anything else raises IdempotencyError. Once
+    the current run is closed, ``allow_duplicate`` starts a new run,
+    ``allow_duplicate_failed_only`` too if the run failed, was cancelled,
+    terminated or timed out (else IdempotencyError), and
+    ``reject_duplicate`` raises IdempotencyError.
+    """
+    by_key = entry.idempotency_key is not None and entry.idempotency_key == request.idempotency_key
+    what = f"idempotency key {request.idempotency_key!r}" if by_key else f"workflow id {entry.workflow_id!r}"
+    policy = request.id_reuse_policy
+    if policy is not None and policy not in ID_REUSE_POLICIES:
+        raise ConfigurationError(f"id_reuse_policy must be one of {', '.join(ID_REUSE_POLICIES)}, not {policy!r}")
+    if policy is not None and not by_key and current is not None and not current.open:
+        status = current.record.status
+        if policy == "allow_duplicate" or (policy == "allow_duplicate_failed_only" and status in _FAILED_ONLY):
+            return None
+        raise IdempotencyError(
+            f"{what} is taken by run {current.run_id} ({status}), and the start's id_reuse_policy "
+            f"{policy!r} refuses a new run after a {status} one")
     if entry.workflow != request.workflow:
         raise IdempotencyError(f"{what} is already used by a run of workflow {entry.workflow!r}, "
                                f"not {request.workflow!r}")
@@ -503,15 +527,18 @@ def existing(request: StartRequest, entry: WorkflowEntry) -> str:
 
 def start(
     request: StartRequest, now: float, step: StartStep | None = None, *, lookups: Lookups = NO_LOOKUPS,
-    run_id: str | None = None,
+    run_id: str | None = None, replaces: str | None = None,
 ) -> Decision:
     """A new run (its id's record claimed), with its first step if the starting engine ran it ahead.
 
-    Its run id is the step's, or ``run_id``, or a new random one.
+    Its run id is the step's, or ``run_id``, or a new random one. With
+    ``replaces`` (the id's current run, closed), the id's record passes to
+    the new run (see :func:`existing`).
     """
     run_id = step.run_id if step is not None else run_id or str(uuid.uuid4())
     new = NewRun(run_id=run_id, workflow=request.workflow, workflow_id=request.workflow_id, events=[],
-                 input_hash=request.input_hash, idempotency_key=request.idempotency_key)
+                 input_hash=request.input_hash, idempotency_key=request.idempotency_key,
+                 entry="new" if replaces is None else "reuse", replaces=replaces)
     plan = Plan(run_id, runs=[new])
     decision = Decision(plan, workflow_id=request.workflow_id)
     if step is None:
@@ -549,8 +576,10 @@ def signal_with_start(
     signal, in one plan. An open run gets the signal as :func:`deliver` gives
     it (its input is not compared: the signal is what is asked for). A
     workflow id used by another workflow raises IdempotencyError; a closed
-    run raises RunFinishedError (nothing is written); a record whose run is
-    gone (purged meanwhile) raises ConflictError, for the caller to read again.
+    run raises RunFinishedError (nothing is written), unless the request's id
+    reuse policy lets a new run follow it (see :func:`existing`): then that
+    new run starts with the signal. A record whose run is gone (purged
+    meanwhile) raises ConflictError, for the caller to read again.
     """
     if entry is not None:
         what = f"workflow id {entry.workflow_id!r}"
@@ -559,12 +588,14 @@ def signal_with_start(
                                    f"not {request.workflow!r}")
         if run is None:
             raise ConflictError(entry.current_run_id, 0)
-        if not run.open:
+        if run.open:
+            plan = deliver(run, signal, now, max_signals=max_signals)
+            assert plan is not None
+            return Decision(plan, workflow_id=entry.workflow_id), False
+        if request.id_reuse_policy is None:
             raise RunFinishedError(run.run_id, run.record.status)
-        plan = deliver(run, signal, now, max_signals=max_signals)
-        assert plan is not None
-        return Decision(plan, workflow_id=entry.workflow_id), False
-    decision = start(request, now, run_id=run_id)
+        existing(request, entry, run)  # raises unless the policy lets a new run follow the closed one
+    decision = start(request, now, run_id=run_id, replaces=None if entry is None else entry.current_run_id)
     new = decision.plan.runs[0]
     new.events.append(replace(signal, seq=2, at=now))
     return decision, True

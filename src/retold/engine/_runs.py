@@ -89,18 +89,24 @@ class Runs:
         self, tx: Tx, request: StartRequest, step: StartStep | None = None, *, run_id: str | None = None,
     ) -> tuple[RunRecord, bool]:
         """The transaction of :meth:`start` (``run_id``: the new run's id, for simulations; default random)."""
-        # Twice at most: a concurrent start of the same id or key (possible
-        # on PostgreSQL) claims the id first; then it is "existing".
-        for _ in range(2):
+        # Three times at most: a concurrent start of the same id or key
+        # (possible on PostgreSQL) claims the id, or follows its closed run,
+        # first; then it is "existing".
+        for _ in range(3):
             entry = tx.entry(request.workflow_id, request.idempotency_key)
+            replaces = None
             if entry is not None:
-                run = tx.run(m.existing(request, entry))
-                if run is None:
-                    continue  # its runs were purged since (PostgreSQL): the id is free again
-                return run.record, False
+                current = tx.run(entry.current_run_id) if request.id_reuse_policy is not None else None
+                found = m.existing(request, entry, current)
+                if found is not None:
+                    run = tx.run(found)
+                    if run is None:
+                        continue  # its runs were purged since (PostgreSQL): the id is free again
+                    return run.record, False
+                replaces = entry.current_run_id  # the policy lets a new run follow the closed one
             commands = step.commands if step is not None else ()
             decision = m.start(request, tx.now(), step, lookups=_lookups(tx, step.run_id if step else "", commands),
-                               run_id=run_id)
+                               run_id=run_id, replaces=replaces)
             try:
                 self._apply(tx, decision, step.take if step is not None else None)
             except ConflictError:

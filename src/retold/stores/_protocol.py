@@ -32,6 +32,9 @@ class StartRequest:
     input_hash: str
     idempotency_key: str | None = None
     headers: dict[str, str] | None = None  # trace context, recorded in WorkflowStarted
+    # What a start does when its workflow id's run is closed (None: return it if the input is the same):
+    # "allow_duplicate", "allow_duplicate_failed_only" or "reject_duplicate" (see the state machine).
+    id_reuse_policy: str | None = None
 
 
 @final
