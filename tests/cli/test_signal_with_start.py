@@ -46,3 +46,21 @@ def test_signal_mistakes_are_one_line(db: Path) -> None:
     for args, message in cases:
         result = runner.invoke(cli, args, prog_name="retold", env=cli_env(db))
         one_line_error(subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr), 2, message)
+
+
+def test_start_with_an_id_reuse_policy(retold: Retold, background: Callable[..., Background]) -> None:
+    worker = background("worker", "tests.shop")
+    worker.wait_for_line("retold worker: greet, order, ticker, fails")
+    first = ok(retold("start", "greet", *APP, "--input", '["ada"]', "--id", "g-r", "--wait"))
+    run_id = first.split("run_id=")[1].split()[0]
+    refused = retold("start", "greet", *APP, "--input", '["ada"]', "--id", "g-r",
+                     "--id-reuse-policy", "allow_duplicate_failed_only")
+    assert refused.returncode == 1
+    assert "refuses a new run after a completed one" in refused.stderr
+    again = ok(retold("start", "greet", *APP, "--input", '["bob"]', "--id", "g-r",
+                      "--id-reuse-policy", "allow_duplicate", "--wait"))
+    assert again.splitlines()[0].startswith("started greet workflow_id=g-r run_id=")
+    assert run_id not in again
+    assert again.splitlines()[1] == '"hello, bob"'
+    shown = orjson.loads(ok(retold("show", "g-r", "--json")))
+    assert shown["run_id"] != run_id

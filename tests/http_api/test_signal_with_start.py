@@ -43,3 +43,27 @@ def test_bad_signal_with_start_requests_write_nothing(server: Server) -> None:
             response = client.post("/workflows/order/runs", json=body, headers=headers)
             assert_problem(response, 422, detail)
         assert client.get("/runs").json()["runs"] == []
+
+
+def test_id_reuse_policy_field(server: Server) -> None:
+    with server.client() as client:
+        first = client.post("/workflows/greet/runs", json={"args": ["ada"], "id": "g-reuse"})
+        assert first.status_code == 201, first.text
+        wait_for(client, "/runs/g-reuse", lambda b: b["status"] == "completed")
+        same = client.post("/workflows/greet/runs", json={"args": ["ada"], "id": "g-reuse"})
+        assert same.status_code == 200
+        assert same.json()["run_id"] == first.json()["run_id"]
+        refused = client.post("/workflows/greet/runs",
+                              json={"args": ["ada"], "id": "g-reuse", "id_reuse_policy": "reject_duplicate"})
+        assert_problem(refused, 409, "refuses a new run after a completed one")
+        assert_problem(client.post("/workflows/greet/runs",
+                                   json={"args": ["ada"], "id": "g-reuse", "id_reuse_policy": "sometimes"}),
+                       422, "field 'id_reuse_policy' must be one of")
+        again = client.post("/workflows/greet/runs",
+                            json={"args": ["bob"], "id": "g-reuse", "id_reuse_policy": "allow_duplicate"})
+        assert again.status_code == 201, again.text
+        assert again.json()["run_id"] != first.json()["run_id"]
+        done = wait_for(client, "/runs/g-reuse", lambda b: b["status"] == "completed")
+        assert done["run_id"] == again.json()["run_id"]
+        assert done["result"] == "hello, bob"
+        assert len(client.get("/runs", params={"id_prefix": "g-reuse"}).json()["runs"]) == 2

@@ -34,6 +34,10 @@ def _description(run_: retold.RunDescription) -> dict[str, Any]:
 @click.option("--id", "workflow_id", metavar="ID", help="The workflow id (default: a new UUID). "
               "Starting again with the same id and input returns the same run.")
 @click.option("--idempotency-key", metavar="KEY", help="Like --id, for a key kept apart from the id.")
+@click.option("--id-reuse-policy", type=click.Choice(["allow_duplicate", "allow_duplicate_failed_only",
+              "reject_duplicate"]), help="When the run of --id is closed: start a new run (allow_duplicate), only "
+              "after a failed, cancelled or terminated one (allow_duplicate_failed_only), or refuse "
+              "(reject_duplicate). Default: the same input returns the closed run.")
 @click.option("--signal", "signal_name", metavar="NAME", help="Signal-with-start: send signal NAME to the run "
               "of --id (required), starting it first if there is none, in one step.")
 @click.option("--signal-value", metavar="JSON", default=None, help="The --signal's value as JSON (default null).")
@@ -43,7 +47,8 @@ def _description(run_: retold.RunDescription) -> dict[str, Any]:
 @url_option
 @codec_option
 def start(
-    workflow: str, input_: str, workflow_id: str | None, idempotency_key: str | None, signal_name: str | None,
+    workflow: str, input_: str, workflow_id: str | None, idempotency_key: str | None, id_reuse_policy: str | None,
+    signal_name: str | None,
     signal_value: str | None, wait: bool, as_json: bool, app_spec: str, url: str, codec_spec: str | None,
 ) -> None:
     """Start a run of WORKFLOW (a registered workflow name).
@@ -78,9 +83,11 @@ def start(
     async def body() -> tuple[retold.RunDescription, Any, bool]:
         async with open_client(url, app, create=True, codec=codec) as client:
             if signal_name is not None and workflow_id:
-                handle = await client.signal_with_start_by_name(workflow, signal_name, value, args, id=workflow_id)
+                handle = await client.signal_with_start_by_name(workflow, signal_name, value, args, id=workflow_id,
+                                                                id_reuse_policy=id_reuse_policy)
             else:
-                handle = await client.start_by_name(workflow, args, id=workflow_id, idempotency_key=idempotency_key)
+                handle = await client.start_by_name(workflow, args, id=workflow_id, idempotency_key=idempotency_key,
+                                                    id_reuse_policy=id_reuse_policy)
             result = await handle.result() if wait else None
             return await handle.describe(), result, handle.created
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import typing
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
@@ -47,6 +48,8 @@ from ._sse import EventStreamResponse
 from ._ui import dashboard_routes
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "create_app"]
+
+ID_REUSE_POLICIES: tuple[str, ...] = typing.get_args(retold.IdReusePolicy)
 
 DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
 
@@ -98,14 +101,18 @@ class _Api:
             raise retold.NotRegisteredError("workflow", name)
         key = idempotency_key(request)
         body = expect_object(await read_json(request, self.max_body_size),
-                             {"args": (list,), "id": (str,), "signal": (dict,)})
+                             {"args": (list,), "id": (str,), "signal": (dict,), "id_reuse_policy": (str,)})
         workflow_id: str | None = body.get("id")
         if workflow_id == "":
             raise ProblemError(422, "field 'id' must not be empty")
+        policy: str | None = body.get("id_reuse_policy")
+        if policy is not None and policy not in ID_REUSE_POLICIES:
+            raise ProblemError(422, f"field 'id_reuse_policy' must be one of {', '.join(ID_REUSE_POLICIES)}, "
+                                    f"not {policy!r}")
         if "signal" in body:
             return await self._signal_with_start(request, name, body, workflow_id, key)
         if key is None:
-            run = await self.client.start_by_name(name, body.get("args", []), id=workflow_id)
+            run = await self.client.start_by_name(name, body.get("args", []), id=workflow_id, id_reuse_policy=policy)
             return await self._started(request, run)
         if key in self.starting:  # checked and taken with no await in between
             raise ProblemError(409, f"a request with Idempotency-Key {key!r} is still being processed; retry later",
@@ -116,7 +123,8 @@ class _Api:
             # is derived from the key, so that every retry names the same run.
             expected = workflow_id or "key-" + hashlib.sha256(key.encode()).hexdigest()[:32]
             try:
-                run = await self.client.start_by_name(name, body.get("args", []), id=expected, idempotency_key=key)
+                run = await self.client.start_by_name(name, body.get("args", []), id=expected, idempotency_key=key,
+                                                      id_reuse_policy=policy)
             except retold.IdempotencyError as exc:
                 raise ProblemError(422, f"Idempotency-Key {key!r} was used with another request: {exc}",
                                    error="IdempotencyError") from None
@@ -140,7 +148,8 @@ class _Api:
             raise ProblemError(422, "a start with a 'signal' takes no Idempotency-Key: a retry would signal the "
                                     "run again (send the signal's own id in its value to deduplicate)")
         run = await self.client.signal_with_start_by_name(
-            name, signal["name"], signal.get("value"), body.get("args", []), id=workflow_id)
+            name, signal["name"], signal.get("value"), body.get("args", []), id=workflow_id,
+            id_reuse_policy=body.get("id_reuse_policy"))
         return await self._started(request, run)
 
     async def _started(self, request: Request, run: retold.RunHandle[Any]) -> Response:

@@ -246,6 +246,13 @@ def _start_operation(name: str, fn: Any, max_body_size: int) -> dict[str, Any]:
         "properties": {
             "args": {**args, "description": "The workflow's arguments, in their JSON form."},
             "id": {**_ID, "description": "The workflow id; the same id and args again return the same run."},
+            "id_reuse_policy": {
+                "enum": ["allow_duplicate", "allow_duplicate_failed_only", "reject_duplicate"],
+                "description": (
+                    "What to do when the run of `id` is closed: `allow_duplicate` starts a new run (201), "
+                    "`allow_duplicate_failed_only` only if it failed, was cancelled or terminated, "
+                    "`reject_duplicate` refuses (409). Default: the same args return the closed run (200)."),
+            },
             "signal": {
                 "type": "object", "additionalProperties": False, "required": ["name"],
                 "description": (
