@@ -125,6 +125,12 @@ async def typed_signal_with_start(engine: retold.Engine, client: retold.Client) 
     await client.signal_with_start(checkout.with_options(id="x"), "approve", True, "o")  # type: ignore[call-arg]
 
 
+def typed_id_reuse_policy() -> None:
+    checkout.with_options(id="x", id_reuse_policy="allow_duplicate_failed_only")
+    # E: Argument "id_reuse_policy" to "with_options" of "Workflow" has incompatible type "Literal['sometimes']"; expected "Literal['allow_duplicate', 'allow_duplicate_failed_only', 'reject_duplicate'] | None"  [arg-type]  # noqa: E501
+    checkout.with_options(id="x", id_reuse_policy="sometimes")  # type: ignore[arg-type]
+
+
 async def typed_client_start(client: retold.Client) -> None:
     run = await client.start(checkout.with_options(id="x"), "o", 5)
     assert_type(run, retold.RunHandle[str])

@@ -21,6 +21,12 @@ __all__ = [
 ]
 
 IdReusePolicy = Literal["allow_duplicate", "allow_duplicate_failed_only", "reject_duplicate"]
+IdReusePolicy.__doc__ = """What a start does when its workflow id's run is closed (``with_options(id_reuse_policy=)``).
+
+``"allow_duplicate"``: a new run; ``"allow_duplicate_failed_only"``: a new run
+if the closed one failed, was cancelled or terminated; ``"reject_duplicate"``:
+IdempotencyError. None (the default): the same input returns the closed run.
+"""
 ID_REUSE_POLICIES: tuple[IdReusePolicy, ...] = ("allow_duplicate", "allow_duplicate_failed_only", "reject_duplicate")
 
 R = TypeVar("R")

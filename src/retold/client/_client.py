@@ -215,9 +215,11 @@ class Client:
         checked again here. Give the workflow id or an idempotency key with
         ``workflow.with_options(id=..., idempotency_key=...)``. Or
         ``workflow`` is a workflow's registered name (untyped); then the
-        keywords ``id=`` and ``idempotency_key=`` are the start's options,
-        the others arguments. Starting again with the same id (or key) and
-        the same input returns the existing run.
+        keywords ``id=``, ``idempotency_key=`` and ``id_reuse_policy=`` are
+        the start's options, the others arguments. Starting again with the
+        same id (or key) and the same input returns the existing run; once
+        it is closed, ``with_options(id_reuse_policy=...)`` may start a new
+        run under the id instead (docs/starting.md).
 
         Raises:
             ConfigurationError: ``workflow`` is not a workflow.

@@ -466,15 +466,18 @@ class Engine:
             run = await engine.start(checkout.with_options(id="order-42"), "order-42", cents=500)
 
         Or ``workflow`` is a workflow's registered name, to start one that
-        other processes host (untyped); then the keywords ``id=`` and
-        ``idempotency_key=`` are the start's options, the others arguments.
+        other processes host (untyped); then the keywords ``id=``,
+        ``idempotency_key=`` and ``id_reuse_policy=`` are the start's
+        options, the others arguments.
         A client-only engine (``run_workers=False``) starts any workflow
         function; an engine that runs workers refuses one it does not host,
         since that is most often a forgotten registration: pass its name to
         mean "hosted elsewhere".
 
         Starting again with the same id (or idempotency key) and the same
-        input returns the existing run instead of a new one.
+        input returns the existing run instead of a new one; once it is
+        closed, ``with_options(id_reuse_policy=...)`` may start a new run
+        under the id instead (docs/starting.md).
 
         Raises:
             ConfigurationError: ``workflow`` is not a workflow.
