@@ -22,6 +22,7 @@ PUBLIC = [
     "RunFinishedError", "RunHandle", "RunNotFoundError", "SchemaError", "SignalBufferFullError", "StoreError",
     "Workflow", "WorkflowCancelledError",
     "WorkflowFailedError", "WorkflowInfo", "WorkflowSandboxError", "WorkflowTaskFailure", "WorkflowTerminatedError",
+    "WorkflowTimedOutError",
     "activity", "activity_info",
     "continue_as_new", "execute", "execute_child", "get_logger", "heartbeat", "info", "logger",
     "now", "patched", "random",

@@ -72,6 +72,7 @@ from .errors import WorkflowCancelledError as WorkflowCancelledError
 from .errors import WorkflowFailedError as WorkflowFailedError
 from .errors import WorkflowSandboxError as WorkflowSandboxError
 from .errors import WorkflowTerminatedError as WorkflowTerminatedError
+from .errors import WorkflowTimedOutError as WorkflowTimedOutError
 from .history.codec import Codec as Codec
 from .history.codec import JsonCodec as JsonCodec
 from .history.codec import PickleCodec as PickleCodec
@@ -134,6 +135,7 @@ __all__ = [
     "WorkflowSandboxError",
     "WorkflowTaskFailure",
     "WorkflowTerminatedError",
+    "WorkflowTimedOutError",
     "activity",
     "activity_info",
     "continue_as_new",

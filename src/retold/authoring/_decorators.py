@@ -281,6 +281,9 @@ class Workflow(_Definition, Generic[P, R]):
     id: str | None = None
     idempotency_key: str | None = None
     id_reuse_policy: IdReusePolicy | None = None
+    run_timeout: float | None = None
+    execution_timeout: float | None = None
+    start_delay: float | None = None
 
     def __init__(
         self, fn: Callable[P, Coroutine[Any, Any, R]], name: str | None,
@@ -307,7 +310,8 @@ class Workflow(_Definition, Generic[P, R]):
 
     def with_options(
         self, *, id: str | None = None, idempotency_key: str | None = None,  # noqa: A002 - the public name
-        id_reuse_policy: IdReusePolicy | None = None,
+        id_reuse_policy: IdReusePolicy | None = None, run_timeout: timedelta | float | None = None,
+        execution_timeout: timedelta | float | None = None, start_delay: timedelta | float | None = None,
     ) -> Workflow[P, R]:
         """This workflow with start options, for ``engine.start`` and ``retold.start_child``::
 
@@ -322,6 +326,12 @@ class Workflow(_Definition, Generic[P, R]):
                 failed, was cancelled or terminated, ``"reject_duplicate"``
                 raises IdempotencyError. Default (None): the same input returns
                 the closed run, other input raises IdempotencyError.
+            run_timeout: the run closes as ``timed_out`` this long after it
+                started (each run of a continue-as-new chain anew).
+            execution_timeout: the same, counted from the first start, across
+                continue-as-new.
+            start_delay: the run's code starts this long after the start
+                (signals sent meanwhile wait for it).
         """
         if id_reuse_policy is not None and id_reuse_policy not in ID_REUSE_POLICIES:
             raise ConfigurationError(
@@ -331,6 +341,15 @@ class Workflow(_Definition, Generic[P, R]):
         clone.id = id if id is not None else self.id
         clone.idempotency_key = idempotency_key if idempotency_key is not None else self.idempotency_key
         clone.id_reuse_policy = id_reuse_policy if id_reuse_policy is not None else self.id_reuse_policy
+        for name, value in (("run_timeout", run_timeout), ("execution_timeout", execution_timeout),
+                            ("start_delay", start_delay)):
+            if value is None:
+                continue
+            seconds = value.total_seconds() if isinstance(value, timedelta) else value
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0 \
+                    or seconds == float("inf"):
+                raise ConfigurationError(f"{name} must be a positive timedelta or number of seconds, got {value!r}")
+            setattr(clone, name, float(seconds))
         return clone
 
     def same(self, other: object) -> bool:

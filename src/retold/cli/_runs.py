@@ -16,7 +16,7 @@ from ._common import App, app_option, codec_option, load_app, load_codec, open_c
 
 __all__ = ["cancel", "history", "list_runs", "query", "show", "signal", "start", "terminate"]
 
-STATUSES = ["running", "blocked", "completed", "failed", "cancelled", "continued", "terminated"]
+STATUSES = ["running", "blocked", "completed", "failed", "cancelled", "continued", "terminated", "timed_out"]
 
 
 def _print_json(value: Any) -> None:

@@ -39,7 +39,7 @@ log = logging.getLogger("retold.engine")
 DEFAULT_URL = "sqlite:///retold.db"
 _LISTEN_RETRY = 2.0  # first wait before reopening a lost listener (polling covers it)
 _PURGE_BATCH = 500  # runs per purge transaction at most (the store sizes batches to take ~20 ms)
-_CLOSED_STATUSES = ("completed", "failed", "cancelled", "continued", "terminated")  # a finished run's
+_CLOSED_STATUSES = ("completed", "failed", "cancelled", "continued", "terminated", "timed_out")  # a finished run's
 
 
 def _seconds(value: timedelta | float, name: str) -> float:
@@ -47,6 +47,23 @@ def _seconds(value: timedelta | float, name: str) -> float:
     if seconds <= 0:
         raise ConfigurationError(f"Client {name} must be positive, got {seconds}")
     return seconds
+
+
+_LIMITS = ("run_timeout", "execution_timeout", "start_delay")
+
+
+def _time_limits(values: dict[str, Any]) -> dict[str, float] | None:
+    """A start's time limits in seconds (from timedeltas or numbers), checked; None if there are none."""
+    limits: dict[str, float] = {}
+    for name in _LIMITS:
+        value = values.get(name)
+        if value is None:
+            continue
+        seconds = value.total_seconds() if isinstance(value, timedelta) else value
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds < float("inf"):
+            raise ConfigurationError(f"{name} must be a positive timedelta or number of seconds, got {value!r}")
+        limits[name] = float(seconds)
+    return limits or None
 
 
 @final
@@ -229,15 +246,17 @@ class Client:
             IdempotencyError: the id or key was used with other input.
         """
         options: dict[str, Any] = kwargs
-        workflow_id = idempotency_key = policy = None
+        workflow_id = idempotency_key = policy = limits = None
         if isinstance(workflow, str):
             options = dict(kwargs)
             workflow_id, idempotency_key = options.pop("id", None), options.pop("idempotency_key", None)
             policy = options.pop("id_reuse_policy", None)
+            limits = _time_limits({name: options.pop(name, None) for name in _LIMITS})
         elif isinstance(workflow, Workflow):
             workflow_id, idempotency_key, policy = workflow.id, workflow.idempotency_key, workflow.id_reuse_policy
+            limits = _time_limits({name: getattr(workflow, name) for name in _LIMITS})
         handle: RunHandle[R] = await self._start(workflow, args, options, workflow_id, idempotency_key,
-                                                 id_reuse_policy=policy)
+                                                 id_reuse_policy=policy, limits=limits)
         return handle
 
     async def signal_with_start(
@@ -266,21 +285,24 @@ class Client:
             SignalBufferFullError: the run has too many unprocessed signals.
         """
         options: dict[str, Any] = kwargs
-        workflow_id = idempotency_key = policy = None
+        workflow_id = idempotency_key = policy = limits = None
         if isinstance(workflow, str):
             options = dict(kwargs)
             workflow_id, idempotency_key = options.pop("id", None), options.pop("idempotency_key", None)
             policy = options.pop("id_reuse_policy", None)
+            limits = _time_limits({name: options.pop(name, None) for name in _LIMITS})
         elif isinstance(workflow, Workflow):
             workflow_id, idempotency_key, policy = workflow.id, workflow.idempotency_key, workflow.id_reuse_policy
+            limits = _time_limits({name: getattr(workflow, name) for name in _LIMITS})
         handle: RunHandle[R] = await self._start(workflow, args, options, workflow_id, idempotency_key,
-                                                 signal=(signal, value), id_reuse_policy=policy)
+                                                 signal=(signal, value), id_reuse_policy=policy, limits=limits)
         return handle
 
     async def _start(
         self, workflow: Workflow[..., Any] | str, args: tuple[Any, ...], kwargs: dict[str, Any],
         id: str | None, idempotency_key: str | None,  # noqa: A002 - the public name
         *, signal: tuple[str, Any] | None = None, id_reuse_policy: str | None = None,
+        limits: dict[str, float] | None = None,
     ) -> RunHandle[Any]:
         self._check_open()
         typed: Workflow[..., Any] | None = None
@@ -324,9 +346,14 @@ class Client:
                 idempotency_key=idempotency_key,
                 headers=headers,
                 id_reuse_policy=id_reuse_policy,
+                **(limits or {}),
             )
-            if signal is not None:
-                record, created = await self._runs().signal_with_start(request, signal[0], signal_payload)
+            if signal is not None or request.start_delay is not None:
+                # Recorded as they are (a delayed run's first step cannot be run ahead).
+                if signal is not None:
+                    record, created = await self._runs().signal_with_start(request, signal[0], signal_payload)
+                else:
+                    record, created = await self._runs().start(request)
                 self.feeds.notify(record.run_id)
                 if self._host is not None:
                     self._host.input_recorded(record.run_id)
@@ -346,6 +373,9 @@ class Client:
         id: str | None = None,  # noqa: A002 - the public name
         idempotency_key: str | None = None,
         id_reuse_policy: str | None = None,
+        run_timeout: timedelta | float | None = None,
+        execution_timeout: timedelta | float | None = None,
+        start_delay: timedelta | float | None = None,
     ) -> RunHandle[Any]:
         """Start a run of the workflow registered as ``workflow``, from arguments in their JSON form.
 
@@ -369,8 +399,10 @@ class Client:
         converted, keywords = definition.types.validate(
             "workflow", workflow, self.codec, self.codec.encode(list(args))
         )
+        limits = _time_limits({"run_timeout": run_timeout, "execution_timeout": execution_timeout,
+                               "start_delay": start_delay})
         return await self._start(definition, converted, keywords, id, idempotency_key,
-                                 id_reuse_policy=id_reuse_policy)
+                                 id_reuse_policy=id_reuse_policy, limits=limits)
 
     async def signal_with_start_by_name(
         self,
@@ -381,6 +413,9 @@ class Client:
         *,
         id: str,  # noqa: A002 - the public name
         id_reuse_policy: str | None = None,
+        run_timeout: timedelta | float | None = None,
+        execution_timeout: timedelta | float | None = None,
+        start_delay: timedelta | float | None = None,
     ) -> RunHandle[Any]:
         """:meth:`signal_with_start` for callers that know workflows by name (args as for :meth:`start_by_name`)."""
         self._check_open()
@@ -390,8 +425,10 @@ class Client:
         converted, keywords = definition.types.validate(
             "workflow", workflow, self.codec, self.codec.encode(list(args))
         )
+        limits = _time_limits({"run_timeout": run_timeout, "execution_timeout": execution_timeout,
+                               "start_delay": start_delay})
         return await self._start(definition, converted, keywords, id, None, signal=(signal, value),
-                                 id_reuse_policy=id_reuse_policy)
+                                 id_reuse_policy=id_reuse_policy, limits=limits)
 
     def _signal_payload(self, workflow: Workflow[..., Any] | None, name: str, value: Any, to: str) -> bytes:
         """A signal's value encoded, checked against the type ``workflow`` declares for it (if any)."""

@@ -499,6 +499,9 @@ class Engine:
         id: str | None = None,  # noqa: A002 - the public name
         idempotency_key: str | None = None,
         id_reuse_policy: str | None = None,
+        run_timeout: timedelta | float | None = None,
+        execution_timeout: timedelta | float | None = None,
+        start_delay: timedelta | float | None = None,
     ) -> RunHandle[Any]:
         """Start a run of the workflow registered as ``workflow``, untyped.
 
@@ -516,7 +519,8 @@ class Engine:
             IdempotencyError: the id or key was used with other input.
         """
         return await self.client.start_by_name(workflow, args, id=id, idempotency_key=idempotency_key,
-                                               id_reuse_policy=id_reuse_policy)
+                                               id_reuse_policy=id_reuse_policy, run_timeout=run_timeout,
+                                               execution_timeout=execution_timeout, start_delay=start_delay)
 
     async def signal_with_start(
         self, workflow: Workflow[P, R] | str, signal: str, value: Any, /, *args: P.args, **kwargs: P.kwargs,
@@ -535,10 +539,14 @@ class Engine:
         self, workflow: str, signal: str, value: Any, args: Sequence[Any] = (), *,
         id: str,  # noqa: A002 - the public name
         id_reuse_policy: str | None = None,
+        run_timeout: timedelta | float | None = None,
+        execution_timeout: timedelta | float | None = None,
+        start_delay: timedelta | float | None = None,
     ) -> RunHandle[Any]:
         """:meth:`signal_with_start` by workflow name, with arguments in their JSON form (HTTP, CLI)."""
-        return await self.client.signal_with_start_by_name(workflow, signal, value, args, id=id,
-                                                           id_reuse_policy=id_reuse_policy)
+        return await self.client.signal_with_start_by_name(
+            workflow, signal, value, args, id=id, id_reuse_policy=id_reuse_policy, run_timeout=run_timeout,
+            execution_timeout=execution_timeout, start_delay=start_delay)
 
     def get_handle(self, workflow_or_run_id: str) -> RunHandle[Any]:
         """A handle on an existing run, by workflow id or run id."""

@@ -21,6 +21,7 @@ from ..authoring import ID_REUSE_POLICIES
 from ..authoring._options import RetryPolicy
 from ..errors import (
     TERMINATED_TYPE,
+    TIMED_OUT_TYPE,
     ConfigurationError,
     ConflictError,
     IdempotencyError,
@@ -45,16 +46,22 @@ from ..stores._plan import (
 from ..stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRequest
 
 __all__ = [
-    "NO_LOOKUPS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "StartStep", "activity_outcome",
-    "attempt_failed", "commit", "workers_died", "deliver", "existing", "release", "signal_with_start", "start",
-    "stepped", "terminate", "terminated_failure", "workflow_task_failed",
+    "EXECUTION_TIMEOUT_TIMER", "NO_LOOKUPS", "RUN_TIMEOUT_TIMER", "TIMEOUT_KINDS", "ActivityStep", "ActivityTake",
+    "Decision", "Lookups", "StartStep", "activity_outcome", "attempt_failed", "commit", "workers_died", "deliver", "existing", "release", "signal_with_start", "start",
+    "start_timeouts", "stepped", "terminate", "terminated_failure", "timed_out", "timed_out_failure",
+    "timeout_timers", "workflow_task_failed",
 ]
 
-_STATUS: dict[type[ev.Event], Literal["completed", "failed", "cancelled", "continued", "terminated"]] = {
+_STATUS: dict[type[ev.Event], Literal["completed", "failed", "cancelled", "continued", "terminated", "timed_out"]] = {
     ev.WorkflowCompleted: "completed", ev.WorkflowFailed: "failed",
     ev.WorkflowCancelled: "cancelled", ev.WorkflowContinuedAsNew: "continued",
-    ev.WorkflowTerminated: "terminated",
+    ev.WorkflowTerminated: "terminated", ev.WorkflowTimedOut: "timed_out",
 }
+# The store timers of a run's time limits, by the "event number" they are kept under
+# (real timers are numbered by their TimerStarted event, from 2 on).
+RUN_TIMEOUT_TIMER = 0
+EXECUTION_TIMEOUT_TIMER = -1
+TIMEOUT_KINDS = {RUN_TIMEOUT_TIMER: "run", EXECUTION_TIMEOUT_TIMER: "execution"}
 _CANCELLED = {"type": "CancelledError", "message": "the run was cancelled", "details": "", "non_retryable": True}
 MAX_BACKOFF = 60.0
 MAX_FAILED_BY = 8  # code fingerprints a blocked task remembers it failed on
@@ -145,11 +152,12 @@ class Decision:
     closed: bool = False  # the run closed
     leased: list[NewActivity] = field(default_factory=list)  # tasks leased to the step's engine
     workflow_id: str = ""  # the run's (for the tasks leased)
+    then: list[Plan] = field(default_factory=list)  # plans for runs this one creates, applied after it
 
 
 def _close(
     record: RunRecord, parent_seq: int | None, cmd: ev.Event, now: float, open_children: Collection[str],
-    plan: Plan, deliveries: list[tuple[str, ev.Event]],
+    plan: Plan, deliveries: list[tuple[str, ev.Event]], then: list[Plan] | None = None,
 ) -> None:
     """The effects of a closing event: the run's record, a continuation, its children and its parent."""
     run_id = record.run_id
@@ -161,6 +169,8 @@ def _close(
         failure = dict(_CANCELLED)
     elif isinstance(cmd, ev.WorkflowTerminated):
         failure = terminated_failure(cmd.reason)
+    elif isinstance(cmd, ev.WorkflowTimedOut):
+        failure = timed_out_failure(cmd.kind)
     plan.close = Close(
         status, result=cmd.result if isinstance(cmd, ev.WorkflowCompleted) else None, failure=failure,
         next_run_id=cmd.new_run_id if isinstance(cmd, ev.WorkflowContinuedAsNew) else None,
@@ -171,9 +181,12 @@ def _close(
             events=[ev.WorkflowStarted(
                 seq=1, at=now, workflow=record.workflow, workflow_id=record.workflow_id, input=cmd.input,
                 parent_run_id=record.parent_run_id, parent_seq=parent_seq, continued_from=run_id,
-                headers=cmd.headers)],
+                headers=cmd.headers, timeouts=cmd.timeouts)],
             parent_run_id=record.parent_run_id, parent_seq=parent_seq, entry="current",
         ))
+        limits = timeout_timers(cmd.timeouts, now)
+        if limits and then is not None:
+            then.append(Plan(cmd.new_run_id, timers=limits))
         return
     # Children do not outlive their parent: ask the open ones to cancel.
     for child in open_children:
@@ -249,7 +262,7 @@ def _effects(
                 decision.deliveries.append((cmd.run_id, ev.CancelRequested(
                     seq=0, at=now, reason=f"cancelled by its parent run {record.run_id}")))
             case _ if isinstance(cmd, ev.TERMINAL_TYPES):
-                _close(record, parent_seq, cmd, now, lookups.children, plan, decision.deliveries)
+                _close(record, parent_seq, cmd, now, lookups.children, plan, decision.deliveries, decision.then)
                 decision.closed = True
     return own
 
@@ -468,17 +481,55 @@ def terminate(
     """
     if run is None or not run.open:
         return None
+    return _close_from_outside(run, ev.WorkflowTerminated(seq=0, at=now, reason=reason), now, open_children)
+
+
+def _close_from_outside(run: RunState, cmd: ev.Event, now: float, open_children: Collection[str]) -> Decision:
+    """Close an open run with ``cmd`` (terminated, timed out) whoever holds its task; the inbox goes first."""
     inbox = run.inbox or ()
     plan = Plan(run.run_id, expect_seq=run.last_seq)
     plan.events = renumber([item.event for item in inbox], run.last_seq + 1)
     if inbox:
         plan.inbox_taken = inbox[-1].id
-    cmd = ev.WorkflowTerminated(seq=run.last_seq + len(plan.events) + 1, at=now, reason=reason)
+    cmd = replace(cmd, seq=run.last_seq + len(plan.events) + 1, at=now)
     plan.events.append(cmd)
     plan.task = TaskChange("done")
     decision = Decision(plan, closed=True)
     _close(run.record, run.parent_seq, cmd, now, open_children, plan, decision.deliveries)
     return decision
+
+
+def timed_out_failure(kind: str) -> dict[str, Any]:
+    """The failure a run closed by its time limit records (and its parent is told)."""
+    return {"type": TIMED_OUT_TYPE, "message": f"the run timed out: its {kind} timeout passed", "details": "",
+            "non_retryable": True}
+
+
+def timeout_timers(timeouts: Mapping[str, float] | None, now: float) -> list[tuple[int, float]]:
+    """The store timers that close a run started at ``now`` with these time limits."""
+    if not timeouts:
+        return []
+    timers: list[tuple[int, float]] = []
+    if timeouts.get("run_timeout") is not None:
+        timers.append((RUN_TIMEOUT_TIMER, now + timeouts["run_timeout"]))
+    if timeouts.get("execution_deadline") is not None:
+        timers.append((EXECUTION_TIMEOUT_TIMER, timeouts["execution_deadline"]))
+    return timers
+
+
+def timed_out(
+    run: RunState | None, timer: int, now: float, *, open_children: Collection[str] = (),
+) -> Decision | None:
+    """A run's time-limit timer fired (``run`` read with its inbox): it closes as timed out; None if closed.
+
+    As a termination: the code is not run, ``WorkflowTimedOut`` (kind
+    ``run`` or ``execution``) ends the history, its tasks and timers go, its
+    parent sees the child fail and its children are asked to cancel.
+    """
+    if run is None or not run.open:
+        return None
+    return _close_from_outside(run, ev.WorkflowTimedOut(seq=0, at=now, kind=TIMEOUT_KINDS[timer]), now,
+                               open_children)
 
 
 def release(run: RunState) -> Plan | None:
@@ -491,6 +542,16 @@ def release(run: RunState) -> Plan | None:
 
 
 _FAILED_ONLY = frozenset({"failed", "cancelled", "terminated", "timed_out"})
+
+
+def start_timeouts(request: StartRequest, now: float) -> dict[str, float] | None:
+    """The time limits a new run records in its WorkflowStarted (None: it has none)."""
+    timeouts: dict[str, float] = {}
+    if request.run_timeout is not None:
+        timeouts["run_timeout"] = request.run_timeout
+    if request.execution_timeout is not None:
+        timeouts["execution_deadline"] = now + request.execution_timeout
+    return timeouts or None
 
 
 def existing(request: StartRequest, entry: WorkflowEntry, current: RunState | None = None) -> str | None:
@@ -541,11 +602,24 @@ def start(
                  entry="new" if replaces is None else "reuse", replaces=replaces)
     plan = Plan(run_id, runs=[new])
     decision = Decision(plan, workflow_id=request.workflow_id)
+    timeouts = start_timeouts(request, now)
+    limits = timeout_timers(timeouts, now)
+    delayed = request.start_delay is not None and request.start_delay > 0
+    if limits or delayed:
+        # The run's time limits are store timers; a delayed start's first
+        # workflow task is hidden until the delay has passed.
+        later = Plan(run_id, timers=limits)
+        if delayed:
+            assert request.start_delay is not None
+            later.task = TaskChange("backoff", visible_at=now + request.start_delay)
+        decision.then.append(later)
     if step is None:
         new.events = [ev.WorkflowStarted(seq=1, at=now, workflow=request.workflow,
                                          workflow_id=request.workflow_id, input=request.input,
-                                         headers=request.headers)]
+                                         headers=request.headers, timeouts=timeouts)]
         return decision
+    if delayed:
+        raise StoreError(f"a delayed start of workflow id {request.workflow_id!r} cannot run its first step ahead")
     started = step.event
     if not (
         isinstance(started, ev.WorkflowStarted) and started.seq == 1

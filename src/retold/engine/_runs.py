@@ -71,6 +71,8 @@ class Runs:
                              options=dict(by_seq[seq].options), attempt=1, scheduled_at=now)
                 for queue, task_id, seq in leased
             ]
+        for later in decision.then:
+            tx.apply(later)
         for run_id, event in decision.deliveries:
             Runs._deliver(tx, run_id, event)
 
@@ -201,6 +203,14 @@ class Runs:
         now = tx.now()
         fired = 0
         for run_id, seq in tx.take_due_timers(limit):
+            if seq in m.TIMEOUT_KINDS:  # the run's time limit: it closes
+                run = tx.run(run_id, inbox=True)
+                open_children = tx.open_children(run_id) if run is not None and run.open else []
+                decision = m.timed_out(run, seq, now, open_children=open_children)
+                if decision is not None:
+                    self._apply(tx, decision)
+                    fired += 1
+                continue
             fired += self._deliver(tx, run_id, ev.TimerFired(seq=0, at=now, started=seq))
         # Activity tasks past their schedule-to-close deadline that nobody is
         # running (a running attempt is cut off by its worker).

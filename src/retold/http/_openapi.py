@@ -13,7 +13,7 @@ from ._describe import args_schema
 __all__ = ["MAX_AGE", "STATUSES", "openapi_document"]
 
 # The open ones first: STATUSES[2:] are closed.
-STATUSES = ["running", "blocked", "completed", "failed", "cancelled", "continued", "terminated"]
+STATUSES = ["running", "blocked", "completed", "failed", "cancelled", "continued", "terminated", "timed_out"]
 MAX_AGE = 10**12
 """The largest ``older_than`` (seconds) ``POST /purge`` takes: over 30,000 years."""
 

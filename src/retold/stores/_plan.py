@@ -149,7 +149,7 @@ class NewRun:
 class Close:
     """How a run closes."""
 
-    status: Literal["completed", "failed", "cancelled", "continued", "terminated"]
+    status: Literal["completed", "failed", "cancelled", "continued", "terminated", "timed_out"]
     result: bytes | None = None
     failure: dict[str, Any] | None = None
     next_run_id: str | None = None
