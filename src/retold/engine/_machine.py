@@ -47,9 +47,9 @@ from ..stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRe
 
 __all__ = [
     "EXECUTION_TIMEOUT_TIMER", "NO_LOOKUPS", "RUN_TIMEOUT_TIMER", "TIMEOUT_KINDS", "ActivityStep", "ActivityTake",
-    "Decision", "Lookups", "StartStep", "activity_outcome", "attempt_failed", "commit", "workers_died", "deliver", "existing", "release", "signal_with_start", "start",
-    "start_timeouts", "stepped", "terminate", "terminated_failure", "timed_out", "timed_out_failure",
-    "timeout_timers", "workflow_task_failed",
+    "Decision", "Lookups", "StartStep", "activity_outcome", "attempt_failed", "commit", "deliver", "existing",
+    "release", "signal_with_start", "start", "start_timeouts", "stepped", "terminate", "terminated_failure",
+    "timed_out", "timed_out_failure", "timeout_timers", "workers_died", "workflow_task_failed",
 ]
 
 _STATUS: dict[type[ev.Event], Literal["completed", "failed", "cancelled", "continued", "terminated", "timed_out"]] = {
@@ -184,9 +184,9 @@ def _close(
                 headers=cmd.headers, timeouts=cmd.timeouts)],
             parent_run_id=record.parent_run_id, parent_seq=parent_seq, entry="current",
         ))
-        limits = timeout_timers(cmd.timeouts, now)
-        if limits and then is not None:
-            then.append(Plan(cmd.new_run_id, timers=limits))
+        later = _limits_plan(cmd.new_run_id, cmd.timeouts, None, now)
+        if later is not None and then is not None:
+            then.append(later)
         return
     # Children do not outlive their parent: ask the open ones to cancel.
     for child in open_children:
@@ -230,14 +230,19 @@ def _effects(
                                "message": f"workflow id {cmd.workflow_id!r} is already in use"}
                     own.append(ev.ChildWorkflowFailed(seq=0, at=now, started=cmd.seq, failure=failure))
                 else:
+                    limits = cmd.limits or {}
+                    timeouts = _timeouts(limits.get("run_timeout"), limits.get("execution_timeout"), now)
                     plan.runs.append(NewRun(
                         run_id=cmd.run_id, workflow=cmd.workflow, workflow_id=cmd.workflow_id,
                         events=[ev.WorkflowStarted(seq=1, at=now, workflow=cmd.workflow,
                                                    workflow_id=cmd.workflow_id, input=cmd.input,
                                                    parent_run_id=record.run_id, parent_seq=cmd.seq,
-                                                   headers=cmd.headers)],
+                                                   headers=cmd.headers, timeouts=timeouts)],
                         parent_run_id=record.run_id, parent_seq=cmd.seq,
                     ))
+                    later = _limits_plan(cmd.run_id, timeouts, limits.get("start_delay"), now)
+                    if later is not None:
+                        decision.then.append(later)
             case ev.ActivityCancelRequested():
                 # Withdrawn: never claimed again; a running attempt's worker finds
                 # its task gone (lease renewal) and stops it, its outcome refused.
@@ -546,12 +551,28 @@ _FAILED_ONLY = frozenset({"failed", "cancelled", "terminated", "timed_out"})
 
 def start_timeouts(request: StartRequest, now: float) -> dict[str, float] | None:
     """The time limits a new run records in its WorkflowStarted (None: it has none)."""
+    return _timeouts(request.run_timeout, request.execution_timeout, now)
+
+
+def _timeouts(run_timeout: float | None, execution_timeout: float | None, now: float) -> dict[str, float] | None:
     timeouts: dict[str, float] = {}
-    if request.run_timeout is not None:
-        timeouts["run_timeout"] = request.run_timeout
-    if request.execution_timeout is not None:
-        timeouts["execution_deadline"] = now + request.execution_timeout
+    if run_timeout is not None:
+        timeouts["run_timeout"] = run_timeout
+    if execution_timeout is not None:
+        timeouts["execution_deadline"] = now + execution_timeout
     return timeouts or None
+
+
+def _limits_plan(run_id: str, timeouts: Mapping[str, float] | None, delay: float | None, now: float) -> Plan | None:
+    """A new run's time limits as store timers and, for a delayed start, its first workflow task hidden until then."""
+    limits = timeout_timers(timeouts, now)
+    delayed = delay is not None and delay > 0
+    if not (limits or delayed):
+        return None
+    later = Plan(run_id, timers=limits)
+    if delay is not None and delayed:
+        later.task = TaskChange("backoff", visible_at=now + delay)
+    return later
 
 
 def existing(request: StartRequest, entry: WorkflowEntry, current: RunState | None = None) -> str | None:
@@ -602,17 +623,14 @@ def start(
                  entry="new" if replaces is None else "reuse", replaces=replaces)
     plan = Plan(run_id, runs=[new])
     decision = Decision(plan, workflow_id=request.workflow_id)
-    timeouts = start_timeouts(request, now)
-    limits = timeout_timers(timeouts, now)
-    delayed = request.start_delay is not None and request.start_delay > 0
-    if limits or delayed:
-        # The run's time limits are store timers; a delayed start's first
-        # workflow task is hidden until the delay has passed.
-        later = Plan(run_id, timers=limits)
-        if delayed:
-            assert request.start_delay is not None
-            later.task = TaskChange("backoff", visible_at=now + request.start_delay)
+    # The time limits the run records (run ahead: those its first step was run with).
+    timeouts = getattr(step.event, "timeouts", None) if step is not None else start_timeouts(request, now)
+    # The run's time limits are store timers; a delayed start's first
+    # workflow task is hidden until the delay has passed.
+    later = _limits_plan(run_id, timeouts, request.start_delay, now)
+    if later is not None:
         decision.then.append(later)
+    delayed = later is not None and later.task is not None
     if step is None:
         new.events = [ev.WorkflowStarted(seq=1, at=now, workflow=request.workflow,
                                          workflow_id=request.workflow_id, input=request.input,

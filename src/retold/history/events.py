@@ -213,6 +213,8 @@ class ChildWorkflowStarted(Event):
     run_id: str
     input: bytes
     headers: dict[str, str] | None = None  # the parent's, given to the child's WorkflowStarted
+    # The child's ``run_timeout``, ``execution_timeout`` and ``start_delay`` in seconds (``with_options``).
+    limits: dict[str, float] | None = None
     payload_field: ClassVar[str | None] = "input"
 
 
