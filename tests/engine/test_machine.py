@@ -460,3 +460,53 @@ def test_signal_with_start_starts_after_a_closed_run_if_the_policy_allows() -> N
     with pytest.raises(IdempotencyError, match="refuses"):
         m.signal_with_start(StartRequest("flow", "w1", b"[]", "h2", id_reuse_policy="reject_duplicate"),
                             entry, closed, signal(), NOW)
+
+
+# -- time limits ------------------------------------------------------------------------------
+
+
+def test_a_start_with_time_limits_sets_store_timers_and_hides_a_delayed_task() -> None:
+    request = StartRequest("flow", "w1", b"[]", "h1", run_timeout=5.0, execution_timeout=60.0, start_delay=2.0)
+    d = m.start(request, NOW, run_id="r9")
+    [new] = d.plan.runs
+    assert new.events[0].timeouts == {"run_timeout": 5.0, "execution_deadline": NOW + 60}  # type: ignore[attr-defined]
+    [later] = d.then
+    assert later.run_id == "r9"
+    assert sorted(later.timers) == [(m.EXECUTION_TIMEOUT_TIMER, NOW + 60), (m.RUN_TIMEOUT_TIMER, NOW + 5)]
+    assert later.task == TaskChange("backoff", visible_at=NOW + 2)
+    assert m.start(StartRequest("flow", "w1", b"[]", "h1"), NOW).then == []
+
+
+def test_a_time_limit_closes_the_run_with_its_inbox_first() -> None:
+    state = run(owner="me", inbox=(signal("late"),), parent=("p1", 7))
+    d = m.timed_out(state, m.EXECUTION_TIMEOUT_TIMER, NOW, open_children=["c1"])
+    assert d is not None
+    assert [(e.type, e.seq) for e in d.plan.events] == [("SignalReceived", 4), ("WorkflowTimedOut", 5)]
+    assert d.plan.events[-1].kind == "execution"  # type: ignore[attr-defined]
+    assert d.plan.close is not None
+    assert d.plan.close.status == "timed_out"
+    assert d.plan.close.failure == m.timed_out_failure("execution")
+    assert [(rid, e.type) for rid, e in d.deliveries] == [("c1", "CancelRequested"), ("p1", "ChildWorkflowFailed")]
+    assert m.timed_out(run(status="completed"), m.RUN_TIMEOUT_TIMER, NOW) is None
+
+
+def test_continue_as_new_carries_the_execution_deadline_and_restarts_the_run_timeout() -> None:
+    limits = {"run_timeout": 5.0, "execution_deadline": 2000.0}
+    cmd = ev.WorkflowContinuedAsNew(seq=4, at=NOW, new_run_id="r2", input=b"[]", timeouts=limits)
+    d = m.commit(run(), "me", 3, [cmd], NOW)
+    [new] = d.plan.runs
+    assert new.events[0].timeouts == limits  # type: ignore[attr-defined]
+    [later] = d.then
+    assert (later.run_id, sorted(later.timers)) == ("r2", [(m.EXECUTION_TIMEOUT_TIMER, 2000.0),
+                                                           (m.RUN_TIMEOUT_TIMER, NOW + 5)])
+
+
+def test_a_child_gets_its_time_limits() -> None:
+    cmd = ev.ChildWorkflowStarted(seq=4, at=NOW, workflow="kid", workflow_id="k1", run_id="c1", input=b"[]",
+                                  limits={"run_timeout": 3.0, "start_delay": 1.0})
+    d = m.commit(run(), "me", 3, [cmd], NOW)
+    [new] = d.plan.runs
+    assert new.events[0].timeouts == {"run_timeout": 3.0}  # type: ignore[attr-defined]
+    [later] = d.then
+    assert (later.run_id, later.timers, later.task) == ("c1", [(m.RUN_TIMEOUT_TIMER, NOW + 3)],
+                                                         TaskChange("backoff", visible_at=NOW + 1))
