@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import anyio
 import pytest
 
 import retold
@@ -110,3 +111,15 @@ async def test_bad_limits_are_refused(make_engine: EngineFactory) -> None:
         with pytest.raises(retold.ConfigurationError, match="start_delay must be a positive"):
             await engine.start("sleeps_an_hour", start_delay=-2)
         assert await engine.list_runs() == []
+
+
+async def test_the_time_limit_shows_in_the_pending_work(make_engine: EngineFactory, store_url: str) -> None:
+    async with make_engine([sleeps_an_hour], url=store_url) as engine:
+        run = await engine.start(sleeps_an_hour.with_options(id="shown", run_timeout=600, execution_timeout=900))
+        with anyio.fail_after(20):
+            while not (await run.describe()).pending.timers:
+                await anyio.sleep(0.02)
+        pending = (await run.describe()).pending
+        assert [t.seq for t in pending.timers] == [2]  # the sleep, not the limits
+        assert any(line.startswith("times out (run timeout) at ") for line in pending.waiting_for)
+        assert any(line.startswith("times out (execution timeout) at ") for line in pending.waiting_for)

@@ -38,6 +38,12 @@ def _description(run_: retold.RunDescription) -> dict[str, Any]:
               "reject_duplicate"]), help="When the run of --id is closed: start a new run (allow_duplicate), only "
               "after a failed, cancelled or terminated one (allow_duplicate_failed_only), or refuse "
               "(reject_duplicate). Default: the same input returns the closed run.")
+@click.option("--run-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Close the run as timed_out this long after it started.")
+@click.option("--execution-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="The same, across continue-as-new.")
+@click.option("--start-delay", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Start the run's code this long from now.")
 @click.option("--signal", "signal_name", metavar="NAME", help="Signal-with-start: send signal NAME to the run "
               "of --id (required), starting it first if there is none, in one step.")
 @click.option("--signal-value", metavar="JSON", default=None, help="The --signal's value as JSON (default null).")
@@ -48,7 +54,7 @@ def _description(run_: retold.RunDescription) -> dict[str, Any]:
 @codec_option
 def start(
     workflow: str, input_: str, workflow_id: str | None, idempotency_key: str | None, id_reuse_policy: str | None,
-    signal_name: str | None,
+    run_timeout: float | None, execution_timeout: float | None, start_delay: float | None, signal_name: str | None,
     signal_value: str | None, wait: bool, as_json: bool, app_spec: str, url: str, codec_spec: str | None,
 ) -> None:
     """Start a run of WORKFLOW (a registered workflow name).
@@ -83,11 +89,13 @@ def start(
     async def body() -> tuple[retold.RunDescription, Any, bool]:
         async with open_client(url, app, create=True, codec=codec) as client:
             if signal_name is not None and workflow_id:
-                handle = await client.signal_with_start_by_name(workflow, signal_name, value, args, id=workflow_id,
-                                                                id_reuse_policy=id_reuse_policy)
+                handle = await client.signal_with_start_by_name(
+                    workflow, signal_name, value, args, id=workflow_id, id_reuse_policy=id_reuse_policy,
+                    run_timeout=run_timeout, execution_timeout=execution_timeout, start_delay=start_delay)
             else:
-                handle = await client.start_by_name(workflow, args, id=workflow_id, idempotency_key=idempotency_key,
-                                                    id_reuse_policy=id_reuse_policy)
+                handle = await client.start_by_name(
+                    workflow, args, id=workflow_id, idempotency_key=idempotency_key, id_reuse_policy=id_reuse_policy,
+                    run_timeout=run_timeout, execution_timeout=execution_timeout, start_delay=start_delay)
             result = await handle.result() if wait else None
             return await handle.describe(), result, handle.created
 

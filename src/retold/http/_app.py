@@ -101,7 +101,17 @@ class _Api:
             raise retold.NotRegisteredError("workflow", name)
         key = idempotency_key(request)
         body = expect_object(await read_json(request, self.max_body_size),
-                             {"args": (list,), "id": (str,), "signal": (dict,), "id_reuse_policy": (str,)})
+                             {"args": (list,), "id": (str,), "signal": (dict,), "id_reuse_policy": (str,),
+                              "run_timeout": (int, float), "execution_timeout": (int, float),
+                              "start_delay": (int, float)})
+        limits: dict[str, Any] = {}
+        for field in ("run_timeout", "execution_timeout", "start_delay"):
+            value = body.get(field)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not 0 < value < float("inf"):
+                raise ProblemError(422, f"field {field!r} must be a positive number of seconds, not {value!r}")
+            limits[field] = float(value)
         workflow_id: str | None = body.get("id")
         if workflow_id == "":
             raise ProblemError(422, "field 'id' must not be empty")
@@ -110,9 +120,10 @@ class _Api:
             raise ProblemError(422, f"field 'id_reuse_policy' must be one of {', '.join(ID_REUSE_POLICIES)}, "
                                     f"not {policy!r}")
         if "signal" in body:
-            return await self._signal_with_start(request, name, body, workflow_id, key)
+            return await self._signal_with_start(request, name, body, workflow_id, key, limits)
         if key is None:
-            run = await self.client.start_by_name(name, body.get("args", []), id=workflow_id, id_reuse_policy=policy)
+            run = await self.client.start_by_name(name, body.get("args", []), id=workflow_id, id_reuse_policy=policy,
+                                                  **limits)
             return await self._started(request, run)
         if key in self.starting:  # checked and taken with no await in between
             raise ProblemError(409, f"a request with Idempotency-Key {key!r} is still being processed; retry later",
@@ -124,7 +135,7 @@ class _Api:
             expected = workflow_id or "key-" + hashlib.sha256(key.encode()).hexdigest()[:32]
             try:
                 run = await self.client.start_by_name(name, body.get("args", []), id=expected, idempotency_key=key,
-                                                      id_reuse_policy=policy)
+                                                      id_reuse_policy=policy, **limits)
             except retold.IdempotencyError as exc:
                 raise ProblemError(422, f"Idempotency-Key {key!r} was used with another request: {exc}",
                                    error="IdempotencyError") from None
@@ -137,6 +148,7 @@ class _Api:
 
     async def _signal_with_start(
         self, request: Request, name: str, body: dict[str, Any], workflow_id: str | None, key: str | None,
+        limits: dict[str, Any],
     ) -> Response:
         """A start with a ``signal``: the run of ``id`` gets it, started first if there is none."""
         signal = expect_object(body["signal"], {"name": (str,), "value": ()})
@@ -149,7 +161,7 @@ class _Api:
                                     "run again (send the signal's own id in its value to deduplicate)")
         run = await self.client.signal_with_start_by_name(
             name, signal["name"], signal.get("value"), body.get("args", []), id=workflow_id,
-            id_reuse_policy=body.get("id_reuse_policy"))
+            id_reuse_policy=body.get("id_reuse_policy"), **limits)
         return await self._started(request, run)
 
     async def _started(self, request: Request, run: retold.RunHandle[Any]) -> Response:

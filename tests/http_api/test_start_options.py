@@ -1,4 +1,4 @@
-"""Signal-with-start over HTTP: POST /workflows/{name}/runs with a ``signal`` field."""
+"""Start options over HTTP: signal-with-start (a ``signal`` field), id reuse policy, time limits."""
 
 from __future__ import annotations
 
@@ -67,3 +67,20 @@ def test_id_reuse_policy_field(server: Server) -> None:
         assert done["run_id"] == again.json()["run_id"]
         assert done["result"] == "hello, bob"
         assert len(client.get("/runs", params={"id_prefix": "g-reuse"}).json()["runs"]) == 2
+
+
+def test_time_limit_fields(server: Server) -> None:
+    with server.client() as client:
+        for field in ("run_timeout", "execution_timeout", "start_delay"):
+            bad = client.post("/workflows/order/runs", json={"args": [ORDER], "id": "t-bad", field: 0})
+            assert_problem(bad, 422, f"field {field!r} must be a positive number of seconds")
+            bad = client.post("/workflows/order/runs", json={"args": [ORDER], "id": "t-bad", field: "1"})
+            assert_problem(bad, 422, f"field {field!r} must be an integer or float, not a string")
+        assert client.get("/runs").json()["runs"] == []
+        started = client.post("/workflows/order/runs", json={"args": [ORDER], "id": "t-1", "run_timeout": 0.5})
+        assert started.status_code == 201, started.text
+        done = wait_for(client, "/runs/t-1", lambda b: b["status"] == "timed_out", timeout=30)
+        assert "timed out: its run timeout passed" in done["failure"]
+        assert client.get("/runs", params={"status": "timed_out"}).json()["runs"][0]["workflow_id"] == "t-1"
+        events = client.get("/runs/t-1/history").json()["events"]
+        assert events[-1]["type"] == "WorkflowTimedOut"

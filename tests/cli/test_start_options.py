@@ -1,4 +1,4 @@
-"""``retold start --signal NAME --signal-value JSON``: signal-with-start from the command line."""
+"""`retold start` options: --signal/--signal-value, --id-reuse-policy, --run-timeout, --start-delay."""
 
 from __future__ import annotations
 
@@ -64,3 +64,18 @@ def test_start_with_an_id_reuse_policy(retold: Retold, background: Callable[...,
     assert again.splitlines()[1] == '"hello, bob"'
     shown = orjson.loads(ok(retold("show", "g-r", "--json")))
     assert shown["run_id"] != run_id
+
+
+def test_start_with_time_limits(retold: Retold, background: Callable[..., Background]) -> None:
+    worker = background("worker", "tests.shop")
+    worker.wait_for_line("retold worker: greet, order, ticker, fails")
+    done = retold("start", "order", *APP, "--id", "o-t", "--input", ORDER, "--run-timeout", "0.5", "--wait")
+    assert done.returncode == 1, done.stderr
+    assert "timed out: its run timeout passed" in done.stderr
+    shown = orjson.loads(ok(retold("show", "o-t", "--json")))
+    assert shown["status"] == "timed_out"
+    later = ok(retold("start", "greet", *APP, "--id", "g-t", "--input", '["ada"]', "--start-delay", "1", "--wait"))
+    assert later.splitlines()[1] == '"hello, ada"'
+    bad = retold("start", "greet", *APP, "--input", '["ada"]', "--start-delay", "0")
+    assert bad.returncode == 2
+    assert "--start-delay" in bad.stderr
