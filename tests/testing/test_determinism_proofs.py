@@ -303,3 +303,18 @@ def test_scenarios_start_some_runs_with_their_first_signal() -> None:
     found = find(scenarios(args=(2,), signals=(("go", 1), ("go", 2))), lambda s: s.signal_with_start)
     assert found.signal_with_start
     assert_deterministic(collects, args=(2,), signals=[("go", 1), ("go", 2)], max_examples=20, cross_process=False)
+
+
+def test_scenarios_may_time_the_run_out() -> None:
+    """A run's time limit is an input of its own: the history ends WorkflowTimedOut, and replays."""
+    from hypothesis import find
+
+    from retold.history import events as ev
+    from retold.testing.strategies import scenarios
+
+    history = check_scenario(collects, Scenario(args=(3,), signals=(("go", 1), ("go", 2)), timeout_at=2))
+    assert isinstance(list(history)[-1], ev.WorkflowTimedOut)
+    replay(collects, history)
+    assert find(scenarios(args=(2,), timeout=True), lambda s: s.timeout_at is not None).timeout_at is not None
+    assert_deterministic(collects, args=(3,), signals=[("go", 1), ("go", 2)], timeout=True, max_examples=20,
+                         cross_process=False)

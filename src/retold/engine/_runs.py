@@ -204,12 +204,7 @@ class Runs:
         fired = 0
         for run_id, seq in tx.take_due_timers(limit):
             if seq in m.TIMEOUT_KINDS:  # the run's time limit: it closes
-                run = tx.run(run_id, inbox=True)
-                open_children = tx.open_children(run_id) if run is not None and run.open else []
-                decision = m.timed_out(run, seq, now, open_children=open_children)
-                if decision is not None:
-                    self._apply(tx, decision)
-                    fired += 1
+                fired += self.time_out_in(tx, run_id, seq)
                 continue
             fired += self._deliver(tx, run_id, ev.TimerFired(seq=0, at=now, started=seq))
         # Activity tasks past their schedule-to-close deadline that nobody is
@@ -219,6 +214,16 @@ class Runs:
                 seq=0, at=now, scheduled=row.seq, attempt=row.attempt, kind="schedule_to_close",
                 failure=row.last_failure))
         return fired
+
+    def time_out_in(self, tx: Tx, run_id: str, timer: int) -> bool:
+        """A run's time-limit timer (``m.RUN_TIMEOUT_TIMER`` or ``m.EXECUTION_TIMEOUT_TIMER``) fired; False if closed."""
+        run = tx.run(run_id, inbox=True)
+        open_children = tx.open_children(run_id) if run is not None and run.open else []
+        decision = m.timed_out(run, timer, tx.now(), open_children=open_children)
+        if decision is None:
+            return False
+        self._apply(tx, decision)
+        return True
 
     def input_in(self, tx: Tx, ident: str, event: ev.Event, max_signals: int | None = None) -> str:
         """The transaction of :meth:`signal` and :meth:`request_cancel`: ``event`` for the run ``ident``."""

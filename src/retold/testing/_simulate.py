@@ -40,7 +40,7 @@ from ..history.codec import Codec, JsonCodec
 from ..history.export import History
 from ..runtime import _guard
 from ..runtime._instance import WorkflowInstance, failure_from_exception
-from ..runtime._replay import replay
+from ..runtime._replay import activate, replay
 from ._world import MAX_ACTIVATIONS, Outcome, Step, World, pick, scenario_run_id
 
 __all__ = ["NondeterminismFound", "Outcome", "Scenario", "Step", "check_scenario"]
@@ -57,6 +57,7 @@ class Scenario:
     cancel_at: int | None = None
     seed: int = 0
     signal_with_start: bool = False  # the first signal comes with the start (one transaction)
+    timeout_at: int | None = None  # the run's run timeout passes after this activation
 
 
 class NondeterminismFound(AssertionError):  # noqa: N818 - reads as the finding it reports
@@ -219,6 +220,16 @@ def _play(
                         + ", ".join(e.describe() for e in completion.commands),
                     )
                 instance.committed(len(history))
+            if scenario.timeout_at == activation:
+                world.time_out(run_id)
+                # The live instance sees the closing event as a worker would (its code does not run).
+                history = world.history(run_id)
+                if activate(instance, history[instance.last_seq:]).unwrap():
+                    raise RetoldError("a timed-out run asked for commands")
+                instance.committed(len(history))
+                boundaries.append(len(history))
+                answers[len(history)] = _ask(instance, codec, queries)
+                break
             if scenario.cancel_at == activation and not cancelled:
                 cancelled = True
                 world.cancel(run_id)

@@ -200,6 +200,11 @@ class World:
         event = ev.SignalReceived(seq=0, at=0.0, name=name, input=self.codec.encode(value))
         self.tx(lambda tx: self.runs.input_in(tx, run_id, event, self.runs.max_pending_signals))
 
+    def time_out(self, run_id: str) -> None:
+        """The run's run timeout passes: it closes as timed out, whatever it was doing."""
+        self.trace.append("the run's run timeout passes")
+        self.tx(lambda tx: self.runs.time_out_in(tx, run_id, m.RUN_TIMEOUT_TIMER))
+
     def cancel(self, run_id: str) -> None:
         self.trace.append("cancel requested")
         self.tx(lambda tx: self.runs.input_in(tx, run_id, ev.CancelRequested(seq=0, at=0.0, reason="scenario")))

@@ -54,6 +54,7 @@ def scenarios(
     failures: bool = True,
     crashes: bool = True,
     cancel: bool = False,
+    timeout: bool = False,
 ) -> st.SearchStrategy[Scenario]:
     """Scenarios for one workflow.
 
@@ -67,6 +68,8 @@ def scenarios(
         failures: let activity attempts fail (retried, for good, timed out).
         crashes: crash the process (evict the run) after some activations.
         cancel: ask for cancellation at some activation.
+        timeout: let the run's run timeout pass at some activation (it
+            closes as timed out, ``WorkflowTimedOut``).
     """
     return st.builds(
         Scenario,
@@ -80,4 +83,5 @@ def scenarios(
         cancel_at=st.none() | st.integers(min_value=1, max_value=max_steps) if cancel else st.none(),
         seed=st.integers(min_value=0, max_value=2**64 - 1),
         signal_with_start=st.booleans(),
+        timeout_at=st.none() | st.integers(min_value=1, max_value=max_steps) if timeout else st.none(),
     )
