@@ -216,7 +216,7 @@ class Runs:
         return fired
 
     def time_out_in(self, tx: Tx, run_id: str, timer: int) -> bool:
-        """A run's time-limit timer (``m.RUN_TIMEOUT_TIMER`` or ``m.EXECUTION_TIMEOUT_TIMER``) fired; False if closed."""
+        """A run's time-limit timer (``RUN_TIMEOUT_TIMER``, ``EXECUTION_TIMEOUT_TIMER``) fired; False if closed."""
         run = tx.run(run_id, inbox=True)
         open_children = tx.open_children(run_id) if run is not None and run.open else []
         decision = m.timed_out(run, timer, tx.now(), open_children=open_children)
