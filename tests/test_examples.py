@@ -241,6 +241,14 @@ def test_id_reuse_runs_the_failed_report_again_once(tmp_path: Path) -> None:
     assert lines[6] == "[main] report-2026-11-28 is now run 2: True (completed)"
 
 
+def test_time_limits_time_out_the_approval_and_delay_the_reminder(tmp_path: Path) -> None:
+    lines = run_example("time_limits", tmp_path)
+    assert lines == [
+        "[main] reminded ada", "[main] 'approval' timed out: its run timeout passed",
+        "[main] approval history: WorkflowStarted, WorkflowTaskCompleted, WorkflowTimedOut",
+    ]
+
+
 def test_retention_deletes_old_finished_runs_and_keeps_the_waiting_one(tmp_path: Path) -> None:
     lines = run_example("retention", tmp_path)
     index(lines, r"^\[main\] a dry run would delete 3 runs and 6 events$")
@@ -263,7 +271,8 @@ def test_stuck_work_says_what_the_run_waits_for(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability", "ping_pong", "retention",
-                                  "stuck_work", "signal_with_start", "id_reuse"])
+                                  "stuck_work", "signal_with_start", "id_reuse",
+                                  "time_limits"])
 def test_examples_import_without_running(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     module = load(name)
     assert capsys.readouterr().out == ""
