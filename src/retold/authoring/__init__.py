@@ -8,6 +8,7 @@ from here rather than from the private modules.
 
 from ._activity import ActivityInfo as ActivityInfo
 from ._decorators import ID_REUSE_POLICIES as ID_REUSE_POLICIES
+from ._decorators import MAX_TIME_LIMIT as MAX_TIME_LIMIT
 from ._decorators import Activity as Activity
 from ._decorators import AsyncActivity as AsyncActivity
 from ._decorators import IdReusePolicy as IdReusePolicy
@@ -21,7 +22,7 @@ from ._runtime import ContinueAsNew as ContinueAsNew
 from ._runtime import WorkflowInfo as WorkflowInfo
 
 __all__ = [
-    "ID_REUSE_POLICIES", "Activity", "ActivityInfo", "ActivityOptions", "AsyncActivity", "ContinueAsNew",
-    "IdReusePolicy", "SyncActivity", "Workflow",
+    "ID_REUSE_POLICIES", "MAX_TIME_LIMIT", "Activity", "ActivityInfo", "ActivityOptions", "AsyncActivity",
+    "ContinueAsNew", "IdReusePolicy", "SyncActivity", "Workflow",
     "WorkflowInfo", "by_name", "pack_input", "unpack_input",
 ]

@@ -16,9 +16,12 @@ if TYPE_CHECKING:
     from ..history.codec import Codec
 
 __all__ = [
-    "ID_REUSE_POLICIES", "Activity", "AsyncActivity", "IdReusePolicy", "SyncActivity", "Workflow", "activity",
+    "ID_REUSE_POLICIES", "MAX_TIME_LIMIT", "Activity", "AsyncActivity", "IdReusePolicy", "SyncActivity", "Workflow",
+    "activity",
     "workflow",
 ]
+
+MAX_TIME_LIMIT = 100 * 366 * 86400.0  # a run timeout, execution timeout or start delay: at most 100 years
 
 IdReusePolicy = Literal["allow_duplicate", "allow_duplicate_failed_only", "reject_duplicate"]
 IdReusePolicy.__doc__ = """What a start does when its workflow id's run is closed (``with_options(id_reuse_policy=)``).
@@ -347,8 +350,9 @@ class Workflow(_Definition, Generic[P, R]):
                 continue
             seconds = value.total_seconds() if isinstance(value, timedelta) else value
             if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0 \
-                    or seconds == float("inf"):
-                raise ConfigurationError(f"{name} must be a positive timedelta or number of seconds, got {value!r}")
+                    or seconds > MAX_TIME_LIMIT:
+                raise ConfigurationError(f"{name} must be a positive timedelta or number of seconds (at most 100 "
+                                         f"years), got {value!r}")
             setattr(clone, name, float(seconds))
         return clone
 

@@ -16,6 +16,7 @@ from ._common import App, app_option, codec_option, load_app, load_codec, open_c
 
 __all__ = ["cancel", "history", "list_runs", "query", "show", "signal", "start", "terminate"]
 
+_SECONDS = click.FloatRange(min=0, min_open=True, max=100 * 366 * 86400)  # a time limit: at most 100 years
 STATUSES = ["running", "blocked", "completed", "failed", "cancelled", "continued", "terminated", "timed_out"]
 
 
@@ -38,11 +39,11 @@ def _description(run_: retold.RunDescription) -> dict[str, Any]:
               "reject_duplicate"]), help="When the run of --id is closed: start a new run (allow_duplicate), only "
               "after a failed, cancelled or terminated one (allow_duplicate_failed_only), or refuse "
               "(reject_duplicate). Default: the same input returns the closed run.")
-@click.option("--run-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+@click.option("--run-timeout", type=_SECONDS, metavar="SECONDS",
               help="Close the run as timed_out this long after it started.")
-@click.option("--execution-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+@click.option("--execution-timeout", type=_SECONDS, metavar="SECONDS",
               help="The same, across continue-as-new.")
-@click.option("--start-delay", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+@click.option("--start-delay", type=_SECONDS, metavar="SECONDS",
               help="Start the run's code this long from now.")
 @click.option("--signal", "signal_name", metavar="NAME", help="Signal-with-start: send signal NAME to the run "
               "of --id (required), starting it first if there is none, in one step.")

@@ -17,7 +17,7 @@ from typing_extensions import TypeVar
 from .. import _telemetry
 from .._pending import PendingWork, describe_pending
 from .._wake import Wakeup, keep_running
-from ..authoring import ID_REUSE_POLICIES, Workflow, by_name
+from ..authoring import ID_REUSE_POLICIES, MAX_TIME_LIMIT, Workflow, by_name
 from ..engine import Runs
 from ..errors import ConfigurationError, NotRegisteredError, PayloadError, RetoldError
 from ..history.codec import Codec, JsonCodec
@@ -60,8 +60,9 @@ def _time_limits(values: dict[str, Any]) -> dict[str, float] | None:
         if value is None:
             continue
         seconds = value.total_seconds() if isinstance(value, timedelta) else value
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds < float("inf"):
-            raise ConfigurationError(f"{name} must be a positive timedelta or number of seconds, got {value!r}")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= MAX_TIME_LIMIT:
+            raise ConfigurationError(f"{name} must be a positive timedelta or number of seconds (at most 100 years), "
+                                     f"got {value!r}")
         limits[name] = float(seconds)
     return limits or None
 

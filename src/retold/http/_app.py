@@ -50,6 +50,7 @@ from ._ui import dashboard_routes
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "create_app"]
 
 ID_REUSE_POLICIES: tuple[str, ...] = typing.get_args(retold.IdReusePolicy)
+MAX_TIME_LIMIT = 100 * 366 * 86400.0  # as retold.authoring's: 100 years
 
 DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
 
@@ -109,8 +110,9 @@ class _Api:
             value = body.get(field)
             if value is None:
                 continue
-            if isinstance(value, bool) or not 0 < value < float("inf"):
-                raise ProblemError(422, f"field {field!r} must be a positive number of seconds, not {value!r}")
+            if isinstance(value, bool) or not 0 < value <= MAX_TIME_LIMIT:
+                raise ProblemError(422, f"field {field!r} must be a positive number of seconds (at most "
+                                        f"{MAX_TIME_LIMIT:.0f}, 100 years), not {value!r}")
             limits[field] = float(value)
         workflow_id: str | None = body.get("id")
         if workflow_id == "":

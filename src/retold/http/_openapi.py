@@ -246,7 +246,8 @@ def _start_operation(name: str, fn: Any, max_body_size: int) -> dict[str, Any]:
         "properties": {
             "args": {**args, "description": "The workflow's arguments, in their JSON form."},
             "id": {**_ID, "description": "The workflow id; the same id and args again return the same run."},
-            **{field: {"type": "number", "exclusiveMinimum": 0, "description": text} for field, text in (
+            **{field: {"type": "number", "exclusiveMinimum": 0, "maximum": 100 * 366 * 86400, "description": text}
+               for field, text in (
                 ("run_timeout", "Seconds: the run closes as `timed_out` this long after it started."),
                 ("execution_timeout", "Seconds: the same, from this start, across continue-as-new."),
                 ("start_delay", "Seconds before the run's code starts (signals sent meanwhile wait for it)."),
