@@ -148,3 +148,23 @@ async def test_a_bad_policy_is_refused(make_engine: EngineFactory) -> None:
         with pytest.raises(retold.ConfigurationError, match="id_reuse_policy must be one of"):
             await engine.start("ends", "completed", id="x", id_reuse_policy="sometimes")
         assert await engine.list_runs() == []
+
+
+async def test_purge_keeps_every_run_of_the_id_while_its_newest_is_open(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
+    async with make_engine([ends], url=store_url) as engine:
+        old_run_id = await close_as(engine, "kept", "failed")
+        again = await engine.start(ends.with_options(id="kept", id_reuse_policy="allow_duplicate"), "collect")
+        report = await engine.purge(0)
+        assert report.runs == 0
+        assert report.kept == 1
+        assert (await engine.get_handle(old_run_id).describe()).status == "failed"
+        await again.signal("add", "tea")
+        assert await engine.get_handle("kept").result(timeout=20) == "got tea"
+        with anyio.fail_after(20):
+            while (await engine.purge(0)).runs == 0:  # closed_at must be in the past by the store clock
+                await anyio.sleep(0.05)
+        assert await engine.list_runs(id_prefix="kept") == []
+        fresh = await engine.start(ends.with_options(id="kept"), "completed")  # the id is free again
+        assert fresh.created
