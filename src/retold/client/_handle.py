@@ -14,6 +14,7 @@ from ..errors import (
     WorkflowCancelledError,
     WorkflowFailedError,
     WorkflowTerminatedError,
+    WorkflowTimedOutError,
     exception_from_failure,
 )
 from ..history.export import History
@@ -188,6 +189,7 @@ class RunHandle(Generic[R]):
             WorkflowFailedError: the run failed; the failure is the cause.
             WorkflowCancelledError: the run was cancelled.
             WorkflowTerminatedError: the run was terminated.
+            WorkflowTimedOutError: its run or execution timeout closed it.
             ResultTimeoutError: ``timeout`` passed first (a ``TimeoutError``
                 whose message names the run and what it is waiting for; a
                 blocked run waits until it is unblocked: see :meth:`describe`).
@@ -206,6 +208,9 @@ class RunHandle(Generic[R]):
         cause = exception_from_failure(failure)
         if record.status == "cancelled":
             raise WorkflowCancelledError(record.run_id, f"run {record.run_id} was cancelled") from cause
+        if record.status == "timed_out":
+            told = str(failure.get("message", "")).removeprefix("the run ")  # "timed out: its run timeout passed"
+            raise WorkflowTimedOutError(record.run_id, f"run {record.run_id} of {record.workflow!r} {told}") from cause
         if record.status == "terminated":
             told = str(failure.get("message", "")).removeprefix("the run ")  # "was terminated: <reason>"
             message = f"run {record.run_id} of {record.workflow!r} {told}"

@@ -326,6 +326,19 @@ class MemoryTx:
                 new.workflow_id, new.workflow, new.input_hash, new.idempotency_key, new.run_id, new.run_id))
             if new.idempotency_key is not None:
                 j.put(s.keys, new.idempotency_key, new.workflow_id)
+        elif new.entry == "reuse":
+            old = s.workflows.get(new.workflow_id)
+            if old is None or old.current_run_id != new.replaces or (
+                new.idempotency_key is not None and s.keys.get(new.idempotency_key, new.workflow_id)
+                != new.workflow_id
+            ):
+                raise ConflictError(new.run_id, 0)  # another start followed the closed run first
+            if old.idempotency_key is not None:
+                j.pop(s.keys, old.idempotency_key)
+            j.put(s.workflows, new.workflow_id, WorkflowEntry(
+                new.workflow_id, new.workflow, new.input_hash, new.idempotency_key, new.run_id, new.run_id))
+            if new.idempotency_key is not None:
+                j.put(s.keys, new.idempotency_key, new.workflow_id)
         else:
             old = s.workflows.get(new.workflow_id)
             if old is not None:
