@@ -96,3 +96,59 @@ async def test_a_run_with_too_many_unseen_signals_refuses_more(tmp_path: Path) -
                 await run.signal("tick", f"again-{i}")
             await run.signal("tick", "stop")  # the 20th: still within the bound, whether or not the worker ran
             assert await run.result(timeout=30) == 39
+
+
+@retold.workflow
+async def take(k: int) -> list[str]:
+    """Take ``k`` signals, recording each (a command), then close while senders may still be sending."""
+    got: list[str] = []
+    for _ in range(k):
+        got.append(await retold.wait_signal("tick", str))
+        retold.side_effect(_const(len(got)))
+    return got
+
+
+async def test_a_run_closes_after_k_signals_while_they_keep_coming(make_engine: EngineFactory, url: str) -> None:
+    """The step that closes the run must commit too, however fast signals come (before: refused at every try).
+
+    Two senders never pause, each numbering its own signals; the run takes
+    400 and returns them. It must finish within a generous deadline, with
+    each sender's signals in order and none skipped; and it is not replayed
+    from its history once per signal.
+    """
+    k = 400
+    async with make_engine([take], url=url) as engine:
+        run = await engine.start(take.with_options(id="closing"), k)
+        acknowledged: dict[str, int] = {"a": 0, "b": 0}
+        refused: dict[str, int] = {"a": 0, "b": 0}
+
+        async def flood(name: str) -> None:
+            while True:
+                try:
+                    await run.signal("tick", f"{name}{acknowledged[name]}")
+                except retold.RunFinishedError:
+                    return
+                except retold.SignalBufferFullError:
+                    refused[name] += 1
+                    await anyio.sleep(0.001)  # nothing was written: send the same one again
+                    continue
+                acknowledged[name] += 1
+
+        with anyio.fail_after(120):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(flood, "a")
+                tg.start_soon(flood, "b")
+                result = await run.result(timeout=120)
+                tg.cancel_scope.cancel()
+        assert len(result) == k
+        for name in ("a", "b"):
+            mine = [int(v[1:]) for v in result if v[0] == name]
+            assert mine == list(range(len(mine))), f"sender {name}'s signals out of order or skipped"
+        assert sum(acknowledged.values()) >= k
+        # Every acknowledged signal is in the history (the ones after the first k were recorded, unseen).
+        history = await run.history()
+        ticks = [e for e in history.events if isinstance(e, retold.history.events.SignalReceived)]
+        assert len(ticks) >= sum(acknowledged.values())
+        assert [e.type for e in history.events][-1] == "WorkflowCompleted"
+        # The run was rebuilt from its history a handful of times, not once per signal.
+        assert engine.cache.replays < 20, engine.cache.replays
