@@ -67,7 +67,35 @@ def test_a_closing_step_over_waiting_inputs_is_refused_and_records_them() -> Non
     assert d.refused
     assert [(e.seq, e.type) for e in d.plan.events] == [(4, "SignalReceived")]
     assert d.plan.close is None
-    assert d.plan.task is None
+    # The run decides again having seen them; signals are refused until it has (else it may never close).
+    assert d.plan.task == TaskChange("none", add_signals=m.CLOSING)
+
+
+def test_a_run_deciding_again_whether_to_close_refuses_signals_until_its_next_step() -> None:
+    closing = run(signals=m.CLOSING + 1)
+    with pytest.raises(SignalBufferFullError, match="deciding again whether to close") as caught:
+        m.deliver(closing, signal(), NOW, max_signals=10_000)
+    assert caught.value.closing
+    # Other inputs still wait in the inbox; a refused close again does not add CLOSING twice.
+    cancel = m.deliver(closing, ev.CancelRequested(seq=0, at=NOW), NOW, max_signals=10_000)
+    assert cancel is not None
+    assert cancel.inbox
+    again = m.commit(run(signals=m.CLOSING, inbox=(ev.CancelRequested(seq=0, at=NOW),)), "me", 3,
+                     [ev.WorkflowCompleted(seq=4, at=0, result=b"1")], NOW)
+    assert again.refused
+    assert again.plan.task is None
+    # Its next step sets the count afresh (or ends the task): signals are taken again.
+    assert m.commit(closing, "me", 3, [scheduled(4)], NOW).plan.task == TaskChange("done")
+    assert m.commit(closing, "me", 3, [ev.WorkflowCompleted(seq=4, at=0, result=b"1")], NOW).closed
+    # A holder letting go, or a failed task handed back: whoever takes it next replays; signals come again.
+    released = m.release(closing)
+    assert released is not None
+    assert released.task == TaskChange("none", add_signals=-m.CLOSING)
+    failed = m.workflow_task_failed(closing, "me", FAILURE, 1.0, 3, NOW)
+    assert failed is not None
+    assert failed.plan.task is not None
+    assert failed.plan.task.add_signals == -m.CLOSING
+    assert m.release(run()) is None
 
 
 @pytest.mark.parametrize(("state", "error"), [
