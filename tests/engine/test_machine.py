@@ -191,6 +191,19 @@ def test_an_input_for_a_run_whose_holder_died_is_recorded_at_once_unless_others_
     assert not queued.events
 
 
+def test_an_input_needs_the_inbox_read_only_when_the_holder_lease_ran_out() -> None:
+    # Read for every signal, a long inbox made a flood quadratic: only a lapsed holder's run needs it.
+    assert not m.inbox_needed(run())
+    assert not m.inbox_needed(run(owner=None))
+    assert not m.inbox_needed(run(task=False))
+    assert not m.inbox_needed(None)
+    assert m.inbox_needed(run(live=False))
+    unread = replace(run(inbox=(signal(),)), inbox=None)
+    waiting = m.deliver(unread, signal(), NOW)
+    assert waiting is not None
+    assert waiting.inbox
+
+
 def test_a_closed_run_takes_no_input_and_a_full_buffer_no_signal() -> None:
     assert m.deliver(run(status="failed"), signal(), NOW) is None
     assert m.deliver(None, signal(), NOW) is None

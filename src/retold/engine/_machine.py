@@ -44,7 +44,8 @@ from ..stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRe
 __all__ = [
     "CLOSING", "NO_LOOKUPS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "StartStep", "activity_outcome",
     "attempt_failed", "commit", "workers_died",
-    "deliver", "existing", "release", "start", "stepped", "terminate", "terminated_failure", "workflow_task_failed",
+    "deliver", "inbox_needed",
+    "existing", "release", "start", "stepped", "terminate", "terminated_failure", "workflow_task_failed",
 ]
 
 _STATUS: dict[type[ev.Event], Literal["completed", "failed", "cancelled", "continued", "terminated"]] = {
@@ -306,8 +307,18 @@ def commit(
     return decision
 
 
+def inbox_needed(run: RunState | None) -> bool:
+    """Whether :func:`deliver` looks at this run's inbox: only when its task's holder's lease ran out.
+
+    Otherwise the run is read without it: reading a long inbox for every
+    signal made a flood quadratic (each signal decoded every one before it).
+    """
+    task = run.task if run is not None else None
+    return task is not None and task.owner is not None and not task.live
+
+
 def deliver(run: RunState | None, event: ev.Event, now: float, *, max_signals: int | None = None) -> Plan | None:
-    """An input for a run (``run`` read with its inbox); None if the run is closed (or unknown).
+    """An input for a run (``run`` read with its inbox if :func:`inbox_needed`); None if it is closed (or unknown).
 
     While a step of the run is in flight (its workflow task is leased) the
     input waits in the inbox, and that step's commit appends it; so inputs
