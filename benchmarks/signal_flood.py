@@ -202,6 +202,7 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=60.0, help="seconds the closing run is given")
     parser.add_argument("--drain", type=float, default=60.0,
                         help="seconds the flooded run is given to take in what is left after the flood")
+    parser.add_argument("--stores", default="sqlite,postgres", help="which of sqlite,postgres to measure")
     parser.add_argument("--label", default="", help="added to the JSON file's name (e.g. before, after)")
     args = parser.parse_args()
     _Replays()
@@ -214,6 +215,7 @@ def main() -> None:
         stores: dict[str, Callable[[], str]] = {"sqlite": lambda: _sqlite_url(Path(tmp))}
         if base is not None:
             stores["postgres"] = lambda: _postgres_url(base)
+        stores = {name: make for name, make in stores.items() if name in args.stores.split(",")}
         for store, make_url in stores.items():
             for rate in rates:
                 runs = [anyio.run(one, make_url(), rate, args.seconds, args.drain) for _ in range(args.repeat)]
