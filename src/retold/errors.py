@@ -137,19 +137,29 @@ class SignalBufferFullError(RetoldError):
 
     A run takes in signals as fast as its workflow tasks run; past the
     store's ``max_pending_signals`` unseen signals, senders are refused
-    (nothing is written) until the run catches up. Retry later.
+    (nothing is written) until the run catches up. Also raised (``closing``)
+    while a run decides again whether to close, because signals reached it
+    during the step that closed it: that decision must not be refused
+    forever. Retry later.
     """
 
-    def __init__(self, run_id: str, limit: int) -> None:
+    def __init__(self, run_id: str, limit: int, closing: bool = False) -> None:
         self.run_id = run_id
         self.limit = limit
+        self.closing = closing
+        if closing:
+            super().__init__(
+                f"run {run_id!r} is deciding again whether to close (signals reached it during its closing "
+                "step): this signal was not recorded; send it again later (RunFinishedError if the run closed)"
+            )
+            return
         super().__init__(
             f"run {run_id!r} already has {limit} signals it has not processed yet "
             "(the store's max_pending_signals): this signal was not recorded; send it again later"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.run_id, self.limit))
+        return (type(self), (self.run_id, self.limit, self.closing))
 
 
 @final

@@ -67,7 +67,35 @@ def test_a_closing_step_over_waiting_inputs_is_refused_and_records_them() -> Non
     assert d.refused
     assert [(e.seq, e.type) for e in d.plan.events] == [(4, "SignalReceived")]
     assert d.plan.close is None
-    assert d.plan.task is None
+    # The run decides again having seen them; signals are refused until it has (else it may never close).
+    assert d.plan.task == TaskChange("none", add_signals=m.CLOSING)
+
+
+def test_a_run_deciding_again_whether_to_close_refuses_signals_until_its_next_step() -> None:
+    closing = run(signals=m.CLOSING + 1)
+    with pytest.raises(SignalBufferFullError, match="deciding again whether to close") as caught:
+        m.deliver(closing, signal(), NOW, max_signals=10_000)
+    assert caught.value.closing
+    # Other inputs still wait in the inbox; a refused close again does not add CLOSING twice.
+    cancel = m.deliver(closing, ev.CancelRequested(seq=0, at=NOW), NOW, max_signals=10_000)
+    assert cancel is not None
+    assert cancel.inbox
+    again = m.commit(run(signals=m.CLOSING, inbox=(ev.CancelRequested(seq=0, at=NOW),)), "me", 3,
+                     [ev.WorkflowCompleted(seq=4, at=0, result=b"1")], NOW)
+    assert again.refused
+    assert again.plan.task is None
+    # Its next step sets the count afresh (or ends the task): signals are taken again.
+    assert m.commit(closing, "me", 3, [scheduled(4)], NOW).plan.task == TaskChange("done")
+    assert m.commit(closing, "me", 3, [ev.WorkflowCompleted(seq=4, at=0, result=b"1")], NOW).closed
+    # A holder letting go, or a failed task handed back: whoever takes it next replays; signals come again.
+    released = m.release(closing)
+    assert released is not None
+    assert released.task == TaskChange("none", add_signals=-m.CLOSING)
+    failed = m.workflow_task_failed(closing, "me", FAILURE, 1.0, 3, NOW)
+    assert failed is not None
+    assert failed.plan.task is not None
+    assert failed.plan.task.add_signals == -m.CLOSING
+    assert m.release(run()) is None
 
 
 @pytest.mark.parametrize(("state", "error"), [
@@ -161,6 +189,19 @@ def test_an_input_for_a_run_whose_holder_died_is_recorded_at_once_unless_others_
     assert queued is not None
     assert queued.inbox
     assert not queued.events
+
+
+def test_an_input_needs_the_inbox_read_only_when_the_holder_lease_ran_out() -> None:
+    # Read for every signal, a long inbox made a flood quadratic: only a lapsed holder's run needs it.
+    assert not m.inbox_needed(run())
+    assert not m.inbox_needed(run(owner=None))
+    assert not m.inbox_needed(run(task=False))
+    assert not m.inbox_needed(None)
+    assert m.inbox_needed(run(live=False))
+    unread = replace(run(inbox=(signal(),)), inbox=None)
+    waiting = m.deliver(unread, signal(), NOW)
+    assert waiting is not None
+    assert waiting.inbox
 
 
 def test_a_closed_run_takes_no_input_and_a_full_buffer_no_signal() -> None:

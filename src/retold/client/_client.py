@@ -90,6 +90,10 @@ class Client:
         codec: payload codec (default :class:`~retold.JsonCodec`); the
             workers must use the same one.
         store: a store object to use instead of ``url``.
+        max_pending_signals: how many signals a run may hold that it has not
+            processed yet before ``signal()`` through this client raises
+            :class:`~retold.SignalBufferFullError` (writing nothing). None:
+            the store's (10,000 by default).
         poll_interval: how often waits and watches look for changes made by
             other processes (on PostgreSQL they are also notified).
         deadlock_timeout: how long a query's replay of workflow code may run
@@ -118,6 +122,7 @@ class Client:
         workflows: Iterable[object] = (),
         codec: Codec | None = None,
         store: Store | None = None,
+        max_pending_signals: int | None = None,
         poll_interval: timedelta | float = 0.5,
         deadlock_timeout: timedelta | float | None = 2.0,
         telemetry: bool | None = None,
@@ -131,7 +136,9 @@ class Client:
         self._poll_interval = _seconds(poll_interval, "poll_interval")
         limit = None if deadlock_timeout is None else _seconds(deadlock_timeout, "deadlock_timeout")
         self._host = host
-        self._own_runs = Runs(self.store) if host is None else None
+        if max_pending_signals is not None and max_pending_signals < 1:
+            raise ConfigurationError(f"Client max_pending_signals must be at least 1, got {max_pending_signals}")
+        self._own_runs = Runs(self.store, max_pending_signals=max_pending_signals) if host is None else None
         self._steps = host.steps if host is not None else StepRunner(limit)
         self._telemetry_options = (telemetry, tracer_provider, meter_provider)
         self.telemetry = _telemetry.load(*self._telemetry_options)

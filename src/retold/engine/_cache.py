@@ -18,6 +18,7 @@ class InstanceCache:
         self.evictions = 0
         self.hits = 0  # take() found the run (read by the telemetry's cache metrics)
         self.misses = 0
+        self.replays = 0  # runs rebuilt from their history by a workflow task (a miss, or after a conflict)
 
     def __len__(self) -> int:
         return len(self._items)

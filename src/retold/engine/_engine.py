@@ -149,6 +149,11 @@ class Engine:
             it was stuck, while the engine goes on. None disables it; it is
             off while a debugger is attached.
         store: a store object to use instead of ``url``.
+        max_pending_signals: how many signals a run may hold that it has not
+            processed yet before ``signal()`` through this engine raises
+            :class:`~retold.SignalBufferFullError` (writing nothing). None:
+            the store's (``SqlStore(url, max_pending_signals=...)``, 10,000
+            by default).
         clock: the store's clock (seconds since the epoch), for tests.
         run_workers: False makes a client-only engine that starts, signals
             and reads runs but executes nothing (the web app of split mode;
@@ -191,6 +196,7 @@ class Engine:
         workflow_task_retry_delay: timedelta | float = 1.0,
         deadlock_timeout: timedelta | float | None = 2.0,
         store: Store | None = None,
+        max_pending_signals: int | None = None,
         clock: Callable[[], float] | None = None,
         run_workers: bool = True,
         retention: timedelta | float | None = None,
@@ -202,6 +208,8 @@ class Engine:
         self.activities: dict[str, Activity[..., Any]] = by_name(activities, Activity, "activity", "activities")
         if cache_size < 1:
             raise ConfigurationError("Engine cache_size must be at least 1")
+        if max_pending_signals is not None and max_pending_signals < 1:
+            raise ConfigurationError(f"Engine max_pending_signals must be at least 1, got {max_pending_signals}")
         if workflow_concurrency < 1:
             raise ConfigurationError("Engine workflow_concurrency must be at least 1")
         if max_workflow_task_attempts < 1:
@@ -214,7 +222,8 @@ class Engine:
         if store is None:
             store = open_store(url, clock=clock) if clock else open_store(url)
         self.store: Store = store
-        self.runs = Runs(self.store)  # every change to a run: decided by the state machine, recorded by the store
+        # Every change to a run: decided by the state machine, recorded by the store.
+        self.runs = Runs(self.store, max_pending_signals=max_pending_signals)
         self.ahead = RunAhead(self)  # the fast path: steps computed with the input that causes them
         self.cache = InstanceCache(cache_size)
         queues = {a.options.task_queue for a in self.activities.values()} or {"default"}

@@ -46,10 +46,10 @@ from ..stores._plan import (
 from ..stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRequest
 
 __all__ = [
-    "EXECUTION_TIMEOUT_TIMER", "NO_LOOKUPS", "RUN_TIMEOUT_TIMER", "TIMEOUT_KINDS", "ActivityStep", "ActivityTake",
-    "Decision", "Lookups", "StartStep", "activity_outcome", "attempt_failed", "commit", "deliver", "existing",
-    "release", "signal_with_start", "start", "start_timeouts", "stepped", "terminate", "terminated_failure",
-    "timed_out", "timed_out_failure", "timeout_timers", "workers_died", "workflow_task_failed",
+    "CLOSING", "EXECUTION_TIMEOUT_TIMER", "NO_LOOKUPS", "RUN_TIMEOUT_TIMER", "TIMEOUT_KINDS", "ActivityStep",
+    "ActivityTake", "Decision", "Lookups", "StartStep", "activity_outcome", "attempt_failed", "commit", "deliver",
+    "existing", "inbox_needed", "release", "signal_with_start", "start", "start_timeouts", "stepped", "terminate",
+    "terminated_failure", "timed_out", "timed_out_failure", "timeout_timers", "workers_died", "workflow_task_failed",
 ]
 
 _STATUS: dict[type[ev.Event], Literal["completed", "failed", "cancelled", "continued", "terminated", "timed_out"]] = {
@@ -65,6 +65,12 @@ TIMEOUT_KINDS = {RUN_TIMEOUT_TIMER: "run", EXECUTION_TIMEOUT_TIMER: "execution"}
 _CANCELLED = {"type": "CancelledError", "message": "the run was cancelled", "details": "", "non_retryable": True}
 MAX_BACKOFF = 60.0
 MAX_FAILED_BY = 8  # code fingerprints a blocked task remembers it failed on
+# Added to a workflow task's count of unseen signals while its run decides
+# again whether to close (a closing step was refused because inputs reached
+# the run during it): ``signal()`` is refused meanwhile, so that the next
+# closing step cannot be refused by yet more signals, and so on forever.
+# The count is set afresh by the next committed step (or the task deleted).
+CLOSING = 1 << 30
 
 
 @final
@@ -290,7 +296,9 @@ def commit(
 
     Inputs that waited in the inbox follow the commands, and the task stays
     leased to ``owner``, who goes on with them. A step that would close the
-    run while inputs wait is refused: they are recorded instead.
+    run while inputs wait is refused: they are recorded instead, and until
+    the run's next step commits (having seen them), signals are refused
+    (:data:`CLOSING`), so the run is not kept from closing forever.
     """
     holder = run.task.owner if run.task is not None else None
     if holder != owner:
@@ -305,6 +313,9 @@ def commit(
         plan.inbox_taken = inbox[-1].id
     if waiting and any(isinstance(cmd, ev.TERMINAL_TYPES) for cmd in commands):
         plan.events = renumber(waiting, expected + 1)
+        # The run decides again, having seen them; signals wait until it has.
+        if run.task is not None and run.task.signals < CLOSING:
+            plan.task = TaskChange("none", add_signals=CLOSING)
         return Decision(plan, refused=True)
     decision = Decision(plan, workflow_id=run.record.workflow_id)
     own = _effects(run.record, run.parent_seq, commands, now, take, lookups, plan, decision)
@@ -316,21 +327,35 @@ def commit(
     return decision
 
 
+def inbox_needed(run: RunState | None) -> bool:
+    """Whether :func:`deliver` looks at this run's inbox: only when its task's holder's lease ran out.
+
+    Otherwise the run is read without it: reading a long inbox for every
+    signal made a flood quadratic (each signal decoded every one before it).
+    """
+    task = run.task if run is not None else None
+    return task is not None and task.owner is not None and not task.live
+
+
 def deliver(run: RunState | None, event: ev.Event, now: float, *, max_signals: int | None = None) -> Plan | None:
-    """An input for a run (``run`` read with its inbox); None if the run is closed (or unknown).
+    """An input for a run (``run`` read with its inbox if :func:`inbox_needed`); None if it is closed (or unknown).
 
     While a step of the run is in flight (its workflow task is leased) the
     input waits in the inbox, and that step's commit appends it; so inputs
     at any rate never invalidate the step. Otherwise it joins the history at
-    once and wakes the run. With ``max_signals``, a signal over that many
-    unseen ones raises SignalBufferFullError.
+    once and wakes the run. With ``max_signals`` (a sender's ``signal()``),
+    a signal over that many unseen ones, or one that reaches a run deciding
+    again whether to close (see :func:`commit`), raises SignalBufferFullError.
     """
     if run is None or not run.open:
         return None
     task = run.task
     signal = 1 if type(event) is ev.SignalReceived else 0
-    if signal and max_signals is not None and task is not None and task.signals + 1 > max_signals:
-        raise SignalBufferFullError(run.run_id, max_signals)
+    if signal and max_signals is not None and task is not None:
+        if task.signals >= CLOSING:
+            raise SignalBufferFullError(run.run_id, max_signals, closing=True)
+        if task.signals + 1 > max_signals:
+            raise SignalBufferFullError(run.run_id, max_signals)
     held = task is not None and task.owner is not None
     if held and task is not None and not task.live:
         # The holder's lease ran out (it died, or stalled): record at once,
@@ -453,7 +478,9 @@ def workflow_task_failed(
         if fingerprint is not None:
             record["fingerprint"] = fingerprint
             failed_by = (*(f for f in failed_by if f != fingerprint), fingerprint)[-MAX_FAILED_BY:]
-        plan.task = TaskChange("backoff", visible_at=now + backoff, failure=record, failed_by=failed_by)
+        # Whoever takes the task next replays the run: signals may come again.
+        plan.task = TaskChange("backoff", visible_at=now + backoff, failure=record, failed_by=failed_by,
+                               add_signals=-CLOSING if task.signals >= CLOSING else 0)
         return Decision(plan)
     if not final:
         failure = {**failure, "message": f"workflow task failed {attempts} times: {failure['message']}"}
@@ -538,11 +565,19 @@ def timed_out(
 
 
 def release(run: RunState) -> Plan | None:
-    """A run whose task's holder is letting go: what waited in its inbox joins the history."""
-    if not run.open or not run.inbox:
+    """A run whose task's holder is letting go: what waited in its inbox joins the history.
+
+    A run deciding again whether to close (:data:`CLOSING`) takes signals again.
+    """
+    closing = run.task is not None and run.task.signals >= CLOSING
+    if not run.open or not (run.inbox or closing):
         return None
-    plan = Plan(run.run_id, expect_seq=run.last_seq, events=renumber([i.event for i in run.inbox], run.last_seq + 1))
-    plan.inbox_taken = run.inbox[-1].id
+    inbox = run.inbox or ()
+    plan = Plan(run.run_id, expect_seq=run.last_seq, events=renumber([i.event for i in inbox], run.last_seq + 1))
+    if inbox:
+        plan.inbox_taken = inbox[-1].id
+    if closing:
+        plan.task = TaskChange("none", add_signals=-CLOSING)
     return plan
 
 

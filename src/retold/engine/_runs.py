@@ -88,9 +88,18 @@ class Runs:
             Runs._deliver(tx, run_id, event)
 
     @staticmethod
+    def _for_input(tx: Tx, ident: str) -> RunState | None:
+        """A run as :func:`._machine.deliver` reads it: with its inbox only if the machine looks at it."""
+        run = tx.run(ident)
+        if m.inbox_needed(run):
+            assert run is not None
+            run = tx.run(run.run_id, inbox=True)
+        return run
+
+    @staticmethod
     def _deliver(tx: Tx, run_id: str, event: ev.Event, max_signals: int | None = None) -> bool:
         """Give a run an input; False if it is closed."""
-        plan = m.deliver(tx.run(run_id, inbox=True), event, tx.now(), max_signals=max_signals)
+        plan = m.deliver(Runs._for_input(tx, run_id), event, tx.now(), max_signals=max_signals)
         if plan is None:
             return False
         tx.apply(plan)
@@ -241,7 +250,7 @@ class Runs:
 
     def input_in(self, tx: Tx, ident: str, event: ev.Event, max_signals: int | None = None) -> str:
         """The transaction of :meth:`signal` and :meth:`request_cancel`: ``event`` for the run ``ident``."""
-        run = tx.run(ident, inbox=True)
+        run = self._for_input(tx, ident)
         if run is None:
             raise RunNotFoundError(ident)
         now = tx.now()

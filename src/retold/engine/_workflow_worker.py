@@ -116,6 +116,7 @@ class WorkflowWorker:
                     definition = engine.workflows.get(run.workflow)
                     if definition is None:
                         raise NotRegisteredError("workflow", run.workflow)
+                    engine.cache.replays += 1
                     fresh, completion = await engine.steps.run(
                         run_id, functools.partial(replay, definition, run_id, engine.codec, events))
                     instance = fresh

@@ -11,6 +11,7 @@ from ...errors import (
     IdempotencyError,
     RunFinishedError,
     RunNotFoundError,
+    SignalBufferFullError,
     StoreError,
 )
 from ...history import events as ev
@@ -23,6 +24,7 @@ __all__ = [
     "test_signal_with_start_makes_one_run_with_every_signal",
     "test_time_limits_close_the_run_and_delay_its_first_task",
     "test_a_closing_step_with_inputs_waiting_is_refused_and_the_inputs_recorded",
+    "test_a_run_deciding_again_whether_to_close_refuses_signals_until_its_next_step",
     "test_a_lapsed_lease_does_not_hide_signals_but_keeps_their_order",
     "test_a_signal_recorded_during_a_task_fails_its_completion",
     "test_a_start_stores_the_runs_first_step_with_it",
@@ -181,6 +183,50 @@ async def test_a_closing_step_with_inputs_waiting_is_refused_and_the_inputs_reco
         # Having seen it, the run may close.
         await Runs(store).commit_workflow_task(run_id, "me", 2, [ev.WorkflowCompleted(seq=3, at=0, result=b"1")])
         assert (await store.get_run(run_id)).status == "completed"
+
+
+async def test_a_run_deciding_again_whether_to_close_refuses_signals_until_its_next_step(
+    store_factory: StoreFactory,
+) -> None:
+    """After a refused close, signal() is refused (nothing written) so the next close cannot be refused forever."""
+    clock = ManualClock()
+    async with store_factory(clock) as store:
+        runs = Runs(store)
+        record, _ = await runs.start(StartRequest("wf", "w", b"[]", "h"))
+        run_id = record.run_id
+        await store.claim_workflow_tasks("me", ["wf"], 10, 60.0)
+        await runs.signal(run_id, "late", b"1")
+        with pytest.raises(ConflictError):
+            await runs.commit_workflow_task(run_id, "me", 1, [ev.WorkflowCompleted(seq=2, at=0, result=b"1")])
+        with pytest.raises(SignalBufferFullError, match="deciding again whether to close") as caught:
+            await runs.signal(run_id, "during the replay", b"2")
+        assert caught.value.closing
+        assert await history_types(store, run_id) == ["WorkflowStarted", "SignalReceived"]  # nothing written
+        # It went on instead of closing: signals are taken again.
+        assert await runs.commit_workflow_task(run_id, "me", 2, [ev.TimerStarted(seq=3, at=0, duration=60.0)]) == 3
+        await runs.signal(run_id, "again", b"3")
+        # Refused again, then handed back (a shutdown): the window ends with the lease.
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 60.0) == [run_id]
+        await runs.signal(run_id, "queued", b"4")
+        with pytest.raises(ConflictError):
+            await runs.commit_workflow_task(run_id, "me", 4, [ev.WorkflowCompleted(seq=5, at=0, result=b"1")])
+        with pytest.raises(SignalBufferFullError):
+            await runs.signal(run_id, "refused", b"5")
+        await runs.release_leases("me")
+        await runs.signal(run_id, "after the release", b"6")
+        assert await store.claim_workflow_tasks("next", ["wf"], 10, 60.0) == [run_id]
+        await runs.signal(run_id, "in the inbox", b"7")
+        with pytest.raises(ConflictError):
+            await runs.commit_workflow_task(run_id, "next", 6, [ev.WorkflowCompleted(seq=7, at=0, result=b"1")])
+        # The close decided again, having seen every signal: it commits, and later signals find it closed.
+        assert await runs.commit_workflow_task(
+            run_id, "next", 7, [ev.WorkflowCompleted(seq=8, at=0, result=b"1")]) == 8
+        with pytest.raises(RunFinishedError):
+            await runs.signal(run_id, "too late", b"8")
+        _, history = await store.load(run_id, 0)
+        assert names(history) == [
+            "WorkflowStarted", "SignalReceived:late", "TimerStarted", "SignalReceived:again", "SignalReceived:queued",
+            "SignalReceived:after the release", "SignalReceived:in the inbox", "WorkflowCompleted"]
 
 
 async def test_a_lapsed_lease_does_not_hide_signals_but_keeps_their_order(store_factory: StoreFactory) -> None:
