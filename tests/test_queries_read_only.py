@@ -16,7 +16,7 @@ import pytest
 
 import retold
 from retold.history import events as ev
-from retold.testing import replay
+from retold.testing import assert_deterministic, replay
 
 pytestmark = pytest.mark.anyio
 
@@ -196,3 +196,9 @@ async def test_a_query_refused_halfway_through_a_change_leaves_the_run_as_its_hi
         history = await run.history()
     assert [type(e).__name__ for e in history.events][-3:] == ["TimerStarted", "TimerFired", "WorkflowCompleted"]
     assert replay(gated, history).finished
+
+
+def test_the_property_runner_drops_a_run_whose_query_was_refused_as_an_engine_does() -> None:
+    """Queries asked between activations (live, after crashes, on resumed prefixes) that are
+    refused halfway do not make the run look nondeterministic: the copy is replayed."""
+    assert_deterministic(gated, signals=[("open", None)], queries=["open", "open_quietly"], max_examples=20)
