@@ -177,9 +177,10 @@ def nats_bytes(url: str) -> int:
 
     import nats
 
-    from retold.stores.nats._store import parse_url
+    from retold.stores.nats._url import parse_url
 
-    servers, prefix, _ = parse_url(url)
+    parsed = parse_url(url)
+    servers, prefix = parsed.servers, parsed.prefix
 
     async def size() -> int:
         nc = await nats.connect(servers=servers)

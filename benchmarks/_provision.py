@@ -153,20 +153,6 @@ class NatsStreams:
 def _drop_nats(url: str) -> None:
     import asyncio
 
-    import nats
-    from nats.js.errors import NotFoundError
+    from retold.stores.nats import delete_store
 
-    from retold.stores.nats._store import parse_url
-
-    servers, prefix, _ = parse_url(url)
-
-    async def drop() -> None:
-        nc = await nats.connect(servers=servers)
-        try:
-            await nc.jetstream().delete_stream(f"{prefix}_log")
-        except NotFoundError:
-            pass
-        finally:
-            await nc.close()
-
-    asyncio.run(drop())
+    asyncio.run(delete_store(url))

@@ -130,6 +130,9 @@ def sql_histories(url: str) -> dict[str, list[ev.Event]]:
     return histories
 
 
+NATS_SNAPSHOT: dict[str, int] = {}  # the log position of the snapshot the checker's copy began from
+
+
 def nats_histories(url: str) -> dict[str, list[ev.Event]]:
     """Every run's history by workflow id, read through a NATS store (a fresh process's copy of the log)."""
     from retold.stores.nats import NatsStore
@@ -137,6 +140,7 @@ def nats_histories(url: str) -> dict[str, list[ev.Event]]:
     async def read() -> dict[str, list[ev.Event]]:
         store = NatsStore(url)
         await store.open()
+        NATS_SNAPSHOT[url] = store.snapshot_seq
         try:
             runs = await store.list_runs(status=None, workflow=None, limit=1_000_000, offset=0)
             return {r.workflow_id: (await store.load(r.run_id, 0))[1] for r in runs}
@@ -249,6 +253,7 @@ async def drive(args: argparse.Namespace, url: str, logs: Path) -> dict[str, Any
         "re_executions": counts["re_executions"], "activity_runs": counts["activity_runs"],
         "start_seconds": round(started, 2), "seconds_to_finish": round(finished, 2),
         "workflows_per_s": round(args.workflows / finished, 1), "problems": problems,
+        **({"nats_snapshot_seq": NATS_SNAPSHOT[url]} if url in NATS_SNAPSHOT else {}),
     }
 
 
@@ -295,25 +300,16 @@ def run_on_nats(args: argparse.Namespace) -> dict[str, Any]:
     """The runs in a stream of their own (a fresh prefix), deleted at the end."""
     import asyncio
 
-    import nats
+    from retold.stores.nats import delete_store
 
-    from retold.stores.nats._store import parse_url
-
-    url = f"{args.url.split('?')[0]}?prefix=chaos_{uuid.uuid4().hex[:10]}"
+    base, _, query = args.url.partition("?")
+    options = "".join(f"&{o}" for o in query.split("&") if o and not o.startswith("prefix="))
+    url = f"{base}?prefix=chaos_{uuid.uuid4().hex[:10]}{options}"  # the other options (snapshot_every) stay
     try:
         with tempfile.TemporaryDirectory() as tmp:
             return anyio.run(drive, args, url, Path(tmp))
     finally:
-        servers, prefix, _ = parse_url(url)
-
-        async def drop() -> None:
-            nc = await nats.connect(servers=servers)
-            try:
-                await nc.jetstream().delete_stream(f"{prefix}_log")
-            finally:
-                await nc.close()
-
-        asyncio.run(drop())
+        asyncio.run(delete_store(url))
 
 
 def report(args: argparse.Namespace, figures: dict[str, Any]) -> int:

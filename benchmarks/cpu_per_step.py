@@ -1,21 +1,29 @@
-"""CPU seconds per unit of work (getrusage) beside wall time, in this process, on a SQLite file.
+"""CPU seconds per unit of work (getrusage) beside wall time, in this process, on a store of each kind.
 
 W3: one workflow of N sequential no-op activities (CPU per step); W1: N
 workflows of 3 activities started at once (CPU per workflow). Run it with
 two installs to compare (the figures of one install vary less than wall
 time on a shared machine, but alternate the runs and quote medians).
 
+The CPU is this process's (the engine's): a server's own (PostgreSQL's,
+nats-server's) is not counted. Each repetition gets a fresh store: a new
+SQLite file, a new PostgreSQL schema, a new NATS prefix.
+
     python benchmarks/cpu_per_step.py [--units 500] [--repeat 3] [--json out.json]
+        [--url sqlite|memory://|postgresql+psycopg://...|nats://...] (several --url: one after the other, alternated)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
 import tempfile
 import time
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -49,19 +57,53 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def measure(kind: str, units: int) -> tuple[float, float]:
+@contextlib.asynccontextmanager
+async def fresh_store(url: str) -> AsyncIterator[str]:
+    """A URL of an empty store of ``url``'s kind, removed afterwards."""
+    if url == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{tmp}/cpu.db"
+    elif url.startswith("memory:"):
+        yield url
+    elif url.startswith(("nats://", "tls://")):
+        from retold.stores.nats import delete_store
+
+        base, _, query = url.partition("?")
+        options = "".join(f"&{o}" for o in query.split("&") if o and not o.startswith("prefix="))
+        fresh = f"{base}?prefix=cpu_{uuid.uuid4().hex[:10]}{options}"
+        try:
+            yield fresh
+        finally:
+            await delete_store(fresh)
+    else:
+        import sqlalchemy as sa
+
+        schema = f"retold_cpu_{uuid.uuid4().hex[:10]}"
+        admin = sa.create_engine(url)
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        try:
+            yield sa.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+                hide_password=False)
+        finally:
+            with admin.begin() as conn:
+                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+            admin.dispose()
+
+
+async def measure(kind: str, units: int, url: str) -> tuple[float, float]:
     """(CPU ms, wall ms) per unit of ``kind``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        async with retold.Engine(f"sqlite:///{tmp}/cpu.db", workflows=[chain, three], activities=[noop]) as engine:
-            await (await engine.start(chain, 10)).result(timeout=60)  # warm up
-            cpu, wall = _cpu(), time.perf_counter()
-            if kind == "W3":
-                await (await engine.start(chain, units)).result(timeout=600)
-            else:
-                runs = [await engine.start(three) for _ in range(units)]
-                for run in runs:
-                    await run.result(timeout=600)
-            return (_cpu() - cpu) / units * 1e3, (time.perf_counter() - wall) / units * 1e3
+    async with fresh_store(url) as store_url, \
+            retold.Engine(store_url, workflows=[chain, three], activities=[noop]) as engine:
+        await (await engine.start(chain, 10)).result(timeout=60)  # warm up
+        cpu, wall = _cpu(), time.perf_counter()
+        if kind == "W3":
+            await (await engine.start(chain, units)).result(timeout=600)
+        else:
+            runs = [await engine.start(three) for _ in range(units)]
+            for run in runs:
+                await run.result(timeout=600)
+        return (_cpu() - cpu) / units * 1e3, (time.perf_counter() - wall) / units * 1e3
 
 
 def main() -> None:
@@ -70,17 +112,26 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--url", action="append", default=None,
+                        help="sqlite (default), memory://, a PostgreSQL URL or a NATS URL; repeat to compare")
     args = parser.parse_args()
-    figures: dict[str, dict[str, object]] = {}
+    urls: list[str] = args.url or ["sqlite"]
+    figures: dict[str, dict[str, dict[str, object]]] = {}
     for kind in ("W3", "W1"):
-        runs = [anyio.run(measure, kind, args.units) for _ in range(args.repeat)]
-        cpu = [r[0] for r in runs]
-        wall = [r[1] for r in runs]
-        figures[kind] = {"cpu_ms_per_unit": cpu, "wall_ms_per_unit": wall,
-                         "cpu_median": statistics.median(cpu), "wall_median": statistics.median(wall)}
+        runs: dict[str, list[tuple[float, float]]] = {url: [] for url in urls}
+        for _ in range(args.repeat):
+            for url in urls:  # alternated, so that a busy moment of the machine hits every store alike
+                runs[url].append(anyio.run(measure, kind, args.units, url))
         unit = "step" if kind == "W3" else "workflow"
-        print(f"{kind}: CPU {statistics.median(cpu):.3f} ms per {unit} ({', '.join(f'{c:.3f}' for c in cpu)}), "
-              f"wall {statistics.median(wall):.3f} ms")
+        for url in urls:
+            cpu = [r[0] for r in runs[url]]
+            wall = [r[1] for r in runs[url]]
+            name = url.split("://")[0].split("+")[0]
+            figures.setdefault(name, {})[kind] = {
+                "cpu_ms_per_unit": cpu, "wall_ms_per_unit": wall,
+                "cpu_median": statistics.median(cpu), "wall_median": statistics.median(wall)}
+            print(f"{name} {kind}: CPU {statistics.median(cpu):.3f} ms per {unit} "
+                  f"({', '.join(f'{c:.3f}' for c in cpu)}), wall {statistics.median(wall):.3f} ms")
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2))
         print(f"wrote {args.json}")

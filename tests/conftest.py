@@ -148,26 +148,12 @@ def nats_base_url() -> str:
 
 
 def drop_nats_prefix(url: str) -> None:
-    """Delete the stream of a NATS store URL (its prefix), if it exists."""
+    """Delete the stream and snapshot buckets of a NATS store URL (its prefix), if they exist."""
     import asyncio
 
-    import nats
-    from nats.js.errors import NotFoundError
+    from retold.stores.nats import delete_store
 
-    from retold.stores.nats._store import parse_url
-
-    servers, prefix, _ = parse_url(url)
-
-    async def drop() -> None:
-        nc = await nats.connect(servers=servers)
-        try:
-            await nc.jetstream().delete_stream(f"{prefix}_log")
-        except NotFoundError:
-            pass
-        finally:
-            await nc.close()
-
-    asyncio.run(drop())
+    asyncio.run(delete_store(url))
 
 
 @pytest.fixture

@@ -220,6 +220,35 @@ def test_ping_pong_two_workflows_signal_each_other(tmp_path: Path) -> None:
     assert "ExternalSignalRequested, ExternalSignalResolved" in lines[3]
 
 
+def test_signal_with_start_starts_the_cart_once_then_signals_it(tmp_path: Path) -> None:
+    lines = run_example("signal_with_start", tmp_path)
+    assert lines == [
+        "[main] tea -> cart-ada (started)", "[main] scones -> cart-ada (signalled)",
+        "[main] checkout -> cart-ada (signalled)", "[activity] order for ada: tea, scones", "[main] order-ada-2",
+        "[main] history starts: WorkflowStarted, SignalReceived",
+    ]
+
+
+def test_id_reuse_runs_the_failed_report_again_once(tmp_path: Path) -> None:
+    lines = run_example("id_reuse", tmp_path)
+    assert lines[:5] == [
+        "[activity] report for 2026-11-28: the database is down",
+        "[main] run 1 failed: ConnectionError: database is down", "[main] run 2 is a new run: True",
+        "[activity] report for 2026-11-28: built", "[main] run 2 result: report-2026-11-28.pdf",
+    ]
+    assert lines[5].startswith("[main] run 3 refused: workflow id 'report-2026-11-28' is taken by run ")
+    assert lines[5].endswith("'allow_duplicate_failed_only' refuses a new run after a completed one")
+    assert lines[6] == "[main] report-2026-11-28 is now run 2: True (completed)"
+
+
+def test_time_limits_time_out_the_approval_and_delay_the_reminder(tmp_path: Path) -> None:
+    lines = run_example("time_limits", tmp_path)
+    assert lines == [
+        "[main] reminded ada", "[main] 'approval' timed out: its run timeout passed",
+        "[main] approval history: WorkflowStarted, WorkflowTaskCompleted, WorkflowTimedOut",
+    ]
+
+
 def test_retention_deletes_old_finished_runs_and_keeps_the_waiting_one(tmp_path: Path) -> None:
     lines = run_example("retention", tmp_path)
     index(lines, r"^\[main\] a dry run would delete 3 runs and 6 events$")
@@ -242,7 +271,8 @@ def test_stuck_work_says_what_the_run_waits_for(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability", "ping_pong", "retention",
-                                  "stuck_work"])
+                                  "stuck_work", "signal_with_start", "id_reuse",
+                                  "time_limits"])
 def test_examples_import_without_running(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     module = load(name)
     assert capsys.readouterr().out == ""

@@ -88,9 +88,9 @@ class CountingStore(SqlStore):
         CountingStore.workflow_tasks += len(runs)
         return runs
 
-    async def load(self, run_id: str, after_seq: int) -> Any:
+    async def load(self, run_id: str, after_seq: int, limit: int | None = None) -> Any:
         CountingStore.loads += 1
-        return await super().load(run_id, after_seq)
+        return await super().load(run_id, after_seq, limit)
 
     @classmethod
     def reset(cls) -> None:

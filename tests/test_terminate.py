@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -127,18 +128,24 @@ async def test_its_timers_are_dropped_and_its_history_replays(make_engine: Engin
     assert replay(sleeps_an_hour, signalled).finished
 
 
+async def _running_child(engine: retold.Engine, workflow_id: str) -> retold.RunHandle[Any]:
+    """The handle of child ``workflow_id``, once it is running."""
+    child = engine.get_handle(workflow_id)
+
+    async def child_started() -> bool:
+        try:
+            return (await child.describe()).status == "running"
+        except retold.RunNotFoundError:
+            return False
+
+    await wait_for(child_started)
+    return child
+
+
 async def test_the_parent_is_told_its_child_was_terminated(make_engine: EngineFactory) -> None:
     async with make_engine([parent_of_waiter, waits_for_go]) as engine:
         parent = await engine.start(parent_of_waiter, "kid-1")
-        child = engine.get_handle("kid-1")
-
-        async def child_started() -> bool:
-            try:
-                return (await child.describe()).status == "running"
-            except retold.RunNotFoundError:
-                return False
-
-        await wait_for(child_started)
+        child = await _running_child(engine, "kid-1")
         await child.terminate("no longer needed")
         told = await parent.result(timeout=20)
     assert told == ("child workflow 'waits_for_go' (kid-1) was terminated: "
@@ -148,15 +155,7 @@ async def test_the_parent_is_told_its_child_was_terminated(make_engine: EngineFa
 async def test_its_children_are_asked_to_cancel(make_engine: EngineFactory) -> None:
     async with make_engine([parent_of_waiter, waits_for_go]) as engine:
         parent = await engine.start(parent_of_waiter, "kid-2")
-        child = engine.get_handle("kid-2")
-
-        async def child_started() -> bool:
-            try:
-                return (await child.describe()).status == "running"
-            except retold.RunNotFoundError:
-                return False
-
-        await wait_for(child_started)
+        child = await _running_child(engine, "kid-2")
         await parent.terminate("tear it all down")
         with pytest.raises(retold.WorkflowCancelledError):
             await child.result(timeout=20)

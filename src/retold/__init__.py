@@ -16,6 +16,7 @@ from ._pending import PendingChild as PendingChild
 from ._pending import PendingSignal as PendingSignal
 from ._pending import PendingTimer as PendingTimer
 from ._pending import PendingWork as PendingWork
+from .authoring import IdReusePolicy as IdReusePolicy
 from .authoring._activity import ActivityInfo as ActivityInfo
 from .authoring._activity import activity_info as activity_info
 from .authoring._activity import heartbeat as heartbeat
@@ -71,6 +72,7 @@ from .errors import WorkflowCancelledError as WorkflowCancelledError
 from .errors import WorkflowFailedError as WorkflowFailedError
 from .errors import WorkflowSandboxError as WorkflowSandboxError
 from .errors import WorkflowTerminatedError as WorkflowTerminatedError
+from .errors import WorkflowTimedOutError as WorkflowTimedOutError
 from .history.codec import Codec as Codec
 from .history.codec import JsonCodec as JsonCodec
 from .history.codec import PickleCodec as PickleCodec
@@ -99,6 +101,7 @@ __all__ = [
     "EventStream",
     "History",
     "HistoryFormatError",
+    "IdReusePolicy",
     "IdempotencyError",
     "InvalidArgumentsError",
     "JsonCodec",
@@ -132,6 +135,7 @@ __all__ = [
     "WorkflowSandboxError",
     "WorkflowTaskFailure",
     "WorkflowTerminatedError",
+    "WorkflowTimedOutError",
     "activity",
     "activity_info",
     "continue_as_new",

@@ -168,7 +168,9 @@ def pending_work(work: RunWork, workflow: str, workers: Sequence[LiveWorker]) ->
             last_failure=message, worker=row.owner,
             hosted=any(w.hosting.runs_activity(row.queue, row.activity) for w in workers),
         ))
-    timers = tuple(PendingTimer(t.seq, _dt(t.fire_at)) for t in work.timers)
+    # Store timers numbered 0 and -1 are the run's time limits (run and execution timeout), not awaits.
+    timers = tuple(PendingTimer(t.seq, _dt(t.fire_at)) for t in work.timers if t.seq > 0)
+    limits = sorted((t.fire_at, "run" if t.seq == 0 else "execution") for t in work.timers if t.seq <= 0)
     children = tuple(PendingChild(c.seq, c.workflow, c.workflow_id, c.run_id) for c in work.children)
     signals = tuple(PendingSignal(s.name, s.seq, None if s.at is None else _dt(s.at)) for s in work.signals)
     lines = [a.waiting_for() for a in activities]
@@ -189,6 +191,7 @@ def pending_work(work: RunWork, workflow: str, workers: Sequence[LiveWorker]) ->
         lines.append(f"{len(signals)} signal{'s' if len(signals) > 1 else ''} not processed yet: {names}")
     if not lines:
         lines.append("waiting for a signal or a cancel request (no activity, timer or child is pending)")
+    lines += [f"times out ({kind} timeout) at {_when(_dt(at))}" for at, kind in limits]
     return PendingWork(tuple(activities), timers, children, signals, tuple(lines))
 
 

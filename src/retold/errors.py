@@ -23,7 +23,8 @@ The tree::
     ├── ChildWorkflowError          a child workflow failed or was cancelled
     ├── WorkflowFailedError         awaiting the result of a failed run
     │   ├── WorkflowCancelledError  awaiting the result of a cancelled run
-    │   └── WorkflowTerminatedError awaiting the result of a terminated run
+    │   ├── WorkflowTerminatedError awaiting the result of a terminated run
+    │   └── WorkflowTimedOutError   awaiting the result of a run closed by its run or execution timeout
     └── ResultTimeoutError          result(timeout=...) gave up first (also a TimeoutError)
 
 ``ApplicationError`` is not an error retold raises on its own: activities and
@@ -62,6 +63,7 @@ __all__ = [
     "WorkflowDeadlockError",
     "WorkflowSandboxError",
     "WorkflowTerminatedError",
+    "WorkflowTimedOutError",
 ]
 
 
@@ -412,6 +414,15 @@ class WorkflowTerminatedError(WorkflowFailedError):
 
 # The failure type a terminated run records, and its parent's child failure carries.
 TERMINATED_TYPE = "retold.WorkflowTerminatedError"
+
+
+@final
+class WorkflowTimedOutError(WorkflowFailedError):
+    """The run was closed by its run timeout or execution timeout (``with_options(run_timeout=...)``)."""
+
+
+# The failure type a timed-out run records, and its parent's child failure carries.
+TIMED_OUT_TYPE = "retold.WorkflowTimedOutError"
 
 
 class ResultTimeoutError(RetoldError, TimeoutError):

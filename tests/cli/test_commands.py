@@ -111,11 +111,11 @@ def test_a_session_with_a_worker(retold: Retold, background: Callable[..., Backg
     assert shown["run_id"] == started["run_id"]
     poll(retold, lambda v: v["status"] == "cancelled", "show", "o-2")
 
-    show, exported, readable, late_signal, listed, filtered, table = side_by_side(
+    show, exported, readable, late_signal, listed, filtered, table, page = side_by_side(
         retold,
         ["show", "o-1"], ["history", "o-1", "--json"], ["history", started["run_id"]], ["signal", "o-2", "approve"],
         ["list", "--json"], ["list", "--workflow", "order", "--status", "completed", "--json"],
-        ["list", "--status", "completed", "--limit", "1"],
+        ["list", "--status", "completed", "--limit", "1"], ["history", "o-1", "--after", "1", "--limit", "2", "--json"],
     )
     text = ok(show)
     assert "status       completed" in text
@@ -132,6 +132,7 @@ def test_a_session_with_a_worker(retold: Retold, background: Callable[..., Backg
     assert history.workflow_id == "o-1"
     assert [e.type for e in history][-1] == "WorkflowCompleted"
     assert history.to_dict() == shown["history"]
+    assert [e["seq"] for e in orjson.loads(ok(page))["events"]] == [2, 3]  # a page: after event 1, two events
     assert [line.split()[2] for line in ok(readable).splitlines()[2:]] == [e.type for e in history]
     one_line_error(late_signal, 1, "already finished (cancelled)")
 
@@ -170,6 +171,10 @@ MISTAKES = [
     (["replay"], 2, "Missing option '--app'"),
     (["serve", "--host", "0.0.0.0"], 2, "refusing to listen on 0.0.0.0 without authentication"),
     (["serve", "--host", "192.0.2.1", "--port", "1"], 2, "refusing to listen"),
+    (["start", "greet", "--app", "tests.shop", "--input", '["ada"]', "--id", "x" * 300], 1,
+     "workflow id may have at most 255 characters, this one has 300"),
+    (["start", "greet", "--app", "tests.shop", "--input", '["ada"]', "--idempotency-key", "k" * 256], 1,
+     "idempotency key may have at most 255 characters, this one has 256"),
     (["list", "--status", "failed"], 0, ""),
 ]
 

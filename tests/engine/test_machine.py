@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from retold.engine import _machine as m
-from retold.errors import ConflictError, IdempotencyError, LeaseLostError, SignalBufferFullError
+from retold.errors import ConflictError, IdempotencyError, LeaseLostError, RunFinishedError, SignalBufferFullError
 from retold.history import events as ev
 from retold.stores._plan import InboxItem, RunState, TaskChange, TaskState, WorkflowEntry, WorkflowTaskState
 from retold.stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRequest
@@ -368,3 +368,145 @@ def test_an_attempt_numbered_past_the_policy_means_workers_died_running_it() -> 
     assert died.failure["non_retryable"]
     assert "died 3 times" in died.failure["message"]
     assert m.workers_died(50, 0, 3) is None  # no limit on attempts: nothing to tell
+
+
+# -- signal-with-start ------------------------------------------------------------------
+
+
+def test_signal_with_start_starts_a_new_run_with_the_signal_in_the_same_plan() -> None:
+    request = StartRequest("flow", "w1", b"[1]", "h1")
+    decision, created = m.signal_with_start(request, None, None, signal("add"), NOW, run_id="r9")
+    assert created
+    (new,) = decision.plan.runs
+    assert (new.run_id, new.entry, new.wake) == ("r9", "new", True)
+    assert [type(e) for e in new.events] == [ev.WorkflowStarted, ev.SignalReceived]
+    assert [e.seq for e in new.events] == [1, 2]
+    assert new.events[1].name == "add"  # type: ignore[attr-defined]
+
+
+def test_signal_with_start_signals_an_open_run_whatever_its_input() -> None:
+    entry = WorkflowEntry("w1", "flow", "h1", None, "r1", "r1")
+    request = StartRequest("flow", "w1", b"[2]", "other input")
+    decision, created = m.signal_with_start(request, entry, run(owner=None), signal("add"), NOW)
+    assert not created
+    assert decision.plan.runs == []
+    assert [(type(e), e.seq) for e in decision.plan.events] == [(ev.SignalReceived, 4)]
+    assert decision.plan.task == TaskChange("wake", add_signals=1)
+    # A step in flight: the signal waits in the inbox, as any signal.
+    held, _ = m.signal_with_start(request, entry, run(owner="me"), signal("add"), NOW)
+    assert held.plan.events == []
+    assert len(held.plan.inbox) == 1
+
+
+def test_signal_with_start_refuses_a_closed_run_another_workflow_and_a_full_buffer() -> None:
+    entry = WorkflowEntry("w1", "flow", "h1", None, "r1", "r1")
+    request = StartRequest("flow", "w1", b"[1]", "h1")
+    with pytest.raises(RunFinishedError, match="completed"):
+        m.signal_with_start(request, entry, run(status="completed", task=False), signal(), NOW)
+    with pytest.raises(IdempotencyError, match="already used by a run of workflow 'flow', not 'other'"):
+        m.signal_with_start(StartRequest("other", "w1", b"[1]", "h1"), entry, run(), signal(), NOW)
+    with pytest.raises(SignalBufferFullError):
+        m.signal_with_start(request, entry, run(signals=2), signal(), NOW, max_signals=2)
+    with pytest.raises(ConflictError):  # the record's run was purged meanwhile: read again
+        m.signal_with_start(request, entry, None, signal(), NOW)
+
+
+# -- id reuse policy ----------------------------------------------------------------------
+
+_REUSE_CASES = [
+    # (policy, closed status, a new run?)
+    *((None, s, False) for s in ("completed", "failed", "cancelled", "terminated")),
+    *(("allow_duplicate", s, True) for s in ("completed", "failed", "cancelled", "terminated")),
+    ("allow_duplicate_failed_only", "completed", False),
+    *(("allow_duplicate_failed_only", s, True) for s in ("failed", "cancelled", "terminated")),
+    *(("reject_duplicate", s, False) for s in ("completed", "failed", "cancelled", "terminated")),
+]
+
+
+@pytest.mark.parametrize(("policy", "status", "new"), _REUSE_CASES)
+def test_a_start_on_a_closed_run_follows_its_id_reuse_policy(policy: str | None, status: str, new: bool) -> None:
+    entry = WorkflowEntry("w1", "flow", "h1", None, "r1", "r1")
+    request = StartRequest("flow", "w1", b"[]", "h1", id_reuse_policy=policy)
+    closed = run(status=status, task=False)
+    if new:
+        assert m.existing(request, entry, closed) is None
+        d = m.start(request, NOW, run_id="r2", replaces="r1")
+        [made] = d.plan.runs
+        assert (made.entry, made.replaces, made.run_id) == ("reuse", "r1", "r2")
+    elif policy is None:
+        assert m.existing(request, entry, closed) == "r1"  # today's behaviour: the same input finds the run
+    else:
+        with pytest.raises(IdempotencyError, match=f"{policy!r} refuses a new run after a {status} one"):
+            m.existing(request, entry, closed)
+
+
+@pytest.mark.parametrize("policy", ["allow_duplicate", "allow_duplicate_failed_only", "reject_duplicate"])
+def test_an_open_run_is_the_start_whatever_the_policy(policy: str) -> None:
+    entry = WorkflowEntry("w1", "flow", "h1", None, "r1", "r1")
+    assert m.existing(StartRequest("flow", "w1", b"[]", "h1", id_reuse_policy=policy), entry, run()) == "r1"
+    with pytest.raises(IdempotencyError, match="different input"):
+        m.existing(StartRequest("flow", "w1", b"[2]", "h2", id_reuse_policy=policy), entry, run())
+
+
+def test_signal_with_start_starts_after_a_closed_run_if_the_policy_allows() -> None:
+    entry = WorkflowEntry("w1", "flow", "h1", None, "r1", "r1")
+    closed = run(status="failed", task=False)
+    request = StartRequest("flow", "w1", b"[]", "h2", id_reuse_policy="allow_duplicate_failed_only")
+    decision, created = m.signal_with_start(request, entry, closed, signal(), NOW, run_id="r2")
+    assert created
+    [made] = decision.plan.runs
+    assert (made.entry, made.replaces, [e.type for e in made.events]) == (
+        "reuse", "r1", ["WorkflowStarted", "SignalReceived"])
+    with pytest.raises(IdempotencyError, match="refuses"):
+        m.signal_with_start(StartRequest("flow", "w1", b"[]", "h2", id_reuse_policy="reject_duplicate"),
+                            entry, closed, signal(), NOW)
+
+
+# -- time limits ------------------------------------------------------------------------------
+
+
+def test_a_start_with_time_limits_sets_store_timers_and_hides_a_delayed_task() -> None:
+    request = StartRequest("flow", "w1", b"[]", "h1", run_timeout=5.0, execution_timeout=60.0, start_delay=2.0)
+    d = m.start(request, NOW, run_id="r9")
+    [new] = d.plan.runs
+    assert new.events[0].timeouts == {"run_timeout": 5.0, "execution_deadline": NOW + 60}  # type: ignore[attr-defined]
+    [later] = d.then
+    assert later.run_id == "r9"
+    assert sorted(later.timers) == [(m.EXECUTION_TIMEOUT_TIMER, NOW + 60), (m.RUN_TIMEOUT_TIMER, NOW + 5)]
+    assert later.task == TaskChange("backoff", visible_at=NOW + 2)
+    assert m.start(StartRequest("flow", "w1", b"[]", "h1"), NOW).then == []
+
+
+def test_a_time_limit_closes_the_run_with_its_inbox_first() -> None:
+    state = run(owner="me", inbox=(signal("late"),), parent=("p1", 7))
+    d = m.timed_out(state, m.EXECUTION_TIMEOUT_TIMER, NOW, open_children=["c1"])
+    assert d is not None
+    assert [(e.type, e.seq) for e in d.plan.events] == [("SignalReceived", 4), ("WorkflowTimedOut", 5)]
+    assert d.plan.events[-1].kind == "execution"  # type: ignore[attr-defined]
+    assert d.plan.close is not None
+    assert d.plan.close.status == "timed_out"
+    assert d.plan.close.failure == m.timed_out_failure("execution")
+    assert [(rid, e.type) for rid, e in d.deliveries] == [("c1", "CancelRequested"), ("p1", "ChildWorkflowFailed")]
+    assert m.timed_out(run(status="completed"), m.RUN_TIMEOUT_TIMER, NOW) is None
+
+
+def test_continue_as_new_carries_the_execution_deadline_and_restarts_the_run_timeout() -> None:
+    limits = {"run_timeout": 5.0, "execution_deadline": 2000.0}
+    cmd = ev.WorkflowContinuedAsNew(seq=4, at=NOW, new_run_id="r2", input=b"[]", timeouts=limits)
+    d = m.commit(run(), "me", 3, [cmd], NOW)
+    [new] = d.plan.runs
+    assert new.events[0].timeouts == limits  # type: ignore[attr-defined]
+    [later] = d.then
+    assert (later.run_id, sorted(later.timers)) == ("r2", [(m.EXECUTION_TIMEOUT_TIMER, 2000.0),
+                                                           (m.RUN_TIMEOUT_TIMER, NOW + 5)])
+
+
+def test_a_child_gets_its_time_limits() -> None:
+    cmd = ev.ChildWorkflowStarted(seq=4, at=NOW, workflow="kid", workflow_id="k1", run_id="c1", input=b"[]",
+                                  limits={"run_timeout": 3.0, "start_delay": 1.0})
+    d = m.commit(run(), "me", 3, [cmd], NOW)
+    [new] = d.plan.runs
+    assert new.events[0].timeouts == {"run_timeout": 3.0}  # type: ignore[attr-defined]
+    [later] = d.then
+    assert (later.run_id, later.timers, later.task) == ("c1", [(m.RUN_TIMEOUT_TIMER, NOW + 3)],
+                                                         TaskChange("backoff", visible_at=NOW + 1))

@@ -71,10 +71,21 @@ def test_start_then_signal_query_and_read_a_run(server: Server) -> None:
         assert by_run_id["workflow_id"] == "o-1"
         history = client.get("/runs/o-1/history")
         assert history.headers["content-type"] == "application/json"
+        # A long history reads in pages: a full page names the next one.
+        pages: list[list[int]] = []
+        url: str | None = "/runs/o-1/history?limit=2"
+        while url is not None:
+            page = client.get(url)
+            assert page.status_code == 200, page.text
+            pages.append([e["seq"] for e in page.json()["events"]])
+            url = page.links.get("next", {}).get("url")
+        assert client.get("/runs/o-1/history", params={"after": 2, "limit": 0}).status_code == 400
     exported = retold.History.from_json(history.content)
     assert [e.type for e in exported][-1] == "WorkflowCompleted"
     assert exported.workflow_id == "o-1"
     assert len(exported) == done["event_count"]
+    assert [seq for page in pages for seq in page] == [e.seq for e in exported]
+    assert all(len(page) <= 2 for page in pages)
 
 
 def test_cancel_and_failure(server: Server) -> None:

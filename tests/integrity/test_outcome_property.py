@@ -8,15 +8,16 @@ import orjson
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from retold.engine import ActivityStep, ActivityTake
 from retold.engine._runs import Runs
-from retold.errors import ConflictError
+from retold.errors import ConflictError, RunNotFoundError
 from retold.history import events as ev
 from retold.stores import ActivityOutcome, ActivityTask, StartRequest, Store
 from tests.conftest import Clock, postgres_base_url, postgres_schema, store_for
 
 # One step of the schedule: (operation, which item, which owner).
 _OPS = st.lists(
-    st.tuples(st.sampled_from(["start", "claim", "complete", "retry", "cancel", "expire"]),
+    st.tuples(st.sampled_from(["start", "claim", "complete", "retry", "cancel", "expire", "step", "purge"]),
               st.integers(0, 7), st.sampled_from(["w1", "w2"])),
     min_size=1, max_size=40,
 )
@@ -24,10 +25,11 @@ _OPS = st.lists(
 
 async def _play(store: Store, clock: Clock, ops: list[tuple[str, int, str]]) -> None:
     runs: list[str] = []
+    gone: set[str] = set()  # purged
     held: list[tuple[ActivityTask, str]] = []
     for op, index, owner in ops:
         if op == "start":
-            record, _ = await Runs(store).start(StartRequest("wf", f"w{len(runs)}", b"[]", "h"))
+            record, _ = await Runs(store).start(StartRequest("wf", f"w{len(runs) + len(gone)}", b"[]", "h"))
             assert await store.claim_workflow_tasks("setup", ["wf"], 100, 5.0)
             await Runs(store).commit_workflow_task(record.run_id, "setup", 1, [
                 ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={"task_queue": "q"})])
@@ -40,6 +42,34 @@ async def _play(store: Store, clock: Clock, ops: list[tuple[str, int, str]]) -> 
             outcome = (ActivityOutcome("completed", result=tag) if op == "complete" else
                        ActivityOutcome("failed", failure={"type": "E", "message": tag.decode()}, retry_delay=0.0))
             await Runs(store).finish_activity(task, holder, outcome)
+        elif op == "step" and held:
+            # The fast path: the outcome with the run's next step, which schedules another activity
+            # leased at once to the same owner (in the transaction that records the outcome).
+            task, holder = held.pop(index % len(held))
+            tag = orjson.dumps([task.run_id, task.seq, task.attempt])
+            outcome = ActivityOutcome("completed", result=tag)
+            try:
+                last = (await store.get_run(task.run_id)).last_seq
+            except RunNotFoundError:
+                last = 0
+            take = ActivityTake(holder, 5.0, frozenset({"a"}), {"q": 1})
+            step = ActivityStep(task.run_id, last, outcome.event(seq=last + 1, at=0, scheduled=task.seq,
+                                                                  attempt=task.attempt),
+                                [ev.ActivityScheduled(seq=last + 2, at=0, activity="a", input=b"[]",
+                                                      options={"task_queue": "q"})], take)
+            if await Runs(store).finish_activity(task, holder, outcome, step) and step.stepped:
+                held += [(taken, holder) for taken in take.taken]
+            else:
+                assert take.taken == []
+        elif op == "purge":
+            clock.now += 1.0
+            await store.purge(clock.now, statuses=None, workflow=None, batch_size=10, dry_run=False)
+            for run_id in list(runs):
+                try:
+                    await store.get_run(run_id)
+                except RunNotFoundError:
+                    runs.remove(run_id)
+                    gone.add(run_id)
         elif op == "cancel" and runs:
             run_id = runs[index % len(runs)]
             record = await store.get_run(run_id)
@@ -88,6 +118,10 @@ _REUSED_ID = [("start", 0, "w1"), ("claim", 0, "w1"), ("cancel", 0, "w1"), ("sta
 # A run whose workflow task another owner left leased: the cancel waits in its inbox.
 _INBOX_AT_CLOSE = [("start", 0, "w1"), ("claim", 0, "w1"), ("complete", 0, "w1"), ("start", 0, "w1"),
                    ("expire", 0, "w1"), ("cancel", 0, "w1")]
+# The fast path: an outcome recorded with the run's next step, whose activity is leased at once; then
+# that run is cancelled and purged while the new attempt runs, and another run's task is claimed.
+_STEPPED = [("start", 0, "w1"), ("claim", 0, "w1"), ("step", 0, "w1"), ("cancel", 0, "w1"), ("purge", 0, "w1"),
+            ("start", 0, "w2"), ("claim", 0, "w2"), ("complete", 0, "w1"), ("complete", 0, "w2")]
 _RECLAIMED = [("start", 0, "w1"), ("claim", 0, "w1"), ("expire", 0, "w1"), ("claim", 0, "w1"),
               ("complete", 0, "w1")]
 
@@ -97,6 +131,7 @@ _RECLAIMED = [("start", 0, "w1"), ("claim", 0, "w1"), ("expire", 0, "w1"), ("cla
 @example(ops=_REUSED_ID)
 @example(ops=_RECLAIMED)
 @example(ops=_INBOX_AT_CLOSE)
+@example(ops=_STEPPED)
 def test_results_land_on_their_own_attempt_sqlite(ops: list[tuple[str, int, str]]) -> None:
     _check("sqlite://", ops)
 
@@ -106,6 +141,7 @@ def test_results_land_on_their_own_attempt_sqlite(ops: list[tuple[str, int, str]
 @example(ops=_REUSED_ID)
 @example(ops=_RECLAIMED)
 @example(ops=_INBOX_AT_CLOSE)
+@example(ops=_STEPPED)
 def test_results_land_on_their_own_attempt_memory(ops: list[tuple[str, int, str]]) -> None:
     _check("memory://", ops)
 
@@ -118,6 +154,7 @@ def test_results_land_on_their_own_attempt_postgres() -> None:
     @example(ops=_REUSED_ID)
     @example(ops=_RECLAIMED)
     @example(ops=_INBOX_AT_CLOSE)
+    @example(ops=_STEPPED)
     def check(ops: list[tuple[str, int, str]]) -> None:
         with postgres_schema() as url:
             _check(url, ops)

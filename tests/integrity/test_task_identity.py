@@ -37,11 +37,13 @@ async def _wait_set(event: threading.Event) -> None:
             await anyio.sleep(0.01)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "memory", "nats"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'identity.db'}"
-    return str(request.getfixturevalue("postgres_url"))
+    if request.param == "memory":
+        return "memory://"
+    return str(request.getfixturevalue(f"{request.param}_url"))
 
 
 async def test_cancelled_runs_result_never_lands_on_the_next_run(

@@ -9,4 +9,5 @@ from tests.stores.test_engine_on_every_store import *  # noqa: F403 - the tests,
 
 @pytest.fixture
 def store_url(nats_url: str) -> str:
-    return nats_url
+    # A snapshot every 40 log messages, so that the features run while the log is truncated under them.
+    return f"{nats_url}&snapshot_every=40"

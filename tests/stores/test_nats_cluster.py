@@ -13,7 +13,7 @@ import pytest
 
 import retold
 from retold.stores.nats import NatsStore
-from retold.stores.nats._store import parse_url
+from retold.stores.nats._url import parse_url
 from tests.stores.nats_cluster import NATS_SERVER, Cluster
 
 pytestmark = [pytest.mark.anyio, pytest.mark.skipif(not os.path.exists(NATS_SERVER),

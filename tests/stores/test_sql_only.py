@@ -236,3 +236,21 @@ async def test_processes_opening_a_new_database_at_once_create_it_once(shared_ur
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_busy_timeout_from_the_url_or_the_argument(tmp_path: Any) -> None:
+    path = tmp_path / "t.db"
+    store = SqlStore(f"sqlite:///{path}?busy_timeout=2.5")
+    assert store._d.busy_timeout == 2.5  # type: ignore[attr-defined]
+    assert store.url == f"sqlite:///{path}?busy_timeout=2.5"
+    await store.open()  # the file itself, not one named "t.db?busy_timeout=2.5"
+    await store.close()
+    assert path.exists()
+    assert not any(p.name.startswith("t.db?") for p in tmp_path.iterdir())
+    assert SqlStore(f"sqlite:///{path}?busy_timeout=2.5", busy_timeout=7)._d.busy_timeout == 7  # type: ignore[attr-defined]
+    assert SqlStore(f"sqlite:///{path}")._d.busy_timeout == 10.0  # type: ignore[attr-defined]
+    for bad in ("abc", "-1", "nan", "inf", ""):
+        with pytest.raises(retold.ConfigurationError, match=f"invalid busy_timeout='{bad}' in the store URL"):
+            SqlStore(f"sqlite:///{path}?busy_timeout={bad}")
+    with pytest.raises(retold.StoreError, match="busy_timeout must be seconds, a number at least 0, got -1"):
+        SqlStore(f"sqlite:///{path}", busy_timeout=-1)

@@ -278,3 +278,43 @@ def test_module_level_state_is_caught_by_replays_in_the_same_process() -> None:
     _seen.clear()
     message = failure_of(remembers_across_runs, args=("ada",), max_examples=10, cross_process=False)
     assert "welcome-back" in message
+
+
+@retold.workflow
+async def collects(n: int) -> list[int]:
+    got = []
+    for _ in range(n):
+        value = await retold.wait_signal("go", int)
+        assert value is not None
+        got.append(value)
+    return got
+
+
+def test_scenarios_start_some_runs_with_their_first_signal() -> None:
+    """Signal-with-start is an input of its own: the history begins WorkflowStarted, SignalReceived."""
+    from hypothesis import find
+
+    from retold.history import events as ev
+    from retold.testing.strategies import scenarios
+
+    history = check_scenario(collects, Scenario(args=(2,), signals=(("go", 1), ("go", 2)), signal_with_start=True))
+    assert [type(e) for e in list(history)[:2]] == [ev.WorkflowStarted, ev.SignalReceived]
+    assert list(history)[-1].result == b"[1,2]"  # type: ignore[attr-defined]
+    found = find(scenarios(args=(2,), signals=(("go", 1), ("go", 2))), lambda s: s.signal_with_start)
+    assert found.signal_with_start
+    assert_deterministic(collects, args=(2,), signals=[("go", 1), ("go", 2)], max_examples=20, cross_process=False)
+
+
+def test_scenarios_may_time_the_run_out() -> None:
+    """A run's time limit is an input of its own: the history ends WorkflowTimedOut, and replays."""
+    from hypothesis import find
+
+    from retold.history import events as ev
+    from retold.testing.strategies import scenarios
+
+    history = check_scenario(collects, Scenario(args=(3,), signals=(("go", 1), ("go", 2)), timeout_at=2))
+    assert isinstance(list(history)[-1], ev.WorkflowTimedOut)
+    replay(collects, history)
+    assert find(scenarios(args=(2,), timeout=True), lambda s: s.timeout_at is not None).timeout_at is not None
+    assert_deterministic(collects, args=(3,), signals=[("go", 1), ("go", 2)], timeout=True, max_examples=20,
+                         cross_process=False)

@@ -117,6 +117,7 @@ SCENARIOS: dict[str, tuple[retold.Workflow[..., Any], Scenario]] = {
     "retries-exhausted": (exhausts_retries, Scenario(args=(5,))),
     "non-retryable-error": (refused, Scenario(args=(5,))),
     "timers-and-a-signal": (sleeps_then_waits, Scenario(args=(1,), signals=(("go", 4),))),
+    "signal-with-start": (sleeps_then_waits, Scenario(args=(1,), signals=(("go", 4),), signal_with_start=True)),
 }
 
 
@@ -143,8 +144,12 @@ async def run_on_engine(workflow: retold.Workflow[..., Any], scenario: Scenario,
     """Run the scenario on a real engine; send signal i once the history has ``signal_after[i]`` events."""
     async with retold.Engine("memory://", workflows=[*WORKFLOWS, plays], activities=ACTIVITIES,
                              poll_interval=0.05) as engine:
-        run = await engine.start(workflow, *scenario.args)
         pending = list(zip(signal_after, scenario.signals, strict=True))
+        if scenario.signal_with_start:
+            name, value = pending.pop(0)[1]
+            run = await engine.signal_with_start(workflow.with_options(id="sws"), name, value, *scenario.args)
+        else:
+            run = await engine.start(workflow, *scenario.args)
         with anyio.fail_after(120):
             if pending:
                 async with run.watch() as stream:

@@ -112,6 +112,25 @@ async def typed_start(engine: retold.Engine) -> None:
     await engine.start(charge, "o", 5)  # type: ignore[arg-type]
 
 
+async def typed_signal_with_start(engine: retold.Engine, client: retold.Client) -> None:
+    run = await engine.signal_with_start(checkout.with_options(id="x"), "approve", True, "o", 5)
+    assert_type(run, retold.RunHandle[str])
+    assert_type(await client.signal_with_start(remind.with_options(id="r"), "s", 1, "ada", urgent=True),
+                retold.RunHandle[int])
+    assert_type(await engine.signal_with_start("checkout", "s", None, "o", 5, id="x"), retold.RunHandle[Any])
+
+    # E: Argument 5 to "signal_with_start" of "Engine" has incompatible type "str"; expected "int"  [arg-type]
+    await engine.signal_with_start(checkout.with_options(id="x"), "approve", True, "o", "5")  # type: ignore[arg-type]
+    # E: Missing positional argument "cents" in call to "signal_with_start" of "Client"  [call-arg]
+    await client.signal_with_start(checkout.with_options(id="x"), "approve", True, "o")  # type: ignore[call-arg]
+
+
+def typed_id_reuse_policy() -> None:
+    checkout.with_options(id="x", id_reuse_policy="allow_duplicate_failed_only")
+    # E: Argument "id_reuse_policy" to "with_options" of "Workflow" has incompatible type "Literal['sometimes']"; expected "Literal['allow_duplicate', 'allow_duplicate_failed_only', 'reject_duplicate'] | None"  [arg-type]  # noqa: E501
+    checkout.with_options(id="x", id_reuse_policy="sometimes")  # type: ignore[arg-type]
+
+
 async def typed_client_start(client: retold.Client) -> None:
     run = await client.start(checkout.with_options(id="x"), "o", 5)
     assert_type(run, retold.RunHandle[str])

@@ -7,15 +7,31 @@ import inspect
 import typing
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, final, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Self, TypeVar, final, overload
 
 from ..errors import ConfigurationError, InvalidArgumentsError, PayloadError
+from ..history.ids import too_long
 from ._options import DEFAULT_RETRY, ActivityOptions, RetryPolicy
 
 if TYPE_CHECKING:
     from ..history.codec import Codec
 
-__all__ = ["Activity", "AsyncActivity", "SyncActivity", "Workflow", "activity", "workflow"]
+__all__ = [
+    "ID_REUSE_POLICIES", "MAX_TIME_LIMIT", "Activity", "AsyncActivity", "IdReusePolicy", "SyncActivity", "Workflow",
+    "activity",
+    "workflow",
+]
+
+MAX_TIME_LIMIT = 100 * 366 * 86400.0  # a run timeout, execution timeout or start delay: at most 100 years
+
+IdReusePolicy = Literal["allow_duplicate", "allow_duplicate_failed_only", "reject_duplicate"]
+IdReusePolicy.__doc__ = """What a start does when its workflow id's run is closed (``with_options(id_reuse_policy=)``).
+
+``"allow_duplicate"``: a new run; ``"allow_duplicate_failed_only"``: a new run
+if the closed one failed, was cancelled or terminated; ``"reject_duplicate"``:
+IdempotencyError. None (the default): the same input returns the closed run.
+"""
+ID_REUSE_POLICIES: tuple[IdReusePolicy, ...] = ("allow_duplicate", "allow_duplicate_failed_only", "reject_duplicate")
 
 R = TypeVar("R")
 P = ParamSpec("P")
@@ -241,6 +257,9 @@ class _Definition:
             raise ConfigurationError("a workflow or activity name must not be empty")
         self.fn = fn
         self.name = name or fn.__qualname__
+        problem = too_long(f"the name of {fn.__qualname__}", self.name)
+        if problem:
+            raise ConfigurationError(problem)
         self.types = _Signature(fn)
         self.__doc__ = fn.__doc__
         self.__module__ = fn.__module__
@@ -261,12 +280,17 @@ class Workflow(_Definition, Generic[P, R]):
     Attributes:
         id: the workflow id the next start uses (see :meth:`with_options`).
         idempotency_key: the idempotency key the next start uses.
+        id_reuse_policy: what the next start does if its id's run is closed.
         signals: the declared type of each signal, by name (``signals=`` of
             ``@retold.workflow``).
     """
 
     id: str | None = None
     idempotency_key: str | None = None
+    id_reuse_policy: IdReusePolicy | None = None
+    run_timeout: float | None = None
+    execution_timeout: float | None = None
+    start_delay: float | None = None
 
     def __init__(
         self, fn: Callable[P, Coroutine[Any, Any, R]], name: str | None,
@@ -292,7 +316,9 @@ class Workflow(_Definition, Generic[P, R]):
             self.signals[signal] = type_
 
     def with_options(
-        self, *, id: str | None = None, idempotency_key: str | None = None  # noqa: A002 - the public name
+        self, *, id: str | None = None, idempotency_key: str | None = None,  # noqa: A002 - the public name
+        id_reuse_policy: IdReusePolicy | None = None, run_timeout: timedelta | float | None = None,
+        execution_timeout: timedelta | float | None = None, start_delay: timedelta | float | None = None,
     ) -> Workflow[P, R]:
         """This workflow with start options, for ``engine.start`` and ``retold.start_child``::
 
@@ -301,10 +327,37 @@ class Workflow(_Definition, Generic[P, R]):
         Args:
             id: the workflow id (starting again with it returns the same run).
             idempotency_key: a key that makes the start idempotent.
+            id_reuse_policy: what a start (``engine.start``, ``signal_with_start``)
+                does when the id's run is closed: ``"allow_duplicate"`` starts
+                a new run, ``"allow_duplicate_failed_only"`` only if that run
+                failed, was cancelled or terminated, ``"reject_duplicate"``
+                raises IdempotencyError. Default (None): the same input returns
+                the closed run, other input raises IdempotencyError.
+            run_timeout: the run closes as ``timed_out`` this long after it
+                started (each run of a continue-as-new chain anew).
+            execution_timeout: the same, counted from the first start, across
+                continue-as-new.
+            start_delay: the run's code starts this long after the start
+                (signals sent meanwhile wait for it).
         """
+        if id_reuse_policy is not None and id_reuse_policy not in ID_REUSE_POLICIES:
+            raise ConfigurationError(
+                f"id_reuse_policy must be one of {', '.join(map(repr, ID_REUSE_POLICIES))} (or None), "
+                f"not {id_reuse_policy!r}")
         clone = copy.copy(self)  # the id and key are checked when the start uses them
         clone.id = id if id is not None else self.id
         clone.idempotency_key = idempotency_key if idempotency_key is not None else self.idempotency_key
+        clone.id_reuse_policy = id_reuse_policy if id_reuse_policy is not None else self.id_reuse_policy
+        for name, value in (("run_timeout", run_timeout), ("execution_timeout", execution_timeout),
+                            ("start_delay", start_delay)):
+            if value is None:
+                continue
+            seconds = value.total_seconds() if isinstance(value, timedelta) else value
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0 \
+                    or seconds > MAX_TIME_LIMIT:
+                raise ConfigurationError(f"{name} must be a positive timedelta or number of seconds (at most 100 "
+                                         f"years), got {value!r}")
+            setattr(clone, name, float(seconds))
         return clone
 
     def same(self, other: object) -> bool:

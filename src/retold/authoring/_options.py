@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any, final
 
 from ..errors import ConfigurationError
+from ..history.ids import too_long
 
 __all__ = ["ActivityOptions", "RetryPolicy", "duration", "seconds"]
 
@@ -214,6 +215,9 @@ class ActivityOptions:
         object.__setattr__(self, "task_queue", task_queue)
         if not self.task_queue:
             raise ConfigurationError("activity option task_queue must not be empty")
+        problem = too_long("activity option task_queue", self.task_queue)
+        if problem:
+            raise ConfigurationError(problem)
 
     def merge(self, **changes: Any) -> ActivityOptions:
         """Return a copy with the given non-None options replaced."""

@@ -173,7 +173,7 @@ def parse_json(text: str, what: str) -> Any:
 
 def _require_database(url: str) -> None:
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        path = Path(url.removeprefix("sqlite:///"))
+        path = Path(url.removeprefix("sqlite:///").partition("?")[0])
         if not path.exists():
             raise click.ClickException(f"no database at {path} (give --url or set RETOLD_URL)")
 

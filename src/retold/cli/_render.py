@@ -18,7 +18,7 @@ __all__ = ["console", "describe_table", "event_details", "pending_table", "runs_
 
 STATUS_STYLES = {
     "running": "cyan", "blocked": "bold magenta", "completed": "green", "failed": "bold red",
-    "cancelled": "yellow", "continued": "blue", "terminated": "red",
+    "cancelled": "yellow", "continued": "blue", "terminated": "red", "timed_out": "red",
 }
 
 # Activity options and trace headers never decide anything the reader needs here.

@@ -25,7 +25,7 @@ __all__ = ["replay"]
 @url_option
 @click.option("--workflow", metavar="NAME", help="Stored runs of this workflow only.")
 @click.option("--status", type=click.Choice(["running", "blocked", "completed", "failed", "cancelled", "continued",
-                                           "terminated"]),
+                                           "terminated", "timed_out"]),
               help="Stored runs with this status only.")
 @click.option("--limit", type=click.IntRange(1), default=1000, show_default=True,
               help="At most this many stored runs (newest first).")

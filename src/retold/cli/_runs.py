@@ -16,7 +16,8 @@ from ._common import App, app_option, codec_option, load_app, load_codec, open_c
 
 __all__ = ["cancel", "history", "list_runs", "query", "show", "signal", "start", "terminate"]
 
-STATUSES = ["running", "blocked", "completed", "failed", "cancelled", "continued", "terminated"]
+_SECONDS = click.FloatRange(min=0, min_open=True, max=100 * 366 * 86400)  # a time limit: at most 100 years
+STATUSES = ["running", "blocked", "completed", "failed", "cancelled", "continued", "terminated", "timed_out"]
 
 
 def _print_json(value: Any) -> None:
@@ -34,30 +35,68 @@ def _description(run_: retold.RunDescription) -> dict[str, Any]:
 @click.option("--id", "workflow_id", metavar="ID", help="The workflow id (default: a new UUID). "
               "Starting again with the same id and input returns the same run.")
 @click.option("--idempotency-key", metavar="KEY", help="Like --id, for a key kept apart from the id.")
+@click.option("--id-reuse-policy", type=click.Choice(["allow_duplicate", "allow_duplicate_failed_only",
+              "reject_duplicate"]), help="When the run of --id is closed: start a new run (allow_duplicate), only "
+              "after a failed, cancelled or terminated one (allow_duplicate_failed_only), or refuse "
+              "(reject_duplicate). Default: the same input returns the closed run.")
+@click.option("--run-timeout", type=_SECONDS, metavar="SECONDS",
+              help="Close the run as timed_out this long after it started.")
+@click.option("--execution-timeout", type=_SECONDS, metavar="SECONDS",
+              help="The same, across continue-as-new.")
+@click.option("--start-delay", type=_SECONDS, metavar="SECONDS",
+              help="Start the run's code this long from now.")
+@click.option("--signal", "signal_name", metavar="NAME", help="Signal-with-start: send signal NAME to the run "
+              "of --id (required), starting it first if there is none, in one step.")
+@click.option("--signal-value", metavar="JSON", default=None, help="The --signal's value as JSON (default null).")
 @click.option("--wait", is_flag=True, help="Wait for the run to finish and print its result.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 @app_option(required=True)
 @url_option
 @codec_option
 def start(
-    workflow: str, input_: str, workflow_id: str | None, idempotency_key: str | None, wait: bool, as_json: bool,
-    app_spec: str, url: str, codec_spec: str | None,
+    workflow: str, input_: str, workflow_id: str | None, idempotency_key: str | None, id_reuse_policy: str | None,
+    run_timeout: float | None, execution_timeout: float | None, start_delay: float | None, signal_name: str | None,
+    signal_value: str | None, wait: bool, as_json: bool, app_spec: str, url: str, codec_spec: str | None,
 ) -> None:
     """Start a run of WORKFLOW (a registered workflow name).
 
     The run is executed by the workers (`retold worker`, `retold serve`, or
-    your own program) on the same store; --wait waits for its result.
+    your own program) on the same store; --wait waits for its result. With
+    --signal, the run of --id gets that signal, started first if there is
+    none (an open run keeps its input; a closed one is an error).
     """
     args = parse_json(input_, "--input")
     if not isinstance(args, list):
         raise click.BadParameter("must be a JSON array of the workflow's arguments, e.g. '[\"ada\", 3]'",
                                  param_hint="--input")
+    value: Any = None
+    if signal_name is None:
+        if signal_value is not None:
+            raise click.BadParameter("needs --signal NAME", param_hint="--signal-value")
+    else:
+        if not signal_name:
+            raise click.BadParameter("must not be empty", param_hint="--signal")
+        if not workflow_id:
+            raise click.BadParameter("--signal needs --id: the run to signal is the one with that id",
+                                     param_hint="--id")
+        if idempotency_key is not None:
+            raise click.BadParameter("does not go with --signal (a retry would signal again)",
+                                     param_hint="--idempotency-key")
+        if signal_value is not None:
+            value = parse_json(signal_value, "--signal-value")
     app = load_app(app_spec)
     codec = load_codec(codec_spec, app)
 
     async def body() -> tuple[retold.RunDescription, Any, bool]:
         async with open_client(url, app, create=True, codec=codec) as client:
-            handle = await client.start_by_name(workflow, args, id=workflow_id, idempotency_key=idempotency_key)
+            if signal_name is not None and workflow_id:
+                handle = await client.signal_with_start_by_name(
+                    workflow, signal_name, value, args, id=workflow_id, id_reuse_policy=id_reuse_policy,
+                    run_timeout=run_timeout, execution_timeout=execution_timeout, start_delay=start_delay)
+            else:
+                handle = await client.start_by_name(
+                    workflow, args, id=workflow_id, idempotency_key=idempotency_key, id_reuse_policy=id_reuse_policy,
+                    run_timeout=run_timeout, execution_timeout=execution_timeout, start_delay=start_delay)
             result = await handle.result() if wait else None
             return await handle.describe(), result, handle.created
 
@@ -66,6 +105,8 @@ def start(
         _print_json({**_description(described), **({"result": result} if wait else {})})
         return
     verb = "started" if created else "already started:"
+    if signal_name is not None:
+        verb = "started with signal" if created else "signalled"
     click.echo(f"{verb} {described.workflow} workflow_id={described.workflow_id} run_id={described.run_id}")
     if wait:
         click.echo(orjson.dumps(result).decode())
@@ -137,13 +178,16 @@ def show(ident: str, as_json: bool, url: str, app_spec: str | None, codec_spec: 
 @click.argument("ident", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print the history's JSON export (retold.History.to_json), "
               "which `retold replay` and retold.testing read.")
+@click.option("--after", type=click.IntRange(0), default=0, show_default=True,
+              help="Only the events numbered after this one.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="At most this many events (default: all).")
 @url_option
-def history(ident: str, as_json: bool, url: str) -> None:
-    """Print a run's history (ID: workflow id or run id)."""
+def history(ident: str, as_json: bool, after: int, limit: int | None, url: str) -> None:
+    """Print a run's history (ID: workflow id or run id), or a page of it (--after, --limit)."""
 
     async def body() -> retold.History:
         async with open_client(url) as client:
-            return await client.get_handle(ident).history()
+            return await client.get_handle(ident).history(after=after, limit=limit)
 
     events = run(body)
     if as_json:

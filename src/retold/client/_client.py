@@ -17,7 +17,7 @@ from typing_extensions import TypeVar
 from .. import _telemetry
 from .._pending import PendingWork, describe_pending
 from .._wake import Wakeup, keep_running
-from ..authoring import Workflow, by_name
+from ..authoring import ID_REUSE_POLICIES, MAX_TIME_LIMIT, Workflow, by_name
 from ..engine import Runs
 from ..errors import ConfigurationError, NotRegisteredError, PayloadError, RetoldError
 from ..history.codec import Codec, JsonCodec
@@ -39,7 +39,7 @@ log = logging.getLogger("retold.engine")
 DEFAULT_URL = "sqlite:///retold.db"
 _LISTEN_RETRY = 2.0  # first wait before reopening a lost listener (polling covers it)
 _PURGE_BATCH = 500  # runs per purge transaction at most (the store sizes batches to take ~20 ms)
-_CLOSED_STATUSES = ("completed", "failed", "cancelled", "continued", "terminated")  # a finished run's
+_CLOSED_STATUSES = ("completed", "failed", "cancelled", "continued", "terminated", "timed_out")  # a finished run's
 
 
 def _seconds(value: timedelta | float, name: str) -> float:
@@ -47,6 +47,24 @@ def _seconds(value: timedelta | float, name: str) -> float:
     if seconds <= 0:
         raise ConfigurationError(f"Client {name} must be positive, got {seconds}")
     return seconds
+
+
+_LIMITS = ("run_timeout", "execution_timeout", "start_delay")
+
+
+def _time_limits(values: dict[str, Any]) -> dict[str, float] | None:
+    """A start's time limits in seconds (from timedeltas or numbers), checked; None if there are none."""
+    limits: dict[str, float] = {}
+    for name in _LIMITS:
+        value = values.get(name)
+        if value is None:
+            continue
+        seconds = value.total_seconds() if isinstance(value, timedelta) else value
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= MAX_TIME_LIMIT:
+            raise ConfigurationError(f"{name} must be a positive timedelta or number of seconds (at most 100 years), "
+                                     f"got {value!r}")
+        limits[name] = float(seconds)
+    return limits or None
 
 
 @final
@@ -215,9 +233,11 @@ class Client:
         checked again here. Give the workflow id or an idempotency key with
         ``workflow.with_options(id=..., idempotency_key=...)``. Or
         ``workflow`` is a workflow's registered name (untyped); then the
-        keywords ``id=`` and ``idempotency_key=`` are the start's options,
-        the others arguments. Starting again with the same id (or key) and
-        the same input returns the existing run.
+        keywords ``id=``, ``idempotency_key=`` and ``id_reuse_policy=`` are
+        the start's options, the others arguments. Starting again with the
+        same id (or key) and the same input returns the existing run; once
+        it is closed, ``with_options(id_reuse_policy=...)`` may start a new
+        run under the id instead (docs/starting.md).
 
         Raises:
             ConfigurationError: ``workflow`` is not a workflow.
@@ -227,18 +247,63 @@ class Client:
             IdempotencyError: the id or key was used with other input.
         """
         options: dict[str, Any] = kwargs
-        workflow_id = idempotency_key = None
+        workflow_id = idempotency_key = policy = limits = None
         if isinstance(workflow, str):
             options = dict(kwargs)
             workflow_id, idempotency_key = options.pop("id", None), options.pop("idempotency_key", None)
+            policy = options.pop("id_reuse_policy", None)
+            limits = _time_limits({name: options.pop(name, None) for name in _LIMITS})
         elif isinstance(workflow, Workflow):
-            workflow_id, idempotency_key = workflow.id, workflow.idempotency_key
-        handle: RunHandle[R] = await self._start(workflow, args, options, workflow_id, idempotency_key)
+            workflow_id, idempotency_key, policy = workflow.id, workflow.idempotency_key, workflow.id_reuse_policy
+            limits = _time_limits({name: getattr(workflow, name) for name in _LIMITS})
+        handle: RunHandle[R] = await self._start(workflow, args, options, workflow_id, idempotency_key,
+                                                 id_reuse_policy=policy, limits=limits)
+        return handle
+
+    async def signal_with_start(
+        self, workflow: Workflow[P, R] | str, signal: str, value: Any, /, *args: P.args, **kwargs: P.kwargs,
+    ) -> RunHandle[R]:
+        """Send signal ``signal`` with ``value`` to the run of this workflow id, starting it first if there is none.
+
+        One transaction: either the run existed and got the signal, or it is
+        new and its history begins with ``WorkflowStarted`` then the signal,
+        so its code sees the signal at its first ``wait_signal``. Two callers
+        at once make one run with both signals. ``workflow`` and the
+        arguments after ``value`` are as for :meth:`start` (typed by the
+        workflow's signature); the workflow id is required::
+
+            run = await client.signal_with_start(cart.with_options(id="cart-7"), "add", "apple", "cust-1")
+
+        A run already open keeps its input (the arguments are not compared);
+        ``run.created`` says whether this call started it.
+
+        Raises:
+            ConfigurationError: no workflow id, or ``workflow`` is not a workflow.
+            InvalidArgumentsError: the arguments do not fit its signature or types.
+            PayloadError: the value does not fit the signal's declared type.
+            IdempotencyError: the id belongs to a run of another workflow.
+            RunFinishedError: the id's run is closed (nothing is written).
+            SignalBufferFullError: the run has too many unprocessed signals.
+        """
+        options: dict[str, Any] = kwargs
+        workflow_id = idempotency_key = policy = limits = None
+        if isinstance(workflow, str):
+            options = dict(kwargs)
+            workflow_id, idempotency_key = options.pop("id", None), options.pop("idempotency_key", None)
+            policy = options.pop("id_reuse_policy", None)
+            limits = _time_limits({name: options.pop(name, None) for name in _LIMITS})
+        elif isinstance(workflow, Workflow):
+            workflow_id, idempotency_key, policy = workflow.id, workflow.idempotency_key, workflow.id_reuse_policy
+            limits = _time_limits({name: getattr(workflow, name) for name in _LIMITS})
+        handle: RunHandle[R] = await self._start(workflow, args, options, workflow_id, idempotency_key,
+                                                 signal=(signal, value), id_reuse_policy=policy, limits=limits)
         return handle
 
     async def _start(
         self, workflow: Workflow[..., Any] | str, args: tuple[Any, ...], kwargs: dict[str, Any],
         id: str | None, idempotency_key: str | None,  # noqa: A002 - the public name
+        *, signal: tuple[str, Any] | None = None, id_reuse_policy: str | None = None,
+        limits: dict[str, float] | None = None,
     ) -> RunHandle[Any]:
         self._check_open()
         typed: Workflow[..., Any] | None = None
@@ -261,6 +326,17 @@ class Client:
             )
         check_id("workflow id", id)
         check_id("idempotency key", idempotency_key)
+        if id_reuse_policy is not None and id_reuse_policy not in ID_REUSE_POLICIES:
+            raise ConfigurationError(
+                f"id_reuse_policy must be one of {', '.join(map(repr, ID_REUSE_POLICIES))} (or None), "
+                f"not {id_reuse_policy!r}")
+        signal_payload = b""
+        if signal is not None:
+            if not id:
+                raise ConfigurationError(
+                    f"signal_with_start of workflow {name!r} needs a workflow id: the run to signal is the one "
+                    f"with that id (workflow.with_options(id=...), or id= with a workflow name)")
+            signal_payload = self._signal_payload(typed, signal[0], signal[1], f"workflow id {id!r}")
         payload, digest, result_type = encode_start(self.codec, name, typed, args, kwargs)
         with self.telemetry.starting(name) as headers:  # the trace context, recorded in the run
             request = StartRequest(
@@ -270,8 +346,19 @@ class Client:
                 input_hash=digest,
                 idempotency_key=idempotency_key,
                 headers=headers,
+                id_reuse_policy=id_reuse_policy,
+                **(limits or {}),
             )
-            if self._host is not None:
+            if signal is not None or request.start_delay is not None:
+                # Recorded as they are (a delayed run's first step cannot be run ahead).
+                if signal is not None:
+                    record, created = await self._runs().signal_with_start(request, signal[0], signal_payload)
+                else:
+                    record, created = await self._runs().start(request)
+                self.feeds.notify(record.run_id)
+                if self._host is not None:
+                    self._host.input_recorded(record.run_id)
+            elif self._host is not None:
                 record, created = await self._host.store_start(request, self.workflows.get(name))
             else:
                 record, created = await self._runs().start(request)
@@ -286,6 +373,10 @@ class Client:
         *,
         id: str | None = None,  # noqa: A002 - the public name
         idempotency_key: str | None = None,
+        id_reuse_policy: str | None = None,
+        run_timeout: timedelta | float | None = None,
+        execution_timeout: timedelta | float | None = None,
+        start_delay: timedelta | float | None = None,
     ) -> RunHandle[Any]:
         """Start a run of the workflow registered as ``workflow``, from arguments in their JSON form.
 
@@ -309,7 +400,51 @@ class Client:
         converted, keywords = definition.types.validate(
             "workflow", workflow, self.codec, self.codec.encode(list(args))
         )
-        return await self._start(definition, converted, keywords, id, idempotency_key)
+        limits = _time_limits({"run_timeout": run_timeout, "execution_timeout": execution_timeout,
+                               "start_delay": start_delay})
+        return await self._start(definition, converted, keywords, id, idempotency_key,
+                                 id_reuse_policy=id_reuse_policy, limits=limits)
+
+    async def signal_with_start_by_name(
+        self,
+        workflow: str,
+        signal: str,
+        value: Any,
+        args: Sequence[Any] = (),
+        *,
+        id: str,  # noqa: A002 - the public name
+        id_reuse_policy: str | None = None,
+        run_timeout: timedelta | float | None = None,
+        execution_timeout: timedelta | float | None = None,
+        start_delay: timedelta | float | None = None,
+    ) -> RunHandle[Any]:
+        """:meth:`signal_with_start` for callers that know workflows by name (args as for :meth:`start_by_name`)."""
+        self._check_open()
+        definition = self.workflows.get(workflow)
+        if definition is None:
+            raise self._unknown(workflow, "a start by name checks the arguments against its signature")
+        converted, keywords = definition.types.validate(
+            "workflow", workflow, self.codec, self.codec.encode(list(args))
+        )
+        limits = _time_limits({"run_timeout": run_timeout, "execution_timeout": execution_timeout,
+                               "start_delay": start_delay})
+        return await self._start(definition, converted, keywords, id, None, signal=(signal, value),
+                                 id_reuse_policy=id_reuse_policy, limits=limits)
+
+    def _signal_payload(self, workflow: Workflow[..., Any] | None, name: str, value: Any, to: str) -> bytes:
+        """A signal's value encoded, checked against the type ``workflow`` declares for it (if any)."""
+        if not name:
+            raise RetoldError("a signal name must not be empty")
+        payload = self.codec.encode(value)
+        if workflow is not None and name in workflow.signals:
+            try:
+                self.codec.decode(payload, workflow.signals[name])
+            except PayloadError as err:
+                raise PayloadError(
+                    f"signal {name!r} to {to} of workflow {workflow.name!r} was not sent: {err} (the type "
+                    f"@retold.workflow(signals=...) declares for it); send a value of that type"
+                ) from err
+        return payload
 
     def _unknown(self, name: str, why: str) -> NotRegisteredError:
         if self._host is not None:
@@ -524,10 +659,14 @@ class Client:
     def _roundtrip(self, value: Any) -> Any:
         return self.codec.decode(self.codec.encode(value))
 
-    async def _history(self, ident: str) -> History:
+    async def _history(self, ident: str, after: int = 0, limit: int | None = None) -> History:
         self._check_open()
+        if after < 0:
+            raise RetoldError(f"after must not be negative, got {after}")
+        if limit is not None and limit < 1:
+            raise RetoldError(f"limit must be at least 1, got {limit}")
         record = await self.store.get_run(ident)
-        _, events = await self.store.load(record.run_id, 0)
+        _, events = await self.store.load(record.run_id, after, limit)
         return History(events, workflow=record.workflow, workflow_id=record.workflow_id, run_id=record.run_id)
 
     def _watch(self, ident: str, after_seq: int) -> EventStream:

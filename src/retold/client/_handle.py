@@ -14,6 +14,7 @@ from ..errors import (
     WorkflowCancelledError,
     WorkflowFailedError,
     WorkflowTerminatedError,
+    WorkflowTimedOutError,
     exception_from_failure,
 )
 from ..history.export import History
@@ -188,6 +189,7 @@ class RunHandle(Generic[R]):
             WorkflowFailedError: the run failed; the failure is the cause.
             WorkflowCancelledError: the run was cancelled.
             WorkflowTerminatedError: the run was terminated.
+            WorkflowTimedOutError: its run or execution timeout closed it.
             ResultTimeoutError: ``timeout`` passed first (a ``TimeoutError``
                 whose message names the run and what it is waiting for; a
                 blocked run waits until it is unblocked: see :meth:`describe`).
@@ -206,6 +208,9 @@ class RunHandle(Generic[R]):
         cause = exception_from_failure(failure)
         if record.status == "cancelled":
             raise WorkflowCancelledError(record.run_id, f"run {record.run_id} was cancelled") from cause
+        if record.status == "timed_out":
+            told = str(failure.get("message", "")).removeprefix("the run ")  # "timed out: its run timeout passed"
+            raise WorkflowTimedOutError(record.run_id, f"run {record.run_id} of {record.workflow!r} {told}") from cause
         if record.status == "terminated":
             told = str(failure.get("message", "")).removeprefix("the run ")  # "was terminated: <reason>"
             message = f"run {record.run_id} of {record.workflow!r} {told}"
@@ -278,9 +283,19 @@ class RunHandle(Generic[R]):
         """The run's current status, with what it waits for (``pending``); for a blocked run, why (``blocked``)."""
         return await self._client._describe(self.workflow_id)
 
-    async def history(self) -> History:
-        """Every event of the (latest) run, in order; ``.to_json()`` exports it."""
-        return await self._client._history(self.workflow_id)
+    async def history(self, *, after: int = 0, limit: int | None = None) -> History:
+        """The events of the (latest) run, in order; ``.to_json()`` exports them.
+
+        By default every event. ``after`` and ``limit`` read one page of a long
+        history: the events numbered after ``after``, at most ``limit`` of them
+        (fewer than ``limit``: the run has no more yet). A page is for reading;
+        replay needs the whole history.
+
+        Raises:
+            RetoldError: a negative ``after``, or a ``limit`` below 1.
+            RunNotFoundError: no such run.
+        """
+        return await self._client._history(self.workflow_id, after, limit)
 
     def watch(self, *, after_seq: int = 0) -> EventStream:
         """Follow the run's events: those after ``after_seq``, then new ones as

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ..authoring import Workflow
@@ -25,6 +25,7 @@ from ..errors import WorkflowDeadlockError
 from ..history import events as ev
 from ..runtime import WorkflowInstance, activate
 from ..stores import ActivityOutcome, ActivityTask, RunRecord, StartRequest
+from . import _machine as m
 from ._machine import ActivityStep, ActivityTake, StartStep
 
 if TYPE_CHECKING:
@@ -138,6 +139,7 @@ class RunAhead:
         started = ev.WorkflowStarted(seq=1, at=engine.store.now(), workflow=request.workflow,
                                      workflow_id=request.workflow_id, input=request.input,
                                      headers=request.headers)
+        started = replace(started, timeouts=m.start_timeouts(request, started.at))
         ahead = await self._run_ahead(instance, started)
         if ahead is None:
             return None

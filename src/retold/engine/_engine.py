@@ -407,27 +407,7 @@ class Engine:
         self, older_than: timedelta | float, *, statuses: Iterable[str] | None = None,
         workflow: str | None = None, dry_run: bool = False,
     ) -> PurgeReport:
-        """Delete finished runs that closed more than ``older_than`` ago, with their histories.
-
-        Runs go in small transactions, so engines sharing the store keep
-        working meanwhile; a running run is never touched. A run goes with
-        its children and, if it is the last run of its workflow id, with the
-        earlier runs of its continue-as-new chain and the id itself (which
-        can then be started again); one that goes with a run still running
-        is kept for a later purge (``PurgeReport.kept``). docs/operations.md
-        has the details.
-
-        Args:
-            older_than: how long ago (store clock) a run must have closed.
-            statuses: only runs with these statuses (completed, failed,
-                cancelled, continued); default: all of them.
-            workflow: only runs of this workflow name.
-            dry_run: count what would go, and delete nothing.
-
-        Raises:
-            ConfigurationError: a negative ``older_than``, or a status that
-                is not a finished run's.
-        """
+        """Delete finished runs that closed more than ``older_than`` ago: see `retold.Client.purge`."""
         return await self.client.purge(older_than, statuses=statuses, workflow=workflow, dry_run=dry_run)
 
     async def drain(self, grace: timedelta | float) -> bool:
@@ -471,15 +451,18 @@ class Engine:
             run = await engine.start(checkout.with_options(id="order-42"), "order-42", cents=500)
 
         Or ``workflow`` is a workflow's registered name, to start one that
-        other processes host (untyped); then the keywords ``id=`` and
-        ``idempotency_key=`` are the start's options, the others arguments.
+        other processes host (untyped); then the keywords ``id=``,
+        ``idempotency_key=`` and ``id_reuse_policy=`` are the start's
+        options, the others arguments.
         A client-only engine (``run_workers=False``) starts any workflow
         function; an engine that runs workers refuses one it does not host,
         since that is most often a forgotten registration: pass its name to
         mean "hosted elsewhere".
 
         Starting again with the same id (or idempotency key) and the same
-        input returns the existing run instead of a new one.
+        input returns the existing run instead of a new one; once it is
+        closed, ``with_options(id_reuse_policy=...)`` may start a new run
+        under the id instead (docs/starting.md).
 
         Raises:
             ConfigurationError: ``workflow`` is not a workflow.
@@ -500,6 +483,10 @@ class Engine:
         *,
         id: str | None = None,  # noqa: A002 - the public name
         idempotency_key: str | None = None,
+        id_reuse_policy: str | None = None,
+        run_timeout: timedelta | float | None = None,
+        execution_timeout: timedelta | float | None = None,
+        start_delay: timedelta | float | None = None,
     ) -> RunHandle[Any]:
         """Start a run of the workflow registered as ``workflow``, untyped.
 
@@ -516,7 +503,35 @@ class Engine:
                 path of the bad value. Nothing is stored.
             IdempotencyError: the id or key was used with other input.
         """
-        return await self.client.start_by_name(workflow, args, id=id, idempotency_key=idempotency_key)
+        return await self.client.start_by_name(workflow, args, id=id, idempotency_key=idempotency_key,
+                                               id_reuse_policy=id_reuse_policy, run_timeout=run_timeout,
+                                               execution_timeout=execution_timeout, start_delay=start_delay)
+
+    async def signal_with_start(
+        self, workflow: Workflow[P, R] | str, signal: str, value: Any, /, *args: P.args, **kwargs: P.kwargs,
+    ) -> RunHandle[R]:
+        """Signal the run of this workflow id, starting it first if there is none, in one transaction::
+
+            run = await engine.signal_with_start(cart.with_options(id="cart-7"), "add", "apple", "cust-1")
+
+        ``signal`` and ``value`` are the signal; the arguments after them are
+        the workflow's, typed as for :meth:`start`. See
+        :meth:`Client.signal_with_start <retold.Client.signal_with_start>`.
+        """
+        return await self.client.signal_with_start(workflow, signal, value, *args, **kwargs)
+
+    async def signal_with_start_by_name(
+        self, workflow: str, signal: str, value: Any, args: Sequence[Any] = (), *,
+        id: str,  # noqa: A002 - the public name
+        id_reuse_policy: str | None = None,
+        run_timeout: timedelta | float | None = None,
+        execution_timeout: timedelta | float | None = None,
+        start_delay: timedelta | float | None = None,
+    ) -> RunHandle[Any]:
+        """:meth:`signal_with_start` by workflow name, with arguments in their JSON form (HTTP, CLI)."""
+        return await self.client.signal_with_start_by_name(
+            workflow, signal, value, args, id=id, id_reuse_policy=id_reuse_policy, run_timeout=run_timeout,
+            execution_timeout=execution_timeout, start_delay=start_delay)
 
     def get_handle(self, workflow_or_run_id: str) -> RunHandle[Any]:
         """A handle on an existing run, by workflow id or run id."""
@@ -572,9 +587,9 @@ class Engine:
         """Answer a query from the run's replayed state; see :meth:`RunHandle.query`."""
         return await self.client.get_handle(ident).query(name, *args)
 
-    async def history(self, ident: str) -> History:
-        """Every event of the run, in order, as a :class:`History`."""
-        return await self.client.get_handle(ident).history()
+    async def history(self, ident: str, *, after: int = 0, limit: int | None = None) -> History:
+        """The run's events, in order, as a :class:`History`; see :meth:`RunHandle.history`."""
+        return await self.client.get_handle(ident).history(after=after, limit=limit)
 
     def watch(self, ident: str, after_seq: int) -> EventStream:
         """Follow a run's events after ``after_seq``; see :meth:`RunHandle.watch`."""

@@ -14,15 +14,19 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, final
 
+from ..authoring import ID_REUSE_POLICIES
 from ..authoring._options import RetryPolicy
 from ..errors import (
     TERMINATED_TYPE,
+    TIMED_OUT_TYPE,
+    ConfigurationError,
     ConflictError,
     IdempotencyError,
     LeaseLostError,
+    RunFinishedError,
     SignalBufferFullError,
     StoreError,
 )
@@ -42,16 +46,22 @@ from ..stores._plan import (
 from ..stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRequest
 
 __all__ = [
-    "NO_LOOKUPS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "StartStep", "activity_outcome",
-    "attempt_failed", "commit", "workers_died",
-    "deliver", "existing", "release", "start", "stepped", "terminate", "terminated_failure", "workflow_task_failed",
+    "EXECUTION_TIMEOUT_TIMER", "NO_LOOKUPS", "RUN_TIMEOUT_TIMER", "TIMEOUT_KINDS", "ActivityStep", "ActivityTake",
+    "Decision", "Lookups", "StartStep", "activity_outcome", "attempt_failed", "commit", "deliver", "existing",
+    "release", "signal_with_start", "start", "start_timeouts", "stepped", "terminate", "terminated_failure",
+    "timed_out", "timed_out_failure", "timeout_timers", "workers_died", "workflow_task_failed",
 ]
 
-_STATUS: dict[type[ev.Event], Literal["completed", "failed", "cancelled", "continued", "terminated"]] = {
+_STATUS: dict[type[ev.Event], Literal["completed", "failed", "cancelled", "continued", "terminated", "timed_out"]] = {
     ev.WorkflowCompleted: "completed", ev.WorkflowFailed: "failed",
     ev.WorkflowCancelled: "cancelled", ev.WorkflowContinuedAsNew: "continued",
-    ev.WorkflowTerminated: "terminated",
+    ev.WorkflowTerminated: "terminated", ev.WorkflowTimedOut: "timed_out",
 }
+# The store timers of a run's time limits, by the "event number" they are kept under
+# (real timers are numbered by their TimerStarted event, from 2 on).
+RUN_TIMEOUT_TIMER = 0
+EXECUTION_TIMEOUT_TIMER = -1
+TIMEOUT_KINDS = {RUN_TIMEOUT_TIMER: "run", EXECUTION_TIMEOUT_TIMER: "execution"}
 _CANCELLED = {"type": "CancelledError", "message": "the run was cancelled", "details": "", "non_retryable": True}
 MAX_BACKOFF = 60.0
 MAX_FAILED_BY = 8  # code fingerprints a blocked task remembers it failed on
@@ -142,11 +152,12 @@ class Decision:
     closed: bool = False  # the run closed
     leased: list[NewActivity] = field(default_factory=list)  # tasks leased to the step's engine
     workflow_id: str = ""  # the run's (for the tasks leased)
+    then: list[Plan] = field(default_factory=list)  # plans for runs this one creates, applied after it
 
 
 def _close(
     record: RunRecord, parent_seq: int | None, cmd: ev.Event, now: float, open_children: Collection[str],
-    plan: Plan, deliveries: list[tuple[str, ev.Event]],
+    plan: Plan, deliveries: list[tuple[str, ev.Event]], then: list[Plan] | None = None,
 ) -> None:
     """The effects of a closing event: the run's record, a continuation, its children and its parent."""
     run_id = record.run_id
@@ -158,6 +169,8 @@ def _close(
         failure = dict(_CANCELLED)
     elif isinstance(cmd, ev.WorkflowTerminated):
         failure = terminated_failure(cmd.reason)
+    elif isinstance(cmd, ev.WorkflowTimedOut):
+        failure = timed_out_failure(cmd.kind)
     plan.close = Close(
         status, result=cmd.result if isinstance(cmd, ev.WorkflowCompleted) else None, failure=failure,
         next_run_id=cmd.new_run_id if isinstance(cmd, ev.WorkflowContinuedAsNew) else None,
@@ -168,9 +181,12 @@ def _close(
             events=[ev.WorkflowStarted(
                 seq=1, at=now, workflow=record.workflow, workflow_id=record.workflow_id, input=cmd.input,
                 parent_run_id=record.parent_run_id, parent_seq=parent_seq, continued_from=run_id,
-                headers=cmd.headers)],
+                headers=cmd.headers, timeouts=cmd.timeouts)],
             parent_run_id=record.parent_run_id, parent_seq=parent_seq, entry="current",
         ))
+        later = _limits_plan(cmd.new_run_id, cmd.timeouts, None, now)
+        if later is not None and then is not None:
+            then.append(later)
         return
     # Children do not outlive their parent: ask the open ones to cancel.
     for child in open_children:
@@ -214,14 +230,19 @@ def _effects(
                                "message": f"workflow id {cmd.workflow_id!r} is already in use"}
                     own.append(ev.ChildWorkflowFailed(seq=0, at=now, started=cmd.seq, failure=failure))
                 else:
+                    limits = cmd.limits or {}
+                    timeouts = _timeouts(limits.get("run_timeout"), limits.get("execution_timeout"), now)
                     plan.runs.append(NewRun(
                         run_id=cmd.run_id, workflow=cmd.workflow, workflow_id=cmd.workflow_id,
                         events=[ev.WorkflowStarted(seq=1, at=now, workflow=cmd.workflow,
                                                    workflow_id=cmd.workflow_id, input=cmd.input,
                                                    parent_run_id=record.run_id, parent_seq=cmd.seq,
-                                                   headers=cmd.headers)],
+                                                   headers=cmd.headers, timeouts=timeouts)],
                         parent_run_id=record.run_id, parent_seq=cmd.seq,
                     ))
+                    later = _limits_plan(cmd.run_id, timeouts, limits.get("start_delay"), now)
+                    if later is not None:
+                        decision.then.append(later)
             case ev.ActivityCancelRequested():
                 # Withdrawn: never claimed again; a running attempt's worker finds
                 # its task gone (lease renewal) and stops it, its outcome refused.
@@ -246,7 +267,7 @@ def _effects(
                 decision.deliveries.append((cmd.run_id, ev.CancelRequested(
                     seq=0, at=now, reason=f"cancelled by its parent run {record.run_id}")))
             case _ if isinstance(cmd, ev.TERMINAL_TYPES):
-                _close(record, parent_seq, cmd, now, lookups.children, plan, decision.deliveries)
+                _close(record, parent_seq, cmd, now, lookups.children, plan, decision.deliveries, decision.then)
                 decision.closed = True
     return own
 
@@ -465,17 +486,55 @@ def terminate(
     """
     if run is None or not run.open:
         return None
+    return _close_from_outside(run, ev.WorkflowTerminated(seq=0, at=now, reason=reason), now, open_children)
+
+
+def _close_from_outside(run: RunState, cmd: ev.Event, now: float, open_children: Collection[str]) -> Decision:
+    """Close an open run with ``cmd`` (terminated, timed out) whoever holds its task; the inbox goes first."""
     inbox = run.inbox or ()
     plan = Plan(run.run_id, expect_seq=run.last_seq)
     plan.events = renumber([item.event for item in inbox], run.last_seq + 1)
     if inbox:
         plan.inbox_taken = inbox[-1].id
-    cmd = ev.WorkflowTerminated(seq=run.last_seq + len(plan.events) + 1, at=now, reason=reason)
+    cmd = replace(cmd, seq=run.last_seq + len(plan.events) + 1, at=now)
     plan.events.append(cmd)
     plan.task = TaskChange("done")
     decision = Decision(plan, closed=True)
     _close(run.record, run.parent_seq, cmd, now, open_children, plan, decision.deliveries)
     return decision
+
+
+def timed_out_failure(kind: str) -> dict[str, Any]:
+    """The failure a run closed by its time limit records (and its parent is told)."""
+    return {"type": TIMED_OUT_TYPE, "message": f"the run timed out: its {kind} timeout passed", "details": "",
+            "non_retryable": True}
+
+
+def timeout_timers(timeouts: Mapping[str, float] | None, now: float) -> list[tuple[int, float]]:
+    """The store timers that close a run started at ``now`` with these time limits."""
+    if not timeouts:
+        return []
+    timers: list[tuple[int, float]] = []
+    if timeouts.get("run_timeout") is not None:
+        timers.append((RUN_TIMEOUT_TIMER, now + timeouts["run_timeout"]))
+    if timeouts.get("execution_deadline") is not None:
+        timers.append((EXECUTION_TIMEOUT_TIMER, timeouts["execution_deadline"]))
+    return timers
+
+
+def timed_out(
+    run: RunState | None, timer: int, now: float, *, open_children: Collection[str] = (),
+) -> Decision | None:
+    """A run's time-limit timer fired (``run`` read with its inbox): it closes as timed out; None if closed.
+
+    As a termination: the code is not run, ``WorkflowTimedOut`` (kind
+    ``run`` or ``execution``) ends the history, its tasks and timers go, its
+    parent sees the child fail and its children are asked to cancel.
+    """
+    if run is None or not run.open:
+        return None
+    return _close_from_outside(run, ev.WorkflowTimedOut(seq=0, at=now, kind=TIMEOUT_KINDS[timer]), now,
+                               open_children)
 
 
 def release(run: RunState) -> Plan | None:
@@ -487,11 +546,59 @@ def release(run: RunState) -> Plan | None:
     return plan
 
 
-def existing(request: StartRequest, entry: WorkflowEntry) -> str:
-    """The run a start finds already there; raises IdempotencyError if it does not match the request."""
-    what = (f"idempotency key {request.idempotency_key!r}"
-            if entry.idempotency_key is not None and entry.idempotency_key == request.idempotency_key
-            else f"workflow id {entry.workflow_id!r}")
+_FAILED_ONLY = frozenset({"failed", "cancelled", "terminated", "timed_out"})
+
+
+def start_timeouts(request: StartRequest, now: float) -> dict[str, float] | None:
+    """The time limits a new run records in its WorkflowStarted (None: it has none)."""
+    return _timeouts(request.run_timeout, request.execution_timeout, now)
+
+
+def _timeouts(run_timeout: float | None, execution_timeout: float | None, now: float) -> dict[str, float] | None:
+    timeouts: dict[str, float] = {}
+    if run_timeout is not None:
+        timeouts["run_timeout"] = run_timeout
+    if execution_timeout is not None:
+        timeouts["execution_deadline"] = now + execution_timeout
+    return timeouts or None
+
+
+def _limits_plan(run_id: str, timeouts: Mapping[str, float] | None, delay: float | None, now: float) -> Plan | None:
+    """A new run's time limits as store timers and, for a delayed start, its first workflow task hidden until then."""
+    limits = timeout_timers(timeouts, now)
+    delayed = delay is not None and delay > 0
+    if not (limits or delayed):
+        return None
+    later = Plan(run_id, timers=limits)
+    if delay is not None and delayed:
+        later.task = TaskChange("backoff", visible_at=now + delay)
+    return later
+
+
+def existing(request: StartRequest, entry: WorkflowEntry, current: RunState | None = None) -> str | None:
+    """The run a start finds already there, or None: start a new run under the id (its id reuse policy).
+
+    ``current`` is the id's current run (read when the request has a policy).
+    With no policy (the default), or while the current run is open, or when
+    the request's idempotency key found the record: the same workflow and
+    input return the id's run, anything else raises IdempotencyError. Once
+    the current run is closed, ``allow_duplicate`` starts a new run,
+    ``allow_duplicate_failed_only`` too if the run failed, was cancelled,
+    terminated or timed out (else IdempotencyError), and
+    ``reject_duplicate`` raises IdempotencyError.
+    """
+    by_key = entry.idempotency_key is not None and entry.idempotency_key == request.idempotency_key
+    what = f"idempotency key {request.idempotency_key!r}" if by_key else f"workflow id {entry.workflow_id!r}"
+    policy = request.id_reuse_policy
+    if policy is not None and policy not in ID_REUSE_POLICIES:
+        raise ConfigurationError(f"id_reuse_policy must be one of {', '.join(ID_REUSE_POLICIES)}, not {policy!r}")
+    if policy is not None and not by_key and current is not None and not current.open:
+        status = current.record.status
+        if policy == "allow_duplicate" or (policy == "allow_duplicate_failed_only" and status in _FAILED_ONLY):
+            return None
+        raise IdempotencyError(
+            f"{what} is taken by run {current.run_id} ({status}), and the start's id_reuse_policy "
+            f"{policy!r} refuses a new run after a {status} one")
     if entry.workflow != request.workflow:
         raise IdempotencyError(f"{what} is already used by a run of workflow {entry.workflow!r}, "
                                f"not {request.workflow!r}")
@@ -502,22 +609,35 @@ def existing(request: StartRequest, entry: WorkflowEntry) -> str:
 
 def start(
     request: StartRequest, now: float, step: StartStep | None = None, *, lookups: Lookups = NO_LOOKUPS,
-    run_id: str | None = None,
+    run_id: str | None = None, replaces: str | None = None,
 ) -> Decision:
     """A new run (its id's record claimed), with its first step if the starting engine ran it ahead.
 
-    Its run id is the step's, or ``run_id``, or a new random one.
+    Its run id is the step's, or ``run_id``, or a new random one. With
+    ``replaces`` (the id's current run, closed), the id's record passes to
+    the new run (see :func:`existing`).
     """
     run_id = step.run_id if step is not None else run_id or str(uuid.uuid4())
     new = NewRun(run_id=run_id, workflow=request.workflow, workflow_id=request.workflow_id, events=[],
-                 input_hash=request.input_hash, idempotency_key=request.idempotency_key)
+                 input_hash=request.input_hash, idempotency_key=request.idempotency_key,
+                 entry="new" if replaces is None else "reuse", replaces=replaces)
     plan = Plan(run_id, runs=[new])
     decision = Decision(plan, workflow_id=request.workflow_id)
+    # The time limits the run records (run ahead: those its first step was run with).
+    timeouts = getattr(step.event, "timeouts", None) if step is not None else start_timeouts(request, now)
+    # The run's time limits are store timers; a delayed start's first
+    # workflow task is hidden until the delay has passed.
+    later = _limits_plan(run_id, timeouts, request.start_delay, now)
+    if later is not None:
+        decision.then.append(later)
+    delayed = later is not None and later.task is not None
     if step is None:
         new.events = [ev.WorkflowStarted(seq=1, at=now, workflow=request.workflow,
                                          workflow_id=request.workflow_id, input=request.input,
-                                         headers=request.headers)]
+                                         headers=request.headers, timeouts=timeouts)]
         return decision
+    if delayed:
+        raise StoreError(f"a delayed start of workflow id {request.workflow_id!r} cannot run its first step ahead")
     started = step.event
     if not (
         isinstance(started, ev.WorkflowStarted) and started.seq == 1
@@ -535,3 +655,39 @@ def start(
     new.events = [started, *step.commands, *renumber(own, step.last_seq + 1)]
     new.wake = bool(own)
     return decision
+
+
+def signal_with_start(
+    request: StartRequest, entry: WorkflowEntry | None, run: RunState | None, signal: ev.Event, now: float, *,
+    max_signals: int | None = None, run_id: str | None = None,
+) -> tuple[Decision, bool]:
+    """Signal the run of the request's workflow id, starting it first if there is none; True if started.
+
+    ``entry`` is the id's (or key's) record and ``run`` its current run, read
+    with its inbox. A new run's history is ``WorkflowStarted`` then the
+    signal, in one plan. An open run gets the signal as :func:`deliver` gives
+    it (its input is not compared: the signal is what is asked for). A
+    workflow id used by another workflow raises IdempotencyError; a closed
+    run raises RunFinishedError (nothing is written), unless the request's id
+    reuse policy lets a new run follow it (see :func:`existing`): then that
+    new run starts with the signal. A record whose run is gone (purged
+    meanwhile) raises ConflictError, for the caller to read again.
+    """
+    if entry is not None:
+        what = f"workflow id {entry.workflow_id!r}"
+        if entry.workflow != request.workflow:
+            raise IdempotencyError(f"{what} is already used by a run of workflow {entry.workflow!r}, "
+                                   f"not {request.workflow!r}")
+        if run is None:
+            raise ConflictError(entry.current_run_id, 0)
+        if run.open:
+            plan = deliver(run, signal, now, max_signals=max_signals)
+            assert plan is not None
+            return Decision(plan, workflow_id=entry.workflow_id), False
+        if request.id_reuse_policy is None:
+            raise RunFinishedError(run.run_id, run.record.status)
+        existing(request, entry, run)  # raises unless the policy lets a new run follow the closed one
+    decision = start(request, now, run_id=run_id, replaces=None if entry is None else entry.current_run_id)
+    new = decision.plan.runs[0]
+    new.events.append(replace(signal, seq=2, at=now))
+    return decision, True

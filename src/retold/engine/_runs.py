@@ -44,6 +44,17 @@ def _lookups(tx: Tx, run_id: str, commands: Sequence[ev.Event]) -> Lookups:
     return Lookups(frozenset(taken), tuple(children), targets)
 
 
+def _forget(step: m.ActivityStep | m.StartStep | None, take: ActivityTake | None = None) -> None:
+    """Clear what an earlier run of this transaction decided: a store may undo a transaction and run it
+    again (NATS, after another process wrote first), and a step or leased tasks that run applied were
+    undone with it (the task ids given back, to be handed out again)."""
+    if step is not None:
+        step.stepped = False
+        take = step.take
+    if take is not None:
+        take.taken = []
+
+
 class Runs:
     """Starts runs and feeds them their inputs, through a :class:`~retold.stores.Store`."""
 
@@ -71,6 +82,8 @@ class Runs:
                              options=dict(by_seq[seq].options), attempt=1, scheduled_at=now)
                 for queue, task_id, seq in leased
             ]
+        for later in decision.then:
+            tx.apply(later)
         for run_id, event in decision.deliveries:
             Runs._deliver(tx, run_id, event)
 
@@ -89,18 +102,25 @@ class Runs:
         self, tx: Tx, request: StartRequest, step: StartStep | None = None, *, run_id: str | None = None,
     ) -> tuple[RunRecord, bool]:
         """The transaction of :meth:`start` (``run_id``: the new run's id, for simulations; default random)."""
-        # Twice at most: a concurrent start of the same id or key (possible
-        # on PostgreSQL) claims the id first; then it is "existing".
-        for _ in range(2):
+        # Three times at most: a concurrent start of the same id or key
+        # (possible on PostgreSQL) claims the id, or follows its closed run,
+        # first; then it is "existing".
+        for _ in range(3):
+            _forget(step)
             entry = tx.entry(request.workflow_id, request.idempotency_key)
+            replaces = None
             if entry is not None:
-                run = tx.run(m.existing(request, entry))
-                if run is None:
-                    continue  # its runs were purged since (PostgreSQL): the id is free again
-                return run.record, False
+                current = tx.run(entry.current_run_id) if request.id_reuse_policy is not None else None
+                found = m.existing(request, entry, current)
+                if found is not None:
+                    run = tx.run(found)
+                    if run is None:
+                        continue  # its runs were purged since (PostgreSQL): the id is free again
+                    return run.record, False
+                replaces = entry.current_run_id  # the policy lets a new run follow the closed one
             commands = step.commands if step is not None else ()
             decision = m.start(request, tx.now(), step, lookups=_lookups(tx, step.run_id if step else "", commands),
-                               run_id=run_id)
+                               run_id=run_id, replaces=replaces)
             try:
                 self._apply(tx, decision, step.take if step is not None else None)
             except ConflictError:
@@ -112,11 +132,35 @@ class Runs:
             return run.record, True
         raise StoreError(f"could not start workflow id {request.workflow_id!r}: its record keeps changing")
 
+    def signal_with_start_in(
+        self, tx: Tx, request: StartRequest, name: str, payload: bytes, *, run_id: str | None = None,
+    ) -> tuple[RunRecord, bool]:
+        """The transaction of :meth:`signal_with_start` (``run_id``: a new run's id, for simulations)."""
+        now = tx.now()
+        signal = ev.SignalReceived(seq=0, at=now, name=name, input=payload)
+        # Twice at most, as a start: a concurrent start of the same id claims it
+        # first (PostgreSQL), then this one signals the run it started.
+        for _ in range(2):
+            entry = tx.entry(request.workflow_id, request.idempotency_key)
+            run = tx.run(entry.current_run_id, inbox=True) if entry is not None else None
+            try:
+                decision, created = m.signal_with_start(request, entry, run, signal, now,
+                                                        max_signals=self.max_pending_signals, run_id=run_id)
+                self._apply(tx, decision)
+            except ConflictError:
+                continue
+            found = tx.run(decision.plan.run_id)
+            assert found is not None
+            return found.record, created
+        raise StoreError(f"could not signal-with-start workflow id {request.workflow_id!r}: "
+                         "its record keeps changing")
+
     def commit_in(
         self, tx: Tx, run_id: str, owner: str, expected_seq: int, commands: Sequence[ev.Event],
         take: ActivityTake | None = None,
     ) -> int:
         """The transaction of :meth:`commit_workflow_task` (-1: refused, the inbox was recorded instead)."""
+        _forget(None, take)
         run = tx.run(run_id, inbox=True)
         if run is None:
             raise RunNotFoundError(run_id)
@@ -147,6 +191,7 @@ class Runs:
         self, tx: Tx, task: ActivityTask, owner: str, outcome: ActivityOutcome, step: ActivityStep | None = None,
     ) -> bool:
         """The transaction of :meth:`finish_activity`."""
+        _forget(step)
         tx.run(task.run_id)  # locks the run before its task, in the order commits take them
         row = tx.task(task.id)
         now = tx.now()
@@ -172,6 +217,9 @@ class Runs:
         now = tx.now()
         fired = 0
         for run_id, seq in tx.take_due_timers(limit):
+            if seq in m.TIMEOUT_KINDS:  # the run's time limit: it closes
+                fired += self.time_out_in(tx, run_id, seq)
+                continue
             fired += self._deliver(tx, run_id, ev.TimerFired(seq=0, at=now, started=seq))
         # Activity tasks past their schedule-to-close deadline that nobody is
         # running (a running attempt is cut off by its worker).
@@ -180,6 +228,16 @@ class Runs:
                 seq=0, at=now, scheduled=row.seq, attempt=row.attempt, kind="schedule_to_close",
                 failure=row.last_failure))
         return fired
+
+    def time_out_in(self, tx: Tx, run_id: str, timer: int) -> bool:
+        """A run's time-limit timer (``RUN_TIMEOUT_TIMER``, ``EXECUTION_TIMEOUT_TIMER``) fired; False if closed."""
+        run = tx.run(run_id, inbox=True)
+        open_children = tx.open_children(run_id) if run is not None and run.open else []
+        decision = m.timed_out(run, timer, tx.now(), open_children=open_children)
+        if decision is None:
+            return False
+        self._apply(tx, decision)
+        return True
 
     def input_in(self, tx: Tx, ident: str, event: ev.Event, max_signals: int | None = None) -> str:
         """The transaction of :meth:`signal` and :meth:`request_cancel`: ``event`` for the run ``ident``."""
@@ -222,6 +280,17 @@ class Runs:
         once (see :class:`~retold.engine._machine.StartStep`).
         """
         return await self.store.transact(lambda tx: self.start_in(tx, request, step), outside=True)
+
+    async def signal_with_start(self, request: StartRequest, name: str, payload: bytes) -> tuple[RunRecord, bool]:
+        """Signal the run of ``request.workflow_id``, starting it first if there is none, in one transaction.
+
+        Returns the run's record and whether it was started. Raises
+        IdempotencyError if the id belongs to another workflow,
+        RunFinishedError if its run is closed, SignalBufferFullError if it has
+        too many unprocessed signals; none of them writes anything.
+        """
+        return await self.store.transact(lambda tx: self.signal_with_start_in(tx, request, name, payload),
+                                         outside=True)
 
     async def commit_workflow_task(
         self, run_id: str, owner: str, expected_seq: int, commands: Sequence[ev.Event],

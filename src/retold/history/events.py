@@ -19,7 +19,8 @@ Events fall into three groups:
 * ``WorkflowFailed`` may be either: the workflow raised, or the engine gave
   up on a workflow task that failed on every attempt;
 * ``WorkflowTerminated`` is neither: an operator closed the run without
-  running its code (``run.terminate(reason)``).
+  running its code (``run.terminate(reason)``); nor is ``WorkflowTimedOut``:
+  its run or execution timeout closed it.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ __all__ = [
     "WorkflowStarted",
     "WorkflowTaskCompleted",
     "WorkflowTerminated",
+    "WorkflowTimedOut",
     "decode_event",
     "encode_event",
 ]
@@ -113,6 +115,9 @@ class WorkflowStarted(Event):
     # Propagation headers (W3C trace context: ``traceparent``, ``tracestate``)
     # from the code that started the run; absent in histories written before.
     headers: dict[str, str] | None = None
+    # The run's time limits: ``run_timeout`` (seconds from this run's start) and
+    # ``execution_deadline`` (store time, across continue-as-new); None: none.
+    timeouts: dict[str, float] | None = None
     payload_field: ClassVar[str | None] = "input"
 
 
@@ -208,6 +213,8 @@ class ChildWorkflowStarted(Event):
     run_id: str
     input: bytes
     headers: dict[str, str] | None = None  # the parent's, given to the child's WorkflowStarted
+    # The child's ``run_timeout``, ``execution_timeout`` and ``start_delay`` in seconds (``with_options``).
+    limits: dict[str, float] | None = None
     payload_field: ClassVar[str | None] = "input"
 
 
@@ -315,6 +322,7 @@ class WorkflowContinuedAsNew(Event):
     new_run_id: str
     input: bytes
     headers: dict[str, str] | None = None  # given to the new run's WorkflowStarted
+    timeouts: dict[str, float] | None = None  # the run's time limits, given to the new run's WorkflowStarted
     payload_field: ClassVar[str | None] = "input"
 
 
@@ -325,6 +333,13 @@ class WorkflowTerminated(Event):
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowTimedOut(Event):
+    """The run was closed by its time limit without running its code: ``kind`` ``"run"`` or ``"execution"``."""
+
+    kind: str = "run"
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
@@ -333,7 +348,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         MarkerRecorded, ChildWorkflowStarted, ChildWorkflowCompleted,
         ChildWorkflowFailed, CancelRequested, WorkflowTaskCompleted, WorkflowCompleted, WorkflowFailed,
         WorkflowCancelled, WorkflowContinuedAsNew, ActivityCancelRequested, ChildWorkflowCancelRequested,
-        ExternalSignalRequested, ExternalSignalResolved, WorkflowTerminated,
+        ExternalSignalRequested, ExternalSignalResolved, WorkflowTerminated, WorkflowTimedOut,
     )
 }
 
@@ -345,6 +360,7 @@ COMMAND_TYPES: tuple[type[Event], ...] = (
 
 TERMINAL_TYPES: tuple[type[Event], ...] = (
     WorkflowCompleted, WorkflowFailed, WorkflowCancelled, WorkflowContinuedAsNew, WorkflowTerminated,
+    WorkflowTimedOut,
 )
 
 _FIELDS: dict[type[Event], tuple[str, ...]] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import InvalidArgumentsError
 
-__all__ = ["MAX_ID_LENGTH", "check_id"]
+__all__ = ["MAX_ID_LENGTH", "check_id", "too_long"]
 
 MAX_ID_LENGTH = 255
 """The longest workflow id or idempotency key, in characters, on every store."""
@@ -30,3 +30,11 @@ def check_id(what: str, value: str | None) -> None:
         )
     if "\x00" in value:
         raise InvalidArgumentsError(f"a {what} must not contain a NUL character: {value!r}")
+
+
+def too_long(what: str, value: str) -> str | None:
+    """Why ``value`` is too long to store (beside the ids: names, task queues), or None if it is not."""
+    if len(value) <= MAX_ID_LENGTH:
+        return None
+    return (f"{what} may have at most {MAX_ID_LENGTH} characters (the limit of ids, on every store), "
+            f"this one has {len(value)} ({value[:40]!r}...)")

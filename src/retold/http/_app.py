@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import typing
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
@@ -47,6 +48,9 @@ from ._sse import EventStreamResponse
 from ._ui import dashboard_routes
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "create_app"]
+
+ID_REUSE_POLICIES: tuple[str, ...] = typing.get_args(retold.IdReusePolicy)
+MAX_TIME_LIMIT = 100 * 366 * 86400.0  # as retold.authoring's: 100 years
 
 DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
 
@@ -97,12 +101,31 @@ class _Api:
         if name not in self.client.workflows:
             raise retold.NotRegisteredError("workflow", name)
         key = idempotency_key(request)
-        body = expect_object(await read_json(request, self.max_body_size), {"args": (list,), "id": (str,)})
+        body = expect_object(await read_json(request, self.max_body_size),
+                             {"args": (list,), "id": (str,), "signal": (dict,), "id_reuse_policy": (str,),
+                              "run_timeout": (int, float), "execution_timeout": (int, float),
+                              "start_delay": (int, float)})
+        limits: dict[str, Any] = {}
+        for field in ("run_timeout", "execution_timeout", "start_delay"):
+            value = body.get(field)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not 0 < value <= MAX_TIME_LIMIT:
+                raise ProblemError(422, f"field {field!r} must be a positive number of seconds (at most "
+                                        f"{MAX_TIME_LIMIT:.0f}, 100 years), not {value!r}")
+            limits[field] = float(value)
         workflow_id: str | None = body.get("id")
         if workflow_id == "":
             raise ProblemError(422, "field 'id' must not be empty")
+        policy: str | None = body.get("id_reuse_policy")
+        if policy is not None and policy not in ID_REUSE_POLICIES:
+            raise ProblemError(422, f"field 'id_reuse_policy' must be one of {', '.join(ID_REUSE_POLICIES)}, "
+                                    f"not {policy!r}")
+        if "signal" in body:
+            return await self._signal_with_start(request, name, body, workflow_id, key, limits)
         if key is None:
-            run = await self.client.start_by_name(name, body.get("args", []), id=workflow_id)
+            run = await self.client.start_by_name(name, body.get("args", []), id=workflow_id, id_reuse_policy=policy,
+                                                  **limits)
             return await self._started(request, run)
         if key in self.starting:  # checked and taken with no await in between
             raise ProblemError(409, f"a request with Idempotency-Key {key!r} is still being processed; retry later",
@@ -113,7 +136,8 @@ class _Api:
             # is derived from the key, so that every retry names the same run.
             expected = workflow_id or "key-" + hashlib.sha256(key.encode()).hexdigest()[:32]
             try:
-                run = await self.client.start_by_name(name, body.get("args", []), id=expected, idempotency_key=key)
+                run = await self.client.start_by_name(name, body.get("args", []), id=expected, idempotency_key=key,
+                                                      id_reuse_policy=policy, **limits)
             except retold.IdempotencyError as exc:
                 raise ProblemError(422, f"Idempotency-Key {key!r} was used with another request: {exc}",
                                    error="IdempotencyError") from None
@@ -123,6 +147,24 @@ class _Api:
             return await self._started(request, run)
         finally:
             self.starting.discard(key)
+
+    async def _signal_with_start(
+        self, request: Request, name: str, body: dict[str, Any], workflow_id: str | None, key: str | None,
+        limits: dict[str, Any],
+    ) -> Response:
+        """A start with a ``signal``: the run of ``id`` gets it, started first if there is none."""
+        signal = expect_object(body["signal"], {"name": (str,), "value": ()})
+        if not signal.get("name"):
+            raise ProblemError(422, "field 'signal' needs a non-empty 'name' (and a 'value', any JSON)")
+        if workflow_id is None:
+            raise ProblemError(422, "a start with a 'signal' needs an 'id': the run to signal is the one with it")
+        if key is not None:
+            raise ProblemError(422, "a start with a 'signal' takes no Idempotency-Key: a retry would signal the "
+                                    "run again (send the signal's own id in its value to deduplicate)")
+        run = await self.client.signal_with_start_by_name(
+            name, signal["name"], signal.get("value"), body.get("args", []), id=workflow_id,
+            id_reuse_policy=body.get("id_reuse_policy"), **limits)
+        return await self._started(request, run)
 
     async def _started(self, request: Request, run: retold.RunHandle[Any]) -> Response:
         """201 for a new run, 200 for one started before with the same id or key."""
@@ -204,8 +246,14 @@ class _Api:
         return JSONResponse(report.as_dict())
 
     async def history(self, request: Request) -> Response:
-        history = await self.client.get_handle(path_id(request)).history()
-        return Response(history.to_json(), media_type="application/json")
+        after = int_param(request, "after", 0, 0, 2**62)
+        limit = int_param(request, "limit", 0, 1, 100_000) if "limit" in request.query_params else None
+        history = await self.client.get_handle(path_id(request)).history(after=after, limit=limit)
+        headers = None
+        if limit is not None and len(history) == limit:  # there may be more: the next page's address
+            next_url = str(request.url.include_query_params(after=history[-1].seq, limit=limit))
+            headers = {"Link": f'<{next_url}>; rel="next"'}
+        return Response(history.to_json(), media_type="application/json", headers=headers)
 
     async def events(self, request: Request) -> Response:
         ident = path_id(request)

@@ -13,7 +13,7 @@ from ._describe import args_schema
 __all__ = ["MAX_AGE", "STATUSES", "openapi_document"]
 
 # The open ones first: STATUSES[2:] are closed.
-STATUSES = ["running", "blocked", "completed", "failed", "cancelled", "continued", "terminated"]
+STATUSES = ["running", "blocked", "completed", "failed", "cancelled", "continued", "terminated", "timed_out"]
 MAX_AGE = 10**12
 """The largest ``older_than`` (seconds) ``POST /purge`` takes: over 30,000 years."""
 
@@ -246,6 +246,30 @@ def _start_operation(name: str, fn: Any, max_body_size: int) -> dict[str, Any]:
         "properties": {
             "args": {**args, "description": "The workflow's arguments, in their JSON form."},
             "id": {**_ID, "description": "The workflow id; the same id and args again return the same run."},
+            **{field: {"type": "number", "exclusiveMinimum": 0, "maximum": 100 * 366 * 86400, "description": text}
+               for field, text in (
+                ("run_timeout", "Seconds: the run closes as `timed_out` this long after it started."),
+                ("execution_timeout", "Seconds: the same, from this start, across continue-as-new."),
+                ("start_delay", "Seconds before the run's code starts (signals sent meanwhile wait for it)."),
+            )},
+            "id_reuse_policy": {
+                "enum": ["allow_duplicate", "allow_duplicate_failed_only", "reject_duplicate"],
+                "description": (
+                    "What to do when the run of `id` is closed: `allow_duplicate` starts a new run (201), "
+                    "`allow_duplicate_failed_only` only if it failed, was cancelled or terminated, "
+                    "`reject_duplicate` refuses (409). Default: the same args return the closed run (200)."),
+            },
+            "signal": {
+                "type": "object", "additionalProperties": False, "required": ["name"],
+                "description": (
+                    "Signal-with-start: send this signal to the run of `id` (required), starting it first with "
+                    "`args` if there is none, atomically. 201: started with the signal; 200: the open run got "
+                    "it (its input is not compared); 409: its run is closed. No `Idempotency-Key` with it."),
+                "properties": {
+                    "name": {**_ID, "description": "The signal's name."},
+                    "value": {"description": "The signal's value (any JSON)."},
+                },
+            },
         },
     }
     if args["minItems"]:
@@ -356,7 +380,18 @@ def openapi_document(workflows: Mapping[str, Any], *, auth: bool, max_body_size:
                           **_problems(400, 404, 409, 413, 415, 422, 503)},
         }},
         "/runs/{id}/history": {"get": {
-            "operationId": "getHistory", "summary": "The run's history (the JSON export)", "parameters": [_RUN_ID],
+            "operationId": "getHistory", "summary": "The run's history (the JSON export), or a page of it",
+            "description": "Every event by default. With `after` and `limit`, one page: the events numbered after "
+                           "`after`, at most `limit`; a full page has a `Link: <...>; rel=\"next\"` header "
+                           "naming the next one.",
+            "parameters": [
+                _RUN_ID,
+                {"name": "after", "in": "query",
+                 "schema": {"type": "integer", "minimum": 0, "maximum": 2**62, "default": 0},
+                 "description": "Only the events numbered after this one."},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100000},
+                 "description": "At most this many events (default: all)."},
+            ],
             "responses": {"200": _json(_ref("History"), "The history."), **_problems(400, 404, 503)},
         }},
         "/runs/{id}/events": {"get": {

@@ -78,6 +78,8 @@ class WorkflowInstance(Requests):
         self.parent_run_id: str | None = None
         # The run's propagation headers (trace context), from its WorkflowStarted event.
         self.headers: dict[str, str] | None = None
+        # Its time limits, from its WorkflowStarted event (continue-as-new passes them on).
+        self.timeouts: dict[str, float] | None = None
         self.codec = codec
         # A replica that only reads (queries, replay checks): none of its steps is a real one.
         self._replay_only = replay_only
@@ -150,7 +152,7 @@ class WorkflowInstance(Requests):
 
     def _activate(self, inputs: list[ev.Event]) -> None:
         """Deliver a group of inputs together, then run until every task blocks."""
-        if type(inputs[-1]) is ev.WorkflowTerminated:
+        if type(inputs[-1]) in (ev.WorkflowTerminated, ev.WorkflowTimedOut):
             # Closed from outside: the code never ran on this group of inputs.
             self.finished = True
             return
@@ -261,7 +263,8 @@ class WorkflowInstance(Requests):
                     self._emit(ev.WorkflowFailed, failure=failure_from_exception(err))
                 else:
                     new_run = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.run_id}/continue"))
-                    self._emit(ev.WorkflowContinuedAsNew, new_run_id=new_run, input=data, headers=self.headers)
+                    self._emit(ev.WorkflowContinuedAsNew, new_run_id=new_run, input=data, headers=self.headers,
+                               timeouts=self.timeouts)
             elif isinstance(exc, _FATAL):
                 if self._fatal is None:
                     self._fatal = exc
@@ -376,6 +379,7 @@ class WorkflowInstance(Requests):
         self.workflow_id = event.workflow_id
         self.parent_run_id = event.parent_run_id
         self.headers = event.headers
+        self.timeouts = event.timeouts
         try:
             args, kwargs = self.workflow.types.decode_args(
                 "workflow", self.workflow.name, self.codec, event.input

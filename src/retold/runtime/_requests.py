@@ -132,9 +132,11 @@ class Requests:
             else:
                 check_id("child workflow id", workflow_id)
             child_run = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.run_id}/child/{seq}"))
+        limits = {name: value for name in ("run_timeout", "execution_timeout", "start_delay")
+                  if (value := getattr(workflow, name, None)) is not None}
         seq = self._emit(
             ev.ChildWorkflowStarted, workflow=workflow.name, workflow_id=workflow_id,
-            run_id=child_run, input=data, headers=self.headers,
+            run_id=child_run, input=data, headers=self.headers, limits=limits or None,
         )
         fut = Outcome(self.loop, lambda _msg: self._cancel_child(seq))
         self._children[seq] = (fut, workflow, workflow_id, child_run)

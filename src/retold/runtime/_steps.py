@@ -12,8 +12,14 @@ where it was stuck, and its thread is abandoned: a step that swallows the
 interrupt keeps that (daemon) thread busy, never the engine, and never
 holds up the process's exit.
 
-Steps of different runs may run at once in different threads, one at a time
-per run (the engine never gives one run's instance to two steps).
+Steps wait in one queue, taken by the step threads in order: usually one
+thread runs them all, and a thread that finishes a step while more are
+queued goes on without waking the engine's loop for each (it wakes it once
+the queue is empty), so steps cost few thread switches. A step that waits
+longer than :data:`_SPARE_AFTER` because every thread is busy (a long step,
+or a stuck one) gets a thread of its own: steps of different runs may run at
+once in different threads, one at a time per run (the engine never gives
+one run's instance to two steps). Threads beyond the first end once idle.
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ import math
 import queue
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
+from functools import partial
 from types import FrameType
 from typing import Any, Generic, TypeVar
 
@@ -58,20 +66,26 @@ def debugger_attached() -> bool:
     return monitoring is not None and monitoring.get_tool(monitoring.DEBUGGER_ID) is not None
 
 
-def _waker(event: anyio.Event) -> Callable[[], None]:
-    """A function any thread may call to set ``event`` on the current event loop."""
+_SPARE_AFTER = 0.05  # seconds a step may wait for a busy thread before it gets a thread of its own
+_IDLE_EXIT = 2.0  # seconds a spare thread waits for work before it ends
+_WAKE_AFTER = 0.001  # a thread that keeps finding work wakes the loop at least this often (seconds)
+_MAX_THREADS = 32  # step threads at most (abandoned ones aside)
+
+
+def _poster() -> Callable[[Callable[[], object]], object]:
+    """A function any thread may call to run a callback on the current event loop."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # trio
         import trio
 
-        token = trio.lowlevel.current_trio_token()
-        return lambda: token.run_sync_soon(event.set)
+        return trio.lowlevel.current_trio_token().run_sync_soon
+    return loop.call_soon_threadsafe
 
-    def wake() -> None:
-        loop.call_soon_threadsafe(event.set)
 
-    return wake
+def _set_all(events: list[anyio.Event]) -> None:
+    for event in events:
+        event.set()
 
 
 def _workflow_stack(frame: FrameType) -> str:
@@ -87,11 +101,12 @@ def _workflow_stack(frame: FrameType) -> str:
 class _Job(Generic[_T]):
     """One step: run in a step thread, waited for on the event loop."""
 
-    def __init__(self, fn: Callable[[], _T]) -> None:
+    def __init__(self, fn: Callable[[], _T], post: Callable[[Callable[[], object]], object]) -> None:
         self.fn = fn
         self.done = anyio.Event()
-        self.wake = _waker(self.done)
+        self.post = post
         self.lock = threading.Lock()
+        self.started: float | None = None  # time.monotonic() when a thread began it
         self.running = False
         self.finished = False
         self.interrupted = False
@@ -105,6 +120,7 @@ class _Job(Generic[_T]):
         with self.lock:
             self.ident = threading.get_ident()
             self.running = True
+            self.started = time.monotonic()
         try:
             with _guard.strict(self.strict):
                 self.value = self.fn()
@@ -134,23 +150,66 @@ class _Job(Generic[_T]):
         return value
 
 
+def _wake(finished: list[_Job[Any]]) -> None:
+    """Tell the loops waiting for ``finished`` jobs, one call per loop."""
+    by_post: dict[int, tuple[Callable[[Callable[[], object]], object], list[anyio.Event]]] = {}
+    for job in finished:
+        by_post.setdefault(id(job.post), (job.post, []))[1].append(job.done)
+    for post, events in by_post.values():
+        with contextlib.suppress(Exception):  # that event loop is gone (its engine closed)
+            post(partial(_set_all, events))
+
+
 class _StepThread(threading.Thread):
-    def __init__(self) -> None:
+    """Takes steps from the runner's queue and runs them, one after another."""
+
+    def __init__(self, runner: StepRunner, spare: bool) -> None:
         super().__init__(name="retold workflow step", daemon=True)
-        self.jobs: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
+        self.runner = runner
+        self.spare = spare  # ends once idle for _IDLE_EXIT
+        self.current: _Job[Any] | None = None
 
     def run(self) -> None:
-        while True:
-            job = self.jobs.get()
-            if job is None:
-                return
-            with contextlib.suppress(BaseException):  # an interrupt landing as the step ended
-                job.execute()
-            job.finished = True
-            with contextlib.suppress(Exception):  # the event loop is gone (the engine closed)
-                job.wake()
-            if job.interrupted:
-                return  # abandoned by the engine: never reused
+        runner = self.runner
+        finished: list[_Job[Any]] = []
+        since = 0.0  # when the oldest job in ``finished`` finished
+        try:
+            while True:
+                try:
+                    if finished:
+                        job = runner.jobs.get_nowait()
+                    else:
+                        job = runner.jobs.get(timeout=_IDLE_EXIT) if self.spare else runner.jobs.get()
+                except queue.Empty:
+                    if finished:
+                        _wake(finished)
+                        finished = []
+                        continue
+                    with runner.lock:
+                        if runner.jobs.empty():  # checked with the lock held: a put() spawns a thread if needed
+                            runner.threads.discard(self)
+                            return
+                    continue
+                if job is None:
+                    return
+                if finished and time.monotonic() - since > _WAKE_AFTER:
+                    _wake(finished)  # before a step that may be long: the finished ones wait no more
+                    finished = []
+                self.current = job
+                with contextlib.suppress(BaseException):  # an interrupt landing as the step ended
+                    job.execute()
+                job.finished = True
+                self.current = None
+                if not finished:
+                    since = time.monotonic()
+                finished.append(job)
+                if job.interrupted:
+                    return  # abandoned by the engine: never reused
+        finally:
+            if finished:
+                _wake(finished)
+            with runner.lock:
+                runner.threads.discard(self)
 
 
 class StepRunner:
@@ -158,12 +217,33 @@ class StepRunner:
 
     def __init__(self, limit: float | None) -> None:
         self.limit = limit
-        self._idle: list[_StepThread] = []
+        self.jobs: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.threads: set[_StepThread] = set()
+        self._spared = 0.0  # when the last spare thread was started
 
     def _limit(self) -> float | None:
         if self.limit is None or debugger_attached():
             return None  # stopped at a breakpoint is not deadlocked
         return self.limit
+
+    def _spawn(self, spare: bool) -> None:
+        thread = _StepThread(self, spare)
+        with self.lock:
+            if spare:
+                now = time.monotonic()
+                if now - self._spared < _SPARE_AFTER or len(self.threads) >= _MAX_THREADS:
+                    return  # one started just now takes the queue; or enough threads already
+                self._spared = now
+            self.threads.add(thread)
+        thread.start()
+
+    def _submit(self, job: _Job[Any]) -> None:
+        with self.lock:
+            idle = not any(not t.spare for t in self.threads)
+        if idle:
+            self._spawn(spare=False)
+        self.jobs.put(job)
 
     async def run(self, run_id: str, fn: Callable[[], _T]) -> _T:
         """Run ``fn`` (workflow code of ``run_id``) in a step thread and return its result.
@@ -172,41 +252,59 @@ class StepRunner:
             WorkflowDeadlockError: it ran past the limit; it was interrupted
                 and its thread abandoned.
         """
-        job = _Job(fn)
-        thread = self._idle.pop() if self._idle else None
-        if thread is None or not thread.is_alive():
-            thread = _StepThread()
-            thread.start()
-        thread.jobs.put(job)
+        job = _Job(fn, _poster())
+        self._submit(job)
         limit = self._limit()
         try:
-            with anyio.move_on_after(math.inf if limit is None else limit):
-                await job.done.wait()
-            if not job.finished:
-                assert limit is not None
+            wait = _SPARE_AFTER
+            while not job.finished:
+                with anyio.move_on_after(wait):
+                    await job.done.wait()
+                if job.finished:
+                    break
+                started = job.started
+                if started is None:
+                    # Every thread is busy (a long step, or a stuck one): this one gets a thread.
+                    self._spawn(spare=True)
+                    wait = _SPARE_AFTER if limit is None else min(_SPARE_AFTER * 4, limit)
+                    continue
+                if limit is None:
+                    wait = math.inf
+                    continue
+                elapsed = time.monotonic() - started
+                if elapsed < limit:
+                    wait = limit - elapsed
+                    continue
                 stack = job.interrupt()
                 if stack is not None:
+                    self._retire(job)
                     log.error("workflow step of run %s did not yield within %g s; interrupted at:\n%s",
                               run_id, limit, stack)
                     raise WorkflowDeadlockError(run_id, limit, stack)
                 with anyio.CancelScope(shield=True):
                     await job.done.wait()  # it ended as the limit came: it is about to say so
         except BaseException:
-            if not job.finished:
-                # Cancelled (the engine is closing): interrupt the step too, so
-                # that a stuck one does not spin on, unowned, for the life of
-                # the process; the thread ends after the step.
-                job.interrupt()
-                thread.jobs.put(None)
+            # Cancelled (the engine is closing): interrupt the step too, so that
+            # a stuck one does not spin on, unowned, for the life of the
+            # process; its thread ends after the step.
+            if not job.finished and job.interrupt() is not None:
+                self._retire(job)
             raise
-        if len(self._idle) < 8:
-            self._idle.append(thread)
-        else:
-            thread.jobs.put(None)
         return job.result()
 
+    def _retire(self, job: _Job[Any]) -> None:
+        """The thread running ``job`` is abandoned: it ends after the step, and another takes the queue."""
+        with self.lock:
+            for thread in self.threads:
+                if thread.current is job:
+                    self.threads.discard(thread)
+                    break
+        if not self.jobs.empty():
+            self._spawn(spare=False)
+
     def close(self) -> None:
-        """Let the idle step threads end."""
-        for thread in self._idle:
-            thread.jobs.put(None)
-        self._idle.clear()
+        """Let the step threads end (each after the step it is running)."""
+        with self.lock:
+            count = len(self.threads)
+        for _ in range(count):
+            self.jobs.put(None)

@@ -126,7 +126,9 @@ class NewRun:
 
     ``entry``: ``"new"`` claims the workflow id (the plan fails with a
     conflict if it is taken), ``"current"`` makes the new run its id's current
-    run (continue-as-new).
+    run (continue-as-new), ``"reuse"`` gives the id's record to the new run
+    (its workflow, input hash, key, first and current run) if its current run
+    is still ``replaces`` (else the plan fails with a conflict).
     """
 
     run_id: str
@@ -135,10 +137,11 @@ class NewRun:
     events: list[Event]
     parent_run_id: str | None = None
     parent_seq: int | None = None
-    entry: Literal["new", "current"] = "new"
+    entry: Literal["new", "current", "reuse"] = "new"
     input_hash: str = ""
     idempotency_key: str | None = None
     wake: bool = True  # give the run a workflow task (False: its first step is in ``events``)
+    replaces: str | None = None  # "reuse": the id's current run, closed, that the new run follows
 
 
 @final
@@ -146,7 +149,7 @@ class NewRun:
 class Close:
     """How a run closes."""
 
-    status: Literal["completed", "failed", "cancelled", "continued", "terminated"]
+    status: Literal["completed", "failed", "cancelled", "continued", "terminated", "timed_out"]
     result: bytes | None = None
     failure: dict[str, Any] | None = None
     next_run_id: str | None = None

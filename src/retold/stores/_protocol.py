@@ -18,7 +18,7 @@ _T = TypeVar("_T")
 
 __all__ = ["ActivityOutcome", "ActivityTask", "RunRecord", "StartRequest", "Store"]
 
-RunStatus = Literal["running", "completed", "failed", "cancelled", "continued", "terminated"]
+RunStatus = Literal["running", "completed", "failed", "cancelled", "continued", "terminated", "timed_out"]
 
 
 @final
@@ -32,6 +32,12 @@ class StartRequest:
     input_hash: str
     idempotency_key: str | None = None
     headers: dict[str, str] | None = None  # trace context, recorded in WorkflowStarted
+    # What a start does when its workflow id's run is closed (None: return it if the input is the same):
+    # "allow_duplicate", "allow_duplicate_failed_only" or "reject_duplicate" (see the state machine).
+    id_reuse_policy: str | None = None
+    run_timeout: float | None = None  # seconds: the run closes as timed out after this long
+    execution_timeout: float | None = None  # seconds: the same, across continue-as-new
+    start_delay: float | None = None  # seconds before the run's first workflow task
 
 
 @final
@@ -163,8 +169,8 @@ class Store(Protocol):
         """
         ...
 
-    async def load(self, run_id: str, after_seq: int) -> tuple[RunRecord, list[Event]]:
-        """A run's row and its events after ``after_seq``."""
+    async def load(self, run_id: str, after_seq: int, limit: int | None = None) -> tuple[RunRecord, list[Event]]:
+        """A run's row and its events after ``after_seq`` (the first ``limit`` of them, if given)."""
         ...
 
     async def claim_activity_tasks(

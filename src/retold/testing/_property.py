@@ -27,6 +27,7 @@ def assert_deterministic(
     failures: bool = True,
     crashes: bool = True,
     cancel: bool = False,
+    timeout: bool = False,
     cross_process: bool = True,
     codec: Codec | None = None,
     settings: Any = None,
@@ -51,7 +52,7 @@ def assert_deterministic(
         fakes: replacements by activity or name, called with the same arguments.
         queries: query names (or ``(name, args)``) to compare.
         max_examples: scenarios to try.
-        max_steps, failures, crashes, cancel: passed to ``scenarios``.
+        max_steps, failures, crashes, cancel, timeout: passed to ``scenarios``.
         cross_process: also replay in a second process (the workflow must
             be importable from its module).
         codec: the codec (default JSON).
@@ -70,7 +71,8 @@ def assert_deterministic(
     from .strategies import scenarios
 
     strategy = scenarios(
-        args=args, signals=signals, max_steps=max_steps, failures=failures, crashes=crashes, cancel=cancel
+        args=args, signals=signals, max_steps=max_steps, failures=failures, crashes=crashes, cancel=cancel,
+        timeout=timeout,
     )
     other = CrossProcessReplayer() if cross_process else None
 

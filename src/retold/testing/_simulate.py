@@ -40,7 +40,7 @@ from ..history.codec import Codec, JsonCodec
 from ..history.export import History
 from ..runtime import _guard
 from ..runtime._instance import WorkflowInstance, failure_from_exception
-from ..runtime._replay import replay
+from ..runtime._replay import activate, replay
 from ._world import MAX_ACTIVATIONS, Outcome, Step, World, pick, scenario_run_id
 
 __all__ = ["NondeterminismFound", "Outcome", "Scenario", "Step", "check_scenario"]
@@ -56,6 +56,8 @@ class Scenario:
     crash_after: frozenset[int] = frozenset()
     cancel_at: int | None = None
     seed: int = 0
+    signal_with_start: bool = False  # the first signal comes with the start (one transaction)
+    timeout_at: int | None = None  # the run's run timeout passes after this activation
 
 
 class NondeterminismFound(AssertionError):  # noqa: N818 - reads as the finding it reports
@@ -179,13 +181,15 @@ def _play(
     trace.clear()
     world = World(codec, runner.run, activities, scenario.seed, trace=trace)
     run_id = scenario_run_id(scenario.seed)
-    world.start(workflow, workflow_id, run_id, codec.encode(list(scenario.args)))
-    world.trace.append(f"run starts with args {scenario.args!r}")
+    signals = list(scenario.signals)
+    first = signals.pop(0) if scenario.signal_with_start and signals else None
+    world.start(workflow, workflow_id, run_id, codec.encode(list(scenario.args)), signal=first)
+    world.trace.append(f"run starts with args {scenario.args!r}"
+                       + (f" and signal {first[0]!r} with {first[1]!r} (signal-with-start)" if first else ""))
     instance = WorkflowInstance(workflow, run_id, codec)
     boundaries: list[int] = []
     answers: dict[int, list[Any]] = {}
     steps = list(scenario.steps)
-    signals = list(scenario.signals)
     cancelled = False
     activation = 0
     try:
@@ -223,6 +227,16 @@ def _play(
                         + ", ".join(e.describe() for e in completion.commands),
                     )
                 instance.committed(len(history))
+            if scenario.timeout_at == activation:
+                world.time_out(run_id)
+                # The live instance sees the closing event as a worker would (its code does not run).
+                history = world.history(run_id)
+                if activate(instance, history[instance.last_seq:]).unwrap():
+                    raise RetoldError("a timed-out run asked for commands")
+                instance.committed(len(history))
+                boundaries.append(len(history))
+                answers[len(history)] = _ask(instance, codec, queries)
+                break
             if scenario.cancel_at == activation and not cancelled:
                 cancelled = True
                 world.cancel(run_id)

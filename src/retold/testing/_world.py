@@ -88,9 +88,18 @@ class World:
     def is_open(self, run_id: str) -> bool:
         return self.store.runs[run_id].status == "running"
 
-    def start(self, workflow: Workflow[..., Any], workflow_id: str, run_id: str, payload: bytes) -> None:
+    def start(
+        self, workflow: Workflow[..., Any], workflow_id: str, run_id: str, payload: bytes,
+        signal: tuple[str, Any] | None = None,
+    ) -> None:
+        """Start the run; with ``signal``, as a signal-with-start (the signal recorded with the start)."""
         request = StartRequest(workflow.name, workflow_id, payload, input_hash="simulated")
-        self.tx(lambda tx: self.runs.start_in(tx, request, run_id=run_id))
+        if signal is None:
+            self.tx(lambda tx: self.runs.start_in(tx, request, run_id=run_id))
+            return
+        name, value = signal
+        encoded = self.codec.encode(value)
+        self.tx(lambda tx: self.runs.signal_with_start_in(tx, request, name, encoded, run_id=run_id))
 
     def step(self, run_id: str, instance: WorkflowInstance) -> tuple[list[ev.Event], bool]:
         """One workflow task of ``run_id``: its new events fed to ``instance``, its commands recorded.
@@ -190,6 +199,11 @@ class World:
         self.trace.append(f"signal {name!r} arrives with {value!r}")
         event = ev.SignalReceived(seq=0, at=0.0, name=name, input=self.codec.encode(value))
         self.tx(lambda tx: self.runs.input_in(tx, run_id, event, self.runs.max_pending_signals))
+
+    def time_out(self, run_id: str) -> None:
+        """The run's run timeout passes: it closes as timed out, whatever it was doing."""
+        self.trace.append("the run's run timeout passes")
+        self.tx(lambda tx: self.runs.time_out_in(tx, run_id, m.RUN_TIMEOUT_TIMER))
 
     def cancel(self, run_id: str) -> None:
         self.trace.append("cancel requested")

@@ -54,18 +54,22 @@ def scenarios(
     failures: bool = True,
     crashes: bool = True,
     cancel: bool = False,
+    timeout: bool = False,
 ) -> st.SearchStrategy[Scenario]:
     """Scenarios for one workflow.
 
     Args:
         args: the workflow's arguments, fixed or a strategy of tuples.
         signals: ``(name, value)`` pairs sent in this order (the scenario
-            decides when each arrives), or a strategy of such tuples.
+            decides when each arrives; the first may come with the start,
+            as a signal-with-start), or a strategy of such tuples.
         max_steps: arrivals drawn; after them, everything pending arrives
             in order until the run ends or waits for nothing that can come.
         failures: let activity attempts fail (retried, for good, timed out).
         crashes: crash the process (evict the run) after some activations.
         cancel: ask for cancellation at some activation.
+        timeout: let the run's run timeout pass at some activation (it
+            closes as timed out, ``WorkflowTimedOut``).
     """
     return st.builds(
         Scenario,
@@ -78,4 +82,6 @@ def scenarios(
         ),
         cancel_at=st.none() | st.integers(min_value=1, max_value=max_steps) if cancel else st.none(),
         seed=st.integers(min_value=0, max_value=2**64 - 1),
+        signal_with_start=st.booleans(),
+        timeout_at=st.none() | st.integers(min_value=1, max_value=max_steps) if timeout else st.none(),
     )

@@ -100,6 +100,8 @@ export async function runPage(view, {id}, {onAuthError}) {
         .join("; ") || "No reason given.")));
     if (outcome?.type === "WorkflowTerminated") parts.push(h("section", {id: "terminated"}, h("h2", {}, "Terminated"),
       h("p", {}, outcome.reason || "No reason given.")));
+    if (outcome?.type === "WorkflowTimedOut") parts.push(h("section", {id: "timed-out"}, h("h2", {}, "Timed out"),
+      h("p", {}, `Its ${outcome.kind || "run"} timeout passed.`)));
     if (outcome?.type === "WorkflowContinuedAsNew") parts.push(h("section", {}, h("h2", {}, "Continued as new"),
       h("a", {href: runLink(outcome.new_run_id)}, outcome.new_run_id), payloadOf(outcome, "input")));
     io.replaceChildren(...parts);

@@ -3,7 +3,7 @@
 import {AuthError, call, url} from "./api.js";
 import {badge, formatDuration, formatTime, h, runLink} from "./dom.js";
 
-const FALLBACK_STATUSES = ["running", "blocked", "completed", "failed", "cancelled", "continued", "terminated"];
+const FALLBACK_STATUSES = ["running", "blocked", "completed", "failed", "cancelled", "continued", "terminated", "timed_out"];
 
 /** The statuses the server can filter by, from its OpenAPI document (so new ones show up here). */
 async function statuses() {

@@ -6,7 +6,7 @@ const CLOSES_ACTIVITY = {ActivityCompleted: "completed", ActivityFailed: "failed
   ActivityCancelRequested: "cancelled"};
 const CLOSES_CHILD = {ChildWorkflowCompleted: "completed", ChildWorkflowFailed: "failed"};
 const CLOSES_RUN = {WorkflowCompleted: "completed", WorkflowFailed: "failed", WorkflowCancelled: "cancelled",
-  WorkflowContinuedAsNew: "continued", WorkflowTerminated: "terminated"};
+  WorkflowContinuedAsNew: "continued", WorkflowTerminated: "terminated", WorkflowTimedOut: "timed out"};
 
 /**
  * The chart's rows from a history: [{kind, label, start, end, status, attempts, seq, marks}], times in

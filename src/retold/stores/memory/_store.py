@@ -162,7 +162,7 @@ class MemoryStore:
             now, expires = tx.now(), tx.lease_now() + lease
             ready = heapq.nsmallest(limit, (w for w in self.wfts.values() if w.workflow in names
                                             and due(w, now) and tx.free(w.owner, w.expires)),
-                                    key=lambda w: w.visible_at)
+                                    key=lambda w: (w.visible_at, w.run_id))
             ids: list[str] = []
             dead = 0
             for wft in ready:
@@ -311,14 +311,16 @@ class MemoryStore:
 
     # -- reads -------------------------------------------------------------------------
 
-    async def load(self, run_id: str, after_seq: int) -> tuple[RunRecord, list[ev.Event]]:
-        """A run and its events after ``after_seq``."""
+    async def load(self, run_id: str, after_seq: int, limit: int | None = None) -> tuple[RunRecord, list[ev.Event]]:
+        """A run and its events after ``after_seq`` (the first ``limit`` of them, if given)."""
         await anyio.lowlevel.checkpoint()
         with self._locked():
             run = self.runs.get(run_id)
             if run is None:
                 raise RunNotFoundError(run_id)
-            return run.record(self.wfts.get(run_id)), self.events[run_id][max(after_seq, 0):]
+            start = max(after_seq, 0)
+            end = None if limit is None else start + max(limit, 0)
+            return run.record(self.wfts.get(run_id)), self.events[run_id][start:end]
 
     def _find(self, run_or_workflow_id: str) -> Run:
         run = self.runs.get(run_or_workflow_id)

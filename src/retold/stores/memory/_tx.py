@@ -120,25 +120,26 @@ class MemoryTx:
         return [c for c in self._s.children.get(run_id, ()) if runs[c].status == "running"]
 
     def leased_runs(self, owner: str) -> list[str]:
-        return [w.run_id for w in self._s.wfts.values() if w.owner == owner]
+        return sorted(w.run_id for w in self._s.wfts.values() if w.owner == owner)
 
     def take_due_timers(self, limit: int) -> list[tuple[str, int]]:
         now = self.now()
         due = heapq.nsmallest(limit, ((at, run_id, seq) for run_id, timers in self._s.timers.items()
-                                      for seq, at in timers.items() if at <= now), key=lambda x: x[0])
+                                      for seq, at in timers.items() if at <= now))
         for _, run_id, seq in due:
             self._drop_timer(run_id, seq)
         return [(run_id, seq) for _, run_id, seq in due]
 
     def take_overdue_tasks(self, limit: int) -> list[TaskState]:
         now = self.now()
+        tasks = self._s.tasks
+        overdue = heapq.nsmallest(limit, (t.id for t in tasks.values() if t.deadline is not None
+                                          and t.deadline <= now and self.free(t.owner, t.expires)))
         taken: list[TaskState] = []
-        for task in list(self._s.tasks.values()):
-            if len(taken) >= limit:
-                break
-            if task.deadline is not None and task.deadline <= now and self.free(task.owner, task.expires):
-                self.drop_task(task.id)
-                taken.append(task_state(task, None))
+        for task_id in overdue:
+            task = tasks[task_id]
+            self.drop_task(task_id)
+            taken.append(task_state(task, None))
         return taken
 
     # -- writes --------------------------------------------------------------------
@@ -321,6 +322,19 @@ class MemoryTx:
             if new.workflow_id in s.workflows or (new.idempotency_key is not None
                                                   and new.idempotency_key in s.keys):
                 raise ConflictError(new.run_id, 0)  # the id (or key) is taken
+            j.put(s.workflows, new.workflow_id, WorkflowEntry(
+                new.workflow_id, new.workflow, new.input_hash, new.idempotency_key, new.run_id, new.run_id))
+            if new.idempotency_key is not None:
+                j.put(s.keys, new.idempotency_key, new.workflow_id)
+        elif new.entry == "reuse":
+            old = s.workflows.get(new.workflow_id)
+            if old is None or old.current_run_id != new.replaces or (
+                new.idempotency_key is not None and s.keys.get(new.idempotency_key, new.workflow_id)
+                != new.workflow_id
+            ):
+                raise ConflictError(new.run_id, 0)  # another start followed the closed run first
+            if old.idempotency_key is not None:
+                j.pop(s.keys, old.idempotency_key)
             j.put(s.workflows, new.workflow_id, WorkflowEntry(
                 new.workflow_id, new.workflow, new.input_hash, new.idempotency_key, new.run_id, new.run_id))
             if new.idempotency_key is not None:

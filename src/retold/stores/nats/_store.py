@@ -6,7 +6,7 @@ a release, a purge) is ONE message on a JetStream stream, published with
 applied: the stream accepts it only if nobody wrote in between, so the log
 is a serial order of operations, each decided on the state all the earlier
 ones left. Every process folds the log, in order, into an in-memory copy
-of the state (the memory store's tables and rules: :class:`_View`) and runs
+of the state (the memory store's tables and rules: :class:`~._view.View`) and runs
 its transactions on that copy; a refused publish (someone else wrote first)
 undoes the copy's changes, catches up, and runs the transaction again.
 
@@ -16,303 +16,29 @@ See docs/nats.md for the layout, the crash analysis and durability.
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import contextlib
-import heapq
-import os
-import re
-import signal
-import time
-import uuid
 from collections.abc import Callable, Collection, Coroutine, Sequence
-from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from ...errors import ConfigurationError, StoreError
 from ...history.events import Event
 from .._pending import Hosting, LiveWorker, RunWork
-from .._plan import Plan, RunState, TaskState, Tx, WorkflowEntry
+from .._plan import Tx
 from .._protocol import ActivityTask, RunRecord
 from .._purge import PurgeReport
-from ..memory import MemoryStore
-from ..memory._data import Journal, WfTask
-from ..memory._tx import MemoryTx, task_state
+from ..memory._tx import MemoryTx
 from . import _codec
+from ._log import Log
 from ._loop import ClientLoop, call_soon_here
+from ._url import NatsUrl, parse_url
+from ._view import Recorder
 
-if TYPE_CHECKING:
-    from nats.aio.client import Client
-    from nats.aio.msg import Msg
-    from nats.js import JetStreamContext
-
-__all__ = ["NatsStore", "parse_url"]
+__all__ = ["NatsStore", "NatsUrl", "delete_store", "parse_url"]
 
 _T = TypeVar("_T")
 
-_WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed Nats-Expected-Last-Sequence
-_PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-FAILPOINT_ENV = "RETOLD_NATS_FAILPOINT"
 
-
-_reached: collections.Counter[tuple[str, str]] = collections.Counter()
-
-
-def _failpoint(point: str, op: str) -> None:
-    """Crash tests: SIGKILL this process (no cleanup) at a named point of recording an operation.
-
-    ``$RETOLD_NATS_FAILPOINT`` is ``POINT[:N[:OP]]``: die the ``N``-th time
-    (default 1) this process reaches ``POINT`` (``before_publish``,
-    ``after_publish``) while recording an operation named ``OP`` (default
-    ``tx``: a transaction; or a lease operation such as ``claim_activity_tasks``).
-    """
-    wanted = os.environ.get(FAILPOINT_ENV)
-    if not wanted:
-        return
-    name, _, rest = wanted.partition(":")
-    count, _, kind = rest.partition(":")
-    if name != point or op != (kind or "tx"):
-        return
-    _reached[point, op] += 1
-    if _reached[point, op] == int(count or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def parse_url(url: str) -> tuple[list[str], str, int]:
-    """(servers, prefix, replicas) of ``nats://host:port[,host:port...][?prefix=retold&replicas=1]``."""
-    base, _, query = url.partition("?")
-    scheme, sep, hosts = base.partition("://")
-    if not sep or scheme not in ("nats", "tls") or not hosts.strip("/"):
-        raise ConfigurationError(f"invalid NATS store URL {url!r}: write nats://host:4222 (several servers: "
-                                 "nats://a:4222,b:4222; options: ?prefix=retold&replicas=3)")
-    servers = [f"{scheme}://{h}" for h in hosts.strip("/").split(",")]
-    options: dict[str, str] = {}
-    for part in filter(None, query.split("&")):
-        key, _, value = part.partition("=")
-        options[key] = value
-    unknown = set(options) - {"prefix", "replicas"}
-    if unknown:
-        raise ConfigurationError(f"unknown option(s) {', '.join(sorted(unknown))} in NATS store URL {url!r}: "
-                                 "the options are prefix and replicas")
-    prefix = options.get("prefix", "retold")
-    if not _PREFIX.match(prefix):
-        raise ConfigurationError(f"invalid prefix {prefix!r} in NATS store URL {url!r}: use letters, digits, "
-                                 "'_' and '-' (at most 64)")
-    try:
-        replicas = int(options.get("replicas", "1"))
-    except ValueError:
-        replicas = 0
-    if not 1 <= replicas <= 5:
-        raise ConfigurationError(f"invalid replicas {options.get('replicas')!r} in NATS store URL {url!r}: "
-                                 "1 to 5 (3 for a cluster)")
-    return servers, prefix, replicas
-
-
-class _ViewTx(MemoryTx):
-    """The memory store's transaction, with every choice independent of the tables' dict order.
-
-    Undoing a refused operation puts a removed key back at the end of its
-    dict, so two processes can hold the same rows in different orders; a
-    choice among equals (due timers, overdue tasks) must not depend on it,
-    or replaying an operation would decide differently elsewhere.
-    """
-
-    __slots__ = ()
-
-    def take_due_timers(self, limit: int) -> list[tuple[str, int]]:
-        now = self.now()
-        due = heapq.nsmallest(limit, ((at, run_id, seq) for run_id, timers in self._s.timers.items()
-                                      for seq, at in timers.items() if at <= now))
-        for _, run_id, seq in due:
-            self._drop_timer(run_id, seq)
-        return [(run_id, seq) for _, run_id, seq in due]
-
-    def take_overdue_tasks(self, limit: int) -> list[TaskState]:
-        now = self.now()
-        tasks = self._s.tasks
-        overdue = heapq.nsmallest(limit, (t.id for t in tasks.values() if t.deadline is not None
-                                          and t.deadline <= now and self.free(t.owner, t.expires)))
-        taken: list[TaskState] = []
-        for task_id in overdue:
-            task = tasks[task_id]
-            self.drop_task(task_id)
-            taken.append(task_state(task, None))
-        return taken
-
-    def leased_runs(self, owner: str) -> list[str]:
-        return sorted(super().leased_runs(owner))
-
-
-class _View(MemoryStore):
-    """The state folded from the log: the memory store's tables and rules, run under the operation's clocks.
-
-    Its transactions do not notify anyone and keep their journals (in
-    :attr:`journals`) until the operation is published or undone. Its
-    choices among equals do not depend on dict order (see :class:`_ViewTx`).
-    """
-
-    def __init__(self, clock: Callable[[], float], lease_clock: Callable[[], float]) -> None:
-        self.pinned: tuple[float, float] | None = None
-        super().__init__(clock=lambda: clock() if self.pinned is None else self.pinned[0],
-                         lease_clock=lambda: lease_clock() if self.pinned is None else self.pinned[1])
-        self.journals: list[Journal] = []
-
-    def _write(self, fn: Callable[[MemoryTx], _T]) -> _T:
-        journal = Journal()
-        with self._locked():
-            try:
-                result = fn(_ViewTx(self, journal))
-            except BaseException:
-                journal.rollback()
-                raise
-        self.journals.append(journal)  # kept until the operation is published (or undone)
-        return result
-
-    async def register_worker(
-        self, worker_id: str, host: str, pid: int, process_start: str,
-        hosting: Hosting | bytes | None = None, ttl: float = 15.0,
-    ) -> list[tuple[str, int, str]]:
-        """As the memory store's; ``hosting`` comes through the log as its JSON.
-
-        Every registration is recorded (a log message): it renews the
-        engine's liveness deadline, which the engines count it running by.
-        """
-        if isinstance(hosting, bytes):
-            hosting = Hosting.from_json(hosting)
-        return await super().register_worker(worker_id, host, pid, process_start, hosting=hosting, ttl=ttl)
-
-    async def claim_workflow_tasks(
-        self, owner: str, workflows: Sequence[str], limit: int, lease: float, *, suspects: int | None = None,
-        fingerprint: str | None = None,
-    ) -> list[str]:
-        """As the memory store's, the earliest first and equals by run id (not by dict order)."""
-        names = set(workflows)
-
-        def due(w: WfTask, now: float) -> bool:
-            return w.visible_at <= now or (
-                fingerprint is not None and bool(w.failed_by) and fingerprint not in w.failed_by)
-
-        def claim(tx: MemoryTx) -> list[str]:
-            now, expires = tx.now(), tx.lease_now() + lease
-            ready = heapq.nsmallest(limit, (w for w in self.wfts.values() if w.workflow in names
-                                            and due(w, now) and tx.free(w.owner, w.expires)),
-                                    key=lambda w: (w.visible_at, w.run_id))
-            ids: list[str] = []
-            dead = 0
-            for wft in ready:
-                if wft.owner is not None and wft.owner != owner:
-                    if suspects is not None and dead >= suspects:
-                        continue
-                    dead += 1
-                    tx.j.set(wft, "attempts", wft.attempts + 1)
-                tx.j.set(wft, "owner", owner)
-                tx.j.set(wft, "expires", expires)
-                ids.append(wft.run_id)
-            return ids
-
-        return await self._act(claim)
-
-    def take_journals(self) -> list[Journal]:
-        journals, self.journals = self.journals, []
-        return journals
-
-
-class _Recorder:
-    """A :class:`~retold.stores.Tx` over the view's transaction that notes every write, for the log."""
-
-    __slots__ = ("_tx", "calls")
-
-    def __init__(self, tx: MemoryTx) -> None:
-        self._tx = tx
-        self.calls: list[list[Any]] = []  # [name, encoded argument, raised]
-
-    def now(self) -> float:
-        return self._tx.now()
-
-    def run(self, run_or_workflow_id: str, *, inbox: bool = False) -> RunState | None:
-        return self._tx.run(run_or_workflow_id, inbox=inbox)
-
-    def entry(self, workflow_id: str, idempotency_key: str | None = None) -> WorkflowEntry | None:
-        return self._tx.entry(workflow_id, idempotency_key)
-
-    def task(self, task_id: int) -> TaskState | None:
-        return self._tx.task(task_id)
-
-    def open_children(self, run_id: str) -> list[str]:
-        return self._tx.open_children(run_id)
-
-    def leased_runs(self, owner: str) -> list[str]:
-        return self._tx.leased_runs(owner)
-
-    def _note(self, name: str, arg: Any, call: Callable[[], _T]) -> _T:
-        note = [name, _codec.encode(arg), False]
-        self.calls.append(note)
-        try:
-            return call()
-        except Exception:
-            note[2] = True
-            raise
-
-    def take_due_timers(self, limit: int) -> list[tuple[str, int]]:
-        return self._note("take_due_timers", limit, lambda: self._tx.take_due_timers(limit))
-
-    def take_overdue_tasks(self, limit: int) -> list[TaskState]:
-        return self._note("take_overdue_tasks", limit, lambda: self._tx.take_overdue_tasks(limit))
-
-    def apply(self, plan: Plan) -> list[tuple[str, int, int]]:
-        return self._note("apply", plan, lambda: self._tx.apply(plan))
-
-
-def _replay_calls(tx: MemoryTx, *, calls: list[list[Any]]) -> None:
-    for name, arg, raised in calls:
-        method = getattr(tx, name)
-        if raised:
-            # It raised when it was decided too: the same partial writes, the same error.
-            with contextlib.suppress(Exception):
-                method(_codec.decode(arg))
-        else:
-            method(_codec.decode(arg))
-
-
-_BATCH = 256  # operations in one log message at most
-
-
-class _Pending:
-    """An operation waiting for the committer, and how its last run on the copy went."""
-
-    __slots__ = ("args", "future", "journals", "lease_now", "local", "name", "now", "outcome")
-
-    def __init__(self, name: str, local: Callable[[], Coroutine[Any, Any, Any]], args: Callable[[], Any] | None,
-                 future: asyncio.Future[Any]) -> None:
-        self.name, self.local, self.args, self.future = name, local, args, future
-        self.now = self.lease_now = 0.0
-        self.outcome: tuple[bool, Any] = (False, None)
-        self.journals: list[Journal] = []
-
-    @property
-    def writes(self) -> bool:
-        return self.outcome[0] and self.args is not None and any(j.undo for j in self.journals)
-
-
-def _undo(batch: list[_Pending]) -> None:
-    for p in reversed(batch):
-        for journal in reversed(p.journals):
-            journal.rollback()
-        p.journals = []
-
-
-def _resolve(batch: list[_Pending]) -> None:
-    for p in batch:
-        if p.future.done():
-            continue
-        ok, value = p.outcome
-        if ok:
-            p.future.set_result(value)
-        else:
-            p.future.set_exception(value)
-
-
-class NatsStore:
+class NatsStore(Log):
     """A :class:`~retold.stores.Store` on NATS JetStream (``nats://host:4222``): needs ``retold[nats]``.
 
     Every process that opens the same URL (same servers and ``prefix``)
@@ -321,40 +47,19 @@ class NatsStore:
 
     Args:
         url: ``nats://host:4222`` (several servers: ``nats://a:4222,b:4222``),
-            with ``?prefix=NAME`` (the stream ``NAME_log``, default ``retold``)
-            and ``?replicas=3`` (the stream's replicas when it is created).
+            with ``?prefix=NAME`` (the stream ``NAME_log``, default ``retold``),
+            ``?replicas=3`` (the stream's replicas when it is created) and
+            ``?snapshot_every=N`` (see ``snapshot_every``).
         clock: the store's clock (event times, timers, retries), default ``time.time``.
         lease_clock: the clock leases are judged by (default: ``clock``).
         max_pending_signals: unseen signals a run may hold before ``signal()`` is refused.
         timeout: how long one request to the server may take, in seconds.
+        snapshot_every: every this many log messages, the process that wrote
+            the last one saves the state in the bucket ``NAME_snapshots`` and
+            deletes the log before it, so the log stays short and a process
+            opens from the snapshot; 0 keeps the whole log. Default: the URL's
+            ``snapshot_every``, else 10,000.
     """
-
-    def __init__(
-        self, url: str, *, clock: Callable[[], float] | None = None, lease_clock: Callable[[], float] | None = None,
-        max_pending_signals: int = 10_000, timeout: float = 10.0,
-    ) -> None:
-        self.url = url
-        self._servers, self.prefix, self.replicas = parse_url(url)
-        self.stream = f"{self.prefix}_log"
-        self.subject = f"{self.prefix}.log"
-        if max_pending_signals < 1:
-            raise StoreError(f"NatsStore max_pending_signals must be at least 1, got {max_pending_signals}")
-        self.max_pending_signals = max_pending_signals
-        self._clock: Callable[[], float] = clock or time.time
-        self._lease_clock: Callable[[], float] = lease_clock or self._clock
-        self._timeout = timeout
-        self._view = _View(self._clock, self._lease_clock)
-        self._client: ClientLoop | None = None
-        self._nc: Client | None = None
-        self._js: JetStreamContext | None = None
-        self._seq = 0  # the last log message folded into the view
-        self._lock: asyncio.Lock | None = None  # on the client loop: one operation on the view at a time
-        self._moved: asyncio.Event | None = None
-        self._recent: collections.OrderedDict[str, int] = collections.OrderedDict()  # op id -> seq
-        self._listeners: tuple[tuple[Callable[[str], None], Callable[[Callable[[], object]], object]], ...] = ()
-        self._broken: str | None = None
-        self._queue: list[_Pending] = []  # on the client loop: operations waiting for the committer
-        self._committer: asyncio.Task[None] | None = None
 
     def now(self) -> float:
         """The store's clock, in seconds since the epoch."""
@@ -398,227 +103,6 @@ class NatsStore:
         finally:
             self._listeners = tuple(e for e in self._listeners if e is not entry)
 
-    # -- the client loop's side ------------------------------------------------------------
-
-    async def _c_open(self) -> None:
-        import nats
-        from nats.js.api import DeliverPolicy, StorageType, StreamConfig
-        from nats.js.errors import NotFoundError
-
-        self._lock = asyncio.Lock()
-        self._moved = asyncio.Event()
-        try:
-            self._nc = await nats.connect(servers=self._servers, connect_timeout=self._timeout,
-                                          max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                                          allow_reconnect=True, name=f"retold {self.prefix}")
-        except Exception as exc:
-            raise StoreError(f"cannot connect to NATS at {', '.join(self._servers)}: {exc!r}") from exc
-        self._js = self._nc.jetstream(timeout=self._timeout)
-        try:
-            await self._js.stream_info(self.stream)
-        except NotFoundError:
-            await self._js.add_stream(StreamConfig(
-                name=self.stream, subjects=[self.subject], storage=StorageType.FILE, num_replicas=self.replicas))
-        await self._js.subscribe(self.subject, stream=self.stream, cb=self._c_on_message, ordered_consumer=True,
-                                 deliver_policy=DeliverPolicy.ALL, idle_heartbeat=1.0)
-        await self._c_sync()
-
-    async def _c_close(self) -> None:
-        nc, self._nc = self._nc, None
-        if nc is not None:
-            with contextlib.suppress(Exception):  # closing: nothing left to do with an error
-                await nc.close()
-
-    async def _c_on_message(self, msg: Msg) -> None:
-        seq = msg.metadata.sequence.stream
-        assert self._lock is not None
-        async with self._lock:
-            if seq <= self._seq or self._broken:
-                return  # this process's own operation, applied when it was published
-            if seq != self._seq + 1:
-                self._broken = (f"the NATS store's log skipped from message {self._seq} to {seq} "
-                                "(messages were deleted from the stream?): reopen the store")
-                return
-            try:
-                kinds = await self._c_replay(msg.data)
-            except Exception as exc:  # noqa: BLE001 - every later operation reports it
-                self._broken = f"message {seq} of the NATS store's log could not be applied: {exc!r}"
-                return
-            self._c_committed(seq, kinds)
-
-    async def _c_replay(self, data: bytes) -> set[str]:
-        batch_id, ops = _codec.decode_batch(data)
-        view = self._view
-        kinds: set[str] = set()
-        for name, now, lease_now, args in ops:
-            view.pinned = (now, lease_now)
-            try:
-                if name == "tx":
-                    view._write(partial(_replay_calls, calls=args))
-                else:
-                    positional, named = _codec.decode(args)
-                    await getattr(view, name)(*positional, **named)
-            finally:
-                view.pinned = None
-            kinds |= {k for j in view.take_journals() for k in j.kinds}
-        self._note_recent(batch_id, self._seq + 1)
-        return kinds
-
-    def _note_recent(self, op_id: str, seq: int) -> None:
-        self._recent[op_id] = seq
-        while len(self._recent) > 10_000:
-            self._recent.popitem(last=False)
-
-    def _c_committed(self, seq: int, kinds: set[str]) -> None:
-        self._seq = seq
-        assert self._moved is not None
-        self._moved.set()
-        self._moved = asyncio.Event()
-        for kind in sorted(kinds):
-            for on_work, soon in self._listeners:
-                with contextlib.suppress(RuntimeError):  # that listener's loop is gone
-                    soon(partial(on_work, kind))
-
-    async def _c_last_seq(self) -> int:
-        assert self._js is not None
-        info = await self._js.stream_info(self.stream)
-        return int(info.state.last_seq)
-
-    async def _c_sync(self) -> None:
-        """Wait until the view has folded every message the stream held when called.
-
-        Gives up only when folding stalls (no message for ``max(timeout, 30)``
-        seconds), not after a fixed time: opening on a long log takes as long
-        as reading it.
-        """
-        last = await self._c_last_seq()
-        patience = max(self._timeout, 30.0)
-        seen, since = self._seq, time.monotonic()
-        while self._seq < last:
-            self._check()
-            assert self._moved is not None
-            if self._seq != seen:
-                seen, since = self._seq, time.monotonic()
-            elif time.monotonic() - since > patience:
-                raise StoreError(f"the NATS store could not catch up with its log (at {self._seq} of {last})")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._moved.wait(), 1.0)
-
-    def _check(self) -> None:
-        if self._broken:
-            raise StoreError(self._broken)
-
-    def _c_undo(self) -> None:
-        for journal in reversed(self._view.take_journals()):
-            journal.rollback()
-
-    async def _c_submit(self, name: str, local: Callable[[], Coroutine[Any, Any, Any]],
-                        args: Callable[[], Any] | None) -> Any:
-        """Queue an operation for the committer (``args`` None: a read, which never writes); wait for its end."""
-        pending = _Pending(name, local, args, asyncio.get_running_loop().create_future())
-        self._queue.append(pending)
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._c_commit_loop())
-        return await pending.future
-
-    async def _c_commit_loop(self) -> None:
-        """Record the queued operations, a batch at a time: one log message (or one freshness check) per batch."""
-        while self._queue:
-            batch, self._queue = self._queue[:_BATCH], self._queue[_BATCH:]
-            try:
-                await self._c_batch(batch)
-            except BaseException as exc:
-                error = exc if isinstance(exc, Exception) else StoreError(f"the NATS store stopped: {exc!r}")
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(error)
-                if not isinstance(exc, Exception):
-                    raise
-
-    async def _c_run_batch(self, batch: list[_Pending]) -> None:
-        view = self._view
-        for p in batch:
-            p.now, p.lease_now = self._clock(), self._lease_clock()
-            view.pinned = (p.now, p.lease_now)
-            try:
-                p.outcome = (True, await p.local())
-            except Exception as exc:  # noqa: BLE001 - an error is an answer too, if the copy was current
-                self._c_undo()
-                p.outcome = (False, exc)
-            finally:
-                view.pinned = None
-            p.journals = view.take_journals()
-
-    async def _c_batch(self, batch: list[_Pending]) -> None:
-        """Run ``batch`` on the copy; publish its writes as one message fenced on the copy's position.
-
-        A refused publish (another process wrote first) undoes the copy's
-        changes, catches up and runs the batch again. A batch that wrote
-        nothing is answered once the copy is known to be current.
-        """
-        from nats.js.errors import APIError
-
-        assert self._lock is not None
-        assert self._js is not None
-        deadline = time.monotonic() + max(self._timeout * 3, 30.0)
-        fresh = False
-        unknown: str | None = None  # the id of a publish whose outcome is unknown
-        while True:
-            self._check()
-            async with self._lock:
-                if unknown is not None and unknown in self._recent:
-                    return _resolve(batch)  # it was stored after all, decided on the state at its fence
-                base = self._seq
-                await self._c_run_batch(batch)
-                writers = [p for p in batch if p.writes]
-                if writers:
-                    batch_id = uuid.uuid4().hex
-                    data = _codec.encode_batch(batch_id, [(p.name, p.now, p.lease_now, p.args()) for p in writers
-                                                          if p.args is not None])
-                    for p in writers:
-                        _failpoint("before_publish", p.name)
-                    try:
-                        ack = await self._js.publish(self.subject, data, stream=self.stream,
-                                                     headers={"Nats-Expected-Last-Sequence": str(base)})
-                    except APIError as exc:
-                        _undo(batch)
-                        if exc.err_code != _WRONG_LAST_SEQUENCE:
-                            if exc.description and "maximum payload" in exc.description.lower():
-                                raise StoreError(f"an operation of {len(data)} bytes is larger than the NATS "
-                                                 f"server's max_payload: {exc.description}") from exc
-                            raise StoreError(f"NATS refused an operation of the store: {exc!r}") from exc
-                    except Exception as exc:
-                        _undo(batch)
-                        if time.monotonic() > deadline:
-                            raise StoreError(f"NATS did not confirm an operation of the store: {exc!r}") from exc
-                        unknown = batch_id
-                    else:
-                        for p in writers:
-                            _failpoint("after_publish", p.name)
-                        kinds = {k for p in batch for j in p.journals for k in j.kinds}
-                        self._note_recent(batch_id, ack.seq)
-                        self._c_committed(ack.seq, kinds)
-                        return _resolve(batch)
-                elif fresh:
-                    return _resolve(batch)
-            if not writers:
-                try:
-                    if await self._c_last_seq() == base:
-                        return _resolve(batch)  # the copy was current: the answers stand
-                except Exception as exc:
-                    if time.monotonic() > deadline:
-                        raise StoreError(f"the NATS store cannot read its log: {exc!r}") from exc
-            if time.monotonic() > deadline:
-                raise StoreError("the NATS store could not record an operation: its log keeps moving")
-            try:
-                await self._c_sync()
-            except Exception as exc:
-                if time.monotonic() > deadline:
-                    raise StoreError(f"the NATS store cannot read its log: {exc!r}") from exc
-                await asyncio.sleep(0.2)
-                continue
-            fresh = True
-
     # -- calls from the engine's loop ---------------------------------------------------
 
     async def _call(self, factory: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
@@ -638,11 +122,11 @@ class NatsStore:
 
     async def transact(self, fn: Callable[[Tx], _T], *, outside: bool = False) -> _T:
         """Run ``fn`` on the state and record its writes as one log message (run again if the log moved)."""
-        recorder: list[_Recorder] = []
+        recorder: list[Recorder] = []
 
         async def local() -> _T:
             def body(tx: MemoryTx) -> _T:
-                recorder[:] = [_Recorder(tx)]
+                recorder[:] = [Recorder(tx)]
                 return fn(recorder[0])
 
             return self._view._write(body)
@@ -729,9 +213,9 @@ class NatsStore:
 
     # -- reads ------------------------------------------------------------------------
 
-    async def load(self, run_id: str, after_seq: int) -> tuple[RunRecord, list[Event]]:
-        """A run and its events after ``after_seq``."""
-        loaded: tuple[RunRecord, list[Event]] = await self._read("load", run_id, after_seq)
+    async def load(self, run_id: str, after_seq: int, limit: int | None = None) -> tuple[RunRecord, list[Event]]:
+        """A run and its events after ``after_seq`` (the first ``limit`` of them, if given)."""
+        loaded: tuple[RunRecord, list[Event]] = await self._read("load", run_id, after_seq, limit)
         return loaded
 
     async def next_wakeup(self) -> float | None:
@@ -763,3 +247,23 @@ class NatsStore:
             "list_runs", status=status, workflow=workflow, limit=limit, offset=offset, id_prefix=id_prefix,
             started_after=started_after, started_before=started_before)
         return runs
+
+
+async def delete_store(url: str) -> None:
+    """Delete everything a NATS store URL names: its log stream and its snapshot buckets (those that exist).
+
+    Every run of that store is gone; engines using it must be closed first.
+    """
+    import nats
+    from nats.js.errors import NotFoundError
+
+    servers, prefix, *_ = parse_url(url)
+    nc = await nats.connect(servers=servers)
+    try:
+        js = nc.jetstream()
+        for delete, name in ((js.delete_stream, f"{prefix}_log"), (js.delete_object_store, f"{prefix}_snapshots"),
+                             (js.delete_key_value, f"{prefix}_meta")):
+            with contextlib.suppress(NotFoundError):
+                await delete(name)
+    finally:
+        await nc.close()

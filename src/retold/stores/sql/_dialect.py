@@ -120,7 +120,7 @@ class Dialect:
         """
 
 
-def dialect_for(url: str, *, pool_size: int, busy_timeout: float = 10.0) -> Dialect:
+def dialect_for(url: str, *, pool_size: int, busy_timeout: float | None = None) -> Dialect:
     """The dialect that serves ``url``.
 
     Raises:

@@ -268,7 +268,16 @@ def _vacuum(store: SqlStore) -> int:
             if driver.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
                 return 0  # NONE (a file from before retold set it: pages are reused) or FULL
             if driver.execute("PRAGMA freelist_count").fetchone()[0]:
-                driver.executescript(f"PRAGMA incremental_vacuum({_VACUUM_PAGES})")
+                # It takes the write lock: wait for it as transactions do (the
+                # connection's busy handler waits a few milliseconds a try).
+                deadline = time.monotonic() + getattr(store._d, "busy_timeout", 10.0)
+                while True:
+                    try:
+                        driver.executescript(f"PRAGMA incremental_vacuum({_VACUUM_PAGES})")
+                        break
+                    except sqlite3.OperationalError as exc:
+                        if "locked" not in str(exc) or time.monotonic() >= deadline:
+                            raise
             return int(driver.execute("PRAGMA freelist_count").fetchone()[0])
         except sqlite3.OperationalError:
             return 0  # another process held the write lock past the busy timeout: a later purge frees them

@@ -84,6 +84,11 @@ class Statements:
             .where(t.events.c.run_id == _B("b_run_id"), t.events.c.seq > _B("b_after"))
             .order_by(t.events.c.seq)
         )
+        self.events_page = fast(
+            sa.select(t.events.c.seq, t.events.c.at, t.events.c.type, t.events.c.meta, t.events.c.payload)
+            .where(t.events.c.run_id == _B("b_run_id"), t.events.c.seq > _B("b_after"))
+            .order_by(t.events.c.seq).limit(_B("b_limit"))
+        )
         self.insert_activity = fast(at.insert())
         self.insert_timer = fast(t.timers.insert())
         self.delete_timer = fast(t.timers.delete().where(

@@ -76,7 +76,10 @@ class SqlStore(Leases):
             not processed yet; past it, ``signal()`` raises
             :class:`~retold.SignalBufferFullError` and writes nothing.
         busy_timeout: SQLite: how long (seconds) a transaction waits for
-            another process's write lock before failing with a StoreError.
+            another process's write lock before failing with a StoreError
+            that says so (nothing written). Default 10, or the URL's
+            ``?busy_timeout=SECONDS`` (``sqlite:///app.db?busy_timeout=30``,
+            which also reaches ``retold worker --url``).
 
     Raises:
         StoreError: the URL is not supported, or its driver is missing.
@@ -84,15 +87,15 @@ class SqlStore(Leases):
 
     def __init__(
         self, url: str, *, clock: Callable[[], float] | None = None, pool_size: int = 4,
-        max_pending_signals: int = 10_000, busy_timeout: float = 10.0,
+        max_pending_signals: int = 10_000, busy_timeout: float | None = None,
         lease_clock: Callable[[], float] | None = None,
     ) -> None:
         if pool_size < 1:
             raise StoreError(f"SqlStore pool_size must be at least 1, got {pool_size}")
         if max_pending_signals < 1:
             raise StoreError(f"SqlStore max_pending_signals must be at least 1, got {max_pending_signals}")
-        if busy_timeout < 0:
-            raise StoreError(f"SqlStore busy_timeout must not be negative, got {busy_timeout}")
+        if busy_timeout is not None and not 0 <= busy_timeout < float("inf"):
+            raise StoreError(f"SqlStore busy_timeout must be seconds, a number at least 0, got {busy_timeout}")
         self.max_pending_signals = max_pending_signals  # read by the engine, which enforces it
         self._d = dialect_for(url, pool_size=pool_size, busy_timeout=busy_timeout)
         self.url = self._d.url
@@ -205,15 +208,21 @@ class SqlStore(Leases):
             raise RunNotFoundError(run_or_workflow_id)
         return row
 
-    async def load(self, run_id: str, after_seq: int) -> tuple[RunRecord, list[ev.Event]]:
-        """A run and its events after ``after_seq``."""
-        return await self._read(self._load, run_id, after_seq)
+    async def load(self, run_id: str, after_seq: int, limit: int | None = None) -> tuple[RunRecord, list[ev.Event]]:
+        """A run and its events after ``after_seq`` (the first ``limit`` of them, if given)."""
+        return await self._read(self._load, run_id, after_seq, limit)
 
-    def _load(self, conn: Connection, run_id: str, after_seq: int) -> tuple[RunRecord, list[ev.Event]]:
+    def _load(
+        self, conn: Connection, run_id: str, after_seq: int, limit: int | None = None,
+    ) -> tuple[RunRecord, list[ev.Event]]:
         row = self._q.run_by_id(conn, {"b_run_id": run_id}).first()
         if row is None:
             raise RunNotFoundError(run_id)
-        rows = self._q.events_after(conn, {"b_run_id": run_id, "b_after": after_seq}).all()
+        if limit is None:
+            rows = self._q.events_after(conn, {"b_run_id": run_id, "b_after": after_seq}).all()
+        else:
+            rows = self._q.events_page(conn, {"b_run_id": run_id, "b_after": after_seq,
+                                              "b_limit": max(limit, 0)}).all()
         task = self._q.wft_attempts(conn, {"b_run_id": run_id}).first()
         record = row_to_run(row)
         if task is not None:

@@ -293,6 +293,15 @@ class SqlTx:
             }).first()
             if inserted is None:  # taken meanwhile (PostgreSQL: a concurrent start)
                 raise ConflictError(new.run_id, 0)
+        elif new.entry == "reuse":
+            # Fenced on the current run: of two starts that follow the same closed run, one wins.
+            done = conn.execute(
+                t.workflows.update()
+                .where(t.workflows.c.workflow_id == new.workflow_id, t.workflows.c.current_run_id == new.replaces)
+                .values(workflow=new.workflow, input_hash=new.input_hash, idempotency_key=new.idempotency_key,
+                        first_run_id=new.run_id, current_run_id=new.run_id))
+            if done.rowcount != 1:
+                raise ConflictError(new.run_id, 0)
         else:
             conn.execute(t.workflows.update().where(t.workflows.c.workflow_id == new.workflow_id)
                          .values(current_run_id=new.run_id))

@@ -18,7 +18,10 @@ from ...stores import NewActivity, NewRun, Plan, StartRequest, Store, TaskChange
 from ._common import ManualClock, StoreFactory, count_runs, history_types, names, schedule, start_run
 
 __all__ = [
+    "test_a_new_run_takes_over_a_closed_runs_id_once",
     "test_purge_takes_only_old_finished_runs",
+    "test_signal_with_start_makes_one_run_with_every_signal",
+    "test_time_limits_close_the_run_and_delay_its_first_task",
     "test_a_closing_step_with_inputs_waiting_is_refused_and_the_inputs_recorded",
     "test_a_lapsed_lease_does_not_hide_signals_but_keeps_their_order",
     "test_a_signal_recorded_during_a_task_fails_its_completion",
@@ -29,6 +32,7 @@ __all__ = [
     "test_concurrent_starts_of_one_id_make_one_run",
     "test_only_another_owners_lapsed_lease_counts_as_a_death_and_a_commit_clears_the_count",
     "test_reads_runs_by_id_status_and_workflow",
+    "test_a_history_reads_in_pages",
     "test_signals_during_a_step_follow_its_commands_and_the_task_stays_leased",
     "test_start_is_idempotent_by_id_and_key",
 ]
@@ -360,3 +364,92 @@ async def test_purge_takes_only_old_finished_runs(store_factory: StoreFactory) -
         again, created = await Runs(store).start(StartRequest("wf", "other-id", b"[]", "h", "key-1"))
         assert created
         assert again.run_id != old_done.run_id
+
+
+async def test_a_history_reads_in_pages(store_factory: StoreFactory) -> None:
+    async with store_factory(ManualClock()) as store:
+        run_id = await start_run(store)
+        await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)
+        await Runs(store).commit_workflow_task(
+            run_id, "me", 1, [ev.TimerStarted(seq=n, at=0, duration=60.0) for n in range(2, 8)])
+        _, every = await store.load(run_id, 0)
+        assert [e.seq for e in every] == [1, 2, 3, 4, 5, 6, 7]
+        _, page = await store.load(run_id, 0, 3)
+        assert [e.seq for e in page] == [1, 2, 3]
+        _, page = await store.load(run_id, 3, 3)
+        assert [e.seq for e in page] == [4, 5, 6]
+        _, page = await store.load(run_id, 6, 3)
+        assert [e.seq for e in page] == [7]  # fewer than asked: the last page
+        _, page = await store.load(run_id, 7, 3)
+        assert page == []
+        _, rest = await store.load(run_id, 4)
+        assert [e.seq for e in rest] == [5, 6, 7]
+
+
+async def test_signal_with_start_makes_one_run_with_every_signal(store_factory: StoreFactory) -> None:
+    async with store_factory(ManualClock()) as a, store_factory(ManualClock()) as b:
+        created: list[bool] = []
+
+        async def send(store: Store, i: int) -> None:
+            _, made = await Runs(store).signal_with_start(StartRequest("wf", "sws", b"[]", "h"), "s", b"%d" % i)
+            created.append(made)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(8):
+                tg.start_soon(send, (a, b)[i % 2], i)
+        assert created.count(True) == 1
+        assert await count_runs(a) == 1
+        run = await a.get_run("sws")
+        _, history = await a.load(run.run_id, 0)
+        assert history[0].type == "WorkflowStarted"
+        assert history[1].type == "SignalReceived"  # the start and its signal, in one plan
+        assert sorted(e.input for e in history if isinstance(e, ev.SignalReceived)) == [b"%d" % i for i in range(8)]
+
+
+async def test_a_new_run_takes_over_a_closed_runs_id_once(store_factory: StoreFactory) -> None:
+    async with store_factory(ManualClock()) as a, store_factory(ManualClock()) as b:
+        first, _ = await Runs(a).start(StartRequest("wf", "again", b"[1]", "h1"))
+        await Runs(a).terminate("again", "done")
+        results: list[tuple[str, bool]] = []
+
+        async def start(store: Store) -> None:
+            request = StartRequest("wf", "again", b"[2]", "h2", id_reuse_policy="allow_duplicate")
+            record, made = await Runs(store).start(request)
+            results.append((record.run_id, made))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(8):
+                tg.start_soon(start, (a, b)[i % 2])
+        assert sum(made for _, made in results) == 1
+        [new_run_id] = {run_id for run_id, _ in results}
+        assert new_run_id != first.run_id
+        assert (await a.get_run("again")).run_id == new_run_id
+        assert (await a.get_run(first.run_id)).status == "terminated"
+        # A plan that follows a run that is no longer the id's current one is refused, writing nothing.
+        stale = NewRun("run-stale", "wf", "again", [ev.WorkflowStarted(seq=1, at=0, workflow="wf", workflow_id="again",
+                                                                       input=b"[]")],
+                       entry="reuse", replaces=first.run_id, input_hash="h3")
+        with pytest.raises(ConflictError):
+            await a.transact(lambda tx: tx.apply(Plan("run-stale", runs=[stale])))
+        assert await count_runs(a) == 2
+
+
+async def test_time_limits_close_the_run_and_delay_its_first_task(store_factory: StoreFactory) -> None:
+    clock = ManualClock()
+    async with store_factory(clock) as store:
+        runs = Runs(store)
+        limited, _ = await runs.start(StartRequest("wf", "limited", b"[]", "h", run_timeout=30.0,
+                                                   execution_timeout=60.0))
+        delayed, _ = await runs.start(StartRequest("wf", "delayed", b"[]", "h", start_delay=10.0))
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [limited.run_id]
+        await runs.commit_workflow_task(limited.run_id, "me", 1, [ev.TimerStarted(seq=2, at=0, duration=3600.0)])
+        assert await store.next_wakeup() == clock.now + 10.0  # the delayed task comes due first
+        clock.now += 10.0
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [delayed.run_id]
+        assert await runs.fire_timers(10) == 0
+        clock.now += 20.0
+        assert await runs.fire_timers(10) == 1
+        assert (await store.get_run(limited.run_id)).status == "timed_out"
+        assert (await history_types(store, limited.run_id))[-1] == "WorkflowTimedOut"
+        clock.now += 3600.0
+        assert await runs.fire_timers(10) == 0  # its own timer and its execution timeout went with it

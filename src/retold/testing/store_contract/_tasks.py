@@ -10,7 +10,7 @@ from ...errors import (
     LeaseLostError,
 )
 from ...history import events as ev
-from ...stores import ActivityOutcome, Store
+from ...stores import ActivityOutcome, Store, Tx
 from ._common import ManualClock, StoreFactory, history_types, run_with_activity, schedule, start_run
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "test_a_due_timer_fires_once_whoever_looks",
     "test_a_reaped_worker_loses_its_leases_at_once_and_its_attempt_counts",
     "test_activity_task_ids_are_never_reused",
+    "test_an_activity_step_run_again_forgets_what_an_undone_run_decided",
     "test_an_activity_outcome_commits_the_runs_next_step_with_it",
     "test_claims_take_only_hosted_activities_of_the_queue",
     "test_each_task_is_claimed_by_one_worker",
@@ -216,7 +217,8 @@ async def test_claims_take_only_hosted_activities_of_the_queue(store_factory: St
 
 
 async def test_activity_task_ids_are_never_reused(store_factory: StoreFactory) -> None:
-    async with store_factory(ManualClock()) as store:
+    clock = ManualClock()
+    async with store_factory(clock) as store:
         run_id = await run_with_activity(store, "old")
         [task] = await store.claim_activity_tasks("me", "q", ["a"], 10, 60.0)
         # The newest task goes (its run is cancelled); the next one gets a new id.
@@ -229,6 +231,54 @@ async def test_activity_task_ids_are_never_reused(store_factory: StoreFactory) -
         assert fresh.id > task.id
         # The old attempt's outcome is refused: its task is gone.
         assert not await Runs(store).finish_activity(task, "me", ActivityOutcome("completed", result=b"1"))
+        # Nor after the newest task's run closed and retention deleted every row of it.
+        await Runs(store).request_cancel(other, "test")
+        await store.claim_workflow_tasks("me", ["wf"], 10, 60.0)
+        await Runs(store).commit_workflow_task(other, "me", 3, [ev.WorkflowCancelled(seq=4, at=0)])
+        clock.now += 10
+        report = await store.purge(clock.now, statuses=None, workflow=None, batch_size=10, dry_run=False)
+        assert report.runs == 2
+        third = await run_with_activity(store, "third")
+        [newest] = await store.claim_activity_tasks("me", "q", ["a"], 10, 60.0)
+        assert newest.run_id == third
+        assert newest.id > fresh.id
+        assert not await Runs(store).finish_activity(fresh, "me", ActivityOutcome("completed", result=b"2"))
+        assert await history_types(store, third) == ["WorkflowStarted", "ActivityScheduled"]
+
+
+class _UndoneError(Exception):
+    """Raised by a test's transaction to have it undone."""
+
+
+async def test_an_activity_step_run_again_forgets_what_an_undone_run_decided(store_factory: StoreFactory) -> None:
+    """A store runs a transaction again after a refused write (NATS): a step the undone run applied, and
+    the tasks it leased (their ids given back), must not be taken for committed when the rerun records the
+    outcome alone."""
+    async with store_factory(ManualClock()) as store:
+        runs = Runs(store)
+        run_id = await run_with_activity(store, "w")
+        [task] = await store.claim_activity_tasks("me", "q", ["a"], 10, 60.0)
+        outcome = ActivityOutcome("completed", result=b"7")
+        take = ActivityTake("me", 60.0, frozenset({"a"}), {"q": 1})
+        step = ActivityStep(run_id, 2, outcome.event(seq=3, at=0, scheduled=task.seq, attempt=task.attempt),
+                            [schedule(4)], take)
+
+        def undone(tx: Tx) -> None:
+            assert runs.finish_in(tx, task, "me", outcome, step)
+            assert step.stepped  # decided, then undone
+            assert take.taken
+            raise _UndoneError
+
+        with pytest.raises(_UndoneError):
+            await store.transact(undone)
+        assert await history_types(store, run_id) == ["WorkflowStarted", "ActivityScheduled"]
+        await runs.signal("w", "go", b"1")  # the run moves on meanwhile: the step no longer applies
+        assert await runs.finish_activity(task, "me", outcome, step)
+        assert not step.stepped
+        assert take.taken == []  # no task to start: the ids the undone run handed out were never stored
+        assert await history_types(store, run_id) == [
+            "WorkflowStarted", "ActivityScheduled", "SignalReceived", "ActivityCompleted"]
+        assert await store.claim_activity_tasks("me", "q", ["a"], 10, 60.0) == []
 
 
 async def test_each_task_is_claimed_by_one_worker(store_factory: StoreFactory) -> None:
