@@ -647,7 +647,13 @@ class Client:
             # Still cached after the load: not taken meanwhile by a step that
             # may advance it past what is committed (the fast path).
             if not pending and host.cached(record.run_id) is cached:
-                return self._roundtrip(cached.query(name, args))
+                try:
+                    return self._roundtrip(cached.query(name, args))
+                finally:
+                    if cached.query_refused:
+                        # The handler was refused halfway through a change: this copy
+                        # may differ from its history, so the next step replays the run.
+                        host.drop_cached(cached)
         _, events = await self.store.load(record.run_id, 0)
         replica, completion = await self._steps.run(
             record.run_id, lambda: replay(definition, record.run_id, self.codec, events, replay_only=True))

@@ -54,6 +54,10 @@ class Host(Protocol):
         """The host's live instance of ``run_id``, if it holds one."""
         ...
 
+    def drop_cached(self, instance: WorkflowInstance) -> None:
+        """Forget ``instance`` if it is still the cached copy of its run (its next step replays)."""
+        ...
+
     def on_work(self, kind: str) -> None:
         """Another process created work of ``kind`` (see :meth:`Store.listen <retold.stores.Store.listen>`)."""
         ...

@@ -90,6 +90,11 @@ class _Hosting:
     def cached(self, run_id: str) -> WorkflowInstance | None:
         return self._engine.cache.peek(run_id)
 
+    def drop_cached(self, instance: WorkflowInstance) -> None:
+        cache = self._engine.cache
+        if cache.peek(instance.run_id) is instance:
+            cache.drop(instance.run_id)
+
     def on_work(self, kind: str) -> None:
         if kind == "workflow":
             self._engine.wake_workflows.set()

@@ -104,6 +104,9 @@ class WorkflowInstance(Requests):
         self._signal_waiters: dict[str, list[asyncio.Future[bytes]]] = {}
         self._queries: dict[str, Callable[..., Any]] = {}
         self.querying: str | None = None  # the query whose handler runs, if one does
+        # A query handler was refused a loop call (call_soon, a timer, a task): the
+        # state in memory may be half changed, so this copy must not take another step.
+        self.query_refused = False
         self._patches: dict[str, bool] = {}
         self._main: asyncio.Task[Any] | None = None
         self._fatal: BaseException | None = None

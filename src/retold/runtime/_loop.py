@@ -114,6 +114,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def _refuse_in_query(self, what: str) -> None:
         query = self._instance.querying
         if query is not None:
+            # Refused halfway through a change (an Event set, then its waiter's wake-up
+            # refused): the run in memory may no longer be what its history says.
+            self._instance.query_refused = True
             raise QueryError(
                 f"{what} cannot be called in query handler {query!r}: a query reads the run's "
                 f"state and must not schedule work on the workflow's loop (the run's replay would "
