@@ -345,3 +345,28 @@ async def test_a_thread_activity_cancelled_by_wait_for_learns_of_it(make_engine:
     from retold.testing import replay
 
     replay(counts_with_a_deadline, history)  # raises if they do not
+
+
+@retold.workflow
+async def waits_for_child_with_deadline(kid: str) -> str:
+    try:
+        return await asyncio.wait_for(retold.execute_child(waits_for_signal.with_options(id=kid)), 1)
+    except TimeoutError:
+        return "child timed out"
+
+
+async def test_a_parent_that_wait_fors_a_child_ends_with_the_child_cancelled(make_engine: EngineFactory) -> None:
+    # Regression test (passed before this branch): the child is closed, not left running.
+    async with make_engine([waits_for_child_with_deadline, waits_for_signal], [release]) as engine:
+        run = await engine.start(waits_for_child_with_deadline.with_options(id="wait-for-kid"), "kid-2")
+        assert await run.result(timeout=60) == "child timed out"
+        child = await engine.get_handle("kid-2").describe()
+        history = list(await run.history())
+    assert child.status == "cancelled"
+    assert child.closed_at is not None
+    names = _types(history)
+    assert names.index("ChildWorkflowCancelRequested") < names.index("ChildWorkflowFailed") < names.index(
+        "WorkflowCompleted")
+    from retold.testing import replay
+
+    replay(waits_for_child_with_deadline, history)
