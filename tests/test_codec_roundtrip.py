@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import anyio
 import pydantic
 import pytest
 from hypothesis import given, settings
@@ -235,3 +236,38 @@ async def test_enums_reach_activities_workflows_and_callers_as_enums(make_engine
     assert (fruit, colour, text) == (Fruit.CHERRY, Colour.RED, "cherry (Fruit)")
     assert type(fruit) is Fruit
     assert type(colour) is Colour
+
+
+@retold.workflow
+async def fruit_stall() -> list[Fruit]:
+    picked: list[Fruit] = []
+
+    def last() -> Fruit | None:
+        return picked[-1] if picked else None
+
+    def stocks(fruit: Fruit) -> str:  # an HTTP caller sends the JSON value, 2
+        return f"{type(fruit).__name__}.{fruit.name}"
+
+    retold.set_query_handler("last", last)
+    retold.set_query_handler("stocks", stocks)
+    while len(picked) < 2:
+        fruit = await retold.wait_signal("pick", Fruit | Colour)
+        assert isinstance(fruit, Fruit), f"workflow got {fruit!r}"
+        picked.append(fruit)
+    return picked
+
+
+@pytest.mark.anyio
+async def test_enums_reach_signals_and_queries_as_enums(make_engine: EngineFactory) -> None:
+    async with make_engine([fruit_stall], []) as engine:
+        run = await engine.start(fruit_stall.with_options(id="stall-1"))
+        await run.signal("pick", Fruit.BANANA)
+        with anyio.fail_after(60):
+            while (last := await run.query("last")) is None:
+                await anyio.sleep(0.05)
+        assert type(last) is Fruit and last is Fruit.BANANA  # the handler's return annotation
+        assert await run.query("stocks", 2) == "Fruit.BANANA"  # its parameter's annotation
+        with pytest.raises(retold.QueryError, match=r"argument 'fruit'.*7 is not a value of Fruit"):
+            await run.query("stocks", 7)
+        await run.signal("pick", 3)
+        assert await run.result(timeout=60) == [Fruit.BANANA, Fruit.CHERRY]

@@ -505,18 +505,18 @@ class Client:
             # Still cached after the load: not taken meanwhile by a step that
             # may advance it past what is committed (the fast path).
             if not pending and host.cached(record.run_id) is cached:
-                return self._roundtrip(cached.query(name, args))
+                return self._roundtrip(cached.query(name, args), cached.query_result_type(name))
         _, events = await self.store.load(record.run_id, 0)
         replica, completion = await self._steps.run(
             record.run_id, lambda: replay(definition, record.run_id, self.codec, events, replay_only=True))
         try:
             completion.unwrap()
-            return self._roundtrip(replica.query(name, args))
+            return self._roundtrip(replica.query(name, args), replica.query_result_type(name))
         finally:
             replica.close()
 
-    def _roundtrip(self, value: Any) -> Any:
-        return self.codec.decode(self.codec.encode(value))
+    def _roundtrip(self, value: Any, type_: Any = Any) -> Any:
+        return self.codec.decode(self.codec.encode(value), type_)
 
     async def _history(self, ident: str) -> History:
         self._check_open()
