@@ -63,6 +63,13 @@ class ActivityWorker:
         scope.cancel()
         return True
 
+    def stop_scheduled(self, run_id: str, seq: int) -> None:
+        """Stop the attempt running here, if any, of the activity event ``seq`` of ``run_id`` scheduled
+        (the run asked to cancel it: its task is withdrawn in the same commit)."""
+        for task_id, (_, info) in list(self.running.items()):
+            if info.run_id == run_id and info.seq == seq:
+                self.stop(task_id)
+
     @property
     def busy(self) -> bool:
         """Whether an attempt is running (or recording its outcome)."""
