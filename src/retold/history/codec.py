@@ -305,7 +305,7 @@ def _union_hooks(converter: cattrs.Converter) -> None:
             for member in members:
                 try:
                     return converter.structure(value, member)
-                except Exception:  # noqa: BLE001 - the next member may take it
+                except Exception:  # noqa: BLE001, S112 - the next member may take it
                     continue
             names = " | ".join("None" if member is type(None) else _type_name(member)
                                for member in typing.get_args(tp))
