@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from typing import Any
 
 import anyio
@@ -295,3 +297,79 @@ def test_cancellations_are_deterministic_under_crashes_and_reordering() -> None:
         races_deadlines, args=("tea",), signals=[("cancel", True)],
         activities=[quick_quote, release], max_examples=40,
     )
+
+
+# -- a thread's activity learns of its cancellation ------------------------------------------
+
+_learned: dict[str, threading.Event] = {}
+_flags: dict[str, bool] = {}
+
+
+@retold.activity
+def count_stock(shelf: str) -> str:
+    """A plain `def` activity (it runs in a thread): it polls heartbeat() until told to stop."""
+    deadline = time.monotonic() + 120  # the thread cannot be interrupted: never outlive the test
+    while time.monotonic() < deadline:
+        try:
+            retold.heartbeat(shelf)
+        except asyncio.CancelledError:
+            _flags[shelf] = retold.activity_info().cancelled
+            _learned[shelf].set()
+            raise
+        time.sleep(0.02)
+    return "counted"
+
+
+@retold.workflow
+async def counts_with_a_deadline(shelf: str) -> str:
+    try:
+        return await asyncio.wait_for(retold.execute(count_stock, shelf), 1)
+    except TimeoutError:
+        return "gave up counting"
+
+
+@pytest.mark.parametrize("lease", [1.0, 600.0])
+async def test_a_thread_activity_cancelled_by_wait_for_learns_of_it(make_engine: EngineFactory, lease: float) -> None:
+    # With a 600 s lease no renewal comes within the test: the engine that records the
+    # cancel request stops its own running attempt at once.
+    _learned["s-1"] = threading.Event()
+    async with make_engine([counts_with_a_deadline], [count_stock], lease=lease) as engine:
+        run = await engine.start(counts_with_a_deadline.with_options(id="count-1"), "s-1")
+        assert await run.result(timeout=60) == "gave up counting"
+        with anyio.fail_after(60):
+            while not _learned["s-1"].is_set():  # heartbeat() raised inside the thread
+                await anyio.sleep(0.05)
+        history = list(await run.history())
+    assert _flags["s-1"] is True  # and activity_info().cancelled said so
+    scheduled = next(e for e in history if isinstance(e, ev.ActivityScheduled))
+    assert [e.scheduled for e in history if isinstance(e, ev.ActivityCancelRequested)] == [scheduled.seq]
+    assert not [e for e in history if isinstance(e, ev.ActivityCompleted | ev.ActivityFailed)]
+    # The new events replay.
+    from retold.testing import replay
+
+    replay(counts_with_a_deadline, history)  # raises if they do not
+
+
+@retold.workflow
+async def waits_for_child_with_deadline(kid: str) -> str:
+    try:
+        return await asyncio.wait_for(retold.execute_child(waits_for_signal.with_options(id=kid)), 1)
+    except TimeoutError:
+        return "child timed out"
+
+
+async def test_a_parent_that_wait_fors_a_child_ends_with_the_child_cancelled(make_engine: EngineFactory) -> None:
+    # Regression test (passed before this branch): the child is closed, not left running.
+    async with make_engine([waits_for_child_with_deadline, waits_for_signal], [release]) as engine:
+        run = await engine.start(waits_for_child_with_deadline.with_options(id="wait-for-kid"), "kid-2")
+        assert await run.result(timeout=60) == "child timed out"
+        child = await engine.get_handle("kid-2").describe()
+        history = list(await run.history())
+    assert child.status == "cancelled"
+    assert child.closed_at is not None
+    names = _types(history)
+    assert names.index("ChildWorkflowCancelRequested") < names.index("ChildWorkflowFailed") < names.index(
+        "WorkflowCompleted")
+    from retold.testing import replay
+
+    replay(waits_for_child_with_deadline, history)

@@ -54,7 +54,10 @@ async def test_cancelled_runs_result_never_lands_on_the_next_run(
     for tag in ("A0", "B0"):
         _started[tag], _release[tag] = threading.Event(), threading.Event()
     try:
-        async with make_engine([asks], [gated], url=url) as engine:
+        # The activity runs in another engine (as in another process) with a long lease: the
+        # engine that records the cancel stops only attempts it runs itself, and no lease renewal
+        # comes within the test, so A's attempt returns and its worker submits its outcome.
+        async with make_engine([], [gated], url=url, lease=600) as _, make_engine([asks], [], url=url) as engine:
             a = await engine.start(asks.with_options(id="a0"), "A0")
             await _wait_set(_started["A0"])
             await a.cancel()

@@ -202,15 +202,22 @@ def history(ident: str, as_json: bool, after: int, limit: int | None, url: str) 
 @click.argument("ident", metavar="ID")
 @click.argument("name")
 @click.option("--value", metavar="JSON", default="null", show_default=True, help="The signal's value, as JSON.")
+@app_option(required=False)
 @url_option
 @codec_option
-def signal(ident: str, name: str, value: str, url: str, codec_spec: str | None) -> None:
-    """Send signal NAME to run ID; it is durable when this returns."""
+def signal(ident: str, name: str, value: str, app_spec: str | None, url: str, codec_spec: str | None) -> None:
+    """Send signal NAME to run ID; it is durable when this returns.
+
+    With --app, a value that does not decode as the type the workflow
+    declares for NAME (@retold.workflow(signals=...)) is refused and nothing
+    is written; without it, the run drops such a value with a WARNING.
+    """
     payload = parse_json(value, "--value")
-    codec = load_codec(codec_spec)
+    app = load_app(app_spec) if app_spec else None
+    codec = load_codec(codec_spec, app)
 
     async def body() -> None:
-        async with open_client(url, codec=codec) as client:
+        async with open_client(url, app, codec=codec) as client:
             await client.get_handle(ident).signal(name, payload)
 
     run(body)

@@ -648,7 +648,7 @@ class Client:
             # may advance it past what is committed (the fast path).
             if not pending and host.cached(record.run_id) is cached:
                 try:
-                    return self._roundtrip(cached.query(name, args))
+                    return self._roundtrip(cached.query(name, args), cached.query_result_type(name))
                 finally:
                     if cached.query_refused:
                         # The handler was refused halfway through a change: this copy
@@ -659,12 +659,12 @@ class Client:
             record.run_id, lambda: replay(definition, record.run_id, self.codec, events, replay_only=True))
         try:
             completion.unwrap()
-            return self._roundtrip(replica.query(name, args))
+            return self._roundtrip(replica.query(name, args), replica.query_result_type(name))
         finally:
             replica.close()
 
-    def _roundtrip(self, value: Any) -> Any:
-        return self.codec.decode(self.codec.encode(value))
+    def _roundtrip(self, value: Any, type_: Any = Any) -> Any:
+        return self.codec.decode(self.codec.encode(value), type_)
 
     async def _history(self, ident: str, after: int = 0, limit: int | None = None) -> History:
         self._check_open()

@@ -40,13 +40,35 @@ class ActivityWorker:
         self.queue = queue
         self._limit = anyio.CapacityLimiter(concurrency)
         self._rng = random.Random()
-        self.running: dict[int, anyio.CancelScope] = {}
+        # The attempts running, by task id: their cancel scope and their info.
+        self.running: dict[int, tuple[anyio.CancelScope, ActivityInfo]] = {}
         # Ids of the tasks this worker holds, from the claim (or the commit
         # that leased them to us) until their outcome is recorded: claims
         # never take them again, even if a stalled loop let their leases lapse.
         self.held: set[int] = set()
         # Any hosted activity may be sent to this queue (task_queue= per call).
         self._names = sorted(engine.activities)
+
+    def stop(self, task_id: int) -> bool:
+        """Stop a running attempt (its task was withdrawn or its lease lost); whether one ran.
+
+        An ``async def`` activity is cancelled at its await; a thread's
+        activity sees ``activity_info().cancelled`` and its next ``heartbeat()`` raises.
+        """
+        entry = self.running.get(task_id)
+        if entry is None:
+            return False
+        scope, info = entry
+        info.cancelled = True
+        scope.cancel()
+        return True
+
+    def stop_scheduled(self, run_id: str, seq: int) -> None:
+        """Stop the attempt running here, if any, of the activity event ``seq`` of ``run_id`` scheduled
+        (the run asked to cancel it: its task is withdrawn in the same commit)."""
+        for task_id, (_, info) in list(self.running.items()):
+            if info.run_id == run_id and info.seq == seq:
+                self.stop(task_id)
 
     @property
     def busy(self) -> bool:
@@ -175,7 +197,7 @@ class ActivityWorker:
         timeout_scope = anyio.CancelScope(
             deadline=anyio.current_time() + limit if limit is not None else math.inf
         )
-        self.running[task.id] = lease_scope
+        self.running[task.id] = (lease_scope, info)
         token = _current.set(info)
         try:
             with lease_scope, timeout_scope:
@@ -199,7 +221,8 @@ class ActivityWorker:
             return self._failed(task, options, exc)
         finally:
             _current.reset(token)
-            if self.running.get(task.id) is lease_scope:
+            entry = self.running.get(task.id)
+            if entry is not None and entry[0] is lease_scope:
                 del self.running[task.id]
 
     async def _call(

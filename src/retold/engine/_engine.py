@@ -393,9 +393,7 @@ class Engine:
                 ids = list(worker.running)
                 lost = await self.store.renew_leases(self.worker_id, ids, self.lease)
                 for task_id in lost:
-                    scope = worker.running.get(task_id)
-                    if scope is not None:
-                        scope.cancel()
+                    if worker.stop(task_id):
                         self.telemetry.lease_lost("activity")
 
     async def _retention_loop(self) -> None:

@@ -257,6 +257,10 @@ class WorkflowWorker:
                     engine.wake_activities.set()
             elif kind is ev.TimerStarted:
                 engine.wake_timers.set()
+            elif isinstance(cmd, ev.ActivityCancelRequested):
+                # An attempt running here learns of it now (elsewhere: at its lease renewal).
+                for worker in engine.activity_workers:
+                    worker.stop_scheduled(run_id, cmd.scheduled)
             elif kind is ev.ChildWorkflowStarted or kind is ev.ExternalSignalRequested:
                 engine.wake_workflows.set()  # a new run, or a signalled one, has work
             elif kind in ev.TERMINAL_TYPES:

@@ -21,6 +21,7 @@ import enum
 import json
 import pickle
 import re
+import types
 import typing
 import uuid
 from collections import abc
@@ -280,6 +281,41 @@ def _to_enum(value: Any, tp: Any) -> Any:
     raise _MismatchError(f"{value!r:.40} is not a value of {tp.__name__} (values: {known:.120})")
 
 
+def _union_hooks(converter: cattrs.Converter) -> None:
+    """A union with an enum member (``Fruit | Colour``, ``Fruit | int``, ``Fruit | None``):
+    the first member, in annotation order, that accepts the value.
+
+    cattrs alone refuses a union of two enums and reads ``Fruit | int`` as a plain int.
+    """
+
+    def is_enum_union(tp: Any) -> bool:
+        return typing.get_origin(tp) in (typing.Union, types.UnionType) and any(
+            _is_enum(member) for member in typing.get_args(tp)
+        )
+
+    def union_hook(tp: Any) -> Callable[[Any, Any], Any]:
+        members = [member for member in typing.get_args(tp) if member is not type(None)]
+        optional = len(members) < len(typing.get_args(tp))
+
+        def hook(value: Any, _: Any) -> Any:
+            if value is None and optional:
+                return None
+            if len(members) == 1:  # Fruit | None: the enum's own message
+                return converter.structure(value, members[0])
+            for member in members:
+                try:
+                    return converter.structure(value, member)
+                except Exception:  # noqa: BLE001, S112 - the next member may take it
+                    continue
+            names = " | ".join("None" if member is type(None) else _type_name(member)
+                               for member in typing.get_args(tp))
+            raise _MismatchError(f"{value!r:.40} is not a value of any of {names}")
+
+        return hook
+
+    converter.register_structure_hook_factory(is_enum_union, union_hook)
+
+
 def _as_tuple(value: list[Any]) -> tuple[Any, ...]:
     return tuple(_as_tuple(item) if isinstance(item, list) else item for item in value)
 
@@ -324,6 +360,7 @@ class JsonCodec:
         conv.register_structure_hook(decimal.Decimal, _to_decimal)
         _duration_hooks(conv)
         _strict_hooks(conv)
+        _union_hooks(conv)
         conv.register_structure_hook(enum.Enum, _to_enum)
         _pydantic_hooks(conv)
         self._conv = conv

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import typing
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,16 @@ if TYPE_CHECKING:
     from ._loop import WorkflowLoop
 
 __all__ = ["Requests"]
+
+
+def _hints(handler: Callable[..., Any] | None) -> dict[str, Any]:
+    """A query handler's annotations, resolved; none if they cannot be."""
+    if handler is None:
+        return {}
+    try:
+        return typing.get_type_hints(handler)
+    except Exception:  # noqa: BLE001 - a forward reference it cannot resolve: untyped
+        return {}
 
 log = logging.getLogger("retold.workflow")
 
@@ -257,6 +268,33 @@ class Requests:
 
     # -- queries -----------------------------------------------------------------
 
+    def query_result_type(self, name: str) -> Any:
+        """The return annotation of query handler ``name`` (``Any`` if none): the caller's
+        answer is decoded into it, so an enum or dataclass keeps its type."""
+        return _hints(self._queries.get(name)).get("return", Any)
+
+    def _query_args(self, name: str, handler: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The arguments in the types the handler's parameters declare, as an activity's are
+        (``Fruit`` from the ``1`` an HTTP caller sent)."""
+        hints = _hints(handler)
+        if not hints:
+            return args
+        try:
+            params = [p for p in inspect.signature(handler).parameters.values()
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        except (TypeError, ValueError):
+            return args
+        converted = list(args)
+        for i, (param, value) in enumerate(zip(params, args, strict=False)):
+            type_ = hints.get(param.name, Any)
+            if type_ is Any:
+                continue
+            try:
+                converted[i] = self.codec.decode(self.codec.encode(value), type_)
+            except PayloadError as err:
+                raise QueryError(f"query {name!r} argument {param.name!r}: {err}") from err
+        return tuple(converted)
+
     def query(self, name: str, args: tuple[Any, ...]) -> Any:
         """Answer a query from the current state, writing nothing.
 
@@ -270,6 +308,7 @@ class Requests:
                 f"workflow {self.workflow.name!r} run {self.run_id!r} has no query "
                 f"{name!r} (known: {known})"
             )
+        args = self._query_args(name, handler, args)
         previous = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(self.loop)
         self.querying = name
