@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 import retold
+from retold.stores.memory import MemoryStore
 from tests.conftest import EngineFactory
 
 pytestmark = pytest.mark.anyio
@@ -57,7 +58,9 @@ async def test_cancelled_runs_result_never_lands_on_the_next_run(
         # The activity runs in another engine (as in another process) with a long lease: the
         # engine that records the cancel stops only attempts it runs itself, and no lease renewal
         # comes within the test, so A's attempt returns and its worker submits its outcome.
-        async with make_engine([], [gated], url=url, lease=600) as _, make_engine([asks], [], url=url) as engine:
+        # memory:// is one process's store: both engines are handed the same one.
+        shared = {"store": MemoryStore()} if url == "memory://" else {"url": url}
+        async with make_engine([], [gated], lease=600, **shared) as _, make_engine([asks], [], **shared) as engine:
             a = await engine.start(asks.with_options(id="a0"), "A0")
             await _wait_set(_started["A0"])
             await a.cancel()
