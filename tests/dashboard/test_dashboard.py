@@ -319,6 +319,9 @@ def test_screenshots(browser: Browser, served: Served, tmp_path: Path) -> None:
         start(served, "delivery", item, 0.05, ident=f"order-{1040 + n}")
     start(served, "approval", "new laptop", ident="approval-17")
     start(served, "refund", "order-1001", ident="refund-1001")
+    blocked = start(served, "bad_deploy", "order-1043", ident="order-1043")
+    served.api.post(f"/runs/{blocked}/signals/go", json={}).raise_for_status()
+    served.wait_status(blocked, "blocked")
     served.wait_status(ident, "completed")
     tab = browser.new_page(1280, 800)
     try:
@@ -328,7 +331,10 @@ def test_screenshots(browser: Browser, served: Served, tmp_path: Path) -> None:
         tab.eval(f"location.hash = '#/runs/{ident}'")
         tab.wait_for("!!document.querySelector('#result') && document.querySelector('#follow').textContent === ''")
         tab.screenshot(out / "dashboard-run.png", full_page=False)
+        tab.eval(f"location.hash = '#/runs/{blocked}'")
+        tab.wait_for("!!document.querySelector('#blocked') && document.querySelector('#follow').dataset.state === 'live'")
+        tab.screenshot(out / "dashboard-blocked.png", full_page=False)
     finally:
         tab.close()
-    for name in ("dashboard-runs.png", "dashboard-run.png"):
+    for name in ("dashboard-runs.png", "dashboard-run.png", "dashboard-blocked.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
