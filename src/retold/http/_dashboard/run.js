@@ -78,14 +78,15 @@ function pendingWork(pending) {
     h("table", {id, class: "pending"},
       h("thead", {}, h("tr", {}, heads.map((c) => h("th", {scope: "col"}, c)))), h("tbody", {}, rows))) : "";
   const attempts = (a) => a.max_attempts ? `${a.attempt} of ${a.max_attempts}` : String(a.attempt);
-  const state = (a) => a.worker ? `running on ${a.worker}` : a.next_retry_at ? `retry at ${formatTime(a.next_retry_at)}`
-    : a.hosted ? "not started yet" : "no running worker hosts it";
+  const state = (a) => a.worker ? `running on ${a.worker}`
+    : a.next_retry_at ? `retry at ${formatTime(a.next_retry_at)}` : a.hosted ? "not started yet" : "no running worker hosts it";
   return h("section", {id: "pending", "aria-labelledby": "pending-h"},
     h("h2", {id: "pending-h"}, "Pending work"),
     pending.waiting_for?.length ? h("ul", {class: "waiting-for"},
       pending.waiting_for.map((line) => h("li", {}, line))) : "",
     activities.length ? h("h3", {}, "Activities") : "",
-    table("pending-activities", ["#", "Activity", "Queue", "Attempt", "State", "Started", "Last failure", "Lease holder"],
+    table("pending-activities",
+      ["#", "Activity", "Queue", "Attempt", "State", "Started", "Last failure", "Lease holder"],
       activities.map((a) => h("tr", {"data-seq": a.seq, "data-activity": a.activity, "data-attempt": a.attempt},
         h("td", {class: "num"}, String(a.seq)), h("td", {}, a.activity), h("td", {}, a.queue),
         h("td", {class: "num"}, attempts(a)), h("td", {class: a.hosted || a.worker ? "" : "error"}, state(a)),
@@ -280,7 +281,10 @@ export async function runPage(view, {id}, {onAuthError}) {
     refreshing = setTimeout(async () => {
       try {
         const fresh = await call("GET", runPath(run.run_id));
-        if (!stopped && !run.closed_at) { run = {...fresh, event_count: Math.max(run.event_count, fresh.event_count)}; renderHeader(); }
+        if (!stopped && !run.closed_at) {
+          run = {...fresh, event_count: Math.max(run.event_count, fresh.event_count)};
+          renderHeader();
+        }
       } catch { /* keep what we have; the stream reports trouble */ }
       refreshing = null;
     }, 500);
