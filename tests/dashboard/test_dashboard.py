@@ -10,10 +10,12 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .browser import Browser, Page
-from .conftest import TOKEN, Served, sign_in
+from .conftest import TOKEN, Served, serve, sign_in
 
 
 def start(served: Served, workflow: str, *args: object, ident: str | None = None) -> str:
@@ -226,6 +228,42 @@ def test_a_run_blocked_by_a_bad_deploy_shows_its_reason(page: Page, served: Serv
     page.wait_for("document.querySelector('#blocked') === null")
 
 
+@contextmanager
+def blocked_by_a_deploy(db: Path, ident: str) -> Iterator[tuple[Served, dict[str, object]]]:
+    """Start ``redeployed`` as ``ident``, then serve the code that no longer replays it: the run is blocked."""
+    with serve(db) as before:
+        start(before, "redeployed", "o-3", ident=ident)
+        deadline = time.monotonic() + 30
+        while not any(line.startswith("waiting for a signal")
+                      for line in before.api.get(f"/runs/{ident}").json()["pending"]["waiting_for"]):
+            assert time.monotonic() < deadline, before.api.get(f"/runs/{ident}").json()
+            time.sleep(0.05)
+    with serve(db, DASHBOARD_DEPLOY="2") as after:  # a fresh process: the run is replayed on the new code
+        after.api.post(f"/runs/{ident}/signals/go", json={}).raise_for_status()
+        blocked = after.wait_status(ident, "blocked")["blocked"]
+        assert isinstance(blocked, dict)
+        yield after, blocked
+        after.api.post(f"/runs/{ident}/terminate", json={}).raise_for_status()
+
+
+def test_a_run_a_deploy_no_longer_replays_shows_the_diverging_event(browser: Browser, tmp_path: Path) -> None:
+    with blocked_by_a_deploy(tmp_path / "retold.db", "order-1043") as (after, blocked):
+        assert blocked["type"] == "retold.errors.NondeterminismError"
+        tab = browser.new_page()
+        try:
+            sign_in(tab, after.url)
+            tab.wait_for("document.querySelector('#live')?.textContent.startsWith('Live')")
+            tab.eval("location.hash = '#/runs/order-1043'")
+            tab.wait_for("!!document.querySelector('#blocked')")
+            assert "NondeterminismError" in tab.text("#blocked")
+            link = tab.eval("document.querySelector('#blocked a[data-seq]')?.dataset.seq")
+            assert link == str(blocked["seq"])
+            assert tab.eval(f"document.querySelector('#history tr[data-seq=\"{link}\"]')?.dataset.type") \
+                == "ActivityScheduled"
+        finally:
+            tab.close()
+
+
 def test_a_run_waiting_on_a_retrying_activity_and_a_timer_lists_them(page: Page, served: Served) -> None:
     ident = start(served, "stuck", "o-5")
     # The first attempt failed; the second waits out its minute of backoff.
@@ -325,9 +363,6 @@ def test_screenshots(browser: Browser, served: Served, tmp_path: Path) -> None:
         start(served, "delivery", item, 0.05, ident=f"order-{1040 + n}")
     start(served, "approval", "new laptop", ident="approval-17")
     start(served, "refund", "order-1001", ident="refund-1001")
-    blocked = start(served, "bad_deploy", "order-1043", ident="order-1043")
-    served.api.post(f"/runs/{blocked}/signals/go", json={}).raise_for_status()
-    served.wait_status(blocked, "blocked")
     served.wait_status(ident, "completed")
     tab = browser.new_page(1280, 800)
     try:
@@ -337,11 +372,18 @@ def test_screenshots(browser: Browser, served: Served, tmp_path: Path) -> None:
         tab.eval(f"location.hash = '#/runs/{ident}'")
         tab.wait_for("!!document.querySelector('#result') && document.querySelector('#follow').textContent === ''")
         tab.screenshot(out / "dashboard-run.png", full_page=False)
-        tab.eval(f"location.hash = '#/runs/{blocked}'")
-        tab.wait_for("!!document.querySelector('#blocked')"
-                     " && document.querySelector('#follow').dataset.state === 'live'")
-        tab.screenshot(out / "dashboard-blocked.png", full_page=False)
     finally:
         tab.close()
+    with blocked_by_a_deploy(tmp_path / "redeploy.db", "order-1043") as (after, _):
+        tab = browser.new_page(1280, 800)
+        try:
+            sign_in(tab, after.url)
+            tab.wait_for("document.querySelector('#live')?.textContent.startsWith('Live')")
+            tab.eval("location.hash = '#/runs/order-1043'")
+            tab.wait_for("!!document.querySelector('#blocked')"
+                         " && document.querySelector('#follow').dataset.state === 'live'")
+            tab.screenshot(out / "dashboard-blocked.png", full_page=False)
+        finally:
+            tab.close()
     for name in ("dashboard-runs.png", "dashboard-run.png", "dashboard-blocked.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

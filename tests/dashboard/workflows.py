@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,5 +97,17 @@ async def bad_deploy(order: str) -> str:
     return order
 
 
-WORKFLOWS: list[retold.Workflow[..., Any]] = [delivery, label, approval, ship, refund, stuck, bad_deploy]
+@retold.workflow(name="redeployed")
+async def redeployed(order: str) -> str:
+    """Pack, then wait for 'go'. DASHBOARD_DEPLOY=2 is a bad deploy: it hands over first instead, so a run
+    started before it no longer replays (NondeterminismError at the ActivityScheduled it recorded)."""
+    if os.environ.get("DASHBOARD_DEPLOY") == "2":
+        await retold.execute(hand_over, order)
+    else:
+        await retold.execute(pack, order)
+    await retold.wait_signal("go")
+    return order
+
+
+WORKFLOWS: list[retold.Workflow[..., Any]] = [delivery, label, approval, ship, refund, stuck, bad_deploy, redeployed]
 ACTIVITIES: list[retold.Activity[..., Any]] = [pack, hand_over, call_carrier]
