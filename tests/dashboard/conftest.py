@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,15 +59,14 @@ def browser(chromium: str) -> Iterator[Browser]:
         running.close()
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, chromium: str) -> Iterator[Served]:
-    """``retold serve --app tests.dashboard.workflows`` with a token, on a fresh SQLite file."""
-    db = tmp_path_factory.mktemp("dashboard") / "retold.db"
+@contextmanager
+def serve(db: Path, **env_extra: str) -> Iterator[Served]:
+    """``retold serve --app tests.dashboard.workflows`` with a token, on the SQLite file ``db``."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETOLD_")}
-    env.update(PYTHONPATH=str(ROOT), RETOLD_TOKENS=TOKEN)
+    env.update(PYTHONPATH=str(ROOT), RETOLD_TOKENS=TOKEN, **env_extra)
     proc = subprocess.Popen(
         [sys.executable, "-m", "retold", "serve", "--app", "tests.dashboard.workflows", "--url", f"sqlite:///{db}",
          "--port", str(port), "--log-level", "warning"],
@@ -90,6 +90,13 @@ def served(tmp_path_factory: pytest.TempPathFactory, chromium: str) -> Iterator[
         proc.terminate()
         output = proc.communicate(timeout=20)[0]
     assert "Traceback" not in output, output
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, chromium: str) -> Iterator[Served]:
+    """One server for the module's tests, on a fresh SQLite file."""
+    with serve(tmp_path_factory.mktemp("dashboard") / "retold.db") as running:
+        yield running
 
 
 def sign_in(page: Page, url: str, token: str = TOKEN) -> None:

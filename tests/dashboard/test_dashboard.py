@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .browser import Browser, Page
-from .conftest import TOKEN, Served, sign_in
+from .conftest import TOKEN, Served, serve, sign_in
 
 
 def start(served: Served, workflow: str, *args: object, ident: str | None = None) -> str:
@@ -162,6 +165,137 @@ def test_cancel_from_the_page_asks_first_then_cancels(page: Page, served: Served
     served.wait_status(ident, "cancelled")
 
 
+def test_terminate_from_the_page_asks_first_then_terminates_with_the_reason(page: Page, served: Served) -> None:
+    ident = start(served, "approval", "a boat")
+    page.eval(f"location.hash = '#/runs/{ident}'")
+    page.wait_for("document.querySelector('#follow')?.dataset.state === 'live'")
+    page.fill("#terminate-reason", "stuck since the outage")
+    page.eval("document.querySelector('#terminate-form').requestSubmit()")
+    page.wait_for("document.querySelector('#confirm').open")
+    assert "Terminate run" in page.text("#confirm-text")
+    page.click("#confirm button[value=cancel]")  # "Keep it": nothing is sent
+    page.wait_for("!document.querySelector('#confirm').open")
+    assert served.api.get(f"/runs/{ident}").json()["status"] == "running"
+    page.eval("document.querySelector('#terminate-form').requestSubmit()")
+    page.wait_for("document.querySelector('#confirm').open")
+    page.click("#confirm-ok")
+    page.wait_for("document.querySelector('#run-status')?.textContent === 'terminated'")
+    page.wait_for("document.querySelector('#terminated')?.textContent.includes('stuck since the outage')")
+    served.wait_status(ident, "terminated")
+    assert page.eval("document.querySelector('#terminate-form button').disabled")
+
+
+def test_terminate_without_a_valid_token_is_refused_and_asks_for_one(page: Page, served: Served) -> None:
+    ident = start(served, "approval", "a car")
+    page.eval(f"location.hash = '#/runs/{ident}'")
+    page.wait_for("document.querySelector('#follow')?.dataset.state === 'live'")
+    page.eval("sessionStorage.setItem('retold.token', 'stolen')")  # the token no longer valid
+    page.eval("document.querySelector('#terminate-form').requestSubmit()")
+    page.wait_for("document.querySelector('#confirm').open")
+    page.click("#confirm-ok")
+    page.wait_for("!!document.querySelector('#login #token')")
+    assert served.api.get(f"/runs/{ident}").json()["status"] == "running"
+    served.api.post(f"/runs/{ident}/terminate", json={}).raise_for_status()
+
+
+def test_a_run_blocked_by_a_bad_deploy_shows_its_reason(page: Page, served: Served) -> None:
+    ident = start(served, "bad_deploy", "o-9")
+    served.api.post(f"/runs/{ident}/signals/go", json={}).raise_for_status()
+    blocked = served.wait_status(ident, "blocked")["blocked"]
+    assert isinstance(blocked, dict)
+    # The runs table filters by it.
+    page.fill("[name=status]", "blocked")
+    page.wait_for(f"!!document.querySelector('#runs tr[data-workflow-id={json.dumps(ident)}]')")
+    assert page.eval("[...document.querySelectorAll('#runs tbody tr')].every((r) => r.dataset.status === 'blocked')")
+    page.eval(f"location.hash = '#/runs/{ident}'")
+    page.wait_for("!!document.querySelector('#blocked')")
+    assert page.text("#run-status") == "blocked"
+    box = page.text("#blocked")
+    assert "WorkflowSandboxError" in box
+    assert "open()" in box
+    facts = page.eval("Object.fromEntries([...document.querySelectorAll('#blocked dt')].map((d) => "
+                      "[d.textContent, d.nextElementSibling.textContent]))")
+    assert int(facts["Attempts"]) >= 1
+    assert facts["Since"].startswith(str(blocked["since"])[:10])
+    assert facts["Next retry"].startswith(str(blocked["retry_at"])[:10])
+    assert facts["Code fingerprint"] == blocked["fingerprint"]
+    assert "Diverging event" not in facts  # a sandbox violation has none (a NondeterminismError has)
+    # Terminating it from the page closes it; the box goes.
+    page.eval("document.querySelector('#terminate-form').requestSubmit()")
+    page.wait_for("document.querySelector('#confirm').open")
+    page.click("#confirm-ok")
+    page.wait_for("document.querySelector('#run-status')?.textContent === 'terminated'")
+    page.wait_for("document.querySelector('#blocked') === null")
+
+
+@contextmanager
+def blocked_by_a_deploy(db: Path, ident: str) -> Iterator[tuple[Served, dict[str, object]]]:
+    """Start ``redeployed`` as ``ident``, then serve the code that no longer replays it: the run is blocked."""
+    with serve(db) as before:
+        start(before, "redeployed", "o-3", ident=ident)
+        deadline = time.monotonic() + 30
+        while not any(line.startswith("waiting for a signal")
+                      for line in before.api.get(f"/runs/{ident}").json()["pending"]["waiting_for"]):
+            assert time.monotonic() < deadline, before.api.get(f"/runs/{ident}").json()
+            time.sleep(0.05)
+    with serve(db, DASHBOARD_DEPLOY="2") as after:  # a fresh process: the run is replayed on the new code
+        after.api.post(f"/runs/{ident}/signals/go", json={}).raise_for_status()
+        blocked = after.wait_status(ident, "blocked")["blocked"]
+        assert isinstance(blocked, dict)
+        yield after, blocked
+        after.api.post(f"/runs/{ident}/terminate", json={}).raise_for_status()
+
+
+def test_a_run_a_deploy_no_longer_replays_shows_the_diverging_event(browser: Browser, tmp_path: Path) -> None:
+    with blocked_by_a_deploy(tmp_path / "retold.db", "order-1043") as (after, blocked):
+        assert blocked["type"] == "retold.errors.NondeterminismError"
+        tab = browser.new_page()
+        try:
+            sign_in(tab, after.url)
+            tab.wait_for("document.querySelector('#live')?.textContent.startsWith('Live')")
+            tab.eval("location.hash = '#/runs/order-1043'")
+            tab.wait_for("!!document.querySelector('#blocked')")
+            assert "NondeterminismError" in tab.text("#blocked")
+            link = tab.eval("document.querySelector('#blocked a[data-seq]')?.dataset.seq")
+            assert link == str(blocked["seq"])
+            assert tab.eval(f"document.querySelector('#history tr[data-seq=\"{link}\"]')?.dataset.type") \
+                == "ActivityScheduled"
+        finally:
+            tab.close()
+
+
+def test_a_run_waiting_on_a_retrying_activity_and_a_timer_lists_them(page: Page, served: Served) -> None:
+    ident = start(served, "stuck", "o-5")
+    # The first attempt failed; the second waits out its minute of backoff.
+    deadline = time.monotonic() + 30
+    while True:
+        pending = served.api.get(f"/runs/{ident}").json()["pending"]
+        if pending["activities"] and pending["activities"][0]["last_failure"] and pending["timers"]:
+            break
+        assert time.monotonic() < deadline, pending
+        time.sleep(0.05)
+    page.eval(f"location.hash = '#/runs/{ident}'")
+    page.wait_for("!!document.querySelector('#pending-activities') && !!document.querySelector('#pending-timers')")
+    activity = page.eval("[...document.querySelectorAll('#pending-activities tbody tr')].map((r) => "
+                         "[...r.children].map((c) => c.textContent))")
+    assert len(activity) == 1
+    seq, name, queue, attempt, state, _started, failure, _holder = activity[0]
+    assert (int(seq), name, queue, attempt) == (pending["activities"][0]["seq"], "call_carrier",
+                                                pending["activities"][0]["queue"], "2 of 4")
+    assert state.startswith("retry at ")
+    assert "carrier unreachable for o-5" in failure
+    timers = page.eval("[...document.querySelectorAll('#pending-timers tbody tr')].map((r) => "
+                       "[...r.children].map((c) => c.textContent))")
+    assert len(timers) == 1
+    fire_at = pending["timers"][0]["fire_at"]
+    assert timers[0][1][:10] == fire_at[:10]
+    assert timers[0][2] == "1 h 0 min" or timers[0][2].startswith("59 min")  # fires in an hour
+    assert "waiting for activity 'call_carrier'" in page.text("#pending")
+    served.api.post(f"/runs/{ident}/terminate", json={}).raise_for_status()
+    page.wait_for("document.querySelector('#run-status')?.textContent === 'terminated'")
+    page.wait_for("document.querySelector('#pending') === null")
+
+
 def test_the_start_form_checks_the_schema_then_starts_once_per_key(page: Page, served: Served) -> None:
     page.eval("location.hash = '#/workflows'")
     form = "form.start[data-workflow=ship]"
@@ -240,5 +374,16 @@ def test_screenshots(browser: Browser, served: Served, tmp_path: Path) -> None:
         tab.screenshot(out / "dashboard-run.png", full_page=False)
     finally:
         tab.close()
-    for name in ("dashboard-runs.png", "dashboard-run.png"):
+    with blocked_by_a_deploy(tmp_path / "redeploy.db", "order-1043") as (after, _):
+        tab = browser.new_page(1280, 800)
+        try:
+            sign_in(tab, after.url)
+            tab.wait_for("document.querySelector('#live')?.textContent.startsWith('Live')")
+            tab.eval("location.hash = '#/runs/order-1043'")
+            tab.wait_for("!!document.querySelector('#blocked')"
+                         " && document.querySelector('#follow').dataset.state === 'live'")
+            tab.screenshot(out / "dashboard-blocked.png", full_page=False)
+        finally:
+            tab.close()
+    for name in ("dashboard-runs.png", "dashboard-run.png", "dashboard-blocked.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

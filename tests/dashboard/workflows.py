@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,5 +73,41 @@ async def refund(order: str) -> str:
         raise ValueError(f"no payment for order {order}") from exc
 
 
-WORKFLOWS: list[retold.Workflow[..., Any]] = [delivery, label, approval, ship, refund]
-ACTIVITIES: list[retold.Activity[..., Any]] = [pack, hand_over]
+SLOW_RETRY = retold.RetryPolicy(initial_interval=60.0, backoff_coefficient=1.0, jitter=0.0, max_attempts=4)
+
+
+@retold.activity(retry=SLOW_RETRY)
+async def call_carrier(order: str) -> str:
+    """Book a carrier: it never answers (each attempt fails; the next waits a minute)."""
+    raise ConnectionError(f"carrier unreachable for {order}")
+
+
+@retold.workflow(name="stuck")
+async def stuck(order: str) -> str:
+    """Wait on a retrying activity and a long timer side by side (pending work to show)."""
+    booked, _ = await asyncio.gather(retold.execute(call_carrier, order), asyncio.sleep(3600))
+    return str(booked)
+
+
+@retold.workflow(name="bad_deploy")
+async def bad_deploy(order: str) -> str:
+    """Code that cannot run in a workflow (a sandbox violation): the run is blocked, not failed."""
+    await retold.wait_signal("go")
+    open("/dev/null")  # noqa: SIM115 - a bad deploy, on purpose
+    return order
+
+
+@retold.workflow(name="redeployed")
+async def redeployed(order: str) -> str:
+    """Pack, then wait for 'go'. DASHBOARD_DEPLOY=2 is a bad deploy: it hands over first instead, so a run
+    started before it no longer replays (NondeterminismError at the ActivityScheduled it recorded)."""
+    if os.environ.get("DASHBOARD_DEPLOY") == "2":
+        await retold.execute(hand_over, order)
+    else:
+        await retold.execute(pack, order)
+    await retold.wait_signal("go")
+    return order
+
+
+WORKFLOWS: list[retold.Workflow[..., Any]] = [delivery, label, approval, ship, refund, stuck, bad_deploy, redeployed]
+ACTIVITIES: list[retold.Activity[..., Any]] = [pack, hand_over, call_carrier]

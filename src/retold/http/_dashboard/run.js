@@ -39,6 +39,73 @@ function eventDetails(event) {
   return h("pre", {class: "json"}, compact.length <= 100 ? compact : pretty(rest));
 }
 
+/** Why a run is blocked: its workflow task keeps failing on an error of the code (a bad deploy). */
+function blockedBox(blocked) {
+  if (!blocked) return "";
+  const fact = (k, v) => v === null || v === undefined || v === "" ? [] : [h("dt", {}, k), h("dd", {}, v)];
+  return h("section", {id: "blocked", class: "blocked", role: "alert", "aria-labelledby": "blocked-h"},
+    h("h2", {id: "blocked-h"}, "Blocked: the workflow task keeps failing"),
+    h("p", {class: "blocked-error"}, h("strong", {}, blocked.type), ": ", blocked.message),
+    h("dl", {class: "facts"},
+      ...fact("Diverging event", blocked.seq === null || blocked.seq === undefined ? "" : h("span", {},
+        h("a", {href: "#history", "data-seq": blocked.seq,
+          onclick: (e) => { e.preventDefault(); showEvent(blocked.seq); }}, `#${blocked.seq}`))),
+      ...fact("Attempts", String(blocked.attempts)),
+      ...fact("Since", formatTime(blocked.since)),
+      ...fact("Next retry", formatTime(blocked.retry_at)),
+      ...fact("Code fingerprint", blocked.fingerprint ? h("code", {}, blocked.fingerprint) : "")),
+    h("p", {class: "muted"}, "The run stays open with its history untouched. Roll the code back or deploy the fix "
+      + "(retold.patched) and it resumes; or terminate it below."),
+    blocked.details ? h("details", {}, h("summary", {}, "Traceback"), h("pre", {}, blocked.details)) : "");
+}
+
+function showEvent(seq) {
+  const row = document.querySelector(`#history tr[data-seq="${seq}"]`);
+  if (!row) return;
+  row.scrollIntoView({block: "center"});
+  row.classList.add("fresh");
+}
+
+/** What an open run waits for: activities, timers, children, signals not yet consumed. */
+function pendingWork(pending) {
+  if (!pending) return "";
+  const activities = pending.activities || [], timers = pending.timers || [], children = pending.children || [];
+  const signals = pending.signals || [];
+  if (!activities.length && !timers.length && !children.length && !signals.length && !pending.waiting_for?.length) {
+    return "";
+  }
+  const table = (id, heads, rows) => rows.length ? h("div", {class: "table-wrap"},
+    h("table", {id, class: "pending"},
+      h("thead", {}, h("tr", {}, heads.map((c) => h("th", {scope: "col"}, c)))), h("tbody", {}, rows))) : "";
+  const attempts = (a) => a.max_attempts ? `${a.attempt} of ${a.max_attempts}` : String(a.attempt);
+  const state = (a) => a.worker ? `running on ${a.worker}`
+    : a.next_retry_at ? `retry at ${formatTime(a.next_retry_at)}` : a.hosted ? "not started yet" : "no running worker hosts it";
+  return h("section", {id: "pending", "aria-labelledby": "pending-h"},
+    h("h2", {id: "pending-h"}, "Pending work"),
+    pending.waiting_for?.length ? h("ul", {class: "waiting-for"},
+      pending.waiting_for.map((line) => h("li", {}, line))) : "",
+    activities.length ? h("h3", {}, "Activities") : "",
+    table("pending-activities",
+      ["#", "Activity", "Queue", "Attempt", "State", "Started", "Last failure", "Lease holder"],
+      activities.map((a) => h("tr", {"data-seq": a.seq, "data-activity": a.activity, "data-attempt": a.attempt},
+        h("td", {class: "num"}, String(a.seq)), h("td", {}, a.activity), h("td", {}, a.queue),
+        h("td", {class: "num"}, attempts(a)), h("td", {class: a.hosted || a.worker ? "" : "error"}, state(a)),
+        h("td", {}, formatTime(a.started_at)), h("td", {class: "last-failure"}, a.last_failure || ""),
+        h("td", {}, a.worker ? h("code", {}, a.worker) : "")))),
+    timers.length ? h("h3", {}, "Timers") : "",
+    table("pending-timers", ["#", "Fires at", "In"], timers.map((t) => h("tr", {"data-seq": t.seq},
+      h("td", {class: "num"}, String(t.seq)), h("td", {}, formatTime(t.fire_at)),
+      h("td", {}, formatDuration((Date.parse(t.fire_at) - Date.now()) / 1000))))),
+    children.length ? h("h3", {}, "Child workflows") : "",
+    table("pending-children", ["#", "Workflow", "Id"], children.map((c) => h("tr", {"data-seq": c.seq ?? ""},
+      h("td", {class: "num"}, c.seq === null ? "" : String(c.seq)), h("td", {}, c.workflow),
+      h("td", {}, h("a", {href: runLink(c.run_id)}, c.workflow_id))))),
+    signals.length ? h("h3", {}, "Signals received, not yet consumed") : "",
+    table("pending-signals", ["#", "Name", "Received"], signals.map((g) => h("tr", {"data-name": g.name},
+      h("td", {class: "num"}, g.seq === null ? "" : String(g.seq)), h("td", {}, g.name),
+      h("td", {}, formatTime(g.received_at))))));
+}
+
 export async function runPage(view, {id}, {onAuthError}) {
   let run = await call("GET", runPath(id));
   const events = [];
@@ -76,12 +143,12 @@ export async function runPage(view, {id}, {onAuthError}) {
       ...fact("Events", String(run.event_count)),
       ...fact("Parent", run.parent_run_id ? h("a", {href: runLink(run.parent_run_id)}, run.parent_run_id) : ""),
       ...fact("Continued as", run.next_run_id ? h("a", {href: runLink(run.next_run_id)}, run.next_run_id) : ""));
-    // Fields later versions of the API add (the blocked reason, pending work) are shown as they come.
+    extra.replaceChildren(blockedBox(run.blocked), pendingWork(run.pending));
+    // Fields later versions of the API add are shown as they come.
     const known = new Set(["workflow_id", "run_id", "workflow", "status", "started_at", "closed_at", "event_count",
-      "failure", "parent_run_id", "next_run_id", "result"]);
-    const more = Object.entries(run).filter(([k, v]) => !known.has(k) && v !== null && v !== undefined
-      && !(k === "pending" && !v.waiting_for?.length));  // a finished run waits for nothing
-    extra.replaceChildren(...more.map(([k, v]) => h("section", {class: `extra extra-${k}`},
+      "failure", "parent_run_id", "next_run_id", "result", "blocked", "pending"]);
+    const more = Object.entries(run).filter(([k, v]) => !known.has(k) && v !== null && v !== undefined);
+    extra.append(...more.map(([k, v]) => h("section", {class: `extra extra-${k}`},
       h("h2", {}, k.replaceAll("_", " ")), h("pre", {class: "json"}, pretty(v)))));
   }
 
@@ -166,8 +233,20 @@ export async function runPage(view, {id}, {onAuthError}) {
     h("label", {for: "cancel-reason"}, "Reason"), reason,
     h("button", {type: "submit", class: "danger", disabled: !open}, "Cancel run…"));
 
+    const why = h("input", {id: "terminate-reason", autocomplete: "off"});
+    const terminate = h("form", {id: "terminate-form", onsubmit: guard(async () => {
+      if (!await confirmDialog(`Terminate run ${run.workflow_id} now? Its code does not run again: pending `
+        + "activities and timers are dropped, and it ends as terminated.")) return;
+      await call("POST", runPath(run.run_id, "terminate"), {body: why.value ? {reason: why.value} : {}});
+      show(true, "Terminated.");
+      try { run = await call("GET", runPath(run.run_id)); renderHeader(); } catch { /* the stream tells */ }
+    })}, h("h3", {}, "Terminate"),
+    h("label", {for: "terminate-reason"}, "Reason"), why,
+    h("p", {class: "muted hint"}, "Ends the run at once without running its code (for a stuck or blocked run)."),
+    h("button", {type: "submit", class: "danger", disabled: !open}, "Terminate run…"));
+
     actions.replaceChildren(h("h2", {id: "actions-h"}, "Actions"),
-      h("div", {class: "action-forms"}, signal, query, cancel), result);
+      h("div", {class: "action-forms"}, signal, query, cancel, terminate), result);
   }
 
   let pending = [];
@@ -191,8 +270,26 @@ export async function runPage(view, {id}, {onAuthError}) {
       if (stopped) return;
       renderActions();
     }
+    else refreshSoon();
     renderHeader();
     renderEvents(fresh);
+  }
+
+  // An open run's pending work and blocked reason change without events (retries, leases): look again
+  // after new events, and every few seconds while the page shows.
+  let refreshing = null;
+  function refreshSoon() {
+    if (refreshing || run.closed_at) return;
+    refreshing = setTimeout(async () => {
+      try {
+        const fresh = await call("GET", runPath(run.run_id));
+        if (!stopped && !run.closed_at) {
+          run = {...fresh, event_count: Math.max(run.event_count, fresh.event_count)};
+          renderHeader();
+        }
+      } catch { /* keep what we have; the stream reports trouble */ }
+      refreshing = null;
+    }, 500);
   }
 
   renderHeader();
@@ -211,9 +308,13 @@ export async function runPage(view, {id}, {onAuthError}) {
     },
   });
   // Open bars grow while the run is running.
-  tick = setInterval(() => { if (run.status === "running" && !document.hidden) { renderHeader(); renderEvents([]); } },
-    1000);
-  return () => { stopped = true; stream.stop(); clearInterval(tick); };
+  let ticks = 0;
+  tick = setInterval(() => {
+    if (document.hidden || run.closed_at) return;
+    if (run.status === "running") { renderHeader(); renderEvents([]); }
+    if (++ticks % 5 === 0) refreshSoon();
+  }, 1000);
+  return () => { stopped = true; stream.stop(); clearInterval(tick); clearTimeout(refreshing); };
 }
 
 /** Ask in the page's <dialog>; resolves true when confirmed, false on "Keep it" or Escape. */
