@@ -1,56 +1,31 @@
-"""The run state machine: every rule of what happens to a run, and nothing else.
-
-Pure: no I/O, no clock (``now`` is an argument), no store. Each function
-takes a run's state (:class:`~retold.stores._plan.RunState`) and one input
-(a step's commands, an activity outcome, an input event, a failed workflow
-task, a start, a termination) and returns a :class:`Decision`: the :class:`Plan` a store
-applies atomically, plus the inputs it gives other runs (a parent told its
-child closed, children asked to cancel), which are decided in turn against
-those runs' states (:func:`deliver`) in the same transaction.
-"""
+"""The core rules of a run: its steps, its inputs, and how it closes (see the package's docstring)."""
 
 from __future__ import annotations
 
-import random
-import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, final
 
-from ..authoring import ID_REUSE_POLICIES
-from ..authoring._options import RetryPolicy
-from ..errors import (
+from ...errors import (
     TERMINATED_TYPE,
     TIMED_OUT_TYPE,
-    ConfigurationError,
     ConflictError,
-    IdempotencyError,
     LeaseLostError,
-    RunFinishedError,
     SignalBufferFullError,
     StoreError,
 )
-from ..history import events as ev
-from ..stores._plan import (
+from ...history import events as ev
+from ...stores._plan import (
     Close,
     NewActivity,
     NewRun,
     Plan,
     RunState,
     TaskChange,
-    TaskRetry,
     TaskState,
-    WorkflowEntry,
     renumber,
 )
-from ..stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRequest
-
-__all__ = [
-    "CLOSING", "EXECUTION_TIMEOUT_TIMER", "NO_LOOKUPS", "RUN_TIMEOUT_TIMER", "TIMEOUT_KINDS", "ActivityStep",
-    "ActivityTake", "Decision", "Lookups", "StartStep", "activity_outcome", "attempt_failed", "commit", "deliver",
-    "existing", "inbox_needed", "release", "signal_with_start", "start", "start_timeouts", "stepped", "terminate",
-    "terminated_failure", "timed_out", "timed_out_failure", "timeout_timers", "workers_died", "workflow_task_failed",
-]
+from ...stores._protocol import ActivityTask, RunRecord
 
 _STATUS: dict[type[ev.Event], Literal["completed", "failed", "cancelled", "continued", "terminated", "timed_out"]] = {
     ev.WorkflowCompleted: "completed", ev.WorkflowFailed: "failed",
@@ -367,62 +342,6 @@ def deliver(run: RunState | None, event: ev.Event, now: float, *, max_signals: i
                 task=TaskChange("wake", add_signals=signal))
 
 
-def attempt_failed(
-    retry: RetryPolicy, attempt: int, failure: dict[str, Any], rng: random.Random, *, timeout_kind: str = "",
-) -> ActivityOutcome:
-    """How a failed attempt ends the activity, or not: retried after the policy's delay, failed, or timed out.
-
-    A failure that is not retryable (its own flag, the policy's
-    ``non_retryable_error_types``, or the last of ``max_attempts``) ends the
-    activity; if the attempt ran out of time (``timeout_kind``), as a timeout.
-    """
-    delay: float | None = None
-    if not failure.get("non_retryable") and retry.retries_error(failure["type"], attempt):
-        delay = retry.delay(attempt, rng)
-    if delay is None and timeout_kind:
-        return ActivityOutcome("timed_out", failure=failure, timeout_kind=timeout_kind)
-    return ActivityOutcome("failed", failure=failure, retry_delay=delay)
-
-
-def workers_died(attempt: int, max_attempts: int, tolerated: int) -> ActivityOutcome | None:
-    """An attempt numbered past the retry policy's last: the earlier ones killed their workers.
-
-    Only a claim after a dead worker's lease ran out numbers an attempt past
-    the policy's ``max_attempts``; ``tolerated`` such deaths are run again
-    (at least once), then the activity fails for good. None: run the attempt.
-    """
-    if not max_attempts or attempt < max_attempts + tolerated:
-        return None
-    message = (f"workers died {attempt - max_attempts} times while running this activity "
-               f"(attempt {attempt}, past its retry policy's max_attempts of {max_attempts})")
-    return ActivityOutcome("failed", failure={"type": "WorkerDied", "message": message, "details": "",
-                                              "non_retryable": True})
-
-
-def activity_outcome(
-    row: TaskState | None, task: ActivityTask, owner: str, outcome: ActivityOutcome, now: float,
-) -> tuple[Plan, ev.Event | None] | None:
-    """An attempt's outcome: None if that attempt is no longer ``owner``'s (nothing is recorded).
-
-    Returns the task's plan (a retry, or the task removed) and, for a final
-    outcome, the event to deliver to the run. A retry that would end past
-    the schedule-to-close deadline times the activity out, with the
-    attempt's failure as the cause.
-    """
-    if (
-        row is None or row.owner != owner or row.run_id != task.run_id
-        or row.seq != task.seq or row.attempt != task.attempt
-    ):
-        return None
-    if outcome.kind == "failed" and outcome.retry_delay is not None:
-        if row.deadline is None or now + outcome.retry_delay < row.deadline:
-            return Plan(row.run_id, retry=TaskRetry(row.id, row.attempt + 1, now + outcome.retry_delay,
-                                                     outcome.failure)), None
-        outcome = ActivityOutcome("timed_out", failure=outcome.failure, timeout_kind="schedule_to_close")
-    event = outcome.event(seq=0, at=now, scheduled=row.seq, attempt=row.attempt)
-    return Plan(row.run_id, drop_tasks=[row.id]), event
-
-
 def stepped(
     run: RunState | None, step: ActivityStep, row: TaskState, now: float, *,
     lookups: Lookups = NO_LOOKUPS,
@@ -446,74 +365,27 @@ def stepped(
     return decision
 
 
-def workflow_task_failed(
-    run: RunState, owner: str, failure: dict[str, Any], delay: float, max_attempts: int, now: float, *,
-    final: bool = False, block: bool = False, fingerprint: str | None = None, open_children: Collection[str] = (),
-) -> Decision | None:
-    """A workflow task that failed (``run`` read with its inbox); None if ``owner`` no longer holds it.
+def release(run: RunState) -> Plan | None:
+    """A run whose task's holder is letting go: what waited in its inbox joins the history.
 
-    The task is handed back and retried after ``delay``, doubling per
-    failed attempt (at most 60 s), and the run is *blocked*: the task keeps
-    the failure (with its attempt count, since when, the next retry and the
-    code ``fingerprint`` it failed on) until an attempt succeeds. With
-    ``block`` that goes on until then (the code is fixed or rolled back);
-    otherwise the run fails at ``max_attempts`` failed attempts. ``final``
-    fails it at once.
+    A run deciding again whether to close (:data:`CLOSING`) takes signals again.
     """
-    task = run.task
-    if task is None or task.owner != owner or not run.open:
+    closing = run.task is not None and run.task.signals >= CLOSING
+    if not run.open or not (run.inbox or closing):
         return None
-    previous = task.failure or {}
-    attempts = int(previous.get("attempts", 0)) + 1
     inbox = run.inbox or ()
-    plan = Plan(run.run_id, expect_seq=run.last_seq, expect_owner=owner)
-    # No step is in flight any more: what waited in the inbox joins the history.
-    plan.events = renumber([item.event for item in inbox], run.last_seq + 1)
+    plan = Plan(run.run_id, expect_seq=run.last_seq, events=renumber([i.event for i in inbox], run.last_seq + 1))
     if inbox:
         plan.inbox_taken = inbox[-1].id
-    if not final and (block or attempts < max_attempts):
-        backoff = min(delay * 2 ** min(attempts - 1, 16), MAX_BACKOFF)
-        record = {**failure, "attempts": attempts, "since": previous.get("since", now), "retry_at": now + backoff}
-        failed_by = task.failed_by
-        if fingerprint is not None:
-            record["fingerprint"] = fingerprint
-            failed_by = (*(f for f in failed_by if f != fingerprint), fingerprint)[-MAX_FAILED_BY:]
-        # Whoever takes the task next replays the run: signals may come again.
-        plan.task = TaskChange("backoff", visible_at=now + backoff, failure=record, failed_by=failed_by,
-                               add_signals=-CLOSING if task.signals >= CLOSING else 0)
-        return Decision(plan)
-    if not final:
-        failure = {**failure, "message": f"workflow task failed {attempts} times: {failure['message']}"}
-    failure = {**failure, "workflow_task": True}
-    cmd = ev.WorkflowFailed(seq=run.last_seq + len(plan.events) + 1, at=now, failure=failure)
-    plan.events.append(cmd)
-    plan.task = TaskChange("done")
-    decision = Decision(plan, closed=True)
-    _close(run.record, run.parent_seq, cmd, now, open_children, plan, decision.deliveries)
-    return decision
+    if closing:
+        plan.task = TaskChange("none", add_signals=-CLOSING)
+    return plan
 
 
 def terminated_failure(reason: str) -> dict[str, Any]:
     """The failure a terminated run records (and its parent is told)."""
     message = f"the run was terminated: {reason}" if reason else "the run was terminated"
     return {"type": TERMINATED_TYPE, "message": message, "details": "", "non_retryable": True}
-
-
-def terminate(
-    run: RunState | None, reason: str, now: float, *, open_children: Collection[str] = (),
-) -> Decision | None:
-    """Close a run at once, without running its code (``run`` read with its inbox); None if it is closed.
-
-    Unlike a cancel, the run's code is not asked: ``WorkflowTerminated``
-    closes it whoever holds its workflow task (that holder's commit is then
-    refused). Inputs that waited in its inbox join the history before it.
-    Its activity tasks and timers go with the close (a running attempt's
-    outcome is refused); its parent is told the child failed, and its
-    children are asked to cancel, as when a run fails.
-    """
-    if run is None or not run.open:
-        return None
-    return _close_from_outside(run, ev.WorkflowTerminated(seq=0, at=now, reason=reason), now, open_children)
 
 
 def _close_from_outside(run: RunState, cmd: ev.Event, now: float, open_children: Collection[str]) -> Decision:
@@ -537,58 +409,6 @@ def timed_out_failure(kind: str) -> dict[str, Any]:
             "non_retryable": True}
 
 
-def timeout_timers(timeouts: Mapping[str, float] | None, now: float) -> list[tuple[int, float]]:
-    """The store timers that close a run started at ``now`` with these time limits."""
-    if not timeouts:
-        return []
-    timers: list[tuple[int, float]] = []
-    if timeouts.get("run_timeout") is not None:
-        timers.append((RUN_TIMEOUT_TIMER, now + timeouts["run_timeout"]))
-    if timeouts.get("execution_deadline") is not None:
-        timers.append((EXECUTION_TIMEOUT_TIMER, timeouts["execution_deadline"]))
-    return timers
-
-
-def timed_out(
-    run: RunState | None, timer: int, now: float, *, open_children: Collection[str] = (),
-) -> Decision | None:
-    """A run's time-limit timer fired (``run`` read with its inbox): it closes as timed out; None if closed.
-
-    As a termination: the code is not run, ``WorkflowTimedOut`` (kind
-    ``run`` or ``execution``) ends the history, its tasks and timers go, its
-    parent sees the child fail and its children are asked to cancel.
-    """
-    if run is None or not run.open:
-        return None
-    return _close_from_outside(run, ev.WorkflowTimedOut(seq=0, at=now, kind=TIMEOUT_KINDS[timer]), now,
-                               open_children)
-
-
-def release(run: RunState) -> Plan | None:
-    """A run whose task's holder is letting go: what waited in its inbox joins the history.
-
-    A run deciding again whether to close (:data:`CLOSING`) takes signals again.
-    """
-    closing = run.task is not None and run.task.signals >= CLOSING
-    if not run.open or not (run.inbox or closing):
-        return None
-    inbox = run.inbox or ()
-    plan = Plan(run.run_id, expect_seq=run.last_seq, events=renumber([i.event for i in inbox], run.last_seq + 1))
-    if inbox:
-        plan.inbox_taken = inbox[-1].id
-    if closing:
-        plan.task = TaskChange("none", add_signals=-CLOSING)
-    return plan
-
-
-_FAILED_ONLY = frozenset({"failed", "cancelled", "terminated", "timed_out"})
-
-
-def start_timeouts(request: StartRequest, now: float) -> dict[str, float] | None:
-    """The time limits a new run records in its WorkflowStarted (None: it has none)."""
-    return _timeouts(request.run_timeout, request.execution_timeout, now)
-
-
 def _timeouts(run_timeout: float | None, execution_timeout: float | None, now: float) -> dict[str, float] | None:
     timeouts: dict[str, float] = {}
     if run_timeout is not None:
@@ -610,119 +430,13 @@ def _limits_plan(run_id: str, timeouts: Mapping[str, float] | None, delay: float
     return later
 
 
-def existing(request: StartRequest, entry: WorkflowEntry, current: RunState | None = None) -> str | None:
-    """The run a start finds already there, or None: start a new run under the id (its id reuse policy).
-
-    ``current`` is the id's current run (read when the request has a policy).
-    With no policy (the default), or while the current run is open, or when
-    the request's idempotency key found the record: the same workflow and
-    input return the id's run, anything else raises IdempotencyError. Once
-    the current run is closed, ``allow_duplicate`` starts a new run,
-    ``allow_duplicate_failed_only`` too if the run failed, was cancelled,
-    terminated or timed out (else IdempotencyError), and
-    ``reject_duplicate`` raises IdempotencyError.
-    """
-    by_key = entry.idempotency_key is not None and entry.idempotency_key == request.idempotency_key
-    what = f"idempotency key {request.idempotency_key!r}" if by_key else f"workflow id {entry.workflow_id!r}"
-    policy = request.id_reuse_policy
-    if policy is not None and policy not in ID_REUSE_POLICIES:
-        raise ConfigurationError(f"id_reuse_policy must be one of {', '.join(ID_REUSE_POLICIES)}, not {policy!r}")
-    if policy is not None and not by_key and current is not None and not current.open:
-        status = current.record.status
-        if policy == "allow_duplicate" or (policy == "allow_duplicate_failed_only" and status in _FAILED_ONLY):
-            return None
-        raise IdempotencyError(
-            f"{what} is taken by run {current.run_id} ({status}), and the start's id_reuse_policy "
-            f"{policy!r} refuses a new run after a {status} one")
-    if entry.workflow != request.workflow:
-        raise IdempotencyError(f"{what} is already used by a run of workflow {entry.workflow!r}, "
-                               f"not {request.workflow!r}")
-    if entry.input_hash != request.input_hash:
-        raise IdempotencyError(f"{what} was already started with different input")
-    return entry.first_run_id
-
-
-def start(
-    request: StartRequest, now: float, step: StartStep | None = None, *, lookups: Lookups = NO_LOOKUPS,
-    run_id: str | None = None, replaces: str | None = None,
-) -> Decision:
-    """A new run (its id's record claimed), with its first step if the starting engine ran it ahead.
-
-    Its run id is the step's, or ``run_id``, or a new random one. With
-    ``replaces`` (the id's current run, closed), the id's record passes to
-    the new run (see :func:`existing`).
-    """
-    run_id = step.run_id if step is not None else run_id or str(uuid.uuid4())
-    new = NewRun(run_id=run_id, workflow=request.workflow, workflow_id=request.workflow_id, events=[],
-                 input_hash=request.input_hash, idempotency_key=request.idempotency_key,
-                 entry="new" if replaces is None else "reuse", replaces=replaces)
-    plan = Plan(run_id, runs=[new])
-    decision = Decision(plan, workflow_id=request.workflow_id)
-    # The time limits the run records (run ahead: those its first step was run with).
-    timeouts = getattr(step.event, "timeouts", None) if step is not None else start_timeouts(request, now)
-    # The run's time limits are store timers; a delayed start's first
-    # workflow task is hidden until the delay has passed.
-    later = _limits_plan(run_id, timeouts, request.start_delay, now)
-    if later is not None:
-        decision.then.append(later)
-    delayed = later is not None and later.task is not None
-    if step is None:
-        new.events = [ev.WorkflowStarted(seq=1, at=now, workflow=request.workflow,
-                                         workflow_id=request.workflow_id, input=request.input,
-                                         headers=request.headers, timeouts=timeouts)]
-        return decision
-    if delayed:
-        raise StoreError(f"a delayed start of workflow id {request.workflow_id!r} cannot run its first step ahead")
-    started = step.event
-    if not (
-        isinstance(started, ev.WorkflowStarted) and started.seq == 1
-        and (started.workflow, started.workflow_id, started.input)
-        == (request.workflow, request.workflow_id, request.input)
-    ):
-        raise StoreError(f"the first step of workflow id {request.workflow_id!r} does not fit its start")
-    _check_numbers(step.commands, 2, f"the first step of workflow id {request.workflow_id!r}")
-    record = RunRecord(run_id=run_id, workflow_id=request.workflow_id, workflow=request.workflow,
-                       status="running", created_at=now, closed_at=None, last_seq=1, result=None, failure=None,
-                       parent_run_id=None, next_run_id=None)
-    own = _effects(record, None, step.commands, now, step.take, lookups, plan, decision)
-    # The engine ran the first workflow task already: no task, unless the
-    # step gave the run an input (a child refused at once).
-    new.events = [started, *step.commands, *renumber(own, step.last_seq + 1)]
-    new.wake = bool(own)
-    return decision
-
-
-def signal_with_start(
-    request: StartRequest, entry: WorkflowEntry | None, run: RunState | None, signal: ev.Event, now: float, *,
-    max_signals: int | None = None, run_id: str | None = None,
-) -> tuple[Decision, bool]:
-    """Signal the run of the request's workflow id, starting it first if there is none; True if started.
-
-    ``entry`` is the id's (or key's) record and ``run`` its current run, read
-    with its inbox. A new run's history is ``WorkflowStarted`` then the
-    signal, in one plan. An open run gets the signal as :func:`deliver` gives
-    it (its input is not compared: the signal is what is asked for). A
-    workflow id used by another workflow raises IdempotencyError; a closed
-    run raises RunFinishedError (nothing is written), unless the request's id
-    reuse policy lets a new run follow it (see :func:`existing`): then that
-    new run starts with the signal. A record whose run is gone (purged
-    meanwhile) raises ConflictError, for the caller to read again.
-    """
-    if entry is not None:
-        what = f"workflow id {entry.workflow_id!r}"
-        if entry.workflow != request.workflow:
-            raise IdempotencyError(f"{what} is already used by a run of workflow {entry.workflow!r}, "
-                                   f"not {request.workflow!r}")
-        if run is None:
-            raise ConflictError(entry.current_run_id, 0)
-        if run.open:
-            plan = deliver(run, signal, now, max_signals=max_signals)
-            assert plan is not None
-            return Decision(plan, workflow_id=entry.workflow_id), False
-        if request.id_reuse_policy is None:
-            raise RunFinishedError(run.run_id, run.record.status)
-        existing(request, entry, run)  # raises unless the policy lets a new run follow the closed one
-    decision = start(request, now, run_id=run_id, replaces=None if entry is None else entry.current_run_id)
-    new = decision.plan.runs[0]
-    new.events.append(replace(signal, seq=2, at=now))
-    return decision, True
+def timeout_timers(timeouts: Mapping[str, float] | None, now: float) -> list[tuple[int, float]]:
+    """The store timers that close a run started at ``now`` with these time limits."""
+    if not timeouts:
+        return []
+    timers: list[tuple[int, float]] = []
+    if timeouts.get("run_timeout") is not None:
+        timers.append((RUN_TIMEOUT_TIMER, now + timeouts["run_timeout"]))
+    if timeouts.get("execution_deadline") is not None:
+        timers.append((EXECUTION_TIMEOUT_TIMER, timeouts["execution_deadline"]))
+    return timers

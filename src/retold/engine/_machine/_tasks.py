@@ -1,0 +1,143 @@
+"""The rules of failures: a failed activity attempt, dead workers, a failed workflow task, a termination."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection
+from typing import Any
+
+from ...authoring._options import RetryPolicy
+from ...history import events as ev
+from ...stores._plan import (
+    Plan,
+    RunState,
+    TaskChange,
+    TaskRetry,
+    TaskState,
+    renumber,
+)
+from ...stores._protocol import ActivityOutcome, ActivityTask
+from ._core import CLOSING, MAX_BACKOFF, MAX_FAILED_BY, Decision, _close, _close_from_outside
+
+
+def attempt_failed(
+    retry: RetryPolicy, attempt: int, failure: dict[str, Any], rng: random.Random, *, timeout_kind: str = "",
+) -> ActivityOutcome:
+    """How a failed attempt ends the activity, or not: retried after the policy's delay, failed, or timed out.
+
+    A failure that is not retryable (its own flag, the policy's
+    ``non_retryable_error_types``, or the last of ``max_attempts``) ends the
+    activity; if the attempt ran out of time (``timeout_kind``), as a timeout.
+    """
+    delay: float | None = None
+    if not failure.get("non_retryable") and retry.retries_error(failure["type"], attempt):
+        delay = retry.delay(attempt, rng)
+    if delay is None and timeout_kind:
+        return ActivityOutcome("timed_out", failure=failure, timeout_kind=timeout_kind)
+    return ActivityOutcome("failed", failure=failure, retry_delay=delay)
+
+
+def workers_died(attempt: int, max_attempts: int, tolerated: int) -> ActivityOutcome | None:
+    """An attempt numbered past the retry policy's last: the earlier ones killed their workers.
+
+    Only a claim after a dead worker's lease ran out numbers an attempt past
+    the policy's ``max_attempts``; ``tolerated`` such deaths are run again
+    (at least once), then the activity fails for good. None: run the attempt.
+    """
+    if not max_attempts or attempt < max_attempts + tolerated:
+        return None
+    message = (f"workers died {attempt - max_attempts} times while running this activity "
+               f"(attempt {attempt}, past its retry policy's max_attempts of {max_attempts})")
+    return ActivityOutcome("failed", failure={"type": "WorkerDied", "message": message, "details": "",
+                                              "non_retryable": True})
+
+
+def activity_outcome(
+    row: TaskState | None, task: ActivityTask, owner: str, outcome: ActivityOutcome, now: float,
+) -> tuple[Plan, ev.Event | None] | None:
+    """An attempt's outcome: None if that attempt is no longer ``owner``'s (nothing is recorded).
+
+    Returns the task's plan (a retry, or the task removed) and, for a final
+    outcome, the event to deliver to the run. A retry that would end past
+    the schedule-to-close deadline times the activity out, with the
+    attempt's failure as the cause.
+    """
+    if (
+        row is None or row.owner != owner or row.run_id != task.run_id
+        or row.seq != task.seq or row.attempt != task.attempt
+    ):
+        return None
+    if outcome.kind == "failed" and outcome.retry_delay is not None:
+        if row.deadline is None or now + outcome.retry_delay < row.deadline:
+            return Plan(row.run_id, retry=TaskRetry(row.id, row.attempt + 1, now + outcome.retry_delay,
+                                                     outcome.failure)), None
+        outcome = ActivityOutcome("timed_out", failure=outcome.failure, timeout_kind="schedule_to_close")
+    event = outcome.event(seq=0, at=now, scheduled=row.seq, attempt=row.attempt)
+    return Plan(row.run_id, drop_tasks=[row.id]), event
+
+
+def workflow_task_failed(
+    run: RunState, owner: str, failure: dict[str, Any], delay: float, max_attempts: int, now: float, *,
+    final: bool = False, block: bool = False, fingerprint: str | None = None, open_children: Collection[str] = (),
+) -> Decision | None:
+    """A workflow task that failed (``run`` read with its inbox); None if ``owner`` no longer holds it.
+
+    The task is handed back and retried after ``delay``, doubling per
+    failed attempt (at most 60 s), and the run is *blocked*: the task keeps
+    the failure (with its attempt count, since when, the next retry and the
+    code ``fingerprint`` it failed on) until an attempt succeeds. With
+    ``block`` that goes on until then (the code is fixed or rolled back);
+    otherwise the run fails at ``max_attempts`` failed attempts. ``final``
+    fails it at once.
+    """
+    task = run.task
+    if task is None or task.owner != owner or not run.open:
+        return None
+    previous = task.failure or {}
+    attempts = int(previous.get("attempts", 0)) + 1
+    inbox = run.inbox or ()
+    plan = Plan(run.run_id, expect_seq=run.last_seq, expect_owner=owner)
+    # No step is in flight any more: what waited in the inbox joins the history.
+    plan.events = renumber([item.event for item in inbox], run.last_seq + 1)
+    if inbox:
+        plan.inbox_taken = inbox[-1].id
+    if not final and (block or attempts < max_attempts):
+        backoff = min(delay * 2 ** min(attempts - 1, 16), MAX_BACKOFF)
+        record = {**failure, "attempts": attempts, "since": previous.get("since", now), "retry_at": now + backoff}
+        failed_by = task.failed_by
+        if fingerprint is not None:
+            record["fingerprint"] = fingerprint
+            failed_by = (*(f for f in failed_by if f != fingerprint), fingerprint)[-MAX_FAILED_BY:]
+        # Whoever takes the task next replays the run: signals may come again.
+        plan.task = TaskChange("backoff", visible_at=now + backoff, failure=record, failed_by=failed_by,
+                               add_signals=-CLOSING if task.signals >= CLOSING else 0)
+        return Decision(plan)
+    if not final:
+        failure = {**failure, "message": f"workflow task failed {attempts} times: {failure['message']}"}
+    failure = {**failure, "workflow_task": True}
+    cmd = ev.WorkflowFailed(seq=run.last_seq + len(plan.events) + 1, at=now, failure=failure)
+    plan.events.append(cmd)
+    plan.task = TaskChange("done")
+    decision = Decision(plan, closed=True)
+    _close(run.record, run.parent_seq, cmd, now, open_children, plan, decision.deliveries)
+    return decision
+
+
+
+
+def terminate(
+    run: RunState | None, reason: str, now: float, *, open_children: Collection[str] = (),
+) -> Decision | None:
+    """Close a run at once, without running its code (``run`` read with its inbox); None if it is closed.
+
+    Unlike a cancel, the run's code is not asked: ``WorkflowTerminated``
+    closes it whoever holds its workflow task (that holder's commit is then
+    refused). Inputs that waited in its inbox join the history before it.
+    Its activity tasks and timers go with the close (a running attempt's
+    outcome is refused); its parent is told the child failed, and its
+    children are asked to cancel, as when a run fails.
+    """
+    if run is None or not run.open:
+        return None
+    return _close_from_outside(run, ev.WorkflowTerminated(seq=0, at=now, reason=reason), now, open_children)
+
