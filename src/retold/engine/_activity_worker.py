@@ -58,7 +58,10 @@ class ActivityWorker:
         engine = self._engine
         async with anyio.create_task_group() as tg:
             while True:
-                want = 0 if engine.draining else min(int(self._limit.available_tokens), 256)
+                # While a suspect workflow task is processed here, no attempt is
+                # taken on: one that kills this process would count against it.
+                suspect_here = engine.workflow_worker is not None and bool(engine.workflow_worker.suspects)
+                want = 0 if engine.draining or suspect_here else min(int(self._limit.available_tokens), 256)
                 tasks: list[ActivityTask] = []
                 if want > 0:
                     tasks = await engine.store.claim_activity_tasks(

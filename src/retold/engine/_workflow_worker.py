@@ -46,6 +46,7 @@ class WorkflowWorker:
         # holding it): claimed one at a time, so that a task that kills its
         # worker takes as few other tasks down with it as possible.
         self.suspects: set[str] = set()
+        self._activities_since: float | None = None  # activity attempts running here since (monotonic)
 
     async def run(self) -> None:
         """Claim and process workflow tasks until cancelled."""
@@ -59,7 +60,7 @@ class WorkflowWorker:
                 if want > 0:
                     claimed = await engine.store.claim_workflow_tasks(
                         engine.worker_id, self._names, want, engine.lease,
-                        suspects=0 if self.suspects else 1, fingerprint=engine.fingerprint,
+                        suspects=1 if self._may_take_a_suspect() else 0, fingerprint=engine.fingerprint,
                     )
                 for run_id in claimed:
                     if run_id in self.processing:
@@ -76,6 +77,27 @@ class WorkflowWorker:
                     # Everything ready is taken (or no slot is free): new work,
                     # or a freed slot, sets the wake-up.
                     await engine.wake_workflows.wait(engine.poll_interval)
+
+    def _may_take_a_suspect(self) -> bool:
+        """Whether a claim may take a task whose last worker died.
+
+        Not while another suspect is processed here, nor while an activity
+        attempt runs here: if that attempt kills this process (an activity
+        that calls ``os._exit``), the death would be counted against the
+        suspect, and a healthy run beside a deadly activity could be
+        quarantined. Activities running for longer than a few leases do not
+        keep suspects waiting forever: after that, one is taken anyway.
+        """
+        if self.suspects:
+            return False
+        engine = self._engine
+        if not any(worker.held for worker in engine.activity_workers):
+            self._activities_since = None
+            return True
+        now = time.monotonic()
+        if self._activities_since is None:
+            self._activities_since = now
+        return now - self._activities_since > max(4 * engine.lease, 20.0)
 
     async def _process_and_release(self, run_id: str, slot: object) -> None:
         try:
