@@ -39,8 +39,9 @@ async def test_wall_clock_steps_neither_end_nor_stretch_a_lease(tmp_path: Path) 
     try:
         await _one_task(store)
         # A lease long enough that a loaded machine cannot outlast it during the steps.
-        [task] = await store.claim_activity_tasks("first", "q", ["a"], 10, 4.0)
+        # Read before the claim: the lease starts inside it, on the store's reading of this clock.
         claimed_at = boot_clock()
+        [task] = await store.claim_activity_tasks("first", "q", ["a"], 10, 4.0)
         for step in (60.0, 60.0, 60.0, 3600.0, -600.0):
             wall.now += step
             refused = await store.claim_activity_tasks("second", "q", ["a"], 10, 4.0)
