@@ -13,6 +13,12 @@ async def echo(value: str) -> str:
     return value
 
 
+@retold.activity(retry=retold.RetryPolicy(max_attempts=2, initial_interval=0.1))
+async def deadly() -> str:
+    """Kills the worker process running it, at every attempt."""
+    os._exit(19)
+
+
 @retold.workflow
 async def healthy(n: int) -> str:
     """Two activities and a timer."""
@@ -31,6 +37,8 @@ async def poison(kind: str) -> str:
         raise KeyboardInterrupt
     elif kind == "os._exit":
         os._exit(17)
+    elif kind == "activity os._exit":
+        await retold.execute(deadly)
     elif kind == "endless loop":
         x = 0
         while True:
@@ -40,7 +48,7 @@ async def poison(kind: str) -> str:
 
 APP = {
     "workflows": [healthy, poison],
-    "activities": [echo],
+    "activities": [echo, deadly],
     "deadlock_timeout": 1.0,
     "max_workflow_task_attempts": 3,
     "workflow_task_retry_delay": 0.1,

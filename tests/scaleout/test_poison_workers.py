@@ -27,6 +27,7 @@ TARGET = "tests.scaleout._poison_app:APP"
     ("sys.exit", "workflow code raised SystemExit"),
     ("KeyboardInterrupt", "workflow code raised KeyboardInterrupt"),
     ("os._exit", "workers died 3 times while running this workflow task"),
+    ("activity os._exit", "workers died 3 times while running this activity"),
     ("endless loop", "deadlocked: the workflow code did not yield within 1 s"),
 ])
 async def test_one_poison_run_beside_fifty_healthy_ones(
@@ -66,6 +67,11 @@ async def test_one_poison_run_beside_fifty_healthy_ones(
         # first death on the fast path, where no workflow task is claimed).
         assert set(deaths) == {17}, deaths
         assert 3 <= len(deaths) <= 4, deaths
+    elif kind == "activity os._exit":
+        # Its 2 attempts under the retry policy and 3 more tolerated deaths past it (a
+        # death is counted when the next claim numbers an attempt past the policy).
+        assert set(deaths) == {19}, deaths
+        assert len(deaths) == 4, deaths
     else:
         assert deaths == [], "hostile workflow code must not end a worker process"
     for worker in workers:

@@ -169,3 +169,55 @@ async def test_a_lost_listener_only_delays_work_by_the_poll_interval(
         admin.dispose()
     assert "lost its store listener" in caplog.text
     assert any(r.levelno == logging.WARNING for r in caplog.records)
+
+
+async def test_every_connection_dropped_at_once_as_by_a_server_restart(
+    make_engine: EngineFactory, postgres_url: str
+) -> None:
+    """A PostgreSQL restart (issue 16's failure model): every connection of the engine is dropped at once.
+
+    The engine's loops reconnect and finish the run; a call that met a dropped
+    connection raises ``StoreError`` and wrote nothing, and the next one works.
+    """
+    from tests.stores.test_engine_on_every_store import child, double, everything
+
+    app = f"restart-{time.monotonic_ns()}"
+    url = sa.make_url(postgres_url).update_query_dict({"application_name": app}).render_as_string(
+        hide_password=False)
+    admin = sa.create_engine(postgres_url)
+
+    def ours() -> list[int]:
+        with admin.connect() as conn:
+            pool = conn.execute(sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :app"),
+                                {"app": app}).scalars()
+            return [*pool, *listeners(admin, postgres_url)]
+
+    try:
+        async with make_engine([everything, child], [double], url=url, poll_interval=0.2) as engine:
+            run = await engine.start(everything.with_options(id="restarted"), 3)
+            with anyio.fail_after(30):
+                while await run.query("progress") != "waiting":
+                    await anyio.sleep(0.05)
+            killed = ours()
+            assert len(killed) >= 2  # the pool's connections and the listener
+            with admin.connect() as conn:
+                for pid in killed:
+                    conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            refused = 0
+            with anyio.fail_after(30):
+                while True:
+                    try:
+                        await run.signal("extra", 1)
+                        break
+                    except retold.StoreError:
+                        refused += 1  # met a dropped connection: nothing was written
+                        await anyio.sleep(0.1)
+            assert refused <= 2
+            assert await run.result(timeout=60) == [6, 1, 12]
+            signals = [e for e in await run.history() if type(e).__name__ == "SignalReceived"]
+            assert len(signals) == 1
+            with anyio.fail_after(30):  # the listener comes back too
+                while not listeners(admin, postgres_url):
+                    await anyio.sleep(0.1)
+    finally:
+        admin.dispose()

@@ -80,9 +80,19 @@ class ActivityWorker:
         engine = self._engine
         async with anyio.create_task_group() as tg:
             while True:
-                want = 0 if engine.draining else min(int(self._limit.available_tokens), 256)
+                # While a suspect workflow task is processed here, no attempt is
+                # taken on: one that kills this process would count against it.
+                workflows = engine.workflow_worker
                 tasks: list[ActivityTask] = []
-                if want > 0:
+                want = 0 if engine.draining else min(int(self._limit.available_tokens), 256)
+                if want > 0 and workflows is not None:
+                    async with workflows.claim_lock:
+                        if not (workflows.suspects or workflows.checking):
+                            tasks = await engine.store.claim_activity_tasks(
+                                engine.worker_id, self.queue, self._names, want, engine.lease, running=self.held
+                            )
+                            self.held.update(task.id for task in tasks)
+                elif want > 0:
                     tasks = await engine.store.claim_activity_tasks(
                         engine.worker_id, self.queue, self._names, want, engine.lease, running=self.held
                     )

@@ -202,7 +202,9 @@ class RunAhead:
             if isinstance(cmd, ev.ActivityScheduled) and cmd.activity in engine.activities:
                 queue = cmd.options.get("task_queue", "default")
                 wanted[queue] = wanted.get(queue, 0) + 1
-        if not wanted:
+        if not wanted or self._worker.suspects or self._worker.checking:
+            # While a suspect task is processed here, attempts go to the queue:
+            # if the suspect kills this process, they are not lost with it.
             return None, []
         reserved: list[tuple[ActivityWorker, list[object]]] = []
         slots: dict[str, int] = {}

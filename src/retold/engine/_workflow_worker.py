@@ -46,6 +46,12 @@ class WorkflowWorker:
         # holding it): claimed one at a time, so that a task that kills its
         # worker takes as few other tasks down with it as possible.
         self.suspects: set[str] = set()
+        self._activities_since: float | None = None  # activity attempts running here since (monotonic)
+        # Runs claimed by a claim that may have taken a suspect, until their
+        # task is loaded (and known to be a suspect or not); and the lock that
+        # keeps activity claims from racing such a claim in this process.
+        self.checking: set[str] = set()
+        self.claim_lock = anyio.Lock()
 
     async def run(self) -> None:
         """Claim and process workflow tasks until cancelled."""
@@ -57,12 +63,17 @@ class WorkflowWorker:
                 want = 0 if engine.draining or self.suspects else min(int(self.limit.available_tokens), 256)
                 claimed: list[str] = []
                 if want > 0:
-                    claimed = await engine.store.claim_workflow_tasks(
-                        engine.worker_id, self._names, want, engine.lease,
-                        suspects=0 if self.suspects else 1, fingerprint=engine.fingerprint,
-                    )
+                    async with self.claim_lock:
+                        may = self._may_take_a_suspect()
+                        claimed = await engine.store.claim_workflow_tasks(
+                            engine.worker_id, self._names, want, engine.lease,
+                            suspects=1 if may else 0, fingerprint=engine.fingerprint,
+                        )
+                        if may:
+                            self.checking.update(claimed)
                 for run_id in claimed:
                     if run_id in self.processing:
+                        self.checking.discard(run_id)
                         # Our own lease lapsed mid-task, or a fast-path step is being
                         # committed: the task is leased to us now, so it is processed
                         # again when that ends (not left until the lease runs out).
@@ -77,10 +88,32 @@ class WorkflowWorker:
                     # or a freed slot, sets the wake-up.
                     await engine.wake_workflows.wait(engine.poll_interval)
 
+    def _may_take_a_suspect(self) -> bool:
+        """Whether a claim may take a task whose last worker died.
+
+        Not while another suspect is processed here, nor while an activity
+        attempt runs here: if that attempt kills this process (an activity
+        that calls ``os._exit``), the death would be counted against the
+        suspect, and a healthy run beside a deadly activity could be
+        quarantined. Activities running for longer than a few leases do not
+        keep suspects waiting forever: after that, one is taken anyway.
+        """
+        if self.suspects:
+            return False
+        engine = self._engine
+        if not any(worker.held for worker in engine.activity_workers):
+            self._activities_since = None
+            return True
+        now = time.monotonic()
+        if self._activities_since is None:
+            self._activities_since = now
+        return now - self._activities_since > max(4 * engine.lease, 20.0)
+
     async def _process_and_release(self, run_id: str, slot: object) -> None:
         try:
             await self.process(run_id)
         finally:
+            self.checking.discard(run_id)
             self.suspects.discard(run_id)
             self.release(run_id, slot)
 
@@ -110,6 +143,7 @@ class WorkflowWorker:
                     if instance is not None:
                         instance.close()
                     return
+                self.checking.discard(run_id)
                 if run_id in self.suspects:
                     await self._alone(run_id)
                 if instance is None:
@@ -190,9 +224,14 @@ class WorkflowWorker:
             self._engine.wake_workflows.set()  # the loop may be waiting for a slot
 
     async def _alone(self, run_id: str) -> None:
-        """Wait (a while at most) until no other step is in flight here, to run a suspect's step alone."""
-        with anyio.move_on_after(max(self._engine.lease, 5.0)):
-            while self.processing - {run_id}:
+        """Wait (a while at most) until no other step and no activity attempt is in flight here.
+
+        Then the suspect's step runs alone: if it kills this process, no other
+        run's task is held by it (and counted as a death of that run's).
+        """
+        engine = self._engine
+        with anyio.move_on_after(max(2 * engine.lease, 10.0)):
+            while self.processing - {run_id} or any(worker.held for worker in engine.activity_workers):
                 await anyio.sleep(0.01)
 
     async def _quarantined(self, run_id: str, attempts: int) -> bool:
