@@ -77,11 +77,13 @@ STOP = False  # ends the loops of the stubborn workflow below, once its test is 
 
 
 SPINNING = threading.Event()  # set by the workflow code when it starts spinning
+SPINNERS: list[threading.Thread] = []  # the step threads it spun in
 
 
 @retold.workflow
 async def spins(stubborn: bool) -> str:
     await retold.execute(echo, "before")
+    SPINNERS.append(threading.current_thread())
     SPINNING.set()
     if stubborn:  # swallows the interrupt: its thread is abandoned, the engine goes on
         while not STOP:
@@ -125,6 +127,7 @@ async def test_the_engine_serves_other_runs_while_a_step_is_stuck(make_engine: E
     """A step stuck for its whole limit does not stop the engine's loop meanwhile."""
     async with make_engine([spins, healthy], [echo], deadlock_timeout=30, **FAST_FAILURE) as engine:
         SPINNING.clear()
+        SPINNERS.clear()
         poison = await engine.start(spins, False)
         with anyio.fail_after(20):
             # Its activity ran and it spins now (on the fast path, before the
@@ -137,7 +140,7 @@ async def test_the_engine_serves_other_runs_while_a_step_is_stuck(make_engine: E
         await poison.cancel()
     # The engine closed: its stuck step was interrupted, not left spinning for the life of the process.
     with anyio.fail_after(20):
-        while any(t.name == "retold workflow step" and t.is_alive() for t in threading.enumerate()):
+        while any(t.is_alive() for t in SPINNERS):
             await anyio.sleep(0.02)
 
 

@@ -14,8 +14,9 @@ from retold.runtime import StepRunner
 pytestmark = pytest.mark.anyio
 
 
-def _step_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "retold workflow step" and t.is_alive()]
+def _step_threads(runner: StepRunner) -> list[threading.Thread]:
+    """The runner's live step threads (other tests' engines may have step threads of their own)."""
+    return [t for t in runner.threads if t.is_alive()]
 
 
 async def _until(condition: object, timeout: float = 20.0) -> None:
@@ -51,7 +52,10 @@ async def test_a_long_step_holds_up_no_other_and_its_spare_thread_ends_when_idle
     release = threading.Event()
     order: list[str] = []
 
+    seen: set[threading.Thread] = set()
+
     def long_step() -> str:
+        seen.add(threading.current_thread())
         release.wait(20)
         order.append("long")
         return "long"
@@ -62,10 +66,11 @@ async def test_a_long_step_holds_up_no_other_and_its_spare_thread_ends_when_idle
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(long_one)
-            await _until(lambda: _step_threads())
+            await _until(lambda: _step_threads(runner))
             await anyio.sleep(0.05)  # it is running now
             # Quick steps submitted while it runs get a thread of their own and finish first.
             def quick(i: int) -> int:
+                seen.add(threading.current_thread())
                 order.append(f"quick-{i}")
                 return i
 
@@ -76,11 +81,11 @@ async def test_a_long_step_holds_up_no_other_and_its_spare_thread_ends_when_idle
             release.set()
         assert order[-1] == "long"
         # The spare thread ends once idle; one stays for the next steps.
-        await _until(lambda: len(_step_threads()) <= 1, timeout=30)
+        await _until(lambda: len(_step_threads(runner)) <= 1, timeout=30)
     finally:
         release.set()
         runner.close()
-    await _until(lambda: not _step_threads(), timeout=30)
+    await _until(lambda: not any(t.is_alive() for t in seen), timeout=30)
 
 
 async def test_the_limit_counts_from_when_a_step_starts() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from .._pending import PendingWork, describe_pending
 from .._wake import Wakeup, keep_running
 from ..authoring import ID_REUSE_POLICIES, MAX_TIME_LIMIT, Workflow, by_name
 from ..engine import Runs
-from ..errors import ConfigurationError, NotRegisteredError, PayloadError, RetoldError
+from ..errors import ConfigurationError, NotRegisteredError, PayloadError, RetoldError, SignalBufferFullError
 from ..history.codec import Codec, JsonCodec
 from ..history.export import History
 from ..history.ids import check_id
@@ -40,6 +41,8 @@ DEFAULT_URL = "sqlite:///retold.db"
 _LISTEN_RETRY = 2.0  # first wait before reopening a lost listener (polling covers it)
 _PURGE_BATCH = 500  # runs per purge transaction at most (the store sizes batches to take ~20 ms)
 _CLOSED_STATUSES = ("completed", "failed", "cancelled", "continued", "terminated", "timed_out")  # a finished run's
+
+_CLOSING_PATIENCE = 30.0  # seconds signal() waits for a run deciding again whether to close
 
 
 def _seconds(value: timedelta | float, name: str) -> float:
@@ -598,9 +601,23 @@ class Client:
         with self.telemetry.client_call("Signal", name, ident):
             if any(workflow.signals for workflow in self.workflows.values()):
                 await self._check_signal(ident, name, payload)
-            self.feeds.notify(await self._runs().signal(ident, name, payload))
+            self.feeds.notify(await self._send_signal(ident, name, payload))
         if self._host is not None:
             self._host.input_recorded(ident)
+
+    async def _send_signal(self, ident: str, name: str, payload: bytes) -> str:
+        """Record a signal; while the run decides again whether to close, wait and retry (30 s at most)."""
+        delay, deadline = 0.005, time.monotonic() + _CLOSING_PATIENCE
+        while True:
+            try:
+                return await self._runs().signal(ident, name, payload)
+            except SignalBufferFullError as exc:
+                # Refused for the length of one replay: then the run has closed
+                # (RunFinishedError next time) or goes on (the signal is taken).
+                if not exc.closing or time.monotonic() >= deadline:
+                    raise
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.25)
 
     async def _check_signal(self, ident: str, name: str, payload: bytes) -> None:
         """Refuse a value that the run's workflow declares another type for (writes nothing)."""
@@ -673,7 +690,10 @@ class Client:
         if limit is not None and limit < 1:
             raise RetoldError(f"limit must be at least 1, got {limit}")
         record = await self.store.get_run(ident)
-        _, events = await self.store.load(record.run_id, after, limit)
+        if limit is None:  # (stores written before pages existed take two arguments)
+            _, events = await self.store.load(record.run_id, after)
+        else:
+            _, events = await self.store.load(record.run_id, after, limit)
         return History(events, workflow=record.workflow, workflow_id=record.workflow_id, run_id=record.run_id)
 
     def _watch(self, ident: str, after_seq: int) -> EventStream:

@@ -240,10 +240,16 @@ class RunHandle(Generic[R]):
     async def signal(self, name: str, value: Any = None) -> None:
         """Send a signal; it is durable when this returns.
 
+        A signal that reaches a run while it decides again whether to close
+        (signals arrived during its closing step) waits for that decision,
+        briefly: it is then recorded, or refused with ``RunFinishedError``.
+
         Raises:
             RunNotFoundError: no such run.
             RunFinishedError: the run has finished.
             PayloadError: the value cannot be encoded.
+            SignalBufferFullError: the run holds too many unprocessed signals
+                (or is still deciding whether to close after 30 s).
         """
         await self._client._signal(self.workflow_id, name, value)
 
