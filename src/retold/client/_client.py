@@ -45,6 +45,26 @@ _CLOSED_STATUSES = ("completed", "failed", "cancelled", "continued", "terminated
 _CLOSING_PATIENCE = 30.0  # seconds signal() waits for a run deciding again whether to close
 
 
+def _start_options(
+    workflow: Workflow[Any, Any] | str, kwargs: dict[str, Any],
+) -> tuple[dict[str, Any], str | None, str | None, str | None, dict[str, float] | None]:
+    """(workflow arguments, id, idempotency key, id reuse policy, time limits) of a start's call.
+
+    A workflow given by name takes its options as keywords; a decorated one
+    carries them (``with_options``) and its keywords are all its own.
+    """
+    if isinstance(workflow, str):
+        options = dict(kwargs)
+        workflow_id, idempotency_key = options.pop("id", None), options.pop("idempotency_key", None)
+        policy = options.pop("id_reuse_policy", None)
+        return options, workflow_id, idempotency_key, policy, _time_limits(
+            {name: options.pop(name, None) for name in _LIMITS})
+    if isinstance(workflow, Workflow):
+        limits = _time_limits({name: getattr(workflow, name) for name in _LIMITS})
+        return kwargs, workflow.id, workflow.idempotency_key, workflow.id_reuse_policy, limits
+    return kwargs, None, None, None, None
+
+
 def _seconds(value: timedelta | float, name: str) -> float:
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
     if seconds <= 0:
@@ -256,16 +276,7 @@ class Client:
             PayloadError: an argument cannot be encoded.
             IdempotencyError: the id or key was used with other input.
         """
-        options: dict[str, Any] = kwargs
-        workflow_id = idempotency_key = policy = limits = None
-        if isinstance(workflow, str):
-            options = dict(kwargs)
-            workflow_id, idempotency_key = options.pop("id", None), options.pop("idempotency_key", None)
-            policy = options.pop("id_reuse_policy", None)
-            limits = _time_limits({name: options.pop(name, None) for name in _LIMITS})
-        elif isinstance(workflow, Workflow):
-            workflow_id, idempotency_key, policy = workflow.id, workflow.idempotency_key, workflow.id_reuse_policy
-            limits = _time_limits({name: getattr(workflow, name) for name in _LIMITS})
+        options, workflow_id, idempotency_key, policy, limits = _start_options(workflow, kwargs)
         handle: RunHandle[R] = await self._start(workflow, args, options, workflow_id, idempotency_key,
                                                  id_reuse_policy=policy, limits=limits)
         return handle
@@ -295,16 +306,7 @@ class Client:
             RunFinishedError: the id's run is closed (nothing is written).
             SignalBufferFullError: the run has too many unprocessed signals.
         """
-        options: dict[str, Any] = kwargs
-        workflow_id = idempotency_key = policy = limits = None
-        if isinstance(workflow, str):
-            options = dict(kwargs)
-            workflow_id, idempotency_key = options.pop("id", None), options.pop("idempotency_key", None)
-            policy = options.pop("id_reuse_policy", None)
-            limits = _time_limits({name: options.pop(name, None) for name in _LIMITS})
-        elif isinstance(workflow, Workflow):
-            workflow_id, idempotency_key, policy = workflow.id, workflow.idempotency_key, workflow.id_reuse_policy
-            limits = _time_limits({name: getattr(workflow, name) for name in _LIMITS})
+        options, workflow_id, idempotency_key, policy, limits = _start_options(workflow, kwargs)
         handle: RunHandle[R] = await self._start(workflow, args, options, workflow_id, idempotency_key,
                                                  signal=(signal, value), id_reuse_policy=policy, limits=limits)
         return handle

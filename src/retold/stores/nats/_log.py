@@ -1,17 +1,9 @@
 """The NATS store's log: recording operations on it, fenced, and folding it into this process's copy.
 
-Every change to the store (a transaction's plans, a claim, a lease renewal,
-a release, a purge) is ONE message on a JetStream stream, published with
-``Nats-Expected-Last-Sequence`` set to the last message this process has
-applied: the stream accepts it only if nobody wrote in between, so the log
-is a serial order of operations, each decided on the state all the earlier
-ones left. Every process folds the log, in order, into an in-memory copy
-of the state (the memory store's tables and rules: :class:`~._view.View`) and runs
-its transactions on that copy; a refused publish (someone else wrote first)
-undoes the copy's changes, catches up, and runs the transaction again.
-
-The log is the truth; the copies are derived and rebuilt from it on open.
-See docs/nats.md for the layout, the crash analysis and durability.
+The layout (one fenced stream of operations, folded by every process into
+a copy of the memory store's tables) is described in ``_store.py`` and
+docs/nats.md; this module is the client loop's side of it: following the
+log, recording batches of operations, and snapshots.
 """
 
 from __future__ import annotations
