@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Self, final
 
@@ -19,18 +19,20 @@ from .._pending import PendingWork, describe_pending
 from .._wake import Wakeup, keep_running
 from ..authoring import Activity, Workflow, by_name
 from ..client import DEFAULT_URL, Client, EventFeeds, EventStream, RunDescription, RunHandle
-from ..errors import ConfigurationError, NotRegisteredError, RetoldError
+from ..errors import ConfigurationError, RetoldError
 from ..history.codec import Codec
 from ..history.export import History
-from ..runtime import StepRunner, WorkflowInstance
-from ..stores import LiveWorker, PurgeReport, RunRecord, StartRequest, Store, open_store
+from ..runtime import StepRunner
+from ..stores import LiveWorker, PurgeReport, RunRecord, Store, open_store
 from . import _liveness
 from ._activity_worker import ActivityWorker
 from ._ahead import RunAhead
 from ._cache import InstanceCache
 from ._context import WorkerContext
+from ._engine_host import EngineHost
 from ._fingerprint import fingerprint
 from ._hosting import HostingWatch
+from ._loops import lease_loop, register_and_reap, retention_loop, timer_loop
 from ._runs import Runs
 from ._workflow_worker import WorkflowWorker
 
@@ -40,66 +42,11 @@ R = TypeVar("R", default=Any)  # Any when a start by name cannot tell
 P = ParamSpec("P")
 log = logging.getLogger("retold.engine")
 
-_PURGE_EVERY = 600.0  # seconds (store clock) between two purges of the retention loop
-
-
 def _seconds(value: timedelta | float, name: str) -> float:
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
     if seconds <= 0:
         raise ConfigurationError(f"Engine {name} must be positive, got {seconds}")
     return seconds
-
-
-class _Hosting:
-    """What this engine adds to its client (:class:`retold.client.Host`): its workers see starts,
-    signals and cancels at once, and queries read its cache."""
-
-    def __init__(self, engine: Engine, steps: StepRunner) -> None:
-        self._engine = engine
-        self.steps = steps
-
-    @property
-    def runs(self) -> Runs:
-        return self._engine.runs  # read at each call: tests put a counting one in its place
-
-    def check_start(self, workflow: Workflow[..., Any]) -> None:
-        # An engine that runs workers refuses a workflow function it does not
-        # host: most often a forgotten registration (its name means "hosted elsewhere").
-        engine = self._engine
-        hosted = engine.workflows.get(workflow.name)
-        if engine._run_workers and (hosted is None or not hosted.same(workflow)):
-            raise NotRegisteredError("workflow", workflow.name)
-
-    async def store_start(self, request: StartRequest, definition: Workflow[..., Any] | None) -> tuple[RunRecord, bool]:
-        # The fast path: a run this engine hosts, started while it has a free
-        # slot, has its first workflow task done here and stored with the start.
-        return await self._engine.ahead.start(definition, request)
-
-    def input_recorded(self, run_id: str) -> None:
-        self._engine.wake_workflows.set()
-
-    async def pending_work(self, record: RunRecord) -> PendingWork:
-        return await self._engine.pending_work(record)
-
-    def run_terminated(self, run_id: str) -> None:
-        engine = self._engine
-        engine.cache.drop(run_id)
-        engine.notify_closed(run_id)
-        engine.wake_workflows.set()  # its parent and children have work
-
-    def cached(self, run_id: str) -> WorkflowInstance | None:
-        return self._engine.cache.peek(run_id)
-
-    def drop_cached(self, instance: WorkflowInstance) -> None:
-        cache = self._engine.cache
-        if cache.peek(instance.run_id) is instance:
-            cache.drop(instance.run_id)
-
-    def on_work(self, kind: str) -> None:
-        if kind == "workflow":
-            self._engine.wake_workflows.set()
-        elif kind == "activity":
-            self._engine.wake_activities.set()
 
 
 @final
@@ -272,7 +219,7 @@ class Engine:
         self.client = Client(
             workflows=self.workflows.values(), codec=codec, store=store, poll_interval=self.poll_interval,
             telemetry=telemetry, tracer_provider=tracer_provider, meter_provider=meter_provider,
-            host=_Hosting(self, self.steps),
+            host=EngineHost(self, self.steps),
         )
         self.codec: Codec = self.client.codec
         self.feeds: EventFeeds = self.client.feeds  # workers report their commits to the watchers
@@ -302,17 +249,17 @@ class Engine:
             stack.callback(self.feeds.close)
             stack.callback(self.steps.close)
             if self._run_workers:
-                await self._register_and_reap()
+                await register_and_reap(self)
                 self.workflow_worker = WorkflowWorker(self)
                 group.start_soon(self._keep_running, self.workflow_worker.run)
                 for queue, limit in self._queue_limits.items():
                     worker = ActivityWorker(self, queue, limit)
                     self._activity_workers.append(worker)
                     group.start_soon(self._keep_running, worker.run)
-                group.start_soon(self._keep_running, self._timer_loop)
-                group.start_soon(self._keep_running, self._lease_loop)
+                group.start_soon(self._keep_running, partial(timer_loop, self))
+                group.start_soon(self._keep_running, partial(lease_loop, self))
             if self.retention is not None:
-                group.start_soon(self._keep_running, self._retention_loop)
+                group.start_soon(self._keep_running, partial(retention_loop, self))
             self._stack = stack.pop_all()
         return self
 
@@ -342,73 +289,8 @@ class Engine:
                 self._registered = False
                 await self.store.unregister_worker(self.worker_id)
 
-    async def _register_and_reap(self) -> None:
-        """Record this engine; take over the work of engines on this machine whose process died."""
-        pid = os.getpid()
-        self._registered = True  # unregistered on the way out, even if this call fails after its write
-        others = await self.store.register_worker(
-            self.worker_id, self._host, pid, _liveness.process_start(pid),
-            hosting=self.hosting.hosting, ttl=3 * self.lease,  # renewed every lease / 3
-        )
-        freed = 0
-        for worker_id, other_pid, started in others:
-            if not _liveness.is_alive(other_pid, started):
-                freed += await self.store.reap_worker(worker_id)
-                log.info("engine %s (pid %d) is gone; its leases ended now", worker_id, other_pid)
-        if freed:
-            self.wake_workflows.set()
-            self.wake_activities.set()
-
     async def _keep_running(self, loop: Callable[[], Awaitable[None]]) -> None:
         await keep_running(loop, self.poll_interval, log, "engine")
-
-    async def _timer_loop(self) -> None:
-        while True:
-            fired = await self.runs.fire_timers(256)
-            if fired:
-                self.wake_workflows.set()
-                self.feeds.notify(None)
-                continue
-            due = await self.store.next_wakeup()
-            now = self.store.now()
-            wait = self.poll_interval
-            if due is not None and due <= now:
-                # A retry or a lease came due: let the workers look. (It stays
-                # due if it is work this engine does not host, hence no spin.)
-                self.wake_activities.set()
-                self.wake_workflows.set()
-            elif due is not None:
-                wait = min(wait, due - now)
-            await self.wake_timers.wait(wait)
-
-    async def _lease_loop(self) -> None:
-        while True:
-            await anyio.sleep(self.lease / 3)
-            await self._register_and_reap()  # a sibling process that died since
-            if self.workflow_worker is not None and self.workflow_worker.processing:
-                await self.store.renew_workflow_leases(
-                    self.worker_id, list(self.workflow_worker.processing), self.lease
-                )
-            for worker in self._activity_workers:
-                ids = list(worker.running)
-                lost = await self.store.renew_leases(self.worker_id, ids, self.lease)
-                for task_id in lost:
-                    if worker.stop(task_id):
-                        self.telemetry.lease_lost("activity")
-
-    async def _retention_loop(self) -> None:
-        # Due times are on the store's clock (a test's fake clock moves them);
-        # the loop looks every poll interval whether one has come.
-        assert self.retention is not None
-        due = self.store.now()
-        while True:
-            if self.store.now() >= due:
-                report = await self.purge(self.retention)
-                if report.runs or report.kept:
-                    log.info("retention purged %d runs older than %s (%d events); kept %d with a run still running",
-                             report.runs, timedelta(seconds=self.retention), report.events, report.kept)
-                due = self.store.now() + _PURGE_EVERY
-            await anyio.sleep(self.poll_interval)
 
     async def purge(
         self, older_than: timedelta | float, *, statuses: Iterable[str] | None = None,
