@@ -21,10 +21,11 @@ async def _flaky(calls: list[int], fails: int) -> None:
 async def test_a_failing_loop_given_as_a_partial_is_logged_by_its_name_and_restarted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The engine passes its loops as partials (timer_loop bound to the engine): a failure must not crash the log line."""
+    """The engine passes its loops as partials (bound to the engine): a failure must not break the log line."""
     calls: list[int] = []
     with caplog.at_level(logging.ERROR, logger="test.loops"):
         await keep_running(partial(_flaky, calls, 2), 0.001, logging.getLogger("test.loops"), "engine")
     assert len(calls) == 3
     messages = [r.getMessage() for r in caplog.records]
-    assert len(messages) == 2 and all("retold engine loop _flaky failed" in m for m in messages), messages
+    assert len(messages) == 2
+    assert all("retold engine loop _flaky failed" in m for m in messages), messages
