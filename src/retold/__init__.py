@@ -29,6 +29,7 @@ from .authoring._api import now as now
 from .authoring._api import patched as patched
 from .authoring._api import random as random
 from .authoring._api import set_query_handler as set_query_handler
+from .authoring._api import set_update_handler as set_update_handler
 from .authoring._api import side_effect as side_effect
 from .authoring._api import signal_workflow as signal_workflow
 from .authoring._api import sleep as sleep
@@ -68,6 +69,9 @@ from .errors import RunNotFoundError as RunNotFoundError
 from .errors import SchemaError as SchemaError
 from .errors import SignalBufferFullError as SignalBufferFullError
 from .errors import StoreError as StoreError
+from .errors import UpdateFailedError as UpdateFailedError
+from .errors import UpdateRejectedError as UpdateRejectedError
+from .errors import UpdateTimeoutError as UpdateTimeoutError
 from .errors import WorkflowCancelledError as WorkflowCancelledError
 from .errors import WorkflowFailedError as WorkflowFailedError
 from .errors import WorkflowSandboxError as WorkflowSandboxError
@@ -128,6 +132,9 @@ __all__ = [
     "RunContextFilter",
     "SchemaError",
     "StoreError",
+    "UpdateFailedError",
+    "UpdateRejectedError",
+    "UpdateTimeoutError",
     "Workflow",
     "WorkflowCancelledError",
     "WorkflowFailedError",
@@ -149,6 +156,7 @@ __all__ = [
     "patched",
     "random",
     "set_query_handler",
+    "set_update_handler",
     "side_effect",
     "sleep",
     "start_child",

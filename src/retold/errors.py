@@ -58,6 +58,9 @@ __all__ = [
     "SchemaError",
     "SignalBufferFullError",
     "StoreError",
+    "UpdateFailedError",
+    "UpdateRejectedError",
+    "UpdateTimeoutError",
     "WorkflowCancelledError",
     "WorkflowFailedError",
     "WorkflowDeadlockError",
@@ -165,6 +168,31 @@ class SignalBufferFullError(RetoldError):
 @final
 class QueryError(RetoldError):
     """The query is unknown to the run, or its handler raised."""
+
+
+@final
+class UpdateRejectedError(RetoldError):
+    """The run has no handler for the update, or its validator raised: nothing was recorded."""
+
+
+@final
+class UpdateFailedError(RetoldError):
+    """The update's handler raised (its error is the cause), or the run closed before the handler finished."""
+
+
+@final
+class UpdateTimeoutError(RetoldError, TimeoutError):
+    """The update was accepted but its handler had not finished when the wait ended; fetch its result later."""
+
+    def __init__(self, workflow_id: str, update_id: str, timeout: float) -> None:
+        self.workflow_id = workflow_id
+        self.update_id = update_id
+        self.timeout = timeout
+        super().__init__(f"update {update_id!r} of workflow id {workflow_id!r} was accepted and had not finished "
+                         f"after {timeout:g} s: ask for its result again with run.update_result({update_id!r})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.workflow_id, self.update_id, self.timeout))
 
 
 @final

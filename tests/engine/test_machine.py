@@ -551,3 +551,33 @@ def test_a_child_gets_its_time_limits() -> None:
     [later] = d.then
     assert (later.run_id, later.timers, later.task) == ("c1", [(m.RUN_TIMEOUT_TIMER, NOW + 3)],
                                                          TaskChange("backoff", visible_at=NOW + 1))
+
+
+# -- updates ------------------------------------------------------------------------------------------
+
+
+def accepted() -> ev.UpdateAccepted:
+    return ev.UpdateAccepted(seq=0, at=NOW, update_id="u1", name="add", input=b"[1]")
+
+
+def test_an_accepted_update_joins_the_history_of_the_state_its_validator_saw_and_wakes_the_run() -> None:
+    for state in (run(owner=None), run(task=False), run(live=False)):
+        p = m.accept_update(state, accepted(), 3)
+        assert p is not None
+        assert [(e.seq, e.type) for e in p.events] == [(4, "UpdateAccepted")]
+        assert (p.expect_seq, p.task, p.inbox) == (3, TaskChange("wake"), [])
+
+
+@pytest.mark.parametrize("state", [
+    run(owner=None, last=4),  # an event since the validator ran
+    run(),  # a step in flight: it would move the run
+    run(live=False, inbox=(signal(),)),  # inputs wait first
+])
+def test_an_update_is_refused_when_the_run_is_not_in_the_state_its_validator_saw(state: RunState) -> None:
+    with pytest.raises(ConflictError):
+        m.accept_update(state, accepted(), 3)
+
+
+def test_an_update_to_a_closed_or_unknown_run_is_not_accepted() -> None:
+    assert m.accept_update(run(status="completed", owner=None), accepted(), 3) is None
+    assert m.accept_update(None, accepted(), 3) is None

@@ -25,6 +25,7 @@ __all__ = [
     "patched",
     "random",
     "set_query_handler",
+    "set_update_handler",
     "side_effect",
     "sleep",
     "start_child",
@@ -235,6 +236,22 @@ def set_query_handler(name: str, handler: Callable[..., Any] | None) -> None:
     and never write history.
     """
     current("set_query_handler").set_query_handler(name, handler)
+
+
+def set_update_handler(
+    name: str, handler: Callable[..., Any] | None, *, validator: Callable[..., Any] | None = None,
+) -> None:
+    """Answer updates called ``name`` with ``handler(*args)``; None removes it.
+
+    The handler (``def`` or ``async def``) is workflow code: it may change the
+    run's state and await activities, timers and signals; what it returns is
+    the caller's reply. ``validator(*args)`` (a plain function) runs first,
+    read-only like a query handler: raising rejects the update, and nothing
+    is recorded.
+    """
+    if not name:
+        raise ValueError("an update name must not be empty")
+    current("set_update_handler").set_update_handler(name, handler, validator)
 
 
 def now() -> datetime:

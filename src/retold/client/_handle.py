@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final, overload
 
 import anyio
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["RunDescription", "RunHandle", "WorkflowTaskFailure"]
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 def _dt(value: float | None) -> datetime | None:
@@ -265,6 +266,57 @@ class RunHandle(Generic[R]):
                 the code (a finished run's, replayed to answer).
         """
         return await self._client._query(self.workflow_id, name, args)
+
+    @overload
+    async def update(
+        self, name: str, *args: Any, id: str | None = ..., result_type: type[T], timeout: float | None = ...,
+    ) -> T: ...
+    @overload
+    async def update(
+        self, name: str, *args: Any, id: str | None = ..., result_type: None = ..., timeout: float | None = ...,
+    ) -> Any: ...
+    async def update(
+        self, name: str, *args: Any, id: str | None = None, result_type: Any = None,  # noqa: A002
+        timeout: float | None = None,
+    ) -> Any:
+        """Send update ``name`` with ``args`` and return its handler's result.
+
+        The run's validator judges it first, on the run's current state: a
+        rejected update leaves no trace. An accepted one is durable; the same
+        ``id`` sent again (say, after a crash) runs once and gets the same
+        reply. The reply is decoded into ``result_type`` (by default the
+        handler's return annotation).
+
+        Raises:
+            UpdateRejectedError: no such handler, or its validator raised.
+            UpdateFailedError: the handler raised (the cause), or the run closed first.
+            UpdateTimeoutError: accepted, but not finished within ``timeout``
+                seconds: ask again with :meth:`update_result`.
+            RunFinishedError: the run is closed.
+        """
+        from ._updates import send_update, update_reply
+
+        with self._client.telemetry.client_call("Update", name, self.workflow_id):
+            run_id, update_id, hint = await send_update(self._client, self.workflow_id, name, args, id)
+            return await update_reply(self._client, run_id, update_id,
+                                      hint if result_type is None else result_type, timeout)
+
+    @overload
+    async def update_result(self, update_id: str, *, result_type: type[T], timeout: float | None = ...) -> T: ...
+    @overload
+    async def update_result(self, update_id: str, *, result_type: None = ..., timeout: float | None = ...) -> Any: ...
+    async def update_result(self, update_id: str, *, result_type: Any = None, timeout: float | None = None) -> Any:
+        """Wait for the reply of update ``update_id`` sent earlier (its handler's result).
+
+        Raises:
+            UpdateRejectedError: the run never accepted an update with this id.
+            UpdateFailedError, UpdateTimeoutError: as :meth:`update`.
+        """
+        from ._updates import update_reply
+
+        record = await self._client.store.get_run(self.run_id or self.workflow_id)
+        return await update_reply(self._client, record.run_id, update_id,
+                                  Any if result_type is None else result_type, timeout)
 
     async def cancel(self, reason: str = "") -> None:
         """Ask the run to cancel: ``CancelledError`` is raised at its current await."""

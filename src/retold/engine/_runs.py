@@ -260,6 +260,16 @@ class Runs:
         tx.apply(plan)
         return run.run_id
 
+    def update_in(self, tx: Tx, run_id: str, event: ev.UpdateAccepted, validated_seq: int) -> None:
+        """The transaction of :meth:`accept_update`."""
+        plan = m.accept_update(self._for_input(tx, run_id), replace(event, at=tx.now()), validated_seq)
+        if plan is None:
+            run = tx.run(run_id)
+            if run is None:
+                raise RunNotFoundError(run_id)
+            raise RunFinishedError(run_id, run.record.status)
+        tx.apply(plan)
+
     def terminate_in(self, tx: Tx, ident: str, reason: str) -> str:
         """The transaction of :meth:`terminate`."""
         run = tx.run(ident, inbox=True)
@@ -356,6 +366,14 @@ class Runs:
         event = ev.SignalReceived(seq=0, at=0.0, name=name, input=payload)
         return await self.store.transact(
             lambda tx: self.input_in(tx, run_or_workflow_id, event, self.max_pending_signals), outside=True)
+
+    async def accept_update(self, run_id: str, event: ev.UpdateAccepted, validated_seq: int) -> None:
+        """Record an update whose validator passed on the run's state at ``validated_seq``.
+
+        Raises ConflictError if the run has moved since (validate again),
+        RunFinishedError if it closed; neither writes anything.
+        """
+        await self.store.transact(lambda tx: self.update_in(tx, run_id, event, validated_seq), outside=True)
 
     async def request_cancel(self, run_or_workflow_id: str, reason: str) -> str:
         """Ask a run to cancel; return its run id (RunFinishedError if it is closed)."""

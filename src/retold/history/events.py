@@ -15,7 +15,8 @@ Events fall into three groups:
   ``WorkflowTaskCompleted`` when an activation asked for nothing;
 * *inputs*, written when something happens to the run (``WorkflowStarted``,
   activity and child outcomes, ``TimerFired``, ``SignalReceived``,
-  ``CancelRequested``, ``ExternalSignalResolved``);
+  ``CancelRequested``, ``ExternalSignalResolved``, ``UpdateAccepted``;
+  its handler's outcome, ``UpdateCompleted``, is a command);
 * ``WorkflowFailed`` may be either: the workflow raised, or the engine gave
   up on a workflow task that failed on every attempt;
 * ``WorkflowTerminated`` is neither: an operator closed the run without
@@ -53,6 +54,8 @@ __all__ = [
     "TimerCancelled",
     "TimerFired",
     "TimerStarted",
+    "UpdateAccepted",
+    "UpdateCompleted",
     "WorkflowCancelled",
     "WorkflowCompleted",
     "WorkflowContinuedAsNew",
@@ -192,6 +195,27 @@ class SignalReceived(Event):
     name: str
     input: bytes
     payload_field: ClassVar[str | None] = "input"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateAccepted(Event):
+    """Update ``update_id`` (handler ``name``, arguments ``input``) passed its validator and was accepted."""
+
+    update_id: str
+    name: str
+    input: bytes
+    payload_field: ClassVar[str | None] = "input"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateCompleted(Event):
+    """The handler of the update accepted at event ``accepted`` returned ``result`` or raised (``failure``)."""
+
+    accepted: int
+    update_id: str
+    result: bytes = b""
+    failure: Failure | None = None
+    payload_field: ClassVar[str | None] = "result"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -349,13 +373,14 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ChildWorkflowFailed, CancelRequested, WorkflowTaskCompleted, WorkflowCompleted, WorkflowFailed,
         WorkflowCancelled, WorkflowContinuedAsNew, ActivityCancelRequested, ChildWorkflowCancelRequested,
         ExternalSignalRequested, ExternalSignalResolved, WorkflowTerminated, WorkflowTimedOut,
+        UpdateAccepted, UpdateCompleted,
     )
 }
 
 COMMAND_TYPES: tuple[type[Event], ...] = (
     ActivityScheduled, TimerStarted, TimerCancelled, MarkerRecorded,
     ChildWorkflowStarted, ActivityCancelRequested, ChildWorkflowCancelRequested, ExternalSignalRequested,
-    WorkflowTaskCompleted, WorkflowCompleted, WorkflowCancelled, WorkflowContinuedAsNew,
+    UpdateCompleted, WorkflowTaskCompleted, WorkflowCompleted, WorkflowCancelled, WorkflowContinuedAsNew,
 )
 
 TERMINAL_TYPES: tuple[type[Event], ...] = (

@@ -49,6 +49,7 @@ from ._outcome import close_value as _close
 from ._outcome import escaped as _escaped
 from ._outcome import never_started as _never_started
 from ._requests import Requests
+from ._updates import Updates
 
 __all__ = ["WorkflowInstance", "failure_from_exception", "exception_from_failure"]
 
@@ -61,7 +62,7 @@ _FATAL = (NondeterminismError, WorkflowSandboxError)
 _NOTHING_RECORDED: collections.deque[ev.Event] = collections.deque()
 
 
-class WorkflowInstance(Requests):
+class WorkflowInstance(Requests, Updates):
     """A workflow run being executed or replayed on its own deterministic loop."""
 
     def __init__(
@@ -103,6 +104,8 @@ class WorkflowInstance(Requests):
         self._signals: dict[str, list[bytes]] = {}
         self._signal_waiters: dict[str, list[asyncio.Future[bytes]]] = {}
         self._queries: dict[str, Callable[..., Any]] = {}
+        self._update_handlers: dict[str, tuple[Callable[..., Any], Callable[..., Any] | None]] = {}
+        self._update_ids: set[str] = set()
         self.querying: str | None = None  # the query whose handler runs, if one does
         # A query handler was refused a loop call (call_soon, a timer, a task): the
         # state in memory may be half changed, so this copy must not take another step.
@@ -348,6 +351,8 @@ class WorkflowInstance(Requests):
                         sent.set_result(None)
                     else:
                         sent.set_exception(exception_from_failure(event.failure))
+            case ev.UpdateAccepted():
+                self._accept_update(event)
             case ev.CancelRequested():
                 main = self._main
                 if main is not None and not main.done():

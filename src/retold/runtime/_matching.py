@@ -37,6 +37,8 @@ def matches(codec: Codec, recorded: ev.Event, cls: type[ev.Event], fields: dict[
         return bool(recorded.started == fields["started"])
     if isinstance(recorded, ev.ActivityCancelRequested):
         return bool(recorded.scheduled == fields["scheduled"])
+    if isinstance(recorded, ev.UpdateCompleted):
+        return bool(recorded.update_id == fields["update_id"])
     if isinstance(recorded, ev.MarkerRecorded):
         return bool((recorded.kind, recorded.name) == (fields["kind"], fields["name"]))
     if isinstance(recorded, ev.ChildWorkflowStarted):

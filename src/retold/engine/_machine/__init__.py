@@ -40,6 +40,7 @@ from ._starts import (
     start_timeouts,
     timed_out,
 )
+from ._updates import accept_update
 from ._tasks import (
     activity_outcome,
     attempt_failed,
@@ -50,7 +51,8 @@ from ._tasks import (
 
 __all__ = [
     "CLOSING", "EXECUTION_TIMEOUT_TIMER", "MAX_BACKOFF", "MAX_FAILED_BY", "NO_LOOKUPS", "RUN_TIMEOUT_TIMER",
-    "TIMEOUT_KINDS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "StartStep", "activity_outcome",
+    "TIMEOUT_KINDS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "StartStep", "accept_update",
+    "activity_outcome",
     "attempt_failed", "commit", "deliver", "existing", "inbox_needed", "release", "signal_with_start", "start",
     "start_timeouts", "stepped", "terminate", "terminated_failure", "timed_out", "timed_out_failure",
     "timeout_timers", "workers_died", "workflow_task_failed",

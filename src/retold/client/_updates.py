@@ -1,0 +1,131 @@
+"""Updates from the caller's side: validate on a replay, record ``UpdateAccepted``, wait for the reply.
+
+The validator is workflow code that only reads, as a query handler: it runs
+here, on a replay of the run's committed history (as queries do), so a
+rejected update writes nothing anywhere. The accepted event is recorded only
+if the run is still in the state the validator saw
+(:func:`retold.engine._machine.accept_update`); otherwise the update is
+validated again. The reply is the run's ``UpdateCompleted`` event for the
+update id, read from the run's event feed.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ..errors import (
+    ConflictError,
+    RetoldError,
+    RunFinishedError,
+    UpdateFailedError,
+    UpdateRejectedError,
+    UpdateTimeoutError,
+    exception_from_failure,
+)
+from ..history import events as ev
+from ..history.ids import check_id
+from ..runtime import replay
+
+if TYPE_CHECKING:
+    from ._operations import RunOperations
+
+__all__ = ["send_update", "update_reply"]
+
+_PATIENCE = 30.0  # seconds an update is validated again while the run keeps moving
+
+
+def _accepted(events: list[ev.Event], update_id: str) -> ev.UpdateAccepted | None:
+    for event in events:
+        if isinstance(event, ev.UpdateAccepted) and event.update_id == update_id:
+            return event
+    return None
+
+
+async def send_update(
+    ops: RunOperations, ident: str, name: str, args: tuple[Any, ...], update_id: str | None,
+) -> tuple[str, str, Any]:
+    """Validate and record an update (once per update id); return (run id, update id, the handler's result type).
+
+    Raises:
+        UpdateRejectedError: no such handler, or its validator raised (nothing written).
+        RunFinishedError: the run is closed and never accepted this update id.
+    """
+    if not name:
+        raise RetoldError("an update name must not be empty")
+    update_id = update_id or str(uuid.uuid4())
+    check_id("update id", update_id)
+    payload = ops.codec.encode(list(args))
+    delay, deadline = 0.005, time.monotonic() + _PATIENCE
+    while True:
+        record = await ops.store.get_run(ident)
+        _, events = await ops.store.load(record.run_id, 0)
+        if _accepted(events, update_id) is not None:
+            return record.run_id, update_id, Any  # sent before: the same execution, the same reply
+        if record.status != "running":
+            raise RunFinishedError(record.run_id, record.status)
+        definition = ops.workflows.get(record.workflow)
+        if definition is None:
+            raise ops._unknown(record.workflow, "update validators replay the workflow's code here")
+        replica, completion = await ops._steps.run(
+            record.run_id, lambda: replay(definition, record.run_id, ops.codec, events, replay_only=True))
+        try:
+            completion.unwrap()
+            replica.validate_update(name, args)
+            result_type = replica.update_result_type(name)
+        finally:
+            replica.close()
+        event = ev.UpdateAccepted(seq=0, at=0.0, update_id=update_id, name=name, input=payload)
+        try:
+            await ops._runs().accept_update(record.run_id, event, events[-1].seq if events else 0)
+        except ConflictError:
+            if time.monotonic() >= deadline:
+                raise
+            await anyio.sleep(delay)  # the run moved (or a step is in flight): validate on its new state
+            delay = min(delay * 2, 0.25)
+            continue
+        ops.feeds.notify(record.run_id)
+        if ops._host is not None:
+            ops._host.input_recorded(record.run_id)
+        return record.run_id, update_id, result_type
+
+
+async def update_reply(
+    ops: RunOperations, run_id: str, update_id: str, result_type: Any, timeout: float | None,
+) -> Any:
+    """Wait for the handler of accepted update ``update_id`` to finish in run ``run_id``; return its result.
+
+    Raises:
+        UpdateFailedError: the handler raised (the cause), or the run closed first.
+        UpdateTimeoutError: ``timeout`` passed first.
+        UpdateRejectedError: the run never accepted an update with this id.
+    """
+    seen = False
+    _, events = await ops.store.load(run_id, 0)
+    if _accepted(events, update_id) is None:
+        raise UpdateRejectedError(f"run {run_id} has no update with id {update_id!r} (never accepted)")
+    try:
+        with anyio.fail_after(timeout):
+            async with ops._watch(run_id, 0) as stream:
+                async for event in stream:
+                    if isinstance(event, ev.UpdateAccepted) and event.update_id == update_id:
+                        seen = True
+                    elif isinstance(event, ev.UpdateCompleted) and event.update_id == update_id:
+                        if event.failure is not None:
+                            raise UpdateFailedError(
+                                f"update {update_id!r} of run {run_id} failed: {event.failure.get('message', '')}"
+                            ) from exception_from_failure(event.failure)
+                        return ops.codec.decode(event.result, result_type)
+                    elif isinstance(event, ev.TERMINAL_TYPES):
+                        if not seen:
+                            break
+                        raise UpdateFailedError(
+                            f"run {run_id} closed ({event.type}) before the handler of update {update_id!r} "
+                            "finished: it has no reply")
+    except TimeoutError:
+        assert timeout is not None
+        raise UpdateTimeoutError(run_id, update_id, timeout) from None
+    raise UpdateRejectedError(f"run {run_id} has no update with id {update_id!r} (never accepted)")

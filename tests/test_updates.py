@@ -1,0 +1,154 @@
+"""Updates: a durable request with a reply, validated first, run once per update id.
+
+Every store (memory, a SQLite file, PostgreSQL; NATS in tests/stores/test_updates_on_nats.py),
+under asyncio and trio.
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+import retold
+from retold.history import events as ev
+from retold.testing import replay
+from tests.conftest import EngineFactory
+
+pytestmark = pytest.mark.anyio
+
+PRICED: list[str] = []
+
+
+@retold.activity
+async def price(item: str) -> int:
+    PRICED.append(item)
+    return len(item)
+
+
+@retold.workflow
+async def cart(owner: str) -> list[str]:
+    items: list[str] = []
+    total = 0
+
+    async def add(item: str) -> int:
+        nonlocal total
+        if item == "slow":
+            await retold.sleep(3600)
+        if item == "broken":
+            raise retold.ApplicationError("the shelf is empty", type="OutOfStock")
+        total += await retold.execute(price, item)
+        items.append(item)
+        return total
+
+    def check(item: str) -> None:
+        if not item:
+            raise ValueError("an item needs a name")
+        if item in items:
+            raise ValueError(f"{item} is already in the cart")
+
+    retold.set_update_handler("add", add, validator=check)
+    retold.set_query_handler("items", lambda: list(items))
+    await retold.wait_signal("checkout")
+    return items
+
+
+def types(history: retold.History) -> list[str]:
+    return [e.type for e in history.events]
+
+
+async def test_an_update_returns_its_handler_result_after_awaiting_an_activity(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
+    async with make_engine([cart], [price], url=store_url) as engine:
+        run = await engine.start(cart.with_options(id="cart-1"), "ann")
+        assert await run.update("add", "apple", timeout=30) == 5
+        total: int = await run.update("add", "fig", result_type=int, timeout=30)
+        assert total == 8
+        assert await run.query("items") == ["apple", "fig"]
+        await run.signal("checkout")
+        assert await run.result(timeout=30) == ["apple", "fig"]
+        history = await run.history()
+        accepted = [e for e in history.events if isinstance(e, ev.UpdateAccepted)]
+        completed = [e for e in history.events if isinstance(e, ev.UpdateCompleted)]
+        assert [e.name for e in accepted] == ["add", "add"]
+        assert [e.accepted for e in completed] == [e.seq for e in accepted]
+        assert "ActivityScheduled" in types(history)
+        replay(cart, history)
+
+
+async def test_a_rejected_update_leaves_no_trace_in_the_history(make_engine: EngineFactory, store_url: str) -> None:
+    async with make_engine([cart], [price], url=store_url) as engine:
+        run = await engine.start(cart.with_options(id="cart-2"), "bob")
+        await run.update("add", "pear", timeout=30)
+        before = types(await run.history())
+        with pytest.raises(retold.UpdateRejectedError, match="pear is already in the cart"):
+            await run.update("add", "pear", timeout=30)
+        with pytest.raises(retold.UpdateRejectedError, match="needs a name"):
+            await run.update("add", "", timeout=30)
+        with pytest.raises(retold.UpdateRejectedError, match="no update handler 'remove'"):
+            await run.update("remove", "pear", timeout=30)
+        assert types(await run.history()) == before
+
+
+async def test_the_same_update_id_twice_runs_once_and_gets_the_same_reply(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
+    PRICED.clear()
+    async with make_engine([cart], [price], url=store_url) as engine:
+        run = await engine.start(cart.with_options(id="cart-3"), "cy")
+        first = await run.update("add", "kiwi", id="req-1", timeout=30)
+        again = await run.update("add", "kiwi", id="req-1", timeout=30)  # the validator would refuse it now
+        await run.update("add", "plum", timeout=30)  # the run moves on
+        later = await run.update("add", "kiwi", id="req-1", timeout=30)
+        assert first == again == later == 4
+        assert PRICED.count("kiwi") == 1
+        history = await run.history()
+        assert [e.update_id for e in history.events if isinstance(e, ev.UpdateAccepted)].count("req-1") == 1
+        assert await run.update_result("req-1", timeout=30) == 4
+
+
+async def test_concurrent_sends_of_one_update_id_record_it_once(make_engine: EngineFactory, store_url: str) -> None:
+    PRICED.clear()
+    async with make_engine([cart], [price], url=store_url) as engine:
+        run = await engine.start(cart.with_options(id="cart-4"), "di")
+        replies: list[int] = []
+
+        async def send() -> None:
+            replies.append(await run.update("add", "lime", id="same", result_type=int, timeout=30))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(4):
+                tg.start_soon(send)
+        assert replies == [4, 4, 4, 4]
+        assert PRICED.count("lime") == 1
+        history = await run.history()
+        assert sum(isinstance(e, ev.UpdateAccepted) for e in history.events) == 1
+
+
+async def test_a_failing_handler_fails_the_update_not_the_run(make_engine: EngineFactory, store_url: str) -> None:
+    async with make_engine([cart], [price], url=store_url) as engine:
+        run = await engine.start(cart.with_options(id="cart-5"), "ed")
+        with pytest.raises(retold.UpdateFailedError, match="the shelf is empty") as caught:
+            await run.update("add", "broken", timeout=30)
+        assert isinstance(caught.value.cause, retold.ApplicationError)
+        assert await run.update("add", "yam", timeout=30) == 3
+        await run.signal("checkout")
+        assert await run.result(timeout=30) == ["yam"]
+
+
+async def test_an_unfinished_update_can_be_fetched_later_and_a_closing_run_answers_it(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
+    async with make_engine([cart], [price], url=store_url) as engine:
+        run = await engine.start(cart.with_options(id="cart-6"), "flo")
+        with pytest.raises(retold.UpdateTimeoutError) as caught:
+            await run.update("add", "slow", id="u-slow", timeout=0.5)
+        assert caught.value.update_id == "u-slow"
+        with pytest.raises(retold.UpdateRejectedError, match="never accepted"):
+            await run.update_result("u-other", timeout=5)
+        await run.signal("checkout")  # the run completes while the handler sleeps
+        assert await run.result(timeout=30) == []
+        with pytest.raises(retold.UpdateFailedError, match="closed .*before the handler of update 'u-slow'"):
+            await run.update_result("u-slow", timeout=30)
+        with pytest.raises(retold.RunFinishedError):
+            await run.update("add", "late", timeout=30)
