@@ -148,7 +148,7 @@ async def test_an_unfinished_update_can_be_fetched_later_and_a_closing_run_answe
             await run.update_result("u-other", timeout=5)
         await run.signal("checkout")  # the run completes while the handler sleeps
         assert await run.result(timeout=30) == []
-        with pytest.raises(retold.UpdateFailedError, match="closed .*before the handler of update 'u-slow'"):
+        with pytest.raises(retold.UpdateFailedError, match=r"closed .*before the handler of update 'u-slow'"):
             await run.update_result("u-slow", timeout=30)
         with pytest.raises(retold.RunFinishedError):
             await run.update("add", "late", timeout=30)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -71,7 +72,7 @@ async def send_update(
         if definition is None:
             raise ops._unknown(record.workflow, "update validators replay the workflow's code here")
         replica, completion = await ops._steps.run(
-            record.run_id, lambda: replay(definition, record.run_id, ops.codec, events, replay_only=True))
+            record.run_id, partial(replay, definition, record.run_id, ops.codec, events, replay_only=True))
         try:
             completion.unwrap()
             replica.validate_update(name, args)

@@ -95,7 +95,7 @@ class Updates:
                     f"update {name!r} validator returned an awaitable: validators are plain functions (use `def`)")
         except UpdateRejectedError:
             raise
-        except BaseException as exc:  # noqa: BLE001 - whatever it raised rejects the update
+        except BaseException as exc:
             what = str(exc) if isinstance(exc, ApplicationError) else f"{type(exc).__name__}: {exc}"
             raise UpdateRejectedError(f"update {name!r} was rejected by its validator: {what}") from exc
         finally:
@@ -121,7 +121,7 @@ class Updates:
             if inspect.isawaitable(result):
                 result = await result
             payload = self.codec.encode(result)
-        except (Exception, asyncio.CancelledError) as exc:
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - the update's failure, not the run's
             if self._fatal is not None:
                 return  # the task fails (nondeterminism, a sandbox breach): no outcome to record
             failure = failure_from_exception(PayloadError(str(exc)) if isinstance(exc, QueryError) else exc)

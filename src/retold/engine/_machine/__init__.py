@@ -40,7 +40,6 @@ from ._starts import (
     start_timeouts,
     timed_out,
 )
-from ._updates import accept_update
 from ._tasks import (
     activity_outcome,
     attempt_failed,
@@ -48,6 +47,7 @@ from ._tasks import (
     workers_died,
     workflow_task_failed,
 )
+from ._updates import accept_update
 
 __all__ = [
     "CLOSING", "EXECUTION_TIMEOUT_TIMER", "MAX_BACKOFF", "MAX_FAILED_BY", "NO_LOOKUPS", "RUN_TIMEOUT_TIMER",
