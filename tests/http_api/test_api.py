@@ -192,7 +192,8 @@ def test_the_openapi_document_describes_every_route(server: Server) -> None:
     assert doc["openapi"].startswith("3.1")
     assert set(doc["paths"]) == {
         "/workflows", "/runs", "/purge", "/runs/{id}", "/runs/{id}/signals/{name}",
-        "/runs/{id}/queries/{name}", "/runs/{id}/cancel", "/runs/{id}/terminate", "/runs/{id}/history",
+        "/runs/{id}/queries/{name}", "/runs/{id}/updates/{name}", "/runs/{id}/updates/{name}/{update_id}",
+        "/runs/{id}/cancel", "/runs/{id}/terminate", "/runs/{id}/history",
         "/runs/{id}/events",
         "/workflows/fails/runs", "/workflows/greet/runs", "/workflows/order/runs", "/workflows/ticker/runs",
     }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import typing
-from collections.abc import Sequence
+import uuid
+from collections.abc import Awaitable, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -53,6 +54,7 @@ ID_REUSE_POLICIES: tuple[str, ...] = typing.get_args(retold.IdReusePolicy)
 MAX_TIME_LIMIT = 100 * 366 * 86400.0  # as retold.authoring's: 100 years
 
 DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
+MAX_UPDATE_WAIT = 300  # seconds an update request may wait for the handler's reply
 
 
 class _IdConvertor(PathConvertor):
@@ -213,6 +215,42 @@ class _Api:
         except orjson.JSONEncodeError:
             raise ProblemError(422, f"the query's result ({type(result).__name__}) has no JSON form") from None
 
+    async def update(self, request: Request) -> Response:
+        ident, name = path_id(request), path_name(request, "update name")
+        wait = int_param(request, "wait", 30, 0, MAX_UPDATE_WAIT)
+        body = expect_object(await read_json(request, self.max_body_size), {"args": (list,), "id": (str,)})
+        update_id = body.get("id") or str(uuid.uuid4())
+        handle = self.client.get_handle(ident)
+        # Validated and recorded first (a rejection answers at once); then the reply is awaited up to ``wait``.
+        reply = handle.update(name, *body.get("args", []), id=update_id, timeout=wait)
+        return await self._update_reply(request, handle.workflow_id, name, update_id, reply)
+
+    async def update_result(self, request: Request) -> Response:
+        ident, name = path_id(request), path_name(request, "update name")
+        update_id = checked_text("update id", request.path_params["update_id"], "the update id in the path")
+        wait = int_param(request, "wait", 30, 0, MAX_UPDATE_WAIT)
+        try:
+            return await self._update_reply(request, ident, name, update_id,
+                                            self.client.get_handle(ident).update_result(update_id, timeout=wait))
+        except retold.UpdateRejectedError as err:
+            raise ProblemError(404, str(err)) from None
+
+    async def _update_reply(
+        self, request: Request, workflow_id: str, name: str, update_id: str, reply: Awaitable[Any],
+    ) -> Response:
+        """200 with the handler's result, or 202 naming where to ask again once the wait has passed."""
+        answer = {"workflow_id": workflow_id, "update_id": update_id}
+        try:
+            result = await reply
+        except retold.UpdateTimeoutError:
+            location = str(request.url_for("update", id=quote(workflow_id, safe=""), name=quote(name, safe=""),
+                                           update_id=quote(update_id, safe="")))
+            return JSONResponse(answer, status_code=202, headers={"Location": location})
+        try:
+            return Response(orjson.dumps({**answer, "result": result}), media_type="application/json")
+        except orjson.JSONEncodeError:
+            raise ProblemError(422, f"the update's result ({type(result).__name__}) has no JSON form") from None
+
     async def cancel(self, request: Request) -> Response:
         ident = path_id(request)
         body = expect_object(await read_json(request, self.max_body_size), {"reason": (str,)})
@@ -324,6 +362,8 @@ def create_app(
         # Workflow ids may contain "/" (child ids do): the more specific routes come first.
         Route("/runs/{id:retold_id}/signals/{name}", api.signal, methods=["POST"]),
         Route("/runs/{id:retold_id}/queries/{name}", api.query, methods=["GET"]),
+        Route("/runs/{id:retold_id}/updates/{name}", api.update, methods=["POST"]),
+        Route("/runs/{id:retold_id}/updates/{name}/{update_id}", api.update_result, methods=["GET"], name="update"),
         Route("/runs/{id:retold_id}/cancel", api.cancel, methods=["POST"]),
         Route("/runs/{id:retold_id}/terminate", api.terminate, methods=["POST"]),
         Route("/runs/{id:retold_id}/history", api.history, methods=["GET"]),

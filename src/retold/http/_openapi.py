@@ -71,6 +71,10 @@ _RUN_ID = {
 }
 
 
+_WAIT = {"name": "wait", "in": "query", "description": "Seconds to wait for the handler's reply.",
+         "schema": {"type": "integer", "minimum": 0, "maximum": 300, "default": 30}}
+
+
 def _name(what: str) -> dict[str, Any]:
     return {"name": "name", "in": "path", "required": True, "description": f"{what} 1 to 255 characters, no NUL.",
             "schema": _ID}
@@ -227,6 +231,14 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "QueryResult": {"type": "object", "required": ["result"], "properties": {"result": {}}},
+        "UpdateRequest": {
+            "type": "object", "additionalProperties": False,
+            "properties": {"args": {"type": "array", "description": "The handler's arguments."},
+                           "id": {**_ID, "description": "The update id: sent again, the update runs once and "
+                                                        "answers the same (default: a new one)."}},
+        },
+        "UpdateResult": _object(workflow_id={"type": "string"}, update_id={"type": "string"}, result={}),
+        "UpdatePending": _object(workflow_id={"type": "string"}, update_id={"type": "string"}),
         "History": {
             "type": "object", "required": ["format", "version", "workflow", "workflow_id", "run_id", "events"],
             "description": "The history export (retold.history.export).",
@@ -358,6 +370,28 @@ def openapi_document(workflows: Mapping[str, Any], *, auth: bool, max_body_size:
                            {"name": "args", "in": "query", "description": "The handler's arguments.",
                             "content": {"application/json": {"schema": {"type": "array"}}}}],
             "responses": {"200": _json(_ref("QueryResult"), "The handler's answer."),
+                          **_problems(400, 404, 409, 422, 503)},
+        }},
+        "/runs/{id}/updates/{name}": {"post": {
+            "operationId": "updateRun", "summary": "Send an update and wait for its handler's result",
+            "description": (
+                "The run's validator judges the update first: 422 if it rejects it (nothing is recorded). "
+                "Accepted, it is durable; the reply comes when the handler returns (200), or, after `wait` "
+                "seconds, 202 with a `Location` to ask again. 409 if the handler raised or the run closed first."
+            ),
+            "parameters": [_RUN_ID, _name("The update's name."), _WAIT],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("UpdateRequest")}}},
+            "responses": {"200": _json(_ref("UpdateResult"), "The handler's result."),
+                          "202": _json(_ref("UpdatePending"), "Accepted, not finished yet: see `Location`."),
+                          **_problems(400, 404, 409, 413, 415, 422, 503)},
+        }},
+        "/runs/{id}/updates/{name}/{update_id}": {"get": {
+            "operationId": "getUpdateResult", "summary": "Wait for the result of an update sent before",
+            "parameters": [_RUN_ID, _name("The update's name."),
+                           {"name": "update_id", "in": "path", "required": True, "schema": _ID,
+                            "description": "The update id."}, _WAIT],
+            "responses": {"200": _json(_ref("UpdateResult"), "The handler's result."),
+                          "202": _json(_ref("UpdatePending"), "Not finished yet: ask again."),
                           **_problems(400, 404, 409, 422, 503)},
         }},
         "/runs/{id}/cancel": {"post": {

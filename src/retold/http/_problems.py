@@ -54,6 +54,8 @@ _STATUS: list[tuple[type[retold.RetoldError], int]] = [
     (retold.InvalidArgumentsError, 422),
     (retold.PayloadError, 422),
     (retold.QueryError, 422),
+    (retold.UpdateRejectedError, 422),
+    (retold.UpdateFailedError, 409),
     (retold.RunFinishedError, 409),
     (retold.SignalBufferFullError, 429),
     (retold.IdempotencyError, 409),
