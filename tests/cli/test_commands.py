@@ -18,7 +18,7 @@ from retold.cli import cli
 from tests.cli.conftest import Background, Retold, cli_env
 
 COMMANDS = [
-    "worker", "serve", "start", "list", "show", "history", "signal", "query", "cancel", "terminate", "purge",
+    "worker", "serve", "start", "list", "show", "history", "signal", "query", "update", "cancel", "terminate", "purge",
     "replay", "demo",
 ]
 

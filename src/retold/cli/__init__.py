@@ -12,6 +12,7 @@ from ._common import url_option
 from ._purge import purge
 from ._replay import replay
 from ._runs import cancel, history, list_runs, query, show, signal, start, terminate
+from ._update import update
 from ._serve import serve, worker
 
 __all__ = ["cli", "main"]
@@ -44,7 +45,7 @@ def demo(url: str) -> None:
     demo_main(url)
 
 
-for command in (worker, serve, start, list_runs, show, history, signal, query, cancel, terminate, purge, replay,
+for command in (worker, serve, start, list_runs, show, history, signal, query, update, cancel, terminate, purge, replay,
                 demo):
     cli.add_command(command)
 
