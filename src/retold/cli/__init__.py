@@ -12,8 +12,8 @@ from ._common import url_option
 from ._purge import purge
 from ._replay import replay
 from ._runs import cancel, history, list_runs, query, show, signal, start, terminate
-from ._update import update
 from ._serve import serve, worker
+from ._update import update
 
 __all__ = ["cli", "main"]
 
