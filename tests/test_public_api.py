@@ -20,13 +20,14 @@ PUBLIC = [
     "PendingActivity", "PendingChild", "PendingSignal", "PendingTimer", "PendingWork", "PickleCodec", "PurgeReport",
     "QueryError", "ResultTimeoutError", "RetoldError", "RetryPolicy", "RunContextFilter", "RunDescription",
     "RunFinishedError", "RunHandle", "RunNotFoundError", "SchemaError", "SignalBufferFullError", "StoreError",
-    "Workflow", "WorkflowCancelledError",
+    "UpdateFailedError", "UpdateRejectedError", "UpdateTimeoutError", "Workflow", "WorkflowCancelledError",
     "WorkflowFailedError", "WorkflowInfo", "WorkflowSandboxError", "WorkflowTaskFailure", "WorkflowTerminatedError",
     "WorkflowTimedOutError",
     "activity", "activity_info",
     "continue_as_new", "execute", "execute_child", "get_logger", "heartbeat", "info", "logger",
     "now", "patched", "random",
-    "set_query_handler", "side_effect", "signal_workflow", "sleep", "start_child", "uuid4", "wait_signal", "workflow",
+    "set_query_handler", "set_update_handler", "side_effect", "signal_workflow", "sleep", "start_child",
+    "update_handler", "uuid4", "wait_signal", "workflow",
 ]
 
 

@@ -152,3 +152,41 @@ async def test_an_unfinished_update_can_be_fetched_later_and_a_closing_run_answe
             await run.update_result("u-slow", timeout=30)
         with pytest.raises(retold.RunFinishedError):
             await run.update("add", "late", timeout=30)
+
+
+@retold.workflow
+async def counter() -> int:
+    count = 0
+
+    def positive(by: int) -> None:
+        if by <= 0:
+            raise ValueError("bump by a positive number")
+
+    @retold.update_handler("bump", validator=positive)
+    def bump(by: int) -> int:
+        nonlocal count
+        count += by
+        return count
+
+    def sneaky(by: int) -> None:
+        retold.sleep(1)  # a validator only reads: refused
+
+    retold.set_update_handler("sneaky", bump, validator=sneaky)
+    await retold.wait_signal("stop")
+    return count
+
+
+async def test_the_decorator_registers_a_handler_and_a_validator_only_reads(make_engine: EngineFactory) -> None:
+    async with make_engine([counter], url="memory://") as engine:
+        run = await engine.start(counter.with_options(id="counter-1"))
+        assert await run.update("bump", 2, timeout=30) == 2
+        assert await run.update("bump", 3, timeout=30) == 5
+        with pytest.raises(retold.UpdateRejectedError, match="positive"):
+            await run.update("bump", -1, timeout=30)
+        with pytest.raises(retold.UpdateRejectedError, match="cannot be called in"):
+            await run.update("sneaky", 1, timeout=30)
+        with pytest.raises(retold.UpdateRejectedError, match="argument 'by'"):
+            await run.update("bump", "many", timeout=30)
+        await run.signal("stop")
+        assert await run.result(timeout=30) == 5
+        assert sum(isinstance(e, ev.UpdateAccepted) for e in (await run.history()).events) == 2

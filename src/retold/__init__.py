@@ -34,6 +34,7 @@ from .authoring._api import side_effect as side_effect
 from .authoring._api import signal_workflow as signal_workflow
 from .authoring._api import sleep as sleep
 from .authoring._api import start_child as start_child
+from .authoring._api import update_handler as update_handler
 from .authoring._api import uuid4 as uuid4
 from .authoring._api import wait_signal as wait_signal
 from .authoring._decorators import Activity as Activity
@@ -160,6 +161,7 @@ __all__ = [
     "side_effect",
     "sleep",
     "start_child",
+    "update_handler",
     "uuid4",
     "signal_workflow",
     "wait_signal",

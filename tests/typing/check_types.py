@@ -141,3 +141,29 @@ async def typed_client_start(client: retold.Client) -> None:
 
     # E: Missing positional argument "cents" in call to "start" of "Client"  [call-arg]
     await client.start(checkout, "o")  # type: ignore[call-arg]
+
+
+async def typed_update(run: retold.RunHandle[str]) -> None:
+    assert_type(await run.update("add", "apple", result_type=int), int)
+    assert_type(await run.update("add", "apple", id="u-1", result_type=list[str], timeout=5), list[str])
+    assert_type(await run.update("add", "apple"), Any)
+    assert_type(await run.update_result("u-1", result_type=int), int)
+
+    # E: No overload variant of "update" of "RunHandle" matches argument types "str", "str", "str"  [call-overload]
+    await run.update("add", "apple", timeout="soon")  # type: ignore[call-overload]
+    total = await run.update("add", "apple", result_type=int)
+    # E: Incompatible types in assignment (expression has type "int", variable has type "str")  [assignment]
+    wrong: str = total  # type: ignore[assignment]
+    print(wrong)
+
+
+@retold.workflow
+async def typed_update_handlers() -> None:
+    def check(item: str) -> None: ...
+
+    @retold.update_handler("add", validator=check)
+    async def add(item: str) -> int:
+        return len(item)
+
+    assert_type(await add("apple"), int)  # the decorator keeps the function as it is
+    retold.set_update_handler("add", add, validator=check)

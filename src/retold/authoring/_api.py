@@ -26,6 +26,7 @@ __all__ = [
     "random",
     "set_query_handler",
     "set_update_handler",
+    "update_handler",
     "side_effect",
     "sleep",
     "start_child",
@@ -252,6 +253,27 @@ def set_update_handler(
     if not name:
         raise ValueError("an update name must not be empty")
     current("set_update_handler").set_update_handler(name, handler, validator)
+
+
+def update_handler(
+    name: str, *, validator: Callable[..., Any] | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a function inside workflow code to register it as update ``name``'s handler.
+
+    The same as ``retold.set_update_handler(name, fn, validator=validator)``;
+    returns the function unchanged::
+
+        @retold.update_handler("add_item", validator=check_item)
+        async def add_item(item: str) -> int: ...
+    """
+    if not name:
+        raise ValueError("an update name must not be empty")
+
+    def register(fn: Callable[P, R]) -> Callable[P, R]:
+        current("update_handler").set_update_handler(name, fn, validator)
+        return fn
+
+    return register
 
 
 def now() -> datetime:
