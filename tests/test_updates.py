@@ -190,3 +190,38 @@ async def test_the_decorator_registers_a_handler_and_a_validator_only_reads(make
         await run.signal("stop")
         assert await run.result(timeout=30) == 5
         assert sum(isinstance(e, ev.UpdateAccepted) for e in (await run.history()).events) == 2
+
+
+def test_updates_are_covered_by_assert_deterministic() -> None:
+    from retold.testing import assert_deterministic
+
+    assert_deterministic(
+        cart, args=("ann",), activities=[price], signals=[("checkout", None)], max_examples=25,
+        updates=[("add", ("apple",)), ("add", ("apple",)), ("add", ("broken",)), ("add", ("",)), ("add", ("fig",))],
+    )
+
+
+HANDLED: list[int] = []
+
+
+@retold.workflow
+async def forgetful() -> int:
+    async def note(n: int) -> int:
+        HANDLED.append(n)
+        if len(HANDLED) % 2:  # remembered by the process, not the run: a replay takes the other branch
+            await retold.execute(price, "odd")
+        return n
+
+    retold.set_update_handler("note", note)
+    await retold.wait_signal("stop")
+    return len(HANDLED)
+
+
+def test_a_nondeterministic_update_handler_is_caught_by_assert_deterministic() -> None:
+    from retold.testing import NondeterminismFound, assert_deterministic
+
+    with pytest.raises(NondeterminismFound) as found:
+        assert_deterministic(forgetful, activities=[price], updates=[("note", (1,))], signals=[("stop", None)],
+                             max_examples=25, cross_process=False)
+    assert "updates=[('note', (1,))]" in str(found.value)
+    assert "update 'note' arrives with (1,) and is accepted" in str(found.value)

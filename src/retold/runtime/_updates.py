@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ApplicationError, PayloadError, QueryError, UpdateRejectedError, failure_from_exception
 from ..history import events as ev
 from . import _guard
-from ._outcome import close_value
+from ._outcome import close_value, unguarded
 
 if TYPE_CHECKING:
     from ..authoring import Workflow
@@ -124,7 +124,8 @@ class Updates:
         except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - the update's failure, not the run's
             if self._fatal is not None:
                 return  # the task fails (nondeterminism, a sandbox breach): no outcome to record
-            failure = failure_from_exception(PayloadError(str(exc)) if isinstance(exc, QueryError) else exc)
+            with unguarded():  # the traceback's source lines are read from files: retold's doing, not the code's
+                failure = failure_from_exception(PayloadError(str(exc)) if isinstance(exc, QueryError) else exc)
             self._emit(ev.UpdateCompleted, accepted=event.seq, update_id=event.update_id, failure=failure)
             return
         if self._fatal is None:

@@ -19,6 +19,7 @@ def assert_deterministic(
     *,
     args: Sequence[Any] | Any = (),
     signals: Sequence[tuple[str, Any]] | Any = (),
+    updates: Sequence[tuple[str, Sequence[Any]]] | Any = (),
     activities: Sequence[Activity[..., Any]] = (),
     fakes: Mapping[str | Activity[..., Any], ActivityImpl] | None = None,
     queries: Sequence[str | tuple[str, tuple[Any, ...]]] = (),
@@ -48,6 +49,9 @@ def assert_deterministic(
         workflow: the workflow under test.
         args: its arguments, fixed or a hypothesis strategy of tuples.
         signals: ``(name, value)`` signals to send, or a strategy of them.
+        updates: ``(name, args)`` updates to send, or a strategy of them:
+            each is validated when it arrives (a rejected one records
+            nothing) and its handler runs in the run.
         activities: the activities it calls (their real code runs).
         fakes: replacements by activity or name, called with the same arguments.
         queries: query names (or ``(name, args)``) to compare.
@@ -71,7 +75,8 @@ def assert_deterministic(
     from .strategies import scenarios
 
     strategy = scenarios(
-        args=args, signals=signals, max_steps=max_steps, failures=failures, crashes=crashes, cancel=cancel,
+        args=args, signals=signals, updates=updates, max_steps=max_steps, failures=failures, crashes=crashes,
+        cancel=cancel,
         timeout=timeout,
     )
     other = CrossProcessReplayer() if cross_process else None

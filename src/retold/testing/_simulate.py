@@ -52,6 +52,7 @@ class Scenario:
 
     args: tuple[Any, ...] = ()
     signals: tuple[tuple[str, Any], ...] = ()
+    updates: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # (name, args), validated then accepted, in this order
     steps: tuple[Step, ...] = ()
     crash_after: frozenset[int] = frozenset()
     cancel_at: int | None = None
@@ -81,7 +82,8 @@ class NondeterminismFound(AssertionError):  # noqa: N818 - reads as the finding 
             f"workflow {workflow!r} is not deterministic",
             f"  failed check: {check}",
             f"  {detail}",
-            f"  input: args={scenario.args!r}, signals={list(scenario.signals)!r}",
+            f"  input: args={scenario.args!r}, signals={list(scenario.signals)!r}"
+            + (f", updates={list(scenario.updates)!r}" if scenario.updates else ""),
             "  what happened:",
             *(f"    {line}" for line in trace),
         ]
@@ -182,6 +184,7 @@ def _play(
     world = World(codec, runner.run, activities, scenario.seed, trace=trace)
     run_id = scenario_run_id(scenario.seed)
     signals = list(scenario.signals)
+    updates = list(scenario.updates)
     first = signals.pop(0) if scenario.signal_with_start and signals else None
     world.start(workflow, workflow_id, run_id, codec.encode(list(scenario.args)), signal=first)
     world.trace.append(f"run starts with args {scenario.args!r}"
@@ -243,12 +246,12 @@ def _play(
             # Draw arrivals until something reaches the history (a retried
             # attempt does not), or nothing more can arrive.
             for _ in range(MAX_ACTIVATIONS):
-                if world.has_task(run_id) or not world.candidates(run_id, len(signals)):
+                if world.has_task(run_id) or not world.candidates(run_id, len(signals), len(updates)):
                     break
                 step = steps.pop(0) if steps else Step(0)
                 arrived = 0
                 for _ in range(max(1, step.together)):
-                    found = world.candidates(run_id, len(signals))
+                    found = world.candidates(run_id, len(signals), len(updates))
                     if not found:
                         break
                     kind, key = pick(found, step)
@@ -258,6 +261,14 @@ def _play(
                         world.fire(run_id, key)
                     elif kind == "child":
                         world.child(instance, key, step.outcome)
+                    elif kind == "update":
+                        name, update_args = updates.pop(0)
+                        update_id = f"update-{len(scenario.updates) - len(updates)}"
+                        got = world.update(workflow, run_id, name, update_args, update_id)
+                        if got == "moved":
+                            updates.insert(0, (name, update_args))
+                        if got != "accepted":
+                            continue
                     else:
                         name, value = signals.pop(0)
                         world.signal(run_id, name, value)

@@ -23,11 +23,11 @@ from ..authoring._decorators import Activity, Workflow
 from ..authoring._options import ActivityOptions
 from ..engine import _machine as m
 from ..engine._runs import Runs
-from ..errors import RetoldError
+from ..errors import ConflictError, RetoldError, UpdateRejectedError
 from ..history import events as ev
 from ..history.codec import Codec
 from ..runtime._instance import WorkflowInstance
-from ..runtime._replay import activate
+from ..runtime._replay import activate, replay
 from ..stores._plan import Plan, Tx
 from ..stores._protocol import ActivityOutcome, ActivityTask, StartRequest
 from ..stores.memory import MemoryStore
@@ -123,8 +123,9 @@ class World:
 
     # -- what can arrive ---------------------------------------------------------------------------
 
-    def candidates(self, run_id: str, signals_left: int = 0) -> list[tuple[str, int]]:
-        """What could happen to the run next: its open activities and children, its earliest timer, a signal."""
+    def candidates(self, run_id: str, signals_left: int = 0, updates_left: int = 0) -> list[tuple[str, int]]:
+        """What could happen to the run next: its open activities and children, its earliest timer, a signal,
+        an update."""
         found: list[tuple[str, int]] = [("activity", seq) for seq in sorted(self.store.run_tasks.get(run_id, {}))]
         found += [("child", seq) for child, seq in self.open_children(run_id)]
         timers = self.store.timers.get(run_id)
@@ -132,6 +133,8 @@ class World:
             found.append(("timer", min(timers, key=lambda seq: (timers[seq], seq))))
         if signals_left:
             found.append(("signal", 0))
+        if updates_left:
+            found.append(("update", 0))
         return found
 
     def open_children(self, run_id: str) -> list[tuple[str, int]]:
@@ -199,6 +202,29 @@ class World:
         self.trace.append(f"signal {name!r} arrives with {value!r}")
         event = ev.SignalReceived(seq=0, at=0.0, name=name, input=self.codec.encode(value))
         self.tx(lambda tx: self.runs.input_in(tx, run_id, event, self.runs.max_pending_signals))
+
+    def update(
+        self, workflow: Workflow[..., Any], run_id: str, name: str, args: tuple[Any, ...], update_id: str,
+    ) -> Literal["accepted", "rejected", "moved"]:
+        """An update arrives: validated on a replay of the stored history, as a client does, then recorded."""
+        history = self.history(run_id)
+        replica, completion = replay(workflow, run_id, self.codec, history, replay_only=True)
+        try:
+            completion.unwrap()
+            replica.validate_update(name, args)
+        except UpdateRejectedError as err:
+            self.trace.append(f"update {name!r} with {args!r} is rejected: {err}")
+            return "rejected"
+        finally:
+            replica.close()
+        event = ev.UpdateAccepted(seq=0, at=0.0, update_id=update_id, name=name, input=self.codec.encode(list(args)))
+        try:
+            self.tx(lambda tx: self.runs.update_in(tx, run_id, event, len(history)))
+        except ConflictError:
+            self.trace.append(f"update {name!r} with {args!r}: the run moved since it was validated; sent again later")
+            return "moved"
+        self.trace.append(f"update {name!r} arrives with {args!r} and is accepted")
+        return "accepted"
 
     def time_out(self, run_id: str) -> None:
         """The run's run timeout passes: it closes as timed out, whatever it was doing."""

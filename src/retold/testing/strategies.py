@@ -43,6 +43,8 @@ def _fixed_or(value: Any, strategy_kind: str) -> st.SearchStrategy[Any]:
         return value
     if strategy_kind == "args":
         return st.just(tuple(value))
+    if strategy_kind == "updates":
+        return st.just(tuple((str(name), tuple(args)) for name, args in value))
     return st.just(tuple((str(name), payload) for name, payload in value))
 
 
@@ -50,6 +52,7 @@ def scenarios(
     *,
     args: Sequence[Any] | st.SearchStrategy[tuple[Any, ...]] = (),
     signals: Sequence[tuple[str, Any]] | st.SearchStrategy[tuple[tuple[str, Any], ...]] = (),
+    updates: Sequence[tuple[str, Sequence[Any]]] | st.SearchStrategy[tuple[tuple[str, tuple[Any, ...]], ...]] = (),
     max_steps: int = 30,
     failures: bool = True,
     crashes: bool = True,
@@ -63,6 +66,9 @@ def scenarios(
         signals: ``(name, value)`` pairs sent in this order (the scenario
             decides when each arrives; the first may come with the start,
             as a signal-with-start), or a strategy of such tuples.
+        updates: ``(name, args)`` updates sent in this order (the scenario
+            decides when each arrives; each is validated on the run's state
+            then, as a client does), or a strategy of such tuples.
         max_steps: arrivals drawn; after them, everything pending arrives
             in order until the run ends or waits for nothing that can come.
         failures: let activity attempts fail (retried, for good, timed out).
@@ -75,6 +81,7 @@ def scenarios(
         Scenario,
         args=_fixed_or(args, "args"),
         signals=_fixed_or(signals, "signals"),
+        updates=_fixed_or(updates, "updates"),
         steps=st.lists(steps(failures=failures), max_size=max_steps).map(tuple),
         crash_after=(
             st.frozensets(st.integers(min_value=1, max_value=max_steps + 5), max_size=3)
