@@ -229,6 +229,16 @@ def test_signal_with_start_starts_the_cart_once_then_signals_it(tmp_path: Path) 
     ]
 
 
+def test_updates_answer_with_the_total_once_per_id_and_rejections_leave_no_trace(tmp_path: Path) -> None:
+    lines = run_example("updates", tmp_path)
+    assert lines == [
+        "[activity] reserved tea", "[main] tea -> total 4", "[activity] reserved scones",
+        "[main] scones -> total 10", "[main] scones again, same id -> total 10",
+        "[main] scones refused: scones is already in the cart", "[main] caviar refused: we do not sell caviar",
+        "[main] paid 10", "[main] history: 4 update events (UpdateAccepted, UpdateCompleted)",
+    ]
+
+
 def test_id_reuse_runs_the_failed_report_again_once(tmp_path: Path) -> None:
     lines = run_example("id_reuse", tmp_path)
     assert lines[:5] == [
@@ -272,7 +282,7 @@ def test_stuck_work_says_what_the_run_waits_for(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability", "ping_pong", "retention",
                                   "stuck_work", "signal_with_start", "id_reuse",
-                                  "time_limits"])
+                                  "time_limits", "updates"])
 def test_examples_import_without_running(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     module = load(name)
     assert capsys.readouterr().out == ""
