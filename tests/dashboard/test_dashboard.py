@@ -120,6 +120,18 @@ def test_the_timeline_shows_a_retried_activity_a_child_and_a_timer(page: Page, s
     assert '"lamp packed"' in page.text("#history")
 
 
+def test_the_timeline_shows_each_update_from_acceptance_to_its_reply(page: Page, served: Served) -> None:
+    ident = start(served, "basket")
+    assert served.api.post(f"/runs/{ident}/updates/add", json={"args": ["pear"]}).json()["result"] == 1
+    assert served.api.post(f"/runs/{ident}/updates/add", json={"args": ["broken"]}).status_code == 409
+    assert served.api.post(f"/runs/{ident}/signals/close", json={}).status_code == 202
+    page.eval(f"location.hash = '#/runs/{ident}'")
+    page.wait_for("document.querySelector('.timeline .row[data-kind=workflow]')?.dataset.status === 'completed'")
+    got = [(r["kind"], r["name"], r["status"]) for r in rows(page) if r["kind"] == "update"]
+    assert got == [("update", "update add", "completed"), ("update", "update add", "failed")]
+    assert "broken goods" in page.text(".timeline")
+
+
 def test_a_failed_run_shows_its_cause_chain(page: Page, served: Served) -> None:
     ident = start(served, "refund", "o-77")
     page.eval(f"location.hash = '#/runs/{ident}'")

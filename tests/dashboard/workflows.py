@@ -109,5 +109,23 @@ async def redeployed(order: str) -> str:
     return order
 
 
-WORKFLOWS: list[retold.Workflow[..., Any]] = [delivery, label, approval, ship, refund, stuck, bad_deploy, redeployed]
+@retold.workflow(name="basket")
+async def basket() -> int:
+    """Take items by update ('add'; 'broken' fails), until the 'close' signal; return how many."""
+    items: list[str] = []
+
+    @retold.update_handler("add")
+    async def add(item: str) -> int:
+        packed = await retold.execute(pack, item)
+        if item == "broken":
+            raise ValueError("broken goods")
+        items.append(packed)
+        return len(items)
+
+    await retold.wait_signal("close")
+    return len(items)
+
+
+WORKFLOWS: list[retold.Workflow[..., Any]] = [
+    delivery, label, approval, ship, refund, stuck, bad_deploy, redeployed, basket]
 ACTIVITIES: list[retold.Activity[..., Any]] = [pack, hand_over, call_carrier]

@@ -1,4 +1,4 @@
-// A run's history as a Gantt chart: one row per activity, timer and child, plus signals and the run.
+// A run's history as a Gantt chart: one row per activity, timer, child and update, plus signals and the run.
 
 import {formatDuration, h} from "./dom.js";
 
@@ -68,6 +68,19 @@ export function buildTimeline(events) {
         }
         row.marks.push({at: e.at, seq: e.seq, label: `signal ${e.name} (#${e.seq})`});
         row.end = e.at;
+        break;
+      }
+      case "UpdateAccepted":
+        bySeq.set(e.seq, rows[rows.push({kind: "update", label: `update ${e.name}`, start: e.at, end: null,
+          status: "running", seq: e.seq, marks: []}) - 1]);
+        break;
+      case "UpdateCompleted": {
+        const row = bySeq.get(e.accepted);
+        if (row && row.end === null) {
+          row.end = e.at;
+          row.status = e.failure ? "failed" : "completed";
+          if (e.failure) row.failure = e.failure.message;
+        }
         break;
       }
       case "CancelRequested":
