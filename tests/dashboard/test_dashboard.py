@@ -270,8 +270,9 @@ def test_a_run_a_deploy_no_longer_replays_shows_the_diverging_event(browser: Bro
             assert "NondeterminismError" in tab.text("#blocked")
             link = tab.eval("document.querySelector('#blocked a[data-seq]')?.dataset.seq")
             assert link == str(blocked["seq"])
-            assert tab.eval(f"document.querySelector('#history tr[data-seq=\"{link}\"]')?.dataset.type") \
-                == "ActivityScheduled"
+            # The history table may be drawn after the blocked section: wait for its row.
+            tab.wait_for(f"document.querySelector('#history tr[data-seq=\"{link}\"]')?.dataset.type "
+                         "=== 'ActivityScheduled'")
         finally:
             tab.close()
 
