@@ -299,7 +299,7 @@ class RunHandle(Generic[R]):
         with self._client.telemetry.client_call("Update", name, self.workflow_id):
             run_id, update_id, hint = await send_update(self._client, self.workflow_id, name, args, id)
             return await update_reply(self._client, run_id, update_id,
-                                      hint if result_type is None else result_type, timeout)
+                                      hint if result_type is None else result_type, timeout, sent=True)
 
     @overload
     async def update_result(self, update_id: str, *, result_type: type[T], timeout: float | None = ...) -> T: ...

@@ -32,6 +32,7 @@ from ..history.ids import check_id
 from ..runtime import replay
 
 if TYPE_CHECKING:
+    from ..authoring import Workflow
     from ._operations import RunOperations
 
 __all__ = ["send_update", "update_reply"]
@@ -63,25 +64,23 @@ async def send_update(
     delay, deadline = 0.005, time.monotonic() + _PATIENCE
     while True:
         record = await ops.store.get_run(ident)
-        _, events = await ops.store.load(record.run_id, 0)
-        if _accepted(events, update_id) is not None:
-            return record.run_id, update_id, Any  # sent before: the same execution, the same reply
         if record.status != "running":
+            _, events = await ops.store.load(record.run_id, 0)
+            if _accepted(events, update_id) is not None:
+                return record.run_id, update_id, Any  # sent before the run closed: its reply (or why none)
             raise RunFinishedError(record.run_id, record.status)
         definition = ops.workflows.get(record.workflow)
         if definition is None:
             raise ops._unknown(record.workflow, "update validators replay the workflow's code here")
-        replica, completion = await ops._steps.run(
-            record.run_id, partial(replay, definition, record.run_id, ops.codec, events, replay_only=True))
-        try:
-            completion.unwrap()
-            replica.validate_update(name, args)
-            result_type = replica.update_result_type(name)
-        finally:
-            replica.close()
+        judged = await _validate_on_cached(ops, record.run_id, name, args, update_id)
+        if judged is None:
+            judged = await _validate_on_replay(ops, definition, record.run_id, name, args, update_id)
+        validated_seq, result_type = judged
+        if validated_seq < 0:
+            return record.run_id, update_id, Any  # sent before: the same execution, the same reply
         event = ev.UpdateAccepted(seq=0, at=0.0, update_id=update_id, name=name, input=payload)
         try:
-            await ops._runs().accept_update(record.run_id, event, events[-1].seq if events else 0)
+            await ops._runs().accept_update(record.run_id, event, validated_seq)
         except ConflictError:
             if time.monotonic() >= deadline:
                 raise
@@ -94,19 +93,64 @@ async def send_update(
         return record.run_id, update_id, result_type
 
 
+async def _validate_on_cached(
+    ops: RunOperations, run_id: str, name: str, args: tuple[Any, ...], update_id: str,
+) -> tuple[int, Any] | None:
+    """Validate on the hosting engine's cached copy of the run, if it holds one that is up to date.
+
+    Returns (the event number validated at, or -1 if the update id was accepted before; the result
+    type), or None to replay instead.
+    """
+    host = ops._host
+    cached = host.cached(run_id) if host is not None else None
+    if host is None or cached is None:
+        return None
+    _, newer = await ops.store.load(run_id, cached.last_seq)
+    # Still cached after the load: not taken meanwhile by a step (which may advance it past what is committed).
+    if newer or host.cached(run_id) is not cached:
+        return None
+    if cached.update_accepted(update_id):
+        return -1, Any
+    try:
+        cached.validate_update(name, args)
+        return cached.last_seq, cached.update_result_type(name)
+    finally:
+        if cached.query_refused:
+            host.drop_cached(cached)  # refused halfway through a change: the next step replays
+
+
+async def _validate_on_replay(
+    ops: RunOperations, definition: Workflow[..., Any], run_id: str, name: str, args: tuple[Any, ...],
+    update_id: str,
+) -> tuple[int, Any]:
+    """Validate on a replay of the run's committed history (see :func:`_validate_on_cached`)."""
+    _, events = await ops.store.load(run_id, 0)
+    if _accepted(events, update_id) is not None:
+        return -1, Any
+    replica, completion = await ops._steps.run(
+        run_id, partial(replay, definition, run_id, ops.codec, events, replay_only=True))
+    try:
+        completion.unwrap()
+        replica.validate_update(name, args)
+        return (events[-1].seq if events else 0), replica.update_result_type(name)
+    finally:
+        replica.close()
+
+
 async def update_reply(
-    ops: RunOperations, run_id: str, update_id: str, result_type: Any, timeout: float | None,
+    ops: RunOperations, run_id: str, update_id: str, result_type: Any, timeout: float | None, *,
+    sent: bool = False,
 ) -> Any:
     """Wait for the handler of accepted update ``update_id`` to finish in run ``run_id``; return its result.
 
     Raises:
         UpdateFailedError: the handler raised (the cause), or the run closed first.
         UpdateTimeoutError: ``timeout`` passed first.
-        UpdateRejectedError: the run never accepted an update with this id.
+        UpdateRejectedError: the run never accepted an update with this id (``sent``: it has, it was
+            just sent).
     """
     seen = False
-    _, events = await ops.store.load(run_id, 0)
-    if _accepted(events, update_id) is None:
+    if not sent and _accepted((await ops.store.load(run_id, 0))[1], update_id) is None:
         raise UpdateRejectedError(f"run {run_id} has no update with id {update_id!r} (never accepted)")
     try:
         with anyio.fail_after(timeout):

@@ -59,6 +59,10 @@ class Updates:
         else:
             self._update_handlers[name] = (handler, validator)
 
+    def update_accepted(self, update_id: str) -> bool:
+        """Whether the history fed so far accepted an update with this id."""
+        return update_id in self._update_ids
+
     def update_result_type(self, name: str) -> Any:
         """The return annotation of update handler ``name`` (``Any`` if none)."""
         entry = self._update_handlers.get(name)
