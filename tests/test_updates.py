@@ -169,7 +169,7 @@ async def counter() -> int:
         return count
 
     def sneaky(by: int) -> None:
-        retold.sleep(1)  # a validator only reads: refused
+        retold.sleep(1).close()  # a validator only reads: refused (before the coroutine exists)
 
     retold.set_update_handler("sneaky", bump, validator=sneaky)
     await retold.wait_signal("stop")

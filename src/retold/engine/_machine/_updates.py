@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ...errors import ConflictError
 from ...history import events as ev
-from ...stores._plan import Plan, RunState, TaskChange, renumber
+from ...stores import Plan, RunState, TaskChange
 
 __all__ = ["accept_update"]
 
@@ -25,5 +27,5 @@ def accept_update(run: RunState | None, event: ev.UpdateAccepted, validated_seq:
     busy = task is not None and task.owner is not None and (task.live or bool(run.inbox))
     if busy or run.last_seq != validated_seq:
         raise ConflictError(run.run_id, validated_seq)
-    return Plan(run.run_id, expect_seq=run.last_seq, events=renumber([event], run.last_seq + 1),
+    return Plan(run.run_id, expect_seq=run.last_seq, events=[replace(event, seq=run.last_seq + 1)],
                 task=TaskChange("wake"))
