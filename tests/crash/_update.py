@@ -1,9 +1,8 @@
-"""Child process for the update crash test: an update whose handler awaits an activity, killed midway.
+"""Child process for the update crash test: a worker hosting ``upd_cart``, killed while an update runs.
 
-Usage: ``python -m tests.crash._update URL WORKFLOW_ID DIR`` (from the repository root). An engine
-hosting ``upd_cart`` starts the run and sends it update ``add("apple")`` with id ``u-1``; the
-handler's activity writes ``DIR/started`` and waits until ``DIR/release`` exists, which the test
-creates only after it has killed this process with SIGKILL.
+Usage: ``python -m tests.crash._update URL DIR NAME`` (from the repository root). The worker runs until
+stopped. The update handler's activity writes ``DIR/started`` and waits until ``DIR/release``
+exists, which the test creates only after it has killed the first worker with SIGKILL.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ FOLDER = Path(".")
 async def price(item: str) -> int:
     (FOLDER / "started").touch()
     while not (FOLDER / "release").exists():
-        await anyio.sleep(0.05)  # in flight until SIGKILL (the recovering engine finds the file)
+        await anyio.sleep(0.05)  # in flight until SIGKILL (the next worker finds the file)
     return len(item)
 
 
@@ -40,12 +39,11 @@ async def cart(owner: str) -> list[str]:
     return items
 
 
-async def main(url: str, workflow_id: str) -> None:
-    async with retold.Engine(url, workflows=[cart], activities=[price], poll_interval=0.05, lease=1.0) as engine:
-        run = await engine.start(cart.with_options(id=workflow_id), "ann")
-        await run.update("add", "apple", id="u-1")  # never returns: the test kills this process
+async def main(url: str) -> None:
+    async with retold.Engine(url, workflows=[cart], activities=[price], poll_interval=0.05, lease=1.0):
+        await anyio.sleep_forever()
 
 
 if __name__ == "__main__":
-    FOLDER = Path(sys.argv[3])
-    anyio.run(main, sys.argv[1], sys.argv[2])
+    FOLDER = Path(sys.argv[2])
+    anyio.run(main, sys.argv[1])

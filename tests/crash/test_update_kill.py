@@ -1,9 +1,10 @@
-"""An update survives a SIGKILL between its acceptance and its handler's completion.
+"""An update survives a SIGKILL of its run's worker between its acceptance and its handler's completion.
 
-A child process (``_update.py``) sends an update whose handler awaits an activity, and is
-killed with SIGKILL while that activity runs (``UpdateAccepted`` is committed, ``UpdateCompleted``
-is not). A new engine on the same store resumes the run: the handler finishes, and the caller,
-sending the same update id again, gets the reply of that one execution.
+A client (this process, hosting nothing) sends an update whose handler awaits an activity; the
+worker process hosting the run (``_update.py``) is killed with SIGKILL while that activity runs
+(``UpdateAccepted`` is committed, ``UpdateCompleted`` is not). A second worker resumes the run: the
+handler finishes, and the client, still waiting, gets the reply; the same update id sent again
+gets the same reply, from that one execution.
 """
 
 from __future__ import annotations
@@ -19,42 +20,69 @@ import pytest
 
 import retold
 from retold.history import events as ev
-from tests.crash import _update
-from tests.crash._update import cart, price
+from tests.crash._update import cart
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture(params=["sqlite", "postgres", "nats"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store several processes open at once: a SQLite file, PostgreSQL, NATS JetStream."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared.db'}"
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+def worker(url: str, folder: Path, name: str) -> subprocess.Popen[bytes]:
+    with (folder / f"stderr-{name}.txt").open("wb") as stderr:
+        return subprocess.Popen([sys.executable, "-m", "tests.crash._update", url, str(folder), name],
+                                cwd=ROOT, stderr=stderr)
+
+
+async def appears(path: Path, proc: subprocess.Popen[bytes], name: str) -> None:
+    with anyio.fail_after(60):
+        while not path.exists():
+            assert proc.poll() is None, (path.parent / f"stderr-{name}.txt").read_text()
+            await anyio.sleep(0.05)
+
+
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_an_update_killed_midway_finishes_after_resume_and_the_caller_gets_the_reply(
-    shared_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    url: str, tmp_path: Path,
 ) -> None:
-    errors = tmp_path / "stderr.txt"
-    with errors.open("wb") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.crash._update", shared_url, "upd-kill", str(tmp_path)],
-                                cwd=ROOT, stderr=stderr)
+    first = worker(url, tmp_path, "a")
+    second: subprocess.Popen[bytes] | None = None
     try:
-        with anyio.fail_after(60):
-            while not (tmp_path / "started").exists():
-                assert proc.poll() is None, errors.read_text()
-                await anyio.sleep(0.05)
+        async with retold.Client(url, workflows=[cart], poll_interval=0.05) as client:
+            run = await client.start(cart.with_options(id="upd-kill"), "ann")
+            replies: list[int] = []
+
+            async def send() -> None:
+                replies.append(await run.update("add", "apple", id="u-1", result_type=int, timeout=120))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(send)
+                await appears(tmp_path / "started", first, "a")
+                os.kill(first.pid, signal.SIGKILL)
+                first.wait()
+                before = [e.type for e in (await run.history()).events]
+                assert "UpdateAccepted" in before
+                assert "UpdateCompleted" not in before
+                (tmp_path / "release").touch()
+                second = worker(url, tmp_path, "b")
+            assert replies == [2]  # the caller waited through the crash
+            assert await run.update("add", "apple", id="u-1", timeout=30) == 2
+            await run.signal("checkout")
+            assert await run.result(timeout=30) == ["ann", "apple"]
+            history = await run.history()
+            assert sum(isinstance(e, ev.UpdateAccepted) for e in history.events) == 1
+            completed = [e for e in history.events if isinstance(e, ev.UpdateCompleted)]
+            assert len(completed) == 1
+            assert completed[0].failure is None
     finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    (tmp_path / "release").touch()
-    monkeypatch.setattr(_update, "FOLDER", tmp_path)
-    async with retold.Engine(shared_url, workflows=[cart], activities=[price], poll_interval=0.05) as engine:
-        run = engine.get_handle("upd-kill")
-        before = [e.type for e in (await run.history()).events]
-        assert "UpdateAccepted" in before
-        assert "UpdateCompleted" not in before
-        assert await run.update("add", "apple", id="u-1", timeout=60) == 2
-        await run.signal("checkout")
-        assert await run.result(timeout=30) == ["ann", "apple"]
-        history = await run.history()
-        assert sum(isinstance(e, ev.UpdateAccepted) for e in history.events) == 1
-        completed = [e for e in history.events if isinstance(e, ev.UpdateCompleted)]
-        assert len(completed) == 1
-        assert completed[0].failure is None
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert first.returncode == -signal.SIGKILL
