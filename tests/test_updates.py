@@ -225,3 +225,23 @@ def test_a_nondeterministic_update_handler_is_caught_by_assert_deterministic() -
                              max_examples=25, cross_process=False)
     assert "updates=[('note', (1,))]" in str(found.value)
     assert "update 'note' arrives with (1,) and is accepted" in str(found.value)
+
+
+def test_a_history_holding_one_update_id_twice_runs_its_handler_once() -> None:
+    from retold.history.codec import JsonCodec
+    from retold.runtime._instance import WorkflowInstance
+
+    codec = JsonCodec()
+    instance = WorkflowInstance(counter, "r1", codec)
+    try:
+        commands = instance.apply([
+            ev.WorkflowStarted(seq=1, at=1.0, workflow="counter", workflow_id="c", input=codec.encode([])),
+            ev.UpdateAccepted(seq=2, at=2.0, update_id="u", name="bump", input=codec.encode([2])),
+            ev.UpdateAccepted(seq=3, at=2.0, update_id="u", name="bump", input=codec.encode([2])),
+        ])
+        assert [(type(c), getattr(c, "accepted", None)) for c in commands] == [(ev.UpdateCompleted, 2)]
+        completed = commands[0]
+        assert isinstance(completed, ev.UpdateCompleted)
+        assert codec.decode(completed.result) == 2
+    finally:
+        instance.close()
