@@ -34,11 +34,12 @@ async def keep_running(loop: Callable[[], Awaitable[None]], delay: float, log: l
     A store hiccup (a locked database, a dropped connection) must not take
     the host program down.
     """
+    name = getattr(loop, "__name__", None) or getattr(getattr(loop, "func", None), "__name__", repr(loop))
     while True:
         try:
             await loop()
             return
         except Exception:
-            log.exception("retold %s loop %s failed; restarting in %.1f s", what, loop.__name__, delay)
+            log.exception("retold %s loop %s failed; restarting in %.1f s", what, name, delay)
             await anyio.sleep(delay)
             delay = min(delay * 2, 30.0)
