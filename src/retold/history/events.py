@@ -97,6 +97,8 @@ class Event:
             value = getattr(self, f.name)
             if isinstance(value, bytes):
                 value = value[:60].decode("utf-8", "replace")
+            elif isinstance(value, Failure):
+                value = value.to_json()  # as recorded
             fields.append(f"{f.name}={value!r}")
         return f"{self.type}({', '.join(fields)})"
 
