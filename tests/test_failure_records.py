@@ -21,6 +21,7 @@ import retold
 from retold.errors import ActivityError, ChildWorkflowError, exception_from_failure, failure_from_exception
 from retold.history import events as ev
 from retold.history.failure import BlockedTask, FailedActivity, Failure
+from retold.testing import replay
 from tests.fixtures import failure_workflows as fw
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "failures-v1.db"
@@ -86,7 +87,7 @@ async def test_runs_written_by_the_previous_version_replay_and_fail_as_before(tm
         for workflow in (fw.charge_order, fw.wraps_failure, fw.parent_of_failure, fw.declined, fw.slow,
                          fw.signals_nobody):
             history = await client.get_handle(f"v1-{workflow.name}").history()
-            retold.testing.replay(workflow, history)
+            replay(workflow, history)
         with pytest.raises(retold.WorkflowFailedError) as failed:
             await client.get_handle("v1-parent_of_failure").result(timeout=10)
         child = failed.value.cause
