@@ -161,7 +161,7 @@ async def update_reply(
                     elif isinstance(event, ev.UpdateCompleted) and event.update_id == update_id:
                         if event.failure is not None:
                             raise UpdateFailedError(
-                                f"update {update_id!r} of run {run_id} failed: {event.failure.get('message', '')}"
+                                f"update {update_id!r} of run {run_id} failed: {event.failure.message}"
                             ) from exception_from_failure(event.failure)
                         return ops.codec.decode(event.result, result_type)
                     elif isinstance(event, ev.TERMINAL_TYPES):
