@@ -245,3 +245,15 @@ def test_a_history_holding_one_update_id_twice_runs_its_handler_once() -> None:
         assert codec.decode(completed.result) == 2
     finally:
         instance.close()
+
+
+async def test_a_caller_in_another_process_gets_the_reply_without_waiting_for_its_poll_interval() -> None:
+    from retold.stores.memory import MemoryStore
+
+    store = MemoryStore()  # shared, as a database is by two processes
+    async with retold.Engine(workflows=[cart], activities=[price], store=store, poll_interval=0.05) as engine, \
+            retold.Client(workflows=[cart], store=store, poll_interval=60) as client:
+        await engine.start(cart.with_options(id="cart-far"), "gil")
+        run = client.get_handle("cart-far")
+        with anyio.fail_after(10):  # the client's own poll interval is a minute
+            assert await run.update("add", "apple", result_type=int) == 5
