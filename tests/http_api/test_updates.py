@@ -37,6 +37,7 @@ def test_an_update_over_http_answers_rejects_and_hands_out_a_place_to_ask_again(
         assert client.get(location, params={"wait": 0}).status_code == 202
         assert client.get("/runs/c-1/updates/add/h-1").json()["result"] == 5
         assert client.get("/runs/c-1/updates/add/nope").status_code == 404
+        assert client.get("/runs/c-1/updates/remove/h-1").status_code == 404  # h-1 was an "add"
         assert client.post("/runs/c-1/signals/checkout", json={}).status_code == 202
         closed = client.get(location)
         assert closed.status_code == 409

@@ -298,21 +298,28 @@ class RunHandle(Generic[R]):
                                       hint if result_type is None else result_type, timeout, sent=True)
 
     @overload
-    async def update_result(self, update_id: str, *, result_type: type[T], timeout: float | None = ...) -> T: ...
+    async def update_result(
+        self, update_id: str, *, result_type: type[T], timeout: float | None = ..., name: str | None = ...,
+    ) -> T: ...
     @overload
-    async def update_result(self, update_id: str, *, result_type: None = ..., timeout: float | None = ...) -> Any: ...
-    async def update_result(self, update_id: str, *, result_type: Any = None, timeout: float | None = None) -> Any:
+    async def update_result(
+        self, update_id: str, *, result_type: None = ..., timeout: float | None = ..., name: str | None = ...,
+    ) -> Any: ...
+    async def update_result(
+        self, update_id: str, *, result_type: Any = None, timeout: float | None = None, name: str | None = None,
+    ) -> Any:
         """Wait for the reply of update ``update_id`` sent earlier (its handler's result).
 
         Raises:
-            UpdateRejectedError: the run never accepted an update with this id.
+            UpdateRejectedError: the run never accepted an update with this id
+                (with ``name``: an update of that name with this id).
             UpdateFailedError, UpdateTimeoutError: as :meth:`update`.
         """
         from ._updates import update_reply
 
         record = await self._client.store.get_run(self.run_id or self.workflow_id)
         return await update_reply(self._client, record.run_id, update_id,
-                                  Any if result_type is None else result_type, timeout)
+                                  Any if result_type is None else result_type, timeout, name=name)
 
     async def cancel(self, reason: str = "") -> None:
         """Ask the run to cancel: ``CancelledError`` is raised at its current await."""

@@ -140,7 +140,7 @@ async def _validate_on_replay(
 
 async def update_reply(
     ops: RunOperations, run_id: str, update_id: str, result_type: Any, timeout: float | None, *,
-    sent: bool = False,
+    sent: bool = False, name: str | None = None,
 ) -> Any:
     """Wait for the handler of accepted update ``update_id`` to finish in run ``run_id``; return its result.
 
@@ -148,10 +148,13 @@ async def update_reply(
         UpdateFailedError: the handler raised (the cause), or the run closed first.
         UpdateTimeoutError: ``timeout`` passed first.
         UpdateRejectedError: the run never accepted an update with this id (``sent``: it has, it was
-            just sent).
+            just sent), or (``name``) not one of that name.
     """
-    if not sent and _accepted((await ops.store.load(run_id, 0))[1], update_id) is None:
-        raise UpdateRejectedError(f"run {run_id} has no update with id {update_id!r} (never accepted)")
+    if not sent:
+        accepted = _accepted((await ops.store.load(run_id, 0))[1], update_id)
+        if accepted is None or (name is not None and accepted.name != name):
+            called = "" if name is None else f" {name!r}"
+            raise UpdateRejectedError(f"run {run_id} has no update{called} with id {update_id!r} (never accepted)")
     got: list[Any] = []
     failed: list[Exception] = []
     try:

@@ -231,7 +231,8 @@ class _Api:
         wait = int_param(request, "wait", 30, 0, MAX_UPDATE_WAIT)
         try:
             return await self._update_reply(request, ident, name, update_id,
-                                            self.client.get_handle(ident).update_result(update_id, timeout=wait))
+                                            self.client.get_handle(ident).update_result(update_id, timeout=wait,
+                                                                                        name=name))
         except retold.UpdateRejectedError as err:
             raise ProblemError(404, str(err)) from None
 
