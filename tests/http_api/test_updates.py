@@ -35,6 +35,9 @@ def test_an_update_over_http_answers_rejects_and_hands_out_a_place_to_ask_again(
         location = later.headers["Location"]
         assert location.endswith("/runs/c-1/updates/add/h-slow")
         assert client.get(location, params={"wait": 0}).status_code == 202
+        slashed = client.post("/runs/c-1/updates/add?wait=0", json={"args": ["slow"], "id": "order/7"})
+        assert slashed.status_code == 202
+        assert client.get(slashed.headers["Location"], params={"wait": 0}).json()["update_id"] == "order/7"
         assert client.get("/runs/c-1/updates/add/h-1").json()["result"] == 5
         assert client.get("/runs/c-1/updates/add/nope").status_code == 404
         assert client.get("/runs/c-1/updates/remove/h-1").status_code == 404  # h-1 was an "add"
