@@ -26,7 +26,9 @@ from _common import (
     Figures,
     Job,
     SqlCounter,
+    StepClock,
     child_main,
+    cpu_seconds,
     database_bytes,
     elapsed_since,
     latency_figures,
@@ -42,10 +44,13 @@ _log: ExecutionLog | None = None  # W5: where slow_step records its executions
 # W5: activities of the first process wait until every workflow is started, so
 # the kill lands at the same point of the run on every system.
 _gate: anyio.Event | None = None
+_steps: StepClock | None = None  # W3: marks the start of every step
 
 
 @retold.activity
 async def noop(i: int) -> int:
+    if _steps is not None:
+        _steps.mark()
     return i
 
 
@@ -139,13 +144,14 @@ async def w1_throughput(job: Job) -> Figures:
             assert await run.result() == i + 2
             latencies.append(elapsed_since(t0))
 
-        t0 = time.perf_counter()
+        t0, cpu = time.perf_counter(), cpu_seconds()
         async with anyio.create_task_group() as tg:
             for i in range(n):
                 tg.start_soon(one, i)
-        seconds = elapsed_since(t0)
+        seconds, cpu = elapsed_since(t0), cpu_seconds() - cpu
     return {
         "seconds": seconds, "workflows_per_s": n / seconds, "steps_per_s": 3 * n / seconds,
+        "cpu_s": cpu, "cpu_ms_per_workflow": 1000 * cpu / n,
         **latency_figures(latencies), "db_bytes": database_bytes(job), "db_workflows": n + 1,
         **(counter.per(n, "workflow") if counter else {}),
     }
@@ -155,29 +161,45 @@ async def w2_latency(job: Job) -> Figures:
     """W2: the same workflow started and awaited one at a time."""
     n: int = job.params["workflows"]
     latencies: list[float] = []
+    cpu = 0.0
     async with _engine(job) as engine:
         for i in range(-job.params["warmup"], n):
+            if i == 0:
+                cpu = cpu_seconds()
             t0 = time.perf_counter()
             run = await engine.start(three_steps.with_options(id=f"wf-{i}"), i)
             assert await run.result() == i + 2
             if i >= 0:
                 latencies.append(elapsed_since(t0))
-    return latency_figures(latencies)
+        cpu = cpu_seconds() - cpu
+    return {**latency_figures(latencies), "cpu_ms_per_workflow": 1000 * cpu / n}
 
 
 async def w3_long_run(job: Job) -> Figures:
-    """W3: one workflow of N sequential activities."""
+    """W3: one workflow of N sequential activities (``timeline``: and where each step's time goes)."""
+    global _steps
     n: int = job.params["steps"]
     counter = SqlCounter.maybe(job)
+    timeline = None
     async with _engine(job) as engine:
         await (await engine.start(three_steps.with_options(id="warmup"), -1)).result()
         if counter:
             counter.reset()
-        t0 = time.perf_counter()
+        if job.params.get("timeline"):
+            import _timeline
+
+            timeline = _timeline.Timeline.install(engine)
+        _steps = StepClock()
+        t0, cpu = time.perf_counter(), cpu_seconds()
         run = await engine.start(long_run.with_options(id="long"), n)
         assert await run.result() == n * (n - 1) // 2
-        seconds = elapsed_since(t0)
-    return {"seconds": seconds, "ms_per_step": 1000 * seconds / n, **(counter.per(n, "step") if counter else {})}
+        seconds, cpu = elapsed_since(t0), cpu_seconds() - cpu
+        steps, _steps = _steps, None
+        if timeline is not None:
+            timeline.uninstall()
+    return {"seconds": seconds, "ms_per_step": 1000 * seconds / n, **steps.figures(),
+            "cpu_ms_per_step": 1000 * cpu / n, **(counter.per(n, "step") if counter else {}),
+            **(timeline.figures() if timeline is not None else {})}
 
 
 def _history(n: int) -> list[ev.Event]:
