@@ -150,11 +150,10 @@ def test_timeline_marks_a_real_w3_step_and_leaves_the_engine_as_it_was(tmp_path:
 
 
 def _harness(tmp_path: Path, **options: object) -> run.Harness:
-    args = argparse.Namespace(url="memory://", peer=None, max_pressure=10.0, pressure_retries=1, timeout=60,
-                              repeat=1, profile=False, timeline=False, json=tmp_path / "out.json", **options)
-    harness = run.Harness(args, dict(run.QUICK), tmp_path)
-    harness.quiet_wait = 0.0
-    return harness
+    args = argparse.Namespace(url="memory://", peer=None, max_pressure=10.0, pressure_retries=1, pressure_on="max",
+                              quiet_wait=0.0, timeout=60, repeat=1, profile=False, timeline=False,
+                              json=tmp_path / "out.json", **options)
+    return run.Harness(args, dict(run.QUICK), tmp_path)
 
 
 def test_contended_repetitions_are_repeated_then_flagged(tmp_path: Path) -> None:
@@ -189,6 +188,7 @@ def test_w8_runs_worker_processes_on_postgresql(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "run.py"), "--url", postgres_base_url(), "--only", "W8", "--repeat", "1",
          "--quick", "--size", "W8=5", "--size", "W8_workers=1,2", "--size", "W8_settle=0", "--pressure-retries", "0",
+         "--quiet-wait", "0",
          "--dir", str(tmp_path), "--json", str(out)],
         capture_output=True, text=True, timeout=300, check=False, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
