@@ -14,7 +14,8 @@ import retold.stores.sql
 
 PUBLIC = [
     "Activity", "ActivityError", "ActivityInfo", "ActivityOptions", "ApplicationError", "ChildHandle",
-    "ChildWorkflowError", "Client", "Codec", "ConfigurationError", "ConflictError", "Engine", "EventStream", "History",
+    "ChildWorkflowError", "Client", "Codec", "ConfigurationError", "ConflictError", "Engine", "EventStream", "Failure",
+    "History",
     "HistoryFormatError", "IdReusePolicy", "IdempotencyError",
     "InvalidArgumentsError", "JsonCodec", "LeaseLostError", "NondeterminismError", "NotRegisteredError", "PayloadError",
     "PendingActivity", "PendingChild", "PendingSignal", "PendingTimer", "PendingWork", "PickleCodec", "PurgeReport",

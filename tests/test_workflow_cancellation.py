@@ -13,6 +13,7 @@ import pytest
 import retold
 from retold.history import events as ev
 from retold.history.codec import JsonCodec
+from retold.history.failure import Failure
 from retold.runtime._instance import WorkflowInstance
 from tests.conftest import EngineFactory
 
@@ -159,8 +160,8 @@ def test_a_timeout_around_a_child_waits_for_the_child_to_close() -> None:
     assert (request.started, request.workflow_id) == (started, "kid")
     assert not instance.finished
     history += [fired, *commands]
-    closed = ev.ChildWorkflowFailed(seq=6, at=61.0, started=started, cancelled=True, failure={
-        "type": "CancelledError", "message": "the run was cancelled", "details": "", "non_retryable": True})
+    closed = ev.ChildWorkflowFailed(seq=6, at=61.0, started=started, cancelled=True, failure=Failure(
+        type="CancelledError", message="the run was cancelled", non_retryable=True))
     commands = instance.apply([closed])
     assert _types(commands) == ["WorkflowCompleted"]
     assert isinstance(commands[0], ev.WorkflowCompleted)
@@ -180,8 +181,8 @@ def test_cancelling_a_run_that_waits_for_a_child_cancels_the_child_first() -> No
     commands = instance.apply([ev.CancelRequested(seq=3, at=1.0, reason="stop")])
     assert _types(commands) == ["ChildWorkflowCancelRequested"]
     assert not instance.finished
-    closed = ev.ChildWorkflowFailed(seq=5, at=2.0, started=2, cancelled=True, failure={
-        "type": "CancelledError", "message": "the run was cancelled", "details": "", "non_retryable": True})
+    closed = ev.ChildWorkflowFailed(seq=5, at=2.0, started=2, cancelled=True, failure=Failure(
+        type="CancelledError", message="the run was cancelled", non_retryable=True))
     assert _types(instance.apply([closed])) == ["WorkflowCancelled"]
 
 

@@ -77,6 +77,7 @@ from .history.codec import Codec as Codec
 from .history.codec import JsonCodec as JsonCodec
 from .history.codec import PickleCodec as PickleCodec
 from .history.export import History as History
+from .history.failure import Failure as Failure
 from .stores._purge import PurgeReport as PurgeReport
 
 try:
@@ -99,6 +100,7 @@ __all__ = [
     "ConflictError",
     "Engine",
     "EventStream",
+    "Failure",
     "History",
     "HistoryFormatError",
     "IdReusePolicy",

@@ -233,10 +233,10 @@ class OtelTelemetry(NoTelemetry):
                     span.set_attribute("retold.outcome", "lost" if outcome is None else outcome.kind)
                     if outcome is not None and outcome.failure:
                         failure = outcome.failure
-                        span.set_status(Status(StatusCode.ERROR, f"{failure['type']}: {failure['message']}"))
+                        span.set_status(Status(StatusCode.ERROR, f"{failure.type}: {failure.message}"))
                         span.add_event("exception", {
-                            "exception.type": failure["type"], "exception.message": failure["message"],
-                            "exception.stacktrace": failure.get("details", ""),
+                            "exception.type": failure.type, "exception.message": failure.message,
+                            "exception.stacktrace": failure.details,
                         })
         finally:
             # Recorded outside the span: a measurement inside a sampled span

@@ -157,7 +157,7 @@ def pending_work(work: RunWork, workflow: str, workers: Sequence[LiveWorker]) ->
         failure = row.last_failure
         message = None
         if failure:
-            kind, text = str(failure.get("type", "")), str(failure.get("message", ""))
+            kind, text = failure.type, failure.message
             message = text if not kind or text.startswith(kind) else f"{kind}: {text}"
         activities.append(PendingActivity(
             seq=row.seq, activity=row.activity, queue=row.queue, attempt=row.attempt,

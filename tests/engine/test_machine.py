@@ -10,6 +10,7 @@ import pytest
 from retold.engine import _machine as m
 from retold.errors import ConflictError, IdempotencyError, LeaseLostError, RunFinishedError, SignalBufferFullError
 from retold.history import events as ev
+from retold.history.failure import BlockedTask, Failure
 from retold.stores._plan import InboxItem, RunState, TaskChange, TaskState, WorkflowEntry, WorkflowTaskState
 from retold.stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRequest
 
@@ -109,8 +110,8 @@ def test_a_stale_step_is_refused(state: RunState, error: type[Exception]) -> Non
 
 def test_a_run_closes_tells_its_parent_and_cancels_its_children() -> None:
     lookups = m.Lookups(children=("c1", "c2"))
-    d = m.commit(run(parent=("p1", 7)), "me", 3, [ev.WorkflowFailed(seq=4, at=0, failure={"message": "x"})], NOW,
-                 lookups=lookups)
+    failed = ev.WorkflowFailed(seq=4, at=0, failure=Failure(type="", message="x"))
+    d = m.commit(run(parent=("p1", 7)), "me", 3, [failed], NOW, lookups=lookups)
     assert d.closed
     assert d.plan.close is not None
     assert d.plan.close.status == "failed"
@@ -222,7 +223,7 @@ def task_row(*, owner: str | None = "me", attempt: int = 1, deadline: float | No
 
 CLAIMED = ActivityTask(id=9, run_id="r1", workflow_id="w1", seq=4, activity="a", queue="q", input=b"[]",
                        options={}, attempt=1, scheduled_at=0.0)
-FAILED = ActivityOutcome("failed", failure={"type": "E", "message": "m"}, retry_delay=10.0)
+FAILED = ActivityOutcome("failed", failure=Failure(type="E", message="m"), retry_delay=10.0)
 
 
 @pytest.mark.parametrize("row", [None, task_row(owner="other"), task_row(attempt=2)])
@@ -262,27 +263,28 @@ def failed_task(attempts: int, *, since: float = NOW - 50, failed_by: tuple[str,
     """A run whose workflow task (held by "me") has failed ``attempts`` times already."""
     state = run()
     assert state.task is not None
-    failure = {"type": "E", "message": "boom", "attempts": attempts, "since": since} if attempts else None
+    failure = (BlockedTask(failure=Failure(type="E", message="boom"), attempts=attempts, since=since, retry_at=since)
+               if attempts else None)
     return replace(state, task=replace(state.task, failure=failure, failed_by=failed_by))
 
 
-FAILURE = {"type": "E", "message": "boom"}
+FAILURE = Failure(type="E", message="boom")
 
 
 def test_a_failed_workflow_task_backs_off_then_fails_the_run() -> None:
     first = m.workflow_task_failed(run(attempts=0, inbox=(signal(),)), "me", FAILURE, 1.0, 3, NOW)
     assert first is not None
     assert not first.closed
-    assert first.plan.task == TaskChange("backoff", visible_at=NOW + 1.0, failure={
-        **FAILURE, "attempts": 1, "since": NOW, "retry_at": NOW + 1.0})
+    assert first.plan.task == TaskChange("backoff", visible_at=NOW + 1.0, failure=BlockedTask(
+        failure=FAILURE, attempts=1, since=NOW, retry_at=NOW + 1.0))
     assert [e.type for e in first.plan.events] == ["SignalReceived"]  # no step in flight any more
     third = m.workflow_task_failed(failed_task(2), "me", FAILURE, 1.0, 3, NOW)
     assert third is not None
     assert third.closed
     assert third.plan.close is not None
     assert third.plan.close.failure is not None
-    assert third.plan.close.failure["workflow_task"] is True
-    assert "failed 3 times" in third.plan.close.failure["message"]
+    assert third.plan.close.failure.workflow_task is True
+    assert "failed 3 times" in third.plan.close.failure.message
     assert m.workflow_task_failed(run(owner="other"), "me", FAILURE, 1.0, 3, NOW) is None
 
 
@@ -299,9 +301,9 @@ def test_a_blocked_run_stays_open_its_task_retried_with_capped_backoff(before: i
     assert d is not None
     assert not d.closed
     assert d.plan.close is None
-    assert d.plan.task == TaskChange("backoff", visible_at=NOW + backoff, failed_by=("f1",), failure={
-        **FAILURE, "attempts": before + 1, "since": NOW - 50 if before else NOW, "retry_at": NOW + backoff,
-        "fingerprint": "f1"})
+    assert d.plan.task == TaskChange("backoff", visible_at=NOW + backoff, failed_by=("f1",), failure=BlockedTask(
+        failure=FAILURE, attempts=before + 1, since=NOW - 50 if before else NOW, retry_at=NOW + backoff,
+        fingerprint="f1"))
 
 
 def test_a_blocked_task_remembers_the_code_it_failed_on_most_recent_last() -> None:
@@ -316,7 +318,8 @@ def test_a_blocked_task_remembers_the_code_it_failed_on_most_recent_last() -> No
     assert d.plan.task is not None
     assert d.plan.task.failed_by == ("a", "b")  # no fingerprint: nothing to add
     assert d.plan.task.failure is not None
-    assert "fingerprint" not in d.plan.task.failure
+    assert d.plan.task.failure.fingerprint is None
+    assert "fingerprint" not in d.plan.task.failure.to_json()
 
 
 def test_a_quarantined_task_fails_the_run_even_when_blocking() -> None:
@@ -324,7 +327,7 @@ def test_a_quarantined_task_fails_the_run_even_when_blocking() -> None:
     assert d is not None
     assert d.closed
     assert d.plan.close is not None
-    assert d.plan.close.failure == {**FAILURE, "workflow_task": True}
+    assert d.plan.close.failure == replace(FAILURE, workflow_task=True)
 
 
 # -- terminate -------------------------------------------------------------------------------------
@@ -346,7 +349,7 @@ def test_terminate_closes_the_run_at_once_whoever_holds_its_task(owner: str | No
     assert p.close is not None
     assert p.close.status == "terminated"
     assert p.close.failure is not None
-    assert (p.close.failure["type"], p.close.failure["message"]) == (
+    assert (p.close.failure.type, p.close.failure.message) == (
         "retold.WorkflowTerminatedError", "the run was terminated: stuck")
 
 
@@ -357,7 +360,7 @@ def test_terminate_tells_the_parent_and_cancels_the_children() -> None:
                                                                 ("p1", "ChildWorkflowFailed")]
     told = d.deliveries[-1][1]
     assert isinstance(told, ev.ChildWorkflowFailed)
-    assert (told.started, told.cancelled, told.failure["message"]) == (7, False, "the run was terminated")
+    assert (told.started, told.cancelled, told.failure.message) == (7, False, "the run was terminated")
 
 
 @pytest.mark.parametrize("state", [None, run(status="completed"), run(status="terminated")])
@@ -388,12 +391,12 @@ def test_a_failed_attempt_is_retried_by_its_policy_or_ends_the_activity() -> Non
     policy = RetryPolicy(initial_interval=timedelta(seconds=2), jitter=0.0, max_attempts=3,
                          non_retryable_error_types=("ValueError",))
     rng = random.Random(1)
-    boom = {"type": "RuntimeError", "message": "boom"}
+    boom = Failure(type="RuntimeError", message="boom")
     assert m.attempt_failed(policy, 1, boom, rng).retry_delay == 2.0
     assert m.attempt_failed(policy, 3, boom, rng) == ActivityOutcome("failed", failure=boom)  # the last attempt
-    bad = {"type": "builtins.ValueError", "message": "no"}
+    bad = Failure(type="builtins.ValueError", message="no")
     assert m.attempt_failed(policy, 1, bad, rng).retry_delay is None  # listed as not retryable
-    flagged = {**boom, "non_retryable": True}
+    flagged = replace(boom, non_retryable=True)
     assert m.attempt_failed(policy, 1, flagged, rng).retry_delay is None
     late = m.attempt_failed(policy, 3, boom, rng, timeout_kind="start_to_close")
     assert (late.kind, late.timeout_kind, late.failure) == ("timed_out", "start_to_close", boom)
@@ -405,9 +408,9 @@ def test_an_attempt_numbered_past_the_policy_means_workers_died_running_it() -> 
     died = m.workers_died(8, 5, 3)
     assert died is not None
     assert died.failure is not None
-    assert died.failure["type"] == "WorkerDied"
-    assert died.failure["non_retryable"]
-    assert "died 3 times" in died.failure["message"]
+    assert died.failure.type == "WorkerDied"
+    assert died.failure.non_retryable
+    assert "died 3 times" in died.failure.message
     assert m.workers_died(50, 0, 3) is None  # no limit on attempts: nothing to tell
 
 

@@ -12,6 +12,7 @@ from retold.engine import ActivityStep, ActivityTake
 from retold.engine._runs import Runs
 from retold.errors import ConflictError, RunNotFoundError
 from retold.history import events as ev
+from retold.history.failure import Failure
 from retold.stores import ActivityOutcome, ActivityTask, StartRequest, Store
 from tests.conftest import Clock, postgres_base_url, postgres_schema, store_for
 
@@ -40,7 +41,7 @@ async def _play(store: Store, clock: Clock, ops: list[tuple[str, int, str]]) -> 
             task, holder = held.pop(index % len(held))
             tag = orjson.dumps([task.run_id, task.seq, task.attempt])
             outcome = (ActivityOutcome("completed", result=tag) if op == "complete" else
-                       ActivityOutcome("failed", failure={"type": "E", "message": tag.decode()}, retry_delay=0.0))
+                       ActivityOutcome("failed", failure=Failure(type="E", message=tag.decode()), retry_delay=0.0))
             await Runs(store).finish_activity(task, holder, outcome)
         elif op == "step" and held:
             # The fast path: the outcome with the run's next step, which schedules another activity

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 import retold
 from retold.engine._runs import Runs
 from retold.history import events as ev
+from retold.history.failure import Failure
 from retold.stores import ActivityOutcome, StartRequest, Store
 from retold.stores._pending import Hosting
 from retold.stores.memory import MemoryStore
@@ -78,7 +79,7 @@ async def test_pending_work_follows_an_activity_through_its_attempts(store: Stor
     [task] = await store.claim_activity_tasks("me", "q", ["a"], 10, 30.0)
     [row] = (await store.pending_work(run_id)).activities
     assert (row.owner, row.started_at) == ("me", clock.now)
-    failure = {"type": "ValueError", "message": "boom", "details": "", "non_retryable": False}
+    failure = Failure(type="ValueError", message="boom")
     assert await Runs(store).finish_activity(task, "me", ActivityOutcome("failed", failure=failure, retry_delay=60.0))
     work = await store.pending_work(run_id)
     [row] = work.activities

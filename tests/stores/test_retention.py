@@ -15,6 +15,7 @@ import sqlalchemy as sa
 import retold
 from retold.engine._runs import Runs
 from retold.history import events as ev
+from retold.history.failure import Failure
 from retold.stores import StartRequest
 from retold.stores.sql import SqlStore
 from retold.stores.sql import _schema as t
@@ -86,7 +87,7 @@ async def test_only_old_finished_runs_go_with_every_row_of_theirs(sql_url: str) 
     async with opened(sql_url, clock) as store:
         old_done = await completed(store, "old-done", key="key-1")
         old_failed = await started(store, "old-failed")
-        await step(store, old_failed, [ev.WorkflowFailed(seq=0, at=0, failure={"message": "no"})])
+        await step(store, old_failed, [ev.WorkflowFailed(seq=0, at=0, failure=Failure(type="", message="no"))])
         running = await started(store, "running")  # as old, but running: with a task, a timer, an inbox
         await step(store, running, [schedule(0), ev.TimerStarted(seq=0, at=0, duration=10 * DAY)])
         assert await store.claim_workflow_tasks("w", ["wf"], 10, 60.0) == []
@@ -135,7 +136,7 @@ async def test_filters_by_status_and_workflow(sql_url: str) -> None:
     async with opened(sql_url, clock) as store:
         ok = await completed(store, "ok")
         bad = await started(store, "bad")
-        await step(store, bad, [ev.WorkflowFailed(seq=0, at=0, failure={"message": "no"})])
+        await step(store, bad, [ev.WorkflowFailed(seq=0, at=0, failure=Failure(type="", message="no"))])
         record, _ = await Runs(store).start(StartRequest("other", "other", b"[]", "h"))
         assert await store.claim_workflow_tasks("w", ["other"], 10, 60.0) == [record.run_id]
         await Runs(store).commit_workflow_task(record.run_id, "w", 1, [ev.WorkflowCompleted(seq=2, at=0, result=b"1")])

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 import retold
 from retold.engine._runs import Runs
 from retold.history import events as ev
+from retold.history.failure import Failure
 from retold.stores import ActivityOutcome, StartRequest
 from retold.stores.sql import SqlStore
 from retold.stores.sql import _schema as t
@@ -129,12 +130,12 @@ async def test_a_version_5_database_keeps_its_workflow_tasks_which_can_then_bloc
         with store._engine.connect() as conn:
             assert schema_version(conn) == t.SCHEMA_VERSION
         assert await store.claim_workflow_tasks("me", ["wf"], 10, 60.0) == [run_id]
-        failure = {"type": "E", "message": "diverged", "details": "", "non_retryable": True, "seq": 1}
+        failure = Failure(type="E", message="diverged", non_retryable=True, seq=1)
         assert not await Runs(store).fail_workflow_task(run_id, "me", failure, 1.0, 5, block=True, fingerprint="f1")
         record = await store.get_run(run_id)
         assert record.status == "running"
         assert record.task_failure is not None
-        assert (record.task_failure["message"], record.task_failure["attempts"]) == ("diverged", 1)
+        assert (record.task_failure.failure.message, record.task_failure.attempts) == ("diverged", 1)
         assert [r.run_id for r in await store.list_runs(status="blocked", workflow=None, limit=10, offset=0)] == [
             run_id]
         # Backed off: the same code waits, other code takes it at once.

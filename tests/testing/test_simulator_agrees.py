@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import retold
 from retold.history import events as ev
+from retold.history.failure import Failure
 from retold.testing import Scenario, assert_deterministic, check_scenario
 
 pytestmark = pytest.mark.anyio
@@ -128,15 +129,16 @@ def comparable(history: list[ev.Event]) -> list[tuple[str, dict[str, Any]]]:
         fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name not in ("at",)}
         if isinstance(event, ev.WorkflowStarted):
             fields.pop("workflow_id")
-        if isinstance(fields.get("failure"), dict):
+        if isinstance(fields.get("failure"), Failure):
             fields["failure"] = without_details(fields["failure"])
         result.append((event.type, fields))
     return result
 
 
-def without_details(failure: dict[str, Any]) -> dict[str, Any]:
+def without_details(failure: Failure) -> Failure:
     """A failure without its tracebacks, its causes' included."""
-    return {k: without_details(v) if k == "cause" else v for k, v in failure.items() if k != "details"}
+    cause = None if failure.cause is None else without_details(failure.cause)
+    return dataclasses.replace(failure, details="", cause=cause)
 
 
 async def run_on_engine(workflow: retold.Workflow[..., Any], scenario: Scenario,

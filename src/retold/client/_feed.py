@@ -20,6 +20,7 @@ import anyio
 from .._wake import Wakeup
 from ..errors import RetoldError, StoreError
 from ..history import events as ev
+from ..history.failure import BlockedTask
 from ._handle import WorkflowTaskFailure
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ class _Feed:
         self.run_id = run_id
         self.events: list[ev.Event] = []
         self.closed = False  # the run's final event is in ``events``
-        self.blocked: dict[str, Any] | None = None  # the run's workflow task's failure, as last read
+        self.blocked: BlockedTask | None = None  # the run's workflow task's failure, as last read
         self.stopped = False  # the engine closed: no more events will come
         self.subscribers = 0
         self.poke = Wakeup()

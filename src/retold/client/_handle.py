@@ -18,6 +18,7 @@ from ..errors import (
     exception_from_failure,
 )
 from ..history.export import History
+from ..history.failure import BlockedTask, Failure
 
 if TYPE_CHECKING:
     from ..stores import RunRecord
@@ -69,18 +70,13 @@ class WorkflowTaskFailure:
     fingerprint: str | None
 
     @classmethod
-    def from_record(cls, failure: dict[str, Any]) -> WorkflowTaskFailure:
+    def from_record(cls, record: BlockedTask) -> WorkflowTaskFailure:
         """Build it from a workflow task's stored failure (``RunRecord.task_failure``)."""
-        seq = failure.get("seq")
-        since = _dt(float(failure.get("since", 0.0)))
-        retry_at = _dt(float(failure.get("retry_at", 0.0)))
-        assert since is not None
-        assert retry_at is not None
+        failure = record.failure
         return cls(
-            type=str(failure.get("type", "")), message=str(failure.get("message", "")),
-            details=str(failure.get("details", "")), seq=None if seq is None else int(seq),
-            attempts=int(failure.get("attempts", 1)), since=since, retry_at=retry_at,
-            fingerprint=failure.get("fingerprint"),
+            type=failure.type, message=failure.message, details=failure.details, seq=failure.seq,
+            attempts=record.attempts, since=datetime.fromtimestamp(record.since, UTC),
+            retry_at=datetime.fromtimestamp(record.retry_at, UTC), fingerprint=record.fingerprint,
         )
 
 
@@ -144,7 +140,7 @@ class RunDescription:
             started_at=started,
             closed_at=_dt(record.closed_at),
             event_count=record.last_seq,
-            failure=None if record.failure is None else record.failure.get("message"),
+            failure=None if record.failure is None else record.failure.message,
             parent_run_id=record.parent_run_id,
             next_run_id=record.next_run_id,
             blocked=blocked,
@@ -204,15 +200,15 @@ class RunHandle(Generic[R]):
             assert record.result is not None
             value: R = self._client.codec.decode(record.result, self._result_type)
             return value
-        failure = record.failure or {"message": ""}
+        failure = record.failure or Failure(type="", message="")
         cause = exception_from_failure(failure)
         if record.status == "cancelled":
             raise WorkflowCancelledError(record.run_id, f"run {record.run_id} was cancelled") from cause
         if record.status == "timed_out":
-            told = str(failure.get("message", "")).removeprefix("the run ")  # "timed out: its run timeout passed"
+            told = failure.message.removeprefix("the run ")  # "timed out: its run timeout passed"
             raise WorkflowTimedOutError(record.run_id, f"run {record.run_id} of {record.workflow!r} {told}") from cause
         if record.status == "terminated":
-            told = str(failure.get("message", "")).removeprefix("the run ")  # "was terminated: <reason>"
+            told = failure.message.removeprefix("the run ")  # "was terminated: <reason>"
             message = f"run {record.run_id} of {record.workflow!r} {told}"
             raise WorkflowTerminatedError(record.run_id, message) from cause
         root: BaseException = cause

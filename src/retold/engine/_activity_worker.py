@@ -184,7 +184,7 @@ class ActivityWorker:
         died = workers_died(task.attempt, options.retry.max_attempts, engine.max_workflow_task_attempts)
         if died is not None:
             log.error("activity %s (run %s, event %d): %s", task.activity, task.run_id, task.seq,
-                      (died.failure or {}).get("message"))
+                      died.failure.message if died.failure else None)
             return died
         info = ActivityInfo(
             activity=task.activity, workflow_id=task.workflow_id, run_id=task.run_id,
@@ -283,9 +283,9 @@ class ActivityWorker:
         retry = outcome.retry_delay
         if outcome.kind == "timed_out":
             return outcome
-        error = failure["message"]
-        if not error.startswith(failure["type"]):
-            error = f"{failure['type']}: {error}"
+        error = failure.message
+        if not error.startswith(failure.type):
+            error = f"{failure.type}: {error}"
         log.warning(
             "activity %s (workflow %s, run %s, event %d) attempt %d failed: %s%s", task.activity,
             task.workflow_id, task.run_id, task.seq, task.attempt, error,

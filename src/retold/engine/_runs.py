@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 from ..errors import ConflictError, RunFinishedError, RunNotFoundError, StoreError
 from ..history import events as ev
+from ..history.failure import Failure
 from ..stores._plan import RunState, Tx
 from ..stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRequest, Store
 from . import _machine as m
@@ -181,7 +181,7 @@ class Runs:
         return -1 if decision.refused else last
 
     def fail_in(
-        self, tx: Tx, run_id: str, owner: str, failure: dict[str, Any], delay: float, max_attempts: int,
+        self, tx: Tx, run_id: str, owner: str, failure: Failure, delay: float, max_attempts: int,
         final: bool = False, block: bool = False, fingerprint: str | None = None,
     ) -> bool:
         """The transaction of :meth:`fail_workflow_task`."""
@@ -321,7 +321,7 @@ class Runs:
         return last
 
     async def fail_workflow_task(
-        self, run_id: str, owner: str, failure: dict[str, Any], delay: float, max_attempts: int,
+        self, run_id: str, owner: str, failure: Failure, delay: float, max_attempts: int,
         *, final: bool = False, block: bool = False, fingerprint: str | None = None,
     ) -> bool:
         """Back off a failed workflow task, or fail the run (see :func:`._machine.workflow_task_failed`).

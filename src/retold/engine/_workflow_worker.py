@@ -6,6 +6,7 @@ import functools
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -21,6 +22,7 @@ from ..errors import (
     WorkflowDeadlockError,
 )
 from ..history import events as ev
+from ..history.failure import Failure
 from ..runtime._instance import WorkflowInstance, failure_from_exception
 from ..runtime._replay import activate, replay
 from ._machine import ActivityTake
@@ -249,7 +251,7 @@ class WorkflowWorker:
             return False
         message = f"workers died {attempts} times while running this workflow task"
         log.error("run %s quarantined: %s", run_id, message)
-        failure = {"type": "WorkerDied", "message": message, "details": "", "non_retryable": True}
+        failure = Failure(type="WorkerDied", message=message, non_retryable=True)
         failed = await engine.runs.fail_workflow_task(
             run_id, engine.worker_id, failure, delay=0.0, max_attempts=1, final=True,
         )
@@ -269,7 +271,7 @@ class WorkflowWorker:
             log.warning("workflow task for run %s %s (code %s): %s", run_id, what, engine.fingerprint, exc)
         failure = failure_from_exception(exc, non_retryable=True)
         if isinstance(exc, NondeterminismError):
-            failure["seq"] = exc.seq  # the diverging event
+            failure = replace(failure, seq=exc.seq)  # the diverging event
         failed = await engine.runs.fail_workflow_task(
             run_id, engine.worker_id, failure,
             delay=engine.workflow_task_retry_delay, max_attempts=engine.max_workflow_task_attempts,

@@ -3,8 +3,8 @@
 Every event has ``seq`` (1, 2, 3... within its run, gap-free) and ``at`` (the
 store's clock, seconds since the epoch; ``time`` gives it as a datetime).
 Payload fields (``input``, ``result``, ``value``) hold codec-encoded bytes;
-failures are JSON-ready dicts (``type``, ``message``, ``details``,
-``non_retryable``).
+failures are :class:`~retold.history.failure.Failure` values (recorded as
+JSON objects: ``type``, ``message``, ``details``, ``non_retryable``...).
 
 Events fall into three groups:
 
@@ -31,6 +31,8 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import orjson
+
+from .failure import Failure
 
 __all__ = [
     "COMMAND_TYPES",
@@ -65,9 +67,6 @@ __all__ = [
     "encode_event",
 ]
 
-Failure = dict[str, Any]
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
     """Base of every history event."""
@@ -98,6 +97,8 @@ class Event:
             value = getattr(self, f.name)
             if isinstance(value, bytes):
                 value = value[:60].decode("utf-8", "replace")
+            elif isinstance(value, Failure):
+                value = value.to_json()  # as recorded
             fields.append(f"{f.name}={value!r}")
         return f"{self.type}({', '.join(fields)})"
 
@@ -391,7 +392,7 @@ def encode_event(event: Event) -> tuple[str, bytes, bytes | None]:
     for name in _FIELDS[cls]:
         value = getattr(event, name)
         if value != defaults.get(name, _NO_DEFAULT):
-            meta[name] = value
+            meta[name] = value.to_json() if isinstance(value, Failure) else value
     payload = getattr(event, cls.payload_field) if cls.payload_field else None
     return cls.__name__, orjson.dumps(meta), payload
 
@@ -400,6 +401,9 @@ def decode_event(seq: int, at: float, type_name: str, meta: bytes, payload: byte
     """Rebuild an event from :func:`encode_event`'s parts."""
     cls = EVENT_TYPES[type_name]
     kwargs: dict[str, Any] = orjson.loads(meta) if meta else {}
+    failure = kwargs.get("failure")
+    if failure is not None:
+        kwargs["failure"] = Failure.from_json(failure)
     if cls.payload_field:
         kwargs[cls.payload_field] = payload if payload is not None else b""
     return cls(seq=seq, at=at, **kwargs)

@@ -48,6 +48,7 @@ from .codec import parse_json
 from .events import EVENT_TYPES, WorkflowStarted
 from .events import TERMINAL_TYPES as TERMINAL_TYPES  # the events that close a run
 from .events import Event as Event
+from .failure import Failure
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "TERMINAL_TYPES", "Event", "History", "event_from_dict", "event_to_dict"]
 
@@ -79,6 +80,8 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         if f.name == cls.payload_field:
             as_json, converted = _payload_to_json(value)
             out[f.name if as_json else f"{f.name}_b64"] = converted
+        elif isinstance(value, Failure):
+            out[f.name] = value.to_json()
         else:
             out[f.name] = value
     return out
@@ -115,6 +118,10 @@ def event_from_dict(data: Any, *, where: str = "event") -> Event:
                 kwargs[f.name] = orjson.dumps(data[f.name])
             elif f.default is dataclasses.MISSING:
                 raise HistoryFormatError(f"{where} ({type_name}): missing field {f.name!r}")
+        elif f.name == "failure" and data.get(f.name) is not None:
+            if not isinstance(data[f.name], dict):
+                raise HistoryFormatError(f"{where} ({type_name}): 'failure' must be an object, got {data[f.name]!r}")
+            kwargs[f.name] = Failure.from_json(data[f.name])
         elif f.name in data:
             kwargs[f.name] = data[f.name]
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:

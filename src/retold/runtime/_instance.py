@@ -301,7 +301,7 @@ class WorkflowInstance(Requests):
                     cause: BaseException
                     if isinstance(event, ev.ActivityTimedOut):
                         cause = ApplicationError(f"{event.kind} timeout", type="TimeoutError")
-                        if event.failure:  # the last attempt's failure
+                        if event.failure is not None:  # the last attempt's failure
                             cause.__cause__ = exception_from_failure(event.failure)
                     else:
                         cause = exception_from_failure(event.failure)
@@ -333,7 +333,7 @@ class WorkflowInstance(Requests):
                 child = self._take(self._children, event.started, event)
                 if child is not None and not child[0].done():
                     status = ("was cancelled" if event.cancelled
-                              else "was terminated" if event.failure.get("type") == TERMINATED_TYPE else "failed")
+                              else "was terminated" if event.failure.type == TERMINATED_TYPE else "failed")
                     if event.cancelled and event.started in self._child_cancels:
                         # The cancel this run asked for is done: its wait raises CancelledError.
                         child[0].end_cancelled(f"child workflow {child[1].name!r} ({child[2]}) {status}")

@@ -89,5 +89,5 @@ def default_child_id(parent_workflow_id: str, parent_run_id: str, seq: int) -> s
 def is_command(event: ev.Event) -> bool:
     """Whether ``event`` was written because workflow code asked for it."""
     if isinstance(event, ev.WorkflowFailed):
-        return not event.failure.get("workflow_task")
+        return not event.failure.workflow_task
     return isinstance(event, ev.COMMAND_TYPES)

@@ -11,6 +11,8 @@ from typing import Any, final
 
 import orjson
 
+from ..history.failure import Failure
+
 __all__ = ["ActivityRow", "ChildRow", "Hosting", "LiveWorker", "RunWork", "SignalRow", "TimerRow"]
 
 
@@ -73,7 +75,7 @@ class ActivityRow:
     visible_at: float
     started_at: float | None
     owner: str | None
-    last_failure: dict[str, Any] | None
+    last_failure: Failure | None
 
 
 @final

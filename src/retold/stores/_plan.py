@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, final
 
 from ..history.events import Event
+from ..history.failure import BlockedTask, Failure
 from ._protocol import RunRecord
 
 __all__ = [
@@ -35,7 +36,7 @@ class WorkflowTaskState:
     live: bool  # leased, and the lease has not run out (judged on the store's lease clock)
     attempts: int
     signals: int
-    failure: dict[str, Any] | None = None
+    failure: BlockedTask | None = None
     failed_by: tuple[str, ...] = ()
 
 
@@ -88,7 +89,7 @@ class TaskState:
     scheduled_at: float
     deadline: float | None
     owner: str | None
-    last_failure: dict[str, Any] | None
+    last_failure: Failure | None
 
 
 @final
@@ -151,7 +152,7 @@ class Close:
 
     status: Literal["completed", "failed", "cancelled", "continued", "terminated", "timed_out"]
     result: bytes | None = None
-    failure: dict[str, Any] | None = None
+    failure: Failure | None = None
     next_run_id: str | None = None
 
 
@@ -176,7 +177,7 @@ class TaskChange:
     visible_at: float = 0.0
     signals: int = 0
     add_signals: int = 0
-    failure: dict[str, Any] | None = None
+    failure: BlockedTask | None = None
     failed_by: tuple[str, ...] = ()
 
 
@@ -188,7 +189,7 @@ class TaskRetry:
     task_id: int
     attempt: int
     visible_at: float
-    failure: dict[str, Any] | None
+    failure: Failure | None
 
 
 @final

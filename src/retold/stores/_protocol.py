@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, final
 
 from ..history import events as ev
 from ..history.events import Event
+from ..history.failure import BlockedTask, Failure
 from ._pending import Hosting, LiveWorker, RunWork
 from ._purge import PurgeReport
 
@@ -53,7 +54,7 @@ class RunRecord:
     closed_at: float | None
     last_seq: int
     result: bytes | None
-    failure: dict[str, Any] | None
+    failure: Failure | None
     parent_run_id: str | None
     next_run_id: str | None
     # Set by load() only: attempts of the run's pending workflow task that
@@ -62,7 +63,7 @@ class RunRecord:
     # Set by load(), get_run() and list_runs(): the record of the last failed
     # attempt of the run's pending workflow task (``TaskChange.failure``),
     # while no attempt has succeeded since; the run is *blocked*.
-    task_failure: dict[str, Any] | None = None
+    task_failure: BlockedTask | None = None
 
 
 @final
@@ -94,7 +95,7 @@ class ActivityOutcome:
 
     kind: Literal["completed", "failed", "timed_out"]
     result: bytes = b""
-    failure: dict[str, Any] | None = None
+    failure: Failure | None = None
     retry_delay: float | None = None
     timeout_kind: str = ""
 
@@ -109,7 +110,7 @@ class ActivityOutcome:
             return ev.ActivityCompleted(seq=seq, at=at, scheduled=scheduled, attempt=attempt, result=self.result)
         if self.kind == "failed":
             return ev.ActivityFailed(seq=seq, at=at, scheduled=scheduled, attempt=attempt,
-                                     failure=self.failure or {})
+                                     failure=self.failure or Failure(type="", message=""))
         return ev.ActivityTimedOut(seq=seq, at=at, scheduled=scheduled, attempt=attempt, kind=self.timeout_kind,
                                    failure=self.failure)
 

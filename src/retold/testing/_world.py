@@ -26,6 +26,7 @@ from ..engine._runs import Runs
 from ..errors import RetoldError
 from ..history import events as ev
 from ..history.codec import Codec
+from ..history.failure import Failure
 from ..runtime._instance import WorkflowInstance
 from ..runtime._replay import activate
 from ..stores._plan import Plan, Tx
@@ -160,8 +161,8 @@ class World:
         if outcome == "timeout":
             result = ActivityOutcome("timed_out", timeout_kind="schedule_to_close")
         elif outcome in ("retry", "fail"):
-            failure = {"type": "SimulatedFailure", "message": f"injected failure of attempt {row.attempt}",
-                       "details": "", "non_retryable": outcome == "fail"}
+            failure = Failure(type="SimulatedFailure", message=f"injected failure of attempt {row.attempt}",
+                              non_retryable=outcome == "fail")
             result = m.attempt_failed(policy, row.attempt, failure, self.rng)
         else:
             scheduled = self.history(run_id)[seq - 1]
@@ -178,10 +179,10 @@ class World:
         elif result.kind == "timed_out":
             self.trace.append(f"{label} times out ({result.timeout_kind})")
         elif not recorded:
-            self.trace.append(f"{label} fails ({(result.failure or {}).get('type')}) and will be retried")
+            self.trace.append(f"{label} fails ({result.failure and result.failure.type}) and will be retried")
         else:
-            failure = result.failure or {}
-            self.trace.append(f"{label} fails for good ({failure.get('type')}: {failure.get('message')})")
+            assert result.failure is not None
+            self.trace.append(f"{label} fails for good ({result.failure.type}: {result.failure.message})")
         return recorded
 
     def fire(self, run_id: str, seq: int) -> None:
@@ -220,8 +221,8 @@ class World:
             message = ("injected child failure" if definition is not None
                        else f"child workflow {started.workflow!r} is unknown")
             self.trace.append(f"{label} fails")
-            failure = {"type": "SimulatedFailure" if definition else "RetoldError", "message": message,
-                       "details": "", "non_retryable": True}
+            failure = Failure(type="SimulatedFailure" if definition else "RetoldError", message=message,
+                              non_retryable=True)
             self.store.wfts[started.run_id].owner = OWNER
             self.store.wfts[started.run_id].expires = self.clock + _LEASE
             self.tx(lambda tx: self.runs.fail_in(tx, started.run_id, OWNER, failure, 0.0, 1, final=True))

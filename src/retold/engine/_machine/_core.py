@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, final
+from typing import Literal, final
 
 from ...errors import (
     TERMINATED_TYPE,
@@ -15,6 +15,7 @@ from ...errors import (
     StoreError,
 )
 from ...history import events as ev
+from ...history.failure import Failure
 from ...stores._plan import (
     Close,
     NewActivity,
@@ -37,7 +38,7 @@ _STATUS: dict[type[ev.Event], Literal["completed", "failed", "cancelled", "conti
 RUN_TIMEOUT_TIMER = 0
 EXECUTION_TIMEOUT_TIMER = -1
 TIMEOUT_KINDS = {RUN_TIMEOUT_TIMER: "run", EXECUTION_TIMEOUT_TIMER: "execution"}
-_CANCELLED = {"type": "CancelledError", "message": "the run was cancelled", "details": "", "non_retryable": True}
+_CANCELLED = Failure(type="CancelledError", message="the run was cancelled", non_retryable=True)
 MAX_BACKOFF = 60.0
 MAX_FAILED_BY = 8  # code fingerprints a blocked task remembers it failed on
 # Added to a workflow task's count of unseen signals while its run decides
@@ -143,11 +144,11 @@ def _close(
     """The effects of a closing event: the run's record, a continuation, its children and its parent."""
     run_id = record.run_id
     status = _STATUS[type(cmd)]
-    failure: dict[str, Any] | None = None
+    failure: Failure | None = None
     if isinstance(cmd, ev.WorkflowFailed):
         failure = cmd.failure
     elif isinstance(cmd, ev.WorkflowCancelled):
-        failure = dict(_CANCELLED)
+        failure = _CANCELLED
     elif isinstance(cmd, ev.WorkflowTerminated):
         failure = terminated_failure(cmd.reason)
     elif isinstance(cmd, ev.WorkflowTimedOut):
@@ -177,7 +178,8 @@ def _close(
         if isinstance(cmd, ev.WorkflowCompleted):
             outcome = ev.ChildWorkflowCompleted(seq=0, at=now, started=parent_seq, result=cmd.result)
         else:
-            outcome = ev.ChildWorkflowFailed(seq=0, at=now, started=parent_seq, failure=failure or {},
+            assert failure is not None  # every other close records one
+            outcome = ev.ChildWorkflowFailed(seq=0, at=now, started=parent_seq, failure=failure,
                                              cancelled=status == "cancelled")
         deliveries.append((record.parent_run_id, outcome))
 
@@ -207,8 +209,8 @@ def _effects(
                 plan.drop_timers.append(cmd.started)
             case ev.ChildWorkflowStarted():
                 if cmd.workflow_id in lookups.taken:
-                    failure = {"type": "retold.IdempotencyError", "non_retryable": True, "details": "",
-                               "message": f"workflow id {cmd.workflow_id!r} is already in use"}
+                    failure = Failure(type="retold.IdempotencyError", non_retryable=True,
+                                      message=f"workflow id {cmd.workflow_id!r} is already in use")
                     own.append(ev.ChildWorkflowFailed(seq=0, at=now, started=cmd.seq, failure=failure))
                 else:
                     limits = cmd.limits or {}
@@ -232,14 +234,14 @@ def _effects(
                 # Delivered in this transaction; the sender learns at once
                 # whether its target took it (an input after its commands).
                 target = lookups.targets.get(cmd.workflow_id)
-                refused: dict[str, Any] | None = None
+                refused: Failure | None = None
                 if target is None:
-                    refused = {"type": "retold.RunNotFoundError", "non_retryable": True, "details": "",
-                               "message": f"no run found for workflow id {cmd.workflow_id!r}"}
+                    refused = Failure(type="retold.RunNotFoundError", non_retryable=True,
+                                      message=f"no run found for workflow id {cmd.workflow_id!r}")
                 elif not target.open:
-                    refused = {"type": "retold.RunFinishedError", "non_retryable": True, "details": "",
-                               "message": f"run {target.run_id} of workflow id {cmd.workflow_id!r} is "
-                                          f"{target.record.status}: it takes no more signals"}
+                    refused = Failure(type="retold.RunFinishedError", non_retryable=True,
+                                      message=f"run {target.run_id} of workflow id {cmd.workflow_id!r} is "
+                                              f"{target.record.status}: it takes no more signals")
                 else:
                     decision.deliveries.append((target.run_id, ev.SignalReceived(
                         seq=0, at=now, name=cmd.name, input=cmd.input)))
@@ -382,10 +384,10 @@ def release(run: RunState) -> Plan | None:
     return plan
 
 
-def terminated_failure(reason: str) -> dict[str, Any]:
+def terminated_failure(reason: str) -> Failure:
     """The failure a terminated run records (and its parent is told)."""
     message = f"the run was terminated: {reason}" if reason else "the run was terminated"
-    return {"type": TERMINATED_TYPE, "message": message, "details": "", "non_retryable": True}
+    return Failure(type=TERMINATED_TYPE, message=message, non_retryable=True)
 
 
 def _close_from_outside(run: RunState, cmd: ev.Event, now: float, open_children: Collection[str]) -> Decision:
@@ -403,10 +405,9 @@ def _close_from_outside(run: RunState, cmd: ev.Event, now: float, open_children:
     return decision
 
 
-def timed_out_failure(kind: str) -> dict[str, Any]:
+def timed_out_failure(kind: str) -> Failure:
     """The failure a run closed by its time limit records (and its parent is told)."""
-    return {"type": TIMED_OUT_TYPE, "message": f"the run timed out: its {kind} timeout passed", "details": "",
-            "non_retryable": True}
+    return Failure(type=TIMED_OUT_TYPE, message=f"the run timed out: its {kind} timeout passed", non_retryable=True)
 
 
 def _timeouts(run_timeout: float | None, execution_timeout: float | None, now: float) -> dict[str, float] | None:

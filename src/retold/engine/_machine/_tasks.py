@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection
-from typing import Any
+from dataclasses import replace
 
 from ...authoring._options import RetryPolicy
 from ...history import events as ev
+from ...history.failure import BlockedTask, Failure
 from ...stores._plan import (
     Plan,
     RunState,
@@ -21,7 +22,7 @@ from ._core import CLOSING, MAX_BACKOFF, MAX_FAILED_BY, Decision, _close, _close
 
 
 def attempt_failed(
-    retry: RetryPolicy, attempt: int, failure: dict[str, Any], rng: random.Random, *, timeout_kind: str = "",
+    retry: RetryPolicy, attempt: int, failure: Failure, rng: random.Random, *, timeout_kind: str = "",
 ) -> ActivityOutcome:
     """How a failed attempt ends the activity, or not: retried after the policy's delay, failed, or timed out.
 
@@ -30,7 +31,7 @@ def attempt_failed(
     activity; if the attempt ran out of time (``timeout_kind``), as a timeout.
     """
     delay: float | None = None
-    if not failure.get("non_retryable") and retry.retries_error(failure["type"], attempt):
+    if not failure.non_retryable and retry.retries_error(failure.type, attempt):
         delay = retry.delay(attempt, rng)
     if delay is None and timeout_kind:
         return ActivityOutcome("timed_out", failure=failure, timeout_kind=timeout_kind)
@@ -48,8 +49,7 @@ def workers_died(attempt: int, max_attempts: int, tolerated: int) -> ActivityOut
         return None
     message = (f"workers died {attempt - max_attempts} times while running this activity "
                f"(attempt {attempt}, past its retry policy's max_attempts of {max_attempts})")
-    return ActivityOutcome("failed", failure={"type": "WorkerDied", "message": message, "details": "",
-                                              "non_retryable": True})
+    return ActivityOutcome("failed", failure=Failure(type="WorkerDied", message=message, non_retryable=True))
 
 
 def activity_outcome(
@@ -77,7 +77,7 @@ def activity_outcome(
 
 
 def workflow_task_failed(
-    run: RunState, owner: str, failure: dict[str, Any], delay: float, max_attempts: int, now: float, *,
+    run: RunState, owner: str, failure: Failure, delay: float, max_attempts: int, now: float, *,
     final: bool = False, block: bool = False, fingerprint: str | None = None, open_children: Collection[str] = (),
 ) -> Decision | None:
     """A workflow task that failed (``run`` read with its inbox); None if ``owner`` no longer holds it.
@@ -93,8 +93,8 @@ def workflow_task_failed(
     task = run.task
     if task is None or task.owner != owner or not run.open:
         return None
-    previous = task.failure or {}
-    attempts = int(previous.get("attempts", 0)) + 1
+    previous = task.failure
+    attempts = (0 if previous is None else previous.attempts) + 1
     inbox = run.inbox or ()
     plan = Plan(run.run_id, expect_seq=run.last_seq, expect_owner=owner)
     # No step is in flight any more: what waited in the inbox joins the history.
@@ -103,18 +103,18 @@ def workflow_task_failed(
         plan.inbox_taken = inbox[-1].id
     if not final and (block or attempts < max_attempts):
         backoff = min(delay * 2 ** min(attempts - 1, 16), MAX_BACKOFF)
-        record = {**failure, "attempts": attempts, "since": previous.get("since", now), "retry_at": now + backoff}
+        record = BlockedTask(failure=failure, attempts=attempts, since=now if previous is None else previous.since,
+                             retry_at=now + backoff, fingerprint=fingerprint)
         failed_by = task.failed_by
         if fingerprint is not None:
-            record["fingerprint"] = fingerprint
             failed_by = (*(f for f in failed_by if f != fingerprint), fingerprint)[-MAX_FAILED_BY:]
         # Whoever takes the task next replays the run: signals may come again.
         plan.task = TaskChange("backoff", visible_at=now + backoff, failure=record, failed_by=failed_by,
                                add_signals=-CLOSING if task.signals >= CLOSING else 0)
         return Decision(plan)
     if not final:
-        failure = {**failure, "message": f"workflow task failed {attempts} times: {failure['message']}"}
-    failure = {**failure, "workflow_task": True}
+        failure = replace(failure, message=f"workflow task failed {attempts} times: {failure.message}")
+    failure = replace(failure, workflow_task=True)
     cmd = ev.WorkflowFailed(seq=run.last_seq + len(plan.events) + 1, at=now, failure=failure)
     plan.events.append(cmd)
     plan.task = TaskChange("done")

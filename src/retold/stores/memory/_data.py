@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from ...history import events as ev
+from ...history.failure import BlockedTask, Failure
 from .._protocol import RunRecord
 
 __all__ = ["ActTask", "Journal", "Run", "WfTask", "copy_event", "json_copy"]
@@ -86,11 +87,11 @@ class Run:
         return RunRecord(
             run_id=self.run_id, workflow_id=self.workflow_id, workflow=self.workflow, status=self.status,  # type: ignore[arg-type]
             created_at=self.created_at, closed_at=self.closed_at, last_seq=self.last_seq, result=self.result,
-            failure=None if self.failure is None else orjson.loads(self.failure),
+            failure=None if self.failure is None else Failure.from_json(orjson.loads(self.failure)),
             parent_run_id=self.parent_run_id, next_run_id=self.next_run_id,
             task_attempts=0 if task is None else task.attempts,
             task_failure=None if task is None or task.failure is None or self.status != "running"
-            else orjson.loads(task.failure),
+            else BlockedTask.from_json(orjson.loads(task.failure)),
         )
 
 

@@ -8,6 +8,7 @@ import orjson
 
 from ...errors import RunNotFoundError
 from ...history import events as ev
+from ...history.failure import Failure
 from .._pending import ActivityRow, ChildRow, RunWork, SignalRow, TimerRow
 from ._tx import LEASE_HORIZON
 
@@ -34,7 +35,7 @@ def read(s: MemoryStore, run_id: str) -> RunWork:
             options=orjson.loads(task.options), scheduled_at=task.scheduled_at, visible_at=task.visible_at,
             started_at=task.started_at if live(task.expires) else None,
             owner=task.owner if live(task.expires) else None,
-            last_failure=orjson.loads(task.last_failure) if task.last_failure is not None else None,
+            last_failure=Failure.from_json(orjson.loads(task.last_failure)) if task.last_failure is not None else None,
         )
         for task in tasks
     )

@@ -15,6 +15,7 @@ import orjson
 
 from ...errors import ConflictError, LeaseLostError, StoreError
 from ...history import events as ev
+from ...history.failure import BlockedTask, Failure
 from .._plan import (
     InboxItem,
     NewRun,
@@ -43,7 +44,7 @@ def task_state(task: ActTask, owner: str | None) -> TaskState:
         id=task.id, run_id=task.run_id, workflow_id=task.workflow_id, seq=task.seq, activity=task.activity,
         queue=task.queue, input=task.input, options=orjson.loads(task.options), attempt=task.attempt,
         scheduled_at=task.scheduled_at, deadline=task.deadline, owner=owner,
-        last_failure=orjson.loads(task.last_failure) if task.last_failure is not None else None,
+        last_failure=Failure.from_json(orjson.loads(task.last_failure)) if task.last_failure is not None else None,
     )
 
 
@@ -97,7 +98,7 @@ class MemoryTx:
         wft = self._s.wfts.get(row.run_id)
         task = None if wft is None else WorkflowTaskState(
             wft.owner, self.live(wft.expires), wft.attempts, wft.signals,
-            None if wft.failure is None else orjson.loads(wft.failure), wft.failed_by)
+            None if wft.failure is None else BlockedTask.from_json(orjson.loads(wft.failure)), wft.failed_by)
         items: tuple[InboxItem, ...] | None = None
         if inbox:
             items = tuple(InboxItem(i, e) for i, e in self._s.inbox.get(row.run_id, ()))
@@ -194,7 +195,7 @@ class MemoryTx:
                 j.set(task, "visible_at", r.visible_at)
                 j.set(task, "owner", None)
                 j.set(task, "expires", None)
-                j.set(task, "last_failure", json_copy(r.failure))
+                j.set(task, "last_failure", None if r.failure is None else json_copy(r.failure.to_json()))
                 j.set(task, "started_at", None)
         for task_id in plan.drop_tasks:
             self.drop_task(task_id)
@@ -217,7 +218,7 @@ class MemoryTx:
             j.set(run, "status", c.status)
             j.set(run, "closed_at", now)
             j.set(run, "result", c.result)
-            j.set(run, "failure", None if c.failure is None else json_copy(c.failure))
+            j.set(run, "failure", None if c.failure is None else json_copy(c.failure.to_json()))
             j.set(run, "next_run_id", c.next_run_id)
             j.kinds.add(CLOSED)
             for task_id in list(s.run_tasks.get(run_id, {}).values()):
@@ -245,7 +246,7 @@ class MemoryTx:
         elif kind == "backoff":
             wft = s.wfts.get(run_id)
             if wft is not None:
-                j.set(wft, "failure", None if change.failure is None else orjson.dumps(change.failure))
+                j.set(wft, "failure", None if change.failure is None else orjson.dumps(change.failure.to_json()))
                 j.set(wft, "failed_by", change.failed_by)
                 j.set(wft, "visible_at", change.visible_at)
                 j.set(wft, "owner", None)

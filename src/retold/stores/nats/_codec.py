@@ -19,6 +19,7 @@ import orjson
 
 from ...errors import StoreError
 from ...history import events as ev
+from ...history.failure import BlockedTask, Failure
 from .._plan import Close, NewActivity, NewRun, Plan, TaskChange, TaskRetry
 
 __all__ = ["FORMAT", "decode", "decode_batch", "encode", "encode_batch"]
@@ -42,6 +43,8 @@ def encode(value: Any) -> Any:
         type_name, meta, payload = ev.encode_event(value)
         return {"~e": [value.seq, value.at, type_name, meta.decode(),
                        None if payload is None else base64.b64encode(payload).decode()]}
+    if isinstance(value, Failure | BlockedTask):  # as the history records it: read back by from_json
+        return {"~m": [[k, encode(v)] for k, v in value.to_json().items()]}
     if isinstance(value, list | tuple):
         return [encode(v) for v in value]
     if isinstance(value, dict):
@@ -68,7 +71,11 @@ def decode(value: Any) -> Any:
         return {_key(decode(k)): decode(v) for k, v in value["~m"]}
     cls = _TYPES[value["~d"]]
     tuples = _TUPLE_FIELDS[cls]
-    return cls(**{name: tuple(decode(v)) if name in tuples else decode(v) for name, v in value["f"].items()})
+    fields = {name: tuple(decode(v)) if name in tuples else decode(v) for name, v in value["f"].items()}
+    failure = fields.get("failure")
+    if isinstance(failure, dict):  # recorded as its JSON object
+        fields["failure"] = (BlockedTask if cls is TaskChange else Failure).from_json(failure)
+    return cls(**fields)
 
 
 def _key(key: Any) -> Any:

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from ...errors import RunNotFoundError
 from ...history import events as ev
+from ...history.failure import Failure
 from .._pending import ActivityRow, ChildRow, RunWork, SignalRow, TimerRow
 from . import _schema as t
 from ._statements import LEASE_HORIZON
@@ -38,7 +39,7 @@ def read_pending(conn: Connection, store: SqlStore, run_id: str) -> RunWork:
             scheduled_at=r.scheduled_at, visible_at=r.visible_at,
             started_at=r.started_at if live(r.lease_expires) else None,
             owner=r.lease_owner if live(r.lease_expires) else None,
-            last_failure=orjson.loads(r.last_failure) if r.last_failure else None,
+            last_failure=Failure.from_json(orjson.loads(r.last_failure)) if r.last_failure else None,
         )
         for r in conn.execute(sa.select(at).where(at.c.run_id == run_id).order_by(at.c.seq))
     )

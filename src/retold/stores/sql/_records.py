@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from ...history.failure import Failure
 from .._protocol import RunRecord
 
 __all__ = ["row_to_run"]
@@ -21,7 +22,7 @@ def row_to_run(row: Any) -> RunRecord:
         closed_at=row.closed_at,
         last_seq=row.last_seq,
         result=row.result,
-        failure=orjson.loads(row.failure) if row.failure else None,
+        failure=Failure.from_json(orjson.loads(row.failure)) if row.failure else None,
         parent_run_id=row.parent_run_id,
         next_run_id=row.next_run_id,
     )

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from ...errors import RunNotFoundError, SchemaError, StoreError
 from ...history import events as ev
+from ...history.failure import BlockedTask
 from .._pending import RunWork
 from .._plan import Tx
 from .._protocol import RunRecord
@@ -47,9 +48,9 @@ __all__ = ["SqlStore"]
 
 _T = TypeVar("_T")
 
-def _failure(record: RunRecord, data: bytes | None) -> dict[str, Any] | None:
+def _failure(record: RunRecord, data: bytes | None) -> BlockedTask | None:
     """A workflow task's stored failure, for an open run."""
-    return orjson.loads(data) if data and record.status == "running" else None
+    return BlockedTask.from_json(orjson.loads(data)) if data and record.status == "running" else None
 
 
 class SqlStore(Leases):

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from ...errors import ConflictError, LeaseLostError, StoreError
 from ...history import events as ev
+from ...history.failure import BlockedTask, Failure
 from .._plan import InboxItem, NewRun, Plan, RunState, TaskState, WorkflowEntry, WorkflowTaskState
 from . import _schema as t
 from ._records import row_to_run
@@ -79,7 +80,8 @@ class SqlTx:
         if row.attempts is not None:  # a workflow task exists (its attempts are never NULL)
             task = WorkflowTaskState(
                 row.lease_owner, self.live(row.lease_expires), row.attempts, row.signals,
-                orjson.loads(row.task_failure) if row.task_failure else None, tuple((row.failed_by or "").split()))
+                BlockedTask.from_json(orjson.loads(row.task_failure)) if row.task_failure else None,
+                tuple((row.failed_by or "").split()))
         self._owners[run_id] = None if task is None else task.owner
         items: tuple[InboxItem, ...] | None = None
         if inbox:
@@ -198,7 +200,7 @@ class SqlTx:
         if plan.retry is not None:
             r = plan.retry
             q.retry_task(conn, {"b_id": r.task_id, "b_attempt": r.attempt, "b_visible_at": r.visible_at,
-                                "b_failure": orjson.dumps(r.failure)})
+                                "b_failure": None if r.failure is None else orjson.dumps(r.failure.to_json())})
         for task_id in plan.drop_tasks:
             q.delete_task(conn, {"b_id": task_id})
         for seq in plan.drop_activities:
@@ -211,7 +213,8 @@ class SqlTx:
             c = plan.close
             q.close_run(conn, {
                 "b_run_id": run_id, "b_status": c.status, "b_closed_at": now, "b_result": c.result,
-                "b_failure": None if c.failure is None else orjson.dumps(c.failure), "b_next_run_id": c.next_run_id,
+                "b_failure": None if c.failure is None else orjson.dumps(c.failure.to_json()),
+                "b_next_run_id": c.next_run_id,
             })
             self._d.notify(conn, CLOSED)
             q.delete_run_tasks(conn, {"b_run_id": run_id})
@@ -233,7 +236,7 @@ class SqlTx:
             wt = t.workflow_tasks
             conn.execute(wt.update().where(wt.c.run_id == run_id).values(
                 visible_at=change.visible_at, lease_owner=None, lease_expires=None,
-                failure=None if change.failure is None else orjson.dumps(change.failure),
+                failure=None if change.failure is None else orjson.dumps(change.failure.to_json()),
                 failed_by=f" {' '.join(change.failed_by)} " if change.failed_by else None))
             self._owners[run_id] = None
         if change.add_signals:
@@ -338,5 +341,5 @@ def _task_state(row: Any, owner: str | None) -> TaskState:
         id=row.id, run_id=row.run_id, workflow_id=row.workflow_id, seq=row.seq, activity=row.activity,
         queue=row.queue, input=row.input, options=orjson.loads(row.options), attempt=row.attempt,
         scheduled_at=row.scheduled_at, deadline=row.deadline, owner=owner,
-        last_failure=orjson.loads(row.last_failure) if row.last_failure else None,
+        last_failure=Failure.from_json(orjson.loads(row.last_failure)) if row.last_failure else None,
     )

@@ -15,6 +15,7 @@ from ...errors import (
     StoreError,
 )
 from ...history import events as ev
+from ...history.failure import Failure
 from ...stores import NewActivity, NewRun, Plan, StartRequest, Store, TaskChange, Tx
 from ._common import ManualClock, StoreFactory, count_runs, history_types, names, schedule, start_run
 
@@ -384,7 +385,7 @@ async def test_purge_takes_only_old_finished_runs(store_factory: StoreFactory) -
         await Runs(store).commit_workflow_task(old_done.run_id, "me", 1, [
             ev.WorkflowCompleted(seq=2, at=0, result=b"1")])
         await Runs(store).commit_workflow_task(old_failed, "me", 1, [
-            ev.WorkflowFailed(seq=2, at=0, failure={"type": "E", "message": "no"})])
+            ev.WorkflowFailed(seq=2, at=0, failure=Failure(type="E", message="no"))])
         await Runs(store).commit_workflow_task(running, "me", 1, [ev.TimerStarted(seq=2, at=0, duration=99 * day)])
         clock.now += 20 * day
         recent = await start_run(store, "recent")

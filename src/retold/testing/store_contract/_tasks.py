@@ -10,6 +10,7 @@ from ...errors import (
     LeaseLostError,
 )
 from ...history import events as ev
+from ...history.failure import Failure
 from ...stores import ActivityOutcome, Store, Tx
 from ._common import ManualClock, StoreFactory, history_types, run_with_activity, schedule, start_run
 
@@ -172,7 +173,7 @@ async def test_what_comes_due_next(store_factory: StoreFactory) -> None:
         ])
         [task] = await store.claim_activity_tasks("me", "q", ["a"], 10, 10.0)
         assert await store.next_wakeup() == clock.now + 10.0
-        outcome = ActivityOutcome("failed", failure={"type": "E", "message": "m"}, retry_delay=3.0)
+        outcome = ActivityOutcome("failed", failure=Failure(type="E", message="m"), retry_delay=3.0)
         assert await Runs(store).finish_activity(task, "me", outcome)
         assert await store.next_wakeup() == clock.now + 3.0  # the retry
         assert await store.quiescence() == (False, clock.now + 3.0)
