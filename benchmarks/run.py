@@ -110,8 +110,8 @@ class Harness:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         samples = [cpu_pressure(machine_load())]
         failed = ""
+        process = subprocess.Popen(command, stdout=sys.stderr)
         try:
-            process = subprocess.Popen(command, stdout=sys.stderr)
             while True:
                 try:
                     returncode = process.wait(timeout=1.0)
@@ -125,6 +125,9 @@ class Harness:
                         failed = f"timed out after {self.args.timeout} s"
                         break
         finally:
+            if process.poll() is None:  # interrupted: the workload process goes too
+                process.kill()
+                process.wait()
             if not keep:
                 self.dbs.drop(job)
         if failed:
