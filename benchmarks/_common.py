@@ -93,6 +93,53 @@ def machine_load() -> dict[str, float]:
     return load
 
 
+def cpu_pressure(load: dict[str, float]) -> float:
+    """The CPU pressure (share of the last 10 s in which some task waited for a CPU) in ``load``; 0 if unknown."""
+    return load.get("cpu_pressure_10s", 0.0)
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and its waited-for children so far (``getrusage``)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system, every thread) of any process of this machine so far, from ``/proc``.
+
+    None when the process is gone (or ``/proc`` does not say).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state is field 3, utime 14, stime 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class StepClock:
+    """Marks the start of every step (activity body) of a long workflow: per-step median beside the mean.
+
+    The mark is one ``perf_counter_ns`` append, made inside the activity
+    body, so the step between two marks is everything the engine does
+    between two activities.
+    """
+
+    def __init__(self) -> None:
+        self.marks: list[int] = []
+
+    def mark(self) -> None:
+        """Called by the activity body."""
+        self.marks.append(time.perf_counter_ns())
+
+    def figures(self) -> Figures:
+        """p50 and p99 of the steps, in ms (no figure with fewer than two marks)."""
+        steps = [(b - a) / 1e6 for a, b in zip(self.marks, self.marks[1:], strict=False)]
+        if not steps:
+            return {}
+        return {"ms_per_step_p50": percentile(steps, 0.5), "ms_per_step_p99": percentile(steps, 0.99)}
+
+
 def progress(message: str) -> None:
     """One progress line on stderr (stdout stays free for the peer's logs)."""
     print(f"    {message}", file=sys.stderr, flush=True)

@@ -39,9 +39,13 @@ def rows(sizes: dict[str, Any]) -> list[Row]:
         Row("W1", "steps_per_s", "same: activities per second", "steps/s", better="higher"),
         Row("W1", "p50_ms", "same: start-to-result p50", "ms"),
         Row("W1", "p99_ms", "same: start-to-result p99", "ms"),
+        Row("W1", "cpu_ms_per_workflow", "same: CPU per workflow (getrusage, the process)", "ms"),
         Row("W2", "p50_ms", f"{w2} one at a time: start-to-result p50", "ms"),
         Row("W2", "p99_ms", "same: p99", "ms"),
-        Row("W3", "ms_per_step", f"one workflow of {w3} activities: per activity", "ms"),
+        Row("W2", "cpu_ms_per_workflow", "same: CPU per workflow", "ms"),
+        Row("W3", "ms_per_step", f"one workflow of {w3} activities: per activity (mean)", "ms"),
+        Row("W3", "ms_per_step_p50", "same: median step", "ms"),
+        Row("W3", "cpu_ms_per_step", "same: CPU per step", "ms"),
     ]
     for n in sizes["W4_replay"]:
         table.append(Row("W4", f"replay_us_per_activity_{n}", f"replay in memory, {n} activities", "us/activity"))
@@ -65,6 +69,15 @@ def rows(sizes: dict[str, Any]) -> list[Row]:
             scale=1e-3),
         Row("W7", "gross_bytes_per_workflow", "same, whole file / workflows", "kB", scale=1e-3),
     ]
+    for count in sizes.get("W8_workers", []):
+        w8 = sizes.get("W8", 0)
+        table += [
+            Row("W8", f"workflows_per_s_{count}", f"{w8} x 3 activities, {count} worker processes: throughput",
+                "workflows/s", better="higher"),
+            Row("W8", f"cpu_ms_per_workflow_{count}", "same: CPU per workflow, all retold processes", "ms"),
+            Row("W8", f"db_cpu_ms_per_workflow_{count}", "same: CPU per workflow, PostgreSQL backends", "ms"),
+            Row("W8", f"commits_per_workflow_{count}", "same: commits per workflow (pg_stat_database)", "count"),
+        ]
     return table
 
 

@@ -12,7 +12,11 @@ same run. Nothing here passes or fails: it measures.
 
 Workloads: W1 throughput, W2 one-at-a-time latency, W3 one long workflow,
 W4 replay and recovery of long histories, W5 recovery after SIGKILL, W6
-memory of waiting runs, W7 database bytes per workflow.
+memory of waiting runs, W7 database bytes per workflow, W8 W1 on PostgreSQL
+run by 1, 2 and 4 ``retold worker`` processes fed by a client-only starter.
+
+    python benchmarks/run.py --only W8 --url postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python benchmarks/run.py --timeline              # where a W3 step's time goes
 """
 
 from __future__ import annotations
@@ -23,33 +27,37 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import _profile
 import _report
-from _common import ExecutionLog, Figures, Job, machine_load
+import _timeline
+from _common import ExecutionLog, Figures, Job, cpu_pressure, machine_load
 from _provision import Databases, NatsStreams
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = {"retold": HERE / "sut_retold.py", "dbos": HERE / "sut_dbos.py", "floor": HERE / "floor.py"}
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
 
 FULL: dict[str, Any] = {
     "W1": 1000, "W2": 200, "W3": 1000, "W4_replay": [100, 1000, 10000], "W4_recover": [100, 1000, 10000],
     "W5": 200, "W6": [2000, 5000, 10000], "W6_repeat": 0, "floor_commits": 300, "floor_workflows": 2000,
+    "W8": 1000, "W8_workers": [1, 2, 4], "W8_settle": 11,
 }
 QUICK: dict[str, Any] = {
     "W1": 100, "W2": 30, "W3": 100, "W4_replay": [100, 1000], "W4_recover": [50, 200],
     "W5": 40, "W6": [300, 600, 1200], "W6_repeat": 0, "floor_commits": 100, "floor_workflows": 500,
+    "W8": 100, "W8_workers": [1, 2], "W8_settle": 11,
 }
 
 
@@ -74,6 +82,9 @@ class Harness:
         self.setup: dict[str, Figures] = {}
         self.empty_bytes: dict[str, int] = {}
         self.profile: dict[str, dict[str, Any]] = {}
+        self.timeline: list[Figures] = []
+        self.pressure: dict[str, Any] = {"repeated": 0, "flagged": []}
+        self.quiet_wait: float = args.quiet_wait  # seconds to wait for a quieter CPU before a repetition runs again
         self._jobs = 0
 
     # -- processes ------------------------------------------------------------------
@@ -88,15 +99,35 @@ class Harness:
         return [sys.executable, str(SCRIPTS[system]), "--job", str(job_file), "--out", str(out)], out
 
     def child(self, system: str, job: Job, *, keep: bool = False) -> Figures:
-        """Run one job in a fresh process; figures, or ``{"error": ...}``."""
+        """Run one job in a fresh process; figures, or ``{"error": ...}``.
+
+        The machine's CPU pressure is sampled every second while it runs
+        (``cpu_pressure_before``, ``_max``, ``_mean``), and the process's CPU
+        seconds are taken from ``getrusage`` of children (``process_cpu_s``).
+        """
         command, out = self._command(system, job)
         t0 = time.perf_counter()
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        samples = [cpu_pressure(machine_load())]
+        failed = ""
+        process = subprocess.Popen(command, stdout=sys.stderr)
         try:
-            done = subprocess.run(command, stdout=sys.stderr, timeout=self.args.timeout, check=False)
-            failed = f"exit status {done.returncode}" if done.returncode else ""
-        except subprocess.TimeoutExpired:
-            failed = f"timed out after {self.args.timeout} s"
+            while True:
+                try:
+                    returncode = process.wait(timeout=1.0)
+                    failed = f"exit status {returncode}" if returncode else ""
+                    break
+                except subprocess.TimeoutExpired:
+                    samples.append(cpu_pressure(machine_load()))
+                    if time.perf_counter() - t0 > self.args.timeout:
+                        process.kill()
+                        process.wait()
+                        failed = f"timed out after {self.args.timeout} s"
+                        break
         finally:
+            if process.poll() is None:  # interrupted: the workload process goes too
+                process.kill()
+                process.wait()
             if not keep:
                 self.dbs.drop(job)
         if failed:
@@ -104,8 +135,44 @@ class Harness:
                 failed = json.loads(out.read_text()).get("error", failed)
             say(f"  {system} {job.workload} FAILED: {failed}")
             return {"error": failed}
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         figures: Figures = json.loads(out.read_text())
         figures["process_seconds"] = time.perf_counter() - t0
+        figures["process_cpu_s"] = (after.ru_utime + after.ru_stime) - (usage.ru_utime + usage.ru_stime)
+        figures["cpu_pressure_before"] = samples[0]
+        figures["cpu_pressure_max"] = max(samples)
+        figures["cpu_pressure_mean"] = sum(samples) / len(samples)
+        return figures
+
+    def timed(self, system: str, workload: str, name: str, params: dict[str, Any]) -> Figures:
+        """A timed repetition on a fresh database, guarded against a contended CPU (see :meth:`guarded`)."""
+        return self.guarded(f"{system} {workload}", lambda: self.child(system, self.dbs.job(workload, name, params)))
+
+    def guarded(self, label: str, attempt: Callable[[], Figures], measure: str | None = None) -> Figures:
+        """Run ``attempt`` again (``--pressure-retries``) while the CPU was contended during it.
+
+        A repetition whose CPU pressure (share of time some task waited for
+        a CPU, sampled each second; ``measure``: the highest sample, or the
+        one before it started, ``--pressure-on``, for a workload that fills
+        the CPUs itself)
+        passed ``--max-pressure`` percent is repeated after waiting up to
+        30 s for a quieter machine; the last try is kept either way, and
+        flagged (``pressure_flagged``) if it was contended too.
+        """
+        measure = measure or f"cpu_pressure_{self.args.pressure_on}"
+        for retry in range(self.args.pressure_retries + 1):
+            figures = attempt()
+            pressure = figures.get(measure, 0.0)
+            if "error" in figures or pressure <= self.args.max_pressure:
+                return figures
+            if retry < self.args.pressure_retries:
+                say(f"  CPU pressure reached {pressure:.0f}% (> {self.args.max_pressure:g}%): repeating")
+                self.pressure["repeated"] += 1
+                deadline = time.monotonic() + self.quiet_wait
+                while cpu_pressure(machine_load()) > self.args.max_pressure and time.monotonic() < deadline:
+                    time.sleep(1)
+        self.pressure["flagged"].append(f"{label}: CPU pressure up to {pressure:.0f}%")
+        figures["pressure_flagged"] = 1
         return figures
 
     def record(self, system: str, workload: str, figures: Figures) -> None:
@@ -123,6 +190,9 @@ class Harness:
         self.probe()
         if self.args.profile:
             self.run_profile(selected)
+            return
+        if self.args.timeline:
+            self.run_timeline()
             return
         plan = [("W1" if w == "W7" else w) for w in selected]
         for workload in dict.fromkeys(plan):
@@ -188,13 +258,86 @@ class Harness:
                 self.profile.setdefault("retold", {})[workload] = summary
                 print(_profile.render(workload, summary))
 
+    def run_timeline(self) -> None:
+        """``--timeline``: retold's W3 with the step timeline's marks, each repetition printed."""
+        for rep in range(self.args.repeat):
+            say(f"W3 timeline {rep + 1}/{self.args.repeat}")
+            figures = self.timed("retold", "W3", "w3-timeline", {"steps": self.sizes["W3"], "timeline": True})
+            if "error" in figures:
+                self.notes.append(f"timeline: {figures['error']}")
+                continue
+            self.timeline.append(figures)
+            print(_timeline.render(figures))
+
+    def run_w8(self) -> None:
+        """W8: W1 on PostgreSQL run by 1, 2, 4 worker processes, started by a client-only process."""
+        if self.dbs.kind != "postgresql":
+            self.notes.append("W8 runs on PostgreSQL only (--url postgresql+psycopg://...)")
+            return
+        if "dbos" in self.systems:
+            self.notes.append("dbos W8: not run (retold's worker processes only)")
+        for rep in range(self.args.repeat):
+            figures: Figures = {}
+            for count in self.sizes["W8_workers"]:
+                say(f"W8 retold, {count} worker processes, {rep + 1}/{self.args.repeat}")
+                # W8's processes fill the CPUs themselves: judge the machine by the pressure before them.
+                got = self.guarded(f"retold W8 {count} workers", lambda count=count: self.w8_once(count),
+                                   measure="cpu_pressure_at_start")
+                if "error" in got:
+                    self.notes.append(f"retold W8 with {count} workers: {got['error']}")
+                    continue
+                say(f"  {got['workflows_per_s']:.1f} workflows/s, CPU {got['cpu_ms_per_workflow']:.2f} ms/workflow "
+                    f"(+ database {got['db_cpu_ms_per_workflow']:.2f}), "
+                    f"{got['commits_per_workflow']:.2f} commits/workflow")
+                figures.update({f"{k}_{count}": v for k, v in got.items()})
+            self.record("retold", "W8", figures)
+
+    def w8_once(self, count: int) -> Figures:
+        """One W8 repetition with ``count`` ``python -m retold worker`` processes on a fresh database."""
+        deadline = time.monotonic() + self.quiet_wait  # the last repetition's processes are still in the average
+        while (pressure := cpu_pressure(machine_load())) > self.args.max_pressure and time.monotonic() < deadline:
+            time.sleep(1)
+        job = self.dbs.job("W8-start", f"w8-{count}", {})
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
+        workers: list[tuple[subprocess.Popen[bytes], Path]] = []
+        try:
+            for i in range(count):
+                log = self.workdir / f"w8-worker-{self._jobs}-{i}.err"
+                with log.open("w") as err:
+                    workers.append((subprocess.Popen(
+                        [sys.executable, "-m", "retold", "worker", "sut_retold", "--url", job.url],
+                        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err), log))
+                if i == 0 or i == count - 1:  # the first creates the schema alone; then the rest at once
+                    for worker, path in workers:
+                        deadline = time.monotonic() + 120
+                        while " ready (pid" not in path.read_text():
+                            if worker.poll() is not None or time.monotonic() > deadline:
+                                return {"error": f"worker did not start: {path.read_text()[-500:]}"}
+                            time.sleep(0.1)
+            params = {"workflows": self.sizes["W8"], "worker_pids": [w.pid for w, _ in workers],
+                      "settle": self.sizes["W8_settle"], "warmup": 10 * count}
+            figures = self.child("retold", Job(job.workload, job.url, job.path, params), keep=True)
+            figures["workers"] = count
+            figures["cpu_pressure_at_start"] = pressure
+            return figures
+        finally:
+            for worker, _ in workers:
+                worker.send_signal(signal.SIGTERM)
+            for worker, _ in workers:
+                try:
+                    worker.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait()
+            self.dbs.drop(job)
+
     def run_w1(self) -> None:
         """W1 throughput, and W7 storage from the same database."""
         for system in self.systems:
             empty = self.child(system, self.dbs.job("empty", f"empty-{system}", {}))
             self.empty_bytes[system] = empty.get("db_bytes", 0)
         for _, system in self.reps("W1"):
-            figures = self.child(system, self.dbs.job("W1", f"w1-{system}", {"workflows": self.sizes["W1"]}))
+            figures = self.timed(system, "W1", f"w1-{system}", {"workflows": self.sizes["W1"]})
             if "error" not in figures:
                 say(f"  {figures['workflows_per_s']:.1f} workflows/s, p50 {figures['p50_ms']:.0f} ms")
                 self.record(system, "W7", {
@@ -207,8 +350,7 @@ class Harness:
     def run_w2(self) -> None:
         """W2 one-at-a-time latency."""
         for _, system in self.reps("W2"):
-            figures = self.child(system, self.dbs.job("W2", f"w2-{system}", {"workflows": self.sizes["W2"],
-                                                                             "warmup": 5}))
+            figures = self.timed(system, "W2", f"w2-{system}", {"workflows": self.sizes["W2"], "warmup": 5})
             if "error" not in figures:
                 say(f"  p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms")
             self.record(system, "W2", figures)
@@ -216,7 +358,7 @@ class Harness:
     def run_w3(self) -> None:
         """W3 one long workflow."""
         for _, system in self.reps("W3"):
-            figures = self.child(system, self.dbs.job("W3", f"w3-{system}", {"steps": self.sizes["W3"]}))
+            figures = self.timed(system, "W3", f"w3-{system}", {"steps": self.sizes["W3"]})
             if "error" not in figures:
                 say(f"  {figures['ms_per_step']:.2f} ms per step")
             self.record(system, "W3", figures)
@@ -343,6 +485,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true",
                         help="instead of timing: count SQL per step (every system) and record retold's W1 and W3 "
                              "under py-spy (summary printed, raw stacks next to the JSON)")
+    parser.add_argument("--timeline", action="store_true",
+                        help="instead of timing: retold's W3 with marks around the engine's parts (COMMIT, SQL on "
+                             "the writer, thread hops, workflow code, activity machinery), per step")
+    parser.add_argument("--max-pressure", type=float, default=10.0, metavar="PERCENT",
+                        help="CPU pressure (/proc/pressure/cpu avg10) above which a timed repetition is "
+                             "repeated, then flagged (default 10)")
+    parser.add_argument("--pressure-on", choices=["max", "before"], default="max",
+                        help="judge a repetition by the highest pressure sampled while it ran (default), or by "
+                             "the pressure before it (for workloads that fill the CPUs themselves)")
+    parser.add_argument("--pressure-retries", type=int, default=1,
+                        help="how many times a contended repetition is run again (default 1)")
+    parser.add_argument("--quiet-wait", type=float, default=30.0, metavar="SECONDS",
+                        help="how long to wait for the pressure to fall before running a repetition again (30)")
     parser.add_argument("--show", type=Path, metavar="JSON", help="only print the table (and Markdown) of a JSON")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds before a workload process is killed")
     return parser.parse_args(argv)
@@ -395,10 +550,18 @@ def main(argv: list[str] | None = None) -> None:
     lines = _report.table_lines(table, summaries, systems)
     if args.profile:
         _report.render_sql_counts(harness.profile, systems, sys.stdout)
+    elif args.timeline:
+        timeline = _report.summarize(harness.timeline)
+        print(_timeline.render({k: v["median"] for k, v in timeline.items()}))
+        mean, p50 = (_report.cell(timeline.get(k), 1.0) for k in ("ms_per_step", "ms_per_step_p50"))
+        print(f"(medians of {len(harness.timeline)} repetitions; ms per step {mean}, p50 {p50})")
     else:
         _report.render(lines, systems, floor, sys.stdout)
     for note in harness.notes:
         print(f"note: {note}")
+    flagged = harness.pressure["flagged"]
+    print(f"CPU pressure: {harness.pressure['repeated']} repetitions run again, {len(flagged)} kept though above "
+          f"{args.max_pressure:g}%" + "".join(f"\n  {line}" for line in flagged))
     document = {
         "command": " ".join(["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
         "started_at": started.isoformat(timespec="seconds"), "seconds": seconds,
@@ -407,7 +570,8 @@ def main(argv: list[str] | None = None) -> None:
         "sizes": sizes, "repeat": args.repeat, "workloads": selected,
         "floor": {"runs": harness.floor, "summary": floor},
         "systems": {s: {"runs": harness.runs[s], "summary": summaries[s]} for s in harness.runs},
-        "table": lines, "notes": harness.notes, "profile": harness.profile,
+        "table": lines, "notes": harness.notes, "profile": harness.profile, "timeline": harness.timeline,
+        "pressure": {**harness.pressure, "max_pressure": args.max_pressure},
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(document, indent=1))

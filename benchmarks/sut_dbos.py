@@ -30,7 +30,9 @@ from _common import (
     Figures,
     Job,
     SqlCounter,
+    StepClock,
     child_main,
+    cpu_seconds,
     database_bytes,
     elapsed_since,
     latency_figures,
@@ -42,10 +44,13 @@ from _common import (
 _log: ExecutionLog | None = None  # W5: where slow_step records its executions
 _gate: asyncio.Event | None = None  # W5: held until every workflow is started (see sut_retold)
 _waiting = 0  # W6: runs that reached recv
+_steps: StepClock | None = None  # W3: marks the start of every step
 
 
 @DBOS.step()
 async def noop(i: int) -> int:
+    if _steps is not None:
+        _steps.mark()
     return i
 
 
@@ -157,13 +162,14 @@ async def w1_throughput(job: Job) -> Figures:
         assert await _start(f"wf-{i}", three_steps, i) == i + 2
         latencies.append(elapsed_since(t0))
 
-    t0 = time.perf_counter()
+    t0, cpu = time.perf_counter(), cpu_seconds()
     await asyncio.gather(*(one(i) for i in range(n)))
-    seconds = elapsed_since(t0)
+    seconds, cpu = elapsed_since(t0), cpu_seconds() - cpu
     counts = counter.per(n, "workflow") if counter else {}
     DBOS.destroy()
     return {
         **setup, "seconds": seconds, "workflows_per_s": n / seconds, "steps_per_s": 3 * n / seconds,
+        "cpu_s": cpu, "cpu_ms_per_workflow": 1000 * cpu / n,
         **latency_figures(latencies), "db_bytes": database_bytes(job), "db_workflows": n + 1, **counts,
     }
 
@@ -173,29 +179,37 @@ async def w2_latency(job: Job) -> Figures:
     n: int = job.params["workflows"]
     setup = _launch(job)
     latencies: list[float] = []
+    cpu = 0.0
     for i in range(-job.params["warmup"], n):
+        if i == 0:
+            cpu = cpu_seconds()
         t0 = time.perf_counter()
         assert await _start(f"wf-{i}", three_steps, i) == i + 2
         if i >= 0:
             latencies.append(elapsed_since(t0))
+    cpu = cpu_seconds() - cpu
     DBOS.destroy()
-    return {**setup, **latency_figures(latencies)}
+    return {**setup, **latency_figures(latencies), "cpu_ms_per_workflow": 1000 * cpu / n}
 
 
 async def w3_long_run(job: Job) -> Figures:
     """W3: one workflow of N sequential steps."""
+    global _steps
     n: int = job.params["steps"]
     counter = SqlCounter.maybe(job)
     setup = _launch(job)
     await _start("warmup", three_steps, -1)
     if counter:
         counter.reset()
-    t0 = time.perf_counter()
+    _steps = StepClock()
+    t0, cpu = time.perf_counter(), cpu_seconds()
     assert await _start("long", long_run, n) == n * (n - 1) // 2
-    seconds = elapsed_since(t0)
+    seconds, cpu = elapsed_since(t0), cpu_seconds() - cpu
+    steps, _steps = _steps, None
     counts = counter.per(n, "step") if counter else {}
     DBOS.destroy()
-    return {**setup, "seconds": seconds, "ms_per_step": 1000 * seconds / n, **counts}
+    return {**setup, "seconds": seconds, "ms_per_step": 1000 * seconds / n, **steps.figures(),
+            "cpu_ms_per_step": 1000 * cpu / n, **counts}
 
 
 async def w4_build(job: Job) -> Figures:

@@ -26,10 +26,13 @@ from _common import (
     Figures,
     Job,
     SqlCounter,
+    StepClock,
     child_main,
+    cpu_seconds,
     database_bytes,
     elapsed_since,
     latency_figures,
+    process_cpu_seconds,
     progress,
     rss_bytes,
 )
@@ -42,10 +45,13 @@ _log: ExecutionLog | None = None  # W5: where slow_step records its executions
 # W5: activities of the first process wait until every workflow is started, so
 # the kill lands at the same point of the run on every system.
 _gate: anyio.Event | None = None
+_steps: StepClock | None = None  # W3: marks the start of every step
 
 
 @retold.activity
 async def noop(i: int) -> int:
+    if _steps is not None:
+        _steps.mark()
     return i
 
 
@@ -139,13 +145,14 @@ async def w1_throughput(job: Job) -> Figures:
             assert await run.result() == i + 2
             latencies.append(elapsed_since(t0))
 
-        t0 = time.perf_counter()
+        t0, cpu = time.perf_counter(), cpu_seconds()
         async with anyio.create_task_group() as tg:
             for i in range(n):
                 tg.start_soon(one, i)
-        seconds = elapsed_since(t0)
+        seconds, cpu = elapsed_since(t0), cpu_seconds() - cpu
     return {
         "seconds": seconds, "workflows_per_s": n / seconds, "steps_per_s": 3 * n / seconds,
+        "cpu_s": cpu, "cpu_ms_per_workflow": 1000 * cpu / n,
         **latency_figures(latencies), "db_bytes": database_bytes(job), "db_workflows": n + 1,
         **(counter.per(n, "workflow") if counter else {}),
     }
@@ -155,29 +162,45 @@ async def w2_latency(job: Job) -> Figures:
     """W2: the same workflow started and awaited one at a time."""
     n: int = job.params["workflows"]
     latencies: list[float] = []
+    cpu = 0.0
     async with _engine(job) as engine:
         for i in range(-job.params["warmup"], n):
+            if i == 0:
+                cpu = cpu_seconds()
             t0 = time.perf_counter()
             run = await engine.start(three_steps.with_options(id=f"wf-{i}"), i)
             assert await run.result() == i + 2
             if i >= 0:
                 latencies.append(elapsed_since(t0))
-    return latency_figures(latencies)
+        cpu = cpu_seconds() - cpu
+    return {**latency_figures(latencies), "cpu_ms_per_workflow": 1000 * cpu / n}
 
 
 async def w3_long_run(job: Job) -> Figures:
-    """W3: one workflow of N sequential activities."""
+    """W3: one workflow of N sequential activities (``timeline``: and where each step's time goes)."""
+    global _steps
     n: int = job.params["steps"]
     counter = SqlCounter.maybe(job)
+    timeline = None
     async with _engine(job) as engine:
         await (await engine.start(three_steps.with_options(id="warmup"), -1)).result()
         if counter:
             counter.reset()
-        t0 = time.perf_counter()
+        if job.params.get("timeline"):
+            import _timeline
+
+            timeline = _timeline.Timeline.install(engine)
+        _steps = StepClock()
+        t0, cpu = time.perf_counter(), cpu_seconds()
         run = await engine.start(long_run.with_options(id="long"), n)
         assert await run.result() == n * (n - 1) // 2
-        seconds = elapsed_since(t0)
-    return {"seconds": seconds, "ms_per_step": 1000 * seconds / n, **(counter.per(n, "step") if counter else {})}
+        seconds, cpu = elapsed_since(t0), cpu_seconds() - cpu
+        steps, _steps = _steps, None
+        if timeline is not None:
+            timeline.uninstall()
+    return {"seconds": seconds, "ms_per_step": 1000 * seconds / n, **steps.figures(),
+            "cpu_ms_per_step": 1000 * cpu / n, **(counter.per(n, "step") if counter else {}),
+            **(timeline.figures() if timeline is not None else {})}
 
 
 def _history(n: int) -> list[ev.Event]:
@@ -314,6 +337,73 @@ async def w6_memory(job: Job) -> Figures:
     return figures
 
 
+def _pg_backends(url: str) -> dict[int, float]:
+    """CPU seconds so far of every PostgreSQL backend connected to the job's database (read from /proc)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            pids = conn.execute(sa.text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                        "AND pid <> pg_backend_pid()")).scalars().all()
+    finally:
+        engine.dispose()
+    seconds = {pid: process_cpu_seconds(pid) for pid in pids}
+    return {pid: cpu for pid, cpu in seconds.items() if cpu is not None}
+
+
+def _pg_commits(url: str) -> int:
+    """Committed transactions of the job's database so far (``pg_stat_database``)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+async def w8_start(job: Job) -> Figures:
+    """W8, the client-only starter: N three-activity workflows at once, run by ``retold worker`` processes.
+
+    CPU is taken around the timed part for this process (getrusage), each
+    worker process and each PostgreSQL backend of the database (``/proc``);
+    commits from ``pg_stat_database``, read ``settle`` seconds after a quiet
+    moment (PostgreSQL publishes an idle backend's counts within 10 s).
+    """
+    n: int = job.params["workflows"]
+    pids: list[int] = job.params["worker_pids"]
+    settle: float = job.params.get("settle", 11.0)
+    async with retold.Client(job.url) as client:
+
+        async def one(i: int, prefix: str) -> None:
+            run = await client.start(three_steps.with_options(id=f"{prefix}-{i}"), i)
+            assert await run.result(timeout=600) == i + 2
+
+        async with anyio.create_task_group() as tg:
+            for i in range(job.params.get("warmup", 20)):
+                tg.start_soon(one, i, "warm")
+        await anyio.sleep(settle)
+        commits = await anyio.to_thread.run_sync(_pg_commits, job.url)
+        backends = await anyio.to_thread.run_sync(_pg_backends, job.url)
+        workers = [process_cpu_seconds(pid) or 0.0 for pid in pids]
+        t0, cpu = time.perf_counter(), cpu_seconds()
+        async with anyio.create_task_group() as tg:
+            for i in range(n):
+                tg.start_soon(one, i, "wf")
+        seconds, cpu = elapsed_since(t0), cpu_seconds() - cpu
+        workers = [(process_cpu_seconds(pid) or 0.0) - before for pid, before in zip(pids, workers, strict=True)]
+        backends_after = await anyio.to_thread.run_sync(_pg_backends, job.url)
+        db_cpu = sum(after - backends.get(pid, 0.0) for pid, after in backends_after.items())
+        await anyio.sleep(settle)
+        commits = await anyio.to_thread.run_sync(_pg_commits, job.url) - commits
+    total = cpu + sum(workers)
+    return {
+        "seconds": seconds, "workflows_per_s": n / seconds, "starter_cpu_s": cpu, "worker_cpu_s": workers,
+        "cpu_ms_per_workflow": 1000 * total / n, "worker_cpu_ms_per_workflow": 1000 * sum(workers) / n,
+        "starter_cpu_ms_per_workflow": 1000 * cpu / n, "db_cpu_ms_per_workflow": 1000 * db_cpu / n,
+        "db_backends": len(backends_after), "commits_per_workflow": commits / n,
+    }
+
+
 WORKLOADS: dict[str, Callable[[Job], Awaitable[Figures]]] = {
     "probe": probe,
     "empty": empty,
@@ -326,6 +416,7 @@ WORKLOADS: dict[str, Callable[[Job], Awaitable[Figures]]] = {
     "W5-run": w5_run,
     "W5-recover": w5_recover,
     "W6": w6_memory,
+    "W8-start": w8_start,
 }
 
 
