@@ -257,3 +257,13 @@ async def test_a_caller_in_another_process_gets_the_reply_without_waiting_for_it
         run = client.get_handle("cart-far")
         with anyio.fail_after(10):  # the client's own poll interval is a minute
             assert await run.update("add", "apple", result_type=int) == 5
+
+
+async def test_a_test_environment_skips_time_while_an_update_waits_for_its_handler() -> None:
+    from retold.testing import WorkflowEnvironment
+
+    async with WorkflowEnvironment(workflows=[cart], activities=[price]) as env:
+        run = await env.start(cart, "ann")
+        with anyio.fail_after(20):
+            assert await run.update("add", "slow", result_type=int) == 4  # after an hour of its timer
+        assert env.skipped > 3500

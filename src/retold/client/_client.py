@@ -126,6 +126,7 @@ class Client(RunOperations):
         self._what = "engine" if host is not None else "client"
         self.feeds = EventFeeds(self.store, self._poll_interval, self._spawn, self._what)
         self._closed_waiters: dict[str, anyio.Event] = {}
+        self._update_waiters = 0  # callers waiting for an update's reply
         self._wake_closed = Wakeup()
         self._group: TaskGroup | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -508,5 +509,5 @@ class Client(RunOperations):
 
     @property
     def waiting(self) -> int:
-        """How many runs callers of this client are waiting for, to close."""
-        return len(self._closed_waiters)
+        """How many runs callers of this client are waiting for, to close, and updates, for their reply."""
+        return len(self._closed_waiters) + self._update_waiters

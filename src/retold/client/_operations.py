@@ -39,6 +39,7 @@ class RunOperations:
     _own_runs: Runs | None
     _steps: StepRunner
     _closed_waiters: dict[str, anyio.Event]
+    _update_waiters: int
 
     def _check_open(self) -> None:
         raise NotImplementedError

@@ -157,6 +157,7 @@ async def update_reply(
             raise UpdateRejectedError(f"run {run_id} has no update{called} with id {update_id!r} (never accepted)")
     got: list[Any] = []
     failed: list[Exception] = []
+    ops._update_waiters += 1  # a test environment skips time while callers wait (as for result())
     try:
         with anyio.fail_after(timeout):
             async with anyio.create_task_group() as tg:
@@ -169,6 +170,8 @@ async def update_reply(
     except TimeoutError:
         assert timeout is not None
         raise UpdateTimeoutError(run_id, update_id, timeout) from None
+    finally:
+        ops._update_waiters -= 1
     if failed:
         raise failed[0]
     return got[0]
