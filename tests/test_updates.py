@@ -6,6 +6,9 @@ under asyncio and trio.
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import anyio
 import pytest
 
@@ -267,3 +270,34 @@ async def test_a_test_environment_skips_time_while_an_update_waits_for_its_handl
         with anyio.fail_after(20):
             assert await run.update("add", "slow", result_type=int) == 4  # after an hour of its timer
         assert env.skipped > 3500
+
+
+@dataclasses.dataclass
+class Receipt:
+    item: str
+    total: int
+
+
+@retold.workflow
+async def till() -> int:
+    total = 0
+
+    async def ring(item: str) -> Receipt:
+        nonlocal total
+        total += await retold.execute(price, item)
+        return Receipt(item, total)
+
+    retold.set_update_handler("ring", ring)
+    await retold.wait_signal("close")
+    return total
+
+
+async def test_a_reply_sent_again_comes_in_the_handler_return_type(make_engine: EngineFactory, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'till.db'}"
+    async with make_engine([till], [price], url=url) as engine:
+        run = await engine.start(till.with_options(id="till-1"))
+        first = await run.update("ring", "tea", id="r-1", timeout=30)
+        again = await run.update("ring", "tea", id="r-1", timeout=30)  # on the engine's cached copy
+        assert first == again == Receipt("tea", 3)
+        async with retold.Client(url, workflows=[till]) as client:  # hosts nothing: replays the run
+            assert await client.get_handle("till-1").update("ring", "tea", id="r-1", timeout=30) == Receipt("tea", 3)

@@ -78,7 +78,7 @@ async def send_update(
             judged = await _validate_on_replay(ops, definition, record.run_id, name, args, update_id)
         validated_seq, result_type = judged
         if validated_seq < 0:
-            return record.run_id, update_id, Any  # sent before: the same execution, the same reply
+            return record.run_id, update_id, result_type  # sent before: the same execution, the same reply
         event = ev.UpdateAccepted(seq=0, at=0.0, update_id=update_id, name=name, input=payload)
         try:
             await ops._runs().accept_update(record.run_id, event, validated_seq)
@@ -111,7 +111,7 @@ async def _validate_on_cached(
     if newer or host.cached(run_id) is not cached:
         return None
     if cached.update_accepted(update_id):
-        return -1, Any
+        return -1, cached.update_result_type(name)
     try:
         cached.validate_update(name, args)
         return cached.last_seq, cached.update_result_type(name)
@@ -126,12 +126,12 @@ async def _validate_on_replay(
 ) -> tuple[int, Any]:
     """Validate on a replay of the run's committed history (see :func:`_validate_on_cached`)."""
     _, events = await ops.store.load(run_id, 0)
-    if _accepted(events, update_id) is not None:
-        return -1, Any
     replica, completion = await ops._steps.run(
         run_id, partial(replay, definition, run_id, ops.codec, events, replay_only=True))
     try:
         completion.unwrap()
+        if replica.update_accepted(update_id):
+            return -1, replica.update_result_type(name)  # sent before: its reply, typed as the first one's
         replica.validate_update(name, args)
         return (events[-1].seq if events else 0), replica.update_result_type(name)
     finally:
