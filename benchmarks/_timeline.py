@@ -100,7 +100,7 @@ class Timeline:
         self._patch(ActivityWorker, "_invoke", self._async("activity_body", ActivityWorker._invoke))
         self._patch(_ahead.RunAhead, "finish_activity", self._async("record", _ahead.RunAhead.finish_activity))
         self._patch(StepRunner, "run", self._async("step_call", StepRunner.run))
-        self._patch(_ahead, "activate", self._sync("workflow_code", _ahead.activate))
+        self._patch(_ahead, "activate", self._sync("workflow_code", getattr(_ahead, "activate")))  # noqa: B009
         return self
 
     def uninstall(self) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import json
 import os
 import platform
@@ -281,7 +282,7 @@ class Harness:
             for count in self.sizes["W8_workers"]:
                 say(f"W8 retold, {count} worker processes, {rep + 1}/{self.args.repeat}")
                 # W8's processes fill the CPUs themselves: judge the machine by the pressure before them.
-                got = self.guarded(f"retold W8 {count} workers", lambda count=count: self.w8_once(count),
+                got = self.guarded(f"retold W8 {count} workers", functools.partial(self.w8_once, count),
                                    measure="cpu_pressure_at_start")
                 if "error" in got:
                     self.notes.append(f"retold W8 with {count} workers: {got['error']}")
