@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import retold
-from retold.http._describe import args_schema
+from retold.authoring import args_schema
 from tests import shop
 from tests.http_api.conftest import Server, ServerFactory
 from tests.http_api.test_api import assert_problem, wait_for

@@ -1,7 +1,9 @@
 """The authoring API: decorators, options and the calls workflow code makes.
 
 Everything public here is re-exported by ``retold``; import it from there.
-The names below are this package's interface to the rest of retold (the
+The JSON description of definitions (``describe_registry``, ``args_schema``,
+``json_schema``) is not: ``GET /workflows`` serves it and each engine's
+registration records it. The names below are this package's interface to the rest of retold (the
 runtime, the engine, the client, ``retold.testing``), which import them
 from here rather than from the private modules.
 """
@@ -16,6 +18,9 @@ from ._decorators import SyncActivity as SyncActivity
 from ._decorators import Workflow as Workflow
 from ._decorators import pack_input as pack_input
 from ._decorators import unpack_input as unpack_input
+from ._describe import args_schema as args_schema
+from ._describe import describe_registry as describe_registry
+from ._describe import json_schema as json_schema
 from ._options import ActivityOptions as ActivityOptions
 from ._registry import by_name as by_name
 from ._runtime import ContinueAsNew as ContinueAsNew
@@ -24,5 +29,5 @@ from ._runtime import WorkflowInfo as WorkflowInfo
 __all__ = [
     "ID_REUSE_POLICIES", "MAX_TIME_LIMIT", "Activity", "ActivityInfo", "ActivityOptions", "AsyncActivity",
     "ContinueAsNew", "IdReusePolicy", "SyncActivity", "Workflow",
-    "WorkflowInfo", "by_name", "pack_input", "unpack_input",
+    "WorkflowInfo", "args_schema", "by_name", "describe_registry", "json_schema", "pack_input", "unpack_input",
 ]

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._pending import NOT_HOSTED
+from ..authoring import describe_registry
 from ..history import events as ev
 from ..stores import Hosting
 
@@ -27,6 +28,17 @@ log = logging.getLogger("retold.engine")
 _RECHECK = 30.0  # seconds before a pair found hosted elsewhere is looked up again
 
 
+def _definitions(engine: Engine) -> dict[str, Any]:
+    """What this engine hosts, described for processes that host nothing (best effort: {} if it fails)."""
+    if not engine.workflows and not engine.activities:
+        return {}
+    try:
+        return describe_registry(engine.workflows, engine.activities)
+    except Exception:
+        log.warning("could not describe this engine's workflows for its registration", exc_info=True)
+        return {}
+
+
 class HostingWatch:
     """This engine's :class:`Hosting`, and the check behind the not-hosted warning."""
 
@@ -36,6 +48,7 @@ class HostingWatch:
             workflows=tuple(sorted(engine.workflows)),
             queues=tuple(sorted(queues)) if engine.activities else (),
             activities=tuple(sorted(engine.activities)),
+            definitions=_definitions(engine),
         )
         self._warned: set[tuple[str, str]] = set()
         self._checked: dict[tuple[str, str], float] = {}  # found hosted elsewhere, at (monotonic)

@@ -20,8 +20,8 @@ from starlette.routing import Route
 
 import retold
 
+from ..authoring import describe_registry
 from ._auth import BearerAuth
-from ._describe import describe_registry
 from ._inputs import (
     MAX_EVENT_ID,
     checked_text,
@@ -88,7 +88,40 @@ class _Api:
         return Response(self.openapi, media_type="application/json")
 
     async def workflows(self, request: Request) -> Response:
-        return JSONResponse(describe_registry(self.client.workflows, self.activities))
+        return JSONResponse(await self.registry())
+
+    async def hosted_elsewhere(self, name: str) -> bool:
+        """Whether a live engine on the store hosts workflow ``name``."""
+        return any(name in worker.hosting.workflows for worker in await self.client.store.live_workers())
+
+    async def registry(self) -> dict[str, Any]:
+        """This app's workflows and activities, with those the live engines on the store describe.
+
+        Each workflow says how many live engines host it (``hosted_by``) and
+        whether this server can start it (``startable``: it knows the code, so
+        it checks a start's arguments): a server that hosts nothing
+        (``retold serve`` without ``--app``) lists what the workers run, from
+        their registrations.
+        """
+        own = describe_registry(self.client.workflows, self.activities)
+        workflows = {w["name"]: w for w in own["workflows"]}
+        activities = {a["name"]: a for a in own["activities"]}
+        hosted_by: dict[str, int] = dict.fromkeys(workflows, 0)
+        for worker in await self.client.store.live_workers():
+            for name in worker.hosting.workflows:
+                hosted_by[name] = hosted_by.get(name, 0) + 1
+            described = worker.hosting.definitions
+            for entry in described.get("workflows", ()):
+                if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                    workflows.setdefault(entry["name"], entry)
+            for entry in described.get("activities", ()):
+                if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                    activities.setdefault(entry["name"], entry)
+        return {
+            "workflows": [{**workflows[name], "hosted_by": hosted_by.get(name, 0),
+                           "startable": name in self.client.workflows} for name in sorted(workflows)],
+            "activities": [activities[name] for name in sorted(activities)],
+        }
 
     async def describe(self, ident: str) -> dict[str, Any]:
         handle = self.client.get_handle(ident)
@@ -101,6 +134,11 @@ class _Api:
     async def start(self, request: Request) -> Response:
         name = request.path_params["name"]
         if name not in self.client.workflows:
+            if await self.hosted_elsewhere(name):
+                raise ProblemError(404, f"workflow {name!r} is hosted by live engines on this store, but this server "
+                                        "does not know its code, so it cannot check a start's arguments: serve it "
+                                        "with the workflow's module (retold serve --app MODULE), or start it from "
+                                        "a process that has it (retold start, Client(workflows=[...]))")
             raise retold.NotRegisteredError("workflow", name)
         key = idempotency_key(request)
         body = expect_object(await read_json(request, self.max_body_size),

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from ._describe import args_schema
+from ..authoring import args_schema
 
 __all__ = ["MAX_AGE", "STATUSES", "openapi_document"]
 
@@ -112,6 +112,12 @@ def _schemas() -> dict[str, Any]:
                                      "description": "Child workflows the workflow's code names."},
                         "args_schema": {"type": "object", "description": (
                             "The JSON Schema of the `args` array a start takes (as in the start operation).")},
+                        "hosted_by": {"type": "integer", "minimum": 0, "description": (
+                            "How many live engines on this store host the workflow (their registrations "
+                            "describe it, so a server hosting nothing lists it too).")},
+                        "startable": {"type": "boolean", "description": (
+                            "Whether this server can start it: it has the workflow's code to check a start's "
+                            "arguments against (not when only a live engine's registration describes it).")},
                     },
                 }},
                 "activities": {"type": "array", "items": {
@@ -321,7 +327,8 @@ def openapi_document(workflows: Mapping[str, Any], *, auth: bool, max_body_size:
     """
     paths: dict[str, Any] = {
         "/workflows": {"get": {
-            "operationId": "listWorkflows", "summary": "The workflows and activities this server hosts",
+            "operationId": "listWorkflows",
+            "summary": "The workflows and activities this server and the live engines host",
             "responses": {"200": _json(_ref("Registry"), "The registry.")},
         }},
         "/runs": {"get": {

@@ -6,7 +6,7 @@ Plain rows, on the store's clock: the engine turns them into the public
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, final
 
 import orjson
@@ -22,12 +22,15 @@ class Hosting:
     """What an engine runs: its workflows, and its activities on each of its task queues.
 
     Every queue an engine serves takes every activity it hosts (an activity
-    may be sent to any queue with ``task_queue=``).
+    may be sent to any queue with ``task_queue=``). ``definitions`` describes
+    them for processes that host nothing (``GET /workflows`` of a client-only
+    ``retold serve``): the JSON of :func:`retold.authoring.describe_registry`.
     """
 
     workflows: tuple[str, ...] = ()
     queues: tuple[str, ...] = ()
     activities: tuple[str, ...] = ()
+    definitions: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def runs_activity(self, queue: str, activity: str) -> bool:
         """Whether this engine would claim ``activity`` from ``queue``."""
@@ -35,7 +38,10 @@ class Hosting:
 
     def to_json(self) -> bytes:
         """The JSON a store keeps."""
-        return orjson.dumps({"workflows": self.workflows, "queues": self.queues, "activities": self.activities})
+        value: dict[str, Any] = {"workflows": self.workflows, "queues": self.queues, "activities": self.activities}
+        if self.definitions:
+            value["definitions"] = self.definitions
+        return orjson.dumps(value)
 
     @classmethod
     def from_json(cls, data: bytes | str | None) -> Hosting:
@@ -43,7 +49,10 @@ class Hosting:
         if not data:
             return cls()
         value: dict[str, Any] = orjson.loads(data)
-        return cls(*(tuple(str(x) for x in value.get(k, ())) for k in ("workflows", "queues", "activities")))
+        definitions = value.get("definitions")
+        names = {k: tuple(str(x) for x in value.get(k, ())) for k in ("workflows", "queues", "activities")}
+        return cls(names["workflows"], names["queues"], names["activities"],
+                   definitions=definitions if isinstance(definitions, dict) else {})
 
 
 @final

@@ -112,7 +112,10 @@ export async function workflowsPage(view, _route, {onAuthError}) {
         wf.activities.length ? `Activities: ${wf.activities.join(", ")}. ` : "",
         wf.children.length ? `Children: ${wf.children.join(", ")}. ` : "",
         h("a", {href: `#/runs?workflow=${encodeURIComponent(wf.name)}`}, "Runs of this workflow")),
-      h("details", {}, h("summary", {}, "Start a run"), start)));
+      wf.startable === false
+        ? h("p", {class: "muted"}, `Hosted by ${wf.hosted_by} live engine${wf.hosted_by === 1 ? "" : "s"}; `
+            + "this server does not have its code, so it cannot start it (serve it with --app).")
+        : h("details", {}, h("summary", {}, "Start a run"), start)));
   }
   view.append(h("h2", {}, "Activities"),
     h("div", {class: "table-wrap"}, h("table", {class: "activities"},

@@ -1,4 +1,8 @@
-"""``GET /workflows``: the workflows an app starts (and the activities its engine runs), as JSON."""
+"""Workflow and activity definitions as JSON: names, parameters and their JSON Schema, what their code calls.
+
+Served by ``GET /workflows`` and recorded by each engine in its registration,
+so that processes hosting nothing can list what the live engines run.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from types import CodeType, ModuleType
 from typing import Any
 
-import retold
+from ._decorators import Activity, Workflow
 
 __all__ = ["args_schema", "describe_registry", "json_schema"]
 
@@ -149,13 +153,13 @@ def referenced(fn: Any) -> list[Any]:
     modules = [obj for obj in found if isinstance(obj, ModuleType)]
     found += [
         getattr(m, n) for m in modules for n in sorted(names)
-        if isinstance(getattr(m, n, None), retold.Activity | retold.Workflow)
+        if isinstance(getattr(m, n, None), Activity | Workflow)
     ]
     return found
 
 
 def describe_registry(
-    known: Mapping[str, retold.Workflow[..., Any]], hosted: Mapping[str, retold.Activity[..., Any]] | None
+    known: Mapping[str, Workflow[..., Any]], hosted: Mapping[str, Activity[..., Any]] | None
 ) -> dict[str, Any]:
     """Workflows (with the activities and child workflows their code names) and activities.
 
@@ -166,7 +170,7 @@ def describe_registry(
     """
     references = {wf.name: referenced(wf.fn) for wf in known.values()}
     if hosted is None:
-        hosted = {r.name: r for refs in references.values() for r in refs if isinstance(r, retold.Activity)}
+        hosted = {r.name: r for refs in references.values() for r in refs if isinstance(r, Activity)}
     activities = {a.name: a for a in hosted.values()}
     workflows = []
     for wf in sorted(known.values(), key=lambda w: w.name):
@@ -175,8 +179,8 @@ def describe_registry(
             "name": wf.name,
             "description": _summary(wf.fn),
             **_signature(wf.fn),
-            "activities": sorted({r.name for r in refs if isinstance(r, retold.Activity) and r.name in activities}),
-            "children": sorted({r.name for r in refs if isinstance(r, retold.Workflow) and r.name in known}),
+            "activities": sorted({r.name for r in refs if isinstance(r, Activity) and r.name in activities}),
+            "children": sorted({r.name for r in refs if isinstance(r, Workflow) and r.name in known}),
             "args_schema": args_schema(wf.fn),
         })
     return {
