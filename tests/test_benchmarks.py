@@ -198,8 +198,9 @@ def test_w8_runs_worker_processes_on_postgresql(tmp_path: Path) -> None:
         assert figures[f"workflows_per_s_{count}"] > 0
         assert len(figures[f"worker_cpu_s_{count}"]) == count
         assert figures[f"cpu_ms_per_workflow_{count}"] > figures[f"starter_cpu_ms_per_workflow_{count}"] > 0
-        assert figures[f"db_cpu_ms_per_workflow_{count}"] > 0
+        # The backends' CPU is read from /proc in clock ticks (10 ms): five workflows may not take one.
         # With W8_settle=0 PostgreSQL may not have published every backend's counts yet: only the shape here.
+        assert figures[f"db_cpu_ms_per_workflow_{count}"] >= 0
         assert figures[f"commits_per_workflow_{count}"] >= 0
     assert "W8" in done.stdout
     assert "commits per workflow" in done.stdout
