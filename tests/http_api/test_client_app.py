@@ -63,10 +63,10 @@ def any_shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue(f"{request.param}_url"))
 
 
-def test_a_server_hosting_nothing_lists_and_starts_what_a_worker_process_hosts(
+def test_a_server_hosting_nothing_lists_what_a_worker_process_hosts_and_starts_none_of_it(
     any_shared_url: str, tmp_path: Path,
 ) -> None:
-    """The workers' registrations describe their workflows: a client that knows none lists them with their schemas."""
+    """The workers' registrations describe their workflows: a client that knows none lists them, starts none."""
     from tests.scaleout._procs import Worker
 
     web = retold.Client(any_shared_url, poll_interval=0.05)  # no workflows: it knows nothing by itself
