@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Literal
 
 from ..errors import ConflictError, RunFinishedError, RunNotFoundError, StoreError
 from ..history import events as ev
@@ -196,6 +197,29 @@ class Runs:
         self._apply(tx, decision)
         return decision.closed
 
+    def mark_in(self, tx: Tx, run_id: str, owner: str) -> bool:
+        """The transaction of :meth:`mark_stepping`."""
+        plan = m.stepping_mark(tx.run(run_id), owner)
+        if plan is None:
+            return False
+        tx.apply(plan)
+        return True
+
+    def quarantine_in(
+        self, tx: Tx, run_id: str, owner: str, tolerated: int, delay: float, block: bool, fingerprint: str | None,
+    ) -> Literal["blocked", "failed"] | None:
+        """The transaction of :meth:`quarantine`."""
+        run = tx.run(run_id, inbox=True)
+        if run is None:
+            return None
+        decision = m.workers_died_in_steps(
+            run, owner, tolerated, delay, tx.now(), block=block, fingerprint=fingerprint,
+            open_children=tx.open_children(run_id) if run.task is not None else ())
+        if decision is None:
+            return None
+        self._apply(tx, decision)
+        return "failed" if decision.closed else "blocked"
+
     def finish_in(
         self, tx: Tx, task: ActivityTask, owner: str, outcome: ActivityOutcome, step: ActivityStep | None = None,
     ) -> bool:
@@ -340,6 +364,23 @@ class Runs:
         """
         return await self.store.transact(
             lambda tx: self.fail_in(tx, run_id, owner, failure, delay, max_attempts, final, block, fingerprint))
+
+    async def mark_stepping(self, run_id: str, owner: str) -> bool:
+        """Set the stepping mark of a suspect task ``owner`` holds (see :func:`._machine.stepping_mark`).
+
+        False if ``owner`` no longer holds it (nothing is written).
+        """
+        return await self.store.transact(lambda tx: self.mark_in(tx, run_id, owner))
+
+    async def quarantine(
+        self, run_id: str, owner: str, tolerated: int, delay: float, *, block: bool, fingerprint: str | None = None,
+    ) -> Literal["blocked", "failed"] | None:
+        """Block or fail a run whose marked steps killed ``tolerated`` workers; None if it need not be.
+
+        See :func:`._machine.workers_died_in_steps`.
+        """
+        return await self.store.transact(
+            lambda tx: self.quarantine_in(tx, run_id, owner, tolerated, delay, block, fingerprint))
 
     async def finish_activity(
         self, task: ActivityTask, owner: str, outcome: ActivityOutcome, step: ActivityStep | None = None

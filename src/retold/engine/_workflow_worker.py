@@ -22,7 +22,6 @@ from ..errors import (
     WorkflowDeadlockError,
 )
 from ..history import events as ev
-from ..history.failure import Failure
 from ..runtime._instance import WorkflowInstance, failure_from_exception
 from ..runtime._replay import activate, replay
 from ._machine import ActivityTake
@@ -129,6 +128,7 @@ class WorkflowWorker:
         """
         engine = self._engine
         conflicts = 0
+        marked = False
         instance = engine.cache.take(run_id)
         while True:
             commands: list[ev.Event] = []
@@ -141,13 +141,19 @@ class WorkflowWorker:
                     if instance is not None:
                         instance.close()
                     return
-                if run.task_attempts and await self._quarantined(run_id, run.task_attempts):
+                if run.task_attempts >= engine.max_workflow_task_attempts and await self._quarantined(run_id):
                     if instance is not None:
                         instance.close()
                     return
                 self.checking.discard(run_id)
-                if run_id in self.suspects:
+                if run.task_suspect and not marked:
+                    # Its last holder died (or stalled): the step runs alone here,
+                    # under the stepping mark, so a death counts against it alone.
+                    self.suspects.add(run_id)
                     await self._alone(run_id)
+                    if not await engine.runs.mark_stepping(run_id, engine.worker_id):
+                        raise LeaseLostError(run_id, engine.worker_id, None)
+                    marked = True
                 if instance is None:
                     definition = engine.workflows.get(run.workflow)
                     if definition is None:
@@ -236,29 +242,32 @@ class WorkflowWorker:
             while self.processing - {run_id} or any(worker.held for worker in engine.activity_workers):
                 await anyio.sleep(0.01)
 
-    async def _quarantined(self, run_id: str, attempts: int) -> bool:
-        """Fail a run whose workflow task keeps ending without a result; True if it was failed.
+    async def _quarantined(self, run_id: str) -> bool:
+        """Block (or fail) a run whose workflow task keeps killing its workers; True if it was.
 
-        Attempts are counted when a task is claimed after its lease ran out
-        (the worker holding it died: ``os._exit``, an OOM kill, a crash in a C
-        extension), so a task that kills every worker that runs it stops
-        after ``max_workflow_task_attempts`` claims instead of taking workers
-        down forever.
+        A death counts when the task is claimed after its holder's lease ran
+        out while a marked step of it was running (the worker died:
+        ``os._exit``, an OOM kill, a crash in a C extension), so a task that
+        kills every worker that runs it stops after
+        ``max_workflow_task_attempts`` of them instead of taking workers down
+        forever, and a healthy task that happened to be held by a dying worker
+        never counts one.
         """
         engine = self._engine
-        self.suspects.add(run_id)
-        if attempts < engine.max_workflow_task_attempts:
+        block = engine.on_workflow_task_failure == "block"
+        outcome = await engine.runs.quarantine(
+            run_id, engine.worker_id, engine.max_workflow_task_attempts, engine.workflow_task_retry_delay,
+            block=block, fingerprint=engine.fingerprint)
+        if outcome is None:
             return False
-        message = f"workers died {attempts} times while running this workflow task"
-        log.error("run %s quarantined: %s", run_id, message)
-        failure = Failure(type="WorkerDied", message=message, non_retryable=True)
-        failed = await engine.runs.fail_workflow_task(
-            run_id, engine.worker_id, failure, delay=0.0, max_attempts=1, final=True,
-        )
+        message = "workers died while running this workflow task"
+        log.error("run %s quarantined (%s): %s", run_id, outcome, message)
         engine.feeds.notify(run_id)
-        engine.telemetry.workflow_task_failed(run_id, None, time.time_ns(), RuntimeError(message), failed)
-        if failed:
+        engine.telemetry.workflow_task_failed(run_id, None, time.time_ns(), RuntimeError(message), outcome == "failed")
+        if outcome == "failed":
             engine.notify_closed(run_id)
+        else:
+            engine.wake_timers.set()
         return True
 
     async def _fail(self, run_id: str, exc: Exception, instance: WorkflowInstance | None, began: int) -> None:

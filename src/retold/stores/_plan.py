@@ -26,10 +26,13 @@ __all__ = [
 class WorkflowTaskState:
     """A run's pending workflow task: who holds it, its counters, and its last failure.
 
-    ``attempts`` counts attempts whose worker died (counted when the task is
-    claimed again); ``failure`` is the last failed attempt's record (None
-    once a step commits), and ``failed_by`` the code fingerprints of the
-    engines it failed on since (most recent last), as stored by a backoff.
+    ``attempts`` counts the deaths of workers while they ran a step of it
+    that carried the stepping mark (see ``TaskChange``), counted when the
+    task is claimed again; ``suspect``: another owner's lease on it ran out
+    since its last commit (its worker died, or stalled), whatever it was
+    doing then. ``failure`` is the last failed attempt's record (None once a
+    step commits), and ``failed_by`` the code fingerprints of the engines it
+    failed on since (most recent last), as stored by a backoff.
     """
 
     owner: str | None
@@ -38,6 +41,7 @@ class WorkflowTaskState:
     signals: int
     failure: BlockedTask | None = None
     failed_by: tuple[str, ...] = ()
+    suspect: bool = False
 
 
 @final
@@ -163,22 +167,27 @@ class TaskChange:
 
     ``wake``: make sure it has one (an existing task, leased or not, stays as
     it is); ``done``: delete it; ``keep``: it stays leased to its holder with
-    ``signals`` unseen signals, no dead attempts and no failure; ``backoff``:
-    hand it back (its lease ended), visible at ``visible_at``, storing
-    ``failure`` (the failed attempt's record, read back as
-    ``WorkflowTaskState.failure`` and ``RunRecord.task_failure``) and
-    ``failed_by``. A store's claim takes a backed-off task before
-    ``visible_at`` for an engine whose code fingerprint is not in
+    ``signals`` unseen signals, no dead attempts, no suspicion, no stepping
+    mark and no failure; ``stepping``: set its stepping mark (a step of it is
+    about to run: if the holder's lease runs out before the mark is cleared,
+    the next claim by another owner counts a death, ``attempts + 1``);
+    ``backoff``: hand it back (its lease ended, its stepping mark cleared),
+    visible at ``visible_at``, storing ``failure`` (the failed attempt's
+    record, read back as ``WorkflowTaskState.failure`` and
+    ``RunRecord.task_failure``) and ``failed_by``, and, unless None,
+    ``attempts`` as its count of deaths. A store's claim takes a backed-off
+    task before ``visible_at`` for an engine whose code fingerprint is not in
     ``failed_by`` (other code may not fail). ``add_signals`` is added to its
     count of unseen signals after that.
     """
 
-    kind: Literal["wake", "done", "keep", "backoff", "none"]
+    kind: Literal["wake", "done", "keep", "stepping", "backoff", "none"]
     visible_at: float = 0.0
     signals: int = 0
     add_signals: int = 0
     failure: BlockedTask | None = None
     failed_by: tuple[str, ...] = ()
+    attempts: int | None = None
 
 
 @final

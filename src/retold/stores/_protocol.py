@@ -57,9 +57,12 @@ class RunRecord:
     failure: Failure | None
     parent_run_id: str | None
     next_run_id: str | None
-    # Set by load() only: attempts of the run's pending workflow task that
-    # ended without a result (it failed, or the worker holding it died).
+    # Set by load() only: deaths of workers while they ran a marked step of
+    # the run's pending workflow task (``WorkflowTaskState.attempts``), and
+    # whether another owner's lease on it ran out since its last commit
+    # (``WorkflowTaskState.suspect``).
     task_attempts: int = 0
+    task_suspect: bool = False
     # Set by load(), get_run() and list_runs(): the record of the last failed
     # attempt of the run's pending workflow task (``TaskChange.failure``),
     # while no attempt has succeeded since; the run is *blocked*.
@@ -161,9 +164,13 @@ class Store(Protocol):
     ) -> list[str]:
         """Lease up to ``limit`` runs of ``workflows`` that have events to process.
 
-        A task whose previous lease ran out (its worker died or stalled) is a
-        *suspect*: claiming it counts that attempt (``RunRecord.task_attempts``).
-        ``suspects`` caps how many of them this claim takes (None: no cap).
+        A task whose previous owner's lease ran out (its worker died or
+        stalled) is a *suspect* from then until a step of it commits
+        (``RunRecord.task_suspect``); if that owner was running a step with
+        the stepping mark set (``TaskChange("stepping")``), the claim counts
+        a death against the task (``RunRecord.task_attempts``) and clears the
+        mark. ``suspects`` caps how many suspects (found so, or already so)
+        this claim takes (None: no cap).
         A task backed off after a failure (``TaskChange.failure``) is due at
         its ``visible_at``, or at once for a claimer whose code
         ``fingerprint`` is not among those it failed on (``failed_by``).

@@ -43,8 +43,10 @@ from ._starts import (
 from ._tasks import (
     activity_outcome,
     attempt_failed,
+    stepping_mark,
     terminate,
     workers_died,
+    workers_died_in_steps,
     workflow_task_failed,
 )
 from ._updates import accept_update
@@ -54,6 +56,6 @@ __all__ = [
     "TIMEOUT_KINDS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "StartStep", "accept_update",
     "activity_outcome",
     "attempt_failed", "commit", "deliver", "existing", "inbox_needed", "release", "signal_with_start", "start",
-    "start_timeouts", "stepped", "terminate", "terminated_failure", "timed_out", "timed_out_failure",
-    "timeout_timers", "workers_died", "workflow_task_failed",
+    "start_timeouts", "stepped", "stepping_mark", "terminate", "terminated_failure", "timed_out", "timed_out_failure",
+    "timeout_timers", "workers_died", "workers_died_in_steps", "workflow_task_failed",
 ]

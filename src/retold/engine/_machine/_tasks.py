@@ -125,6 +125,42 @@ def workflow_task_failed(
 
 
 
+def stepping_mark(run: RunState | None, owner: str) -> Plan | None:
+    """Mark the step of a suspect task that ``owner`` is about to run; None if ``owner`` no longer holds it.
+
+    Written only for suspects (a previous holder's lease ran out), which run
+    alone in their process: if this worker dies before the step commits,
+    the next claim counts that death against this task (and no other).
+    """
+    task = run.task if run is not None else None
+    if run is None or task is None or task.owner != owner or not run.open:
+        return None
+    return Plan(run.run_id, expect_owner=owner, task=TaskChange("stepping"))
+
+
+def workers_died_in_steps(
+    run: RunState, owner: str, tolerated: int, delay: float, now: float, *, block: bool,
+    fingerprint: str | None = None, open_children: Collection[str] = (),
+) -> Decision | None:
+    """Quarantine a task whose marked steps killed ``tolerated`` workers; None: run its step.
+
+    The run fails (``block=False``) or is blocked, with a ``WorkerDied``
+    failure naming the count. A blocked task keeps all but one of its
+    deaths: retried (after its backoff, or at once by other code), it runs
+    alone under the stepping mark again, and one more death blocks it again.
+    """
+    task = run.task
+    if task is None or task.owner != owner or not run.open or task.attempts < tolerated:
+        return None
+    failure = Failure(type="WorkerDied", message=f"workers died {task.attempts} times while running this workflow task",
+                      non_retryable=True)
+    decision = workflow_task_failed(run, owner, failure, delay, 1, now, final=not block, block=block,
+                                    fingerprint=fingerprint, open_children=open_children)
+    if decision is not None and decision.plan.task is not None and decision.plan.task.kind == "backoff":
+        decision.plan.task = replace(decision.plan.task, attempts=tolerated - 1)
+    return decision
+
+
 def terminate(
     run: RunState | None, reason: str, now: float, *, open_children: Collection[str] = (),
 ) -> Decision | None:

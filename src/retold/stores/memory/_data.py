@@ -90,6 +90,7 @@ class Run:
             failure=None if self.failure is None else Failure.from_json(orjson.loads(self.failure)),
             parent_run_id=self.parent_run_id, next_run_id=self.next_run_id,
             task_attempts=0 if task is None else task.attempts,
+            task_suspect=task is not None and task.suspect,
             task_failure=None if task is None or task.failure is None or self.status != "running"
             else BlockedTask.from_json(orjson.loads(task.failure)),
         )
@@ -98,14 +99,17 @@ class Run:
 class WfTask:
     """A run's pending workflow task."""
 
-    __slots__ = ("attempts", "expires", "failed_by", "failure", "owner", "run_id", "signals", "visible_at", "workflow")
+    __slots__ = ("attempts", "expires", "failed_by", "failure", "owner", "run_id", "signals", "stepping", "suspect",
+                 "visible_at", "workflow")
 
     def __init__(self, run_id: str, workflow: str, visible_at: float) -> None:
         self.run_id, self.workflow = run_id, workflow
         self.visible_at = visible_at
         self.owner: str | None = None
         self.expires: float | None = None
-        self.attempts = 0
+        self.attempts = 0  # deaths of workers while they ran a marked step of it
+        self.suspect = False  # another owner's lease ran out since the last commit
+        self.stepping = False  # a marked step is running (see TaskChange)
         self.signals = 0
         self.failure: bytes | None = None  # JSON of the last failed attempt's record: the run is blocked
         self.failed_by: tuple[str, ...] = ()  # code fingerprints it failed on

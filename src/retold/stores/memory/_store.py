@@ -166,12 +166,18 @@ class MemoryStore:
             ids: list[str] = []
             dead = 0
             for wft in ready:
-                if wft.owner is not None and wft.owner != owner:
-                    # Its lease ran out: that worker died (or stalled); the attempt counts.
+                lapse = wft.owner is not None and wft.owner != owner
+                if lapse or wft.suspect:
                     if suspects is not None and dead >= suspects:
                         continue
                     dead += 1
-                    tx.j.set(wft, "attempts", wft.attempts + 1)
+                if lapse:
+                    # Its lease ran out: that worker died (or stalled). A suspect
+                    # until a step commits; a death only if its marked step ran.
+                    tx.j.set(wft, "suspect", True)
+                    if wft.stepping:
+                        tx.j.set(wft, "attempts", wft.attempts + 1)
+                        tx.j.set(wft, "stepping", False)
                 tx.j.set(wft, "owner", owner)
                 tx.j.set(wft, "expires", expires)
                 ids.append(wft.run_id)

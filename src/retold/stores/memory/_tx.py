@@ -98,7 +98,8 @@ class MemoryTx:
         wft = self._s.wfts.get(row.run_id)
         task = None if wft is None else WorkflowTaskState(
             wft.owner, self.live(wft.expires), wft.attempts, wft.signals,
-            None if wft.failure is None else BlockedTask.from_json(orjson.loads(wft.failure)), wft.failed_by)
+            None if wft.failure is None else BlockedTask.from_json(orjson.loads(wft.failure)), wft.failed_by,
+            wft.suspect)
         items: tuple[InboxItem, ...] | None = None
         if inbox:
             items = tuple(InboxItem(i, e) for i, e in self._s.inbox.get(row.run_id, ()))
@@ -241,11 +242,20 @@ class MemoryTx:
             if wft is not None:
                 j.set(wft, "signals", change.signals)
                 j.set(wft, "attempts", 0)
+                j.set(wft, "suspect", False)
+                j.set(wft, "stepping", False)
                 j.set(wft, "failure", None)
                 j.set(wft, "failed_by", ())
+        elif kind == "stepping":
+            wft = s.wfts.get(run_id)
+            if wft is not None:
+                j.set(wft, "stepping", True)
         elif kind == "backoff":
             wft = s.wfts.get(run_id)
             if wft is not None:
+                j.set(wft, "stepping", False)
+                if change.attempts is not None:
+                    j.set(wft, "attempts", change.attempts)
                 j.set(wft, "failure", None if change.failure is None else orjson.dumps(change.failure.to_json()))
                 j.set(wft, "failed_by", change.failed_by)
                 j.set(wft, "visible_at", change.visible_at)

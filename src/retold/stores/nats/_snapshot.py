@@ -36,10 +36,14 @@ def _row(obj: Any) -> dict[str, Any]:
     return {name: encode(getattr(obj, name)) for name in type(obj).__slots__}
 
 
+# Fields added since the first snapshot format, and their values in an older snapshot.
+_ADDED: dict[str, Any] = {"suspect": False, "stepping": False, "deaths": 0}
+
+
 def _unrow(cls: type[Any], data: dict[str, Any]) -> Any:
     obj = object.__new__(cls)
     for name in cls.__slots__:
-        value = decode(data[name])
+        value = decode(data[name]) if name in data or name not in _ADDED else _ADDED[name]
         setattr(obj, name, tuple(value) if name == "failed_by" else value)
     return obj
 

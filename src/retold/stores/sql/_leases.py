@@ -51,21 +51,31 @@ class Leases(Writer):
             "b_fp": "%" if fingerprint is None else f"% {fingerprint} %",
         }).all()
         ids: list[str] = []
-        dead: list[str] = []
-        for run_id, previous_owner in rows:
-            if previous_owner is not None and previous_owner != owner:
-                # Its lease ran out: that worker died (or stalled). (Our own
-                # lapsed lease is no death: we are here, claiming.)
-                if suspects is not None and len(dead) >= suspects:
+        lapsed: list[str] = []
+        died: list[str] = []
+        taken = 0  # suspects taken
+        for run_id, previous_owner, stepping, suspect in rows:
+            # Its lease ran out: that worker died (or stalled). (Our own lapsed
+            # lease is no death: we are here, claiming.)
+            lapse = previous_owner is not None and previous_owner != owner
+            if lapse or suspect:
+                if suspects is not None and taken >= suspects:
                     continue  # left for a later claim (locked until this one ends, on PostgreSQL)
-                dead.append(run_id)
+                taken += 1
+            if lapse:
+                lapsed.append(run_id)
+                if stepping:
+                    died.append(run_id)
             ids.append(run_id)
         if ids:
             conn.execute(wt.update().where(wt.c.run_id.in_(ids)).values(
                 lease_owner=owner, lease_expires=lease_now + lease))
-        if dead:
-            # Attempts are counted at claim time: one that killed its worker counts too.
-            conn.execute(wt.update().where(wt.c.run_id.in_(dead)).values(attempts=wt.c.attempts + 1))
+        if lapsed:
+            # A suspect from now until a step of it commits; a death counts
+            # only against the task whose marked step was running.
+            conn.execute(wt.update().where(wt.c.run_id.in_(lapsed)).values(suspect=1, stepping=0))
+        if died:
+            conn.execute(wt.update().where(wt.c.run_id.in_(died)).values(attempts=wt.c.attempts + 1))
         return ids
 
     async def claim_activity_tasks(

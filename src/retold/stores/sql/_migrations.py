@@ -98,9 +98,25 @@ def _hosting_and_attempt_starts(conn: Connection) -> None:
     _add_columns(conn, t.activity_tasks, ("started_at",))
 
 
+def _stepping_marks(conn: Connection) -> None:
+    """7 -> 8: deaths count only against the task whose code was running (suspects and stepping marks).
+
+    Until version 7 a claim after a lapsed lease counted a death against every
+    task the dead worker held. Those counts become suspicion: such a task runs
+    alone, under the stepping mark, before any death is counted against it.
+    """
+    for table, names in ((t.workflow_tasks, ("suspect", "stepping")), (t.activity_tasks, ("deaths", "stepping"))):
+        present = {column["name"] for column in sa.inspect(conn).get_columns(table.name)}
+        for name in names:
+            if name not in present:
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
+    wt = t.workflow_tasks
+    conn.execute(wt.update().where(wt.c.attempts > 0).values(suspect=1, attempts=0))
+
+
 UPGRADES: Mapping[int, Step] = {
     1: _add_workers, 2: _cluster_events, 3: _inbox_and_task_ids, 4: _index_closed_runs, 5: _task_failures,
-    6: _hosting_and_attempt_starts,
+    6: _hosting_and_attempt_starts, 7: _stepping_marks,
 }
 """``UPGRADES[v]`` takes a database from schema version ``v`` to ``v + 1``."""
 

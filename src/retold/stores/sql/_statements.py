@@ -38,19 +38,21 @@ class Statements:
         def fast(stmt: Any) -> Statement:
             return Statement(stmt, direct)
 
-        self.wft_attempts = fast(sa.select(wt.c.attempts, wt.c.failure).where(wt.c.run_id == _B("b_run_id")))
+        self.wft_attempts = fast(
+            sa.select(wt.c.attempts, wt.c.failure, wt.c.suspect).where(wt.c.run_id == _B("b_run_id")))
         self.run_by_id = fast(sa.select(t.runs).where(t.runs.c.run_id == _B("b_run_id")))
         # A run read to decide on: locked until the transaction ends (PostgreSQL).
         self.run_locked = fast(sa.select(t.runs).where(t.runs.c.run_id == _B("b_run_id")).with_for_update())
         # SQLite: the run and its task in one statement (its one writer needs no row locks).
         self.run_with_task: Statement | None = None if direct is None else fast(
             sa.select(t.runs, wt.c.lease_owner, wt.c.lease_expires, wt.c.attempts, wt.c.signals,
-                      wt.c.failure.label("task_failure"), wt.c.failed_by)
+                      wt.c.failure.label("task_failure"), wt.c.failed_by, wt.c.suspect)
             .select_from(t.runs.outerjoin(wt, wt.c.run_id == t.runs.c.run_id))
             .where(t.runs.c.run_id == _B("b_run_id"))
         )
         self.wft_of = fast(
-            sa.select(wt.c.lease_owner, wt.c.lease_expires, wt.c.attempts, wt.c.signals, wt.c.failure, wt.c.failed_by)
+            sa.select(wt.c.lease_owner, wt.c.lease_expires, wt.c.attempts, wt.c.signals, wt.c.failure, wt.c.failed_by,
+                      wt.c.suspect)
             .where(wt.c.run_id == _B("b_run_id")).with_for_update()
         )
         self.current_run = fast(sa.select(t.workflows.c.current_run_id).where(t.workflows.c.workflow_id == _B("b_id")))
@@ -75,10 +77,10 @@ class Statements:
         self.add_signals = fast(
             wt.update().where(wt.c.run_id == _B("b_run_id")).values(signals=wt.c.signals + _B("b_add")))
         # A step committed and the task stays ours (its inbox followed): its
-        # earlier attempts were not fatal, so they no longer count, and the
-        # run is no longer blocked.
+        # earlier attempts were not fatal, so they no longer count, nor does
+        # any suspicion, and the run is no longer blocked.
         self.set_signals = fast(wt.update().where(wt.c.run_id == _B("b_run_id")).values(
-            signals=_B("b_signals"), attempts=0, failure=None, failed_by=None))
+            signals=_B("b_signals"), attempts=0, failure=None, failed_by=None, suspect=0, stepping=0))
         self.events_after = fast(
             sa.select(t.events.c.seq, t.events.c.at, t.events.c.type, t.events.c.meta, t.events.c.payload)
             .where(t.events.c.run_id == _B("b_run_id"), t.events.c.seq > _B("b_after"))
@@ -114,7 +116,7 @@ class Statements:
         # RETURNING says whether the row went in (psycopg reports no rowcount for it).
         self.insert_workflow = fast(insert(t.workflows).on_conflict_do_nothing().returning(t.workflows.c.workflow_id))
         self.claim_workflows = (
-            sa.select(wt.c.run_id, wt.c.lease_owner)
+            sa.select(wt.c.run_id, wt.c.lease_owner, wt.c.stepping, wt.c.suspect)
             .join(t.runs, t.runs.c.run_id == wt.c.run_id)
             .where(t.runs.c.workflow.in_(_B("b_names", expanding=True)))
             # Due, or blocked under code other than the claimer's: other code may not fail.

@@ -227,7 +227,8 @@ class SqlStore(Leases):
         task = self._q.wft_attempts(conn, {"b_run_id": run_id}).first()
         record = row_to_run(row)
         if task is not None:
-            record = replace(record, task_attempts=task.attempts or 0, task_failure=_failure(record, task.failure))
+            record = replace(record, task_attempts=task.attempts or 0, task_suspect=bool(task.suspect),
+                             task_failure=_failure(record, task.failure))
         return record, [ev.decode_event(*r) for r in rows]
 
     async def next_wakeup(self) -> float | None:

@@ -262,19 +262,67 @@ async def test_only_another_owners_lapsed_lease_counts_as_a_death_and_a_commit_c
 ) -> None:
     clock = ManualClock()
     async with store_factory(clock) as store:
-        record, _ = await Runs(store).start(StartRequest("wf", "w", b"[]", "h"))
+        runs = Runs(store)
+        record, _ = await runs.start(StartRequest("wf", "w", b"[]", "h"))
         run_id = record.run_id
+
+        async def task() -> tuple[int, bool]:
+            found = (await store.load(run_id, 0))[0]
+            return found.task_attempts, found.task_suspect
+
         await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)
         clock.now += 6.0  # my own lease lapsed (a stall): I claim it again, alive
         assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
-        assert (await store.load(run_id, 0))[0].task_attempts == 0
-        clock.now += 6.0  # now another worker takes it over: that one counts
-        assert await store.claim_workflow_tasks("other", ["wf"], 10, 5.0) == [run_id]
-        assert (await store.load(run_id, 0))[0].task_attempts == 1
-        # A step commits with inputs that waited: the task stays leased, its count starts again.
-        await Runs(store).signal(run_id, "s", b"1")
-        assert await Runs(store).commit_workflow_task(run_id, "other", 1, [ev.WorkflowTaskCompleted(seq=2, at=0)]) == 3
-        assert (await store.load(run_id, 0))[0].task_attempts == 0
+        assert await task() == (0, False)
+        clock.now += 6.0  # another worker takes it over: a suspect, but no step of it was marked
+        assert await store.claim_workflow_tasks("other", ["wf"], 10, 5.0, suspects=0) == []
+        assert await store.claim_workflow_tasks("other", ["wf"], 10, 5.0, suspects=1) == [run_id]
+        assert await task() == (0, True)
+        # Its holder marks the step it runs alone; only the holder can.
+        assert not await runs.mark_stepping(run_id, "me")
+        assert await runs.mark_stepping(run_id, "other")
+        clock.now += 6.0  # and dies during it: that death counts against this task
+        assert await store.claim_workflow_tasks("third", ["wf"], 10, 5.0) == [run_id]
+        assert await task() == (1, True)
+        clock.now += 6.0  # the mark went with that claim: a death without a marked step counts nothing
+        assert await store.claim_workflow_tasks("fourth", ["wf"], 10, 5.0) == [run_id]
+        assert await task() == (1, True)
+        # A step that fails (its worker alive) clears the mark too.
+        assert await runs.mark_stepping(run_id, "fourth")
+        failure = Failure(type="E", message="boom", non_retryable=True)
+        assert not await runs.fail_workflow_task(run_id, "fourth", failure, 0.0, 5, block=True)
+        assert await store.claim_workflow_tasks("fifth", ["wf"], 10, 5.0, suspects=0) == []  # still a suspect
+        assert await store.claim_workflow_tasks("fifth", ["wf"], 10, 5.0) == [run_id]
+        assert await task() == (1, True)
+        assert await runs.quarantine(run_id, "fifth", 2, 1.0, block=True) is None  # one death of two tolerated
+        assert await runs.mark_stepping(run_id, "fifth")
+        clock.now += 6.0
+        assert await store.claim_workflow_tasks("sixth", ["wf"], 10, 5.0, fingerprint="f1") == [run_id]
+        assert await task() == (2, True)
+        # The second death blocks the run, keeping one death: one more blocks it again.
+        assert await runs.quarantine(run_id, "sixth", 2, 1.0, block=True, fingerprint="f1") == "blocked"
+        blocked = await store.get_run(run_id)
+        assert blocked.status == "running"
+        assert blocked.task_failure is not None
+        assert blocked.task_failure.failure.type == "WorkerDied"
+        assert "workers died 2 times" in blocked.task_failure.failure.message
+        assert await store.claim_workflow_tasks("seventh", ["wf"], 10, 5.0, fingerprint="f1") == []  # backed off
+        assert await store.claim_workflow_tasks("seventh", ["wf"], 10, 5.0, fingerprint="f2") == [run_id]
+        assert await task() == (1, True)
+        # A step commits with inputs that waited: the task stays leased, its counts start again.
+        await runs.signal(run_id, "s", b"1")
+        assert await runs.commit_workflow_task(run_id, "seventh", 1, [ev.WorkflowTaskCompleted(seq=2, at=0)]) == 3
+        assert await task() == (0, False)
+        assert (await store.get_run(run_id)).task_failure is None
+        # Without blocking, the quarantine fails the run.
+        assert await runs.mark_stepping(run_id, "seventh")
+        clock.now += 6.0
+        await store.claim_workflow_tasks("eighth", ["wf"], 10, 5.0)
+        assert await runs.quarantine(run_id, "eighth", 1, 1.0, block=False) == "failed"
+        closed = await store.get_run(run_id)
+        assert closed.status == "failed"
+        assert closed.failure is not None
+        assert closed.failure.type == "WorkerDied"
 
 
 async def test_a_start_stores_the_runs_first_step_with_it(store_factory: StoreFactory) -> None:

@@ -38,7 +38,8 @@ async def test_leases_expire_by_the_store_clock(store_factory: StoreFactory) -> 
         assert await store.claim_workflow_tasks("alive", ["wf"], 10, 5.0) == []
         clock.now += 5.1
         assert await store.claim_workflow_tasks("alive", ["wf"], 10, 5.0) == [run_id]
-        assert (await store.load(run_id, 1))[0].task_attempts == 1  # the dead owner's attempt counted
+        found = (await store.load(run_id, 1))[0]
+        assert (found.task_suspect, found.task_attempts) == (True, 0)  # the dead owner ran no marked step
         await Runs(store).commit_workflow_task(run_id, "alive", 1, [schedule(2)])
 
         [task] = await store.claim_activity_tasks("dead", "q", ["a"], 10, 5.0)
