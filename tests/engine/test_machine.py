@@ -402,16 +402,63 @@ def test_a_failed_attempt_is_retried_by_its_policy_or_ends_the_activity() -> Non
     assert (late.kind, late.timeout_kind, late.failure) == ("timed_out", "start_to_close", boom)
 
 
-def test_an_attempt_numbered_past_the_policy_means_workers_died_running_it() -> None:
-    assert m.workers_died(5, 5, 3) is None  # the policy's own last attempt
-    assert m.workers_died(7, 5, 3) is None  # two deaths tolerated so far
-    died = m.workers_died(8, 5, 3)
+def attempt(attempt: int, deaths: int, *, suspect: bool = True) -> ActivityTask:
+    return ActivityTask(id=7, run_id="r1", workflow_id="w1", seq=4, activity="a", queue="q", input=b"[]",
+                        options={}, attempt=attempt, scheduled_at=0.0, suspect=suspect, deaths=deaths)
+
+
+def test_an_activity_fails_once_its_marked_attempts_killed_enough_workers() -> None:
+    assert m.workers_died(attempt(9, 0), 3) is None  # lapses without a marked attempt blame nobody
+    assert m.workers_died(attempt(9, 2), 3) is None  # two deaths of three tolerated
+    died = m.workers_died(attempt(10, 3), 3)
     assert died is not None
     assert died.failure is not None
     assert died.failure.type == "WorkerDied"
     assert died.failure.non_retryable
-    assert "died 3 times" in died.failure.message
-    assert m.workers_died(50, 0, 3) is None  # no limit on attempts: nothing to tell
+    assert "died 3 times while running this activity (attempt 10)" in died.failure.message
+
+
+def test_only_the_holder_of_an_attempt_marks_it() -> None:
+    row = TaskState(id=7, run_id="r1", workflow_id="w1", seq=4, activity="a", queue="q", input=b"[]", options={},
+                    attempt=3, scheduled_at=0.0, deadline=None, owner="me", last_failure=None)
+    plan = m.activity_stepping_mark(row, attempt(3, 0), "me")
+    assert plan is not None
+    assert (plan.run_id, plan.stepping_task, plan.events, plan.task) == ("r1", 7, [], None)
+    assert m.activity_stepping_mark(row, attempt(3, 0), "other") is None
+    assert m.activity_stepping_mark(row, attempt(2, 0), "me") is None  # an older attempt
+    assert m.activity_stepping_mark(None, attempt(3, 0), "me") is None  # gone
+
+
+def test_only_the_holder_of_a_workflow_task_marks_its_step() -> None:
+    plan = m.stepping_mark(run(), "me")
+    assert plan is not None
+    assert (plan.expect_owner, plan.task, plan.events) == ("me", TaskChange("stepping"), [])
+    assert m.stepping_mark(run(owner="other"), "me") is None
+    assert m.stepping_mark(run(status="completed"), "me") is None
+    assert m.stepping_mark(None, "me") is None
+
+
+def test_a_task_that_killed_enough_workers_is_blocked_keeping_all_but_one_death() -> None:
+    assert m.workers_died_in_steps(run(attempts=2), "me", 3, 1.0, NOW, block=True) is None
+    assert m.workers_died_in_steps(run(attempts=3, owner="other"), "me", 3, 1.0, NOW, block=True) is None
+    d = m.workers_died_in_steps(run(attempts=3), "me", 3, 1.0, NOW, block=True, fingerprint="f1")
+    assert d is not None
+    assert not d.closed
+    assert d.plan.task is not None
+    assert (d.plan.task.kind, d.plan.task.attempts, d.plan.task.failed_by) == ("backoff", 2, ("f1",))
+    assert d.plan.task.failure is not None
+    assert d.plan.task.failure.failure.type == "WorkerDied"
+    assert d.plan.task.failure.failure.message == "workers died 3 times while running this workflow task"
+
+
+def test_a_task_that_killed_enough_workers_fails_the_run_when_not_blocking() -> None:
+    d = m.workers_died_in_steps(run(attempts=3), "me", 3, 1.0, NOW, block=False)
+    assert d is not None
+    assert d.closed
+    assert d.plan.close is not None
+    assert d.plan.close.failure is not None
+    assert d.plan.close.failure.type == "WorkerDied"
+    assert d.plan.close.failure.workflow_task
 
 
 # -- signal-with-start ------------------------------------------------------------------

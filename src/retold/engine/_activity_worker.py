@@ -46,6 +46,9 @@ class ActivityWorker:
         # that leased them to us) until their outcome is recorded: claims
         # never take them again, even if a stalled loop let their leases lapse.
         self.held: set[int] = set()
+        # Suspect attempts (their previous holder died) waiting for their turn
+        # to run alone in this process: not running yet.
+        self.waiting: set[int] = set()
         # Any hosted activity may be sent to this queue (task_queue= per call).
         self._names = sorted(engine.activities)
 
@@ -129,18 +132,59 @@ class ActivityWorker:
 
     async def _run_and_release(self, task: ActivityTask, slot: object) -> None:
         try:
-            try:
-                outcome = await self._observed_attempt(task)
-            except Exception as exc:  # a broken task row must not stop the engine
-                log.exception("activity task %d (%s) could not be run", task.id, task.activity)
-                outcome = ActivityOutcome("failed", failure=failure_from_exception(exc, non_retryable=True))
-            if outcome is not None:
-                await self._record(task, outcome)
+            if task.suspect and workers_died(task, self._engine.max_workflow_task_attempts) is None:
+                await self._alone(task)
+            else:
+                await self._run_and_record(task)
         finally:
             self.held.discard(task.id)
             self._limit.release_on_behalf_of(slot)
             if self._limit.available_tokens == 1:
                 self._engine.wake_activities.set()  # the loop may be waiting for a slot
+
+    async def _run_and_record(self, task: ActivityTask) -> None:
+        try:
+            outcome = await self._observed_attempt(task)
+        except Exception as exc:  # a broken task row must not stop the engine
+            log.exception("activity task %d (%s) could not be run", task.id, task.activity)
+            outcome = ActivityOutcome("failed", failure=failure_from_exception(exc, non_retryable=True))
+        if outcome is not None:
+            await self._record(task, outcome)
+
+    async def _alone(self, task: ActivityTask) -> None:
+        """Run a suspect attempt (its previous holder died) alone in this process, under the stepping mark.
+
+        One at a time; nothing else is claimed meanwhile, and it starts once
+        no other attempt and no workflow step is in flight here (or after a
+        while at most). If it kills this process, the death is counted
+        against this task alone (see :func:`._machine.workers_died`).
+        """
+        engine = self._engine
+        workflows = engine.workflow_worker
+        if workflows is None:
+            await self._run_and_record(task)
+            return
+        key = f"activity {task.id}"
+        self.waiting.add(task.id)
+        try:
+            async with workflows.suspect_lock:
+                workflows.suspects.add(key)  # no claims, no fast path until its outcome is recorded
+                try:
+                    with anyio.move_on_after(max(2 * engine.lease, 10.0)):
+                        while workflows.processing or any(
+                            worker.held - worker.waiting for worker in engine.activity_workers
+                        ):
+                            await anyio.sleep(0.01)
+                    self.waiting.discard(task.id)  # running now
+                    if not await engine.runs.mark_activity(task, engine.worker_id):
+                        log.warning("activity %s (run %s, attempt %d): the lease was lost before it ran",
+                                    task.activity, task.run_id, task.attempt)
+                        return
+                    await self._run_and_record(task)
+                finally:
+                    workflows.suspects.discard(key)
+        finally:
+            self.waiting.discard(task.id)
 
     async def _record(self, task: ActivityTask, outcome: ActivityOutcome) -> None:
         engine = self._engine
@@ -181,7 +225,7 @@ class ActivityWorker:
         if definition is None:
             error: Exception = NotRegisteredError("activity", task.activity)
             return self._failed(task, options, error)
-        died = workers_died(task.attempt, options.retry.max_attempts, engine.max_workflow_task_attempts)
+        died = workers_died(task, engine.max_workflow_task_attempts)
         if died is not None:
             log.error("activity %s (run %s, event %d): %s", task.activity, task.run_id, task.seq,
                       died.failure.message if died.failure else None)

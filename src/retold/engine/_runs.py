@@ -205,6 +205,15 @@ class Runs:
         tx.apply(plan)
         return True
 
+    def mark_activity_in(self, tx: Tx, task: ActivityTask, owner: str) -> bool:
+        """The transaction of :meth:`mark_activity`."""
+        tx.run(task.run_id)  # locks the run before its task, in the order commits take them
+        plan = m.activity_stepping_mark(tx.task(task.id), task, owner)
+        if plan is None:
+            return False
+        tx.apply(plan)
+        return True
+
     def quarantine_in(
         self, tx: Tx, run_id: str, owner: str, tolerated: int, delay: float, block: bool, fingerprint: str | None,
     ) -> Literal["blocked", "failed"] | None:
@@ -371,6 +380,13 @@ class Runs:
         False if ``owner`` no longer holds it (nothing is written).
         """
         return await self.store.transact(lambda tx: self.mark_in(tx, run_id, owner))
+
+    async def mark_activity(self, task: ActivityTask, owner: str) -> bool:
+        """Set the stepping mark of a suspect activity attempt (see :func:`._machine.activity_stepping_mark`).
+
+        False if ``owner`` no longer holds that attempt (nothing is written).
+        """
+        return await self.store.transact(lambda tx: self.mark_activity_in(tx, task, owner))
 
     async def quarantine(
         self, run_id: str, owner: str, tolerated: int, delay: float, *, block: bool, fingerprint: str | None = None,

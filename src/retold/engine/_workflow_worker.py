@@ -53,6 +53,8 @@ class WorkflowWorker:
         # keeps activity claims from racing such a claim in this process.
         self.checking: set[str] = set()
         self.claim_lock = anyio.Lock()
+        # Suspect steps and attempts run one at a time (each alone in the process).
+        self.suspect_lock = anyio.Lock()
 
     async def run(self) -> None:
         """Claim and process workflow tasks until cancelled."""
@@ -239,7 +241,7 @@ class WorkflowWorker:
         """
         engine = self._engine
         with anyio.move_on_after(max(2 * engine.lease, 10.0)):
-            while self.processing - {run_id} or any(worker.held for worker in engine.activity_workers):
+            while self.processing - {run_id} or any(worker.held - worker.waiting for worker in engine.activity_workers):
                 await anyio.sleep(0.01)
 
     async def _quarantined(self, run_id: str) -> bool:

@@ -230,6 +230,10 @@ class Plan:
     runs: list[NewRun] = field(default_factory=list)
     close: Close | None = None
     task: TaskChange | None = None
+    # An activity task whose current attempt runs under the stepping mark: if
+    # its holder's lease runs out before the attempt's outcome is recorded,
+    # the next claim counts a death against it (``ActivityTask.deaths``).
+    stepping_task: int | None = None
 
     @property
     def last_seq(self) -> int | None:

@@ -84,6 +84,11 @@ class ActivityTask:
     options: dict[str, Any]
     attempt: int
     scheduled_at: float
+    # Claimed after the previous owner's lease ran out mid-attempt (it died or
+    # stalled): run it alone, under the stepping mark (``Plan.stepping_task``);
+    # ``deaths``: workers that died running a marked attempt of it.
+    suspect: bool = False
+    deaths: int = 0
 
 
 @final

@@ -42,6 +42,7 @@ from ._starts import (
 )
 from ._tasks import (
     activity_outcome,
+    activity_stepping_mark,
     attempt_failed,
     stepping_mark,
     terminate,
@@ -54,7 +55,7 @@ from ._updates import accept_update
 __all__ = [
     "CLOSING", "EXECUTION_TIMEOUT_TIMER", "MAX_BACKOFF", "MAX_FAILED_BY", "NO_LOOKUPS", "RUN_TIMEOUT_TIMER",
     "TIMEOUT_KINDS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "StartStep", "accept_update",
-    "activity_outcome",
+    "activity_outcome", "activity_stepping_mark",
     "attempt_failed", "commit", "deliver", "existing", "inbox_needed", "release", "signal_with_start", "start",
     "start_timeouts", "stepped", "stepping_mark", "terminate", "terminated_failure", "timed_out", "timed_out_failure",
     "timeout_timers", "workers_died", "workers_died_in_steps", "workflow_task_failed",

@@ -38,18 +38,35 @@ def attempt_failed(
     return ActivityOutcome("failed", failure=failure, retry_delay=delay)
 
 
-def workers_died(attempt: int, max_attempts: int, tolerated: int) -> ActivityOutcome | None:
-    """An attempt numbered past the retry policy's last: the earlier ones killed their workers.
+def workers_died(task: ActivityTask, tolerated: int) -> ActivityOutcome | None:
+    """An activity whose marked attempts killed ``tolerated`` workers fails for good; None: run the attempt.
 
-    Only a claim after a dead worker's lease ran out numbers an attempt past
-    the policy's ``max_attempts``; ``tolerated`` such deaths are run again
-    (at least once), then the activity fails for good. None: run the attempt.
+    A death counts only for an attempt that ran alone in its process under
+    the stepping mark (one claimed after its previous holder's lease ran
+    out), so an activity is never blamed for a worker killed by something
+    else; whatever its retry policy (unlimited included), one that keeps
+    killing its workers stops. An attempt numbered past the policy's
+    ``max_attempts`` (its previous holder died) is still run.
     """
-    if not max_attempts or attempt < max_attempts + tolerated:
+    if task.deaths < max(tolerated, 1):
         return None
-    message = (f"workers died {attempt - max_attempts} times while running this activity "
-               f"(attempt {attempt}, past its retry policy's max_attempts of {max_attempts})")
+    message = f"workers died {task.deaths} times while running this activity (attempt {task.attempt})"
     return ActivityOutcome("failed", failure=Failure(type="WorkerDied", message=message, non_retryable=True))
+
+
+def activity_stepping_mark(row: TaskState | None, task: ActivityTask, owner: str) -> Plan | None:
+    """Mark the attempt of a suspect activity ``owner`` is about to run; None if that attempt is no longer its.
+
+    Suspect attempts (claimed after their holder's lease ran out) run alone
+    in their process: if this worker dies before the outcome is recorded,
+    the next claim counts that death against this task (and no other).
+    """
+    if (
+        row is None or row.owner != owner or row.run_id != task.run_id
+        or row.seq != task.seq or row.attempt != task.attempt
+    ):
+        return None
+    return Plan(row.run_id, stepping_task=row.id)
 
 
 def activity_outcome(

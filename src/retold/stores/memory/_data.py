@@ -118,14 +118,17 @@ class WfTask:
 class ActTask:
     """An activity task."""
 
-    __slots__ = ("activity", "attempt", "deadline", "expires", "id", "input", "last_failure", "options", "owner",
-                 "queue", "run_id", "scheduled_at", "seq", "started_at", "visible_at", "workflow_id")
+    __slots__ = ("activity", "attempt", "deadline", "deaths", "expires", "id", "input", "last_failure", "options",
+                 "owner", "queue", "run_id", "scheduled_at", "seq", "started_at", "stepping", "visible_at",
+                 "workflow_id")
 
     def __init__(self, task_id: int, run_id: str, workflow_id: str, seq: int, activity: str, queue: str,
                  payload: bytes, options: bytes, scheduled_at: float, deadline: float | None) -> None:
         self.id, self.run_id, self.workflow_id, self.seq = task_id, run_id, workflow_id, seq
         self.activity, self.queue, self.input, self.options = activity, queue, payload, options
         self.attempt = 1
+        self.deaths = 0  # workers that died running a marked attempt of it
+        self.stepping = False  # the current attempt runs under the stepping mark
         self.scheduled_at = scheduled_at
         self.deadline = deadline
         self.visible_at = scheduled_at

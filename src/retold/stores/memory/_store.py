@@ -204,16 +204,22 @@ class MemoryStore:
             ), key=lambda t: (t.visible_at, t.id))
             claimed: list[ActivityTask] = []
             for task in ready:
-                if task.owner is not None:
-                    # The previous owner's lease ran out mid-attempt: that attempt counts.
+                suspect = task.owner is not None
+                if suspect:
+                    # The previous owner's lease ran out mid-attempt: that attempt
+                    # counts, and a death if it ran under the stepping mark.
                     tx.j.set(task, "attempt", task.attempt + 1)
+                    if task.stepping:
+                        tx.j.set(task, "deaths", task.deaths + 1)
+                        tx.j.set(task, "stepping", False)
                 tx.j.set(task, "owner", owner)
                 tx.j.set(task, "expires", expires)
                 tx.j.set(task, "started_at", now)
                 claimed.append(ActivityTask(
                     id=task.id, run_id=task.run_id, workflow_id=task.workflow_id, seq=task.seq,
                     activity=task.activity, queue=task.queue, input=task.input,
-                    options=_loads(task.options), attempt=task.attempt, scheduled_at=task.scheduled_at))
+                    options=_loads(task.options), attempt=task.attempt, scheduled_at=task.scheduled_at,
+                    suspect=suspect, deaths=task.deaths))
             return claimed
 
         return await self._act(claim)

@@ -198,6 +198,11 @@ class MemoryTx:
                 j.set(task, "expires", None)
                 j.set(task, "last_failure", None if r.failure is None else json_copy(r.failure.to_json()))
                 j.set(task, "started_at", None)
+                j.set(task, "stepping", False)
+        if plan.stepping_task is not None:
+            task = s.tasks.get(plan.stepping_task)
+            if task is not None:
+                j.set(task, "stepping", True)
         for task_id in plan.drop_tasks:
             self.drop_task(task_id)
         for seq in plan.drop_activities:

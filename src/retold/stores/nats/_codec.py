@@ -33,6 +33,21 @@ _TUPLE_FIELDS = {cls: {f.name for f in dataclasses.fields(cls) if isinstance(f.d
                  for cls in _TYPES.values()}
 
 
+def _default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return _REQUIRED
+
+
+_REQUIRED = object()
+# Fields are written only when they differ from their defaults: a message
+# stays readable by a version that lacks a field this one added, as long as
+# that field was left at its default.
+_DEFAULTS = {cls: [(f.name, _default(f)) for f in dataclasses.fields(cls)] for cls in _TYPES.values()}
+
+
 def encode(value: Any) -> Any:
     """``value`` (plans, events, bytes, plain JSON values) as a JSON value."""
     if value is None or isinstance(value, str | int | float | bool):
@@ -50,8 +65,12 @@ def encode(value: Any) -> Any:
     if isinstance(value, dict):
         return {"~m": [[encode(k), encode(v)] for k, v in value.items()]}
     if dataclasses.is_dataclass(value) and type(value).__name__ in _TYPES:
-        return {"~d": type(value).__name__,
-                "f": {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+        fields = {}
+        for name, default in _DEFAULTS[type(value)]:
+            field = getattr(value, name)
+            if default is _REQUIRED or field != default:
+                fields[name] = encode(field)
+        return {"~d": type(value).__name__, "f": fields}
     raise StoreError(f"the NATS store cannot record a value of type {type(value).__name__}")
 
 

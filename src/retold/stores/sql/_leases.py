@@ -106,17 +106,21 @@ class Leases(Writer):
         }).all()
         claimed: list[ActivityTask] = []
         for row in rows:
-            attempt = row.attempt
-            if row.lease_owner is not None:
+            attempt, deaths = row.attempt, row.deaths
+            suspect = row.lease_owner is not None
+            if suspect:
                 # The previous owner's lease ran out mid-attempt (it died or
-                # stalled): that attempt counts, and this is the next one.
+                # stalled): that attempt counts, and this is the next one; a
+                # death too if the attempt ran under the stepping mark.
                 attempt += 1
-                conn.execute(at.update().where(at.c.id == row.id).values(attempt=attempt))
+                deaths += 1 if row.stepping else 0
+                conn.execute(at.update().where(at.c.id == row.id).values(
+                    attempt=attempt, deaths=deaths, stepping=0))
             claimed.append(ActivityTask(
                 id=row.id, run_id=row.run_id, workflow_id=row.workflow_id, seq=row.seq,
                 activity=row.activity, queue=row.queue, input=row.input,
                 options=orjson.loads(row.options), attempt=attempt,
-                scheduled_at=row.scheduled_at,
+                scheduled_at=row.scheduled_at, suspect=suspect, deaths=deaths,
             ))
         if claimed:
             conn.execute(at.update().where(at.c.id.in_([c.id for c in claimed])).values(

@@ -112,7 +112,7 @@ class Statements:
             t.runs.c.parent_run_id == _B("b_run_id"), t.runs.c.status == "running"))
         self.retry_task = fast(at.update().where(at.c.id == _B("b_id")).values(
             attempt=_B("b_attempt"), visible_at=_B("b_visible_at"), lease_owner=None, lease_expires=None,
-            last_failure=_B("b_failure"), started_at=None))
+            last_failure=_B("b_failure"), started_at=None, stepping=0))
         # RETURNING says whether the row went in (psycopg reports no rowcount for it).
         self.insert_workflow = fast(insert(t.workflows).on_conflict_do_nothing().returning(t.workflows.c.workflow_id))
         self.claim_workflows = (

@@ -201,6 +201,9 @@ class SqlTx:
             r = plan.retry
             q.retry_task(conn, {"b_id": r.task_id, "b_attempt": r.attempt, "b_visible_at": r.visible_at,
                                 "b_failure": None if r.failure is None else orjson.dumps(r.failure.to_json())})
+        if plan.stepping_task is not None:
+            at = t.activity_tasks
+            conn.execute(at.update().where(at.c.id == plan.stepping_task).values(stepping=1))
         for task_id in plan.drop_tasks:
             q.delete_task(conn, {"b_id": task_id})
         for seq in plan.drop_activities:

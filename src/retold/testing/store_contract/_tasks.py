@@ -19,6 +19,7 @@ __all__ = [
     "test_a_due_timer_fires_once_whoever_looks",
     "test_a_reaped_worker_loses_its_leases_at_once_and_its_attempt_counts",
     "test_activity_task_ids_are_never_reused",
+    "test_an_activity_death_counts_only_for_an_attempt_run_under_the_stepping_mark",
     "test_an_activity_step_run_again_forgets_what_an_undone_run_decided",
     "test_an_activity_outcome_commits_the_runs_next_step_with_it",
     "test_claims_take_only_hosted_activities_of_the_queue",
@@ -55,6 +56,36 @@ async def test_leases_expire_by_the_store_clock(store_factory: StoreFactory) -> 
         assert await Runs(store).finish_activity(again, "alive", ActivityOutcome("completed", result=b"2"))
         _, history = await store.load(run_id, 0)
         assert [e.result for e in history if isinstance(e, ev.ActivityCompleted)] == [b"2"]
+
+
+async def test_an_activity_death_counts_only_for_an_attempt_run_under_the_stepping_mark(
+    store_factory: StoreFactory,
+) -> None:
+    clock = ManualClock()
+    async with store_factory(clock) as store:
+        runs = Runs(store)
+        await run_with_activity(store, "w")
+        [first] = await store.claim_activity_tasks("a", "q", ["a"], 10, 5.0)
+        assert (first.attempt, first.suspect, first.deaths) == (1, False, 0)
+        clock.now += 5.1  # "a" died, running nothing marked (or running something else)
+        [second] = await store.claim_activity_tasks("b", "q", ["a"], 10, 5.0)
+        assert (second.attempt, second.suspect, second.deaths) == (2, True, 0)
+        assert not await runs.mark_activity(second, "a")  # only the holder of that attempt marks it
+        assert not await runs.mark_activity(first, "b")
+        assert await runs.mark_activity(second, "b")
+        clock.now += 5.1  # "b" died running the marked attempt: one death
+        [third] = await store.claim_activity_tasks("c", "q", ["a"], 10, 5.0)
+        assert (third.attempt, third.suspect, third.deaths) == (3, True, 1)
+        clock.now += 5.1  # the mark went with that claim: "c" dies unmarked, no death
+        [fourth] = await store.claim_activity_tasks("d", "q", ["a"], 10, 5.0)
+        assert (fourth.attempt, fourth.deaths) == (4, 1)
+        # An attempt that ends (here, a failure retried) clears the mark; the deaths stay.
+        assert await runs.mark_activity(fourth, "d")
+        failure = Failure(type="E", message="boom")
+        assert await runs.finish_activity(fourth, "d", ActivityOutcome("failed", failure=failure, retry_delay=1.0))
+        clock.now += 1.5
+        [fifth] = await store.claim_activity_tasks("e", "q", ["a"], 10, 5.0)
+        assert (fifth.attempt, fifth.suspect, fifth.deaths) == (5, False, 1)
 
 
 async def test_a_reaped_worker_loses_its_leases_at_once_and_its_attempt_counts(store_factory: StoreFactory) -> None:
