@@ -28,10 +28,11 @@ class WorkflowTaskState:
 
     ``attempts`` counts the deaths of workers while they ran a step of it
     that carried the stepping mark (see ``TaskChange``), counted when the
-    task is claimed again; ``suspect``: another owner's lease on it ran out
-    since its last commit (its worker died, or stalled), whatever it was
-    doing then. ``failure`` is the last failed attempt's record (None once a
-    step commits), and ``failed_by`` the code fingerprints of the engines it
+    task is claimed again; ``lapses``: how many times another owner's lease
+    on it ran out since its last commit (its worker died, or stalled),
+    whatever it was doing then (a *suspect* from ``SUSPECT_LAPSES``).
+    ``failure`` is the last failed attempt's record (None once a step
+    commits), and ``failed_by`` the code fingerprints of the engines it
     failed on since (most recent last), as stored by a backoff.
     """
 
@@ -41,7 +42,7 @@ class WorkflowTaskState:
     signals: int
     failure: BlockedTask | None = None
     failed_by: tuple[str, ...] = ()
-    suspect: bool = False
+    lapses: int = 0
 
 
 @final

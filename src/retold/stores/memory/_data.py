@@ -90,7 +90,7 @@ class Run:
             failure=None if self.failure is None else Failure.from_json(orjson.loads(self.failure)),
             parent_run_id=self.parent_run_id, next_run_id=self.next_run_id,
             task_attempts=0 if task is None else task.attempts,
-            task_suspect=task is not None and task.suspect,
+            task_lapses=0 if task is None else task.lapses,
             task_failure=None if task is None or task.failure is None or self.status != "running"
             else BlockedTask.from_json(orjson.loads(task.failure)),
         )
@@ -99,7 +99,7 @@ class Run:
 class WfTask:
     """A run's pending workflow task."""
 
-    __slots__ = ("attempts", "expires", "failed_by", "failure", "owner", "run_id", "signals", "stepping", "suspect",
+    __slots__ = ("attempts", "expires", "failed_by", "failure", "lapses", "owner", "run_id", "signals", "stepping",
                  "visible_at", "workflow")
 
     def __init__(self, run_id: str, workflow: str, visible_at: float) -> None:
@@ -108,7 +108,7 @@ class WfTask:
         self.owner: str | None = None
         self.expires: float | None = None
         self.attempts = 0  # deaths of workers while they ran a marked step of it
-        self.suspect = False  # another owner's lease ran out since the last commit
+        self.lapses = 0  # times another owner's lease ran out since the last commit
         self.stepping = False  # a marked step is running (see TaskChange)
         self.signals = 0
         self.failure: bytes | None = None  # JSON of the last failed attempt's record: the run is blocked
@@ -118,8 +118,8 @@ class WfTask:
 class ActTask:
     """An activity task."""
 
-    __slots__ = ("activity", "attempt", "deadline", "deaths", "expires", "id", "input", "last_failure", "options",
-                 "owner", "queue", "run_id", "scheduled_at", "seq", "started_at", "stepping", "visible_at",
+    __slots__ = ("activity", "attempt", "deadline", "deaths", "expires", "id", "input", "lapses", "last_failure",
+                 "options", "owner", "queue", "run_id", "scheduled_at", "seq", "started_at", "stepping", "visible_at",
                  "workflow_id")
 
     def __init__(self, task_id: int, run_id: str, workflow_id: str, seq: int, activity: str, queue: str,
@@ -127,6 +127,7 @@ class ActTask:
         self.id, self.run_id, self.workflow_id, self.seq = task_id, run_id, workflow_id, seq
         self.activity, self.queue, self.input, self.options = activity, queue, payload, options
         self.attempt = 1
+        self.lapses = 0  # its holders' leases that ran out in a row
         self.deaths = 0  # workers that died running a marked attempt of it
         self.stepping = False  # the current attempt runs under the stepping mark
         self.scheduled_at = scheduled_at
