@@ -17,6 +17,7 @@ from ._pending import PendingSignal as PendingSignal
 from ._pending import PendingTimer as PendingTimer
 from ._pending import PendingWork as PendingWork
 from .authoring import IdReusePolicy as IdReusePolicy
+from .authoring import ParentClosePolicy as ParentClosePolicy
 from .authoring._activity import ActivityInfo as ActivityInfo
 from .authoring._activity import activity_info as activity_info
 from .authoring._activity import heartbeat as heartbeat
@@ -115,6 +116,7 @@ __all__ = [
     "LeaseLostError",
     "NondeterminismError",
     "NotRegisteredError",
+    "ParentClosePolicy",
     "PayloadError",
     "PendingActivity",
     "PendingChild",

@@ -17,9 +17,8 @@ if TYPE_CHECKING:
     from ..history.codec import Codec
 
 __all__ = [
-    "ID_REUSE_POLICIES", "MAX_TIME_LIMIT", "Activity", "AsyncActivity", "IdReusePolicy", "SyncActivity", "Workflow",
-    "activity",
-    "workflow",
+    "ID_REUSE_POLICIES", "MAX_TIME_LIMIT", "PARENT_CLOSE_POLICIES", "Activity", "AsyncActivity", "IdReusePolicy",
+    "ParentClosePolicy", "SyncActivity", "Workflow", "activity", "workflow",
 ]
 
 MAX_TIME_LIMIT = 100 * 366 * 86400.0  # a run timeout, execution timeout or start delay: at most 100 years
@@ -32,6 +31,15 @@ if the closed one failed, was cancelled or terminated; ``"reject_duplicate"``:
 IdempotencyError. None (the default): the same input returns the closed run.
 """
 ID_REUSE_POLICIES: tuple[IdReusePolicy, ...] = ("allow_duplicate", "allow_duplicate_failed_only", "reject_duplicate")
+
+ParentClosePolicy = Literal["request_cancel", "terminate", "abandon"]
+ParentClosePolicy.__doc__ = """What a parent's close does to an open child (``with_options(parent_close_policy=)``).
+
+``"request_cancel"`` (the default): the child is asked to cancel (its code
+sees ``CancelledError`` and may clean up); ``"terminate"``: it is closed at
+once as terminated, its code not asked; ``"abandon"``: it runs on, on its own.
+"""
+PARENT_CLOSE_POLICIES: tuple[ParentClosePolicy, ...] = ("request_cancel", "terminate", "abandon")
 
 R = TypeVar("R")
 P = ParamSpec("P")
@@ -281,6 +289,8 @@ class Workflow(_Definition, Generic[P, R]):
         id: the workflow id the next start uses (see :meth:`with_options`).
         idempotency_key: the idempotency key the next start uses.
         id_reuse_policy: what the next start does if its id's run is closed.
+        parent_close_policy: started as a child, what its parent's close does
+            to it while it is open.
         signals: the declared type of each signal, by name (``signals=`` of
             ``@retold.workflow``).
     """
@@ -288,6 +298,7 @@ class Workflow(_Definition, Generic[P, R]):
     id: str | None = None
     idempotency_key: str | None = None
     id_reuse_policy: IdReusePolicy | None = None
+    parent_close_policy: ParentClosePolicy | None = None
     run_timeout: float | None = None
     execution_timeout: float | None = None
     start_delay: float | None = None
@@ -319,6 +330,7 @@ class Workflow(_Definition, Generic[P, R]):
         self, *, id: str | None = None, idempotency_key: str | None = None,  # noqa: A002 - the public name
         id_reuse_policy: IdReusePolicy | None = None, run_timeout: timedelta | float | None = None,
         execution_timeout: timedelta | float | None = None, start_delay: timedelta | float | None = None,
+        parent_close_policy: ParentClosePolicy | None = None,
     ) -> Workflow[P, R]:
         """This workflow with start options, for ``engine.start`` and ``retold.start_child``::
 
@@ -339,12 +351,23 @@ class Workflow(_Definition, Generic[P, R]):
                 continue-as-new.
             start_delay: the run's code starts this long after the start
                 (signals sent meanwhile wait for it).
+            parent_close_policy: for a child (``retold.start_child``,
+                ``retold.execute_child``), what its parent's close does to it
+                while it is open: ``"request_cancel"`` (the default) asks it
+                to cancel, ``"terminate"`` closes it at once, ``"abandon"``
+                leaves it running.
         """
         if id_reuse_policy is not None and id_reuse_policy not in ID_REUSE_POLICIES:
             raise ConfigurationError(
                 f"id_reuse_policy must be one of {', '.join(map(repr, ID_REUSE_POLICIES))} (or None), "
                 f"not {id_reuse_policy!r}")
+        if parent_close_policy is not None and parent_close_policy not in PARENT_CLOSE_POLICIES:
+            raise ConfigurationError(
+                f"parent_close_policy must be one of {', '.join(map(repr, PARENT_CLOSE_POLICIES))} (or None), "
+                f"not {parent_close_policy!r}")
         clone = copy.copy(self)  # the id and key are checked when the start uses them
+        if parent_close_policy is not None:
+            clone.parent_close_policy = parent_close_policy
         clone.id = id if id is not None else self.id
         clone.idempotency_key = idempotency_key if idempotency_key is not None else self.idempotency_key
         clone.id_reuse_policy = id_reuse_policy if id_reuse_policy is not None else self.id_reuse_policy

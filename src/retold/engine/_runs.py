@@ -86,7 +86,20 @@ class Runs:
         for later in decision.then:
             tx.apply(later)
         for run_id, event in decision.deliveries:
-            Runs._deliver(tx, run_id, event)
+            if isinstance(event, m.ParentClosed):
+                Runs._parent_closed(tx, run_id, event)
+            else:
+                Runs._deliver(tx, run_id, event)
+
+    @staticmethod
+    def _parent_closed(tx: Tx, run_id: str, closed: m.ParentClosed) -> None:
+        """Apply a child's parent-close policy (see :func:`._machine.parent_closed`)."""
+        run = tx.run(run_id, inbox=True)
+        if run is None or not run.open:
+            return
+        decision = m.parent_closed(run, closed, tx.now(), open_children=tx.open_children(run_id))
+        if decision is not None:
+            Runs._apply(tx, decision)
 
     @staticmethod
     def _for_input(tx: Tx, ident: str) -> RunState | None:

@@ -24,7 +24,7 @@ from ..errors import (
 from ..history import events as ev
 from ..runtime._instance import WorkflowInstance, failure_from_exception
 from ..runtime._replay import activate, replay
-from ..stores._protocol import SUSPECT_LAPSES
+from ..stores import SUSPECT_LAPSES
 from ._machine import ActivityTake
 
 if TYPE_CHECKING:

@@ -240,6 +240,8 @@ class ChildWorkflowStarted(Event):
     headers: dict[str, str] | None = None  # the parent's, given to the child's WorkflowStarted
     # The child's ``run_timeout``, ``execution_timeout`` and ``start_delay`` in seconds (``with_options``).
     limits: dict[str, float] | None = None
+    # What the parent's close does to the child while it is open (None: "request_cancel").
+    parent_close_policy: str | None = None
     payload_field: ClassVar[str | None] = "input"
 
 

@@ -148,6 +148,7 @@ class Requests:
         seq = self._emit(
             ev.ChildWorkflowStarted, workflow=workflow.name, workflow_id=workflow_id,
             run_id=child_run, input=data, headers=self.headers, limits=limits or None,
+            parent_close_policy=workflow.parent_close_policy,
         )
         fut = Outcome(self.loop, lambda _msg: self._cancel_child(seq))
         self._children[seq] = (fut, workflow, workflow_id, child_run)

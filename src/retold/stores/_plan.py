@@ -148,6 +148,7 @@ class NewRun:
     idempotency_key: str | None = None
     wake: bool = True  # give the run a workflow task (False: its first step is in ``events``)
     replaces: str | None = None  # "reuse": the id's current run, closed, that the new run follows
+    parent_close_policy: str | None = None  # a child's (see ``RunRecord.parent_close_policy``)
 
 
 @final

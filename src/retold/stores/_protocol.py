@@ -73,6 +73,9 @@ class RunRecord:
     # commit (``WorkflowTaskState.lapses``; a *suspect* from SUSPECT_LAPSES).
     task_attempts: int = 0
     task_lapses: int = 0
+    # A child's: what its parent's close does to it while it is open (None:
+    # "request_cancel"; see ``retold.ParentClosePolicy``).
+    parent_close_policy: str | None = None
     # Set by load(), get_run() and list_runs(): the record of the last failed
     # attempt of the run's pending workflow task (``TaskChange.failure``),
     # while no attempt has succeeded since; the run is *blocked*.

@@ -125,11 +125,19 @@ NO_LOOKUPS = Lookups()
 
 @final
 @dataclass(slots=True)
+class ParentClosed:
+    """A parent's close, given to each of its open children (see ``parent_closed``)."""
+
+    reason: str
+
+
+@final
+@dataclass(slots=True)
 class Decision:
     """A plan, the inputs it gives other runs, and what the caller is told."""
 
     plan: Plan
-    deliveries: list[tuple[str, ev.Event]] = field(default_factory=list)
+    deliveries: list[tuple[str, ev.Event | ParentClosed]] = field(default_factory=list)
     refused: bool = False  # a step that would close the run over inputs that waited (they are recorded instead)
     closed: bool = False  # the run closed
     leased: list[NewActivity] = field(default_factory=list)  # tasks leased to the step's engine
@@ -139,7 +147,7 @@ class Decision:
 
 def _close(
     record: RunRecord, parent_seq: int | None, cmd: ev.Event, now: float, open_children: Collection[str],
-    plan: Plan, deliveries: list[tuple[str, ev.Event]], then: list[Plan] | None = None,
+    plan: Plan, deliveries: list[tuple[str, ev.Event | ParentClosed]], then: list[Plan] | None = None,
 ) -> None:
     """The effects of a closing event: the run's record, a continuation, its children and its parent."""
     run_id = record.run_id
@@ -165,14 +173,15 @@ def _close(
                 parent_run_id=record.parent_run_id, parent_seq=parent_seq, continued_from=run_id,
                 headers=cmd.headers, timeouts=cmd.timeouts)],
             parent_run_id=record.parent_run_id, parent_seq=parent_seq, entry="current",
+            parent_close_policy=record.parent_close_policy,
         ))
         later = _limits_plan(cmd.new_run_id, cmd.timeouts, None, now)
         if later is not None and then is not None:
             then.append(later)
         return
-    # Children do not outlive their parent: ask the open ones to cancel.
+    # Each open child learns of it, and its parent-close policy says what follows.
     for child in open_children:
-        deliveries.append((child, ev.CancelRequested(seq=0, at=now, reason=f"parent run {run_id} {status}")))
+        deliveries.append((child, ParentClosed(f"parent run {run_id} {status}")))
     if record.parent_run_id is not None and parent_seq is not None:
         outcome: ev.Event
         if isinstance(cmd, ev.WorkflowCompleted):
@@ -222,6 +231,7 @@ def _effects(
                                                    parent_run_id=record.run_id, parent_seq=cmd.seq,
                                                    headers=cmd.headers, timeouts=timeouts)],
                         parent_run_id=record.run_id, parent_seq=cmd.seq,
+                        parent_close_policy=cmd.parent_close_policy,
                     ))
                     later = _limits_plan(cmd.run_id, timeouts, limits.get("start_delay"), now)
                     if later is not None:

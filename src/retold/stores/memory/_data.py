@@ -67,8 +67,8 @@ class Journal:
 class Run:
     """A run's row."""
 
-    __slots__ = ("closed_at", "created_at", "failure", "last_seq", "next_run_id", "parent_run_id", "parent_seq",
-                 "result", "run_id", "status", "workflow", "workflow_id")
+    __slots__ = ("closed_at", "created_at", "failure", "last_seq", "next_run_id", "parent_close_policy",
+                 "parent_run_id", "parent_seq", "result", "run_id", "status", "workflow", "workflow_id")
 
     def __init__(self, run_id: str, workflow_id: str, workflow: str, created_at: float, last_seq: int,
                  parent_run_id: str | None, parent_seq: int | None) -> None:
@@ -81,6 +81,7 @@ class Run:
         self.failure: bytes | None = None  # JSON: every reader gets a copy of its own
         self.parent_run_id, self.parent_seq = parent_run_id, parent_seq
         self.next_run_id: str | None = None
+        self.parent_close_policy: str | None = None
 
     def record(self, task: WfTask | None = None) -> RunRecord:
         """The run's record; with its workflow task, its attempts and (while the run is open) its failure."""
@@ -89,6 +90,7 @@ class Run:
             created_at=self.created_at, closed_at=self.closed_at, last_seq=self.last_seq, result=self.result,
             failure=None if self.failure is None else Failure.from_json(orjson.loads(self.failure)),
             parent_run_id=self.parent_run_id, next_run_id=self.next_run_id,
+            parent_close_policy=self.parent_close_policy,
             task_attempts=0 if task is None else task.attempts,
             task_lapses=0 if task is None else task.lapses,
             task_failure=None if task is None or task.failure is None or self.status != "running"

@@ -364,6 +364,7 @@ class MemoryTx:
                     new.run_id))
         run = Run(new.run_id, new.workflow_id, new.workflow, now, len(new.events), new.parent_run_id,
                   new.parent_seq)
+        run.parent_close_policy = new.parent_close_policy
         j.put(s.runs, new.run_id, run)
         j.put(s.events, new.run_id, [])
         if new.parent_run_id is not None:

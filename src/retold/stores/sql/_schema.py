@@ -41,6 +41,8 @@ runs = sa.Table(
     sa.Column("parent_run_id", sa.String(64), nullable=True, index=True),
     sa.Column("parent_seq", sa.Integer, nullable=True),
     sa.Column("next_run_id", sa.String(64), nullable=True),
+    # A child's: what its parent's close does to it while it is open (schema version 8).
+    sa.Column("parent_close_policy", sa.String(16), nullable=True),
     sa.Index("retold_runs_status", "status", "created_at"),
     # Closed runs by close time, for retention (schema version 5); running
     # runs have no close time.

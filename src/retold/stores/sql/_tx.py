@@ -323,6 +323,7 @@ class SqlTx:
             "run_id": new.run_id, "workflow_id": new.workflow_id, "workflow": new.workflow, "status": "running",
             "created_at": now, "closed_at": None, "last_seq": len(new.events), "result": None, "failure": None,
             "parent_run_id": new.parent_run_id, "parent_seq": new.parent_seq, "next_run_id": None,
+            "parent_close_policy": new.parent_close_policy,
         })
         self._insert_events(new.run_id, 1, new.events, now, keep_first_at=True)
         if new.wake:
