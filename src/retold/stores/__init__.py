@@ -24,5 +24,6 @@ from ._registry import store_schemes as store_schemes
 
 __all__ = [
     "SUSPECT_LAPSES", "ActivityOutcome", "ActivityTask", "Hosting", "LiveWorker", "NewActivity", "NewRun", "Plan",
-    "PurgeReport", "RunRecord", "RunState", "RunWork", "StartRequest", "Store", "TaskChange", "Tx", "open_store", "store_schemes",
+    "PurgeReport", "RunRecord", "RunState", "RunWork", "StartRequest", "Store", "TaskChange", "Tx", "open_store",
+    "store_schemes",
 ]
