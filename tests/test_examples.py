@@ -251,6 +251,13 @@ def test_id_reuse_runs_the_failed_report_again_once(tmp_path: Path) -> None:
     assert lines[6] == "[main] report-2026-11-28 is now run 2: True (completed)"
 
 
+def test_parent_close_cancels_terminates_and_abandons_the_orders_children(tmp_path: Path) -> None:
+    assert run_example("parent_close", tmp_path) == [
+        "[main] order-7 placed", "[main] packing-slip: cancelled", "[main] reservation-hold: terminated",
+        "[main] audit-trail: running", "[main] audit-trail, on its own: audit-trail finished",
+    ]
+
+
 def test_time_limits_time_out_the_approval_and_delay_the_reminder(tmp_path: Path) -> None:
     lines = run_example("time_limits", tmp_path)
     assert lines == [
@@ -282,7 +289,7 @@ def test_stuck_work_says_what_the_run_waits_for(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability", "ping_pong", "retention",
                                   "stuck_work", "signal_with_start", "id_reuse",
-                                  "time_limits", "updates"])
+                                  "time_limits", "updates", "parent_close"])
 def test_examples_import_without_running(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     module = load(name)
     assert capsys.readouterr().out == ""
