@@ -45,8 +45,9 @@ async def side_job(name: str) -> str:
 @retold.workflow
 async def order(order_id: str) -> str:
     """Start three side jobs with three policies, then complete without waiting for them."""
-    for job, policy in (("packing-slip", "request_cancel"), ("reservation-hold", "terminate"),
-                        ("audit-trail", "abandon")):
+    policies: list[tuple[str, retold.ParentClosePolicy]] = [
+        ("packing-slip", "request_cancel"), ("reservation-hold", "terminate"), ("audit-trail", "abandon")]
+    for job, policy in policies:
         retold.start_child(side_job.with_options(id=f"{order_id}/{job}", parent_close_policy=policy), job)
     await retold.sleep(0.1)
     return f"{order_id} placed"
