@@ -35,6 +35,7 @@ from .authoring._api import side_effect as side_effect
 from .authoring._api import signal_workflow as signal_workflow
 from .authoring._api import sleep as sleep
 from .authoring._api import start_child as start_child
+from .authoring._api import start_workflow as start_workflow
 from .authoring._api import update_handler as update_handler
 from .authoring._api import uuid4 as uuid4
 from .authoring._api import wait_signal as wait_signal
@@ -165,6 +166,7 @@ __all__ = [
     "side_effect",
     "sleep",
     "start_child",
+    "start_workflow",
     "update_handler",
     "uuid4",
     "signal_workflow",

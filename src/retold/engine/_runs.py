@@ -33,7 +33,8 @@ def _lookups(tx: Tx, run_id: str, commands: Sequence[ev.Event]) -> Lookups:
     children: list[str] = []
     for cmd in commands:
         kind = type(cmd)
-        if kind is ev.ChildWorkflowStarted and tx.entry(cmd.workflow_id) is not None:  # type: ignore[attr-defined]
+        if (kind is ev.ChildWorkflowStarted or kind is ev.WorkflowStartRequested) \
+                and tx.entry(cmd.workflow_id) is not None:  # type: ignore[attr-defined]
             taken.add(cmd.workflow_id)  # type: ignore[attr-defined]
         elif kind is ev.ExternalSignalRequested:
             wid = cmd.workflow_id  # type: ignore[attr-defined]

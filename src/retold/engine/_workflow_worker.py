@@ -314,7 +314,8 @@ class WorkflowWorker:
                 # An attempt running here learns of it now (elsewhere: at its lease renewal).
                 for worker in engine.activity_workers:
                     worker.stop_scheduled(run_id, cmd.scheduled)
-            elif kind is ev.ChildWorkflowStarted or kind is ev.ExternalSignalRequested:
+            elif kind is ev.ChildWorkflowStarted or kind is ev.ExternalSignalRequested \
+                    or kind is ev.WorkflowStartRequested:
                 engine.wake_workflows.set()  # a new run, or a signalled one, has work
             elif kind in ev.TERMINAL_TYPES:
                 engine.notify_closed(run_id)

@@ -15,6 +15,7 @@ from ...errors import (
     StoreError,
 )
 from ...history import events as ev
+from ...history.codec import start_digest
 from ...history.failure import Failure
 from ...stores._plan import (
     Close,
@@ -256,6 +257,26 @@ def _effects(
                     decision.deliveries.append((target.run_id, ev.SignalReceived(
                         seq=0, at=now, name=cmd.name, input=cmd.input)))
                 own.append(ev.ExternalSignalResolved(seq=0, at=now, requested=cmd.seq, failure=refused))
+            case ev.WorkflowStartRequested():
+                # A run of its own, created in this transaction; the starter
+                # learns at once whether it was (an input after its commands).
+                taken: Failure | None = None
+                if cmd.workflow_id in lookups.taken:
+                    taken = Failure(type="retold.IdempotencyError", non_retryable=True,
+                                    message=f"workflow id {cmd.workflow_id!r} is already in use")
+                else:
+                    limits = cmd.limits or {}
+                    timeouts = _timeouts(limits.get("run_timeout"), limits.get("execution_timeout"), now)
+                    plan.runs.append(NewRun(
+                        run_id=cmd.run_id, workflow=cmd.workflow, workflow_id=cmd.workflow_id,
+                        events=[ev.WorkflowStarted(seq=1, at=now, workflow=cmd.workflow, workflow_id=cmd.workflow_id,
+                                                   input=cmd.input, headers=cmd.headers, timeouts=timeouts)],
+                        input_hash=start_digest(cmd.workflow, cmd.input),
+                    ))
+                    later = _limits_plan(cmd.run_id, timeouts, limits.get("start_delay"), now)
+                    if later is not None:
+                        decision.then.append(later)
+                own.append(ev.WorkflowStartResolved(seq=0, at=now, requested=cmd.seq, failure=taken))
             case ev.ChildWorkflowCancelRequested():
                 decision.deliveries.append((cmd.run_id, ev.CancelRequested(
                     seq=0, at=now, reason=f"cancelled by its parent run {record.run_id}")))
