@@ -414,7 +414,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
 COMMAND_TYPES: tuple[type[Event], ...] = (
     ActivityScheduled, TimerStarted, TimerCancelled, MarkerRecorded,
     ChildWorkflowStarted, ActivityCancelRequested, ChildWorkflowCancelRequested, ExternalSignalRequested,
-    WorkflowStartRequested, UpdateCompleted, WorkflowTaskCompleted, WorkflowCompleted, WorkflowCancelled, WorkflowContinuedAsNew,
+    WorkflowStartRequested, UpdateCompleted, WorkflowTaskCompleted, WorkflowCompleted, WorkflowCancelled,
+    WorkflowContinuedAsNew,
 )
 
 TERMINAL_TYPES: tuple[type[Event], ...] = (
