@@ -29,7 +29,7 @@ PUBLIC = [
     "continue_as_new", "execute", "execute_child", "get_logger", "heartbeat", "info", "logger",
     "now", "patched", "random",
     "set_query_handler", "set_update_handler", "side_effect", "signal_workflow", "sleep", "start_child",
-    "start_workflow", "update_handler", "uuid4", "wait_signal", "workflow",
+    "start_workflow", "update_handler", "uuid4", "wait_signal", "workflow", "workflow_ref",
 ]
 
 

@@ -43,6 +43,7 @@ from .authoring._decorators import Activity as Activity
 from .authoring._decorators import Workflow as Workflow
 from .authoring._decorators import activity as activity
 from .authoring._decorators import workflow as workflow
+from .authoring._decorators import workflow_ref as workflow_ref
 from .authoring._options import ActivityOptions as ActivityOptions
 from .authoring._options import RetryPolicy as RetryPolicy
 from .authoring._runtime import WorkflowInfo as WorkflowInfo
@@ -172,4 +173,5 @@ __all__ = [
     "signal_workflow",
     "wait_signal",
     "workflow",
+    "workflow_ref",
 ]

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ID_REUSE_POLICIES", "MAX_TIME_LIMIT", "PARENT_CLOSE_POLICIES", "Activity", "AsyncActivity", "IdReusePolicy",
-    "ParentClosePolicy", "SyncActivity", "Workflow", "activity", "workflow",
+    "ParentClosePolicy", "SyncActivity", "Workflow", "activity", "workflow", "workflow_ref",
 ]
 
 MAX_TIME_LIMIT = 100 * 366 * 86400.0  # a run timeout, execution timeout or start delay: at most 100 years
@@ -299,6 +299,7 @@ class Workflow(_Definition, Generic[P, R]):
     idempotency_key: str | None = None
     id_reuse_policy: IdReusePolicy | None = None
     parent_close_policy: ParentClosePolicy | None = None
+    reference: bool = False  # made by retold.workflow_ref: a name, no code
     run_timeout: float | None = None
     execution_timeout: float | None = None
     start_delay: float | None = None
@@ -465,6 +466,31 @@ def workflow(
     if fn is None:
         return lambda f: Workflow(f, name, signals)
     return Workflow(fn, name, signals)
+
+
+def workflow_ref(name: str) -> Workflow[..., Any]:
+    """A workflow known by name only, for code that does not import it (it runs on other workers)::
+
+        await retold.execute_child(retold.workflow_ref("resize").with_options(id=...), image, 128)
+        await engine.start(retold.workflow_ref("nightly_report"), "2026-11-29")
+
+    Its arguments are recorded as given (JSON values), not checked against a
+    signature: the engine that runs it decodes them into its parameters'
+    types, and a run whose input does not fit fails there. Results come
+    back as plain JSON values. Do not host it: it has no code.
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"retold.workflow_ref() needs a workflow's name, got {name!r}")
+
+    async def by_name(*args: Any, **kwargs: Any) -> Any:
+        raise ConfigurationError(
+            f"workflow {name!r} was given by name only (retold.workflow_ref): it has no code to run here; "
+            f"host the @retold.workflow itself")
+
+    by_name.__qualname__ = by_name.__name__ = name
+    ref: Workflow[..., Any] = Workflow(by_name, name)
+    ref.reference = True
+    return ref
 
 
 class _ActivityDecorator:
