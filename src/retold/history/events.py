@@ -10,7 +10,7 @@ Events fall into three groups:
 
 * *commands*, written when workflow code asks for something
   (``ActivityScheduled``, ``TimerStarted``, ``TimerCancelled``,
-  ``MarkerRecorded``, ``ChildWorkflowStarted``, ``ExternalSignalRequested`` and
+  ``MarkerRecorded``, ``SearchAttributesUpserted``, ``ChildWorkflowStarted``, ``ExternalSignalRequested`` and
   the closing events), or
   ``WorkflowTaskCompleted`` when an activation asked for nothing;
 * *inputs*, written when something happens to the run (``WorkflowStarted``,
@@ -52,6 +52,7 @@ __all__ = [
     "ExternalSignalRequested",
     "ExternalSignalResolved",
     "MarkerRecorded",
+    "SearchAttributesUpserted",
     "SignalReceived",
     "TimerCancelled",
     "TimerFired",
@@ -122,6 +123,10 @@ class WorkflowStarted(Event):
     # The run's time limits: ``run_timeout`` (seconds from this run's start) and
     # ``execution_deadline`` (store time, across continue-as-new); None: none.
     timeouts: dict[str, float] | None = None
+    # Search attributes in their stored forms (``retold.history.attributes``)
+    # and the memo (JSON values), as the run was started with them.
+    search_attributes: dict[str, str] | None = None
+    memo: dict[str, Any] | None = None
     payload_field: ClassVar[str | None] = "input"
 
 
@@ -230,6 +235,13 @@ class MarkerRecorded(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SearchAttributesUpserted(Event):
+    """Workflow code set search attributes (stored forms, ``retold.history.attributes``; None removes one)."""
+
+    attributes: dict[str, str | None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ChildWorkflowStarted(Event):
     """Workflow code started a child workflow."""
 
@@ -240,6 +252,9 @@ class ChildWorkflowStarted(Event):
     headers: dict[str, str] | None = None  # the parent's, given to the child's WorkflowStarted
     # The child's ``run_timeout``, ``execution_timeout`` and ``start_delay`` in seconds (``with_options``).
     limits: dict[str, float] | None = None
+    # The child's search attributes (stored forms) and memo (``with_options``).
+    search_attributes: dict[str, str] | None = None
+    memo: dict[str, Any] | None = None
     payload_field: ClassVar[str | None] = "input"
 
 
@@ -374,14 +389,15 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ChildWorkflowFailed, CancelRequested, WorkflowTaskCompleted, WorkflowCompleted, WorkflowFailed,
         WorkflowCancelled, WorkflowContinuedAsNew, ActivityCancelRequested, ChildWorkflowCancelRequested,
         ExternalSignalRequested, ExternalSignalResolved, WorkflowTerminated, WorkflowTimedOut,
-        UpdateAccepted, UpdateCompleted,
+        UpdateAccepted, UpdateCompleted, SearchAttributesUpserted,
     )
 }
 
 COMMAND_TYPES: tuple[type[Event], ...] = (
     ActivityScheduled, TimerStarted, TimerCancelled, MarkerRecorded,
     ChildWorkflowStarted, ActivityCancelRequested, ChildWorkflowCancelRequested, ExternalSignalRequested,
-    UpdateCompleted, WorkflowTaskCompleted, WorkflowCompleted, WorkflowCancelled, WorkflowContinuedAsNew,
+    UpdateCompleted, SearchAttributesUpserted, WorkflowTaskCompleted, WorkflowCompleted, WorkflowCancelled,
+    WorkflowContinuedAsNew,
 )
 
 TERMINAL_TYPES: tuple[type[Event], ...] = (

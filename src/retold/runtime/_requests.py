@@ -148,6 +148,7 @@ class Requests:
         seq = self._emit(
             ev.ChildWorkflowStarted, workflow=workflow.name, workflow_id=workflow_id,
             run_id=child_run, input=data, headers=self.headers, limits=limits or None,
+            search_attributes=workflow.search_attributes, memo=workflow.memo,
         )
         fut = Outcome(self.loop, lambda _msg: self._cancel_child(seq))
         self._children[seq] = (fut, workflow, workflow_id, child_run)
@@ -265,6 +266,10 @@ class Requests:
             taken = True
         self._patches[patch_id] = taken
         return taken
+
+    def upsert_search_attributes(self, attributes: dict[str, str | None]) -> None:
+        """Record new search attributes (stored forms); a replay matches them against the recorded ones."""
+        self._emit(ev.SearchAttributesUpserted, attributes=attributes)
 
     # -- queries -----------------------------------------------------------------
 
