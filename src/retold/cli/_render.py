@@ -86,9 +86,8 @@ def describe_table(run: retold.RunDescription) -> Table:
         rows.append(("parent run", run.parent_run_id))
     if run.next_run_id:
         rows.append(("continued as", run.next_run_id))
-    for name, value in run.search_attributes.items():
-        shown = value.isoformat() if isinstance(value, datetime) else repr(value)
-        rows.append((f"attr {name}", shown))
+    for attr, held in run.search_attributes.items():
+        rows.append((f"attr {attr}", held.isoformat() if isinstance(held, datetime) else repr(held)))
     if run.memo is not None:
         rows.append(("memo", Text(orjson.dumps(run.memo).decode())))
     for i, line in enumerate(run.pending.waiting_for if run.pending else ()):
