@@ -65,7 +65,7 @@ async def test_attributes_and_memo_set_at_start_are_described_and_found_by_value
     make_engine: EngineFactory, store_url: str,
 ) -> None:
     async with make_engine([quick], url=store_url) as engine:
-        attrs = {"customer": "acme", "priority": 3, "score": 0.5, "vip": True, "due": DUE}
+        attrs: dict[str, retold.SearchAttributeValue] = {"customer": "acme", "priority": 3, "score": 0.5, "vip": True, "due": DUE}
         run = await engine.start(quick.with_options(id="a", search_attributes=attrs, memo={"note": ["x", 1]}), "a")
         await engine.start("quick", "b", id="b", search_attributes={"customer": "bob", "priority": 3.0})
         await engine.start(quick.with_options(id="c"), "c")
@@ -229,8 +229,8 @@ async def test_a_child_gets_its_own_attributes_and_memo(make_engine: EngineFacto
 
 
 @retold.workflow(signals={"stage": str})
-async def staged() -> list[str]:
-    stages = []
+async def staged() -> list[str | None]:
+    stages: list[str | None] = []
     for _ in range(2):
         stage = await retold.wait_signal("stage", str)
         retold.upsert_search_attributes({"stage": stage, "count": len(stages) + 1})
