@@ -65,7 +65,8 @@ async def test_attributes_and_memo_set_at_start_are_described_and_found_by_value
     make_engine: EngineFactory, store_url: str,
 ) -> None:
     async with make_engine([quick], url=store_url) as engine:
-        attrs: dict[str, retold.SearchAttributeValue] = {"customer": "acme", "priority": 3, "score": 0.5, "vip": True, "due": DUE}
+        attrs: dict[str, retold.SearchAttributeValue] = {
+            "customer": "acme", "priority": 3, "score": 0.5, "vip": True, "due": DUE}
         run = await engine.start(quick.with_options(id="a", search_attributes=attrs, memo={"note": ["x", 1]}), "a")
         await engine.start("quick", "b", id="b", search_attributes={"customer": "bob", "priority": 3.0})
         await engine.start(quick.with_options(id="c"), "c")
