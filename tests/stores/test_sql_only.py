@@ -148,7 +148,8 @@ async def test_a_version_7_database_turns_its_counted_deaths_into_suspicion(sql_
         dead = await started(store, "held-by-a-dead-worker")
         fresh = await started(store, "untouched")
         with store._engine.begin() as conn:  # as schema version 7 left them: deaths counted at every lapse
-            for table, names in ((t.workflow_tasks, ("suspect", "stepping")), (t.activity_tasks, ("deaths", "stepping"))):
+            for table, names in ((t.workflow_tasks, ("suspect", "stepping")),
+                                 (t.activity_tasks, ("deaths", "stepping"))):
                 for name in names:
                     conn.exec_driver_sql(f"ALTER TABLE {table.name} DROP COLUMN {name}")
             conn.execute(t.workflow_tasks.update().where(t.workflow_tasks.c.run_id == dead).values(attempts=2))

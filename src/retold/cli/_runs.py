@@ -136,7 +136,24 @@ def _attributes(attrs: tuple[str, ...], option: str = "--attr") -> dict[str, Any
     return found
 
 
-_TIME = click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"])
+class _Time(click.ParamType[datetime]):
+    """An ISO 8601 date-time with a time zone (2026-01-31T12:00:00+00:00, or Z)."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 date-time such as 2026-01-31T12:00:00+00:00", param, ctx)
+        if when.tzinfo is None:
+            self.fail(f"{value!r} needs a time zone (+00:00 or Z)", param, ctx)
+        return when
+
+
+_TIME = _Time()
 
 
 @click.command("list")
@@ -165,10 +182,6 @@ def list_runs(
 ) -> None:
     """List runs, newest first, a page at a time."""
     attributes = _attributes(attrs)
-    for when, option in ((started_after, "--started-after"), (started_before, "--started-before"),
-                         (closed_after, "--closed-after"), (closed_before, "--closed-before")):
-        if when is not None and when.tzinfo is None:
-            raise click.BadParameter("needs a time zone (+00:00)", param_hint=option)
 
     async def body() -> retold.RunPage:
         async with open_client(url) as client:
