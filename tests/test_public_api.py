@@ -20,7 +20,8 @@ PUBLIC = [
     "InvalidArgumentsError", "JsonCodec", "LeaseLostError", "NondeterminismError", "NotRegisteredError", "PayloadError",
     "PendingActivity", "PendingChild", "PendingSignal", "PendingTimer", "PendingWork", "PickleCodec", "PurgeReport",
     "QueryError", "ResultTimeoutError", "RetoldError", "RetryPolicy", "RunContextFilter", "RunDescription",
-    "RunFinishedError", "RunHandle", "RunNotFoundError", "SchemaError", "SignalBufferFullError", "StoreError",
+    "RunFinishedError", "RunHandle", "RunNotFoundError", "RunPage", "SchemaError", "SearchAttributeValue",
+    "SignalBufferFullError", "StoreError",
     "UpdateFailedError", "UpdateRejectedError", "UpdateTimeoutError", "Workflow", "WorkflowCancelledError",
     "WorkflowFailedError", "WorkflowInfo", "WorkflowSandboxError", "WorkflowTaskFailure", "WorkflowTerminatedError",
     "WorkflowTimedOutError",
@@ -28,7 +29,7 @@ PUBLIC = [
     "continue_as_new", "execute", "execute_child", "get_logger", "heartbeat", "info", "logger",
     "now", "patched", "random",
     "set_query_handler", "set_update_handler", "side_effect", "signal_workflow", "sleep", "start_child",
-    "update_handler", "uuid4", "wait_signal", "workflow",
+    "update_handler", "upsert_search_attributes", "uuid4", "wait_signal", "workflow",
 ]
 
 

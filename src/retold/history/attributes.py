@@ -25,7 +25,7 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Union
 
 import orjson
 
@@ -36,8 +36,11 @@ __all__ = [
     "check_memo", "encode_value", "merge",
 ]
 
-SearchAttributeValue = str | int | float | bool | datetime
-"""The types a search attribute may hold."""
+SearchAttributeValue = Union[str, int, float, bool, datetime]  # noqa: UP007 - a Union takes a docstring
+SearchAttributeValue.__doc__ = """The types a search attribute's value may have: str, int, float, bool, datetime.
+
+A datetime must be aware (with a time zone); values of different types
+never match (``3`` is not ``3.0`` nor ``"3"``). See docs/finding-runs.md."""
 
 MAX_ATTRIBUTES = 64
 """The most search attributes a run may have."""

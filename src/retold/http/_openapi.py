@@ -345,6 +345,12 @@ def openapi_document(workflows: Mapping[str, Any], *, auth: bool, max_body_size:
         }},
         "/runs": {"get": {
             "operationId": "listRuns", "summary": "Runs, newest first",
+            "description": (
+                "Filters combine. `attr.NAME=VALUE` (repeat for several) keeps runs whose search attribute NAME "
+                "equals VALUE, of its type: `attr.customer=acme` (text), `attr.priority=int:3`, `float:2.5`, "
+                "`bool:true`, `datetime:2026-01-31T12:00:00Z`, `str:...`. A page with more after it has a "
+                "`Link: <...>; rel=\"next\"` header and `next_cursor`; runs started meanwhile never move a run "
+                "onto two pages."),
             "parameters": [
                 {"name": "status", "in": "query", "schema": {"type": "string", "enum": STATUSES}},
                 {"name": "workflow", "in": "query", "schema": _ID},
@@ -358,9 +364,6 @@ def openapi_document(workflows: Mapping[str, Any], *, auth: bool, max_body_size:
                  "description": "Only runs closed at or after this time (ISO 8601, with a time zone)."},
                 {"name": "closed_before", "in": "query", "schema": {"type": "string", "format": "date-time"},
                  "description": "Only runs closed before this time (ISO 8601, with a time zone)."},
-                {"name": "attr.{name}", "in": "query", "schema": {"type": "string"}, "description": (
-                    "Only runs whose search attribute `name` equals this value, of its type: `attr.customer=acme`, "
-                    "`attr.priority=int:3`, `float:`, `bool:`, `datetime:` (repeat for several attributes).")},
                 {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": (
                     "The `next_cursor` of the previous page (with the same filters): the runs after it.")},
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000,
