@@ -172,15 +172,18 @@ _TIME = _Time()
 @click.option("--offset", type=click.IntRange(0), default=0, show_default=True, help="Skip the newest N first.")
 @click.option("--cursor", metavar="CURSOR", help="The page after a previous list's (printed at its end), "
               "with the same filters.")
-@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON (the next page's cursor goes to "
-              "stderr).")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 @url_option
 def list_runs(
     status: str | None, workflow: str | None, id_prefix: str | None, attrs: tuple[str, ...],
     started_after: datetime | None, started_before: datetime | None, closed_after: datetime | None,
     closed_before: datetime | None, limit: int, offset: int, cursor: str | None, as_json: bool, url: str,
 ) -> None:
-    """List runs, newest first, a page at a time."""
+    """List runs, newest first, a page at a time.
+
+    When more runs match, the next page's cursor is printed on stderr
+    ("next page: --cursor CURSOR"); pass it with the same filters.
+    """
     attributes = _attributes(attrs)
 
     async def body() -> retold.RunPage:
@@ -200,7 +203,7 @@ def list_runs(
     else:
         console().print(runs_table(runs))
     if runs.next_cursor is not None:
-        click.echo(f"next page: --cursor {runs.next_cursor}", err=as_json)
+        click.echo(f"next page: --cursor {runs.next_cursor}", err=True)  # stdout holds only the runs
 
 
 @click.command()
