@@ -242,10 +242,10 @@ async def staged() -> list[str | None]:
 @retold.workflow
 async def upserts_a_set_order() -> str:
     # Iterating a set of strings: its order follows the process's string-hash seed.
-    first = next(iter({"apple", "pear", "fig", "kiwi", "plum", "lime", "date", "yuzu"}))
-    retold.upsert_search_attributes({"first": first})
+    order = ",".join({"apple", "pear", "fig", "kiwi", "plum", "lime", "date", "yuzu", "sloe", "quince"})
+    retold.upsert_search_attributes({"order": order})
     await retold.sleep(1)
-    return first
+    return order
 
 
 def test_assert_deterministic_passes_a_workflow_that_upserts() -> None:

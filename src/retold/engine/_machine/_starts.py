@@ -142,8 +142,9 @@ def start(
                        status="running", created_at=now, closed_at=None, last_seq=1, result=None, failure=None,
                        parent_run_id=None, next_run_id=None)
     own = _effects(record, None, step.commands, now, step.take, lookups, plan, decision)
-    # The attributes and memo are the start's (the code ran ahead never reads them).
-    started = replace(started, search_attributes=new.search_attributes, memo=new.memo)
+    if (started.search_attributes, started.memo) != (new.search_attributes, new.memo):
+        raise StoreError(f"the first step of workflow id {request.workflow_id!r} does not carry its start's search "
+                         f"attributes and memo")
     # The engine ran the first workflow task already: no task, unless the
     # step gave the run an input (a child refused at once).
     new.events = [started, *step.commands, *renumber(own, step.last_seq + 1)]
