@@ -260,6 +260,13 @@ def test_finding_runs_filters_by_attributes_and_pages_with_a_cursor(tmp_path: Pa
     assert lines[4] == ("[support] pages: [['order-6', 'order-5'], ['order-4', 'order-3'], ['order-2', 'order-1']]")
 
 
+def test_parent_close_cancels_terminates_and_abandons_the_orders_children(tmp_path: Path) -> None:
+    assert run_example("parent_close", tmp_path) == [
+        "[main] order-7 placed", "[main] packing-slip: cancelled", "[main] reservation-hold: terminated",
+        "[main] audit-trail: running", "[main] audit-trail, on its own: audit-trail finished",
+    ]
+
+
 def test_time_limits_time_out_the_approval_and_delay_the_reminder(tmp_path: Path) -> None:
     lines = run_example("time_limits", tmp_path)
     assert lines == [
@@ -291,7 +298,7 @@ def test_stuck_work_says_what_the_run_waits_for(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability", "ping_pong", "retention",
                                   "stuck_work", "signal_with_start", "id_reuse",
-                                  "time_limits", "updates", "finding_runs"])
+                                  "time_limits", "updates", "parent_close", "finding_runs"])
 def test_examples_import_without_running(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     module = load(name)
     assert capsys.readouterr().out == ""

@@ -48,6 +48,8 @@ async def bad_upsert(value: Any) -> str:
 @retold.workflow
 async def parent() -> str:
     child = quick.with_options(id="the-child", search_attributes={"kind": "child"}, memo={"from": "parent"})
+    await retold.start_workflow(quick.with_options(id="detached", search_attributes={"kind": "detached"},
+                                                   memo={"from": "starter"}), "d")
     return await retold.execute_child(child, "c")
 
 
@@ -217,13 +219,18 @@ async def test_a_bad_upsert_raises_in_workflow_code_and_records_nothing(
         assert (await run.describe()).search_attributes == {}
 
 
-async def test_a_child_gets_its_own_attributes_and_memo(make_engine: EngineFactory, store_url: str) -> None:
+async def test_children_and_detached_runs_get_their_own_attributes_and_memo(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
     async with make_engine([parent, quick], url=store_url) as engine:
         run = await engine.start(parent.with_options(id="p"))
         assert await run.result(timeout=30) == "c"
         child = await engine.get_handle("the-child").describe()
         assert (child.search_attributes, child.memo) == ({"kind": "child"}, {"from": "parent"})
         assert await listed(engine, search_attributes={"kind": "child"}) == ["the-child"]
+        detached = await engine.get_handle("detached").describe()
+        assert (detached.search_attributes, detached.memo) == ({"kind": "detached"}, {"from": "starter"})
+        assert await listed(engine, search_attributes={"kind": "detached"}) == ["detached"]
 
 
 # -- assert_deterministic covers the upsert command ---------------------------------------------

@@ -17,8 +17,9 @@ PUBLIC = [
     "ChildWorkflowError", "Client", "Codec", "ConfigurationError", "ConflictError", "Engine", "EventStream", "Failure",
     "History",
     "HistoryFormatError", "IdReusePolicy", "IdempotencyError",
-    "InvalidArgumentsError", "JsonCodec", "LeaseLostError", "NondeterminismError", "NotRegisteredError", "PayloadError",
-    "PendingActivity", "PendingChild", "PendingSignal", "PendingTimer", "PendingWork", "PickleCodec", "PurgeReport",
+    "InvalidArgumentsError", "JsonCodec", "LeaseLostError", "NondeterminismError", "NotRegisteredError",
+    "ParentClosePolicy", "PayloadError", "PendingActivity", "PendingChild", "PendingSignal", "PendingTimer",
+    "PendingWork", "PickleCodec", "PurgeReport",
     "QueryError", "ResultTimeoutError", "RetoldError", "RetryPolicy", "RunContextFilter", "RunDescription",
     "RunFinishedError", "RunHandle", "RunNotFoundError", "RunPage", "SchemaError", "SearchAttributeValue",
     "SignalBufferFullError", "StoreError",
@@ -29,7 +30,8 @@ PUBLIC = [
     "continue_as_new", "execute", "execute_child", "get_logger", "heartbeat", "info", "logger",
     "now", "patched", "random",
     "set_query_handler", "set_update_handler", "side_effect", "signal_workflow", "sleep", "start_child",
-    "update_handler", "upsert_search_attributes", "uuid4", "wait_signal", "workflow",
+    "start_workflow", "update_handler", "upsert_search_attributes", "uuid4", "wait_signal", "workflow",
+    "workflow_ref",
 ]
 
 

@@ -17,6 +17,7 @@ from ._pending import PendingSignal as PendingSignal
 from ._pending import PendingTimer as PendingTimer
 from ._pending import PendingWork as PendingWork
 from .authoring import IdReusePolicy as IdReusePolicy
+from .authoring import ParentClosePolicy as ParentClosePolicy
 from .authoring._activity import ActivityInfo as ActivityInfo
 from .authoring._activity import activity_info as activity_info
 from .authoring._activity import heartbeat as heartbeat
@@ -34,6 +35,7 @@ from .authoring._api import side_effect as side_effect
 from .authoring._api import signal_workflow as signal_workflow
 from .authoring._api import sleep as sleep
 from .authoring._api import start_child as start_child
+from .authoring._api import start_workflow as start_workflow
 from .authoring._api import update_handler as update_handler
 from .authoring._api import upsert_search_attributes as upsert_search_attributes
 from .authoring._api import uuid4 as uuid4
@@ -42,6 +44,7 @@ from .authoring._decorators import Activity as Activity
 from .authoring._decorators import Workflow as Workflow
 from .authoring._decorators import activity as activity
 from .authoring._decorators import workflow as workflow
+from .authoring._decorators import workflow_ref as workflow_ref
 from .authoring._options import ActivityOptions as ActivityOptions
 from .authoring._options import RetryPolicy as RetryPolicy
 from .authoring._runtime import WorkflowInfo as WorkflowInfo
@@ -118,6 +121,7 @@ __all__ = [
     "LeaseLostError",
     "NondeterminismError",
     "NotRegisteredError",
+    "ParentClosePolicy",
     "PayloadError",
     "PendingActivity",
     "PendingChild",
@@ -169,9 +173,11 @@ __all__ = [
     "side_effect",
     "sleep",
     "start_child",
+    "start_workflow",
     "update_handler",
     "uuid4",
     "signal_workflow",
     "wait_signal",
     "workflow",
+    "workflow_ref",
 ]

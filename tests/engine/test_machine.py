@@ -108,15 +108,15 @@ def test_a_stale_step_is_refused(state: RunState, error: type[Exception]) -> Non
         m.commit(state, "me", 3, [scheduled(4)], NOW)
 
 
-def test_a_run_closes_tells_its_parent_and_cancels_its_children() -> None:
+def test_a_run_closes_tells_its_parent_and_its_children() -> None:
     lookups = m.Lookups(children=("c1", "c2"))
     failed = ev.WorkflowFailed(seq=4, at=0, failure=Failure(type="", message="x"))
     d = m.commit(run(parent=("p1", 7)), "me", 3, [failed], NOW, lookups=lookups)
     assert d.closed
     assert d.plan.close is not None
     assert d.plan.close.status == "failed"
-    targets = [(target, e.type) for target, e in d.deliveries]
-    assert targets == [("c1", "CancelRequested"), ("c2", "CancelRequested"), ("p1", "ChildWorkflowFailed")]
+    targets = [(target, type(e).__name__) for target, e in d.deliveries]
+    assert targets == [("c1", "ParentClosed"), ("c2", "ParentClosed"), ("p1", "ChildWorkflowFailed")]
     outcome = d.deliveries[-1][1]
     assert isinstance(outcome, ev.ChildWorkflowFailed)
     assert outcome.started == 7
@@ -150,7 +150,7 @@ def test_a_signal_to_another_workflow_is_delivered_and_resolved_in_the_same_step
     target = run(owner=None)
     closed = run(status="completed")
     d = m.commit(run(), "me", 3, cmds, NOW, lookups=m.Lookups(targets={"t": target, "gone": closed}))
-    assert [(t, e.type) for t, e in d.deliveries] == [("r1", "SignalReceived")]
+    assert [(t, type(e).__name__) for t, e in d.deliveries] == [("r1", "SignalReceived")]
     resolved = [e for e in d.plan.events if isinstance(e, ev.ExternalSignalResolved)]
     assert [(e.requested, e.failure is None) for e in resolved] == [(4, True), (5, False)]
 
@@ -353,11 +353,11 @@ def test_terminate_closes_the_run_at_once_whoever_holds_its_task(owner: str | No
         "retold.WorkflowTerminatedError", "the run was terminated: stuck")
 
 
-def test_terminate_tells_the_parent_and_cancels_the_children() -> None:
+def test_terminate_tells_the_parent_and_the_children() -> None:
     d = m.terminate(run(parent=("p1", 7)), "", NOW, open_children=("c1",))
     assert d is not None
-    assert [(target, e.type) for target, e in d.deliveries] == [("c1", "CancelRequested"),
-                                                                ("p1", "ChildWorkflowFailed")]
+    assert [(target, type(e).__name__) for target, e in d.deliveries] == [("c1", "ParentClosed"),
+                                                                          ("p1", "ChildWorkflowFailed")]
     told = d.deliveries[-1][1]
     assert isinstance(told, ev.ChildWorkflowFailed)
     assert (told.started, told.cancelled, told.failure.message) == (7, False, "the run was terminated")
@@ -577,7 +577,8 @@ def test_a_time_limit_closes_the_run_with_its_inbox_first() -> None:
     assert d.plan.close is not None
     assert d.plan.close.status == "timed_out"
     assert d.plan.close.failure == m.timed_out_failure("execution")
-    assert [(rid, e.type) for rid, e in d.deliveries] == [("c1", "CancelRequested"), ("p1", "ChildWorkflowFailed")]
+    assert [(rid, type(e).__name__) for rid, e in d.deliveries] == [("c1", "ParentClosed"),
+                                                                    ("p1", "ChildWorkflowFailed")]
     assert m.timed_out(run(status="completed"), m.RUN_TIMEOUT_TIMER, NOW) is None
 
 
@@ -631,3 +632,51 @@ def test_an_update_is_refused_when_the_run_is_not_in_the_state_its_validator_saw
 def test_an_update_to_a_closed_or_unknown_run_is_not_accepted() -> None:
     assert m.accept_update(run(status="completed", owner=None), accepted(), 3) is None
     assert m.accept_update(None, accepted(), 3) is None
+
+
+# -- parent-close policies ------------------------------------------------------------------
+
+
+def child(policy: str | None, **kwargs: Any) -> RunState:
+    state = run(parent=("p1", 7), **kwargs)
+    return replace(state, record=replace(state.record, parent_close_policy=policy))
+
+
+@pytest.mark.parametrize("policy", [None, "request_cancel"])
+def test_a_child_asked_by_default_is_asked_to_cancel_when_its_parent_closes(policy: str | None) -> None:
+    d = m.parent_closed(child(policy, owner=None), m.ParentClosed("parent run p1 completed"), NOW)
+    assert d is not None
+    assert not d.closed
+    assert [(e.type, getattr(e, "reason", None)) for e in d.plan.events] == [
+        ("CancelRequested", "parent run p1 completed")]
+
+
+def test_a_child_to_terminate_is_closed_at_once_and_its_own_children_told() -> None:
+    d = m.parent_closed(child("terminate", owner="someone"), m.ParentClosed("parent run p1 failed"), NOW,
+                        open_children=("g1",))
+    assert d is not None
+    assert d.closed
+    assert d.plan.close is not None
+    assert d.plan.close.status == "terminated"
+    assert d.plan.close.failure is not None
+    assert d.plan.close.failure.message == "the run was terminated: parent run p1 failed"
+    assert [(rid, type(e).__name__) for rid, e in d.deliveries] == [("g1", "ParentClosed"),
+                                                                    ("p1", "ChildWorkflowFailed")]
+
+
+def test_an_abandoned_child_runs_on_and_a_closed_child_is_left_alone() -> None:
+    assert m.parent_closed(child("abandon"), m.ParentClosed("parent run p1 completed"), NOW) is None
+    assert m.parent_closed(child("terminate", status="completed"), m.ParentClosed("x"), NOW) is None
+    assert m.parent_closed(None, m.ParentClosed("x"), NOW) is None
+
+
+def test_a_child_keeps_its_policy_when_started_and_when_it_continues_as_new() -> None:
+    start = ev.ChildWorkflowStarted(seq=4, at=0, workflow="kid", workflow_id="k1", run_id="c1", input=b"[]",
+                                    parent_close_policy="abandon")
+    d = m.commit(run(), "me", 3, [start], NOW)
+    (new,) = d.plan.runs
+    assert (new.parent_run_id, new.parent_close_policy) == ("r1", "abandon")
+    again = ev.WorkflowContinuedAsNew(seq=4, at=0, new_run_id="c2", input=b"[]")
+    d = m.commit(child("terminate"), "me", 3, [again], NOW)
+    (follow,) = d.plan.runs
+    assert (follow.parent_run_id, follow.parent_close_policy) == ("p1", "terminate")

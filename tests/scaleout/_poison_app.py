@@ -54,3 +54,6 @@ APP = {
     "workflow_task_retry_delay": 0.1,
     "on_workflow_task_failure": "fail",
 }
+
+# The engine's default mode: a run whose workflow task keeps killing its workers is blocked, not failed.
+BLOCKING = {**APP, "on_workflow_task_failure": "block", "workflow_task_retry_delay": 60.0}

@@ -62,16 +62,16 @@ async def test_one_poison_run_beside_fifty_healthy_ones(
         tg.cancel_scope.cancel()
     assert cause in str(caught.value)
     if kind == "os._exit":
-        # A first death that blames nobody (the task was not yet a suspect; maybe
-        # a second, on the fast path, where no workflow task is claimed), then 3
-        # steps run alone under the stepping mark: quarantined.
+        # Two deaths that blame nobody (the task is not a suspect until its holders
+        # died twice in a row; maybe one more, on the fast path, where no workflow
+        # task is claimed), then 3 steps run alone under the stepping mark: quarantined.
         assert set(deaths) == {17}, deaths
-        assert 4 <= len(deaths) <= 5, deaths
+        assert 5 <= len(deaths) <= 6, deaths
     elif kind == "activity os._exit":
-        # A first attempt that blames nobody, then 3 attempts run alone under the
+        # Two attempts that blame nobody, then 3 attempts run alone under the
         # stepping mark: each death counts, whatever the retry policy says.
         assert set(deaths) == {19}, deaths
-        assert len(deaths) == 4, deaths
+        assert len(deaths) == 5, deaths
     else:
         assert deaths == [], "hostile workflow code must not end a worker process"
     for worker in workers:
@@ -80,3 +80,47 @@ async def test_one_poison_run_beside_fifty_healthy_ones(
             worker.send(signal.SIGTERM)
     for worker in workers:
         assert worker.wait(timeout=60) == 0, worker.stderr()  # grace is 5 s: a hung worker fails here
+
+
+async def test_a_run_that_keeps_killing_its_workers_is_blocked_and_healthy_runs_beside_it_finish(
+    shared_url: str, spawn: Spawn
+) -> None:
+    target = "tests.scaleout._poison_app:BLOCKING"
+    options = ("--lease", "6", "--grace", "5", "--poll-interval", "0.2")
+    workers = [spawn(target, shared_url, *options), spawn(target, shared_url, *options)]
+    for worker in workers:
+        worker.wait_ready()
+    deaths: list[int] = []
+
+    async def supervise() -> None:
+        while True:
+            for i, worker in enumerate(workers):
+                code = worker.proc.poll()
+                if code is not None:
+                    deaths.append(code)
+                    workers[i] = spawn(target, shared_url, *options)
+            await anyio.sleep(0.1)
+
+    async with retold.Engine(shared_url, run_workers=False, poll_interval=0.2) as client, \
+            anyio.create_task_group() as tg:
+        tg.start_soon(supervise)
+        bad = await client.start("poison", "os._exit", id="poison")
+        runs = [await client.start("healthy", i, id=f"healthy-{i}") for i in range(20)]
+        for i, run in enumerate(runs):
+            assert await run.result(timeout=180) == f"a{i}b{i}"
+        with anyio.fail_after(180):
+            while (described := await bad.describe()).status != "blocked":
+                await anyio.sleep(0.2)
+        assert described.blocked is not None
+        assert (described.blocked.type, described.blocked.message) == (
+            "WorkerDied", "workers died 3 times while running this workflow task")
+        await bad.terminate("poison")  # what an operator does with it
+        tg.cancel_scope.cancel()
+    assert set(deaths) == {17}, deaths
+    assert 5 <= len(deaths) <= 6, deaths  # blocked, its retry a minute away: no more deaths meanwhile
+    for worker in workers:
+        if worker.proc.poll() is None:
+            worker.wait_ready()
+            worker.send(signal.SIGTERM)
+    for worker in workers:
+        assert worker.wait(timeout=60) == 0, worker.stderr()

@@ -24,10 +24,10 @@ def test_fields_left_at_their_defaults_are_not_written_so_older_readers_can_read
 def test_a_snapshot_from_before_the_stepping_marks_reads_with_none_set() -> None:
     wft = WfTask("r1", "wf", 1.0)
     wft.attempts = 2
-    old = {name: value for name, value in _snapshot._row(wft).items() if name not in ("suspect", "stepping")}
+    old = {name: value for name, value in _snapshot._row(wft).items() if name not in ("lapses", "stepping")}
     read = _snapshot._unrow(WfTask, old)
-    assert (read.run_id, read.attempts, read.suspect, read.stepping) == ("r1", 2, False, False)
+    assert (read.run_id, read.attempts, read.lapses, read.stepping) == ("r1", 2, 0, False)
     task = ActTask(4, "r1", "w1", 2, "a", "q", b"[]", b"{}", 1.0, None)
-    old = {name: value for name, value in _snapshot._row(task).items() if name not in ("deaths", "stepping")}
+    old = {name: value for name, value in _snapshot._row(task).items() if name not in ("lapses", "deaths", "stepping")}
     read_task = _snapshot._unrow(ActTask, old)
-    assert (read_task.id, read_task.deaths, read_task.stepping) == (4, 0, False)
+    assert (read_task.id, read_task.lapses, read_task.deaths, read_task.stepping) == (4, 0, 0, False)

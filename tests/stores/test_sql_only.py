@@ -148,8 +148,8 @@ async def test_a_version_7_database_turns_its_counted_deaths_into_suspicion(sql_
         dead = await started(store, "held-by-a-dead-worker")
         fresh = await started(store, "untouched")
         with store._engine.begin() as conn:  # as schema version 7 left them: deaths counted at every lapse
-            for table, names in ((t.workflow_tasks, ("suspect", "stepping")),
-                                 (t.activity_tasks, ("deaths", "stepping"))):
+            for table, names in ((t.workflow_tasks, ("lapses", "stepping")),
+                                 (t.activity_tasks, ("lapses", "deaths", "stepping"))):
                 for name in names:
                     conn.exec_driver_sql(f"ALTER TABLE {table.name} DROP COLUMN {name}")
             conn.execute(t.workflow_tasks.update().where(t.workflow_tasks.c.run_id == dead).values(attempts=2))
@@ -158,8 +158,8 @@ async def test_a_version_7_database_turns_its_counted_deaths_into_suspicion(sql_
         with store._engine.connect() as conn:
             assert schema_version(conn) == t.SCHEMA_VERSION
         found = {run_id: (await store.load(run_id, 0))[0] for run_id in (dead, fresh)}
-        assert (found[dead].task_suspect, found[dead].task_attempts) == (True, 0)  # no step was proven deadly
-        assert (found[fresh].task_suspect, found[fresh].task_attempts) == (False, 0)
+        assert (found[dead].task_lapses, found[dead].task_attempts) == (2, 0)  # no step was proven deadly
+        assert (found[fresh].task_lapses, found[fresh].task_attempts) == (0, 0)
         # The new columns work: a suspect is claimed one at a time, and its activity tasks count deaths.
         assert await store.claim_workflow_tasks("me", ["wf"], 10, 60.0, suspects=0) == [fresh]
         assert await store.claim_workflow_tasks("me", ["wf"], 10, 60.0, suspects=1) == [dead]

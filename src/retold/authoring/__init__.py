@@ -11,9 +11,11 @@ from here rather than from the private modules.
 from ._activity import ActivityInfo as ActivityInfo
 from ._decorators import ID_REUSE_POLICIES as ID_REUSE_POLICIES
 from ._decorators import MAX_TIME_LIMIT as MAX_TIME_LIMIT
+from ._decorators import PARENT_CLOSE_POLICIES as PARENT_CLOSE_POLICIES
 from ._decorators import Activity as Activity
 from ._decorators import AsyncActivity as AsyncActivity
 from ._decorators import IdReusePolicy as IdReusePolicy
+from ._decorators import ParentClosePolicy as ParentClosePolicy
 from ._decorators import SyncActivity as SyncActivity
 from ._decorators import Workflow as Workflow
 from ._decorators import pack_input as pack_input
@@ -27,7 +29,7 @@ from ._runtime import ContinueAsNew as ContinueAsNew
 from ._runtime import WorkflowInfo as WorkflowInfo
 
 __all__ = [
-    "ID_REUSE_POLICIES", "MAX_TIME_LIMIT", "Activity", "ActivityInfo", "ActivityOptions", "AsyncActivity",
-    "ContinueAsNew", "IdReusePolicy", "SyncActivity", "Workflow",
+    "ID_REUSE_POLICIES", "MAX_TIME_LIMIT", "PARENT_CLOSE_POLICIES", "Activity", "ActivityInfo", "ActivityOptions",
+    "AsyncActivity", "ContinueAsNew", "IdReusePolicy", "ParentClosePolicy", "SyncActivity", "Workflow",
     "WorkflowInfo", "args_schema", "by_name", "describe_registry", "json_schema", "pack_input", "unpack_input",
 ]

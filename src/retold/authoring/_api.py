@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import sys
 import uuid as _uuid
-from collections.abc import Callable, Coroutine, Generator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, final, overload
 
@@ -172,6 +172,28 @@ async def _execute_child(
     workflow: Workflow[P, R], args: tuple[Any, ...], kwargs: dict[str, Any], where: str
 ) -> R:
     return await _start_child(workflow, args, kwargs, where)
+
+
+def start_workflow(workflow: Workflow[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, str]:
+    """Start another workflow as a run of its own, not a child; return its run id once it is recorded.
+
+    The new run has no parent: it is not cancelled when this run closes, and
+    its outcome is not reported here (use ``retold.signal_workflow``, or a
+    client's ``get_handle``, to reach it). Its id is ``workflow.with_options(id=...)``'s,
+    or one derived from this run's. The start is a command in this run's
+    history, made once: a replay, a crash or another engine never starts a
+    second run. Raises ``retold.IdempotencyError`` if the id is in use.
+    """
+    _check_workflow("retold.start_workflow()", workflow)
+    runtime = current("start_workflow")
+    where = _site()
+    _refuse_awaitables(runtime, "retold.start_workflow()", where, args, kwargs)
+    future = runtime.start_workflow(workflow, args, kwargs, workflow.id)
+    return _tracked("retold.start_workflow()", where, runtime, _await_start(future))
+
+
+async def _await_start(future: Awaitable[str]) -> str:
+    return await future
 
 
 def sleep(duration: timedelta | float) -> Coroutine[Any, Any, None]:

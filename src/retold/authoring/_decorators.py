@@ -18,9 +18,8 @@ if TYPE_CHECKING:
     from ..history.codec import Codec
 
 __all__ = [
-    "ID_REUSE_POLICIES", "MAX_TIME_LIMIT", "Activity", "AsyncActivity", "IdReusePolicy", "SyncActivity", "Workflow",
-    "activity",
-    "workflow",
+    "ID_REUSE_POLICIES", "MAX_TIME_LIMIT", "PARENT_CLOSE_POLICIES", "Activity", "AsyncActivity", "IdReusePolicy",
+    "ParentClosePolicy", "SyncActivity", "Workflow", "activity", "workflow", "workflow_ref",
 ]
 
 MAX_TIME_LIMIT = 100 * 366 * 86400.0  # a run timeout, execution timeout or start delay: at most 100 years
@@ -33,6 +32,15 @@ if the closed one failed, was cancelled or terminated; ``"reject_duplicate"``:
 IdempotencyError. None (the default): the same input returns the closed run.
 """
 ID_REUSE_POLICIES: tuple[IdReusePolicy, ...] = ("allow_duplicate", "allow_duplicate_failed_only", "reject_duplicate")
+
+ParentClosePolicy = Literal["request_cancel", "terminate", "abandon"]
+ParentClosePolicy.__doc__ = """What a parent's close does to an open child (``with_options(parent_close_policy=)``).
+
+``"request_cancel"`` (the default): the child is asked to cancel (its code
+sees ``CancelledError`` and may clean up); ``"terminate"``: it is closed at
+once as terminated, its code not asked; ``"abandon"``: it runs on, on its own.
+"""
+PARENT_CLOSE_POLICIES: tuple[ParentClosePolicy, ...] = ("request_cancel", "terminate", "abandon")
 
 R = TypeVar("R")
 P = ParamSpec("P")
@@ -282,6 +290,8 @@ class Workflow(_Definition, Generic[P, R]):
         id: the workflow id the next start uses (see :meth:`with_options`).
         idempotency_key: the idempotency key the next start uses.
         id_reuse_policy: what the next start does if its id's run is closed.
+        parent_close_policy: started as a child, what its parent's close does
+            to it while it is open.
         search_attributes: the search attributes the next start sets (stored
             forms, ``retold.history.attributes``).
         memo: the memo the next start sets.
@@ -292,6 +302,8 @@ class Workflow(_Definition, Generic[P, R]):
     id: str | None = None
     idempotency_key: str | None = None
     id_reuse_policy: IdReusePolicy | None = None
+    parent_close_policy: ParentClosePolicy | None = None
+    reference: bool = False  # made by retold.workflow_ref: a name, no code
     run_timeout: float | None = None
     execution_timeout: float | None = None
     start_delay: float | None = None
@@ -325,6 +337,7 @@ class Workflow(_Definition, Generic[P, R]):
         self, *, id: str | None = None, idempotency_key: str | None = None,  # noqa: A002 - the public name
         id_reuse_policy: IdReusePolicy | None = None, run_timeout: timedelta | float | None = None,
         execution_timeout: timedelta | float | None = None, start_delay: timedelta | float | None = None,
+        parent_close_policy: ParentClosePolicy | None = None,
         search_attributes: Mapping[str, SearchAttributeValue] | None = None, memo: Mapping[str, Any] | None = None,
     ) -> Workflow[P, R]:
         """This workflow with start options, for ``engine.start`` and ``retold.start_child``::
@@ -346,6 +359,11 @@ class Workflow(_Definition, Generic[P, R]):
                 continue-as-new.
             start_delay: the run's code starts this long after the start
                 (signals sent meanwhile wait for it).
+            parent_close_policy: for a child (``retold.start_child``,
+                ``retold.execute_child``), what its parent's close does to it
+                while it is open: ``"request_cancel"`` (the default) asks it
+                to cancel, ``"terminate"`` closes it at once, ``"abandon"``
+                leaves it running.
             search_attributes: the run's search attributes, which lists
                 filter runs by (str, int, float, bool or aware datetime
                 values; docs/finding-runs.md).
@@ -361,7 +379,13 @@ class Workflow(_Definition, Generic[P, R]):
             raise ConfigurationError(
                 f"id_reuse_policy must be one of {', '.join(map(repr, ID_REUSE_POLICIES))} (or None), "
                 f"not {id_reuse_policy!r}")
+        if parent_close_policy is not None and parent_close_policy not in PARENT_CLOSE_POLICIES:
+            raise ConfigurationError(
+                f"parent_close_policy must be one of {', '.join(map(repr, PARENT_CLOSE_POLICIES))} (or None), "
+                f"not {parent_close_policy!r}")
         clone = copy.copy(self)  # the id and key are checked when the start uses them
+        if parent_close_policy is not None:
+            clone.parent_close_policy = parent_close_policy
         clone.id = id if id is not None else self.id
         clone.idempotency_key = idempotency_key if idempotency_key is not None else self.idempotency_key
         clone.id_reuse_policy = id_reuse_policy if id_reuse_policy is not None else self.id_reuse_policy
@@ -464,6 +488,31 @@ def workflow(
     if fn is None:
         return lambda f: Workflow(f, name, signals)
     return Workflow(fn, name, signals)
+
+
+def workflow_ref(name: str) -> Workflow[..., Any]:
+    """A workflow known by name only, for code that does not import it (it runs on other workers)::
+
+        await retold.execute_child(retold.workflow_ref("resize").with_options(id=...), image, 128)
+        await engine.start(retold.workflow_ref("nightly_report"), "2026-11-29")
+
+    Its arguments are recorded as given (JSON values), not checked against a
+    signature: the engine that runs it decodes them into its parameters'
+    types, and a run whose input does not fit fails there. Results come
+    back as plain JSON values. Do not host it: it has no code.
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"retold.workflow_ref() needs a workflow's name, got {name!r}")
+
+    async def by_name(*args: Any, **kwargs: Any) -> Any:
+        raise ConfigurationError(
+            f"workflow {name!r} was given by name only (retold.workflow_ref): it has no code to run here; "
+            f"host the @retold.workflow itself")
+
+    by_name.__qualname__ = by_name.__name__ = name
+    ref: Workflow[..., Any] = Workflow(by_name, name)
+    ref.reference = True
+    return ref
 
 
 class _ActivityDecorator:

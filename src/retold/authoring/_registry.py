@@ -25,6 +25,9 @@ def by_name(items: Iterable[object], kind: type[_D], name: str, plural: str) -> 
     for item in items:
         if not isinstance(item, kind):
             raise ConfigurationError(f"{plural}= takes @retold.{name} functions, got {item!r}")
+        if getattr(item, "reference", False):
+            raise ConfigurationError(f"{plural}= takes @retold.{name} functions, got {item!r}, a name only "
+                                     f"(retold.workflow_ref): host the workflow's own code")
         if registry.get(item.name, item) is not item:
             raise ConfigurationError(f"two {plural} are named {item.name!r}")
         registry[item.name] = item

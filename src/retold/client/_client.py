@@ -288,6 +288,9 @@ class Client(RunOperations):
                 raise RetoldError("a workflow name must not be empty")
             name = workflow
             typed = self.workflows.get(name)
+        elif isinstance(workflow, Workflow) and workflow.reference:
+            name = workflow.name  # by name (retold.workflow_ref): as a name string is
+            typed = self.workflows.get(name)
         elif isinstance(workflow, Workflow):
             name = workflow.name
             if self._host is not None:

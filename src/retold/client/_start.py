@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 from typing import Any
 
@@ -10,7 +9,7 @@ import orjson
 
 from ..authoring import MAX_TIME_LIMIT, Workflow, pack_input
 from ..errors import ConfigurationError, PayloadError
-from ..history.codec import Codec, JsonCodec, PickleCodec
+from ..history.codec import Codec, JsonCodec, PickleCodec, start_digest
 
 __all__ = ["encode_start", "start_options", "time_limits"]
 
@@ -50,7 +49,7 @@ def encode_start(
         result_type = typed.types.return_type
     else:
         payload = codec.encode(pack_input(args, kwargs))
-    digest = hashlib.sha256(name.encode() + b"\0" + _plain_form(codec, payload)).hexdigest()
+    digest = start_digest(name, _plain_form(codec, payload))
     return payload, digest, result_type
 
 

@@ -33,7 +33,8 @@ def _lookups(tx: Tx, run_id: str, commands: Sequence[ev.Event]) -> Lookups:
     children: list[str] = []
     for cmd in commands:
         kind = type(cmd)
-        if kind is ev.ChildWorkflowStarted and tx.entry(cmd.workflow_id) is not None:  # type: ignore[attr-defined]
+        if (kind is ev.ChildWorkflowStarted or kind is ev.WorkflowStartRequested) \
+                and tx.entry(cmd.workflow_id) is not None:  # type: ignore[attr-defined]
             taken.add(cmd.workflow_id)  # type: ignore[attr-defined]
         elif kind is ev.ExternalSignalRequested:
             wid = cmd.workflow_id  # type: ignore[attr-defined]
@@ -86,7 +87,20 @@ class Runs:
         for later in decision.then:
             tx.apply(later)
         for run_id, event in decision.deliveries:
-            Runs._deliver(tx, run_id, event)
+            if isinstance(event, m.ParentClosed):
+                Runs._parent_closed(tx, run_id, event)
+            else:
+                Runs._deliver(tx, run_id, event)
+
+    @staticmethod
+    def _parent_closed(tx: Tx, run_id: str, closed: m.ParentClosed) -> None:
+        """Apply a child's parent-close policy (see :func:`._machine.parent_closed`)."""
+        run = tx.run(run_id, inbox=True)
+        if run is None or not run.open:
+            return
+        decision = m.parent_closed(run, closed, tx.now(), open_children=tx.open_children(run_id))
+        if decision is not None:
+            Runs._apply(tx, decision)
 
     @staticmethod
     def _for_input(tx: Tx, ident: str) -> RunState | None:

@@ -24,6 +24,7 @@ from ..errors import (
 from ..history import events as ev
 from ..runtime._instance import WorkflowInstance, failure_from_exception
 from ..runtime._replay import activate, replay
+from ..stores import SUSPECT_LAPSES
 from ._machine import ActivityTake
 
 if TYPE_CHECKING:
@@ -148,9 +149,9 @@ class WorkflowWorker:
                         instance.close()
                     return
                 self.checking.discard(run_id)
-                if run.task_suspect and not marked:
-                    # Its last holder died (or stalled): the step runs alone here,
-                    # under the stepping mark, so a death counts against it alone.
+                if run.task_lapses >= SUSPECT_LAPSES and not marked:
+                    # Its last holders died (or stalled) twice in a row: the step runs
+                    # alone here, under the stepping mark, so a death counts against it alone.
                     self.suspects.add(run_id)
                     await self._alone(run_id)
                     if not await engine.runs.mark_stepping(run_id, engine.worker_id):
@@ -313,7 +314,8 @@ class WorkflowWorker:
                 # An attempt running here learns of it now (elsewhere: at its lease renewal).
                 for worker in engine.activity_workers:
                     worker.stop_scheduled(run_id, cmd.scheduled)
-            elif kind is ev.ChildWorkflowStarted or kind is ev.ExternalSignalRequested:
+            elif kind is ev.ChildWorkflowStarted or kind is ev.ExternalSignalRequested \
+                    or kind is ev.WorkflowStartRequested:
                 engine.wake_workflows.set()  # a new run, or a signalled one, has work
             elif kind in ev.TERMINAL_TYPES:
                 engine.notify_closed(run_id)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import decimal
 import enum
+import hashlib
 import json
 import pickle
 import re
@@ -38,7 +39,7 @@ from cattrs.preconf.orjson import make_converter
 
 from ..errors import PayloadError
 
-__all__ = ["MAX_JSON_INT", "MIN_JSON_INT", "Codec", "JsonCodec", "PickleCodec", "parse_json"]
+__all__ = ["MAX_JSON_INT", "MIN_JSON_INT", "Codec", "JsonCodec", "PickleCodec", "parse_json", "start_digest"]
 
 MIN_JSON_INT = -(2**63)
 """The smallest integer a JSON payload may hold (orjson's range)."""
@@ -440,3 +441,8 @@ class PickleCodec:
     def convert(self, value: Any, type_: Any) -> Any:
         """Return ``value``: pickled values keep their type."""
         return value
+
+
+def start_digest(workflow: str, plain_input: bytes) -> str:
+    """What an idempotent start compares: the workflow's name and its input's plain form (hex SHA-256)."""
+    return hashlib.sha256(workflow.encode() + b"\0" + plain_input).hexdigest()

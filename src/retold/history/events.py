@@ -10,12 +10,13 @@ Events fall into three groups:
 
 * *commands*, written when workflow code asks for something
   (``ActivityScheduled``, ``TimerStarted``, ``TimerCancelled``,
-  ``MarkerRecorded``, ``SearchAttributesUpserted``, ``ChildWorkflowStarted``, ``ExternalSignalRequested`` and
-  the closing events), or
+  ``MarkerRecorded``, ``SearchAttributesUpserted``, ``ChildWorkflowStarted``, ``ExternalSignalRequested``,
+  ``WorkflowStartRequested`` and the closing events), or
   ``WorkflowTaskCompleted`` when an activation asked for nothing;
 * *inputs*, written when something happens to the run (``WorkflowStarted``,
   activity and child outcomes, ``TimerFired``, ``SignalReceived``,
-  ``CancelRequested``, ``ExternalSignalResolved``, ``UpdateAccepted``;
+  ``CancelRequested``, ``ExternalSignalResolved``, ``WorkflowStartResolved``,
+  ``UpdateAccepted``;
   its handler's outcome, ``UpdateCompleted``, is a command);
 * ``WorkflowFailed`` may be either: the workflow raised, or the engine gave
   up on a workflow task that failed on every attempt;
@@ -51,6 +52,8 @@ __all__ = [
     "Event",
     "ExternalSignalRequested",
     "ExternalSignalResolved",
+    "WorkflowStartRequested",
+    "WorkflowStartResolved",
     "MarkerRecorded",
     "SearchAttributesUpserted",
     "SignalReceived",
@@ -252,6 +255,8 @@ class ChildWorkflowStarted(Event):
     headers: dict[str, str] | None = None  # the parent's, given to the child's WorkflowStarted
     # The child's ``run_timeout``, ``execution_timeout`` and ``start_delay`` in seconds (``with_options``).
     limits: dict[str, float] | None = None
+    # What the parent's close does to the child while it is open (None: "request_cancel").
+    parent_close_policy: str | None = None
     # The child's search attributes (stored forms) and memo (``with_options``).
     search_attributes: dict[str, str] | None = None
     memo: dict[str, Any] | None = None
@@ -326,6 +331,37 @@ class ExternalSignalResolved(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowStartRequested(Event):
+    """Workflow code started another workflow as a run of its own (detached: not a child).
+
+    The new run has no parent: the starter's close does not concern it, nor
+    does its close concern the starter. ``run_id`` is decided by the starter
+    (from its own run id and this event's number), so a replay never starts
+    a second run.
+    """
+
+    workflow: str
+    workflow_id: str
+    run_id: str
+    input: bytes
+    headers: dict[str, str] | None = None  # the starter's trace context, given to the new run
+    # The new run's ``run_timeout``, ``execution_timeout`` and ``start_delay`` in seconds (``with_options``).
+    limits: dict[str, float] | None = None
+    # The new run's search attributes (stored forms) and memo (``with_options``).
+    search_attributes: dict[str, str] | None = None
+    memo: dict[str, Any] | None = None
+    payload_field: ClassVar[str | None] = "input"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowStartResolved(Event):
+    """The start asked at event ``requested`` made its run, or (``failure``) could not: its id was taken."""
+
+    requested: int
+    failure: Failure | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowTaskCompleted(Event):
     """A workflow task delivered inputs and the code asked for nothing.
 
@@ -389,14 +425,15 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ChildWorkflowFailed, CancelRequested, WorkflowTaskCompleted, WorkflowCompleted, WorkflowFailed,
         WorkflowCancelled, WorkflowContinuedAsNew, ActivityCancelRequested, ChildWorkflowCancelRequested,
         ExternalSignalRequested, ExternalSignalResolved, WorkflowTerminated, WorkflowTimedOut,
-        UpdateAccepted, UpdateCompleted, SearchAttributesUpserted,
+        UpdateAccepted, UpdateCompleted, WorkflowStartRequested, WorkflowStartResolved, SearchAttributesUpserted,
     )
 }
 
 COMMAND_TYPES: tuple[type[Event], ...] = (
     ActivityScheduled, TimerStarted, TimerCancelled, MarkerRecorded,
     ChildWorkflowStarted, ActivityCancelRequested, ChildWorkflowCancelRequested, ExternalSignalRequested,
-    UpdateCompleted, SearchAttributesUpserted, WorkflowTaskCompleted, WorkflowCompleted, WorkflowCancelled,
+    WorkflowStartRequested, UpdateCompleted, SearchAttributesUpserted, WorkflowTaskCompleted, WorkflowCompleted,
+    WorkflowCancelled,
     WorkflowContinuedAsNew,
 )
 

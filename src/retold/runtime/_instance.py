@@ -31,6 +31,7 @@ from ..errors import (
     ActivityError,
     ApplicationError,
     ChildWorkflowError,
+    IdempotencyError,
     NondeterminismError,
     PayloadError,
     RetoldError,
@@ -97,6 +98,7 @@ class WorkflowInstance(Requests, Updates):
         self._activities: dict[int, tuple[asyncio.Future[Any], Any]] = {}
         self._children: dict[int, tuple[_Outcome, Workflow[..., Any], str, str]] = {}
         self._sent: dict[int, asyncio.Future[None]] = {}  # signals sent to other workflows, by event number
+        self._started: dict[int, tuple[asyncio.Future[str], str]] = {}  # detached starts: future, run id
         self._child_cancels: set[int] = set()  # children this run asked to cancel
         self._timers: dict[int, DurableTimerHandle] = {}
         # Lists, not deques: a deque costs a 512-byte block even for one item,
@@ -351,6 +353,13 @@ class WorkflowInstance(Requests, Updates):
                         sent.set_result(None)
                     else:
                         sent.set_exception(exception_from_failure(event.failure))
+            case ev.WorkflowStartResolved():
+                started = self._take(self._started, event.requested, event)
+                if started is not None and not started[0].done():
+                    if event.failure is None:
+                        started[0].set_result(started[1])
+                    else:  # its id is taken: what a client's start of that id would raise
+                        started[0].set_exception(IdempotencyError(event.failure.message))
             case ev.UpdateAccepted():
                 self._accept_update(event)
             case ev.CancelRequested():

@@ -43,6 +43,9 @@ def matches(codec: Codec, recorded: ev.Event, cls: type[ev.Event], fields: dict[
         return bool(recorded.attributes == fields["attributes"])
     if isinstance(recorded, ev.MarkerRecorded):
         return bool((recorded.kind, recorded.name) == (fields["kind"], fields["name"]))
+    if isinstance(recorded, ev.WorkflowStartRequested):
+        return bool((recorded.workflow, recorded.workflow_id) == (fields["workflow"], fields["workflow_id"])
+                    and same_payload(codec, recorded.input, fields["input"]))
     if isinstance(recorded, ev.ChildWorkflowStarted):
         return bool(recorded.workflow == fields["workflow"] and same_payload(codec, recorded.input, fields["input"]))
     if isinstance(recorded, ev.ExternalSignalRequested):
@@ -79,15 +82,15 @@ def segments(events: Sequence[ev.Event]) -> list[tuple[list[ev.Event], list[ev.E
     return segments
 
 
-def default_child_id(parent_workflow_id: str, parent_run_id: str, seq: int) -> str:
-    """The id of a child started without one: unique to the parent's run, short at any depth.
+def default_child_id(parent_workflow_id: str, parent_run_id: str, seq: int, kind: str = "child") -> str:
+    """The id of a child (or, ``kind="started"``, a detached run) started without one: unique to the parent's run.
 
     ``{parent workflow id}/{parent run id}/child-{seq}``: the run id keeps
     it unique across the runs of a continue-as-new chain (whose event
     numbers start again), and the parent's id is cut to its first 150
     characters, so nesting never grows it past the id limit.
     """
-    return f"{parent_workflow_id[:150]}/{parent_run_id}/child-{seq}"
+    return f"{parent_workflow_id[:150]}/{parent_run_id}/{kind}-{seq}"
 
 
 def is_command(event: ev.Event) -> bool:

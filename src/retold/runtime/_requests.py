@@ -63,6 +63,7 @@ class Requests:
     _children: dict[int, tuple[Outcome, Workflow[..., Any], str, str]]
     _child_cancels: set[int]
     _sent: dict[int, asyncio.Future[None]]
+    _started: dict[int, tuple[asyncio.Future[str], str]]
     _signals: dict[str, list[bytes]]
     _signal_waiters: dict[str, list[asyncio.Future[bytes]]]
     _queries: dict[str, Callable[..., Any]]
@@ -148,11 +149,41 @@ class Requests:
         seq = self._emit(
             ev.ChildWorkflowStarted, workflow=workflow.name, workflow_id=workflow_id,
             run_id=child_run, input=data, headers=self.headers, limits=limits or None,
+            parent_close_policy=workflow.parent_close_policy,
             search_attributes=workflow.search_attributes, memo=workflow.memo,
         )
         fut = Outcome(self.loop, lambda _msg: self._cancel_child(seq))
         self._children[seq] = (fut, workflow, workflow_id, child_run)
         return workflow_id, fut
+
+    def start_workflow(
+        self, workflow: Workflow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+        workflow_id: str | None,
+    ) -> asyncio.Future[str]:
+        """Start a workflow as a run of its own (not a child); the future resolves with its run id."""
+        if not isinstance(workflow, Workflow):
+            raise TypeError(f"retold.start_workflow() needs a @workflow, got {workflow!r}")
+        data = workflow.types.encode_input(self.codec, "workflow", workflow.name, args, kwargs)
+        seq = self._peek_seq()
+        if self._recorded and isinstance(self._recorded[0], ev.WorkflowStartRequested):
+            workflow_id = self._recorded[0].workflow_id
+            run_id = self._recorded[0].run_id
+        else:
+            if workflow_id is None:
+                workflow_id = default_child_id(self.workflow_id, self.run_id, seq, "started")
+            else:
+                check_id("workflow id", workflow_id)
+            run_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.run_id}/started/{seq}"))
+        limits = {name: value for name in ("run_timeout", "execution_timeout", "start_delay")
+                  if (value := getattr(workflow, name, None)) is not None}
+        seq = self._emit(
+            ev.WorkflowStartRequested, workflow=workflow.name, workflow_id=workflow_id, run_id=run_id,
+            input=data, headers=self.headers, limits=limits or None,
+            search_attributes=workflow.search_attributes, memo=workflow.memo,
+        )
+        fut: asyncio.Future[str] = self.loop.create_future()
+        self._started[seq] = (fut, run_id)
+        return fut
 
     def signal_workflow(self, workflow_id: str, name: str, value: Any) -> asyncio.Future[None]:
         """Send signal ``name`` to another workflow; the future resolves once its run recorded it."""

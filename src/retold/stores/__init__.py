@@ -12,6 +12,7 @@ from ._plan import Plan as Plan
 from ._plan import RunState as RunState
 from ._plan import TaskChange as TaskChange
 from ._plan import Tx as Tx
+from ._protocol import SUSPECT_LAPSES as SUSPECT_LAPSES
 from ._protocol import ActivityOutcome as ActivityOutcome
 from ._protocol import ActivityTask as ActivityTask
 from ._protocol import RunRecord as RunRecord
@@ -22,6 +23,7 @@ from ._registry import open_store as open_store
 from ._registry import store_schemes as store_schemes
 
 __all__ = [
-    "ActivityOutcome", "ActivityTask", "Hosting", "LiveWorker", "NewActivity", "NewRun", "Plan", "PurgeReport",
-    "RunRecord", "RunState", "RunWork", "StartRequest", "Store", "TaskChange", "Tx", "open_store", "store_schemes",
+    "SUSPECT_LAPSES", "ActivityOutcome", "ActivityTask", "Hosting", "LiveWorker", "NewActivity", "NewRun", "Plan",
+    "PurgeReport", "RunRecord", "RunState", "RunWork", "StartRequest", "Store", "TaskChange", "Tx", "open_store",
+    "store_schemes",
 ]

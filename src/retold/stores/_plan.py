@@ -28,10 +28,11 @@ class WorkflowTaskState:
 
     ``attempts`` counts the deaths of workers while they ran a step of it
     that carried the stepping mark (see ``TaskChange``), counted when the
-    task is claimed again; ``suspect``: another owner's lease on it ran out
-    since its last commit (its worker died, or stalled), whatever it was
-    doing then. ``failure`` is the last failed attempt's record (None once a
-    step commits), and ``failed_by`` the code fingerprints of the engines it
+    task is claimed again; ``lapses``: how many times another owner's lease
+    on it ran out since its last commit (its worker died, or stalled),
+    whatever it was doing then (a *suspect* from ``SUSPECT_LAPSES``).
+    ``failure`` is the last failed attempt's record (None once a step
+    commits), and ``failed_by`` the code fingerprints of the engines it
     failed on since (most recent last), as stored by a backoff.
     """
 
@@ -41,7 +42,7 @@ class WorkflowTaskState:
     signals: int
     failure: BlockedTask | None = None
     failed_by: tuple[str, ...] = ()
-    suspect: bool = False
+    lapses: int = 0
 
 
 @final
@@ -147,6 +148,7 @@ class NewRun:
     idempotency_key: str | None = None
     wake: bool = True  # give the run a workflow task (False: its first step is in ``events``)
     replaces: str | None = None  # "reuse": the id's current run, closed, that the new run follows
+    parent_close_policy: str | None = None  # a child's (see ``RunRecord.parent_close_policy``)
     # Its search attributes (stored forms, ``retold.history.attributes``) and memo (JSON values).
     search_attributes: dict[str, str] | None = None
     memo: dict[str, Any] | None = None

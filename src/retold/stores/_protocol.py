@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
-__all__ = ["ActivityOutcome", "ActivityTask", "RunRecord", "StartRequest", "Store"]
+__all__ = ["SUSPECT_LAPSES", "ActivityOutcome", "ActivityTask", "RunRecord", "StartRequest", "Store"]
 
 RunStatus = Literal["running", "completed", "failed", "cancelled", "continued", "terminated", "timed_out"]
 
@@ -43,6 +43,16 @@ class StartRequest:
     memo: dict[str, Any] | None = None  # JSON values, returned by describe, never searched
 
 
+SUSPECT_LAPSES = 2
+"""Leases of a task's holders that ran out in a row (its workers died, or stalled) that make it a *suspect*.
+
+A worker that dies takes down every task it held, most of them healthy: one
+lapse blames nobody, and such tasks are run again as usual. A task whose
+holders died twice in a row is run alone in its process, under a stepping
+mark, so that a third death is known to be its own.
+"""
+
+
 @final
 @dataclass(frozen=True, slots=True)
 class RunRecord:
@@ -61,10 +71,13 @@ class RunRecord:
     next_run_id: str | None
     # Set by load() only: deaths of workers while they ran a marked step of
     # the run's pending workflow task (``WorkflowTaskState.attempts``), and
-    # whether another owner's lease on it ran out since its last commit
-    # (``WorkflowTaskState.suspect``).
+    # how many times another owner's lease on it ran out since its last
+    # commit (``WorkflowTaskState.lapses``; a *suspect* from SUSPECT_LAPSES).
     task_attempts: int = 0
-    task_suspect: bool = False
+    task_lapses: int = 0
+    # A child's: what its parent's close does to it while it is open (None:
+    # "request_cancel"; see ``retold.ParentClosePolicy``).
+    parent_close_policy: str | None = None
     # Set by load(), get_run() and list_runs(): the record of the last failed
     # attempt of the run's pending workflow task (``TaskChange.failure``),
     # while no attempt has succeeded since; the run is *blocked*.
@@ -89,9 +102,10 @@ class ActivityTask:
     options: dict[str, Any]
     attempt: int
     scheduled_at: float
-    # Claimed after the previous owner's lease ran out mid-attempt (it died or
-    # stalled): run it alone, under the stepping mark (``Plan.stepping_task``);
-    # ``deaths``: workers that died running a marked attempt of it.
+    # Claimed after the previous owners' leases ran out mid-attempt (they died
+    # or stalled) SUSPECT_LAPSES times in a row: run it alone, under the
+    # stepping mark (``Plan.stepping_task``); ``deaths``: workers that died
+    # running a marked attempt of it.
     suspect: bool = False
     deaths: int = 0
 
@@ -174,13 +188,13 @@ class Store(Protocol):
     ) -> list[str]:
         """Lease up to ``limit`` runs of ``workflows`` that have events to process.
 
-        A task whose previous owner's lease ran out (its worker died or
-        stalled) is a *suspect* from then until a step of it commits
-        (``RunRecord.task_suspect``); if that owner was running a step with
-        the stepping mark set (``TaskChange("stepping")``), the claim counts
-        a death against the task (``RunRecord.task_attempts``) and clears the
-        mark. ``suspects`` caps how many suspects (found so, or already so)
-        this claim takes (None: no cap).
+        Claiming a task whose previous owner's lease ran out (its worker
+        died or stalled) counts a lapse (``RunRecord.task_lapses``, cleared
+        when a step of it commits); from ``SUSPECT_LAPSES`` lapses it is a
+        *suspect*. If that owner was running a step with the stepping mark
+        set (``TaskChange("stepping")``), the claim also counts a death
+        against the task (``RunRecord.task_attempts``) and clears the mark.
+        ``suspects`` caps how many suspects this claim takes (None: no cap).
         A task backed off after a failure (``TaskChange.failure``) is due at
         its ``visible_at``, or at once for a claimer whose code
         ``fingerprint`` is not among those it failed on (``failed_by``).

@@ -23,6 +23,7 @@ from ._core import (
     ActivityTake,
     Decision,
     Lookups,
+    ParentClosed,
     StartStep,
     commit,
     deliver,
@@ -44,6 +45,7 @@ from ._tasks import (
     activity_outcome,
     activity_stepping_mark,
     attempt_failed,
+    parent_closed,
     stepping_mark,
     terminate,
     workers_died,
@@ -54,9 +56,9 @@ from ._updates import accept_update
 
 __all__ = [
     "CLOSING", "EXECUTION_TIMEOUT_TIMER", "MAX_BACKOFF", "MAX_FAILED_BY", "NO_LOOKUPS", "RUN_TIMEOUT_TIMER",
-    "TIMEOUT_KINDS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "StartStep", "accept_update",
-    "activity_outcome", "activity_stepping_mark",
-    "attempt_failed", "commit", "deliver", "existing", "inbox_needed", "release", "signal_with_start", "start",
-    "start_timeouts", "stepped", "stepping_mark", "terminate", "terminated_failure", "timed_out", "timed_out_failure",
-    "timeout_timers", "workers_died", "workers_died_in_steps", "workflow_task_failed",
+    "TIMEOUT_KINDS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "ParentClosed", "StartStep",
+    "accept_update", "activity_outcome", "activity_stepping_mark", "attempt_failed", "commit", "deliver", "existing",
+    "inbox_needed", "parent_closed", "release", "signal_with_start", "start", "start_timeouts", "stepped",
+    "stepping_mark", "terminate", "terminated_failure", "timed_out", "timed_out_failure", "timeout_timers",
+    "workers_died", "workers_died_in_steps", "workflow_task_failed",
 ]

@@ -16,6 +16,7 @@ from ...errors import (
 )
 from ...history import events as ev
 from ...history.attributes import merge
+from ...history.codec import start_digest
 from ...history.failure import Failure
 from ...stores._plan import (
     Close,
@@ -126,11 +127,19 @@ NO_LOOKUPS = Lookups()
 
 @final
 @dataclass(slots=True)
+class ParentClosed:
+    """A parent's close, given to each of its open children (see ``parent_closed``)."""
+
+    reason: str
+
+
+@final
+@dataclass(slots=True)
 class Decision:
     """A plan, the inputs it gives other runs, and what the caller is told."""
 
     plan: Plan
-    deliveries: list[tuple[str, ev.Event]] = field(default_factory=list)
+    deliveries: list[tuple[str, ev.Event | ParentClosed]] = field(default_factory=list)
     refused: bool = False  # a step that would close the run over inputs that waited (they are recorded instead)
     closed: bool = False  # the run closed
     leased: list[NewActivity] = field(default_factory=list)  # tasks leased to the step's engine
@@ -140,7 +149,7 @@ class Decision:
 
 def _close(
     record: RunRecord, parent_seq: int | None, cmd: ev.Event, now: float, open_children: Collection[str],
-    plan: Plan, deliveries: list[tuple[str, ev.Event]], then: list[Plan] | None = None,
+    plan: Plan, deliveries: list[tuple[str, ev.Event | ParentClosed]], then: list[Plan] | None = None,
 ) -> None:
     """The effects of a closing event: the run's record, a continuation, its children and its parent."""
     run_id = record.run_id
@@ -169,15 +178,16 @@ def _close(
                 headers=cmd.headers, timeouts=cmd.timeouts, search_attributes=attributes or None,
                 memo=record.memo)],
             parent_run_id=record.parent_run_id, parent_seq=parent_seq, entry="current",
+            parent_close_policy=record.parent_close_policy,
             search_attributes=attributes or None, memo=record.memo,
         ))
         later = _limits_plan(cmd.new_run_id, cmd.timeouts, None, now)
         if later is not None and then is not None:
             then.append(later)
         return
-    # Children do not outlive their parent: ask the open ones to cancel.
+    # Each open child learns of it, and its parent-close policy says what follows.
     for child in open_children:
-        deliveries.append((child, ev.CancelRequested(seq=0, at=now, reason=f"parent run {run_id} {status}")))
+        deliveries.append((child, ParentClosed(f"parent run {run_id} {status}")))
     if record.parent_run_id is not None and parent_seq is not None:
         outcome: ev.Event
         if isinstance(cmd, ev.WorkflowCompleted):
@@ -230,6 +240,7 @@ def _effects(
                                                    headers=cmd.headers, timeouts=timeouts,
                                                    search_attributes=cmd.search_attributes, memo=cmd.memo)],
                         parent_run_id=record.run_id, parent_seq=cmd.seq,
+                        parent_close_policy=cmd.parent_close_policy,
                         search_attributes=cmd.search_attributes, memo=cmd.memo,
                     ))
                     later = _limits_plan(cmd.run_id, timeouts, limits.get("start_delay"), now)
@@ -255,6 +266,28 @@ def _effects(
                     decision.deliveries.append((target.run_id, ev.SignalReceived(
                         seq=0, at=now, name=cmd.name, input=cmd.input)))
                 own.append(ev.ExternalSignalResolved(seq=0, at=now, requested=cmd.seq, failure=refused))
+            case ev.WorkflowStartRequested():
+                # A run of its own, created in this transaction; the starter
+                # learns at once whether it was (an input after its commands).
+                taken: Failure | None = None
+                if cmd.workflow_id in lookups.taken:
+                    taken = Failure(type="retold.IdempotencyError", non_retryable=True,
+                                    message=f"workflow id {cmd.workflow_id!r} is already in use")
+                else:
+                    limits = cmd.limits or {}
+                    timeouts = _timeouts(limits.get("run_timeout"), limits.get("execution_timeout"), now)
+                    plan.runs.append(NewRun(
+                        run_id=cmd.run_id, workflow=cmd.workflow, workflow_id=cmd.workflow_id,
+                        events=[ev.WorkflowStarted(seq=1, at=now, workflow=cmd.workflow, workflow_id=cmd.workflow_id,
+                                                   input=cmd.input, headers=cmd.headers, timeouts=timeouts,
+                                                   search_attributes=cmd.search_attributes, memo=cmd.memo)],
+                        input_hash=start_digest(cmd.workflow, cmd.input),
+                        search_attributes=cmd.search_attributes, memo=cmd.memo,
+                    ))
+                    later = _limits_plan(cmd.run_id, timeouts, limits.get("start_delay"), now)
+                    if later is not None:
+                        decision.then.append(later)
+                own.append(ev.WorkflowStartResolved(seq=0, at=now, requested=cmd.seq, failure=taken))
             case ev.ChildWorkflowCancelRequested():
                 decision.deliveries.append((cmd.run_id, ev.CancelRequested(
                     seq=0, at=now, reason=f"cancelled by its parent run {record.run_id}")))

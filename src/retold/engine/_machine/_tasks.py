@@ -18,7 +18,7 @@ from ...stores._plan import (
     renumber,
 )
 from ...stores._protocol import ActivityOutcome, ActivityTask
-from ._core import CLOSING, MAX_BACKOFF, MAX_FAILED_BY, Decision, _close, _close_from_outside
+from ._core import CLOSING, MAX_BACKOFF, MAX_FAILED_BY, Decision, ParentClosed, _close, _close_from_outside, deliver
 
 
 def attempt_failed(
@@ -194,3 +194,25 @@ def terminate(
         return None
     return _close_from_outside(run, ev.WorkflowTerminated(seq=0, at=now, reason=reason), now, open_children)
 
+
+
+def parent_closed(
+    run: RunState | None, closed: ParentClosed, now: float, *, open_children: Collection[str] = (),
+) -> Decision | None:
+    """A child whose parent closed (``run`` read with its inbox): its parent-close policy decides; None: nothing.
+
+    ``"request_cancel"`` (the default, and that of children started before
+    the policy existed) gives it a cancel request; ``"terminate"`` closes it
+    at once, as :func:`terminate` does (its own children follow their
+    policies in turn); ``"abandon"`` leaves it running on its own (when it
+    closes, its closed parent is not told).
+    """
+    if run is None or not run.open:
+        return None
+    policy = run.record.parent_close_policy or "request_cancel"
+    if policy == "abandon":
+        return None
+    if policy == "terminate":
+        return terminate(run, closed.reason, now, open_children=open_children)
+    plan = deliver(run, ev.CancelRequested(seq=0, at=now, reason=closed.reason), now)
+    return None if plan is None else Decision(plan)

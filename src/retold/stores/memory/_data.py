@@ -68,6 +68,7 @@ class Run:
     """A run's row."""
 
     __slots__ = ("attributes", "closed_at", "created_at", "failure", "last_seq", "memo", "next_run_id",
+                 "parent_close_policy",
                  "parent_run_id", "parent_seq", "result", "run_id", "status", "workflow", "workflow_id")
 
     def __init__(self, run_id: str, workflow_id: str, workflow: str, created_at: float, last_seq: int,
@@ -81,6 +82,7 @@ class Run:
         self.failure: bytes | None = None  # JSON: every reader gets a copy of its own
         self.parent_run_id, self.parent_seq = parent_run_id, parent_seq
         self.next_run_id: str | None = None
+        self.parent_close_policy: str | None = None
         self.attributes: dict[str, str] | None = None  # search attributes (stored forms); replaced, never changed
         self.memo: bytes | None = None  # JSON: every reader gets a copy of its own
 
@@ -91,8 +93,9 @@ class Run:
             created_at=self.created_at, closed_at=self.closed_at, last_seq=self.last_seq, result=self.result,
             failure=None if self.failure is None else Failure.from_json(orjson.loads(self.failure)),
             parent_run_id=self.parent_run_id, next_run_id=self.next_run_id,
+            parent_close_policy=self.parent_close_policy,
             task_attempts=0 if task is None else task.attempts,
-            task_suspect=task is not None and task.suspect,
+            task_lapses=0 if task is None else task.lapses,
             task_failure=None if task is None or task.failure is None or self.status != "running"
             else BlockedTask.from_json(orjson.loads(task.failure)),
             search_attributes=None if self.attributes is None else dict(self.attributes),
@@ -103,7 +106,7 @@ class Run:
 class WfTask:
     """A run's pending workflow task."""
 
-    __slots__ = ("attempts", "expires", "failed_by", "failure", "owner", "run_id", "signals", "stepping", "suspect",
+    __slots__ = ("attempts", "expires", "failed_by", "failure", "lapses", "owner", "run_id", "signals", "stepping",
                  "visible_at", "workflow")
 
     def __init__(self, run_id: str, workflow: str, visible_at: float) -> None:
@@ -112,7 +115,7 @@ class WfTask:
         self.owner: str | None = None
         self.expires: float | None = None
         self.attempts = 0  # deaths of workers while they ran a marked step of it
-        self.suspect = False  # another owner's lease ran out since the last commit
+        self.lapses = 0  # times another owner's lease ran out since the last commit
         self.stepping = False  # a marked step is running (see TaskChange)
         self.signals = 0
         self.failure: bytes | None = None  # JSON of the last failed attempt's record: the run is blocked
@@ -122,8 +125,8 @@ class WfTask:
 class ActTask:
     """An activity task."""
 
-    __slots__ = ("activity", "attempt", "deadline", "deaths", "expires", "id", "input", "last_failure", "options",
-                 "owner", "queue", "run_id", "scheduled_at", "seq", "started_at", "stepping", "visible_at",
+    __slots__ = ("activity", "attempt", "deadline", "deaths", "expires", "id", "input", "lapses", "last_failure",
+                 "options", "owner", "queue", "run_id", "scheduled_at", "seq", "started_at", "stepping", "visible_at",
                  "workflow_id")
 
     def __init__(self, task_id: int, run_id: str, workflow_id: str, seq: int, activity: str, queue: str,
@@ -131,6 +134,7 @@ class ActTask:
         self.id, self.run_id, self.workflow_id, self.seq = task_id, run_id, workflow_id, seq
         self.activity, self.queue, self.input, self.options = activity, queue, payload, options
         self.attempt = 1
+        self.lapses = 0  # its holders' leases that ran out in a row
         self.deaths = 0  # workers that died running a marked attempt of it
         self.stepping = False  # the current attempt runs under the stepping mark
         self.scheduled_at = scheduled_at

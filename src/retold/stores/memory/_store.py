@@ -17,7 +17,7 @@ from ...errors import RunNotFoundError, StoreError
 from ...history import events as ev
 from .._pending import Hosting, LiveWorker, RunWork
 from .._plan import Tx, WorkflowEntry
-from .._protocol import ActivityTask, RunRecord
+from .._protocol import SUSPECT_LAPSES, ActivityTask, RunRecord
 from .._purge import PurgeReport
 from . import _pending, _purge
 from ._data import ActTask, Journal, Run, WfTask
@@ -167,14 +167,14 @@ class MemoryStore:
             dead = 0
             for wft in ready:
                 lapse = wft.owner is not None and wft.owner != owner
-                if lapse or wft.suspect:
+                if wft.lapses + lapse >= SUSPECT_LAPSES:
                     if suspects is not None and dead >= suspects:
                         continue
                     dead += 1
                 if lapse:
-                    # Its lease ran out: that worker died (or stalled). A suspect
+                    # Its lease ran out: that worker died (or stalled). Counted
                     # until a step commits; a death only if its marked step ran.
-                    tx.j.set(wft, "suspect", True)
+                    tx.j.set(wft, "lapses", wft.lapses + 1)
                     if wft.stepping:
                         tx.j.set(wft, "attempts", wft.attempts + 1)
                         tx.j.set(wft, "stepping", False)
@@ -204,11 +204,11 @@ class MemoryStore:
             ), key=lambda t: (t.visible_at, t.id))
             claimed: list[ActivityTask] = []
             for task in ready:
-                suspect = task.owner is not None
-                if suspect:
+                if task.owner is not None:
                     # The previous owner's lease ran out mid-attempt: that attempt
                     # counts, and a death if it ran under the stepping mark.
                     tx.j.set(task, "attempt", task.attempt + 1)
+                    tx.j.set(task, "lapses", task.lapses + 1)
                     if task.stepping:
                         tx.j.set(task, "deaths", task.deaths + 1)
                         tx.j.set(task, "stepping", False)
@@ -219,7 +219,7 @@ class MemoryStore:
                     id=task.id, run_id=task.run_id, workflow_id=task.workflow_id, seq=task.seq,
                     activity=task.activity, queue=task.queue, input=task.input,
                     options=_loads(task.options), attempt=task.attempt, scheduled_at=task.scheduled_at,
-                    suspect=suspect, deaths=task.deaths))
+                    suspect=task.lapses >= SUSPECT_LAPSES, deaths=task.deaths))
             return claimed
 
         return await self._act(claim)

@@ -100,7 +100,7 @@ class MemoryTx:
         task = None if wft is None else WorkflowTaskState(
             wft.owner, self.live(wft.expires), wft.attempts, wft.signals,
             None if wft.failure is None else BlockedTask.from_json(orjson.loads(wft.failure)), wft.failed_by,
-            wft.suspect)
+            wft.lapses)
         items: tuple[InboxItem, ...] | None = None
         if inbox:
             items = tuple(InboxItem(i, e) for i, e in self._s.inbox.get(row.run_id, ()))
@@ -200,6 +200,7 @@ class MemoryTx:
                 j.set(task, "last_failure", None if r.failure is None else json_copy(r.failure.to_json()))
                 j.set(task, "started_at", None)
                 j.set(task, "stepping", False)
+                j.set(task, "lapses", 0)
         if plan.stepping_task is not None:
             task = s.tasks.get(plan.stepping_task)
             if task is not None:
@@ -250,7 +251,7 @@ class MemoryTx:
             if wft is not None:
                 j.set(wft, "signals", change.signals)
                 j.set(wft, "attempts", 0)
-                j.set(wft, "suspect", False)
+                j.set(wft, "lapses", 0)
                 j.set(wft, "stepping", False)
                 j.set(wft, "failure", None)
                 j.set(wft, "failed_by", ())
@@ -366,6 +367,7 @@ class MemoryTx:
                     new.run_id))
         run = Run(new.run_id, new.workflow_id, new.workflow, now, len(new.events), new.parent_run_id,
                   new.parent_seq)
+        run.parent_close_policy = new.parent_close_policy
         run.attributes = dict(new.search_attributes) if new.search_attributes else None
         run.memo = None if new.memo is None else orjson.dumps(new.memo)
         j.put(s.runs, new.run_id, run)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .._pending import Hosting, LiveWorker
-from .._protocol import ActivityTask
+from .._protocol import SUSPECT_LAPSES, ActivityTask
 from . import _schema as t
 from ._statements import LEASE_HORIZON, Statements
 from ._tx import ACTIVITY, WORKFLOW
@@ -54,11 +54,11 @@ class Leases(Writer):
         lapsed: list[str] = []
         died: list[str] = []
         taken = 0  # suspects taken
-        for run_id, previous_owner, stepping, suspect in rows:
+        for run_id, previous_owner, stepping, lapses in rows:
             # Its lease ran out: that worker died (or stalled). (Our own lapsed
             # lease is no death: we are here, claiming.)
             lapse = previous_owner is not None and previous_owner != owner
-            if lapse or suspect:
+            if lapses + lapse >= SUSPECT_LAPSES:
                 if suspects is not None and taken >= suspects:
                     continue  # left for a later claim (locked until this one ends, on PostgreSQL)
                 taken += 1
@@ -71,9 +71,9 @@ class Leases(Writer):
             conn.execute(wt.update().where(wt.c.run_id.in_(ids)).values(
                 lease_owner=owner, lease_expires=lease_now + lease))
         if lapsed:
-            # A suspect from now until a step of it commits; a death counts
-            # only against the task whose marked step was running.
-            conn.execute(wt.update().where(wt.c.run_id.in_(lapsed)).values(suspect=1, stepping=0))
+            # Counted until a step of it commits; a death counts only against
+            # the task whose marked step was running.
+            conn.execute(wt.update().where(wt.c.run_id.in_(lapsed)).values(lapses=wt.c.lapses + 1, stepping=0))
         if died:
             conn.execute(wt.update().where(wt.c.run_id.in_(died)).values(attempts=wt.c.attempts + 1))
         return ids
@@ -106,21 +106,20 @@ class Leases(Writer):
         }).all()
         claimed: list[ActivityTask] = []
         for row in rows:
-            attempt, deaths = row.attempt, row.deaths
-            suspect = row.lease_owner is not None
-            if suspect:
+            attempt, deaths, lapses = row.attempt, row.deaths, row.lapses
+            if row.lease_owner is not None:
                 # The previous owner's lease ran out mid-attempt (it died or
                 # stalled): that attempt counts, and this is the next one; a
                 # death too if the attempt ran under the stepping mark.
-                attempt += 1
+                attempt, lapses = attempt + 1, lapses + 1
                 deaths += 1 if row.stepping else 0
                 conn.execute(at.update().where(at.c.id == row.id).values(
-                    attempt=attempt, deaths=deaths, stepping=0))
+                    attempt=attempt, lapses=lapses, deaths=deaths, stepping=0))
             claimed.append(ActivityTask(
                 id=row.id, run_id=row.run_id, workflow_id=row.workflow_id, seq=row.seq,
                 activity=row.activity, queue=row.queue, input=row.input,
                 options=orjson.loads(row.options), attempt=attempt,
-                scheduled_at=row.scheduled_at, suspect=suspect, deaths=deaths,
+                scheduled_at=row.scheduled_at, suspect=lapses >= SUSPECT_LAPSES, deaths=deaths,
             ))
         if claimed:
             conn.execute(at.update().where(at.c.id.in_([c.id for c in claimed])).values(

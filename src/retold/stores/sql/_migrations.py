@@ -99,19 +99,23 @@ def _hosting_and_attempt_starts(conn: Connection) -> None:
 
 
 def _stepping_marks(conn: Connection) -> None:
-    """7 -> 8: deaths count only against the task whose code was running (suspects and stepping marks).
+    """7 -> 8: deaths count only against the task whose code was running (suspects and stepping marks);
+    children keep their parent-close policy.
 
     Until version 7 a claim after a lapsed lease counted a death against every
-    task the dead worker held. Those counts become suspicion: such a task runs
-    alone, under the stepping mark, before any death is counted against it.
+    task the dead worker held. Those counts become lapses: such a task runs
+    alone (from two), under the stepping mark, before any death is counted
+    against it.
     """
-    for table, names in ((t.workflow_tasks, ("suspect", "stepping")), (t.activity_tasks, ("deaths", "stepping"))):
+    for table, names in ((t.workflow_tasks, ("lapses", "stepping")),
+                         (t.activity_tasks, ("lapses", "deaths", "stepping"))):
         present = {column["name"] for column in sa.inspect(conn).get_columns(table.name)}
         for name in names:
             if name not in present:
                 conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
     wt = t.workflow_tasks
-    conn.execute(wt.update().where(wt.c.attempts > 0).values(suspect=1, attempts=0))
+    conn.execute(wt.update().where(wt.c.attempts > 0).values(lapses=wt.c.attempts, attempts=0))
+    _add_columns(conn, t.runs, ("parent_close_policy",))  # children started before close as asked: request_cancel
 
 
 def _search_attributes(conn: Connection) -> None:

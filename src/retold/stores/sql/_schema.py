@@ -41,6 +41,8 @@ runs = sa.Table(
     sa.Column("parent_run_id", sa.String(64), nullable=True, index=True),
     sa.Column("parent_seq", sa.Integer, nullable=True),
     sa.Column("next_run_id", sa.String(64), nullable=True),
+    # A child's: what its parent's close does to it while it is open (schema version 8).
+    sa.Column("parent_close_policy", sa.String(16), nullable=True),
     # Schema version 9: the run's search attributes (JSON of their stored
     # forms, as ``retold_search_attributes`` indexes them) and its memo (JSON).
     sa.Column("search_attributes", sa.LargeBinary, nullable=True),
@@ -91,11 +93,12 @@ workflow_tasks = sa.Table(
     # each end (claims match " fp "). Added in schema version 6.
     sa.Column("failure", sa.LargeBinary, nullable=True),
     sa.Column("failed_by", sa.String(255), nullable=True),
-    # Schema version 8. ``suspect``: another owner's lease ran out since the
-    # last commit (1) or not (0); ``stepping``: a step of it is running under
-    # the stepping mark (written only for suspects), so a lapse of its lease
-    # counts a death (``attempts``) against this task and no other.
-    sa.Column("suspect", sa.Integer, nullable=False, server_default="0"),
+    # Schema version 8. ``lapses``: how many times another owner's lease ran
+    # out since the last commit (a suspect from 2); ``stepping``: a step of
+    # it is running under the stepping mark (written only for suspects), so
+    # a lapse of its lease counts a death (``attempts``) against this task
+    # and no other.
+    sa.Column("lapses", sa.Integer, nullable=False, server_default="0"),
     sa.Column("stepping", sa.Integer, nullable=False, server_default="0"),
 )
 
@@ -118,9 +121,11 @@ activity_tasks = sa.Table(
     sa.Column("last_failure", sa.LargeBinary, nullable=True),
     # When the attempt holding the lease started (schema version 6).
     sa.Column("started_at", sa.Float, nullable=True),
-    # Schema version 8: deaths of workers while they ran a marked attempt of
-    # this task (``stepping``: set only for an attempt claimed after a lapse,
-    # run alone in its process), counted at the next claim.
+    # Schema version 8: lapses of its holders' leases in a row (a suspect
+    # from 2), and deaths of workers while they ran a marked attempt of it
+    # (``stepping``: set only for a suspect's attempt, run alone in its
+    # process), counted at the next claim.
+    sa.Column("lapses", sa.Integer, nullable=False, server_default="0"),
     sa.Column("deaths", sa.Integer, nullable=False, server_default="0"),
     sa.Column("stepping", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("run_id", "seq", name="retold_activity_tasks_run_seq"),

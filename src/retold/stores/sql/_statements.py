@@ -39,20 +39,20 @@ class Statements:
             return Statement(stmt, direct)
 
         self.wft_attempts = fast(
-            sa.select(wt.c.attempts, wt.c.failure, wt.c.suspect).where(wt.c.run_id == _B("b_run_id")))
+            sa.select(wt.c.attempts, wt.c.failure, wt.c.lapses).where(wt.c.run_id == _B("b_run_id")))
         self.run_by_id = fast(sa.select(t.runs).where(t.runs.c.run_id == _B("b_run_id")))
         # A run read to decide on: locked until the transaction ends (PostgreSQL).
         self.run_locked = fast(sa.select(t.runs).where(t.runs.c.run_id == _B("b_run_id")).with_for_update())
         # SQLite: the run and its task in one statement (its one writer needs no row locks).
         self.run_with_task: Statement | None = None if direct is None else fast(
             sa.select(t.runs, wt.c.lease_owner, wt.c.lease_expires, wt.c.attempts, wt.c.signals,
-                      wt.c.failure.label("task_failure"), wt.c.failed_by, wt.c.suspect)
+                      wt.c.failure.label("task_failure"), wt.c.failed_by, wt.c.lapses)
             .select_from(t.runs.outerjoin(wt, wt.c.run_id == t.runs.c.run_id))
             .where(t.runs.c.run_id == _B("b_run_id"))
         )
         self.wft_of = fast(
             sa.select(wt.c.lease_owner, wt.c.lease_expires, wt.c.attempts, wt.c.signals, wt.c.failure, wt.c.failed_by,
-                      wt.c.suspect)
+                      wt.c.lapses)
             .where(wt.c.run_id == _B("b_run_id")).with_for_update()
         )
         self.current_run = fast(sa.select(t.workflows.c.current_run_id).where(t.workflows.c.workflow_id == _B("b_id")))
@@ -80,7 +80,7 @@ class Statements:
         # earlier attempts were not fatal, so they no longer count, nor does
         # any suspicion, and the run is no longer blocked.
         self.set_signals = fast(wt.update().where(wt.c.run_id == _B("b_run_id")).values(
-            signals=_B("b_signals"), attempts=0, failure=None, failed_by=None, suspect=0, stepping=0))
+            signals=_B("b_signals"), attempts=0, failure=None, failed_by=None, lapses=0, stepping=0))
         self.events_after = fast(
             sa.select(t.events.c.seq, t.events.c.at, t.events.c.type, t.events.c.meta, t.events.c.payload)
             .where(t.events.c.run_id == _B("b_run_id"), t.events.c.seq > _B("b_after"))
@@ -112,11 +112,11 @@ class Statements:
             t.runs.c.parent_run_id == _B("b_run_id"), t.runs.c.status == "running"))
         self.retry_task = fast(at.update().where(at.c.id == _B("b_id")).values(
             attempt=_B("b_attempt"), visible_at=_B("b_visible_at"), lease_owner=None, lease_expires=None,
-            last_failure=_B("b_failure"), started_at=None, stepping=0))
+            last_failure=_B("b_failure"), started_at=None, stepping=0, lapses=0))
         # RETURNING says whether the row went in (psycopg reports no rowcount for it).
         self.insert_workflow = fast(insert(t.workflows).on_conflict_do_nothing().returning(t.workflows.c.workflow_id))
         self.claim_workflows = (
-            sa.select(wt.c.run_id, wt.c.lease_owner, wt.c.stepping, wt.c.suspect)
+            sa.select(wt.c.run_id, wt.c.lease_owner, wt.c.stepping, wt.c.lapses)
             .join(t.runs, t.runs.c.run_id == wt.c.run_id)
             .where(t.runs.c.workflow.in_(_B("b_names", expanding=True)))
             # Due, or blocked under code other than the claimer's: other code may not fail.

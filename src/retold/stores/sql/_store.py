@@ -227,7 +227,7 @@ class SqlStore(Leases):
         task = self._q.wft_attempts(conn, {"b_run_id": run_id}).first()
         record = row_to_run(row)
         if task is not None:
-            record = replace(record, task_attempts=task.attempts or 0, task_suspect=bool(task.suspect),
+            record = replace(record, task_attempts=task.attempts or 0, task_lapses=task.lapses or 0,
                              task_failure=_failure(record, task.failure))
         return record, [ev.decode_event(*r) for r in rows]
 

@@ -82,7 +82,7 @@ class SqlTx:
             task = WorkflowTaskState(
                 row.lease_owner, self.live(row.lease_expires), row.attempts, row.signals,
                 BlockedTask.from_json(orjson.loads(row.task_failure)) if row.task_failure else None,
-                tuple((row.failed_by or "").split()), bool(row.suspect))
+                tuple((row.failed_by or "").split()), row.lapses)
         self._owners[run_id] = None if task is None else task.owner
         items: tuple[InboxItem, ...] | None = None
         if inbox:
@@ -260,7 +260,7 @@ class SqlTx:
         # will see the new events, or fail its commit on the moved last_seq.
         self._q.wake(self._conn, {
             "run_id": run_id, "visible_at": now, "lease_owner": None, "lease_expires": None,
-            "attempts": 0, "signals": 0, "failure": None, "failed_by": None, "suspect": 0, "stepping": 0,
+            "attempts": 0, "signals": 0, "failure": None, "failed_by": None, "lapses": 0, "stepping": 0,
         })
         self._d.notify(self._conn, WORKFLOW)
 
@@ -290,7 +290,7 @@ class SqlTx:
                 "lease_owner": task.owner,
                 "lease_expires": self.lease_now() + task.lease if task.owner is not None else None,
                 "last_failure": None, "started_at": now if task.owner is not None else None,
-                "deaths": 0, "stepping": 0,
+                "lapses": 0, "deaths": 0, "stepping": 0,
             })
             if task.owner is not None:
                 leased.append((task.queue, task_id, task.seq))
@@ -338,6 +338,7 @@ class SqlTx:
             "run_id": new.run_id, "workflow_id": new.workflow_id, "workflow": new.workflow, "status": "running",
             "created_at": now, "closed_at": None, "last_seq": len(new.events), "result": None, "failure": None,
             "parent_run_id": new.parent_run_id, "parent_seq": new.parent_seq, "next_run_id": None,
+            "parent_close_policy": new.parent_close_policy,
             "search_attributes": orjson.dumps(new.search_attributes) if new.search_attributes else None,
             "memo": None if new.memo is None else orjson.dumps(new.memo),
         })
@@ -353,7 +354,7 @@ class SqlTx:
 class _RunRow:
     """A run's row and its workflow task's (PostgreSQL reads and locks them apart)."""
 
-    __slots__ = ("attempts", "failed_by", "lease_expires", "lease_owner", "row", "signals", "suspect", "task_failure")
+    __slots__ = ("attempts", "failed_by", "lapses", "lease_expires", "lease_owner", "row", "signals", "task_failure")
 
     def __init__(self, row: Any, task: Any) -> None:
         self.row = row
@@ -363,7 +364,7 @@ class _RunRow:
         self.signals = None if task is None else task.signals
         self.task_failure = None if task is None else task.failure
         self.failed_by = None if task is None else task.failed_by
-        self.suspect = None if task is None else task.suspect
+        self.lapses = None if task is None else task.lapses
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.row, name)

@@ -266,59 +266,62 @@ async def test_only_another_owners_lapsed_lease_counts_as_a_death_and_a_commit_c
         record, _ = await runs.start(StartRequest("wf", "w", b"[]", "h"))
         run_id = record.run_id
 
-        async def task() -> tuple[int, bool]:
+        async def task() -> tuple[int, int]:
             found = (await store.load(run_id, 0))[0]
-            return found.task_attempts, found.task_suspect
+            return found.task_attempts, found.task_lapses  # deaths, lapses
 
         await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)
         clock.now += 6.0  # my own lease lapsed (a stall): I claim it again, alive
         assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
-        assert await task() == (0, False)
-        clock.now += 6.0  # another worker takes it over: a suspect, but no step of it was marked
-        assert await store.claim_workflow_tasks("other", ["wf"], 10, 5.0, suspects=0) == []
-        assert await store.claim_workflow_tasks("other", ["wf"], 10, 5.0, suspects=1) == [run_id]
-        assert await task() == (0, True)
+        assert await task() == (0, 0)
+        clock.now += 6.0  # another worker takes it over: one lapse, no suspect yet, nobody blamed
+        assert await store.claim_workflow_tasks("other", ["wf"], 10, 5.0, suspects=0) == [run_id]
+        assert await task() == (0, 1)
+        clock.now += 6.0  # a second lapse in a row: a suspect, taken one at a time
+        assert await store.claim_workflow_tasks("third", ["wf"], 10, 5.0, suspects=0) == []
+        assert await store.claim_workflow_tasks("third", ["wf"], 10, 5.0, suspects=1) == [run_id]
+        assert await task() == (0, 2)
         # Its holder marks the step it runs alone; only the holder can.
-        assert not await runs.mark_stepping(run_id, "me")
-        assert await runs.mark_stepping(run_id, "other")
+        assert not await runs.mark_stepping(run_id, "other")
+        assert await runs.mark_stepping(run_id, "third")
         clock.now += 6.0  # and dies during it: that death counts against this task
-        assert await store.claim_workflow_tasks("third", ["wf"], 10, 5.0) == [run_id]
-        assert await task() == (1, True)
-        clock.now += 6.0  # the mark went with that claim: a death without a marked step counts nothing
         assert await store.claim_workflow_tasks("fourth", ["wf"], 10, 5.0) == [run_id]
-        assert await task() == (1, True)
-        # A step that fails (its worker alive) clears the mark too.
-        assert await runs.mark_stepping(run_id, "fourth")
-        failure = Failure(type="E", message="boom", non_retryable=True)
-        assert not await runs.fail_workflow_task(run_id, "fourth", failure, 0.0, 5, block=True)
-        assert await store.claim_workflow_tasks("fifth", ["wf"], 10, 5.0, suspects=0) == []  # still a suspect
+        assert await task() == (1, 3)
+        clock.now += 6.0  # the mark went with that claim: a death without a marked step counts nothing
         assert await store.claim_workflow_tasks("fifth", ["wf"], 10, 5.0) == [run_id]
-        assert await task() == (1, True)
-        assert await runs.quarantine(run_id, "fifth", 2, 1.0, block=True) is None  # one death of two tolerated
+        assert await task() == (1, 4)
+        # A step that fails (its worker alive) clears the mark too; the task stays a suspect.
         assert await runs.mark_stepping(run_id, "fifth")
+        failure = Failure(type="E", message="boom", non_retryable=True)
+        assert not await runs.fail_workflow_task(run_id, "fifth", failure, 0.0, 5, block=True)
+        assert await store.claim_workflow_tasks("sixth", ["wf"], 10, 5.0, suspects=0) == []
+        assert await store.claim_workflow_tasks("sixth", ["wf"], 10, 5.0) == [run_id]
+        assert await task() == (1, 4)
+        assert await runs.quarantine(run_id, "sixth", 2, 1.0, block=True) is None  # one death of two tolerated
+        assert await runs.mark_stepping(run_id, "sixth")
         clock.now += 6.0
-        assert await store.claim_workflow_tasks("sixth", ["wf"], 10, 5.0, fingerprint="f1") == [run_id]
-        assert await task() == (2, True)
+        assert await store.claim_workflow_tasks("seventh", ["wf"], 10, 5.0, fingerprint="f1") == [run_id]
+        assert await task() == (2, 5)
         # The second death blocks the run, keeping one death: one more blocks it again.
-        assert await runs.quarantine(run_id, "sixth", 2, 1.0, block=True, fingerprint="f1") == "blocked"
+        assert await runs.quarantine(run_id, "seventh", 2, 1.0, block=True, fingerprint="f1") == "blocked"
         blocked = await store.get_run(run_id)
         assert blocked.status == "running"
         assert blocked.task_failure is not None
         assert blocked.task_failure.failure.type == "WorkerDied"
         assert "workers died 2 times" in blocked.task_failure.failure.message
-        assert await store.claim_workflow_tasks("seventh", ["wf"], 10, 5.0, fingerprint="f1") == []  # backed off
-        assert await store.claim_workflow_tasks("seventh", ["wf"], 10, 5.0, fingerprint="f2") == [run_id]
-        assert await task() == (1, True)
+        assert await store.claim_workflow_tasks("eighth", ["wf"], 10, 5.0, fingerprint="f1") == []  # backed off
+        assert await store.claim_workflow_tasks("eighth", ["wf"], 10, 5.0, fingerprint="f2") == [run_id]
+        assert await task() == (1, 5)
         # A step commits with inputs that waited: the task stays leased, its counts start again.
         await runs.signal(run_id, "s", b"1")
-        assert await runs.commit_workflow_task(run_id, "seventh", 1, [ev.WorkflowTaskCompleted(seq=2, at=0)]) == 3
-        assert await task() == (0, False)
+        assert await runs.commit_workflow_task(run_id, "eighth", 1, [ev.WorkflowTaskCompleted(seq=2, at=0)]) == 3
+        assert await task() == (0, 0)
         assert (await store.get_run(run_id)).task_failure is None
         # Without blocking, the quarantine fails the run.
-        assert await runs.mark_stepping(run_id, "seventh")
+        assert await runs.mark_stepping(run_id, "eighth")
         clock.now += 6.0
-        await store.claim_workflow_tasks("eighth", ["wf"], 10, 5.0)
-        assert await runs.quarantine(run_id, "eighth", 1, 1.0, block=False) == "failed"
+        await store.claim_workflow_tasks("ninth", ["wf"], 10, 5.0)
+        assert await runs.quarantine(run_id, "ninth", 1, 1.0, block=False) == "failed"
         closed = await store.get_run(run_id)
         assert closed.status == "failed"
         assert closed.failure is not None

@@ -40,7 +40,7 @@ async def test_leases_expire_by_the_store_clock(store_factory: StoreFactory) -> 
         clock.now += 5.1
         assert await store.claim_workflow_tasks("alive", ["wf"], 10, 5.0) == [run_id]
         found = (await store.load(run_id, 1))[0]
-        assert (found.task_suspect, found.task_attempts) == (True, 0)  # the dead owner ran no marked step
+        assert (found.task_lapses, found.task_attempts) == (1, 0)  # the dead owner ran no marked step
         await Runs(store).commit_workflow_task(run_id, "alive", 1, [schedule(2)])
 
         [task] = await store.claim_activity_tasks("dead", "q", ["a"], 10, 5.0)
@@ -67,25 +67,28 @@ async def test_an_activity_death_counts_only_for_an_attempt_run_under_the_steppi
         await run_with_activity(store, "w")
         [first] = await store.claim_activity_tasks("a", "q", ["a"], 10, 5.0)
         assert (first.attempt, first.suspect, first.deaths) == (1, False, 0)
-        clock.now += 5.1  # "a" died, running nothing marked (or running something else)
+        clock.now += 5.1  # "a" died: one lapse blames nobody (it may have died of something else)
         [second] = await store.claim_activity_tasks("b", "q", ["a"], 10, 5.0)
-        assert (second.attempt, second.suspect, second.deaths) == (2, True, 0)
-        assert not await runs.mark_activity(second, "a")  # only the holder of that attempt marks it
-        assert not await runs.mark_activity(first, "b")
-        assert await runs.mark_activity(second, "b")
-        clock.now += 5.1  # "b" died running the marked attempt: one death
+        assert (second.attempt, second.suspect, second.deaths) == (2, False, 0)
+        clock.now += 5.1  # a second lapse in a row: a suspect
         [third] = await store.claim_activity_tasks("c", "q", ["a"], 10, 5.0)
-        assert (third.attempt, third.suspect, third.deaths) == (3, True, 1)
-        clock.now += 5.1  # the mark went with that claim: "c" dies unmarked, no death
+        assert (third.attempt, third.suspect, third.deaths) == (3, True, 0)
+        assert not await runs.mark_activity(third, "b")  # only the holder of that attempt marks it
+        assert not await runs.mark_activity(second, "c")
+        assert await runs.mark_activity(third, "c")
+        clock.now += 5.1  # "c" died running the marked attempt: one death
         [fourth] = await store.claim_activity_tasks("d", "q", ["a"], 10, 5.0)
-        assert (fourth.attempt, fourth.deaths) == (4, 1)
-        # An attempt that ends (here, a failure retried) clears the mark; the deaths stay.
-        assert await runs.mark_activity(fourth, "d")
-        failure = Failure(type="E", message="boom")
-        assert await runs.finish_activity(fourth, "d", ActivityOutcome("failed", failure=failure, retry_delay=1.0))
-        clock.now += 1.5
+        assert (fourth.attempt, fourth.suspect, fourth.deaths) == (4, True, 1)
+        clock.now += 5.1  # the mark went with that claim: "d" dies unmarked, no death
         [fifth] = await store.claim_activity_tasks("e", "q", ["a"], 10, 5.0)
-        assert (fifth.attempt, fifth.suspect, fifth.deaths) == (5, False, 1)
+        assert (fifth.attempt, fifth.deaths) == (5, 1)
+        # An attempt that ends (here, a failure retried) clears the mark and the lapses; the deaths stay.
+        assert await runs.mark_activity(fifth, "e")
+        failure = Failure(type="E", message="boom")
+        assert await runs.finish_activity(fifth, "e", ActivityOutcome("failed", failure=failure, retry_delay=1.0))
+        clock.now += 1.5
+        [sixth] = await store.claim_activity_tasks("f", "q", ["a"], 10, 5.0)
+        assert (sixth.attempt, sixth.suspect, sixth.deaths) == (6, False, 1)
 
 
 async def test_a_reaped_worker_loses_its_leases_at_once_and_its_attempt_counts(store_factory: StoreFactory) -> None:
