@@ -13,7 +13,8 @@ import retold.stores
 import retold.stores.sql
 
 PUBLIC = [
-    "Activity", "ActivityError", "ActivityInfo", "ActivityOptions", "ApplicationError", "ChildHandle",
+    "Activity", "ActivityCancellationType", "ActivityError", "ActivityInfo", "ActivityOptions", "ApplicationError",
+    "ChildHandle",
     "ChildWorkflowError", "Client", "Codec", "ConfigurationError", "ConflictError", "Engine", "EventStream", "Failure",
     "History",
     "HistoryFormatError", "IdReusePolicy", "IdempotencyError",

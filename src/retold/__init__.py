@@ -16,6 +16,7 @@ from ._pending import PendingChild as PendingChild
 from ._pending import PendingSignal as PendingSignal
 from ._pending import PendingTimer as PendingTimer
 from ._pending import PendingWork as PendingWork
+from .authoring import ActivityCancellationType as ActivityCancellationType
 from .authoring import IdReusePolicy as IdReusePolicy
 from .authoring import ParentClosePolicy as ParentClosePolicy
 from .authoring._activity import ActivityInfo as ActivityInfo
@@ -99,6 +100,7 @@ except _PackageNotFoundError:  # pragma: no cover - run from a source tree that 
 
 __all__ = [
     "Activity",
+    "ActivityCancellationType",
     "ActivityError",
     "ActivityInfo",
     "ActivityOptions",

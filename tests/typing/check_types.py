@@ -65,6 +65,8 @@ async def typed_calls() -> None:
     assert_type(await child, int)
     assert_type(await child.result(), int)
     assert_type(await retold.wait_signal("approve", bool), bool | None)
+    assert_type(await retold.start_workflow(remind.with_options(id="r-2"), "ada", urgent=True), str)
+    assert_type(await retold.execute_child(retold.workflow_ref("remind"), "ada", anything=1), Any)
 
     # E: Argument 3 to "execute" has incompatible type "str"; expected "int"  [arg-type]
     await retold.execute(charge, "o", "five")  # type: ignore[arg-type]
@@ -84,6 +86,8 @@ async def typed_calls() -> None:
     await retold.execute_child(checkout, 5, 5)  # type: ignore[arg-type]
     # E: Argument "urgent" to "start_child" has incompatible type "int"; expected "bool"  [arg-type]
     retold.start_child(remind, "ada", urgent=1)  # type: ignore[arg-type]
+    # E: Argument 2 to "start_workflow" has incompatible type "int"; expected "str"  [arg-type]
+    await retold.start_workflow(checkout, 5, 5)  # type: ignore[arg-type]
     result = await retold.start_child(remind, "ada")
     # E: Incompatible types in assignment (expression has type "int", variable has type "str")  [assignment]
     wrong: str = result  # type: ignore[assignment]

@@ -23,13 +23,15 @@ from ._decorators import unpack_input as unpack_input
 from ._describe import args_schema as args_schema
 from ._describe import describe_registry as describe_registry
 from ._describe import json_schema as json_schema
+from ._options import ActivityCancellationType as ActivityCancellationType
 from ._options import ActivityOptions as ActivityOptions
 from ._registry import by_name as by_name
 from ._runtime import ContinueAsNew as ContinueAsNew
 from ._runtime import WorkflowInfo as WorkflowInfo
 
 __all__ = [
-    "ID_REUSE_POLICIES", "MAX_TIME_LIMIT", "PARENT_CLOSE_POLICIES", "Activity", "ActivityInfo", "ActivityOptions",
+    "ID_REUSE_POLICIES", "MAX_TIME_LIMIT", "PARENT_CLOSE_POLICIES", "Activity", "ActivityCancellationType",
+    "ActivityInfo", "ActivityOptions",
     "AsyncActivity", "ContinueAsNew", "IdReusePolicy", "ParentClosePolicy", "SyncActivity", "Workflow",
     "WorkflowInfo", "args_schema", "by_name", "describe_registry", "json_schema", "pack_input", "unpack_input",
 ]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Self, TypeVa
 from ..errors import ConfigurationError, InvalidArgumentsError, PayloadError
 from ..history.attributes import SearchAttributeValue, check_memo, encode_attributes
 from ..history.ids import too_long
-from ._options import DEFAULT_RETRY, ActivityOptions, RetryPolicy
+from ._options import DEFAULT_RETRY, ActivityCancellationType, ActivityOptions, RetryPolicy
 
 if TYPE_CHECKING:
     from ..history.codec import Codec
@@ -47,7 +47,8 @@ P = ParamSpec("P")
 
 # Per-call activity options: given as keyword arguments to ``retold.execute`` before
 # the call sites were typed by the activity's own parameters.
-_ACTIVITY_OPTIONS = ("retry", "start_to_close", "schedule_to_close", "heartbeat_timeout", "task_queue")
+_ACTIVITY_OPTIONS = ("retry", "start_to_close", "schedule_to_close", "heartbeat_timeout", "task_queue",
+                     "cancellation_type")
 
 
 class _Signature:
@@ -432,6 +433,7 @@ class Activity(_Definition, Generic[P, R]):
         schedule_to_close: timedelta | float | None = None,
         heartbeat_timeout: timedelta | float | None = None,
         task_queue: str | None = None,
+        cancellation_type: ActivityCancellationType | None = None,
     ) -> Self:
         """This activity with some options replaced, for one ``retold.execute`` call::
 
@@ -440,7 +442,7 @@ class Activity(_Definition, Generic[P, R]):
         clone = copy.copy(self)
         clone.options = self.options.merge(
             retry=retry, start_to_close=start_to_close, schedule_to_close=schedule_to_close,
-            heartbeat_timeout=heartbeat_timeout, task_queue=task_queue,
+            heartbeat_timeout=heartbeat_timeout, task_queue=task_queue, cancellation_type=cancellation_type,
         )
         return clone
 
@@ -549,6 +551,7 @@ def activity(
     schedule_to_close: timedelta | float | None = None,
     heartbeat_timeout: timedelta | float | None = None,
     task_queue: str = "default",
+    cancellation_type: ActivityCancellationType = "try_cancel",
 ) -> _ActivityDecorator: ...
 def activity(
     fn: Any = None,
@@ -560,6 +563,7 @@ def activity(
     schedule_to_close: timedelta | float | None = None,
     heartbeat_timeout: timedelta | float | None = None,
     task_queue: str = "default",
+    cancellation_type: ActivityCancellationType = "try_cancel",
 ) -> Any:
     """Mark a function as an activity: work with side effects, run at least once.
 
@@ -574,6 +578,9 @@ def activity(
         schedule_to_close: limit on all attempts together.
         heartbeat_timeout: fail an attempt silent for this long.
         task_queue: the queue whose workers run it.
+        cancellation_type: what workflow code that stops waiting for it does
+            to it: ``"try_cancel"`` (withdraw it and tell a running attempt)
+            or ``"abandon"`` (leave it running; see ``retold.ActivityCancellationType``).
     """
     options = ActivityOptions(
         retry=retry or DEFAULT_RETRY,
@@ -581,6 +588,7 @@ def activity(
         schedule_to_close=schedule_to_close,
         heartbeat_timeout=heartbeat_timeout,
         task_queue=task_queue,
+        cancellation_type=cancellation_type,
     )
     decorator = _ActivityDecorator(name, options)
     if fn is None:

@@ -7,12 +7,14 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, final
+from typing import Any, Literal, final
 
 from ..errors import ConfigurationError
 from ..history.ids import too_long
 
-__all__ = ["ActivityOptions", "RetryPolicy", "duration", "seconds"]
+__all__ = [
+    "ACTIVITY_CANCELLATION_TYPES", "ActivityCancellationType", "ActivityOptions", "RetryPolicy", "duration", "seconds",
+]
 
 
 def duration(value: object, what: str) -> timedelta | None:
@@ -163,6 +165,19 @@ def seconds(value: timedelta | float | None) -> float | None:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+ActivityCancellationType = Literal["try_cancel", "abandon"]
+ActivityCancellationType.__doc__ = """What workflow code that stops awaiting an activity does (``cancellation_type``).
+
+``"try_cancel"`` (the default): the activity's task is withdrawn in the same
+commit (``ActivityCancelRequested``): an attempt not started never starts, a
+running one is told (``heartbeat()`` raises, ``activity_info().cancelled``)
+and its outcome is not recorded. ``"abandon"``: nothing is recorded and the
+activity is not told: it runs, and is retried, as if still awaited, and its
+outcome is recorded but not delivered to any waiter (until the run closes,
+which withdraws every activity task it has).
+"""
+ACTIVITY_CANCELLATION_TYPES: tuple[ActivityCancellationType, ...] = ("try_cancel", "abandon")
+
 DEFAULT_RETRY = RetryPolicy()
 _RETRY_DEFAULTS: dict[str, Any] = DEFAULT_RETRY._full_json()
 
@@ -181,6 +196,8 @@ class ActivityOptions:
         heartbeat_timeout: an attempt that does not call ``retold.heartbeat()``
             within this long is failed (and retried).
         task_queue: the queue the activity task is routed to.
+        cancellation_type: what the workflow's cancelled wait does to the
+            activity (``retold.ActivityCancellationType``).
     """
 
     retry: RetryPolicy
@@ -188,6 +205,7 @@ class ActivityOptions:
     schedule_to_close: timedelta | None
     heartbeat_timeout: timedelta | None
     task_queue: str
+    cancellation_type: ActivityCancellationType
 
     def __init__(
         self,
@@ -196,6 +214,7 @@ class ActivityOptions:
         schedule_to_close: timedelta | float | None = None,
         heartbeat_timeout: timedelta | float | None = None,
         task_queue: str = "default",
+        cancellation_type: ActivityCancellationType = "try_cancel",
     ) -> None:
         if not isinstance(retry, RetryPolicy):
             raise ConfigurationError(
@@ -218,6 +237,11 @@ class ActivityOptions:
         problem = too_long("activity option task_queue", self.task_queue)
         if problem:
             raise ConfigurationError(problem)
+        if cancellation_type not in ACTIVITY_CANCELLATION_TYPES:
+            raise ConfigurationError(
+                f"activity option cancellation_type must be one of "
+                f"{', '.join(map(repr, ACTIVITY_CANCELLATION_TYPES))}, not {cancellation_type!r}")
+        object.__setattr__(self, "cancellation_type", cancellation_type)
 
     def merge(self, **changes: Any) -> ActivityOptions:
         """Return a copy with the given non-None options replaced."""
@@ -237,6 +261,7 @@ class ActivityOptions:
             "schedule_to_close": seconds(self.schedule_to_close),
             "heartbeat_timeout": seconds(self.heartbeat_timeout),
             "task_queue": self.task_queue,
+            "cancellation_type": self.cancellation_type,
         }
 
     @classmethod
@@ -253,6 +278,7 @@ class ActivityOptions:
             schedule_to_close=td(data["schedule_to_close"]),
             heartbeat_timeout=td(data["heartbeat_timeout"]),
             task_queue=data["task_queue"],
+            cancellation_type=data["cancellation_type"],
         )
 
 

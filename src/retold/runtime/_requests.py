@@ -97,13 +97,14 @@ class Requests:
         seq = self._emit(
             ev.ActivityScheduled, activity=activity.name, input=data, options=recorded_options
         )
-        fut = Outcome(self.loop, lambda _msg: self._cancel_activity(seq))
+        abandon = options.cancellation_type == "abandon"
+        fut = Outcome(self.loop, lambda _msg: self._cancel_activity(seq, abandon))
         self._activities[seq] = (fut, activity)
         return fut
 
-    def _cancel_activity(self, seq: int) -> bool:
-        """The code stopped waiting for an activity: withdraw its task. The wait ends now."""
-        if self._activities.pop(seq, None) is not None and not self.finished:
+    def _cancel_activity(self, seq: int, abandon: bool = False) -> bool:
+        """The code stopped waiting for an activity: withdraw its task (unless abandoned). The wait ends now."""
+        if self._activities.pop(seq, None) is not None and not self.finished and not abandon:
             self._request(ev.ActivityCancelRequested, scheduled=seq)
         return True
 
