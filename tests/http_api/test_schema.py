@@ -88,8 +88,9 @@ def test_the_api_matches_its_openapi_document(
     # name the run does not define is, by design, 422 (QueryError), on a
     # finished run too now that those are answered.
     # So is an update: the fuzzed workflows have no update handlers (422).
+    # A list's cursor is opaque: only one a previous page gave is valid (400 otherwise).
     context_dependent = ((path.startswith("/workflows/") and method == "POST") or path.endswith("/queries/{name}")
-                         or "/updates/" in path)
+                         or "/updates/" in path or (method, path) == ("GET", "/runs"))
     excluded = [positive_data_acceptance] if context_dependent else []
 
     check()

@@ -13,7 +13,10 @@ from ._handle import RunDescription as RunDescription
 from ._handle import RunHandle as RunHandle
 from ._handle import WorkflowTaskFailure as WorkflowTaskFailure
 from ._host import Host as Host
+from ._listing import RunPage as RunPage
+from ._listing import parse_attribute_value as parse_attribute_value
 
 __all__ = [
-    "DEFAULT_URL", "Client", "EventFeeds", "EventStream", "Host", "RunDescription", "RunHandle", "WorkflowTaskFailure",
+    "DEFAULT_URL", "Client", "EventFeeds", "EventStream", "Host", "RunDescription", "RunHandle", "RunPage",
+    "WorkflowTaskFailure", "parse_attribute_value",
 ]

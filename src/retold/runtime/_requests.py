@@ -177,7 +177,8 @@ class Requests:
         limits = {name: value for name in ("run_timeout", "execution_timeout", "start_delay")
                   if (value := getattr(workflow, name, None)) is not None}
         return {"workflow": workflow.name, "workflow_id": workflow_id, "run_id": run_id, "input": data,
-                "headers": self.headers, "limits": limits or None}
+                "headers": self.headers, "limits": limits or None,
+                "search_attributes": workflow.search_attributes, "memo": workflow.memo}
 
     def signal_workflow(self, workflow_id: str, name: str, value: Any) -> asyncio.Future[None]:
         """Send signal ``name`` to another workflow; the future resolves once its run recorded it."""
@@ -291,6 +292,10 @@ class Requests:
             taken = True
         self._patches[patch_id] = taken
         return taken
+
+    def upsert_search_attributes(self, attributes: dict[str, str | None]) -> None:
+        """Record new search attributes (stored forms); a replay matches them against the recorded ones."""
+        self._emit(ev.SearchAttributesUpserted, attributes=attributes)
 
     # -- queries -----------------------------------------------------------------
 

@@ -149,6 +149,9 @@ class NewRun:
     wake: bool = True  # give the run a workflow task (False: its first step is in ``events``)
     replaces: str | None = None  # "reuse": the id's current run, closed, that the new run follows
     parent_close_policy: str | None = None  # a child's (see ``RunRecord.parent_close_policy``)
+    # Its search attributes (stored forms, ``retold.history.attributes``) and memo (JSON values).
+    search_attributes: dict[str, str] | None = None
+    memo: dict[str, Any] | None = None
 
 
 @final
@@ -236,6 +239,8 @@ class Plan:
     # its holder's lease runs out before the attempt's outcome is recorded,
     # the next claim counts a death against it (``ActivityTask.deaths``).
     stepping_task: int | None = None
+    # Changes to the run's search attributes, by name (stored forms; None removes the name).
+    search_attributes: dict[str, str | None] | None = None
 
     @property
     def last_seq(self) -> int | None:

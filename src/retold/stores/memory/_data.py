@@ -67,7 +67,8 @@ class Journal:
 class Run:
     """A run's row."""
 
-    __slots__ = ("closed_at", "created_at", "failure", "last_seq", "next_run_id", "parent_close_policy",
+    __slots__ = ("attributes", "closed_at", "created_at", "failure", "last_seq", "memo", "next_run_id",
+                 "parent_close_policy",
                  "parent_run_id", "parent_seq", "result", "run_id", "status", "workflow", "workflow_id")
 
     def __init__(self, run_id: str, workflow_id: str, workflow: str, created_at: float, last_seq: int,
@@ -82,6 +83,8 @@ class Run:
         self.parent_run_id, self.parent_seq = parent_run_id, parent_seq
         self.next_run_id: str | None = None
         self.parent_close_policy: str | None = None
+        self.attributes: dict[str, str] | None = None  # search attributes (stored forms); replaced, never changed
+        self.memo: bytes | None = None  # JSON: every reader gets a copy of its own
 
     def record(self, task: WfTask | None = None) -> RunRecord:
         """The run's record; with its workflow task, its attempts and (while the run is open) its failure."""
@@ -95,6 +98,8 @@ class Run:
             task_lapses=0 if task is None else task.lapses,
             task_failure=None if task is None or task.failure is None or self.status != "running"
             else BlockedTask.from_json(orjson.loads(task.failure)),
+            search_attributes=None if self.attributes is None else dict(self.attributes),
+            memo=None if self.memo is None else orjson.loads(self.memo),
         )
 
 

@@ -15,6 +15,7 @@ import orjson
 
 from ...errors import ConflictError, LeaseLostError, StoreError
 from ...history import events as ev
+from ...history.attributes import merge
 from ...history.failure import BlockedTask, Failure
 from .._plan import (
     InboxItem,
@@ -220,6 +221,8 @@ class MemoryTx:
             j.put(timers, seq, fire_at)
         for seq in plan.drop_timers:
             self._drop_timer(run_id, seq)
+        if plan.search_attributes and run is not None:
+            j.set(run, "attributes", merge(run.attributes, plan.search_attributes) or None)
         if plan.close is not None and run is not None:
             c = plan.close
             j.set(run, "status", c.status)
@@ -365,6 +368,8 @@ class MemoryTx:
         run = Run(new.run_id, new.workflow_id, new.workflow, now, len(new.events), new.parent_run_id,
                   new.parent_seq)
         run.parent_close_policy = new.parent_close_policy
+        run.attributes = dict(new.search_attributes) if new.search_attributes else None
+        run.memo = None if new.memo is None else orjson.dumps(new.memo)
         j.put(s.runs, new.run_id, run)
         j.put(s.events, new.run_id, [])
         if new.parent_run_id is not None:

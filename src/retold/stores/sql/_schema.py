@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 __all__ = ["SCHEMA_VERSION", "metadata"]
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 metadata = sa.MetaData()
 
@@ -43,10 +43,25 @@ runs = sa.Table(
     sa.Column("next_run_id", sa.String(64), nullable=True),
     # A child's: what its parent's close does to it while it is open (schema version 8).
     sa.Column("parent_close_policy", sa.String(16), nullable=True),
+    # Schema version 9: the run's search attributes (JSON of their stored
+    # forms, as ``retold_search_attributes`` indexes them) and its memo (JSON).
+    sa.Column("search_attributes", sa.LargeBinary, nullable=True),
+    sa.Column("memo", sa.LargeBinary, nullable=True),
     sa.Index("retold_runs_status", "status", "created_at"),
     # Closed runs by close time, for retention (schema version 5); running
     # runs have no close time.
     sa.Index("retold_runs_closed", "closed_at"),
+)
+
+# Search attributes, one row per run and name, for list filters (schema
+# version 9). ``value`` is the stored form (``retold.history.attributes``:
+# type tag and text), so equality of values is equality of strings.
+search_attributes = sa.Table(
+    "retold_search_attributes", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(1100), nullable=False),
+    sa.Index("retold_search_attributes_value", "name", "value", "run_id"),
 )
 
 events = sa.Table(

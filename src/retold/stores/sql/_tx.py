@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from ...errors import ConflictError, LeaseLostError, StoreError
 from ...history import events as ev
+from ...history.attributes import merge
 from ...history.failure import BlockedTask, Failure
 from .._plan import InboxItem, NewRun, Plan, RunState, TaskState, WorkflowEntry, WorkflowTaskState
 from . import _schema as t
@@ -212,6 +213,8 @@ class SqlTx:
             q.insert_timer(conn, {"run_id": run_id, "seq": seq, "fire_at": fire_at})
         for seq in plan.drop_timers:
             q.delete_timer(conn, {"b_run_id": run_id, "b_seq": seq})
+        if plan.search_attributes:
+            self._upsert_attributes(run_id, plan.search_attributes)
         if plan.close is not None:
             c = plan.close
             q.close_run(conn, {
@@ -297,6 +300,18 @@ class SqlTx:
             self._d.notify(self._conn, ACTIVITY)
         return leased
 
+    def _upsert_attributes(self, run_id: str, changes: dict[str, str | None]) -> None:
+        """Apply changes to a run's search attributes: its column and its rows in the index table."""
+        conn, sat = self._conn, t.search_attributes
+        raw = conn.execute(sa.select(t.runs.c.search_attributes).where(t.runs.c.run_id == run_id)).scalar()
+        merged = merge(orjson.loads(raw) if raw else None, changes)
+        conn.execute(t.runs.update().where(t.runs.c.run_id == run_id)
+                     .values(search_attributes=orjson.dumps(merged) if merged else None))
+        conn.execute(sat.delete().where(sat.c.run_id == run_id, sat.c.name.in_(sorted(changes))))
+        added = [{"run_id": run_id, "name": n, "value": v} for n, v in sorted(changes.items()) if v is not None]
+        if added:
+            conn.execute(sat.insert(), added)
+
     def _create(self, new: NewRun, now: float) -> None:
         conn, q = self._conn, self._q
         if new.entry == "new":
@@ -324,7 +339,13 @@ class SqlTx:
             "created_at": now, "closed_at": None, "last_seq": len(new.events), "result": None, "failure": None,
             "parent_run_id": new.parent_run_id, "parent_seq": new.parent_seq, "next_run_id": None,
             "parent_close_policy": new.parent_close_policy,
+            "search_attributes": orjson.dumps(new.search_attributes) if new.search_attributes else None,
+            "memo": None if new.memo is None else orjson.dumps(new.memo),
         })
+        if new.search_attributes:
+            conn.execute(t.search_attributes.insert(), [
+                {"run_id": new.run_id, "name": name, "value": value}
+                for name, value in sorted(new.search_attributes.items())])
         self._insert_events(new.run_id, 1, new.events, now, keep_first_at=True)
         if new.wake:
             self._wake(new.run_id, now)
