@@ -579,8 +579,10 @@ def activity(
         heartbeat_timeout: fail an attempt silent for this long.
         task_queue: the queue whose workers run it.
         cancellation_type: what workflow code that stops waiting for it does
-            to it: ``"try_cancel"`` (withdraw it and tell a running attempt)
-            or ``"abandon"`` (leave it running; see ``retold.ActivityCancellationType``).
+            to it: ``"try_cancel"`` (withdraw it and tell a running attempt),
+            ``"wait_cancellation_completed"`` (the same, and the wait ends only
+            once the attempt has ended) or ``"abandon"`` (leave it running;
+            see ``retold.ActivityCancellationType``).
     """
     options = ActivityOptions(
         retry=retry or DEFAULT_RETRY,

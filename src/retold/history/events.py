@@ -294,9 +294,14 @@ class ActivityCancelRequested(Event):
 
     The activity's task is withdrawn: an attempt not started never starts, a
     running one is cut off by its worker and its outcome is not recorded.
+    With ``wait`` (``cancellation_type="wait_cancellation_completed"``) the
+    task stays until its attempt has ended: a running one is told, and the
+    outcome it ends with (a cancellation, or whatever it returned) is
+    recorded as final; the workflow's wait ends then.
     """
 
     scheduled: int
+    wait: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

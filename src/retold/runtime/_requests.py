@@ -64,6 +64,7 @@ class Requests:
     _child_cancels: set[int]
     _sent: dict[int, asyncio.Future[None]]
     _started: dict[int, tuple[asyncio.Future[str], str]]
+    _activity_cancels: set[int]
     _signals: dict[str, list[bytes]]
     _signal_waiters: dict[str, list[asyncio.Future[bytes]]]
     _queries: dict[str, Callable[..., Any]]
@@ -97,14 +98,23 @@ class Requests:
         seq = self._emit(
             ev.ActivityScheduled, activity=activity.name, input=data, options=recorded_options
         )
-        abandon = options.cancellation_type == "abandon"
-        fut = Outcome(self.loop, lambda _msg: self._cancel_activity(seq, abandon))
+        kind = options.cancellation_type
+        fut = Outcome(self.loop, lambda _msg: self._cancel_activity(seq, kind))
         self._activities[seq] = (fut, activity)
         return fut
 
-    def _cancel_activity(self, seq: int, abandon: bool = False) -> bool:
-        """The code stopped waiting for an activity: withdraw its task (unless abandoned). The wait ends now."""
-        if self._activities.pop(seq, None) is not None and not self.finished and not abandon:
+    def _cancel_activity(self, seq: int, kind: str = "try_cancel") -> bool:
+        """The code stopped waiting for an activity: withdraw its task, or not (see ``ActivityCancellationType``).
+
+        True: the wait ends now; False (``wait_cancellation_completed``): it
+        goes on until the attempt's outcome arrives, and then ends cancelled.
+        """
+        if kind == "wait_cancellation_completed":
+            if seq in self._activities and seq not in self._activity_cancels and not self.finished:
+                self._activity_cancels.add(seq)
+                self._request(ev.ActivityCancelRequested, scheduled=seq, wait=True)
+            return seq not in self._activities
+        if self._activities.pop(seq, None) is not None and not self.finished and kind != "abandon":
             self._request(ev.ActivityCancelRequested, scheduled=seq)
         return True
 

@@ -95,6 +95,7 @@ class TaskState:
     deadline: float | None
     owner: str | None
     last_failure: Failure | None
+    cancel_requested: bool = False  # the run waits for its attempt to end (``Plan.cancel_activities``)
 
 
 @final
@@ -230,6 +231,9 @@ class Plan:
     retry: TaskRetry | None = None
     drop_tasks: list[int] = field(default_factory=list)  # activity task ids
     drop_activities: list[int] = field(default_factory=list)  # by the event number that scheduled them
+    # Activities (by the event number that scheduled them) whose cancellation the run waits for: each task is
+    # marked (``TaskState.cancel_requested``) and due at once, so its attempt ends and reports.
+    cancel_activities: list[int] = field(default_factory=list)
     timers: list[tuple[int, float]] = field(default_factory=list)  # (seq, fire_at)
     drop_timers: list[int] = field(default_factory=list)
     runs: list[NewRun] = field(default_factory=list)

@@ -108,6 +108,8 @@ class ActivityTask:
     # running a marked attempt of it.
     suspect: bool = False
     deaths: int = 0
+    # The run waits for this attempt to end (``Plan.cancel_activities``): end it, as cancelled.
+    cancel_requested: bool = False
 
 
 @final
@@ -219,6 +221,10 @@ class Store(Protocol):
 
     async def renew_leases(self, owner: str, task_ids: list[int], lease: float) -> set[int]:
         """Extend leases; return the ids this owner no longer holds."""
+        ...
+
+    async def cancel_requests(self, task_ids: list[int]) -> set[int]:
+        """Of these activity tasks, the ids whose run waits for their attempt to end (``Plan.cancel_activities``)."""
         ...
 
     async def renew_workflow_leases(self, owner: str, run_ids: list[str], lease: float) -> None:

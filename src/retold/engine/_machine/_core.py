@@ -246,6 +246,11 @@ def _effects(
                     later = _limits_plan(cmd.run_id, timeouts, limits.get("start_delay"), now)
                     if later is not None:
                         decision.then.append(later)
+            case ev.ActivityCancelRequested() if cmd.wait:
+                # Kept until its attempt ends: that attempt is told (its worker asks the
+                # store, beside lease renewal), an attempt not started ends at once when
+                # claimed, and the outcome recorded is final (see activity_outcome).
+                plan.cancel_activities.append(cmd.scheduled)
             case ev.ActivityCancelRequested():
                 # Withdrawn: never claimed again; a running attempt's worker finds
                 # its task gone (lease renewal) and stops it, its outcome refused.

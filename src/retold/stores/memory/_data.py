@@ -125,9 +125,9 @@ class WfTask:
 class ActTask:
     """An activity task."""
 
-    __slots__ = ("activity", "attempt", "deadline", "deaths", "expires", "id", "input", "lapses", "last_failure",
-                 "options", "owner", "queue", "run_id", "scheduled_at", "seq", "started_at", "stepping", "visible_at",
-                 "workflow_id")
+    __slots__ = ("activity", "attempt", "cancel_requested", "deadline", "deaths", "expires", "id", "input", "lapses",
+                 "last_failure", "options", "owner", "queue", "run_id", "scheduled_at", "seq", "started_at", "stepping",
+                 "visible_at", "workflow_id")
 
     def __init__(self, task_id: int, run_id: str, workflow_id: str, seq: int, activity: str, queue: str,
                  payload: bytes, options: bytes, scheduled_at: float, deadline: float | None) -> None:
@@ -137,6 +137,7 @@ class ActTask:
         self.lapses = 0  # its holders' leases that ran out in a row
         self.deaths = 0  # workers that died running a marked attempt of it
         self.stepping = False  # the current attempt runs under the stepping mark
+        self.cancel_requested = False  # the run waits for its attempt to end
         self.scheduled_at = scheduled_at
         self.deadline = deadline
         self.visible_at = scheduled_at

@@ -219,10 +219,18 @@ class MemoryStore:
                     id=task.id, run_id=task.run_id, workflow_id=task.workflow_id, seq=task.seq,
                     activity=task.activity, queue=task.queue, input=task.input,
                     options=_loads(task.options), attempt=task.attempt, scheduled_at=task.scheduled_at,
-                    suspect=task.lapses >= SUSPECT_LAPSES, deaths=task.deaths))
+                    suspect=task.lapses >= SUSPECT_LAPSES, deaths=task.deaths,
+                    cancel_requested=task.cancel_requested))
             return claimed
 
         return await self._act(claim)
+
+    async def cancel_requests(self, task_ids: list[int]) -> set[int]:
+        """Of these activity tasks, the ids whose run waits for their attempt to end."""
+        await anyio.lowlevel.checkpoint()
+        with self._locked():
+            return {task_id for task_id in task_ids
+                    if (task := self.tasks.get(task_id)) is not None and task.cancel_requested}
 
     async def renew_leases(self, owner: str, task_ids: list[int], lease: float) -> set[int]:
         """Extend this owner's activity leases; return the ids it no longer holds."""

@@ -46,6 +46,7 @@ def task_state(task: ActTask, owner: str | None) -> TaskState:
         queue=task.queue, input=task.input, options=orjson.loads(task.options), attempt=task.attempt,
         scheduled_at=task.scheduled_at, deadline=task.deadline, owner=owner,
         last_failure=Failure.from_json(orjson.loads(task.last_failure)) if task.last_failure is not None else None,
+        cancel_requested=task.cancel_requested,
     )
 
 
@@ -211,6 +212,12 @@ class MemoryTx:
             scheduled = s.run_tasks.get(run_id, {}).get(seq)
             if scheduled is not None:
                 self.drop_task(scheduled)
+        for seq in plan.cancel_activities:
+            scheduled = s.run_tasks.get(run_id, {}).get(seq)
+            task = s.tasks.get(scheduled) if scheduled is not None else None
+            if task is not None:
+                j.set(task, "cancel_requested", True)
+                j.set(task, "visible_at", min(task.visible_at, now))
         for seq, fire_at in plan.timers:
             timers = s.timers.get(run_id)
             if timers is None:

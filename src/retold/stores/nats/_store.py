@@ -156,6 +156,13 @@ class NatsStore(Log):
             "claim_activity_tasks", owner, queue, list(activities), limit, lease, sorted(running))
         return claimed
 
+    async def cancel_requests(self, task_ids: list[int]) -> set[int]:
+        """Of these activity tasks, the ids whose run waits for their attempt to end."""
+        if not task_ids:
+            return set()
+        asked: set[int] = await self._read("cancel_requests", list(task_ids))
+        return asked
+
     async def renew_leases(self, owner: str, task_ids: list[int], lease: float) -> set[int]:
         """Extend this owner's activity leases; return the ids it no longer holds."""
         if not task_ids:

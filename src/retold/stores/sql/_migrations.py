@@ -108,7 +108,7 @@ def _stepping_marks(conn: Connection) -> None:
     against it.
     """
     for table, names in ((t.workflow_tasks, ("lapses", "stepping")),
-                         (t.activity_tasks, ("lapses", "deaths", "stepping"))):
+                         (t.activity_tasks, ("lapses", "deaths", "stepping", "cancel_requested"))):
         present = {column["name"] for column in sa.inspect(conn).get_columns(table.name)}
         for name in names:
             if name not in present:

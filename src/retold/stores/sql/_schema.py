@@ -128,6 +128,9 @@ activity_tasks = sa.Table(
     sa.Column("lapses", sa.Integer, nullable=False, server_default="0"),
     sa.Column("deaths", sa.Integer, nullable=False, server_default="0"),
     sa.Column("stepping", sa.Integer, nullable=False, server_default="0"),
+    # Schema version 8: the run waits for this task's attempt to end (cancellation_type
+    # "wait_cancellation_completed"): 1 from its ActivityCancelRequested.
+    sa.Column("cancel_requested", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("run_id", "seq", name="retold_activity_tasks_run_seq"),
     sa.Index("retold_activity_tasks_ready", "queue", "visible_at"),
     # Ids are never reused (SQLite would reuse a deleted row's id without

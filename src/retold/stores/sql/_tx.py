@@ -209,6 +209,11 @@ class SqlTx:
             q.delete_task(conn, {"b_id": task_id})
         for seq in plan.drop_activities:
             q.delete_activity(conn, {"b_run_id": run_id, "b_seq": seq})
+        if plan.cancel_activities:
+            at = t.activity_tasks
+            conn.execute(at.update().where(at.c.run_id == run_id, at.c.seq.in_(plan.cancel_activities))
+                         .values(cancel_requested=1, visible_at=sa.func.min(at.c.visible_at, now)
+                                 if conn.dialect.name == "sqlite" else sa.func.least(at.c.visible_at, now)))
         for seq, fire_at in plan.timers:
             q.insert_timer(conn, {"run_id": run_id, "seq": seq, "fire_at": fire_at})
         for seq in plan.drop_timers:
@@ -290,7 +295,7 @@ class SqlTx:
                 "lease_owner": task.owner,
                 "lease_expires": self.lease_now() + task.lease if task.owner is not None else None,
                 "last_failure": None, "started_at": now if task.owner is not None else None,
-                "lapses": 0, "deaths": 0, "stepping": 0,
+                "lapses": 0, "deaths": 0, "stepping": 0, "cancel_requested": 0,
             })
             if task.owner is not None:
                 leased.append((task.queue, task_id, task.seq))
@@ -376,4 +381,5 @@ def _task_state(row: Any, owner: str | None) -> TaskState:
         queue=row.queue, input=row.input, options=orjson.loads(row.options), attempt=row.attempt,
         scheduled_at=row.scheduled_at, deadline=row.deadline, owner=owner,
         last_failure=Failure.from_json(orjson.loads(row.last_failure)) if row.last_failure else None,
+        cancel_requested=bool(row.cancel_requested),
     )
