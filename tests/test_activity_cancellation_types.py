@@ -50,7 +50,9 @@ def after_give_up(types: list[str]) -> list[str]:
     return [t for t in tail if t not in ("SignalReceived", "WorkflowTaskCompleted")]
 
 
-async def give_up(engine: retold.Engine, cancellation_type: str, awaited: str) -> retold.RunHandle[str]:
+async def give_up(
+    engine: retold.Engine, cancellation_type: retold.ActivityCancellationType, awaited: str,
+) -> retold.RunHandle[str]:
     run = await engine.start(gives_up.with_options(id=f"w-{cancellation_type}"), cancellation_type)
     with anyio.fail_after(30):
         await STARTED.setdefault(cancellation_type, anyio.Event()).wait()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import anyio
 import pytest
 
@@ -92,6 +94,10 @@ async def test_an_activity_death_counts_only_for_an_attempt_run_under_the_steppi
         assert (sixth.attempt, sixth.suspect, sixth.deaths) == (6, False, 1)
 
 
+def _apply(plan: Plan, tx: Tx) -> None:
+    tx.apply(plan)
+
+
 async def test_an_activity_whose_cancellation_the_run_waits_for_ends_with_its_attempt(
     store_factory: StoreFactory,
 ) -> None:
@@ -103,7 +109,7 @@ async def test_an_activity_whose_cancellation_the_run_waits_for_ends_with_its_at
         [task] = await store.claim_activity_tasks("me", "q", ["a"], 1, 5.0)
         assert (task.run_id, task.cancel_requested) == (running, False)
         for run_id in (running, waiting):
-            await store.transact(lambda tx, r=run_id: tx.apply(Plan(r, cancel_activities=[2])))
+            await store.transact(functools.partial(_apply, Plan(run_id, cancel_activities=[2])))
         # The running attempt's worker asks, beside its lease renewal, and learns of it.
         assert await store.cancel_requests([task.id, 999_999]) == {task.id}
         # Its end is final: a failure that would be retried is not.
