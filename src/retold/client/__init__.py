@@ -13,7 +13,9 @@ from ._handle import RunDescription as RunDescription
 from ._handle import RunHandle as RunHandle
 from ._handle import WorkflowTaskFailure as WorkflowTaskFailure
 from ._host import Host as Host
+from ._schedules import ScheduleHandle as ScheduleHandle
 
 __all__ = [
-    "DEFAULT_URL", "Client", "EventFeeds", "EventStream", "Host", "RunDescription", "RunHandle", "WorkflowTaskFailure",
+    "DEFAULT_URL", "Client", "EventFeeds", "EventStream", "Host", "RunDescription", "RunHandle", "ScheduleHandle",
+    "WorkflowTaskFailure",
 ]

@@ -118,9 +118,14 @@ def _stepping_marks(conn: Connection) -> None:
     _add_columns(conn, t.runs, ("parent_close_policy",))  # children started before close as asked: request_cancel
 
 
+def _add_schedules(conn: Connection) -> None:
+    """8 -> 9: the table of schedules."""
+    t.schedules.create(conn)
+
+
 UPGRADES: Mapping[int, Step] = {
     1: _add_workers, 2: _cluster_events, 3: _inbox_and_task_ids, 4: _index_closed_runs, 5: _task_failures,
-    6: _hosting_and_attempt_starts, 7: _stepping_marks,
+    6: _hosting_and_attempt_starts, 7: _stepping_marks, 8: _add_schedules,
 }
 """``UPGRADES[v]`` takes a database from schema version ``v`` to ``v + 1``."""
 
