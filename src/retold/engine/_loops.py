@@ -70,10 +70,11 @@ async def schedule_loop(engine: Engine) -> None:
             engine.wake_workflows.set()
             engine.feeds.notify(None)
         now = engine.store.now()
-        if due is not None and due <= now:
-            continue  # more were due than one call fires
-        await engine.wake_schedules.wait(engine.poll_interval if due is None else min(engine.poll_interval,
-                                                                                      due - now))
+        if started and due is not None and due <= now:
+            continue  # more may be due than one call fires
+        # (Due and nothing started: a buffered fire waits for its previous run; look again next poll.)
+        wait = engine.poll_interval if due is None or due <= now else min(engine.poll_interval, due - now)
+        await engine.wake_schedules.wait(wait)
 
 
 async def lease_loop(engine: Engine) -> None:

@@ -36,7 +36,6 @@ __all__ = ["OVERLAP_POLICIES", "Schedule", "ScheduleDescription", "Schedules"]
 
 Overlap = Literal["skip", "buffer_one", "allow_all", "cancel_previous"]
 OVERLAP_POLICIES: tuple[str, ...] = ("skip", "buffer_one", "allow_all", "cancel_previous")
-_BUFFER_RECHECK = 0.25  # seconds between looks at a buffered fire's previous run
 _MAX_SCAN = 100_000  # fire times looked at in one fire (a long downtime of a short interval)
 FAILPOINT_ENV = "RETOLD_SCHEDULE_FAILPOINT"
 
@@ -213,7 +212,7 @@ class _State:
             if self.next_fire is not None:
                 due = self.next_fire + self.offset(self.next_fire)
             if self.buffered is not None:
-                due = min(due if due is not None else math.inf, now + _BUFFER_RECHECK)
+                due = min(due if due is not None else math.inf, now)  # looked at every poll until it starts
         return ScheduleRow(self.id, due, self.dump())
 
     def describe(self, count: int, now: float) -> ScheduleDescription:
@@ -327,14 +326,16 @@ class Schedules:
     # -- the fire loop ---------------------------------------------------------------------
 
     async def fire_due(self, limit: int) -> tuple[int, float | None]:
-        """Fire up to ``limit`` due schedules, one transaction each; return (runs started, next due time)."""
-        def due(tx: Tx) -> tuple[list[str], float | None]:
-            return tx.due_schedules(limit), tx.next_schedule_due()
+        """Fire up to ``limit`` due schedules, one transaction each; return (runs started, next due time).
 
-        ids, next_due = await self.store.transact(due)
+        A schedule with a buffered fire stays due (``due_at`` in the past) until
+        the fire starts: the loop looks at it every poll interval.
+        """
+        ids = await self.store.transact(lambda tx: tx.due_schedules(limit))
         started = 0
         for schedule_id in ids:
             started += await self.store.transact(partial(self.fire_in, schedule_id=schedule_id))
+        next_due: float | None = await self.store.transact(lambda tx: tx.next_schedule_due())
         return started, next_due
 
     def fire_in(self, tx: Tx, *, schedule_id: str) -> int:
