@@ -7,8 +7,9 @@ says so, and the tests wait on what the fire loop writes (runs, counters).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import anyio
 import pytest
@@ -63,7 +64,7 @@ async def test_every_fires_once_per_fire_time_on_every_store(make_engine: Engine
         runs = await until(lambda: _at_least(engine, "tick", 2), "the second fire")
         assert [r.workflow_id for r in runs] == [fire_workflow_id("tick", T0 + 10), fire_workflow_id("tick", T0 + 20)]
         described = await handle.describe(next_fires=1)
-        assert described.fires == 2 and described.skipped == 0
+        assert (described.fires, described.skipped) == (2, 0)
         assert described.next_fires[0].timestamp() == T0 + 30
         assert described.last_workflow_id == fire_workflow_id("tick", T0 + 20)
 
@@ -74,17 +75,21 @@ async def _at_least(engine: retold.Engine, schedule_id: str, count: int) -> list
 
 
 async def test_cron_fire_times_follow_the_time_zone_across_a_dst_change(make_engine: EngineFactory) -> None:
-    async with make_engine([hello]) as engine:
-        spec = retold.Schedule("nightly", cron="30 2 * * *", timezone="America/New_York",
-                               start_at=datetime(2026, 3, 6, tzinfo=UTC))
+    clock = Clock()
+    zone = ZoneInfo("America/New_York")
+    clock.now = datetime(2026, 3, 6, 12, tzinfo=zone).timestamp()
+    async with make_engine([hello], store=store_for("memory://", clock=clock)) as engine:
+        spec = retold.Schedule("nightly", cron="30 2 * * *", timezone="America/New_York")
         handle = await engine.schedule(spec, hello, "ann")
         fires = (await handle.describe(next_fires=4)).next_fires
-        # 2026-03-08 02:30 does not exist in New York (clocks jump 02:00 -> 03:00); cronsim fires at 03:00 local.
-        local = [f.replace(tzinfo=None).isoformat() for f in fires]
-        assert local[0].startswith("20") and all(f.tzinfo is not None for f in fires)
-        assert [f.utcoffset() for f in fires][0] in (timedelta(hours=-5), timedelta(hours=-4))
-        for f in fires:
-            assert (f.hour, f.minute) in ((2, 30), (3, 0))
+        # 2026-03-08 02:30 does not exist in New York (clocks jump from 02:00 to 03:00): that day fires at 03:00.
+        assert [f.isoformat() for f in fires] == [
+            "2026-03-07T02:30:00-05:00", "2026-03-08T03:00:00-04:00", "2026-03-09T02:30:00-04:00",
+            "2026-03-10T02:30:00-04:00",
+        ]
+        clock.now = fires[0].timestamp()
+        runs = await until(lambda: runs_of(engine, "nightly"), "the 02:30 fire")
+        assert [r.workflow_id for r in runs] == ["nightly@2026-03-07T07:30:00.000000Z"]
 
 
 async def test_catch_up_starts_only_the_latest_missed_fires(make_engine: EngineFactory) -> None:
@@ -133,14 +138,15 @@ async def test_overlap_buffer_one_starts_the_buffered_fire_when_the_previous_run
     async with make_engine([gate], store=store_for("memory://", clock=clock)) as engine:
         handle = await _fire_twice(engine, clock, "buffer_one")
         described = await handle.describe()
-        assert described.buffered is not None and described.buffered.timestamp() == T0 + 20
+        assert described.buffered is not None
+        assert described.buffered.timestamp() == T0 + 20
         assert len(await runs_of(engine, "buffer_one")) == 1
         first = fire_workflow_id("buffer_one", T0 + 10)
         await engine.get_handle(first).signal("go", "now")
         runs = await until(lambda: _at_least(engine, "buffer_one", 2), "the buffered fire")
         assert [r.workflow_id for r in runs] == [first, fire_workflow_id("buffer_one", T0 + 20)]
         described = await handle.describe()
-        assert described.buffered is None and described.fires == 2
+        assert (described.buffered, described.fires) == (None, 2)
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
