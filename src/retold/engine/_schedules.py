@@ -18,8 +18,8 @@ import os
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Literal, final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
