@@ -202,7 +202,8 @@ async def test_pause_resume_trigger_and_delete(make_engine: EngineFactory) -> No
     ({"cron": "0 2 * * *", "every": timedelta(seconds=1)}, "needs exactly one of cron= and every="),
     ({"every": timedelta(0)}, "every must be positive"),
     ({"every": timedelta(seconds=1), "overlap": "sometimes"}, "overlap must be one of"),
-    ({"every": timedelta(seconds=1), "catchup_limit": 0}, "catchup_limit must be an int >= 1"),
+    ({"every": timedelta(seconds=1), "catchup_limit": 0}, "catchup_limit must be an int from 1 to 10000"),
+    ({"every": timedelta(microseconds=10)}, "every must be at least 0.001 seconds"),
 ])
 async def test_bad_schedules_are_refused_and_nothing_is_written(
     make_engine: EngineFactory, options: dict[str, Any], message: str,

@@ -46,6 +46,8 @@ OPERATIONS = [
     ("POST", "/runs/{id}/terminate"), ("POST", "/runs/{id}/updates/{name}"),
     ("GET", "/runs/{id}/updates/{name}/{update_id}"),
     ("GET", "/runs/{id}/history"), ("GET", "/runs/{id}/events"), ("POST", "/purge"),
+    ("POST", "/schedules"), ("GET", "/schedules"), ("GET", "/schedules/{id}"), ("DELETE", "/schedules/{id}"),
+    ("POST", "/schedules/{id}/{action}"),
 ]
 
 

@@ -55,7 +55,7 @@ def schedule() -> None:
               help="Start each fire up to this long after its time.")
 @click.option("--overlap", type=click.Choice(_OVERLAPS), default="skip", show_default=True,
               help="What a fire does while the previous run is still open.")
-@click.option("--catchup-limit", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--catchup-limit", type=click.IntRange(min=1, max=10_000), default=1, show_default=True,
               help="After downtime, how many of the missed fire times to start (the latest).")
 @click.option("--paused", is_flag=True, help="Create it paused.")
 @click.option("--json", "as_json", is_flag=True, help="Print the schedule as JSON.")

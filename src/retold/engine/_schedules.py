@@ -36,6 +36,8 @@ __all__ = ["OVERLAP_POLICIES", "Schedule", "ScheduleDescription", "Schedules"]
 
 Overlap = Literal["skip", "buffer_one", "allow_all", "cancel_previous"]
 OVERLAP_POLICIES: tuple[str, ...] = ("skip", "buffer_one", "allow_all", "cancel_previous")
+_MIN_EVERY = 0.001  # seconds
+_MAX_CATCHUP = 10_000
 _MAX_SCAN = 100_000  # fire times looked at in one fire (a long downtime of a short interval)
 FAILPOINT_ENV = "RETOLD_SCHEDULE_FAILPOINT"
 
@@ -100,13 +102,16 @@ class Schedule:
             except CronSimError as exc:
                 raise ConfigurationError(f"schedule {self.id!r}: cron expression {self.cron!r} is not valid: "
                                          f"{exc}") from exc
-        _seconds(self.every, "every", positive=True)
+        every = _seconds(self.every, "every", positive=True)
+        if every is not None and every < _MIN_EVERY:
+            raise ConfigurationError(f"schedule every must be at least {_MIN_EVERY} seconds, got {self.every!r}")
         _seconds(self.jitter, "jitter", positive=False)
         if self.overlap not in OVERLAP_POLICIES:
             raise ConfigurationError(f"schedule overlap must be one of {', '.join(map(repr, OVERLAP_POLICIES))}, "
                                      f"not {self.overlap!r}")
-        if not isinstance(self.catchup_limit, int) or self.catchup_limit < 1:
-            raise ConfigurationError(f"schedule catchup_limit must be an int >= 1, got {self.catchup_limit!r}")
+        if not isinstance(self.catchup_limit, int) or not 1 <= self.catchup_limit <= _MAX_CATCHUP:
+            raise ConfigurationError(f"schedule catchup_limit must be an int from 1 to {_MAX_CATCHUP}, "
+                                     f"got {self.catchup_limit!r}")
         if self.start_at is not None and self.start_at.tzinfo is None:
             raise ConfigurationError("schedule start_at must be an aware datetime (with a time zone)")
 
