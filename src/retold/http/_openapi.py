@@ -319,9 +319,10 @@ def _start_operation(name: str, fn: Any, max_body_size: int) -> dict[str, Any]:
     }}
 
 
-_SCHEDULE_ID: dict[str, Any] = {"name": "id", "in": "path", "required": True, "schema": _ID, "description": "The schedule id."}
+_SCHEDULE_ID: dict[str, Any] = {"name": "id", "in": "path", "required": True, "schema": _ID,
+                                "description": "The schedule id."}
 _NEXT: dict[str, Any] = {"name": "next", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 1000},
-         "description": "How many of the next fire times to list."}
+                         "description": "How many of the next fire times to list."}
 _OVERLAP: dict[str, Any] = {"type": "string", "enum": ["skip", "buffer_one", "allow_all", "cancel_previous"]}
 _SCHEDULE_REQUEST: dict[str, Any] = {
     "type": "object", "required": ["id", "workflow"], "additionalProperties": False,
