@@ -223,3 +223,33 @@ async def test_a_taken_id_or_bad_arguments_write_nothing(make_engine: EngineFact
         with pytest.raises(retold.ConfigurationError, match="a schedule with id 's' exists already"):
             await engine.schedule(retold.Schedule("s", cron="* * * * *"), hello, "bob")
         assert [s.every for s in await engine.list_schedules()] == [timedelta(seconds=5)]
+
+
+async def test_jitter_delays_each_fire_by_an_amount_every_engine_agrees_on() -> None:
+    from retold.engine import Runs, Schedules
+    from retold.stores import Store
+
+    clock = Clock()
+    store: Store = store_for("memory://", clock=clock)
+    await store.open()
+    try:
+        schedules = Schedules(store, Runs(store))
+        spec = retold.Schedule("j", every=timedelta(seconds=100), jitter=timedelta(seconds=50))
+        await schedules.create(spec, "sched_hello", b'["ann"]', "h")
+        row = await store.transact(lambda tx: tx.schedule("j"))
+        assert row is not None
+        assert row.due_at is not None
+        assert T0 + 100 < row.due_at < T0 + 150  # the fire at T0 + 100, delayed by its jitter
+        clock.now = row.due_at - 0.001
+        assert (await schedules.fire_due(10))[0] == 0
+        clock.now = row.due_at
+        assert (await schedules.fire_due(10))[0] == 1
+        described = await schedules.describe("j")
+        assert described.last_workflow_id == fire_workflow_id("j", T0 + 100)  # named by the fire time itself
+        second = await store.transact(lambda tx: tx.schedule("j"))
+        assert second is not None
+        assert second.due_at is not None
+        assert T0 + 200 <= second.due_at < T0 + 250
+        assert second.due_at - (T0 + 200) != row.due_at - (T0 + 100)  # each fire has its own delay
+    finally:
+        await store.close()
