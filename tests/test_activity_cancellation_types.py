@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 import anyio
 import pytest
@@ -15,57 +16,122 @@ pytestmark = pytest.mark.anyio
 
 STARTED: dict[str, anyio.Event] = {}
 FINISHED: list[str] = []
+STOPPED: list[str] = []
 
 
 @retold.activity
 async def slow(tag: str) -> str:
-    STARTED[tag].set()
-    await anyio.sleep(0.3)
+    STARTED.setdefault(tag, anyio.Event()).set()
+    try:
+        await anyio.sleep(0.5)
+    except BaseException:
+        STOPPED.append(tag)
+        raise
     FINISHED.append(tag)
     return tag
 
 
 @retold.workflow
-async def gives_up(cancellation_type: retold.ActivityCancellationType) -> list[str]:
+async def gives_up(cancellation_type: retold.ActivityCancellationType) -> str:
     task = asyncio.ensure_future(retold.execute(slow.with_options(cancellation_type=cancellation_type),
                                                 cancellation_type))
     await retold.wait_signal("give-up", str)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    await retold.sleep(0.01)  # a command after the wait ended: where it lands in the history says when
     await retold.wait_signal("close", str)
-    return ["gave up"]
+    return "gave up"
 
 
-@pytest.mark.parametrize("cancellation_type", ["try_cancel", "abandon"])
-async def test_the_cancellation_type_says_whether_the_activity_is_withdrawn_or_left_to_run(
-    make_engine: EngineFactory, store_url: str, cancellation_type: retold.ActivityCancellationType,
+def after_give_up(types: list[str]) -> list[str]:
+    """The history's event types from the give-up signal on, signals and step markers left out."""
+    tail = types[types.index("SignalReceived"):]
+    return [t for t in tail if t not in ("SignalReceived", "WorkflowTaskCompleted")]
+
+
+async def give_up(
+    engine: retold.Engine, cancellation_type: retold.ActivityCancellationType, awaited: str,
+) -> retold.RunHandle[str]:
+    run = await engine.start(gives_up.with_options(id=f"w-{cancellation_type}"), cancellation_type)
+    with anyio.fail_after(30):
+        await STARTED.setdefault(cancellation_type, anyio.Event()).wait()
+    await run.signal("give-up", "now")
+    with anyio.fail_after(30):
+        while awaited not in [e.type for e in await run.history()]:
+            await anyio.sleep(0.01)
+    return run
+
+
+@pytest.mark.parametrize(("cancellation_type", "awaited"), [
+    ("try_cancel", "ActivityCancelRequested"), ("wait_cancellation_completed", "TimerStarted"),
+    ("abandon", "ActivityCompleted"),
+])
+async def test_the_cancellation_type_says_what_happens_to_the_activity_and_when_the_wait_ends(
+    make_engine: EngineFactory, store_url: str, cancellation_type: retold.ActivityCancellationType, awaited: str,
 ) -> None:
-    STARTED[cancellation_type] = anyio.Event()
+    STARTED.clear()
     FINISHED.clear()
+    STOPPED.clear()
     async with make_engine([gives_up], [slow], url=store_url) as engine:
-        run = await engine.start(gives_up.with_options(id="w"), cancellation_type)
-        with anyio.fail_after(30):
-            await STARTED[cancellation_type].wait()
-        await run.signal("give-up", "now")
-        # try_cancel: the give-up step withdraws it; abandon: left to run, it finishes and its outcome is recorded.
-        awaited = "ActivityCancelRequested" if cancellation_type == "try_cancel" else "ActivityCompleted"
-        with anyio.fail_after(30):
-            while awaited not in [e.type for e in await run.history()]:
-                await anyio.sleep(0.01)
+        run = await give_up(engine, cancellation_type, awaited)
         await run.signal("close", "now")
-        await run.result(timeout=30)
-        types = [e.type for e in await run.history()]
+        assert await run.result(timeout=30) == "gave up"
+        history = await run.history()
+    types = [e.type for e in history]
     if cancellation_type == "try_cancel":
-        assert "ActivityCancelRequested" in types
-        assert "ActivityCompleted" not in types  # the running attempt was told and stopped: nothing recorded
-        assert FINISHED == []
+        # Withdrawn, the wait ended at once (the timer in the same step); the attempt was stopped.
+        assert after_give_up(types)[:2] == ["ActivityCancelRequested", "TimerStarted"]
+        assert "ActivityCompleted" not in types
+        assert (FINISHED, STOPPED) == ([], ["try_cancel"])
+    elif cancellation_type == "wait_cancellation_completed":
+        # Asked; the wait ended only once the attempt had ended and reported, as cancelled.
+        assert after_give_up(types)[:3] == ["ActivityCancelRequested", "ActivityFailed", "TimerStarted"]
+        failed = next(e for e in history if e.type == "ActivityFailed")
+        assert failed.failure.type == "CancelledError"  # type: ignore[attr-defined]
+        assert (FINISHED, STOPPED) == ([], ["wait_cancellation_completed"])
     else:
         assert "ActivityCancelRequested" not in types
+        assert after_give_up(types)[0] == "TimerStarted"  # the wait ended at once
         assert types.count("ActivityCompleted") == 1
         assert FINISHED == ["abandon"]
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_attempt_running_in_another_process_is_told_and_the_workflow_waits_for_its_end(
+    tmp_path: Path, shared_url: str,
+) -> None:
+    # Two engines, as two processes would be: one runs the workflow, the other (the only host of the
+    # activity) the attempt; it learns of the cancellation beside its lease renewal.
+    STARTED.clear()
+    STOPPED.clear()
+    async with retold.Engine(shared_url, workflows=[gives_up], poll_interval=0.05) as workflows, \
+            retold.Engine(shared_url, activities=[slow.with_options()], lease=0.6, poll_interval=0.05):
+        run = await give_up(workflows, "wait_cancellation_completed", "TimerStarted")
+        types = [e.type for e in await run.history()]
+        assert after_give_up(types)[:3] == ["ActivityCancelRequested", "ActivityFailed", "TimerStarted"]
+        assert STOPPED == ["wait_cancellation_completed"]
+        await run.signal("close", "now")
+        assert await run.result(timeout=30) == "gave up"
+
+
 def test_an_unknown_cancellation_type_is_refused_where_it_is_given() -> None:
-    with pytest.raises(retold.ConfigurationError, match="cancellation_type must be one of 'try_cancel', 'abandon'"):
+    with pytest.raises(retold.ConfigurationError, match="cancellation_type must be one of 'try_cancel', "
+                                                         "'wait_cancellation_completed', 'abandon'"):
         slow.with_options(cancellation_type="wait")  # type: ignore[arg-type]
+
+
+@retold.workflow
+async def races(cancellation_type: retold.ActivityCancellationType) -> str:
+    try:
+        return await asyncio.wait_for(
+            retold.execute(slow.with_options(cancellation_type=cancellation_type), cancellation_type), 0.2)
+    except TimeoutError:
+        return "timed out"
+
+
+@pytest.mark.parametrize("cancellation_type", ["try_cancel", "wait_cancellation_completed", "abandon"])
+def test_each_cancellation_type_replays_deterministically(cancellation_type: str) -> None:
+    from retold.testing import assert_deterministic
+
+    assert_deterministic(races, args=(cancellation_type,), activities=[slow], max_examples=20, cross_process=False)

@@ -251,6 +251,15 @@ def test_id_reuse_runs_the_failed_report_again_once(tmp_path: Path) -> None:
     assert lines[6] == "[main] report-2026-11-28 is now run 2: True (completed)"
 
 
+def test_finding_runs_filters_by_attributes_and_pages_with_a_cursor(tmp_path: Path) -> None:
+    lines = run_example("finding_runs", tmp_path)
+    assert lines[0] == "[support] acme awaiting payment: ['order-5']"
+    assert lines[1] == "[support] priority 3: ['order-5', 'order-2']"
+    assert lines[2].endswith(": ['order-1', 'order-2', 'order-3']")
+    assert lines[3] == "[support] order-3: acme, memo {'note': 'gift wrap order 3'}"
+    assert lines[4] == ("[support] pages: [['order-6', 'order-5'], ['order-4', 'order-3'], ['order-2', 'order-1']]")
+
+
 def test_parent_close_cancels_terminates_and_abandons_the_orders_children(tmp_path: Path) -> None:
     assert run_example("parent_close", tmp_path) == [
         "[main] order-7 placed", "[main] packing-slip: cancelled", "[main] reservation-hold: terminated",
@@ -301,7 +310,7 @@ def test_stuck_work_says_what_the_run_waits_for(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability", "ping_pong", "retention",
                                   "stuck_work", "signal_with_start", "id_reuse",
-                                  "time_limits", "updates", "parent_close", "schedules"])
+                                  "time_limits", "updates", "parent_close", "finding_runs", "schedules"])
 def test_examples_import_without_running(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     module = load(name)
     assert capsys.readouterr().out == ""

@@ -22,8 +22,9 @@ PUBLIC = [
     "ParentClosePolicy", "PayloadError", "PendingActivity", "PendingChild", "PendingSignal", "PendingTimer",
     "PendingWork", "PickleCodec", "PurgeReport",
     "QueryError", "ResultTimeoutError", "RetoldError", "RetryPolicy", "RunContextFilter", "RunDescription",
-    "RunFinishedError", "RunHandle", "RunNotFoundError", "Schedule", "ScheduleDescription", "ScheduleHandle",
-    "ScheduleNotFoundError", "SchemaError", "SignalBufferFullError", "StoreError",
+    "RunFinishedError", "RunHandle", "RunNotFoundError", "RunPage", "Schedule", "ScheduleDescription",
+    "ScheduleHandle", "ScheduleNotFoundError", "SchemaError", "SearchAttributeValue",
+    "SignalBufferFullError", "StoreError",
     "UpdateFailedError", "UpdateRejectedError", "UpdateTimeoutError", "Workflow", "WorkflowCancelledError",
     "WorkflowFailedError", "WorkflowInfo", "WorkflowSandboxError", "WorkflowTaskFailure", "WorkflowTerminatedError",
     "WorkflowTimedOutError",
@@ -31,7 +32,8 @@ PUBLIC = [
     "continue_as_new", "execute", "execute_child", "get_logger", "heartbeat", "info", "logger",
     "now", "patched", "random",
     "set_query_handler", "set_update_handler", "side_effect", "signal_workflow", "sleep", "start_child",
-    "start_workflow", "update_handler", "uuid4", "wait_signal", "workflow", "workflow_ref",
+    "start_workflow", "update_handler", "upsert_search_attributes", "uuid4", "wait_signal", "workflow",
+    "workflow_ref",
 ]
 
 

@@ -38,6 +38,7 @@ from .authoring._api import sleep as sleep
 from .authoring._api import start_child as start_child
 from .authoring._api import start_workflow as start_workflow
 from .authoring._api import update_handler as update_handler
+from .authoring._api import upsert_search_attributes as upsert_search_attributes
 from .authoring._api import uuid4 as uuid4
 from .authoring._api import wait_signal as wait_signal
 from .authoring._decorators import Activity as Activity
@@ -52,6 +53,7 @@ from .client import Client as Client
 from .client import EventStream as EventStream
 from .client import RunDescription as RunDescription
 from .client import RunHandle as RunHandle
+from .client import RunPage as RunPage
 from .client import ScheduleHandle as ScheduleHandle
 from .client import WorkflowTaskFailure as WorkflowTaskFailure
 from .engine._engine import Engine as Engine
@@ -86,6 +88,7 @@ from .errors import WorkflowFailedError as WorkflowFailedError
 from .errors import WorkflowSandboxError as WorkflowSandboxError
 from .errors import WorkflowTerminatedError as WorkflowTerminatedError
 from .errors import WorkflowTimedOutError as WorkflowTimedOutError
+from .history.attributes import SearchAttributeValue as SearchAttributeValue
 from .history.codec import Codec as Codec
 from .history.codec import JsonCodec as JsonCodec
 from .history.codec import PickleCodec as PickleCodec
@@ -141,6 +144,8 @@ __all__ = [
     "RunFinishedError",
     "SignalBufferFullError",
     "RunHandle",
+    "RunPage",
+    "SearchAttributeValue",
     "RunNotFoundError",
     "RunContextFilter",
     "Schedule",
@@ -171,6 +176,7 @@ __all__ = [
     "logger",
     "now",
     "patched",
+    "upsert_search_attributes",
     "random",
     "set_query_handler",
     "set_update_handler",

@@ -141,6 +141,20 @@ def test_a_failed_run_shows_its_cause_chain(page: Page, served: Served) -> None:
     assert "no payment for order o-77" in page.text("#failure")
 
 
+def test_a_run_shows_its_search_attributes_and_memo(page: Page, served: Served) -> None:
+    answer = served.api.post("/workflows/refund/runs", json={
+        "args": ["o-78"], "id": "attrs-run", "memo": {"ticket": 42},
+        "search_attributes": {"customer": "acme", "priority": 3}})
+    assert answer.status_code == 201, answer.text
+    page.eval("location.hash = '#/runs/attrs-run'")
+    page.wait_for("!!document.querySelector('.extra-memo')")
+    facts = page.text(".facts")
+    assert "Attributes" in facts
+    assert "customer=acme, priority=3" in facts
+    assert '"ticket": 42' in page.text(".extra-memo")
+    assert page.eval("document.querySelector('.extra-search_attributes')") is None  # a fact, not a section
+
+
 def test_a_signal_sent_from_the_page_resumes_a_waiting_run(page: Page, served: Served) -> None:
     ident = start(served, "approval", "new laptop")
     page.eval(f"location.hash = '#/runs/{ident}'")

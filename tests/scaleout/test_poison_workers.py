@@ -16,11 +16,24 @@ import anyio
 import pytest
 
 import retold
+from tests.scaleout._procs import Worker
 from tests.scaleout.conftest import Spawn
 
 pytestmark = pytest.mark.anyio
 
 TARGET = "tests.scaleout._poison_app:APP"
+OPTIONS = ("--lease", "6", "--grace", "5", "--poll-interval", "0.2")
+
+
+async def supervise(spawn: Spawn, target: str, url: str, workers: list[Worker], deaths: list[int]) -> None:
+    """Restart a worker that died, as systemd or Kubernetes would; note its exit status."""
+    while True:
+        for i, worker in enumerate(workers):
+            code = worker.proc.poll()
+            if code is not None:
+                deaths.append(code)
+                workers[i] = spawn(target, url, *OPTIONS)
+        await anyio.sleep(0.1)
 
 @pytest.mark.parametrize(("kind", "cause"), [
     ("sys.exit", "workflow code raised SystemExit"),
@@ -32,27 +45,14 @@ TARGET = "tests.scaleout._poison_app:APP"
 async def test_one_poison_run_beside_fifty_healthy_ones(
     shared_url: str, tmp_path: Path, spawn: Spawn, kind: str, cause: str
 ) -> None:
-    workers = [spawn(TARGET, shared_url, "--lease", "6", "--grace", "5", "--poll-interval", "0.2"),
-               spawn(TARGET, shared_url, "--lease", "6", "--grace", "5", "--poll-interval", "0.2",
-                     "--backend", "trio")]
+    workers = [spawn(TARGET, shared_url, *OPTIONS), spawn(TARGET, shared_url, *OPTIONS, "--backend", "trio")]
     for worker in workers:
         worker.wait_ready()
     deaths: list[int] = []
 
-    async def supervise() -> None:
-        """Restart a worker that died, as systemd or Kubernetes would."""
-        while True:
-            for i, worker in enumerate(workers):
-                code = worker.proc.poll()
-                if code is not None:
-                    deaths.append(code)
-                    workers[i] = spawn(TARGET, shared_url, "--lease", "6", "--grace", "5",
-                                       "--poll-interval", "0.2")
-            await anyio.sleep(0.1)
-
     async with retold.Engine(shared_url, run_workers=False, poll_interval=0.2) as client, \
             anyio.create_task_group() as tg:
-        tg.start_soon(supervise)
+        tg.start_soon(supervise, spawn, TARGET, shared_url, workers, deaths)
         bad = await client.start("poison", kind, id="poison")
         runs = [await client.start("healthy", i, id=f"healthy-{i}") for i in range(50)]
         for i, run in enumerate(runs):
@@ -86,24 +86,14 @@ async def test_a_run_that_keeps_killing_its_workers_is_blocked_and_healthy_runs_
     shared_url: str, spawn: Spawn
 ) -> None:
     target = "tests.scaleout._poison_app:BLOCKING"
-    options = ("--lease", "6", "--grace", "5", "--poll-interval", "0.2")
-    workers = [spawn(target, shared_url, *options), spawn(target, shared_url, *options)]
+    workers = [spawn(target, shared_url, *OPTIONS), spawn(target, shared_url, *OPTIONS)]
     for worker in workers:
         worker.wait_ready()
     deaths: list[int] = []
 
-    async def supervise() -> None:
-        while True:
-            for i, worker in enumerate(workers):
-                code = worker.proc.poll()
-                if code is not None:
-                    deaths.append(code)
-                    workers[i] = spawn(target, shared_url, *options)
-            await anyio.sleep(0.1)
-
     async with retold.Engine(shared_url, run_workers=False, poll_interval=0.2) as client, \
             anyio.create_task_group() as tg:
-        tg.start_soon(supervise)
+        tg.start_soon(supervise, spawn, target, shared_url, workers, deaths)
         bad = await client.start("poison", "os._exit", id="poison")
         runs = [await client.start("healthy", i, id=f"healthy-{i}") for i in range(20)]
         for i, run in enumerate(runs):

@@ -169,6 +169,33 @@ async def test_a_version_7_database_turns_its_counted_deaths_into_suspicion(sql_
         assert await Runs(store).mark_activity(task, "me")
 
 
+async def test_a_version_8_database_keeps_its_runs_which_then_take_search_attributes(sql_url: str) -> None:
+    async with opened(sql_url) as store:
+        old = await started(store, "old-run")
+        with store._engine.begin() as conn:  # as schema version 8 left it: no attributes, no memos
+            conn.exec_driver_sql("DROP TABLE retold_search_attributes")
+            for name in ("search_attributes", "memo"):
+                conn.exec_driver_sql(f"ALTER TABLE retold_runs DROP COLUMN {name}")
+            conn.execute(t.meta.update().values(value="8"))
+        await store.open()
+        with store._engine.connect() as conn:
+            assert schema_version(conn) == t.SCHEMA_VERSION
+        record = await store.get_run(old)
+        assert (record.workflow_id, record.status, record.search_attributes, record.memo) == (
+            "old-run", "running", None, None)
+        assert [r.run_id for r in await store.list_runs(status=None, workflow=None, limit=10, offset=0)] == [old]
+        # The old run takes attributes from its next step; new runs take them at start.
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 60.0) == [old]
+        await Runs(store).commit_workflow_task(old, "me", 1, [
+            ev.SearchAttributesUpserted(seq=2, at=0, attributes={"stage": "s:migrated"})])
+        new, _ = await Runs(store).start(StartRequest("wf", "new-run", b"[]", "h", search_attributes={
+            "stage": "s:migrated"}, memo={"k": 1}))
+        found = await store.list_runs(status=None, workflow=None, limit=10, offset=0,
+                                      attributes={"stage": "s:migrated"})
+        assert sorted(r.workflow_id for r in found) == ["new-run", "old-run"]
+        assert (await store.get_run(new.run_id)).memo == {"k": 1}
+
+
 async def test_a_version_1_database_gains_the_workers_table(sql_url: str) -> None:
     async with opened(sql_url) as store:
         await started(store)
@@ -283,14 +310,14 @@ async def test_busy_timeout_from_the_url_or_the_argument(tmp_path: Any) -> None:
         SqlStore(f"sqlite:///{path}", busy_timeout=-1)
 
 
-async def test_a_version_8_database_gains_the_schedules_table_and_keeps_its_runs(sql_url: str) -> None:
+async def test_a_version_9_database_gains_the_schedules_table_and_keeps_its_runs(sql_url: str) -> None:
     from retold.stores import ScheduleRow
 
     async with opened(sql_url) as store:
         run_id = await started(store, "before-schedules")
-        with store._engine.begin() as conn:  # as schema version 8 left it: no schedules table
+        with store._engine.begin() as conn:  # as schema version 9 left it: no schedules table
             t.schedules.drop(conn)
-            conn.execute(t.meta.update().values(value="8"))
+            conn.execute(t.meta.update().values(value="9"))
         await store.open()
         with store._engine.connect() as conn:
             assert schema_version(conn) == t.SCHEMA_VERSION

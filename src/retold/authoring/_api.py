@@ -6,11 +6,12 @@ import asyncio
 import inspect
 import sys
 import uuid as _uuid
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, final, overload
 
 from ..errors import ConfigurationError, RetoldError
+from ..history.attributes import SearchAttributeValue, encode_attributes
 from ._decorators import Activity, Workflow
 from ._options import duration, seconds
 from ._runtime import ContinueAsNew, WorkflowInfo, WorkflowRuntime, current
@@ -339,6 +340,22 @@ def patched(patch_id: str) -> bool:
     if not patch_id:
         raise ValueError("patch_id must not be empty")
     return current("patched").patched(patch_id)
+
+
+def upsert_search_attributes(attributes: Mapping[str, SearchAttributeValue | None]) -> None:
+    """Set (or, with None, remove) search attributes of this run; lists filter runs by them.
+
+    Recorded as a command (``SearchAttributesUpserted``), so the run's
+    attributes change when its step commits and a replay changes nothing.
+    Values are str, int, float, bool or aware datetimes (see
+    :mod:`retold.history.attributes`).
+
+    Raises:
+        InvalidArgumentsError: a bad name or value; nothing is recorded.
+    """
+    encoded = encode_attributes(attributes, removals=True)
+    if encoded:
+        current("upsert_search_attributes").upsert_search_attributes(encoded)
 
 
 def continue_as_new(*args: Any) -> NoReturn:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Self, TypeVar, final, overload
 
 from ..errors import ConfigurationError, InvalidArgumentsError, PayloadError
+from ..history.attributes import SearchAttributeValue, check_memo, encode_attributes
 from ..history.ids import too_long
 from ._options import DEFAULT_RETRY, ActivityCancellationType, ActivityOptions, RetryPolicy
 
@@ -292,6 +293,9 @@ class Workflow(_Definition, Generic[P, R]):
         id_reuse_policy: what the next start does if its id's run is closed.
         parent_close_policy: started as a child, what its parent's close does
             to it while it is open.
+        search_attributes: the search attributes the next start sets (stored
+            forms, ``retold.history.attributes``).
+        memo: the memo the next start sets.
         signals: the declared type of each signal, by name (``signals=`` of
             ``@retold.workflow``).
     """
@@ -304,6 +308,8 @@ class Workflow(_Definition, Generic[P, R]):
     run_timeout: float | None = None
     execution_timeout: float | None = None
     start_delay: float | None = None
+    search_attributes: dict[str, str] | None = None
+    memo: dict[str, Any] | None = None
 
     def __init__(
         self, fn: Callable[P, Coroutine[Any, Any, R]], name: str | None,
@@ -333,6 +339,7 @@ class Workflow(_Definition, Generic[P, R]):
         id_reuse_policy: IdReusePolicy | None = None, run_timeout: timedelta | float | None = None,
         execution_timeout: timedelta | float | None = None, start_delay: timedelta | float | None = None,
         parent_close_policy: ParentClosePolicy | None = None,
+        search_attributes: Mapping[str, SearchAttributeValue] | None = None, memo: Mapping[str, Any] | None = None,
     ) -> Workflow[P, R]:
         """This workflow with start options, for ``engine.start`` and ``retold.start_child``::
 
@@ -358,6 +365,16 @@ class Workflow(_Definition, Generic[P, R]):
                 while it is open: ``"request_cancel"`` (the default) asks it
                 to cancel, ``"terminate"`` closes it at once, ``"abandon"``
                 leaves it running.
+            search_attributes: the run's search attributes, which lists
+                filter runs by (str, int, float, bool or aware datetime
+                values; docs/finding-runs.md).
+            memo: JSON values kept with the run and returned by ``describe``
+                (never searched).
+
+        Raises:
+            ConfigurationError: a bad option.
+            InvalidArgumentsError: a bad search attribute name or value, or a
+                memo that is not a dict of JSON values.
         """
         if id_reuse_policy is not None and id_reuse_policy not in ID_REUSE_POLICIES:
             raise ConfigurationError(
@@ -383,6 +400,11 @@ class Workflow(_Definition, Generic[P, R]):
                 raise ConfigurationError(f"{name} must be a positive timedelta or number of seconds (at most 100 "
                                          f"years), got {value!r}")
             setattr(clone, name, float(seconds))
+        if search_attributes is not None:
+            encoded = encode_attributes(search_attributes)
+            clone.search_attributes = {name: value for name, value in encoded.items() if value is not None}
+        if memo is not None:
+            clone.memo = check_memo(memo)
         return clone
 
     def same(self, other: object) -> bool:
@@ -557,8 +579,10 @@ def activity(
         heartbeat_timeout: fail an attempt silent for this long.
         task_queue: the queue whose workers run it.
         cancellation_type: what workflow code that stops waiting for it does
-            to it: ``"try_cancel"`` (withdraw it and tell a running attempt)
-            or ``"abandon"`` (leave it running; see ``retold.ActivityCancellationType``).
+            to it: ``"try_cancel"`` (withdraw it and tell a running attempt),
+            ``"wait_cancellation_completed"`` (the same, and the wait ends only
+            once the attempt has ended) or ``"abandon"`` (leave it running;
+            see ``retold.ActivityCancellationType``).
     """
     options = ActivityOptions(
         retry=retry or DEFAULT_RETRY,

@@ -165,18 +165,22 @@ def seconds(value: timedelta | float | None) -> float | None:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-ActivityCancellationType = Literal["try_cancel", "abandon"]
+ActivityCancellationType = Literal["try_cancel", "wait_cancellation_completed", "abandon"]
 ActivityCancellationType.__doc__ = """What workflow code that stops awaiting an activity does (``cancellation_type``).
 
 ``"try_cancel"`` (the default): the activity's task is withdrawn in the same
 commit (``ActivityCancelRequested``): an attempt not started never starts, a
 running one is told (``heartbeat()`` raises, ``activity_info().cancelled``)
-and its outcome is not recorded. ``"abandon"``: nothing is recorded and the
+and its outcome is not recorded. ``"wait_cancellation_completed"``: the same
+request, but the workflow's wait goes on until the attempt has ended (it
+was told, as above, and its outcome is recorded as final, never retried).
+``"abandon"``: nothing is recorded and the
 activity is not told: it runs, and is retried, as if still awaited, and its
 outcome is recorded but not delivered to any waiter (until the run closes,
 which withdraws every activity task it has).
 """
-ACTIVITY_CANCELLATION_TYPES: tuple[ActivityCancellationType, ...] = ("try_cancel", "abandon")
+ACTIVITY_CANCELLATION_TYPES: tuple[ActivityCancellationType, ...] = (
+    "try_cancel", "wait_cancellation_completed", "abandon")
 
 DEFAULT_RETRY = RetryPolicy()
 _RETRY_DEFAULTS: dict[str, Any] = DEFAULT_RETRY._full_json()

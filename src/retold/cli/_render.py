@@ -86,6 +86,10 @@ def describe_table(run: retold.RunDescription) -> Table:
         rows.append(("parent run", run.parent_run_id))
     if run.next_run_id:
         rows.append(("continued as", run.next_run_id))
+    for attr, held in run.search_attributes.items():
+        rows.append((f"attr {attr}", held.isoformat() if isinstance(held, datetime) else repr(held)))
+    if run.memo is not None:
+        rows.append(("memo", Text(orjson.dumps(run.memo).decode())))
     for i, line in enumerate(run.pending.waiting_for if run.pending else ()):
         stuck = "no running worker hosts it" in line
         rows.append(("waiting for" if i == 0 else "", Text(line.removeprefix("waiting for "),

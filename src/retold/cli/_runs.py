@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from typing import Any
 
 import click
@@ -48,6 +49,9 @@ def _description(run_: retold.RunDescription) -> dict[str, Any]:
 @click.option("--signal", "signal_name", metavar="NAME", help="Signal-with-start: send signal NAME to the run "
               "of --id (required), starting it first if there is none, in one step.")
 @click.option("--signal-value", metavar="JSON", default=None, help="The --signal's value as JSON (default null).")
+@click.option("--attr", "attrs", metavar="NAME=VALUE", multiple=True, help="A search attribute of the run "
+              "(repeat for more): VALUE is text, or typed as int:3, float:2.5, bool:true, datetime:2026-01-31T12:00Z.")
+@click.option("--memo", metavar="JSON", default=None, help="The run's memo, a JSON object (shown by `retold show`).")
 @click.option("--wait", is_flag=True, help="Wait for the run to finish and print its result.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 @app_option(required=True)
@@ -56,7 +60,8 @@ def _description(run_: retold.RunDescription) -> dict[str, Any]:
 def start(
     workflow: str, input_: str, workflow_id: str | None, idempotency_key: str | None, id_reuse_policy: str | None,
     run_timeout: float | None, execution_timeout: float | None, start_delay: float | None, signal_name: str | None,
-    signal_value: str | None, wait: bool, as_json: bool, app_spec: str, url: str, codec_spec: str | None,
+    signal_value: str | None, attrs: tuple[str, ...], memo: str | None, wait: bool, as_json: bool, app_spec: str,
+    url: str, codec_spec: str | None,
 ) -> None:
     """Start a run of WORKFLOW (a registered workflow name).
 
@@ -84,6 +89,11 @@ def start(
                                      param_hint="--idempotency-key")
         if signal_value is not None:
             value = parse_json(signal_value, "--signal-value")
+    found: dict[str, Any] = {"search_attributes": _attributes(attrs) or None}
+    if memo is not None:
+        found["memo"] = parse_json(memo, "--memo")
+        if not isinstance(found["memo"], dict):
+            raise click.BadParameter("must be a JSON object", param_hint="--memo")
     app = load_app(app_spec)
     codec = load_codec(codec_spec, app)
 
@@ -92,11 +102,11 @@ def start(
             if signal_name is not None and workflow_id:
                 handle = await client.signal_with_start_by_name(
                     workflow, signal_name, value, args, id=workflow_id, id_reuse_policy=id_reuse_policy,
-                    run_timeout=run_timeout, execution_timeout=execution_timeout, start_delay=start_delay)
+                    run_timeout=run_timeout, execution_timeout=execution_timeout, start_delay=start_delay, **found)
             else:
                 handle = await client.start_by_name(
                     workflow, args, id=workflow_id, idempotency_key=idempotency_key, id_reuse_policy=id_reuse_policy,
-                    run_timeout=run_timeout, execution_timeout=execution_timeout, start_delay=start_delay)
+                    run_timeout=run_timeout, execution_timeout=execution_timeout, start_delay=start_delay, **found)
             result = await handle.result() if wait else None
             return await handle.describe(), result, handle.created
 
@@ -112,20 +122,76 @@ def start(
         click.echo(orjson.dumps(result).decode())
 
 
+def _attributes(attrs: tuple[str, ...], option: str = "--attr") -> dict[str, Any]:
+    """``NAME=VALUE`` options as search attributes (VALUE in text form: ``retold.client.parse_attribute_value``)."""
+    found: dict[str, Any] = {}
+    for item in attrs:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint=option)
+        try:
+            found[name] = retold.client.parse_attribute_value(text)
+        except retold.InvalidArgumentsError as err:
+            raise click.BadParameter(str(err), param_hint=option) from None
+    return found
+
+
+class _Time(click.ParamType[datetime]):
+    """An ISO 8601 date-time with a time zone (2026-01-31T12:00:00+00:00, or Z)."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 date-time such as 2026-01-31T12:00:00+00:00", param, ctx)
+        if when.tzinfo is None:
+            self.fail(f"{value!r} needs a time zone (+00:00 or Z)", param, ctx)
+        return when
+
+
+_TIME = _Time()
+
+
 @click.command("list")
 @click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status (blocked: open runs whose "
               "workflow task keeps failing, e.g. after a bad deploy).")
 @click.option("--workflow", metavar="NAME", help="Only runs of this workflow.")
+@click.option("--id-prefix", metavar="PREFIX", help="Only runs whose workflow id or run id starts with PREFIX.")
+@click.option("--attr", "attrs", metavar="NAME=VALUE", multiple=True, help="Only runs with this search attribute "
+              "value (repeat for more): text, or typed as int:3, float:2.5, bool:true, datetime:2026-01-31T12:00Z.")
+@click.option("--started-after", type=_TIME, metavar="TIME", help="Only runs started at or after TIME "
+              "(ISO 8601 with a time zone: 2026-01-31T12:00:00+00:00).")
+@click.option("--started-before", type=_TIME, metavar="TIME", help="Only runs started before TIME.")
+@click.option("--closed-after", type=_TIME, metavar="TIME", help="Only runs closed at or after TIME.")
+@click.option("--closed-before", type=_TIME, metavar="TIME", help="Only runs closed before TIME.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True, help="At most this many.")
 @click.option("--offset", type=click.IntRange(0), default=0, show_default=True, help="Skip the newest N first.")
+@click.option("--cursor", metavar="CURSOR", help="The page after a previous list's (printed at its end), "
+              "with the same filters.")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 @url_option
-def list_runs(status: str | None, workflow: str | None, limit: int, offset: int, as_json: bool, url: str) -> None:
-    """List runs, newest first."""
+def list_runs(
+    status: str | None, workflow: str | None, id_prefix: str | None, attrs: tuple[str, ...],
+    started_after: datetime | None, started_before: datetime | None, closed_after: datetime | None,
+    closed_before: datetime | None, limit: int, offset: int, cursor: str | None, as_json: bool, url: str,
+) -> None:
+    """List runs, newest first, a page at a time.
 
-    async def body() -> list[retold.RunDescription]:
+    When more runs match, the next page's cursor is printed on stderr
+    ("next page: --cursor CURSOR"); pass it with the same filters.
+    """
+    attributes = _attributes(attrs)
+
+    async def body() -> retold.RunPage:
         async with open_client(url) as client:
-            return await client.list_runs(status=status, workflow=workflow, limit=limit, offset=offset)
+            return await client.list_runs(
+                status=status, workflow=workflow, limit=limit, offset=offset, id_prefix=id_prefix,
+                started_after=started_after, started_before=started_before, closed_after=closed_after,
+                closed_before=closed_before, search_attributes=attributes or None, cursor=cursor)
 
     runs = run(body)
     from ._render import console, runs_table
@@ -136,6 +202,8 @@ def list_runs(status: str | None, workflow: str | None, limit: int, offset: int,
         click.echo("no runs")
     else:
         console().print(runs_table(runs))
+    if runs.next_cursor is not None:
+        click.echo(f"next page: --cursor {runs.next_cursor}", err=True)  # stdout holds only the runs
 
 
 @click.command()

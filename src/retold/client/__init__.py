@@ -13,9 +13,11 @@ from ._handle import RunDescription as RunDescription
 from ._handle import RunHandle as RunHandle
 from ._handle import WorkflowTaskFailure as WorkflowTaskFailure
 from ._host import Host as Host
+from ._listing import RunPage as RunPage
+from ._listing import parse_attribute_value as parse_attribute_value
 from ._schedules import ScheduleHandle as ScheduleHandle
 
 __all__ = [
-    "DEFAULT_URL", "Client", "EventFeeds", "EventStream", "Host", "RunDescription", "RunHandle", "ScheduleHandle",
-    "WorkflowTaskFailure",
+    "DEFAULT_URL", "Client", "EventFeeds", "EventStream", "Host", "RunDescription", "RunHandle", "RunPage",
+    "ScheduleHandle", "WorkflowTaskFailure", "parse_attribute_value",
 ]

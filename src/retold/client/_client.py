@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, ParamSpec, Self, final
@@ -18,7 +18,8 @@ from .. import _telemetry
 from .._wake import Wakeup, keep_running
 from ..authoring import ID_REUSE_POLICIES, Workflow, by_name
 from ..engine import Runs, Schedule, ScheduleDescription, Schedules
-from ..errors import ConfigurationError, NotRegisteredError, PayloadError, RetoldError
+from ..errors import ConfigurationError, InvalidArgumentsError, NotRegisteredError, PayloadError, RetoldError
+from ..history.attributes import SearchAttributeValue, check_memo, encode_attributes
 from ..history.codec import Codec, JsonCodec
 from ..history.ids import check_id
 from ..runtime import StepRunner, install_guard
@@ -26,6 +27,7 @@ from ..stores import PurgeReport, StartRequest, Store, open_store
 from ._feed import EventFeeds
 from ._handle import RunDescription, RunHandle
 from ._host import Host
+from ._listing import RunPage, decode_cursor, encode_cursor, filters_digest
 from ._operations import RunOperations
 from ._schedules import ScheduleHandle
 from ._start import encode_start, start_options, time_limits
@@ -238,7 +240,8 @@ class Client(RunOperations):
         """
         options, workflow_id, idempotency_key, policy, limits = start_options(workflow, kwargs)
         handle: RunHandle[R] = await self._start(workflow, args, options, workflow_id, idempotency_key,
-                                                 id_reuse_policy=policy, limits=limits)
+                                                 id_reuse_policy=policy, limits=limits,
+                                                 found=_found_options(workflow, options))
         return handle
 
     async def signal_with_start(
@@ -268,7 +271,8 @@ class Client(RunOperations):
         """
         options, workflow_id, idempotency_key, policy, limits = start_options(workflow, kwargs)
         handle: RunHandle[R] = await self._start(workflow, args, options, workflow_id, idempotency_key,
-                                                 signal=(signal, value), id_reuse_policy=policy, limits=limits)
+                                                 signal=(signal, value), id_reuse_policy=policy, limits=limits,
+                                                 found=_found_options(workflow, options))
         return handle
 
     async def _start(
@@ -276,6 +280,7 @@ class Client(RunOperations):
         id: str | None, idempotency_key: str | None,  # noqa: A002 - the public name
         *, signal: tuple[str, Any] | None = None, id_reuse_policy: str | None = None,
         limits: dict[str, float] | None = None,
+        found: tuple[dict[str, str] | None, dict[str, Any] | None] | None = None,
     ) -> RunHandle[Any]:
         self._check_open()
         typed: Workflow[..., Any] | None = None
@@ -313,6 +318,8 @@ class Client(RunOperations):
                     f"with that id (workflow.with_options(id=...), or id= with a workflow name)")
             signal_payload = self._signal_payload(typed, signal[0], signal[1], f"workflow id {id!r}")
         payload, digest, result_type = encode_start(self.codec, name, typed, args, kwargs)
+        if found is None:
+            found = (workflow.search_attributes, workflow.memo) if isinstance(workflow, Workflow) else (None, None)
         with self.telemetry.starting(name) as headers:  # the trace context, recorded in the run
             request = StartRequest(
                 workflow=name,
@@ -322,6 +329,8 @@ class Client(RunOperations):
                 idempotency_key=idempotency_key,
                 headers=headers,
                 id_reuse_policy=id_reuse_policy,
+                search_attributes=found[0] or None,
+                memo=found[1],
                 **(limits or {}),
             )
             if signal is not None or request.start_delay is not None:
@@ -352,6 +361,8 @@ class Client(RunOperations):
         run_timeout: timedelta | float | None = None,
         execution_timeout: timedelta | float | None = None,
         start_delay: timedelta | float | None = None,
+        search_attributes: Mapping[str, SearchAttributeValue] | None = None,
+        memo: Mapping[str, Any] | None = None,
     ) -> RunHandle[Any]:
         """Start a run of the workflow registered as ``workflow``, from arguments in their JSON form.
 
@@ -378,7 +389,8 @@ class Client(RunOperations):
         limits = time_limits({"run_timeout": run_timeout, "execution_timeout": execution_timeout,
                                "start_delay": start_delay})
         return await self._start(definition, converted, keywords, id, idempotency_key,
-                                 id_reuse_policy=id_reuse_policy, limits=limits)
+                                 id_reuse_policy=id_reuse_policy, limits=limits,
+                                 found=_checked_options(search_attributes, memo))
 
     async def signal_with_start_by_name(
         self,
@@ -392,6 +404,8 @@ class Client(RunOperations):
         run_timeout: timedelta | float | None = None,
         execution_timeout: timedelta | float | None = None,
         start_delay: timedelta | float | None = None,
+        search_attributes: Mapping[str, SearchAttributeValue] | None = None,
+        memo: Mapping[str, Any] | None = None,
     ) -> RunHandle[Any]:
         """:meth:`signal_with_start` for callers that know workflows by name (args as for :meth:`start_by_name`)."""
         self._check_open()
@@ -404,7 +418,8 @@ class Client(RunOperations):
         limits = time_limits({"run_timeout": run_timeout, "execution_timeout": execution_timeout,
                                "start_delay": start_delay})
         return await self._start(definition, converted, keywords, id, None, signal=(signal, value),
-                                 id_reuse_policy=id_reuse_policy, limits=limits)
+                                 id_reuse_policy=id_reuse_policy, limits=limits,
+                                 found=_checked_options(search_attributes, memo))
 
     def _signal_payload(self, workflow: Workflow[..., Any] | None, name: str, value: Any, to: str) -> bytes:
         """A signal's value encoded, checked against the type ``workflow`` declares for it (if any)."""
@@ -505,34 +520,67 @@ class Client(RunOperations):
         self, *, status: str | None = None, workflow: str | None = None,
         limit: int = 100, offset: int = 0, id_prefix: str | None = None,
         started_after: datetime | None = None, started_before: datetime | None = None,
-    ) -> list[RunDescription]:
-        """Runs newest first, optionally filtered.
+        closed_after: datetime | None = None, closed_before: datetime | None = None,
+        search_attributes: Mapping[str, SearchAttributeValue] | None = None, cursor: str | None = None,
+    ) -> RunPage:
+        """Runs newest first, optionally filtered; a page (a list) with the cursor of the next one.
+
+        Page through with ``cursor``: a page starts after the run the
+        previous page ended with, so runs started meanwhile never push a run
+        onto two pages (they come before the first page)::
+
+            page = await client.list_runs(search_attributes={"customer": "acme"}, limit=50)
+            while page.next_cursor:
+                page = await client.list_runs(search_attributes={"customer": "acme"}, limit=50,
+                                              cursor=page.next_cursor)
 
         Args:
             status: only runs with this status.
             workflow: only runs of this workflow name.
             limit: at most this many runs.
-            offset: skip the newest ``offset`` runs that match.
+            offset: skip the newest ``offset`` runs that match (not with ``cursor``).
             id_prefix: only runs whose workflow id or run id starts with this.
             started_after: only runs started at or after this time (aware datetime).
             started_before: only runs started before this time (aware datetime).
+            closed_after: only runs closed at or after this time (aware datetime).
+            closed_before: only runs closed before this time (aware datetime).
+            search_attributes: only runs whose search attributes hold each of
+                these values (equal, and of the same type: str, int, float,
+                bool or aware datetime).
+            cursor: the ``next_cursor`` of the previous page, listed with the same filters.
 
         Raises:
             ValueError: a naive datetime (without a time zone).
+            InvalidArgumentsError: a bad search attribute name or value, a
+                cursor that is not one or comes from a list with other
+                filters, or both ``offset`` and ``cursor``.
         """
         self._check_open()
-        bounds = []
-        for name, when in (("started_after", started_after), ("started_before", started_before)):
+        bounds: list[float | None] = []
+        for name, when in (("started_after", started_after), ("started_before", started_before),
+                           ("closed_after", closed_after), ("closed_before", closed_before)):
             if when is not None and when.tzinfo is None:
                 raise ValueError(f"list_runs {name} must be an aware datetime (with a time zone)")
             # Less half a microsecond: run times are shown to the microsecond (rounded), so a bound
             # copied from a run's started_at takes that run in (after) or leaves it out (before).
             bounds.append(None if when is None else when.timestamp() - 5e-7)
+        attributes = {name: value for name, value in encode_attributes(search_attributes).items()
+                      if value is not None}
+        digest = filters_digest([status, workflow, id_prefix, bounds, attributes])
+        after = None
+        if cursor is not None:
+            if offset:
+                raise InvalidArgumentsError("list_runs takes an offset or a cursor, not both")
+            after = decode_cursor(cursor, digest)
         records = await self.store.list_runs(
-            status=status, workflow=workflow, limit=limit, offset=offset,
+            status=status, workflow=workflow, limit=limit + 1, offset=offset,
             id_prefix=id_prefix, started_after=bounds[0], started_before=bounds[1],
+            closed_after=bounds[2], closed_before=bounds[3], attributes=attributes or None, after=after,
         )
-        return [RunDescription.from_record(r) for r in records]
+        more = len(records) > limit
+        records = records[:limit]
+        next_cursor = encode_cursor(records[-1].created_at, records[-1].run_id, digest) if more and records else None
+        return RunPage((RunDescription.from_record(r) for r in records), next_cursor)
 
     async def purge(
         self, older_than: timedelta | float, *, statuses: Iterable[str] | None = None,
@@ -583,3 +631,21 @@ class Client(RunOperations):
     def waiting(self) -> int:
         """How many runs callers of this client are waiting for, to close, and updates, for their reply."""
         return len(self._closed_waiters) + self._update_waiters
+
+
+def _checked_options(
+    search_attributes: Mapping[str, Any] | None, memo: Mapping[str, Any] | None,
+) -> tuple[dict[str, str] | None, dict[str, Any] | None]:
+    """A start's search attributes (stored forms) and memo, checked before anything is stored."""
+    encoded = {name: value for name, value in encode_attributes(search_attributes).items() if value is not None}
+    return encoded or None, None if memo is None else check_memo(memo)
+
+
+def _found_options(
+    workflow: Workflow[..., Any] | str, options: dict[str, Any],
+) -> tuple[dict[str, str] | None, dict[str, Any] | None] | None:
+    """A start by name's ``search_attributes=`` and ``memo=`` keywords (taken out of ``options``);
+    None for a decorated workflow, which carries its own (``with_options``)."""
+    if not isinstance(workflow, str):
+        return None
+    return _checked_options(options.pop("search_attributes", None), options.pop("memo", None))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final, overload
 
@@ -17,6 +17,7 @@ from ..errors import (
     WorkflowTimedOutError,
     exception_from_failure,
 )
+from ..history.attributes import SearchAttributeValue, decode_attributes
 from ..history.export import History
 from ..history.failure import BlockedTask, Failure
 
@@ -105,6 +106,9 @@ class RunDescription:
             failure, next retry, lease holder), timers, children, signals not
             processed, and why it may be stuck; empty once it finished. Set
             by ``describe()``; None in lists of runs.
+        search_attributes: the run's search attributes, by name (set at
+            start, changed by ``retold.upsert_search_attributes``).
+        memo: the memo the run was started with (JSON values), if any.
     """
 
     workflow_id: str
@@ -119,6 +123,8 @@ class RunDescription:
     next_run_id: str | None
     blocked: WorkflowTaskFailure | None = None
     pending: PendingWork | None = None
+    search_attributes: dict[str, SearchAttributeValue] = field(default_factory=dict)
+    memo: dict[str, Any] | None = None
 
     @property
     def open(self) -> bool:
@@ -146,6 +152,8 @@ class RunDescription:
             next_run_id=record.next_run_id,
             blocked=blocked,
             pending=pending,
+            search_attributes=decode_attributes(record.search_attributes),
+            memo=record.memo,
         )
 
 

@@ -16,6 +16,7 @@ from .._logging import bind_run
 from ..authoring._activity import ActivityInfo, _current
 from ..authoring._options import ActivityOptions, seconds
 from ..errors import ApplicationError, NotRegisteredError, StoreError
+from ..history.failure import Failure
 from ..runtime._instance import failure_from_exception
 from ..stores._protocol import ActivityOutcome, ActivityTask
 from ._machine import attempt_failed, workers_died
@@ -32,6 +33,11 @@ class _HeartbeatTimeout(Exception):  # noqa: N818 - internal signal, becomes a f
     pass
 
 
+def _cancelled(message: str) -> ActivityOutcome:
+    """The outcome of an attempt whose run cancelled it and waits for its end (never retried)."""
+    return ActivityOutcome("failed", failure=Failure(type="CancelledError", message=message, non_retryable=True))
+
+
 class ActivityWorker:
     """Runs the activity tasks of one task queue, at most ``concurrency`` at once."""
 
@@ -46,6 +52,10 @@ class ActivityWorker:
         # that leased them to us) until their outcome is recorded: claims
         # never take them again, even if a stalled loop let their leases lapse.
         self.held: set[int] = set()
+        # Attempts stopped because their run waits for them to end: their
+        # outcome is recorded, as a cancellation (cancellation_type
+        # "wait_cancellation_completed").
+        self.cancelling: set[int] = set()
         # Suspect attempts (their previous holder died) waiting for their turn
         # to run alone in this process: not running yet.
         self.waiting: set[int] = set()
@@ -66,12 +76,22 @@ class ActivityWorker:
         scope.cancel()
         return True
 
-    def stop_scheduled(self, run_id: str, seq: int) -> None:
+    def stop_scheduled(self, run_id: str, seq: int, *, report: bool = False) -> None:
         """Stop the attempt running here, if any, of the activity event ``seq`` of ``run_id`` scheduled
-        (the run asked to cancel it: its task is withdrawn in the same commit)."""
+        (the run asked to cancel it: its task is withdrawn in the same commit; or, with ``report``,
+        kept until this attempt reports its end: see :meth:`cancel`)."""
         for task_id, (_, info) in list(self.running.items()):
             if info.run_id == run_id and info.seq == seq:
-                self.stop(task_id)
+                if report:
+                    self.cancel(task_id)
+                else:
+                    self.stop(task_id)
+
+    def cancel(self, task_id: int) -> None:
+        """Stop a running attempt whose run waits for it to end; its outcome is recorded as a cancellation."""
+        if task_id in self.running:
+            self.cancelling.add(task_id)
+            self.stop(task_id)
 
     @property
     def busy(self) -> bool:
@@ -230,6 +250,8 @@ class ActivityWorker:
             log.error("activity %s (run %s, event %d): %s", task.activity, task.run_id, task.seq,
                       died.failure.message if died.failure else None)
             return died
+        if task.cancel_requested:  # the run waits for this activity's end, which is now
+            return _cancelled("the workflow cancelled it before this attempt started")
         info = ActivityInfo(
             activity=task.activity, workflow_id=task.workflow_id, run_id=task.run_id,
             seq=task.seq, attempt=task.attempt,
@@ -263,6 +285,8 @@ class ActivityWorker:
                     f"activity attempt exceeded start_to_close ({start_to_close} s)", type="TimeoutError"
                 )
                 return self._failed(task, options, error, timeout_kind="start_to_close")
+            if lease_scope.cancelled_caught and task.id in self.cancelling:
+                return _cancelled("the workflow cancelled it while it ran")
             if lease_scope.cancelled_caught:
                 return None  # lease lost or engine stopping: someone else will run it
             return ActivityOutcome("completed", result=engine.codec.encode(result))
@@ -275,6 +299,7 @@ class ActivityWorker:
             return self._failed(task, options, exc)
         finally:
             _current.reset(token)
+            self.cancelling.discard(task.id)
             entry = self.running.get(task.id)
             if entry is not None and entry[0] is lease_scope:
                 del self.running[task.id]

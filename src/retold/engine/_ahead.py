@@ -138,7 +138,8 @@ class RunAhead:
         instance = WorkflowInstance(definition, run_id, engine.codec)
         started = ev.WorkflowStarted(seq=1, at=engine.store.now(), workflow=request.workflow,
                                      workflow_id=request.workflow_id, input=request.input,
-                                     headers=request.headers)
+                                     headers=request.headers, search_attributes=request.search_attributes or None,
+                                     memo=request.memo or None)
         started = replace(started, timeouts=m.start_timeouts(request, started.at))
         ahead = await self._run_ahead(instance, started)
         if ahead is None:

@@ -18,8 +18,9 @@ from typing_extensions import TypeVar
 from .._pending import PendingWork, describe_pending
 from .._wake import Wakeup, keep_running
 from ..authoring import Activity, Workflow, by_name
-from ..client import DEFAULT_URL, Client, EventFeeds, EventStream, RunDescription, RunHandle, ScheduleHandle
+from ..client import DEFAULT_URL, Client, EventFeeds, EventStream, RunHandle, RunPage, ScheduleHandle
 from ..errors import ConfigurationError, RetoldError
+from ..history.attributes import SearchAttributeValue
 from ..history.codec import Codec
 from ..history.export import History
 from ..runtime import StepRunner
@@ -464,11 +465,14 @@ class Engine:
         self, *, status: str | None = None, workflow: str | None = None,
         limit: int = 100, offset: int = 0, id_prefix: str | None = None,
         started_after: datetime | None = None, started_before: datetime | None = None,
-    ) -> list[RunDescription]:
-        """Runs newest first, optionally filtered; see :meth:`Client.list_runs <retold.Client.list_runs>`."""
+        closed_after: datetime | None = None, closed_before: datetime | None = None,
+        search_attributes: Mapping[str, SearchAttributeValue] | None = None, cursor: str | None = None,
+    ) -> RunPage:
+        """Runs newest first, filtered, a page at a time; see :meth:`Client.list_runs <retold.Client.list_runs>`."""
         return await self.client.list_runs(
             status=status, workflow=workflow, limit=limit, offset=offset, id_prefix=id_prefix,
-            started_after=started_after, started_before=started_before,
+            started_after=started_after, started_before=started_before, closed_after=closed_after,
+            closed_before=closed_before, search_attributes=search_attributes, cursor=cursor,
         )
 
     async def pending_work(self, record: RunRecord) -> PendingWork:

@@ -92,6 +92,9 @@ async def lease_loop(engine: Engine) -> None:
             for task_id in lost:
                 if worker.stop(task_id):
                     engine.telemetry.lease_lost("activity")
+            # Attempts whose run waits for them to end (cancelled elsewhere): stopped, their end recorded.
+            for task_id in await engine.store.cancel_requests([i for i in ids if i not in lost]):
+                worker.cancel(task_id)
 
 
 async def retention_loop(engine: Engine) -> None:

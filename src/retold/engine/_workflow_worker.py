@@ -313,7 +313,7 @@ class WorkflowWorker:
             elif isinstance(cmd, ev.ActivityCancelRequested):
                 # An attempt running here learns of it now (elsewhere: at its lease renewal).
                 for worker in engine.activity_workers:
-                    worker.stop_scheduled(run_id, cmd.scheduled)
+                    worker.stop_scheduled(run_id, cmd.scheduled, report=cmd.wait)
             elif kind is ev.ChildWorkflowStarted or kind is ev.ExternalSignalRequested \
                     or kind is ev.WorkflowStartRequested:
                 engine.wake_workflows.set()  # a new run, or a signalled one, has work

@@ -10,7 +10,7 @@ Events fall into three groups:
 
 * *commands*, written when workflow code asks for something
   (``ActivityScheduled``, ``TimerStarted``, ``TimerCancelled``,
-  ``MarkerRecorded``, ``ChildWorkflowStarted``, ``ExternalSignalRequested``,
+  ``MarkerRecorded``, ``SearchAttributesUpserted``, ``ChildWorkflowStarted``, ``ExternalSignalRequested``,
   ``WorkflowStartRequested`` and the closing events), or
   ``WorkflowTaskCompleted`` when an activation asked for nothing;
 * *inputs*, written when something happens to the run (``WorkflowStarted``,
@@ -55,6 +55,7 @@ __all__ = [
     "WorkflowStartRequested",
     "WorkflowStartResolved",
     "MarkerRecorded",
+    "SearchAttributesUpserted",
     "SignalReceived",
     "TimerCancelled",
     "TimerFired",
@@ -125,6 +126,10 @@ class WorkflowStarted(Event):
     # The run's time limits: ``run_timeout`` (seconds from this run's start) and
     # ``execution_deadline`` (store time, across continue-as-new); None: none.
     timeouts: dict[str, float] | None = None
+    # Search attributes in their stored forms (``retold.history.attributes``)
+    # and the memo (JSON values), as the run was started with them.
+    search_attributes: dict[str, str] | None = None
+    memo: dict[str, Any] | None = None
     payload_field: ClassVar[str | None] = "input"
 
 
@@ -233,6 +238,13 @@ class MarkerRecorded(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SearchAttributesUpserted(Event):
+    """Workflow code set search attributes (stored forms, ``retold.history.attributes``; None removes one)."""
+
+    attributes: dict[str, str | None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ChildWorkflowStarted(Event):
     """Workflow code started a child workflow."""
 
@@ -245,6 +257,9 @@ class ChildWorkflowStarted(Event):
     limits: dict[str, float] | None = None
     # What the parent's close does to the child while it is open (None: "request_cancel").
     parent_close_policy: str | None = None
+    # The child's search attributes (stored forms) and memo (``with_options``).
+    search_attributes: dict[str, str] | None = None
+    memo: dict[str, Any] | None = None
     payload_field: ClassVar[str | None] = "input"
 
 
@@ -279,9 +294,14 @@ class ActivityCancelRequested(Event):
 
     The activity's task is withdrawn: an attempt not started never starts, a
     running one is cut off by its worker and its outcome is not recorded.
+    With ``wait`` (``cancellation_type="wait_cancellation_completed"``) the
+    task stays until its attempt has ended: a running one is told, and the
+    outcome it ends with (a cancellation, or whatever it returned) is
+    recorded as final; the workflow's wait ends then.
     """
 
     scheduled: int
+    wait: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -332,6 +352,9 @@ class WorkflowStartRequested(Event):
     headers: dict[str, str] | None = None  # the starter's trace context, given to the new run
     # The new run's ``run_timeout``, ``execution_timeout`` and ``start_delay`` in seconds (``with_options``).
     limits: dict[str, float] | None = None
+    # The new run's search attributes (stored forms) and memo (``with_options``).
+    search_attributes: dict[str, str] | None = None
+    memo: dict[str, Any] | None = None
     payload_field: ClassVar[str | None] = "input"
 
 
@@ -407,14 +430,15 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ChildWorkflowFailed, CancelRequested, WorkflowTaskCompleted, WorkflowCompleted, WorkflowFailed,
         WorkflowCancelled, WorkflowContinuedAsNew, ActivityCancelRequested, ChildWorkflowCancelRequested,
         ExternalSignalRequested, ExternalSignalResolved, WorkflowTerminated, WorkflowTimedOut,
-        UpdateAccepted, UpdateCompleted, WorkflowStartRequested, WorkflowStartResolved,
+        UpdateAccepted, UpdateCompleted, WorkflowStartRequested, WorkflowStartResolved, SearchAttributesUpserted,
     )
 }
 
 COMMAND_TYPES: tuple[type[Event], ...] = (
     ActivityScheduled, TimerStarted, TimerCancelled, MarkerRecorded,
     ChildWorkflowStarted, ActivityCancelRequested, ChildWorkflowCancelRequested, ExternalSignalRequested,
-    WorkflowStartRequested, UpdateCompleted, WorkflowTaskCompleted, WorkflowCompleted, WorkflowCancelled,
+    WorkflowStartRequested, UpdateCompleted, SearchAttributesUpserted, WorkflowTaskCompleted, WorkflowCompleted,
+    WorkflowCancelled,
     WorkflowContinuedAsNew,
 )
 

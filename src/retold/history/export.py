@@ -75,8 +75,9 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         if f.name in ("seq", "at"):
             continue
         value = getattr(event, f.name)
-        if f.name in ("headers", "timeouts", "limits") and value is None:
-            continue  # added later (trace context, time limits): left out when absent, so older exports are unchanged
+        if f.name in ("headers", "timeouts", "limits", "search_attributes", "memo") and value is None:
+            continue  # added later (trace context, time limits, search attributes, memo): left out when absent,
+            # so older exports are unchanged
         if f.name == cls.payload_field:
             as_json, converted = _payload_to_json(value)
             out[f.name if as_json else f"{f.name}_b64"] = converted

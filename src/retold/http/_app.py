@@ -25,6 +25,7 @@ from ..authoring import describe_registry
 from ._auth import BearerAuth
 from ._inputs import (
     MAX_EVENT_ID,
+    attribute_values,
     checked_text,
     event_id_header,
     idempotency_key,
@@ -145,7 +146,7 @@ class _Api:
         body = expect_object(await read_json(request, self.max_body_size),
                              {"args": (list,), "id": (str,), "signal": (dict,), "id_reuse_policy": (str,),
                               "run_timeout": (int, float), "execution_timeout": (int, float),
-                              "start_delay": (int, float)})
+                              "start_delay": (int, float), "search_attributes": (dict,), "memo": (dict,)})
         limits: dict[str, Any] = {}
         for field in ("run_timeout", "execution_timeout", "start_delay"):
             value = body.get(field)
@@ -155,6 +156,10 @@ class _Api:
                 raise ProblemError(422, f"field {field!r} must be a positive number of seconds (at most "
                                         f"{MAX_TIME_LIMIT:.0f}, 100 years), not {value!r}")
             limits[field] = float(value)
+        if "search_attributes" in body:
+            limits["search_attributes"] = attribute_values(body["search_attributes"])
+        if "memo" in body:
+            limits["memo"] = body["memo"]
         workflow_id: str | None = body.get("id")
         if workflow_id == "":
             raise ProblemError(422, "field 'id' must not be empty")
@@ -220,14 +225,23 @@ class _Api:
             raise ProblemError(400, f"status must be one of {', '.join(STATUSES)}, not {status!r}")
         limit = int_param(request, "limit", 50, 1, 1000)
         offset = int_param(request, "offset", 0, 0, 2**62)
-        runs = await self.client.list_runs(
-            status=status, workflow=text_param(request, "workflow"), limit=limit, offset=offset,
-            id_prefix=text_param(request, "id_prefix"), started_after=time_param(request, "started_after"),
-            started_before=time_param(request, "started_before"),
-        )
-        next_url = str(request.url.include_query_params(offset=offset + limit)) if len(runs) == limit else None
+        attributes = {key[len("attr."):]: value for key, value in params.multi_items() if key.startswith("attr.")}
+        try:
+            runs = await self.client.list_runs(
+                status=status, workflow=text_param(request, "workflow"), limit=limit, offset=offset,
+                id_prefix=text_param(request, "id_prefix"), started_after=time_param(request, "started_after"),
+                started_before=time_param(request, "started_before"),
+                closed_after=time_param(request, "closed_after"), closed_before=time_param(request, "closed_before"),
+                search_attributes=attribute_values(attributes, status=400, what="attr.NAME query parameter"),
+                cursor=params.get("cursor"),
+            )
+        except retold.InvalidArgumentsError as exc:  # a bad filter or cursor: the request's fault
+            raise ProblemError(400, str(exc)) from None
+        next_url = None
+        if runs.next_cursor is not None:
+            next_url = str(request.url.remove_query_params("offset").include_query_params(cursor=runs.next_cursor))
         headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else None
-        return JSONResponse({"runs": runs, "next": next_url}, headers=headers)
+        return JSONResponse({"runs": runs, "next": next_url, "next_cursor": runs.next_cursor}, headers=headers)
 
     async def run(self, request: Request) -> Response:
         return JSONResponse(await self.describe(path_id(request)))

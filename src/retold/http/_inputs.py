@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 from starlette.requests import Request
 
 import retold
+from retold.client import parse_attribute_value
 from retold.history.ids import MAX_ID_LENGTH, check_id
 
 from ._problems import ProblemError
 
 __all__ = [
+    "attribute_values",
     "MAX_EVENT_ID", "checked_text", "event_id_header", "idempotency_key", "int_param", "path_id", "path_name",
     "text_param", "time_param",
 ]
@@ -145,3 +148,26 @@ def idempotency_key(request: Request) -> str | None:
             400, f"the Idempotency-Key header must be visible ASCII characters (0x21-0x7E, spaces inside), not "
                  f"{key[:40]!r}: encode other characters (base64 or hex, say)")
     return key
+
+
+def attribute_values(values: dict[str, Any], *, status: int = 422, what: str = "field 'search_attributes'",
+                     ) -> dict[str, Any]:
+    """Search attribute values from JSON or text: a number or bool as it is, a string in its text form
+    (``retold.client.parse_attribute_value``: ``int:3``, ``datetime:2026-01-31T12:00:00Z``, plain text).
+
+    Raises:
+        ProblemError: ``status``, a value of another JSON type or a text that does not fit its type.
+    """
+    found: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, str):
+            try:
+                found[name] = parse_attribute_value(value)
+            except retold.InvalidArgumentsError as exc:
+                raise ProblemError(status, f"{what} {name!r}: {exc}") from None
+        elif isinstance(value, bool | int | float):
+            found[name] = value
+        else:
+            raise ProblemError(status, f"{what} {name!r} must be a string, a number or a bool, "
+                                       f"not {type(value).__name__}")
+    return found

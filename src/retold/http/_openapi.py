@@ -183,14 +183,18 @@ def _schemas() -> dict[str, Any]:
                 "result": {"description": "The result of a completed run (JSON codec only)."},
                 "pending": {"anyOf": [_ref("PendingWork"), {"type": "null"}], "description": (
                     "What a running run waits for (empty once it finished); null in lists of runs.")},
+                "search_attributes": {"type": "object", "description": (
+                    "The run's search attributes, by name (datetimes as ISO 8601 strings).")},
+                "memo": {"type": ["object", "null"], "description": "The memo the run was started with."},
             },
         },
         "PendingWork": _PENDING_WORK,
         "RunList": {
-            "type": "object", "required": ["runs", "next"],
+            "type": "object", "required": ["runs", "next", "next_cursor"],
             "properties": {
                 "runs": {"type": "array", "items": _ref("Run")},
-                "next": {"type": ["string", "null"], "description": "The next page's URL, if there may be one."},
+                "next": {"type": ["string", "null"], "description": "The next page's URL, if there is one."},
+                "next_cursor": {"type": ["string", "null"], "description": "The next page's cursor, if any."},
             },
         },
         "PurgeRequest": {
@@ -270,6 +274,14 @@ def _start_operation(name: str, fn: Any, max_body_size: int) -> dict[str, Any]:
                 ("execution_timeout", "Seconds: the same, from this start, across continue-as-new."),
                 ("start_delay", "Seconds before the run's code starts (signals sent meanwhile wait for it)."),
             )},
+            "search_attributes": {
+                "type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]},
+                "description": (
+                    "The run's search attributes, by name: numbers and bools as they are, strings in text form "
+                    "(`int:3`, `float:2.5`, `bool:true`, `datetime:2026-01-31T12:00:00Z`, `str:...` or plain "
+                    "text). Lists filter runs by them (`attr.NAME`)."),
+            },
+            "memo": {"type": "object", "description": "JSON values kept with the run, shown by GET /runs/{id}."},
             "id_reuse_policy": {
                 "enum": ["allow_duplicate", "allow_duplicate_failed_only", "reject_duplicate"],
                 "description": (
@@ -368,6 +380,12 @@ def openapi_document(workflows: Mapping[str, Any], *, auth: bool, max_body_size:
         }},
         "/runs": {"get": {
             "operationId": "listRuns", "summary": "Runs, newest first",
+            "description": (
+                "Filters combine. `attr.NAME=VALUE` (repeat for several) keeps runs whose search attribute NAME "
+                "equals VALUE, of its type: `attr.customer=acme` (text), `attr.priority=int:3`, `float:2.5`, "
+                "`bool:true`, `datetime:2026-01-31T12:00:00Z`, `str:...`. A page with more after it has a "
+                "`Link: <...>; rel=\"next\"` header and `next_cursor`; runs started meanwhile never move a run "
+                "onto two pages."),
             "parameters": [
                 {"name": "status", "in": "query", "schema": {"type": "string", "enum": STATUSES}},
                 {"name": "workflow", "in": "query", "schema": _ID},
@@ -377,6 +395,12 @@ def openapi_document(workflows: Mapping[str, Any], *, auth: bool, max_body_size:
                  "description": "Only runs started at or after this time (ISO 8601, with a time zone)."},
                 {"name": "started_before", "in": "query", "schema": {"type": "string", "format": "date-time"},
                  "description": "Only runs started before this time (ISO 8601, with a time zone)."},
+                {"name": "closed_after", "in": "query", "schema": {"type": "string", "format": "date-time"},
+                 "description": "Only runs closed at or after this time (ISO 8601, with a time zone)."},
+                {"name": "closed_before", "in": "query", "schema": {"type": "string", "format": "date-time"},
+                 "description": "Only runs closed before this time (ISO 8601, with a time zone)."},
+                {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": (
+                    "The `next_cursor` of the previous page (with the same filters): the runs after it.")},
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000,
                                                            "default": 50}},
                 {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0,

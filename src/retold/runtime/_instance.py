@@ -100,6 +100,7 @@ class WorkflowInstance(Requests, Updates):
         self._sent: dict[int, asyncio.Future[None]] = {}  # signals sent to other workflows, by event number
         self._started: dict[int, tuple[asyncio.Future[str], str]] = {}  # detached starts: future, run id
         self._child_cancels: set[int] = set()  # children this run asked to cancel
+        self._activity_cancels: set[int] = set()  # activities whose cancelled attempt this run waits for
         self._timers: dict[int, DurableTimerHandle] = {}
         # Lists, not deques: a deque costs a 512-byte block even for one item,
         # and a run usually has one or two of each waiting.
@@ -288,6 +289,13 @@ class WorkflowInstance(Requests, Updates):
         match event:
             case ev.WorkflowStarted():
                 self._start(event)
+            case ev.ActivityCompleted() | ev.ActivityFailed() | ev.ActivityTimedOut() \
+                    if event.scheduled in self._activity_cancels:
+                # The attempt this run cancelled (and waited for) has ended: the wait ends cancelled.
+                self._activity_cancels.discard(event.scheduled)
+                entry = self._take(self._activities, event.scheduled, event)
+                if entry is not None and not entry[0].done():
+                    entry[0].end_cancelled(f"activity {entry[1].name!r} (event {event.scheduled}) was cancelled")
             case ev.ActivityCompleted():
                 entry = self._take(self._activities, event.scheduled, event)
                 if entry is not None and not entry[0].done():

@@ -39,6 +39,8 @@ def matches(codec: Codec, recorded: ev.Event, cls: type[ev.Event], fields: dict[
         return bool(recorded.scheduled == fields["scheduled"])
     if isinstance(recorded, ev.UpdateCompleted):
         return bool(recorded.update_id == fields["update_id"])
+    if isinstance(recorded, ev.SearchAttributesUpserted):
+        return bool(recorded.attributes == fields["attributes"])
     if isinstance(recorded, ev.MarkerRecorded):
         return bool((recorded.kind, recorded.name) == (fields["kind"], fields["name"]))
     if isinstance(recorded, ev.WorkflowStartRequested):

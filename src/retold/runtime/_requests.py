@@ -64,6 +64,7 @@ class Requests:
     _child_cancels: set[int]
     _sent: dict[int, asyncio.Future[None]]
     _started: dict[int, tuple[asyncio.Future[str], str]]
+    _activity_cancels: set[int]
     _signals: dict[str, list[bytes]]
     _signal_waiters: dict[str, list[asyncio.Future[bytes]]]
     _queries: dict[str, Callable[..., Any]]
@@ -97,14 +98,23 @@ class Requests:
         seq = self._emit(
             ev.ActivityScheduled, activity=activity.name, input=data, options=recorded_options
         )
-        abandon = options.cancellation_type == "abandon"
-        fut = Outcome(self.loop, lambda _msg: self._cancel_activity(seq, abandon))
+        kind = options.cancellation_type
+        fut = Outcome(self.loop, lambda _msg: self._cancel_activity(seq, kind))
         self._activities[seq] = (fut, activity)
         return fut
 
-    def _cancel_activity(self, seq: int, abandon: bool = False) -> bool:
-        """The code stopped waiting for an activity: withdraw its task (unless abandoned). The wait ends now."""
-        if self._activities.pop(seq, None) is not None and not self.finished and not abandon:
+    def _cancel_activity(self, seq: int, kind: str = "try_cancel") -> bool:
+        """The code stopped waiting for an activity: withdraw its task, or not (see ``ActivityCancellationType``).
+
+        True: the wait ends now; False (``wait_cancellation_completed``): it
+        goes on until the attempt's outcome arrives, and then ends cancelled.
+        """
+        if kind == "wait_cancellation_completed":
+            if seq in self._activities and seq not in self._activity_cancels and not self.finished:
+                self._activity_cancels.add(seq)
+                self._request(ev.ActivityCancelRequested, scheduled=seq, wait=True)
+            return seq not in self._activities
+        if self._activities.pop(seq, None) is not None and not self.finished and kind != "abandon":
             self._request(ev.ActivityCancelRequested, scheduled=seq)
         return True
 
@@ -132,57 +142,53 @@ class Requests:
         workflow_id: str | None,
     ) -> tuple[str, asyncio.Future[Any]]:
         """Start a child workflow; the future resolves with its outcome."""
-        if not isinstance(workflow, Workflow):
-            raise TypeError(f"retold.start_child() needs a @workflow, got {workflow!r}")
-        data = workflow.types.encode_input(self.codec, "workflow", workflow.name, args, kwargs)
-        seq = self._peek_seq()
-        if self._recorded and isinstance(self._recorded[0], ev.ChildWorkflowStarted):
-            workflow_id = self._recorded[0].workflow_id
-            child_run = self._recorded[0].run_id
-        else:
-            if workflow_id is None:
-                workflow_id = default_child_id(self.workflow_id, self.run_id, seq)
-            else:
-                check_id("child workflow id", workflow_id)
-            child_run = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.run_id}/child/{seq}"))
-        limits = {name: value for name in ("run_timeout", "execution_timeout", "start_delay")
-                  if (value := getattr(workflow, name, None)) is not None}
-        seq = self._emit(
-            ev.ChildWorkflowStarted, workflow=workflow.name, workflow_id=workflow_id,
-            run_id=child_run, input=data, headers=self.headers, limits=limits or None,
-            parent_close_policy=workflow.parent_close_policy,
-        )
+        fields = self._new_run("start_child", ev.ChildWorkflowStarted, "child", workflow, args, kwargs, workflow_id)
+        seq = self._emit(ev.ChildWorkflowStarted, **fields, parent_close_policy=workflow.parent_close_policy)
         fut = Outcome(self.loop, lambda _msg: self._cancel_child(seq))
-        self._children[seq] = (fut, workflow, workflow_id, child_run)
-        return workflow_id, fut
+        self._children[seq] = (fut, workflow, fields["workflow_id"], fields["run_id"])
+        return fields["workflow_id"], fut
 
     def start_workflow(
         self, workflow: Workflow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
         workflow_id: str | None,
     ) -> asyncio.Future[str]:
         """Start a workflow as a run of its own (not a child); the future resolves with its run id."""
+        fields = self._new_run("start_workflow", ev.WorkflowStartRequested, "started", workflow, args, kwargs,
+                               workflow_id)
+        seq = self._emit(ev.WorkflowStartRequested, **fields)
+        fut: asyncio.Future[str] = self.loop.create_future()
+        self._started[seq] = (fut, fields["run_id"])
+        return fut
+
+    def _new_run(
+        self, call: str, cls: type[ev.Event], kind: str, workflow: Workflow[..., Any], args: tuple[Any, ...],
+        kwargs: dict[str, Any], workflow_id: str | None,
+    ) -> dict[str, Any]:
+        """The fields of a command that starts a run (``cls``): its ids are the recorded ones on replay.
+
+        Otherwise the workflow id is the given one or derived from this run's
+        (``{workflow id}/{run id}/{kind}-{seq}``), and the run id is derived
+        from this run's id and the command's number, so that a replay, or
+        another engine, never makes a second run.
+        """
         if not isinstance(workflow, Workflow):
-            raise TypeError(f"retold.start_workflow() needs a @workflow, got {workflow!r}")
+            raise TypeError(f"retold.{call}() needs a @workflow, got {workflow!r}")
         data = workflow.types.encode_input(self.codec, "workflow", workflow.name, args, kwargs)
         seq = self._peek_seq()
-        if self._recorded and isinstance(self._recorded[0], ev.WorkflowStartRequested):
-            workflow_id = self._recorded[0].workflow_id
-            run_id = self._recorded[0].run_id
+        recorded = self._recorded[0] if self._recorded else None
+        if isinstance(recorded, ev.ChildWorkflowStarted | ev.WorkflowStartRequested) and isinstance(recorded, cls):
+            workflow_id, run_id = recorded.workflow_id, recorded.run_id
         else:
             if workflow_id is None:
-                workflow_id = default_child_id(self.workflow_id, self.run_id, seq, "started")
+                workflow_id = default_child_id(self.workflow_id, self.run_id, seq, kind)
             else:
-                check_id("workflow id", workflow_id)
-            run_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.run_id}/started/{seq}"))
+                check_id("child workflow id" if kind == "child" else "workflow id", workflow_id)
+            run_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.run_id}/{kind}/{seq}"))
         limits = {name: value for name in ("run_timeout", "execution_timeout", "start_delay")
                   if (value := getattr(workflow, name, None)) is not None}
-        seq = self._emit(
-            ev.WorkflowStartRequested, workflow=workflow.name, workflow_id=workflow_id, run_id=run_id,
-            input=data, headers=self.headers, limits=limits or None,
-        )
-        fut: asyncio.Future[str] = self.loop.create_future()
-        self._started[seq] = (fut, run_id)
-        return fut
+        return {"workflow": workflow.name, "workflow_id": workflow_id, "run_id": run_id, "input": data,
+                "headers": self.headers, "limits": limits or None,
+                "search_attributes": workflow.search_attributes, "memo": workflow.memo}
 
     def signal_workflow(self, workflow_id: str, name: str, value: Any) -> asyncio.Future[None]:
         """Send signal ``name`` to another workflow; the future resolves once its run recorded it."""
@@ -296,6 +302,10 @@ class Requests:
             taken = True
         self._patches[patch_id] = taken
         return taken
+
+    def upsert_search_attributes(self, attributes: dict[str, str | None]) -> None:
+        """Record new search attributes (stored forms); a replay matches them against the recorded ones."""
+        self._emit(ev.SearchAttributesUpserted, attributes=attributes)
 
     # -- queries -----------------------------------------------------------------
 

@@ -96,6 +96,7 @@ class TaskState:
     deadline: float | None
     owner: str | None
     last_failure: Failure | None
+    cancel_requested: bool = False  # the run waits for its attempt to end (``Plan.cancel_activities``)
 
 
 @final
@@ -150,6 +151,9 @@ class NewRun:
     wake: bool = True  # give the run a workflow task (False: its first step is in ``events``)
     replaces: str | None = None  # "reuse": the id's current run, closed, that the new run follows
     parent_close_policy: str | None = None  # a child's (see ``RunRecord.parent_close_policy``)
+    # Its search attributes (stored forms, ``retold.history.attributes``) and memo (JSON values).
+    search_attributes: dict[str, str] | None = None
+    memo: dict[str, Any] | None = None
 
 
 @final
@@ -243,6 +247,9 @@ class Plan:
     retry: TaskRetry | None = None
     drop_tasks: list[int] = field(default_factory=list)  # activity task ids
     drop_activities: list[int] = field(default_factory=list)  # by the event number that scheduled them
+    # Activities (by the event number that scheduled them) whose cancellation the run waits for: each task is
+    # marked (``TaskState.cancel_requested``) and due at once, so its attempt ends and reports.
+    cancel_activities: list[int] = field(default_factory=list)
     timers: list[tuple[int, float]] = field(default_factory=list)  # (seq, fire_at)
     drop_timers: list[int] = field(default_factory=list)
     runs: list[NewRun] = field(default_factory=list)
@@ -252,6 +259,8 @@ class Plan:
     # its holder's lease runs out before the attempt's outcome is recorded,
     # the next claim counts a death against it (``ActivityTask.deaths``).
     stepping_task: int | None = None
+    # Changes to the run's search attributes, by name (stored forms; None removes the name).
+    search_attributes: dict[str, str | None] | None = None
 
     @property
     def last_seq(self) -> int | None:

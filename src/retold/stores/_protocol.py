@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, final
 
@@ -39,6 +39,8 @@ class StartRequest:
     run_timeout: float | None = None  # seconds: the run closes as timed out after this long
     execution_timeout: float | None = None  # seconds: the same, across continue-as-new
     start_delay: float | None = None  # seconds before the run's first workflow task
+    search_attributes: dict[str, str] | None = None  # stored forms (retold.history.attributes)
+    memo: dict[str, Any] | None = None  # JSON values, returned by describe, never searched
 
 
 SUSPECT_LAPSES = 2
@@ -80,6 +82,9 @@ class RunRecord:
     # attempt of the run's pending workflow task (``TaskChange.failure``),
     # while no attempt has succeeded since; the run is *blocked*.
     task_failure: BlockedTask | None = None
+    # Its search attributes (stored forms, ``retold.history.attributes``) and memo.
+    search_attributes: dict[str, str] | None = None
+    memo: dict[str, Any] | None = None
 
 
 @final
@@ -103,6 +108,8 @@ class ActivityTask:
     # running a marked attempt of it.
     suspect: bool = False
     deaths: int = 0
+    # The run waits for this attempt to end (``Plan.cancel_activities``): end it, as cancelled.
+    cancel_requested: bool = False
 
 
 @final
@@ -216,6 +223,10 @@ class Store(Protocol):
         """Extend leases; return the ids this owner no longer holds."""
         ...
 
+    async def cancel_requests(self, task_ids: list[int]) -> set[int]:
+        """Of these activity tasks, the ids whose run waits for their attempt to end (``Plan.cancel_activities``)."""
+        ...
+
     async def renew_workflow_leases(self, owner: str, run_ids: list[str], lease: float) -> None:
         """Extend this owner's leases on workflow tasks still being processed."""
         ...
@@ -284,14 +295,21 @@ class Store(Protocol):
     async def list_runs(
         self, *, status: str | None, workflow: str | None, limit: int, offset: int,
         id_prefix: str | None = None, started_after: float | None = None, started_before: float | None = None,
+        closed_after: float | None = None, closed_before: float | None = None,
+        attributes: Mapping[str, str] | None = None, after: tuple[float, str] | None = None,
     ) -> list[RunRecord]:
-        """Runs, newest first (with ``task_failure``).
+        """Runs, newest first (``created_at`` descending, then ``run_id`` ascending), with ``task_failure``.
 
         ``status="blocked"``: open runs whose workflow task's last attempt
         failed; ``status="running"``: the other open runs. ``id_prefix``
         keeps runs whose workflow id or run id starts with it
         (case-sensitive); ``started_after``/``started_before`` (seconds since
-        the epoch) keep runs created at or after / before those times.
+        the epoch) keep runs created at or after / before those times,
+        ``closed_after``/``closed_before`` closed runs closed at or after /
+        before them. ``attributes``: runs whose search attributes hold each
+        of these stored forms (``retold.history.attributes``). ``after``
+        (``created_at``, ``run_id``) of a run: only the runs that come after
+        it in this order (a cursor: runs created meanwhile come before it).
         """
         ...
 

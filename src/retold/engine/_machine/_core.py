@@ -15,6 +15,7 @@ from ...errors import (
     StoreError,
 )
 from ...history import events as ev
+from ...history.attributes import merge
 from ...history.codec import start_digest
 from ...history.failure import Failure
 from ...stores._plan import (
@@ -167,14 +168,18 @@ def _close(
         next_run_id=cmd.new_run_id if isinstance(cmd, ev.WorkflowContinuedAsNew) else None,
     )
     if isinstance(cmd, ev.WorkflowContinuedAsNew):
+        # The new run keeps the search attributes (with this step's changes) and the memo.
+        attributes = merge(record.search_attributes, plan.search_attributes or {})
         plan.runs.append(NewRun(
             run_id=cmd.new_run_id, workflow=record.workflow, workflow_id=record.workflow_id,
             events=[ev.WorkflowStarted(
                 seq=1, at=now, workflow=record.workflow, workflow_id=record.workflow_id, input=cmd.input,
                 parent_run_id=record.parent_run_id, parent_seq=parent_seq, continued_from=run_id,
-                headers=cmd.headers, timeouts=cmd.timeouts)],
+                headers=cmd.headers, timeouts=cmd.timeouts, search_attributes=attributes or None,
+                memo=record.memo)],
             parent_run_id=record.parent_run_id, parent_seq=parent_seq, entry="current",
             parent_close_policy=record.parent_close_policy,
+            search_attributes=attributes or None, memo=record.memo,
         ))
         later = _limits_plan(cmd.new_run_id, cmd.timeouts, None, now)
         if later is not None and then is not None:
@@ -215,6 +220,8 @@ def _effects(
                 plan.activities.append(task)
             case ev.TimerStarted():
                 plan.timers.append((cmd.seq, now + cmd.duration))
+            case ev.SearchAttributesUpserted():
+                plan.search_attributes = {**(plan.search_attributes or {}), **cmd.attributes}
             case ev.TimerCancelled():
                 plan.drop_timers.append(cmd.started)
             case ev.ChildWorkflowStarted():
@@ -230,13 +237,20 @@ def _effects(
                         events=[ev.WorkflowStarted(seq=1, at=now, workflow=cmd.workflow,
                                                    workflow_id=cmd.workflow_id, input=cmd.input,
                                                    parent_run_id=record.run_id, parent_seq=cmd.seq,
-                                                   headers=cmd.headers, timeouts=timeouts)],
+                                                   headers=cmd.headers, timeouts=timeouts,
+                                                   search_attributes=cmd.search_attributes, memo=cmd.memo)],
                         parent_run_id=record.run_id, parent_seq=cmd.seq,
                         parent_close_policy=cmd.parent_close_policy,
+                        search_attributes=cmd.search_attributes, memo=cmd.memo,
                     ))
                     later = _limits_plan(cmd.run_id, timeouts, limits.get("start_delay"), now)
                     if later is not None:
                         decision.then.append(later)
+            case ev.ActivityCancelRequested() if cmd.wait:
+                # Kept until its attempt ends: that attempt is told (its worker asks the
+                # store, beside lease renewal), an attempt not started ends at once when
+                # claimed, and the outcome recorded is final (see activity_outcome).
+                plan.cancel_activities.append(cmd.scheduled)
             case ev.ActivityCancelRequested():
                 # Withdrawn: never claimed again; a running attempt's worker finds
                 # its task gone (lease renewal) and stops it, its outcome refused.
@@ -270,8 +284,10 @@ def _effects(
                     plan.runs.append(NewRun(
                         run_id=cmd.run_id, workflow=cmd.workflow, workflow_id=cmd.workflow_id,
                         events=[ev.WorkflowStarted(seq=1, at=now, workflow=cmd.workflow, workflow_id=cmd.workflow_id,
-                                                   input=cmd.input, headers=cmd.headers, timeouts=timeouts)],
+                                                   input=cmd.input, headers=cmd.headers, timeouts=timeouts,
+                                                   search_attributes=cmd.search_attributes, memo=cmd.memo)],
                         input_hash=start_digest(cmd.workflow, cmd.input),
+                        search_attributes=cmd.search_attributes, memo=cmd.memo,
                     ))
                     later = _limits_plan(cmd.run_id, timeouts, limits.get("start_delay"), now)
                     if later is not None:

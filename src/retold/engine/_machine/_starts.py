@@ -110,7 +110,8 @@ def start(
     run_id = step.run_id if step is not None else run_id or str(uuid.uuid4())
     new = NewRun(run_id=run_id, workflow=request.workflow, workflow_id=request.workflow_id, events=[],
                  input_hash=request.input_hash, idempotency_key=request.idempotency_key,
-                 entry="new" if replaces is None else "reuse", replaces=replaces)
+                 entry="new" if replaces is None else "reuse", replaces=replaces,
+                 search_attributes=request.search_attributes or None, memo=request.memo or None)
     plan = Plan(run_id, runs=[new])
     decision = Decision(plan, workflow_id=request.workflow_id)
     # The time limits the run records (run ahead: those its first step was run with).
@@ -124,7 +125,8 @@ def start(
     if step is None:
         new.events = [ev.WorkflowStarted(seq=1, at=now, workflow=request.workflow,
                                          workflow_id=request.workflow_id, input=request.input,
-                                         headers=request.headers, timeouts=timeouts)]
+                                         headers=request.headers, timeouts=timeouts,
+                                         search_attributes=new.search_attributes, memo=new.memo)]
         return decision
     if delayed:
         raise StoreError(f"a delayed start of workflow id {request.workflow_id!r} cannot run its first step ahead")
@@ -140,6 +142,9 @@ def start(
                        status="running", created_at=now, closed_at=None, last_seq=1, result=None, failure=None,
                        parent_run_id=None, next_run_id=None)
     own = _effects(record, None, step.commands, now, step.take, lookups, plan, decision)
+    if (started.search_attributes, started.memo) != (new.search_attributes, new.memo):
+        raise StoreError(f"the first step of workflow id {request.workflow_id!r} does not carry its start's search "
+                         f"attributes and memo")
     # The engine ran the first workflow task already: no task, unless the
     # step gave the run an input (a child refused at once).
     new.events = [started, *step.commands, *renumber(own, step.last_seq + 1)]

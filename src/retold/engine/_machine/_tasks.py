@@ -75,7 +75,8 @@ def activity_outcome(
     """An attempt's outcome: None if that attempt is no longer ``owner``'s (nothing is recorded).
 
     Returns the task's plan (a retry, or the task removed) and, for a final
-    outcome, the event to deliver to the run. A retry that would end past
+    outcome, the event to deliver to the run. An attempt of a task whose
+    cancellation the run waits for is final: never retried. A retry that would end past
     the schedule-to-close deadline times the activity out, with the
     attempt's failure as the cause.
     """
@@ -84,7 +85,7 @@ def activity_outcome(
         or row.seq != task.seq or row.attempt != task.attempt
     ):
         return None
-    if outcome.kind == "failed" and outcome.retry_delay is not None:
+    if outcome.kind == "failed" and outcome.retry_delay is not None and not row.cancel_requested:
         if row.deadline is None or now + outcome.retry_delay < row.deadline:
             return Plan(row.run_id, retry=TaskRetry(row.id, row.attempt + 1, now + outcome.retry_delay,
                                                      outcome.failure)), None

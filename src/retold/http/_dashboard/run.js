@@ -142,11 +142,13 @@ export async function runPage(view, {id}, {onAuthError}) {
       ...fact("Duration", formatDuration((end - Date.parse(run.started_at)) / 1000)),
       ...fact("Events", String(run.event_count)),
       ...fact("Parent", run.parent_run_id ? h("a", {href: runLink(run.parent_run_id)}, run.parent_run_id) : ""),
-      ...fact("Continued as", run.next_run_id ? h("a", {href: runLink(run.next_run_id)}, run.next_run_id) : ""));
+      ...fact("Continued as", run.next_run_id ? h("a", {href: runLink(run.next_run_id)}, run.next_run_id) : ""),
+      ...fact("Attributes", Object.entries(run.search_attributes || {})
+        .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ")));
     extra.replaceChildren(blockedBox(run.blocked), pendingWork(run.pending));
     // Fields later versions of the API add are shown as they come.
     const known = new Set(["workflow_id", "run_id", "workflow", "status", "started_at", "closed_at", "event_count",
-      "failure", "parent_run_id", "next_run_id", "result", "blocked", "pending"]);
+      "failure", "parent_run_id", "next_run_id", "result", "blocked", "pending", "search_attributes"]);
     const more = Object.entries(run).filter(([k, v]) => !known.has(k) && v !== null && v !== undefined);
     extra.append(...more.map(([k, v]) => h("section", {class: `extra extra-${k}`},
       h("h2", {}, k.replaceAll("_", " ")), h("pre", {class: "json"}, pretty(v)))));

@@ -67,7 +67,8 @@ class Journal:
 class Run:
     """A run's row."""
 
-    __slots__ = ("closed_at", "created_at", "failure", "last_seq", "next_run_id", "parent_close_policy",
+    __slots__ = ("attributes", "closed_at", "created_at", "failure", "last_seq", "memo", "next_run_id",
+                 "parent_close_policy",
                  "parent_run_id", "parent_seq", "result", "run_id", "status", "workflow", "workflow_id")
 
     def __init__(self, run_id: str, workflow_id: str, workflow: str, created_at: float, last_seq: int,
@@ -82,6 +83,8 @@ class Run:
         self.parent_run_id, self.parent_seq = parent_run_id, parent_seq
         self.next_run_id: str | None = None
         self.parent_close_policy: str | None = None
+        self.attributes: dict[str, str] | None = None  # search attributes (stored forms); replaced, never changed
+        self.memo: bytes | None = None  # JSON: every reader gets a copy of its own
 
     def record(self, task: WfTask | None = None) -> RunRecord:
         """The run's record; with its workflow task, its attempts and (while the run is open) its failure."""
@@ -95,6 +98,8 @@ class Run:
             task_lapses=0 if task is None else task.lapses,
             task_failure=None if task is None or task.failure is None or self.status != "running"
             else BlockedTask.from_json(orjson.loads(task.failure)),
+            search_attributes=None if self.attributes is None else dict(self.attributes),
+            memo=None if self.memo is None else orjson.loads(self.memo),
         )
 
 
@@ -120,9 +125,9 @@ class WfTask:
 class ActTask:
     """An activity task."""
 
-    __slots__ = ("activity", "attempt", "deadline", "deaths", "expires", "id", "input", "lapses", "last_failure",
-                 "options", "owner", "queue", "run_id", "scheduled_at", "seq", "started_at", "stepping", "visible_at",
-                 "workflow_id")
+    __slots__ = ("activity", "attempt", "cancel_requested", "deadline", "deaths", "expires", "id", "input", "lapses",
+                 "last_failure", "options", "owner", "queue", "run_id", "scheduled_at", "seq", "started_at", "stepping",
+                 "visible_at", "workflow_id")
 
     def __init__(self, task_id: int, run_id: str, workflow_id: str, seq: int, activity: str, queue: str,
                  payload: bytes, options: bytes, scheduled_at: float, deadline: float | None) -> None:
@@ -132,6 +137,7 @@ class ActTask:
         self.lapses = 0  # its holders' leases that ran out in a row
         self.deaths = 0  # workers that died running a marked attempt of it
         self.stepping = False  # the current attempt runs under the stepping mark
+        self.cancel_requested = False  # the run waits for its attempt to end
         self.scheduled_at = scheduled_at
         self.deadline = deadline
         self.visible_at = scheduled_at

@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -220,10 +220,18 @@ class MemoryStore:
                     id=task.id, run_id=task.run_id, workflow_id=task.workflow_id, seq=task.seq,
                     activity=task.activity, queue=task.queue, input=task.input,
                     options=_loads(task.options), attempt=task.attempt, scheduled_at=task.scheduled_at,
-                    suspect=task.lapses >= SUSPECT_LAPSES, deaths=task.deaths))
+                    suspect=task.lapses >= SUSPECT_LAPSES, deaths=task.deaths,
+                    cancel_requested=task.cancel_requested))
             return claimed
 
         return await self._act(claim)
+
+    async def cancel_requests(self, task_ids: list[int]) -> set[int]:
+        """Of these activity tasks, the ids whose run waits for their attempt to end."""
+        await anyio.lowlevel.checkpoint()
+        with self._locked():
+            return {task_id for task_id in task_ids
+                    if (task := self.tasks.get(task_id)) is not None and task.cancel_requested}
 
     async def renew_leases(self, owner: str, task_ids: list[int], lease: float) -> set[int]:
         """Extend this owner's activity leases; return the ids it no longer holds."""
@@ -408,6 +416,8 @@ class MemoryStore:
     async def list_runs(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0,
         id_prefix: str | None = None, started_after: float | None = None, started_before: float | None = None,
+        closed_after: float | None = None, closed_before: float | None = None,
+        attributes: Mapping[str, str] | None = None, after: tuple[float, str] | None = None,
     ) -> list[RunRecord]:
         """Runs, newest first, optionally filtered (``id_prefix``: of the workflow id or the run id)."""
         await anyio.lowlevel.checkpoint()
@@ -431,6 +441,10 @@ class MemoryStore:
                 and (not id_prefix or r.workflow_id.startswith(id_prefix) or r.run_id.startswith(id_prefix))
                 and (started_after is None or r.created_at >= started_after)
                 and (started_before is None or r.created_at < started_before)
+                and (closed_after is None or (r.closed_at is not None and r.closed_at >= closed_after))
+                and (closed_before is None or (r.closed_at is not None and r.closed_at < closed_before))
+                and all((r.attributes or {}).get(name) == value for name, value in (attributes or {}).items())
+                and (after is None or r.created_at < after[0] or (r.created_at == after[0] and r.run_id > after[1]))
             ]
             found.sort(key=lambda r: r.run_id)
             found.sort(key=lambda r: r.created_at, reverse=True)

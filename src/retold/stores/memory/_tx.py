@@ -15,6 +15,7 @@ import orjson
 
 from ...errors import ConflictError, LeaseLostError, StoreError
 from ...history import events as ev
+from ...history.attributes import merge
 from ...history.failure import BlockedTask, Failure
 from .._plan import (
     InboxItem,
@@ -46,6 +47,7 @@ def task_state(task: ActTask, owner: str | None) -> TaskState:
         queue=task.queue, input=task.input, options=orjson.loads(task.options), attempt=task.attempt,
         scheduled_at=task.scheduled_at, deadline=task.deadline, owner=owner,
         last_failure=Failure.from_json(orjson.loads(task.last_failure)) if task.last_failure is not None else None,
+        cancel_requested=task.cancel_requested,
     )
 
 
@@ -232,6 +234,12 @@ class MemoryTx:
             scheduled = s.run_tasks.get(run_id, {}).get(seq)
             if scheduled is not None:
                 self.drop_task(scheduled)
+        for seq in plan.cancel_activities:
+            scheduled = s.run_tasks.get(run_id, {}).get(seq)
+            task = s.tasks.get(scheduled) if scheduled is not None else None
+            if task is not None:
+                j.set(task, "cancel_requested", True)
+                j.set(task, "visible_at", min(task.visible_at, now))
         for seq, fire_at in plan.timers:
             timers = s.timers.get(run_id)
             if timers is None:
@@ -242,6 +250,8 @@ class MemoryTx:
             j.put(timers, seq, fire_at)
         for seq in plan.drop_timers:
             self._drop_timer(run_id, seq)
+        if plan.search_attributes and run is not None:
+            j.set(run, "attributes", merge(run.attributes, plan.search_attributes) or None)
         if plan.close is not None and run is not None:
             c = plan.close
             j.set(run, "status", c.status)
@@ -387,6 +397,8 @@ class MemoryTx:
         run = Run(new.run_id, new.workflow_id, new.workflow, now, len(new.events), new.parent_run_id,
                   new.parent_seq)
         run.parent_close_policy = new.parent_close_policy
+        run.attributes = dict(new.search_attributes) if new.search_attributes else None
+        run.memo = None if new.memo is None else orjson.dumps(new.memo)
         j.put(s.runs, new.run_id, run)
         j.put(s.events, new.run_id, [])
         if new.parent_run_id is not None:

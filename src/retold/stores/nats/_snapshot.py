@@ -37,7 +37,8 @@ def _row(obj: Any) -> dict[str, Any]:
 
 
 # Fields added since the first snapshot format, and their values in an older snapshot.
-_ADDED: dict[str, Any] = {"lapses": 0, "stepping": False, "deaths": 0, "parent_close_policy": None}
+_ADDED: dict[str, Any] = {"lapses": 0, "stepping": False, "deaths": 0, "parent_close_policy": None,
+                          "attributes": None, "memo": None, "cancel_requested": False}
 
 
 def _unrow(cls: type[Any], data: dict[str, Any]) -> Any:

@@ -17,7 +17,7 @@ See docs/nats.md for the layout, the crash analysis and durability.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Collection, Coroutine, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ...errors import ConfigurationError, StoreError
@@ -156,6 +156,13 @@ class NatsStore(Log):
             "claim_activity_tasks", owner, queue, list(activities), limit, lease, sorted(running))
         return claimed
 
+    async def cancel_requests(self, task_ids: list[int]) -> set[int]:
+        """Of these activity tasks, the ids whose run waits for their attempt to end."""
+        if not task_ids:
+            return set()
+        asked: set[int] = await self._read("cancel_requests", list(task_ids))
+        return asked
+
     async def renew_leases(self, owner: str, task_ids: list[int], lease: float) -> set[int]:
         """Extend this owner's activity leases; return the ids it no longer holds."""
         if not task_ids:
@@ -241,11 +248,14 @@ class NatsStore(Log):
     async def list_runs(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0,
         id_prefix: str | None = None, started_after: float | None = None, started_before: float | None = None,
+        closed_after: float | None = None, closed_before: float | None = None,
+        attributes: Mapping[str, str] | None = None, after: tuple[float, str] | None = None,
     ) -> list[RunRecord]:
         """Runs, newest first, optionally filtered (``id_prefix``: of the workflow id or the run id)."""
         runs: list[RunRecord] = await self._read(
             "list_runs", status=status, workflow=workflow, limit=limit, offset=offset, id_prefix=id_prefix,
-            started_after=started_after, started_before=started_before)
+            started_after=started_after, started_before=started_before, closed_after=closed_after,
+            closed_before=closed_before, attributes=attributes, after=after)
         return runs
 
 

@@ -120,11 +120,24 @@ class Leases(Writer):
                 activity=row.activity, queue=row.queue, input=row.input,
                 options=orjson.loads(row.options), attempt=attempt,
                 scheduled_at=row.scheduled_at, suspect=lapses >= SUSPECT_LAPSES, deaths=deaths,
+                cancel_requested=bool(row.cancel_requested),
             ))
         if claimed:
             conn.execute(at.update().where(at.c.id.in_([c.id for c in claimed])).values(
                 lease_owner=owner, lease_expires=lease_now + lease, started_at=now))
         return claimed
+
+    async def cancel_requests(self, task_ids: list[int]) -> set[int]:
+        """Of these activity tasks, those whose run waits for their attempt to end (see the protocol)."""
+        if not task_ids:
+            return set()
+
+        def read(conn: Connection) -> set[int]:
+            at = t.activity_tasks
+            return set(conn.execute(sa.select(at.c.id).where(at.c.id.in_(task_ids), at.c.cancel_requested == 1))
+                       .scalars())
+
+        return await self._read(read)
 
     async def renew_leases(self, owner: str, task_ids: list[int], lease: float) -> set[int]:
         """Extend this owner's activity leases; return ids it no longer holds."""

@@ -108,7 +108,7 @@ def _stepping_marks(conn: Connection) -> None:
     against it.
     """
     for table, names in ((t.workflow_tasks, ("lapses", "stepping")),
-                         (t.activity_tasks, ("lapses", "deaths", "stepping"))):
+                         (t.activity_tasks, ("lapses", "deaths", "stepping", "cancel_requested"))):
         present = {column["name"] for column in sa.inspect(conn).get_columns(table.name)}
         for name in names:
             if name not in present:
@@ -118,14 +118,24 @@ def _stepping_marks(conn: Connection) -> None:
     _add_columns(conn, t.runs, ("parent_close_policy",))  # children started before close as asked: request_cancel
 
 
+def _search_attributes(conn: Connection) -> None:
+    """8 -> 9: search attributes (a column of each run's, and their index table) and memos.
+
+    Runs started before have neither: they list as before, and no attribute
+    filter finds them.
+    """
+    _add_columns(conn, t.runs, ("search_attributes", "memo"))
+    t.search_attributes.create(conn, checkfirst=True)
+
+
 def _add_schedules(conn: Connection) -> None:
-    """8 -> 9: the table of schedules."""
+    """9 -> 10: the table of schedules."""
     t.schedules.create(conn)
 
 
 UPGRADES: Mapping[int, Step] = {
     1: _add_workers, 2: _cluster_events, 3: _inbox_and_task_ids, 4: _index_closed_runs, 5: _task_failures,
-    6: _hosting_and_attempt_starts, 7: _stepping_marks, 8: _add_schedules,
+    6: _hosting_and_attempt_starts, 7: _stepping_marks, 8: _search_attributes, 9: _add_schedules,
 }
 """``UPGRADES[v]`` takes a database from schema version ``v`` to ``v + 1``."""
 

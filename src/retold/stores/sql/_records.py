@@ -26,4 +26,6 @@ def row_to_run(row: Any) -> RunRecord:
         parent_run_id=row.parent_run_id,
         next_run_id=row.next_run_id,
         parent_close_policy=row.parent_close_policy,
+        search_attributes=orjson.loads(row.search_attributes) if row.search_attributes else None,
+        memo=orjson.loads(row.memo) if row.memo is not None else None,
     )

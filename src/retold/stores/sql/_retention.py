@@ -238,6 +238,8 @@ def _batch(conn: Connection, p: Pass) -> PurgeReport:
     ids = sorted(doomed)
     # The runs' rows first: other transactions lock a run's row before the rest of its rows.
     runs = len(ids) if p.dry_run else _rows(conn, t.runs, ids, dry_run=False)
+    if not p.dry_run:
+        _rows(conn, t.search_attributes, ids, dry_run=False)
     workflow_ids = _workflow_rows(conn, doomed, p)
     report = PurgeReport(
         runs=runs,

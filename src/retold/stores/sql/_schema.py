@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 __all__ = ["SCHEMA_VERSION", "metadata"]
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 metadata = sa.MetaData()
 
@@ -43,10 +43,25 @@ runs = sa.Table(
     sa.Column("next_run_id", sa.String(64), nullable=True),
     # A child's: what its parent's close does to it while it is open (schema version 8).
     sa.Column("parent_close_policy", sa.String(16), nullable=True),
+    # Schema version 9: the run's search attributes (JSON of their stored
+    # forms, as ``retold_search_attributes`` indexes them) and its memo (JSON).
+    sa.Column("search_attributes", sa.LargeBinary, nullable=True),
+    sa.Column("memo", sa.LargeBinary, nullable=True),
     sa.Index("retold_runs_status", "status", "created_at"),
     # Closed runs by close time, for retention (schema version 5); running
     # runs have no close time.
     sa.Index("retold_runs_closed", "closed_at"),
+)
+
+# Search attributes, one row per run and name, for list filters (schema
+# version 9). ``value`` is the stored form (``retold.history.attributes``:
+# type tag and text), so equality of values is equality of strings.
+search_attributes = sa.Table(
+    "retold_search_attributes", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(1100), nullable=False),
+    sa.Index("retold_search_attributes_value", "name", "value", "run_id"),
 )
 
 events = sa.Table(
@@ -113,6 +128,9 @@ activity_tasks = sa.Table(
     sa.Column("lapses", sa.Integer, nullable=False, server_default="0"),
     sa.Column("deaths", sa.Integer, nullable=False, server_default="0"),
     sa.Column("stepping", sa.Integer, nullable=False, server_default="0"),
+    # Schema version 8: the run waits for this task's attempt to end (cancellation_type
+    # "wait_cancellation_completed"): 1 from its ActivityCancelRequested.
+    sa.Column("cancel_requested", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("run_id", "seq", name="retold_activity_tasks_run_seq"),
     sa.Index("retold_activity_tasks_ready", "queue", "visible_at"),
     # Ids are never reused (SQLite would reuse a deleted row's id without
@@ -158,7 +176,7 @@ workers = sa.Table(
     sa.Column("alive_until", sa.Float, nullable=True),
 )
 
-# Schedules (schema version 9): the engine's record of each as JSON in
+# Schedules (schema version 10): the engine's record of each as JSON in
 # ``body``; ``due_at`` is when a fire loop must next look at it (NULL:
 # paused or finished). The store decides nothing about them.
 schedules = sa.Table(

@@ -17,7 +17,7 @@ inserts that may collide use ``ON CONFLICT DO NOTHING``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -314,6 +314,8 @@ class SqlStore(Leases):
         self, *, status: str | None = None, workflow: str | None = None,
         limit: int = 100, offset: int = 0,
         id_prefix: str | None = None, started_after: float | None = None, started_before: float | None = None,
+        closed_after: float | None = None, closed_before: float | None = None,
+        attributes: Mapping[str, str] | None = None, after: tuple[float, str] | None = None,
     ) -> list[RunRecord]:
         """Runs, newest first, optionally filtered."""
 
@@ -339,6 +341,19 @@ class SqlStore(Leases):
                 stmt = stmt.where(t.runs.c.created_at >= started_after)
             if started_before is not None:
                 stmt = stmt.where(t.runs.c.created_at < started_before)
+            if closed_after is not None:
+                stmt = stmt.where(t.runs.c.closed_at >= closed_after)
+            if closed_before is not None:
+                stmt = stmt.where(t.runs.c.closed_at < closed_before)
+            sat = t.search_attributes
+            for name, value in sorted((attributes or {}).items()):
+                # IN, not a correlated EXISTS: the planner then reads the runs from
+                # the (name, value) index instead of testing every run.
+                stmt = stmt.where(t.runs.c.run_id.in_(
+                    sa.select(sat.c.run_id).where(sat.c.name == name, sat.c.value == value)))
+            if after is not None:  # the runs after this one, in the list's order
+                stmt = stmt.where(sa.or_(t.runs.c.created_at < after[0], sa.and_(
+                    t.runs.c.created_at == after[0], t.runs.c.run_id > after[1])))
             records = []
             for r in conn.execute(stmt.limit(limit).offset(offset)):
                 record = row_to_run(r)

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from ...errors import ConflictError, LeaseLostError, StoreError
 from ...history import events as ev
+from ...history.attributes import merge
 from ...history.failure import BlockedTask, Failure
 from .._plan import InboxItem, NewRun, Plan, RunState, ScheduleRow, TaskState, WorkflowEntry, WorkflowTaskState
 from . import _schema as t
@@ -244,10 +245,17 @@ class SqlTx:
             q.delete_task(conn, {"b_id": task_id})
         for seq in plan.drop_activities:
             q.delete_activity(conn, {"b_run_id": run_id, "b_seq": seq})
+        if plan.cancel_activities:
+            at = t.activity_tasks
+            conn.execute(at.update().where(at.c.run_id == run_id, at.c.seq.in_(plan.cancel_activities))
+                         .values(cancel_requested=1, visible_at=sa.func.min(at.c.visible_at, now)
+                                 if conn.dialect.name == "sqlite" else sa.func.least(at.c.visible_at, now)))
         for seq, fire_at in plan.timers:
             q.insert_timer(conn, {"run_id": run_id, "seq": seq, "fire_at": fire_at})
         for seq in plan.drop_timers:
             q.delete_timer(conn, {"b_run_id": run_id, "b_seq": seq})
+        if plan.search_attributes:
+            self._upsert_attributes(run_id, plan.search_attributes)
         if plan.close is not None:
             c = plan.close
             q.close_run(conn, {
@@ -323,7 +331,7 @@ class SqlTx:
                 "lease_owner": task.owner,
                 "lease_expires": self.lease_now() + task.lease if task.owner is not None else None,
                 "last_failure": None, "started_at": now if task.owner is not None else None,
-                "lapses": 0, "deaths": 0, "stepping": 0,
+                "lapses": 0, "deaths": 0, "stepping": 0, "cancel_requested": 0,
             })
             if task.owner is not None:
                 leased.append((task.queue, task_id, task.seq))
@@ -332,6 +340,18 @@ class SqlTx:
         if notify:
             self._d.notify(self._conn, ACTIVITY)
         return leased
+
+    def _upsert_attributes(self, run_id: str, changes: dict[str, str | None]) -> None:
+        """Apply changes to a run's search attributes: its column and its rows in the index table."""
+        conn, sat = self._conn, t.search_attributes
+        raw = conn.execute(sa.select(t.runs.c.search_attributes).where(t.runs.c.run_id == run_id)).scalar()
+        merged = merge(orjson.loads(raw) if raw else None, changes)
+        conn.execute(t.runs.update().where(t.runs.c.run_id == run_id)
+                     .values(search_attributes=orjson.dumps(merged) if merged else None))
+        conn.execute(sat.delete().where(sat.c.run_id == run_id, sat.c.name.in_(sorted(changes))))
+        added = [{"run_id": run_id, "name": n, "value": v} for n, v in sorted(changes.items()) if v is not None]
+        if added:
+            conn.execute(sat.insert(), added)
 
     def _create(self, new: NewRun, now: float) -> None:
         conn, q = self._conn, self._q
@@ -360,7 +380,13 @@ class SqlTx:
             "created_at": now, "closed_at": None, "last_seq": len(new.events), "result": None, "failure": None,
             "parent_run_id": new.parent_run_id, "parent_seq": new.parent_seq, "next_run_id": None,
             "parent_close_policy": new.parent_close_policy,
+            "search_attributes": orjson.dumps(new.search_attributes) if new.search_attributes else None,
+            "memo": None if new.memo is None else orjson.dumps(new.memo),
         })
+        if new.search_attributes:
+            conn.execute(t.search_attributes.insert(), [
+                {"run_id": new.run_id, "name": name, "value": value}
+                for name, value in sorted(new.search_attributes.items())])
         self._insert_events(new.run_id, 1, new.events, now, keep_first_at=True)
         if new.wake:
             self._wake(new.run_id, now)
@@ -391,4 +417,5 @@ def _task_state(row: Any, owner: str | None) -> TaskState:
         queue=row.queue, input=row.input, options=orjson.loads(row.options), attempt=row.attempt,
         scheduled_at=row.scheduled_at, deadline=row.deadline, owner=owner,
         last_failure=Failure.from_json(orjson.loads(row.last_failure)) if row.last_failure else None,
+        cancel_requested=bool(row.cancel_requested),
     )

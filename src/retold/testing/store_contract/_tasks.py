@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import anyio
 import pytest
 
@@ -11,7 +13,7 @@ from ...errors import (
 )
 from ...history import events as ev
 from ...history.failure import Failure
-from ...stores import ActivityOutcome, Store, Tx
+from ...stores import ActivityOutcome, Plan, Store, Tx
 from ._common import ManualClock, StoreFactory, history_types, run_with_activity, schedule, start_run
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "test_a_reaped_worker_loses_its_leases_at_once_and_its_attempt_counts",
     "test_activity_task_ids_are_never_reused",
     "test_an_activity_death_counts_only_for_an_attempt_run_under_the_stepping_mark",
+    "test_an_activity_whose_cancellation_the_run_waits_for_ends_with_its_attempt",
     "test_an_activity_step_run_again_forgets_what_an_undone_run_decided",
     "test_an_activity_outcome_commits_the_runs_next_step_with_it",
     "test_claims_take_only_hosted_activities_of_the_queue",
@@ -89,6 +92,37 @@ async def test_an_activity_death_counts_only_for_an_attempt_run_under_the_steppi
         clock.now += 1.5
         [sixth] = await store.claim_activity_tasks("f", "q", ["a"], 10, 5.0)
         assert (sixth.attempt, sixth.suspect, sixth.deaths) == (6, False, 1)
+
+
+def _apply(plan: Plan, tx: Tx) -> None:
+    tx.apply(plan)
+
+
+async def test_an_activity_whose_cancellation_the_run_waits_for_ends_with_its_attempt(
+    store_factory: StoreFactory,
+) -> None:
+    clock = ManualClock()
+    async with store_factory(clock) as store:
+        runs = Runs(store)
+        running = await run_with_activity(store, "running")
+        waiting = await run_with_activity(store, "waiting")
+        [task] = await store.claim_activity_tasks("me", "q", ["a"], 1, 5.0)
+        assert (task.run_id, task.cancel_requested) == (running, False)
+        for run_id in (running, waiting):
+            await store.transact(functools.partial(_apply, Plan(run_id, cancel_activities=[2])))
+        # The running attempt's worker asks, beside its lease renewal, and learns of it.
+        assert await store.cancel_requests([task.id, 999_999]) == {task.id}
+        # Its end is final: a failure that would be retried is not.
+        failure = Failure(type="CancelledError", message="cancelled", non_retryable=False)
+        assert await runs.finish_activity(task, "me", ActivityOutcome("failed", failure=failure, retry_delay=1.0))
+        assert (await history_types(store, running))[-1] == "ActivityFailed"
+        # The task not started yet is claimed saying so; its end is recorded the same way.
+        [other] = await store.claim_activity_tasks("you", "q", ["a"], 10, 5.0)
+        assert (other.run_id, other.cancel_requested) == (waiting, True)
+        assert await runs.finish_activity(other, "you", ActivityOutcome("failed", failure=failure, retry_delay=1.0))
+        assert (await history_types(store, waiting))[-1] == "ActivityFailed"
+        clock.now += 10.0
+        assert await store.claim_activity_tasks("you", "q", ["a"], 10, 5.0) == []  # nothing left to retry
 
 
 async def test_a_reaped_worker_loses_its_leases_at_once_and_its_attempt_counts(store_factory: StoreFactory) -> None:
