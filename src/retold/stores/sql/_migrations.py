@@ -130,7 +130,7 @@ def _search_attributes(conn: Connection) -> None:
 
 def _add_schedules(conn: Connection) -> None:
     """9 -> 10: the table of schedules."""
-    t.schedules.create(conn)
+    t.schedules.create(conn, checkfirst=True)
 
 
 UPGRADES: Mapping[int, Step] = {
