@@ -438,11 +438,15 @@ class Engine:
 
             await engine.schedule(retold.Schedule("nightly-report", cron="0 2 * * *"), report, "sales")
         """
-        return await self.client.schedule(schedule, workflow, *args, **kwargs)
+        handle = await self.client.schedule(schedule, workflow, *args, **kwargs)
+        self.wake_schedules.set()  # its first fire may come before the fire loop's next poll
+        return handle
 
     async def schedule_by_name(self, schedule: Schedule, workflow: str, args: Sequence[Any] = ()) -> ScheduleHandle:
         """:meth:`schedule` by workflow name, with arguments in their JSON form (HTTP, CLI)."""
-        return await self.client.schedule_by_name(schedule, workflow, args)
+        handle = await self.client.schedule_by_name(schedule, workflow, args)
+        self.wake_schedules.set()
+        return handle
 
     def get_schedule(self, schedule_id: str) -> ScheduleHandle:
         """A handle on a stored schedule, by id."""
