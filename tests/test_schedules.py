@@ -121,9 +121,11 @@ async def _described(handle: retold.ScheduleHandle, check: Callable[[retold.Sche
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_overlap_skip_starts_nothing_while_the_previous_run_is_open(make_engine: EngineFactory) -> None:
+async def test_overlap_skip_starts_nothing_while_the_previous_run_is_open(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
     clock = Clock()
-    async with make_engine([gate], store=store_for("memory://", clock=clock)) as engine:
+    async with make_engine([gate], store=store_for(store_url, clock=clock)) as engine:
         handle = await _fire_twice(engine, clock, "skip")
         described = await handle.describe()
         assert (described.fires, described.skipped) == (1, 1)
@@ -132,10 +134,10 @@ async def test_overlap_skip_starts_nothing_while_the_previous_run_is_open(make_e
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_overlap_buffer_one_starts_the_buffered_fire_when_the_previous_run_closes(
-    make_engine: EngineFactory,
+    make_engine: EngineFactory, store_url: str,
 ) -> None:
     clock = Clock()
-    async with make_engine([gate], store=store_for("memory://", clock=clock)) as engine:
+    async with make_engine([gate], store=store_for(store_url, clock=clock)) as engine:
         handle = await _fire_twice(engine, clock, "buffer_one")
         described = await handle.describe()
         assert described.buffered is not None
@@ -150,18 +152,22 @@ async def test_overlap_buffer_one_starts_the_buffered_fire_when_the_previous_run
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_overlap_allow_all_starts_every_fire(make_engine: EngineFactory) -> None:
+async def test_overlap_allow_all_starts_every_fire(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
     clock = Clock()
-    async with make_engine([gate], store=store_for("memory://", clock=clock)) as engine:
+    async with make_engine([gate], store=store_for(store_url, clock=clock)) as engine:
         await _fire_twice(engine, clock, "allow_all")
         runs = await runs_of(engine, "allow_all")
         assert [r.status for r in runs] == ["running", "running"]
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_overlap_cancel_previous_cancels_the_open_run_and_starts(make_engine: EngineFactory) -> None:
+async def test_overlap_cancel_previous_cancels_the_open_run_and_starts(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
     clock = Clock()
-    async with make_engine([gate], store=store_for("memory://", clock=clock)) as engine:
+    async with make_engine([gate], store=store_for(store_url, clock=clock)) as engine:
         await _fire_twice(engine, clock, "cancel_previous")
         first = engine.get_handle(fire_workflow_id("cancel_previous", T0 + 10))
         with pytest.raises(retold.WorkflowCancelledError):
