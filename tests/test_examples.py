@@ -275,6 +275,18 @@ def test_time_limits_time_out_the_approval_and_delay_the_reminder(tmp_path: Path
     ]
 
 
+def test_schedules_fire_once_per_fire_time_and_can_be_paused_triggered_and_deleted(tmp_path: Path) -> None:
+    lines = run_example("schedules", tmp_path)
+    assert lines == [
+        *["[main] report for sales (one run per fire time)"] * 3,
+        "[main] triggered by hand: report for sales",
+        "[main] nightly-report fires at 02:00 Paris time: next " + lines[4].rsplit("next ", 1)[1],
+        "[main] schedules: nightly-report, sales-report",
+        "[main] after delete: 0 schedules",
+    ]
+    assert lines[4].endswith(("02:00 CET", "02:00 CEST"))
+
+
 def test_retention_deletes_old_finished_runs_and_keeps_the_waiting_one(tmp_path: Path) -> None:
     lines = run_example("retention", tmp_path)
     index(lines, r"^\[main\] a dry run would delete 3 runs and 6 events$")
@@ -298,7 +310,7 @@ def test_stuck_work_says_what_the_run_waits_for(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability", "ping_pong", "retention",
                                   "stuck_work", "signal_with_start", "id_reuse",
-                                  "time_limits", "updates", "parent_close", "finding_runs"])
+                                  "time_limits", "updates", "parent_close", "finding_runs", "schedules"])
 def test_examples_import_without_running(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     module = load(name)
     assert capsys.readouterr().out == ""
