@@ -34,6 +34,7 @@ OWNER = {
     "retold_activity_tasks": "run_id", "retold_inbox": "run_id", "retold_timers": "run_id",
     "retold_workflows": "workflow_id", "retold_meta": None, "retold_workers": None,
     "retold_search_attributes": "run_id",
+    "retold_schedules": None,  # a schedule outlives the runs it started
 }
 
 
