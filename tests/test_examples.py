@@ -267,6 +267,20 @@ def test_parent_close_cancels_terminates_and_abandons_the_orders_children(tmp_pa
     ]
 
 
+def test_cancellation_types_stop_wait_for_or_abandon_the_slow_quote(tmp_path: Path) -> None:
+    lines = run_example("cancellation_types", tmp_path)
+    assert [line for line in lines if line.startswith("[main]")] == [
+        "[main] try_cancel: flat rate", "[main] try_cancel: history ActivityScheduled, ActivityCancelRequested",
+        "[main] wait_cancellation_completed: flat rate",
+        "[main] wait_cancellation_completed: history ActivityScheduled, ActivityCancelRequested, ActivityFailed",
+        "[main] abandon: flat rate", "[main] abandon: history ActivityScheduled, ActivityCompleted",
+    ]
+    assert sorted(line for line in lines if line.startswith("[activity]")) == [
+        "[activity] abandon: finished anyway", "[activity] try_cancel: stopped",
+        "[activity] wait_cancellation_completed: stopped",
+    ]
+
+
 def test_time_limits_time_out_the_approval_and_delay_the_reminder(tmp_path: Path) -> None:
     lines = run_example("time_limits", tmp_path)
     assert lines == [
@@ -310,7 +324,8 @@ def test_stuck_work_says_what_the_run_waits_for(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability", "ping_pong", "retention",
                                   "stuck_work", "signal_with_start", "id_reuse",
-                                  "time_limits", "updates", "parent_close", "finding_runs", "schedules"])
+                                  "time_limits", "updates", "parent_close", "cancellation_types", "finding_runs",
+                                  "schedules"])
 def test_examples_import_without_running(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     module = load(name)
     assert capsys.readouterr().out == ""
