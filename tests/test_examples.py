@@ -264,6 +264,7 @@ def test_parent_close_cancels_terminates_and_abandons_the_orders_children(tmp_pa
     assert run_example("parent_close", tmp_path) == [
         "[main] order-7 placed", "[main] packing-slip: cancelled", "[main] reservation-hold: terminated",
         "[main] audit-trail: running", "[main] audit-trail, on its own: audit-trail finished",
+        "[main] invoice, a run of its own: running", "[main] invoice: invoice finished",
     ]
 
 
