@@ -178,8 +178,9 @@ async def test_a_version_7_databases_children_are_asked_to_cancel_and_new_childr
         assert await store.claim_workflow_tasks("me", ["wf"], 10, 60.0) == [parent]
         await runs.commit_workflow_task(parent, "me", 1, [ev.ChildWorkflowStarted(
             seq=2, at=0, workflow="child", workflow_id="old-child", run_id="run-old-child", input=b"[]")])
-        with store._engine.begin() as conn:  # as schema version 7 left it: no policies (nor later columns)
-            conn.exec_driver_sql("DROP TABLE retold_search_attributes")
+        with store._engine.begin() as conn:  # as schema version 7 left it: no policies (nor later tables)
+            for table in ("retold_search_attributes", "retold_schedules"):
+                conn.exec_driver_sql(f"DROP TABLE {table}")
             for name in ("parent_close_policy", "search_attributes", "memo"):
                 conn.exec_driver_sql(f"ALTER TABLE retold_runs DROP COLUMN {name}")
             conn.execute(t.meta.update().values(value="7"))
