@@ -267,6 +267,27 @@ def test_parent_close_cancels_terminates_and_abandons_the_orders_children(tmp_pa
     ]
 
 
+def test_activity_cancellation_tells_waits_for_or_abandons_the_attempt(tmp_path: Path) -> None:
+    lines = run_example("activity_cancellation", tmp_path)
+    activity, main = lines[:6], lines[6:]
+    assert sorted(activity) == sorted(
+        f"[activity] {kind}: {what}" for kind, what in [
+            ("try_cancel", "started"), ("try_cancel", "told to stop"),
+            ("wait_cancellation_completed", "started"), ("wait_cancellation_completed", "told to stop"),
+            ("abandon", "started"), ("abandon", "finished, for no one")])
+    # The next activity starts only once the wait for the one before it ended: after the attempt's end
+    # for wait_cancellation_completed.
+    assert activity.index("[activity] wait_cancellation_completed: told to stop") < activity.index(
+        "[activity] abandon: started")
+    assert main == [
+        "[main] the workflow saw: ['try_cancel: gave up', 'wait_cancellation_completed: gave up', "
+        "'abandon: gave up']",
+        "[main] try_cancel: ActivityScheduled, ActivityCancelRequested",
+        "[main] wait_cancellation_completed: ActivityScheduled, ActivityCancelRequested, ActivityFailed",
+        "[main] abandon: ActivityScheduled, ActivityCompleted",
+    ]
+
+
 def test_time_limits_time_out_the_approval_and_delay_the_reminder(tmp_path: Path) -> None:
     lines = run_example("time_limits", tmp_path)
     assert lines == [
@@ -298,7 +319,8 @@ def test_stuck_work_says_what_the_run_waits_for(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability", "ping_pong", "retention",
                                   "stuck_work", "signal_with_start", "id_reuse",
-                                  "time_limits", "updates", "parent_close", "finding_runs"])
+                                  "time_limits", "updates", "parent_close", "finding_runs",
+                                  "activity_cancellation"])
 def test_examples_import_without_running(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     module = load(name)
     assert capsys.readouterr().out == ""
