@@ -142,6 +142,7 @@ def test_each_cancellation_type_replays_deterministically(cancellation_type: str
 # (or ``ActivityInfo.cancelled``); it runs until told, or until the test releases it.
 SYNC_STARTED: dict[str, threading.Event] = {}
 SYNC_RELEASE: dict[str, threading.Event] = {}
+SYNC_ACK: dict[str, threading.Event] = {}  # a told thread acknowledges (raises) once this is set
 SYNC_ENDS: dict[str, str] = {}
 
 
@@ -154,6 +155,7 @@ def slow_sync(tag: str) -> str:
             retold.heartbeat()
     except asyncio.CancelledError:
         SYNC_ENDS[tag] = "told"
+        SYNC_ACK.setdefault(tag, threading.Event()).wait(60)
         raise
     SYNC_ENDS[tag] = "finished"
     return tag
@@ -187,10 +189,13 @@ async def wait_for_types(run: retold.RunHandle[str], wanted: str) -> list[str]:
 async def test_a_plain_def_activity_follows_its_cancellation_type(
     make_engine: EngineFactory, store_url: str, cancellation_type: retold.ActivityCancellationType, awaited: str,
 ) -> None:
-    for table in (SYNC_STARTED, SYNC_RELEASE, SYNC_ENDS):
+    for table in (SYNC_STARTED, SYNC_RELEASE, SYNC_ACK, SYNC_ENDS):
         table.clear()
     started = SYNC_STARTED.setdefault(cancellation_type, threading.Event())
     release = SYNC_RELEASE.setdefault(cancellation_type, threading.Event())
+    ack = SYNC_ACK.setdefault(cancellation_type, threading.Event())
+    if cancellation_type != "wait_cancellation_completed":
+        ack.set()  # told threads raise at once
     try:
         async with make_engine([gives_up_sync], [slow_sync], url=store_url) as engine:
             run = await engine.start(gives_up_sync.with_options(id=f"ws-{cancellation_type}"), cancellation_type)
@@ -198,6 +203,14 @@ async def test_a_plain_def_activity_follows_its_cancellation_type(
                 while not started.is_set():
                     await anyio.sleep(0.01)
             await run.signal("give-up", "now")
+            if cancellation_type == "wait_cancellation_completed":
+                # Told, the thread has not acknowledged yet: the workflow still waits, nothing recorded.
+                with anyio.fail_after(30):
+                    while cancellation_type not in SYNC_ENDS:
+                        await anyio.sleep(0.01)
+                types = await wait_for_types(run, "ActivityCancelRequested")
+                assert after_give_up(types) == ["ActivityCancelRequested"]
+                ack.set()
             types = await wait_for_types(run, awaited)
             if cancellation_type == "try_cancel":
                 # Withdrawn and the wait ended at once; the thread is told at its next heartbeat.
@@ -220,6 +233,7 @@ async def test_a_plain_def_activity_follows_its_cancellation_type(
             history = await run.history()
     finally:
         release.set()  # a thread left running would hold the engine's shutdown
+        ack.set()
     types = [e.type for e in history]
     if cancellation_type == "abandon":
         assert "ActivityCancelRequested" not in types
@@ -235,3 +249,54 @@ async def test_a_plain_def_activity_follows_its_cancellation_type(
             assert failures == []  # its end came after the withdrawal: recorded for no one
         else:
             assert [f.failure.type for f in failures] == ["CancelledError"]  # type: ignore[attr-defined]
+
+
+@retold.activity(cancellation_type="wait_cancellation_completed")
+def stubborn() -> str:
+    """Told to stop, it returns its result anyway (``heartbeat()`` not called: it polls ``cancelled``)."""
+    SYNC_STARTED.setdefault("stubborn", threading.Event()).set()
+    info = retold.activity_info()
+    while not info.cancelled:
+        SYNC_RELEASE.setdefault("stubborn", threading.Event()).wait(0.01)
+    SYNC_ENDS["stubborn"] = "told"
+    SYNC_ACK.setdefault("stubborn", threading.Event()).wait(60)
+    return "done anyway"
+
+
+@retold.workflow
+async def gives_up_on_stubborn() -> str:
+    task = asyncio.ensure_future(retold.execute(stubborn))
+    await retold.wait_signal("give-up", str)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        return "cancelled"
+    return "not cancelled"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_thread_that_returns_anyway_has_its_result_recorded_and_the_wait_still_cancelled(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
+    for table in (SYNC_STARTED, SYNC_RELEASE, SYNC_ACK, SYNC_ENDS):
+        table.clear()
+    started = SYNC_STARTED.setdefault("stubborn", threading.Event())
+    ack = SYNC_ACK.setdefault("stubborn", threading.Event())
+    try:
+        async with make_engine([gives_up_on_stubborn], [stubborn], url=store_url) as engine:
+            run = await engine.start(gives_up_on_stubborn.with_options(id="stubborn"))
+            with anyio.fail_after(30):
+                while not started.is_set():
+                    await anyio.sleep(0.01)
+            await run.signal("give-up", "now")
+            with anyio.fail_after(30):
+                while "stubborn" not in SYNC_ENDS:
+                    await anyio.sleep(0.01)
+            assert after_give_up(await wait_for_types(run, "ActivityCancelRequested")) == ["ActivityCancelRequested"]
+            ack.set()
+            assert await run.result(timeout=30) == "cancelled"
+            types = [e.type for e in await run.history()]
+    finally:
+        ack.set()
+    assert after_give_up(types)[:2] == ["ActivityCancelRequested", "ActivityCompleted"]
