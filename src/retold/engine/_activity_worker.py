@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import functools
 import logging
 import math
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,7 +44,7 @@ def _cancelled(message: str) -> ActivityOutcome:
 class _ThreadEnd:
     """How and when a ``def`` activity's thread ended (it may end after the engine stopped waiting)."""
 
-    done: anyio.Event = field(default_factory=anyio.Event)
+    done: threading.Event = field(default_factory=threading.Event)
     value: Any = None
     raised: bool = True
 
@@ -301,7 +301,7 @@ class ActivityWorker:
                 if not definition.is_async:
                     # The run waits for the attempt's end: the thread's, not this wait for it
                     # (stopped at once); it ends by raising (told by heartbeat()) or returning.
-                    await ended.done.wait()
+                    await anyio.to_thread.run_sync(ended.done.wait, abandon_on_cancel=True)
                     if not ended.raised:
                         return ActivityOutcome("completed", result=engine.codec.encode(ended.value))
                 return _cancelled("the workflow cancelled it while it ran")
@@ -366,8 +366,7 @@ class ActivityWorker:
                 ended.raised = False
                 return ended.value
             finally:
-                with contextlib.suppress(Exception):  # the engine's loop may be gone (an abandoned thread)
-                    anyio.from_thread.run_sync(ended.done.set)
+                ended.done.set()  # (not through the event loop: it may be gone, the thread abandoned)
 
         # Not waited for once stopped (a thread cannot be interrupted); ``ended`` tells when it ends.
         return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
