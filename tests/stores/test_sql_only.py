@@ -308,3 +308,19 @@ async def test_busy_timeout_from_the_url_or_the_argument(tmp_path: Any) -> None:
             SqlStore(f"sqlite:///{path}?busy_timeout={bad}")
     with pytest.raises(retold.StoreError, match="busy_timeout must be seconds, a number at least 0, got -1"):
         SqlStore(f"sqlite:///{path}", busy_timeout=-1)
+
+
+async def test_a_version_9_database_gains_the_schedules_table_and_keeps_its_runs(sql_url: str) -> None:
+    from retold.stores import ScheduleRow
+
+    async with opened(sql_url) as store:
+        run_id = await started(store, "before-schedules")
+        with store._engine.begin() as conn:  # as schema version 9 left it: no schedules table
+            t.schedules.drop(conn)
+            conn.execute(t.meta.update().values(value="9"))
+        await store.open()
+        with store._engine.connect() as conn:
+            assert schema_version(conn) == t.SCHEMA_VERSION
+        assert (await store.get_run(run_id)).status == "running"  # the runs are still there
+        await store.transact(lambda tx: tx.put_schedule(ScheduleRow("s", 1.0, b"{}")))
+        assert await store.transact(lambda tx: tx.schedules()) == [ScheduleRow("s", 1.0, b"{}")]
