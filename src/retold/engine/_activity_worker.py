@@ -285,7 +285,7 @@ class ActivityWorker:
             deadline=anyio.current_time() + limit if limit is not None else math.inf
         )
         self.running[task.id] = (lease_scope, info)
-        ended = _ThreadEnd()
+        ended = None if definition.is_async else _ThreadEnd()  # (a thread's end; none for a coroutine)
         token = _current.set(info)
         try:
             with lease_scope, timeout_scope:
@@ -298,7 +298,7 @@ class ActivityWorker:
                 )
                 return self._failed(task, options, error, timeout_kind="start_to_close")
             if lease_scope.cancelled_caught and task.id in self.cancelling:
-                if not definition.is_async:
+                if ended is not None:
                     # The run waits for the attempt's end: the thread's, not this wait for it
                     # (stopped at once); it ends by raising (told by heartbeat()) or returning.
                     await anyio.to_thread.run_sync(ended.done.wait, abandon_on_cancel=True)
@@ -324,7 +324,7 @@ class ActivityWorker:
 
     async def _call(
         self, definition: Any, args: list[Any], kwargs: dict[str, Any], info: ActivityInfo,
-        heartbeat: float | None, ended: _ThreadEnd,
+        heartbeat: float | None, ended: _ThreadEnd | None,
     ) -> Any:
         if heartbeat is None:
             return await self._invoke(definition, args, kwargs, ended)
@@ -353,9 +353,9 @@ class ActivityWorker:
         return result[0]
 
     async def _invoke(
-        self, definition: Any, args: list[Any], kwargs: dict[str, Any], ended: _ThreadEnd,
+        self, definition: Any, args: list[Any], kwargs: dict[str, Any], ended: _ThreadEnd | None,
     ) -> Any:
-        if definition.is_async:
+        if ended is None:
             return await definition.fn(*args, **kwargs)
         context = contextvars.copy_context()
         call = functools.partial(definition.fn, *args, **kwargs) if kwargs else definition.fn
