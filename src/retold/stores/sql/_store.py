@@ -113,6 +113,10 @@ class SqlStore(Leases):
         # that steps of the wall clock do not end or stretch them; with
         # PostgreSQL, the server's clock, shared by every machine.
         lease_source = lease_clock or clock
+        # Whether the clocks are the server's, read in the transaction (a
+        # read that brings the clock back along spares a round trip).
+        self._server_clock = clock is None and self._d.server_clock
+        self._server_lease_clock = self._server_clock and lease_source is None
         if lease_source is not None:
             self._lease_now: Callable[[Connection], float] = lambda _conn: lease_source()
         elif self._d.server_clock:
