@@ -20,6 +20,8 @@ from ...history.attributes import merge
 from ...history.failure import BlockedTask, Failure
 from .._plan import InboxItem, NewRun, Plan, RunState, TaskState, WorkflowEntry, WorkflowTaskState
 from . import _schema as t
+from ._fast import Statement
+from ._pipeline import Pipeline
 from ._records import row_to_run
 from ._statements import LEASE_HORIZON
 
@@ -35,7 +37,7 @@ WORKFLOW, ACTIVITY, CLOSED = "workflow", "activity", "closed"
 class SqlTx:
     """The reads and writes of one transaction on ``conn``."""
 
-    __slots__ = ("_conn", "_d", "_lease", "_now", "_owners", "_q", "_states", "_store")
+    __slots__ = ("_conn", "_d", "_lease", "_now", "_owners", "_pipe", "_q", "_states", "_store")
 
     def __init__(self, store: SqlStore, conn: Connection) -> None:
         self._store, self._conn = store, conn
@@ -44,6 +46,8 @@ class SqlTx:
         self._lease: float | None = None
         self._owners: dict[str, str | None] = {}  # task holders read (and locked) in this transaction
         self._states: dict[str, RunState] = {}  # runs read in this transaction and not changed since
+        # PostgreSQL: a plan's writes queued, sent together (see _pipeline); None elsewhere.
+        self._pipe: Pipeline | None = None
 
     def now(self) -> float:
         if self._now is None:
@@ -187,6 +191,34 @@ class SqlTx:
     # -- writes --------------------------------------------------------------------
 
     def apply(self, plan: Plan) -> list[tuple[str, int, int]]:
+        if self._q.run_task_clock is None:  # SQLite: statements run as issued
+            return self._apply(plan)
+        self._pipe = Pipeline(self._conn)
+        try:
+            leased = self._apply(plan)
+            for kind in sorted(self._d.pending_notifications(self._conn)):  # PostgreSQL sends them at COMMIT
+                self._pipe.add_sql("SELECT pg_notify(%(channel)s, %(kind)s)",
+                                   {"channel": self._d.channel, "kind": kind})  # type: ignore[attr-defined]
+            self._pipe.flush()
+        finally:
+            self._pipe = None
+        return [(queue, int(cursor[0].fetchone()[0]) if isinstance(cursor, list) else cursor, seq)
+                for queue, cursor, seq in leased]
+
+    def _write(self, stmt: Statement, params: dict[str, Any]) -> None:
+        """Execute a write whose answer is not needed: queued on PostgreSQL."""
+        if self._pipe is None:
+            stmt(self._conn, params)
+        else:
+            self._pipe.add(stmt, params)
+
+    def _sent(self) -> Connection:
+        """The connection, with queued writes sent first (before a read, or a statement through SQLAlchemy)."""
+        if self._pipe is not None:
+            self._pipe.flush()
+        return self._conn
+
+    def _apply(self, plan: Plan) -> list[Any]:
         conn, q = self._conn, self._q
         now = self.now()
         run_id = plan.run_id
@@ -205,69 +237,69 @@ class SqlTx:
                 raise StoreError(f"a plan for run {run_id} appends events without an expected last event number")
             last = plan.expect_seq + len(plan.events)
             # The conditional update is the fence: the run has not moved, and is open.
-            workflow_id = q.move_seq(conn, {"b_run_id": run_id, "b_expected": plan.expect_seq, "b_last": last}
+            workflow_id = q.move_seq(self._sent(), {"b_run_id": run_id, "b_expected": plan.expect_seq, "b_last": last}
                                      ).scalar()
             if workflow_id is None:
                 raise ConflictError(run_id, plan.expect_seq)
             self._insert_events(run_id, plan.expect_seq + 1, plan.events, now, keep_first_at=plan.keep_first_at)
         for event in plan.inbox:
             type_name, meta, payload = ev.encode_event(event)
-            q.insert_inbox(conn, {"run_id": run_id, "type": type_name, "meta": meta, "payload": payload})
+            self._write(q.insert_inbox, {"run_id": run_id, "type": type_name, "meta": meta, "payload": payload})
         if plan.inbox_taken is not None:
-            q.delete_inbox(conn, {"b_run_id": run_id, "b_max": plan.inbox_taken})
-        leased: list[tuple[str, int, int]] = []
+            self._write(q.delete_inbox, {"b_run_id": run_id, "b_max": plan.inbox_taken})
+        leased: list[Any] = []
         if plan.activities:
             if workflow_id is None:
-                workflow_id = q.run_locked(conn, {"b_run_id": run_id}).first().workflow_id
+                workflow_id = q.run_locked(self._sent(), {"b_run_id": run_id}).first().workflow_id
             leased = self._insert_activities(run_id, workflow_id, plan, now)
         if plan.retry is not None:
             r = plan.retry
-            q.retry_task(conn, {"b_id": r.task_id, "b_attempt": r.attempt, "b_visible_at": r.visible_at,
+            self._write(q.retry_task, {"b_id": r.task_id, "b_attempt": r.attempt, "b_visible_at": r.visible_at,
                                 "b_failure": None if r.failure is None else orjson.dumps(r.failure.to_json())})
         if plan.stepping_task is not None:
             at = t.activity_tasks
-            conn.execute(at.update().where(at.c.id == plan.stepping_task).values(stepping=1))
+            self._sent().execute(at.update().where(at.c.id == plan.stepping_task).values(stepping=1))
         for task_id in plan.drop_tasks:
-            q.delete_task(conn, {"b_id": task_id})
+            self._write(q.delete_task, {"b_id": task_id})
         for seq in plan.drop_activities:
-            q.delete_activity(conn, {"b_run_id": run_id, "b_seq": seq})
+            self._write(q.delete_activity, {"b_run_id": run_id, "b_seq": seq})
         if plan.cancel_activities:
             at = t.activity_tasks
-            conn.execute(at.update().where(at.c.run_id == run_id, at.c.seq.in_(plan.cancel_activities))
+            self._sent().execute(at.update().where(at.c.run_id == run_id, at.c.seq.in_(plan.cancel_activities))
                          .values(cancel_requested=1, visible_at=sa.func.min(at.c.visible_at, now)
                                  if conn.dialect.name == "sqlite" else sa.func.least(at.c.visible_at, now)))
         for seq, fire_at in plan.timers:
-            q.insert_timer(conn, {"run_id": run_id, "seq": seq, "fire_at": fire_at})
+            self._write(q.insert_timer, {"run_id": run_id, "seq": seq, "fire_at": fire_at})
         for seq in plan.drop_timers:
-            q.delete_timer(conn, {"b_run_id": run_id, "b_seq": seq})
+            self._write(q.delete_timer, {"b_run_id": run_id, "b_seq": seq})
         if plan.search_attributes:
             self._upsert_attributes(run_id, plan.search_attributes)
         if plan.close is not None:
             c = plan.close
-            q.close_run(conn, {
+            self._write(q.close_run, {
                 "b_run_id": run_id, "b_status": c.status, "b_closed_at": now, "b_result": c.result,
                 "b_failure": None if c.failure is None else orjson.dumps(c.failure.to_json()),
                 "b_next_run_id": c.next_run_id,
             })
             self._d.notify(conn, CLOSED)
-            q.delete_run_tasks(conn, {"b_run_id": run_id})
-            q.delete_run_timers(conn, {"b_run_id": run_id})
+            self._write(q.delete_run_tasks, {"b_run_id": run_id})
+            self._write(q.delete_run_timers, {"b_run_id": run_id})
         if plan.task is not None:
             self._task(run_id, plan.task.kind, plan.task, now)
         return leased
 
     def _task(self, run_id: str, kind: str, change: Any, now: float) -> None:
-        conn, q = self._conn, self._q
+        q = self._q
         if kind == "wake":
             self._wake(run_id, now)
         elif kind == "done":
-            q.delete_wft(conn, {"b_run_id": run_id})
+            self._write(q.delete_wft, {"b_run_id": run_id})
             self._owners.pop(run_id, None)
         elif kind == "keep":
-            q.set_signals(conn, {"b_run_id": run_id, "b_signals": change.signals})
+            self._write(q.set_signals, {"b_run_id": run_id, "b_signals": change.signals})
         elif kind == "stepping":
             wt = t.workflow_tasks
-            conn.execute(wt.update().where(wt.c.run_id == run_id).values(stepping=1))
+            self._sent().execute(wt.update().where(wt.c.run_id == run_id).values(stepping=1))
         elif kind == "backoff":
             wt = t.workflow_tasks
             values: dict[str, Any] = {
@@ -277,15 +309,15 @@ class SqlTx:
             }
             if change.attempts is not None:
                 values["attempts"] = change.attempts
-            conn.execute(wt.update().where(wt.c.run_id == run_id).values(**values))
+            self._sent().execute(wt.update().where(wt.c.run_id == run_id).values(**values))
             self._owners[run_id] = None
         if change.add_signals:
-            q.add_signals(conn, {"b_run_id": run_id, "b_add": change.add_signals})
+            self._write(q.add_signals, {"b_run_id": run_id, "b_add": change.add_signals})
 
     def _wake(self, run_id: str, now: float) -> None:
         # One pending workflow task per run: an existing one (leased or not)
         # will see the new events, or fail its commit on the moved last_seq.
-        self._q.wake(self._conn, {
+        self._write(self._q.wake, {
             "run_id": run_id, "visible_at": now, "lease_owner": None, "lease_expires": None,
             "attempts": 0, "signals": 0, "failure": None, "failed_by": None, "lapses": 0, "stepping": 0,
         })
@@ -301,16 +333,20 @@ class SqlTx:
             type_name, meta, payload = ev.encode_event(event)
             rows.append({"run_id": run_id, "seq": first_seq + i, "type": type_name,
                          "at": event.at if keep_first_at and i == 0 else now, "meta": meta, "payload": payload})
-        if rows:
+        if rows and self._pipe is not None:
+            self._pipe.add_many(self._q.insert_events, rows)
+        elif rows:
             self._q.insert_events.many(self._conn, rows)
 
     def _insert_activities(
         self, run_id: str, workflow_id: str, plan: Plan, now: float
-    ) -> list[tuple[str, int, int]]:
-        leased: list[tuple[str, int, int]] = []
+    ) -> list[Any]:
+        """Insert the plan's activity tasks; the leased ones as (queue, id, seq), the id a list
+        holding its cursor when the insert is queued (PostgreSQL)."""
+        leased: list[Any] = []
         notify = False
         for task in plan.activities:
-            task_id = self._q.insert_activity.insert(self._conn, {
+            params: dict[str, Any] = {
                 "run_id": run_id, "workflow_id": workflow_id, "seq": task.seq, "activity": task.activity,
                 "queue": task.queue, "input": task.input, "options": orjson.dumps(task.options), "attempt": 1,
                 "scheduled_at": now, "deadline": task.deadline, "visible_at": now,
@@ -318,7 +354,13 @@ class SqlTx:
                 "lease_expires": self.lease_now() + task.lease if task.owner is not None else None,
                 "last_failure": None, "started_at": now if task.owner is not None else None,
                 "lapses": 0, "deaths": 0, "stepping": 0, "cancel_requested": 0,
-            })
+            }
+            task_id: Any
+            if self._pipe is not None:
+                task_id = []
+                self._pipe.add(self._q.insert_activity, params, task_id)
+            else:
+                task_id = self._q.insert_activity.insert(self._conn, params)
             if task.owner is not None:
                 leased.append((task.queue, task_id, task.seq))
             else:
@@ -329,7 +371,7 @@ class SqlTx:
 
     def _upsert_attributes(self, run_id: str, changes: dict[str, str | None]) -> None:
         """Apply changes to a run's search attributes: its column and its rows in the index table."""
-        conn, sat = self._conn, t.search_attributes
+        conn, sat = self._sent(), t.search_attributes
         raw = conn.execute(sa.select(t.runs.c.search_attributes).where(t.runs.c.run_id == run_id)).scalar()
         merged = merge(orjson.loads(raw) if raw else None, changes)
         conn.execute(t.runs.update().where(t.runs.c.run_id == run_id)
@@ -340,7 +382,7 @@ class SqlTx:
             conn.execute(sat.insert(), added)
 
     def _create(self, new: NewRun, now: float) -> None:
-        conn, q = self._conn, self._q
+        conn, q = self._sent(), self._q
         if new.entry == "new":
             inserted = q.insert_workflow(conn, {
                 "workflow_id": new.workflow_id, "workflow": new.workflow, "input_hash": new.input_hash,
