@@ -198,7 +198,12 @@ class SqlStore(Leases):
         On SQLite it joins a group commit; ``outside`` (a start, a signal, a
         cancel) takes at most all but one of PostgreSQL's connections.
         """
-        body: Callable[[Connection], _T] = lambda conn: fn(SqlTx(self, conn))  # noqa: E731
+        def body(conn: Connection) -> _T:
+            tx = SqlTx(self, conn)
+            result = fn(tx)
+            tx.send()  # PostgreSQL: the writes still queued, before COMMIT
+            return result
+
         if outside:
             return await self._run_outside(body)
         return await self._run(body)

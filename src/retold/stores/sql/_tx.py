@@ -37,17 +37,30 @@ WORKFLOW, ACTIVITY, CLOSED = "workflow", "activity", "closed"
 class SqlTx:
     """The reads and writes of one transaction on ``conn``."""
 
-    __slots__ = ("_conn", "_d", "_lease", "_now", "_owners", "_pipe", "_q", "_states", "_store")
+    __slots__ = ("_d", "_lease", "_now", "_owners", "_pipe", "_q", "_raw", "_states", "_store")
 
     def __init__(self, store: SqlStore, conn: Connection) -> None:
-        self._store, self._conn = store, conn
+        self._store, self._raw = store, conn
         self._q, self._d = store._q, store._d
         self._now: float | None = None
         self._lease: float | None = None
         self._owners: dict[str, str | None] = {}  # task holders read (and locked) in this transaction
         self._states: dict[str, RunState] = {}  # runs read in this transaction and not changed since
-        # PostgreSQL: a plan's writes queued, sent together (see _pipeline); None elsewhere.
-        self._pipe: Pipeline | None = None
+        # PostgreSQL: writes queued, sent together (see _pipeline) before
+        # the next read, answer needed or COMMIT; None on SQLite.
+        self._pipe: Pipeline | None = None if self._q.run_task_clock is None else Pipeline(conn)
+
+    @property
+    def _conn(self) -> Connection:
+        """The connection, with the queued writes sent first: whatever runs on it sees them."""
+        if self._pipe is not None:
+            self._pipe.flush()
+        return self._raw
+
+    def send(self) -> None:
+        """Send the queued writes (before COMMIT)."""
+        if self._pipe is not None:
+            self._pipe.flush()
 
     def now(self) -> float:
         if self._now is None:
@@ -191,42 +204,39 @@ class SqlTx:
     # -- writes --------------------------------------------------------------------
 
     def apply(self, plan: Plan) -> list[tuple[str, int, int]]:
-        if self._q.run_task_clock is None:  # SQLite: statements run as issued
-            return self._apply(plan)
-        self._pipe = Pipeline(self._conn)
-        try:
-            leased = self._apply(plan)
-            for kind in sorted(self._d.pending_notifications(self._conn)):  # PostgreSQL sends them at COMMIT
-                self._pipe.add_sql("SELECT pg_notify(%(channel)s, %(kind)s)",
-                                   {"channel": self._d.channel, "kind": kind})  # type: ignore[attr-defined]
-            self._pipe.flush()
-        finally:
-            self._pipe = None
+        leased = self._apply(plan)
+        pipe = self._pipe
+        if pipe is None:  # SQLite: statements ran as issued
+            return leased
+        for kind in sorted(self._d.pending_notifications(self._raw)):  # PostgreSQL sends them at COMMIT
+            pipe.add_sql("SELECT pg_notify(%(channel)s, %(kind)s)",
+                         {"channel": self._d.channel, "kind": kind})  # type: ignore[attr-defined]
+        if not any(isinstance(task_id, list) for _queue, task_id, _seq in leased):
+            return leased  # the writes go with the next read, answer needed or COMMIT
+        pipe.flush()
         return [(queue, int(cursor[0].fetchone()[0]) if isinstance(cursor, list) else cursor, seq)
                 for queue, cursor, seq in leased]
 
     def _write(self, stmt: Statement, params: dict[str, Any]) -> None:
         """Execute a write whose answer is not needed: queued on PostgreSQL."""
         if self._pipe is None:
-            stmt(self._conn, params)
+            stmt(self._raw, params)
         else:
             self._pipe.add(stmt, params)
 
     def _sent(self) -> Connection:
         """The connection, with queued writes sent first (before a read, or a statement through SQLAlchemy)."""
-        if self._pipe is not None:
-            self._pipe.flush()
         return self._conn
 
     def _apply(self, plan: Plan) -> list[Any]:
-        conn, q = self._conn, self._q
+        q = self._q
         now = self.now()
         run_id = plan.run_id
         if plan.events or plan.inbox or plan.inbox_taken is not None or plan.close or plan.task or plan.runs:
             self._states.pop(run_id, None)  # read again if asked: it changes
         if plan.expect_owner is not None:
             holder = (self._owners[run_id] if run_id in self._owners
-                      else q.wft_owner(conn, {"b_run_id": run_id}).scalar())
+                      else q.wft_owner(self._conn, {"b_run_id": run_id}).scalar())
             if holder != plan.expect_owner:
                 raise LeaseLostError(run_id, plan.expect_owner, holder)
         for new in plan.runs:
@@ -237,8 +247,15 @@ class SqlTx:
                 raise StoreError(f"a plan for run {run_id} appends events without an expected last event number")
             last = plan.expect_seq + len(plan.events)
             # The conditional update is the fence: the run has not moved, and is open.
-            workflow_id = q.move_seq(self._sent(), {"b_run_id": run_id, "b_expected": plan.expect_seq, "b_last": last}
-                                     ).scalar()
+            move = {"b_run_id": run_id, "b_expected": plan.expect_seq, "b_last": last}
+            if self._pipe is None:
+                workflow_id = q.move_seq(self._raw, move).scalar()
+            else:  # sent with the writes queued before it, answered at once
+                answer: list[Any] = []
+                self._pipe.add(q.move_seq, move, answer)
+                self._pipe.flush()
+                found = answer[0].fetchone()
+                workflow_id = None if found is None else found[0]
             if workflow_id is None:
                 raise ConflictError(run_id, plan.expect_seq)
             self._insert_events(run_id, plan.expect_seq + 1, plan.events, now, keep_first_at=plan.keep_first_at)
@@ -267,7 +284,7 @@ class SqlTx:
             at = t.activity_tasks
             self._sent().execute(at.update().where(at.c.run_id == run_id, at.c.seq.in_(plan.cancel_activities))
                          .values(cancel_requested=1, visible_at=sa.func.min(at.c.visible_at, now)
-                                 if conn.dialect.name == "sqlite" else sa.func.least(at.c.visible_at, now)))
+                                 if self._raw.dialect.name == "sqlite" else sa.func.least(at.c.visible_at, now)))
         for seq, fire_at in plan.timers:
             self._write(q.insert_timer, {"run_id": run_id, "seq": seq, "fire_at": fire_at})
         for seq in plan.drop_timers:
@@ -281,7 +298,7 @@ class SqlTx:
                 "b_failure": None if c.failure is None else orjson.dumps(c.failure.to_json()),
                 "b_next_run_id": c.next_run_id,
             })
-            self._d.notify(conn, CLOSED)
+            self._d.notify(self._raw, CLOSED)
             self._write(q.delete_run_tasks, {"b_run_id": run_id})
             self._write(q.delete_run_timers, {"b_run_id": run_id})
         if plan.task is not None:
@@ -321,7 +338,7 @@ class SqlTx:
             "run_id": run_id, "visible_at": now, "lease_owner": None, "lease_expires": None,
             "attempts": 0, "signals": 0, "failure": None, "failed_by": None, "lapses": 0, "stepping": 0,
         })
-        self._d.notify(self._conn, WORKFLOW)
+        self._d.notify(self._raw, WORKFLOW)
 
     def _insert_events(
         self, run_id: str, first_seq: int, items: list[ev.Event], now: float, *, keep_first_at: bool = False,
@@ -336,7 +353,7 @@ class SqlTx:
         if rows and self._pipe is not None:
             self._pipe.add_many(self._q.insert_events, rows)
         elif rows:
-            self._q.insert_events.many(self._conn, rows)
+            self._q.insert_events.many(self._raw, rows)
 
     def _insert_activities(
         self, run_id: str, workflow_id: str, plan: Plan, now: float
@@ -360,13 +377,13 @@ class SqlTx:
                 task_id = []
                 self._pipe.add(self._q.insert_activity, params, task_id)
             else:
-                task_id = self._q.insert_activity.insert(self._conn, params)
+                task_id = self._q.insert_activity.insert(self._raw, params)
             if task.owner is not None:
                 leased.append((task.queue, task_id, task.seq))
             else:
                 notify = True
         if notify:
-            self._d.notify(self._conn, ACTIVITY)
+            self._d.notify(self._raw, ACTIVITY)
         return leased
 
     def _upsert_attributes(self, run_id: str, changes: dict[str, str | None]) -> None:
