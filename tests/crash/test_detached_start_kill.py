@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import anyio
@@ -19,23 +18,13 @@ import pytest
 
 import retold
 from tests.crash._detached import nightly
+from tests.crash.conftest import spawn
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["sqlite", "postgres", "nats"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A store several processes open at once: a SQLite file, PostgreSQL, NATS JetStream."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'shared.db'}"
-    return str(request.getfixturevalue(f"{request.param}_url"))
-
-
 def worker(url: str, folder: Path, name: str) -> subprocess.Popen[bytes]:
-    with (folder / f"stderr-{name}.txt").open("wb") as stderr:
-        return subprocess.Popen([sys.executable, "-m", "tests.crash._detached", url, str(folder), name],
-                                cwd=ROOT, stderr=stderr)
+    return spawn("tests.crash._detached", url, folder, name)
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
