@@ -223,8 +223,9 @@ async def test_every_connection_dropped_at_once_as_by_a_server_restart(
         admin.dispose()
 
 
-async def test_a_workflow_step_reads_run_task_and_clock_in_one_round_trip(postgres_url: str) -> None:
-    """The step's reads (the run, its task, the server's clock) come back from one statement."""
+async def test_a_workflow_step_reads_in_one_statement_and_writes_in_a_pipeline(postgres_url: str) -> None:
+    """The step's reads (the run, its task, the server's clock) come back from one statement; its writes
+    are sent together on the driver's connection, and the step is committed whole."""
     from retold.engine._machine import ActivityStep, ActivityTake, StartStep
     from retold.history import events as ev
     from retold.stores import ActivityOutcome
@@ -245,8 +246,12 @@ async def test_a_workflow_step_reads_run_task_and_clock_in_one_round_trip(postgr
                             [ev.WorkflowCompleted(seq=4, at=1.0, result=b"1")])
         assert await Runs(store).finish_activity(task, "me", outcome, step)
         assert (await store.get_run(run.run_id)).status == "completed"
+        _record, history = await store.load(run.run_id, 0)
+        assert [e.seq for e in history] == [1, 2, 3, 4]
     finally:
         await store.close()
+    # The step's writes went together on the driver (one pipeline), not one by one through SQLAlchemy.
+    assert not any(s.lstrip().startswith(("INSERT", "UPDATE", "DELETE")) for s in seen), seen
     # No separate clock read, and no read of the task's row apart from its run's.
     assert not any("clock_timestamp" in s and "retold_runs" not in s for s in seen), seen
     assert not any("FROM retold_workflow_tasks" in s and "FOR UPDATE" in s and "retold_runs" not in s
