@@ -1,10 +1,13 @@
-"""Parent-close policies: what an order's close does to the children it started.
+"""Parent-close policies: what an order's close does to the children it started; and detached runs.
 
 An order starts three children and completes while they still wait: the
 packing slip is asked to cancel (``"request_cancel"``, the default: its
 ``finally`` runs), the reservation hold is closed at once
 (``"terminate"``), and the audit trail runs on by itself (``"abandon"``)
-until it gets its signal.
+until it gets its signal. It also starts the invoice as a run of its own
+(``retold.start_workflow``, by name with ``retold.workflow_ref``, as code
+that does not import the workflow would): not a child, its close does not
+touch it.
 
 Run it::
 
@@ -49,6 +52,7 @@ async def order(order_id: str) -> str:
         ("packing-slip", "request_cancel"), ("reservation-hold", "terminate"), ("audit-trail", "abandon")]
     for job, policy in policies:
         retold.start_child(side_job.with_options(id=f"{order_id}/{job}", parent_close_policy=policy), job)
+    await retold.start_workflow(retold.workflow_ref("side_job").with_options(id=f"{order_id}/invoice"), "invoice")
     await retold.sleep(0.1)
     return f"{order_id} placed"
 
@@ -67,6 +71,10 @@ async def run_example(db: Path) -> None:
         audit = engine.get_handle("order-7/audit-trail")
         await audit.signal("done", "ok")
         say("main", f"audit-trail, on its own: {await audit.result(timeout=60)}")
+        invoice = engine.get_handle("order-7/invoice")
+        say("main", f"invoice, a run of its own: {(await invoice.describe()).status}")
+        await invoice.signal("done", "ok")
+        say("main", f"invoice: {await invoice.result(timeout=60)}")
 
 
 def main() -> None:

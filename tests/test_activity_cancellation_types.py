@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from pathlib import Path
 
 import anyio
@@ -135,3 +136,167 @@ def test_each_cancellation_type_replays_deterministically(cancellation_type: str
     from retold.testing import assert_deterministic
 
     assert_deterministic(races, args=(cancellation_type,), activities=[slow], max_examples=20, cross_process=False)
+
+
+# A plain ``def`` activity runs in a thread and learns of a cancellation from ``heartbeat()``
+# (or ``ActivityInfo.cancelled``); it runs until told, or until the test releases it.
+SYNC_STARTED: dict[str, threading.Event] = {}
+SYNC_RELEASE: dict[str, threading.Event] = {}
+SYNC_ACK: dict[str, threading.Event] = {}  # a told thread acknowledges (raises) once this is set
+SYNC_ENDS: dict[str, str] = {}
+
+
+@retold.activity
+def slow_sync(tag: str) -> str:
+    SYNC_STARTED.setdefault(tag, threading.Event()).set()
+    release = SYNC_RELEASE.setdefault(tag, threading.Event())
+    try:
+        while not release.wait(0.01):
+            retold.heartbeat()
+    except asyncio.CancelledError:
+        SYNC_ENDS[tag] = "told"
+        SYNC_ACK.setdefault(tag, threading.Event()).wait(60)
+        raise
+    SYNC_ENDS[tag] = "finished"
+    return tag
+
+
+@retold.workflow
+async def gives_up_sync(cancellation_type: retold.ActivityCancellationType) -> str:
+    task = asyncio.ensure_future(retold.execute(slow_sync.with_options(cancellation_type=cancellation_type),
+                                                cancellation_type))
+    await retold.wait_signal("give-up", str)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await retold.sleep(0.01)
+    await retold.wait_signal("close", str)
+    return "gave up"
+
+
+async def wait_for_types(run: retold.RunHandle[str], wanted: str) -> list[str]:
+    with anyio.fail_after(30):
+        while wanted not in (types := [e.type for e in await run.history()]):
+            await anyio.sleep(0.01)
+    return types
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize(("cancellation_type", "awaited"), [
+    ("try_cancel", "ActivityCancelRequested"), ("wait_cancellation_completed", "TimerStarted"),
+    ("abandon", "TimerStarted"),
+])
+async def test_a_plain_def_activity_follows_its_cancellation_type(
+    make_engine: EngineFactory, store_url: str, cancellation_type: retold.ActivityCancellationType, awaited: str,
+) -> None:
+    for table in (SYNC_STARTED, SYNC_RELEASE, SYNC_ACK, SYNC_ENDS):
+        table.clear()
+    started = SYNC_STARTED.setdefault(cancellation_type, threading.Event())
+    release = SYNC_RELEASE.setdefault(cancellation_type, threading.Event())
+    ack = SYNC_ACK.setdefault(cancellation_type, threading.Event())
+    if cancellation_type != "wait_cancellation_completed":
+        ack.set()  # told threads raise at once
+    try:
+        async with make_engine([gives_up_sync], [slow_sync], url=store_url) as engine:
+            run = await engine.start(gives_up_sync.with_options(id=f"ws-{cancellation_type}"), cancellation_type)
+            with anyio.fail_after(30):
+                while not started.is_set():
+                    await anyio.sleep(0.01)
+            await run.signal("give-up", "now")
+            if cancellation_type == "wait_cancellation_completed":
+                # Told, the thread has not acknowledged yet: the workflow still waits, nothing recorded.
+                with anyio.fail_after(30):
+                    while cancellation_type not in SYNC_ENDS:
+                        await anyio.sleep(0.01)
+                types = await wait_for_types(run, "ActivityCancelRequested")
+                assert after_give_up(types) == ["ActivityCancelRequested"]
+                ack.set()
+            types = await wait_for_types(run, awaited)
+            if cancellation_type == "try_cancel":
+                # Withdrawn and the wait ended at once; the thread is told at its next heartbeat.
+                assert after_give_up(types)[:2] == ["ActivityCancelRequested", "TimerStarted"]
+                with anyio.fail_after(30):
+                    while cancellation_type not in SYNC_ENDS:
+                        await anyio.sleep(0.01)
+            elif cancellation_type == "wait_cancellation_completed":
+                # The wait ended only after the thread acknowledged by raising, recorded first.
+                assert after_give_up(types)[:3] == ["ActivityCancelRequested", "ActivityFailed", "TimerStarted"]
+            else:
+                # The wait ended at once; nothing recorded, the thread not told: it runs to its end.
+                assert after_give_up(types)[0] == "TimerStarted"
+                assert not {"ActivityCancelRequested", "ActivityCompleted", "ActivityFailed"} & set(types)
+                assert cancellation_type not in SYNC_ENDS
+                release.set()
+                types = await wait_for_types(run, "ActivityCompleted")
+            await run.signal("close", "now")
+            assert await run.result(timeout=30) == "gave up"
+            history = await run.history()
+    finally:
+        release.set()  # a thread left running would hold the engine's shutdown
+        ack.set()
+    types = [e.type for e in history]
+    if cancellation_type == "abandon":
+        assert "ActivityCancelRequested" not in types
+        assert after_give_up(types)[0] == "TimerStarted"
+        assert types.count("ActivityCompleted") == 1  # after the wait ended (checked above)
+        assert SYNC_ENDS == {"abandon": "finished"}
+    else:
+        assert SYNC_ENDS.get(cancellation_type) == "told"
+        assert len(SYNC_ENDS) == 1
+        assert "ActivityCompleted" not in types
+        failures = [e for e in history if e.type == "ActivityFailed"]
+        if cancellation_type == "try_cancel":
+            assert failures == []  # its end came after the withdrawal: recorded for no one
+        else:
+            assert [f.failure.type for f in failures] == ["CancelledError"]  # type: ignore[attr-defined]
+
+
+@retold.activity(cancellation_type="wait_cancellation_completed")
+def stubborn() -> str:
+    """Told to stop, it returns its result anyway (``heartbeat()`` not called: it polls ``cancelled``)."""
+    SYNC_STARTED.setdefault("stubborn", threading.Event()).set()
+    info = retold.activity_info()
+    while not info.cancelled:
+        SYNC_RELEASE.setdefault("stubborn", threading.Event()).wait(0.01)
+    SYNC_ENDS["stubborn"] = "told"
+    SYNC_ACK.setdefault("stubborn", threading.Event()).wait(60)
+    return "done anyway"
+
+
+@retold.workflow
+async def gives_up_on_stubborn() -> str:
+    task = asyncio.ensure_future(retold.execute(stubborn))
+    await retold.wait_signal("give-up", str)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        return "cancelled"
+    return "not cancelled"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_thread_that_returns_anyway_has_its_result_recorded_and_the_wait_still_cancelled(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
+    for table in (SYNC_STARTED, SYNC_RELEASE, SYNC_ACK, SYNC_ENDS):
+        table.clear()
+    started = SYNC_STARTED.setdefault("stubborn", threading.Event())
+    ack = SYNC_ACK.setdefault("stubborn", threading.Event())
+    try:
+        async with make_engine([gives_up_on_stubborn], [stubborn], url=store_url) as engine:
+            run = await engine.start(gives_up_on_stubborn.with_options(id="stubborn"))
+            with anyio.fail_after(30):
+                while not started.is_set():
+                    await anyio.sleep(0.01)
+            await run.signal("give-up", "now")
+            with anyio.fail_after(30):
+                while "stubborn" not in SYNC_ENDS:
+                    await anyio.sleep(0.01)
+            assert after_give_up(await wait_for_types(run, "ActivityCancelRequested")) == ["ActivityCancelRequested"]
+            ack.set()
+            assert await run.result(timeout=30) == "cancelled"
+            types = [e.type for e in await run.history()]
+    finally:
+        ack.set()
+    assert after_give_up(types)[:2] == ["ActivityCancelRequested", "ActivityCompleted"]

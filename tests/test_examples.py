@@ -264,6 +264,21 @@ def test_parent_close_cancels_terminates_and_abandons_the_orders_children(tmp_pa
     assert run_example("parent_close", tmp_path) == [
         "[main] order-7 placed", "[main] packing-slip: cancelled", "[main] reservation-hold: terminated",
         "[main] audit-trail: running", "[main] audit-trail, on its own: audit-trail finished",
+        "[main] invoice, a run of its own: running", "[main] invoice: invoice finished",
+    ]
+
+
+def test_cancellation_types_stop_wait_for_or_abandon_the_slow_quote(tmp_path: Path) -> None:
+    lines = run_example("cancellation_types", tmp_path)
+    assert [line for line in lines if line.startswith("[main]")] == [
+        "[main] try_cancel: flat rate", "[main] try_cancel: history ActivityScheduled, ActivityCancelRequested",
+        "[main] wait_cancellation_completed: flat rate",
+        "[main] wait_cancellation_completed: history ActivityScheduled, ActivityCancelRequested, ActivityFailed",
+        "[main] abandon: flat rate", "[main] abandon: history ActivityScheduled, ActivityCompleted",
+    ]
+    assert sorted(line for line in lines if line.startswith("[activity]")) == [
+        "[activity] abandon: finished anyway", "[activity] try_cancel: stopped",
+        "[activity] wait_cancellation_completed: stopped",
     ]
 
 
@@ -273,6 +288,18 @@ def test_time_limits_time_out_the_approval_and_delay_the_reminder(tmp_path: Path
         "[main] reminded ada", "[main] 'approval' timed out: its run timeout passed",
         "[main] approval history: WorkflowStarted, WorkflowTaskCompleted, WorkflowTimedOut",
     ]
+
+
+def test_schedules_fire_once_per_fire_time_and_can_be_paused_triggered_and_deleted(tmp_path: Path) -> None:
+    lines = run_example("schedules", tmp_path)
+    assert lines == [
+        *["[main] report for sales (one run per fire time)"] * 3,
+        "[main] triggered by hand: report for sales",
+        "[main] nightly-report fires at 02:00 Paris time: next " + lines[4].rsplit("next ", 1)[1],
+        "[main] schedules: nightly-report, sales-report",
+        "[main] after delete: 0 schedules",
+    ]
+    assert lines[4].endswith(("02:00 CET", "02:00 CEST"))
 
 
 def test_retention_deletes_old_finished_runs_and_keeps_the_waiting_one(tmp_path: Path) -> None:
@@ -298,7 +325,8 @@ def test_stuck_work_says_what_the_run_waits_for(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["onboarding", "parallel", "saga", "observability", "ping_pong", "retention",
                                   "stuck_work", "signal_with_start", "id_reuse",
-                                  "time_limits", "updates", "parent_close", "finding_runs"])
+                                  "time_limits", "updates", "parent_close", "cancellation_types", "finding_runs",
+                                  "schedules"])
 def test_examples_import_without_running(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     module = load(name)
     assert capsys.readouterr().out == ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import anyio
 import pytest
 
@@ -104,3 +106,17 @@ def test_a_policy_that_does_not_exist_is_refused_where_it_is_given() -> None:
     with pytest.raises(retold.ConfigurationError, match="parent_close_policy must be one of 'request_cancel', "
                                                          "'terminate', 'abandon'"):
         kid.with_options(parent_close_policy="orphan")  # type: ignore[arg-type]
+
+
+@retold.workflow
+async def waits_on_a_terminating_child() -> str:
+    child = retold.start_child(kid.with_options(id="kid-waited", parent_close_policy="terminate"), "waited")
+    retold.start_child(kid.with_options(id="kid-abandoned", parent_close_policy="abandon"), "left")
+    done, _ = await asyncio.wait([asyncio.ensure_future(child.result())], timeout=5)
+    return "child done" if done else "closed first"
+
+
+def test_starts_with_policies_replay_deterministically_under_any_scenario() -> None:
+    from retold.testing import assert_deterministic
+
+    assert_deterministic(waits_on_a_terminating_child, max_examples=25, cancel=True, cross_process=False)

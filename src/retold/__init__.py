@@ -54,8 +54,11 @@ from .client import EventStream as EventStream
 from .client import RunDescription as RunDescription
 from .client import RunHandle as RunHandle
 from .client import RunPage as RunPage
+from .client import ScheduleHandle as ScheduleHandle
 from .client import WorkflowTaskFailure as WorkflowTaskFailure
 from .engine._engine import Engine as Engine
+from .engine._schedules import Schedule as Schedule
+from .engine._schedules import ScheduleDescription as ScheduleDescription
 from .errors import ActivityError as ActivityError
 from .errors import ApplicationError as ApplicationError
 from .errors import ChildWorkflowError as ChildWorkflowError
@@ -73,6 +76,7 @@ from .errors import ResultTimeoutError as ResultTimeoutError
 from .errors import RetoldError as RetoldError
 from .errors import RunFinishedError as RunFinishedError
 from .errors import RunNotFoundError as RunNotFoundError
+from .errors import ScheduleNotFoundError as ScheduleNotFoundError
 from .errors import SchemaError as SchemaError
 from .errors import SignalBufferFullError as SignalBufferFullError
 from .errors import StoreError as StoreError
@@ -144,6 +148,10 @@ __all__ = [
     "SearchAttributeValue",
     "RunNotFoundError",
     "RunContextFilter",
+    "Schedule",
+    "ScheduleDescription",
+    "ScheduleHandle",
+    "ScheduleNotFoundError",
     "SchemaError",
     "StoreError",
     "UpdateFailedError",

@@ -18,8 +18,8 @@ from retold.cli import cli
 from tests.cli.conftest import Background, Retold, cli_env
 
 COMMANDS = [
-    "worker", "serve", "start", "list", "show", "history", "signal", "query", "update", "cancel", "terminate", "purge",
-    "replay", "demo",
+    "worker", "serve", "start", "list", "show", "history", "signal", "query", "update", "cancel", "terminate",
+    "schedule", "purge", "replay", "demo",
 ]
 
 
@@ -53,8 +53,10 @@ def test_every_command_has_useful_help(retold: Retold, db: Path) -> None:
     listed = [line.split()[0] for line in top.split("Commands:", 1)[1].splitlines() if line.strip()]
     assert listed == COMMANDS
     runner = CliRunner()
-    for name in COMMANDS:  # in-process: the same click definitions, without 11 interpreter start-ups
-        result = runner.invoke(cli, [name, "--help"], prog_name="retold")
+    schedule = ["create", "list", "describe", "pause", "resume", "trigger", "delete"]
+    # in-process: the same click definitions, without 11 interpreter start-ups
+    for name in [c for c in COMMANDS if c != "schedule"] + [f"schedule {sub}" for sub in schedule]:
+        result = runner.invoke(cli, [*name.split(), "--help"], prog_name="retold")
         assert result.exit_code == 0, result.output
         assert result.output.startswith(f"Usage: retold {name} "), result.output
         description = result.output.split("\n\n")[1].strip()

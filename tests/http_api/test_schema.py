@@ -46,6 +46,8 @@ OPERATIONS = [
     ("POST", "/runs/{id}/terminate"), ("POST", "/runs/{id}/updates/{name}"),
     ("GET", "/runs/{id}/updates/{name}/{update_id}"),
     ("GET", "/runs/{id}/history"), ("GET", "/runs/{id}/events"), ("POST", "/purge"),
+    ("POST", "/schedules"), ("GET", "/schedules"), ("GET", "/schedules/{id}"), ("DELETE", "/schedules/{id}"),
+    ("POST", "/schedules/{id}/{action}"),
 ]
 
 
@@ -60,7 +62,8 @@ def test_every_operation_is_fuzzed(api_schema: BaseSchema) -> None:
 # Operations whose only input is a path id get no negative cases from
 # schemathesis (it finds no path string to break the rules with that it can
 # send); HOSTILE below covers those. GET /workflows takes no input at all.
-NO_NEGATIVE = {("GET", "/workflows"), ("GET", "/runs/{id}"), ("GET", "/runs/{id}/history")}
+NO_NEGATIVE = {("GET", "/workflows"), ("GET", "/runs/{id}"), ("GET", "/runs/{id}/history"),
+               ("DELETE", "/schedules/{id}")}
 FUZZED = [(m, p, GenerationMode.POSITIVE) for m, p in OPERATIONS] + [
     (m, p, GenerationMode.NEGATIVE) for m, p in OPERATIONS if (m, p) not in NO_NEGATIVE
 ]
@@ -89,8 +92,11 @@ def test_the_api_matches_its_openapi_document(
     # finished run too now that those are answered.
     # So is an update: the fuzzed workflows have no update handlers (422).
     # A list's cursor is opaque: only one a previous page gave is valid (400 otherwise).
+    # A schedule's creation too: a reused id is 409, and what a cron expression, a time zone or the
+    # workflow's arguments must be is beyond a JSON schema (422, named in the detail).
     context_dependent = ((path.startswith("/workflows/") and method == "POST") or path.endswith("/queries/{name}")
-                         or "/updates/" in path or (method, path) == ("GET", "/runs"))
+                         or "/updates/" in path or (method, path) == ("GET", "/runs")
+                         or (path == "/schedules" and method == "POST"))
     excluded = [positive_data_acceptance] if context_dependent else []
 
     check()
@@ -118,6 +124,13 @@ HOSTILE: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/runs/{id}/queries/{name}", {"path_parameters": {"id": "a\x00b", "name": "q"}}),
     ("GET", "/runs/{id}/queries/{name}", {"path_parameters": {"id": "a", "name": "q"}, "query": {"args": f"[{BIG}]"}}),
     ("GET", "/runs", {"query": {"workflow": "a\x00b"}}),
+    ("DELETE", "/schedules/{id}", {"path_parameters": {"id": "a\x00b"}}),
+    ("GET", "/schedules/{id}", {"path_parameters": {"id": LONG}}),
+    ("POST", "/schedules", {"body": {"id": "s", "workflow": "greet", "args": ["a"], "every": 5,
+                                     "catchup_limit": BIG}}),
+    ("POST", "/schedules", {"body": {"id": "a\x00b", "workflow": "greet", "args": ["a"], "every": 5}}),
+    ("POST", "/schedules", {"body": {"id": "s", "workflow": "greet", "args": ["a"], "cron": "0 2 * * *",
+                                     "timezone": "a\x00b"}}),
     ("GET", "/runs", {"query": {"limit": "1_0"}}),
     ("POST", "/workflows/greet/runs", {"body": {"args": ["ada"], "id": "a\x00b"}}),
     ("POST", "/workflows/greet/runs", {"body": {"args": ["ada"], "id": LONG}}),

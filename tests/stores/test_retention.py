@@ -33,6 +33,8 @@ OWNER = {
     "retold_events": "run_id", "retold_runs": "run_id", "retold_workflow_tasks": "run_id",
     "retold_activity_tasks": "run_id", "retold_inbox": "run_id", "retold_timers": "run_id",
     "retold_workflows": "workflow_id", "retold_meta": None, "retold_workers": None,
+    "retold_search_attributes": "run_id",
+    "retold_schedules": None,  # a schedule outlives the runs it started
 }
 
 
@@ -98,6 +100,9 @@ async def test_only_old_finished_runs_go_with_every_row_of_theirs(sql_url: str) 
         with store._engine.begin() as conn:
             conn.execute(t.inbox.insert().values(run_id=old_done, type="SignalReceived", meta=b"{}", payload=None))
             conn.execute(t.timers.insert().values(run_id=old_done, seq=99, fire_at=0.0))
+            # Search attributes (the index table's rows) go with their run, and stay with a running one.
+            for run_id in (old_done, running):
+                conn.execute(t.search_attributes.insert().values(run_id=run_id, name="customer", value="s:acme"))
         clock.now += 15 * DAY
         before = dump(store)
 

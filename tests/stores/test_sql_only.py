@@ -169,6 +169,41 @@ async def test_a_version_7_database_turns_its_counted_deaths_into_suspicion(sql_
         assert await Runs(store).mark_activity(task, "me")
 
 
+async def test_a_version_7_databases_children_are_asked_to_cancel_and_new_children_keep_their_policy(
+    sql_url: str,
+) -> None:
+    async with opened(sql_url) as store:
+        runs = Runs(store)
+        parent = await started(store, "parent")
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 60.0) == [parent]
+        await runs.commit_workflow_task(parent, "me", 1, [ev.ChildWorkflowStarted(
+            seq=2, at=0, workflow="child", workflow_id="old-child", run_id="run-old-child", input=b"[]")])
+        with store._engine.begin() as conn:  # as schema version 7 left it: no policies (nor later tables)
+            for table in ("retold_search_attributes", "retold_schedules"):
+                conn.exec_driver_sql(f"DROP TABLE {table}")
+            for name in ("parent_close_policy", "search_attributes", "memo"):
+                conn.exec_driver_sql(f"ALTER TABLE retold_runs DROP COLUMN {name}")
+            conn.execute(t.meta.update().values(value="7"))
+        await store.open()
+        with store._engine.connect() as conn:
+            assert schema_version(conn) == t.SCHEMA_VERSION
+        old = await store.get_run("old-child")
+        assert (old.parent_run_id, old.status, old.parent_close_policy) == (parent, "running", None)
+        # The old child follows the default policy; a child started after the upgrade keeps its own.
+        await Runs(store).start(StartRequest("wf", "parent-2", b"[]", "h"))
+        [parent_2] = await store.claim_workflow_tasks("me", ["wf"], 10, 60.0)
+        await runs.commit_workflow_task(parent_2, "me", 1, [ev.ChildWorkflowStarted(
+            seq=2, at=0, workflow="child", workflow_id="new-child", run_id="run-new-child", input=b"[]",
+            parent_close_policy="terminate")])
+        assert (await store.get_run("new-child")).parent_close_policy == "terminate"
+        for run_id in (parent, parent_2):
+            await runs.terminate(run_id, "done")
+        assert (await store.get_run("new-child")).status == "terminated"
+        assert (await store.get_run("old-child")).status == "running"
+        _, history = await store.load("run-old-child", 0)
+        assert "CancelRequested" in [e.type for e in history]
+
+
 async def test_a_version_8_database_keeps_its_runs_which_then_take_search_attributes(sql_url: str) -> None:
     async with opened(sql_url) as store:
         old = await started(store, "old-run")
@@ -308,3 +343,19 @@ async def test_busy_timeout_from_the_url_or_the_argument(tmp_path: Any) -> None:
             SqlStore(f"sqlite:///{path}?busy_timeout={bad}")
     with pytest.raises(retold.StoreError, match="busy_timeout must be seconds, a number at least 0, got -1"):
         SqlStore(f"sqlite:///{path}", busy_timeout=-1)
+
+
+async def test_a_version_9_database_gains_the_schedules_table_and_keeps_its_runs(sql_url: str) -> None:
+    from retold.stores import ScheduleRow
+
+    async with opened(sql_url) as store:
+        run_id = await started(store, "before-schedules")
+        with store._engine.begin() as conn:  # as schema version 9 left it: no schedules table
+            t.schedules.drop(conn)
+            conn.execute(t.meta.update().values(value="9"))
+        await store.open()
+        with store._engine.connect() as conn:
+            assert schema_version(conn) == t.SCHEMA_VERSION
+        assert (await store.get_run(run_id)).status == "running"  # the runs are still there
+        await store.transact(lambda tx: tx.put_schedule(ScheduleRow("s", 1.0, b"{}")))
+        assert await store.transact(lambda tx: tx.schedules()) == [ScheduleRow("s", 1.0, b"{}")]

@@ -129,6 +129,20 @@ async def typed_signal_with_start(engine: retold.Engine, client: retold.Client) 
     await client.signal_with_start(checkout.with_options(id="x"), "approve", True, "o")  # type: ignore[call-arg]
 
 
+async def typed_schedule(engine: retold.Engine, client: retold.Client) -> None:
+    nightly = retold.Schedule("nightly", cron="0 2 * * *", timezone="Europe/Paris")
+    assert_type(await engine.schedule(nightly, checkout, "o", 5), retold.ScheduleHandle)
+    assert_type(await client.schedule(nightly, remind, "ada", urgent=True), retold.ScheduleHandle)
+    assert_type(await (await engine.schedule(nightly, remind, "ada")).describe(), retold.ScheduleDescription)
+
+    # E: Argument 4 to "schedule" of "Engine" has incompatible type "str"; expected "int"  [arg-type]
+    await engine.schedule(nightly, checkout, "o", "5")  # type: ignore[arg-type]
+    # E: Missing positional argument "cents" in call to "schedule" of "Client"  [call-arg]
+    await client.schedule(nightly, checkout, "o")  # type: ignore[call-arg]
+    # E: Argument "overlap" to "Schedule" has incompatible type "Literal['sometimes']"; expected "Literal['skip', 'buffer_one', 'allow_all', 'cancel_previous']"  [arg-type]  # noqa: E501
+    retold.Schedule("s", every=timedelta(seconds=1), overlap="sometimes")  # type: ignore[arg-type]
+
+
 def typed_id_reuse_policy() -> None:
     checkout.with_options(id="x", id_reuse_policy="allow_duplicate_failed_only")
     # E: Argument "id_reuse_policy" to "with_options" of "Workflow" has incompatible type "Literal['sometimes']"; expected "Literal['allow_duplicate', 'allow_duplicate_failed_only', 'reject_duplicate'] | None"  [arg-type]  # noqa: E501

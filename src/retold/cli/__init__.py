@@ -12,6 +12,7 @@ from ._common import url_option
 from ._purge import purge
 from ._replay import replay
 from ._runs import cancel, history, list_runs, query, show, signal, start, terminate
+from ._schedules import schedule
 from ._serve import serve, worker
 from ._update import update
 
@@ -45,8 +46,8 @@ def demo(url: str) -> None:
     demo_main(url)
 
 
-for command in (worker, serve, start, list_runs, show, history, signal, query, update, cancel, terminate, purge, replay,
-                demo):
+for command in (worker, serve, start, list_runs, show, history, signal, query, update, cancel, terminate, schedule,
+                purge, replay, demo):
     cli.add_command(command)
 
 

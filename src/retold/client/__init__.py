@@ -15,8 +15,9 @@ from ._handle import WorkflowTaskFailure as WorkflowTaskFailure
 from ._host import Host as Host
 from ._listing import RunPage as RunPage
 from ._listing import parse_attribute_value as parse_attribute_value
+from ._schedules import ScheduleHandle as ScheduleHandle
 
 __all__ = [
     "DEFAULT_URL", "Client", "EventFeeds", "EventStream", "Host", "RunDescription", "RunHandle", "RunPage",
-    "WorkflowTaskFailure", "parse_attribute_value",
+    "ScheduleHandle", "WorkflowTaskFailure", "parse_attribute_value",
 ]

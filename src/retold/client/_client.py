@@ -17,7 +17,7 @@ from typing_extensions import TypeVar
 from .. import _telemetry
 from .._wake import Wakeup, keep_running
 from ..authoring import ID_REUSE_POLICIES, Workflow, by_name
-from ..engine import Runs
+from ..engine import Runs, Schedule, ScheduleDescription, Schedules
 from ..errors import ConfigurationError, InvalidArgumentsError, NotRegisteredError, PayloadError, RetoldError
 from ..history.attributes import SearchAttributeValue, check_memo, encode_attributes
 from ..history.codec import Codec, JsonCodec
@@ -29,6 +29,7 @@ from ._handle import RunDescription, RunHandle
 from ._host import Host
 from ._listing import RunPage, decode_cursor, encode_cursor, filters_digest
 from ._operations import RunOperations
+from ._schedules import ScheduleHandle
 from ._start import encode_start, start_options, time_limits
 
 __all__ = ["DEFAULT_URL", "Client"]
@@ -439,6 +440,74 @@ class Client(RunOperations):
         if self._host is not None:
             return NotRegisteredError("workflow", name)
         return NotRegisteredError("workflow", name, f"this client ({why}: pass it to Client(workflows=[...]))")
+
+    # -- schedules ------------------------------------------------------------------
+
+    def _schedules(self) -> Schedules:
+        return Schedules(self.store, self._runs())
+
+    async def schedule(
+        self, schedule: Schedule, workflow: Workflow[P, R] | str, /, *args: P.args, **kwargs: P.kwargs,
+    ) -> ScheduleHandle:
+        """Store a schedule that starts ``workflow`` with these arguments at every fire time::
+
+            await client.schedule(retold.Schedule("nightly-report", cron="0 2 * * *", timezone="Europe/Paris"),
+                                  report, "sales")
+
+        The arguments are typed by the workflow's signature, as for
+        :meth:`start`, and encoded once, now. Each fire starts one run, with
+        workflow id ``<schedule id>@<fire time, UTC ISO 8601>``: one run per
+        fire time, however many engines share the store. Engines that run
+        workers fire schedules (docs/schedules.md).
+
+        Raises:
+            ConfigurationError: the id is taken (nothing is stored), or
+                ``workflow`` is not a workflow.
+            InvalidArgumentsError: the arguments do not fit its signature or types.
+        """
+        self._check_open()
+        if not isinstance(schedule, Schedule):
+            raise ConfigurationError(f"schedule() needs a retold.Schedule first, got {schedule!r}")
+        if isinstance(workflow, str):
+            name, typed = workflow, self.workflows.get(workflow)
+        elif isinstance(workflow, Workflow):
+            name = workflow.name
+            typed = None if workflow.reference else workflow
+            if self._host is not None and typed is not None:
+                self._host.check_start(workflow)
+        else:
+            raise ConfigurationError(f"schedule() needs a workflow, got {workflow!r}")
+        payload, digest, _ = encode_start(self.codec, name, typed, args, kwargs)
+        await self._schedules().create(schedule, name, payload, digest)
+        return ScheduleHandle(self._schedules(), schedule.id)
+
+    async def schedule_by_name(self, schedule: Schedule, workflow: str, args: Sequence[Any] = ()) -> ScheduleHandle:
+        """:meth:`schedule` for callers that know workflows by name, with arguments in their JSON form (HTTP, CLI).
+
+        Raises:
+            NotRegisteredError: this client does not know the workflow.
+            InvalidArgumentsError: the arguments do not fit its signature or types; nothing is stored.
+        """
+        self._check_open()
+        definition = self.workflows.get(workflow)
+        if definition is None:
+            raise self._unknown(workflow, "a schedule by name checks the arguments against its signature")
+        converted, keywords = definition.types.validate(
+            "workflow", workflow, self.codec, self.codec.encode(list(args))
+        )
+        payload, digest, _ = encode_start(self.codec, workflow, definition, tuple(converted), keywords)
+        await self._schedules().create(schedule, workflow, payload, digest)
+        return ScheduleHandle(self._schedules(), schedule.id)
+
+    def get_schedule(self, schedule_id: str) -> ScheduleHandle:
+        """A handle on a stored schedule, by id."""
+        self._check_open()
+        return ScheduleHandle(self._schedules(), schedule_id)
+
+    async def list_schedules(self, *, next_fires: int = 1) -> list[ScheduleDescription]:
+        """Every schedule, by id, each with its next ``next_fires`` fire times."""
+        self._check_open()
+        return await self._schedules().list(next_fires)
 
     # -- runs -----------------------------------------------------------------------
 

@@ -7,7 +7,9 @@ import functools
 import logging
 import math
 import random
+import threading
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -36,6 +38,15 @@ class _HeartbeatTimeout(Exception):  # noqa: N818 - internal signal, becomes a f
 def _cancelled(message: str) -> ActivityOutcome:
     """The outcome of an attempt whose run cancelled it and waits for its end (never retried)."""
     return ActivityOutcome("failed", failure=Failure(type="CancelledError", message=message, non_retryable=True))
+
+
+@dataclass
+class _ThreadEnd:
+    """How and when a ``def`` activity's thread ended (it may end after the engine stopped waiting)."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    value: Any = None
+    raised: bool = True
 
 
 class ActivityWorker:
@@ -274,10 +285,11 @@ class ActivityWorker:
             deadline=anyio.current_time() + limit if limit is not None else math.inf
         )
         self.running[task.id] = (lease_scope, info)
+        ended = _ThreadEnd()
         token = _current.set(info)
         try:
             with lease_scope, timeout_scope:
-                result = await self._call(definition, args, kwargs, info, heartbeat)
+                result = await self._call(definition, args, kwargs, info, heartbeat, ended)
             if timeout_scope.cancelled_caught:
                 if limit_kind == "schedule_to_close":
                     return ActivityOutcome("timed_out", timeout_kind="schedule_to_close")
@@ -286,6 +298,12 @@ class ActivityWorker:
                 )
                 return self._failed(task, options, error, timeout_kind="start_to_close")
             if lease_scope.cancelled_caught and task.id in self.cancelling:
+                if not definition.is_async:
+                    # The run waits for the attempt's end: the thread's, not this wait for it
+                    # (stopped at once); it ends by raising (told by heartbeat()) or returning.
+                    await anyio.to_thread.run_sync(ended.done.wait, abandon_on_cancel=True)
+                    if not ended.raised:
+                        return ActivityOutcome("completed", result=engine.codec.encode(ended.value))
                 return _cancelled("the workflow cancelled it while it ran")
             if lease_scope.cancelled_caught:
                 return None  # lease lost or engine stopping: someone else will run it
@@ -306,17 +324,17 @@ class ActivityWorker:
 
     async def _call(
         self, definition: Any, args: list[Any], kwargs: dict[str, Any], info: ActivityInfo,
-        heartbeat: float | None,
+        heartbeat: float | None, ended: _ThreadEnd,
     ) -> Any:
         if heartbeat is None:
-            return await self._invoke(definition, args, kwargs)
+            return await self._invoke(definition, args, kwargs, ended)
         result: list[Any] = []
         errors: list[Exception] = []
         async with anyio.create_task_group() as tg:
 
             async def body() -> None:
                 try:
-                    result.append(await self._invoke(definition, args, kwargs))
+                    result.append(await self._invoke(definition, args, kwargs, ended))
                 except Exception as exc:  # noqa: BLE001 - re-raised below, unwrapped
                     errors.append(exc)
                 tg.cancel_scope.cancel()
@@ -334,14 +352,24 @@ class ActivityWorker:
             raise _HeartbeatTimeout  # only the watchdog ends the group without a result
         return result[0]
 
-    async def _invoke(self, definition: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    async def _invoke(
+        self, definition: Any, args: list[Any], kwargs: dict[str, Any], ended: _ThreadEnd,
+    ) -> Any:
         if definition.is_async:
             return await definition.fn(*args, **kwargs)
         context = contextvars.copy_context()
         call = functools.partial(definition.fn, *args, **kwargs) if kwargs else definition.fn
-        return await anyio.to_thread.run_sync(
-            context.run, call, *([] if kwargs else args), abandon_on_cancel=True
-        )
+
+        def run() -> Any:
+            try:
+                ended.value = context.run(call, *([] if kwargs else args))
+                ended.raised = False
+                return ended.value
+            finally:
+                ended.done.set()  # (not through the event loop: it may be gone, the thread abandoned)
+
+        # Not waited for once stopped (a thread cannot be interrupted); ``ended`` tells when it ends.
+        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
 
     def _failed(
         self, task: ActivityTask, options: ActivityOptions, exc: BaseException,

@@ -18,7 +18,7 @@ from typing_extensions import TypeVar
 from .._pending import PendingWork, describe_pending
 from .._wake import Wakeup, keep_running
 from ..authoring import Activity, Workflow, by_name
-from ..client import DEFAULT_URL, Client, EventFeeds, EventStream, RunHandle, RunPage
+from ..client import DEFAULT_URL, Client, EventFeeds, EventStream, RunHandle, RunPage, ScheduleHandle
 from ..errors import ConfigurationError, RetoldError
 from ..history.attributes import SearchAttributeValue
 from ..history.codec import Codec
@@ -33,8 +33,9 @@ from ._context import WorkerContext
 from ._engine_host import EngineHost
 from ._fingerprint import fingerprint
 from ._hosting import HostingWatch
-from ._loops import lease_loop, register_and_reap, retention_loop, timer_loop
+from ._loops import lease_loop, register_and_reap, retention_loop, schedule_loop, timer_loop
 from ._runs import Runs
+from ._schedules import Schedule, ScheduleDescription
 from ._workflow_worker import WorkflowWorker
 
 __all__ = ["Engine"]
@@ -207,6 +208,7 @@ class Engine:
         self.wake_workflows = Wakeup()
         self.wake_activities = Wakeup()
         self.wake_timers = Wakeup()
+        self.wake_schedules = Wakeup()
         self.draining = False
         self._run_workers = run_workers
         self._activity_workers: list[ActivityWorker] = []
@@ -259,6 +261,7 @@ class Engine:
                     group.start_soon(self._keep_running, worker.run)
                 group.start_soon(self._keep_running, partial(timer_loop, self))
                 group.start_soon(self._keep_running, partial(lease_loop, self))
+                group.start_soon(self._keep_running, partial(schedule_loop, self))
             if self.retention is not None:
                 group.start_soon(self._keep_running, partial(retention_loop, self))
             self._stack = stack.pop_all()
@@ -426,6 +429,32 @@ class Engine:
     def get_handle(self, workflow_or_run_id: str) -> RunHandle[Any]:
         """A handle on an existing run, by workflow id or run id."""
         return self.client.get_handle(workflow_or_run_id)
+
+    async def schedule(
+        self, schedule: Schedule, workflow: Workflow[P, R] | str, /, *args: P.args, **kwargs: P.kwargs,
+    ) -> ScheduleHandle:
+        """Store a schedule that starts ``workflow`` at every fire time: see
+        :meth:`Client.schedule <retold.Client.schedule>` and docs/schedules.md::
+
+            await engine.schedule(retold.Schedule("nightly-report", cron="0 2 * * *"), report, "sales")
+        """
+        handle = await self.client.schedule(schedule, workflow, *args, **kwargs)
+        self.wake_schedules.set()  # its first fire may come before the fire loop's next poll
+        return handle
+
+    async def schedule_by_name(self, schedule: Schedule, workflow: str, args: Sequence[Any] = ()) -> ScheduleHandle:
+        """:meth:`schedule` by workflow name, with arguments in their JSON form (HTTP, CLI)."""
+        handle = await self.client.schedule_by_name(schedule, workflow, args)
+        self.wake_schedules.set()
+        return handle
+
+    def get_schedule(self, schedule_id: str) -> ScheduleHandle:
+        """A handle on a stored schedule, by id."""
+        return self.client.get_schedule(schedule_id)
+
+    async def list_schedules(self, *, next_fires: int = 1) -> list[ScheduleDescription]:
+        """Every schedule, by id, each with its next ``next_fires`` fire times."""
+        return await self.client.list_schedules(next_fires=next_fires)
 
     def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
         """Run ``fn(*args)`` in the engine's task group (for its workers and feeds)."""

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 import anyio
 
 from . import _liveness
+from ._schedules import Schedules
 
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__all__ = ["lease_loop", "register_and_reap", "retention_loop", "timer_loop"]
+__all__ = ["lease_loop", "register_and_reap", "retention_loop", "schedule_loop", "timer_loop"]
 
 log = logging.getLogger("retold.engine")
 
@@ -58,6 +59,22 @@ async def timer_loop(engine: Engine) -> None:
         elif due is not None:
             wait = min(wait, due - now)
         await engine.wake_timers.wait(wait)
+
+
+async def schedule_loop(engine: Engine) -> None:
+    """Fire due schedules (each fire and the runs it starts in one store transaction)."""
+    schedules = Schedules(engine.store, engine.runs)
+    while True:
+        started, due = await schedules.fire_due(64)
+        if started:
+            engine.wake_workflows.set()
+            engine.feeds.notify(None)
+        now = engine.store.now()
+        if started and due is not None and due <= now:
+            continue  # more may be due than one call fires
+        # (Due and nothing started: a buffered fire waits for its previous run; look again next poll.)
+        wait = engine.poll_interval if due is None or due <= now else min(engine.poll_interval, due - now)
+        await engine.wake_schedules.wait(wait)
 
 
 async def lease_loop(engine: Engine) -> None:

@@ -8,6 +8,7 @@ The tree::
     ├── InvalidArgumentsError       wrong argument count or types for a workflow
     ├── PayloadError                a value the codec cannot encode or decode
     ├── RunNotFoundError            no run with that id
+    ├── ScheduleNotFoundError       no schedule with that id
     ├── RunFinishedError            signal or cancel sent to a finished run
     ├── QueryError                  unknown query name, or the handler raised
     ├── UpdateRejectedError         no update handler, or its validator raised: nothing recorded
@@ -50,6 +51,7 @@ from ._base import (
     RetoldError,
     RunFinishedError,
     RunNotFoundError,
+    ScheduleNotFoundError,
     SchemaError,
     SignalBufferFullError,
     StoreError,
@@ -99,6 +101,7 @@ __all__ = [
     "RetoldError",
     "RunFinishedError",
     "RunNotFoundError",
+    "ScheduleNotFoundError",
     "SchemaError",
     "SignalBufferFullError",
     "StoreError",

@@ -57,6 +57,18 @@ class RunNotFoundError(RetoldError):
 
 
 @final
+class ScheduleNotFoundError(RetoldError):
+    """No schedule with this id exists in the store."""
+
+    def __init__(self, schedule_id: str) -> None:
+        self.schedule_id = schedule_id
+        super().__init__(f"no schedule with id {schedule_id!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.schedule_id,))
+
+
+@final
 class RunFinishedError(RetoldError):
     """A signal or cancel was sent to a run that has already finished."""
 

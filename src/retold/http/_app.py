@@ -6,6 +6,7 @@ import hashlib
 import typing
 import uuid
 from collections.abc import Awaitable, Sequence
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -336,6 +337,69 @@ class _Api:
                                          dry_run=bool(body.get("dry_run", False)))
         return JSONResponse(report.as_dict())
 
+    # -- schedules ---------------------------------------------------------------
+
+    async def create_schedule(self, request: Request) -> Response:
+        body = expect_object(await read_json(request, self.max_body_size), {
+            "id": (str,), "workflow": (str,), "args": (list,), "cron": (str,), "every": (int, float),
+            "timezone": (str,), "jitter": (int, float), "overlap": (str,), "catchup_limit": (int,),
+            "paused": (bool,)})
+        for required in ("id", "workflow"):
+            if not body.get(required):
+                raise ProblemError(422, f"field {required!r} is required (a non-empty string)")
+        for field in ("every", "jitter"):
+            value = body.get(field)
+            if value is not None and (isinstance(value, bool) or not 0 <= value <= MAX_TIME_LIMIT):
+                raise ProblemError(422, f"field {field!r} must be a number of seconds (at most "
+                                        f"{MAX_TIME_LIMIT:.0f}), not {value!r}")
+        catchup = body.get("catchup_limit", 1)
+        if isinstance(catchup, bool):
+            raise ProblemError(422, "field 'catchup_limit' must be an integer >= 1")
+        try:
+            spec = retold.Schedule(
+                body["id"], cron=body.get("cron"),
+                every=None if body.get("every") is None else timedelta(seconds=body["every"]),
+                timezone=body.get("timezone", "UTC"),
+                jitter=None if body.get("jitter") is None else timedelta(seconds=body["jitter"]),
+                overlap=body.get("overlap", "skip"), catchup_limit=catchup, paused=body.get("paused", False))
+        except retold.ConfigurationError as exc:
+            raise ProblemError(422, str(exc), error="ConfigurationError") from None
+        name = body["workflow"]
+        if name not in self.client.workflows:
+            raise retold.NotRegisteredError("workflow", name)
+        try:
+            await self.client.get_schedule(spec.id).describe(next_fires=0)
+        except retold.ScheduleNotFoundError:
+            pass
+        else:
+            raise ProblemError(409, f"a schedule with id {spec.id!r} exists already: delete it first")
+        handle = await self.client.schedule_by_name(spec, name, body.get("args", []))
+        location = str(request.url_for("schedule", id=quote(spec.id, safe="")))
+        return JSONResponse((await handle.describe()).to_json(), status_code=201, headers={"Location": location})
+
+    async def list_schedules(self, request: Request) -> Response:
+        found = await self.client.list_schedules(next_fires=int_param(request, "next", 1, 0, 1000))
+        return JSONResponse({"schedules": [d.to_json() for d in found]})
+
+    async def schedule(self, request: Request) -> Response:
+        handle = self.client.get_schedule(path_id(request))
+        if request.method == "DELETE":
+            await handle.delete()
+            return Response(status_code=204)
+        described = await handle.describe(next_fires=int_param(request, "next", 5, 0, 1000))
+        return JSONResponse(described.to_json())
+
+    async def schedule_action(self, request: Request) -> Response:
+        handle = self.client.get_schedule(path_id(request))
+        action = request.path_params["action"]
+        if action == "trigger":
+            started = await handle.trigger()
+            return JSONResponse({"workflow_id": started}, status_code=202 if started else 200)
+        if action not in ("pause", "resume"):
+            raise ProblemError(404, f"no schedule action {action!r}: pause, resume or trigger")
+        await (handle.pause() if action == "pause" else handle.resume())
+        return JSONResponse((await handle.describe()).to_json())
+
     async def history(self, request: Request) -> Response:
         after = int_param(request, "after", 0, 0, 2**62)
         limit = int_param(request, "limit", 0, 1, 100_000) if "limit" in request.query_params else None
@@ -412,6 +476,10 @@ def create_app(
         Route("/workflows/{name:retold_id}/runs", api.start, methods=["POST"]),
         Route("/runs", api.list_runs, methods=["GET"]),
         Route("/purge", api.purge, methods=["POST"]),
+        Route("/schedules", api.create_schedule, methods=["POST"]),
+        Route("/schedules", api.list_schedules, methods=["GET"]),
+        Route("/schedules/{id:retold_id}/{action:str}", api.schedule_action, methods=["POST"]),
+        Route("/schedules/{id:retold_id}", api.schedule, methods=["GET", "DELETE"], name="schedule"),
         # Workflow ids may contain "/" (child ids do): the more specific routes come first.
         Route("/runs/{id:retold_id}/signals/{name}", api.signal, methods=["POST"]),
         Route("/runs/{id:retold_id}/queries/{name}", api.query, methods=["GET"]),

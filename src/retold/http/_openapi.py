@@ -331,6 +331,41 @@ def _start_operation(name: str, fn: Any, max_body_size: int) -> dict[str, Any]:
     }}
 
 
+_SCHEDULE_ID: dict[str, Any] = {"name": "id", "in": "path", "required": True, "schema": _ID,
+                                "description": "The schedule id."}
+_NEXT: dict[str, Any] = {"name": "next", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 1000},
+                         "description": "How many of the next fire times to list."}
+_OVERLAP: dict[str, Any] = {"type": "string", "enum": ["skip", "buffer_one", "allow_all", "cancel_previous"]}
+_SCHEDULE_REQUEST: dict[str, Any] = {
+    "type": "object", "required": ["id", "workflow"], "additionalProperties": False,
+    "properties": {
+        "id": _ID, "workflow": _ID, "args": {"type": "array"},
+        "cron": {"type": "string", "description": "Five cron fields, e.g. `0 2 * * *` (exactly one of cron, every)."},
+        "every": {"type": "number", "minimum": 0.001, "maximum": 100 * 366 * 86400,
+                  "description": "Seconds between fires."},
+        "timezone": {"type": "string", "default": "UTC", "description": "An IANA time zone for `cron`."},
+        "jitter": {"type": "number", "minimum": 0, "maximum": 100 * 366 * 86400,
+                   "description": "Start each fire up to this many seconds late."},
+        "overlap": {**_OVERLAP, "default": "skip"},
+        "catchup_limit": {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1,
+                          "description": "After downtime, how many of the missed fire times to start."},
+        "paused": {"type": "boolean", "default": False},
+    },
+}
+_WHEN: dict[str, Any] = {"type": ["string", "null"], "format": "date-time"}
+_SCHEDULE: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": _ID, "workflow": _ID, "cron": {"type": ["string", "null"]}, "every": {"type": ["number", "null"]},
+        "timezone": {"type": "string"}, "jitter": {"type": ["number", "null"]}, "overlap": _OVERLAP,
+        "catchup_limit": {"type": "integer"}, "paused": {"type": "boolean"},
+        "next_fires": {"type": "array", "items": {"type": "string", "format": "date-time"}},
+        "last_fire": _WHEN, "last_workflow_id": {"type": ["string", "null"]}, "buffered": _WHEN,
+        "fires": {"type": "integer"}, "skipped": {"type": "integer"},
+    },
+}
+
+
 def openapi_document(workflows: Mapping[str, Any], *, auth: bool, max_body_size: int) -> dict[str, Any]:
     """The document for an app whose engine hosts ``workflows`` (name to ``retold.Workflow``).
 
@@ -384,6 +419,45 @@ def openapi_document(workflows: Mapping[str, Any], *, auth: bool, max_body_size:
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("PurgeRequest")}}},
             "responses": {"200": _json(_ref("PurgeReport"), "Done (or counted)."),
                           **_problems(400, 413, 415, 422, 503)},
+        }},
+        "/schedules": {
+            "post": {
+                "operationId": "createSchedule", "summary": "Create a schedule (docs/schedules.md)",
+                "description": (
+                    "Starts `workflow` with `args` at every fire time: `cron` (five fields, read in `timezone`) or "
+                    "`every` seconds. Each fire's run has workflow id `<id>@<fire time, UTC ISO 8601>`. 422 names "
+                    "a bad cron expression, time zone or field; nothing is written then."
+                ),
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _SCHEDULE_REQUEST}}},
+                "responses": {"201": _json(_SCHEDULE, "Created."), **_problems(400, 404, 409, 413, 415, 422, 503)},
+            },
+            "get": {
+                "operationId": "listSchedules", "summary": "Every schedule, by id",
+                "parameters": [_NEXT],
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "schedules": {"type": "array", "items": _SCHEDULE}}}, "The schedules."), **_problems(400, 503)},
+            },
+        },
+        "/schedules/{id}": {
+            "get": {
+                "operationId": "getSchedule", "summary": "A schedule, with its next fire times",
+                "parameters": [_SCHEDULE_ID, _NEXT],
+                "responses": {"200": _json(_SCHEDULE, "The schedule."), **_problems(400, 404, 503)},
+            },
+            "delete": {
+                "operationId": "deleteSchedule", "summary": "Delete a schedule (its runs go on)",
+                "parameters": [_SCHEDULE_ID],
+                "responses": {"204": {"description": "Deleted."}, **_problems(400, 404, 503)},
+            },
+        },
+        "/schedules/{id}/{action}": {"post": {
+            "operationId": "scheduleAction", "summary": "Pause, resume or trigger a schedule",
+            "description": "`trigger` fires now under the overlap policy: 202 with the run's workflow id, or 200 "
+                           "with null if the policy skipped or buffered it.",
+            "parameters": [_SCHEDULE_ID, {"name": "action", "in": "path", "required": True,
+                                          "schema": {"type": "string", "enum": ["pause", "resume", "trigger"]}}],
+            "responses": {"200": _json({"type": "object"}, "Done."), "202": _json({"type": "object"}, "Started."),
+                          **_problems(400, 404, 503)},
         }},
         "/runs/{id}": {"get": {
             "operationId": "getRun", "summary": "A run's status", "parameters": [_RUN_ID],

@@ -50,6 +50,7 @@ def problem_response(status: int, detail: str, headers: dict[str, str] | None = 
 # The status each retold error is answered with; subclasses first.
 _STATUS: list[tuple[type[retold.RetoldError], int]] = [
     (retold.RunNotFoundError, 404),
+    (retold.ScheduleNotFoundError, 404),
     (retold.NotRegisteredError, 404),
     (retold.InvalidArgumentsError, 422),
     (retold.PayloadError, 422),

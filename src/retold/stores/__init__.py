@@ -10,6 +10,7 @@ from ._plan import NewActivity as NewActivity
 from ._plan import NewRun as NewRun
 from ._plan import Plan as Plan
 from ._plan import RunState as RunState
+from ._plan import ScheduleRow as ScheduleRow
 from ._plan import TaskChange as TaskChange
 from ._plan import Tx as Tx
 from ._protocol import SUSPECT_LAPSES as SUSPECT_LAPSES
@@ -24,6 +25,6 @@ from ._registry import store_schemes as store_schemes
 
 __all__ = [
     "SUSPECT_LAPSES", "ActivityOutcome", "ActivityTask", "Hosting", "LiveWorker", "NewActivity", "NewRun", "Plan",
-    "PurgeReport", "RunRecord", "RunState", "RunWork", "StartRequest", "Store", "TaskChange", "Tx", "open_store",
-    "store_schemes",
+    "PurgeReport", "RunRecord", "RunState", "RunWork", "ScheduleRow", "StartRequest", "Store", "TaskChange", "Tx",
+    "open_store", "store_schemes",
 ]

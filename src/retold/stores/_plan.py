@@ -16,7 +16,8 @@ from ..history.failure import BlockedTask, Failure
 from ._protocol import RunRecord
 
 __all__ = [
-    "Close", "InboxItem", "NewActivity", "NewRun", "Plan", "RunState", "TaskChange", "TaskRetry", "TaskState",
+    "Close", "InboxItem", "NewActivity", "NewRun", "Plan", "RunState", "ScheduleRow", "TaskChange", "TaskRetry",
+    "TaskState",
     "Tx", "WorkflowEntry", "WorkflowTaskState", "renumber",
 ]
 
@@ -157,6 +158,21 @@ class NewRun:
 
 @final
 @dataclass(frozen=True, slots=True)
+class ScheduleRow:
+    """A schedule as a store keeps it: the engine's record (``body``, JSON) and when to look at it next.
+
+    ``due_at`` (store clock) is when a fire loop must next read it; None
+    when it is paused or will never fire again. The store reads nothing in
+    ``body``.
+    """
+
+    schedule_id: str
+    due_at: float | None
+    body: bytes
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class Close:
     """How a run closes."""
 
@@ -289,6 +305,30 @@ class Tx(Protocol):
 
     def take_overdue_tasks(self, limit: int) -> list[TaskState]:
         """Remove and return activity tasks past their deadline that nobody is running."""
+        ...
+
+    def schedule(self, schedule_id: str) -> ScheduleRow | None:
+        """A schedule, locked until the transaction ends (PostgreSQL), if it exists."""
+        ...
+
+    def schedules(self) -> list[ScheduleRow]:
+        """Every schedule, by id."""
+        ...
+
+    def due_schedules(self, limit: int) -> list[str]:
+        """Ids of up to ``limit`` schedules whose ``due_at`` has come (store clock), earliest first."""
+        ...
+
+    def next_schedule_due(self) -> float | None:
+        """The earliest ``due_at`` of any schedule, if one has one."""
+        ...
+
+    def put_schedule(self, row: ScheduleRow) -> None:
+        """Create or replace a schedule."""
+        ...
+
+    def delete_schedule(self, schedule_id: str) -> bool:
+        """Delete a schedule; return whether it existed."""
         ...
 
     def apply(self, plan: Plan) -> list[tuple[str, int, int]]:

@@ -207,6 +207,13 @@ def parent_closed(
     at once, as :func:`terminate` does (its own children follow their
     policies in turn); ``"abandon"`` leaves it running on its own (when it
     closes, its closed parent is not told).
+
+    The policy is read from the child's run record (``RunRecord.parent_close_policy``,
+    written when the child starts), not from the parent's history at its
+    close: the close then reads only the runs it changes (no scan of a long
+    history for ``ChildWorkflowStarted`` events), and a child that continued
+    as new keeps its policy, though its new run has no ``ChildWorkflowStarted``
+    in the parent's history.
     """
     if run is None or not run.open:
         return None

@@ -16,7 +16,7 @@ import orjson
 from ...errors import RunNotFoundError, StoreError
 from ...history import events as ev
 from .._pending import Hosting, LiveWorker, RunWork
-from .._plan import Tx, WorkflowEntry
+from .._plan import ScheduleRow, Tx, WorkflowEntry
 from .._protocol import SUSPECT_LAPSES, ActivityTask, RunRecord
 from .._purge import PurgeReport
 from . import _pending, _purge
@@ -71,6 +71,7 @@ class MemoryStore:
         self.inbox: dict[str, list[tuple[int, ev.Event]]] = {}
         self.workers: dict[str, tuple[str, int, str]] = {}  # worker id -> (host, pid, process_start)
         self.hosting: dict[str, tuple[Hosting, float]] = {}  # worker id -> (what it hosts, alive until)
+        self.schedules: dict[str, ScheduleRow] = {}
         self.next_task_id = 1
         self.next_inbox_id = 1
 

@@ -22,6 +22,7 @@ from .._plan import (
     NewRun,
     Plan,
     RunState,
+    ScheduleRow,
     TaskChange,
     TaskState,
     WorkflowEntry,
@@ -133,6 +134,27 @@ class MemoryTx:
         for _, run_id, seq in due:
             self._drop_timer(run_id, seq)
         return [(run_id, seq) for _, run_id, seq in due]
+
+    def schedule(self, schedule_id: str) -> ScheduleRow | None:
+        return self._s.schedules.get(schedule_id)
+
+    def schedules(self) -> list[ScheduleRow]:
+        return [self._s.schedules[k] for k in sorted(self._s.schedules)]
+
+    def due_schedules(self, limit: int) -> list[str]:
+        now = self.now()
+        due = sorted((row.due_at, row.schedule_id) for row in self._s.schedules.values()
+                     if row.due_at is not None and row.due_at <= now)
+        return [schedule_id for _, schedule_id in due[:limit]]
+
+    def next_schedule_due(self) -> float | None:
+        return min((row.due_at for row in self._s.schedules.values() if row.due_at is not None), default=None)
+
+    def put_schedule(self, row: ScheduleRow) -> None:
+        self.j.put(self._s.schedules, row.schedule_id, row)
+
+    def delete_schedule(self, schedule_id: str) -> bool:
+        return self.j.pop(self._s.schedules, schedule_id) is not None
 
     def take_overdue_tasks(self, limit: int) -> list[TaskState]:
         now = self.now()

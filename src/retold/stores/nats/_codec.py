@@ -20,14 +20,14 @@ import orjson
 from ...errors import StoreError
 from ...history import events as ev
 from ...history.failure import BlockedTask, Failure
-from .._plan import Close, NewActivity, NewRun, Plan, TaskChange, TaskRetry
+from .._plan import Close, NewActivity, NewRun, Plan, ScheduleRow, TaskChange, TaskRetry
 
 __all__ = ["FORMAT", "decode", "decode_batch", "encode", "encode_batch"]
 
 FORMAT = 1  # the version of this format, in every message
 
 _TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in (Plan, NewActivity, NewRun, Close, TaskChange,
-                                                                TaskRetry)}
+                                                                TaskRetry, ScheduleRow)}
 
 _TUPLE_FIELDS = {cls: {f.name for f in dataclasses.fields(cls) if isinstance(f.default, tuple)}
                  for cls in _TYPES.values()}

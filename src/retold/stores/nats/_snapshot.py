@@ -16,7 +16,7 @@ import orjson
 
 from ...errors import StoreError
 from .._pending import Hosting
-from .._plan import WorkflowEntry
+from .._plan import ScheduleRow, WorkflowEntry
 from ..memory import MemoryStore
 from ..memory._data import ActTask, Run, WfTask
 from ._codec import decode, encode
@@ -64,6 +64,7 @@ def dump(view: MemoryStore, seq: int, recent: dict[str, int]) -> bytes:
         "workers": view.workers,
         "hosting": {worker: [hosting.to_json().decode(), until] for worker, (hosting, until) in view.hosting.items()},
         "next_task_id": view.next_task_id, "next_inbox_id": view.next_inbox_id,
+        "schedules": [encode(row) for row in view.schedules.values()],
     }
     for table, _ in _ROWS:
         state[table] = [_row(row) for row in getattr(view, table).values()]
@@ -97,6 +98,8 @@ def load(view: MemoryStore, data: bytes) -> tuple[int, dict[str, int]]:
     view.hosting = {worker: (Hosting.from_json(hosting), until)
                     for worker, (hosting, until) in state["hosting"].items()}
     view.next_task_id, view.next_inbox_id = state["next_task_id"], state["next_inbox_id"]
+    rows: list[ScheduleRow] = [decode(row) for row in state.get("schedules", [])]  # none before schedules
+    view.schedules = {row.schedule_id: row for row in rows}
     return int(state["seq"]), dict(state["recent"])
 
 

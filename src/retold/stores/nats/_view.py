@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .._pending import Hosting
-from .._plan import Plan, RunState, TaskState, WorkflowEntry
+from .._plan import Plan, RunState, ScheduleRow, TaskState, WorkflowEntry
 from ..memory import MemoryStore
 from ..memory._data import Journal
 from ..memory._tx import MemoryTx
@@ -104,6 +104,24 @@ class Recorder:
 
     def take_overdue_tasks(self, limit: int) -> list[TaskState]:
         return self._note("take_overdue_tasks", limit, lambda: self._tx.take_overdue_tasks(limit))
+
+    def schedule(self, schedule_id: str) -> ScheduleRow | None:
+        return self._tx.schedule(schedule_id)
+
+    def schedules(self) -> list[ScheduleRow]:
+        return self._tx.schedules()
+
+    def due_schedules(self, limit: int) -> list[str]:
+        return self._tx.due_schedules(limit)
+
+    def next_schedule_due(self) -> float | None:
+        return self._tx.next_schedule_due()
+
+    def put_schedule(self, row: ScheduleRow) -> None:
+        self._note("put_schedule", row, lambda: self._tx.put_schedule(row))
+
+    def delete_schedule(self, schedule_id: str) -> bool:
+        return self._note("delete_schedule", schedule_id, lambda: self._tx.delete_schedule(schedule_id))
 
     def apply(self, plan: Plan) -> list[tuple[str, int, int]]:
         return self._note("apply", plan, lambda: self._tx.apply(plan))

@@ -128,9 +128,14 @@ def _search_attributes(conn: Connection) -> None:
     t.search_attributes.create(conn, checkfirst=True)
 
 
+def _add_schedules(conn: Connection) -> None:
+    """9 -> 10: the table of schedules."""
+    t.schedules.create(conn, checkfirst=True)
+
+
 UPGRADES: Mapping[int, Step] = {
     1: _add_workers, 2: _cluster_events, 3: _inbox_and_task_ids, 4: _index_closed_runs, 5: _task_failures,
-    6: _hosting_and_attempt_starts, 7: _stepping_marks, 8: _search_attributes,
+    6: _hosting_and_attempt_starts, 7: _stepping_marks, 8: _search_attributes, 9: _add_schedules,
 }
 """``UPGRADES[v]`` takes a database from schema version ``v`` to ``v + 1``."""
 

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 __all__ = ["SCHEMA_VERSION", "metadata"]
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 metadata = sa.MetaData()
 
@@ -174,4 +174,14 @@ workers = sa.Table(
     # when it counts as running unless it registers again (schema version 6).
     sa.Column("hosting", sa.LargeBinary, nullable=True),
     sa.Column("alive_until", sa.Float, nullable=True),
+)
+
+# Schedules (schema version 10): the engine's record of each as JSON in
+# ``body``; ``due_at`` is when a fire loop must next look at it (NULL:
+# paused or finished). The store decides nothing about them.
+schedules = sa.Table(
+    "retold_schedules", metadata,
+    sa.Column("schedule_id", sa.String(255), primary_key=True),
+    sa.Column("due_at", sa.Float, nullable=True, index=True),
+    sa.Column("body", sa.LargeBinary, nullable=False),
 )

@@ -18,7 +18,7 @@ from ...errors import ConflictError, LeaseLostError, StoreError
 from ...history import events as ev
 from ...history.attributes import merge
 from ...history.failure import BlockedTask, Failure
-from .._plan import InboxItem, NewRun, Plan, RunState, TaskState, WorkflowEntry, WorkflowTaskState
+from .._plan import InboxItem, NewRun, Plan, RunState, ScheduleRow, TaskState, WorkflowEntry, WorkflowTaskState
 from . import _schema as t
 from ._fast import Statement
 from ._pipeline import Pipeline
@@ -200,6 +200,42 @@ class SqlTx:
             if self._q.delete_overdue(conn, {"b_id": row.id, "b_now": now, "b_lease_now": lease_now}).rowcount:
                 taken.append(_task_state(row, None))
         return taken
+
+    # -- schedules -----------------------------------------------------------------
+
+    def schedule(self, schedule_id: str) -> ScheduleRow | None:
+        st = t.schedules
+        row = self._conn.execute(
+            sa.select(st.c.schedule_id, st.c.due_at, st.c.body).where(st.c.schedule_id == schedule_id)
+            .with_for_update()
+        ).first()
+        return None if row is None else ScheduleRow(row.schedule_id, row.due_at, bytes(row.body))
+
+    def schedules(self) -> list[ScheduleRow]:
+        st = t.schedules
+        rows = self._conn.execute(sa.select(st.c.schedule_id, st.c.due_at, st.c.body).order_by(st.c.schedule_id))
+        return [ScheduleRow(r.schedule_id, r.due_at, bytes(r.body)) for r in rows]
+
+    def due_schedules(self, limit: int) -> list[str]:
+        st = t.schedules
+        return list(self._conn.execute(
+            sa.select(st.c.schedule_id).where(st.c.due_at <= self.now()).order_by(st.c.due_at, st.c.schedule_id)
+            .limit(limit)
+        ).scalars())
+
+    def next_schedule_due(self) -> float | None:
+        due: float | None = self._conn.execute(sa.select(sa.func.min(t.schedules.c.due_at))).scalar()
+        return due
+
+    def put_schedule(self, row: ScheduleRow) -> None:
+        st = t.schedules
+        values = {"due_at": row.due_at, "body": row.body}
+        if not self._conn.execute(st.update().where(st.c.schedule_id == row.schedule_id).values(**values)).rowcount:
+            self._conn.execute(st.insert().values(schedule_id=row.schedule_id, **values))
+
+    def delete_schedule(self, schedule_id: str) -> bool:
+        st = t.schedules
+        return bool(self._conn.execute(st.delete().where(st.c.schedule_id == schedule_id)).rowcount)
 
     # -- writes --------------------------------------------------------------------
 

@@ -34,13 +34,15 @@ from __future__ import annotations
 
 import pytest
 
-from . import _runs, _search, _tasks
+from . import _runs, _schedules, _search, _tasks
 from ._common import ManualClock as ManualClock
 from ._common import StoreFactory as StoreFactory
 from ._runs import *  # noqa: F403 - the tests, for pytest to collect where they are imported
+from ._schedules import *  # noqa: F403
 from ._search import *  # noqa: F403
 from ._tasks import *  # noqa: F403
 
 pytestmark = pytest.mark.anyio
 
-__all__ = ["ManualClock", "StoreFactory", "pytestmark", *_runs.__all__, *_search.__all__, *_tasks.__all__]
+__all__ = ["ManualClock", "StoreFactory", "pytestmark", *_runs.__all__, *_schedules.__all__, *_search.__all__,
+           *_tasks.__all__]

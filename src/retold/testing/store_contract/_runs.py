@@ -20,6 +20,7 @@ from ...stores import NewActivity, NewRun, Plan, StartRequest, Store, TaskChange
 from ._common import ManualClock, StoreFactory, count_runs, history_types, names, schedule, start_run
 
 __all__ = [
+    "test_each_open_child_keeps_its_parent_close_policy_and_follows_it_at_the_close",
     "test_a_new_run_takes_over_a_closed_runs_id_once",
     "test_purge_takes_only_old_finished_runs",
     "test_signal_with_start_makes_one_run_with_every_signal",
@@ -551,3 +552,45 @@ async def test_time_limits_close_the_run_and_delay_its_first_task(store_factory:
         assert (await history_types(store, limited.run_id))[-1] == "WorkflowTimedOut"
         clock.now += 3600.0
         assert await runs.fire_timers(10) == 0  # its own timer and its execution timeout went with it
+
+
+async def test_each_open_child_keeps_its_parent_close_policy_and_follows_it_at_the_close(
+    store_factory: StoreFactory,
+) -> None:
+    async with store_factory(ManualClock()) as store:
+        runs = Runs(store)
+        parent = await start_run(store, "parent")
+        assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [parent]
+        policies = {"terminate": "terminate", "abandon": "abandon", "default": None}
+        await runs.commit_workflow_task(parent, "me", 1, [
+            ev.ChildWorkflowStarted(seq=2 + i, at=0, workflow="child", workflow_id=f"c-{name}",
+                                    run_id=f"run-c-{name}", input=b"[]", parent_close_policy=policy)
+            for i, (name, policy) in enumerate(policies.items())])
+        for name, policy in policies.items():
+            record = await store.get_run(f"c-{name}")
+            assert (record.parent_run_id, record.parent_close_policy) == (parent, policy)
+        # A child's continue-as-new keeps its policy: the new run is its parent's child.
+        assert sorted(await store.claim_workflow_tasks("me", ["child"], 10, 5.0)) == sorted(
+            f"run-c-{name}" for name in policies)
+        await runs.commit_workflow_task("run-c-abandon", "me", 1, [
+            ev.WorkflowContinuedAsNew(seq=2, at=0, new_run_id="run-c-abandon-2", input=b"[]")])
+        after = await store.get_run("c-abandon")
+        assert (after.run_id, after.parent_run_id, after.parent_close_policy) == (
+            "run-c-abandon-2", parent, "abandon")
+        await runs.terminate("parent", "done")  # a close from outside applies the same policies
+        assert (await store.get_run("c-terminate")).status == "terminated"
+        assert (await history_types(store, "run-c-terminate"))[-1] == "WorkflowTerminated"
+        assert (await store.get_run("c-abandon")).status == "running"
+        assert (await store.get_run("c-default")).status == "running"
+        # Only the default child was asked to cancel: its next step reads the request.
+        assert await store.claim_workflow_tasks("me", ["child"], 10, 5.0) == ["run-c-abandon-2"]
+        for run_id in ("run-c-abandon-2", "run-c-default"):
+            await runs.commit_workflow_task(run_id, "me", await _last_seq(store, run_id), [
+                ev.TimerStarted(seq=await _last_seq(store, run_id) + 1, at=0, duration=60.0)])
+        assert "CancelRequested" in await history_types(store, "run-c-default")
+        assert "CancelRequested" not in await history_types(store, "run-c-abandon-2")
+
+
+async def _last_seq(store: Store, run_id: str) -> int:
+    record, _ = await store.load(run_id, 0)
+    return record.last_seq

@@ -1,0 +1,406 @@
+"""Schedules: start a workflow on a cron expression or every interval, exactly once per fire time.
+
+A schedule is one store row (:class:`~retold.stores.ScheduleRow`): its
+definition and state as JSON, and when a fire loop must next look at it. A
+fire reads the row (locked), starts the runs it is due (each under the
+workflow id ``<schedule id>@<fire time>``, so a retried or concurrent fire of
+the same time finds the same run) and writes the row back, all in ONE store
+transaction: any number of engines fire each time once.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import hashlib
+import math
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, Literal, final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+from cronsim import CronSim, CronSimError
+
+from ..errors import ConfigurationError, ScheduleNotFoundError
+from ..history import events as ev
+from ..history.ids import check_id
+from ..stores import ScheduleRow, StartRequest, Store, Tx
+from ._runs import Runs
+
+__all__ = ["OVERLAP_POLICIES", "Schedule", "ScheduleDescription", "Schedules"]
+
+Overlap = Literal["skip", "buffer_one", "allow_all", "cancel_previous"]
+OVERLAP_POLICIES: tuple[str, ...] = ("skip", "buffer_one", "allow_all", "cancel_previous")
+_MIN_EVERY = 0.001  # seconds
+_MAX_CATCHUP = 10_000
+_MAX_SCAN = 100_000  # fire times looked at in one fire (a long downtime of a short interval)
+FAILPOINT_ENV = "RETOLD_SCHEDULE_FAILPOINT"
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigurationError(f"schedule time zone {name!r} is not a known IANA time zone "
+                                 f"(for example 'UTC' or 'Europe/Paris')") from exc
+
+
+def _seconds(value: timedelta | float | None, name: str, *, positive: bool) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if not math.isfinite(seconds) or seconds < 0 or (positive and seconds == 0):
+        raise ConfigurationError(f"schedule {name} must be {'positive' if positive else 'zero or more'}, "
+                                 f"got {value!r}")
+    return seconds
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When and how a schedule starts its workflow; checked when built (nothing is stored then).
+
+    Exactly one of ``cron`` (five fields, read in ``timezone``) and ``every``.
+    ``jitter``: each fire starts up to that long after its time (the delay is
+    derived from the schedule id and the fire time, so every engine agrees).
+    ``overlap``: what a fire does while the previous run is still open:
+    ``"skip"`` it, ``"buffer_one"`` (start it when that run closes; a later
+    fire replaces a buffered one), ``"allow_all"``, or ``"cancel_previous"``
+    (ask that run to cancel, then start). ``catchup_limit``: after downtime,
+    how many of the fire times that came meanwhile to start (the latest ones; at least 1).
+    ``every`` counts from ``start_at`` (default: when the schedule is created).
+    """
+
+    id: str
+    cron: str | None = None
+    every: timedelta | None = None
+    timezone: str = "UTC"
+    jitter: timedelta | None = None
+    overlap: Overlap = "skip"
+    catchup_limit: int = 1
+    start_at: datetime | None = None
+    paused: bool = False
+
+    def __post_init__(self) -> None:
+        check_id("schedule id", self.id)
+        if not self.id:
+            raise ConfigurationError("a schedule id must not be empty")
+        if "@" in self.id:
+            raise ConfigurationError(f"schedule id {self.id!r} must not contain '@' (it separates the fire time "
+                                     f"in the workflow ids of its runs)")
+        if (self.cron is None) == (self.every is None):
+            raise ConfigurationError(f"schedule {self.id!r} needs exactly one of cron= and every=")
+        zone = _zone(self.timezone)
+        if self.cron is not None:
+            try:
+                CronSim(self.cron, datetime.now(zone))
+            except CronSimError as exc:
+                raise ConfigurationError(f"schedule {self.id!r}: cron expression {self.cron!r} is not valid: "
+                                         f"{exc}") from exc
+        every = _seconds(self.every, "every", positive=True)
+        if every is not None and every < _MIN_EVERY:
+            raise ConfigurationError(f"schedule every must be at least {_MIN_EVERY} seconds, got {self.every!r}")
+        _seconds(self.jitter, "jitter", positive=False)
+        if self.overlap not in OVERLAP_POLICIES:
+            raise ConfigurationError(f"schedule overlap must be one of {', '.join(map(repr, OVERLAP_POLICIES))}, "
+                                     f"not {self.overlap!r}")
+        if not isinstance(self.catchup_limit, int) or not 1 <= self.catchup_limit <= _MAX_CATCHUP:
+            raise ConfigurationError(f"schedule catchup_limit must be an int from 1 to {_MAX_CATCHUP}, "
+                                     f"got {self.catchup_limit!r}")
+        if self.start_at is not None and self.start_at.tzinfo is None:
+            raise ConfigurationError("schedule start_at must be an aware datetime (with a time zone)")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ScheduleDescription:
+    """A schedule as stored: its definition, its state and its next fire times."""
+
+    id: str
+    workflow: str
+    cron: str | None
+    every: timedelta | None
+    timezone: str
+    jitter: timedelta | None
+    overlap: str
+    catchup_limit: int
+    paused: bool
+    next_fires: list[datetime]
+    last_fire: datetime | None
+    last_workflow_id: str | None
+    buffered: datetime | None
+    fires: int
+    skipped: int
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON object of it (times in ISO 8601, durations in seconds)."""
+        def iso(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+        return {
+            "id": self.id, "workflow": self.workflow, "cron": self.cron,
+            "every": None if self.every is None else self.every.total_seconds(),
+            "timezone": self.timezone, "jitter": None if self.jitter is None else self.jitter.total_seconds(),
+            "overlap": self.overlap, "catchup_limit": self.catchup_limit, "paused": self.paused,
+            "next_fires": [iso(t) for t in self.next_fires], "last_fire": iso(self.last_fire),
+            "last_workflow_id": self.last_workflow_id, "buffered": iso(self.buffered),
+            "fires": self.fires, "skipped": self.skipped,
+        }
+
+
+@dataclass(slots=True)
+class _State:
+    """A schedule's stored record (the body of its row)."""
+
+    id: str
+    workflow: str
+    input: bytes
+    input_hash: str
+    cron: str | None
+    every: float | None
+    timezone: str
+    jitter: float
+    overlap: str
+    catchup_limit: int
+    paused: bool
+    anchor: float  # ``every`` counts from here
+    next_fire: float | None
+    last_fire: float | None = None
+    last_workflow_id: str | None = None
+    buffered: float | None = None
+    fires: int = 0
+    skipped: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def dump(self) -> bytes:
+        data = {name: getattr(self, name) for name in self.__slots__ if name not in ("input", "extra")}
+        data["input"] = base64.b64encode(self.input).decode()
+        return orjson.dumps(data)
+
+    @classmethod
+    def load(cls, body: bytes) -> _State:
+        data = orjson.loads(body)
+        data["input"] = base64.b64decode(data["input"])
+        return cls(**data)
+
+    def after(self, at: float) -> float:
+        """The first fire time strictly after ``at``."""
+        if self.every is not None:
+            k = math.floor((at - self.anchor) / self.every) + 1
+            fire = self.anchor + max(k, 0) * self.every
+            return fire if fire > at else fire + self.every
+        assert self.cron is not None
+        start = datetime.fromtimestamp(at, ZoneInfo(self.timezone))
+        return next(iter(CronSim(self.cron, start))).timestamp()
+
+    def times(self, at: float) -> Iterator[float]:
+        """Fire times from ``next_fire`` on (``at``: where to start if there is none)."""
+        fire = self.next_fire if self.next_fire is not None else self.after(at)
+        while True:
+            yield fire
+            fire = self.after(fire)
+
+    def offset(self, fire: float) -> float:
+        """The jitter of the fire at ``fire``: the same in every process."""
+        if not self.jitter:
+            return 0.0
+        digest = hashlib.sha256(f"{self.id}@{fire!r}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 * self.jitter
+
+    def row(self, now: float) -> ScheduleRow:
+        due: float | None = None
+        if not self.paused:
+            if self.next_fire is not None:
+                due = self.next_fire + self.offset(self.next_fire)
+            if self.buffered is not None:
+                due = min(due if due is not None else math.inf, now)  # looked at every poll until it starts
+        return ScheduleRow(self.id, due, self.dump())
+
+    def describe(self, count: int, now: float) -> ScheduleDescription:
+        zone = ZoneInfo(self.timezone)
+
+        def when(at: float | None) -> datetime | None:
+            return None if at is None else datetime.fromtimestamp(at, zone)
+
+        fires: list[datetime] = []
+        if count > 0:
+            for at in self.times(now):
+                fires.append(datetime.fromtimestamp(at, zone))
+                if len(fires) >= count:
+                    break
+        return ScheduleDescription(
+            id=self.id, workflow=self.workflow, cron=self.cron,
+            every=None if self.every is None else timedelta(seconds=self.every), timezone=self.timezone,
+            jitter=timedelta(seconds=self.jitter) if self.jitter else None, overlap=self.overlap,
+            catchup_limit=self.catchup_limit, paused=self.paused, next_fires=fires, last_fire=when(self.last_fire),
+            last_workflow_id=self.last_workflow_id, buffered=when(self.buffered), fires=self.fires,
+            skipped=self.skipped,
+        )
+
+
+def fire_workflow_id(schedule_id: str, fire: float) -> str:
+    """The workflow id of a schedule's run for the fire at ``fire``: one run per schedule and fire time."""
+    stamp = datetime.fromtimestamp(fire, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return f"{schedule_id}@{stamp}"
+
+
+def _failpoint(point: str) -> None:
+    """Crash tests: SIGKILL this process at ``point`` of a fire if ``$RETOLD_SCHEDULE_FAILPOINT`` names it."""
+    if os.environ.get(FAILPOINT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Schedules:
+    """Create, change, read and fire schedules (each change one store transaction)."""
+
+    def __init__(self, store: Store, runs: Runs) -> None:
+        self.store, self.runs = store, runs
+
+    # -- writes from callers ------------------------------------------------------------
+
+    async def create(self, spec: Schedule, workflow: str, payload: bytes, digest: str) -> ScheduleDescription:
+        """Store a new schedule (ConfigurationError if its id is taken)."""
+        def create(tx: Tx) -> ScheduleDescription:
+            if tx.schedule(spec.id) is not None:
+                raise ConfigurationError(f"a schedule with id {spec.id!r} exists already: delete it first")
+            now = tx.now()
+            anchor = spec.start_at.timestamp() if spec.start_at is not None else now
+            state = _State(
+                id=spec.id, workflow=workflow, input=payload, input_hash=digest, cron=spec.cron,
+                every=None if spec.every is None else spec.every.total_seconds(), timezone=spec.timezone,
+                jitter=spec.jitter.total_seconds() if spec.jitter else 0.0, overlap=spec.overlap,
+                catchup_limit=spec.catchup_limit, paused=spec.paused, anchor=anchor, next_fire=None,
+            )
+            state.next_fire = state.after(now)
+            tx.put_schedule(state.row(now))
+            return state.describe(1, now)
+        return await self.store.transact(create, outside=True)
+
+    def _change(self, schedule_id: str, change: Any) -> Any:
+        def body(tx: Tx) -> Any:
+            row = tx.schedule(schedule_id)
+            if row is None:
+                raise ScheduleNotFoundError(schedule_id)
+            state = _State.load(row.body)
+            result = change(tx, state)
+            tx.put_schedule(state.row(tx.now()))
+            return result
+        return body
+
+    async def pause(self, schedule_id: str, paused: bool = True) -> None:
+        """Pause (or resume) a schedule. Resuming does not start the fires missed while paused
+        (beyond ``catchup_limit``: they count as missed fires, as after downtime)."""
+        def change(tx: Tx, state: _State) -> None:
+            state.paused = paused
+        await self.store.transact(self._change(schedule_id, change), outside=True)
+
+    async def trigger(self, schedule_id: str) -> str | None:
+        """Fire now, under the overlap policy; return the started run's workflow id (None: skipped or buffered)."""
+        def change(tx: Tx, state: _State) -> str | None:
+            return self._fire(tx, state, tx.now(), manual=True)
+        result: str | None = await self.store.transact(self._change(schedule_id, change), outside=True)
+        return result
+
+    async def delete(self, schedule_id: str) -> None:
+        """Delete a schedule (its runs go on)."""
+        def delete(tx: Tx) -> None:
+            if not tx.delete_schedule(schedule_id):
+                raise ScheduleNotFoundError(schedule_id)
+        await self.store.transact(delete, outside=True)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def describe(self, schedule_id: str, next_fires: int = 5) -> ScheduleDescription:
+        def read(tx: Tx) -> ScheduleDescription:
+            row = tx.schedule(schedule_id)
+            if row is None:
+                raise ScheduleNotFoundError(schedule_id)
+            return _State.load(row.body).describe(next_fires, tx.now())
+        return await self.store.transact(read, outside=True)
+
+    async def list(self, next_fires: int = 1) -> list[ScheduleDescription]:
+        def read(tx: Tx) -> list[ScheduleDescription]:
+            now = tx.now()
+            return [_State.load(row.body).describe(next_fires, now) for row in tx.schedules()]
+        return await self.store.transact(read, outside=True)
+
+    # -- the fire loop ---------------------------------------------------------------------
+
+    async def fire_due(self, limit: int) -> tuple[int, float | None]:
+        """Fire up to ``limit`` due schedules, one transaction each; return (runs started, next due time).
+
+        A schedule with a buffered fire stays due (``due_at`` in the past) until
+        the fire starts: the loop looks at it every poll interval.
+        """
+        ids = await self.store.transact(lambda tx: tx.due_schedules(limit))
+        started = 0
+        for schedule_id in ids:
+            started += await self.store.transact(partial(self.fire_in, schedule_id=schedule_id))
+        next_due: float | None = await self.store.transact(lambda tx: tx.next_schedule_due())
+        return started, next_due
+
+    def fire_in(self, tx: Tx, *, schedule_id: str) -> int:
+        """Fire schedule ``schedule_id`` if it is due (another engine may have fired it since it was listed)."""
+        row = tx.schedule(schedule_id)
+        now = tx.now()
+        if row is None or row.due_at is None or row.due_at > now:
+            return 0
+        state = _State.load(row.body)
+        started = 0
+        if state.buffered is not None and not self._open(tx, state):
+            fire, state.buffered = state.buffered, None
+            started += self._start(tx, state, fire)
+        due: collections.deque[float] = collections.deque(maxlen=state.catchup_limit)
+        missed = 0
+        for n, fire in enumerate(state.times(now)):
+            if fire > now or fire + state.offset(fire) > now or n >= _MAX_SCAN:
+                state.next_fire = fire if n < _MAX_SCAN else state.after(now)
+                break
+            if len(due) == due.maxlen:
+                missed += 1
+            due.append(fire)
+        state.skipped += missed
+        for fire in due:
+            if self._fire(tx, state, fire) is not None:
+                started += 1
+        _failpoint("before_commit")
+        tx.put_schedule(state.row(now))
+        return started
+
+    def _open(self, tx: Tx, state: _State) -> bool:
+        if state.last_workflow_id is None:
+            return False
+        run = tx.run(state.last_workflow_id)
+        return run is not None and run.open
+
+    def _fire(self, tx: Tx, state: _State, fire: float, *, manual: bool = False) -> str | None:
+        """One fire under the overlap policy; the started run's workflow id, or None."""
+        if self._open(tx, state):
+            if state.overlap == "skip":
+                state.skipped += 1
+                return None
+            if state.overlap == "buffer_one":
+                if state.buffered is not None:
+                    state.skipped += 1  # replaced by this later fire
+                state.buffered = fire
+                return None
+            if state.overlap == "cancel_previous":
+                assert state.last_workflow_id is not None
+                self.runs.input_in(tx, state.last_workflow_id,
+                                   ev.CancelRequested(seq=0, at=0.0, reason=f"schedule {state.id!r} fired again"))
+        self._start(tx, state, fire, manual=manual)
+        return state.last_workflow_id
+
+    def _start(self, tx: Tx, state: _State, fire: float, *, manual: bool = False) -> int:
+        workflow_id = fire_workflow_id(state.id, fire) + ("-manual" if manual else "")
+        request = StartRequest(workflow=state.workflow, workflow_id=workflow_id, input=state.input,
+                               input_hash=state.input_hash)
+        _, created = self.runs.start_in(tx, request)
+        state.last_fire, state.last_workflow_id = fire, workflow_id
+        state.fires += created
+        _failpoint("after_start")
+        return int(created)

@@ -1,0 +1,261 @@
+"""Schedules: fire times (cron in a time zone, every), overlap policies, catch-up, pause/resume/trigger/delete.
+
+The store's clock is a test clock moved by hand: a fire is due when the test
+says so, and the tests wait on what the fire loop writes (runs, counters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import anyio
+import pytest
+
+import retold
+from retold.engine._schedules import fire_workflow_id
+from tests.conftest import Clock, EngineFactory, store_for
+
+pytestmark = pytest.mark.anyio
+
+T0 = 1_000_000.0  # the Clock's start
+
+
+@retold.workflow(name="sched_hello")
+async def hello(name: str, n: int = 1) -> str:
+    return f"hello {name} x{n}"
+
+
+@retold.workflow(name="sched_gate", signals={"go": str})
+async def gate(name: str) -> str:
+    await retold.wait_signal("go", str)
+    return name
+
+
+async def until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """Wait until ``await check()`` is truthy; fail naming ``what`` after ``timeout`` seconds."""
+    with anyio.move_on_after(timeout):
+        while True:
+            value = await check()
+            if value:
+                return value
+            await anyio.sleep(0.02)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+async def runs_of(engine: retold.Engine, schedule_id: str) -> list[retold.RunDescription]:
+    return sorted(await engine.list_runs(id_prefix=f"{schedule_id}@"), key=lambda r: r.workflow_id)
+
+
+async def test_every_fires_once_per_fire_time_on_every_store(make_engine: EngineFactory, store_url: str) -> None:
+    clock = Clock()
+    async with make_engine([hello], store=store_for(store_url, clock=clock)) as engine:
+        handle = await engine.schedule(retold.Schedule("tick", every=timedelta(seconds=10)), hello, "ann", n=2)
+        described = await handle.describe(next_fires=3)
+        assert [t.timestamp() for t in described.next_fires] == [T0 + 10, T0 + 20, T0 + 30]
+        assert await runs_of(engine, "tick") == []
+        clock.now += 10
+        runs = await until(lambda: runs_of(engine, "tick"), "the first fire")
+        assert [r.workflow_id for r in runs] == [fire_workflow_id("tick", T0 + 10)]
+        assert await engine.get_handle(runs[0].workflow_id).result(timeout=30) == "hello ann x2"
+        clock.now += 10
+        runs = await until(lambda: _at_least(engine, "tick", 2), "the second fire")
+        assert [r.workflow_id for r in runs] == [fire_workflow_id("tick", T0 + 10), fire_workflow_id("tick", T0 + 20)]
+        described = await handle.describe(next_fires=1)
+        assert (described.fires, described.skipped) == (2, 0)
+        assert described.next_fires[0].timestamp() == T0 + 30
+        assert described.last_workflow_id == fire_workflow_id("tick", T0 + 20)
+
+
+async def _at_least(engine: retold.Engine, schedule_id: str, count: int) -> list[retold.RunDescription] | None:
+    runs = await runs_of(engine, schedule_id)
+    return runs if len(runs) >= count else None
+
+
+async def test_cron_fire_times_follow_the_time_zone_across_a_dst_change(make_engine: EngineFactory) -> None:
+    clock = Clock()
+    zone = ZoneInfo("America/New_York")
+    clock.now = datetime(2026, 3, 6, 12, tzinfo=zone).timestamp()
+    async with make_engine([hello], store=store_for("memory://", clock=clock)) as engine:
+        spec = retold.Schedule("nightly", cron="30 2 * * *", timezone="America/New_York")
+        handle = await engine.schedule(spec, hello, "ann")
+        fires = (await handle.describe(next_fires=4)).next_fires
+        # 2026-03-08 02:30 does not exist in New York (clocks jump from 02:00 to 03:00): that day fires at 03:00.
+        assert [f.isoformat() for f in fires] == [
+            "2026-03-07T02:30:00-05:00", "2026-03-08T03:00:00-04:00", "2026-03-09T02:30:00-04:00",
+            "2026-03-10T02:30:00-04:00",
+        ]
+        clock.now = fires[0].timestamp()
+        runs = await until(lambda: runs_of(engine, "nightly"), "the 02:30 fire")
+        assert [r.workflow_id for r in runs] == ["nightly@2026-03-07T07:30:00.000000Z"]
+
+
+async def test_catch_up_starts_only_the_latest_missed_fires(make_engine: EngineFactory) -> None:
+    clock = Clock()
+    async with make_engine([hello], store=store_for("memory://", clock=clock)) as engine:
+        handle = await engine.schedule(
+            retold.Schedule("catchup", every=timedelta(seconds=60), catchup_limit=3, overlap="allow_all"),
+            hello, "ann")
+        clock.now += 600  # ten fire times passed at once (downtime)
+        runs = await until(lambda: _at_least(engine, "catchup", 3), "the catch-up fires")
+        assert [r.workflow_id for r in runs] == [fire_workflow_id("catchup", T0 + 60 * k) for k in (8, 9, 10)]
+        described = await handle.describe()
+        assert (described.fires, described.skipped) == (3, 7)
+        assert described.next_fires[0].timestamp() == T0 + 660
+
+
+async def _fire_twice(engine: retold.Engine, clock: Clock, overlap: str) -> retold.ScheduleHandle:
+    handle = await engine.schedule(retold.Schedule(overlap, every=timedelta(seconds=10), overlap=overlap),  # type: ignore[arg-type]
+                                   gate, "g")
+    clock.now += 10
+    await until(lambda: runs_of(engine, overlap), "the first fire")
+    clock.now += 10
+    await until(lambda: _described(handle, lambda d: d.next_fires[0].timestamp() == T0 + 30), "the second fire")
+    return handle
+
+
+async def _described(handle: retold.ScheduleHandle, check: Callable[[retold.ScheduleDescription], bool]) -> bool:
+    return check(await handle.describe())
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_overlap_skip_starts_nothing_while_the_previous_run_is_open(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
+    clock = Clock()
+    async with make_engine([gate], store=store_for(store_url, clock=clock)) as engine:
+        handle = await _fire_twice(engine, clock, "skip")
+        described = await handle.describe()
+        assert (described.fires, described.skipped) == (1, 1)
+        assert len(await runs_of(engine, "skip")) == 1
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_overlap_buffer_one_starts_the_buffered_fire_when_the_previous_run_closes(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
+    clock = Clock()
+    async with make_engine([gate], store=store_for(store_url, clock=clock)) as engine:
+        handle = await _fire_twice(engine, clock, "buffer_one")
+        described = await handle.describe()
+        assert described.buffered is not None
+        assert described.buffered.timestamp() == T0 + 20
+        assert len(await runs_of(engine, "buffer_one")) == 1
+        first = fire_workflow_id("buffer_one", T0 + 10)
+        await engine.get_handle(first).signal("go", "now")
+        runs = await until(lambda: _at_least(engine, "buffer_one", 2), "the buffered fire")
+        assert [r.workflow_id for r in runs] == [first, fire_workflow_id("buffer_one", T0 + 20)]
+        described = await handle.describe()
+        assert (described.buffered, described.fires) == (None, 2)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_overlap_allow_all_starts_every_fire(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
+    clock = Clock()
+    async with make_engine([gate], store=store_for(store_url, clock=clock)) as engine:
+        await _fire_twice(engine, clock, "allow_all")
+        runs = await runs_of(engine, "allow_all")
+        assert [r.status for r in runs] == ["running", "running"]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_overlap_cancel_previous_cancels_the_open_run_and_starts(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
+    clock = Clock()
+    async with make_engine([gate], store=store_for(store_url, clock=clock)) as engine:
+        await _fire_twice(engine, clock, "cancel_previous")
+        first = engine.get_handle(fire_workflow_id("cancel_previous", T0 + 10))
+        with pytest.raises(retold.WorkflowCancelledError):
+            await first.result(timeout=30)
+        second = await engine.get_handle(fire_workflow_id("cancel_previous", T0 + 20)).describe()
+        assert second.status == "running"
+
+
+async def test_pause_resume_trigger_and_delete(make_engine: EngineFactory) -> None:
+    clock = Clock()
+    async with make_engine([hello], store=store_for("memory://", clock=clock)) as engine:
+        handle = await engine.schedule(retold.Schedule("ops", every=timedelta(seconds=10)), hello, "ann")
+        await handle.pause()
+        assert (await handle.describe()).paused
+        clock.now += 35  # three fire times pass while paused
+        workflow_id = await handle.trigger()  # a trigger fires even while paused
+        assert workflow_id == fire_workflow_id("ops", T0 + 35) + "-manual"
+        assert await engine.get_handle(workflow_id).result(timeout=30) == "hello ann x1"
+        assert [r.workflow_id for r in await runs_of(engine, "ops")] == [workflow_id]
+        await handle.resume()  # catchup_limit 1: only the latest missed fire (T0 + 30) starts
+        runs = await until(lambda: _at_least(engine, "ops", 2), "the fire after resume")
+        assert fire_workflow_id("ops", T0 + 30) in [r.workflow_id for r in runs]
+        described = await handle.describe()
+        assert (described.fires, described.skipped) == (2, 2)
+        assert [s.id for s in await engine.list_schedules()] == ["ops"]
+        await handle.delete()
+        assert await engine.list_schedules() == []
+        with pytest.raises(retold.ScheduleNotFoundError, match="no schedule with id 'ops'"):
+            await handle.describe()
+        with pytest.raises(retold.ScheduleNotFoundError):
+            await engine.get_schedule("ops").pause()
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"cron": "61 * * * *"}, "cron expression '61 \\* \\* \\* \\*' is not valid"),
+    ({"cron": "0 2 * * *", "timezone": "Mars/Olympus"}, "time zone 'Mars/Olympus' is not a known IANA time zone"),
+    ({}, "needs exactly one of cron= and every="),
+    ({"cron": "0 2 * * *", "every": timedelta(seconds=1)}, "needs exactly one of cron= and every="),
+    ({"every": timedelta(0)}, "every must be positive"),
+    ({"every": timedelta(seconds=1), "overlap": "sometimes"}, "overlap must be one of"),
+    ({"every": timedelta(seconds=1), "catchup_limit": 0}, "catchup_limit must be an int from 1 to 10000"),
+    ({"every": timedelta(microseconds=10)}, "every must be at least 0.001 seconds"),
+])
+async def test_bad_schedules_are_refused_and_nothing_is_written(
+    make_engine: EngineFactory, options: dict[str, Any], message: str,
+) -> None:
+    async with make_engine([hello]) as engine:
+        with pytest.raises(retold.ConfigurationError, match=message):
+            await engine.schedule(retold.Schedule("bad", **options), hello, "ann")
+        assert await engine.list_schedules() == []
+
+
+async def test_a_taken_id_or_bad_arguments_write_nothing(make_engine: EngineFactory) -> None:
+    async with make_engine([hello]) as engine:
+        with pytest.raises(retold.InvalidArgumentsError):
+            await engine.schedule(retold.Schedule("s", every=timedelta(seconds=5)), hello, 42)  # type: ignore[arg-type]
+        assert await engine.list_schedules() == []
+        await engine.schedule(retold.Schedule("s", every=timedelta(seconds=5)), hello, "ann")
+        with pytest.raises(retold.ConfigurationError, match="a schedule with id 's' exists already"):
+            await engine.schedule(retold.Schedule("s", cron="* * * * *"), hello, "bob")
+        assert [s.every for s in await engine.list_schedules()] == [timedelta(seconds=5)]
+
+
+async def test_jitter_delays_each_fire_by_an_amount_every_engine_agrees_on() -> None:
+    from retold.engine import Runs, Schedules
+    from retold.stores import Store
+
+    clock = Clock()
+    store: Store = store_for("memory://", clock=clock)
+    await store.open()
+    try:
+        schedules = Schedules(store, Runs(store))
+        spec = retold.Schedule("j", every=timedelta(seconds=100), jitter=timedelta(seconds=50))
+        await schedules.create(spec, "sched_hello", b'["ann"]', "h")
+        row = await store.transact(lambda tx: tx.schedule("j"))
+        assert row is not None
+        assert row.due_at is not None
+        assert T0 + 100 < row.due_at < T0 + 150  # the fire at T0 + 100, delayed by its jitter
+        clock.now = row.due_at - 0.001
+        assert (await schedules.fire_due(10))[0] == 0
+        clock.now = row.due_at
+        assert (await schedules.fire_due(10))[0] == 1
+        described = await schedules.describe("j")
+        assert described.last_workflow_id == fire_workflow_id("j", T0 + 100)  # named by the fire time itself
+        second = await store.transact(lambda tx: tx.schedule("j"))
+        assert second is not None
+        assert second.due_at is not None
+        assert T0 + 200 <= second.due_at < T0 + 250
+        assert second.due_at - (T0 + 200) != row.due_at - (T0 + 100)  # each fire has its own delay
+    finally:
+        await store.close()
