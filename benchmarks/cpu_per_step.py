@@ -9,7 +9,7 @@ The CPU is this process's (the engine's): a server's own (PostgreSQL's,
 nats-server's) is not counted. Each repetition gets a fresh store: a new
 SQLite file, a new PostgreSQL schema, a new NATS prefix.
 
-    python benchmarks/cpu_per_step.py [--units 500] [--repeat 3] [--json out.json]
+    python benchmarks/cpu_per_step.py [--units 500] [--repeat 3] [--json out.json] [--only W3]
         [--url sqlite|memory://|postgresql+psycopg://...|nats://...] (several --url: one after the other, alternated)
 """
 
@@ -112,12 +112,13 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--only", choices=("W1", "W3"), default=None, help="one of the two workloads")
     parser.add_argument("--url", action="append", default=None,
                         help="sqlite (default), memory://, a PostgreSQL URL or a NATS URL; repeat to compare")
     args = parser.parse_args()
     urls: list[str] = args.url or ["sqlite"]
     figures: dict[str, dict[str, dict[str, object]]] = {}
-    for kind in ("W3", "W1"):
+    for kind in (args.only,) if args.only else ("W3", "W1"):
         runs: dict[str, list[tuple[float, float]]] = {url: [] for url in urls}
         for _ in range(args.repeat):
             for url in urls:  # alternated, so that a busy moment of the machine hits every store alike

@@ -221,3 +221,38 @@ async def test_every_connection_dropped_at_once_as_by_a_server_restart(
                     await anyio.sleep(0.1)
     finally:
         admin.dispose()
+
+
+async def test_a_workflow_step_reads_in_one_statement_and_writes_in_a_pipeline(postgres_url: str) -> None:
+    """The step's reads (the run, its task, the server's clock) come back from one statement; its writes
+    are sent together on the driver's connection, and the step is committed whole."""
+    from retold.engine._machine import ActivityStep, ActivityTake, StartStep
+    from retold.history import events as ev
+    from retold.stores import ActivityOutcome
+
+    store = SqlStore(postgres_url)
+    await store.open()
+    try:
+        scheduled = ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={})
+        started = ev.WorkflowStarted(seq=1, at=0, workflow="wf", workflow_id="w-rt", input=b"[]")
+        take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
+        first = StartStep("r", started, [scheduled], take)
+        run, _ = await Runs(store).start(StartRequest("wf", "w-rt", b"[]", "h"), first)
+        [task] = take.taken
+        seen: list[str] = []
+        sa.event.listen(store._engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+        outcome = ActivityOutcome("completed", result=b"1")
+        step = ActivityStep(run.run_id, 2, outcome.event(seq=3, at=1.0, scheduled=2, attempt=1),
+                            [ev.WorkflowCompleted(seq=4, at=1.0, result=b"1")])
+        assert await Runs(store).finish_activity(task, "me", outcome, step)
+        assert (await store.get_run(run.run_id)).status == "completed"
+        _record, history = await store.load(run.run_id, 0)
+        assert [e.seq for e in history] == [1, 2, 3, 4]
+    finally:
+        await store.close()
+    # The step's writes went together on the driver (one pipeline), not one by one through SQLAlchemy.
+    assert not any(s.lstrip().startswith(("INSERT", "UPDATE", "DELETE")) for s in seen), seen
+    # No separate clock read, and no read of the task's row apart from its run's.
+    assert not any("clock_timestamp" in s and "retold_runs" not in s for s in seen), seen
+    assert not any("FROM retold_workflow_tasks" in s and "FOR UPDATE" in s and "retold_runs" not in s
+                   for s in seen), seen

@@ -58,6 +58,9 @@ class Dialect:
         """The database's clock inside a transaction (only with ``server_clock``)."""
         raise NotImplementedError
 
+    def saw_clock(self, server: float) -> None:
+        """A reading of :meth:`now` taken by another statement (only with ``server_clock``)."""
+
     def wall(self) -> float:
         """The database's clock outside a transaction, as best known."""
         raise NotImplementedError

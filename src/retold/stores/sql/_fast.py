@@ -41,7 +41,7 @@ class Rows(Protocol):
 class Statement:
     """A statement of the hot paths: direct on SQLite, through SQLAlchemy elsewhere."""
 
-    __slots__ = ("_defaults", "_keys", "_row", "_sql", "stmt")
+    __slots__ = ("_defaults", "_keys", "_pg", "_row", "_sql", "stmt")
 
     def __init__(self, stmt: sa.Executable, dialect: sa.Dialect | None) -> None:
         self.stmt = stmt
@@ -49,6 +49,7 @@ class Statement:
         self._keys: tuple[str, ...] = ()
         self._defaults: dict[str, Any] = {}
         self._row: Any = None
+        self._pg: dict[tuple[str, ...], tuple[str, dict[str, Any]]] | None = None
         if dialect is not None:
             compiled = stmt.compile(dialect=dialect)  # type: ignore[attr-defined]
             if any(bind.expanding for bind in compiled.binds.values()):
@@ -57,6 +58,23 @@ class Statement:
             self._keys = tuple(compiled.positiontup or ())
             # The values of literal parameters (``status == "running"``).
             self._defaults = {name: bind.value for name, bind in compiled.binds.items()}
+
+    def driver_sql(self, conn: Connection, keys: Iterable[str]) -> tuple[str, dict[str, Any]]:
+        """The statement compiled for ``conn``'s dialect (named parameters) and its literal values.
+
+        ``keys``: the parameters given (an insert names the columns it sets).
+        """
+        if self._pg is None:
+            self._pg = {}
+        key = tuple(sorted(keys))
+        found = self._pg.get(key)
+        if found is None:
+            compiled = self.stmt.compile(dialect=conn.dialect, column_keys=list(key))  # type: ignore[attr-defined]
+            if any(bind.expanding for bind in compiled.binds.values()):
+                raise TypeError(f"an expanding parameter cannot run directly: {compiled}")
+            found = self._pg[key] = (str(compiled), {name: value for name, value in compiled.params.items()
+                                                      if name not in key})
+        return found
 
     def _values(self, params: Mapping[str, Any]) -> list[Any]:
         defaults = self._defaults

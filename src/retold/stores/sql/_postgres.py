@@ -87,6 +87,10 @@ class PostgreSQL(Dialect):
         self._offset = server - time.time()
         return server
 
+    def saw_clock(self, server: float) -> None:
+        """A reading of the server's clock taken by another statement: refresh the estimate."""
+        self._offset = server - time.time()
+
     def wall(self) -> float:
         """The server's clock estimated from the local one and the last measured offset."""
         return time.time() + self._offset

@@ -50,6 +50,20 @@ class Statements:
             .select_from(t.runs.outerjoin(wt, wt.c.run_id == t.runs.c.run_id))
             .where(t.runs.c.run_id == _B("b_run_id"))
         )
+        # PostgreSQL: the run, its task and the server's clock in one round
+        # trip. The run's row is locked first (in its own subquery), then the
+        # task's, the order every other transaction takes them in.
+        self.run_task_clock: Statement | None = None
+        if direct is None:
+            run = sa.select(t.runs).where(t.runs.c.run_id == _B("b_run_id")).with_for_update().subquery("r")
+            task = (
+                sa.select(wt.c.lease_owner, wt.c.lease_expires, wt.c.attempts, wt.c.signals,
+                          wt.c.failure.label("task_failure"), wt.c.failed_by, wt.c.lapses)
+                .where(wt.c.run_id == run.c.run_id).with_for_update().lateral("w")
+            )
+            clock = sa.func.extract("epoch", sa.func.clock_timestamp()).cast(sa.Float(53)).label("clock_now")
+            self.run_task_clock = fast(
+                sa.select(run, task, clock).select_from(run.outerjoin(task, sa.true())))
         self.wft_of = fast(
             sa.select(wt.c.lease_owner, wt.c.lease_expires, wt.c.attempts, wt.c.signals, wt.c.failure, wt.c.failed_by,
                       wt.c.lapses)

@@ -113,6 +113,10 @@ class SqlStore(Leases):
         # that steps of the wall clock do not end or stretch them; with
         # PostgreSQL, the server's clock, shared by every machine.
         lease_source = lease_clock or clock
+        # Whether the clocks are the server's, read in the transaction (a
+        # read that brings the clock back along spares a round trip).
+        self._server_clock = clock is None and self._d.server_clock
+        self._server_lease_clock = self._server_clock and lease_source is None
         if lease_source is not None:
             self._lease_now: Callable[[Connection], float] = lambda _conn: lease_source()
         elif self._d.server_clock:
@@ -194,7 +198,12 @@ class SqlStore(Leases):
         On SQLite it joins a group commit; ``outside`` (a start, a signal, a
         cancel) takes at most all but one of PostgreSQL's connections.
         """
-        body: Callable[[Connection], _T] = lambda conn: fn(SqlTx(self, conn))  # noqa: E731
+        def body(conn: Connection) -> _T:
+            tx = SqlTx(self, conn)
+            result = fn(tx)
+            tx.send()  # PostgreSQL: the writes still queued, before COMMIT
+            return result
+
         if outside:
             return await self._run_outside(body)
         return await self._run(body)

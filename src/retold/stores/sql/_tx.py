@@ -20,6 +20,8 @@ from ...history.attributes import merge
 from ...history.failure import BlockedTask, Failure
 from .._plan import InboxItem, NewRun, Plan, RunState, ScheduleRow, TaskState, WorkflowEntry, WorkflowTaskState
 from . import _schema as t
+from ._fast import Statement
+from ._pipeline import Pipeline
 from ._records import row_to_run
 from ._statements import LEASE_HORIZON
 
@@ -35,25 +37,47 @@ WORKFLOW, ACTIVITY, CLOSED = "workflow", "activity", "closed"
 class SqlTx:
     """The reads and writes of one transaction on ``conn``."""
 
-    __slots__ = ("_conn", "_d", "_lease", "_now", "_owners", "_q", "_states", "_store")
+    __slots__ = ("_d", "_lease", "_now", "_owners", "_pipe", "_q", "_raw", "_states", "_store")
 
     def __init__(self, store: SqlStore, conn: Connection) -> None:
-        self._store, self._conn = store, conn
+        self._store, self._raw = store, conn
         self._q, self._d = store._q, store._d
         self._now: float | None = None
         self._lease: float | None = None
         self._owners: dict[str, str | None] = {}  # task holders read (and locked) in this transaction
         self._states: dict[str, RunState] = {}  # runs read in this transaction and not changed since
+        # PostgreSQL: writes queued, sent together (see _pipeline) before
+        # the next read, answer needed or COMMIT; None on SQLite.
+        self._pipe: Pipeline | None = None if self._q.run_task_clock is None else Pipeline(conn)
+
+    @property
+    def _conn(self) -> Connection:
+        """The connection, with the queued writes sent first: whatever runs on it sees them."""
+        if self._pipe is not None:
+            self._pipe.flush()
+        return self._raw
+
+    def send(self) -> None:
+        """Send the queued writes (before COMMIT)."""
+        if self._pipe is not None:
+            self._pipe.flush()
 
     def now(self) -> float:
         if self._now is None:
-            self._now = self._store._now(self._conn)
+            if self._store._server_clock:  # one reading serves both clocks
+                self._seen_clock(self._store._now(self._conn))
+            else:
+                self._now = self._store._now(self._conn)
+        assert self._now is not None
         return self._now
 
     def lease_now(self) -> float:
         """The lease clock (see SqlStore's ``lease_clock``)."""
         if self._lease is None:
-            self._lease = self._store._lease_now(self._conn)
+            if self._store._server_lease_clock and self._now is None:
+                self.now()
+            if self._lease is None:
+                self._lease = self._store._lease_now(self._conn)
         return self._lease
 
     def live(self, expires: float | None) -> bool:
@@ -101,11 +125,26 @@ class SqlTx:
         conn, q = self._conn, self._q
         if q.run_with_task is not None:  # SQLite: one statement (one writer: nothing to lock)
             return q.run_with_task(conn, {"b_run_id": run_id}).first()
-        row = q.run_locked(conn, {"b_run_id": run_id}).first()
-        if row is None:
-            return None
-        task = q.wft_of(conn, {"b_run_id": run_id}).first()
-        return _RunRow(row, task)
+        assert q.run_task_clock is not None
+        row = q.run_task_clock(conn, {"b_run_id": run_id}).first()
+        if row is not None:
+            self._seen_clock(row.clock_now)
+        return row
+
+    def _seen_clock(self, server_now: float) -> None:
+        """A reading of the server's clock that came with a read: it serves as this transaction's clocks.
+
+        Taken while the transaction runs, as a separate ``SELECT
+        clock_timestamp()`` would be, one round trip fewer.
+        """
+        store = self._store
+        if not store._server_clock:
+            return
+        store._d.saw_clock(server_now)
+        if self._now is None:
+            self._now = server_now
+        if self._lease is None and store._server_lease_clock:
+            self._lease = server_now
 
     def entry(self, workflow_id: str, idempotency_key: str | None = None) -> WorkflowEntry | None:
         row = None
@@ -201,14 +240,39 @@ class SqlTx:
     # -- writes --------------------------------------------------------------------
 
     def apply(self, plan: Plan) -> list[tuple[str, int, int]]:
-        conn, q = self._conn, self._q
+        leased = self._apply(plan)
+        pipe = self._pipe
+        if pipe is None:  # SQLite: statements ran as issued
+            return leased
+        for kind in sorted(self._d.pending_notifications(self._raw)):  # PostgreSQL sends them at COMMIT
+            pipe.add_sql("SELECT pg_notify(%(channel)s, %(kind)s)",
+                         {"channel": self._d.channel, "kind": kind})  # type: ignore[attr-defined]
+        if not any(isinstance(task_id, list) for _queue, task_id, _seq in leased):
+            return leased  # the writes go with the next read, answer needed or COMMIT
+        pipe.flush()
+        return [(queue, int(cursor[0].fetchone()[0]) if isinstance(cursor, list) else cursor, seq)
+                for queue, cursor, seq in leased]
+
+    def _write(self, stmt: Statement, params: dict[str, Any]) -> None:
+        """Execute a write whose answer is not needed: queued on PostgreSQL."""
+        if self._pipe is None:
+            stmt(self._raw, params)
+        else:
+            self._pipe.add(stmt, params)
+
+    def _sent(self) -> Connection:
+        """The connection, with queued writes sent first (before a read, or a statement through SQLAlchemy)."""
+        return self._conn
+
+    def _apply(self, plan: Plan) -> list[Any]:
+        q = self._q
         now = self.now()
         run_id = plan.run_id
         if plan.events or plan.inbox or plan.inbox_taken is not None or plan.close or plan.task or plan.runs:
             self._states.pop(run_id, None)  # read again if asked: it changes
         if plan.expect_owner is not None:
             holder = (self._owners[run_id] if run_id in self._owners
-                      else q.wft_owner(conn, {"b_run_id": run_id}).scalar())
+                      else q.wft_owner(self._conn, {"b_run_id": run_id}).scalar())
             if holder != plan.expect_owner:
                 raise LeaseLostError(run_id, plan.expect_owner, holder)
         for new in plan.runs:
@@ -219,69 +283,76 @@ class SqlTx:
                 raise StoreError(f"a plan for run {run_id} appends events without an expected last event number")
             last = plan.expect_seq + len(plan.events)
             # The conditional update is the fence: the run has not moved, and is open.
-            workflow_id = q.move_seq(conn, {"b_run_id": run_id, "b_expected": plan.expect_seq, "b_last": last}
-                                     ).scalar()
+            move = {"b_run_id": run_id, "b_expected": plan.expect_seq, "b_last": last}
+            if self._pipe is None:
+                workflow_id = q.move_seq(self._raw, move).scalar()
+            else:  # sent with the writes queued before it, answered at once
+                answer: list[Any] = []
+                self._pipe.add(q.move_seq, move, answer)
+                self._pipe.flush()
+                found = answer[0].fetchone()
+                workflow_id = None if found is None else found[0]
             if workflow_id is None:
                 raise ConflictError(run_id, plan.expect_seq)
             self._insert_events(run_id, plan.expect_seq + 1, plan.events, now, keep_first_at=plan.keep_first_at)
         for event in plan.inbox:
             type_name, meta, payload = ev.encode_event(event)
-            q.insert_inbox(conn, {"run_id": run_id, "type": type_name, "meta": meta, "payload": payload})
+            self._write(q.insert_inbox, {"run_id": run_id, "type": type_name, "meta": meta, "payload": payload})
         if plan.inbox_taken is not None:
-            q.delete_inbox(conn, {"b_run_id": run_id, "b_max": plan.inbox_taken})
-        leased: list[tuple[str, int, int]] = []
+            self._write(q.delete_inbox, {"b_run_id": run_id, "b_max": plan.inbox_taken})
+        leased: list[Any] = []
         if plan.activities:
             if workflow_id is None:
-                workflow_id = q.run_locked(conn, {"b_run_id": run_id}).first().workflow_id
+                workflow_id = q.run_locked(self._sent(), {"b_run_id": run_id}).first().workflow_id
             leased = self._insert_activities(run_id, workflow_id, plan, now)
         if plan.retry is not None:
             r = plan.retry
-            q.retry_task(conn, {"b_id": r.task_id, "b_attempt": r.attempt, "b_visible_at": r.visible_at,
+            self._write(q.retry_task, {"b_id": r.task_id, "b_attempt": r.attempt, "b_visible_at": r.visible_at,
                                 "b_failure": None if r.failure is None else orjson.dumps(r.failure.to_json())})
         if plan.stepping_task is not None:
             at = t.activity_tasks
-            conn.execute(at.update().where(at.c.id == plan.stepping_task).values(stepping=1))
+            self._sent().execute(at.update().where(at.c.id == plan.stepping_task).values(stepping=1))
         for task_id in plan.drop_tasks:
-            q.delete_task(conn, {"b_id": task_id})
+            self._write(q.delete_task, {"b_id": task_id})
         for seq in plan.drop_activities:
-            q.delete_activity(conn, {"b_run_id": run_id, "b_seq": seq})
+            self._write(q.delete_activity, {"b_run_id": run_id, "b_seq": seq})
         if plan.cancel_activities:
             at = t.activity_tasks
-            conn.execute(at.update().where(at.c.run_id == run_id, at.c.seq.in_(plan.cancel_activities))
+            self._sent().execute(at.update().where(at.c.run_id == run_id, at.c.seq.in_(plan.cancel_activities))
                          .values(cancel_requested=1, visible_at=sa.func.min(at.c.visible_at, now)
-                                 if conn.dialect.name == "sqlite" else sa.func.least(at.c.visible_at, now)))
+                                 if self._raw.dialect.name == "sqlite" else sa.func.least(at.c.visible_at, now)))
         for seq, fire_at in plan.timers:
-            q.insert_timer(conn, {"run_id": run_id, "seq": seq, "fire_at": fire_at})
+            self._write(q.insert_timer, {"run_id": run_id, "seq": seq, "fire_at": fire_at})
         for seq in plan.drop_timers:
-            q.delete_timer(conn, {"b_run_id": run_id, "b_seq": seq})
+            self._write(q.delete_timer, {"b_run_id": run_id, "b_seq": seq})
         if plan.search_attributes:
             self._upsert_attributes(run_id, plan.search_attributes)
         if plan.close is not None:
             c = plan.close
-            q.close_run(conn, {
+            self._write(q.close_run, {
                 "b_run_id": run_id, "b_status": c.status, "b_closed_at": now, "b_result": c.result,
                 "b_failure": None if c.failure is None else orjson.dumps(c.failure.to_json()),
                 "b_next_run_id": c.next_run_id,
             })
-            self._d.notify(conn, CLOSED)
-            q.delete_run_tasks(conn, {"b_run_id": run_id})
-            q.delete_run_timers(conn, {"b_run_id": run_id})
+            self._d.notify(self._raw, CLOSED)
+            self._write(q.delete_run_tasks, {"b_run_id": run_id})
+            self._write(q.delete_run_timers, {"b_run_id": run_id})
         if plan.task is not None:
             self._task(run_id, plan.task.kind, plan.task, now)
         return leased
 
     def _task(self, run_id: str, kind: str, change: Any, now: float) -> None:
-        conn, q = self._conn, self._q
+        q = self._q
         if kind == "wake":
             self._wake(run_id, now)
         elif kind == "done":
-            q.delete_wft(conn, {"b_run_id": run_id})
+            self._write(q.delete_wft, {"b_run_id": run_id})
             self._owners.pop(run_id, None)
         elif kind == "keep":
-            q.set_signals(conn, {"b_run_id": run_id, "b_signals": change.signals})
+            self._write(q.set_signals, {"b_run_id": run_id, "b_signals": change.signals})
         elif kind == "stepping":
             wt = t.workflow_tasks
-            conn.execute(wt.update().where(wt.c.run_id == run_id).values(stepping=1))
+            self._sent().execute(wt.update().where(wt.c.run_id == run_id).values(stepping=1))
         elif kind == "backoff":
             wt = t.workflow_tasks
             values: dict[str, Any] = {
@@ -291,19 +362,19 @@ class SqlTx:
             }
             if change.attempts is not None:
                 values["attempts"] = change.attempts
-            conn.execute(wt.update().where(wt.c.run_id == run_id).values(**values))
+            self._sent().execute(wt.update().where(wt.c.run_id == run_id).values(**values))
             self._owners[run_id] = None
         if change.add_signals:
-            q.add_signals(conn, {"b_run_id": run_id, "b_add": change.add_signals})
+            self._write(q.add_signals, {"b_run_id": run_id, "b_add": change.add_signals})
 
     def _wake(self, run_id: str, now: float) -> None:
         # One pending workflow task per run: an existing one (leased or not)
         # will see the new events, or fail its commit on the moved last_seq.
-        self._q.wake(self._conn, {
+        self._write(self._q.wake, {
             "run_id": run_id, "visible_at": now, "lease_owner": None, "lease_expires": None,
             "attempts": 0, "signals": 0, "failure": None, "failed_by": None, "lapses": 0, "stepping": 0,
         })
-        self._d.notify(self._conn, WORKFLOW)
+        self._d.notify(self._raw, WORKFLOW)
 
     def _insert_events(
         self, run_id: str, first_seq: int, items: list[ev.Event], now: float, *, keep_first_at: bool = False,
@@ -315,16 +386,20 @@ class SqlTx:
             type_name, meta, payload = ev.encode_event(event)
             rows.append({"run_id": run_id, "seq": first_seq + i, "type": type_name,
                          "at": event.at if keep_first_at and i == 0 else now, "meta": meta, "payload": payload})
-        if rows:
-            self._q.insert_events.many(self._conn, rows)
+        if rows and self._pipe is not None:
+            self._pipe.add_many(self._q.insert_events, rows)
+        elif rows:
+            self._q.insert_events.many(self._raw, rows)
 
     def _insert_activities(
         self, run_id: str, workflow_id: str, plan: Plan, now: float
-    ) -> list[tuple[str, int, int]]:
-        leased: list[tuple[str, int, int]] = []
+    ) -> list[Any]:
+        """Insert the plan's activity tasks; the leased ones as (queue, id, seq), the id a list
+        holding its cursor when the insert is queued (PostgreSQL)."""
+        leased: list[Any] = []
         notify = False
         for task in plan.activities:
-            task_id = self._q.insert_activity.insert(self._conn, {
+            params: dict[str, Any] = {
                 "run_id": run_id, "workflow_id": workflow_id, "seq": task.seq, "activity": task.activity,
                 "queue": task.queue, "input": task.input, "options": orjson.dumps(task.options), "attempt": 1,
                 "scheduled_at": now, "deadline": task.deadline, "visible_at": now,
@@ -332,18 +407,24 @@ class SqlTx:
                 "lease_expires": self.lease_now() + task.lease if task.owner is not None else None,
                 "last_failure": None, "started_at": now if task.owner is not None else None,
                 "lapses": 0, "deaths": 0, "stepping": 0, "cancel_requested": 0,
-            })
+            }
+            task_id: Any
+            if self._pipe is not None:
+                task_id = []
+                self._pipe.add(self._q.insert_activity, params, task_id)
+            else:
+                task_id = self._q.insert_activity.insert(self._raw, params)
             if task.owner is not None:
                 leased.append((task.queue, task_id, task.seq))
             else:
                 notify = True
         if notify:
-            self._d.notify(self._conn, ACTIVITY)
+            self._d.notify(self._raw, ACTIVITY)
         return leased
 
     def _upsert_attributes(self, run_id: str, changes: dict[str, str | None]) -> None:
         """Apply changes to a run's search attributes: its column and its rows in the index table."""
-        conn, sat = self._conn, t.search_attributes
+        conn, sat = self._sent(), t.search_attributes
         raw = conn.execute(sa.select(t.runs.c.search_attributes).where(t.runs.c.run_id == run_id)).scalar()
         merged = merge(orjson.loads(raw) if raw else None, changes)
         conn.execute(t.runs.update().where(t.runs.c.run_id == run_id)
@@ -354,7 +435,7 @@ class SqlTx:
             conn.execute(sat.insert(), added)
 
     def _create(self, new: NewRun, now: float) -> None:
-        conn, q = self._conn, self._q
+        conn, q = self._sent(), self._q
         if new.entry == "new":
             inserted = q.insert_workflow(conn, {
                 "workflow_id": new.workflow_id, "workflow": new.workflow, "input_hash": new.input_hash,
@@ -390,25 +471,6 @@ class SqlTx:
         self._insert_events(new.run_id, 1, new.events, now, keep_first_at=True)
         if new.wake:
             self._wake(new.run_id, now)
-
-
-class _RunRow:
-    """A run's row and its workflow task's (PostgreSQL reads and locks them apart)."""
-
-    __slots__ = ("attempts", "failed_by", "lapses", "lease_expires", "lease_owner", "row", "signals", "task_failure")
-
-    def __init__(self, row: Any, task: Any) -> None:
-        self.row = row
-        self.lease_owner = None if task is None else task.lease_owner
-        self.lease_expires = None if task is None else task.lease_expires
-        self.attempts = None if task is None else task.attempts
-        self.signals = None if task is None else task.signals
-        self.task_failure = None if task is None else task.failure
-        self.failed_by = None if task is None else task.failed_by
-        self.lapses = None if task is None else task.lapses
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.row, name)
 
 
 def _task_state(row: Any, owner: str | None) -> TaskState:
