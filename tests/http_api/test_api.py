@@ -194,7 +194,7 @@ def test_the_openapi_document_describes_every_route(server: Server) -> None:
         "/workflows", "/runs", "/purge", "/runs/{id}", "/runs/{id}/signals/{name}",
         "/runs/{id}/queries/{name}", "/runs/{id}/updates/{name}", "/runs/{id}/updates/{name}/{update_id}",
         "/runs/{id}/cancel", "/runs/{id}/terminate", "/runs/{id}/history",
-        "/runs/{id}/events",
+        "/runs/{id}/events", "/schedules", "/schedules/{id}", "/schedules/{id}/{action}",
         "/workflows/fails/runs", "/workflows/greet/runs", "/workflows/order/runs", "/workflows/ticker/runs",
     }
     # Each workflow's start operation types its arguments.
