@@ -33,9 +33,9 @@ def say(who: str, message: str) -> None:
 
 @retold.activity
 async def slow_quote(kind: str) -> int:
-    """A shipping quote that takes a second; says whether it was stopped or finished."""
+    """A shipping quote that takes 3 s; says whether it was stopped or finished."""
     try:
-        await anyio.sleep(1.0)
+        await anyio.sleep(3.0)
     except BaseException:
         say("activity", f"{kind}: stopped")
         raise
