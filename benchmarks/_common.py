@@ -9,6 +9,7 @@ the same helpers serve retold's process and the peer's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -16,10 +17,13 @@ import resource
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 Figures = dict[str, Any]
 """What one workload process reports: figure name -> number (or a note)."""
@@ -341,3 +345,19 @@ class SqlCounter:
     def per(self, units: int, unit: str) -> Figures:
         """The counts divided by ``units`` (steps, workflows)."""
         return {f"{name}_per_{unit}": value / units for name, value in self.counts.items()}
+
+
+@contextlib.contextmanager
+def postgres_schema(url: str, prefix: str) -> Iterator[str]:
+    """``url`` with a fresh schema of its own (``prefix_<random>``) as its search path; dropped afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield sa.make_url(url).update_query_dict(
+            {"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()

@@ -15,15 +15,15 @@ Prints one line per store and filter.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import anyio
-import sqlalchemy as sa
 
+from _common import postgres_schema
 from retold.engine import Runs
 from retold.stores import StartRequest, open_store
 
@@ -54,25 +54,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20_000)
     parser.add_argument("--postgres", help="also measure on this PostgreSQL (in a schema of its own)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         urls: dict[str, Any] = {"memory": "memory://", "sqlite": f"sqlite:///{Path(tmp) / 'list.db'}"}
-        schema = None
         if args.postgres:
-            schema = f"bench_list_{uuid.uuid4().hex[:8]}"
-            admin = sa.create_engine(args.postgres)
-            with admin.begin() as conn:
-                conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-            urls["postgres"] = sa.make_url(args.postgres).update_query_dict(
-                {"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-        try:
-            for name, url in urls.items():
-                for label, (count, ms) in anyio.run(measure, url, args.runs).items():
-                    print(f"{name:8} {args.runs} runs, filter {label}: {count} listed, {ms:.2f} ms per list",
-                          flush=True)
-        finally:
-            if schema is not None:
-                with admin.begin() as conn:
-                    conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+            urls["postgres"] = stack.enter_context(postgres_schema(args.postgres, "bench_list"))
+        for name, url in urls.items():
+            for label, (count, ms) in anyio.run(measure, url, args.runs).items():
+                print(f"{name:8} {args.runs} runs, filter {label}: {count} listed, {ms:.2f} ms per list",
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -19,14 +19,13 @@ import argparse
 import contextlib
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import anyio
-import sqlalchemy as sa
 
 import retold
+from _common import postgres_schema
 
 
 @retold.workflow
@@ -69,25 +68,14 @@ def main() -> None:
     parser.add_argument("--replay", action="store_true", help="validate by replay (no cached copy)")
     parser.add_argument("--postgres", help="also measure on this PostgreSQL (in a schema of its own)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         urls: dict[str, Any] = {"memory": "memory://", "sqlite": f"sqlite:///{Path(tmp) / 'updates.db'}"}
-        schema = None
         if args.postgres:
-            schema = f"bench_updates_{uuid.uuid4().hex[:8]}"
-            admin = sa.create_engine(args.postgres)
-            with admin.begin() as conn:
-                conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-            urls["postgres"] = sa.make_url(args.postgres).update_query_dict(
-                {"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-        try:
-            for name, url in urls.items():
-                got = anyio.run(measure, url, args.updates, args.replay)
-                print(f"{name:8} {args.updates} updates: {got['mean_ms']:.1f} ms each "
-                      f"(first 50: {got['first_50_ms']:.1f} ms, last 50: {got['last_50_ms']:.1f} ms)", flush=True)
-        finally:
-            if schema is not None:
-                with admin.begin() as conn:
-                    conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+            urls["postgres"] = stack.enter_context(postgres_schema(args.postgres, "bench_updates"))
+        for name, url in urls.items():
+            got = anyio.run(measure, url, args.updates, args.replay)
+            print(f"{name:8} {args.updates} updates: {got['mean_ms']:.1f} ms each "
+                  f"(first 50: {got['first_50_ms']:.1f} ms, last 50: {got['last_50_ms']:.1f} ms)", flush=True)
 
 
 if __name__ == "__main__":
