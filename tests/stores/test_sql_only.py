@@ -23,6 +23,8 @@ from retold.stores.sql import SqlStore
 from retold.stores.sql import _schema as t
 from retold.stores.sql._migrations import migrate, schema_version
 from tests.conftest import Clock
+from tests.stores import schema_v10 as v10
+from tests.stores.schema_v10 import as_version_10
 
 pytestmark = pytest.mark.anyio
 
@@ -73,6 +75,7 @@ async def test_a_failed_commit_leaves_no_row(sql_url: str) -> None:
 
 def as_version_5(store: SqlStore) -> None:
     """Take the tables back to schema version 5: workflow tasks keep no failure."""
+    as_version_10(store)
     with store._engine.begin() as conn:
         conn.exec_driver_sql("ALTER TABLE retold_workflow_tasks DROP COLUMN failure")
         conn.exec_driver_sql("ALTER TABLE retold_workflow_tasks DROP COLUMN failed_by")
@@ -147,6 +150,7 @@ async def test_a_version_7_database_turns_its_counted_deaths_into_suspicion(sql_
     async with opened(sql_url) as store:
         dead = await started(store, "held-by-a-dead-worker")
         fresh = await started(store, "untouched")
+        as_version_10(store)
         with store._engine.begin() as conn:  # as schema version 7 left them: deaths counted at every lapse
             for table, names in ((t.workflow_tasks, ("lapses", "stepping")),
                                  (t.activity_tasks, ("lapses", "deaths", "stepping"))):
@@ -178,6 +182,7 @@ async def test_a_version_7_databases_children_are_asked_to_cancel_and_new_childr
         assert await store.claim_workflow_tasks("me", ["wf"], 10, 60.0) == [parent]
         await runs.commit_workflow_task(parent, "me", 1, [ev.ChildWorkflowStarted(
             seq=2, at=0, workflow="child", workflow_id="old-child", run_id="run-old-child", input=b"[]")])
+        as_version_10(store)
         with store._engine.begin() as conn:  # as schema version 7 left it: no policies (nor later tables)
             for table in ("retold_search_attributes", "retold_schedules"):
                 conn.exec_driver_sql(f"DROP TABLE {table}")
@@ -207,6 +212,7 @@ async def test_a_version_7_databases_children_are_asked_to_cancel_and_new_childr
 async def test_a_version_8_database_keeps_its_runs_which_then_take_search_attributes(sql_url: str) -> None:
     async with opened(sql_url) as store:
         old = await started(store, "old-run")
+        as_version_10(store)
         with store._engine.begin() as conn:  # as schema version 8 left it: no attributes, no memos
             conn.exec_driver_sql("DROP TABLE retold_search_attributes")
             for name in ("search_attributes", "memo"):
@@ -255,10 +261,10 @@ async def test_a_version_2_database_keeps_its_events_when_upgraded(sql_url: str)
             # As schema version 2 made it: the events table had a rowid and a key index.
             old = sa.Table("retold_events", sa.MetaData(), *(
                 sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
-                for c in t.events.columns))
+                for c in v10.events.columns))
             with store._engine.begin() as conn:
-                rows = [dict(r._mapping) for r in conn.execute(sa.select(t.events))]
-                t.events.drop(conn)
+                rows = [dict(r._mapping) for r in conn.execute(sa.select(v10.events))]
+                v10.events.drop(conn)
                 old.create(conn)
                 conn.execute(old.insert(), rows)
         with store._engine.begin() as conn:
@@ -350,6 +356,7 @@ async def test_a_version_9_database_gains_the_schedules_table_and_keeps_its_runs
 
     async with opened(sql_url) as store:
         run_id = await started(store, "before-schedules")
+        as_version_10(store)
         with store._engine.begin() as conn:  # as schema version 9 left it: no schedules table
             t.schedules.drop(conn)
             conn.execute(t.meta.update().values(value="9"))
@@ -359,3 +366,139 @@ async def test_a_version_9_database_gains_the_schedules_table_and_keeps_its_runs
         assert (await store.get_run(run_id)).status == "running"  # the runs are still there
         await store.transact(lambda tx: tx.put_schedule(ScheduleRow("s", 1.0, b"{}")))
         assert await store.transact(lambda tx: tx.schedules()) == [ScheduleRow("s", 1.0, b"{}")]
+
+
+async def test_events_are_keyed_by_the_runs_integer_key_and_typed_by_a_code(sql_url: str) -> None:
+    async with opened(sql_url) as store:
+        run_id = await run_with_activity(store, "keyed")
+        with store._engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            assert inspector.get_pk_constraint("retold_events")["constrained_columns"] == ["rk", "seq"]
+            columns = {c["name"]: c["type"] for c in inspector.get_columns("retold_events")}
+            assert "run_id" not in columns
+            assert all(isinstance(columns[name], sa.Integer) for name in ("rk", "seq", "type"))
+            assert inspector.get_pk_constraint("retold_runs")["constrained_columns"] == ["rk"]
+            workflow_columns = {c["name"] for c in inspector.get_columns("retold_workflows")}
+            assert {"first_rk", "current_rk"} <= workflow_columns
+            assert not {"first_run_id", "current_run_id"} & workflow_columns
+            # The codes name the types, in a table of their own, for anyone reading the tables by hand.
+            rows = conn.execute(
+                sa.select(t.events.c.seq, t.event_types.c.name)
+                .join(t.event_types, t.event_types.c.code == t.events.c.type)
+                .join(t.runs, t.runs.c.rk == t.events.c.rk)
+                .where(t.runs.c.run_id == run_id).order_by(t.events.c.seq)).all()
+        assert rows == [(1, "WorkflowStarted"), (2, "ActivityScheduled")]
+
+
+def test_event_codes_are_fixed_and_cover_every_event_type() -> None:
+    assert set(t.EVENT_CODES) == set(ev.EVENT_TYPES)
+    assert len(set(t.EVENT_CODES.values())) == len(t.EVENT_CODES)
+    # Stored in every history: a code never changes its meaning.
+    assert (t.EVENT_CODES["WorkflowStarted"], t.EVENT_CODES["ActivityScheduled"],
+            t.EVENT_CODES["SearchAttributesUpserted"]) == (1, 2, 30)
+
+
+@retold.activity
+async def _noop(i: int) -> int:
+    return i
+
+
+@retold.workflow
+async def _three_steps(i: int) -> int:
+    a = await retold.execute(_noop, i)
+    b = await retold.execute(_noop, a + 1)
+    return await retold.execute(_noop, b + 1)
+
+
+def _used_bytes(path: Any) -> int:
+    """Bytes of SQLite's b-tree pages holding something (dbstat: page size less unused space)."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return int(conn.execute("SELECT sum(pgsize - unused) FROM dbstat").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def test_a_completed_three_activity_workflow_takes_under_850_bytes_of_sqlite_pages(tmp_path: Any) -> None:
+    """W7's workload at a smaller size: bytes used per completed workflow, net of an empty database.
+
+    Not a timing: what the rows of one workflow take in the file's b-trees
+    (free space in pages excluded, so the figure does not hinge on page
+    boundaries). W7 counts whole pages: about 1.15 times this.
+    """
+    n = 300
+    empty, full = tmp_path / "empty.db", tmp_path / "full.db"
+    for path, count_ in ((empty, 0), (full, n)):
+        async with retold.Engine(f"sqlite:///{path}", workflows=[_three_steps], activities=[_noop]) as engine:
+            async with anyio.create_task_group() as tg:
+                for i in range(count_):
+                    async def one(i: int = i) -> None:
+                        run = await engine.start(_three_steps.with_options(id=f"wf-{i}"), i)
+                        assert await run.result() == i + 2
+                    tg.start_soon(one)
+    per_workflow = (_used_bytes(full) - _used_bytes(empty)) / n
+    assert per_workflow < 850, per_workflow
+
+
+async def _complete(store: SqlStore, run_id: str, owner: str = "me") -> None:
+    """Finish a run whose activity (of queue ``q``) is the only thing it waits for."""
+    runs = Runs(store)
+    [task] = [task for task in await store.claim_activity_tasks(owner, "q", ["a"], 100, 60.0) if task.run_id == run_id]
+    assert await runs.finish_activity(task, owner, ActivityOutcome("completed", result=b"7"))
+    assert run_id in await store.claim_workflow_tasks(owner, ["wf"], 100, 60.0)
+    record, _ = await store.load(run_id, 0)
+    await runs.commit_workflow_task(run_id, owner, record.last_seq, [
+        ev.WorkflowCompleted(seq=record.last_seq + 1, at=0, result=b"7")])
+
+
+async def test_a_version_10_database_keeps_every_event_and_its_runs_carry_on(sql_url: str) -> None:
+    clock = Clock()
+    async with opened(sql_url, clock) as store:
+        runs = Runs(store)
+        done = await run_with_activity(store, "done")
+        await _complete(store, done)
+        waiting = await run_with_activity(store, "waiting")
+        keyed, _ = await runs.start(StartRequest("wf", "keyed", b"[1]", "h1", idempotency_key="k-1"))
+        await runs.signal("keyed", "go", b"1")
+        before = {run_id: await store.load(run_id, 0) for run_id in (done, waiting, keyed.run_id)}
+        assert [e.type for e in before[done][1]] == [
+            "WorkflowStarted", "ActivityScheduled", "ActivityCompleted", "WorkflowCompleted"]
+        as_version_10(store)
+        with store._engine.connect() as conn:  # what version 10 left: events keyed by run id strings
+            assert schema_version(conn) == 10
+            assert "run_id" in {c["name"] for c in sa.inspect(conn).get_columns("retold_events")}
+        await store.open()
+        with store._engine.connect() as conn:
+            assert schema_version(conn) == t.SCHEMA_VERSION == 11
+            tables = set(sa.inspect(conn).get_table_names())
+            assert not {name for name in tables if name.endswith("_v10")}
+            if store.dialect == "sqlite":
+                assert "WITHOUT ROWID" in conn.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE name = 'retold_events'").scalar_one()
+        for run_id, (record, history) in before.items():
+            assert await store.load(run_id, 0) == (record, history)
+            assert await store.load(run_id, 1, 1) == (record, history[1:2])
+        assert (await store.get_run("waiting")).run_id == waiting
+        assert [r.run_id for r in await store.list_runs(status="completed", workflow=None, limit=10, offset=0)] == [
+            done]
+        # The same idempotency key finds the old run; the workflow id is still taken.
+        again, created = await runs.start(StartRequest("wf", "other-id", b"[1]", "h1", idempotency_key="k-1"))
+        assert (again.run_id, created) == (keyed.run_id, False)
+        # The open run carries on where it was; a run started now gets a key of its own.
+        await _complete(store, waiting)
+        record, history = await store.load(waiting, 0)
+        assert record.status == "completed"
+        assert history[:2] == before[waiting][1][:2]
+        assert [e.seq for e in history] == [1, 2, 3, 4]
+        fresh = await run_with_activity(store, "fresh")
+        await _complete(store, fresh)
+        assert [e.type for e in (await store.load(fresh, 0))[1]] == [e.type for e in before[done][1]]
+        assert (await store.load(done, 0)) == before[done]
+        # Retention finds the old runs' events through the new key.
+        clock.now += 10
+        report = await store.purge(clock.now, statuses=["completed"])
+        assert (report.runs, report.events) == (3, 12)
+        assert count(store, t.events) == len((await store.load(keyed.run_id, 0))[1])
