@@ -122,7 +122,9 @@ def sql_histories(url: str) -> dict[str, list[ev.Event]]:
     with engine.connect() as conn:
         workflow_of: dict[str, str] = dict(conn.execute(sa.text("SELECT run_id, workflow_id FROM retold_runs")).all())
         rows = conn.execute(sa.text(
-            "SELECT run_id, seq, at, type, meta, payload FROM retold_events ORDER BY run_id, seq"))
+            "SELECT r.run_id, e.seq, e.at, c.name, e.meta, e.payload FROM retold_events e"
+            " JOIN retold_runs r ON r.rk = e.rk JOIN retold_event_types c ON c.code = e.type"
+            " ORDER BY r.run_id, e.seq"))
         for run_id, seq, at, type_, meta, payload in rows:
             histories[workflow_of[run_id]].append(ev.decode_event(seq, at, type_, bytes(meta),
                                                                   None if payload is None else bytes(payload)))

@@ -90,7 +90,9 @@ def read_snapshot(db: Path) -> Snapshot:
         }
         events: dict[str, list[EventRow]] = collections.defaultdict(list)
         for run_id, seq, type_, at, meta, payload in conn.execute(
-            "SELECT run_id, seq, type, at, meta, payload FROM retold_events ORDER BY run_id, seq"
+            "SELECT r.run_id, e.seq, c.name, e.at, e.meta, e.payload FROM retold_events e"
+            " JOIN retold_runs r ON r.rk = e.rk JOIN retold_event_types c ON c.code = e.type"
+            " ORDER BY r.run_id, e.seq"
         ):
             events[run_id].append((seq, type_, at, meta, payload))
         leftovers = {

@@ -30,11 +30,12 @@ DAY = 86_400.0
 # Every table of the schema, and the column that says whose its rows are: a
 # new table must be added here (and to retention) before this suite passes.
 OWNER = {
-    "retold_events": "run_id", "retold_runs": "run_id", "retold_workflow_tasks": "run_id",
+    "retold_events": "rk", "retold_runs": "run_id", "retold_workflow_tasks": "run_id",
     "retold_activity_tasks": "run_id", "retold_inbox": "run_id", "retold_timers": "run_id",
     "retold_workflows": "workflow_id", "retold_meta": None, "retold_workers": None,
     "retold_search_attributes": "run_id",
     "retold_schedules": None,  # a schedule outlives the runs it started
+    "retold_event_types": None,  # the names of the event codes
 }
 
 
@@ -49,13 +50,15 @@ def dump(store: SqlStore) -> dict[str, set[tuple[Any, ...]]]:
 def without(rows: dict[str, set[tuple[Any, ...]]], run_ids: set[str], workflow_ids: set[str]) -> dict[str, Any]:
     """``rows`` less those of the given runs and workflow ids."""
     out: dict[str, set[tuple[Any, ...]]] = {}
+    run_key = list(t.runs.columns.keys())
+    rks = {row[run_key.index("rk")] for row in rows["retold_runs"] if row[run_key.index("run_id")] in run_ids}
     for name, table_rows in rows.items():
         column = OWNER[name]
         if column is None:
             out[name] = table_rows
             continue
         index = list(t.metadata.tables[name].columns.keys()).index(column)
-        gone = run_ids if column == "run_id" else workflow_ids
+        gone = run_ids if column == "run_id" else rks if column == "rk" else workflow_ids
         out[name] = {row for row in table_rows if row[index] not in gone}
     return out
 

@@ -47,11 +47,24 @@ def _rebuild_sqlite_table(conn: Connection, table: sa.Table, old_name: str) -> N
     conn.exec_driver_sql(f"DROP TABLE {old_name}")
 
 
+# The events table from schema version 3 to 10 (version 11 keys it by the run's integer key).
+_EVENTS_V3 = sa.Table(
+    "retold_events", sa.MetaData(),
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("meta", sa.LargeBinary, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=True),
+    sqlite_with_rowid=False,
+)
+
+
 def _cluster_events(conn: Connection) -> None:
     """2 -> 3: on SQLite, the events table becomes ``WITHOUT ROWID`` (no second copy of its key)."""
     if conn.dialect.name != "sqlite":
         return  # PostgreSQL's table is unchanged
-    _rebuild_sqlite_table(conn, t.events, "retold_events_v2")
+    _rebuild_sqlite_table(conn, _EVENTS_V3, "retold_events_v2")
 
 
 def _inbox_and_task_ids(conn: Connection) -> None:
@@ -133,9 +146,73 @@ def _add_schedules(conn: Connection) -> None:
     t.schedules.create(conn, checkfirst=True)
 
 
+def _count(conn: Connection, table: str) -> int:
+    return int(conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())
+
+
+def _integer_run_keys(conn: Connection) -> None:
+    """10 -> 11: runs get an integer key (``rk``); events are keyed by it and typed by a code.
+
+    The workflow ids' rows name their first and current runs by key; only
+    ids with an idempotency key are in that key's index, and only children
+    in the parent index. Every row is copied into the new tables and
+    counted: if any run, event or workflow id would be left behind (an
+    event of no run, a type without a code), the upgrade fails and the
+    transaction leaves the database as it was. Keys are handed out in
+    order of creation.
+    """
+    sqlite = conn.dialect.name == "sqlite"
+    # Index names belong to the schema, not the table: the new tables take the same ones.
+    for index in ("ix_retold_runs_workflow_id", "ix_retold_runs_parent_run_id", "retold_runs_status",
+                  "retold_runs_closed"):
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
+    for name in ("retold_runs", "retold_workflows", "retold_events"):
+        conn.exec_driver_sql(f"ALTER TABLE {name} RENAME TO {name}_v10")
+        if not sqlite:  # PostgreSQL names a constraint's index after its table: free those names too
+            for suffix in ("pkey", "idempotency_key_key"):
+                conn.exec_driver_sql(f"ALTER INDEX IF EXISTS {name}_{suffix} RENAME TO {name}_v10_{suffix}")
+    for table in (t.runs, t.workflows, t.events, t.event_types):
+        table.create(conn, checkfirst=True)
+    _sync_event_types(conn)
+    columns = ", ".join(column.name for column in t.runs.columns if column.name != "rk")
+    conn.exec_driver_sql(
+        f"INSERT INTO retold_runs (rk, {columns}) SELECT ROW_NUMBER() OVER (ORDER BY created_at, run_id), "
+        f"{columns} FROM retold_runs_v10")
+    if not sqlite:  # the next run's key follows the copied ones
+        conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('retold_runs', 'rk'), "
+                             "COALESCE(MAX(rk), 0) + 1, false) FROM retold_runs")
+    conn.exec_driver_sql(
+        "INSERT INTO retold_events (rk, seq, type, at, meta, payload) "
+        "SELECT r.rk, e.seq, c.code, e.at, e.meta, e.payload FROM retold_events_v10 e "
+        "JOIN retold_runs r ON r.run_id = e.run_id JOIN retold_event_types c ON c.name = e.type "
+        "ORDER BY r.rk, e.seq")
+    conn.exec_driver_sql(
+        "INSERT INTO retold_workflows (workflow_id, workflow, input_hash, idempotency_key, first_rk, current_rk, "
+        "created_at) SELECT w.workflow_id, w.workflow, w.input_hash, w.idempotency_key, COALESCE(f.rk, c.rk), "
+        "c.rk, w.created_at FROM retold_workflows_v10 w JOIN retold_runs c ON c.run_id = w.current_run_id "
+        "LEFT JOIN retold_runs f ON f.run_id = w.first_run_id")
+    for name, what in (("retold_runs", "runs"), ("retold_events", "events"), ("retold_workflows", "workflow ids")):
+        old, new = _count(conn, f"{name}_v10"), _count(conn, name)
+        if old != new:
+            raise SchemaError(
+                f"upgrading to schema version 11 would keep {new} of {old} {what} (an event of a run that "
+                f"does not exist, an event type without a code, or a workflow id whose current run is gone): "
+                f"nothing was changed")
+        conn.exec_driver_sql(f"DROP TABLE {name}_v10")
+
+
+def _sync_event_types(conn: Connection) -> None:
+    """Write the names of the event codes the table lacks (a newer retold may add codes)."""
+    present = set(conn.execute(sa.select(t.event_types.c.code)).scalars())
+    missing = [{"code": code, "name": name} for name, code in t.EVENT_CODES.items() if code not in present]
+    if missing:
+        conn.execute(t.event_types.insert(), missing)
+
+
 UPGRADES: Mapping[int, Step] = {
     1: _add_workers, 2: _cluster_events, 3: _inbox_and_task_ids, 4: _index_closed_runs, 5: _task_failures,
     6: _hosting_and_attempt_starts, 7: _stepping_marks, 8: _search_attributes, 9: _add_schedules,
+    10: _integer_run_keys,
 }
 """``UPGRADES[v]`` takes a database from schema version ``v`` to ``v + 1``."""
 
@@ -163,12 +240,15 @@ def migrate(
     if not found:  # new (or a meta table without its row: nothing was ever committed)
         t.metadata.create_all(conn)
         conn.execute(t.meta.insert().values(key="schema_version", value=str(target)))
+        _sync_event_types(conn)
         return 0
     if found > target:
         raise SchemaError(
             f"{url} has schema version {found}, newer than this retold supports ({target}): upgrade retold"
         )
     if found == target:
+        if target == t.SCHEMA_VERSION:
+            _sync_event_types(conn)
         return found
     for version in range(found, target):
         step = upgrades.get(version)
@@ -176,4 +256,6 @@ def migrate(
             raise SchemaError(f"{url} has schema version {found} and retold has no upgrade from {version}")
         step(conn)
     conn.execute(t.meta.update().where(t.meta.c.key == "schema_version").values(value=str(target)))
+    if target == t.SCHEMA_VERSION:
+        _sync_event_types(conn)
     return found

@@ -20,12 +20,14 @@ if TYPE_CHECKING:
 
 __all__ = ["read_pending"]
 
-_COMMANDS = [cls.__name__ for cls in ev.COMMAND_TYPES]
+_COMMANDS = [t.EVENT_CODES[cls.__name__] for cls in ev.COMMAND_TYPES]
+_SIGNAL = t.EVENT_CODES[ev.SignalReceived.__name__]
 
 
 def read_pending(conn: Connection, store: SqlStore, run_id: str) -> RunWork:
     """What ``run_id`` waits for, read in one (read) transaction on ``conn``."""
-    if conn.execute(sa.select(t.runs.c.run_id).where(t.runs.c.run_id == run_id)).first() is None:
+    rk = conn.execute(sa.select(t.runs.c.rk).where(t.runs.c.run_id == run_id)).scalar()
+    if rk is None:
         raise RunNotFoundError(run_id)
     now, lease_now = store._now(conn), store._lease_now(conn)
 
@@ -51,11 +53,11 @@ def read_pending(conn: Connection, store: SqlStore, run_id: str) -> RunWork:
         .order_by(t.runs.c.parent_seq, t.runs.c.run_id)))
     # Signals in the history after the last command were recorded since the run's last step.
     last_command = conn.execute(sa.select(sa.func.max(e.c.seq)).where(
-        e.c.run_id == run_id, e.c.type.in_(_COMMANDS))).scalar() or 0
+        e.c.rk == rk, e.c.type.in_(_COMMANDS))).scalar() or 0
     signals = [
         SignalRow(str(orjson.loads(r.meta).get("name", "")), r.seq, r.at) for r in conn.execute(
             sa.select(e.c.seq, e.c.at, e.c.meta).where(
-                e.c.run_id == run_id, e.c.seq > last_command, e.c.type == ev.SignalReceived.__name__,
+                e.c.rk == rk, e.c.seq > last_command, e.c.type == _SIGNAL,
             ).order_by(e.c.seq))
     ]
     signals += [

@@ -55,7 +55,8 @@ _MIN_BATCH = 5
 _VACUUM_PAGES = 256  # pages handed back per incremental_vacuum (1 MiB of 4 KiB pages)
 
 _r = t.runs
-_COLUMNS = (_r.c.run_id, _r.c.workflow_id, _r.c.closed_at, _r.c.next_run_id, _r.c.parent_run_id, _r.c.created_at)
+_COLUMNS = (_r.c.run_id, _r.c.workflow_id, _r.c.closed_at, _r.c.next_run_id, _r.c.parent_run_id, _r.c.created_at,
+            _r.c.rk)
 
 
 @dataclass
@@ -80,7 +81,7 @@ class Pass:
             self.size = min(self.batch_size, self.size * 2)
 
 
-def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
+def _chunks(items: Sequence[Any]) -> Iterator[list[Any]]:
     for i in range(0, len(items), _CHUNK):
         yield list(items[i:i + _CHUNK])
 
@@ -172,11 +173,11 @@ def _group(conn: Connection, roots: Sequence[Any], seen: Collection[str]) -> tup
     return doomed, kept
 
 
-def _rows(conn: Connection, table: sa.Table, ids: Sequence[str], dry_run: bool) -> int:
-    """Delete (or, in a dry run, count) the rows of ``table`` that belong to runs ``ids``."""
+def _rows(conn: Connection, table: sa.Table, ids: Sequence[Any], dry_run: bool, *, key: str = "run_id") -> int:
+    """Delete (or, in a dry run, count) the rows of ``table`` that belong to runs ``ids`` (by ``key``)."""
     total = 0
     for chunk in _chunks(ids):
-        where = table.c.run_id.in_(chunk)
+        where = table.c[key].in_(chunk)
         if dry_run:
             total += int(conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one())
         else:
@@ -205,16 +206,18 @@ def _workflow_rows(conn: Connection, doomed: dict[str, Any], p: Pass) -> int:
         return count
     moved = [wid for wid in wids if left[wid]]
     for chunk in _chunks(moved):
-        firsts = conn.execute(sa.select(wf.c.workflow_id, wf.c.first_run_id).where(wf.c.workflow_id.in_(chunk)))
+        firsts = conn.execute(
+            sa.select(wf.c.workflow_id, _r.c.run_id).select_from(wf.outerjoin(_r, _r.c.rk == wf.c.first_rk))
+            .where(wf.c.workflow_id.in_(chunk)))
         for wid, first in firsts.all():
-            if first not in doomed:
+            if first is not None and first not in doomed:
                 continue
             # The head of what is left of the chain: the run no other run continued into.
             runs = left[wid]
             successors = {row.next_run_id for row in runs}
             heads = [row for row in runs if row.run_id not in successors] or runs
             head = min(heads, key=lambda row: (row.created_at, row.run_id))
-            conn.execute(wf.update().where(wf.c.workflow_id == wid).values(first_run_id=head.run_id))
+            conn.execute(wf.update().where(wf.c.workflow_id == wid).values(first_rk=head.rk))
     return count
 
 
@@ -244,7 +247,7 @@ def _batch(conn: Connection, p: Pass) -> PurgeReport:
     report = PurgeReport(
         runs=runs,
         workflow_ids=workflow_ids,
-        events=_rows(conn, t.events, ids, p.dry_run),
+        events=_rows(conn, t.events, sorted(row.rk for row in doomed.values()), p.dry_run, key="rk"),
         tasks=_rows(conn, t.workflow_tasks, ids, p.dry_run) + _rows(conn, t.activity_tasks, ids, p.dry_run),
         inbox=_rows(conn, t.inbox, ids, p.dry_run),
         timers=_rows(conn, t.timers, ids, p.dry_run),

@@ -69,7 +69,10 @@ class Statements:
                       wt.c.lapses)
             .where(wt.c.run_id == _B("b_run_id")).with_for_update()
         )
-        self.current_run = fast(sa.select(t.workflows.c.current_run_id).where(t.workflows.c.workflow_id == _B("b_id")))
+        wf, runs = t.workflows, t.runs
+        self.current_run = fast(
+            sa.select(runs.c.run_id).select_from(wf.join(runs, runs.c.rk == wf.c.current_rk))
+            .where(wf.c.workflow_id == _B("b_id")))
         self.insert_events = fast(t.events.insert())
         self.insert_run = fast(t.runs.insert())
         self.wake = fast(insert(wt).on_conflict_do_nothing(index_elements=["run_id"]))
@@ -78,7 +81,7 @@ class Statements:
             .where(t.runs.c.run_id == _B("b_run_id"), t.runs.c.last_seq == _B("b_expected"),
                    t.runs.c.status == "running")
             .values(last_seq=_B("b_last"))
-            .returning(t.runs.c.workflow_id)
+            .returning(t.runs.c.workflow_id, t.runs.c.rk)
         )
         self.wft_owner = fast(sa.select(wt.c.lease_owner).where(wt.c.run_id == _B("b_run_id")).with_for_update())
         ib = t.inbox
@@ -97,12 +100,12 @@ class Statements:
             signals=_B("b_signals"), attempts=0, failure=None, failed_by=None, lapses=0, stepping=0))
         self.events_after = fast(
             sa.select(t.events.c.seq, t.events.c.at, t.events.c.type, t.events.c.meta, t.events.c.payload)
-            .where(t.events.c.run_id == _B("b_run_id"), t.events.c.seq > _B("b_after"))
+            .where(t.events.c.rk == _B("b_rk"), t.events.c.seq > _B("b_after"))
             .order_by(t.events.c.seq)
         )
         self.events_page = fast(
             sa.select(t.events.c.seq, t.events.c.at, t.events.c.type, t.events.c.meta, t.events.c.payload)
-            .where(t.events.c.run_id == _B("b_run_id"), t.events.c.seq > _B("b_after"))
+            .where(t.events.c.rk == _B("b_rk"), t.events.c.seq > _B("b_after"))
             .order_by(t.events.c.seq).limit(_B("b_limit"))
         )
         self.insert_activity = fast(at.insert())
@@ -115,8 +118,17 @@ class Statements:
         self.delete_activity = fast(at.delete().where(at.c.run_id == _B("b_run_id"), at.c.seq == _B("b_seq")))
         self.delete_overdue = fast(at.delete().where(
             at.c.id == _B("b_id"), at.c.deadline <= _B("b_now"), lease_free(at)))
-        self.workflow_by_id = fast(sa.select(t.workflows).where(t.workflows.c.workflow_id == _B("b_id")))
-        self.workflow_by_key = fast(sa.select(t.workflows).where(t.workflows.c.idempotency_key == _B("b_key")))
+        # A workflow id's row with its first and current runs' ids (it holds their keys).
+        first, current = runs.alias("f"), runs.alias("c")
+        entry = (
+            sa.select(wf.c.workflow_id, wf.c.workflow, wf.c.input_hash, wf.c.idempotency_key,
+                      sa.func.coalesce(first.c.run_id, current.c.run_id).label("first_run_id"),
+                      current.c.run_id.label("current_run_id"))
+            .select_from(wf.join(current, current.c.rk == wf.c.current_rk)
+                         .outerjoin(first, first.c.rk == wf.c.first_rk))
+        )
+        self.workflow_by_id = fast(entry.where(wf.c.workflow_id == _B("b_id")))
+        self.workflow_by_key = fast(entry.where(wf.c.idempotency_key == _B("b_key")))
         self.close_run = fast(t.runs.update().where(t.runs.c.run_id == _B("b_run_id")).values(
             status=_B("b_status"), closed_at=_B("b_closed_at"), result=_B("b_result"),
             failure=_B("b_failure"), next_run_id=_B("b_next_run_id")))

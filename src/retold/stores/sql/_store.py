@@ -229,16 +229,17 @@ class SqlStore(Leases):
         if row is None:
             raise RunNotFoundError(run_id)
         if limit is None:
-            rows = self._q.events_after(conn, {"b_run_id": run_id, "b_after": after_seq}).all()
+            rows = self._q.events_after(conn, {"b_rk": row.rk, "b_after": after_seq}).all()
         else:
-            rows = self._q.events_page(conn, {"b_run_id": run_id, "b_after": after_seq,
+            rows = self._q.events_page(conn, {"b_rk": row.rk, "b_after": after_seq,
                                               "b_limit": max(limit, 0)}).all()
         task = self._q.wft_attempts(conn, {"b_run_id": run_id}).first()
         record = row_to_run(row)
         if task is not None:
             record = replace(record, task_attempts=task.attempts or 0, task_lapses=task.lapses or 0,
                              task_failure=_failure(record, task.failure))
-        return record, [ev.decode_event(*r) for r in rows]
+        names = t.EVENT_NAMES
+        return record, [ev.decode_event(seq, at, names[code], meta, payload) for seq, at, code, meta, payload in rows]
 
     async def next_wakeup(self) -> float | None:
         """The earliest time a timer, a task or a retry is due."""

@@ -278,6 +278,7 @@ class SqlTx:
         for new in plan.runs:
             self._create(new, now)
         workflow_id: str | None = None
+        rk: int | None = None
         if plan.events:
             if plan.expect_seq is None:
                 raise StoreError(f"a plan for run {run_id} appends events without an expected last event number")
@@ -285,16 +286,16 @@ class SqlTx:
             # The conditional update is the fence: the run has not moved, and is open.
             move = {"b_run_id": run_id, "b_expected": plan.expect_seq, "b_last": last}
             if self._pipe is None:
-                workflow_id = q.move_seq(self._raw, move).scalar()
+                found = q.move_seq(self._raw, move).first()
             else:  # sent with the writes queued before it, answered at once
                 answer: list[Any] = []
                 self._pipe.add(q.move_seq, move, answer)
                 self._pipe.flush()
                 found = answer[0].fetchone()
-                workflow_id = None if found is None else found[0]
-            if workflow_id is None:
+            if found is None:
                 raise ConflictError(run_id, plan.expect_seq)
-            self._insert_events(run_id, plan.expect_seq + 1, plan.events, now, keep_first_at=plan.keep_first_at)
+            workflow_id, rk = found[0], found[1]
+            self._insert_events(run_id, rk, plan.expect_seq + 1, plan.events, now, keep_first_at=plan.keep_first_at)
         for event in plan.inbox:
             type_name, meta, payload = ev.encode_event(event)
             self._write(q.insert_inbox, {"run_id": run_id, "type": type_name, "meta": meta, "payload": payload})
@@ -377,14 +378,16 @@ class SqlTx:
         self._d.notify(self._raw, WORKFLOW)
 
     def _insert_events(
-        self, run_id: str, first_seq: int, items: list[ev.Event], now: float, *, keep_first_at: bool = False,
+        self, run_id: str, rk: int, first_seq: int, items: list[ev.Event], now: float, *, keep_first_at: bool = False,
     ) -> None:
+        """Insert a run's events, keyed by its integer key ``rk``."""
         rows = []
+        codes = t.EVENT_CODES
         for i, event in enumerate(items):
             if event.seq != first_seq + i:
                 raise StoreError(f"event {event.type} of run {run_id} numbered {event.seq}, expected {first_seq + i}")
             type_name, meta, payload = ev.encode_event(event)
-            rows.append({"run_id": run_id, "seq": first_seq + i, "type": type_name,
+            rows.append({"rk": rk, "seq": first_seq + i, "type": codes[type_name],
                          "at": event.at if keep_first_at and i == 0 else now, "meta": meta, "payload": payload})
         if rows and self._pipe is not None:
             self._pipe.add_many(self._q.insert_events, rows)
@@ -436,27 +439,8 @@ class SqlTx:
 
     def _create(self, new: NewRun, now: float) -> None:
         conn, q = self._sent(), self._q
-        if new.entry == "new":
-            inserted = q.insert_workflow(conn, {
-                "workflow_id": new.workflow_id, "workflow": new.workflow, "input_hash": new.input_hash,
-                "idempotency_key": new.idempotency_key, "first_run_id": new.run_id,
-                "current_run_id": new.run_id, "created_at": now,
-            }).first()
-            if inserted is None:  # taken meanwhile (PostgreSQL: a concurrent start)
-                raise ConflictError(new.run_id, 0)
-        elif new.entry == "reuse":
-            # Fenced on the current run: of two starts that follow the same closed run, one wins.
-            done = conn.execute(
-                t.workflows.update()
-                .where(t.workflows.c.workflow_id == new.workflow_id, t.workflows.c.current_run_id == new.replaces)
-                .values(workflow=new.workflow, input_hash=new.input_hash, idempotency_key=new.idempotency_key,
-                        first_run_id=new.run_id, current_run_id=new.run_id))
-            if done.rowcount != 1:
-                raise ConflictError(new.run_id, 0)
-        else:
-            conn.execute(t.workflows.update().where(t.workflows.c.workflow_id == new.workflow_id)
-                         .values(current_run_id=new.run_id))
-        q.insert_run(conn, {
+        # The run first: the workflow id's row names it by its key.
+        rk = q.insert_run.insert(conn, {
             "run_id": new.run_id, "workflow_id": new.workflow_id, "workflow": new.workflow, "status": "running",
             "created_at": now, "closed_at": None, "last_seq": len(new.events), "result": None, "failure": None,
             "parent_run_id": new.parent_run_id, "parent_seq": new.parent_seq, "next_run_id": None,
@@ -464,11 +448,30 @@ class SqlTx:
             "search_attributes": orjson.dumps(new.search_attributes) if new.search_attributes else None,
             "memo": None if new.memo is None else orjson.dumps(new.memo),
         })
+        wf = t.workflows
+        if new.entry == "new":
+            inserted = q.insert_workflow(conn, {
+                "workflow_id": new.workflow_id, "workflow": new.workflow, "input_hash": new.input_hash,
+                "idempotency_key": new.idempotency_key, "first_rk": rk, "current_rk": rk, "created_at": now,
+            }).first()
+            if inserted is None:  # taken meanwhile (PostgreSQL: a concurrent start)
+                raise ConflictError(new.run_id, 0)
+        elif new.entry == "reuse":
+            # Fenced on the current run: of two starts that follow the same closed run, one wins.
+            replaces = sa.select(t.runs.c.rk).where(t.runs.c.run_id == new.replaces).scalar_subquery()
+            done = conn.execute(
+                wf.update().where(wf.c.workflow_id == new.workflow_id, wf.c.current_rk == replaces)
+                .values(workflow=new.workflow, input_hash=new.input_hash, idempotency_key=new.idempotency_key,
+                        first_rk=rk, current_rk=rk))
+            if done.rowcount != 1:
+                raise ConflictError(new.run_id, 0)
+        else:
+            conn.execute(wf.update().where(wf.c.workflow_id == new.workflow_id).values(current_rk=rk))
         if new.search_attributes:
             conn.execute(t.search_attributes.insert(), [
                 {"run_id": new.run_id, "name": name, "value": value}
                 for name, value in sorted(new.search_attributes.items())])
-        self._insert_events(new.run_id, 1, new.events, now, keep_first_at=True)
+        self._insert_events(new.run_id, rk, 1, new.events, now, keep_first_at=True)
         if new.wake:
             self._wake(new.run_id, now)
 
