@@ -22,6 +22,7 @@ from retold.stores.sql import SqlStore
 from retold.stores.sql import _schema as t
 from retold.stores.sql._migrations import schema_version
 from tests.conftest import Clock
+from tests.stores.schema_v10 import as_version_10
 
 pytestmark = pytest.mark.anyio
 
@@ -132,6 +133,7 @@ async def test_a_version_6_database_gains_the_hosting_columns(tmp_path: pytest.T
     await store.open()
     try:
         await store.register_worker("old", "h", 1, "1")
+        as_version_10(store)
         with store._engine.begin() as conn:  # as schema version 6 left it
             conn.exec_driver_sql("ALTER TABLE retold_workers DROP COLUMN hosting")
             conn.exec_driver_sql("ALTER TABLE retold_workers DROP COLUMN alive_until")

@@ -139,8 +139,27 @@ class Statements:
         self.retry_task = fast(at.update().where(at.c.id == _B("b_id")).values(
             attempt=_B("b_attempt"), visible_at=_B("b_visible_at"), lease_owner=None, lease_expires=None,
             last_failure=_B("b_failure"), started_at=None, stepping=0, lapses=0))
-        # RETURNING says whether the row went in (psycopg reports no rowcount for it).
-        self.insert_workflow = fast(insert(t.workflows).on_conflict_do_nothing().returning(t.workflows.c.workflow_id))
+        # The key the next run takes. SQLite hands out max + 1 as the rowid
+        # would (its writers are serialised); PostgreSQL takes it from the
+        # key's sequence before the run is inserted.
+        next_key: Any = (
+            sa.select(sa.func.coalesce(sa.func.max(runs.c.rk), 0) + 1).scalar_subquery() if direct is not None
+            else sa.func.nextval(sa.func.pg_get_serial_sequence("retold_runs", "rk")))
+        self.next_rk = fast(sa.select(next_key))
+        # A new workflow id's row, naming the run about to be inserted by its
+        # key (taken here, once), before anything else is written: if the id
+        # is taken meanwhile (PostgreSQL: a concurrent start), nothing is.
+        # RETURNING says whether the row went in (psycopg reports no rowcount
+        # for it) and gives the key.
+        key = sa.select(next_key.label("rk")).subquery("k")
+        self.insert_workflow = fast(
+            insert(wf).from_select(
+                ["workflow_id", "workflow", "input_hash", "idempotency_key", "first_rk", "current_rk", "created_at"],
+                sa.select(_B("b_workflow_id", type_=sa.String), _B("b_workflow", type_=sa.String),
+                          _B("b_input_hash", type_=sa.String), _B("b_idempotency_key", type_=sa.String),
+                          key.c.rk, key.c.rk, _B("b_created_at", type_=sa.Float))
+                .select_from(key).where(sa.true()))  # SQLite: an upsert's SELECT needs a WHERE
+            .on_conflict_do_nothing().returning(wf.c.current_rk))
         self.claim_workflows = (
             sa.select(wt.c.run_id, wt.c.lease_owner, wt.c.stepping, wt.c.lapses)
             .join(t.runs, t.runs.c.run_id == wt.c.run_id)

@@ -439,24 +439,18 @@ class SqlTx:
 
     def _create(self, new: NewRun, now: float) -> None:
         conn, q = self._sent(), self._q
-        # The run first: the workflow id's row names it by its key.
-        rk = q.insert_run.insert(conn, {
-            "run_id": new.run_id, "workflow_id": new.workflow_id, "workflow": new.workflow, "status": "running",
-            "created_at": now, "closed_at": None, "last_seq": len(new.events), "result": None, "failure": None,
-            "parent_run_id": new.parent_run_id, "parent_seq": new.parent_seq, "next_run_id": None,
-            "parent_close_policy": new.parent_close_policy,
-            "search_attributes": orjson.dumps(new.search_attributes) if new.search_attributes else None,
-            "memo": None if new.memo is None else orjson.dumps(new.memo),
-        })
         wf = t.workflows
+        # The workflow id's row first, naming the new run by the key it will
+        # have: a start that finds the id taken meanwhile writes nothing.
         if new.entry == "new":
-            inserted = q.insert_workflow(conn, {
-                "workflow_id": new.workflow_id, "workflow": new.workflow, "input_hash": new.input_hash,
-                "idempotency_key": new.idempotency_key, "first_rk": rk, "current_rk": rk, "created_at": now,
-            }).first()
-            if inserted is None:  # taken meanwhile (PostgreSQL: a concurrent start)
+            rk = q.insert_workflow(conn, {
+                "b_workflow_id": new.workflow_id, "b_workflow": new.workflow, "b_input_hash": new.input_hash,
+                "b_idempotency_key": new.idempotency_key, "b_created_at": now,
+            }).scalar()
+            if rk is None:  # taken meanwhile (PostgreSQL: a concurrent start)
                 raise ConflictError(new.run_id, 0)
         elif new.entry == "reuse":
+            rk = q.next_rk(conn).scalar()
             # Fenced on the current run: of two starts that follow the same closed run, one wins.
             replaces = sa.select(t.runs.c.rk).where(t.runs.c.run_id == new.replaces).scalar_subquery()
             done = conn.execute(
@@ -465,7 +459,22 @@ class SqlTx:
                         first_rk=rk, current_rk=rk))
             if done.rowcount != 1:
                 raise ConflictError(new.run_id, 0)
+        else:  # "current": the run continues the id's current one (continue-as-new), it takes the next key
+            rk = None
+        row = {
+            "rk": rk, "run_id": new.run_id, "workflow_id": new.workflow_id, "workflow": new.workflow,
+            "status": "running",
+            "created_at": now, "closed_at": None, "last_seq": len(new.events), "result": None, "failure": None,
+            "parent_run_id": new.parent_run_id, "parent_seq": new.parent_seq, "next_run_id": None,
+            "parent_close_policy": new.parent_close_policy,
+            "search_attributes": orjson.dumps(new.search_attributes) if new.search_attributes else None,
+            "memo": None if new.memo is None else orjson.dumps(new.memo),
+        }
+        if rk is not None:
+            q.insert_run(conn, row)
         else:
+            del row["rk"]
+            rk = q.insert_run.insert(conn, row)
             conn.execute(wf.update().where(wf.c.workflow_id == new.workflow_id).values(current_rk=rk))
         if new.search_attributes:
             conn.execute(t.search_attributes.insert(), [
