@@ -147,7 +147,8 @@ def _add_schedules(conn: Connection) -> None:
 
 
 def _count(conn: Connection, table: str) -> int:
-    return int(conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())
+    """Rows of ``table`` (a name of this module's, never input)."""
+    return int(conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())  # noqa: S608
 
 
 def _integer_run_keys(conn: Connection) -> None:
@@ -175,8 +176,8 @@ def _integer_run_keys(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
     _sync_event_types(conn)
     columns = ", ".join(column.name for column in t.runs.columns if column.name != "rk")
-    conn.exec_driver_sql(
-        f"INSERT INTO retold_runs (rk, {columns}) SELECT ROW_NUMBER() OVER (ORDER BY created_at, run_id), "
+    conn.exec_driver_sql(  # the schema's own column names
+        f"INSERT INTO retold_runs (rk, {columns}) SELECT ROW_NUMBER() OVER (ORDER BY created_at, run_id), "  # noqa: S608
         f"{columns} FROM retold_runs_v10")
     if not sqlite:  # the next run's key follows the copied ones
         conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('retold_runs', 'rk'), "
