@@ -78,6 +78,7 @@ class SQLite(Dialect):
         _install_pragmas(engine, busy_ms, begin="BEGIN IMMEDIATE", wait=busy_timeout)
         super().__init__(url, engine, concurrency=1)
         self._reader: sa.Engine | None = None
+        self.shares_reads = memory
         if not memory:  # a private in-memory database has one connection: reads share it
             self._reader = sa.create_engine(
                 file_url, poolclass=QueuePool, pool_size=_READERS, max_overflow=0, pool_reset_on_return=None,

@@ -11,15 +11,19 @@ the disk. Driver errors become :class:`~retold.StoreError` here, in one place.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..._wake import loop_poster, set_all
 from ...errors import StoreError
 from ._dialect import Dialect
 
@@ -37,7 +41,7 @@ def _locked(exc: StoreError) -> bool:
 class _Queued:
     """A transaction body waiting for a group commit, and then its outcome."""
 
-    __slots__ = ("args", "error", "fn", "result", "taken")
+    __slots__ = ("args", "done", "error", "fn", "post", "result", "taken")
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self.fn = fn
@@ -45,6 +49,88 @@ class _Queued:
         self.taken = False
         self.result: Any = None
         self.error: Exception | None = None
+        self.done = anyio.Event()
+        self.post = loop_poster()
+
+
+class _WriterThread:
+    """SQLite's writer: one thread that runs every queued durable transaction, in group commits.
+
+    Callers queue a body and wait on an event; the thread takes everything
+    queued, runs it in one transaction (``run_batch``) and wakes each
+    caller's loop once per batch. No anyio thread pool or limiter on the way:
+    a step costs two thread wake-ups (the writer's, the loop's) and nothing more.
+    ``lock`` is the writer connection's: anything else run on that connection
+    (lease-only transactions, the in-memory database's reads, vacuums) takes it.
+    """
+
+    def __init__(self, run_batch: Callable[[list[_Queued]], None]) -> None:
+        self._run_batch = run_batch
+        self._queue: deque[_Queued] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self.lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def submit(self, item: _Queued) -> None:
+        with self._cond:
+            self._queue.append(item)  # while stopping too: the thread runs everything queued before it ends
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="retold-sqlite-writer", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def withdraw(self, item: _Queued) -> bool:
+        """Take back an item no batch has taken yet; whether it was still queued."""
+        with self._cond:
+            if item.taken:
+                return False
+            self._queue.remove(item)
+            return True
+
+    def stop(self) -> None:
+        """Run what is queued, then end the thread (blocking: call it from a worker thread)."""
+        with self._cond:
+            self._stopping = True
+            thread = self._thread
+            self._cond.notify()
+        if thread is not None:
+            thread.join()
+        with self._cond:  # a store used again after close() starts a new thread
+            self._stopping = False
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if not self._queue:
+                    self._thread = None  # stopping, and nothing left: a later submit starts a new one
+                    return
+                batch = list(self._queue)
+                self._queue.clear()
+                for item in batch:
+                    item.taken = True
+            try:
+                with self.lock:
+                    self._run_batch(batch)
+            except BaseException as exc:  # noqa: BLE001 - never leave a caller waiting
+                for item in batch:
+                    if item.error is None and item.result is None:
+                        item.error = StoreError(f"the SQLite writer failed: {exc!r}")
+            _wake(batch)
+
+
+def _wake(batch: list[_Queued]) -> None:
+    """Wake each item's caller: one callback per event loop."""
+    by_loop: dict[int, tuple[Callable[[Callable[[], object]], object], list[anyio.Event]]] = {}
+    for item in batch:
+        entry = by_loop.setdefault(id(item.post), (item.post, []))
+        entry[1].append(item.done)
+    for post, events in by_loop.values():
+        with contextlib.suppress(RuntimeError):  # that loop has ended: nobody waits there any more
+            post(partial(set_all, events))
+
 
 class Writer:
     """Runs transaction bodies ``fn(conn, *args)`` on a :class:`~._dialect.Dialect`'s connections."""
@@ -63,32 +149,36 @@ class Writer:
         # every step of the runs they feed.
         self._outside: anyio.CapacityLimiter | None = (
             None if self._group_commit or pool_size < 2 else anyio.CapacityLimiter(pool_size - 1))
-        self._queue: list[_Queued] = []
-        self._queue_lock = threading.Lock()
+        self._writer = _WriterThread(self._drain) if self._group_commit else None
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
-        if not self._group_commit:
+        writer = self._writer
+        if writer is None:
             return await anyio.to_thread.run_sync(self._tx, fn, *args, limiter=self._d.limiter)
-        # Group commit: queue the work, then take a turn at the writer. The
-        # first turn takes everything queued so far and runs it in one
-        # transaction, each piece in a savepoint of its own: one fsync for
-        # many runs' steps. A piece's outcome is known only after COMMIT.
+        # Group commit: queue the work for the writer thread, which takes
+        # everything queued so far and runs it in one transaction, each piece
+        # in a savepoint of its own: one fsync for many runs' steps. A
+        # piece's outcome is known only after COMMIT.
         item = _Queued(fn, args)
-        with self._queue_lock:
-            self._queue.append(item)
+        writer.submit(item)
         try:
-            async with self._d.limiter:  # our turn at the writer
-                if not item.taken:  # else an earlier turn already ran it: no thread hop
-                    await anyio.to_thread.run_sync(self._drain)
+            await item.done.wait()
         except BaseException:
-            with self._queue_lock:
-                if not item.taken:  # cancelled before any turn took it: it never runs
-                    self._queue.remove(item)
+            if not writer.withdraw(item):  # taken: it runs; wait for it to end, then give up
+                with anyio.CancelScope(shield=True):
+                    await item.done.wait()
             raise
         if item.error is not None:
             raise item.error
         result: _T = item.result
         return result
+
+    def _on_writer_connection(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn`` (in a worker thread) while no batch uses SQLite's writer connection."""
+        if self._writer is None:
+            return fn(*args)
+        with self._writer.lock:
+            return fn(*args)
 
     async def _run_outside(self, fn: Callable[..., _T], *args: Any) -> _T:
         """A durable transaction asked for from outside the engine (start, signal, cancel)."""
@@ -97,13 +187,8 @@ class Writer:
         async with self._outside:
             return await self._run(fn, *args)
 
-    def _drain(self) -> None:
-        with self._queue_lock:
-            batch, self._queue = self._queue, []
-            for item in batch:
-                item.taken = True
-        if not batch:
-            return  # an earlier turn ran ours
+    def _drain(self, batch: list[_Queued]) -> None:
+        """Run a batch of queued bodies on the writer thread: alone, or in one transaction with savepoints."""
         if len(batch) == 1:
             item = batch[0]
             try:
@@ -150,6 +235,9 @@ class Writer:
         On a SQLite file it never takes the write lock, so a long read (a
         big history) stalls no writer, here or in another process.
         """
+        if self._d.shares_reads:  # an in-memory database: reads use the writer's connection
+            return await anyio.to_thread.run_sync(
+                self._on_writer_connection, self._tx_in, self._d.begin_read, fn, *args, limiter=self._d.read_limiter)
         return await anyio.to_thread.run_sync(
             self._tx_in, self._d.begin_read, fn, *args, limiter=self._d.read_limiter
         )
@@ -164,7 +252,8 @@ class Writer:
         """
         for attempt in range(3):
             try:
-                return await anyio.to_thread.run_sync(self._tx_lease_only, fn, *args, limiter=self._d.limiter)
+                return await anyio.to_thread.run_sync(
+                    self._on_writer_connection, self._tx_lease_only, fn, *args, limiter=self._d.limiter)
             except StoreError as exc:
                 # Another process held SQLite's write lock past the busy
                 # timeout: nothing was written, and moving a lease is safe to retry.
