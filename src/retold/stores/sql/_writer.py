@@ -11,13 +11,14 @@ the disk. Driver errors become :class:`~retold.StoreError` here, in one place.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 import sqlalchemy as sa
@@ -26,10 +27,15 @@ from sqlalchemy.engine import Connection
 from ..._wake import loop_poster, set_all
 from ...errors import StoreError
 from ._dialect import Dialect
+from ._sqlite import NOWAIT, locked
 
 __all__ = ["Writer"]
 
 _T = TypeVar("_T")
+_LOCKED = object()  # an inline transaction found the file locked by another process: nothing ran
+# Transactions (pieces of group commits) between two WAL checkpoints: about
+# SQLite's own default of 1000 pages, a step writing a few pages.
+_CHECKPOINT_EVERY = 100
 
 
 def _locked(exc: StoreError) -> bool:
@@ -64,20 +70,45 @@ class _WriterThread:
     (lease-only transactions, the in-memory database's reads, vacuums) takes it.
     """
 
-    def __init__(self, run_batch: Callable[[list[_Queued]], None]) -> None:
+    def __init__(self, run_batch: Callable[[list[_Queued]], None], checkpoint: Callable[[], None]) -> None:
         self._run_batch = run_batch
+        self._checkpoint = checkpoint
         self._queue: deque[_Queued] = deque()
         self._cond = threading.Condition(threading.Lock())
         self.lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._commits = 0  # since the last checkpoint
+        self._checkpoint_due = False
+
+    def inline(self) -> bool:
+        """Whether a transaction may run right here, on the event loop's thread; if so, ``lock`` is held.
+
+        Only when nothing is queued for the writer and the event loop has
+        nothing else ready to run: the hop to the writer thread and back
+        (two thread wake-ups) is then all the wait there would be.
+        """
+        return not self._queue and _loop_idle() and self.lock.acquire(blocking=False)
+
+    def committed(self, pieces: int = 1) -> None:
+        """Count the pieces of a commit; every ``_CHECKPOINT_EVERY``, the thread checkpoints the WAL."""
+        self._commits += pieces
+        if self._commits >= _CHECKPOINT_EVERY:
+            with self._cond:
+                self._commits = 0
+                self._checkpoint_due = True
+                self._start()
+                self._cond.notify()
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="retold-sqlite-writer", daemon=True)
+            self._thread.start()
 
     def submit(self, item: _Queued) -> None:
         with self._cond:
             self._queue.append(item)  # while stopping too: the thread runs everything queued before it ends
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="retold-sqlite-writer", daemon=True)
-                self._thread.start()
+            self._start()
             self._cond.notify()
 
     def withdraw(self, item: _Queued) -> bool:
@@ -102,23 +133,39 @@ class _WriterThread:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._stopping:
+                while not self._queue and not self._stopping and not self._checkpoint_due:
                     self._cond.wait()
-                if not self._queue:
+                due, self._checkpoint_due = self._checkpoint_due, False
+                if not self._queue and not due:
                     self._thread = None  # stopping, and nothing left: a later submit starts a new one
                     return
                 batch = list(self._queue)
                 self._queue.clear()
                 for item in batch:
                     item.taken = True
-            try:
+            if batch:
+                try:
+                    with self.lock:
+                        self._run_batch(batch)
+                except BaseException as exc:  # noqa: BLE001 - never leave a caller waiting
+                    for item in batch:
+                        if item.error is None and item.result is None:
+                            item.error = StoreError(f"the SQLite writer failed: {exc!r}")
+                _wake(batch)
+                self.committed(len(batch))
+            if due:
                 with self.lock:
-                    self._run_batch(batch)
-            except BaseException as exc:  # noqa: BLE001 - never leave a caller waiting
-                for item in batch:
-                    if item.error is None and item.result is None:
-                        item.error = StoreError(f"the SQLite writer failed: {exc!r}")
-            _wake(batch)
+                    self._checkpoint()
+
+
+def _loop_idle() -> bool:
+    """Whether the running asyncio loop has no callback ready (never known on trio: False)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    ready = getattr(loop, "_ready", None)  # asyncio's own loop; others (uvloop) do not say
+    return ready is not None and not ready
 
 
 def _wake(batch: list[_Queued]) -> None:
@@ -149,7 +196,7 @@ class Writer:
         # every step of the runs they feed.
         self._outside: anyio.CapacityLimiter | None = (
             None if self._group_commit or pool_size < 2 else anyio.CapacityLimiter(pool_size - 1))
-        self._writer = _WriterThread(self._drain) if self._group_commit else None
+        self._writer = _WriterThread(self._drain, self._checkpoint) if self._group_commit else None
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         writer = self._writer
@@ -159,6 +206,15 @@ class Writer:
         # everything queued so far and runs it in one transaction, each piece
         # in a savepoint of its own: one fsync for many runs' steps. A
         # piece's outcome is known only after COMMIT.
+        if writer.inline():
+            try:
+                outcome = self._tx_inline(fn, args)
+            finally:
+                writer.lock.release()
+            if outcome is not _LOCKED:
+                writer.committed()
+                await anyio.lowlevel.cancel_shielded_checkpoint()  # a turn for the rest, the outcome kept
+                return cast(_T, outcome)
         item = _Queued(fn, args)
         writer.submit(item)
         try:
@@ -172,6 +228,40 @@ class Writer:
             raise item.error
         result: _T = item.result
         return result
+
+    def _tx_inline(self, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T | object:
+        """Run a transaction on this thread; :data:`_LOCKED` (nothing run) if another process holds the lock."""
+        try:
+            with self._d.engine.connect() as conn:
+                conn.info[NOWAIT] = True
+                caught: tuple[type[Exception], ...] = (sa.exc.OperationalError, *self._driver_errors)
+                try:
+                    tx = conn.begin()
+                except caught as exc:
+                    if locked(exc):
+                        return _LOCKED
+                    raise
+                finally:
+                    conn.info[NOWAIT] = False
+                with tx:
+                    result = fn(conn, *args)
+                    self._d.before_commit(conn)
+                return result
+        except sa.exc.DBAPIError as exc:
+            raise self._db_error(exc) from exc
+        except self._driver_errors as exc:
+            raise self._as_store_error(exc) from exc
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database file, as far as no reader holds it back (on the writer thread)."""
+        raw = self._d.engine.raw_connection()
+        try:
+            driver = raw.driver_connection
+            assert driver is not None
+            with contextlib.suppress(*self._driver_errors):  # locked or busy: the next one catches up
+                driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            raw.close()
 
     def _on_writer_connection(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn`` (in a worker thread) while no batch uses SQLite's writer connection."""
