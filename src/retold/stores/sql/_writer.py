@@ -198,7 +198,9 @@ class Writer:
             None if self._group_commit or pool_size < 2 else anyio.CapacityLimiter(pool_size - 1))
         self._writer = _WriterThread(self._drain, self._checkpoint) if self._group_commit else None
 
-    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+    async def _run(self, fn: Callable[..., _T], *args: Any, inline: bool = True) -> _T:
+        """Run ``fn(conn, *args)`` in a durable transaction; ``inline=False``: never on the loop's thread
+        (a transaction that may be long: a schema upgrade, a purge batch)."""
         writer = self._writer
         if writer is None:
             return await anyio.to_thread.run_sync(self._tx, fn, *args, limiter=self._d.limiter)
@@ -206,7 +208,7 @@ class Writer:
         # everything queued so far and runs it in one transaction, each piece
         # in a savepoint of its own: one fsync for many runs' steps. A
         # piece's outcome is known only after COMMIT.
-        if writer.inline():
+        if inline and writer.inline():
             try:
                 outcome = self._tx_inline(fn, args)
             finally:
@@ -270,12 +272,12 @@ class Writer:
         with self._writer.lock:
             return fn(*args)
 
-    async def _run_outside(self, fn: Callable[..., _T], *args: Any) -> _T:
+    async def _run_outside(self, fn: Callable[..., _T], *args: Any, inline: bool = True) -> _T:
         """A durable transaction asked for from outside the engine (start, signal, cancel)."""
         if self._outside is None:
-            return await self._run(fn, *args)
+            return await self._run(fn, *args, inline=inline)
         async with self._outside:
-            return await self._run(fn, *args)
+            return await self._run(fn, *args, inline=inline)
 
     def _drain(self, batch: list[_Queued]) -> None:
         """Run a batch of queued bodies on the writer thread: alone, or in one transaction with savepoints."""
