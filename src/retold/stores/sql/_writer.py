@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 import sqlalchemy as sa
@@ -27,7 +27,10 @@ from sqlalchemy.engine import Connection
 from ..._wake import loop_poster, set_all
 from ...errors import StoreError
 from ._dialect import Dialect
-from ._sqlite import NOWAIT, locked
+from ._sqlite import locked
+
+if TYPE_CHECKING:
+    from ._sqlite import SQLite
 
 __all__ = ["Writer"]
 
@@ -234,21 +237,18 @@ class Writer:
     def _tx_inline(self, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T | object:
         """Run a transaction on this thread; :data:`_LOCKED` (nothing run) if another process holds the lock."""
         try:
-            with self._d.engine.connect() as conn:
-                conn.info[NOWAIT] = True
-                caught: tuple[type[Exception], ...] = (sa.exc.OperationalError, *self._driver_errors)
-                try:
-                    tx = conn.begin()
-                except caught as exc:
-                    if locked(exc):
-                        return _LOCKED
-                    raise
-                finally:
-                    conn.info[NOWAIT] = False
-                with tx:
-                    result = fn(conn, *args)
-                    self._d.before_commit(conn)
-                return result
+            try:
+                transaction = cast("SQLite", self._d).begin_nowait()
+                conn = transaction.__enter__()
+            except self._driver_errors as exc:
+                if locked(exc):
+                    return _LOCKED
+                raise
+            with contextlib.ExitStack() as stack:
+                stack.push(transaction)
+                result = fn(conn, *args)
+                self._d.before_commit(conn)
+            return result
         except sa.exc.DBAPIError as exc:
             raise self._db_error(exc) from exc
         except self._driver_errors as exc:
