@@ -97,6 +97,8 @@ class Timeline:
             self._patch(store, "_tx_inline", self._sync("writer_tx", store._tx_inline))
         dialect = store._d.engine.dialect
         self._patch(dialect, "do_commit", self._sync("commit", dialect.do_commit))
+        if hasattr(store._d, "_commit"):  # SQLite: COMMIT on the driver
+            self._patch(store._d, "_commit", self._sync("commit", store._d._commit))
         self._patch(ActivityWorker, "_run_and_release",
                     self._async("activity_task", ActivityWorker._run_and_release))
         self._patch(ActivityWorker, "_invoke", self._async("activity_body", ActivityWorker._invoke))

@@ -322,6 +322,7 @@ async def test_a_result_this_engine_closed_is_handed_over_without_a_read(make_en
         # Once closed, the record kept here answers too, and it is the store's record.
         assert await run.result() == 3
         assert reads == 0
+        assert run.run_id is not None
         kept = engine.runs.closed[run.run_id]
         stored = await real(run.run_id)
         assert (kept.status, kept.result, kept.failure, kept.closed_at, kept.last_seq, kept.workflow_id) == (

@@ -125,11 +125,13 @@ async def serve(engine: Engine, *, grace: float) -> bool:
     drained = True
     async with engine:
         workflows, activities = sorted(engine.workflows), sorted(engine.activities)
-        log.info(
-            "retold worker %s ready (pid %d): workflows %s, activities %s on %s",
-            engine.worker_id, os.getpid(), workflows, activities, getattr(engine.store, "url", "?"),
-        )
+        # The handlers first, then "ready": a SIGTERM sent as soon as the line
+        # appears must drain, not meet Python's default handler (exit -15).
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            log.info(
+                "retold worker %s ready (pid %d): workflows %s, activities %s on %s",
+                engine.worker_id, os.getpid(), workflows, activities, getattr(engine.store, "url", "?"),
+            )
             async for signum in signals:
                 log.info("retold worker %s: %s, draining (grace %.1f s)",
                          engine.worker_id, signal.Signals(signum).name, grace)

@@ -298,7 +298,7 @@ async def purge(store: SqlStore, p: Pass) -> PurgeReport:
         if p.dry_run:
             report += await store._read(batch, p)
         else:
-            report += await store._run_outside(batch, p)
+            report += await store._run_outside(batch, p, inline=False)  # never stalls the loop
             if sqlite:
                 await anyio.to_thread.run_sync(store._on_writer_connection, _vacuum, store, limiter=store._d.limiter)
         p.adapt()

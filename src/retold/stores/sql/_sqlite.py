@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -18,9 +19,7 @@ from sqlalchemy.pool import QueuePool, StaticPool
 from ...errors import ConfigurationError
 from ._dialect import Dialect
 
-__all__ = ["NOWAIT", "SQLite", "boot_clock", "locked"]
-
-NOWAIT = "retold_nowait"  # a connection's info key: its next BEGIN fails at once if the file is locked
+__all__ = ["SQLite", "boot_clock", "locked"]
 
 _IN_MEMORY = ("memory://", "memory:", "sqlite://", "sqlite:///:memory:")
 _READERS = 4  # reading connections of a SQLite file
@@ -77,7 +76,13 @@ class SQLite(Dialect):
         )
         busy_ms = int(busy_timeout * 1000)
         self.busy_timeout = busy_timeout
-        _install_pragmas(engine, busy_ms, begin="BEGIN IMMEDIATE", wait=busy_timeout)
+        # The writer's connection, kept in an SQLAlchemy transaction for good:
+        # its transactions begin and end on the driver (see begin()), sparing
+        # SQLAlchemy's connection, transaction and event machinery per
+        # transaction (several times the cost of the BEGIN and COMMIT).
+        self._kept: Connection | None = None
+        _install_pragmas(engine, busy_ms, begin="BEGIN IMMEDIATE", wait=busy_timeout,
+                         skip=lambda conn: conn is self._kept)
         super().__init__(url, engine, concurrency=1)
         self._reader: sa.Engine | None = None
         self.shares_reads = memory
@@ -89,6 +94,50 @@ class SQLite(Dialect):
             _install_pragmas(self._reader, busy_ms, begin="BEGIN", read_only=True)
             self.read_limiter = anyio.CapacityLimiter(_READERS)
 
+    def _kept_connection(self) -> Connection:
+        conn = self._kept
+        if conn is None or conn.closed or conn.invalidated:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            conn = self._kept = self.engine.connect()
+            conn.begin()  # SQLAlchemy's, for good: no BEGIN is sent (the listener skips this connection)
+        return conn
+
+    def begin(self) -> AbstractContextManager[Connection]:
+        """A durable transaction on the writer's connection (``BEGIN IMMEDIATE``, waiting for the lock)."""
+        return self._transaction(nowait=False)
+
+    def begin_nowait(self) -> AbstractContextManager[Connection]:
+        """The same, but its ``BEGIN IMMEDIATE`` is tried once: ``sqlite3.OperationalError`` if the file is locked."""
+        return self._transaction(nowait=True)
+
+    @contextmanager
+    def _transaction(self, *, nowait: bool) -> Iterator[Connection]:
+        conn = self._kept_connection()
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        if nowait:
+            driver.execute("PRAGMA busy_timeout=0")
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+            finally:
+                driver.execute(f"PRAGMA busy_timeout={_SLICE_MS}")
+        else:
+            _begin_waiting(driver, "BEGIN IMMEDIATE", self.busy_timeout)
+        try:
+            yield conn
+            self._commit(driver)
+        except BaseException:
+            if driver.in_transaction:  # (a failed COMMIT may have ended it already)
+                with contextlib.suppress(Exception):
+                    driver.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _commit(driver: sqlite3.Connection) -> None:
+        driver.execute("COMMIT")
+
     def begin_read(self) -> AbstractContextManager[Connection]:
         """A deferred (read) transaction on a reading connection: it takes no write lock."""
         if self._reader is None:
@@ -97,6 +146,10 @@ class SQLite(Dialect):
 
     def dispose(self) -> None:
         """Close every connection, the readers' too."""
+        if self._kept is not None:
+            with contextlib.suppress(Exception):
+                self._kept.close()
+            self._kept = None
         self.engine.dispose()
         if self._reader is not None:
             self._reader.dispose()
@@ -114,15 +167,14 @@ class SQLite(Dialect):
     @contextmanager
     def begin_lease_only(self) -> Iterator[Connection]:
         """Commit with ``synchronous=NORMAL``; the next durable commit syncs it anyway."""
-        with self.engine.connect() as conn:
-            raw = conn.connection.driver_connection
-            assert raw is not None
-            raw.execute("PRAGMA synchronous=NORMAL")  # outside any transaction, as SQLite requires
-            try:
-                with conn.begin():
-                    yield conn
-            finally:
-                raw.execute("PRAGMA synchronous=FULL")
+        raw = self._kept_connection().connection.driver_connection
+        assert raw is not None
+        raw.execute("PRAGMA synchronous=NORMAL")  # outside any transaction, as SQLite requires
+        try:
+            with self.begin() as conn:
+                yield conn
+        finally:
+            raw.execute("PRAGMA synchronous=FULL")
 
     def after_open(self) -> None:
         """Switch to WAL, once the file is known to be ours.
@@ -214,6 +266,7 @@ def _begin_waiting(driver: sqlite3.Connection | sqlite3.Cursor, begin: str, wait
 
 def _install_pragmas(
     engine: sa.Engine, busy_ms: int, *, begin: str, read_only: bool = False, wait: float | None = None,
+    skip: Callable[[Connection], bool] | None = None,
 ) -> None:
     @sa_event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
@@ -241,17 +294,11 @@ def _install_pragmas(
 
     @sa_event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
+        if skip is not None and skip(conn):
+            return  # the writer's kept connection: its transactions begin on the driver
         driver = conn.connection.driver_connection  # straight to the driver: this runs per transaction
         assert driver is not None
         if wait is None:
             driver.execute(begin)
-        elif conn.info.get(NOWAIT):
-            # On the event loop's thread (see Writer._run): one try, no wait;
-            # the caller hands the transaction to the writer thread if it is locked.
-            driver.execute("PRAGMA busy_timeout=0")
-            try:
-                driver.execute(begin)
-            finally:
-                driver.execute(f"PRAGMA busy_timeout={_SLICE_MS}")
         else:
             _begin_waiting(driver, begin, wait)

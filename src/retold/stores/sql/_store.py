@@ -138,7 +138,7 @@ class SqlStore(Leases):
     async def open(self) -> None:
         """Create the tables or upgrade them; refuse a database that is not ours or is newer."""
         try:
-            await self._run(self._open)
+            await self._run(self._open, inline=False)  # an upgrade may take a while
         except StoreError as exc:
             cause = exc.__cause__
             if isinstance(cause, sa.exc.DatabaseError) and not isinstance(cause, sa.exc.OperationalError):

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 import sqlalchemy as sa
@@ -27,7 +27,10 @@ from sqlalchemy.engine import Connection
 from ..._wake import loop_poster, set_all
 from ...errors import StoreError
 from ._dialect import Dialect
-from ._sqlite import NOWAIT, locked
+from ._sqlite import locked
+
+if TYPE_CHECKING:
+    from ._sqlite import SQLite
 
 __all__ = ["Writer"]
 
@@ -198,7 +201,9 @@ class Writer:
             None if self._group_commit or pool_size < 2 else anyio.CapacityLimiter(pool_size - 1))
         self._writer = _WriterThread(self._drain, self._checkpoint) if self._group_commit else None
 
-    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+    async def _run(self, fn: Callable[..., _T], *args: Any, inline: bool = True) -> _T:
+        """Run ``fn(conn, *args)`` in a durable transaction; ``inline=False``: never on the loop's thread
+        (a transaction that may be long: a schema upgrade, a purge batch)."""
         writer = self._writer
         if writer is None:
             return await anyio.to_thread.run_sync(self._tx, fn, *args, limiter=self._d.limiter)
@@ -206,7 +211,7 @@ class Writer:
         # everything queued so far and runs it in one transaction, each piece
         # in a savepoint of its own: one fsync for many runs' steps. A
         # piece's outcome is known only after COMMIT.
-        if writer.inline():
+        if inline and writer.inline():
             try:
                 outcome = self._tx_inline(fn, args)
             finally:
@@ -232,21 +237,18 @@ class Writer:
     def _tx_inline(self, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T | object:
         """Run a transaction on this thread; :data:`_LOCKED` (nothing run) if another process holds the lock."""
         try:
-            with self._d.engine.connect() as conn:
-                conn.info[NOWAIT] = True
-                caught: tuple[type[Exception], ...] = (sa.exc.OperationalError, *self._driver_errors)
-                try:
-                    tx = conn.begin()
-                except caught as exc:
-                    if locked(exc):
-                        return _LOCKED
-                    raise
-                finally:
-                    conn.info[NOWAIT] = False
-                with tx:
-                    result = fn(conn, *args)
-                    self._d.before_commit(conn)
-                return result
+            try:
+                transaction = cast("SQLite", self._d).begin_nowait()
+                conn = transaction.__enter__()
+            except self._driver_errors as exc:
+                if locked(exc):
+                    return _LOCKED
+                raise
+            with contextlib.ExitStack() as stack:
+                stack.push(transaction)
+                result = fn(conn, *args)
+                self._d.before_commit(conn)
+            return result
         except sa.exc.DBAPIError as exc:
             raise self._db_error(exc) from exc
         except self._driver_errors as exc:
@@ -270,12 +272,12 @@ class Writer:
         with self._writer.lock:
             return fn(*args)
 
-    async def _run_outside(self, fn: Callable[..., _T], *args: Any) -> _T:
+    async def _run_outside(self, fn: Callable[..., _T], *args: Any, inline: bool = True) -> _T:
         """A durable transaction asked for from outside the engine (start, signal, cancel)."""
         if self._outside is None:
-            return await self._run(fn, *args)
+            return await self._run(fn, *args, inline=inline)
         async with self._outside:
-            return await self._run(fn, *args)
+            return await self._run(fn, *args, inline=inline)
 
     def _drain(self, batch: list[_Queued]) -> None:
         """Run a batch of queued bodies on the writer thread: alone, or in one transaction with savepoints."""
