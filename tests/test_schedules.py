@@ -259,3 +259,169 @@ async def test_jitter_delays_each_fire_by_an_amount_every_engine_agrees_on() -> 
         assert second.due_at - (T0 + 200) != row.due_at - (T0 + 100)  # each fire has its own delay
     finally:
         await store.close()
+
+
+# -- the fire loop reads, then writes only what is due ------------------------------------
+
+
+def _count_writes(store: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the store's write transactions (``transact``) from now on: ``counter[0]``."""
+    counter = [0]
+    transact = store.transact
+
+    async def counted(fn: Any, **options: Any) -> Any:
+        counter[0] += 1
+        return await transact(fn, **options)
+
+    monkeypatch.setattr(store, "transact", counted)
+    return counter
+
+
+async def test_polling_for_due_schedules_is_a_read(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from retold.engine import Runs, Schedules
+
+    clock = Clock()
+    store = store_for(store_url, clock=clock)
+    await store.open()
+    try:
+        schedules = Schedules(store, Runs(store))
+        writes = _count_writes(store, monkeypatch)
+        for _ in range(20):  # no schedule at all
+            assert await schedules.fire_due(64) == (0, None)
+        assert writes[0] == 0
+        await schedules.create(retold.Schedule("tick", every=timedelta(seconds=10)), "sched_hello", b'["a"]', "h")
+        writes[0] = 0
+        for _ in range(20):  # one, not due yet
+            assert await schedules.fire_due(64) == (0, T0 + 10)
+        assert writes[0] == 0
+        clock.now += 10
+        assert await schedules.fire_due(64) == (1, T0 + 20)
+        assert writes[0] == 1  # the fire: one transaction
+    finally:
+        await store.close()
+
+
+async def test_polling_for_due_schedules_does_not_wait_for_sqlite_write_lock(tmp_path: Any) -> None:
+    import sqlite3
+
+    from retold.engine import Runs, Schedules
+
+    path = tmp_path / "locked.db"
+    store = store_for(f"sqlite:///{path}?busy_timeout=0.5")
+    await store.open()
+    try:
+        schedules = Schedules(store, Runs(store))
+        await schedules.create(retold.Schedule("tick", every=timedelta(hours=1)), "sched_hello", b'["a"]', "h")
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            for _ in range(5):
+                started, due = await schedules.fire_due(64)
+                assert started == 0
+                assert due is not None
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+    finally:
+        await store.close()
+
+
+# -- a buffered fire starts when the previous run closes -----------------------------------
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_buffered_fire_starts_when_the_previous_run_closes_not_at_the_next_poll(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
+    url = "memory://" if store_url.startswith("memory") else store_url
+    # A 30 s poll interval: only the close itself can start the buffered fire within the test's bound.
+    async with make_engine([gate], url=url, poll_interval=30) as engine:
+        handle = await engine.schedule(
+            retold.Schedule("buf", every=timedelta(days=1), overlap="buffer_one"), gate, "g")
+        first = await handle.trigger()
+        assert first is not None
+        assert await handle.trigger() is None  # the previous run is open: buffered
+        buffered = (await handle.describe()).buffered
+        assert buffered is not None
+        await engine.get_handle(first).signal("go", "now")
+        assert await engine.get_handle(first).result(timeout=10) == "g"
+        runs = await until(lambda: _at_least(engine, "buf", 2), "the buffered fire", timeout=10)
+        second = fire_workflow_id("buf", buffered.timestamp())
+        assert [r.workflow_id for r in runs] == sorted([first, second])
+        described = await handle.describe()
+        assert (described.buffered, described.fires, described.last_workflow_id) == (None, 2, second)
+        await engine.get_handle(second).signal("go", "again")  # and it runs, without a poll either
+        assert await engine.get_handle(second).result(timeout=10) == "g"
+
+
+# -- time skipping reaches schedules ---------------------------------------------------------
+
+
+async def test_time_skipping_fires_an_hourly_schedule_at_each_hour() -> None:
+    from datetime import UTC
+
+    from retold.testing import WorkflowEnvironment
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    async with WorkflowEnvironment([hello], start_time=start) as env:
+        handle = await env.engine.schedule(retold.Schedule("hourly", cron="0 * * * *"), hello, "ann")
+        await env.sleep(timedelta(minutes=30))
+        assert await runs_of(env.engine, "hourly") == []
+        await env.sleep(timedelta(hours=3))  # 00:30 -> 03:30: fires at 01:00, 02:00 and 03:00
+        runs = await runs_of(env.engine, "hourly")
+        hours = [start.timestamp() + 3600 * k for k in (1, 2, 3)]
+        assert [r.workflow_id for r in runs] == [fire_workflow_id("hourly", t) for t in hours]
+        assert [r.status for r in runs] == ["completed"] * 3
+        for run, at in zip(runs, hours, strict=True):
+            assert at <= run.started_at.timestamp() < at + 60  # started at its hour of virtual time
+        described = await handle.describe()
+        assert (described.fires, described.skipped) == (3, 0)
+        assert env.skipped > 3 * 3600
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_close_does_not_wait_for_a_schedule_row_another_transaction_holds(
+    make_engine: EngineFactory, postgres_url: str,
+) -> None:
+    """PostgreSQL: a fire locks the schedule, then its last run; a close locks the run, then the schedule.
+
+    The close skips a schedule row held by another transaction (no deadlock,
+    no wait); that transaction, which looks at the last run once it holds the
+    row, starts the buffered fire.
+    """
+    import threading
+
+    from retold.stores import Tx
+
+    async with make_engine([gate], url=postgres_url, poll_interval=30) as engine:
+        handle = await engine.schedule(
+            retold.Schedule("held", every=timedelta(days=1), overlap="buffer_one"), gate, "g")
+        first = await handle.trigger()
+        assert first is not None
+        assert await handle.trigger() is None
+        buffered = (await handle.describe()).buffered
+        assert buffered is not None
+        locked, release = threading.Event(), threading.Event()
+        schedules = engine.client._schedules()
+        change = schedules._change("held", lambda tx, state: None)
+
+        def hold(tx: Tx) -> None:
+            assert tx.schedule("held") is not None  # locks the row
+            locked.set()
+            release.wait(60)
+            change(tx)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(engine.store.transact, hold)
+            await until(lambda: _true(locked.is_set()), "the row to be locked")
+            await engine.get_handle(first).signal("go", "now")
+            assert await engine.get_handle(first).result(timeout=20) == "g"  # the close did not wait
+            assert len(await runs_of(engine, "held")) == 1
+            release.set()
+        runs = await until(lambda: _at_least(engine, "held", 2), "the buffered fire", timeout=10)
+        assert fire_workflow_id("held", buffered.timestamp()) in [r.workflow_id for r in runs]
+        assert (await handle.describe()).buffered is None
+
+
+async def _true(value: bool) -> bool:
+    return value
