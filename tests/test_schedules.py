@@ -7,7 +7,7 @@ says so, and the tests wait on what the fire loop writes (runs, counters).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -358,8 +358,6 @@ async def test_a_buffered_fire_starts_when_the_previous_run_closes_not_at_the_ne
 
 
 async def test_time_skipping_fires_an_hourly_schedule_at_each_hour() -> None:
-    from datetime import UTC
-
     from retold.testing import WorkflowEnvironment
 
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -425,3 +423,66 @@ async def test_a_close_does_not_wait_for_a_schedule_row_another_transaction_hold
 
 async def _true(value: bool) -> bool:
     return value
+
+
+# -- changing a schedule in place --------------------------------------------------------------
+
+
+async def test_update_changes_a_schedule_in_place_keeping_its_id_counters_and_runs(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
+    clock = Clock()
+    async with make_engine([hello], store=store_for(store_url, clock=clock)) as engine:
+        handle = await engine.schedule(retold.Schedule("edit", every=timedelta(seconds=10)), hello, "ann")
+        clock.now += 10
+        await until(lambda: runs_of(engine, "edit"), "the first fire")
+        first = fire_workflow_id("edit", T0 + 10)
+        assert await engine.get_handle(first).result(timeout=30) == "hello ann x1"
+        # Every minute, at second 0 (the test clock starts at T0 = 1_000_000, i.e. second 40 of a minute).
+        described = await handle.update(cron="* * * * *")
+        assert (described.cron, described.every, described.fires, described.last_workflow_id) == (
+            "* * * * *", None, 1, first)
+        assert [t.timestamp() for t in described.next_fires[:2]] == [T0 + 20, T0 + 80]
+        described = await handle.update_workflow(hello, "bob", n=3)  # typed as for engine.schedule
+        assert described.workflow == "sched_hello"
+        clock.now = T0 + 20
+        runs = await until(lambda: _at_least(engine, "edit", 2), "the fire under the new cron")
+        assert [r.workflow_id for r in runs] == [first, fire_workflow_id("edit", T0 + 20)]
+        assert await engine.get_handle(runs[1].workflow_id).result(timeout=30) == "hello bob x3"
+        described = await handle.update(paused=True, overlap="allow_all", catchup_limit=5,
+                                        jitter=timedelta(seconds=1))
+        assert (described.paused, described.overlap, described.catchup_limit, described.jitter) == (
+            True, "allow_all", 5, timedelta(seconds=1))
+        assert (described.fires, described.skipped) == (2, 0)
+        assert [s.id for s in await engine.list_schedules()] == ["edit"]
+
+
+async def test_an_interval_keeps_counting_from_its_start_when_changed(make_engine: EngineFactory) -> None:
+    clock = Clock()
+    async with make_engine([hello], store=store_for("memory://", clock=clock)) as engine:
+        handle = await engine.schedule(retold.Schedule("iv", every=timedelta(seconds=10)), hello, "ann")
+        clock.now += 25
+        described = await handle.update(every=timedelta(seconds=20))
+        assert [t.timestamp() for t in described.next_fires[:2]] == [T0 + 40, T0 + 60]
+        described = await handle.update(every=timedelta(seconds=20), start_at=datetime.fromtimestamp(T0 + 30, UTC))
+        assert [t.timestamp() for t in described.next_fires[:2]] == [T0 + 30, T0 + 50]
+
+
+async def test_a_bad_update_changes_nothing(make_engine: EngineFactory) -> None:
+    async with make_engine([hello], store=store_for("memory://", clock=Clock())) as engine:
+        handle = await engine.schedule(retold.Schedule("s", every=timedelta(seconds=5)), hello, "ann")
+        before = await handle.describe()
+        with pytest.raises(retold.ConfigurationError, match="cron expression '61 \\* \\* \\* \\*' is not valid"):
+            await handle.update(cron="61 * * * *")
+        with pytest.raises(retold.ConfigurationError, match="needs exactly one of cron= and every="):
+            await handle.update(every=None)
+        with pytest.raises(retold.ConfigurationError, match="time zone 'Nowhere/Else'"):
+            await handle.update(timezone="Nowhere/Else")
+        with pytest.raises(retold.InvalidArgumentsError):
+            await handle.update_workflow(hello, 42)  # type: ignore[arg-type]
+        with pytest.raises(retold.ConfigurationError, match="has no field 'colour'"):
+            await handle.update_by_name({"colour": "red"})
+        assert await handle.describe() == before
+        await handle.delete()
+        with pytest.raises(retold.ScheduleNotFoundError):
+            await handle.update(paused=True)

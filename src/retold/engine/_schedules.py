@@ -11,6 +11,7 @@ transaction: any number of engines fire each time once.
 from __future__ import annotations
 
 import base64
+import enum
 import collections
 import hashlib
 import math
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal, final
+from typing import TYPE_CHECKING, Any, Final, Literal, final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from ._runs import Runs
 
 __all__ = [
-    "OVERLAP_POLICIES", "Schedule", "ScheduleDescription", "Schedules", "fired_schedule", "start_buffered_in",
+    "KEEP", "OVERLAP_POLICIES", "Keep", "Schedule", "ScheduleDescription", "Schedules", "fired_schedule", "start_buffered_in",
     "wakes_others",
 ]
 
@@ -46,6 +47,18 @@ _MIN_EVERY = 0.001  # seconds
 _MAX_CATCHUP = 10_000
 _MAX_SCAN = 100_000  # fire times looked at in one fire (a long downtime of a short interval)
 FAILPOINT_ENV = "RETOLD_SCHEDULE_FAILPOINT"
+
+
+class Keep(enum.Enum):
+    """The type of :data:`KEEP`."""
+
+    KEEP = "keep"
+
+
+KEEP: Final = Keep.KEEP
+"""A field of :meth:`ScheduleHandle.update <retold.ScheduleHandle.update>` left as it is (the default)."""
+
+_FIELDS = ("cron", "every", "timezone", "jitter", "overlap", "catchup_limit", "start_at", "paused")
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -192,6 +205,16 @@ class _State:
         data = orjson.loads(body)
         data["input"] = base64.b64decode(data["input"])
         return cls(**data)
+
+    def spec(self) -> dict[str, Any]:
+        """The fields of the :class:`Schedule` it was made from (``start_at``: where ``every`` counts from)."""
+        return {
+            "cron": self.cron, "every": None if self.every is None else timedelta(seconds=self.every),
+            "timezone": self.timezone, "jitter": timedelta(seconds=self.jitter) if self.jitter else None,
+            "overlap": self.overlap, "catchup_limit": self.catchup_limit,
+            "start_at": datetime.fromtimestamp(self.anchor, UTC) if self.every is not None else None,
+            "paused": self.paused,
+        }
 
     def after(self, at: float) -> float:
         """The first fire time strictly after ``at``."""
@@ -350,6 +373,48 @@ class Schedules:
         def change(tx: Tx, state: _State) -> str | None:
             return self._fire(tx, state, tx.now(), manual=True)
         result: str | None = await self.store.transact(self._change(schedule_id, change), outside=True)
+        return result
+
+    async def update(
+        self, schedule_id: str, changes: dict[str, Any], workflow: tuple[str, bytes, str] | None = None,
+    ) -> ScheduleDescription:
+        """Change a schedule in place: the fields in ``changes`` (names of :class:`Schedule`'s), and the
+        workflow and its encoded arguments (``(name, payload, digest)``); its id, counters and last run stay.
+
+        The result is checked as a new :class:`Schedule` would be (ConfigurationError, nothing written).
+        A change of ``cron``, ``every``, ``timezone`` or ``start_at`` counts fire times again from now
+        (fire times missed while paused are dropped); ``paused`` is as :meth:`pause`.
+        """
+        unknown = sorted(set(changes) - set(_FIELDS))
+        if unknown:
+            raise ConfigurationError(f"a schedule has no field {unknown[0]!r} to change "
+                                     f"(fields: {', '.join(_FIELDS)})")
+
+        def change(tx: Tx, state: _State) -> ScheduleDescription:
+            now = tx.now()
+            merged = state.spec() | changes
+            if "cron" in changes and changes["cron"] is not None and "every" not in changes:
+                merged["every"] = None  # a cron replaces an interval, and the other way round
+            if "every" in changes and changes["every"] is not None and "cron" not in changes:
+                merged["cron"] = None
+            spec = Schedule(state.id, **merged)  # checked as a new one would be
+            timing = any(merged[name] != value for name, value in state.spec().items()
+                         if name in ("cron", "every", "timezone", "start_at"))
+            state.cron = spec.cron
+            state.every = None if spec.every is None else spec.every.total_seconds()
+            state.timezone = spec.timezone
+            state.jitter = spec.jitter.total_seconds() if spec.jitter else 0.0
+            state.overlap, state.catchup_limit, state.paused = spec.overlap, spec.catchup_limit, spec.paused
+            if timing:
+                # An interval keeps counting from where it did (its start_at), unless given another
+                # one; an interval that replaces a cron counts from now.
+                state.anchor = spec.start_at.timestamp() if spec.start_at is not None else now
+                state.next_fire = state.after(now)
+            if workflow is not None:
+                state.workflow, state.input, state.input_hash = workflow
+            return state.describe(5, now)
+
+        result: ScheduleDescription = await self.store.transact(self._change(schedule_id, change), outside=True)
         return result
 
     async def delete(self, schedule_id: str) -> None:
