@@ -44,9 +44,9 @@ class ScheduleHandle:
         return f"ScheduleHandle({self.id!r})"
 
     async def update(
-        self, *, cron: str | None | Keep = KEEP, every: timedelta | None | Keep = KEEP,
-        timezone: str | Keep = KEEP, jitter: timedelta | None | Keep = KEEP, overlap: Overlap | Keep = KEEP,
-        catchup_limit: int | Keep = KEEP, start_at: datetime | None | Keep = KEEP, paused: bool | Keep = KEEP,
+        self, *, cron: str | Keep | None = KEEP, every: timedelta | Keep | None = KEEP,
+        timezone: str | Keep = KEEP, jitter: timedelta | Keep | None = KEEP, overlap: Overlap | Keep = KEEP,
+        catchup_limit: int | Keep = KEEP, start_at: datetime | Keep | None = KEEP, paused: bool | Keep = KEEP,
     ) -> ScheduleDescription:
         """Change it in place: the fields given (as in :class:`~retold.Schedule`); the others are kept,
         and so are its id, its counters, its last run and a buffered fire::

@@ -11,8 +11,8 @@ transaction: any number of engines fire each time once.
 from __future__ import annotations
 
 import base64
-import enum
 import collections
+import enum
 import hashlib
 import math
 import os
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from ._runs import Runs
 
 __all__ = [
-    "KEEP", "OVERLAP_POLICIES", "Keep", "Schedule", "ScheduleDescription", "Schedules", "fired_schedule", "start_buffered_in",
-    "wakes_others",
+    "KEEP", "OVERLAP_POLICIES", "Keep", "Schedule", "ScheduleDescription", "Schedules", "fired_schedule",
+    "start_buffered_in", "wakes_others",
 ]
 
 Overlap = Literal["skip", "buffer_one", "allow_all", "cancel_previous"]
