@@ -6,8 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, final
 
-from ..engine import ScheduleDescription, Schedules
-from ..engine._schedules import KEEP, Keep, Overlap
+from ..engine import KEEP, Keep, Overlap, ScheduleDescription, Schedules
 
 if TYPE_CHECKING:
     from ..authoring import Workflow
