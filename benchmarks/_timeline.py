@@ -93,6 +93,8 @@ class Timeline:
         self._patch(store, "_run", self._async("writer_call", store._run))
         self._patch(store, "_tx_in", self._sync(
             lambda begin, *_: "writer_tx" if begin == durable else "other_tx", store._tx_in))
+        if hasattr(store, "_tx_inline"):  # SQLite: a transaction run on the loop's thread, no hop
+            self._patch(store, "_tx_inline", self._sync("writer_tx", store._tx_inline))
         dialect = store._d.engine.dialect
         self._patch(dialect, "do_commit", self._sync("commit", dialect.do_commit))
         self._patch(ActivityWorker, "_run_and_release",

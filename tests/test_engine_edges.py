@@ -290,16 +290,64 @@ async def test_waiting_on_a_workflow_id_reads_the_run_once_not_in_a_loop(make_en
                 results.append(await handle.result(timeout=10))
 
             tg.start_soon(wait)
-            with anyio.fail_after(10):  # the reads before waiting (however slow the machine)
-                while reads < 2:
+            with anyio.fail_after(10):  # the read before waiting (however slow the machine)
+                while reads < 1:
                     await anyio.sleep(0.01)
             await anyio.sleep(0.5)  # then none while it waits
             waiting_reads = reads
             await engine.signal("by-name", "go", "went")
         assert results == ["went"]
-    # Read the run, register under its run id, read again: then wait without reading
-    # (it used to read in a loop, hundreds of times in those 0.5 s).
-    assert waiting_reads == 2
+    # Read the run (by workflow id), register under its run id, which this engine runs:
+    # then wait without reading (it used to read in a loop, hundreds of times in those 0.5 s),
+    # and take the record its close left here.
+    assert waiting_reads == 1
+    assert reads == 1
+
+
+async def test_a_result_this_engine_closed_is_handed_over_without_a_read(make_engine: EngineFactory) -> None:
+    async with make_engine([two_quick_steps], [quick_step]) as engine:
+        reads = 0
+        real = engine.store.get_run
+
+        async def counted(run_or_workflow_id: str) -> RunRecord:
+            nonlocal reads
+            reads += 1
+            return await real(run_or_workflow_id)
+
+        engine.store.get_run = counted  # type: ignore[method-assign]
+        for i in range(5):
+            run = await engine.start(two_quick_steps.with_options(id=f"quick-{i}"))
+            assert await run.result() == 3  # waits while the engine runs it, woken with its record
+        assert reads == 0
+        # Once closed, the record kept here answers too, and it is the store's record.
+        assert await run.result() == 3
+        assert reads == 0
+        kept = engine.runs.closed[run.run_id]
+        stored = await real(run.run_id)
+        assert (kept.status, kept.result, kept.failure, kept.closed_at, kept.last_seq, kept.workflow_id) == (
+            stored.status, stored.result, stored.failure, stored.closed_at, stored.last_seq, stored.workflow_id)
+
+
+async def test_a_run_this_engine_holds_but_another_process_terminates_still_ends_the_wait(
+    tmp_path: Path, make_engine: EngineFactory,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    async with make_engine([waits_for_go], url=url) as engine:
+        run = await engine.start(waits_for_go.with_options(id="held"))
+        async with anyio.create_task_group() as tg:
+            outcome: list[BaseException] = []
+
+            async def wait() -> None:
+                try:
+                    await run.result(timeout=30)
+                except retold.WorkflowTerminatedError as exc:
+                    outcome.append(exc)
+
+            tg.start_soon(wait)
+            async with retold.Client(url) as other:  # another process's client: no host, no shared memory
+                await other.get_handle("held").terminate("from elsewhere")
+        assert len(outcome) == 1
+        assert "from elsewhere" in str(outcome[0])
 
 
 @retold.workflow

@@ -1,13 +1,32 @@
-"""Background loops: a resettable wake-up flag, and a supervisor that restarts a failed loop."""
+"""Background loops: a resettable wake-up flag, a supervisor that restarts a failed loop, and
+waking a loop from another thread."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 import anyio
 
-__all__ = ["Wakeup", "keep_running"]
+__all__ = ["Wakeup", "keep_running", "loop_poster", "set_all"]
+
+
+def loop_poster() -> Callable[[Callable[[], object]], object]:
+    """A function any thread may call to run a callback on the current event loop (asyncio or trio)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # trio
+        import trio
+
+        return trio.lowlevel.current_trio_token().run_sync_soon
+    return loop.call_soon_threadsafe
+
+
+def set_all(events: list[anyio.Event]) -> None:
+    """Set each event (posted to their loop by another thread)."""
+    for event in events:
+        event.set()
 
 
 class Wakeup:

@@ -58,6 +58,11 @@ class Host(Protocol):
         """The host's live instance of ``run_id``, if it holds one."""
         ...
 
+    def running_here(self, run_id: str) -> bool:
+        """Whether the host runs ``run_id`` now (its live instance, or a step of it in progress): its
+        close here wakes the run's waiters."""
+        ...
+
     def drop_cached(self, instance: WorkflowInstance) -> None:
         """Forget ``instance`` if it is still the cached copy of its run (its next step replays)."""
         ...

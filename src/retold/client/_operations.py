@@ -61,22 +61,33 @@ class RunOperations:
         """Wait until the run (following continue-as-new) is closed.
 
         ``run_id`` says ``ident`` is a run id, not a workflow id: the waiter
-        is registered before the first read, which then suffices.
+        is registered before the first read, which then suffices. A run this
+        process closed is known without a read (:attr:`Runs.closed`), and so
+        is one this process's engine is running (no first read: its close
+        wakes the waiter, and a close elsewhere is found by the client's poll).
         """
         self._check_open()
         register = run_id
+        closed = self._runs().closed
         while True:
-            waiter = self._closed_waiters.setdefault(ident, anyio.Event()) if register else None
-            record = await self.store.get_run(ident)
+            record = closed.get(ident) if run_id else None
+            waiter = None
+            if record is None:
+                waiter = self._closed_waiters.setdefault(ident, anyio.Event()) if register else None
+                if waiter is not None and self._host is not None and self._host.running_here(ident):
+                    await waiter.wait()
+                    register = False
+                    continue
+                record = await self.store.get_run(ident)
             if record.status == "continued" and record.next_run_id:
-                ident, register = record.next_run_id, True
+                ident, register, run_id = record.next_run_id, True, True
                 continue
             if record.status != "running":
                 return record
             if waiter is None:
                 # Not registered yet (a workflow id, or just woken): register
                 # under the run id, then read once more so a close in between is seen.
-                ident, register = record.run_id, True
+                ident, register, run_id = record.run_id, True, True
                 continue
             await waiter.wait()
             register = False  # woken because it closed: read it without registering again

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import orjson
 
 from .._logging import bind_run
 from ..authoring._activity import ActivityInfo, _current
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["ActivityWorker"]
 
 log = logging.getLogger("retold.activity")
+_PARSED_KEPT = 256  # distinct activity options kept parsed
 
 
 class _HeartbeatTimeout(Exception):  # noqa: N818 - internal signal, becomes a failure
@@ -72,6 +74,7 @@ class ActivityWorker:
         self.waiting: set[int] = set()
         # Any hosted activity may be sent to this queue (task_queue= per call).
         self._names = sorted(engine.activities)
+        self._parsed: dict[bytes, ActivityOptions] = {}  # options by their JSON (see _options)
 
     def stop(self, task_id: int) -> bool:
         """Stop a running attempt (its task was withdrawn or its lease lost); whether one ran.
@@ -251,7 +254,7 @@ class ActivityWorker:
 
     async def _attempt(self, task: ActivityTask) -> ActivityOutcome | None:
         engine = self._engine
-        options = ActivityOptions.from_json(task.options)
+        options = self._options(task.options)
         definition = engine.activities.get(task.activity)
         if definition is None:
             error: Exception = NotRegisteredError("activity", task.activity)
@@ -280,17 +283,18 @@ class ActivityWorker:
             left = task.scheduled_at + (seconds(options.schedule_to_close) or 0.0) - engine.store.now()
             if limit is None or left < limit:
                 limit, limit_kind = max(left, 0.0), "schedule_to_close"
-        lease_scope = anyio.CancelScope()
-        timeout_scope = anyio.CancelScope(
+        # One scope: its deadline is the attempt's time limit, and stop() cancels
+        # it (setting ``info.cancelled`` first), which tells the two apart.
+        lease_scope = anyio.CancelScope(
             deadline=anyio.current_time() + limit if limit is not None else math.inf
         )
         self.running[task.id] = (lease_scope, info)
         ended = None if definition.is_async else _ThreadEnd()  # (a thread's end; none for a coroutine)
         token = _current.set(info)
         try:
-            with lease_scope, timeout_scope:
+            with lease_scope:
                 result = await self._call(definition, args, kwargs, info, heartbeat, ended)
-            if timeout_scope.cancelled_caught:
+            if lease_scope.cancelled_caught and not info.cancelled:  # the time limit passed
                 if limit_kind == "schedule_to_close":
                     return ActivityOutcome("timed_out", timeout_kind="schedule_to_close")
                 error = ApplicationError(
@@ -370,6 +374,17 @@ class ActivityWorker:
 
         # Not waited for once stopped (a thread cannot be interrupted); ``ended`` tells when it ends.
         return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+
+    def _options(self, data: dict[str, Any]) -> ActivityOptions:
+        """An attempt's options, parsed once per distinct set (most attempts share a handful)."""
+        key = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+        options = self._parsed.get(key)
+        if options is None:
+            options = ActivityOptions.from_json(data)
+            if len(self._parsed) >= _PARSED_KEPT:
+                self._parsed.clear()
+            self._parsed[key] = options
+        return options
 
     def _failed(
         self, task: ActivityTask, options: ActivityOptions, exc: BaseException,

@@ -60,6 +60,14 @@ class EngineHost:
     def cached(self, run_id: str) -> WorkflowInstance | None:
         return self._engine.cache.peek(run_id)
 
+    def running_here(self, run_id: str) -> bool:
+        engine = self._engine
+        instance = engine.cache.peek(run_id)
+        if instance is not None and not instance.finished:
+            return True
+        worker = engine.workflow_worker
+        return worker is not None and run_id in worker.processing
+
     def drop_cached(self, instance: WorkflowInstance) -> None:
         cache = self._engine.cache
         if cache.peek(instance.run_id) is instance:

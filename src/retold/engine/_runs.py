@@ -9,12 +9,14 @@ the same transaction, so they are never lost between two.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Literal
 
 from ..errors import ConflictError, RunFinishedError, RunNotFoundError, StoreError
 from ..history import events as ev
+from ..history.attributes import merge
 from ..history.failure import Failure
 from ..stores._plan import RunState, Tx
 from ..stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRequest, Store
@@ -53,9 +55,29 @@ def _forget(step: m.ActivityStep | m.StartStep | None, take: ActivityTake | None
     undone with it (the task ids given back, to be handed out again)."""
     if step is not None:
         step.stepped = False
+        if isinstance(step, m.ActivityStep):
+            step.closed = None
         take = step.take
     if take is not None:
         take.taken = []
+
+
+_CLOSED_KEPT = 128  # records of runs closed here, kept for their waiters (see Runs.closed)
+_CLOSED_MAX_RESULT = 64 * 1024  # a bigger result is read back from the store instead
+
+
+def _closed_record(run: RunState, decision: Decision, now: float) -> RunRecord | None:
+    """The run's record as the decision's commit leaves it, if the decision closes it."""
+    close = decision.plan.close
+    if close is None or decision.refused or (close.result is not None and len(close.result) > _CLOSED_MAX_RESULT):
+        return None
+    record = run.record
+    attributes = merge(record.search_attributes, decision.plan.search_attributes or {}) \
+        if decision.plan.search_attributes else record.search_attributes
+    return replace(
+        record, status=close.status, closed_at=now, last_seq=decision.plan.last_seq or record.last_seq,
+        result=close.result, failure=close.failure, next_run_id=close.next_run_id,
+        task_attempts=0, task_lapses=0, task_failure=None, search_attributes=attributes or None)
 
 
 class Runs:
@@ -63,6 +85,9 @@ class Runs:
 
     def __init__(self, store: Store, *, max_pending_signals: int | None = None) -> None:
         self.store = store
+        # The records of the last runs this process closed in a step, once
+        # committed: a caller waiting for one's result needs no read.
+        self.closed: OrderedDict[str, RunRecord] = OrderedDict()
         if max_pending_signals is None:
             max_pending_signals = getattr(store, "max_pending_signals", DEFAULT_MAX_PENDING_SIGNALS)
         if max_pending_signals < 1:
@@ -188,16 +213,26 @@ class Runs:
 
     def commit_in(
         self, tx: Tx, run_id: str, owner: str, expected_seq: int, commands: Sequence[ev.Event],
-        take: ActivityTake | None = None,
+        take: ActivityTake | None = None, closed: list[RunRecord] | None = None,
     ) -> int:
-        """The transaction of :meth:`commit_workflow_task` (-1: refused, the inbox was recorded instead)."""
+        """The transaction of :meth:`commit_workflow_task` (-1: refused, the inbox was recorded instead).
+
+        ``closed`` receives the run's record if the step closes it.
+        """
         _forget(None, take)
+        if closed is not None:
+            closed.clear()
         run = tx.run(run_id, inbox=True)
         if run is None:
             raise RunNotFoundError(run_id)
-        decision = m.commit(run, owner, expected_seq, commands, tx.now(), take=take,
+        now = tx.now()
+        decision = m.commit(run, owner, expected_seq, commands, now, take=take,
                             lookups=_lookups(tx, run_id, commands))
         self._apply(tx, decision, take)
+        if closed is not None and decision.closed:
+            record = _closed_record(run, decision, now)
+            if record is not None:
+                closed.append(record)
         last = decision.plan.last_seq
         assert last is not None
         return -1 if decision.refused else last
@@ -266,11 +301,13 @@ class Runs:
         if event is None or row is None:
             return True
         if step is not None and step.run_id == row.run_id and type(event) is type(step.event):
-            decision = m.stepped(tx.run(row.run_id), step, row, now,
-                                 lookups=_lookups(tx, row.run_id, step.commands))
+            run = tx.run(row.run_id)
+            decision = m.stepped(run, step, row, now, lookups=_lookups(tx, row.run_id, step.commands))
             if decision is not None:
                 self._apply(tx, decision, step.take)
                 step.stepped = True
+                if decision.closed and run is not None:
+                    step.closed = _closed_record(run, decision, now)
                 return True
         self._deliver(tx, row.run_id, event)
         return True
@@ -378,11 +415,20 @@ class Runs:
         are recorded instead), and LeaseLostError if another owner holds
         the task. With ``take``, its tasks may be leased to its owner at once.
         """
+        closed: list[RunRecord] = []
         last = await self.store.transact(
-            lambda tx: self.commit_in(tx, run_id, owner, expected_seq, commands, take))
+            lambda tx: self.commit_in(tx, run_id, owner, expected_seq, commands, take, closed))
         if last < 0:
             raise ConflictError(run_id, expected_seq)
+        for record in closed:
+            self.keep_closed(record)
         return last
+
+    def keep_closed(self, record: RunRecord) -> None:
+        """Remember a run this process closed (committed), for callers waiting for it (see :attr:`closed`)."""
+        self.closed[record.run_id] = record
+        while len(self.closed) > _CLOSED_KEPT:
+            self.closed.popitem(last=False)
 
     async def fail_workflow_task(
         self, run_id: str, owner: str, failure: Failure, delay: float, max_attempts: int,
@@ -429,7 +475,10 @@ class Runs:
         With ``step`` (a final outcome), the run's next step is committed
         with it if the run has not moved (see :class:`._machine.ActivityStep`).
         """
-        return await self.store.transact(lambda tx: self.finish_in(tx, task, owner, outcome, step))
+        finished = await self.store.transact(lambda tx: self.finish_in(tx, task, owner, outcome, step))
+        if step is not None and step.closed is not None:
+            self.keep_closed(step.closed)
+        return finished
 
     async def fire_timers(self, limit: int) -> int:
         """Fire up to ``limit`` due timers and time out overdue activity tasks; return the events appended."""

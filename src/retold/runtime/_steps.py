@@ -24,7 +24,6 @@ one run's instance to two steps). Threads beyond the first end once idle.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import logging
@@ -41,6 +40,8 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
+from .._wake import loop_poster as _poster
+from .._wake import set_all as _set_all
 from ..errors import WorkflowDeadlockError
 from . import _guard
 from ._outcome import Interrupted as _Interrupted
@@ -70,22 +71,6 @@ _SPARE_AFTER = 0.05  # seconds a step may wait for a busy thread before it gets 
 _IDLE_EXIT = 2.0  # seconds a spare thread waits for work before it ends
 _WAKE_AFTER = 0.001  # a thread that keeps finding work wakes the loop at least this often (seconds)
 _MAX_THREADS = 32  # step threads at most (abandoned ones aside)
-
-
-def _poster() -> Callable[[Callable[[], object]], object]:
-    """A function any thread may call to run a callback on the current event loop."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # trio
-        import trio
-
-        return trio.lowlevel.current_trio_token().run_sync_soon
-    return loop.call_soon_threadsafe
-
-
-def _set_all(events: list[anyio.Event]) -> None:
-    for event in events:
-        event.set()
 
 
 def _workflow_stack(frame: FrameType) -> str:

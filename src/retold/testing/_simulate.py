@@ -102,7 +102,9 @@ class _ActivityRunner:
     def __init__(self, codec: Codec, fakes: Mapping[str, ActivityImpl]) -> None:
         self.codec = codec
         self.fakes = fakes
-        self.cache: dict[tuple[int, int, bytes], tuple[bool, Any]] = {}
+        # Keyed by the run too: a child's activity at the same seq, attempt and
+        # input as its parent's is another activity.
+        self.cache: dict[tuple[str, str, int, int, bytes], tuple[bool, Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -129,7 +131,7 @@ class _ActivityRunner:
         workflow_id: str, run_id: str, attempt: int,
     ) -> tuple[bool, Any]:
         """(True, encoded result) or (False, failure dict) for one attempt."""
-        key = (event.seq, attempt, event.input)
+        key = (run_id, name, event.seq, attempt, event.input)
         if key in self.cache:
             return self.cache[key]
         fn = self.fakes.get(name)

@@ -83,6 +83,7 @@ class ActivityStep:
     commands: Sequence[ev.Event]
     take: ActivityTake | None = None
     stepped: bool = False
+    closed: RunRecord | None = None  # the run's record, if the step closed it (set with ``stepped``)
 
     @property
     def last_seq(self) -> int:

@@ -46,6 +46,8 @@ class Dialect:
     server_clock = False
     row_locks = False
     shares_database = False
+    shares_reads = False
+    """Whether reads run on the writer's connection (SQLite's private in-memory database)."""
 
     def __init__(self, url: str, engine: sa.Engine, concurrency: int) -> None:
         self.url = url

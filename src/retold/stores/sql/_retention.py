@@ -297,7 +297,7 @@ async def purge(store: SqlStore, p: Pass) -> PurgeReport:
         else:
             report += await store._run_outside(batch, p)
             if sqlite:
-                await anyio.to_thread.run_sync(_vacuum, store, limiter=store._d.limiter)
+                await anyio.to_thread.run_sync(store._on_writer_connection, _vacuum, store, limiter=store._d.limiter)
         p.adapt()
         if p.cursor is None:
             break
@@ -307,7 +307,7 @@ async def purge(store: SqlStore, p: Pass) -> PurgeReport:
     left = -1
     while sqlite and not p.dry_run:
         started = anyio.current_time()
-        now_left = await anyio.to_thread.run_sync(_vacuum, store, limiter=store._d.limiter)
+        now_left = await anyio.to_thread.run_sync(store._on_writer_connection, _vacuum, store, limiter=store._d.limiter)
         if not now_left or now_left == left:
             break
         left = now_left

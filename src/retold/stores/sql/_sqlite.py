@@ -18,7 +18,9 @@ from sqlalchemy.pool import QueuePool, StaticPool
 from ...errors import ConfigurationError
 from ._dialect import Dialect
 
-__all__ = ["SQLite", "boot_clock"]
+__all__ = ["NOWAIT", "SQLite", "boot_clock", "locked"]
+
+NOWAIT = "retold_nowait"  # a connection's info key: its next BEGIN fails at once if the file is locked
 
 _IN_MEMORY = ("memory://", "memory:", "sqlite://", "sqlite:///:memory:")
 _READERS = 4  # reading connections of a SQLite file
@@ -78,6 +80,7 @@ class SQLite(Dialect):
         _install_pragmas(engine, busy_ms, begin="BEGIN IMMEDIATE", wait=busy_timeout)
         super().__init__(url, engine, concurrency=1)
         self._reader: sa.Engine | None = None
+        self.shares_reads = memory
         if not memory:  # a private in-memory database has one connection: reads share it
             self._reader = sa.create_engine(
                 file_url, poolclass=QueuePool, pool_size=_READERS, max_overflow=0, pool_reset_on_return=None,
@@ -176,6 +179,11 @@ def _split_busy_timeout(url: str) -> tuple[str, float | None]:
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
+    return locked(exc)
+
+
+def locked(exc: BaseException) -> bool:
+    """Whether an error is SQLite's "database is locked" (or busy)."""
     text = str(exc).lower()
     return "database is locked" in text or "database is busy" in text
 
@@ -225,6 +233,9 @@ def _install_pragmas(
                 # system (see _retention.py). An existing file is left as it is.
                 # It takes the write lock: wait for it like a transaction.
                 _begin_waiting(cursor, "PRAGMA auto_vacuum=INCREMENTAL", 10.0 if wait is None else wait)
+                # No checkpoint at COMMIT (it may run on the event loop's
+                # thread): the writer thread checkpoints (Writer._checkpoint).
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
         finally:
             cursor.close()
 
@@ -234,5 +245,13 @@ def _install_pragmas(
         assert driver is not None
         if wait is None:
             driver.execute(begin)
+        elif conn.info.get(NOWAIT):
+            # On the event loop's thread (see Writer._run): one try, no wait;
+            # the caller hands the transaction to the writer thread if it is locked.
+            driver.execute("PRAGMA busy_timeout=0")
+            try:
+                driver.execute(begin)
+            finally:
+                driver.execute(f"PRAGMA busy_timeout={_SLICE_MS}")
         else:
             _begin_waiting(driver, begin, wait)

@@ -145,7 +145,7 @@ class SqlStore(Leases):
                 raise SchemaError(f"{self.url} is not a {self._d.title} database: {cause.orig}") from exc
             raise
         try:
-            await anyio.to_thread.run_sync(self._d.after_open, limiter=self._d.limiter)
+            await anyio.to_thread.run_sync(self._on_writer_connection, self._d.after_open, limiter=self._d.limiter)
         except sa.exc.DBAPIError as exc:
             raise self._db_error(exc) from exc
 
@@ -178,6 +178,8 @@ class SqlStore(Leases):
                         token = object()
                         await limiter.acquire_on_behalf_of(token)
                         held.append((limiter, token))
+                if self._writer is not None:  # runs what is queued, then ends
+                    await anyio.to_thread.run_sync(self._writer.stop)
             finally:
                 for limiter, token in held:
                     limiter.release_on_behalf_of(token)

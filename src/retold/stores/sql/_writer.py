@@ -11,21 +11,31 @@ the disk. Driver errors become :class:`~retold.StoreError` here, in one place.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
+from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, TypeVar, cast
 
 import anyio
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..._wake import loop_poster, set_all
 from ...errors import StoreError
 from ._dialect import Dialect
+from ._sqlite import NOWAIT, locked
 
 __all__ = ["Writer"]
 
 _T = TypeVar("_T")
+_LOCKED = object()  # an inline transaction found the file locked by another process: nothing ran
+# Transactions (pieces of group commits) between two WAL checkpoints: about
+# SQLite's own default of 1000 pages, a step writing a few pages.
+_CHECKPOINT_EVERY = 100
 
 
 def _locked(exc: StoreError) -> bool:
@@ -37,7 +47,7 @@ def _locked(exc: StoreError) -> bool:
 class _Queued:
     """A transaction body waiting for a group commit, and then its outcome."""
 
-    __slots__ = ("args", "error", "fn", "result", "taken")
+    __slots__ = ("args", "done", "error", "fn", "post", "result", "taken")
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self.fn = fn
@@ -45,6 +55,129 @@ class _Queued:
         self.taken = False
         self.result: Any = None
         self.error: Exception | None = None
+        self.done = anyio.Event()
+        self.post = loop_poster()
+
+
+class _WriterThread:
+    """SQLite's writer: one thread that runs every queued durable transaction, in group commits.
+
+    Callers queue a body and wait on an event; the thread takes everything
+    queued, runs it in one transaction (``run_batch``) and wakes each
+    caller's loop once per batch. No anyio thread pool or limiter on the way:
+    a step costs two thread wake-ups (the writer's, the loop's) and nothing more.
+    ``lock`` is the writer connection's: anything else run on that connection
+    (lease-only transactions, the in-memory database's reads, vacuums) takes it.
+    """
+
+    def __init__(self, run_batch: Callable[[list[_Queued]], None], checkpoint: Callable[[], None]) -> None:
+        self._run_batch = run_batch
+        self._checkpoint = checkpoint
+        self._queue: deque[_Queued] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self.lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._commits = 0  # since the last checkpoint
+        self._checkpoint_due = False
+
+    def inline(self) -> bool:
+        """Whether a transaction may run right here, on the event loop's thread; if so, ``lock`` is held.
+
+        Only when nothing is queued for the writer and the event loop has
+        nothing else ready to run: the hop to the writer thread and back
+        (two thread wake-ups) is then all the wait there would be.
+        """
+        return not self._queue and _loop_idle() and self.lock.acquire(blocking=False)
+
+    def committed(self, pieces: int = 1) -> None:
+        """Count the pieces of a commit; every ``_CHECKPOINT_EVERY``, the thread checkpoints the WAL."""
+        self._commits += pieces
+        if self._commits >= _CHECKPOINT_EVERY:
+            with self._cond:
+                self._commits = 0
+                self._checkpoint_due = True
+                self._start()
+                self._cond.notify()
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="retold-sqlite-writer", daemon=True)
+            self._thread.start()
+
+    def submit(self, item: _Queued) -> None:
+        with self._cond:
+            self._queue.append(item)  # while stopping too: the thread runs everything queued before it ends
+            self._start()
+            self._cond.notify()
+
+    def withdraw(self, item: _Queued) -> bool:
+        """Take back an item no batch has taken yet; whether it was still queued."""
+        with self._cond:
+            if item.taken:
+                return False
+            self._queue.remove(item)
+            return True
+
+    def stop(self) -> None:
+        """Run what is queued, then end the thread (blocking: call it from a worker thread)."""
+        with self._cond:
+            self._stopping = True
+            thread = self._thread
+            self._cond.notify()
+        if thread is not None:
+            thread.join()
+        with self._cond:  # a store used again after close() starts a new thread
+            self._stopping = False
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping and not self._checkpoint_due:
+                    self._cond.wait()
+                due, self._checkpoint_due = self._checkpoint_due, False
+                if not self._queue and not due:
+                    self._thread = None  # stopping, and nothing left: a later submit starts a new one
+                    return
+                batch = list(self._queue)
+                self._queue.clear()
+                for item in batch:
+                    item.taken = True
+            if batch:
+                try:
+                    with self.lock:
+                        self._run_batch(batch)
+                except BaseException as exc:  # noqa: BLE001 - never leave a caller waiting
+                    for item in batch:
+                        if item.error is None and item.result is None:
+                            item.error = StoreError(f"the SQLite writer failed: {exc!r}")
+                _wake(batch)
+                self.committed(len(batch))
+            if due:
+                with self.lock:
+                    self._checkpoint()
+
+
+def _loop_idle() -> bool:
+    """Whether the running asyncio loop has no callback ready (never known on trio: False)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    ready = getattr(loop, "_ready", None)  # asyncio's own loop; others (uvloop) do not say
+    return ready is not None and not ready
+
+
+def _wake(batch: list[_Queued]) -> None:
+    """Wake each item's caller: one callback per event loop."""
+    by_loop: dict[int, tuple[Callable[[Callable[[], object]], object], list[anyio.Event]]] = {}
+    for item in batch:
+        entry = by_loop.setdefault(id(item.post), (item.post, []))
+        entry[1].append(item.done)
+    for post, events in by_loop.values():
+        with contextlib.suppress(RuntimeError):  # that loop has ended: nobody waits there any more
+            post(partial(set_all, events))
+
 
 class Writer:
     """Runs transaction bodies ``fn(conn, *args)`` on a :class:`~._dialect.Dialect`'s connections."""
@@ -63,32 +196,79 @@ class Writer:
         # every step of the runs they feed.
         self._outside: anyio.CapacityLimiter | None = (
             None if self._group_commit or pool_size < 2 else anyio.CapacityLimiter(pool_size - 1))
-        self._queue: list[_Queued] = []
-        self._queue_lock = threading.Lock()
+        self._writer = _WriterThread(self._drain, self._checkpoint) if self._group_commit else None
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
-        if not self._group_commit:
+        writer = self._writer
+        if writer is None:
             return await anyio.to_thread.run_sync(self._tx, fn, *args, limiter=self._d.limiter)
-        # Group commit: queue the work, then take a turn at the writer. The
-        # first turn takes everything queued so far and runs it in one
-        # transaction, each piece in a savepoint of its own: one fsync for
-        # many runs' steps. A piece's outcome is known only after COMMIT.
+        # Group commit: queue the work for the writer thread, which takes
+        # everything queued so far and runs it in one transaction, each piece
+        # in a savepoint of its own: one fsync for many runs' steps. A
+        # piece's outcome is known only after COMMIT.
+        if writer.inline():
+            try:
+                outcome = self._tx_inline(fn, args)
+            finally:
+                writer.lock.release()
+            if outcome is not _LOCKED:
+                writer.committed()
+                await anyio.lowlevel.cancel_shielded_checkpoint()  # a turn for the rest, the outcome kept
+                return cast(_T, outcome)
         item = _Queued(fn, args)
-        with self._queue_lock:
-            self._queue.append(item)
+        writer.submit(item)
         try:
-            async with self._d.limiter:  # our turn at the writer
-                if not item.taken:  # else an earlier turn already ran it: no thread hop
-                    await anyio.to_thread.run_sync(self._drain)
+            await item.done.wait()
         except BaseException:
-            with self._queue_lock:
-                if not item.taken:  # cancelled before any turn took it: it never runs
-                    self._queue.remove(item)
+            if not writer.withdraw(item):  # taken: it runs; wait for it to end, then give up
+                with anyio.CancelScope(shield=True):
+                    await item.done.wait()
             raise
         if item.error is not None:
             raise item.error
         result: _T = item.result
         return result
+
+    def _tx_inline(self, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T | object:
+        """Run a transaction on this thread; :data:`_LOCKED` (nothing run) if another process holds the lock."""
+        try:
+            with self._d.engine.connect() as conn:
+                conn.info[NOWAIT] = True
+                caught: tuple[type[Exception], ...] = (sa.exc.OperationalError, *self._driver_errors)
+                try:
+                    tx = conn.begin()
+                except caught as exc:
+                    if locked(exc):
+                        return _LOCKED
+                    raise
+                finally:
+                    conn.info[NOWAIT] = False
+                with tx:
+                    result = fn(conn, *args)
+                    self._d.before_commit(conn)
+                return result
+        except sa.exc.DBAPIError as exc:
+            raise self._db_error(exc) from exc
+        except self._driver_errors as exc:
+            raise self._as_store_error(exc) from exc
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database file, as far as no reader holds it back (on the writer thread)."""
+        raw = self._d.engine.raw_connection()
+        try:
+            driver = raw.driver_connection
+            assert driver is not None
+            with contextlib.suppress(*self._driver_errors):  # locked or busy: the next one catches up
+                driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            raw.close()
+
+    def _on_writer_connection(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn`` (in a worker thread) while no batch uses SQLite's writer connection."""
+        if self._writer is None:
+            return fn(*args)
+        with self._writer.lock:
+            return fn(*args)
 
     async def _run_outside(self, fn: Callable[..., _T], *args: Any) -> _T:
         """A durable transaction asked for from outside the engine (start, signal, cancel)."""
@@ -97,13 +277,8 @@ class Writer:
         async with self._outside:
             return await self._run(fn, *args)
 
-    def _drain(self) -> None:
-        with self._queue_lock:
-            batch, self._queue = self._queue, []
-            for item in batch:
-                item.taken = True
-        if not batch:
-            return  # an earlier turn ran ours
+    def _drain(self, batch: list[_Queued]) -> None:
+        """Run a batch of queued bodies on the writer thread: alone, or in one transaction with savepoints."""
         if len(batch) == 1:
             item = batch[0]
             try:
@@ -150,6 +325,9 @@ class Writer:
         On a SQLite file it never takes the write lock, so a long read (a
         big history) stalls no writer, here or in another process.
         """
+        if self._d.shares_reads:  # an in-memory database: reads use the writer's connection
+            return await anyio.to_thread.run_sync(
+                self._on_writer_connection, self._tx_in, self._d.begin_read, fn, *args, limiter=self._d.read_limiter)
         return await anyio.to_thread.run_sync(
             self._tx_in, self._d.begin_read, fn, *args, limiter=self._d.read_limiter
         )
@@ -164,7 +342,8 @@ class Writer:
         """
         for attempt in range(3):
             try:
-                return await anyio.to_thread.run_sync(self._tx_lease_only, fn, *args, limiter=self._d.limiter)
+                return await anyio.to_thread.run_sync(
+                    self._on_writer_connection, self._tx_lease_only, fn, *args, limiter=self._d.limiter)
             except StoreError as exc:
                 # Another process held SQLite's write lock past the busy
                 # timeout: nothing was written, and moving a lease is safe to retry.
