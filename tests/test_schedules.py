@@ -486,3 +486,21 @@ async def test_a_bad_update_changes_nothing(make_engine: EngineFactory) -> None:
         await handle.delete()
         with pytest.raises(retold.ScheduleNotFoundError):
             await handle.update(paused=True)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_paused_schedule_keeps_its_buffered_fire_until_resumed(make_engine: EngineFactory) -> None:
+    async with make_engine([gate], url="memory://", poll_interval=30) as engine:
+        handle = await engine.schedule(
+            retold.Schedule("pb", every=timedelta(days=1), overlap="buffer_one"), gate, "g")
+        first = await handle.trigger()
+        assert first is not None
+        assert await handle.trigger() is None
+        await handle.pause()
+        await engine.get_handle(first).signal("go", "now")
+        assert await engine.get_handle(first).result(timeout=10) == "g"
+        assert len(await runs_of(engine, "pb")) == 1
+        assert (await handle.describe()).buffered is not None
+        await handle.resume()
+        await until(lambda: _at_least(engine, "pb", 2), "the buffered fire after the resume", timeout=10)
+        assert (await handle.describe()).buffered is None

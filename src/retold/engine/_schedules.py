@@ -354,9 +354,11 @@ class Schedules:
                 raise ScheduleNotFoundError(schedule_id)
             state = _State.load(row.body)
             # A close that found this row locked left its buffered fire to
-            # whoever held it: every change looks (see start_buffered_in).
+            # whoever held it: every change looks (see start_buffered_in),
+            # before the change and (a resume) after it.
             self.start_buffered(tx, self.runs, state)
             result = change(tx, state)
+            self.start_buffered(tx, self.runs, state)
             tx.put_schedule(state.row())
             return result
         return body
@@ -489,8 +491,9 @@ class Schedules:
 
     @staticmethod
     def start_buffered(tx: Tx, runs: Runs, state: _State) -> bool:
-        """Start the buffered fire if the run it waits for has closed; whether it started a run."""
-        if state.buffered is None or Schedules._open(tx, state):
+        """Start the buffered fire if the run it waits for has closed (and the schedule is not paused:
+        it then waits for the resume); whether it started a run."""
+        if state.buffered is None or state.paused or Schedules._open(tx, state):
             return False
         fire, state.buffered = state.buffered, None
         return bool(Schedules._start(tx, runs, state, fire))
