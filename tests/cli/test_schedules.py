@@ -72,6 +72,11 @@ def test_update_changes_a_schedule_in_place(retold: Retold, background: Callable
     assert "bob" in orjson.dumps(started).decode()  # started with the new arguments
     text = ok(retold("schedule", "update", "edit", "--pause"))
     assert text.startswith("updated\nedit: greet 0 3 * * * (Europe/Paris), paused")
+
+
+def test_a_bad_update_is_one_line_and_changes_nothing(retold: Retold) -> None:
+    ok(retold("schedule", "create", "edit", "greet", "--input", '["ann"]', "--cron", "0 3 * * *",
+              "--app", "tests.shop"))
     one_line_error(retold("schedule", "update", "edit", "--cron", "61 * * * *"), 1,
                    "cron expression '61 * * * *' is not valid")
     one_line_error(retold("schedule", "update", "edit", "--input", "[42]", "--app", "tests.shop"), 1, "name")
