@@ -45,7 +45,7 @@ async def report(team: str) -> str:
 
 
 async def run_example(db: Path) -> None:
-    """Three fires of an every-0.3-s schedule, then pause, trigger, describe a cron schedule, delete."""
+    """Three fires of an every-0.3-s schedule, then pause, trigger, describe and change a cron schedule, delete."""
     async with retold.Engine(f"sqlite:///{db}", workflows=[report], activities=[build_report],
                              poll_interval=0.05) as engine:
         ticks = await engine.schedule(retold.Schedule("sales-report", every=timedelta(seconds=0.3)), report, "sales")
@@ -64,6 +64,9 @@ async def run_example(db: Path) -> None:
             report, "finance")
         described = await nightly.describe(next_fires=2)
         say("main", f"nightly-report fires at 02:00 Paris time: next {described.next_fires[0].strftime('%H:%M %Z')}")
+        described = await nightly.update(cron="30 3 * * *")  # in place: same id, counters and runs
+        await nightly.update_workflow(report, "finance-eu")
+        say("main", f"nightly-report changed in place: next {described.next_fires[0].strftime('%H:%M %Z')}")
         say("main", "schedules: " + ", ".join(s.id for s in await engine.list_schedules()))
         await ticks.delete()
         await nightly.delete()
@@ -72,7 +75,7 @@ async def run_example(db: Path) -> None:
 
 def main() -> None:
     """Parse the command line and run the example."""
-    parser = argparse.ArgumentParser(description="Schedules: every, cron, pause, trigger, delete.")
+    parser = argparse.ArgumentParser(description="Schedules: every, cron, pause, trigger, update, delete.")
     parser.add_argument("--db", type=Path, help="SQLite file to use (default: a fresh temp file)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -296,10 +296,12 @@ def test_schedules_fire_once_per_fire_time_and_can_be_paused_triggered_and_delet
         *["[main] report for sales (one run per fire time)"] * 3,
         "[main] triggered by hand: report for sales",
         "[main] nightly-report fires at 02:00 Paris time: next " + lines[4].rsplit("next ", 1)[1],
+        "[main] nightly-report changed in place: next " + lines[5].rsplit("next ", 1)[1],
         "[main] schedules: nightly-report, sales-report",
         "[main] after delete: 0 schedules",
     ]
     assert lines[4].endswith(("02:00 CET", "02:00 CEST"))
+    assert lines[5].endswith(("03:30 CET", "03:30 CEST"))
 
 
 def test_retention_deletes_old_finished_runs_and_keeps_the_waiting_one(tmp_path: Path) -> None:

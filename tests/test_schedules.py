@@ -7,7 +7,7 @@ says so, and the tests wait on what the fire loop writes (runs, counters).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -259,3 +259,248 @@ async def test_jitter_delays_each_fire_by_an_amount_every_engine_agrees_on() -> 
         assert second.due_at - (T0 + 200) != row.due_at - (T0 + 100)  # each fire has its own delay
     finally:
         await store.close()
+
+
+# -- the fire loop reads, then writes only what is due ------------------------------------
+
+
+def _count_writes(store: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the store's write transactions (``transact``) from now on: ``counter[0]``."""
+    counter = [0]
+    transact = store.transact
+
+    async def counted(fn: Any, **options: Any) -> Any:
+        counter[0] += 1
+        return await transact(fn, **options)
+
+    monkeypatch.setattr(store, "transact", counted)
+    return counter
+
+
+async def test_polling_for_due_schedules_is_a_read(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from retold.engine import Runs, Schedules
+
+    clock = Clock()
+    store = store_for(store_url, clock=clock)
+    await store.open()
+    try:
+        schedules = Schedules(store, Runs(store))
+        writes = _count_writes(store, monkeypatch)
+        for _ in range(20):  # no schedule at all
+            assert await schedules.fire_due(64) == (0, None)
+        assert writes[0] == 0
+        await schedules.create(retold.Schedule("tick", every=timedelta(seconds=10)), "sched_hello", b'["a"]', "h")
+        writes[0] = 0
+        for _ in range(20):  # one, not due yet
+            assert await schedules.fire_due(64) == (0, T0 + 10)
+        assert writes[0] == 0
+        clock.now += 10
+        assert await schedules.fire_due(64) == (1, T0 + 20)
+        assert writes[0] == 1  # the fire: one transaction
+    finally:
+        await store.close()
+
+
+async def test_polling_for_due_schedules_does_not_wait_for_sqlite_write_lock(tmp_path: Any) -> None:
+    import sqlite3
+
+    from retold.engine import Runs, Schedules
+
+    path = tmp_path / "locked.db"
+    store = store_for(f"sqlite:///{path}?busy_timeout=0.5")
+    await store.open()
+    try:
+        schedules = Schedules(store, Runs(store))
+        await schedules.create(retold.Schedule("tick", every=timedelta(hours=1)), "sched_hello", b'["a"]', "h")
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            for _ in range(5):
+                started, due = await schedules.fire_due(64)
+                assert started == 0
+                assert due is not None
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+    finally:
+        await store.close()
+
+
+# -- a buffered fire starts when the previous run closes -----------------------------------
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_buffered_fire_starts_when_the_previous_run_closes_not_at_the_next_poll(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
+    url = "memory://" if store_url.startswith("memory") else store_url
+    # A 30 s poll interval: only the close itself can start the buffered fire within the test's bound.
+    async with make_engine([gate], url=url, poll_interval=30) as engine:
+        handle = await engine.schedule(
+            retold.Schedule("buf", every=timedelta(days=1), overlap="buffer_one"), gate, "g")
+        first = await handle.trigger()
+        assert first is not None
+        assert await handle.trigger() is None  # the previous run is open: buffered
+        buffered = (await handle.describe()).buffered
+        assert buffered is not None
+        await engine.get_handle(first).signal("go", "now")
+        assert await engine.get_handle(first).result(timeout=10) == "g"
+        runs = await until(lambda: _at_least(engine, "buf", 2), "the buffered fire", timeout=10)
+        second = fire_workflow_id("buf", buffered.timestamp())
+        assert [r.workflow_id for r in runs] == sorted([first, second])
+        described = await handle.describe()
+        assert (described.buffered, described.fires, described.last_workflow_id) == (None, 2, second)
+        await engine.get_handle(second).signal("go", "again")  # and it runs, without a poll either
+        assert await engine.get_handle(second).result(timeout=10) == "g"
+
+
+# -- time skipping reaches schedules ---------------------------------------------------------
+
+
+async def test_time_skipping_fires_an_hourly_schedule_at_each_hour() -> None:
+    from retold.testing import WorkflowEnvironment
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    async with WorkflowEnvironment([hello], start_time=start) as env:
+        handle = await env.engine.schedule(retold.Schedule("hourly", cron="0 * * * *"), hello, "ann")
+        await env.sleep(timedelta(minutes=30))
+        assert await runs_of(env.engine, "hourly") == []
+        await env.sleep(timedelta(hours=3))  # 00:30 -> 03:30: fires at 01:00, 02:00 and 03:00
+        runs = await runs_of(env.engine, "hourly")
+        hours = [start.timestamp() + 3600 * k for k in (1, 2, 3)]
+        assert [r.workflow_id for r in runs] == [fire_workflow_id("hourly", t) for t in hours]
+        assert [r.status for r in runs] == ["completed"] * 3
+        for run, at in zip(runs, hours, strict=True):
+            assert at <= run.started_at.timestamp() < at + 60  # started at its hour of virtual time
+        described = await handle.describe()
+        assert (described.fires, described.skipped) == (3, 0)
+        assert env.skipped > 3 * 3600
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_close_does_not_wait_for_a_schedule_row_another_transaction_holds(
+    make_engine: EngineFactory, postgres_url: str,
+) -> None:
+    """PostgreSQL: a fire locks the schedule, then its last run; a close locks the run, then the schedule.
+
+    The close skips a schedule row held by another transaction (no deadlock,
+    no wait); that transaction, which looks at the last run once it holds the
+    row, starts the buffered fire.
+    """
+    import threading
+
+    from retold.stores import Tx
+
+    async with make_engine([gate], url=postgres_url, poll_interval=30) as engine:
+        handle = await engine.schedule(
+            retold.Schedule("held", every=timedelta(days=1), overlap="buffer_one"), gate, "g")
+        first = await handle.trigger()
+        assert first is not None
+        assert await handle.trigger() is None
+        buffered = (await handle.describe()).buffered
+        assert buffered is not None
+        locked, release = threading.Event(), threading.Event()
+        schedules = engine.client._schedules()
+        change = schedules._change("held", lambda tx, state: None)
+
+        def hold(tx: Tx) -> None:
+            assert tx.schedule("held") is not None  # locks the row
+            locked.set()
+            release.wait(60)
+            change(tx)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(engine.store.transact, hold)
+            await until(lambda: _true(locked.is_set()), "the row to be locked")
+            await engine.get_handle(first).signal("go", "now")
+            assert await engine.get_handle(first).result(timeout=20) == "g"  # the close did not wait
+            assert len(await runs_of(engine, "held")) == 1
+            release.set()
+        runs = await until(lambda: _at_least(engine, "held", 2), "the buffered fire", timeout=10)
+        assert fire_workflow_id("held", buffered.timestamp()) in [r.workflow_id for r in runs]
+        assert (await handle.describe()).buffered is None
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+# -- changing a schedule in place --------------------------------------------------------------
+
+
+async def test_update_changes_a_schedule_in_place_keeping_its_id_counters_and_runs(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
+    clock = Clock()
+    async with make_engine([hello], store=store_for(store_url, clock=clock)) as engine:
+        handle = await engine.schedule(retold.Schedule("edit", every=timedelta(seconds=10)), hello, "ann")
+        clock.now += 10
+        await until(lambda: runs_of(engine, "edit"), "the first fire")
+        first = fire_workflow_id("edit", T0 + 10)
+        assert await engine.get_handle(first).result(timeout=30) == "hello ann x1"
+        # Every minute, at second 0 (the test clock starts at T0 = 1_000_000, i.e. second 40 of a minute).
+        described = await handle.update(cron="* * * * *")
+        assert (described.cron, described.every, described.fires, described.last_workflow_id) == (
+            "* * * * *", None, 1, first)
+        assert [t.timestamp() for t in described.next_fires[:2]] == [T0 + 20, T0 + 80]
+        described = await handle.update_workflow(hello, "bob", n=3)  # typed as for engine.schedule
+        assert described.workflow == "sched_hello"
+        clock.now = T0 + 20
+        runs = await until(lambda: _at_least(engine, "edit", 2), "the fire under the new cron")
+        assert [r.workflow_id for r in runs] == [first, fire_workflow_id("edit", T0 + 20)]
+        assert await engine.get_handle(runs[1].workflow_id).result(timeout=30) == "hello bob x3"
+        described = await handle.update(paused=True, overlap="allow_all", catchup_limit=5,
+                                        jitter=timedelta(seconds=1))
+        assert (described.paused, described.overlap, described.catchup_limit, described.jitter) == (
+            True, "allow_all", 5, timedelta(seconds=1))
+        assert (described.fires, described.skipped) == (2, 0)
+        assert [s.id for s in await engine.list_schedules()] == ["edit"]
+
+
+async def test_an_interval_keeps_counting_from_its_start_when_changed(make_engine: EngineFactory) -> None:
+    clock = Clock()
+    async with make_engine([hello], store=store_for("memory://", clock=clock)) as engine:
+        handle = await engine.schedule(retold.Schedule("iv", every=timedelta(seconds=10)), hello, "ann")
+        clock.now += 25
+        described = await handle.update(every=timedelta(seconds=20))
+        assert [t.timestamp() for t in described.next_fires[:2]] == [T0 + 40, T0 + 60]
+        described = await handle.update(every=timedelta(seconds=20), start_at=datetime.fromtimestamp(T0 + 30, UTC))
+        assert [t.timestamp() for t in described.next_fires[:2]] == [T0 + 30, T0 + 50]
+
+
+async def test_a_bad_update_changes_nothing(make_engine: EngineFactory) -> None:
+    async with make_engine([hello], store=store_for("memory://", clock=Clock())) as engine:
+        handle = await engine.schedule(retold.Schedule("s", every=timedelta(seconds=5)), hello, "ann")
+        before = await handle.describe()
+        with pytest.raises(retold.ConfigurationError, match="cron expression '61 \\* \\* \\* \\*' is not valid"):
+            await handle.update(cron="61 * * * *")
+        with pytest.raises(retold.ConfigurationError, match="needs exactly one of cron= and every="):
+            await handle.update(every=None)
+        with pytest.raises(retold.ConfigurationError, match="time zone 'Nowhere/Else'"):
+            await handle.update(timezone="Nowhere/Else")
+        with pytest.raises(retold.InvalidArgumentsError):
+            await handle.update_workflow(hello, 42)  # type: ignore[arg-type]
+        with pytest.raises(retold.ConfigurationError, match="has no field 'colour'"):
+            await handle.update_by_name({"colour": "red"})
+        assert await handle.describe() == before
+        await handle.delete()
+        with pytest.raises(retold.ScheduleNotFoundError):
+            await handle.update(paused=True)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_paused_schedule_keeps_its_buffered_fire_until_resumed(make_engine: EngineFactory) -> None:
+    async with make_engine([gate], url="memory://", poll_interval=30) as engine:
+        handle = await engine.schedule(
+            retold.Schedule("pb", every=timedelta(days=1), overlap="buffer_one"), gate, "g")
+        first = await handle.trigger()
+        assert first is not None
+        assert await handle.trigger() is None
+        await handle.pause()
+        await engine.get_handle(first).signal("go", "now")
+        assert await engine.get_handle(first).result(timeout=10) == "g"
+        assert len(await runs_of(engine, "pb")) == 1
+        assert (await handle.describe()).buffered is not None
+        await handle.resume()
+        await until(lambda: _at_least(engine, "pb", 2), "the buffered fire after the resume", timeout=10)
+        assert (await handle.describe()).buffered is None

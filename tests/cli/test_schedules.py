@@ -50,3 +50,37 @@ def test_a_worker_fires_an_every_schedule(retold: Retold, background: Callable[.
     listed = poll(retold, lambda runs: any(r["status"] == "completed" for r in runs), "list")
     assert all(r["workflow_id"].startswith("tick@") for r in listed)
     worker.stop()
+
+
+def test_update_changes_a_schedule_in_place(retold: Retold, background: Callable[..., Background]) -> None:
+    ok(retold("schedule", "create", "edit", "greet", "--input", '["ann"]', "--every", "3600", "--paused",
+              "--app", "tests.shop"))
+    first = ok(retold("schedule", "trigger", "edit")).split()[1]
+    changed = orjson.loads(ok(retold("schedule", "update", "edit", "--cron", "0 3 * * *", "--timezone",
+                                     "Europe/Paris", "--overlap", "allow_all", "--input", '["bob"]', "--resume",
+                                     "--app", "tests.shop", "--json")))
+    assert (changed["id"], changed["cron"], changed["every"], changed["overlap"], changed["paused"]) == (
+        "edit", "0 3 * * *", None, "allow_all", False)
+    assert (changed["fires"], changed["last_workflow_id"]) == (1, first)
+    assert all("T03:00:00" in f for f in changed["next_fires"])
+    second = ok(retold("schedule", "trigger", "edit")).split()[1]
+    worker = background("worker", "tests.shop")
+    run = poll(retold, lambda run: run["status"] == "completed", "show", second)
+    worker.stop()
+    started = run["history"]["events"][0]
+    assert started["type"] == "WorkflowStarted"
+    assert "bob" in orjson.dumps(started).decode()  # started with the new arguments
+    text = ok(retold("schedule", "update", "edit", "--pause"))
+    assert text.startswith("updated\nedit: greet 0 3 * * * (Europe/Paris), paused")
+
+
+def test_a_bad_update_is_one_line_and_changes_nothing(retold: Retold) -> None:
+    ok(retold("schedule", "create", "edit", "greet", "--input", '["ann"]', "--cron", "0 3 * * *",
+              "--app", "tests.shop"))
+    one_line_error(retold("schedule", "update", "edit", "--cron", "61 * * * *"), 1,
+                   "cron expression '61 * * * *' is not valid")
+    one_line_error(retold("schedule", "update", "edit", "--input", "[42]", "--app", "tests.shop"), 1, "name")
+    one_line_error(retold("schedule", "update", "edit", "--input", '["x"]'), 2, "need --app")
+    one_line_error(retold("schedule", "update", "edit"), 2, "nothing to change")
+    one_line_error(retold("schedule", "update", "gone", "--pause"), 1, "no schedule with id 'gone'")
+    assert orjson.loads(ok(retold("schedule", "describe", "edit", "--json")))["cron"] == "0 3 * * *"

@@ -197,6 +197,7 @@ def test_the_openapi_document_describes_every_route(server: Server) -> None:
         "/runs/{id}/events", "/schedules", "/schedules/{id}", "/schedules/{id}/{action}",
         "/workflows/fails/runs", "/workflows/greet/runs", "/workflows/order/runs", "/workflows/ticker/runs",
     }
+    assert set(doc["paths"]["/schedules/{id}"]) == {"get", "patch", "delete"}
     # Each workflow's start operation types its arguments.
     body = doc["paths"]["/workflows/order/runs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body["required"] == ["args"]

@@ -57,3 +57,41 @@ def test_bad_schedules_are_problem_details_and_write_nothing(server: Server) -> 
             assert answer.headers["content-type"] == "application/problem+json"
             assert detail in answer.json()["detail"], answer.json()
         assert http.get("/schedules").json() == {"schedules": []}
+
+
+def test_a_schedule_is_changed_in_place_with_patch(server: Server) -> None:
+    with server.client() as http:
+        created = http.post("/schedules", json={"id": "edit", "workflow": "greet", "args": ["ann"], "every": 3600,
+                                               "paused": True})
+        assert created.status_code == 201, created.text
+        triggered = http.post("/schedules/edit/trigger").json()["workflow_id"]
+        changed = http.patch("/schedules/edit", json={"cron": "0 3 * * *", "timezone": "Europe/Paris",
+                                                      "args": ["bob"], "overlap": "allow_all", "jitter": 2})
+        assert changed.status_code == 200, changed.text
+        body = changed.json()
+        assert (body["id"], body["cron"], body["every"], body["timezone"], body["overlap"], body["jitter"]) == (
+            "edit", "0 3 * * *", None, "Europe/Paris", "allow_all", 2.0)
+        assert (body["fires"], body["last_workflow_id"], body["paused"]) == (1, triggered, True)
+        assert all("T03:00:00" in fire for fire in body["next_fires"])
+        second = http.post("/schedules/edit/trigger").json()["workflow_id"]  # runs with the new arguments
+        deadline = time.monotonic() + 30
+        while (run := http.get(f"/runs/{second}").json())["status"] != "completed":
+            assert time.monotonic() < deadline, "the triggered run did not finish"
+            time.sleep(0.05)
+        assert run["result"] == http.get(f"/runs/{triggered}").json()["result"].replace("ann", "bob")
+        back = http.patch("/schedules/edit", json={"every": 60, "jitter": None, "paused": False}).json()
+        assert (back["cron"], back["every"], back["jitter"], back["paused"]) == (None, 60.0, None, False)
+        for patch, status, detail in [
+            ({"cron": "61 * * * *"}, 422, "cron expression '61 * * * *' is not valid"),
+            ({"every": None}, 422, "needs exactly one of cron= and every="),
+            ({"colour": "red"}, 422, "unknown field 'colour'"),
+            ({}, 422, "names no field"),
+            ({"args": [1]}, 422, "name"),
+            ({"workflow": "nope"}, 404, "nope"),
+        ]:
+            answer = http.patch("/schedules/edit", json=patch)
+            assert answer.status_code == status, (patch, answer.text)
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert detail in answer.json()["detail"], answer.json()
+        assert http.get("/schedules/edit").json()["every"] == 60.0  # unchanged by the refused ones
+        assert http.patch("/schedules/gone", json={"paused": True}).status_code == 404

@@ -1,4 +1,4 @@
-"""``retold schedule create|list|describe|pause|resume|trigger|delete``: schedules in the store."""
+"""``retold schedule create|update|list|describe|pause|resume|trigger|delete``: schedules in the store."""
 
 from __future__ import annotations
 
@@ -91,6 +91,73 @@ def create(
         _print_json(described.to_json())
     else:
         click.echo("created")
+        _show(described)
+
+
+@schedule.command()
+@click.argument("schedule_id", metavar="ID")
+@click.option("--workflow", metavar="NAME", help="Start this workflow from now on (with --input, or no arguments).")
+@click.option("--input", "input_", metavar="JSON",
+              help="New arguments as a JSON array (for --workflow, else the schedule's workflow).")
+@click.option("--cron", metavar="EXPR", help="A cron expression (five fields); replaces --every.")
+@click.option("--every", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Fire every this many seconds; replaces --cron.")
+@click.option("--timezone", metavar="ZONE", help="The IANA time zone --cron is read in.")
+@click.option("--jitter", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Start each fire up to this long after its time (0: none).")
+@click.option("--overlap", type=click.Choice(_OVERLAPS), help="What a fire does while the previous run is open.")
+@click.option("--catchup-limit", type=click.IntRange(min=1, max=10_000),
+              help="After downtime, how many of the missed fire times to start.")
+@click.option("--pause/--resume", "paused", default=None, help="Pause it, or resume it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the schedule as JSON.")
+@app_option(required=False)
+@url_option
+@codec_option
+def update(
+    schedule_id: str, workflow: str | None, input_: str | None, cron: str | None, every: float | None,
+    timezone: str | None, jitter: float | None, overlap: str | None, catchup_limit: int | None, paused: bool | None,
+    as_json: bool, app_spec: str | None, url: str, codec_spec: str | None,
+) -> None:
+    """Change schedule ID in place: the options given; its id, counters and last run stay.
+
+    --workflow or --input need --app (the arguments are checked against the workflow's signature).
+    """
+    changes: dict[str, Any] = {}
+    if cron is not None:
+        changes["cron"] = cron
+    if every is not None:
+        changes["every"] = timedelta(seconds=every)
+    if timezone is not None:
+        changes["timezone"] = timezone
+    if jitter is not None:
+        changes["jitter"] = timedelta(seconds=jitter) if jitter else None
+    if overlap is not None:
+        changes["overlap"] = overlap
+    if catchup_limit is not None:
+        changes["catchup_limit"] = catchup_limit
+    if paused is not None:
+        changes["paused"] = paused
+    args = None
+    if input_ is not None:
+        args = parse_json(input_, "--input")
+        if not isinstance(args, list):
+            raise click.BadParameter("must be a JSON array of the workflow's arguments", param_hint="--input")
+    if not changes and workflow is None and args is None:
+        raise click.UsageError("nothing to change: give at least one option (see --help)")
+    if (workflow is not None or args is not None) and not app_spec:
+        raise click.UsageError("--workflow and --input need --app (the workflow code, to check the arguments)")
+    app = load_app(app_spec) if app_spec else None
+    codec = load_codec(codec_spec, app)
+
+    async def body() -> retold.ScheduleDescription:
+        async with open_client(url, app, codec=codec) as client:
+            return await client.get_schedule(schedule_id).update_by_name(changes, workflow, args)
+
+    described = run(body)
+    if as_json:
+        _print_json(described.to_json())
+    else:
+        click.echo("updated")
         _show(described)
 
 

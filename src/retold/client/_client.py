@@ -468,18 +468,9 @@ class Client(RunOperations):
         self._check_open()
         if not isinstance(schedule, Schedule):
             raise ConfigurationError(f"schedule() needs a retold.Schedule first, got {schedule!r}")
-        if isinstance(workflow, str):
-            name, typed = workflow, self.workflows.get(workflow)
-        elif isinstance(workflow, Workflow):
-            name = workflow.name
-            typed = None if workflow.reference else workflow
-            if self._host is not None and typed is not None:
-                self._host.check_start(workflow)
-        else:
-            raise ConfigurationError(f"schedule() needs a workflow, got {workflow!r}")
-        payload, digest, _ = encode_start(self.codec, name, typed, args, kwargs)
+        name, payload, digest = self._schedule_input(workflow, args, kwargs)
         await self._schedules().create(schedule, name, payload, digest)
-        return ScheduleHandle(self._schedules(), schedule.id)
+        return self._schedule_handle(schedule.id)
 
     async def schedule_by_name(self, schedule: Schedule, workflow: str, args: Sequence[Any] = ()) -> ScheduleHandle:
         """:meth:`schedule` for callers that know workflows by name, with arguments in their JSON form (HTTP, CLI).
@@ -489,6 +480,28 @@ class Client(RunOperations):
             InvalidArgumentsError: the arguments do not fit its signature or types; nothing is stored.
         """
         self._check_open()
+        name, payload, digest = self._schedule_input_by_name(workflow, args)
+        await self._schedules().create(schedule, name, payload, digest)
+        return self._schedule_handle(schedule.id)
+
+    def _schedule_input(
+        self, workflow: Workflow[Any, Any] | str, args: Sequence[Any], kwargs: Mapping[str, Any],
+    ) -> tuple[str, bytes, str]:
+        """A scheduled workflow's name and its arguments encoded (checked against its signature)."""
+        if isinstance(workflow, str):
+            name, typed = workflow, self.workflows.get(workflow)
+        elif isinstance(workflow, Workflow):
+            name = workflow.name
+            typed = None if workflow.reference else workflow
+            if self._host is not None and typed is not None:
+                self._host.check_start(workflow)
+        else:
+            raise ConfigurationError(f"a schedule needs a workflow, got {workflow!r}")
+        payload, digest, _ = encode_start(self.codec, name, typed, tuple(args), dict(kwargs))
+        return name, payload, digest
+
+    def _schedule_input_by_name(self, workflow: str, args: Sequence[Any]) -> tuple[str, bytes, str]:
+        """:meth:`_schedule_input` by name, with arguments in their JSON form."""
         definition = self.workflows.get(workflow)
         if definition is None:
             raise self._unknown(workflow, "a schedule by name checks the arguments against its signature")
@@ -496,13 +509,20 @@ class Client(RunOperations):
             "workflow", workflow, self.codec, self.codec.encode(list(args))
         )
         payload, digest, _ = encode_start(self.codec, workflow, definition, tuple(converted), keywords)
-        await self._schedules().create(schedule, workflow, payload, digest)
-        return ScheduleHandle(self._schedules(), schedule.id)
+        return workflow, payload, digest
+
+    def _schedule_handle(self, schedule_id: str) -> ScheduleHandle:
+        return ScheduleHandle(self._schedules(), schedule_id, self._schedule_input, self._schedule_input_by_name,
+                              self._schedule_changed)
+
+    def _schedule_changed(self) -> None:
+        if self._host is not None:
+            self._host.schedule_changed()
 
     def get_schedule(self, schedule_id: str) -> ScheduleHandle:
         """A handle on a stored schedule, by id."""
         self._check_open()
-        return ScheduleHandle(self._schedules(), schedule_id)
+        return self._schedule_handle(schedule_id)
 
     async def list_schedules(self, *, next_fires: int = 1) -> list[ScheduleDescription]:
         """Every schedule, by id, each with its next ``next_fires`` fire times."""

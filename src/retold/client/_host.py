@@ -42,6 +42,10 @@ class Host(Protocol):
         """A signal or cancel was recorded for ``run_id``: its workflow task awaits."""
         ...
 
+    def schedule_changed(self) -> None:
+        """A schedule was changed (its next fire may be sooner): the fire loop looks again."""
+        ...
+
     async def pending_work(self, record: RunRecord) -> PendingWork:
         """What the run waits for, judged with this host counted as a running engine."""
         ...

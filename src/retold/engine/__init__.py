@@ -11,9 +11,12 @@ from ._machine import ActivityStep as ActivityStep
 from ._machine import ActivityTake as ActivityTake
 from ._machine import StartStep as StartStep
 from ._runs import Runs as Runs
+from ._schedules import KEEP as KEEP
+from ._schedules import Keep as Keep
+from ._schedules import Overlap as Overlap
 from ._schedules import Schedule as Schedule
 from ._schedules import ScheduleDescription as ScheduleDescription
 from ._schedules import Schedules as Schedules
 
-__all__ = ["ActivityStep", "ActivityTake", "Runs", "Schedule", "ScheduleDescription", "Schedules",
-           "StartStep"]
+__all__ = ["KEEP", "ActivityStep", "ActivityTake", "Keep", "Overlap", "Runs", "Schedule", "ScheduleDescription",
+           "Schedules", "StartStep"]

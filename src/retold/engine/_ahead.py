@@ -27,6 +27,7 @@ from ..runtime import WorkflowInstance, activate
 from ..stores import ActivityOutcome, ActivityTask, RunRecord, StartRequest
 from . import _machine as m
 from ._machine import ActivityStep, ActivityTake, StartStep
+from ._schedules import wakes_others
 
 if TYPE_CHECKING:
     from ._activity_worker import ActivityWorker
@@ -185,7 +186,7 @@ class RunAhead:
                 self.start_taken(step.take, pending.reserved)
                 self._worker.after_commit(step.run_id, step.commands,
                                    taken=len(step.take.taken) if step.take else 0,
-                                   relatives=instance.has_relatives)
+                                   relatives=wakes_others(instance.has_relatives, instance.workflow_id))
             else:
                 instance.close()  # it saw an outcome that was not committed as its input
         finally:

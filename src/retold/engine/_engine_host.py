@@ -45,6 +45,9 @@ class EngineHost:
     def input_recorded(self, run_id: str) -> None:
         self._engine.wake_workflows.set()
 
+    def schedule_changed(self) -> None:
+        self._engine.wake_schedules.set()
+
     async def pending_work(self, record: RunRecord) -> PendingWork:
         return await self._engine.pending_work(record)
 

@@ -62,7 +62,11 @@ async def timer_loop(engine: Engine) -> None:
 
 
 async def schedule_loop(engine: Engine) -> None:
-    """Fire due schedules (each fire and the runs it starts in one store transaction)."""
+    """Fire due schedules (each fire and the runs it starts in one store transaction).
+
+    Each poll reads what is due; only a due schedule costs a write. A buffered
+    fire is started by the close of the run it waits for, not by this loop.
+    """
     schedules = Schedules(engine.store, engine.runs)
     while True:
         started, due = await schedules.fire_due(64)
@@ -72,7 +76,6 @@ async def schedule_loop(engine: Engine) -> None:
         now = engine.store.now()
         if started and due is not None and due <= now:
             continue  # more may be due than one call fires
-        # (Due and nothing started: a buffered fire waits for its previous run; look again next poll.)
         wait = engine.poll_interval if due is None or due <= now else min(engine.poll_interval, due - now)
         await engine.wake_schedules.wait(wait)
 

@@ -22,6 +22,7 @@ from ..stores._plan import RunState, Tx
 from ..stores._protocol import ActivityOutcome, ActivityTask, RunRecord, StartRequest, Store
 from . import _machine as m
 from ._machine import NO_LOOKUPS, ActivityStep, ActivityTake, Decision, Lookups, StartStep
+from ._schedules import fired_schedule, start_buffered_in
 
 __all__ = ["Runs"]
 
@@ -95,9 +96,8 @@ class Runs:
 
     # -- inside a transaction --------------------------------------------------------
 
-    @staticmethod
-    def _apply(tx: Tx, decision: Decision, take: ActivityTake | None = None) -> None:
-        """Apply a decision and, in turn, the inputs it gives other runs."""
+    def _apply(self, tx: Tx, decision: Decision, take: ActivityTake | None = None) -> None:
+        """Apply a decision and, in turn, the inputs it gives other runs (and a schedule the fire it buffered)."""
         leased = tx.apply(decision.plan)
         if take is not None:
             by_seq = {task.seq: task for task in decision.leased}
@@ -113,19 +113,26 @@ class Runs:
             tx.apply(later)
         for run_id, event in decision.deliveries:
             if isinstance(event, m.ParentClosed):
-                Runs._parent_closed(tx, run_id, event)
+                self._parent_closed(tx, run_id, event)
             else:
                 Runs._deliver(tx, run_id, event)
+        close = decision.plan.close
+        if close is not None and close.status != "continued":
+            workflow_id = decision.workflow_id
+            if not workflow_id:
+                closed = tx.run(decision.plan.run_id)
+                workflow_id = closed.record.workflow_id if closed is not None else ""
+            if fired_schedule(workflow_id) is not None:
+                start_buffered_in(tx, self, workflow_id)
 
-    @staticmethod
-    def _parent_closed(tx: Tx, run_id: str, closed: m.ParentClosed) -> None:
+    def _parent_closed(self, tx: Tx, run_id: str, closed: m.ParentClosed) -> None:
         """Apply a child's parent-close policy (see :func:`._machine.parent_closed`)."""
         run = tx.run(run_id, inbox=True)
         if run is None or not run.open:
             return
         decision = m.parent_closed(run, closed, tx.now(), open_children=tx.open_children(run_id))
         if decision is not None:
-            Runs._apply(tx, decision)
+            self._apply(tx, decision)
 
     @staticmethod
     def _for_input(tx: Tx, ident: str) -> RunState | None:

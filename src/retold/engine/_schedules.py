@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import base64
 import collections
+import enum
 import hashlib
 import math
 import os
+import re
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, Literal, final
+from typing import TYPE_CHECKING, Any, Final, Literal, final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
@@ -30,9 +32,14 @@ from ..errors import ConfigurationError, ScheduleNotFoundError
 from ..history import events as ev
 from ..history.ids import check_id
 from ..stores import ScheduleRow, StartRequest, Store, Tx
-from ._runs import Runs
 
-__all__ = ["OVERLAP_POLICIES", "Schedule", "ScheduleDescription", "Schedules"]
+if TYPE_CHECKING:
+    from ._runs import Runs
+
+__all__ = [
+    "KEEP", "OVERLAP_POLICIES", "Keep", "Schedule", "ScheduleDescription", "Schedules", "fired_schedule",
+    "start_buffered_in", "wakes_others",
+]
 
 Overlap = Literal["skip", "buffer_one", "allow_all", "cancel_previous"]
 OVERLAP_POLICIES: tuple[str, ...] = ("skip", "buffer_one", "allow_all", "cancel_previous")
@@ -40,6 +47,18 @@ _MIN_EVERY = 0.001  # seconds
 _MAX_CATCHUP = 10_000
 _MAX_SCAN = 100_000  # fire times looked at in one fire (a long downtime of a short interval)
 FAILPOINT_ENV = "RETOLD_SCHEDULE_FAILPOINT"
+
+
+class Keep(enum.Enum):
+    """The type of :data:`KEEP`."""
+
+    KEEP = "keep"
+
+
+KEEP: Final = Keep.KEEP
+"""A field of :meth:`ScheduleHandle.update <retold.ScheduleHandle.update>` left as it is (the default)."""
+
+_FIELDS = ("cron", "every", "timezone", "jitter", "overlap", "catchup_limit", "start_at", "paused")
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -187,6 +206,16 @@ class _State:
         data["input"] = base64.b64decode(data["input"])
         return cls(**data)
 
+    def spec(self) -> dict[str, Any]:
+        """The fields of the :class:`Schedule` it was made from (``start_at``: where ``every`` counts from)."""
+        return {
+            "cron": self.cron, "every": None if self.every is None else timedelta(seconds=self.every),
+            "timezone": self.timezone, "jitter": timedelta(seconds=self.jitter) if self.jitter else None,
+            "overlap": self.overlap, "catchup_limit": self.catchup_limit,
+            "start_at": datetime.fromtimestamp(self.anchor, UTC) if self.every is not None else None,
+            "paused": self.paused,
+        }
+
     def after(self, at: float) -> float:
         """The first fire time strictly after ``at``."""
         if self.every is not None:
@@ -211,13 +240,12 @@ class _State:
         digest = hashlib.sha256(f"{self.id}@{fire!r}".encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2**64 * self.jitter
 
-    def row(self, now: float) -> ScheduleRow:
+    def row(self) -> ScheduleRow:
+        # A buffered fire is not looked at by the fire loops: the close of the
+        # run it waits for starts it (see :func:`start_buffered_in`).
         due: float | None = None
-        if not self.paused:
-            if self.next_fire is not None:
-                due = self.next_fire + self.offset(self.next_fire)
-            if self.buffered is not None:
-                due = min(due if due is not None else math.inf, now)  # looked at every poll until it starts
+        if not self.paused and self.next_fire is not None:
+            due = self.next_fire + self.offset(self.next_fire)
         return ScheduleRow(self.id, due, self.dump())
 
     def describe(self, count: int, now: float) -> ScheduleDescription:
@@ -248,6 +276,45 @@ def fire_workflow_id(schedule_id: str, fire: float) -> str:
     return f"{schedule_id}@{stamp}"
 
 
+_FIRE_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z(-manual)?")
+
+
+def fired_schedule(workflow_id: str) -> str | None:
+    """The schedule id in a workflow id of the form of :func:`fire_workflow_id` (None: not of that form)."""
+    schedule_id, at, stamp = workflow_id.partition("@")
+    return schedule_id if at and schedule_id and _FIRE_STAMP.fullmatch(stamp) else None
+
+
+def wakes_others(has_relatives: bool, workflow_id: str) -> bool:
+    """Whether a run's close gives other runs work: its parent or children, or (a schedule's run) a buffered fire."""
+    return has_relatives or fired_schedule(workflow_id) is not None
+
+
+def start_buffered_in(tx: Tx, runs: Runs, workflow_id: str) -> bool:
+    """A run closed: if it is the last run of a schedule that buffered a fire, start that fire now.
+
+    Called in the closing transaction (``Runs``), so the buffered fire starts
+    with the close, whatever the poll interval of the fire loops. On
+    PostgreSQL the schedule's row is taken only if no other transaction holds
+    it (``skip_locked``): closes lock the run before the schedule, fires the
+    schedule before the run. A transaction that holds it reads the run after
+    this one commits (every change of a schedule looks at its last run) and
+    starts the fire then.
+    """
+    schedule_id = fired_schedule(workflow_id)
+    if schedule_id is None:
+        return False
+    row = tx.schedule(schedule_id, skip_locked=True)
+    if row is None:
+        return False
+    state = _State.load(row.body)
+    if state.buffered is None or state.last_workflow_id != workflow_id:
+        return False
+    started = Schedules.start_buffered(tx, runs, state)
+    tx.put_schedule(state.row())
+    return started
+
+
 def _failpoint(point: str) -> None:
     """Crash tests: SIGKILL this process at ``point`` of a fire if ``$RETOLD_SCHEDULE_FAILPOINT`` names it."""
     if os.environ.get(FAILPOINT_ENV) == point:
@@ -276,7 +343,7 @@ class Schedules:
                 catchup_limit=spec.catchup_limit, paused=spec.paused, anchor=anchor, next_fire=None,
             )
             state.next_fire = state.after(now)
-            tx.put_schedule(state.row(now))
+            tx.put_schedule(state.row())
             return state.describe(1, now)
         return await self.store.transact(create, outside=True)
 
@@ -286,8 +353,13 @@ class Schedules:
             if row is None:
                 raise ScheduleNotFoundError(schedule_id)
             state = _State.load(row.body)
+            # A close that found this row locked left its buffered fire to
+            # whoever held it: every change looks (see start_buffered_in),
+            # before the change and (a resume) after it.
+            self.start_buffered(tx, self.runs, state)
             result = change(tx, state)
-            tx.put_schedule(state.row(tx.now()))
+            self.start_buffered(tx, self.runs, state)
+            tx.put_schedule(state.row())
             return result
         return body
 
@@ -305,6 +377,48 @@ class Schedules:
         result: str | None = await self.store.transact(self._change(schedule_id, change), outside=True)
         return result
 
+    async def update(
+        self, schedule_id: str, changes: dict[str, Any], workflow: tuple[str, bytes, str] | None = None,
+    ) -> ScheduleDescription:
+        """Change a schedule in place: the fields in ``changes`` (names of :class:`Schedule`'s), and the
+        workflow and its encoded arguments (``(name, payload, digest)``); its id, counters and last run stay.
+
+        The result is checked as a new :class:`Schedule` would be (ConfigurationError, nothing written).
+        A change of ``cron``, ``every``, ``timezone`` or ``start_at`` counts fire times again from now
+        (fire times missed while paused are dropped); ``paused`` is as :meth:`pause`.
+        """
+        unknown = sorted(set(changes) - set(_FIELDS))
+        if unknown:
+            raise ConfigurationError(f"a schedule has no field {unknown[0]!r} to change "
+                                     f"(fields: {', '.join(_FIELDS)})")
+
+        def change(tx: Tx, state: _State) -> ScheduleDescription:
+            now = tx.now()
+            merged = state.spec() | changes
+            if "cron" in changes and changes["cron"] is not None and "every" not in changes:
+                merged["every"] = None  # a cron replaces an interval, and the other way round
+            if "every" in changes and changes["every"] is not None and "cron" not in changes:
+                merged["cron"] = None
+            spec = Schedule(state.id, **merged)  # checked as a new one would be
+            timing = any(merged[name] != value for name, value in state.spec().items()
+                         if name in ("cron", "every", "timezone", "start_at"))
+            state.cron = spec.cron
+            state.every = None if spec.every is None else spec.every.total_seconds()
+            state.timezone = spec.timezone
+            state.jitter = spec.jitter.total_seconds() if spec.jitter else 0.0
+            state.overlap, state.catchup_limit, state.paused = spec.overlap, spec.catchup_limit, spec.paused
+            if timing:
+                # An interval keeps counting from where it did (its start_at), unless given another
+                # one; an interval that replaces a cron counts from now.
+                state.anchor = spec.start_at.timestamp() if spec.start_at is not None else now
+                state.next_fire = state.after(now)
+            if workflow is not None:
+                state.workflow, state.input, state.input_hash = workflow
+            return state.describe(5, now)
+
+        result: ScheduleDescription = await self.store.transact(self._change(schedule_id, change), outside=True)
+        return result
+
     async def delete(self, schedule_id: str) -> None:
         """Delete a schedule (its runs go on)."""
         def delete(tx: Tx) -> None:
@@ -319,7 +433,10 @@ class Schedules:
             row = tx.schedule(schedule_id)
             if row is None:
                 raise ScheduleNotFoundError(schedule_id)
-            return _State.load(row.body).describe(next_fires, tx.now())
+            state = _State.load(row.body)
+            if self.start_buffered(tx, self.runs, state):  # it holds the row: see start_buffered_in
+                tx.put_schedule(state.row())
+            return state.describe(next_fires, tx.now())
         return await self.store.transact(read, outside=True)
 
     async def list(self, next_fires: int = 1) -> list[ScheduleDescription]:
@@ -333,14 +450,18 @@ class Schedules:
     async def fire_due(self, limit: int) -> tuple[int, float | None]:
         """Fire up to ``limit`` due schedules, one transaction each; return (runs started, next due time).
 
-        A schedule with a buffered fire stays due (``due_at`` in the past) until
-        the fire starts: the loop looks at it every poll interval.
+        What is due is learnt by a read (:meth:`Store.schedules_due`): a poll
+        that finds nothing due writes nothing. Each due schedule is then fired
+        in a transaction of its own, which reads its row again (locked) and
+        fires only if it is still due, so engines racing for it fire it once.
         """
-        ids = await self.store.transact(lambda tx: tx.due_schedules(limit))
+        ids, next_due = await self.store.schedules_due(limit)
+        if not ids:
+            return 0, next_due
         started = 0
         for schedule_id in ids:
             started += await self.store.transact(partial(self.fire_in, schedule_id=schedule_id))
-        next_due: float | None = await self.store.transact(lambda tx: tx.next_schedule_due())
+        _, next_due = await self.store.schedules_due(0)
         return started, next_due
 
     def fire_in(self, tx: Tx, *, schedule_id: str) -> int:
@@ -350,10 +471,7 @@ class Schedules:
         if row is None or row.due_at is None or row.due_at > now:
             return 0
         state = _State.load(row.body)
-        started = 0
-        if state.buffered is not None and not self._open(tx, state):
-            fire, state.buffered = state.buffered, None
-            started += self._start(tx, state, fire)
+        started = int(self.start_buffered(tx, self.runs, state))
         due: collections.deque[float] = collections.deque(maxlen=state.catchup_limit)
         missed = 0
         for n, fire in enumerate(state.times(now)):
@@ -368,10 +486,20 @@ class Schedules:
             if self._fire(tx, state, fire) is not None:
                 started += 1
         _failpoint("before_commit")
-        tx.put_schedule(state.row(now))
+        tx.put_schedule(state.row())
         return started
 
-    def _open(self, tx: Tx, state: _State) -> bool:
+    @staticmethod
+    def start_buffered(tx: Tx, runs: Runs, state: _State) -> bool:
+        """Start the buffered fire if the run it waits for has closed (and the schedule is not paused:
+        it then waits for the resume); whether it started a run."""
+        if state.buffered is None or state.paused or Schedules._open(tx, state):
+            return False
+        fire, state.buffered = state.buffered, None
+        return bool(Schedules._start(tx, runs, state, fire))
+
+    @staticmethod
+    def _open(tx: Tx, state: _State) -> bool:
         if state.last_workflow_id is None:
             return False
         run = tx.run(state.last_workflow_id)
@@ -392,14 +520,15 @@ class Schedules:
                 assert state.last_workflow_id is not None
                 self.runs.input_in(tx, state.last_workflow_id,
                                    ev.CancelRequested(seq=0, at=0.0, reason=f"schedule {state.id!r} fired again"))
-        self._start(tx, state, fire, manual=manual)
+        self._start(tx, self.runs, state, fire, manual=manual)
         return state.last_workflow_id
 
-    def _start(self, tx: Tx, state: _State, fire: float, *, manual: bool = False) -> int:
+    @staticmethod
+    def _start(tx: Tx, runs: Runs, state: _State, fire: float, *, manual: bool = False) -> int:
         workflow_id = fire_workflow_id(state.id, fire) + ("-manual" if manual else "")
         request = StartRequest(workflow=state.workflow, workflow_id=workflow_id, input=state.input,
                                input_hash=state.input_hash)
-        _, created = self.runs.start_in(tx, request)
+        _, created = runs.start_in(tx, request)
         state.last_fire, state.last_workflow_id = fire, workflow_id
         state.fires += created
         _failpoint("after_start")

@@ -26,6 +26,7 @@ from ..runtime._instance import WorkflowInstance, failure_from_exception
 from ..runtime._replay import activate, replay
 from ..stores import SUSPECT_LAPSES
 from ._machine import ActivityTake
+from ._schedules import wakes_others
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -211,7 +212,7 @@ class WorkflowWorker:
             instance.committed(seen)
             engine.telemetry.workflow_task(instance, began, commands)
             self.after_commit(run_id, commands, taken=len(take.taken) if take else 0,
-                               relatives=instance.has_relatives)
+                               relatives=wakes_others(instance.has_relatives, instance.workflow_id))
             if instance.finished:
                 instance.close()
                 return
@@ -269,6 +270,7 @@ class WorkflowWorker:
         engine.telemetry.workflow_task_failed(run_id, None, time.time_ns(), RuntimeError(message), outcome == "failed")
         if outcome == "failed":
             engine.notify_closed(run_id)
+            engine.wake_workflows.set()  # a parent, children, or a schedule's buffered fire have work
         else:
             engine.wake_timers.set()
         return True
@@ -293,6 +295,7 @@ class WorkflowWorker:
         engine.feeds.notify(run_id)
         if failed:
             engine.notify_closed(run_id)
+            engine.wake_workflows.set()  # a parent, children, or a schedule's buffered fire have work
         engine.wake_timers.set()
 
     def after_commit(

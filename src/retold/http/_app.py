@@ -386,7 +386,38 @@ class _Api:
         if request.method == "DELETE":
             await handle.delete()
             return Response(status_code=204)
+        if request.method == "PATCH":
+            return await self._update_schedule(request, handle)
         described = await handle.describe(next_fires=int_param(request, "next", 5, 0, 1000))
+        return JSONResponse(described.to_json())
+
+    async def _update_schedule(self, request: Request, handle: retold.ScheduleHandle) -> Response:
+        """Change the fields given (null clears ``cron``, ``every`` or ``jitter``), in one transaction."""
+        body = expect_object(await read_json(request, self.max_body_size), {
+            "workflow": (str,), "args": (list,), "cron": (str, type(None)), "every": (int, float, type(None)),
+            "timezone": (str,), "jitter": (int, float, type(None)), "overlap": (str,), "catchup_limit": (int,),
+            "paused": (bool,)})
+        if not body:
+            raise ProblemError(422, "the body names no field to change")
+        changes: dict[str, Any] = {}
+        for field, value in body.items():
+            if field in ("workflow", "args"):
+                continue
+            if field in ("every", "jitter") and value is not None:
+                if isinstance(value, bool) or not 0 <= value <= MAX_TIME_LIMIT:
+                    raise ProblemError(422, f"field {field!r} must be a number of seconds (at most "
+                                            f"{MAX_TIME_LIMIT:.0f}), not {value!r}")
+                value = timedelta(seconds=value)
+            if field == "catchup_limit" and isinstance(value, bool):
+                raise ProblemError(422, "field 'catchup_limit' must be an integer >= 1")
+            changes[field] = value
+        workflow = body.get("workflow")
+        if workflow is not None and workflow not in self.client.workflows:
+            raise retold.NotRegisteredError("workflow", workflow)
+        try:
+            described = await handle.update_by_name(changes, workflow, body.get("args"))
+        except retold.ConfigurationError as exc:
+            raise ProblemError(422, str(exc), error="ConfigurationError") from None
         return JSONResponse(described.to_json())
 
     async def schedule_action(self, request: Request) -> Response:
@@ -479,7 +510,7 @@ def create_app(
         Route("/schedules", api.create_schedule, methods=["POST"]),
         Route("/schedules", api.list_schedules, methods=["GET"]),
         Route("/schedules/{id:retold_id}/{action:str}", api.schedule_action, methods=["POST"]),
-        Route("/schedules/{id:retold_id}", api.schedule, methods=["GET", "DELETE"], name="schedule"),
+        Route("/schedules/{id:retold_id}", api.schedule, methods=["GET", "PATCH", "DELETE"], name="schedule"),
         # Workflow ids may contain "/" (child ids do): the more specific routes come first.
         Route("/runs/{id:retold_id}/signals/{name}", api.signal, methods=["POST"]),
         Route("/runs/{id:retold_id}/queries/{name}", api.query, methods=["GET"]),

@@ -352,6 +352,22 @@ _SCHEDULE_REQUEST: dict[str, Any] = {
         "paused": {"type": "boolean", "default": False},
     },
 }
+_SCHEDULE_CHANGE: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "minProperties": 1,
+    "description": "The fields to change; the others are kept, and so are the id, the counters and the last run.",
+    "properties": {
+        "workflow": {**_ID, "description": "The workflow to start from now on (with `args`, or none)."},
+        "args": {"type": "array", "description": "New arguments (for `workflow` if given, else the schedule's)."},
+        "cron": {"type": ["string", "null"], "description": "Five cron fields; replaces `every`."},
+        "every": {"type": ["number", "null"], "minimum": 0.001, "maximum": 100 * 366 * 86400,
+                  "description": "Seconds between fires; replaces `cron`."},
+        "timezone": {"type": "string", "description": "An IANA time zone for `cron`."},
+        "jitter": {"type": ["number", "null"], "minimum": 0, "maximum": 100 * 366 * 86400},
+        "overlap": _OVERLAP,
+        "catchup_limit": {"type": "integer", "minimum": 1, "maximum": 10_000},
+        "paused": {"type": "boolean"},
+    },
+}
 _WHEN: dict[str, Any] = {"type": ["string", "null"], "format": "date-time"}
 _SCHEDULE: dict[str, Any] = {
     "type": "object",
@@ -443,6 +459,17 @@ def openapi_document(workflows: Mapping[str, Any], *, auth: bool, max_body_size:
                 "operationId": "getSchedule", "summary": "A schedule, with its next fire times",
                 "parameters": [_SCHEDULE_ID, _NEXT],
                 "responses": {"200": _json(_SCHEDULE, "The schedule."), **_problems(400, 404, 503)},
+            },
+            "patch": {
+                "operationId": "updateSchedule", "summary": "Change a schedule in place",
+                "description": (
+                    "One transaction. A new `cron`, `every` or `timezone` counts fire times again from now; an "
+                    "interval keeps counting from its start. 422 names a bad field; nothing is written then."
+                ),
+                "parameters": [_SCHEDULE_ID],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _SCHEDULE_CHANGE}}},
+                "responses": {"200": _json(_SCHEDULE, "The schedule, changed."),
+                              **_problems(400, 404, 413, 415, 422, 503)},
             },
             "delete": {
                 "operationId": "deleteSchedule", "summary": "Delete a schedule (its runs go on)",

@@ -163,7 +163,8 @@ def expect_object(body: Any, fields: dict[str, tuple[type, ...]]) -> dict[str, A
 
 
 def _json_name(tp: type) -> str:
-    return {list: "an array", str: "a string", dict: "an object", int: "an integer"}.get(tp, tp.__name__)
+    return {list: "an array", str: "a string", dict: "an object", int: "an integer",
+            type(None): "null"}.get(tp, tp.__name__)
 
 
 def _json_type(value: Any) -> str:

@@ -307,20 +307,15 @@ class Tx(Protocol):
         """Remove and return activity tasks past their deadline that nobody is running."""
         ...
 
-    def schedule(self, schedule_id: str) -> ScheduleRow | None:
-        """A schedule, locked until the transaction ends (PostgreSQL), if it exists."""
+    def schedule(self, schedule_id: str, *, skip_locked: bool = False) -> ScheduleRow | None:
+        """A schedule, locked until the transaction ends (PostgreSQL), if it exists.
+
+        ``skip_locked``: None also if another transaction holds its lock (PostgreSQL), rather than
+        waiting for it."""
         ...
 
     def schedules(self) -> list[ScheduleRow]:
         """Every schedule, by id."""
-        ...
-
-    def due_schedules(self, limit: int) -> list[str]:
-        """Ids of up to ``limit`` schedules whose ``due_at`` has come (store clock), earliest first."""
-        ...
-
-    def next_schedule_due(self) -> float | None:
-        """The earliest ``due_at`` of any schedule, if one has one."""
         ...
 
     def put_schedule(self, row: ScheduleRow) -> None:

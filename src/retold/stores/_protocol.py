@@ -278,9 +278,19 @@ class Store(Protocol):
         ...
 
     async def quiescence(self) -> tuple[bool, float | None]:
-        """(busy, next_due): busy if any task is leased or due now; else when work next comes due.
+        """(busy, next_due): busy if any task is leased or due now, or a schedule is due; else when work
+        (a timer, a task, a retry, a schedule's fire) next comes due.
 
         Used by time-skipping test environments to tell that every run is blocked.
+        """
+        ...
+
+    async def schedules_due(self, limit: int) -> tuple[list[str], float | None]:
+        """(ids, next_due): up to ``limit`` schedules whose ``due_at`` has come (store clock), earliest
+        first, and the earliest ``due_at`` of any schedule.
+
+        A read: it takes no write lock and commits nothing durable, so engines
+        polling for schedules cost the store nothing while none is due.
         """
         ...
 

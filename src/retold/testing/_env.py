@@ -67,7 +67,8 @@ class WorkflowEnvironment:
 
     Time skips: whenever every run is blocked (no task running or due) and
     the test is waiting, on ``run.result()`` or :meth:`sleep`, the clock
-    jumps to the next timer, retry or timeout. A workflow that sleeps 30
+    jumps to the next timer, retry, timeout or schedule fire (the fire loop
+    then fires it before time moves on). A workflow that sleeps 30
     days finishes in milliseconds, and ``retold.now()`` inside it shows the
     virtual time. Signals, queries, cancel and ``history()`` work as on a
     real engine, because it is one.
@@ -180,6 +181,7 @@ class WorkflowEnvironment:
         self.clock.advance_to(when)
         self.skipped += max(0.0, when - before)
         self.engine.wake_timers.set()
+        self.engine.wake_schedules.set()
         self.engine.wake_workflows.set()
         self.engine.wake_activities.set()
 

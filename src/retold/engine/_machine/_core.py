@@ -448,7 +448,7 @@ def _close_from_outside(run: RunState, cmd: ev.Event, now: float, open_children:
     cmd = replace(cmd, seq=run.last_seq + len(plan.events) + 1, at=now)
     plan.events.append(cmd)
     plan.task = TaskChange("done")
-    decision = Decision(plan, closed=True)
+    decision = Decision(plan, closed=True, workflow_id=run.record.workflow_id)
     _close(run.record, run.parent_seq, cmd, now, open_children, plan, decision.deliveries)
     return decision
 

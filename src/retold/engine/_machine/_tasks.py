@@ -136,7 +136,7 @@ def workflow_task_failed(
     cmd = ev.WorkflowFailed(seq=run.last_seq + len(plan.events) + 1, at=now, failure=failure)
     plan.events.append(cmd)
     plan.task = TaskChange("done")
-    decision = Decision(plan, closed=True)
+    decision = Decision(plan, closed=True, workflow_id=run.record.workflow_id)
     _close(run.record, run.parent_seq, cmd, now, open_children, plan, decision.deliveries)
     return decision
 

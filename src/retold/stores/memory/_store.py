@@ -390,8 +390,22 @@ class MemoryStore:
                     if at <= now:
                         return True, None
                     times.append(at)
+            for schedule in self.schedules.values():
+                if schedule.due_at is not None:
+                    if schedule.due_at <= now:
+                        return True, None
+                    times.append(schedule.due_at)
             times.extend(t.deadline for t in self.tasks.values() if t.deadline is not None)
             return False, (min(times) if times else None)
+
+    async def schedules_due(self, limit: int) -> tuple[list[str], float | None]:
+        """(ids, next_due): see :meth:`~retold.stores.Store.schedules_due`."""
+        await anyio.lowlevel.checkpoint()
+        with self._locked():
+            now = self.now()
+            times = [(row.due_at, row.schedule_id) for row in self.schedules.values() if row.due_at is not None]
+            due = sorted(t for t in times if t[0] <= now)[:max(limit, 0)]
+            return [schedule_id for _, schedule_id in due], min((t[0] for t in times), default=None)
 
     async def closed_among(self, run_ids: Sequence[str]) -> set[str]:
         """The ids among ``run_ids`` whose runs are no longer running."""

@@ -135,20 +135,11 @@ class MemoryTx:
             self._drop_timer(run_id, seq)
         return [(run_id, seq) for _, run_id, seq in due]
 
-    def schedule(self, schedule_id: str) -> ScheduleRow | None:
+    def schedule(self, schedule_id: str, *, skip_locked: bool = False) -> ScheduleRow | None:
         return self._s.schedules.get(schedule_id)
 
     def schedules(self) -> list[ScheduleRow]:
         return [self._s.schedules[k] for k in sorted(self._s.schedules)]
-
-    def due_schedules(self, limit: int) -> list[str]:
-        now = self.now()
-        due = sorted((row.due_at, row.schedule_id) for row in self._s.schedules.values()
-                     if row.due_at is not None and row.due_at <= now)
-        return [schedule_id for _, schedule_id in due[:limit]]
-
-    def next_schedule_due(self) -> float | None:
-        return min((row.due_at for row in self._s.schedules.values() if row.due_at is not None), default=None)
 
     def put_schedule(self, row: ScheduleRow) -> None:
         self.j.put(self._s.schedules, row.schedule_id, row)

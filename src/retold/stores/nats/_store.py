@@ -235,6 +235,11 @@ class NatsStore(Log):
         found: tuple[bool, float | None] = await self._read("quiescence")
         return found
 
+    async def schedules_due(self, limit: int) -> tuple[list[str], float | None]:
+        """(ids, next_due): see :meth:`~retold.stores.Store.schedules_due` (a read: no log message)."""
+        found: tuple[list[str], float | None] = await self._read("schedules_due", limit)
+        return found
+
     async def closed_among(self, run_ids: Sequence[str]) -> set[str]:
         """The ids among ``run_ids`` whose runs are no longer running."""
         closed: set[str] = await self._read("closed_among", list(run_ids))

@@ -105,17 +105,11 @@ class Recorder:
     def take_overdue_tasks(self, limit: int) -> list[TaskState]:
         return self._note("take_overdue_tasks", limit, lambda: self._tx.take_overdue_tasks(limit))
 
-    def schedule(self, schedule_id: str) -> ScheduleRow | None:
+    def schedule(self, schedule_id: str, *, skip_locked: bool = False) -> ScheduleRow | None:
         return self._tx.schedule(schedule_id)
 
     def schedules(self) -> list[ScheduleRow]:
         return self._tx.schedules()
-
-    def due_schedules(self, limit: int) -> list[str]:
-        return self._tx.due_schedules(limit)
-
-    def next_schedule_due(self) -> float | None:
-        return self._tx.next_schedule_due()
 
     def put_schedule(self, row: ScheduleRow) -> None:
         self._note("put_schedule", row, lambda: self._tx.put_schedule(row))

@@ -272,13 +272,14 @@ class SqlStore(Leases):
 
     def _quiescence(self, conn: Connection) -> tuple[bool, float | None]:
         now = self._now(conn)
-        wt, at, tm = t.workflow_tasks, t.activity_tasks, t.timers
+        wt, at, tm, st = t.workflow_tasks, t.activity_tasks, t.timers, t.schedules
         busy = conn.execute(sa.select(sa.or_(
             sa.exists().where(wt.c.lease_owner.is_not(None)),
             sa.exists().where(wt.c.visible_at <= now),
             sa.exists().where(at.c.lease_owner.is_not(None)),
             sa.exists().where(at.c.visible_at <= now),
             sa.exists().where(tm.c.fire_at <= now),
+            sa.exists().where(st.c.due_at <= now),
         ))).scalar()
         if busy:
             return True, None
@@ -287,9 +288,25 @@ class SqlStore(Leases):
             conn.execute(sa.select(sa.func.min(wt.c.visible_at))).scalar(),
             conn.execute(sa.select(sa.func.min(at.c.visible_at))).scalar(),
             conn.execute(sa.select(sa.func.min(at.c.deadline))).scalar(),
+            conn.execute(sa.select(sa.func.min(st.c.due_at))).scalar(),
         ]
         real = [x for x in times if x is not None]
         return False, (min(real) if real else None)
+
+    async def schedules_due(self, limit: int) -> tuple[list[str], float | None]:
+        """(ids, next_due): see :meth:`Store.schedules_due` (a read transaction: no write lock)."""
+        return await self._read(self._schedules_due, limit)
+
+    def _schedules_due(self, conn: Connection, limit: int) -> tuple[list[str], float | None]:
+        st = t.schedules
+        ids: list[str] = []
+        if limit > 0:
+            ids = list(conn.execute(
+                sa.select(st.c.schedule_id).where(st.c.due_at <= self._now(conn))
+                .order_by(st.c.due_at, st.c.schedule_id).limit(limit)
+            ).scalars())
+        due: float | None = conn.execute(sa.select(sa.func.min(st.c.due_at))).scalar()
+        return ids, due
 
     async def closed_among(self, run_ids: Sequence[str]) -> set[str]:
         """The ids among ``run_ids`` whose runs are no longer running."""

@@ -203,11 +203,11 @@ class SqlTx:
 
     # -- schedules -----------------------------------------------------------------
 
-    def schedule(self, schedule_id: str) -> ScheduleRow | None:
+    def schedule(self, schedule_id: str, *, skip_locked: bool = False) -> ScheduleRow | None:
         st = t.schedules
         row = self._conn.execute(
             sa.select(st.c.schedule_id, st.c.due_at, st.c.body).where(st.c.schedule_id == schedule_id)
-            .with_for_update()
+            .with_for_update(skip_locked=skip_locked)
         ).first()
         return None if row is None else ScheduleRow(row.schedule_id, row.due_at, bytes(row.body))
 
@@ -215,17 +215,6 @@ class SqlTx:
         st = t.schedules
         rows = self._conn.execute(sa.select(st.c.schedule_id, st.c.due_at, st.c.body).order_by(st.c.schedule_id))
         return [ScheduleRow(r.schedule_id, r.due_at, bytes(r.body)) for r in rows]
-
-    def due_schedules(self, limit: int) -> list[str]:
-        st = t.schedules
-        return list(self._conn.execute(
-            sa.select(st.c.schedule_id).where(st.c.due_at <= self.now()).order_by(st.c.due_at, st.c.schedule_id)
-            .limit(limit)
-        ).scalars())
-
-    def next_schedule_due(self) -> float | None:
-        due: float | None = self._conn.execute(sa.select(sa.func.min(t.schedules.c.due_at))).scalar()
-        return due
 
     def put_schedule(self, row: ScheduleRow) -> None:
         st = t.schedules

@@ -12,6 +12,7 @@ from ._common import ManualClock, StoreFactory, count_runs
 
 __all__ = [
     "test_a_due_schedule_fires_once_whoever_looks",
+    "test_a_due_schedule_keeps_a_time_skipping_store_busy",
     "test_a_failed_transaction_writes_no_schedule",
     "test_schedule_rows_are_stored_listed_due_and_deleted",
 ]
@@ -30,14 +31,15 @@ async def test_schedule_rows_are_stored_listed_due_and_deleted(store_factory: St
         rows = await store.transact(lambda tx: tx.schedules())
         assert rows == [ScheduleRow("a", now + 10, b'{"x": 2}'), ScheduleRow("b", now + 20, b'{"x": 1}'),
                         ScheduleRow("paused", None, b"{}")]
-        assert await store.transact(lambda tx: tx.due_schedules(10)) == []
-        assert await store.transact(lambda tx: tx.next_schedule_due()) == now + 10
+        assert await store.schedules_due(10) == ([], now + 10)
         clock.now += 20
-        assert await store.transact(lambda tx: tx.due_schedules(10)) == ["a", "b"]
-        assert await store.transact(lambda tx: tx.due_schedules(1)) == ["a"]
+        assert await store.schedules_due(10) == (["a", "b"], now + 10)
+        assert await store.schedules_due(1) == (["a"], now + 10)
+        assert await store.schedules_due(0) == ([], now + 10)
         await store.transact(lambda tx: tx.put_schedule(ScheduleRow("a", now + 30, b"{}")))  # replaced
         assert await store.transact(lambda tx: tx.schedule("a")) == ScheduleRow("a", now + 30, b"{}")
-        assert await store.transact(lambda tx: tx.due_schedules(10)) == ["b"]
+        assert await store.transact(lambda tx: tx.schedule("a", skip_locked=True)) == ScheduleRow("a", now + 30, b"{}")
+        assert await store.schedules_due(10) == (["b"], now + 20)
         assert await store.transact(lambda tx: tx.delete_schedule("b")) is True
         assert await store.transact(lambda tx: tx.delete_schedule("b")) is False
         assert await store.transact(lambda tx: tx.schedule("b")) is None
@@ -70,3 +72,14 @@ async def test_a_due_schedule_fires_once_whoever_looks(store_factory: StoreFacto
         assert described.fires == 1
         assert described.last_workflow_id is not None
         assert described.last_workflow_id.startswith("s@")
+
+
+async def test_a_due_schedule_keeps_a_time_skipping_store_busy(store_factory: StoreFactory) -> None:
+    clock = ManualClock()
+    async with store_factory(clock) as store:
+        await store.transact(lambda tx: tx.put_schedule(ScheduleRow("paused", None, b"{}")))
+        assert await store.quiescence() == (False, None)  # a paused schedule is no work
+        await store.transact(lambda tx: tx.put_schedule(ScheduleRow("s", clock.now + 30, b"{}")))
+        assert await store.quiescence() == (False, clock.now + 30)  # its fire is the next work
+        clock.now += 30
+        assert (await store.quiescence())[0]  # due: busy until a fire loop fires it
