@@ -270,18 +270,23 @@ async def waits_for_go() -> str:
     return str(await retold.wait_signal("go", str))
 
 
+class CountedReads:
+    """Counts the engine's store's ``get_run`` calls (the real one stays at ``real``)."""
+
+    def __init__(self, engine: retold.Engine) -> None:
+        self.count = 0
+        self.real = engine.store.get_run
+        engine.store.get_run = self._counted  # type: ignore[method-assign]
+
+    async def _counted(self, run_or_workflow_id: str) -> RunRecord:
+        self.count += 1
+        return await self.real(run_or_workflow_id)
+
+
 async def test_waiting_on_a_workflow_id_reads_the_run_once_not_in_a_loop(make_engine: EngineFactory) -> None:
     async with make_engine([waits_for_go]) as engine:
         await engine.start(waits_for_go.with_options(id="by-name"))
-        reads = 0
-        real = engine.store.get_run
-
-        async def counted(run_or_workflow_id: str) -> RunRecord:
-            nonlocal reads
-            reads += 1
-            return await real(run_or_workflow_id)
-
-        engine.store.get_run = counted  # type: ignore[method-assign]
+        reads = CountedReads(engine)
         handle = engine.get_handle("by-name")  # a workflow id: the run id is not known yet
         async with anyio.create_task_group() as tg:
             results: list[str] = []
@@ -291,40 +296,32 @@ async def test_waiting_on_a_workflow_id_reads_the_run_once_not_in_a_loop(make_en
 
             tg.start_soon(wait)
             with anyio.fail_after(10):  # the read before waiting (however slow the machine)
-                while reads < 1:
+                while reads.count < 1:
                     await anyio.sleep(0.01)
             await anyio.sleep(0.5)  # then none while it waits
-            waiting_reads = reads
+            waiting_reads = reads.count
             await engine.signal("by-name", "go", "went")
         assert results == ["went"]
     # Read the run (by workflow id), register under its run id, which this engine runs:
     # then wait without reading (it used to read in a loop, hundreds of times in those 0.5 s),
     # and take the record its close left here.
     assert waiting_reads == 1
-    assert reads == 1
+    assert reads.count == 1
 
 
 async def test_a_result_this_engine_closed_is_handed_over_without_a_read(make_engine: EngineFactory) -> None:
     async with make_engine([two_quick_steps], [quick_step]) as engine:
-        reads = 0
-        real = engine.store.get_run
-
-        async def counted(run_or_workflow_id: str) -> RunRecord:
-            nonlocal reads
-            reads += 1
-            return await real(run_or_workflow_id)
-
-        engine.store.get_run = counted  # type: ignore[method-assign]
+        reads = CountedReads(engine)
         for i in range(5):
             run = await engine.start(two_quick_steps.with_options(id=f"quick-{i}"))
             assert await run.result() == 3  # waits while the engine runs it, woken with its record
-        assert reads == 0
+        assert reads.count == 0
         # Once closed, the record kept here answers too, and it is the store's record.
         assert await run.result() == 3
-        assert reads == 0
+        assert reads.count == 0
         assert run.run_id is not None
         kept = engine.runs.closed[run.run_id]
-        stored = await real(run.run_id)
+        stored = await reads.real(run.run_id)
         assert (kept.status, kept.result, kept.failure, kept.closed_at, kept.last_seq, kept.workflow_id) == (
             stored.status, stored.result, stored.failure, stored.closed_at, stored.last_seq, stored.workflow_id)
 

@@ -26,34 +26,44 @@ async def greets(name: str) -> str:
     return f"hello, {name}"
 
 
+class Ticker:
+    """Ticks every 10 ms on the event loop; ``gap``: the longest it went without a tick."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.gap = 0.0
+
+    async def run(self) -> None:
+        last = time.monotonic()
+        while True:
+            self.ticks += 1
+            await anyio.sleep(0.01)
+            self.gap, last = max(self.gap, time.monotonic() - last), time.monotonic()
+
+
 async def test_a_file_locked_by_another_process_never_blocks_the_event_loop(tmp_path: Path) -> None:
     path = tmp_path / "locked.db"
     async with retold.Engine(f"sqlite:///{path}", workflows=[greets], poll_interval=0.05) as engine:
         other = sqlite3.connect(path, isolation_level=None, timeout=0)  # as another process would
         other.execute("BEGIN IMMEDIATE")  # holds the write lock
-        ticks = 0
+        ticker = Ticker()
         started = anyio.Event()
         try:
             async with anyio.create_task_group() as tg:
-
-                async def tick() -> None:
-                    nonlocal ticks
-                    while True:
-                        ticks += 1
-                        await anyio.sleep(0.01)
 
                 async def start() -> None:
                     run = await engine.start(greets.with_options(id="waits-for-the-lock"), "ada")
                     assert await run.result() == "hello, ada"
                     started.set()
 
-                tg.start_soon(tick)
+                tg.start_soon(ticker.run)
                 tg.start_soon(start)
                 # The start waits for the lock; the loop goes on meanwhile.
                 with anyio.fail_after(30):
-                    while ticks < 30:
+                    while ticker.ticks < 30:
                         await anyio.sleep(0.01)
                 assert not started.is_set()
+                assert ticker.gap < 5.0, ticker.gap  # waiting on the loop would stop it for busy_timeout
                 other.execute("ROLLBACK")
                 with anyio.fail_after(30):
                     await started.wait()
@@ -69,32 +79,23 @@ async def test_a_transaction_that_finds_the_file_locked_waits_off_the_event_loop
     other = sqlite3.connect(path, isolation_level=None, timeout=0)
     try:
         async with anyio.create_task_group() as tg:
-            ticks = 0
-            gap = 0.0  # the longest the loop went without a tick
+            ticker = Ticker()
             done = anyio.Event()
-
-            async def tick() -> None:
-                nonlocal ticks, gap
-                last = time.monotonic()
-                while True:
-                    ticks += 1
-                    await anyio.sleep(0.01)
-                    gap, last = max(gap, time.monotonic() - last), time.monotonic()
 
             async def write() -> None:
                 await store.transact(lambda tx: tx.now())  # BEGIN IMMEDIATE: needs the write lock
                 done.set()
 
-            tg.start_soon(tick)
+            tg.start_soon(ticker.run)
             await anyio.sleep(0.05)
             other.execute("BEGIN IMMEDIATE")
             tg.start_soon(write)  # the loop has nothing else ready: it would run on this thread
             with anyio.fail_after(30):
-                while ticks < 40:
+                while ticker.ticks < 40:
                     await anyio.sleep(0.01)
             assert not done.is_set()
             # Waiting for the lock on the loop's thread would stop it for busy_timeout (10 s).
-            assert gap < 5.0, gap
+            assert ticker.gap < 5.0, ticker.gap
             other.execute("ROLLBACK")
             with anyio.fail_after(30):
                 await done.wait()
