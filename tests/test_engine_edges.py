@@ -361,7 +361,8 @@ async def test_the_record_kept_for_a_run_this_engine_closed_is_the_stored_record
             kept = engine.runs.closed.get(first.run_id)
             stored = await engine.store.get_run(first.run_id)
             assert kept is not None, how
-            assert stored.search_attributes is not None and "extra" in stored.search_attributes, how
+            assert stored.search_attributes is not None, how
+            assert "extra" in stored.search_attributes, how  # set by the closing step
             assert "region" not in stored.search_attributes, how
             assert stored.memo == {"owner": "ann", "notes": [1, "two", {"three": None}]}, how
             assert kept == stored, how
