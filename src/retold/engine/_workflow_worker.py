@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,8 @@ __all__ = ["WorkflowWorker"]
 
 log = logging.getLogger("retold.engine")
 
+_QUEUED_KEPT = 10_000  # runs started here waiting for a claim, remembered for their waiters
+
 
 class WorkflowWorker:
     """The loop that runs workflow tasks for one engine."""
@@ -54,6 +57,9 @@ class WorkflowWorker:
         # task is loaded (and known to be a suspect or not); and the lock that
         # keeps activity claims from racing such a claim in this process.
         self.checking: set[str] = set()
+        # Runs this engine started without their first step (no slot was free),
+        # until a claim takes them: known running, so their waiters need no read.
+        self.queued: OrderedDict[str, None] = OrderedDict()
         self.claim_lock = anyio.Lock()
         # Suspect steps and attempts run one at a time (each alone in the process).
         self.suspect_lock = anyio.Lock()
@@ -92,6 +98,12 @@ class WorkflowWorker:
                     # Everything ready is taken (or no slot is free): new work,
                     # or a freed slot, sets the wake-up.
                     await engine.wake_workflows.wait(engine.poll_interval)
+
+    def started_unstepped(self, run_id: str) -> None:
+        """Note a run started here whose first step waits for a claim (see :attr:`queued`)."""
+        self.queued[run_id] = None
+        while len(self.queued) > _QUEUED_KEPT:  # taken by other engines: forgotten in time
+            self.queued.popitem(last=False)
 
     def _may_take_a_suspect(self) -> bool:
         """Whether a claim may take a task whose last worker died.
@@ -133,6 +145,7 @@ class WorkflowWorker:
         engine = self._engine
         conflicts = 0
         marked = False
+        self.queued.pop(run_id, None)
         instance = engine.cache.take(run_id)
         while True:
             commands: list[ev.Event] = []
