@@ -63,6 +63,9 @@ class WorkflowWorker:
         self.claim_lock = anyio.Lock()
         # Suspect steps and attempts run one at a time (each alone in the process).
         self.suspect_lock = anyio.Lock()
+        # Suspect runs waiting for their turn (another suspect is processed
+        # here): not running yet, so not waited for by the one that runs.
+        self.waiting: set[str] = set()
 
     async def run(self) -> None:
         """Claim and process workflow tasks until cancelled."""
@@ -108,14 +111,18 @@ class WorkflowWorker:
     def _may_take_a_suspect(self) -> bool:
         """Whether a claim may take a task whose last worker died.
 
-        Not while another suspect is processed here, nor while an activity
-        attempt runs here: if that attempt kills this process (an activity
-        that calls ``os._exit``), the death would be counted against the
-        suspect, and a healthy run beside a deadly activity could be
+        Not while another suspect is processed here, nor while a task taken
+        by an earlier claim that may have taken one is not loaded yet: only
+        its load tells whether it is a suspect, and a second suspect taken
+        meanwhile would only wait here for its turn (see :meth:`_alone`),
+        holding its task, which another engine could be running. Nor while an
+        activity attempt runs here: if that attempt kills this process (an
+        activity that calls ``os._exit``), the death would be counted against
+        the suspect, and a healthy run beside a deadly activity could be
         quarantined. Activities running for longer than a few leases do not
         keep suspects waiting forever: after that, one is taken anyway.
         """
-        if self.suspects:
+        if self.suspects or self.checking:
             return False
         engine = self._engine
         if not any(worker.held for worker in engine.activity_workers):
@@ -166,7 +173,6 @@ class WorkflowWorker:
                 if run.task_lapses >= SUSPECT_LAPSES and not marked:
                     # Its last holders died (or stalled) twice in a row: the step runs
                     # alone here, under the stepping mark, so a death counts against it alone.
-                    self.suspects.add(run_id)
                     await self._alone(run_id)
                     if not await engine.runs.mark_stepping(run_id, engine.worker_id):
                         raise LeaseLostError(run_id, engine.worker_id, None)
@@ -249,14 +255,27 @@ class WorkflowWorker:
             self._engine.wake_workflows.set()  # the loop may be waiting for a slot
 
     async def _alone(self, run_id: str) -> None:
-        """Wait (a while at most) until no other step and no activity attempt is in flight here.
+        """Wait for this suspect's turn, then (a while at most) until no other step and no attempt is in flight here.
 
-        Then the suspect's step runs alone: if it kills this process, no other
-        run's task is held by it (and counted as a death of that run's).
+        Suspects take turns: one found while another suspect's step or
+        attempt is processed here waits until that one ends, and is not
+        waited for by it (two suspects waiting for each other would both
+        wait out the time limit, then run together). Then the suspect's step
+        runs alone: if it kills this process, no other run's step is running
+        (and counted as a death of that run's), and no other suspect's.
         """
         engine = self._engine
+        self.waiting.add(run_id)
+        try:
+            while self.suspects:
+                await anyio.sleep(0.01)
+        finally:
+            self.waiting.discard(run_id)
+        self.suspects.add(run_id)  # (no await since the loop above saw none: one suspect at a time)
         with anyio.move_on_after(max(2 * engine.lease, 10.0)):
-            while self.processing - {run_id} or any(worker.held - worker.waiting for worker in engine.activity_workers):
+            while self.processing - self.waiting - {run_id} or any(
+                worker.held - worker.waiting for worker in engine.activity_workers
+            ):
                 await anyio.sleep(0.01)
 
     async def _quarantined(self, run_id: str) -> bool:
