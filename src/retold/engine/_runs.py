@@ -391,7 +391,10 @@ class Runs:
         With ``step``, a new run gets ``step.run_id`` and its first step at
         once (see :class:`~retold.engine._machine.StartStep`).
         """
-        return await self.store.transact(lambda tx: self.start_in(tx, request, step), outside=True)
+        record, created = await self.store.transact(lambda tx: self.start_in(tx, request, step), outside=True)
+        if created and record.status != "running":  # its first step closed it: the record as stored
+            self.keep_closed(record)
+        return record, created
 
     async def signal_with_start(self, request: StartRequest, name: str, payload: bytes) -> tuple[RunRecord, bool]:
         """Signal the run of ``request.workflow_id``, starting it first if there is none, in one transaction.
