@@ -110,10 +110,14 @@ async def test_a_killed_server_loses_nothing_acknowledged(tmp_path: Path) -> Non
     assert sum(ATTEMPTS.values()) <= 45 + 5
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(60)
 async def test_a_server_killed_with_sigkill_keeps_every_acknowledged_start(tmp_path: Path) -> None:
     # One server, the defaults (no fsync per write): a process crash of the server loses nothing
-    # acknowledged, because the data reached the operating system (docs/nats.md, Durability).
+    # acknowledged, because the data reached the operating system (docs/nats.md, Durability). The
+    # server comes back at once: the start in flight completes on the restarted server (the client
+    # reconnects) instead of waiting for its deadline, and the cancelled task stops promptly even
+    # though each of its store calls is shielded (it used to go on starting runs for ever: the
+    # cancellation was never delivered between two calls).
     from retold.engine._runs import Runs
     from retold.stores import StartRequest
 
@@ -129,20 +133,19 @@ async def test_a_server_killed_with_sigkill_keeps_every_acknowledged_start(tmp_p
                 acknowledged.append(record.run_id)
 
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(start_forever)
-                with anyio.fail_after(30):
+            with anyio.fail_after(20):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(start_forever)
                     while len(acknowledged) < 200:
                         await anyio.sleep(0.01)
-                server.kill(0)  # SIGKILL mid-stream of starts
-                done = list(acknowledged)
-                tg.cancel_scope.cancel()
-        except Exception:  # the start in flight failed with the server: not acknowledged
-            pass
+                    server.kill(0)  # SIGKILL mid-stream of starts
+                    done = list(acknowledged)
+                    server.start(0)  # back on the same port and store directory
+                    tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await store.close()
-        server.start(0)
+        assert len(acknowledged) <= len(done) + 1  # the cancelled task started nothing new
         again = NatsStore(url)
         await again.open()
         try:
@@ -150,4 +153,5 @@ async def test_a_server_killed_with_sigkill_keeps_every_acknowledged_start(tmp_p
         finally:
             await again.close()
     assert set(done) <= {r.run_id for r in listed}
+    assert set(acknowledged) <= {r.run_id for r in listed}  # the start in flight too, if it was answered
     assert len(done) >= 200

@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 __all__ = ["ClientLoop", "call_soon_here"]
 
@@ -45,7 +46,12 @@ class ClientLoop:
 
     async def call(self, factory: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
         """Run ``factory()`` on the client loop and wait for it; a cancelled caller still waits for the end
-        (an operation that may have committed is never abandoned half way)."""
+        (an operation that may have committed is never abandoned half way).
+
+        A caller already cancelled starts nothing: it gets its cancellation here. Without this check a
+        task calling in a loop would never see its cancellation (it is always inside the shielded wait
+        when anyio tries to deliver it) and would go on recording operations for ever."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
         if self._thread is None:
             task = self.loop.create_task(factory())
             with anyio.CancelScope(shield=True):
