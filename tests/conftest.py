@@ -135,6 +135,22 @@ def store_for(url: str, clock: Callable[[], float] | None = None, **options: Any
     return SqlStore(url, clock=clock, **options)
 
 
+def count_calls(store: Store, method: str, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the calls of ``store.<method>`` from now on (``counter[0]``), each passed on unchanged.
+
+    ``count_calls(store, "transact", monkeypatch)`` counts write transactions.
+    """
+    counter = [0]
+    wrapped = getattr(store, method)
+
+    async def counted(*args: Any, **options: Any) -> Any:
+        counter[0] += 1
+        return await wrapped(*args, **options)
+
+    monkeypatch.setattr(store, method, counted)
+    return counter
+
+
 NATS_ENV = "RETOLD_TEST_NATS_URL"
 
 

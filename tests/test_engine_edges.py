@@ -322,8 +322,50 @@ async def test_a_result_this_engine_closed_is_handed_over_without_a_read(make_en
         assert run.run_id is not None
         kept = engine.runs.closed[run.run_id]
         stored = await reads.real(run.run_id)
-        assert (kept.status, kept.result, kept.failure, kept.closed_at, kept.last_seq, kept.workflow_id) == (
-            stored.status, stored.result, stored.failure, stored.closed_at, stored.last_seq, stored.workflow_id)
+        assert kept == stored  # every field (with search attributes and memo: see the next test)
+
+
+@retold.workflow
+async def tagged_close(how: str, again: bool = True) -> int:
+    """Changes its search attributes, then closes as ``how`` says, changing them again in the closing step."""
+    retold.upsert_search_attributes({"stage": "working", "region": None})
+    value = 7
+    if how == "activity":
+        value = await retold.execute(quick_step, 5)  # its outcome commits the close (the fast path)
+    else:
+        await retold.sleep(0.01)  # the close is a workflow task's commit (a run's first step is not kept)
+    retold.upsert_search_attributes({"stage": f"closing-{how}", "extra": 1})
+    if how == "fail":
+        raise ValueError("closed by failing")
+    if how == "continue" and again:
+        retold.continue_as_new(how, False)
+    return value
+
+
+async def test_the_record_kept_for_a_run_this_engine_closed_is_the_stored_record(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
+    """``Runs.closed`` is built by the engine, not read back: it must equal the store's record, every field,
+    whatever closes the run (a step, an activity's outcome on the fast path, a failure, continue-as-new)."""
+    async with make_engine([tagged_close], [quick_step], url=store_url) as engine:
+        for how in ("return", "activity", "fail", "continue"):
+            run = await engine.start(tagged_close.with_options(
+                id=f"tagged-{how}", search_attributes={"region": "eu", "tier": 3, "stage": "new"},
+                memo={"owner": "ann", "notes": [1, "two", {"three": None}]}), how)
+            if how == "fail":
+                with pytest.raises(retold.WorkflowFailedError):
+                    await run.result(timeout=30)
+            else:
+                assert await run.result(timeout=30) == (5 if how == "activity" else 7)
+            first = (await engine.list_runs(id_prefix=f"tagged-{how}"))[-1]  # the oldest: the run started here
+            kept = engine.runs.closed.get(first.run_id)
+            stored = await engine.store.get_run(first.run_id)
+            assert kept is not None, how
+            assert stored.search_attributes is not None, how
+            assert "extra" in stored.search_attributes, how  # set by the closing step
+            assert "region" not in stored.search_attributes, how
+            assert stored.memo == {"owner": "ann", "notes": [1, "two", {"three": None}]}, how
+            assert kept == stored, how
 
 
 async def test_a_run_this_engine_holds_but_another_process_terminates_still_ends_the_wait(

@@ -16,7 +16,7 @@ import pytest
 
 import retold
 from retold.engine._schedules import fire_workflow_id
-from tests.conftest import Clock, EngineFactory, store_for
+from tests.conftest import Clock, EngineFactory, count_calls, store_for
 
 pytestmark = pytest.mark.anyio
 
@@ -264,19 +264,6 @@ async def test_jitter_delays_each_fire_by_an_amount_every_engine_agrees_on() -> 
 # -- the fire loop reads, then writes only what is due ------------------------------------
 
 
-def _count_writes(store: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count the store's write transactions (``transact``) from now on: ``counter[0]``."""
-    counter = [0]
-    transact = store.transact
-
-    async def counted(fn: Any, **options: Any) -> Any:
-        counter[0] += 1
-        return await transact(fn, **options)
-
-    monkeypatch.setattr(store, "transact", counted)
-    return counter
-
-
 async def test_polling_for_due_schedules_is_a_read(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from retold.engine import Runs, Schedules
 
@@ -285,7 +272,7 @@ async def test_polling_for_due_schedules_is_a_read(store_url: str, monkeypatch: 
     await store.open()
     try:
         schedules = Schedules(store, Runs(store))
-        writes = _count_writes(store, monkeypatch)
+        writes = count_calls(store, "transact", monkeypatch)
         for _ in range(20):  # no schedule at all
             assert await schedules.fire_due(64) == (0, None)
         assert writes[0] == 0
@@ -297,6 +284,51 @@ async def test_polling_for_due_schedules_is_a_read(store_url: str, monkeypatch: 
         clock.now += 10
         assert await schedules.fire_due(64) == (1, T0 + 20)
         assert writes[0] == 1  # the fire: one transaction
+    finally:
+        await store.close()
+
+
+async def test_describing_and_listing_schedules_are_reads(
+    make_engine: EngineFactory, store_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock()
+    store = store_for(store_url, clock=clock)
+    async with make_engine([hello], store=store) as engine:
+        tick = await engine.schedule(retold.Schedule("tick", every=timedelta(seconds=10)), hello, "ann")
+        await engine.schedule(retold.Schedule("nightly", cron="0 2 * * *", paused=True), hello, "bob")
+        writes = count_calls(store, "transact", monkeypatch)
+        described = await tick.describe(next_fires=2)
+        assert [t.timestamp() for t in described.next_fires] == [T0 + 10, T0 + 20]
+        assert (described.id, described.workflow, described.fires) == ("tick", "sched_hello", 0)
+        listed = await engine.list_schedules(next_fires=1)
+        assert [(d.id, d.paused) for d in listed] == [("nightly", True), ("tick", False)]
+        assert listed[1].next_fires == described.next_fires[:1]
+        assert [d.id for d in await engine.client.list_schedules()] == ["nightly", "tick"]
+        with pytest.raises(retold.ScheduleNotFoundError):
+            await engine.get_schedule("nope").describe()
+        assert writes[0] == 0
+
+
+async def test_describing_and_listing_schedules_do_not_wait_for_sqlite_write_lock(tmp_path: Any) -> None:
+    import sqlite3
+
+    from retold.engine import Runs, Schedules
+
+    path = tmp_path / "locked.db"
+    store = store_for(f"sqlite:///{path}?busy_timeout=0.5")
+    await store.open()
+    try:
+        schedules = Schedules(store, Runs(store))
+        await schedules.create(retold.Schedule("tick", every=timedelta(hours=1)), "sched_hello", b'["a"]', "h")
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            with anyio.fail_after(0.4):  # less than busy_timeout: neither waits for the lock
+                assert (await schedules.describe("tick")).id == "tick"
+                assert [d.id for d in await schedules.list()] == ["tick"]
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
     finally:
         await store.close()
 

@@ -482,7 +482,17 @@ class Runs:
         return finished
 
     async def fire_timers(self, limit: int) -> int:
-        """Fire up to ``limit`` due timers and time out overdue activity tasks; return the events appended."""
+        """Fire up to ``limit`` due timers and time out overdue activity tasks; return the events appended.
+
+        What is due is learnt by a read (:meth:`Store.timers_due`): a poll
+        that finds nothing due opens no write transaction. When something is,
+        one transaction takes what is due then, each timer and task taken
+        again under the run's lock, so one fired by another engine, or
+        cancelled by its run, since the read is not fired twice.
+        """
+        timers, tasks = await self.store.timers_due(limit)
+        if not (timers or tasks):
+            return 0
         return await self.store.transact(lambda tx: self.fire_timers_in(tx, limit))
 
     async def signal(self, run_or_workflow_id: str, name: str, payload: bytes) -> str:

@@ -429,21 +429,21 @@ class Schedules:
     # -- reads ----------------------------------------------------------------------------
 
     async def describe(self, schedule_id: str, next_fires: int = 5) -> ScheduleDescription:
-        def read(tx: Tx) -> ScheduleDescription:
-            row = tx.schedule(schedule_id)
-            if row is None:
-                raise ScheduleNotFoundError(schedule_id)
-            state = _State.load(row.body)
-            if self.start_buffered(tx, self.runs, state):  # it holds the row: see start_buffered_in
-                tx.put_schedule(state.row())
-            return state.describe(next_fires, tx.now())
-        return await self.store.transact(read, outside=True)
+        """A schedule as stored, with its next ``next_fires`` fire times: a read, it locks and writes nothing.
+
+        (It has no buffered fire to start: that starts in the close of the run
+        it waits for, which a read never holds up; see :func:`start_buffered_in`.)
+        """
+        row = await self.store.get_schedule(schedule_id)
+        if row is None:
+            raise ScheduleNotFoundError(schedule_id)
+        return _State.load(row.body).describe(next_fires, self.store.now())
 
     async def list(self, next_fires: int = 1) -> list[ScheduleDescription]:
-        def read(tx: Tx) -> list[ScheduleDescription]:
-            now = tx.now()
-            return [_State.load(row.body).describe(next_fires, now) for row in tx.schedules()]
-        return await self.store.transact(read, outside=True)
+        """Every schedule, by id, each with its next ``next_fires`` fire times: a read."""
+        rows = await self.store.list_schedules()
+        now = self.store.now()
+        return [_State.load(row.body).describe(next_fires, now) for row in rows]
 
     # -- the fire loop ---------------------------------------------------------------------
 

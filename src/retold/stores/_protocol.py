@@ -13,7 +13,7 @@ from ._pending import Hosting, LiveWorker, RunWork
 from ._purge import PurgeReport
 
 if TYPE_CHECKING:
-    from ._plan import Tx
+    from ._plan import ScheduleRow, Tx
 
 _T = TypeVar("_T")
 
@@ -292,6 +292,28 @@ class Store(Protocol):
         A read: it takes no write lock and commits nothing durable, so engines
         polling for schedules cost the store nothing while none is due.
         """
+        ...
+
+    async def timers_due(self, limit: int) -> tuple[list[tuple[str, int]], list[int]]:
+        """(timers, tasks): up to ``limit`` timers whose fire time has come (store clock), as
+        (run_id, seq), earliest first; and up to ``limit`` ids of activity tasks past their
+        schedule-to-close deadline that nobody is running (no live lease), by id.
+
+        A read, like :meth:`schedules_due`: it takes no write lock and commits
+        nothing durable, so an engine polling for timers costs the store
+        nothing while none is due. What it finds is a hint: the transaction
+        that fires them (``Tx.take_due_timers``, ``Tx.take_overdue_tasks``)
+        takes each again, so one another engine fired, or the run cancelled,
+        meanwhile is not fired twice.
+        """
+        ...
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRow | None:
+        """A schedule's row, if it exists (a read: it locks nothing)."""
+        ...
+
+    async def list_schedules(self) -> list[ScheduleRow]:
+        """Every schedule's row, by id (a read: it locks nothing)."""
         ...
 
     async def closed_among(self, run_ids: Sequence[str]) -> set[str]:

@@ -407,6 +407,31 @@ class MemoryStore:
             due = sorted(t for t in times if t[0] <= now)[:max(limit, 0)]
             return [schedule_id for _, schedule_id in due], min((t[0] for t in times), default=None)
 
+    async def timers_due(self, limit: int) -> tuple[list[tuple[str, int]], list[int]]:
+        """(timers, tasks): see :meth:`~retold.stores.Store.timers_due`."""
+        await anyio.lowlevel.checkpoint()
+        with self._locked():
+            now, lease_now, limit = self.now(), self.lease_now(), max(limit, 0)
+            timers = heapq.nsmallest(limit, ((at, run_id, seq) for run_id, rows in self.timers.items()
+                                             for seq, at in rows.items() if at <= now))
+            tasks = heapq.nsmallest(limit, (
+                t.id for t in self.tasks.values() if t.deadline is not None and t.deadline <= now
+                and (t.owner is None or t.expires is None or t.expires < lease_now
+                     or t.expires > lease_now + LEASE_HORIZON)))
+            return [(run_id, seq) for _, run_id, seq in timers], tasks
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRow | None:
+        """A schedule's row, if it exists."""
+        await anyio.lowlevel.checkpoint()
+        with self._locked():
+            return self.schedules.get(schedule_id)
+
+    async def list_schedules(self) -> list[ScheduleRow]:
+        """Every schedule's row, by id."""
+        await anyio.lowlevel.checkpoint()
+        with self._locked():
+            return [self.schedules[k] for k in sorted(self.schedules)]
+
     async def closed_among(self, run_ids: Sequence[str]) -> set[str]:
         """The ids among ``run_ids`` whose runs are no longer running."""
         await anyio.lowlevel.checkpoint()

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from ...errors import ConfigurationError, StoreError
 from ...history.events import Event
 from .._pending import Hosting, LiveWorker, RunWork
-from .._plan import Tx
+from .._plan import ScheduleRow, Tx
 from .._protocol import ActivityTask, RunRecord
 from .._purge import PurgeReport
 from ..memory._tx import MemoryTx
@@ -239,6 +239,21 @@ class NatsStore(Log):
         """(ids, next_due): see :meth:`~retold.stores.Store.schedules_due` (a read: no log message)."""
         found: tuple[list[str], float | None] = await self._read("schedules_due", limit)
         return found
+
+    async def timers_due(self, limit: int) -> tuple[list[tuple[str, int]], list[int]]:
+        """(timers, tasks): see :meth:`~retold.stores.Store.timers_due` (a read: no log message)."""
+        found: tuple[list[tuple[str, int]], list[int]] = await self._read("timers_due", limit)
+        return found
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRow | None:
+        """A schedule's row, if it exists (a read: no log message)."""
+        row: ScheduleRow | None = await self._read("get_schedule", schedule_id)
+        return row
+
+    async def list_schedules(self) -> list[ScheduleRow]:
+        """Every schedule's row, by id (a read: no log message)."""
+        rows: list[ScheduleRow] = await self._read("list_schedules")
+        return rows
 
     async def closed_among(self, run_ids: Sequence[str]) -> set[str]:
         """The ids among ``run_ids`` whose runs are no longer running."""

@@ -32,7 +32,7 @@ from ...errors import RunNotFoundError, SchemaError, StoreError
 from ...history import events as ev
 from ...history.failure import BlockedTask
 from .._pending import RunWork
-from .._plan import Tx
+from .._plan import ScheduleRow, Tx
 from .._protocol import RunRecord
 from .._purge import PurgeReport
 from . import _retention
@@ -43,7 +43,7 @@ from ._migrations import migrate
 from ._pending import read_pending
 from ._records import row_to_run
 from ._sqlite import boot_clock
-from ._statements import Statements
+from ._statements import LEASE_HORIZON, Statements
 from ._tx import SqlTx
 
 __all__ = ["SqlStore"]
@@ -312,6 +312,45 @@ class SqlStore(Leases):
             ).scalars())
         due: float | None = conn.execute(sa.select(sa.func.min(st.c.due_at))).scalar()
         return ids, due
+
+    async def timers_due(self, limit: int) -> tuple[list[tuple[str, int]], list[int]]:
+        """(timers, tasks): see :meth:`Store.timers_due` (a read transaction: no write lock)."""
+        return await self._read(self._timers_due, limit)
+
+    def _timers_due(self, conn: Connection, limit: int) -> tuple[list[tuple[str, int]], list[int]]:
+        if limit <= 0:
+            return [], []
+        tm, at = t.timers, t.activity_tasks
+        now, lease_now = self._now(conn), self._lease_now(conn)
+        timers = [(run_id, seq) for run_id, seq in conn.execute(
+            sa.select(tm.c.run_id, tm.c.seq).where(tm.c.fire_at <= now)
+            .order_by(tm.c.fire_at, tm.c.run_id, tm.c.seq).limit(limit))]
+        # As Tx.take_overdue_tasks picks them: past the deadline, and no live lease.
+        tasks = list(conn.execute(
+            sa.select(at.c.id).where(at.c.deadline <= now)
+            .where(sa.or_(at.c.lease_owner.is_(None), at.c.lease_expires < lease_now,
+                          at.c.lease_expires > lease_now + LEASE_HORIZON))
+            .order_by(at.c.id).limit(limit)).scalars())
+        return timers, tasks
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRow | None:
+        """A schedule's row, if it exists (a read transaction: it locks nothing)."""
+        return await self._read(self._get_schedule, schedule_id)
+
+    def _get_schedule(self, conn: Connection, schedule_id: str) -> ScheduleRow | None:
+        st = t.schedules
+        row = conn.execute(sa.select(st.c.schedule_id, st.c.due_at, st.c.body)
+                           .where(st.c.schedule_id == schedule_id)).first()
+        return None if row is None else ScheduleRow(row.schedule_id, row.due_at, bytes(row.body))
+
+    async def list_schedules(self) -> list[ScheduleRow]:
+        """Every schedule's row, by id (a read transaction: it locks nothing)."""
+        return await self._read(self._list_schedules)
+
+    def _list_schedules(self, conn: Connection) -> list[ScheduleRow]:
+        st = t.schedules
+        return [ScheduleRow(row.schedule_id, row.due_at, bytes(row.body)) for row in conn.execute(
+            sa.select(st.c.schedule_id, st.c.due_at, st.c.body).order_by(st.c.schedule_id))]
 
     async def closed_among(self, run_ids: Sequence[str]) -> set[str]:
         """The ids among ``run_ids`` whose runs are no longer running."""

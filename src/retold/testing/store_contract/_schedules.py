@@ -31,6 +31,9 @@ async def test_schedule_rows_are_stored_listed_due_and_deleted(store_factory: St
         rows = await store.transact(lambda tx: tx.schedules())
         assert rows == [ScheduleRow("a", now + 10, b'{"x": 2}'), ScheduleRow("b", now + 20, b'{"x": 1}'),
                         ScheduleRow("paused", None, b"{}")]
+        assert await store.list_schedules() == rows  # the same, by a read
+        assert await store.get_schedule("b") == ScheduleRow("b", now + 20, b'{"x": 1}')
+        assert await store.get_schedule("nope") is None
         assert await store.schedules_due(10) == ([], now + 10)
         clock.now += 20
         assert await store.schedules_due(10) == (["a", "b"], now + 10)
@@ -43,6 +46,8 @@ async def test_schedule_rows_are_stored_listed_due_and_deleted(store_factory: St
         assert await store.transact(lambda tx: tx.delete_schedule("b")) is True
         assert await store.transact(lambda tx: tx.delete_schedule("b")) is False
         assert await store.transact(lambda tx: tx.schedule("b")) is None
+        assert await store.get_schedule("b") is None
+        assert await store.get_schedule("a") == ScheduleRow("a", now + 30, b"{}")
     async with store_factory(clock) as store:
         assert [row.schedule_id for row in await store.transact(lambda tx: tx.schedules())] == ["a", "paused"]
 

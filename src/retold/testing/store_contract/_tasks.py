@@ -29,6 +29,7 @@ __all__ = [
     "test_each_task_is_claimed_by_one_worker",
     "test_leases_expire_by_the_store_clock",
     "test_release_hands_back_every_lease_of_an_owner",
+    "test_due_timers_and_overdue_tasks_are_found_by_a_read",
     "test_timers_fire_when_due",
     "test_what_comes_due_next",
 ]
@@ -223,6 +224,42 @@ async def test_timers_fire_when_due(store_factory: StoreFactory) -> None:
         _, history = await store.load(run_id, 2)
         assert [(type(e).__name__, getattr(e, "started", None)) for e in history] == [("TimerFired", 2)]
         assert await store.claim_workflow_tasks("me", ["wf"], 10, 5.0) == [run_id]
+
+
+async def test_due_timers_and_overdue_tasks_are_found_by_a_read(store_factory: StoreFactory) -> None:
+    """``timers_due`` lists what ``fire_timers`` would take: due timers earliest first, and the tasks
+    past their schedule-to-close deadline that no live lease holds; another process sees the same."""
+    clock = ManualClock()
+    start = clock.now
+    async with store_factory(clock) as store:
+        a, b = await start_run(store, "a"), await start_run(store, "b")
+        assert sorted(await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)) == sorted([a, b])
+        await Runs(store).commit_workflow_task(a, "me", 1, [
+            ev.TimerStarted(seq=2, at=0, duration=20.0), ev.TimerStarted(seq=3, at=0, duration=10.0)])
+        await Runs(store).commit_workflow_task(b, "me", 1, [
+            ev.TimerStarted(seq=2, at=0, duration=12.0),
+            ev.ActivityScheduled(seq=3, at=0, activity="a", input=b"[]",
+                                 options={"task_queue": "q", "schedule_to_close": 15.0})])
+        assert await store.timers_due(10) == ([], [])
+    async with store_factory(clock) as store:  # another process
+        clock.now = start + 12.0
+        assert await store.timers_due(10) == ([(a, 3), (b, 2)], [])
+        assert await store.timers_due(1) == ([(a, 3)], [])
+        assert await store.timers_due(0) == ([], [])
+        [task] = await store.claim_activity_tasks("me", "q", ["a"], 10, 5.0)  # leased until start + 17
+        clock.now = start + 15.0
+        assert await store.timers_due(10) == ([(a, 3), (b, 2)], [])  # overdue, but its attempt is running
+        clock.now = start + 18.0
+        assert await store.timers_due(10) == ([(a, 3), (b, 2)], [task.id])  # its lease ran out
+        assert await store.timers_due(10) == ([(a, 3), (b, 2)], [task.id])  # a read: nothing was taken
+        assert await Runs(store).fire_timers(10) == 3
+        assert await store.timers_due(10) == ([], [])
+        clock.now = start + 20.0
+        assert await store.timers_due(10) == ([(a, 2)], [])
+        await Runs(store).terminate(a, "done")  # its close cancels the timer
+        assert await store.timers_due(10) == ([], [])
+        assert await Runs(store).fire_timers(10) == 0
+        assert (await history_types(store, a)).count("TimerFired") == 1
 
 
 async def test_what_comes_due_next(store_factory: StoreFactory) -> None:
