@@ -325,6 +325,37 @@ async def test_a_result_this_engine_closed_is_handed_over_without_a_read(make_en
         assert kept == stored  # every field (with search attributes and memo: see the next test)
 
 
+async def test_a_run_closed_by_its_first_step_is_handed_over_without_a_read(
+    make_engine: EngineFactory, store_url: str,
+) -> None:
+    async with make_engine([simple], url=store_url) as engine:
+        reads = CountedReads(engine)
+        for i in range(5):
+            run = await engine.start(simple.with_options(id=f"at-once-{i}"))  # closes in the start's own step
+            assert await run.result() == "fine"
+        assert reads.count == 0
+        assert run.run_id is not None
+        assert engine.runs.closed[run.run_id] == await reads.real(run.run_id)
+
+
+async def test_many_runs_closing_at_once_hand_their_results_over_without_reads(make_engine: EngineFactory) -> None:
+    # More runs close together than Runs.closed keeps (128): each waiter still gets
+    # its run's record from the close that woke it, not from a read.
+    async with make_engine([two_quick_steps], [quick_step]) as engine:
+        reads = CountedReads(engine)
+        results: list[int] = []
+
+        async def start_and_wait(i: int) -> None:  # as a request handler would
+            run = await engine.start(two_quick_steps.with_options(id=f"many-{i}"))
+            results.append(await run.result(timeout=60))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(400):
+                tg.start_soon(start_and_wait, i)
+        assert results == [3] * 400
+        assert reads.count == 0
+
+
 @retold.workflow
 async def tagged_close(how: str, again: bool = True) -> int:
     """Changes its search attributes, then closes as ``how`` says, changing them again in the closing step."""

@@ -58,6 +58,15 @@ class _Signature:
         self._fn = fn
         self.signature = inspect.signature(fn)
         self._hints: dict[str, Any] | None = None
+        self._types: dict[int, list[Any]] = {}
+        # Positional arguments alone bind as they are when every parameter may
+        # be given by position (no ``*args``, ``**kwargs`` or keyword-only):
+        # their count between the required and all. None: ask ``inspect``.
+        params = list(self.signature.parameters.values())
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self._positional: tuple[int, int] | None = (
+            (sum(p.default is p.empty for p in params), len(params))
+            if all(p.kind in positional for p in params) else None)
 
     @property
     def hints(self) -> dict[str, Any]:
@@ -69,12 +78,25 @@ class _Signature:
         return self._hints
 
     def param_types(self, count: int) -> list[Any]:
-        params = list(self.signature.parameters.values())
-        types: list[Any] = []
-        for i in range(count):
-            param = params[min(i, len(params) - 1)] if params else None
-            types.append(self.hints.get(param.name, Any) if param is not None else Any)
+        """The annotated types of ``count`` positional arguments (computed once per count)."""
+        types = self._types.get(count)
+        if types is None:
+            params = list(self.signature.parameters.values())
+            types = []
+            for i in range(count):
+                param = params[min(i, len(params) - 1)] if params else None
+                types.append(self.hints.get(param.name, Any) if param is not None else Any)
+            if len(self._types) < 64:
+                self._types[count] = types
         return types
+
+    def _bind(self, args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """``inspect.Signature.bind``'s canonical form; raises TypeError as it does."""
+        simple = self._positional
+        if simple is not None and not kwargs and simple[0] <= len(args) <= simple[1]:
+            return tuple(args), {}
+        bound = self.signature.bind(*args, **(kwargs or {}))
+        return bound.args, bound.kwargs
 
     def keyword_type(self, name: str) -> Any:
         """The annotated type of keyword argument ``name`` (that of ``**kwargs`` if not a parameter)."""
@@ -99,7 +121,7 @@ class _Signature:
                 names the argument).
         """
         try:
-            bound = self.signature.bind(*args, **(kwargs or {}))
+            return self._bind(args, kwargs)
         except TypeError as exc:
             hint = ""
             wrong = [k for k in kwargs or () if k in _ACTIVITY_OPTIONS and k not in self.signature.parameters]
@@ -108,7 +130,6 @@ class _Signature:
             elif kind == "workflow" and any(k in ("id", "idempotency_key") for k in kwargs or ()):
                 hint = "; start options go through the workflow's .with_options(id=..., idempotency_key=...)"
             raise InvalidArgumentsError(f"{kind} {name!r}: {exc}{hint}") from None
-        return bound.args, bound.kwargs
 
     def check(
         self, kind: str, name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any] | None = None
@@ -193,7 +214,7 @@ class _Signature:
         except PayloadError as exc:
             raise InvalidArgumentsError(str(exc)) from None
         try:
-            self.signature.bind(*args, **kwargs)
+            self._bind(args, kwargs)
         except TypeError as exc:
             raise InvalidArgumentsError(f"{kind} {name!r}: {exc}") from None
         return args, kwargs

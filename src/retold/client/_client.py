@@ -28,7 +28,7 @@ from ._feed import EventFeeds
 from ._handle import RunDescription, RunHandle
 from ._host import Host
 from ._listing import RunPage, decode_cursor, encode_cursor, filters_digest
-from ._operations import RunOperations
+from ._operations import CloseWaiter, RunOperations
 from ._schedules import ScheduleHandle
 from ._start import encode_start, start_options, time_limits
 
@@ -128,7 +128,7 @@ class Client(RunOperations):
         self.telemetry = _telemetry.load(*self._telemetry_options)
         self._what = "engine" if host is not None else "client"
         self.feeds = EventFeeds(self.store, self._poll_interval, self._spawn, self._what)
-        self._closed_waiters: dict[str, anyio.Event] = {}
+        self._closed_waiters: dict[str, CloseWaiter] = {}
         self._update_waiters = 0  # callers waiting for an update's reply
         self._wake_closed = Wakeup()
         self._group: TaskGroup | None = None
@@ -213,7 +213,10 @@ class Client(RunOperations):
             await self._wake_closed.wait(self._poll_interval)
             if self._closed_waiters:
                 for run_id in await self.store.closed_among(list(self._closed_waiters)):
-                    self.notify_closed(run_id)
+                    # A close committed by a step still in progress here: its end
+                    # tells the waiters, with the record (no read for them).
+                    if self._host is None or not self._host.stepping_here(run_id):
+                        self.notify_closed(run_id)
 
     # -- starting -----------------------------------------------------------------
 
@@ -645,7 +648,8 @@ class Client(RunOperations):
         """Wake every caller waiting for ``run_id`` to close (hosts call it when they close a run)."""
         waiter = self._closed_waiters.pop(run_id, None)
         if waiter is not None:
-            waiter.set()
+            record = self._runs().closed.get(run_id)  # closed by this process: handed over, no read
+            waiter.set(record if record is not None and record.status != "running" else None)
 
     @property
     def waiting(self) -> int:

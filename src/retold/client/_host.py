@@ -63,6 +63,10 @@ class Host(Protocol):
         close here wakes the run's waiters."""
         ...
 
+    def stepping_here(self, run_id: str) -> bool:
+        """Whether a step of ``run_id`` is in progress here: when it ends, the host tells its waiters."""
+        ...
+
     def drop_cached(self, instance: WorkflowInstance) -> None:
         """Forget ``instance`` if it is still the cached copy of its run (its next step replays)."""
         ...

@@ -22,9 +22,31 @@ if TYPE_CHECKING:
     from ..authoring import Workflow
     from ._host import Host
 
-__all__ = ["RunOperations"]
+__all__ = ["CloseWaiter", "RunOperations"]
 
 _CLOSING_PATIENCE = 30.0  # seconds signal() waits for a run deciding again whether to close
+
+
+class CloseWaiter:
+    """Callers waiting for one run to close, and the run's record when this process closed it.
+
+    The record rides on the waiter, so a caller woken by a close gets it even
+    when many runs closed at once (:attr:`Runs.closed` keeps only the last ones).
+    """
+
+    __slots__ = ("_event", "record")
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+        self.record: RunRecord | None = None
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+    def set(self, record: RunRecord | None = None) -> None:
+        """Wake the callers, handing them ``record`` (a closed run's, or None: they read it)."""
+        self.record = record
+        self._event.set()
 
 
 class RunOperations:
@@ -38,7 +60,7 @@ class RunOperations:
     _host: Host | None
     _own_runs: Runs | None
     _steps: StepRunner
-    _closed_waiters: dict[str, anyio.Event]
+    _closed_waiters: dict[str, CloseWaiter]
     _update_waiters: int
 
     def _check_open(self) -> None:
@@ -69,14 +91,16 @@ class RunOperations:
         self._check_open()
         register = run_id
         closed = self._runs().closed
+        handed: RunRecord | None = None  # the record the close handed to the waiter that woke us
         while True:
-            record = closed.get(ident) if run_id else None
+            record = handed or (closed.get(ident) if run_id else None)
+            handed = None
             waiter = None
             if record is None:
-                waiter = self._closed_waiters.setdefault(ident, anyio.Event()) if register else None
+                waiter = self._closed_waiters.setdefault(ident, CloseWaiter()) if register else None
                 if waiter is not None and self._host is not None and self._host.running_here(ident):
                     await waiter.wait()
-                    register = False
+                    handed, register = waiter.record, False
                     continue
                 record = await self.store.get_run(ident)
             if record.status == "continued" and record.next_run_id:
@@ -90,7 +114,9 @@ class RunOperations:
                 ident, register, run_id = record.run_id, True, True
                 continue
             await waiter.wait()
-            register = False  # woken because it closed: read it without registering again
+            # Woken because it closed: with its record if this process closed it,
+            # else read it without registering again.
+            handed, register = waiter.record, False
 
     def _runs(self) -> Runs:
         if self._host is not None:

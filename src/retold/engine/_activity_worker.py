@@ -205,7 +205,7 @@ class ActivityWorker:
                 workflows.suspects.add(key)  # no claims, no fast path until its outcome is recorded
                 try:
                     with anyio.move_on_after(max(2 * engine.lease, 10.0)):
-                        while workflows.processing or any(
+                        while workflows.processing - workflows.waiting or any(
                             worker.held - worker.waiting for worker in engine.activity_workers
                         ):
                             await anyio.sleep(0.01)

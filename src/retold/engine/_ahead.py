@@ -77,6 +77,8 @@ class RunAhead:
             if pending is not None:
                 self._finish_step(pending, created)
         if created and (pending is None or not pending.step.stepped):
+            if hosting:
+                self._worker.started_unstepped(record.run_id)
             engine.wake_workflows.set()
         return record, created
 

@@ -66,6 +66,10 @@ class EngineHost:
         if instance is not None and not instance.finished:
             return True
         worker = engine.workflow_worker
+        return worker is not None and (run_id in worker.processing or run_id in worker.queued)
+
+    def stepping_here(self, run_id: str) -> bool:
+        worker = self._engine.workflow_worker
         return worker is not None and run_id in worker.processing
 
     def drop_cached(self, instance: WorkflowInstance) -> None:

@@ -62,7 +62,8 @@ def _forget(step: m.ActivityStep | m.StartStep | None, take: ActivityTake | None
         take.taken = []
 
 
-_CLOSED_KEPT = 128  # records of runs closed here, kept for their waiters (see Runs.closed)
+_CLOSED_KEPT = 1024  # records of runs closed here, kept for their waiters (see Runs.closed)
+_CLOSED_KEPT_BYTES = 8 * 1024 * 1024  # and at most this many bytes of their results
 _CLOSED_MAX_RESULT = 64 * 1024  # a bigger result is read back from the store instead
 
 
@@ -88,6 +89,7 @@ class Runs:
         # The records of the last runs this process closed in a step, once
         # committed: a caller waiting for one's result needs no read.
         self.closed: OrderedDict[str, RunRecord] = OrderedDict()
+        self._closed_bytes = 0
         if max_pending_signals is None:
             max_pending_signals = getattr(store, "max_pending_signals", DEFAULT_MAX_PENDING_SIGNALS)
         if max_pending_signals < 1:
@@ -390,7 +392,10 @@ class Runs:
         With ``step``, a new run gets ``step.run_id`` and its first step at
         once (see :class:`~retold.engine._machine.StartStep`).
         """
-        return await self.store.transact(lambda tx: self.start_in(tx, request, step), outside=True)
+        record, created = await self.store.transact(lambda tx: self.start_in(tx, request, step), outside=True)
+        if created and record.status != "running":  # its first step closed it: the record as stored
+            self.keep_closed(record)
+        return record, created
 
     async def signal_with_start(self, request: StartRequest, name: str, payload: bytes) -> tuple[RunRecord, bool]:
         """Signal the run of ``request.workflow_id``, starting it first if there is none, in one transaction.
@@ -427,9 +432,14 @@ class Runs:
 
     def keep_closed(self, record: RunRecord) -> None:
         """Remember a run this process closed (committed), for callers waiting for it (see :attr:`closed`)."""
+        old = self.closed.pop(record.run_id, None)
+        if old is not None:
+            self._closed_bytes -= len(old.result or b"")
         self.closed[record.run_id] = record
-        while len(self.closed) > _CLOSED_KEPT:
-            self.closed.popitem(last=False)
+        self._closed_bytes += len(record.result or b"")
+        while len(self.closed) > _CLOSED_KEPT or self._closed_bytes > _CLOSED_KEPT_BYTES:
+            _, dropped = self.closed.popitem(last=False)
+            self._closed_bytes -= len(dropped.result or b"")
 
     async def fail_workflow_task(
         self, run_id: str, owner: str, failure: Failure, delay: float, max_attempts: int,

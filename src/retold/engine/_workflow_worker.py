@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,8 @@ __all__ = ["WorkflowWorker"]
 
 log = logging.getLogger("retold.engine")
 
+_QUEUED_KEPT = 10_000  # runs started here waiting for a claim, remembered for their waiters
+
 
 class WorkflowWorker:
     """The loop that runs workflow tasks for one engine."""
@@ -54,9 +57,15 @@ class WorkflowWorker:
         # task is loaded (and known to be a suspect or not); and the lock that
         # keeps activity claims from racing such a claim in this process.
         self.checking: set[str] = set()
+        # Runs this engine started without their first step (no slot was free),
+        # until a claim takes them: known running, so their waiters need no read.
+        self.queued: OrderedDict[str, None] = OrderedDict()
         self.claim_lock = anyio.Lock()
         # Suspect steps and attempts run one at a time (each alone in the process).
         self.suspect_lock = anyio.Lock()
+        # Suspect runs waiting for their turn (another suspect is processed
+        # here): not running yet, so not waited for by the one that runs.
+        self.waiting: set[str] = set()
 
     async def run(self) -> None:
         """Claim and process workflow tasks until cancelled."""
@@ -93,17 +102,27 @@ class WorkflowWorker:
                     # or a freed slot, sets the wake-up.
                     await engine.wake_workflows.wait(engine.poll_interval)
 
+    def started_unstepped(self, run_id: str) -> None:
+        """Note a run started here whose first step waits for a claim (see :attr:`queued`)."""
+        self.queued[run_id] = None
+        while len(self.queued) > _QUEUED_KEPT:  # taken by other engines: forgotten in time
+            self.queued.popitem(last=False)
+
     def _may_take_a_suspect(self) -> bool:
         """Whether a claim may take a task whose last worker died.
 
-        Not while another suspect is processed here, nor while an activity
-        attempt runs here: if that attempt kills this process (an activity
-        that calls ``os._exit``), the death would be counted against the
-        suspect, and a healthy run beside a deadly activity could be
+        Not while another suspect is processed here, nor while a task taken
+        by an earlier claim that may have taken one is not loaded yet: only
+        its load tells whether it is a suspect, and a second suspect taken
+        meanwhile would only wait here for its turn (see :meth:`_alone`),
+        holding its task, which another engine could be running. Nor while an
+        activity attempt runs here: if that attempt kills this process (an
+        activity that calls ``os._exit``), the death would be counted against
+        the suspect, and a healthy run beside a deadly activity could be
         quarantined. Activities running for longer than a few leases do not
         keep suspects waiting forever: after that, one is taken anyway.
         """
-        if self.suspects:
+        if self.suspects or self.checking:
             return False
         engine = self._engine
         if not any(worker.held for worker in engine.activity_workers):
@@ -133,6 +152,7 @@ class WorkflowWorker:
         engine = self._engine
         conflicts = 0
         marked = False
+        self.queued.pop(run_id, None)
         instance = engine.cache.take(run_id)
         while True:
             commands: list[ev.Event] = []
@@ -153,7 +173,6 @@ class WorkflowWorker:
                 if run.task_lapses >= SUSPECT_LAPSES and not marked:
                     # Its last holders died (or stalled) twice in a row: the step runs
                     # alone here, under the stepping mark, so a death counts against it alone.
-                    self.suspects.add(run_id)
                     await self._alone(run_id)
                     if not await engine.runs.mark_stepping(run_id, engine.worker_id):
                         raise LeaseLostError(run_id, engine.worker_id, None)
@@ -236,14 +255,27 @@ class WorkflowWorker:
             self._engine.wake_workflows.set()  # the loop may be waiting for a slot
 
     async def _alone(self, run_id: str) -> None:
-        """Wait (a while at most) until no other step and no activity attempt is in flight here.
+        """Wait for this suspect's turn, then (a while at most) until no other step and no attempt is in flight here.
 
-        Then the suspect's step runs alone: if it kills this process, no other
-        run's task is held by it (and counted as a death of that run's).
+        Suspects take turns: one found while another suspect's step or
+        attempt is processed here waits until that one ends, and is not
+        waited for by it (two suspects waiting for each other would both
+        wait out the time limit, then run together). Then the suspect's step
+        runs alone: if it kills this process, no other run's step is running
+        (and counted as a death of that run's), and no other suspect's.
         """
         engine = self._engine
+        self.waiting.add(run_id)
+        try:
+            while self.suspects:
+                await anyio.sleep(0.01)
+        finally:
+            self.waiting.discard(run_id)
+        self.suspects.add(run_id)  # (no await since the loop above saw none: one suspect at a time)
         with anyio.move_on_after(max(2 * engine.lease, 10.0)):
-            while self.processing - {run_id} or any(worker.held - worker.waiting for worker in engine.activity_workers):
+            while self.processing - self.waiting - {run_id} or any(
+                worker.held - worker.waiting for worker in engine.activity_workers
+            ):
                 await anyio.sleep(0.01)
 
     async def _quarantined(self, run_id: str) -> bool:
