@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from types import SimpleNamespace
+from typing import Any
 
 import anyio
 import pytest
@@ -13,7 +15,9 @@ import sqlalchemy as sa
 import retold
 from retold.client import _client
 from retold.engine._runs import Runs
+from retold.history import events as ev
 from retold.stores import StartRequest
+from retold.stores._plan import Plan
 from retold.stores.sql import SqlStore, _postgres
 from retold.stores.sql import _schema as t
 from retold.testing.store_contract._common import run_with_activity
@@ -223,6 +227,173 @@ async def test_every_connection_dropped_at_once_as_by_a_server_restart(
         admin.dispose()
 
 
+class _RoundTrips:
+    """Round trips on every pooled connection of a store, from libpq's protocol trace.
+
+    A round trip is a run of messages the client sent followed by the
+    server's answer (the server answers a pipeline only at its Sync).
+    """
+
+    def __init__(self, store: SqlStore) -> None:
+        self._traced: list[tuple[Any, Any]] = []
+        self._engine = store._engine
+        sa.event.listen(self._engine, "checkout", self._checkout)
+
+    def _checkout(self, dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        from psycopg import pq
+
+        pgconn = dbapi_conn.pgconn
+        if any(traced is pgconn for traced, _f in self._traced):
+            return
+        f = tempfile.TemporaryFile()  # noqa: SIM115 - closed by count()
+        pgconn.trace(f.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        self._traced.append((pgconn, f))
+
+    def count(self) -> int:
+        """The round trips so far (and stop tracing); what the client sent is kept in ``sent``."""
+        sa.event.remove(self._engine, "checkout", self._checkout)
+        total = 0
+        self.sent: list[str] = []
+        for pgconn, f in self._traced:
+            pgconn.untrace()  # flushes the trace
+            f.seek(0)
+            text = f.read().decode(errors="replace")
+            f.close()
+            sent = False
+            for line in text.splitlines():
+                if line.startswith("F"):
+                    self.sent.append(line)
+                    sent = True
+                elif line.startswith("B") and sent:
+                    total, sent = total + 1, False
+        self._traced.clear()
+        return total
+
+
+async def test_a_workflow_step_is_two_round_trips(postgres_url: str) -> None:
+    """A step that completes an activity and leases the next one: BEGIN with its reads (the run, its
+    task, the activity task, the clock) in one round trip, then its writes, the fence and COMMIT in one."""
+    from retold.engine._machine import ActivityStep, ActivityTake, StartStep
+    from retold.history import events as ev
+    from retold.stores import ActivityOutcome
+
+    store = SqlStore(postgres_url)
+    await store.open()
+    try:
+        scheduled = ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={})
+        started = ev.WorkflowStarted(seq=1, at=0, workflow="wf", workflow_id="w-rt2", input=b"[]")
+        take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
+        trips = _RoundTrips(store)
+        run, _ = await Runs(store).start(StartRequest("wf", "w-rt2", b"[]", "h"),
+                                         StartStep("r", started, [scheduled], take))
+        # A start with its first step: BEGIN with the id's record and the clock; the id claimed; the rest
+        # of the writes with the run read back for its record; COMMIT.
+        assert trips.count() == 4
+        sent = trips.sent
+        [task] = take.taken
+        for seq in (3, 5):
+            trips = _RoundTrips(store)
+            outcome = ActivityOutcome("completed", result=b"1")
+            nxt = ev.ActivityScheduled(seq=seq + 1, at=1.0, activity="a", input=b"[]", options={})
+            take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
+            step = ActivityStep(run.run_id, seq - 1, outcome.event(seq=seq, at=1.0, scheduled=seq - 1, attempt=1),
+                                [nxt], take)
+            assert await Runs(store).finish_activity(task, "me", outcome, step)
+            assert step.stepped
+            assert trips.count() == 2
+            sent += trips.sent
+            [task] = take.taken
+            assert task.seq == seq + 1
+        _record, history = await store.load(run.run_id, 0)
+        assert [e.seq for e in history] == [1, 2, 3, 4, 5, 6]
+        # The events carry the run's key as read with the run or taken for it at the start (schema
+        # version 11), not looked up by their insert (psycopg parses each statement's text before it
+        # prepares it, so any insert of events shows its text at least once).
+        inserts = [line for line in sent if "INSERT INTO retold_events" in line]
+        assert inserts
+        assert not any("(SELECT" in line for line in inserts), inserts
+        # The leased activity's id (reserved ahead of the insert) is the row's.
+        assert await store.renew_leases("me", [task.id], 5.0) == set()  # none lost
+    finally:
+        await store.close()
+
+
+async def test_a_moved_run_fails_the_pipelined_fence_and_writes_nothing(postgres_url: str) -> None:
+    """The last_seq fence goes with the writes it guards, unanswered: when the run has moved, the
+    transaction fails with ConflictError and none of the writes queued with it stays."""
+    from retold.engine._machine import ActivityStep, ActivityTake, StartStep
+    from retold.history import events as ev
+    from retold.stores import ActivityOutcome
+
+    store = SqlStore(postgres_url)
+    await store.open()
+    try:
+        scheduled = ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={})
+        started = ev.WorkflowStarted(seq=1, at=0, workflow="wf", workflow_id="w-fence", input=b"[]")
+        take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
+        run, _ = await Runs(store).start(StartRequest("wf", "w-fence", b"[]", "h"),
+                                         StartStep("r", started, [scheduled], take))
+        [task] = take.taken
+
+        def commit_stale(tx: Any) -> None:
+            tx.run(run.run_id)
+            tx.apply(Plan(run.run_id, expect_seq=1, events=[ev.TimerStarted(seq=2, at=0, duration=5.0)],
+                          timers=[(2, 5.0)]))
+
+        with pytest.raises(retold.ConflictError) as caught:
+            await store.transact(commit_stale)
+        assert (caught.value.run_id, caught.value.expected_seq) == (run.run_id, 1)
+        _record, history = await store.load(run.run_id, 0)
+        assert [e.seq for e in history] == [1, 2]
+        assert (await store.pending_work(run.run_id)).timers == ()
+        # The connection is usable afterwards, and the activity's step still commits.
+        outcome = ActivityOutcome("completed", result=b"1")
+        step = ActivityStep(run.run_id, 2, outcome.event(seq=3, at=1.0, scheduled=2, attempt=1),
+                            [ev.WorkflowCompleted(seq=4, at=1.0, result=b"1")])
+        for _ in range(int(store._d.limiter.total_tokens)):  # every pooled connection
+            assert await store.get_run(run.run_id)
+        assert await Runs(store).finish_activity(task, "me", outcome, step)
+        assert (await store.get_run(run.run_id)).status == "completed"
+    finally:
+        await store.close()
+
+
+async def test_events_of_a_run_not_read_take_its_key_from_the_run_and_the_fence_stays_blind(
+    postgres_url: str,
+) -> None:
+    """A plan applied to a run this transaction did not read: the fence still goes unanswered with the
+    events (reads with BEGIN and the clock, then the writes with COMMIT), and the events get the run's
+    integer key from the run's row (schema version 11); a stale one still fails and writes nothing."""
+    store = SqlStore(postgres_url)
+    await store.open()
+    try:
+        other, _ = await Runs(store).start(StartRequest("wf", "w-unread-other", b"[]", "h"))
+        run, _ = await Runs(store).start(StartRequest("wf", "w-unread", b"[]", "h"))
+
+        def append(tx: Any) -> None:  # no tx.run: the run's key is not known to the transaction
+            tx.apply(Plan(run.run_id, expect_seq=1, events=[ev.TimerStarted(seq=2, at=0, duration=5.0)],
+                          timers=[(2, 5.0)]))
+
+        trips = _RoundTrips(store)
+        await store.transact(append)
+        assert trips.count() == 2
+        _record, history = await store.load(run.run_id, 0)
+        assert [(e.seq, e.type) for e in history] == [(1, "WorkflowStarted"), (2, "TimerStarted")]
+        assert [e.seq for e in (await store.load(other.run_id, 0))[1]] == [1]
+        with store._engine.connect() as conn:
+            keys = conn.execute(sa.select(t.events.c.rk).where(t.events.c.seq == 2).where(
+                t.events.c.rk == sa.select(t.runs.c.rk).where(t.runs.c.run_id == run.run_id).scalar_subquery()
+            )).all()
+        assert len(keys) == 1
+        with pytest.raises(retold.ConflictError):
+            await store.transact(append)  # the run is at event 2 now
+        assert [e.seq for e in (await store.load(run.run_id, 0))[1]] == [1, 2]
+        assert len((await store.pending_work(run.run_id)).timers) == 1
+    finally:
+        await store.close()
+
+
 async def test_a_workflow_step_reads_in_one_statement_and_writes_in_a_pipeline(postgres_url: str) -> None:
     """The step's reads (the run, its task, the server's clock) come back from one statement; its writes
     are sent together on the driver's connection, and the step is committed whole."""
@@ -256,3 +427,86 @@ async def test_a_workflow_step_reads_in_one_statement_and_writes_in_a_pipeline(p
     assert not any("clock_timestamp" in s and "retold_runs" not in s for s in seen), seen
     assert not any("FROM retold_workflow_tasks" in s and "FOR UPDATE" in s and "retold_runs" not in s
                    for s in seen), seen
+
+
+async def _group_of_starts(store: SqlStore, odd: Any) -> tuple[dict[str, object], object]:
+    """40 starts and one ``odd`` transaction at once, on a store whose one connection batches them."""
+    outcomes: dict[str, object] = {}
+
+    async def start(workflow_id: str) -> None:
+        try:
+            _record, created = await Runs(store).start(StartRequest("wf", workflow_id, b"[]", "h"))
+            outcomes[workflow_id] = created
+        except retold.StoreError as exc:
+            outcomes[workflow_id] = exc
+
+    odd_outcome: list[object] = []
+
+    async def run_odd() -> None:
+        try:
+            odd_outcome.append(await store.transact(odd))
+        except Exception as exc:
+            odd_outcome.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(20):
+            tg.start_soon(start, f"g{i}")
+        tg.start_soon(run_odd)
+        for i in range(20, 40):
+            tg.start_soon(start, f"g{i}")
+    return outcomes, odd_outcome[0]
+
+
+@pytest.mark.parametrize("pool_size", [1, 3])
+async def test_group_commit_shares_a_commit_and_a_piece_whose_fence_fails_fails_alone(
+    postgres_url: str, pool_size: int,
+) -> None:
+    """With several connections, several batches commit at once; a caller whose piece another turn took
+    waits for that turn's COMMIT."""
+    store = SqlStore(postgres_url, pool_size=pool_size, group_commit=True)
+    await store.open()
+    commits = 0
+
+    def count(_conn: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    try:
+        stale, _ = await Runs(store).start(StartRequest("wf", "stale", b"[]", "h"))
+
+        def commit_stale(tx: Any) -> None:  # the run is at event 1: a plan that expects 0 must not land
+            tx.apply(Plan(stale.run_id, expect_seq=0, events=[ev.TimerStarted(seq=1, at=0, duration=5.0)],
+                          timers=[(1, 5.0)]))
+
+        sa.event.listen(store._engine, "commit", count)
+        outcomes, odd = await _group_of_starts(store, commit_stale)
+        assert all(outcomes[f"g{i}"] is True for i in range(40)), outcomes
+        assert isinstance(odd, retold.ConflictError)
+        assert commits < 41  # one per transaction without group commit
+        assert len(await store.list_runs(limit=100)) == 41
+        assert [e.seq for e in (await store.load(stale.run_id, 0))[1]] == [1]
+        assert (await store.pending_work(stale.run_id)).timers == ()
+    finally:
+        await store.close()
+
+
+async def test_group_commit_fails_every_piece_when_the_commit_does_not_happen(postgres_url: str) -> None:
+    """A batch whose connection dies before COMMIT: no piece is told it was written, and none was."""
+    store = SqlStore(postgres_url, pool_size=1, group_commit=True)
+    await store.open()
+    try:
+        def kill(tx: Any) -> None:
+            tx._sent().execute(sa.text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+        outcomes, odd = await _group_of_starts(store, kill)
+        assert isinstance(odd, retold.StoreError)
+        written = {r.workflow_id for r in await store.list_runs(limit=100)}
+        told = {workflow_id for workflow_id, outcome in outcomes.items() if outcome is True}
+        failed = {workflow_id for workflow_id, outcome in outcomes.items() if isinstance(outcome, retold.StoreError)}
+        assert told <= written  # whoever was told "written" was written
+        assert failed  # the pieces batched with the one that killed the connection
+        assert not failed & written  # and none of them was written
+        # The batch the connection died in was not written at all, and the store goes on.
+        assert (await Runs(store).start(StartRequest("wf", "after", b"[]", "h")))[1] is True
+    finally:
+        await store.close()

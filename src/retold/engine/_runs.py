@@ -292,6 +292,7 @@ class Runs:
     ) -> bool:
         """The transaction of :meth:`finish_activity`."""
         _forget(step)
+        tx.prefetch_task(task.id)  # read with the run (PostgreSQL: one round trip)
         tx.run(task.run_id)  # locks the run before its task, in the order commits take them
         row = tx.task(task.id)
         now = tx.now()

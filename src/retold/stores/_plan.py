@@ -291,6 +291,10 @@ class Tx(Protocol):
         """An activity task, locked, with its lease holder if the lease is still live."""
         ...
 
+    def prefetch_task(self, task_id: int) -> None:
+        """A hint: :meth:`task` of ``task_id`` follows the next :meth:`run`; a store may read both at once."""
+        ...
+
     def open_children(self, run_id: str) -> list[str]:
         """Run ids of the run's children that are still open."""
         ...

@@ -116,6 +116,9 @@ class MemoryTx:
             found = None if by_key is None else s.workflows.get(by_key)
         return found if found is not None else s.workflows.get(workflow_id)
 
+    def prefetch_task(self, task_id: int) -> None:
+        """Nothing to read ahead here."""
+
     def task(self, task_id: int) -> TaskState | None:
         task = self._s.tasks.get(task_id)
         return None if task is None else task_state(task, task.owner)

@@ -81,6 +81,9 @@ class Recorder:
     def entry(self, workflow_id: str, idempotency_key: str | None = None) -> WorkflowEntry | None:
         return self._tx.entry(workflow_id, idempotency_key)
 
+    def prefetch_task(self, task_id: int) -> None:
+        """Nothing to read ahead here."""
+
     def task(self, task_id: int) -> TaskState | None:
         return self._tx.task(task_id)
 

@@ -1,11 +1,25 @@
-"""PostgreSQL: the writes of a plan sent together, in one round trip (psycopg's pipeline mode).
+"""PostgreSQL: a transaction's statements sent together, in as few round trips as it allows (psycopg's pipeline mode).
 
-A plan's writes mostly need no answer before the next one is sent: they
-are queued, in order, and sent in one pipeline on the driver's connection
-(the transaction SQLAlchemy began), then their answers read. Anything that
-must run through SQLAlchemy, or read, sends the queue first, so statements
-still run in the order the store issued them. Nothing is committed here:
-COMMIT stays where it was, after every write has been answered.
+A store transaction (:class:`~._tx.SqlTx`) queues its statements here and
+sends them, in order, in one pipeline on the driver's connection only when
+it needs an answer:
+
+* ``BEGIN`` goes in the pipeline with the first statement (psycopg would
+  otherwise send it alone and wait for it);
+* a read is sent with every write queued before it, and any reads queued
+  ahead (:meth:`prefetch`), in one pipeline;
+* the ``last_seq`` fence is a statement that *fails* when the run moved or
+  closed (:data:`FENCE_SQL`), so it needs no answer: it is queued with the
+  events it guards, and a failure aborts the rest of the pipeline (none of
+  the statements after it runs) and the transaction, and is raised as
+  :class:`~retold.ConflictError` when the pipeline is read;
+* ``COMMIT`` goes in the last pipeline, with the writes (:meth:`commit`).
+
+So a step that reads, decides and writes is two round trips: its reads
+(with ``BEGIN``), and its writes with ``COMMIT``. Anything that must run
+through SQLAlchemy sends the queue first, so statements still run in the
+order the store issued them. Durability is unchanged: ``COMMIT`` is the
+last statement, and nothing is handed out before its answer.
 """
 
 from __future__ import annotations
@@ -15,20 +29,33 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from ...errors import ConflictError, StoreError
 from ._fast import Statement
 
-__all__ = ["Pipeline"]
+__all__ = ["FENCE_MARK", "PIPELINE_KEY", "Pipeline"]
+
+# What the fence raises when it does not hold (see _statements.fence_sql).
+FENCE_MARK = "retold fence "
+
+_BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
+
+PIPELINE_KEY = "retold.pipeline"
 
 
 class Pipeline:
-    """Writes queued on one transaction's connection, sent by :meth:`flush`."""
+    """Statements queued on one transaction's connection, sent by :meth:`flush`."""
 
-    __slots__ = ("_conn", "_queue")
+    __slots__ = ("_conn", "_driver", "_fences", "_queue", "round_trips")
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._driver: Any = conn.connection.driver_connection
         # (sql, parameters or rows, many, holder of the cursor for an answer)
         self._queue: list[tuple[str, Any, bool, list[Any] | None]] = []
+        # The fences queued and not yet answered, by the key in their error: (run id, expected seq).
+        self._fences: dict[str, tuple[str, int]] = {}
+        self.round_trips = 0
+        conn.info[PIPELINE_KEY] = self
 
     def add(self, stmt: Statement, params: Mapping[str, Any], answer: list[Any] | None = None) -> None:
         """Queue one execution; ``answer`` receives its cursor once sent."""
@@ -40,29 +67,91 @@ class Pipeline:
         sql, defaults = stmt.driver_sql(self._conn, rows[0])
         self._queue.append((sql, [{**defaults, **row} for row in rows], True, None))
 
-    def add_sql(self, sql: str, params: Mapping[str, Any]) -> None:
+    def add_sql(self, sql: str, params: Mapping[str, Any], answer: list[Any] | None = None) -> None:
         """Queue a statement written for the driver."""
-        self._queue.append((sql, dict(params), False, None))
+        self._queue.append((sql, dict(params), False, answer))
+
+    def add_fence(self, sql: str, run_id: str, expected: int, last: int) -> None:
+        """Queue the ``last_seq`` fence of an append: it fails the transaction if the run moved or closed."""
+        key = str(len(self._fences))
+        self._fences[key] = (run_id, expected)
+        self.add_sql(sql, {"b_run_id": run_id, "b_expected": expected, "b_last": last, "b_key": f"{FENCE_MARK}{key};"})
+
+    def discard(self) -> None:
+        """Forget what is queued and not sent (a piece of a group commit that failed before sending it)."""
+        self._queue.clear()
+        self._fences.clear()
+
+    def read(self, stmt: Statement, params: Mapping[str, Any]) -> Any:
+        """Send the queue with this read; return its cursor (rows as named tuples)."""
+        answer: list[Any] = []
+        self.add(stmt, params, answer)
+        self.flush()
+        return answer[0]
+
+    def commit(self) -> None:
+        """Send what is queued and ``COMMIT``, in one pipeline (if the transaction began)."""
+        if not self._queue and self._driver.pgconn.transaction_status == 0:  # IDLE: nothing was sent
+            return
+        answer: list[Any] = []
+        self._queue.append(("COMMIT", None, False, answer))
+        self.flush()
+        # PostgreSQL answers COMMIT in a failed transaction with ROLLBACK, and no error.
+        if answer and answer[0].statusmessage != "COMMIT":
+            raise StoreError(f"the transaction was rolled back, not committed ({answer[0].statusmessage})")
 
     def flush(self) -> None:
-        """Send the queue in one pipeline and wait for every answer (raising the first error)."""
+        """Send the queue in one pipeline and wait for every answer (raising the first error).
+
+        The first statements of the transaction go after a ``BEGIN`` of
+        our own, in the same pipeline.
+        """
         queue, self._queue = self._queue, []
         if not queue:
             return
-        driver: Any = self._conn.connection.driver_connection
-        if len(queue) == 1:
-            sql, params, many, answer = queue[0]
-            cur = driver.cursor()
-            (cur.executemany if many else cur.execute)(sql, params)
-            if answer is not None:
-                answer.append(cur)
-            return
-        with driver.pipeline():
-            for sql, params, many, answer in queue:
-                cur = driver.cursor()
-                if many:
-                    cur.executemany(sql, params)
-                else:
-                    cur.execute(sql, params)
-                if answer is not None:
-                    answer.append(cur)
+        from psycopg.rows import namedtuple_row
+
+        driver = self._driver
+        begin = driver.pgconn.transaction_status == 0 and hasattr(driver, "_autocommit")  # IDLE
+        self.round_trips += 1
+        try:
+            if begin:
+                # psycopg sends BEGIN itself, alone, before the first statement
+                # (and waits for it, even in a pipeline) unless it thinks it is
+                # in autocommit: it then leaves ours to go with the statements.
+                driver._autocommit = True
+            try:
+                with driver.pipeline():
+                    if begin:
+                        driver.execute(_BEGIN, prepare=False)
+                    for sql, params, many, answer in queue:
+                        if many:
+                            driver.cursor().executemany(sql, params)
+                        elif answer is None:
+                            driver.execute(sql, params)
+                        else:
+                            cur = driver.cursor(row_factory=namedtuple_row)
+                            cur.execute(sql, params)
+                            answer.append(cur)
+            finally:
+                if begin:
+                    driver._autocommit = False
+        except Exception as exc:
+            conflict = self._conflict(exc)
+            if conflict is not None:
+                raise conflict from exc
+            raise
+        finally:
+            self._fences.clear()
+
+    def _conflict(self, exc: Exception) -> ConflictError | None:
+        """The fence that failed, as a ConflictError (None if ``exc`` is something else)."""
+        text = str(exc)
+        at = text.find(FENCE_MARK)
+        if at < 0:
+            return None
+        key = text[at + len(FENCE_MARK):].split(";", 1)[0]
+        found = self._fences.get(key)
+        if found is None:
+            return None
+        return ConflictError(*found)

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 from ...errors import StoreError
 from . import _schema as t
 from ._dialect import Dialect
+from ._pipeline import PIPELINE_KEY, Pipeline
 
 __all__ = ["PostgreSQL"]
 
@@ -100,9 +101,21 @@ class PostgreSQL(Dialect):
         conn.execute(_LOCK_RUN, {"b_run_id": run_id})
 
     def before_commit(self, conn: Connection) -> None:
-        """Send the collected notifications: PostgreSQL delivers them at commit."""
-        for kind in self.pending_notifications(conn):
-            conn.execute(_NOTIFY, {"channel": self.channel, "kind": kind})
+        """Send the collected notifications (PostgreSQL delivers them at commit).
+
+        A store transaction's statements still queued (see _pipeline) are
+        sent with them and ``COMMIT``, in one round trip; the COMMIT that
+        SQLAlchemy sends next then finds no transaction and sends nothing.
+        """
+        pipe: Pipeline | None = conn.info.pop(PIPELINE_KEY, None)
+        kinds = sorted(self.pending_notifications(conn))
+        if pipe is None:
+            for kind in kinds:
+                conn.execute(_NOTIFY, {"channel": self.channel, "kind": kind})
+            return
+        for kind in kinds:
+            pipe.add_sql("SELECT pg_notify(%(channel)s, %(kind)s)", {"channel": self.channel, "kind": kind})
+        pipe.commit()
 
     @contextmanager
     def begin_lease_only(self) -> Iterator[Connection]:

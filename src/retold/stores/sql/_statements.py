@@ -10,13 +10,38 @@ from . import _schema as t
 from ._dialect import Insert
 from ._fast import Statement
 
-__all__ = ["LEASE_HORIZON", "Statements", "lease_free"]
+__all__ = ["FENCE_SQL", "LEASE_HORIZON", "RESERVE_IDS_SQL", "Statements", "lease_free"]
 
 _B = sa.bindparam
 
 # A lease that ends further than this in the future was taken on another
 # boot of the machine (SQLite's lease clock counts from boot): it is over.
 LEASE_HORIZON = 86_400.0
+
+
+# PostgreSQL: the ``last_seq`` fence of an append as a statement that fails
+# when it does not hold (the run moved, or closed), so that it can be sent
+# with the events it guards without waiting for its answer: the failure
+# aborts the rest of the pipeline and the transaction (see _pipeline). The
+# conditional UPDATE locks the run's row, and under READ COMMITTED
+# re-checks its condition on the row's newest version after waiting for a
+# concurrent writer, as before. The error is a failed cast of a text that
+# depends on the row count, so the planner cannot fold it into a constant.
+FENCE_SQL = (
+    f"WITH moved AS (UPDATE {t.runs.name} SET last_seq = %(b_last)s"  # noqa: S608 - values are bound
+    " WHERE run_id = %(b_run_id)s AND last_seq = %(b_expected)s AND status = 'running' RETURNING 1)"
+    " SELECT CASE WHEN count(*) = 1 THEN 0"
+    " ELSE CAST(%(b_key)s::text || count(*)::text AS integer) END FROM moved"
+)
+
+# PostgreSQL: activity task ids taken from the table's sequence ahead of
+# use, so that a transaction that leases the activity it inserts knows its
+# id without waiting for the insert's answer (sequence values are never
+# handed out twice, whichever transaction or process takes them).
+RESERVE_IDS_SQL = (
+    f"SELECT nextval(pg_get_serial_sequence('{t.activity_tasks.name}', 'id'))"  # noqa: S608 - the count is bound
+    " FROM generate_series(1, %(n)s)"
+)
 
 
 def lease_free(table: sa.Table) -> Any:
@@ -54,6 +79,7 @@ class Statements:
         # trip. The run's row is locked first (in its own subquery), then the
         # task's, the order every other transaction takes them in.
         self.run_task_clock: Statement | None = None
+        self.clock: Statement | None = None
         if direct is None:
             run = sa.select(t.runs).where(t.runs.c.run_id == _B("b_run_id")).with_for_update().subquery("r")
             task = (
@@ -64,6 +90,7 @@ class Statements:
             clock = sa.func.extract("epoch", sa.func.clock_timestamp()).cast(sa.Float(53)).label("clock_now")
             self.run_task_clock = fast(
                 sa.select(run, task, clock).select_from(run.outerjoin(task, sa.true())))
+            self.clock = fast(sa.select(clock))
         self.wft_of = fast(
             sa.select(wt.c.lease_owner, wt.c.lease_expires, wt.c.attempts, wt.c.signals, wt.c.failure, wt.c.failed_by,
                       wt.c.lapses)
@@ -74,6 +101,12 @@ class Statements:
             sa.select(runs.c.run_id).select_from(wf.join(runs, runs.c.rk == wf.c.current_rk))
             .where(wf.c.workflow_id == _B("b_id")))
         self.insert_events = fast(t.events.insert())
+        # PostgreSQL: events of a run whose key this transaction has not
+        # read, queued behind the run's fence (which sends no answer back):
+        # the key from the run's row, looked up by the insert itself.
+        self.insert_events_of_run: Statement | None = None if direct is not None else fast(
+            t.events.insert().values(
+                rk=sa.select(runs.c.rk).where(runs.c.run_id == _B("b_run_id")).scalar_subquery()).inline())
         self.insert_run = fast(t.runs.insert())
         self.wake = fast(insert(wt).on_conflict_do_nothing(index_elements=["run_id"]))
         self.move_seq = fast(

@@ -10,13 +10,15 @@ transaction, the clock, row locks, notifications) is a small
 Statements that would race between processes on PostgreSQL under READ
 COMMITTED are written so they cannot: claims take rows ``FOR UPDATE SKIP
 LOCKED`` (SQLite ignores the clause: its writers are serialised), an append
-locks the run's row first (a conditional ``UPDATE`` of ``last_seq``, or
-``lock_run``), deletes that decide who acts check their row count, and
+locks the run's row first (a conditional ``UPDATE`` of ``last_seq``, on
+PostgreSQL in a statement that fails the transaction when it matches no
+row, or ``lock_run``), deletes that decide who acts check their row count, and
 inserts that may collide use ``ON CONFLICT DO NOTHING``.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -81,6 +83,9 @@ class SqlStore(Leases):
             that says so (nothing written). Default 10, or the URL's
             ``?busy_timeout=SECONDS`` (``sqlite:///app.db?busy_timeout=30``,
             which also reaches ``retold worker --url``).
+        group_commit: run the durable transactions queued meanwhile as one,
+            each in a savepoint, one COMMIT for all (the default on SQLite;
+            off on PostgreSQL, where it did not pay: see docs/performance.md).
 
     Raises:
         StoreError: the URL is not supported, or its driver is missing.
@@ -89,7 +94,7 @@ class SqlStore(Leases):
     def __init__(
         self, url: str, *, clock: Callable[[], float] | None = None, pool_size: int = 4,
         max_pending_signals: int = 10_000, busy_timeout: float | None = None,
-        lease_clock: Callable[[], float] | None = None,
+        lease_clock: Callable[[], float] | None = None, group_commit: bool | None = None,
     ) -> None:
         if pool_size < 1:
             raise StoreError(f"SqlStore pool_size must be at least 1, got {pool_size}")
@@ -100,7 +105,9 @@ class SqlStore(Leases):
         self.max_pending_signals = max_pending_signals  # read by the engine, which enforces it
         self._d = dialect_for(url, pool_size=pool_size, busy_timeout=busy_timeout)
         self.url = self._d.url
-        self._init_writer(pool_size)
+        self._init_writer(pool_size, group_commit)
+        # PostgreSQL: activity task ids reserved from the table's sequence (see _tx, RESERVE_IDS_SQL).
+        self._activity_ids: deque[int] = deque()
         self._engine = self._d.engine
         self._q = Statements(self._d.insert, self._engine.dialect if self._d.name == "sqlite" else None)
         self._clock = clock
@@ -201,10 +208,8 @@ class SqlStore(Leases):
         cancel) takes at most all but one of PostgreSQL's connections.
         """
         def body(conn: Connection) -> _T:
-            tx = SqlTx(self, conn)
-            result = fn(tx)
-            tx.send()  # PostgreSQL: the writes still queued, before COMMIT
-            return result
+            # PostgreSQL: the writes still queued go with COMMIT (the dialect's before_commit).
+            return fn(SqlTx(self, conn))
 
         if outside:
             return await self._run_outside(body)

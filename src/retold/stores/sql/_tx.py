@@ -21,9 +21,9 @@ from ...history.failure import BlockedTask, Failure
 from .._plan import InboxItem, NewRun, Plan, RunState, ScheduleRow, TaskState, WorkflowEntry, WorkflowTaskState
 from . import _schema as t
 from ._fast import Statement
-from ._pipeline import Pipeline
+from ._pipeline import PIPELINE_KEY, Pipeline
 from ._records import row_to_run
-from ._statements import LEASE_HORIZON
+from ._statements import FENCE_SQL, LEASE_HORIZON, RESERVE_IDS_SQL
 
 if TYPE_CHECKING:
     from ._store import SqlStore
@@ -37,7 +37,8 @@ WORKFLOW, ACTIVITY, CLOSED = "workflow", "activity", "closed"
 class SqlTx:
     """The reads and writes of one transaction on ``conn``."""
 
-    __slots__ = ("_d", "_lease", "_now", "_owners", "_pipe", "_q", "_raw", "_states", "_store")
+    __slots__ = ("_d", "_lease", "_now", "_owners", "_pipe", "_q", "_raw", "_rks", "_states", "_store", "_tasks",
+                 "_want_task", "_workflow_ids")
 
     def __init__(self, store: SqlStore, conn: Connection) -> None:
         self._store, self._raw = store, conn
@@ -46,9 +47,16 @@ class SqlTx:
         self._lease: float | None = None
         self._owners: dict[str, str | None] = {}  # task holders read (and locked) in this transaction
         self._states: dict[str, RunState] = {}  # runs read in this transaction and not changed since
+        self._workflow_ids: dict[str, str] = {}  # run id -> workflow id, of runs read (it never changes)
+        self._rks: dict[str, int] = {}  # run id -> the run's integer key, of runs read or created (never changes)
+        self._want_task: int | None = None  # an activity task to read with the next run (prefetch_task)
+        self._tasks: dict[int, Any] = {}  # activity task id -> its row, read ahead with a run
         # PostgreSQL: writes queued, sent together (see _pipeline) before
         # the next read, answer needed or COMMIT; None on SQLite.
-        self._pipe: Pipeline | None = None if self._q.run_task_clock is None else Pipeline(conn)
+        # A group commit's pieces share the batch's pipeline (see Writer._drain_pipelined).
+        self._pipe: Pipeline | None = None
+        if self._q.run_task_clock is not None:
+            self._pipe = conn.info.get(PIPELINE_KEY) or Pipeline(conn)
 
     @property
     def _conn(self) -> Connection:
@@ -58,13 +66,66 @@ class SqlTx:
         return self._raw
 
     def send(self) -> None:
-        """Send the queued writes (before COMMIT)."""
+        """Send the queued writes (PostgreSQL sends them with COMMIT: see ``before_commit``)."""
         if self._pipe is not None:
             self._pipe.flush()
 
+    def prefetch_task(self, task_id: int) -> None:
+        """The activity task ``task_id`` will be read after the next run: read it with that run.
+
+        PostgreSQL: in the same pipeline, after the run's row (the order locks are taken in).
+        """
+        if self._pipe is not None:
+            self._want_task = task_id
+
+    def _one(self, stmt: Statement, params: dict[str, Any]) -> Any:
+        """The first row of a read (on PostgreSQL sent with the queued writes)."""
+        if self._pipe is None:
+            return stmt(self._raw, params).first()
+        return self._pipe_read(stmt, params).fetchone()
+
+    def _all(self, stmt: Statement, params: dict[str, Any]) -> list[Any]:
+        if self._pipe is None:
+            return list(stmt(self._raw, params).all())
+        return list(self._pipe_read(stmt, params).fetchall())
+
+    def _pipe_read(self, stmt: Statement, params: dict[str, Any]) -> Any:
+        """A read through the pipeline; the transaction's first brings the server's clock along."""
+        assert self._pipe is not None
+        clock: list[Any] = []
+        if self._now is None and self._store._server_clock and self._q.clock is not None:
+            self._pipe.add(self._q.clock, {}, clock)
+        reserved = self._reserve_ids()
+        cursor = self._pipe.read(stmt, params)
+        self._reserved(reserved)
+        if clock:
+            self._seen_clock(clock[0].fetchone()[0])
+        return cursor
+
+    def _reserve_ids(self) -> list[Any] | None:
+        """PostgreSQL: queue a reservation of activity task ids if the store runs low (see RESERVE_IDS_SQL)."""
+        ids = self._store._activity_ids
+        if self._pipe is None or len(ids) >= 16:
+            return None
+        answer: list[Any] = []
+        self._pipe.add_sql(RESERVE_IDS_SQL, {"n": 64}, answer)
+        return answer
+
+    def _reserved(self, answer: list[Any] | None) -> None:
+        if answer:
+            self._store._activity_ids.extend(row[0] for row in answer[0].fetchall() if row[0] is not None)
+
+    def _reserved_id(self) -> int | None:
+        try:
+            return int(self._store._activity_ids.popleft())
+        except IndexError:  # none left (another thread may have taken the last one)
+            return None
+
     def now(self) -> float:
         if self._now is None:
-            if self._store._server_clock:  # one reading serves both clocks
+            if self._store._server_clock and self._pipe is not None and self._q.clock is not None:
+                self._seen_clock(self._pipe.read(self._q.clock, {}).fetchone()[0])
+            elif self._store._server_clock:  # one reading serves both clocks
                 self._seen_clock(self._store._now(self._conn))
             else:
                 self._now = self._store._now(self._conn)
@@ -91,16 +152,20 @@ class SqlTx:
         cached = self._states.get(run_or_workflow_id)
         if cached is not None and (cached.inbox is not None or not inbox):
             return cached
-        conn, q = self._conn, self._q
-        row = self._run_row(run_or_workflow_id)
+        q = self._q
+        inbox_rows: list[Any] = []
+        row = self._run_row(run_or_workflow_id, inbox_rows if inbox else None)
         if row is None:
-            current = q.current_run(conn, {"b_id": run_or_workflow_id}).scalar()
+            current = self._one(q.current_run, {"b_id": run_or_workflow_id})
             if current is None:
                 return None
-            row = self._run_row(current)
+            inbox_rows = []
+            row = self._run_row(current[0], inbox_rows if inbox else None)
             if row is None:
                 return None
         run_id = row.run_id
+        self._workflow_ids[run_id] = row.workflow_id
+        self._rks[run_id] = row.rk
         task = None
         if row.attempts is not None:  # a workflow task exists (its attempts are never NULL)
             task = WorkflowTaskState(
@@ -114,19 +179,42 @@ class SqlTx:
             items = () if task is None or task.owner is None else tuple(
                 InboxItem(r.id, ev.decode_event(0, 0.0, r.type, bytes(r.meta),
                                                 None if r.payload is None else bytes(r.payload)))
-                for r in q.inbox_of(conn, {"b_run_id": run_id}).all()
+                for r in (inbox_rows[0].fetchall() if inbox_rows
+                          else q.inbox_of(self._conn, {"b_run_id": run_id}).all())
             )
         state = RunState(row_to_run(row), row.parent_seq, task, items)
         self._states[run_id] = state
         return state
 
-    def _run_row(self, run_id: str) -> Any:
-        """The run's row with its workflow task's columns (None where it has none), both locked."""
-        conn, q = self._conn, self._q
+    def _run_row(self, run_id: str, inbox: list[Any] | None = None) -> Any:
+        """The run's row with its workflow task's columns (None where it has none), both locked.
+
+        PostgreSQL: in one pipeline with the writes queued before it, then
+        (``inbox``: a list to receive its cursor) the run's inbox, the
+        activity task asked for by :meth:`prefetch_task` (locked after the
+        run, as every transaction locks them) and, when the store runs
+        low, activity task ids.
+        """
+        q = self._q
         if q.run_with_task is not None:  # SQLite: one statement (one writer: nothing to lock)
-            return q.run_with_task(conn, {"b_run_id": run_id}).first()
+            return q.run_with_task(self._raw, {"b_run_id": run_id}).first()
         assert q.run_task_clock is not None
-        row = q.run_task_clock(conn, {"b_run_id": run_id}).first()
+        assert self._pipe is not None
+        pipe = self._pipe
+        answer: list[Any] = []
+        pipe.add(q.run_task_clock, {"b_run_id": run_id}, answer)
+        if inbox is not None:
+            pipe.add(q.inbox_of, {"b_run_id": run_id}, inbox)
+        want, self._want_task = self._want_task, None
+        task: list[Any] = []
+        if want is not None:
+            pipe.add(q.task_by_id, {"b_id": want}, task)
+        reserved = self._reserve_ids()
+        pipe.flush()
+        self._reserved(reserved)
+        if task:
+            self._tasks[want] = task[0].fetchone()  # type: ignore[index]
+        row = answer[0].fetchone()
         if row is not None:
             self._seen_clock(row.clock_now)
         return row
@@ -149,22 +237,23 @@ class SqlTx:
     def entry(self, workflow_id: str, idempotency_key: str | None = None) -> WorkflowEntry | None:
         row = None
         if idempotency_key is not None:
-            row = self._q.workflow_by_key(self._conn, {"b_key": idempotency_key}).first()
+            row = self._one(self._q.workflow_by_key, {"b_key": idempotency_key})
         if row is None:
-            row = self._q.workflow_by_id(self._conn, {"b_id": workflow_id}).first()
+            row = self._one(self._q.workflow_by_id, {"b_id": workflow_id})
         if row is None:
             return None
         return WorkflowEntry(row.workflow_id, row.workflow, row.input_hash, row.idempotency_key,
                              row.first_run_id, row.current_run_id)
 
     def task(self, task_id: int) -> TaskState | None:
-        row = self._q.task_by_id(self._conn, {"b_id": task_id}).first()
+        # Read ahead with its run (prefetch_task), locked, or now.
+        row = self._tasks.pop(task_id) if task_id in self._tasks else self._one(self._q.task_by_id, {"b_id": task_id})
         if row is None:
             return None
         return _task_state(row, row.lease_owner)
 
     def open_children(self, run_id: str) -> list[str]:
-        return [r[0] for r in self._q.open_children(self._conn, {"b_run_id": run_id}).all()]
+        return [r[0] for r in self._all(self._q.open_children, {"b_run_id": run_id})]
 
     def leased_runs(self, owner: str) -> list[str]:
         wt = t.workflow_tasks
@@ -260,8 +349,11 @@ class SqlTx:
         if plan.events or plan.inbox or plan.inbox_taken is not None or plan.close or plan.task or plan.runs:
             self._states.pop(run_id, None)  # read again if asked: it changes
         if plan.expect_owner is not None:
-            holder = (self._owners[run_id] if run_id in self._owners
-                      else q.wft_owner(self._conn, {"b_run_id": run_id}).scalar())
+            if run_id in self._owners:
+                holder = self._owners[run_id]
+            else:
+                found = self._one(q.wft_owner, {"b_run_id": run_id})
+                holder = None if found is None else found[0]
             if holder != plan.expect_owner:
                 raise LeaseLostError(run_id, plan.expect_owner, holder)
         for new in plan.runs:
@@ -276,14 +368,17 @@ class SqlTx:
             move = {"b_run_id": run_id, "b_expected": plan.expect_seq, "b_last": last}
             if self._pipe is None:
                 found = q.move_seq(self._raw, move).first()
-            else:  # sent with the writes queued before it, answered at once
-                answer: list[Any] = []
-                self._pipe.add(q.move_seq, move, answer)
-                self._pipe.flush()
-                found = answer[0].fetchone()
-            if found is None:
-                raise ConflictError(run_id, plan.expect_seq)
-            workflow_id, rk = found[0], found[1]
+                if found is None:
+                    raise ConflictError(run_id, plan.expect_seq)
+                workflow_id, rk = found[0], found[1]
+            else:
+                # Queued with the events it guards, unanswered: if it does not
+                # hold, it fails the transaction when sent (ConflictError,
+                # nothing written). So the events take the run's key from the
+                # run's read (or, for a run not read here, from a subquery).
+                self._pipe.add_fence(FENCE_SQL, run_id, plan.expect_seq, last)
+                workflow_id = self._workflow_ids.get(run_id)
+                rk = self._rks.get(run_id)
             self._insert_events(run_id, rk, plan.expect_seq + 1, plan.events, now, keep_first_at=plan.keep_first_at)
         for event in plan.inbox:
             type_name, meta, payload = ev.encode_event(event)
@@ -293,7 +388,10 @@ class SqlTx:
         leased: list[Any] = []
         if plan.activities:
             if workflow_id is None:
-                workflow_id = q.run_locked(self._sent(), {"b_run_id": run_id}).first().workflow_id
+                workflow_id = self._workflow_ids.get(run_id)
+            if workflow_id is None:
+                workflow_id = self._one(q.run_locked, {"b_run_id": run_id}).workflow_id
+                self._workflow_ids[run_id] = workflow_id
             leased = self._insert_activities(run_id, workflow_id, plan, now)
         if plan.retry is not None:
             r = plan.retry
@@ -367,10 +465,15 @@ class SqlTx:
         self._d.notify(self._raw, WORKFLOW)
 
     def _insert_events(
-        self, run_id: str, rk: int, first_seq: int, items: list[ev.Event], now: float, *, keep_first_at: bool = False,
+        self, run_id: str, rk: int | None, first_seq: int, items: list[ev.Event], now: float, *,
+        keep_first_at: bool = False,
     ) -> None:
-        """Insert a run's events, keyed by its integer key ``rk``."""
-        rows = []
+        """Insert a run's events, keyed by its integer key ``rk``.
+
+        ``rk`` None (PostgreSQL, a run neither read nor created in this
+        transaction): the insert takes the key from the run's row itself.
+        """
+        rows: list[dict[str, Any]] = []
         codes = t.EVENT_CODES
         for i, event in enumerate(items):
             if event.seq != first_seq + i:
@@ -378,10 +481,18 @@ class SqlTx:
             type_name, meta, payload = ev.encode_event(event)
             rows.append({"rk": rk, "seq": first_seq + i, "type": codes[type_name],
                          "at": event.at if keep_first_at and i == 0 else now, "meta": meta, "payload": payload})
-        if rows and self._pipe is not None:
-            self._pipe.add_many(self._q.insert_events, rows)
-        elif rows:
+        if not rows:
+            return
+        if self._pipe is None:
             self._q.insert_events.many(self._raw, rows)
+        elif rk is not None:
+            self._pipe.add_many(self._q.insert_events, rows)
+        else:
+            assert self._q.insert_events_of_run is not None
+            for row in rows:
+                del row["rk"]
+                row["b_run_id"] = run_id
+            self._pipe.add_many(self._q.insert_events_of_run, rows)
 
     def _insert_activities(
         self, run_id: str, workflow_id: str, plan: Plan, now: float
@@ -402,8 +513,15 @@ class SqlTx:
             }
             task_id: Any
             if self._pipe is not None:
-                task_id = []
-                self._pipe.add(self._q.insert_activity, params, task_id)
+                # Leased: its id is needed before COMMIT, so it comes from the
+                # reserved ones if any are left (else the insert's answer).
+                task_id = self._reserved_id() if task.owner is not None else None
+                if task_id is not None:
+                    params["id"] = task_id
+                    self._pipe.add(self._q.insert_activity, params)
+                else:
+                    task_id = [] if task.owner is not None else None
+                    self._pipe.add(self._q.insert_activity, params, task_id)
             else:
                 task_id = self._q.insert_activity.insert(self._raw, params)
             if task.owner is not None:
@@ -427,18 +545,22 @@ class SqlTx:
             conn.execute(sat.insert(), added)
 
     def _create(self, new: NewRun, now: float) -> None:
-        conn, q = self._sent(), self._q
+        q = self._q
         wf = t.workflows
         # The workflow id's row first, naming the new run by the key it will
         # have: a start that finds the id taken meanwhile writes nothing.
+        rk: int | None
         if new.entry == "new":
-            rk = q.insert_workflow(conn, {
+            # PostgreSQL: sent with the writes queued before it; its answer decides.
+            inserted = self._one(q.insert_workflow, {
                 "b_workflow_id": new.workflow_id, "b_workflow": new.workflow, "b_input_hash": new.input_hash,
                 "b_idempotency_key": new.idempotency_key, "b_created_at": now,
-            }).scalar()
-            if rk is None:  # taken meanwhile (PostgreSQL: a concurrent start)
+            })
+            if inserted is None:  # taken meanwhile (PostgreSQL: a concurrent start)
                 raise ConflictError(new.run_id, 0)
+            rk = inserted[0]
         elif new.entry == "reuse":
+            conn = self._sent()
             rk = q.next_rk(conn).scalar()
             # Fenced on the current run: of two starts that follow the same closed run, one wins.
             replaces = sa.select(t.runs.c.rk).where(t.runs.c.run_id == new.replaces).scalar_subquery()
@@ -460,13 +582,16 @@ class SqlTx:
             "memo": None if new.memo is None else orjson.dumps(new.memo),
         }
         if rk is not None:
-            q.insert_run(conn, row)
+            self._write(q.insert_run, row)  # PostgreSQL: queued
         else:
             del row["rk"]
+            conn = self._sent()
             rk = q.insert_run.insert(conn, row)
             conn.execute(wf.update().where(wf.c.workflow_id == new.workflow_id).values(current_rk=rk))
+        self._workflow_ids[new.run_id] = new.workflow_id
+        self._rks[new.run_id] = rk
         if new.search_attributes:
-            conn.execute(t.search_attributes.insert(), [
+            self._sent().execute(t.search_attributes.insert(), [
                 {"run_id": new.run_id, "name": name, "value": value}
                 for name, value in sorted(new.search_attributes.items())])
         self._insert_events(new.run_id, rk, 1, new.events, now, keep_first_at=True)

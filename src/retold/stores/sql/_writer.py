@@ -3,7 +3,9 @@
 On SQLite (one writer per database file) durable transactions are batched:
 each caller's work runs in a savepoint of one transaction, one fsync for
 many (group commit), and each caller learns its own outcome only after the
-COMMIT. Elsewhere each transaction takes a pooled connection; requests from
+COMMIT (PostgreSQL can too, ``group_commit=True``, each pooled connection
+running a batch; off by default, see docs/performance.md). Elsewhere each
+transaction takes a pooled connection; requests from
 outside the engine may be held to all connections but one. Reads run on
 read transactions of their own, lease-only transactions without waiting for
 the disk. Driver errors become :class:`~retold.StoreError` here, in one place.
@@ -27,6 +29,7 @@ from sqlalchemy.engine import Connection
 from ..._wake import loop_poster, set_all
 from ...errors import StoreError
 from ._dialect import Dialect
+from ._pipeline import PIPELINE_KEY, Pipeline
 from ._sqlite import locked
 
 if TYPE_CHECKING:
@@ -188,24 +191,32 @@ class Writer:
     _d: Dialect
     url: str
 
-    def _init_writer(self, pool_size: int) -> None:
+    def _init_writer(self, pool_size: int, group_commit: bool | None = None) -> None:
         dbapi = self._d.engine.dialect.dbapi
         self._driver_errors: tuple[type[Exception], ...] = (dbapi.Error,) if dbapi is not None else ()
         # SQLite has one writer: batch durable transactions (see _run).
-        self._group_commit = self._d.name == "sqlite"
+        # PostgreSQL may too (``group_commit``): each of its connections then
+        # runs the transactions queued meanwhile as one, each in a savepoint.
+        sqlite = self._d.name == "sqlite"
+        self._pipelined = not sqlite  # PostgreSQL: store transactions queue statements (see _pipeline)
+        self._group_commit = sqlite if group_commit is None else group_commit
         # Elsewhere transactions queue, first come first served, for the
         # pool's connections. Requests from outside (start, signal, cancel)
         # take at most all but one: a flood of them cannot queue ahead of
         # every step of the runs they feed.
         self._outside: anyio.CapacityLimiter | None = (
-            None if self._group_commit or pool_size < 2 else anyio.CapacityLimiter(pool_size - 1))
-        self._writer = _WriterThread(self._drain, self._checkpoint) if self._group_commit else None
+            None if sqlite or pool_size < 2 else anyio.CapacityLimiter(pool_size - 1))
+        self._writer = _WriterThread(self._drain, self._checkpoint) if self._group_commit and sqlite else None
+        self._queue: list[_Queued] = []  # PostgreSQL's group commit (see _run_grouped)
+        self._queue_lock = threading.Lock()
 
     async def _run(self, fn: Callable[..., _T], *args: Any, inline: bool = True) -> _T:
         """Run ``fn(conn, *args)`` in a durable transaction; ``inline=False``: never on the loop's thread
         (a transaction that may be long: a schema upgrade, a purge batch)."""
         writer = self._writer
         if writer is None:
+            if self._group_commit:
+                return await self._run_grouped(fn, *args)
             return await anyio.to_thread.run_sync(self._tx, fn, *args, limiter=self._d.limiter)
         # Group commit: queue the work for the writer thread, which takes
         # everything queued so far and runs it in one transaction, each piece
@@ -233,6 +244,46 @@ class Writer:
             raise item.error
         result: _T = item.result
         return result
+
+    async def _run_grouped(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """PostgreSQL's group commit: queue the work, then take a turn on a pooled connection.
+
+        A turn takes everything queued so far and runs it as one transaction
+        (see :meth:`_drain_pipelined`). Up to ``pool_size`` turns run at
+        once: a caller whose piece another turn took waits for that turn's
+        COMMIT.
+        """
+        item = _Queued(fn, args)
+        with self._queue_lock:
+            self._queue.append(item)
+        try:
+            async with self._d.limiter:  # our turn
+                if not item.taken:  # else an earlier turn took it: no thread hop
+                    batch = await anyio.to_thread.run_sync(self._take_and_drain)
+                    set_all([done.done for done in batch])
+            await item.done.wait()
+        except BaseException:
+            with self._queue_lock:
+                withdrawn = not item.taken
+                if withdrawn:  # cancelled before any turn took it: it never runs
+                    self._queue.remove(item)
+            if not withdrawn:  # taken: it runs; wait for it to end, then give up
+                with anyio.CancelScope(shield=True):
+                    await item.done.wait()
+            raise
+        if item.error is not None:
+            raise item.error
+        result: _T = item.result
+        return result
+
+    def _take_and_drain(self) -> list[_Queued]:
+        with self._queue_lock:
+            batch, self._queue = self._queue, []
+            for item in batch:
+                item.taken = True
+        if batch:
+            self._drain(batch)
+        return batch
 
     def _tx_inline(self, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T | object:
         """Run a transaction on this thread; :data:`_LOCKED` (nothing run) if another process holds the lock."""
@@ -293,6 +344,9 @@ class Writer:
         # a savepoint, the COMMIT itself), every piece gets that error, and
         # no caller is told its work was written when it was not.
         outcomes: list[tuple[Any, Exception | None]] = []
+        if self._pipelined:
+            self._drain_pipelined(batch, outcomes)
+            return
         try:
             with self._d.begin() as conn:
                 # Savepoints on the driver: SQLAlchemy's cost as much as a statement's work.
@@ -313,6 +367,49 @@ class Writer:
             for i, item in enumerate(batch):
                 # A piece that failed on its own (rolled back to its savepoint)
                 # keeps its own error; every other one was not written.
+                own = outcomes[i][1] if i < len(outcomes) else None
+                item.error = own if own is not None else failed
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for item, (result, error) in zip(batch, outcomes, strict=True):
+            item.result, item.error = result, error
+
+    def _drain_pipelined(self, batch: list[_Queued], outcomes: list[tuple[Any, Exception | None]]) -> None:
+        """PostgreSQL's group commit: the pieces in savepoints of one transaction, in pipelines.
+
+        Each piece is two round trips, as alone: its ``SAVEPOINT`` goes with
+        its first read, its ``RELEASE`` with its writes (and its fence, so
+        that a piece whose run moved is rolled back to its savepoint, alone);
+        the batch's ``COMMIT`` is one more. As on SQLite, no piece's outcome
+        is handed out before ``COMMIT`` returns, and a failed ``COMMIT``
+        fails every piece that had not failed on its own.
+        """
+        try:
+            with self._d.begin() as conn:
+                info = conn.info  # (not reachable through conn once it is invalidated)
+                pipe = Pipeline(conn)
+                try:
+                    for item in batch:
+                        pipe.add_sql("SAVEPOINT retold_piece", {})
+                        try:
+                            result = item.fn(conn, *item.args)
+                            pipe.add_sql("RELEASE SAVEPOINT retold_piece", {})
+                            pipe.flush()
+                            outcomes.append((result, None))
+                        except Exception as exc:  # noqa: BLE001 - handed to the caller
+                            pipe.discard()
+                            pipe.add_sql("ROLLBACK TO SAVEPOINT retold_piece", {})
+                            pipe.add_sql("RELEASE SAVEPOINT retold_piece", {})
+                            pipe.flush()
+                            outcomes.append((None, self._as_store_error(exc)))
+                    self._d.before_commit(conn)
+                finally:
+                    info.pop(PIPELINE_KEY, None)
+        except BaseException as exc:
+            failed = self._as_store_error(exc) if isinstance(exc, Exception) else StoreError(
+                f"the transaction on {self.url} was interrupted: {exc!r}")
+            for i, item in enumerate(batch):
                 own = outcomes[i][1] if i < len(outcomes) else None
                 item.error = own if own is not None else failed
             if not isinstance(exc, Exception):
@@ -379,8 +476,16 @@ class Writer:
     ) -> _T:
         try:
             with begin() as conn:
-                result = fn(conn, *args)
-                self._d.before_commit(conn)
+                if not self._pipelined:  # SQLite: no pipeline to drop
+                    result = fn(conn, *args)
+                    self._d.before_commit(conn)
+                    return result
+                info = conn.info  # (not reachable through conn once it is invalidated)
+                try:
+                    result = fn(conn, *args)
+                    self._d.before_commit(conn)
+                finally:
+                    info.pop(PIPELINE_KEY, None)  # a store transaction's queue (PostgreSQL), if left
                 return result
         except sa.exc.DBAPIError as exc:
             raise self._db_error(exc) from exc
