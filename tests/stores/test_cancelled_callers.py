@@ -1,0 +1,34 @@
+"""A caller already cancelled starts no new store operation (its loop of calls must end)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from retold.engine._runs import Runs
+from retold.stores import StartRequest
+from retold.stores.sql import SqlStore
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_cancelled_caller_of_sqlite_starts_no_new_transaction(tmp_path: Path) -> None:
+    # With the event loop idle, a transaction runs on the loop's thread and its
+    # outcome is kept past a cancel (a shielded checkpoint): a task calling the
+    # store in a loop, never waiting elsewhere, must still see its cancellation.
+    store = SqlStore(f"sqlite:///{tmp_path / 'cancelled.db'}")
+    await store.open()
+    try:
+        runs = Runs(store)
+        started = 0
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            while started < 50:
+                await runs.start(StartRequest("wf", f"w{started}", b"[]", "h"))
+                started += 1
+        assert started == 0
+        assert await store.list_runs(status=None, workflow=None, limit=100, offset=0) == []
+    finally:
+        await store.close()
