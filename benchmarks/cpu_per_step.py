@@ -9,7 +9,7 @@ The CPU is this process's (the engine's): a server's own (PostgreSQL's,
 nats-server's) is not counted. Each repetition gets a fresh store: a new
 SQLite file, a new PostgreSQL schema, a new NATS prefix.
 
-    python benchmarks/cpu_per_step.py [--units 500] [--repeat 3] [--json out.json] [--only W3]
+    python benchmarks/cpu_per_step.py [--units 500] [--repeat 3] [--json out.json] [--only W3] [--at-once]
         [--url sqlite|memory://|postgresql+psycopg://...|nats://...] (several --url: one after the other, alternated)
 """
 
@@ -91,14 +91,21 @@ async def fresh_store(url: str) -> AsyncIterator[str]:
             admin.dispose()
 
 
-async def measure(kind: str, units: int, url: str) -> tuple[float, float]:
-    """(CPU ms, wall ms) per unit of ``kind``."""
+async def measure(kind: str, units: int, url: str, at_once: bool = False) -> tuple[float, float]:
+    """(CPU ms, wall ms) per unit of ``kind`` (``at_once``: W1's workflows started together, as run.py's W1)."""
     async with fresh_store(url) as store_url, \
             retold.Engine(store_url, workflows=[chain, three], activities=[noop]) as engine:
         await (await engine.start(chain, 10)).result(timeout=60)  # warm up
         cpu, wall = _cpu(), time.perf_counter()
         if kind == "W3":
             await (await engine.start(chain, units)).result(timeout=600)
+        elif at_once:
+            async def one() -> None:
+                await (await engine.start(three)).result(timeout=600)
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(units):
+                    tg.start_soon(one)
         else:
             runs = [await engine.start(three) for _ in range(units)]
             for run in runs:
@@ -113,6 +120,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--only", choices=("W1", "W3"), default=None, help="one of the two workloads")
+    parser.add_argument("--at-once", action="store_true",
+                        help="W1: start every workflow together, each awaited by its own task (run.py's W1)")
     parser.add_argument("--url", action="append", default=None,
                         help="sqlite (default), memory://, a PostgreSQL URL or a NATS URL; repeat to compare")
     args = parser.parse_args()
@@ -122,7 +131,7 @@ def main() -> None:
         runs: dict[str, list[tuple[float, float]]] = {url: [] for url in urls}
         for _ in range(args.repeat):
             for url in urls:  # alternated, so that a busy moment of the machine hits every store alike
-                runs[url].append(anyio.run(measure, kind, args.units, url))
+                runs[url].append(anyio.run(measure, kind, args.units, url, args.at_once))
         unit = "step" if kind == "W3" else "workflow"
         for url in urls:
             cpu = [r[0] for r in runs[url]]
