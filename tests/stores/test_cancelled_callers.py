@@ -15,9 +15,9 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_a_cancelled_caller_of_sqlite_starts_no_new_transaction(tmp_path: Path) -> None:
-    # With the event loop idle, a transaction runs on the loop's thread and its
-    # outcome is kept past a cancel (a shielded checkpoint): a task calling the
-    # store in a loop, never waiting elsewhere, must still see its cancellation.
+    # A transaction, once begun, is waited for past a cancel (on the loop's thread
+    # or the writer's): a caller already cancelled must not begin one, or a task
+    # calling the store in a loop writes on after its cancellation.
     store = SqlStore(f"sqlite:///{tmp_path / 'cancelled.db'}")
     await store.open()
     try:

@@ -213,6 +213,9 @@ class Writer:
     async def _run(self, fn: Callable[..., _T], *args: Any, inline: bool = True) -> _T:
         """Run ``fn(conn, *args)`` in a durable transaction; ``inline=False``: never on the loop's thread
         (a transaction that may be long: a schema upgrade, a purge batch)."""
+        # A caller already cancelled starts nothing (a transaction once begun
+        # is waited for, and on the loop's thread no checkpoint precedes it).
+        await anyio.lowlevel.checkpoint_if_cancelled()
         writer = self._writer
         if writer is None:
             if self._group_commit:
