@@ -365,18 +365,11 @@ class Writer:
                     driver.execute("RELEASE retold_piece")
                 self._d.before_commit(conn)
         except BaseException as exc:
-            failed = self._as_store_error(exc) if isinstance(exc, Exception) else StoreError(
-                f"the transaction on {self.url} was interrupted: {exc!r}")
-            for i, item in enumerate(batch):
-                # A piece that failed on its own (rolled back to its savepoint)
-                # keeps its own error; every other one was not written.
-                own = outcomes[i][1] if i < len(outcomes) else None
-                item.error = own if own is not None else failed
+            self._hand_out(batch, outcomes, exc)
             if not isinstance(exc, Exception):
                 raise
             return
-        for item, (result, error) in zip(batch, outcomes, strict=True):
-            item.result, item.error = result, error
+        self._hand_out(batch, outcomes, None)
 
     def _drain_pipelined(self, batch: list[_Queued], outcomes: list[tuple[Any, Exception | None]]) -> None:
         """PostgreSQL's group commit: the pieces in savepoints of one transaction, in pipelines.
@@ -410,16 +403,30 @@ class Writer:
                 finally:
                     info.pop(PIPELINE_KEY, None)
         except BaseException as exc:
-            failed = self._as_store_error(exc) if isinstance(exc, Exception) else StoreError(
-                f"the transaction on {self.url} was interrupted: {exc!r}")
-            for i, item in enumerate(batch):
-                own = outcomes[i][1] if i < len(outcomes) else None
-                item.error = own if own is not None else failed
+            self._hand_out(batch, outcomes, exc)
             if not isinstance(exc, Exception):
                 raise
             return
-        for item, (result, error) in zip(batch, outcomes, strict=True):
-            item.result, item.error = result, error
+        self._hand_out(batch, outcomes, None)
+
+    def _hand_out(
+        self, batch: list[_Queued], outcomes: list[tuple[Any, Exception | None]], exc: BaseException | None,
+    ) -> None:
+        """Give each piece of a group commit its outcome, once the transaction ended.
+
+        If it failed (``exc``: BEGIN, a savepoint, the COMMIT itself), a piece
+        that failed on its own (rolled back to its savepoint) keeps its own
+        error, and every other one gets the transaction's: none was written.
+        """
+        if exc is None:
+            for item, (result, error) in zip(batch, outcomes, strict=True):
+                item.result, item.error = result, error
+            return
+        failed = self._as_store_error(exc) if isinstance(exc, Exception) else StoreError(
+            f"the transaction on {self.url} was interrupted: {exc!r}")
+        for i, item in enumerate(batch):
+            own = outcomes[i][1] if i < len(outcomes) else None
+            item.error = own if own is not None else failed
 
     async def _read(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run a transaction that only reads, on a read transaction of its own.
