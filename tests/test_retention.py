@@ -79,6 +79,39 @@ async def test_the_engine_purges_old_runs_on_its_own(store_url: str) -> None:
             await engine.get_handle(old[0].workflow_id).describe()
 
 
+async def test_a_purge_the_clock_moved_past_while_it_ran_does_not_put_off_the_next(tmp_path: Path) -> None:
+    # The engine's first purge takes its cutoff at once, then is held until the runs are done and the
+    # clock has moved 31 days: the next purge is due ten minutes after that purge began, so it comes
+    # at the next poll (due ten minutes after it ended, it would wait for a clock that never moves again).
+    clock = Clock()
+    store = faked(f"sqlite:///{tmp_path / 'store.db'}", clock)
+    release = anyio.Event()
+    purges: list[float] = []
+    original = store.purge
+
+    async def held(before: float, **options: Any) -> retold.PurgeReport:
+        purges.append(before)
+        if len(purges) == 1:
+            await release.wait()
+        return await original(before, **options)
+
+    store.purge = held  # type: ignore[method-assign]
+    async with retold.Engine(store=store, workflows=[quick], poll_interval=0.05,
+                             retention=timedelta(days=30)) as engine:
+        with anyio.fail_after(20):
+            while not purges:
+                await anyio.sleep(0.01)
+        old = [await engine.start(quick, i) for i in range(3)]
+        assert [await run.result() for run in old] == list(range(3))
+        clock.now += 31 * DAY
+        release.set()
+        with anyio.fail_after(20):
+            while await run_ids(engine):
+                await anyio.sleep(0.05)
+    assert len(purges) >= 2
+    assert purges[0] < 1_000_000.0 < purges[1]  # the first cut before the runs closed, the second after
+
+
 async def test_an_engine_keeps_working_while_a_purge_runs(shared_url: str) -> None:
     clock = Clock()
     async with retold.Engine(store=faked(shared_url, clock), workflows=[quick, with_activity],

@@ -105,12 +105,16 @@ async def retention_loop(engine: Engine) -> None:
     # Due times are on the store's clock (a test's fake clock moves them);
     # the loop looks every poll interval whether one has come.
     assert engine.retention is not None
+    # The next purge is due ten minutes after this one began, not after it ended: a purge
+    # takes its cutoff when it begins, so runs that closed old enough while it ran (or a
+    # clock that moved meanwhile) wait for the next one only as long as they should.
     due = engine.store.now()
     while True:
-        if engine.store.now() >= due:
+        began = engine.store.now()
+        if began >= due:
             report = await engine.purge(engine.retention)
             if report.runs or report.kept:
                 log.info("retention purged %d runs older than %s (%d events); kept %d with a run still running",
                          report.runs, timedelta(seconds=engine.retention), report.events, report.kept)
-            due = engine.store.now() + _PURGE_EVERY
+            due = began + _PURGE_EVERY
         await anyio.sleep(engine.poll_interval)
