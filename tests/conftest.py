@@ -8,6 +8,7 @@ skip, saying so, when it is not set.
 
 from __future__ import annotations
 
+import compileall
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -17,12 +18,39 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import Phase, settings
 from sqlalchemy.pool import NullPool
 
 import retold
 from retold.stores import Store
 from retold.stores.memory import MemoryStore
 from retold.stores.sql import SqlStore
+
+# Hypothesis without its explain phase: once a failure is shrunk, that phase runs the failing
+# example again and again under a tracer only to annotate the report (which parts of the input
+# did not matter). Whether a test passes or fails is decided before it; the tests that expect
+# assert_deterministic to find nondeterminism spent most of their time there (e.g. 22 s -> 0.2 s).
+# Every settings object without explicit phases (assert_deterministic's too) inherits this profile.
+settings.register_profile("retold-tests", phases=[phase for phase in Phase if phase is not Phase.explain])
+settings.load_profile("retold-tests")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile the project's modules to bytecode once, before the suite starts its processes.
+
+    The suite starts hundreds of Python processes (the CLI, workers, examples, benchmarks),
+    each importing retold and the tests' helper modules. Where PYTHONDONTWRITEBYTECODE is set
+    nothing writes their bytecode, so each of them compiled all of it from source again (about
+    a tenth of the suite's CPU). Python reads bytecode whatever that variable says, and checks
+    it against the source's time and size, so a stale file is never used.
+    """
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the controller compiled them
+        return
+    for folder in ("src", "tests", "examples", "benchmarks"):
+        compileall.compile_dir(ROOT / folder, quiet=1)
 
 
 @pytest.fixture(params=["asyncio", "trio"])
