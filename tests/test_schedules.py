@@ -315,7 +315,8 @@ async def test_describing_and_listing_schedules_do_not_wait_for_sqlite_write_loc
     from retold.engine import Runs, Schedules
 
     path = tmp_path / "locked.db"
-    store = store_for(f"sqlite:///{path}?busy_timeout=0.5")
+    # A lock wait would take 5 s: reads that take less than 4 s did not wait, however loaded the machine.
+    store = store_for(f"sqlite:///{path}?busy_timeout=5")
     await store.open()
     try:
         schedules = Schedules(store, Runs(store))
@@ -323,7 +324,7 @@ async def test_describing_and_listing_schedules_do_not_wait_for_sqlite_write_loc
         other = sqlite3.connect(path, isolation_level=None)
         try:
             other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-            with anyio.fail_after(0.4):  # less than busy_timeout: neither waits for the lock
+            with anyio.fail_after(4):  # less than busy_timeout: neither waits for the lock
                 assert (await schedules.describe("tick")).id == "tick"
                 assert [d.id for d in await schedules.list()] == ["tick"]
         finally:

@@ -152,7 +152,8 @@ async def test_idle_timer_polls_do_not_wait_for_the_sqlite_write_lock(tmp_path: 
 
     path = tmp_path / "locked.db"
     clock = Clock()
-    store = store_for(f"sqlite:///{path}?busy_timeout=0.5", clock=clock)
+    # A lock wait would take 5 s: polls that take less than 4 s did not wait, however loaded the machine.
+    store = store_for(f"sqlite:///{path}?busy_timeout=5", clock=clock)
     await store.open()
     try:
         runs = Runs(store)
@@ -162,7 +163,7 @@ async def test_idle_timer_polls_do_not_wait_for_the_sqlite_write_lock(tmp_path: 
         other = sqlite3.connect(path, isolation_level=None)
         try:
             other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-            with anyio.fail_after(0.4):  # less than busy_timeout: no poll waits for the lock
+            with anyio.fail_after(4):  # less than busy_timeout: no poll waits for the lock
                 for _ in range(5):
                     assert await runs.fire_timers(256) == 0
         finally:
