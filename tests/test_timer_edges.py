@@ -147,6 +147,31 @@ async def test_idle_timer_polls_open_no_write_transaction_on_nats(
     await _idle_polls_write_nothing(make_engine, NatsStore(nats_url, clock=clock), clock, monkeypatch)
 
 
+async def test_a_timer_that_comes_due_during_the_timer_loops_pass_fires_without_waiting_a_poll(
+    tmp_path: Any,
+) -> None:
+    # The loop looks for due timers, then reads when the next thing is due. A timer that comes due
+    # between the two (a pass slowed by a loaded machine; here the clock moves) was taken for a
+    # retry or a lease and the loop slept a whole poll interval (60 s) with the timer unfired.
+    clock = Clock()
+    store = store_for(f"sqlite:///{tmp_path / 'store.db'}", clock=clock)
+    original = store.next_wakeup
+    moved: list[float] = []
+
+    async def slow_pass() -> float | None:
+        due = await original()
+        if due is not None and due > clock.now and not moved:
+            clock.now = due + 1.0  # the timer comes due while the pass runs
+            moved.append(due)
+        return due
+
+    store.next_wakeup = slow_pass  # type: ignore[method-assign]
+    async with retold.Engine(store=store, workflows=[naps], poll_interval=60.0) as engine:
+        run = await engine.start(naps, 600.0)
+        assert await run.result(timeout=10) == "woke"
+    assert moved
+
+
 async def test_idle_timer_polls_do_not_wait_for_the_sqlite_write_lock(tmp_path: Any) -> None:
     import sqlite3
 

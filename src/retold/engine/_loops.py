@@ -43,6 +43,7 @@ async def register_and_reap(engine: Engine) -> None:
 async def timer_loop(engine: Engine) -> None:
     """Fire due timers; wake the workers when a retry or a lease comes due."""
     while True:
+        looked = engine.store.now()
         fired = await engine.runs.fire_timers(256)
         if fired:
             engine.wake_workflows.set()
@@ -51,6 +52,11 @@ async def timer_loop(engine: Engine) -> None:
         due = await engine.store.next_wakeup()
         now = engine.store.now()
         wait = engine.poll_interval
+        if due is not None and looked < due <= now:
+            # It came due after this pass looked for due timers (a slow pass,
+            # or the clock moved): it may be a timer, so look again now rather
+            # than sleep a whole poll interval with it unfired.
+            continue
         if due is not None and due <= now:
             # A retry or a lease came due: let the workers look. (It stays
             # due if it is work this engine does not host, hence no spin.)
