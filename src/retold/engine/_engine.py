@@ -461,10 +461,10 @@ class Engine:
         """Every schedule, by id, each with its next ``next_fires`` fire times."""
         return await self.client.list_schedules(next_fires=next_fires)
 
-    def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
-        """Run ``fn(*args)`` in the engine's task group (for its workers and feeds)."""
+    def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str | None = None) -> None:
+        """Run ``fn(*args)`` in the engine's task group (for its workers and feeds); ``name``: the task's."""
         assert self._task_group is not None
-        self._task_group.start_soon(fn, *args)
+        self._task_group.start_soon(fn, *args, name=name)
 
     def _check_open(self) -> None:
         if self._task_group is None:

@@ -42,6 +42,8 @@ _QUEUED_KEPT = 10_000  # runs started here waiting for a claim, remembered for t
 _DEFERRED_KEPT = 4096
 _DEFERRED_KEPT_BYTES = 16 * 2**20
 
+_STEP = "retold workflow task"  # the tasks' name (given: anyio would work one out per task)
+
 
 class WorkflowWorker:
     """The loop that runs workflow tasks for one engine."""
@@ -94,7 +96,7 @@ class WorkflowWorker:
                     self.processing.add(run_id)
                     slot = object()
                     self.limit.acquire_on_behalf_of_nowait(slot)
-                    tg.start_soon(engine.ahead.first_step, started, run_id, slot)
+                    tg.start_soon(engine.ahead.first_step, started, run_id, slot, name=_STEP)
                     want -= 1
                 claimed: list[str] = []
                 if want > 0:
@@ -117,7 +119,7 @@ class WorkflowWorker:
                     self.processing.add(run_id)
                     slot = object()
                     await self.limit.acquire_on_behalf_of(slot)
-                    tg.start_soon(self._process_and_release, run_id, slot)
+                    tg.start_soon(self._process_and_release, run_id, slot, name=_STEP)
                 if want == 0 or len(claimed) < want:
                     # Everything ready is taken (or no slot is free): new work,
                     # or a freed slot, sets the wake-up.
