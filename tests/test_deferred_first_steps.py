@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,11 @@ async def three(n: int) -> int:
 @retold.workflow
 async def greet(name: str) -> str:
     return f"hello {name}"
+
+
+@retold.workflow
+async def sleeps() -> None:
+    time.sleep(0.001)  # not allowed in workflow code: every attempt of its first step fails
 
 
 class _Unseen(OrderedDict[str, Any]):
@@ -178,6 +184,18 @@ async def test_an_engine_that_closes_shows_the_first_tasks_it_held(
         with anyio.fail_after(30):  # held for the lease (60 s) had the first engine not shown them
             results = [await second.get_handle(run_id).result() for run_id in ids]
     assert results == [f"hello n{i}" for i in range(5)]
+
+
+async def test_a_first_step_that_fails_shows_its_task_at_once(
+    every_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(RunAhead, "_prepare_start", _no_slot)  # every start finds no free slot
+    async with retold.Engine(every_url, workflows=[sleeps], lease=60.0, poll_interval=0.05) as engine:
+        run = await engine.start(sleeps)
+        with anyio.fail_after(30):  # held for the lease (60 s) had the failed step not shown it
+            while (record := await engine.store.get_run(str(run.run_id))) is None or record.task_failure is None:
+                await anyio.sleep(0.05)
+    assert "time.sleep" in record.task_failure.failure.message
 
 
 async def _no_slot(self: RunAhead, definition: Any, request: Any) -> None:

@@ -111,7 +111,11 @@ class RunAhead:
         began = time.time_ns()
         instance = WorkflowInstance(definition, run_id, engine.codec)
         ahead = await self._run_ahead(instance, started, slot)
-        if ahead is None:
+        if ahead is None:  # the code raised: the run's workflow task meets that again, at once
+            try:
+                await engine.runs.unhold([run_id])
+            except StoreError as exc:
+                log.warning("first workflow task of run %s stays hidden until its hold ends: %s", run_id, exc)
             engine.wake_workflows.set()
             return
         commands, take, reserved, slot = ahead
