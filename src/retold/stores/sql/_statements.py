@@ -10,7 +10,10 @@ from . import _schema as t
 from ._dialect import Insert
 from ._fast import Statement
 
-__all__ = ["FENCE_SQL", "LEASE_HORIZON", "RESERVE_IDS_SQL", "Statements", "lease_free"]
+__all__ = [
+    "ASSUME_ACTIVITY_SQL", "ASSUME_NO_TASK_SQL", "ASSUME_RUN_SQL", "FENCE_SQL", "LEASE_HORIZON", "NO_SHIFT",
+    "RESERVE_IDS_SQL", "SERVER_SHIFT", "Statements", "lease_free",
+]
 
 _B = sa.bindparam
 
@@ -32,6 +35,44 @@ FENCE_SQL = (
     " WHERE run_id = %(b_run_id)s AND last_seq = %(b_expected)s AND status = 'running' RETURNING 1)"
     " SELECT CASE WHEN count(*) = 1 THEN 0"
     " ELSE CAST(%(b_key)s::text || count(*)::text AS integer) END FROM moved"
+)
+
+# PostgreSQL: the checks of a transaction decided on what the store remembers
+# (see _memory, SqlTx), sent first in its one pipeline, each failing the
+# transaction (as FENCE_SQL does) when what it checks is not so.
+#
+# The run: open, at the remembered last event number, its row locked (the
+# lock every transaction that changes the run takes first; under READ
+# COMMITTED a locked row's condition is checked again on its newest version
+# once the lock is granted). Then, the lock held, the server's clock is
+# read and kept for the rest of the transaction as the difference from the
+# estimate the step was decided with (%(b_est)s): its times are written
+# moved by it (``_pipeline.shifted``), so they are on the server's clock.
+ASSUME_RUN_SQL = (
+    "SELECT CASE WHEN count(*) = 1 THEN set_config('retold.shift',"
+    " {shift}, true) ELSE CAST(%(b_key)s::text || count(*)::text AS integer)::text END"
+    f" FROM (SELECT 1 FROM {t.runs.name} WHERE run_id = %(b_run_id)s AND last_seq = %(b_expected)s"  # noqa: S608
+    " AND status = 'running' FOR UPDATE) r"
+)
+# The shift of the server's clock, and of a clock of the store's own (tests): none.
+SERVER_SHIFT = "(extract(epoch FROM clock_timestamp())::float8 - %(b_est)s::float8)::text"
+NO_SHIFT = "'0'"
+# The run has no workflow task. Checked in a statement of its own, after the
+# run's lock is granted (so on a snapshot taken since): a workflow task is
+# only ever created, for a run that exists, by a transaction that holds that lock.
+ASSUME_NO_TASK_SQL = (
+    "SELECT CASE WHEN count(*) = 0 THEN 0 ELSE CAST(%(b_key)s::text || count(*)::text AS integer) END"
+    f" FROM {t.workflow_tasks.name} WHERE run_id = %(b_run_id)s"  # noqa: S608 - values are bound
+)
+# The activity task: the same attempt of the same activity, held by the same
+# owner (as ``Tx.task`` reports it: its lease's end is not judged), no
+# cancellation waited for and no deadline (see SqlTx._assume), its row
+# locked after the run's, as every transaction locks them.
+ASSUME_ACTIVITY_SQL = (
+    "SELECT CASE WHEN count(*) = 1 THEN 0 ELSE CAST(%(b_key)s::text || count(*)::text AS integer) END"
+    f" FROM (SELECT 1 FROM {t.activity_tasks.name} WHERE id = %(b_id)s AND run_id = %(b_run_id)s"  # noqa: S608
+    " AND seq = %(b_seq)s AND lease_owner = %(b_owner)s AND attempt = %(b_attempt)s"
+    " AND cancel_requested = 0 AND deadline IS NULL FOR UPDATE) a"
 )
 
 # PostgreSQL: activity task ids taken from the table's sequence ahead of
