@@ -123,8 +123,8 @@ class Pipeline:
         if moves is None:
             self._queue.append((sql, [{**defaults, **row} for row in rows], True, None))
         else:
-            self._queue.append((sql, [{**defaults, **row, "retold_moves": m} for row, m in zip(rows, moves, strict=True)],
-                                True, None))
+            params = [{**defaults, **row, "retold_moves": m} for row, m in zip(rows, moves, strict=True)]
+            self._queue.append((sql, params, True, None))
 
     def add_sql(self, sql: str, params: Mapping[str, Any], answer: list[Any] | None = None) -> None:
         """Queue a statement written for the driver."""

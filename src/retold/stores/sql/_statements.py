@@ -49,9 +49,9 @@ FENCE_SQL = (
 # estimate the step was decided with (%(b_est)s): its times are written
 # moved by it (``_pipeline.shifted``), so they are on the server's clock.
 ASSUME_RUN_SQL = (
-    "SELECT CASE WHEN count(*) = 1 THEN set_config('retold.shift',"
+    "SELECT CASE WHEN count(*) = 1 THEN set_config('retold.shift',"  # noqa: S608 - values are bound
     " {shift}, true) ELSE CAST(%(b_key)s::text || count(*)::text AS integer)::text END"
-    f" FROM (SELECT 1 FROM {t.runs.name} WHERE run_id = %(b_run_id)s AND last_seq = %(b_expected)s"  # noqa: S608
+    f" FROM (SELECT 1 FROM {t.runs.name} WHERE run_id = %(b_run_id)s AND last_seq = %(b_expected)s"
     " AND status = 'running' FOR UPDATE) r"
 )
 # The shift of the server's clock, and of a clock of the store's own (tests): none.
@@ -61,16 +61,16 @@ NO_SHIFT = "'0'"
 # run's lock is granted (so on a snapshot taken since): a workflow task is
 # only ever created, for a run that exists, by a transaction that holds that lock.
 ASSUME_NO_TASK_SQL = (
-    "SELECT CASE WHEN count(*) = 0 THEN 0 ELSE CAST(%(b_key)s::text || count(*)::text AS integer) END"
-    f" FROM {t.workflow_tasks.name} WHERE run_id = %(b_run_id)s"  # noqa: S608 - values are bound
+    "SELECT CASE WHEN count(*) = 0 THEN 0 ELSE CAST(%(b_key)s::text || count(*)::text AS integer) END"  # noqa: S608 - values are bound
+    f" FROM {t.workflow_tasks.name} WHERE run_id = %(b_run_id)s"
 )
 # The activity task: the same attempt of the same activity, held by the same
 # owner (as ``Tx.task`` reports it: its lease's end is not judged), no
 # cancellation waited for and no deadline (see SqlTx._assume), its row
 # locked after the run's, as every transaction locks them.
 ASSUME_ACTIVITY_SQL = (
-    "SELECT CASE WHEN count(*) = 1 THEN 0 ELSE CAST(%(b_key)s::text || count(*)::text AS integer) END"
-    f" FROM (SELECT 1 FROM {t.activity_tasks.name} WHERE id = %(b_id)s AND run_id = %(b_run_id)s"  # noqa: S608
+    "SELECT CASE WHEN count(*) = 1 THEN 0 ELSE CAST(%(b_key)s::text || count(*)::text AS integer) END"  # noqa: S608 - values are bound
+    f" FROM (SELECT 1 FROM {t.activity_tasks.name} WHERE id = %(b_id)s AND run_id = %(b_run_id)s"
     " AND seq = %(b_seq)s AND lease_owner = %(b_owner)s AND attempt = %(b_attempt)s"
     " AND cancel_requested = 0 AND deadline IS NULL FOR UPDATE) a"
 )

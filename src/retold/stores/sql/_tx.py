@@ -37,9 +37,9 @@ from ...history import events as ev
 from ...history.attributes import merge
 from ...history.failure import BlockedTask, Failure
 from .._plan import InboxItem, NewRun, Plan, RunState, ScheduleRow, TaskState, WorkflowEntry, WorkflowTaskState
-from ._memory import Memory
 from . import _schema as t
 from ._fast import Statement
+from ._memory import Memory
 from ._pipeline import AFTER_COMMIT_KEY, PIPELINE_KEY, AssumptionFailed, Pipeline, Rerun
 from ._records import row_to_run
 from ._statements import (
@@ -68,9 +68,9 @@ _ACTIVITY_TIMES = ("scheduled_at", "deadline", "visible_at", "lease_expires", "s
 class SqlTx:
     """The reads and writes of one transaction on ``conn``."""
 
-    __slots__ = ("_assumable", "_assumed", "_d", "_gone", "_known", "_lease", "_mark", "_memory", "_new_tasks", "_now",
-                 "_owners", "_pipe", "_popped", "_q", "_raw", "_reserve", "_rks", "_shift", "_states", "_store", "_tasks",
-                 "_want_task", "_workflow_ids")
+    __slots__ = ("_assumable", "_assumed", "_d", "_gone", "_known", "_lease", "_mark", "_memory", "_new_tasks",
+                 "_now", "_owners", "_pipe", "_popped", "_q", "_raw", "_reserve", "_rks", "_shift", "_states", "_store",
+                 "_tasks", "_want_task", "_workflow_ids")
 
     def __init__(self, store: SqlStore, conn: Connection, *, assume: bool = False) -> None:
         """``assume``: the run and activity task of a :meth:`prefetch_task` may come from the store's memory."""
