@@ -11,8 +11,8 @@ from ._dialect import Insert
 from ._fast import Statement
 
 __all__ = [
-    "ASSUME_ACTIVITY_SQL", "ASSUME_NO_TASK_SQL", "ASSUME_RUN_SQL", "FENCE_SQL", "LEASE_HORIZON", "NO_SHIFT",
-    "RESERVE_IDS_SQL", "SERVER_SHIFT", "Statements", "lease_free",
+    "ASSUME_ACTIVITY_SQL", "ASSUME_RUN_OWN_CLOCK_SQL", "ASSUME_RUN_SQL", "DELETE_ASSUMED_ACTIVITY_SQL", "FENCE_SQL",
+    "LEASE_HORIZON", "RESERVE_IDS_SQL", "Statements", "lease_free",
 ]
 
 _B = sa.bindparam
@@ -38,41 +38,49 @@ FENCE_SQL = (
 )
 
 # PostgreSQL: the checks of a transaction decided on what the store remembers
-# (see _memory, SqlTx), sent first in its one pipeline, each failing the
-# transaction (as FENCE_SQL does) when what it checks is not so.
+# (see _memory, SqlTx), each failing the transaction (as FENCE_SQL does) when
+# what it checks is not so.
 #
-# The run: open, at the remembered last event number, its row locked (the
-# lock every transaction that changes the run takes first; under READ
-# COMMITTED a locked row's condition is checked again on its newest version
-# once the lock is granted). Then, the lock held, the server's clock is
-# read and kept for the rest of the transaction as the difference from the
-# estimate the step was decided with (%(b_est)s): its times are written
-# moved by it (``_pipeline.shifted``), so they are on the server's clock.
-ASSUME_RUN_SQL = (
-    "SELECT CASE WHEN count(*) = 1 THEN set_config('retold.shift',"  # noqa: S608 - values are bound
-    " {shift}, true) ELSE CAST(%(b_key)s::text || count(*)::text AS integer)::text END"
-    f" FROM (SELECT 1 FROM {t.runs.name} WHERE run_id = %(b_run_id)s AND last_seq = %(b_expected)s"
-    " AND status = 'running' FOR UPDATE) r"
+# The run, sent first: open, at the remembered last event number, its row
+# locked (the lock every transaction that changes the run takes first; under
+# READ COMMITTED a locked row's condition is checked again on its newest
+# version once the lock is granted), and no workflow task. A workflow task
+# is only ever created for an existing run by a transaction that appends to
+# it (``TaskChange("wake")`` comes with events), so holding the run's lock
+# and moving its ``last_seq``: one committed before this statement's
+# snapshot is seen; one committed since moved ``last_seq``, and the run's
+# row fails its check again. Then, the lock held, the server's clock is read
+# and kept for the rest of the transaction as its difference from the
+# estimate the step was decided with (%(b_est)s): the transaction's times
+# are written moved by it (``_pipeline.shifted``), so on the server's clock.
+_ASSUME_RUN = (
+    "SELECT CASE WHEN count(*) = 1 THEN set_config('retold.shift', {shift}, true)"
+    " ELSE CAST(%(b_key)s::text || count(*)::text AS integer)::text END"
+    " FROM (SELECT 1 FROM {runs} r WHERE run_id = %(b_run_id)s AND last_seq = %(b_expected)s"
+    " AND status = 'running' AND NOT EXISTS (SELECT 1 FROM {tasks} w WHERE w.run_id = r.run_id)"
+    " FOR UPDATE OF r) c"
 )
-# The shift of the server's clock, and of a clock of the store's own (tests): none.
-SERVER_SHIFT = "(extract(epoch FROM clock_timestamp())::float8 - %(b_est)s::float8)::text"
-NO_SHIFT = "'0'"
-# The run has no workflow task. Checked in a statement of its own, after the
-# run's lock is granted (so on a snapshot taken since): a workflow task is
-# only ever created, for a run that exists, by a transaction that holds that lock.
-ASSUME_NO_TASK_SQL = (
-    "SELECT CASE WHEN count(*) = 0 THEN 0 ELSE CAST(%(b_key)s::text || count(*)::text AS integer) END"  # noqa: S608 - values are bound
-    f" FROM {t.workflow_tasks.name} WHERE run_id = %(b_run_id)s"
-)
+ASSUME_RUN_SQL = _ASSUME_RUN.format(
+    runs=t.runs.name, tasks=t.workflow_tasks.name,
+    shift="(extract(epoch FROM clock_timestamp())::float8 - %(b_est)s::float8)::text")
+# The same with a clock of the store's own (tests): the times stay as decided.
+ASSUME_RUN_OWN_CLOCK_SQL = _ASSUME_RUN.format(runs=t.runs.name, tasks=t.workflow_tasks.name, shift="'0'")
 # The activity task: the same attempt of the same activity, held by the same
 # owner (as ``Tx.task`` reports it: its lease's end is not judged), no
 # cancellation waited for and no deadline (see SqlTx._assume), its row
-# locked after the run's, as every transaction locks them.
+# locked after the run's, as every transaction locks them. As a delete (a
+# step that records the attempt's final outcome), or alone.
+_TASK_IS = (
+    "id = %(b_id)s AND run_id = %(b_run_id)s AND seq = %(b_seq)s AND lease_owner = %(b_owner)s"
+    " AND attempt = %(b_attempt)s AND cancel_requested = 0 AND deadline IS NULL"
+)
 ASSUME_ACTIVITY_SQL = (
-    "SELECT CASE WHEN count(*) = 1 THEN 0 ELSE CAST(%(b_key)s::text || count(*)::text AS integer) END"  # noqa: S608 - values are bound
-    f" FROM (SELECT 1 FROM {t.activity_tasks.name} WHERE id = %(b_id)s AND run_id = %(b_run_id)s"
-    " AND seq = %(b_seq)s AND lease_owner = %(b_owner)s AND attempt = %(b_attempt)s"
-    " AND cancel_requested = 0 AND deadline IS NULL FOR UPDATE) a"
+    "SELECT CASE WHEN count(*) = 1 THEN 0 ELSE CAST(%(b_key)s::text || count(*)::text AS integer) END"  # noqa: S608
+    f" FROM (SELECT 1 FROM {t.activity_tasks.name} WHERE {_TASK_IS} FOR UPDATE) a"
+)
+DELETE_ASSUMED_ACTIVITY_SQL = (
+    f"WITH d AS (DELETE FROM {t.activity_tasks.name} WHERE {_TASK_IS} RETURNING 1)"  # noqa: S608
+    " SELECT CASE WHEN count(*) = 1 THEN 0 ELSE CAST(%(b_key)s::text || count(*)::text AS integer) END FROM d"
 )
 
 # PostgreSQL: activity task ids taken from the table's sequence ahead of

@@ -44,13 +44,12 @@ from ._pipeline import AFTER_COMMIT_KEY, PIPELINE_KEY, AssumptionFailed, Pipelin
 from ._records import row_to_run
 from ._statements import (
     ASSUME_ACTIVITY_SQL,
-    ASSUME_NO_TASK_SQL,
+    ASSUME_RUN_OWN_CLOCK_SQL,
     ASSUME_RUN_SQL,
+    DELETE_ASSUMED_ACTIVITY_SQL,
     FENCE_SQL,
     LEASE_HORIZON,
-    NO_SHIFT,
     RESERVE_IDS_SQL,
-    SERVER_SHIFT,
 )
 
 if TYPE_CHECKING:
@@ -70,7 +69,7 @@ class SqlTx:
 
     __slots__ = ("_assumable", "_assumed", "_d", "_gone", "_known", "_lease", "_mark", "_memory", "_new_tasks",
                  "_now", "_owners", "_pipe", "_popped", "_q", "_raw", "_reserve", "_rks", "_shift", "_states", "_store",
-                 "_tasks", "_want_task", "_workflow_ids")
+                 "_task_check", "_tasks", "_want_task", "_workflow_ids")
 
     def __init__(self, store: SqlStore, conn: Connection, *, assume: bool = False) -> None:
         """``assume``: the run and activity task of a :meth:`prefetch_task` may come from the store's memory."""
@@ -101,6 +100,7 @@ class SqlTx:
         self._shift: list[Any] = []  # the cursor of the run's check, which answers the clock's shift
         self._reserve: list[Any] | None = None  # the cursor of activity task ids reserved with the checks
         self._popped: list[int] = []  # reserved activity task ids taken (given back if the transaction is undone)
+        self._task_check: dict[str, Any] | None = None  # the assumed activity task's check, until it is queued
 
     @property
     def _conn(self) -> Connection:
@@ -260,12 +260,12 @@ class SqlTx:
         # The clocks the step is decided with (see the module's docstring).
         self._now = store._d.wall() if server else store._now(self._raw)
         self._lease = self._now if server else store._lease_now(self._raw)
-        failed = AssumptionFailed(run_id, task_id)
-        pipe.add_check(ASSUME_RUN_SQL.format(shift=SERVER_SHIFT if server else NO_SHIFT),
-                       {"b_run_id": run_id, "b_expected": state.last_seq, "b_est": self._now}, failed, self._shift)
-        pipe.add_check(ASSUME_NO_TASK_SQL, {"b_run_id": run_id}, failed)
-        pipe.add_check(ASSUME_ACTIVITY_SQL, {"b_id": task.id, "b_run_id": run_id, "b_seq": task.seq,
-                                             "b_owner": task.owner, "b_attempt": task.attempt}, failed)
+        pipe.add_check(ASSUME_RUN_SQL if server else ASSUME_RUN_OWN_CLOCK_SQL,
+                       {"b_run_id": run_id, "b_expected": state.last_seq, "b_est": self._now},
+                       AssumptionFailed(run_id, task_id), self._shift)
+        # The task's check goes with the plan's delete of it, or alone before COMMIT (see _check_task).
+        self._task_check = {"b_id": task.id, "b_run_id": run_id, "b_seq": task.seq, "b_owner": task.owner,
+                            "b_attempt": task.attempt}
         self._reserve = self._reserve_ids()  # answered at COMMIT, for the transactions after this one
         pipe.held = True
         self._assumed = (run_id, task)
@@ -288,8 +288,22 @@ class SqlTx:
         self._store._activity_ids.extendleft(reversed(self._popped))
         self._popped.clear()
 
+    def _check_task(self, sql: str = ASSUME_ACTIVITY_SQL) -> None:
+        """Queue the assumed activity task's check (once): alone, or as the plan's delete of the task.
+
+        After the run's check, as every transaction locks the run before its tasks.
+        """
+        assert self._pipe is not None
+        assert self._assumed is not None
+        params, self._task_check = self._task_check, None
+        if params is not None:
+            run_id, task = self._assumed
+            self._pipe.add_check(sql, params, AssumptionFailed(run_id, task.id))
+
     def done(self) -> None:
         """The transaction's body ended: its queue may be sent; what it leaves is remembered once committed."""
+        if self._task_check is not None:
+            self._check_task()
         if self._pipe is not None:
             self._pipe.held = False
         memory = self._memory
@@ -299,7 +313,7 @@ class SqlTx:
         for run_id, state in self._known.items():
             rk = self._rks.get(run_id)
             runs[run_id] = None if state is None or not state.open or state.task is not None or rk is None \
-                else (replace(state, inbox=None), rk)
+                else (state if state.inbox is None else replace(state, inbox=None), rk)
         tasks, gone, shift, reserve, est = self._new_tasks, self._gone, self._shift, self._reserve, self._now
         store = self._store
 
@@ -498,7 +512,7 @@ class SqlTx:
                 and (plan.task is None or plan.task.kind == "done")):
             after = before if not plan.events else replace(
                 before, record=replace(before.record, last_seq=before.last_seq + len(plan.events)))
-            if plan.task is not None:
+            if plan.task is not None and after.task is not None:
                 after = replace(after, task=None)
         self._known[plan.run_id] = after
 
@@ -569,6 +583,8 @@ class SqlTx:
                 self._workflow_ids[run_id] = workflow_id
             leased = self._insert_activities(run_id, workflow_id, plan, now)
         if plan.retry is not None:
+            if self._task_check is not None:  # the assumed task (see _check_assumable)
+                self._check_task()
             r = plan.retry
             self._write(q.retry_task, {"b_id": r.task_id, "b_attempt": r.attempt, "b_visible_at": r.visible_at,
                                 "b_failure": None if r.failure is None else orjson.dumps(r.failure.to_json())},
@@ -577,6 +593,9 @@ class SqlTx:
             at = t.activity_tasks
             self._sent().execute(at.update().where(at.c.id == plan.stepping_task).values(stepping=1))
         for task_id in plan.drop_tasks:
+            if self._task_check is not None:  # the assumed task (see _check_assumable): deleted where checked
+                self._check_task(DELETE_ASSUMED_ACTIVITY_SQL)
+                continue
             self._write(q.delete_task, {"b_id": task_id})
         for seq in plan.drop_activities:
             self._write(q.delete_activity, {"b_run_id": run_id, "b_seq": seq})
