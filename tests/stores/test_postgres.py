@@ -341,7 +341,7 @@ async def _started_with_leased_activity(store: SqlStore, workflow_id: str) -> tu
     started = ev.WorkflowStarted(seq=1, at=0, workflow="wf", workflow_id=workflow_id, input=b"[]")
     take = ActivityTake("me", 30.0, frozenset({"a"}), {"default": 1})
     run, _ = await Runs(store).start(StartRequest("wf", workflow_id, b"[]", "h"),
-                                     StartStep("r", started, [scheduled], take))
+                                     StartStep(f"r-{workflow_id}", started, [scheduled], take))
     [task] = take.taken
     return run, task
 
@@ -626,3 +626,33 @@ async def test_group_commit_fails_every_piece_when_the_commit_does_not_happen(po
         assert (await Runs(store).start(StartRequest("wf", "after", b"[]", "h")))[1] is True
     finally:
         await store.close()
+
+
+async def test_steps_on_remembered_state_in_a_group_commit(postgres_url: str) -> None:
+    """With group commit, steps decided on remembered state go in a batch's savepoints: each piece's checks
+    and writes with its RELEASE, a piece whose check fails rolled back alone and decided again on reads."""
+    store, other = SqlStore(postgres_url, pool_size=1, group_commit=True), SqlStore(postgres_url)
+    await store.open()
+    await other.open()
+    try:
+        started = [await _started_with_leased_activity(store, f"w-group-{i}") for i in range(12)]
+        await Runs(other).signal(started[5][0].run_id, "s", b"[]")  # moved: its check fails
+        outcomes: dict[int, tuple[bool, bool]] = {}
+
+        async def finish(i: int) -> None:
+            run, task = started[i]
+            outcome, _take, step = _next_step(run.run_id)
+            outcomes[i] = (await Runs(store).finish_activity(task, "me", outcome, step), step.stepped)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(12):
+                tg.start_soon(finish, i)
+        assert outcomes == {i: (True, i != 5) for i in range(12)}
+        for i, (run, _task) in enumerate(started):
+            _record, history = await store.load(run.run_id, 0)
+            expected = ["WorkflowStarted", "ActivityScheduled", "ActivityCompleted", "ActivityScheduled"] if i != 5 \
+                else ["WorkflowStarted", "ActivityScheduled", "SignalReceived", "ActivityCompleted"]
+            assert [e.type for e in history] == expected
+    finally:
+        await store.close()
+        await other.close()

@@ -157,6 +157,18 @@ class Pipeline:
         self._fences.clear()
         self.held = False
 
+    def forget_prepared(self) -> None:
+        """After a failed pipeline whose transaction goes on (a piece rolled back to its savepoint).
+
+        psycopg counts a statement as prepared once it has sent its Parse,
+        and in a failed pipeline the server skips that Parse; a rollback of
+        the whole transaction makes psycopg forget them all (DEALLOCATE ALL),
+        a rollback to a savepoint does not. Forget them here likewise.
+        """
+        prepared = getattr(self._driver, "_prepared", None)
+        if prepared is not None:
+            prepared.clear()
+
     def discard(self) -> None:
         """Forget what is queued and not sent (a piece of a group commit that failed before sending it)."""
         self._queue.clear()

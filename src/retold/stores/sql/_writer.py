@@ -398,6 +398,7 @@ class Writer:
                         except Exception as exc:  # noqa: BLE001 - handed to the caller
                             info.pop(AFTER_COMMIT_KEY, None)
                             pipe.discard()
+                            pipe.forget_prepared()
                             pipe.add_sql("ROLLBACK TO SAVEPOINT retold_piece", {})
                             pipe.add_sql("RELEASE SAVEPOINT retold_piece", {})
                             pipe.flush()
