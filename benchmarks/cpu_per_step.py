@@ -11,6 +11,7 @@ SQLite file, a new PostgreSQL schema, a new NATS prefix.
 
     python benchmarks/cpu_per_step.py [--units 500] [--repeat 3] [--json out.json] [--only W3] [--at-once]
         [--url sqlite|memory://|postgresql+psycopg://...|nats://...] (several --url: one after the other, alternated)
+        [--group-commit] (PostgreSQL: SqlStore(url, group_commit=True))
 """
 
 from __future__ import annotations
@@ -91,26 +92,38 @@ async def fresh_store(url: str) -> AsyncIterator[str]:
             admin.dispose()
 
 
-async def measure(kind: str, units: int, url: str, at_once: bool = False) -> tuple[float, float]:
+async def measure(
+    kind: str, units: int, url: str, at_once: bool = False, group_commit: bool = False,
+) -> tuple[float, float]:
     """(CPU ms, wall ms) per unit of ``kind`` (``at_once``: W1's workflows started together, as run.py's W1)."""
-    async with fresh_store(url) as store_url, \
-            retold.Engine(store_url, workflows=[chain, three], activities=[noop]) as engine:
-        await (await engine.start(chain, 10)).result(timeout=60)  # warm up
-        cpu, wall = _cpu(), time.perf_counter()
-        if kind == "W3":
-            await (await engine.start(chain, units)).result(timeout=600)
-        elif at_once:
-            async def one() -> None:
-                await (await engine.start(three)).result(timeout=600)
+    async with fresh_store(url) as store_url:
+        store = None
+        if group_commit and url.startswith("postgres"):
+            from retold.stores.sql import SqlStore
 
-            async with anyio.create_task_group() as tg:
-                for _ in range(units):
-                    tg.start_soon(one)
-        else:
-            runs = [await engine.start(three) for _ in range(units)]
-            for run in runs:
-                await run.result(timeout=600)
-        return (_cpu() - cpu) / units * 1e3, (time.perf_counter() - wall) / units * 1e3
+            store = SqlStore(store_url, group_commit=True)
+        async with retold.Engine(store_url, store=store, workflows=[chain, three], activities=[noop]) as engine:
+            return await _timed(engine, kind, units, at_once)
+
+
+async def _timed(engine: retold.Engine, kind: str, units: int, at_once: bool) -> tuple[float, float]:
+    """(CPU ms, wall ms) per unit of ``kind`` on a started engine."""
+    await (await engine.start(chain, 10)).result(timeout=60)  # warm up
+    cpu, wall = _cpu(), time.perf_counter()
+    if kind == "W3":
+        await (await engine.start(chain, units)).result(timeout=600)
+    elif at_once:
+        async def one() -> None:
+            await (await engine.start(three)).result(timeout=600)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(units):
+                tg.start_soon(one)
+    else:
+        runs = [await engine.start(three) for _ in range(units)]
+        for run in runs:
+            await run.result(timeout=600)
+    return (_cpu() - cpu) / units * 1e3, (time.perf_counter() - wall) / units * 1e3
 
 
 def main() -> None:
@@ -122,6 +135,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("W1", "W3"), default=None, help="one of the two workloads")
     parser.add_argument("--at-once", action="store_true",
                         help="W1: start every workflow together, each awaited by its own task (run.py's W1)")
+    parser.add_argument("--group-commit", action="store_true", help="PostgreSQL: SqlStore(url, group_commit=True)")
     parser.add_argument("--url", action="append", default=None,
                         help="sqlite (default), memory://, a PostgreSQL URL or a NATS URL; repeat to compare")
     args = parser.parse_args()
@@ -131,7 +145,7 @@ def main() -> None:
         runs: dict[str, list[tuple[float, float]]] = {url: [] for url in urls}
         for _ in range(args.repeat):
             for url in urls:  # alternated, so that a busy moment of the machine hits every store alike
-                runs[url].append(anyio.run(measure, kind, args.units, url, args.at_once))
+                runs[url].append(anyio.run(measure, kind, args.units, url, args.at_once, args.group_commit))
         unit = "step" if kind == "W3" else "workflow"
         for url in urls:
             cpu = [r[0] for r in runs[url]]
