@@ -509,7 +509,8 @@ class SqlTx:
         before = self._known.get(plan.run_id)
         after: RunState | None = None
         if (before is not None and plan.close is None and not plan.runs and not plan.search_attributes
-                and (plan.task is None or plan.task.kind == "done")):
+                and (plan.task is None or plan.task.kind == "done")
+                and (not plan.events or plan.expect_seq == before.last_seq)):
             after = before if not plan.events else replace(
                 before, record=replace(before.record, last_seq=before.last_seq + len(plan.events)))
             if plan.task is not None and after.task is not None:
