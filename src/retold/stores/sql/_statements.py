@@ -195,6 +195,14 @@ class Statements:
         self.delete_timer = fast(t.timers.delete().where(
             t.timers.c.run_id == _B("b_run_id"), t.timers.c.seq == _B("b_seq")))
         self.delete_wft = fast(wt.delete().where(wt.c.run_id == _B("b_run_id")))
+        # A workflow task handed back, visible again at b_visible_at (TaskChange "backoff"), with or
+        # without a new count of deaths.
+        backoff: dict[str, Any] = {
+            "visible_at": _B("b_visible_at"), "lease_owner": None, "lease_expires": None, "stepping": 0,
+            "failure": _B("b_failure"), "failed_by": _B("b_failed_by")}
+        self.backoff_wft = fast(wt.update().where(wt.c.run_id == _B("b_run_id")).values(**backoff))
+        self.backoff_wft_attempts = fast(wt.update().where(wt.c.run_id == _B("b_run_id")).values(
+            **backoff, attempts=_B("b_attempts")))
         self.task_by_id = fast(sa.select(at).where(at.c.id == _B("b_id")).with_for_update())
         self.delete_task = fast(at.delete().where(at.c.id == _B("b_id")))
         self.delete_activity = fast(at.delete().where(at.c.run_id == _B("b_run_id"), at.c.seq == _B("b_seq")))

@@ -639,15 +639,15 @@ class SqlTx:
             wt = t.workflow_tasks
             self._sent().execute(wt.update().where(wt.c.run_id == run_id).values(stepping=1))
         elif kind == "backoff":
-            wt = t.workflow_tasks
             values: dict[str, Any] = {
-                "visible_at": change.visible_at, "lease_owner": None, "lease_expires": None, "stepping": 0,
-                "failure": None if change.failure is None else orjson.dumps(change.failure.to_json()),
-                "failed_by": f" {' '.join(change.failed_by)} " if change.failed_by else None,
+                "b_run_id": run_id, "b_visible_at": change.visible_at,
+                "b_failure": None if change.failure is None else orjson.dumps(change.failure.to_json()),
+                "b_failed_by": f" {' '.join(change.failed_by)} " if change.failed_by else None,
             }
-            if change.attempts is not None:
-                values["attempts"] = change.attempts
-            self._sent().execute(wt.update().where(wt.c.run_id == run_id).values(**values))
+            if change.attempts is None:
+                self._write(q.backoff_wft, values)
+            else:
+                self._write(q.backoff_wft_attempts, {**values, "b_attempts": change.attempts})
             self._owners[run_id] = None
         if change.add_signals:
             self._write(q.add_signals, {"b_run_id": run_id, "b_add": change.add_signals})

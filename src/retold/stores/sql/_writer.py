@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -174,6 +174,29 @@ def _loop_idle() -> bool:
     return ready is not None and not ready
 
 
+async def _outcome(
+    item: _Queued, withdraw: Callable[[_Queued], bool], turn: Callable[[], Awaitable[None]] | None = None,
+) -> Any:
+    """A queued item's result (or error), once its batch committed; ``turn``: the caller's part in running it.
+
+    Cancelled meanwhile, the item is withdrawn if no batch took it (it never
+    runs); if one did, it runs anyway, and the caller waits for its end before
+    giving up: it never leaves a transaction running that it was not told of.
+    """
+    try:
+        if turn is not None:
+            await turn()
+        await item.done.wait()
+    except BaseException:
+        if not withdraw(item):  # taken: it runs; wait for it to end, then give up
+            with anyio.CancelScope(shield=True):
+                await item.done.wait()
+        raise
+    if item.error is not None:
+        raise item.error
+    return item.result
+
+
 def _wake(batch: list[_Queued]) -> None:
     """Wake each item's caller: one callback per event loop."""
     by_loop: dict[int, tuple[Callable[[Callable[[], object]], object], list[anyio.Event]]] = {}
@@ -236,16 +259,7 @@ class Writer:
                 return cast(_T, outcome)
         item = _Queued(fn, args)
         writer.submit(item)
-        try:
-            await item.done.wait()
-        except BaseException:
-            if not writer.withdraw(item):  # taken: it runs; wait for it to end, then give up
-                with anyio.CancelScope(shield=True):
-                    await item.done.wait()
-            raise
-        if item.error is not None:
-            raise item.error
-        result: _T = item.result
+        result: _T = await _outcome(item, writer.withdraw)
         return result
 
     async def _run_grouped(self, fn: Callable[..., _T], *args: Any) -> _T:
@@ -259,25 +273,23 @@ class Writer:
         item = _Queued(fn, args)
         with self._queue_lock:
             self._queue.append(item)
-        try:
+
+        async def turn() -> None:
             async with self._d.limiter:  # our turn
                 if not item.taken:  # else an earlier turn took it: no thread hop
                     batch = await anyio.to_thread.run_sync(self._take_and_drain)
                     set_all([done.done for done in batch])
-            await item.done.wait()
-        except BaseException:
-            with self._queue_lock:
-                withdrawn = not item.taken
-                if withdrawn:  # cancelled before any turn took it: it never runs
-                    self._queue.remove(item)
-            if not withdrawn:  # taken: it runs; wait for it to end, then give up
-                with anyio.CancelScope(shield=True):
-                    await item.done.wait()
-            raise
-        if item.error is not None:
-            raise item.error
-        result: _T = item.result
+
+        result: _T = await _outcome(item, self._withdraw_grouped, turn)
         return result
+
+    def _withdraw_grouped(self, item: _Queued) -> bool:
+        """Take back an item no turn has taken yet; whether it was still queued."""
+        with self._queue_lock:
+            if item.taken:
+                return False
+            self._queue.remove(item)
+            return True
 
     def _take_and_drain(self) -> list[_Queued]:
         with self._queue_lock:
