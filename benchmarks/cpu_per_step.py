@@ -11,11 +11,12 @@ SQLite file, a new PostgreSQL schema, a new NATS prefix.
 
     python benchmarks/cpu_per_step.py [--units 500] [--repeat 3] [--json out.json] [--only W3] [--at-once]
         [--url sqlite|memory://|postgresql+psycopg://...|nats://...] (several --url: one after the other, alternated)
-        [--count]
+        [--count] [--group-commit]
 
 ``--count`` also prints what each unit cost the store (counted on the engine's
 store object, so a figure that does not depend on the machine's load):
 transactions, history loads, claims, and the runs rebuilt by replay.
+``--group-commit``: on PostgreSQL, the engine's store is ``SqlStore(url, group_commit=True)``.
 """
 
 from __future__ import annotations
@@ -112,15 +113,26 @@ def _count_calls(store: object, counts: dict[str, int]) -> None:
         setattr(store, name, counted)
 
 
+def _store(url: str, group_commit: bool) -> Any:
+    """The store to give the engine: None (the URL's) unless group commit is asked for on PostgreSQL."""
+    if not group_commit or not url.startswith("postgres"):
+        return None
+    from retold.stores.sql import SqlStore
+
+    return SqlStore(url, group_commit=True)
+
+
 async def measure(
     kind: str, units: int, url: str, at_once: bool = False, counts: dict[str, float] | None = None,
+    group_commit: bool = False,
 ) -> tuple[float, float]:
     """(CPU ms, wall ms) per unit of ``kind`` (``at_once``: W1's workflows started together, as run.py's W1).
 
     ``counts``: filled with store calls and replays per unit (see ``--count``).
     """
     async with fresh_store(url) as store_url, \
-            retold.Engine(store_url, workflows=[chain, three], activities=[noop]) as engine:
+            retold.Engine(store_url, store=_store(store_url, group_commit), workflows=[chain, three],
+                          activities=[noop]) as engine:
         await (await engine.start(chain, 10)).result(timeout=60)  # warm up
         calls = dict.fromkeys(_COUNTED, 0)
         replays = engine.cache.replays
@@ -158,6 +170,7 @@ def main() -> None:
                         help="W1: start every workflow together, each awaited by its own task (run.py's W1)")
     parser.add_argument("--count", action="store_true",
                         help="also print store calls (transactions, loads, claims) and replays per unit")
+    parser.add_argument("--group-commit", action="store_true", help="PostgreSQL: SqlStore(url, group_commit=True)")
     parser.add_argument("--url", action="append", default=None,
                         help="sqlite (default), memory://, a PostgreSQL URL or a NATS URL; repeat to compare")
     args = parser.parse_args()
@@ -169,7 +182,7 @@ def main() -> None:
         for _ in range(args.repeat):
             for url in urls:  # alternated, so that a busy moment of the machine hits every store alike
                 counts: dict[str, float] | None = {} if args.count else None
-                runs[url].append(anyio.run(measure, kind, args.units, url, args.at_once, counts))
+                runs[url].append(anyio.run(measure, kind, args.units, url, args.at_once, counts, args.group_commit))
                 if counts is not None:
                     counted[url].append(counts)
         unit = "step" if kind == "W3" else "workflow"

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 from ..._wake import loop_poster, set_all
 from ...errors import StoreError
 from ._dialect import Dialect
-from ._pipeline import PIPELINE_KEY, Pipeline
+from ._pipeline import AFTER_COMMIT_KEY, PIPELINE_KEY, Pipeline
 from ._sqlite import locked
 
 if TYPE_CHECKING:
@@ -393,6 +393,7 @@ class Writer:
         is handed out before ``COMMIT`` returns, and a failed ``COMMIT``
         fails every piece that had not failed on its own.
         """
+        after: list[Callable[[], None]] = []  # what the pieces that were written do once committed
         try:
             with self._d.begin() as conn:
                 info = conn.info  # (not reachable through conn once it is invalidated)
@@ -405,8 +406,11 @@ class Writer:
                             pipe.add_sql("RELEASE SAVEPOINT retold_piece", {})
                             pipe.flush()
                             outcomes.append((result, None))
+                            after += info.pop(AFTER_COMMIT_KEY, [])
                         except Exception as exc:  # noqa: BLE001 - handed to the caller
+                            info.pop(AFTER_COMMIT_KEY, None)
                             pipe.discard()
+                            pipe.forget_prepared()
                             pipe.add_sql("ROLLBACK TO SAVEPOINT retold_piece", {})
                             pipe.add_sql("RELEASE SAVEPOINT retold_piece", {})
                             pipe.flush()
@@ -414,11 +418,14 @@ class Writer:
                     self._d.before_commit(conn)
                 finally:
                     info.pop(PIPELINE_KEY, None)
+                    info.pop(AFTER_COMMIT_KEY, None)
         except BaseException as exc:
             self._hand_out(batch, outcomes, exc)
             if not isinstance(exc, Exception):
                 raise
             return
+        for then in after:
+            then()
         self._hand_out(batch, outcomes, None)
 
     def _hand_out(
@@ -508,7 +515,10 @@ class Writer:
                     self._d.before_commit(conn)
                 finally:
                     info.pop(PIPELINE_KEY, None)  # a store transaction's queue (PostgreSQL), if left
-                return result
+                    after: list[Callable[[], None]] = info.pop(AFTER_COMMIT_KEY, [])
+            for then in after:  # committed
+                then()
+            return result
         except sa.exc.DBAPIError as exc:
             raise self._db_error(exc) from exc
         except self._driver_errors as exc:  # raised on the driver's connection (BEGIN, direct statements)
