@@ -86,6 +86,30 @@ async def test_a_claim_skips_rows_locked_elsewhere_and_locks_only_its_own(postgr
         await store.close()
 
 
+async def test_a_workflow_lease_renewal_skips_rows_locked_elsewhere(postgres_url: str) -> None:
+    # A renewal that waited for a task row a step's transaction holds could deadlock with steps
+    # that lock rows in another order (seen in W1 on PostgreSQL: 12-15 "deadlock detected" a run).
+    store = SqlStore(postgres_url)
+    await store.open()
+    try:
+        runs = Runs(store)
+        ids = [(await runs.start(StartRequest("wf", f"w{i}", b"[]", "h")))[0].run_id for i in range(2)]
+        assert sorted(await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)) == sorted(ids)
+        wt = t.workflow_tasks
+        with store._engine.connect() as other:
+            before = dict(other.execute(sa.select(wt.c.run_id, wt.c.lease_expires)).tuples().all())
+            other.rollback()
+            other.execute(sa.select(wt.c.run_id).where(wt.c.run_id == ids[0]).with_for_update())
+            with anyio.fail_after(20):  # no wait on the locked row (it stays locked until the rollback)
+                await store.renew_workflow_leases("me", ids, 60.0)
+            other.rollback()
+            after = dict(other.execute(sa.select(wt.c.run_id, wt.c.lease_expires)).tuples().all())
+        assert after[ids[0]] == before[ids[0]]  # skipped: renewed next time
+        assert after[ids[1]] > before[ids[1]] + 30  # renewed to a minute from now
+    finally:
+        await store.close()
+
+
 async def test_other_applications_tables_may_share_the_database(postgres_url: str) -> None:
     admin = sa.create_engine(postgres_url)
     with admin.begin() as conn:
