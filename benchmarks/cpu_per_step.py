@@ -11,6 +11,12 @@ SQLite file, a new PostgreSQL schema, a new NATS prefix.
 
     python benchmarks/cpu_per_step.py [--units 500] [--repeat 3] [--json out.json] [--only W3] [--at-once]
         [--url sqlite|memory://|postgresql+psycopg://...|nats://...] (several --url: one after the other, alternated)
+        [--count] [--group-commit]
+
+``--count`` also prints what each unit cost the store (counted on the engine's
+store object, so a figure that does not depend on the machine's load):
+transactions, history loads, claims, and the runs rebuilt by replay.
+``--group-commit``: on PostgreSQL, the engine's store is ``SqlStore(url, group_commit=True)``.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -91,11 +98,46 @@ async def fresh_store(url: str) -> AsyncIterator[str]:
             admin.dispose()
 
 
-async def measure(kind: str, units: int, url: str, at_once: bool = False) -> tuple[float, float]:
-    """(CPU ms, wall ms) per unit of ``kind`` (``at_once``: W1's workflows started together, as run.py's W1)."""
+_COUNTED = ("transact", "load", "claim_workflow_tasks", "claim_activity_tasks", "get_run")
+
+
+def _count_calls(store: object, counts: dict[str, int]) -> None:
+    """Count calls to the store methods in :data:`_COUNTED` on this store object."""
+    for name in _COUNTED:
+        method = getattr(store, name)
+
+        async def counted(*args: object, _method: Any = method, _name: str = name, **kwargs: object) -> Any:
+            counts[_name] += 1
+            return await _method(*args, **kwargs)
+
+        setattr(store, name, counted)
+
+
+def _store(url: str, group_commit: bool) -> Any:
+    """The store to give the engine: None (the URL's) unless group commit is asked for on PostgreSQL."""
+    if not group_commit or not url.startswith("postgres"):
+        return None
+    from retold.stores.sql import SqlStore
+
+    return SqlStore(url, group_commit=True)
+
+
+async def measure(
+    kind: str, units: int, url: str, at_once: bool = False, counts: dict[str, float] | None = None,
+    group_commit: bool = False,
+) -> tuple[float, float]:
+    """(CPU ms, wall ms) per unit of ``kind`` (``at_once``: W1's workflows started together, as run.py's W1).
+
+    ``counts``: filled with store calls and replays per unit (see ``--count``).
+    """
     async with fresh_store(url) as store_url, \
-            retold.Engine(store_url, workflows=[chain, three], activities=[noop]) as engine:
+            retold.Engine(store_url, store=_store(store_url, group_commit), workflows=[chain, three],
+                          activities=[noop]) as engine:
         await (await engine.start(chain, 10)).result(timeout=60)  # warm up
+        calls = dict.fromkeys(_COUNTED, 0)
+        replays = engine.cache.replays
+        if counts is not None:
+            _count_calls(engine.store, calls)
         cpu, wall = _cpu(), time.perf_counter()
         if kind == "W3":
             await (await engine.start(chain, units)).result(timeout=600)
@@ -110,7 +152,11 @@ async def measure(kind: str, units: int, url: str, at_once: bool = False) -> tup
             runs = [await engine.start(three) for _ in range(units)]
             for run in runs:
                 await run.result(timeout=600)
-        return (_cpu() - cpu) / units * 1e3, (time.perf_counter() - wall) / units * 1e3
+        figures = (_cpu() - cpu) / units * 1e3, (time.perf_counter() - wall) / units * 1e3
+        if counts is not None:
+            counts.update({name: n / units for name, n in calls.items()})
+            counts["replays"] = (engine.cache.replays - replays) / units
+        return figures
 
 
 def main() -> None:
@@ -122,6 +168,9 @@ def main() -> None:
     parser.add_argument("--only", choices=("W1", "W3"), default=None, help="one of the two workloads")
     parser.add_argument("--at-once", action="store_true",
                         help="W1: start every workflow together, each awaited by its own task (run.py's W1)")
+    parser.add_argument("--count", action="store_true",
+                        help="also print store calls (transactions, loads, claims) and replays per unit")
+    parser.add_argument("--group-commit", action="store_true", help="PostgreSQL: SqlStore(url, group_commit=True)")
     parser.add_argument("--url", action="append", default=None,
                         help="sqlite (default), memory://, a PostgreSQL URL or a NATS URL; repeat to compare")
     args = parser.parse_args()
@@ -129,9 +178,13 @@ def main() -> None:
     figures: dict[str, dict[str, dict[str, object]]] = {}
     for kind in (args.only,) if args.only else ("W3", "W1"):
         runs: dict[str, list[tuple[float, float]]] = {url: [] for url in urls}
+        counted: dict[str, list[dict[str, float]]] = {url: [] for url in urls}
         for _ in range(args.repeat):
             for url in urls:  # alternated, so that a busy moment of the machine hits every store alike
-                runs[url].append(anyio.run(measure, kind, args.units, url, args.at_once))
+                counts: dict[str, float] | None = {} if args.count else None
+                runs[url].append(anyio.run(measure, kind, args.units, url, args.at_once, counts, args.group_commit))
+                if counts is not None:
+                    counted[url].append(counts)
         unit = "step" if kind == "W3" else "workflow"
         for url in urls:
             cpu = [r[0] for r in runs[url]]
@@ -142,6 +195,10 @@ def main() -> None:
                 "cpu_median": statistics.median(cpu), "wall_median": statistics.median(wall)}
             print(f"{name} {kind}: CPU {statistics.median(cpu):.3f} ms per {unit} "
                   f"({', '.join(f'{c:.3f}' for c in cpu)}), wall {statistics.median(wall):.3f} ms")
+            if counted[url]:
+                per = {key: statistics.median(c[key] for c in counted[url]) for key in counted[url][0]}
+                figures[name][kind]["per_unit"] = per
+                print(f"  per {unit}: " + ", ".join(f"{key} {value:.2f}" for key, value in per.items()))
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2))
         print(f"wrote {args.json}")

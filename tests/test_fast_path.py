@@ -53,10 +53,15 @@ async def fan_out(n: int) -> list[int]:
 class CountingRuns(Runs):
     """Counts the steps that came with a start or an activity outcome."""
 
-    async def start(self, request: Any, step: Any = None) -> Any:
-        record = await super().start(request, step)
+    async def start(self, request: Any, step: Any = None, started: Any = None, hold: Any = None) -> Any:
+        record = await super().start(request, step, started, hold)
         CountingStore.stepped_starts += bool(step is not None and step.stepped)
         return record
+
+    async def first_step(self, run_id: str, commands: Any, take: Any = None) -> bool:
+        applied = await super().first_step(run_id, commands, take)
+        CountingStore.first_steps += applied
+        return applied
 
     async def finish_activity(self, task: Any, owner: str, outcome: Any, step: Any = None) -> bool:
         if CountingStore.signal_during_finish is not None:
@@ -76,6 +81,7 @@ class CountingStore(SqlStore):
     steps = 0
     offered = 0
     stepped_starts = 0
+    first_steps = 0  # first steps of runs started without one, run by the engine that started them
     signal_during_finish: str | None = None  # a run to signal while an outcome is being recorded
 
     async def claim_activity_tasks(self, *args: Any, **kwargs: Any) -> Any:
@@ -95,6 +101,7 @@ class CountingStore(SqlStore):
     @classmethod
     def reset(cls) -> None:
         cls.claimed = cls.workflow_tasks = cls.loads = cls.steps = cls.offered = cls.stepped_starts = 0
+        cls.first_steps = 0
         cls.signal_during_finish = None
 
 
@@ -180,9 +187,11 @@ async def test_a_start_steps_only_when_a_workflow_slot_is_free(
             for _ in range(6):
                 tg.start_soon(start)
         assert [await run.result(timeout=20) for run in runs] == [0] * 6
-    # Two starts found a free slot; the other four were left for a workflow task.
+    # Two starts found a free slot; the other four had their first steps run
+    # here as slots freed: no claim, no read.
     assert CountingStore.stepped_starts == 2
-    assert CountingStore.workflow_tasks >= 4
+    assert CountingStore.first_steps == 4
+    assert (CountingStore.workflow_tasks, CountingStore.loads) == (0, 0)
 
 
 @retold.workflow

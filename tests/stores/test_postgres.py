@@ -86,6 +86,30 @@ async def test_a_claim_skips_rows_locked_elsewhere_and_locks_only_its_own(postgr
         await store.close()
 
 
+async def test_a_workflow_lease_renewal_skips_rows_locked_elsewhere(postgres_url: str) -> None:
+    # A renewal that waited for a task row a step's transaction holds could deadlock with steps
+    # that lock rows in another order (seen in W1 on PostgreSQL: 12-15 "deadlock detected" a run).
+    store = SqlStore(postgres_url)
+    await store.open()
+    try:
+        runs = Runs(store)
+        ids = [(await runs.start(StartRequest("wf", f"w{i}", b"[]", "h")))[0].run_id for i in range(2)]
+        assert sorted(await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)) == sorted(ids)
+        wt = t.workflow_tasks
+        with store._engine.connect() as other:
+            before = dict(other.execute(sa.select(wt.c.run_id, wt.c.lease_expires)).tuples().all())
+            other.rollback()
+            other.execute(sa.select(wt.c.run_id).where(wt.c.run_id == ids[0]).with_for_update())
+            with anyio.fail_after(20):  # no wait on the locked row (it stays locked until the rollback)
+                await store.renew_workflow_leases("me", ids, 60.0)
+            other.rollback()
+            after = dict(other.execute(sa.select(wt.c.run_id, wt.c.lease_expires)).tuples().all())
+        assert after[ids[0]] == before[ids[0]]  # skipped: renewed next time
+        assert after[ids[1]] > before[ids[1]] + 30  # renewed to a minute from now
+    finally:
+        await store.close()
+
+
 async def test_other_applications_tables_may_share_the_database(postgres_url: str) -> None:
     admin = sa.create_engine(postgres_url)
     with admin.begin() as conn:
@@ -271,9 +295,11 @@ class _RoundTrips:
         return total
 
 
-async def test_a_workflow_step_is_two_round_trips(postgres_url: str) -> None:
-    """A step that completes an activity and leases the next one: BEGIN with its reads (the run, its
-    task, the activity task, the clock) in one round trip, then its writes, the fence and COMMIT in one."""
+async def test_a_workflow_step_is_one_round_trip(postgres_url: str) -> None:
+    """A step that completes an activity the store leased in its own last commit of the run, and leases
+    the next one: BEGIN, the fences on what the store remembers (the run's last event number and status,
+    no workflow task, the activity task's holder and attempt), the writes and COMMIT in one pipeline,
+    the server's clock read inside it."""
     from retold.engine._machine import ActivityStep, ActivityTake, StartStep
     from retold.history import events as ev
     from retold.stores import ActivityOutcome
@@ -299,12 +325,24 @@ async def test_a_workflow_step_is_two_round_trips(postgres_url: str) -> None:
             take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
             step = ActivityStep(run.run_id, seq - 1, outcome.event(seq=seq, at=1.0, scheduled=seq - 1, attempt=1),
                                 [nxt], take)
+            before = store.now()
             assert await Runs(store).finish_activity(task, "me", outcome, step)
             assert step.stepped
-            assert trips.count() == 2
+            assert trips.count() == 1
             sent += trips.sent
             [task] = take.taken
             assert task.seq == seq + 1
+            # One reading of the server's clock serves every time the step writes; the outcome's event
+            # keeps the time it was given, as before.
+            with store._engine.connect() as conn:
+                at = dict(conn.execute(sa.select(t.events.c.seq, t.events.c.at)
+                                       .where(t.events.c.seq.in_([seq, seq + 1]))).all())
+                row = conn.execute(sa.select(t.activity_tasks).where(t.activity_tasks.c.id == task.id)).one()
+                server = conn.execute(sa.text("SELECT extract(epoch FROM clock_timestamp())::float8")).scalar_one()
+            assert at[seq] == 1.0
+            assert at[seq + 1] == row.scheduled_at == row.started_at == row.visible_at
+            assert row.lease_expires == pytest.approx(row.scheduled_at + 5.0, abs=1e-6)
+            assert before - 1.0 < at[seq + 1] <= server
         _record, history = await store.load(run.run_id, 0)
         assert [e.seq for e in history] == [1, 2, 3, 4, 5, 6]
         # The events carry the run's key as read with the run or taken for it at the start (schema
@@ -315,6 +353,108 @@ async def test_a_workflow_step_is_two_round_trips(postgres_url: str) -> None:
         assert not any("(SELECT" in line for line in inserts), inserts
         # The leased activity's id (reserved ahead of the insert) is the row's.
         assert await store.renew_leases("me", [task.id], 5.0) == set()  # none lost
+    finally:
+        await store.close()
+
+
+async def _started_with_leased_activity(store: SqlStore, workflow_id: str) -> tuple[Any, Any]:
+    """A run started with its first step, its activity (event 2) leased to "me": the store remembers both."""
+    from retold.engine._machine import ActivityTake, StartStep
+
+    scheduled = ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={})
+    started = ev.WorkflowStarted(seq=1, at=0, workflow="wf", workflow_id=workflow_id, input=b"[]")
+    take = ActivityTake("me", 30.0, frozenset({"a"}), {"default": 1})
+    run, _ = await Runs(store).start(StartRequest("wf", workflow_id, b"[]", "h"),
+                                     StartStep(f"r-{workflow_id}", started, [scheduled], take))
+    [task] = take.taken
+    return run, task
+
+
+def _next_step(run_id: str) -> tuple[Any, Any, Any]:
+    """The activity of event 2 completed, and the step it causes: schedule the activity of event 4."""
+    from retold.engine._machine import ActivityStep, ActivityTake
+    from retold.stores import ActivityOutcome
+
+    outcome = ActivityOutcome("completed", result=b"1")
+    take = ActivityTake("me", 30.0, frozenset({"a"}), {"default": 1})
+    nxt = ev.ActivityScheduled(seq=4, at=1.0, activity="a", input=b"[]", options={})
+    return outcome, take, ActivityStep(run_id, 2, outcome.event(seq=3, at=1.0, scheduled=2, attempt=1), [nxt], take)
+
+
+@pytest.mark.parametrize("moved", ["signal", "closed", "lease lost", "attempt superseded", "workflow task held"])
+async def test_a_step_on_remembered_state_that_another_writer_moved_writes_nothing_and_ends_as_before(
+    postgres_url: str, moved: str,
+) -> None:
+    """Another writer (another process: a store of its own) moved what the one-round-trip step assumed
+    from the store's memory: its fences fail, nothing of it is written, and the step is decided again on
+    what is read, with the outcome it always had (one round trip more)."""
+    store, other = SqlStore(postgres_url), SqlStore(postgres_url)
+    await store.open()
+    await other.open()
+    try:
+        run, task = await _started_with_leased_activity(store, f"w-moved-{moved}")
+        at = t.activity_tasks
+        if moved == "signal":
+            await Runs(other).signal(run.run_id, "s", b"[]")
+        elif moved == "closed":
+            await Runs(other).terminate(run.run_id, "stop")
+        elif moved == "lease lost":  # its lease ran out and another worker claimed it
+            with other._engine.begin() as conn:
+                conn.execute(at.update().where(at.c.id == task.id).values(lease_owner="other", attempt=2))
+        elif moved == "attempt superseded":  # handed back and claimed again by this same worker
+            with other._engine.begin() as conn:
+                conn.execute(at.update().where(at.c.id == task.id).values(attempt=2))
+        else:  # a signal woke the run and another worker holds its workflow task
+            await Runs(other).signal(run.run_id, "s", b"[]")
+            assert await other.claim_workflow_tasks("other", ["wf"], 10, 30.0) == [run.run_id]
+        before = await store.load(run.run_id, 0)
+        outcome, take, step = _next_step(run.run_id)
+        trips = _RoundTrips(store)
+        recorded = await Runs(store).finish_activity(task, "me", outcome, step)
+        # The failed pipeline (and its ROLLBACK, and psycopg's DEALLOCATE ALL after a failed pipeline),
+        # then the reads and the writes, as before.
+        assert trips.count() >= 3
+        assert not step.stepped
+        assert take.taken == []
+        _record, history = await store.load(run.run_id, 0)
+        work = await store.pending_work(run.run_id)
+        assert all(a.seq != 4 for a in work.activities)  # the step's activity was not written
+        if moved == "signal":  # the outcome joins the history after the signal, and wakes the run
+            assert recorded
+            assert [(e.seq, e.type) for e in history] == [
+                (1, "WorkflowStarted"), (2, "ActivityScheduled"), (3, "SignalReceived"), (4, "ActivityCompleted")]
+            assert work.activities == ()
+        elif moved == "workflow task held":  # the outcome waits in the run's inbox
+            assert recorded
+            assert [e.seq for e in history] == [1, 2, 3]
+            with store._engine.connect() as conn:
+                assert conn.execute(sa.select(sa.func.count()).select_from(t.inbox)).scalar() == 1
+        else:  # not this attempt's any more (or the run is closed): nothing is recorded
+            assert not recorded
+            assert history == before[1]
+    finally:
+        await store.close()
+        await other.close()
+
+
+async def test_a_step_on_remembered_state_that_needs_a_read_is_decided_on_what_is_read(postgres_url: str) -> None:
+    """A step that closes its run reads the run's open children: it is decided on what is read, as
+    before, and its record (handed to waiters) has the close's time as stored."""
+    from retold.engine._machine import ActivityStep
+    from retold.stores import ActivityOutcome
+
+    store = SqlStore(postgres_url)
+    await store.open()
+    try:
+        run, task = await _started_with_leased_activity(store, "w-closing")
+        outcome = ActivityOutcome("completed", result=b"1")
+        step = ActivityStep(run.run_id, 2, outcome.event(seq=3, at=1.0, scheduled=2, attempt=1),
+                            [ev.WorkflowCompleted(seq=4, at=1.0, result=b"1")])
+        trips = _RoundTrips(store)
+        assert await Runs(store).finish_activity(task, "me", outcome, step)
+        assert trips.count() == 3  # as before: BEGIN and the reads, the open children, the writes and COMMIT
+        assert step.closed is not None
+        assert step.closed == await store.get_run(run.run_id)
     finally:
         await store.close()
 
@@ -510,3 +650,33 @@ async def test_group_commit_fails_every_piece_when_the_commit_does_not_happen(po
         assert (await Runs(store).start(StartRequest("wf", "after", b"[]", "h")))[1] is True
     finally:
         await store.close()
+
+
+async def test_steps_on_remembered_state_in_a_group_commit(postgres_url: str) -> None:
+    """With group commit, steps decided on remembered state go in a batch's savepoints: each piece's checks
+    and writes with its RELEASE, a piece whose check fails rolled back alone and decided again on reads."""
+    store, other = SqlStore(postgres_url, pool_size=1, group_commit=True), SqlStore(postgres_url)
+    await store.open()
+    await other.open()
+    try:
+        started = [await _started_with_leased_activity(store, f"w-group-{i}") for i in range(12)]
+        await Runs(other).signal(started[5][0].run_id, "s", b"[]")  # moved: its check fails
+        outcomes: dict[int, tuple[bool, bool]] = {}
+
+        async def finish(i: int) -> None:
+            run, task = started[i]
+            outcome, _take, step = _next_step(run.run_id)
+            outcomes[i] = (await Runs(store).finish_activity(task, "me", outcome, step), step.stepped)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(12):
+                tg.start_soon(finish, i)
+        assert outcomes == {i: (True, i != 5) for i in range(12)}
+        for i, (run, _task) in enumerate(started):
+            _record, history = await store.load(run.run_id, 0)
+            expected = ["WorkflowStarted", "ActivityScheduled", "ActivityCompleted", "ActivityScheduled"] if i != 5 \
+                else ["WorkflowStarted", "ActivityScheduled", "SignalReceived", "ActivityCompleted"]
+            assert [e.type for e in history] == expected
+    finally:
+        await store.close()
+        await other.close()

@@ -51,6 +51,9 @@ class _ThreadEnd:
     raised: bool = True
 
 
+_ATTEMPT = "retold activity attempt"  # the tasks' name (given: anyio would work one out per task)
+
+
 class ActivityWorker:
     """Runs the activity tasks of one task queue, at most ``concurrency`` at once."""
 
@@ -137,7 +140,7 @@ class ActivityWorker:
                 for task in tasks:
                     slot = object()  # the borrower of a slot
                     await self._limit.acquire_on_behalf_of(slot)
-                    tg.start_soon(self._run_and_release, task, slot)
+                    tg.start_soon(self._run_and_release, task, slot, name=_ATTEMPT)
                 if want == 0 or len(tasks) < want:
                     await engine.wake_activities.wait(engine.poll_interval)
 
@@ -162,7 +165,7 @@ class ActivityWorker:
     def start_taken(self, task: ActivityTask, tokens: list[object]) -> None:
         """Run a task the commit leased to us, in a slot reserved for it."""
         self.held.add(task.id)
-        self._engine.spawn(self._run_and_release, task, tokens.pop())
+        self._engine.spawn(self._run_and_release, task, tokens.pop(), name=_ATTEMPT)
 
     async def _run_and_release(self, task: ActivityTask, slot: object) -> None:
         try:

@@ -20,8 +20,10 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import anyio
+
 from ..authoring import Workflow
-from ..errors import WorkflowDeadlockError
+from ..errors import StoreError, WorkflowDeadlockError
 from ..history import events as ev
 from ..runtime import WorkflowInstance, activate
 from ..stores import ActivityOutcome, ActivityTask, RunRecord, StartRequest
@@ -40,6 +42,7 @@ log = logging.getLogger("retold.engine")
 
 
 _S = TypeVar("_S", ActivityStep, StartStep)
+_SLOT_WAIT = 0.5  # seconds an outcome waits for a workflow slot to go with its run's next step, at most
 
 
 @dataclass(slots=True)
@@ -71,16 +74,64 @@ class RunAhead:
         hosting = engine.workflow_worker is not None and definition is not None
         pending = await self._prepare_start(definition, request) if hosting and definition is not None else None
         created = False
+        # No slot free: the first step waits for one here, its task hidden from claims meanwhile.
+        defer = hosting and pending is None and not request.start_delay and self._worker.reserve_deferred(request)
+        started: list[ev.Event] = []  # the first event as stored, of a run started without its first step
         try:
-            record, created = await engine.runs.start(request, pending.step if pending else None)
+            record, created = await engine.runs.start(
+                request, pending.step if pending else None, started, hold=engine.lease if defer else None)
         finally:
             if pending is not None:
                 self._finish_step(pending, created)
+            if defer:
+                first = started[0] if created and started else None
+                if isinstance(first, ev.WorkflowStarted):
+                    self._worker.end_reserved(request, (record.run_id, first))
+                else:
+                    self._worker.end_reserved(request, None)
         if created and (pending is None or not pending.step.stepped):
             if hosting:
                 self._worker.started_unstepped(record.run_id)
             engine.wake_workflows.set()
         return record, created
+
+    async def first_step(self, started: ev.WorkflowStarted, run_id: str, slot: object) -> None:
+        """Run and record the first step of a run this engine started without one (no slot was free then).
+
+        ``slot`` is a workflow slot already held for it. Recorded only if
+        nothing touched the run since its start (see :func:`._machine.first_step`);
+        otherwise, or if the code raised, the run's workflow task, still in
+        the store, takes its usual course: claimed, loaded, run again.
+        """
+        engine = self._engine
+        definition = engine.workflows.get(started.workflow)
+        if definition is None:
+            self._worker.release(run_id, slot)
+            return
+        began = time.time_ns()
+        instance = WorkflowInstance(definition, run_id, engine.codec)
+        ahead = await self._run_ahead(instance, started, slot)
+        if ahead is None:  # the code raised: the run's workflow task meets that again, at once
+            try:
+                await engine.runs.unhold([run_id])
+            except StoreError as exc:
+                log.warning("first workflow task of run %s stays hidden until its hold ends: %s", run_id, exc)
+            engine.wake_workflows.set()
+            return
+        commands, take, reserved, slot = ahead
+        pending = PendingStep(StartStep(run_id, started, commands, take), instance, reserved, slot, began)
+        applied = False
+        try:
+            applied = await engine.runs.first_step(run_id, commands, take)
+        except StoreError as exc:
+            log.warning("first step of run %s not recorded: %s", run_id, exc)
+        finally:
+            pending.step.stepped = applied
+            self._finish_step(pending, applied)
+        if applied:
+            self._worker.queued.pop(run_id, None)  # stepped: its waiters hear of its close from here
+        else:
+            engine.wake_workflows.set()  # its workflow task waits in the store
 
     async def finish_activity(self, task: ActivityTask, outcome: ActivityOutcome) -> tuple[bool, bool]:
         """Record an attempt's outcome, with the run's next step if it is cached here.
@@ -110,20 +161,48 @@ class RunAhead:
         """
         engine = self._engine
         run_id = task.run_id
-        if not outcome.final or engine.draining or self._worker.suspects or run_id in self._worker.processing:
+        if not self._may_step(run_id, outcome):
             return None
-        if self._worker.limit.available_tokens < 1 or run_id not in engine.cache:
+        slot = await self._slot()
+        if slot is None:
+            return None
+        if not self._may_step(run_id, outcome):  # (it may have waited for the slot)
+            self._worker.release_slot(slot)
             return None
         began = time.time_ns()
         instance = engine.cache.take(run_id)
         assert instance is not None
         expected = instance.last_seq
         event = outcome.event(seq=expected + 1, at=engine.store.now(), scheduled=task.seq, attempt=task.attempt)
-        ahead = await self._run_ahead(instance, event)
+        ahead = await self._run_ahead(instance, event, slot)
         if ahead is None:
             return None
         commands, take, reserved, slot = ahead
         return PendingStep(ActivityStep(run_id, expected, event, commands, take), instance, reserved, slot, began)
+
+    def _may_step(self, run_id: str, outcome: ActivityOutcome) -> bool:
+        """Whether an outcome may go with its run's next step, run here (slots aside)."""
+        engine = self._engine
+        return outcome.final and not engine.draining and not self._worker.suspects \
+            and run_id not in self._worker.processing and run_id in engine.cache
+
+    async def _slot(self) -> object | None:
+        """A workflow slot for a run's next step: a free one, or one freed soon; None if none frees in time.
+
+        A step that waits its turn here commits with the outcome that caused
+        it; one that gave up would cost the run a transaction of its own, a
+        claim and a read. The wait is short beside the lease, which the
+        attempt's task is not renewed for meanwhile.
+        """
+        limit = self._worker.limit
+        slot = object()
+        if limit.available_tokens >= 1:
+            limit.acquire_on_behalf_of_nowait(slot)
+            return slot
+        with anyio.move_on_after(min(_SLOT_WAIT, self._engine.lease / 4)):
+            await limit.acquire_on_behalf_of(slot)
+            return slot
+        return None
 
     async def _prepare_start(
         self, definition: Workflow[..., Any], request: StartRequest
@@ -151,16 +230,17 @@ class RunAhead:
         return PendingStep(StartStep(run_id, started, commands, take), instance, reserved, slot, began)
 
     async def _run_ahead(
-        self, instance: WorkflowInstance, event: ev.Event
+        self, instance: WorkflowInstance, event: ev.Event, slot: object | None = None,
     ) -> tuple[list[ev.Event], ActivityTake | None, list[tuple[ActivityWorker, list[object]]], object] | None:
-        """Feed ``event`` to ``instance`` in a workflow slot held until :meth:`finish_step`.
+        """Feed ``event`` to ``instance`` in a workflow slot (``slot``, or a free one) held until :meth:`finish_step`.
 
         Returns the commands, the activity slots reserved for them and the
         held slot; None (the slot given back, the instance dropped) if the
         code raised: the workflow task will meet that again and deal with it.
         """
-        slot = object()
-        self._worker.limit.acquire_on_behalf_of_nowait(slot)
+        if slot is None:
+            slot = object()
+            self._worker.limit.acquire_on_behalf_of_nowait(slot)
         self._worker.processing.add(instance.run_id)
         try:
             commands = (await self._engine.steps.run(instance.run_id, lambda: activate(instance, [event]))).unwrap()

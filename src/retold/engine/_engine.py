@@ -217,6 +217,7 @@ class Engine:
         self._task_group: TaskGroup | None = None
         self._stack: contextlib.AsyncExitStack | None = None  # what __aexit__ undoes, while open
         self._registered = False
+        self._held: list[str] = []  # runs started here whose first steps were not run when it closed
         # Starting, signalling, querying, watching and waiting go through the
         # engine's own client; it tells the engine's workers at once.
         self.client = Client(
@@ -279,6 +280,8 @@ class Engine:
         await stack.aclose()
 
     def _forget_workers(self) -> None:
+        if self.workflow_worker is not None:  # started here, first steps not run: shown to claims (_release_work)
+            self._held = list(self.workflow_worker.deferred)
         self._task_group = None
         self.workflow_worker = None
         self._activity_workers.clear()
@@ -287,7 +290,9 @@ class Engine:
     async def _release_work(self) -> None:
         with anyio.CancelScope(shield=True):
             # Work interrupted by the shutdown goes back at once,
-            # instead of when its leases run out.
+            # instead of when its leases run out (or its hold ends).
+            held, self._held = self._held, []
+            await self.runs.unhold(held)
             await self.runs.release_leases(self.worker_id)
             if self._registered:
                 self._registered = False
@@ -456,10 +461,10 @@ class Engine:
         """Every schedule, by id, each with its next ``next_fires`` fire times."""
         return await self.client.list_schedules(next_fires=next_fires)
 
-    def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
-        """Run ``fn(*args)`` in the engine's task group (for its workers and feeds)."""
+    def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str | None = None) -> None:
+        """Run ``fn(*args)`` in the engine's task group (for its workers and feeds); ``name``: the task's."""
         assert self._task_group is not None
-        self._task_group.start_soon(fn, *args)
+        self._task_group.start_soon(fn, *args, name=name)
 
     def _check_open(self) -> None:
         if self._task_group is None:

@@ -158,8 +158,13 @@ class Runs:
 
     def start_in(
         self, tx: Tx, request: StartRequest, step: StartStep | None = None, *, run_id: str | None = None,
+        started: list[ev.Event] | None = None, hold: float | None = None,
     ) -> tuple[RunRecord, bool]:
-        """The transaction of :meth:`start` (``run_id``: the new run's id, for simulations; default random)."""
+        """The transaction of :meth:`start` (``run_id``: the new run's id, for simulations; default random).
+
+        ``started`` receives a new run's first event as stored, when it has no first step; ``hold``: see
+        :func:`._machine.start`.
+        """
         # Three times at most: a concurrent start of the same id or key
         # (possible on PostgreSQL) claims the id, or follows its closed run,
         # first; then it is "existing".
@@ -178,13 +183,15 @@ class Runs:
                 replaces = entry.current_run_id  # the policy lets a new run follow the closed one
             commands = step.commands if step is not None else ()
             decision = m.start(request, tx.now(), step, lookups=_lookups(tx, step.run_id if step else "", commands),
-                               run_id=run_id, replaces=replaces)
+                               run_id=run_id, replaces=replaces, hold=hold)
             try:
                 self._apply(tx, decision, step.take if step is not None else None)
             except ConflictError:
                 continue
             if step is not None:
                 step.stepped = True
+            elif started is not None:
+                started[:] = decision.plan.runs[0].events[:1]
             run = tx.run(decision.plan.run_id)
             assert run is not None
             return run.record, True
@@ -386,13 +393,19 @@ class Runs:
 
     # -- the inputs ------------------------------------------------------------------
 
-    async def start(self, request: StartRequest, step: StartStep | None = None) -> tuple[RunRecord, bool]:
+    async def start(
+        self, request: StartRequest, step: StartStep | None = None, started: list[ev.Event] | None = None,
+        hold: float | None = None,
+    ) -> tuple[RunRecord, bool]:
         """Create a run, or return the run already started with this id or key.
 
         With ``step``, a new run gets ``step.run_id`` and its first step at
-        once (see :class:`~retold.engine._machine.StartStep`).
+        once (see :class:`~retold.engine._machine.StartStep`); without,
+        ``started`` receives the new run's first event as stored, and
+        ``hold`` hides its workflow task for that long (see :func:`._machine.start`).
         """
-        record, created = await self.store.transact(lambda tx: self.start_in(tx, request, step), outside=True)
+        record, created = await self.store.transact(
+            lambda tx: self.start_in(tx, request, step, started=started, hold=hold), outside=True)
         if created and record.status != "running":  # its first step closed it: the record as stored
             self.keep_closed(record)
         return record, created
@@ -429,6 +442,51 @@ class Runs:
         for record in closed:
             self.keep_closed(record)
         return last
+
+    async def first_step(self, run_id: str, commands: Sequence[ev.Event], take: ActivityTake | None = None) -> bool:
+        """Record a new run's first step, run by the engine that started it; False if the run moved (see
+        :func:`._machine.first_step`): nothing is recorded then."""
+        closed: list[RunRecord] = []
+        applied = await self.store.transact(lambda tx: self.first_step_in(tx, run_id, commands, take, closed))
+        for record in closed:
+            self.keep_closed(record)
+        return applied
+
+    def first_step_in(
+        self, tx: Tx, run_id: str, commands: Sequence[ev.Event], take: ActivityTake | None = None,
+        closed: list[RunRecord] | None = None,
+    ) -> bool:
+        """The transaction of :meth:`first_step`."""
+        _forget(None, take)
+        if closed is not None:
+            closed.clear()
+        run = tx.run(run_id)
+        now = tx.now()
+        decision = m.first_step(run, commands, now, take=take, lookups=_lookups(tx, run_id, commands))
+        if decision is None:
+            return False
+        if decision.refused:  # the run moved: its task is shown to claims, nothing else changes
+            self._apply(tx, decision)
+            return False
+        self._apply(tx, decision, take)
+        if closed is not None and decision.closed and run is not None:
+            record = _closed_record(run, decision, now)
+            if record is not None:
+                closed.append(record)
+        return True
+
+    async def unhold(self, run_ids: Sequence[str]) -> None:
+        """Show the held first workflow tasks of these runs to claims at once (see :func:`._machine.unhold`)."""
+        if run_ids:
+            await self.store.transact(lambda tx: self.unhold_in(tx, run_ids))
+
+    def unhold_in(self, tx: Tx, run_ids: Sequence[str]) -> None:
+        """The transaction of :meth:`unhold`."""
+        now = tx.now()
+        for run_id in run_ids:
+            plan = m.unhold(tx.run(run_id), now)
+            if plan is not None:
+                tx.apply(plan)
 
     def keep_closed(self, record: RunRecord) -> None:
         """Remember a run this process closed (committed), for callers waiting for it (see :attr:`closed`)."""

@@ -25,7 +25,7 @@ from ..errors import (
 from ..history import events as ev
 from ..runtime._instance import WorkflowInstance, failure_from_exception
 from ..runtime._replay import activate, replay
-from ..stores import SUSPECT_LAPSES
+from ..stores import SUSPECT_LAPSES, StartRequest
 from ._machine import ActivityTake
 from ._schedules import wakes_others
 
@@ -37,6 +37,12 @@ __all__ = ["WorkflowWorker"]
 log = logging.getLogger("retold.engine")
 
 _QUEUED_KEPT = 10_000  # runs started here waiting for a claim, remembered for their waiters
+# Runs started here without their first step, kept to be stepped here without a claim or a read:
+# at most this many, with at most this many bytes of input (past either, they wait for a claim).
+_DEFERRED_KEPT = 4096
+_DEFERRED_KEPT_BYTES = 16 * 2**20
+
+_STEP = "retold workflow task"  # the tasks' name (given: anyio would work one out per task)
 
 
 class WorkflowWorker:
@@ -60,6 +66,11 @@ class WorkflowWorker:
         # Runs this engine started without their first step (no slot was free),
         # until a claim takes them: known running, so their waiters need no read.
         self.queued: OrderedDict[str, None] = OrderedDict()
+        # Of those, the ones whose first step this engine runs when a slot frees (their first
+        # event as stored), before it claims anything: no claim, no read (see RunAhead.first_step).
+        self.deferred: OrderedDict[str, ev.WorkflowStarted] = OrderedDict()
+        self._deferred_bytes = 0
+        self._reserved = 0  # room made in ``deferred`` for starts being stored
         self.claim_lock = anyio.Lock()
         # Suspect steps and attempts run one at a time (each alone in the process).
         self.suspect_lock = anyio.Lock()
@@ -75,6 +86,18 @@ class WorkflowWorker:
                 # While a suspect is processed here, nothing else is taken on:
                 # if it kills this process, it takes no other task down with it.
                 want = 0 if engine.draining or self.suspects else min(int(self.limit.available_tokens), 256)
+                # First, the first steps of runs started here when no slot was free:
+                # no claim, no read. Only free slots: the next steps of runs under
+                # way wait for slots ahead of them (see RunAhead._slot).
+                while want > 0 and self.deferred:
+                    run_id, started = self._take_deferred()
+                    if run_id in self.processing:
+                        continue  # claimed meanwhile: that claim's processing goes on
+                    self.processing.add(run_id)
+                    slot = object()
+                    self.limit.acquire_on_behalf_of_nowait(slot)
+                    tg.start_soon(engine.ahead.first_step, started, run_id, slot, name=_STEP)
+                    want -= 1
                 claimed: list[str] = []
                 if want > 0:
                     async with self.claim_lock:
@@ -96,17 +119,49 @@ class WorkflowWorker:
                     self.processing.add(run_id)
                     slot = object()
                     await self.limit.acquire_on_behalf_of(slot)
-                    tg.start_soon(self._process_and_release, run_id, slot)
+                    tg.start_soon(self._process_and_release, run_id, slot, name=_STEP)
                 if want == 0 or len(claimed) < want:
                     # Everything ready is taken (or no slot is free): new work,
                     # or a freed slot, sets the wake-up.
                     await engine.wake_workflows.wait(engine.poll_interval)
 
     def started_unstepped(self, run_id: str) -> None:
-        """Note a run started here whose first step waits for a claim (see :attr:`queued`)."""
+        """Note a run started here whose first step waits for a claim, or for a slot here (see :attr:`queued`)."""
         self.queued[run_id] = None
         while len(self.queued) > _QUEUED_KEPT:  # taken by other engines: forgotten in time
             self.queued.popitem(last=False)
+
+    def reserve_deferred(self, request: StartRequest) -> bool:
+        """Make room in :attr:`deferred` for a run about to be started without its first step; False if full.
+
+        Every True is followed by :meth:`end_reserved`, once the start is stored or failed.
+        """
+        size = len(request.input)
+        if len(self.deferred) + self._reserved >= _DEFERRED_KEPT or self._deferred_bytes + size > _DEFERRED_KEPT_BYTES:
+            return False
+        self._reserved += 1
+        self._deferred_bytes += size
+        return True
+
+    def end_reserved(self, request: StartRequest, run: tuple[str, ev.WorkflowStarted] | None) -> None:
+        """Fill the room made for a start: with its run (id, first event as stored), or nothing (not created)."""
+        self._reserved -= 1
+        if run is None:
+            self._deferred_bytes -= len(request.input)
+            return
+        run_id, started = run
+        self.deferred[run_id] = started
+        self._engine.wake_workflows.set()
+
+    def _take_deferred(self) -> tuple[str, ev.WorkflowStarted]:
+        run_id, started = self.deferred.popitem(last=False)
+        self._deferred_bytes -= len(started.input)
+        return run_id, started
+
+    def _forget_deferred(self, run_id: str) -> None:
+        started = self.deferred.pop(run_id, None)
+        if started is not None:
+            self._deferred_bytes -= len(started.input)
 
     def _may_take_a_suspect(self) -> bool:
         """Whether a claim may take a task whose last worker died.
@@ -153,6 +208,7 @@ class WorkflowWorker:
         conflicts = 0
         marked = False
         self.queued.pop(run_id, None)
+        self._forget_deferred(run_id)  # claimed before its turn here: stepped by this claim
         instance = engine.cache.take(run_id)
         while True:
             commands: list[ev.Event] = []
@@ -241,6 +297,12 @@ class WorkflowWorker:
             if last > seen:
                 engine.wake_workflows.set()
             return
+
+    def release_slot(self, slot: object) -> None:
+        """Give back a workflow slot taken for no run yet."""
+        self.limit.release_on_behalf_of(slot)
+        if self.limit.available_tokens == 1:
+            self._engine.wake_workflows.set()  # the loop may be waiting for a slot
 
     def release(self, run_id: str, slot: object) -> None:
         """Give back a workflow slot held for ``run_id`` (processed again at once if it was claimed meanwhile)."""

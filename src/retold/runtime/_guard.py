@@ -173,6 +173,8 @@ _API_NAMES = {"random.py": "random", "uuid.py": "uuid", "secrets.py": "secrets",
 def _library_roots() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    # Resolved too: a file's path is resolved before it is compared (a venv reached through a symlink).
+    roots |= {str(Path(root).resolve()) for root in roots}
     roots.add(str(Path(__file__).resolve().parent.parent))  # retold itself
     return tuple(sorted(roots))
 

@@ -292,7 +292,13 @@ class Tx(Protocol):
         ...
 
     def prefetch_task(self, task_id: int) -> None:
-        """A hint: :meth:`task` of ``task_id`` follows the next :meth:`run`; a store may read both at once."""
+        """A hint: :meth:`task` of ``task_id`` follows the next :meth:`run`; a store may read both at once.
+
+        Or not read them at all: PostgreSQL may take both from what its own
+        last commit left, and check before anything is written that they
+        are still so (see ``retold.stores.sql._tx``). Either way the state
+        returned is the state the transaction's plans are applied to.
+        """
         ...
 
     def open_children(self, run_id: str) -> list[str]:

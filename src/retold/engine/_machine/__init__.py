@@ -27,12 +27,14 @@ from ._core import (
     StartStep,
     commit,
     deliver,
+    first_step,
     inbox_needed,
     release,
     stepped,
     terminated_failure,
     timed_out_failure,
     timeout_timers,
+    unhold,
 )
 from ._starts import (
     existing,
@@ -58,7 +60,7 @@ __all__ = [
     "CLOSING", "EXECUTION_TIMEOUT_TIMER", "MAX_BACKOFF", "MAX_FAILED_BY", "NO_LOOKUPS", "RUN_TIMEOUT_TIMER",
     "TIMEOUT_KINDS", "ActivityStep", "ActivityTake", "Decision", "Lookups", "ParentClosed", "StartStep",
     "accept_update", "activity_outcome", "activity_stepping_mark", "attempt_failed", "commit", "deliver", "existing",
-    "inbox_needed", "parent_closed", "release", "signal_with_start", "start", "start_timeouts", "stepped",
-    "stepping_mark", "terminate", "terminated_failure", "timed_out", "timed_out_failure", "timeout_timers",
+    "first_step", "inbox_needed", "parent_closed", "release", "signal_with_start", "start", "start_timeouts", "stepped",
+    "stepping_mark", "terminate", "terminated_failure", "timed_out", "timed_out_failure", "timeout_timers", "unhold",
     "workers_died", "workers_died_in_steps", "workflow_task_failed",
 ]

@@ -415,6 +415,47 @@ def stepped(
     return decision
 
 
+def first_step(
+    run: RunState | None, commands: Sequence[ev.Event], now: float, *,
+    take: ActivityTake | None = None, lookups: Lookups = NO_LOOKUPS,
+) -> Decision | None:
+    """A new run's first step, run by the engine that started it without one (see ``hold`` in :func:`start`).
+
+    It applies only to a run that nothing has touched since its start: at
+    its first event, its workflow task never claimed (no holder, no death,
+    no lapse, no failure). Then the task is spent as if claimed and
+    committed. Otherwise the caller drops the step and the task takes its
+    usual course: if the run moved (a signal came in) with that task still
+    untouched, the decision (``refused``) only shows it to claims at once;
+    None if there is nothing to do (closed, or another worker has the task).
+    """
+    if run is None or not _untouched_task(run):
+        return None
+    if run.last_seq != 1:
+        return Decision(Plan(run.run_id, task=TaskChange("backoff", visible_at=now)), refused=True)
+    _check_numbers(commands, 2, f"the first step of run {run.run_id}")
+    plan = Plan(run.run_id, expect_seq=1)
+    decision = Decision(plan, workflow_id=run.record.workflow_id)
+    own = _effects(run.record, run.parent_seq, commands, now, take, lookups, plan, decision)
+    plan.events = [*commands, *renumber(own, 2 + len(commands))]
+    plan.task = TaskChange("wake") if own else TaskChange("done")
+    return decision
+
+
+def _untouched_task(run: RunState) -> bool:
+    """Whether an open run's workflow task was never claimed: no holder, no death, no lapse, no failure."""
+    task = run.task
+    return run.open and task is not None and task.owner is None and not task.attempts and not task.lapses \
+        and task.failure is None and not task.failed_by
+
+
+def unhold(run: RunState | None, now: float) -> Plan | None:
+    """Show a held first workflow task to claims at once (its engine is closing); None if it was taken since."""
+    if run is None or not _untouched_task(run):
+        return None
+    return Plan(run.run_id, task=TaskChange("backoff", visible_at=now))
+
+
 def release(run: RunState) -> Plan | None:
     """A run whose task's holder is letting go: what waited in its inbox joins the history.
 

@@ -19,6 +19,7 @@ from ...stores._plan import (
     NewRun,
     Plan,
     RunState,
+    TaskChange,
     WorkflowEntry,
     renumber,
 )
@@ -99,13 +100,16 @@ def existing(request: StartRequest, entry: WorkflowEntry, current: RunState | No
 
 def start(
     request: StartRequest, now: float, step: StartStep | None = None, *, lookups: Lookups = NO_LOOKUPS,
-    run_id: str | None = None, replaces: str | None = None,
+    run_id: str | None = None, replaces: str | None = None, hold: float | None = None,
 ) -> Decision:
     """A new run (its id's record claimed), with its first step if the starting engine ran it ahead.
 
     Its run id is the step's, or ``run_id``, or a new random one. With
     ``replaces`` (the id's current run, closed), the id's record passes to
-    the new run (see :func:`existing`).
+    the new run (see :func:`existing`). With ``hold`` (no step), its first
+    workflow task is hidden from claims for that many seconds: the starting
+    engine runs that step itself when a slot frees (see :func:`first_step`),
+    or, if it dies first, the task is claimed once the hold ends.
     """
     run_id = step.run_id if step is not None else run_id or str(uuid.uuid4())
     new = NewRun(run_id=run_id, workflow=request.workflow, workflow_id=request.workflow_id, events=[],
@@ -123,6 +127,11 @@ def start(
         decision.then.append(later)
     delayed = later is not None and later.task is not None
     if step is None:
+        if hold is not None and hold > 0 and not delayed:
+            if later is None:
+                later = Plan(run_id)
+                decision.then.append(later)
+            later.task = TaskChange("backoff", visible_at=now + hold)
         new.events = [ev.WorkflowStarted(seq=1, at=now, workflow=request.workflow,
                                          workflow_id=request.workflow_id, input=request.input,
                                          headers=request.headers, timeouts=timeouts,

@@ -158,7 +158,12 @@ class Leases(Writer):
 
         def renew(conn: Connection) -> None:
             wt = t.workflow_tasks
-            conn.execute(wt.update().where(wt.c.run_id.in_(run_ids), wt.c.lease_owner == owner)
+            # A task row another transaction holds (a step of its run being committed) is
+            # skipped, renewed next time: waiting for it, a renewal of many rows, taken in
+            # index order, could deadlock with steps that lock them in another (PostgreSQL).
+            free = (sa.select(wt.c.run_id).where(wt.c.run_id.in_(run_ids), wt.c.lease_owner == owner)
+                    .with_for_update(skip_locked=True))
+            conn.execute(wt.update().where(wt.c.run_id.in_(free.scalar_subquery()))
                          .values(lease_expires=self._lease_now(conn) + lease))
 
         await self._run_lease_only(renew)

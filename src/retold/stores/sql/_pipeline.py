@@ -16,7 +16,13 @@ it needs an answer:
 * ``COMMIT`` goes in the last pipeline, with the writes (:meth:`commit`).
 
 So a step that reads, decides and writes is two round trips: its reads
-(with ``BEGIN``), and its writes with ``COMMIT``. Anything that must run
+(with ``BEGIN``), and its writes with ``COMMIT``. A step decided on what
+the store remembers instead of what it reads (see ``_memory``) is one: its
+checks of what it assumed go first (:meth:`add_check`, failing the
+transaction as the fence does, raised as :class:`AssumptionFailed`), then
+its writes and ``COMMIT``; meanwhile the queue is *held* (:attr:`held`): a
+statement that needs an answer before ``COMMIT`` raises :class:`Rerun`,
+nothing sent. Anything that must run
 through SQLAlchemy sends the queue first, so statements still run in the
 order the store issued them. Durability is unchanged: ``COMMIT`` is the
 last statement, and nothing is handed out before its answer.
@@ -24,6 +30,7 @@ last statement, and nothing is handed out before its answer.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,7 +39,7 @@ from sqlalchemy.engine import Connection
 from ...errors import ConflictError, StoreError
 from ._fast import Statement
 
-__all__ = ["FENCE_MARK", "PIPELINE_KEY", "Pipeline"]
+__all__ = ["AFTER_COMMIT_KEY", "FENCE_MARK", "PIPELINE_KEY", "AssumptionFailed", "Pipeline", "Rerun", "shifted"]
 
 # What the fence raises when it does not hold (see _statements.fence_sql).
 FENCE_MARK = "retold fence "
@@ -40,12 +47,48 @@ FENCE_MARK = "retold fence "
 _BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
 
 PIPELINE_KEY = "retold.pipeline"
+# Callables run once the transaction (or the group commit its piece was in) has committed.
+AFTER_COMMIT_KEY = "retold.after_commit"
+
+# A time written by a transaction decided on remembered state: its value on the
+# estimate of the server's clock it was decided with, moved onto the reading of
+# the server's clock taken inside the transaction (see SqlTx, "assumed" state).
+_SHIFT = "(%({})s + current_setting('retold.shift')::float8)"
+# The same, for the rows of an executemany that each say whether to move it (1.0) or not (0.0).
+_SHIFT_SOME = "(%({})s + %(retold_moves)s::float8 * current_setting('retold.shift')::float8)"
+
+
+class Rerun(Exception):  # noqa: N818 - a signal, not an error
+    """A transaction decided on remembered state needs an answer before COMMIT: run it again on reads.
+
+    Raised before anything of it is sent.
+    """
+
+
+class AssumptionFailed(Exception):  # noqa: N818 - handled inside the store
+    """What a transaction assumed from the store's memory is not so: nothing of it was written."""
+
+    def __init__(self, run_id: str, task_id: int | None) -> None:
+        super().__init__(f"run {run_id} (activity task {task_id}) is not as remembered")
+        self.run_id, self.task_id = run_id, task_id
+
+
+@functools.lru_cache(maxsize=256)
+def shifted(sql: str, names: tuple[str, ...], some: bool = False) -> str:
+    """``sql`` with the parameters ``names`` (times) moved onto the transaction's reading of the server's clock.
+
+    ``some``: only where the row's ``retold_moves`` parameter is 1.0.
+    """
+    template = _SHIFT_SOME if some else _SHIFT
+    for name in names:
+        sql = sql.replace(f"%({name})s", template.format(name))
+    return sql
 
 
 class Pipeline:
     """Statements queued on one transaction's connection, sent by :meth:`flush`."""
 
-    __slots__ = ("_conn", "_driver", "_fences", "_queue", "round_trips")
+    __slots__ = ("_conn", "_driver", "_fences", "_queue", "held", "round_trips")
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -53,19 +96,35 @@ class Pipeline:
         # (sql, parameters or rows, many, holder of the cursor for an answer)
         self._queue: list[tuple[str, Any, bool, list[Any] | None]] = []
         # The fences queued and not yet answered, by the key in their error: (run id, expected seq).
-        self._fences: dict[str, tuple[str, int]] = {}
+        # (an assumption's check: the error it raises instead)
+        self._fences: dict[str, tuple[str, int] | AssumptionFailed] = {}
         self.round_trips = 0
+        self.held = False  # True: nothing may be sent before COMMIT (raise Rerun instead)
         conn.info[PIPELINE_KEY] = self
 
-    def add(self, stmt: Statement, params: Mapping[str, Any], answer: list[Any] | None = None) -> None:
-        """Queue one execution; ``answer`` receives its cursor once sent."""
+    def add(
+        self, stmt: Statement, params: Mapping[str, Any], answer: list[Any] | None = None,
+        shift: tuple[str, ...] = (),
+    ) -> None:
+        """Queue one execution; ``answer`` receives its cursor once sent; ``shift``: see :func:`shifted`."""
         sql, defaults = stmt.driver_sql(self._conn, params)
+        if shift:
+            sql = shifted(sql, shift)
         self._queue.append((sql, {**defaults, **params}, False, answer))
 
-    def add_many(self, stmt: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Queue an ``executemany``."""
+    def add_many(
+        self, stmt: Statement, rows: Sequence[Mapping[str, Any]], shift: tuple[str, ...] = (),
+        moves: Sequence[float] | None = None,
+    ) -> None:
+        """Queue an ``executemany``; ``moves``: per row, whether its ``shift`` times move (1.0) or not (0.0)."""
         sql, defaults = stmt.driver_sql(self._conn, rows[0])
-        self._queue.append((sql, [{**defaults, **row} for row in rows], True, None))
+        if shift:
+            sql = shifted(sql, shift, moves is not None)
+        if moves is None:
+            self._queue.append((sql, [{**defaults, **row} for row in rows], True, None))
+        else:
+            params = [{**defaults, **row, "retold_moves": m} for row, m in zip(rows, moves, strict=True)]
+            self._queue.append((sql, params, True, None))
 
     def add_sql(self, sql: str, params: Mapping[str, Any], answer: list[Any] | None = None) -> None:
         """Queue a statement written for the driver."""
@@ -77,10 +136,44 @@ class Pipeline:
         self._fences[key] = (run_id, expected)
         self.add_sql(sql, {"b_run_id": run_id, "b_expected": expected, "b_last": last, "b_key": f"{FENCE_MARK}{key};"})
 
+    def add_check(
+        self, sql: str, params: Mapping[str, Any], failed: AssumptionFailed, answer: list[Any] | None = None,
+    ) -> None:
+        """Queue a check of what a transaction assumed: it fails the transaction, raised as ``failed``.
+
+        ``sql`` takes its error text as ``%(b_key)s`` (as :data:`FENCE_SQL` does).
+        """
+        key = str(len(self._fences))
+        self._fences[key] = failed
+        self.add_sql(sql, {**params, "b_key": f"{FENCE_MARK}{key};"}, answer)
+
+    def mark(self) -> int:
+        """Where the queue ends now (see :meth:`truncate`)."""
+        return len(self._queue)
+
+    def truncate(self, mark: int) -> None:
+        """Forget what was queued after ``mark`` (nothing of it sent), and the checks and fences queued."""
+        del self._queue[mark:]
+        self._fences.clear()
+        self.held = False
+
+    def forget_prepared(self) -> None:
+        """After a failed pipeline whose transaction goes on (a piece rolled back to its savepoint).
+
+        psycopg counts a statement as prepared once it has sent its Parse,
+        and in a failed pipeline the server skips that Parse; a rollback of
+        the whole transaction makes psycopg forget them all (DEALLOCATE ALL),
+        a rollback to a savepoint does not. Forget them here likewise.
+        """
+        prepared = getattr(self._driver, "_prepared", None)
+        if prepared is not None:
+            prepared.clear()
+
     def discard(self) -> None:
         """Forget what is queued and not sent (a piece of a group commit that failed before sending it)."""
         self._queue.clear()
         self._fences.clear()
+        self.held = False
 
     def read(self, stmt: Statement, params: Mapping[str, Any]) -> Any:
         """Send the queue with this read; return its cursor (rows as named tuples)."""
@@ -93,6 +186,7 @@ class Pipeline:
         """Send what is queued and ``COMMIT``, in one pipeline (if the transaction began)."""
         if not self._queue and self._driver.pgconn.transaction_status == 0:  # IDLE: nothing was sent
             return
+        self.held = False
         answer: list[Any] = []
         self._queue.append(("COMMIT", None, False, answer))
         self.flush()
@@ -106,9 +200,11 @@ class Pipeline:
         The first statements of the transaction go after a ``BEGIN`` of
         our own, in the same pipeline.
         """
-        queue, self._queue = self._queue, []
-        if not queue:
+        if not self._queue:
             return
+        if self.held:
+            raise Rerun
+        queue, self._queue = self._queue, []
         from psycopg.rows import namedtuple_row
 
         driver = self._driver
@@ -144,8 +240,8 @@ class Pipeline:
         finally:
             self._fences.clear()
 
-    def _conflict(self, exc: Exception) -> ConflictError | None:
-        """The fence that failed, as a ConflictError (None if ``exc`` is something else)."""
+    def _conflict(self, exc: Exception) -> ConflictError | AssumptionFailed | None:
+        """The fence that failed, as a ConflictError, or the check, as its error (None if ``exc`` is something else)."""
         text = str(exc)
         at = text.find(FENCE_MARK)
         if at < 0:
@@ -154,4 +250,6 @@ class Pipeline:
         found = self._fences.get(key)
         if found is None:
             return None
+        if isinstance(found, AssumptionFailed):
+            return found
         return ConflictError(*found)

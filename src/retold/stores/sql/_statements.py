@@ -10,7 +10,10 @@ from . import _schema as t
 from ._dialect import Insert
 from ._fast import Statement
 
-__all__ = ["FENCE_SQL", "LEASE_HORIZON", "RESERVE_IDS_SQL", "Statements", "lease_free"]
+__all__ = [
+    "ASSUME_ACTIVITY_SQL", "ASSUME_RUN_OWN_CLOCK_SQL", "ASSUME_RUN_SQL", "DELETE_ASSUMED_ACTIVITY_SQL", "FENCE_SQL",
+    "LEASE_HORIZON", "RESERVE_IDS_SQL", "Statements", "lease_free",
+]
 
 _B = sa.bindparam
 
@@ -32,6 +35,52 @@ FENCE_SQL = (
     " WHERE run_id = %(b_run_id)s AND last_seq = %(b_expected)s AND status = 'running' RETURNING 1)"
     " SELECT CASE WHEN count(*) = 1 THEN 0"
     " ELSE CAST(%(b_key)s::text || count(*)::text AS integer) END FROM moved"
+)
+
+# PostgreSQL: the checks of a transaction decided on what the store remembers
+# (see _memory, SqlTx), each failing the transaction (as FENCE_SQL does) when
+# what it checks is not so.
+#
+# The run, sent first: open, at the remembered last event number, its row
+# locked (the lock every transaction that changes the run takes first; under
+# READ COMMITTED a locked row's condition is checked again on its newest
+# version once the lock is granted), and no workflow task. A workflow task
+# is only ever created for an existing run by a transaction that appends to
+# it (``TaskChange("wake")`` comes with events), so holding the run's lock
+# and moving its ``last_seq``: one committed before this statement's
+# snapshot is seen; one committed since moved ``last_seq``, and the run's
+# row fails its check again. Then, the lock held, the server's clock is read
+# and kept for the rest of the transaction as its difference from the
+# estimate the step was decided with (%(b_est)s): the transaction's times
+# are written moved by it (``_pipeline.shifted``), so on the server's clock.
+_ASSUME_RUN = (
+    "SELECT CASE WHEN count(*) = 1 THEN set_config('retold.shift', {shift}, true)"
+    " ELSE CAST(%(b_key)s::text || count(*)::text AS integer)::text END"
+    " FROM (SELECT 1 FROM {runs} r WHERE run_id = %(b_run_id)s AND last_seq = %(b_expected)s"
+    " AND status = 'running' AND NOT EXISTS (SELECT 1 FROM {tasks} w WHERE w.run_id = r.run_id)"
+    " FOR UPDATE OF r) c"
+)
+ASSUME_RUN_SQL = _ASSUME_RUN.format(
+    runs=t.runs.name, tasks=t.workflow_tasks.name,
+    shift="(extract(epoch FROM clock_timestamp())::float8 - %(b_est)s::float8)::text")
+# The same with a clock of the store's own (tests): the times stay as decided.
+ASSUME_RUN_OWN_CLOCK_SQL = _ASSUME_RUN.format(runs=t.runs.name, tasks=t.workflow_tasks.name, shift="'0'")
+# The activity task: the same attempt of the same activity, held by the same
+# owner (as ``Tx.task`` reports it: its lease's end is not judged), no
+# cancellation waited for and no deadline (see SqlTx._assume), its row
+# locked after the run's, as every transaction locks them. As a delete (a
+# step that records the attempt's final outcome), or alone.
+_TASK_IS = (
+    "id = %(b_id)s AND run_id = %(b_run_id)s AND seq = %(b_seq)s AND lease_owner = %(b_owner)s"
+    " AND attempt = %(b_attempt)s AND cancel_requested = 0 AND deadline IS NULL"
+)
+ASSUME_ACTIVITY_SQL = (
+    "SELECT CASE WHEN count(*) = 1 THEN 0 ELSE CAST(%(b_key)s::text || count(*)::text AS integer) END"  # noqa: S608
+    f" FROM (SELECT 1 FROM {t.activity_tasks.name} WHERE {_TASK_IS} FOR UPDATE) a"
+)
+DELETE_ASSUMED_ACTIVITY_SQL = (
+    f"WITH d AS (DELETE FROM {t.activity_tasks.name} WHERE {_TASK_IS} RETURNING 1)"  # noqa: S608
+    " SELECT CASE WHEN count(*) = 1 THEN 0 ELSE CAST(%(b_key)s::text || count(*)::text AS integer) END FROM d"
 )
 
 # PostgreSQL: activity task ids taken from the table's sequence ahead of
@@ -146,6 +195,14 @@ class Statements:
         self.delete_timer = fast(t.timers.delete().where(
             t.timers.c.run_id == _B("b_run_id"), t.timers.c.seq == _B("b_seq")))
         self.delete_wft = fast(wt.delete().where(wt.c.run_id == _B("b_run_id")))
+        # A workflow task handed back, visible again at b_visible_at (TaskChange "backoff"), with or
+        # without a new count of deaths.
+        backoff: dict[str, Any] = {
+            "visible_at": _B("b_visible_at"), "lease_owner": None, "lease_expires": None, "stepping": 0,
+            "failure": _B("b_failure"), "failed_by": _B("b_failed_by")}
+        self.backoff_wft = fast(wt.update().where(wt.c.run_id == _B("b_run_id")).values(**backoff))
+        self.backoff_wft_attempts = fast(wt.update().where(wt.c.run_id == _B("b_run_id")).values(
+            **backoff, attempts=_B("b_attempts")))
         self.task_by_id = fast(sa.select(at).where(at.c.id == _B("b_id")).with_for_update())
         self.delete_task = fast(at.delete().where(at.c.id == _B("b_id")))
         self.delete_activity = fast(at.delete().where(at.c.run_id == _B("b_run_id"), at.c.seq == _B("b_seq")))

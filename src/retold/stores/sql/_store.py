@@ -39,8 +39,10 @@ from . import _retention
 from . import _schema as t
 from ._dialect import dialect_for
 from ._leases import Leases
+from ._memory import Memory
 from ._migrations import migrate
 from ._pending import read_pending
+from ._pipeline import AssumptionFailed
 from ._records import row_to_run
 from ._sqlite import boot_clock
 from ._statements import LEASE_HORIZON, Statements
@@ -108,6 +110,9 @@ class SqlStore(Leases):
         self._init_writer(pool_size, group_commit)
         # PostgreSQL: activity task ids reserved from the table's sequence (see _tx, RESERVE_IDS_SQL).
         self._activity_ids: deque[int] = deque()
+        # PostgreSQL: runs and tasks as this store's commits left them, for steps in one round trip
+        # (see _memory); not when one of the two clocks is the server's and the other is not.
+        self._memory: Memory | None = None
         self._engine = self._d.engine
         self._q = Statements(self._d.insert, self._engine.dialect if self._d.name == "sqlite" else None)
         self._clock = clock
@@ -130,6 +135,8 @@ class SqlStore(Leases):
             self._lease_now = self._d.now
         else:
             self._lease_now = lambda _conn: boot_clock()
+        if self._d.name == "postgresql" and self._server_clock == self._server_lease_clock:
+            self._memory = Memory()
 
     # -- plumbing --------------------------------------------------------------
 
@@ -207,13 +214,30 @@ class SqlStore(Leases):
         On SQLite it joins a group commit; ``outside`` (a start, a signal, a
         cancel) takes at most all but one of PostgreSQL's connections.
         """
-        def body(conn: Connection) -> _T:
+        def body(conn: Connection, assume: bool = True) -> _T:
             # PostgreSQL: the writes still queued go with COMMIT (the dialect's before_commit).
-            return fn(SqlTx(self, conn))
+            tx = SqlTx(self, conn, assume=assume)
+            try:
+                result = fn(tx)
+            except Exception:
+                if not tx.assuming:
+                    raise
+                # Decided on remembered state, not yet checked (a Rerun, or an error that state
+                # led to): nothing was sent; decide again on reads.
+                tx.undo()
+                tx = SqlTx(self, conn)
+                result = fn(tx)
+            tx.done()
+            return result
 
-        if outside:
-            return await self._run_outside(body)
-        return await self._run(body)
+        run = self._run_outside if outside else self._run
+        try:
+            return await run(body)
+        except AssumptionFailed as failed:
+            # What the transaction assumed from memory was not so: nothing was written. Again, on reads.
+            if self._memory is not None:
+                self._memory.forget(failed.run_id, failed.task_id)
+            return await run(body, False)
 
     def _resolve(self, conn: Connection, run_or_workflow_id: str) -> Any:
         row = self._q.run_by_id(conn, {"b_run_id": run_or_workflow_id}).first()

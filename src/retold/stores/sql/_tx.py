@@ -4,10 +4,28 @@ Nothing here decides what happens to a run: the state machine does, from
 what :meth:`SqlTx.run` reads, and this module writes its plans. Reading a run
 locks its row (PostgreSQL; SQLite has one writer), and its workflow task's
 row, so what was read still holds when the plan is applied.
+
+PostgreSQL, one round trip: a transaction that asks for a run after
+:meth:`SqlTx.prefetch_task` (the completion of an activity) may get the
+run and the activity task from the store's memory of its own last commit
+(``_memory``) instead of reading them: they are *assumed*. Checks that
+every part of them a decision can depend on is still so go first in the
+transaction's one pipeline (``ASSUME_*_SQL``), the writes and ``COMMIT``
+after them; a check that fails fails the transaction with nothing written
+(:class:`~._pipeline.AssumptionFailed`), and the store runs it again on
+reads. The clock is not read before deciding: the decision takes an
+estimate of the server's clock, and every time it writes is moved by the
+difference between that estimate and the server's clock as read inside the
+transaction (``_pipeline.shifted``), so what is stored is on the server's
+clock as before. Anything that needs an answer before ``COMMIT`` (a read
+of anything else, a plan that creates or closes runs) raises
+:class:`~._pipeline.Rerun` before anything is sent, and the store runs the
+transaction again on reads. See docs/performance.md for why this is sound.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -21,9 +39,18 @@ from ...history.failure import BlockedTask, Failure
 from .._plan import InboxItem, NewRun, Plan, RunState, ScheduleRow, TaskState, WorkflowEntry, WorkflowTaskState
 from . import _schema as t
 from ._fast import Statement
-from ._pipeline import PIPELINE_KEY, Pipeline
+from ._memory import Memory
+from ._pipeline import AFTER_COMMIT_KEY, PIPELINE_KEY, AssumptionFailed, Pipeline, Rerun
 from ._records import row_to_run
-from ._statements import FENCE_SQL, LEASE_HORIZON, RESERVE_IDS_SQL
+from ._statements import (
+    ASSUME_ACTIVITY_SQL,
+    ASSUME_RUN_OWN_CLOCK_SQL,
+    ASSUME_RUN_SQL,
+    DELETE_ASSUMED_ACTIVITY_SQL,
+    FENCE_SQL,
+    LEASE_HORIZON,
+    RESERVE_IDS_SQL,
+)
 
 if TYPE_CHECKING:
     from ._store import SqlStore
@@ -33,14 +60,19 @@ __all__ = ["SqlTx"]
 # What NOTIFY tells other engines (see Store.listen).
 WORKFLOW, ACTIVITY, CLOSED = "workflow", "activity", "closed"
 
+# An activity task's times (on the store's clock, and its lease's end on the lease clock).
+_ACTIVITY_TIMES = ("scheduled_at", "deadline", "visible_at", "lease_expires", "started_at")
+
 
 class SqlTx:
     """The reads and writes of one transaction on ``conn``."""
 
-    __slots__ = ("_d", "_lease", "_now", "_owners", "_pipe", "_q", "_raw", "_rks", "_states", "_store", "_tasks",
-                 "_want_task", "_workflow_ids")
+    __slots__ = ("_assumable", "_assumed", "_d", "_gone", "_known", "_lease", "_mark", "_memory", "_new_tasks",
+                 "_now", "_owners", "_pipe", "_popped", "_q", "_raw", "_reserve", "_rks", "_shift", "_states", "_store",
+                 "_task_check", "_tasks", "_want_task", "_workflow_ids")
 
-    def __init__(self, store: SqlStore, conn: Connection) -> None:
+    def __init__(self, store: SqlStore, conn: Connection, *, assume: bool = False) -> None:
+        """``assume``: the run and activity task of a :meth:`prefetch_task` may come from the store's memory."""
         self._store, self._raw = store, conn
         self._q, self._d = store._q, store._d
         self._now: float | None = None
@@ -57,11 +89,25 @@ class SqlTx:
         self._pipe: Pipeline | None = None
         if self._q.run_task_clock is not None:
             self._pipe = conn.info.get(PIPELINE_KEY) or Pipeline(conn)
+        # PostgreSQL: what this transaction leaves for the store to remember (see _memory).
+        self._memory: Memory | None = store._memory
+        self._known: dict[str, RunState | None] = {}  # runs' states as of now in the transaction (None: not known)
+        self._new_tasks: list[TaskState] = []  # activity tasks inserted leased, to remember
+        self._gone: set[int] = set()  # activity tasks changed or deleted
+        self._assumable = assume and self._memory is not None and self._pipe is not None
+        self._assumed: tuple[str, TaskState] | None = None  # the run and task taken from memory
+        self._mark = 0  # where the pipeline's queue ended before the assumption's checks
+        self._shift: list[Any] = []  # the cursor of the run's check, which answers the clock's shift
+        self._reserve: list[Any] | None = None  # the cursor of activity task ids reserved with the checks
+        self._popped: list[int] = []  # reserved activity task ids taken (given back if the transaction is undone)
+        self._task_check: dict[str, Any] | None = None  # the assumed activity task's check, until it is queued
 
     @property
     def _conn(self) -> Connection:
         """The connection, with the queued writes sent first: whatever runs on it sees them."""
         if self._pipe is not None:
+            if self._pipe.held:
+                raise Rerun
             self._pipe.flush()
         return self._raw
 
@@ -117,9 +163,11 @@ class SqlTx:
 
     def _reserved_id(self) -> int | None:
         try:
-            return int(self._store._activity_ids.popleft())
+            task_id = int(self._store._activity_ids.popleft())
         except IndexError:  # none left (another thread may have taken the last one)
             return None
+        self._popped.append(task_id)
+        return task_id
 
     def now(self) -> float:
         if self._now is None:
@@ -152,6 +200,11 @@ class SqlTx:
         cached = self._states.get(run_or_workflow_id)
         if cached is not None and (cached.inbox is not None or not inbox):
             return cached
+        if self._assumable and self._want_task is not None and not inbox and not self._states:
+            self._assumable = False
+            assumed = self._assume(run_or_workflow_id, self._want_task)
+            if assumed is not None:
+                return assumed
         q = self._q
         inbox_rows: list[Any] = []
         row = self._run_row(run_or_workflow_id, inbox_rows if inbox else None)
@@ -184,7 +237,97 @@ class SqlTx:
             )
         state = RunState(row_to_run(row), row.parent_seq, task, items)
         self._states[run_id] = state
+        if self._memory is not None:
+            self._known[run_id] = state
         return state
+
+    def _assume(self, run_id: str, task_id: int) -> RunState | None:
+        """The run and its activity task as remembered, checked first in the pipeline; None if not remembered.
+
+        Lock order as on reads: the run's row, then the task's. The run's
+        check reads the server's clock once its lock is granted.
+        """
+        assert self._memory is not None
+        assert self._pipe is not None
+        known, task = self._memory.run(run_id), self._memory.task(task_id)
+        if known is None or task is None or task.run_id != run_id or task.owner is None:
+            return None
+        state, rk = known
+        store, pipe = self._store, self._pipe
+        self._want_task = None
+        self._mark = pipe.mark()
+        server = store._server_clock
+        # The clocks the step is decided with (see the module's docstring).
+        self._now = store._d.wall() if server else store._now(self._raw)
+        self._lease = self._now if server else store._lease_now(self._raw)
+        pipe.add_check(ASSUME_RUN_SQL if server else ASSUME_RUN_OWN_CLOCK_SQL,
+                       {"b_run_id": run_id, "b_expected": state.last_seq, "b_est": self._now},
+                       AssumptionFailed(run_id, task_id), self._shift)
+        # The task's check goes with the plan's delete of it, or alone before COMMIT (see _check_task).
+        self._task_check = {"b_id": task.id, "b_run_id": run_id, "b_seq": task.seq, "b_owner": task.owner,
+                            "b_attempt": task.attempt}
+        self._reserve = self._reserve_ids()  # answered at COMMIT, for the transactions after this one
+        pipe.held = True
+        self._assumed = (run_id, task)
+        self._states[run_id] = self._known[run_id] = state
+        self._workflow_ids[run_id] = state.record.workflow_id
+        self._rks[run_id] = rk
+        self._owners[run_id] = None
+        self._tasks[task_id] = task
+        return state
+
+    @property
+    def assuming(self) -> bool:
+        """Whether this transaction was decided on state taken from the store's memory (not yet checked)."""
+        return self._assumed is not None
+
+    def undo(self) -> None:
+        """Forget what this transaction queued since its assumption (nothing of it was sent)."""
+        if self._pipe is not None and self._assumed is not None:
+            self._pipe.truncate(self._mark)
+        self._store._activity_ids.extendleft(reversed(self._popped))
+        self._popped.clear()
+
+    def _check_task(self, sql: str = ASSUME_ACTIVITY_SQL) -> None:
+        """Queue the assumed activity task's check (once): alone, or as the plan's delete of the task.
+
+        After the run's check, as every transaction locks the run before its tasks.
+        """
+        assert self._pipe is not None
+        assert self._assumed is not None
+        params, self._task_check = self._task_check, None
+        if params is not None:
+            run_id, task = self._assumed
+            self._pipe.add_check(sql, params, AssumptionFailed(run_id, task.id))
+
+    def done(self) -> None:
+        """The transaction's body ended: its queue may be sent; what it leaves is remembered once committed."""
+        if self._task_check is not None:
+            self._check_task()
+        if self._pipe is not None:
+            self._pipe.held = False
+        memory = self._memory
+        if memory is None:
+            return
+        runs: dict[str, tuple[RunState, int] | None] = {}
+        for run_id, state in self._known.items():
+            rk = self._rks.get(run_id)
+            runs[run_id] = None if state is None or not state.open or state.task is not None or rk is None \
+                else (state if state.inbox is None else replace(state, inbox=None), rk)
+        tasks, gone, shift, reserve, est = self._new_tasks, self._gone, self._shift, self._reserve, self._now
+        store = self._store
+
+        def after_commit() -> None:
+            moved = 0.0
+            if shift:  # the transaction's times were moved onto the server's clock by this much
+                moved = float(shift[0].fetchone()[0])
+                if store._server_clock and est is not None:
+                    store._d.saw_clock(est + moved)
+            self._reserved(reserve)
+            memory.update(runs, [replace(x, scheduled_at=x.scheduled_at + moved) for x in tasks] if moved else tasks,
+                          gone)
+
+        self._raw.info.setdefault(AFTER_COMMIT_KEY, []).append(after_commit)
 
     def _run_row(self, run_id: str, inbox: list[Any] | None = None) -> Any:
         """The run's row with its workflow task's columns (None where it has none), both locked.
@@ -248,8 +391,8 @@ class SqlTx:
     def task(self, task_id: int) -> TaskState | None:
         # Read ahead with its run (prefetch_task), locked, or now.
         row = self._tasks.pop(task_id) if task_id in self._tasks else self._one(self._q.task_by_id, {"b_id": task_id})
-        if row is None:
-            return None
+        if row is None or isinstance(row, TaskState):  # (a TaskState: assumed, see _assume)
+            return row
         return _task_state(row, row.lease_owner)
 
     def open_children(self, run_id: str) -> list[str]:
@@ -318,6 +461,10 @@ class SqlTx:
     # -- writes --------------------------------------------------------------------
 
     def apply(self, plan: Plan) -> list[tuple[str, int, int]]:
+        if self._assumed is not None:
+            self._check_assumable(plan)
+        if self._memory is not None:
+            self._remember(plan)
         leased = self._apply(plan)
         pipe = self._pipe
         if pipe is None:  # SQLite: statements ran as issued
@@ -325,18 +472,61 @@ class SqlTx:
         for kind in sorted(self._d.pending_notifications(self._raw)):  # PostgreSQL sends them at COMMIT
             pipe.add_sql("SELECT pg_notify(%(channel)s, %(kind)s)",
                          {"channel": self._d.channel, "kind": kind})  # type: ignore[attr-defined]
-        if not any(isinstance(task_id, list) for _queue, task_id, _seq in leased):
-            return leased  # the writes go with the next read, answer needed or COMMIT
-        pipe.flush()
-        return [(queue, int(cursor[0].fetchone()[0]) if isinstance(cursor, list) else cursor, seq)
-                for queue, cursor, seq in leased]
+        if any(isinstance(task_id, list) for _queue, task_id, _seq in leased):
+            pipe.flush()
+            leased = [(queue, int(cursor[0].fetchone()[0]) if isinstance(cursor, list) else cursor, seq)
+                      for queue, cursor, seq in leased]
+        # Otherwise the writes go with the next read, answer needed or COMMIT.
+        if self._memory is not None and leased:
+            by_seq = {task.seq: task for task in plan.activities}
+            workflow_id = self._workflow_ids.get(plan.run_id)
+            for _queue, task_id, seq in leased:
+                new = by_seq[seq]
+                if new.deadline is None and workflow_id is not None:  # (see _assume's check)
+                    self._new_tasks.append(TaskState(
+                        task_id, plan.run_id, workflow_id, seq, new.activity, new.queue, new.input, new.options, 1,
+                        self.now(), None, new.owner, None))
+        return leased
 
-    def _write(self, stmt: Statement, params: dict[str, Any]) -> None:
-        """Execute a write whose answer is not needed: queued on PostgreSQL."""
+    def _check_assumable(self, plan: Plan) -> None:
+        """A plan decided on assumed state is sent with the checks only if it needs no answer before COMMIT
+        and touches nothing but the assumed run and activity task; else :class:`Rerun`."""
+        assert self._assumed is not None
+        run_id, task = self._assumed
+        if (plan.run_id != run_id or plan.close is not None or plan.runs or plan.inbox
+                or plan.inbox_taken is not None or plan.cancel_activities or plan.stepping_task is not None
+                or plan.search_attributes or plan.expect_owner is not None
+                or (plan.task is not None and plan.task.kind not in ("done", "wake", "none"))
+                or any(task_id != task.id for task_id in plan.drop_tasks)
+                or (plan.retry is not None and plan.retry.task_id != task.id)):
+            raise Rerun
+
+    def _remember(self, plan: Plan) -> None:
+        """The run's state once ``plan`` is applied, if it is known (see _memory); the tasks it changes."""
+        self._gone.update(plan.drop_tasks)
+        if plan.retry is not None:
+            self._gone.add(plan.retry.task_id)
+        before = self._known.get(plan.run_id)
+        after: RunState | None = None
+        if (before is not None and plan.close is None and not plan.runs and not plan.search_attributes
+                and (plan.task is None or plan.task.kind == "done")
+                and (not plan.events or plan.expect_seq == before.last_seq)):
+            after = before if not plan.events else replace(
+                before, record=replace(before.record, last_seq=before.last_seq + len(plan.events)))
+            if plan.task is not None and after.task is not None:
+                after = replace(after, task=None)
+        self._known[plan.run_id] = after
+
+    def _write(self, stmt: Statement, params: dict[str, Any], times: tuple[str, ...] = ()) -> None:
+        """Execute a write whose answer is not needed: queued on PostgreSQL.
+
+        ``times``: the parameters that are times on the store's clocks (moved onto the server's clock
+        when the transaction was decided on assumed state).
+        """
         if self._pipe is None:
             stmt(self._raw, params)
         else:
-            self._pipe.add(stmt, params)
+            self._pipe.add(stmt, params, shift=times if self._assumed is not None else ())
 
     def _sent(self) -> Connection:
         """The connection, with queued writes sent first (before a read, or a statement through SQLAlchemy)."""
@@ -394,13 +584,19 @@ class SqlTx:
                 self._workflow_ids[run_id] = workflow_id
             leased = self._insert_activities(run_id, workflow_id, plan, now)
         if plan.retry is not None:
+            if self._task_check is not None:  # the assumed task (see _check_assumable)
+                self._check_task()
             r = plan.retry
             self._write(q.retry_task, {"b_id": r.task_id, "b_attempt": r.attempt, "b_visible_at": r.visible_at,
-                                "b_failure": None if r.failure is None else orjson.dumps(r.failure.to_json())})
+                                "b_failure": None if r.failure is None else orjson.dumps(r.failure.to_json())},
+                        ("b_visible_at",))
         if plan.stepping_task is not None:
             at = t.activity_tasks
             self._sent().execute(at.update().where(at.c.id == plan.stepping_task).values(stepping=1))
         for task_id in plan.drop_tasks:
+            if self._task_check is not None:  # the assumed task (see _check_assumable): deleted where checked
+                self._check_task(DELETE_ASSUMED_ACTIVITY_SQL)
+                continue
             self._write(q.delete_task, {"b_id": task_id})
         for seq in plan.drop_activities:
             self._write(q.delete_activity, {"b_run_id": run_id, "b_seq": seq})
@@ -410,7 +606,7 @@ class SqlTx:
                          .values(cancel_requested=1, visible_at=sa.func.min(at.c.visible_at, now)
                                  if self._raw.dialect.name == "sqlite" else sa.func.least(at.c.visible_at, now)))
         for seq, fire_at in plan.timers:
-            self._write(q.insert_timer, {"run_id": run_id, "seq": seq, "fire_at": fire_at})
+            self._write(q.insert_timer, {"run_id": run_id, "seq": seq, "fire_at": fire_at}, ("fire_at",))
         for seq in plan.drop_timers:
             self._write(q.delete_timer, {"b_run_id": run_id, "b_seq": seq})
         if plan.search_attributes:
@@ -434,7 +630,8 @@ class SqlTx:
         if kind == "wake":
             self._wake(run_id, now)
         elif kind == "done":
-            self._write(q.delete_wft, {"b_run_id": run_id})
+            if self._assumed is None:  # (assumed: checked to have none, under the run's lock)
+                self._write(q.delete_wft, {"b_run_id": run_id})
             self._owners.pop(run_id, None)
         elif kind == "keep":
             self._write(q.set_signals, {"b_run_id": run_id, "b_signals": change.signals})
@@ -442,15 +639,15 @@ class SqlTx:
             wt = t.workflow_tasks
             self._sent().execute(wt.update().where(wt.c.run_id == run_id).values(stepping=1))
         elif kind == "backoff":
-            wt = t.workflow_tasks
             values: dict[str, Any] = {
-                "visible_at": change.visible_at, "lease_owner": None, "lease_expires": None, "stepping": 0,
-                "failure": None if change.failure is None else orjson.dumps(change.failure.to_json()),
-                "failed_by": f" {' '.join(change.failed_by)} " if change.failed_by else None,
+                "b_run_id": run_id, "b_visible_at": change.visible_at,
+                "b_failure": None if change.failure is None else orjson.dumps(change.failure.to_json()),
+                "b_failed_by": f" {' '.join(change.failed_by)} " if change.failed_by else None,
             }
-            if change.attempts is not None:
-                values["attempts"] = change.attempts
-            self._sent().execute(wt.update().where(wt.c.run_id == run_id).values(**values))
+            if change.attempts is None:
+                self._write(q.backoff_wft, values)
+            else:
+                self._write(q.backoff_wft_attempts, {**values, "b_attempts": change.attempts})
             self._owners[run_id] = None
         if change.add_signals:
             self._write(q.add_signals, {"b_run_id": run_id, "b_add": change.add_signals})
@@ -461,7 +658,7 @@ class SqlTx:
         self._write(self._q.wake, {
             "run_id": run_id, "visible_at": now, "lease_owner": None, "lease_expires": None,
             "attempts": 0, "signals": 0, "failure": None, "failed_by": None, "lapses": 0, "stepping": 0,
-        })
+        }, ("visible_at",))
         self._d.notify(self._raw, WORKFLOW)
 
     def _insert_events(
@@ -485,14 +682,21 @@ class SqlTx:
             return
         if self._pipe is None:
             self._q.insert_events.many(self._raw, rows)
-        elif rk is not None:
-            self._pipe.add_many(self._q.insert_events, rows)
+            return
+        times: tuple[str, ...] = ()
+        moves: list[float] | None = None
+        if self._assumed is not None:
+            times = ("at",)
+            if keep_first_at:  # its own time, not the transaction's: it stays
+                moves = [0.0] + [1.0] * (len(rows) - 1)
+        if rk is not None:
+            self._pipe.add_many(self._q.insert_events, rows, times, moves)
         else:
             assert self._q.insert_events_of_run is not None
             for row in rows:
                 del row["rk"]
                 row["b_run_id"] = run_id
-            self._pipe.add_many(self._q.insert_events_of_run, rows)
+            self._pipe.add_many(self._q.insert_events_of_run, rows, times, moves)
 
     def _insert_activities(
         self, run_id: str, workflow_id: str, plan: Plan, now: float
@@ -516,12 +720,13 @@ class SqlTx:
                 # Leased: its id is needed before COMMIT, so it comes from the
                 # reserved ones if any are left (else the insert's answer).
                 task_id = self._reserved_id() if task.owner is not None else None
+                times = _ACTIVITY_TIMES if self._assumed is not None else ()
                 if task_id is not None:
                     params["id"] = task_id
-                    self._pipe.add(self._q.insert_activity, params)
+                    self._pipe.add(self._q.insert_activity, params, shift=times)
                 else:
                     task_id = [] if task.owner is not None else None
-                    self._pipe.add(self._q.insert_activity, params, task_id)
+                    self._pipe.add(self._q.insert_activity, params, task_id, shift=times)
             else:
                 task_id = self._q.insert_activity.insert(self._raw, params)
             if task.owner is not None:

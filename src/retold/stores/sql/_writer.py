@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 from ..._wake import loop_poster, set_all
 from ...errors import StoreError
 from ._dialect import Dialect
-from ._pipeline import PIPELINE_KEY, Pipeline
+from ._pipeline import AFTER_COMMIT_KEY, PIPELINE_KEY, Pipeline
 from ._sqlite import locked
 
 if TYPE_CHECKING:
@@ -174,6 +174,29 @@ def _loop_idle() -> bool:
     return ready is not None and not ready
 
 
+async def _outcome(
+    item: _Queued, withdraw: Callable[[_Queued], bool], turn: Callable[[], Awaitable[None]] | None = None,
+) -> Any:
+    """A queued item's result (or error), once its batch committed; ``turn``: the caller's part in running it.
+
+    Cancelled meanwhile, the item is withdrawn if no batch took it (it never
+    runs); if one did, it runs anyway, and the caller waits for its end before
+    giving up: it never leaves a transaction running that it was not told of.
+    """
+    try:
+        if turn is not None:
+            await turn()
+        await item.done.wait()
+    except BaseException:
+        if not withdraw(item):  # taken: it runs; wait for it to end, then give up
+            with anyio.CancelScope(shield=True):
+                await item.done.wait()
+        raise
+    if item.error is not None:
+        raise item.error
+    return item.result
+
+
 def _wake(batch: list[_Queued]) -> None:
     """Wake each item's caller: one callback per event loop."""
     by_loop: dict[int, tuple[Callable[[Callable[[], object]], object], list[anyio.Event]]] = {}
@@ -236,16 +259,7 @@ class Writer:
                 return cast(_T, outcome)
         item = _Queued(fn, args)
         writer.submit(item)
-        try:
-            await item.done.wait()
-        except BaseException:
-            if not writer.withdraw(item):  # taken: it runs; wait for it to end, then give up
-                with anyio.CancelScope(shield=True):
-                    await item.done.wait()
-            raise
-        if item.error is not None:
-            raise item.error
-        result: _T = item.result
+        result: _T = await _outcome(item, writer.withdraw)
         return result
 
     async def _run_grouped(self, fn: Callable[..., _T], *args: Any) -> _T:
@@ -259,25 +273,23 @@ class Writer:
         item = _Queued(fn, args)
         with self._queue_lock:
             self._queue.append(item)
-        try:
+
+        async def turn() -> None:
             async with self._d.limiter:  # our turn
                 if not item.taken:  # else an earlier turn took it: no thread hop
                     batch = await anyio.to_thread.run_sync(self._take_and_drain)
                     set_all([done.done for done in batch])
-            await item.done.wait()
-        except BaseException:
-            with self._queue_lock:
-                withdrawn = not item.taken
-                if withdrawn:  # cancelled before any turn took it: it never runs
-                    self._queue.remove(item)
-            if not withdrawn:  # taken: it runs; wait for it to end, then give up
-                with anyio.CancelScope(shield=True):
-                    await item.done.wait()
-            raise
-        if item.error is not None:
-            raise item.error
-        result: _T = item.result
+
+        result: _T = await _outcome(item, self._withdraw_grouped, turn)
         return result
+
+    def _withdraw_grouped(self, item: _Queued) -> bool:
+        """Take back an item no turn has taken yet; whether it was still queued."""
+        with self._queue_lock:
+            if item.taken:
+                return False
+            self._queue.remove(item)
+            return True
 
     def _take_and_drain(self) -> list[_Queued]:
         with self._queue_lock:
@@ -381,6 +393,7 @@ class Writer:
         is handed out before ``COMMIT`` returns, and a failed ``COMMIT``
         fails every piece that had not failed on its own.
         """
+        after: list[Callable[[], None]] = []  # what the pieces that were written do once committed
         try:
             with self._d.begin() as conn:
                 info = conn.info  # (not reachable through conn once it is invalidated)
@@ -393,8 +406,11 @@ class Writer:
                             pipe.add_sql("RELEASE SAVEPOINT retold_piece", {})
                             pipe.flush()
                             outcomes.append((result, None))
+                            after += info.pop(AFTER_COMMIT_KEY, [])
                         except Exception as exc:  # noqa: BLE001 - handed to the caller
+                            info.pop(AFTER_COMMIT_KEY, None)
                             pipe.discard()
+                            pipe.forget_prepared()
                             pipe.add_sql("ROLLBACK TO SAVEPOINT retold_piece", {})
                             pipe.add_sql("RELEASE SAVEPOINT retold_piece", {})
                             pipe.flush()
@@ -402,11 +418,14 @@ class Writer:
                     self._d.before_commit(conn)
                 finally:
                     info.pop(PIPELINE_KEY, None)
+                    info.pop(AFTER_COMMIT_KEY, None)
         except BaseException as exc:
             self._hand_out(batch, outcomes, exc)
             if not isinstance(exc, Exception):
                 raise
             return
+        for then in after:
+            then()
         self._hand_out(batch, outcomes, None)
 
     def _hand_out(
@@ -496,7 +515,10 @@ class Writer:
                     self._d.before_commit(conn)
                 finally:
                     info.pop(PIPELINE_KEY, None)  # a store transaction's queue (PostgreSQL), if left
-                return result
+                    after: list[Callable[[], None]] = info.pop(AFTER_COMMIT_KEY, [])
+            for then in after:  # committed
+                then()
+            return result
         except sa.exc.DBAPIError as exc:
             raise self._db_error(exc) from exc
         except self._driver_errors as exc:  # raised on the driver's connection (BEGIN, direct statements)
