@@ -97,13 +97,13 @@ async def test_a_workflow_lease_renewal_skips_rows_locked_elsewhere(postgres_url
         assert sorted(await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)) == sorted(ids)
         wt = t.workflow_tasks
         with store._engine.connect() as other:
-            before = dict(other.execute(sa.select(wt.c.run_id, wt.c.lease_expires)).tuples().all())
+            before = dict(other.execute(sa.select(wt.c.run_id, wt.c.lease_expires)).all())
             other.rollback()
             other.execute(sa.select(wt.c.run_id).where(wt.c.run_id == ids[0]).with_for_update())
             with anyio.fail_after(20):  # no wait on the locked row (it stays locked until the rollback)
                 await store.renew_workflow_leases("me", ids, 60.0)
             other.rollback()
-            after = dict(other.execute(sa.select(wt.c.run_id, wt.c.lease_expires)).tuples().all())
+            after = dict(other.execute(sa.select(wt.c.run_id, wt.c.lease_expires)).all())
         assert after[ids[0]] == before[ids[0]]  # skipped: renewed next time
         assert after[ids[1]] > before[ids[1]] + 30  # renewed to a minute from now
     finally:
