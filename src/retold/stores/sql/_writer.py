@@ -119,11 +119,7 @@ class _WriterThread:
 
     def withdraw(self, item: _Queued) -> bool:
         """Take back an item no batch has taken yet; whether it was still queued."""
-        with self._cond:
-            if item.taken:
-                return False
-            self._queue.remove(item)
-            return True
+        return _withdraw(item, self._cond, self._queue)
 
     def stop(self) -> None:
         """Run what is queued, then end the thread (blocking: call it from a worker thread)."""
@@ -172,6 +168,15 @@ def _loop_idle() -> bool:
         return False
     ready = getattr(loop, "_ready", None)  # asyncio's own loop; others (uvloop) do not say
     return ready is not None and not ready
+
+
+def _withdraw(item: _Queued, lock: AbstractContextManager[Any], queue: deque[_Queued] | list[_Queued]) -> bool:
+    """Take ``item`` off ``queue`` (guarded by ``lock``) unless a batch took it; whether it was still queued."""
+    with lock:
+        if item.taken:
+            return False
+        queue.remove(item)
+        return True
 
 
 async def _outcome(
@@ -285,11 +290,7 @@ class Writer:
 
     def _withdraw_grouped(self, item: _Queued) -> bool:
         """Take back an item no turn has taken yet; whether it was still queued."""
-        with self._queue_lock:
-            if item.taken:
-                return False
-            self._queue.remove(item)
-            return True
+        return _withdraw(item, self._queue_lock, self._queue)
 
     def _take_and_drain(self) -> list[_Queued]:
         with self._queue_lock:
