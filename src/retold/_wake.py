@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import anyio
 
-__all__ = ["Wakeup", "keep_running", "loop_poster", "set_all"]
+__all__ = ["Done", "Wakeup", "done_and_poster", "keep_running", "loop_poster", "set_all"]
 
 
 def loop_poster() -> Callable[[Callable[[], object]], object]:
@@ -23,7 +25,83 @@ def loop_poster() -> Callable[[Callable[[], object]], object]:
     return loop.call_soon_threadsafe
 
 
-def set_all(events: list[anyio.Event]) -> None:
+class Done(Protocol):
+    """A one-time flag, set on its event loop's thread, awaited there with a time limit."""
+
+    def set(self) -> None: ...
+
+    async def wait(self, timeout: float = math.inf) -> None:
+        """Return once set, or after ``timeout`` seconds; cancellable (anyio's cancel scopes)."""
+
+
+class _AsyncioDone:
+    """:class:`Done` on asyncio: a bare future and a timer handle, made only if it must wait.
+
+    (An anyio ``Event`` waited for in a ``move_on_after`` costs several times
+    as much: an Event, a cancel scope and its timer, and the lookups of the
+    running backend, at each step of each run.) anyio's cancellation reaches
+    the future through the task's own ``cancel()``, as it does anyio's Event.
+    """
+
+    __slots__ = ("_future", "_loop", "_set")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._future: asyncio.Future[None] | None = None
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    async def wait(self, timeout: float = math.inf) -> None:
+        if self._set:
+            return
+        future = self._future = self._loop.create_future()
+        timer = self._loop.call_later(timeout, _expire, future) if timeout != math.inf else None
+        try:
+            await future
+        finally:
+            self._future = None
+            if timer is not None:
+                timer.cancel()
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _AnyioDone:
+    """:class:`Done` elsewhere (trio): an anyio Event in a ``move_on_after``."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout: float = math.inf) -> None:
+        with anyio.move_on_after(timeout):
+            await self._event.wait()
+
+
+def done_and_poster() -> tuple[Done, Callable[[Callable[[], object]], object]]:
+    """A :class:`Done` of the current event loop, and its :func:`loop_poster` (for another thread to set it)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # trio
+        import trio
+
+        return _AnyioDone(), trio.lowlevel.current_trio_token().run_sync_soon
+    return _AsyncioDone(loop), loop.call_soon_threadsafe
+
+
+def set_all(events: list[anyio.Event] | list[Done]) -> None:
     """Set each event (posted to their loop by another thread)."""
     for event in events:
         event.set()

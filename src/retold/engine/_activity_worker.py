@@ -51,6 +51,16 @@ class _ThreadEnd:
     raised: bool = True
 
 
+class Handoff:
+    """An attempt's task, offered to the next attempt its outcome's commit leases to the same worker."""
+
+    __slots__ = ("next", "worker")
+
+    def __init__(self, worker: ActivityWorker) -> None:
+        self.worker = worker
+        self.next: tuple[ActivityTask, object] | None = None  # the task and its reserved slot
+
+
 _ATTEMPT = "retold activity attempt"  # the tasks' name (given: anyio would work one out per task)
 
 
@@ -162,31 +172,50 @@ class ActivityWorker:
         while tokens:
             self._limit.release_on_behalf_of(tokens.pop())
 
-    def start_taken(self, task: ActivityTask, tokens: list[object]) -> None:
-        """Run a task the commit leased to us, in a slot reserved for it."""
+    def start_taken(self, task: ActivityTask, tokens: list[object], handoff: Handoff | None = None) -> None:
+        """Run a task the commit leased to us, in a slot reserved for it.
+
+        ``handoff``: that of an attempt of this worker whose outcome this
+        commit recorded; the task then runs in that attempt's task, once it
+        has released its own slot, rather than in a new task (each costs
+        about as much as the rest of a no-op attempt on the event loop).
+        """
         self.held.add(task.id)
+        if handoff is not None and handoff.worker is self and handoff.next is None:
+            handoff.next = (task, tokens.pop())
+            return
         self._engine.spawn(self._run_and_release, task, tokens.pop(), name=_ATTEMPT)
 
     async def _run_and_release(self, task: ActivityTask, slot: object) -> None:
-        try:
-            if task.suspect and workers_died(task, self._engine.max_workflow_task_attempts) is None:
-                await self._alone(task)
-            else:
-                await self._run_and_record(task)
-        finally:
-            self.held.discard(task.id)
-            self._limit.release_on_behalf_of(slot)
-            if self._limit.available_tokens == 1:
-                self._engine.wake_activities.set()  # the loop may be waiting for a slot
+        while True:
+            handoff = Handoff(self)
+            try:
+                try:
+                    if task.suspect and workers_died(task, self._engine.max_workflow_task_attempts) is None:
+                        await self._alone(task)
+                    else:
+                        await self._run_and_record(task, handoff)
+                finally:
+                    self.held.discard(task.id)
+                    self._limit.release_on_behalf_of(slot)
+                    if self._limit.available_tokens == 1:
+                        self._engine.wake_activities.set()  # the loop may be waiting for a slot
+            except BaseException:
+                if handoff.next is not None:  # (cancelled after the commit): as it would have been
+                    self._engine.spawn(self._run_and_release, *handoff.next, name=_ATTEMPT)
+                raise
+            if handoff.next is None:
+                return
+            task, slot = handoff.next  # the run's next activity, leased to us by the commit just made
 
-    async def _run_and_record(self, task: ActivityTask) -> None:
+    async def _run_and_record(self, task: ActivityTask, handoff: Handoff | None = None) -> None:
         try:
             outcome = await self._observed_attempt(task)
         except Exception as exc:  # a broken task row must not stop the engine
             log.exception("activity task %d (%s) could not be run", task.id, task.activity)
             outcome = ActivityOutcome("failed", failure=failure_from_exception(exc, non_retryable=True))
         if outcome is not None:
-            await self._record(task, outcome)
+            await self._record(task, outcome, handoff)
 
     async def _alone(self, task: ActivityTask) -> None:
         """Run a suspect attempt (its previous holder died) alone in this process, under the stepping mark.
@@ -223,12 +252,12 @@ class ActivityWorker:
         finally:
             self.waiting.discard(task.id)
 
-    async def _record(self, task: ActivityTask, outcome: ActivityOutcome) -> None:
+    async def _record(self, task: ActivityTask, outcome: ActivityOutcome, handoff: Handoff | None = None) -> None:
         engine = self._engine
         # The fast path: if the run is cached here, its next step commits
         # together with this outcome (no workflow task, no claim, no load).
         try:
-            recorded, stepped = await engine.ahead.finish_activity(task, outcome)
+            recorded, stepped = await engine.ahead.finish_activity(task, outcome, handoff)
         except StoreError as exc:
             # Not recorded: the lease lapses and the activity runs again
             # (at least once), under the same idempotency key.

@@ -32,7 +32,7 @@ from ._machine import ActivityStep, ActivityTake, StartStep
 from ._schedules import wakes_others
 
 if TYPE_CHECKING:
-    from ._activity_worker import ActivityWorker
+    from ._activity_worker import ActivityWorker, Handoff
     from ._engine import Engine
     from ._workflow_worker import WorkflowWorker
 
@@ -54,6 +54,7 @@ class PendingStep(Generic[_S]):
     reserved: list[tuple[ActivityWorker, list[object]]]
     slot: object
     began: int = 0  # time.time_ns() when the step began (its span's start)
+    handoff: Handoff | None = None  # the attempt whose outcome this step goes with (see start_taken)
 
 
 class RunAhead:
@@ -133,8 +134,12 @@ class RunAhead:
         else:
             engine.wake_workflows.set()  # its workflow task waits in the store
 
-    async def finish_activity(self, task: ActivityTask, outcome: ActivityOutcome) -> tuple[bool, bool]:
+    async def finish_activity(
+        self, task: ActivityTask, outcome: ActivityOutcome, handoff: Handoff | None = None,
+    ) -> tuple[bool, bool]:
         """Record an attempt's outcome, with the run's next step if it is cached here.
+
+        ``handoff``: the attempt's, which may run an activity the step leases to its worker.
 
         Returns (recorded, stepped): whether the outcome was recorded (False:
         this worker no longer holds the attempt), and whether the step went
@@ -142,6 +147,8 @@ class RunAhead:
         """
         engine = self._engine
         pending = await self._prepare_step(task, outcome) if engine.workflow_worker is not None else None
+        if pending is not None:
+            pending.handoff = handoff
         recorded = False
         try:
             recorded = await engine.runs.finish_activity(
@@ -265,7 +272,7 @@ class RunAhead:
                     instance.close()
                 else:
                     self._engine.cache.put(instance)
-                self.start_taken(step.take, pending.reserved)
+                self.start_taken(step.take, pending.reserved, pending.handoff)
                 self._worker.after_commit(step.run_id, step.commands,
                                    taken=len(step.take.taken) if step.take else 0,
                                    relatives=wakes_others(instance.has_relatives, instance.workflow_id))
@@ -303,11 +310,14 @@ class RunAhead:
         return ActivityTake(engine.worker_id, engine.lease, frozenset(engine.activities), slots), reserved
 
     @staticmethod
-    def start_taken(take: ActivityTake | None, reserved: list[tuple[ActivityWorker, list[object]]]) -> None:
+    def start_taken(
+        take: ActivityTake | None, reserved: list[tuple[ActivityWorker, list[object]]],
+        handoff: Handoff | None = None,
+    ) -> None:
         if take is None:
             return
         tokens_of = {worker.queue: (worker, tokens) for worker, tokens in reserved}
         for task in take.taken:
             worker, tokens = tokens_of[task.queue]
-            worker.start_taken(task, tokens)
+            worker.start_taken(task, tokens, handoff)
 

@@ -40,7 +40,7 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
-from .._wake import loop_poster as _poster
+from .._wake import Done, done_and_poster
 from .._wake import set_all as _set_all
 from ..errors import WorkflowDeadlockError
 from . import _guard
@@ -86,10 +86,11 @@ def _workflow_stack(frame: FrameType) -> str:
 class _Job(Generic[_T]):
     """One step: run in a step thread, waited for on the event loop."""
 
-    def __init__(self, fn: Callable[[], _T], post: Callable[[Callable[[], object]], object]) -> None:
+    def __init__(self, fn: Callable[[], _T]) -> None:
         self.fn = fn
-        self.done = anyio.Event()
-        self.post = post
+        self.done: Done
+        self.post: Callable[[Callable[[], object]], object]
+        self.done, self.post = done_and_poster()
         self.lock = threading.Lock()
         self.started: float | None = None  # time.monotonic() when a thread began it
         self.running = False
@@ -137,7 +138,7 @@ class _Job(Generic[_T]):
 
 def _wake(finished: list[_Job[Any]]) -> None:
     """Tell the loops waiting for ``finished`` jobs, one call per loop."""
-    by_post: dict[int, tuple[Callable[[Callable[[], object]], object], list[anyio.Event]]] = {}
+    by_post: dict[int, tuple[Callable[[Callable[[], object]], object], list[Done]]] = {}
     for job in finished:
         by_post.setdefault(id(job.post), (job.post, []))[1].append(job.done)
     for post, events in by_post.values():
@@ -237,14 +238,13 @@ class StepRunner:
             WorkflowDeadlockError: it ran past the limit; it was interrupted
                 and its thread abandoned.
         """
-        job = _Job(fn, _poster())
+        job = _Job(fn)
         self._submit(job)
         limit = self._limit()
         try:
             wait = _SPARE_AFTER
             while not job.finished:
-                with anyio.move_on_after(wait):
-                    await job.done.wait()
+                await job.done.wait(wait)
                 if job.finished:
                     break
                 started = job.started
