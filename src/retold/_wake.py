@@ -11,7 +11,7 @@ from typing import Protocol
 
 import anyio
 
-__all__ = ["Done", "Wakeup", "done_and_poster", "keep_running", "loop_poster", "set_all"]
+__all__ = ["Done", "Wakeup", "done_and_poster", "keep_running", "loop_poster", "poster_key", "set_all"]
 
 
 def loop_poster() -> Callable[[Callable[[], object]], object]:
@@ -26,7 +26,7 @@ def loop_poster() -> Callable[[Callable[[], object]], object]:
 
 
 class Done(Protocol):
-    """A one-time flag, set on its event loop's thread, awaited there with a time limit."""
+    """A one-time flag, set on its event loop's thread, awaited there (by one waiter at a time) with a time limit."""
 
     def set(self) -> None: ...
 
@@ -99,6 +99,15 @@ def done_and_poster() -> tuple[Done, Callable[[Callable[[], object]], object]]:
 
         return _AnyioDone(), trio.lowlevel.current_trio_token().run_sync_soon
     return _AsyncioDone(loop), loop.call_soon_threadsafe
+
+
+def poster_key(post: Callable[[Callable[[], object]], object]) -> int:
+    """The same for every :func:`loop_poster` of one event loop (each is a new bound method).
+
+    Callers that wake many waiters group them by it: one callback per loop,
+    and so one write to the loop's wake-up pipe, not one per waiter.
+    """
+    return id(getattr(post, "__self__", post))
 
 
 def set_all(events: list[anyio.Event] | list[Done]) -> None:

@@ -40,7 +40,7 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
-from .._wake import Done, done_and_poster
+from .._wake import Done, done_and_poster, poster_key
 from .._wake import set_all as _set_all
 from ..errors import WorkflowDeadlockError
 from . import _guard
@@ -140,7 +140,7 @@ def _wake(finished: list[_Job[Any]]) -> None:
     """Tell the loops waiting for ``finished`` jobs, one call per loop."""
     by_post: dict[int, tuple[Callable[[Callable[[], object]], object], list[Done]]] = {}
     for job in finished:
-        by_post.setdefault(id(job.post), (job.post, []))[1].append(job.done)
+        by_post.setdefault(poster_key(job.post), (job.post, []))[1].append(job.done)
     for post, events in by_post.values():
         with contextlib.suppress(Exception):  # that event loop is gone (its engine closed)
             post(partial(_set_all, events))

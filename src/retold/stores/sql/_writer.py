@@ -26,7 +26,7 @@ import anyio
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..._wake import loop_poster, set_all
+from ..._wake import Done, done_and_poster, poster_key, set_all
 from ...errors import StoreError
 from ._dialect import Dialect
 from ._pipeline import AFTER_COMMIT_KEY, PIPELINE_KEY, Pipeline
@@ -61,8 +61,9 @@ class _Queued:
         self.taken = False
         self.result: Any = None
         self.error: Exception | None = None
-        self.done = anyio.Event()
-        self.post = loop_poster()
+        self.done: Done
+        self.post: Callable[[Callable[[], object]], object]
+        self.done, self.post = done_and_poster()
 
 
 class _WriterThread:
@@ -204,9 +205,9 @@ async def _outcome(
 
 def _wake(batch: list[_Queued]) -> None:
     """Wake each item's caller: one callback per event loop."""
-    by_loop: dict[int, tuple[Callable[[Callable[[], object]], object], list[anyio.Event]]] = {}
+    by_loop: dict[int, tuple[Callable[[Callable[[], object]], object], list[Done]]] = {}
     for item in batch:
-        entry = by_loop.setdefault(id(item.post), (item.post, []))
+        entry = by_loop.setdefault(poster_key(item.post), (item.post, []))
         entry[1].append(item.done)
     for post, events in by_loop.values():
         with contextlib.suppress(RuntimeError):  # that loop has ended: nobody waits there any more
