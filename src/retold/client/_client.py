@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -15,6 +14,7 @@ from anyio.abc import TaskGroup
 from typing_extensions import TypeVar
 
 from .. import _telemetry
+from .._ids import uuid4_str
 from .._wake import Wakeup, keep_running
 from ..authoring import ID_REUSE_POLICIES, Workflow, by_name
 from ..engine import Runs, Schedule, ScheduleDescription, Schedules
@@ -326,7 +326,7 @@ class Client(RunOperations):
         with self.telemetry.starting(name) as headers:  # the trace context, recorded in the run
             request = StartRequest(
                 workflow=name,
-                workflow_id=id or str(uuid.uuid4()),
+                workflow_id=id or uuid4_str(),
                 input=payload,
                 input_hash=digest,
                 idempotency_key=idempotency_key,

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 
+from .._ids import uuid4_str
 from ..authoring import Workflow
 from ..errors import StoreError, WorkflowDeadlockError
 from ..history import events as ev
@@ -223,7 +223,7 @@ class RunAhead:
         if engine.draining or self._worker.suspects or self._worker.limit.available_tokens < 1:
             return None
         began = time.time_ns()
-        run_id = str(uuid.uuid4())
+        run_id = uuid4_str()
         instance = WorkflowInstance(definition, run_id, engine.codec)
         started = ev.WorkflowStarted(seq=1, at=engine.store.now(), workflow=request.workflow,
                                      workflow_id=request.workflow_id, input=request.input,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Collection
 from dataclasses import replace
 
+from ..._ids import uuid4_str
 from ...authoring import ID_REUSE_POLICIES
 from ...errors import (
     ConfigurationError,
@@ -111,7 +111,7 @@ def start(
     engine runs that step itself when a slot frees (see :func:`first_step`),
     or, if it dies first, the task is claimed once the hold ends.
     """
-    run_id = step.run_id if step is not None else run_id or str(uuid.uuid4())
+    run_id = step.run_id if step is not None else run_id or uuid4_str()
     new = NewRun(run_id=run_id, workflow=request.workflow, workflow_id=request.workflow_id, events=[],
                  input_hash=request.input_hash, idempotency_key=request.idempotency_key,
                  entry="new" if replaces is None else "reuse", replaces=replaces,
