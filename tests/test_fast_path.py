@@ -214,3 +214,48 @@ async def test_a_run_that_ends_in_its_first_step_is_closed_by_its_start(
         history = await run.history()
     assert [e.type for e in history] == ["WorkflowStarted", "WorkflowCompleted"]
     assert CountingStore.stepped_starts == 1
+
+
+attempt_tasks: list[object] = []
+
+
+def _current_task() -> object:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # trio
+        import trio
+
+        return trio.lowlevel.current_task()
+
+
+@retold.activity
+async def where(i: int) -> int:
+    attempt_tasks.append(_current_task())  # kept: a task's id could be reused once it ends
+    return i
+
+
+@retold.workflow
+async def where_chain(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += await retold.execute(where, i)
+    return total
+
+
+async def test_a_runs_next_activity_runs_in_the_task_of_the_attempt_before(
+    make_engine: EngineFactory, tmp_path: Any
+) -> None:
+    # The commit of an outcome with the run's next step leases the next
+    # activity to this engine: it runs in the task that ran the attempt
+    # before, once that one is done, not in a new task each.
+    attempt_tasks.clear()
+    CountingStore.reset()
+    store = CountingStore(f"sqlite:///{tmp_path / 'handoff.db'}")
+    async with make_engine([where_chain], [where], store=store, poll_interval=30) as engine:
+        engine.runs = CountingRuns(store)
+        run = await engine.start(where_chain, 5)
+        assert await run.result(timeout=20) == sum(range(5))
+    assert CountingStore.steps == 5  # every outcome went with the next step
+    assert len(attempt_tasks) == 5
+    assert all(task is attempt_tasks[0] for task in attempt_tasks)
+    attempt_tasks.clear()

@@ -15,7 +15,8 @@ def test_ids_are_version_4_uuids_as_str_formats_them() -> None:
     assert len(set(ids)) == len(ids)
     for text in ids:
         parsed = uuid.UUID(text)
-        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
         assert str(parsed) == text
 
 
@@ -33,4 +34,5 @@ def test_a_forked_child_does_not_reuse_its_parents_pool() -> None:
     child = os.read(read, 64).decode()
     os.close(read)
     os.waitpid(pid, 0)
-    assert child and child != uuid4_str()
+    assert child
+    assert child != uuid4_str()
