@@ -201,12 +201,21 @@ class ActivityWorker:
                     if self._limit.available_tokens == 1:
                         self._engine.wake_activities.set()  # the loop may be waiting for a slot
             except BaseException:
-                if handoff.next is not None:  # (cancelled after the commit): as it would have been
-                    self._engine.spawn(self._run_and_release, *handoff.next, name=_ATTEMPT)
+                if handoff.next is not None:  # (cancelled after the commit): in a task of its own, as before
+                    self._spawn_or_drop(*handoff.next)
                 raise
             if handoff.next is None:
                 return
             task, slot = handoff.next  # the run's next activity, leased to us by the commit just made
+
+    def _spawn_or_drop(self, task: ActivityTask, slot: object) -> None:
+        """Start a handed-off attempt in a task of its own; if the engine has closed, give up its slot
+        (its lease ends with the engine's, or runs out)."""
+        try:
+            self._engine.spawn(self._run_and_release, task, slot, name=_ATTEMPT)
+        except Exception:  # noqa: BLE001 - the engine's task group is gone: the caller's exception goes on
+            self.held.discard(task.id)
+            self._limit.release_on_behalf_of(slot)
 
     async def _run_and_record(self, task: ActivityTask, handoff: Handoff | None = None) -> None:
         try:
