@@ -308,7 +308,8 @@ class Harness:
                 log = self.workdir / f"w8-worker-{self._jobs}-{i}.err"
                 with log.open("w") as err:
                     workers.append((subprocess.Popen(
-                        [sys.executable, "-m", "retold", "worker", "sut_retold", "--url", job.url],
+                        [sys.executable, "-m", "retold", "worker", "sut_retold", "--url", job.url,
+                         *([] if job.path is None else ["--poll-interval", "0.05"])],
                         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err), log))
                 if i == 0 or i == count - 1:  # the first creates the schema alone; then the rest at once
                     for worker, path in workers:

@@ -374,7 +374,8 @@ async def w8_start(job: Job) -> Figures:
     pids: list[int] = job.params["worker_pids"]
     postgres = job.path is None  # else one SQLite file: no server, so no database CPU or commit count
     settle: float = job.params.get("settle", 11.0) if postgres else 0.0
-    async with retold.Client(job.url) as client:
+    # SQLite cannot notify: every process polls, each as often as the other.
+    async with retold.Client(job.url, poll_interval=0.5 if postgres else 0.05) as client:
 
         async def one(i: int, prefix: str) -> None:
             run = await client.start(three_steps.with_options(id=f"{prefix}-{i}"), i)
