@@ -30,7 +30,9 @@ pytestmark = pytest.mark.anyio
 
 @retold.workflow
 async def until_signalled() -> str:
-    return await retold.wait_signal("go", str)
+    value = await retold.wait_signal("go", str)
+    assert value is not None
+    return value
 
 
 class _Reads:
@@ -123,8 +125,8 @@ async def test_a_wait_whose_first_read_fails_raises_the_store_error(tmp_path: Pa
         async def broken(*_: Any) -> Any:
             raise StoreError("database is locked")
 
-        client.store.closed_among = broken  # type: ignore[method-assign]
-        client.store.get_run = broken  # type: ignore[method-assign]
+        setattr(client.store, "closed_among", broken)  # noqa: B010 - a store that fails every read
+        setattr(client.store, "get_run", broken)  # noqa: B010
         with anyio.fail_after(10), pytest.raises(StoreError, match="database is locked"):
             await RunHandle(client, run.workflow_id, str(run.run_id), Any).result()
 
