@@ -99,8 +99,8 @@ class Timeline:
         self._patch(dialect, "do_commit", self._sync("commit", dialect.do_commit))
         if hasattr(store._d, "_commit"):  # SQLite: COMMIT on the driver
             self._patch(store._d, "_commit", self._sync("commit", store._d._commit))
-        self._patch(ActivityWorker, "_run_and_release",
-                    self._async("activity_task", ActivityWorker._run_and_release))
+        # One attempt (a task may run several in a row: the next activity of a run is handed to it).
+        self._patch(ActivityWorker, "_run_one", self._async("activity_task", ActivityWorker._run_one))
         self._patch(ActivityWorker, "_invoke", self._async("activity_body", ActivityWorker._invoke))
         self._patch(_ahead.RunAhead, "finish_activity", self._async("record", _ahead.RunAhead.finish_activity))
         self._patch(StepRunner, "run", self._async("step_call", StepRunner.run))

@@ -139,13 +139,13 @@ def test_timeline_splits_steps_into_phases() -> None:
 def test_timeline_marks_a_real_w3_step_and_leaves_the_engine_as_it_was(tmp_path: Path) -> None:
     from retold.engine._activity_worker import ActivityWorker
 
-    original = ActivityWorker._run_and_release
+    original = ActivityWorker._run_one
     job = _common.Job("W3", f"sqlite:///{tmp_path / 'w3.db'}", str(tmp_path / "w3.db"), {"steps": 20, "timeline": True})
     figures = anyio.run(sut_retold.w3_long_run, job)
     assert figures["timeline_steps"] >= 15
     for phase in ("commit", "writer_sql", "writer_hop", "workflow_code", "activity"):
         assert figures[f"timeline_{phase}_mean_us"] > 0, phase
-    assert ActivityWorker._run_and_release is original
+    assert ActivityWorker._run_one is original
     assert "durable COMMIT" in _timeline.render(figures)
 
 

@@ -187,19 +187,11 @@ class ActivityWorker:
         self._engine.spawn(self._run_and_release, task, tokens.pop(), name=_ATTEMPT)
 
     async def _run_and_release(self, task: ActivityTask, slot: object) -> None:
+        """Run an attempt, then each attempt handed off to this task (see :meth:`start_taken`)."""
         while True:
             handoff = Handoff(self)
             try:
-                try:
-                    if task.suspect and workers_died(task, self._engine.max_workflow_task_attempts) is None:
-                        await self._alone(task)
-                    else:
-                        await self._run_and_record(task, handoff)
-                finally:
-                    self.held.discard(task.id)
-                    self._limit.release_on_behalf_of(slot)
-                    if self._limit.available_tokens == 1:
-                        self._engine.wake_activities.set()  # the loop may be waiting for a slot
+                await self._run_one(task, slot, handoff)
             except BaseException:
                 if handoff.next is not None:  # (cancelled after the commit): in a task of its own, as before
                     self._spawn_or_drop(*handoff.next)
@@ -207,6 +199,19 @@ class ActivityWorker:
             if handoff.next is None:
                 return
             task, slot = handoff.next  # the run's next activity, leased to us by the commit just made
+
+    async def _run_one(self, task: ActivityTask, slot: object, handoff: Handoff) -> None:
+        """Run one attempt (alone, if it is suspect) and record its outcome; then give its slot back."""
+        try:
+            if task.suspect and workers_died(task, self._engine.max_workflow_task_attempts) is None:
+                await self._alone(task)
+            else:
+                await self._run_and_record(task, handoff)
+        finally:
+            self.held.discard(task.id)
+            self._limit.release_on_behalf_of(slot)
+            if self._limit.available_tokens == 1:
+                self._engine.wake_activities.set()  # the loop may be waiting for a slot
 
     def _spawn_or_drop(self, task: ActivityTask, slot: object) -> None:
         """Start a handed-off attempt in a task of its own; if the engine has closed, give up its slot
