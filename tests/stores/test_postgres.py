@@ -680,3 +680,101 @@ async def test_steps_on_remembered_state_in_a_group_commit(postgres_url: str) ->
     finally:
         await store.close()
         await other.close()
+
+
+class _SocketWaits:
+    """How often psycopg waited on a pooled connection's socket (each wait a ``poll``)."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.waits = 0
+        self._engine = store._engine
+        self._wrapped: list[Any] = []
+        sa.event.listen(self._engine, "checkout", self._checkout)
+
+    def _checkout(self, dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        if any(conn is dbapi_conn for conn in self._wrapped):
+            return
+        self._wrapped.append(dbapi_conn)
+        wait = dbapi_conn.wait
+
+        def counted(gen: Any, *args: Any, **kwargs: Any) -> Any:
+            def waits() -> Any:
+                ready = None
+                while True:
+                    try:
+                        state = gen.send(ready)
+                    except StopIteration as stop:
+                        return stop.value
+                    self.waits += 1
+                    ready = yield state
+
+            return wait(waits(), *args, **kwargs)
+
+        dbapi_conn.wait = counted
+
+    def stop(self) -> None:
+        sa.event.remove(self._engine, "checkout", self._checkout)
+        for conn in self._wrapped:
+            del conn.wait
+
+
+async def test_a_steps_statements_reach_the_socket_together_not_one_by_one(postgres_url: str) -> None:
+    """A one-round-trip step's statements are handed to the socket together at the end of its pipeline:
+    psycopg waits on the socket a few times per transaction, not twice per statement (a ``poll``, and the
+    GIL released and taken again, each time). The step is written as before."""
+    from retold.engine._machine import ActivityStep, ActivityTake, StartStep
+    from retold.stores import ActivityOutcome
+
+    store = SqlStore(postgres_url)
+    await store.open()
+    try:
+        scheduled = ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={})
+        started = ev.WorkflowStarted(seq=1, at=0, workflow="wf", workflow_id="w-waits", input=b"[]")
+        take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
+        run, _ = await Runs(store).start(StartRequest("wf", "w-waits", b"[]", "h"),
+                                         StartStep("r", started, [scheduled], take))
+        [task] = take.taken
+        for seq in (3, 5):
+            waits = _SocketWaits(store)
+            trips = _RoundTrips(store)
+            outcome = ActivityOutcome("completed", result=b"1")
+            nxt = ev.ActivityScheduled(seq=seq + 1, at=1.0, activity="a", input=b"[]", options={})
+            take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
+            step = ActivityStep(run.run_id, seq - 1, outcome.event(seq=seq, at=1.0, scheduled=seq - 1, attempt=1),
+                                [nxt], take)
+            assert await Runs(store).finish_activity(task, "me", outcome, step)
+            waits.stop()
+            assert step.stepped
+            assert trips.count() == 1
+            statements = sum(1 for line in trips.sent if "\tBind\t" in line)
+            assert statements >= 6
+            assert waits.waits <= 4, (waits.waits, statements)
+            [task] = take.taken
+        _record, history = await store.load(run.run_id, 0)
+        assert [e.seq for e in history] == [1, 2, 3, 4, 5, 6]
+    finally:
+        await store.close()
+
+
+async def test_closed_among_thousands_of_runs_is_one_statement(postgres_url: str) -> None:
+    """The engine's watch over the runs its callers wait for asks about all of them in one statement, their
+    ids one array parameter (it was one statement per 500 ids, compiled per call), with the same answer."""
+    from retold.testing.store_contract._common import start_run
+
+    store = SqlStore(postgres_url)
+    await store.open()
+    try:
+        ids = [await start_run(store, f"w-closed-{i}") for i in range(3)]
+        claimed = await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)
+        assert len(claimed) == 3
+        for run_id in ids[:2]:
+            await Runs(store).commit_workflow_task(run_id, "me", 1, [ev.WorkflowCompleted(seq=2, at=0, result=b"1")])
+        asked = [f"nobody-{i}" for i in range(1_200)] + ids
+        trips = _RoundTrips(store)
+        assert await store.closed_among(asked) == set(ids[:2])
+        trips.count()
+        parsed = [line for line in trips.sent if "\tParse\t" in line and "retold_runs" in line]
+        assert len(parsed) == 1, parsed
+        assert await store.closed_among([]) == set()
+    finally:
+        await store.close()

@@ -31,7 +31,7 @@ last statement, and nothing is handed out before its answer.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -83,6 +83,37 @@ def shifted(sql: str, names: tuple[str, ...], some: bool = False) -> str:
     for name in names:
         sql = sql.replace(f"%({name})s", template.format(name))
     return sql
+
+
+def _no_communication() -> Iterator[Any]:
+    """A generator that sends and reads nothing (see :func:`_defer_sending`)."""
+    return
+    yield  # a generator  # pragma: no cover
+
+
+def _defer_sending(pipeline: Any) -> bool:
+    """Have psycopg queue each statement of ``pipeline`` without sending it; whether it will.
+
+    psycopg's pipeline sends each statement as it is executed: a ``poll``
+    and a ``send`` system call per statement (and the GIL released and
+    taken again around each poll), as much CPU as the rest of the
+    statement's work. The statements go in the same order, in the same
+    pipeline, with the same ``Sync`` at its end: only when they are handed
+    to the socket changes (all at once, when the pipeline ends, where
+    psycopg then reads every answer as before). An unknown psycopg (no such
+    internals) sends as it always did.
+    """
+    if not hasattr(pipeline, "_communicate_gen") or not hasattr(pipeline, "command_queue"):
+        return False
+    pipeline._communicate_gen = _no_communication
+    return True
+
+
+def _hand_to_libpq(pipeline: Any) -> None:
+    """Put every statement psycopg queued into libpq's buffer, in order (the pipeline's end sends them)."""
+    commands = pipeline.command_queue
+    while commands:
+        commands.popleft()()
 
 
 class Pipeline:
@@ -217,18 +248,26 @@ class Pipeline:
                 # in autocommit: it then leaves ours to go with the statements.
                 driver._autocommit = True
             try:
-                with driver.pipeline():
-                    if begin:
-                        driver.execute(_BEGIN, prepare=False)
-                    for sql, params, many, answer in queue:
-                        if many:
-                            driver.cursor().executemany(sql, params)
-                        elif answer is None:
-                            driver.execute(sql, params)
-                        else:
-                            cur = driver.cursor(row_factory=namedtuple_row)
-                            cur.execute(sql, params)
-                            answer.append(cur)
+                with driver.pipeline() as pipeline:
+                    # (not when psycopg would begin a transaction of its own: it waits for that answer)
+                    deferred = (begin or driver.pgconn.transaction_status != 0) and _defer_sending(pipeline)
+                    try:
+                        if begin:
+                            driver.execute(_BEGIN, prepare=False)
+                        for sql, params, many, answer in queue:
+                            if many:
+                                driver.cursor().executemany(sql, params)
+                            elif answer is None:
+                                driver.execute(sql, params)
+                            else:
+                                cur = driver.cursor(row_factory=namedtuple_row)
+                                cur.execute(sql, params)
+                                answer.append(cur)
+                        if deferred:
+                            _hand_to_libpq(pipeline)
+                    finally:
+                        if deferred:
+                            del pipeline._communicate_gen
             finally:
                 if begin:
                     driver._autocommit = False
