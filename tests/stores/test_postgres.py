@@ -18,7 +18,7 @@ from retold.engine._runs import Runs
 from retold.history import events as ev
 from retold.stores import StartRequest
 from retold.stores._plan import Plan
-from retold.stores.sql import SqlStore, _postgres
+from retold.stores.sql import SqlStore, _pipeline, _postgres
 from retold.stores.sql import _schema as t
 from retold.testing.store_contract._common import run_with_activity
 from tests.conftest import EngineFactory
@@ -683,13 +683,21 @@ async def test_steps_on_remembered_state_in_a_group_commit(postgres_url: str) ->
 
 
 class _SocketWaits:
-    """How often psycopg waited on a pooled connection's socket (each wait a ``poll``)."""
+    """How often a pooled connection's socket was waited on (each wait a ``poll``): by psycopg, or by the store's
+    own pipeline (``_pipeline._wait``)."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
         self.waits = 0
         self._engine = store._engine
         self._wrapped: list[Any] = []
         sa.event.listen(self._engine, "checkout", self._checkout)
+        wait = _pipeline._wait
+
+        def counted(fd: int, write: bool) -> bool:
+            self.waits += 1
+            return wait(fd, write)
+
+        monkeypatch.setattr(_pipeline, "_wait", counted)
 
     def _checkout(self, dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
         if any(conn is dbapi_conn for conn in self._wrapped):
@@ -718,10 +726,12 @@ class _SocketWaits:
             del conn.wait
 
 
-async def test_a_steps_statements_reach_the_socket_together_not_one_by_one(postgres_url: str) -> None:
+async def test_a_steps_statements_reach_the_socket_together_not_one_by_one(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A one-round-trip step's statements are handed to the socket together at the end of its pipeline:
-    psycopg waits on the socket a few times per transaction, not twice per statement (a ``poll``, and the
-    GIL released and taken again, each time). The step is written as before."""
+    the socket is waited on a few times per transaction, not twice per statement (a ``poll``, and the
+    GIL released and taken again, each time, as psycopg's cursors do). The step is written as before."""
     from retold.engine._machine import ActivityStep, ActivityTake, StartStep
     from retold.stores import ActivityOutcome
 
@@ -735,7 +745,7 @@ async def test_a_steps_statements_reach_the_socket_together_not_one_by_one(postg
                                          StartStep("r", started, [scheduled], take))
         [task] = take.taken
         for seq in (3, 5):
-            waits = _SocketWaits(store)
+            waits = _SocketWaits(store, monkeypatch)
             trips = _RoundTrips(store)
             outcome = ActivityOutcome("completed", result=b"1")
             nxt = ev.ActivityScheduled(seq=seq + 1, at=1.0, activity="a", input=b"[]", options={})
@@ -776,5 +786,69 @@ async def test_closed_among_thousands_of_runs_is_one_statement(postgres_url: str
         parsed = [line for line in trips.sent if "\tParse\t" in line and "retold_runs" in line]
         assert len(parsed) == 1, parsed
         assert await store.closed_among([]) == set()
+    finally:
+        await store.close()
+
+
+async def _steps(store: SqlStore, workflow_id: str, steps: int) -> list[list[str]]:
+    """A start and ``steps`` one-round-trip steps on ``store``; what the client sent for each step (libpq's trace)."""
+    from retold.engine._machine import ActivityStep, ActivityTake, StartStep
+    from retold.stores import ActivityOutcome
+
+    scheduled = ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={})
+    started = ev.WorkflowStarted(seq=1, at=0, workflow="wf", workflow_id=workflow_id, input=b"[]")
+    take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
+    run, _ = await Runs(store).start(StartRequest("wf", workflow_id, b"[]", "h"),
+                                     StartStep("r", started, [scheduled], take))
+    [task] = take.taken
+    sent = []
+    for seq in range(3, 3 + 2 * steps, 2):
+        trips = _RoundTrips(store)
+        outcome = ActivityOutcome("completed", result=b"1")
+        nxt = ev.ActivityScheduled(seq=seq + 1, at=1.0, activity="a", input=b"[]", options={})
+        take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
+        step = ActivityStep(run.run_id, seq - 1, outcome.event(seq=seq, at=1.0, scheduled=seq - 1, attempt=1),
+                            [nxt], take)
+        assert await Runs(store).finish_activity(task, "me", outcome, step)
+        assert step.stepped
+        assert trips.count() == 1
+        sent.append(trips.sent)
+        [task] = take.taken
+    _record, history = await store.load(run.run_id, 0)
+    assert [e.seq for e in history] == list(range(1, 3 + 2 * steps))
+    assert [e.type for e in history if e.seq % 2 == 1][1:] == ["ActivityCompleted"] * steps
+    return sent
+
+
+async def test_a_steps_statements_run_prepared_after_five_runs_as_through_psycopgs_cursors(
+    postgres_url: str,
+) -> None:
+    """The store's pipeline prepares a statement once it has run five times, in the connection's own cache of
+    prepared statements (psycopg's), as psycopg's cursors do: later steps send only its Bind, no Parse."""
+    store = SqlStore(postgres_url, pool_size=1)  # one connection: its cache sees every step
+    await store.open()
+    try:
+        sent = await _steps(store, "w-prepared", 8)
+        assert any("\tParse\t" in line and "INSERT INTO retold_events" in line for line in sent[0])
+        last = sent[-1]
+        binds = [line for line in last if "\tBind\t" in line]
+        named = [line for line in binds if '"_pg3_' in line]
+        assert len(named) >= 6
+        assert len(binds) - len(named) == 1, binds  # BEGIN, never prepared (COMMIT is, as by psycopg's cursors)
+        assert not any("\tParse\t" in line and "retold_" in line for line in last), last
+    finally:
+        await store.close()
+
+
+async def test_a_psycopg_without_the_parts_the_pipeline_uses_sends_through_its_cursors(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a psycopg whose internals the store's pipeline does not know, statements go through psycopg's
+    cursors: the same steps, one round trip each, the same history."""
+    monkeypatch.setattr(_pipeline, "_RAW", False)
+    store = SqlStore(postgres_url)
+    await store.open()
+    try:
+        await _steps(store, "w-cursors", 3)
     finally:
         await store.close()
