@@ -26,6 +26,13 @@ nothing sent. Anything that must run
 through SQLAlchemy sends the queue first, so statements still run in the
 order the store issued them. Durability is unchanged: ``COMMIT`` is the
 last statement, and nothing is handed out before its answer.
+
+A pipeline is written on libpq's connection directly (:meth:`Pipeline._send`):
+psycopg's own parts turn each statement and its parameters into protocol
+messages and keep the connection's prepared statements, then every message
+goes to the socket at once and every answer is read up to the ``Sync``.
+Through psycopg's cursors each statement also cost a cursor, a ``poll`` and
+a ``send`` of its own: as much CPU as everything else in the transaction.
 """
 
 from __future__ import annotations
