@@ -271,9 +271,9 @@ class Harness:
             print(_timeline.render(figures))
 
     def run_w8(self) -> None:
-        """W8: W1 on PostgreSQL run by 1, 2, 4 worker processes, started by a client-only process."""
-        if self.dbs.kind != "postgresql":
-            self.notes.append("W8 runs on PostgreSQL only (--url postgresql+psycopg://...)")
+        """W8: W1 run by 1, 2, 4 worker processes, started by a client-only process (PostgreSQL or one SQLite file)."""
+        if self.dbs.kind not in ("postgresql", "sqlite"):
+            self.notes.append("W8 runs on PostgreSQL or SQLite files only")
             return
         if "dbos" in self.systems:
             self.notes.append("dbos W8: not run (retold's worker processes only)")
@@ -287,9 +287,11 @@ class Harness:
                 if "error" in got:
                     self.notes.append(f"retold W8 with {count} workers: {got['error']}")
                     continue
-                say(f"  {got['workflows_per_s']:.1f} workflows/s, CPU {got['cpu_ms_per_workflow']:.2f} ms/workflow "
-                    f"(+ database {got['db_cpu_ms_per_workflow']:.2f}), "
-                    f"{got['commits_per_workflow']:.2f} commits/workflow")
+                database = (f" (+ database {got['db_cpu_ms_per_workflow']:.2f}), "
+                            f"{got['commits_per_workflow']:.2f} commits/workflow"
+                            if "db_cpu_ms_per_workflow" in got else "")
+                say(f"  {got['workflows_per_s']:.1f} workflows/s, CPU {got['cpu_ms_per_workflow']:.2f} ms/workflow"
+                    f"{database}")
                 figures.update({f"{k}_{count}": v for k, v in got.items()})
             self.record("retold", "W8", figures)
 
@@ -306,7 +308,8 @@ class Harness:
                 log = self.workdir / f"w8-worker-{self._jobs}-{i}.err"
                 with log.open("w") as err:
                     workers.append((subprocess.Popen(
-                        [sys.executable, "-m", "retold", "worker", "sut_retold", "--url", job.url],
+                        [sys.executable, "-m", "retold", "worker", "sut_retold", "--url", job.url,
+                         *([] if job.path is None else ["--poll-interval", "0.05"])],
                         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err), log))
                 if i == 0 or i == count - 1:  # the first creates the schema alone; then the rest at once
                     for worker, path in workers:

@@ -368,11 +368,14 @@ async def w8_start(job: Job) -> Figures:
     worker process and each PostgreSQL backend of the database (``/proc``);
     commits from ``pg_stat_database``, read ``settle`` seconds after a quiet
     moment (PostgreSQL publishes an idle backend's counts within 10 s).
+    On a SQLite file (every process on one file) only the processes' CPU.
     """
     n: int = job.params["workflows"]
     pids: list[int] = job.params["worker_pids"]
-    settle: float = job.params.get("settle", 11.0)
-    async with retold.Client(job.url) as client:
+    postgres = job.path is None  # else one SQLite file: no server, so no database CPU or commit count
+    settle: float = job.params.get("settle", 11.0) if postgres else 0.0
+    # SQLite cannot notify: every process polls, each as often as the other.
+    async with retold.Client(job.url, poll_interval=0.5 if postgres else 0.05) as client:
 
         async def one(i: int, prefix: str) -> None:
             run = await client.start(three_steps.with_options(id=f"{prefix}-{i}"), i)
@@ -382,8 +385,8 @@ async def w8_start(job: Job) -> Figures:
             for i in range(job.params.get("warmup", 20)):
                 tg.start_soon(one, i, "warm")
         await anyio.sleep(settle)
-        commits = await anyio.to_thread.run_sync(_pg_commits, job.url)
-        backends = await anyio.to_thread.run_sync(_pg_backends, job.url)
+        commits = await anyio.to_thread.run_sync(_pg_commits, job.url) if postgres else 0
+        backends = await anyio.to_thread.run_sync(_pg_backends, job.url) if postgres else {}
         workers = [process_cpu_seconds(pid) or 0.0 for pid in pids]
         t0, cpu = time.perf_counter(), cpu_seconds()
         async with anyio.create_task_group() as tg:
@@ -391,17 +394,21 @@ async def w8_start(job: Job) -> Figures:
                 tg.start_soon(one, i, "wf")
         seconds, cpu = elapsed_since(t0), cpu_seconds() - cpu
         workers = [(process_cpu_seconds(pid) or 0.0) - before for pid, before in zip(pids, workers, strict=True)]
-        backends_after = await anyio.to_thread.run_sync(_pg_backends, job.url)
-        db_cpu = sum(after - backends.get(pid, 0.0) for pid, after in backends_after.items())
-        await anyio.sleep(settle)
-        commits = await anyio.to_thread.run_sync(_pg_commits, job.url) - commits
+        if postgres:
+            backends_after = await anyio.to_thread.run_sync(_pg_backends, job.url)
+            db_cpu = sum(after - backends.get(pid, 0.0) for pid, after in backends_after.items())
+            await anyio.sleep(settle)
+            commits = await anyio.to_thread.run_sync(_pg_commits, job.url) - commits
     total = cpu + sum(workers)
-    return {
+    figures: Figures = {
         "seconds": seconds, "workflows_per_s": n / seconds, "starter_cpu_s": cpu, "worker_cpu_s": workers,
         "cpu_ms_per_workflow": 1000 * total / n, "worker_cpu_ms_per_workflow": 1000 * sum(workers) / n,
-        "starter_cpu_ms_per_workflow": 1000 * cpu / n, "db_cpu_ms_per_workflow": 1000 * db_cpu / n,
-        "db_backends": len(backends_after), "commits_per_workflow": commits / n,
+        "starter_cpu_ms_per_workflow": 1000 * cpu / n,
     }
+    if postgres:
+        figures.update({"db_cpu_ms_per_workflow": 1000 * db_cpu / n, "db_backends": len(backends_after),
+                        "commits_per_workflow": commits / n})
+    return figures
 
 
 WORKLOADS: dict[str, Callable[[Job], Awaitable[Figures]]] = {

@@ -468,3 +468,38 @@ async def test_a_task_claimed_while_its_run_takes_a_step_is_processed_at_once(
         assert await run.result(timeout=20) == 3
         history = await run.history()
     assert [e.type for e in history].count("SignalReceived") == 2  # each step met a claimed task
+
+
+_BLOCK = {"first": True}  # the first engine's attempt never ends; the next one's returns
+
+
+@retold.activity
+async def blocks_in_the_first_engine() -> str:
+    if _BLOCK["first"]:
+        await anyio.sleep_forever()
+    return "ran again"
+
+
+@retold.workflow
+async def waits_on_blocker() -> str:
+    return await retold.execute(blocks_in_the_first_engine)
+
+
+async def test_an_engine_whose_unhold_fails_at_close_still_releases_its_leases(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    _BLOCK["first"] = True
+    async with retold.Engine(url, workflows=[waits_on_blocker], activities=[blocks_in_the_first_engine],
+                             lease=60.0, poll_interval=0.05) as first:
+        run = await first.start(waits_on_blocker)
+        with anyio.fail_after(10):
+            while not any(worker.running for worker in first.activity_workers):
+                await anyio.sleep(0.01)
+        fail_first(first, "unhold", 1)
+    assert "could not show" in caplog.text  # said, not raised
+    _BLOCK["first"] = False
+    async with retold.Engine(url, workflows=[waits_on_blocker], activities=[blocks_in_the_first_engine],
+                             poll_interval=0.05) as second:
+        with anyio.fail_after(30):  # the attempt's lease (60 s) had the first engine not released it
+            assert await second.get_handle(str(run.run_id)).result() == "ran again"

@@ -766,30 +766,6 @@ async def test_a_steps_statements_reach_the_socket_together_not_one_by_one(
         await store.close()
 
 
-async def test_closed_among_thousands_of_runs_is_one_statement(postgres_url: str) -> None:
-    """The engine's watch over the runs its callers wait for asks about all of them in one statement, their
-    ids one array parameter (it was one statement per 500 ids, compiled per call), with the same answer."""
-    from retold.testing.store_contract._common import start_run
-
-    store = SqlStore(postgres_url)
-    await store.open()
-    try:
-        ids = [await start_run(store, f"w-closed-{i}") for i in range(3)]
-        claimed = await store.claim_workflow_tasks("me", ["wf"], 10, 5.0)
-        assert len(claimed) == 3
-        for run_id in ids[:2]:
-            await Runs(store).commit_workflow_task(run_id, "me", 1, [ev.WorkflowCompleted(seq=2, at=0, result=b"1")])
-        asked = [f"nobody-{i}" for i in range(1_200)] + ids
-        trips = _RoundTrips(store)
-        assert await store.closed_among(asked) == set(ids[:2])
-        trips.count()
-        parsed = [line for line in trips.sent if "\tParse\t" in line and "retold_runs" in line]
-        assert len(parsed) == 1, parsed
-        assert await store.closed_among([]) == set()
-    finally:
-        await store.close()
-
-
 async def _steps(store: SqlStore, workflow_id: str, steps: int) -> list[list[str]]:
     """A start and ``steps`` one-round-trip steps on ``store``; what the client sent for each step (libpq's trace)."""
     from retold.engine._machine import ActivityStep, ActivityTake, StartStep

@@ -23,7 +23,7 @@ from ..history.attributes import SearchAttributeValue, check_memo, encode_attrib
 from ..history.codec import Codec, JsonCodec
 from ..history.ids import check_id
 from ..runtime import StepRunner, install_guard
-from ..stores import PurgeReport, StartRequest, Store, open_store
+from ..stores import PurgeReport, RunRecord, StartRequest, Store, open_store
 from ._feed import EventFeeds
 from ._handle import RunDescription, RunHandle
 from ._host import Host
@@ -129,6 +129,9 @@ class Client(RunOperations):
         self._what = "engine" if host is not None else "client"
         self.feeds = EventFeeds(self.store, self._poll_interval, self._spawn, self._what)
         self._closed_waiters: dict[str, CloseWaiter] = {}
+        self._first_looks: set[str] = set()  # runs waited on that the watch has not read yet
+        self._closed_hints: set[str] = set()  # runs the store said closed, not read yet
+        self._closed_scan = False  # the store said some runs closed, not which
         self._update_waiters = 0  # callers waiting for an update's reply
         self._wake_closed = Wakeup()
         self._group: TaskGroup | None = None
@@ -201,22 +204,49 @@ class Client(RunOperations):
             delay = min(delay * 2, 30.0)
 
     def _on_work(self, kind: str) -> None:
-        if kind == "closed":
+        if kind.startswith("closed"):
+            closed = kind.split()[1:]
+            if closed:  # which runs closed: the watch reads those alone
+                self._closed_hints.update(closed)
+            else:  # some runs closed, unknown which: it reads every run waited on
+                self._closed_scan = True
             self._wake_closed.set()
         elif self._host is not None:
             self._host.on_work(kind)
 
     async def _closed_watch_loop(self) -> None:
-        # Runs closed by other processes: one query for every waited-on run,
-        # instead of one poll per waiter. Runs a host closes notify at once.
+        # Runs closed by other processes: one read for the runs waited on,
+        # which hands each waiter its run's record, instead of reads per
+        # waiter. A new waiter wakes it (its first look); so does the store's
+        # word that runs closed: then it reads those runs (and new waiters')
+        # alone, and every run waited on once per poll interval. A host's
+        # closes wake their waiters at once.
+        scan_at = 0.0
         while True:
             await self._wake_closed.wait(self._poll_interval)
-            if self._closed_waiters:
-                for run_id in await self.store.closed_among(list(self._closed_waiters)):
+            hints, self._closed_hints = self._closed_hints, set()
+            waiting = self._closed_waiters
+            if waiting:
+                first, self._first_looks = self._first_looks, set()
+                now = anyio.current_time()
+                if self._closed_scan or now >= scan_at:
+                    self._closed_scan, scan_at = False, now + self._poll_interval
+                    ids = list(waiting)
+                else:
+                    ids = [run_id for run_id in first | hints if run_id in waiting]
+                if not ids:
+                    continue
+                try:
+                    found = await self.store.closed_among(ids)
+                except Exception:
+                    for run_id in first:  # they read for themselves, and meet the error (as before)
+                        self.notify_closed(run_id)
+                    raise
+                for run_id, record in found.items():
                     # A close committed by a step still in progress here: its end
                     # tells the waiters, with the record (no read for them).
                     if self._host is None or not self._host.stepping_here(run_id):
-                        self.notify_closed(run_id)
+                        self.notify_closed(run_id, record, missing=record is None)
 
     # -- starting -----------------------------------------------------------------
 
@@ -644,12 +674,14 @@ class Client(RunOperations):
         return await self.store.purge(self.store.now() - seconds, statuses=chosen, workflow=workflow,
                                       batch_size=_PURGE_BATCH, dry_run=dry_run)
 
-    def notify_closed(self, run_id: str) -> None:
-        """Wake every caller waiting for ``run_id`` to close (hosts call it when they close a run)."""
+    def notify_closed(self, run_id: str, record: RunRecord | None = None, *, missing: bool = False) -> None:
+        """Wake every caller waiting for ``run_id`` to close (hosts call it when they close a run),
+        handing them its ``record`` if known (``missing``: the store has no such run)."""
         waiter = self._closed_waiters.pop(run_id, None)
         if waiter is not None:
-            record = self._runs().closed.get(run_id)  # closed by this process: handed over, no read
-            waiter.set(record if record is not None and record.status != "running" else None)
+            if record is None:
+                record = self._runs().closed.get(run_id)  # closed by this process: handed over, no read
+            waiter.set(record if record is not None and record.status != "running" else None, missing=missing)
 
     @property
     def waiting(self) -> int:

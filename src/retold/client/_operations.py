@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._pending import PendingWork, describe_pending
+from .._wake import Wakeup
 from ..engine import Runs
 from ..errors import NotRegisteredError, PayloadError, RetoldError, SignalBufferFullError
 from ..history.codec import Codec
@@ -34,18 +35,20 @@ class CloseWaiter:
     when many runs closed at once (:attr:`Runs.closed` keeps only the last ones).
     """
 
-    __slots__ = ("_event", "record")
+    __slots__ = ("_event", "missing", "record")
 
     def __init__(self) -> None:
         self._event = anyio.Event()
         self.record: RunRecord | None = None
+        self.missing = False  # the store had no such run (the callers read it, for the error)
 
     async def wait(self) -> None:
         await self._event.wait()
 
-    def set(self, record: RunRecord | None = None) -> None:
+    def set(self, record: RunRecord | None = None, *, missing: bool = False) -> None:
         """Wake the callers, handing them ``record`` (a closed run's, or None: they read it)."""
         self.record = record
+        self.missing = missing
         self._event.set()
 
 
@@ -61,6 +64,8 @@ class RunOperations:
     _own_runs: Runs | None
     _steps: StepRunner
     _closed_waiters: dict[str, CloseWaiter]
+    _first_looks: set[str]
+    _wake_closed: Wakeup
     _update_waiters: int
 
     def _check_open(self) -> None:
@@ -83,10 +88,13 @@ class RunOperations:
         """Wait until the run (following continue-as-new) is closed.
 
         ``run_id`` says ``ident`` is a run id, not a workflow id: the waiter
-        is registered before the first read, which then suffices. A run this
-        process closed is known without a read (:attr:`Runs.closed`), and so
-        is one this process's engine is running (no first read: its close
-        wakes the waiter, and a close elsewhere is found by the client's poll).
+        is registered before the first read, which then suffices; that first
+        read is the client's watch of closed runs (one read for every run
+        waited on, which hands the records of closed ones to their waiters).
+        A run this process closed is known without a read
+        (:attr:`Runs.closed`), and so is one this process's engine is running
+        (no first read: its close wakes the waiter, and a close elsewhere is
+        found by the client's poll).
         """
         self._check_open()
         register = run_id
@@ -98,8 +106,13 @@ class RunOperations:
             waiter = None
             if record is None:
                 waiter = self._closed_waiters.setdefault(ident, CloseWaiter()) if register else None
-                if waiter is not None and self._host is not None and self._host.running_here(ident):
+                if waiter is not None:
+                    if self._host is None or not self._host.running_here(ident):
+                        self._first_looks.add(ident)
+                        self._wake_closed.set()
                     await waiter.wait()
+                    # Woken: closed (with its record), or unknown to the store, or the
+                    # watch's read failed (then it reads for itself, which says why).
                     handed, register = waiter.record, False
                     continue
                 record = await self.store.get_run(ident)

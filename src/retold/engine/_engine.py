@@ -19,7 +19,7 @@ from .._pending import PendingWork, describe_pending
 from .._wake import Wakeup, keep_running
 from ..authoring import Activity, Workflow, by_name
 from ..client import DEFAULT_URL, Client, EventFeeds, EventStream, RunHandle, RunPage, ScheduleHandle
-from ..errors import ConfigurationError, RetoldError
+from ..errors import ConfigurationError, RetoldError, StoreError
 from ..history.attributes import SearchAttributeValue
 from ..history.codec import Codec
 from ..history.export import History
@@ -291,12 +291,26 @@ class Engine:
         with anyio.CancelScope(shield=True):
             # Work interrupted by the shutdown goes back at once,
             # instead of when its leases run out (or its hold ends).
+            # Each step is tried even if one before failed: a store hiccup
+            # here costs only the wait (a lease, a hold) it would have saved.
             held, self._held = self._held, []
-            await self.runs.unhold(held)
-            await self.runs.release_leases(self.worker_id)
+            try:
+                await self.runs.unhold(held)
+            except StoreError as exc:
+                log.warning("engine %s could not show the %d first workflow tasks it held to other engines "
+                            "(they are claimed when their hold ends): %s", self.worker_id, len(held), exc)
+            try:
+                await self.runs.release_leases(self.worker_id)
+            except StoreError as exc:
+                log.warning("engine %s could not release its leases (its tasks are taken again when they "
+                            "lapse): %s", self.worker_id, exc)
             if self._registered:
                 self._registered = False
-                await self.store.unregister_worker(self.worker_id)
+                try:
+                    await self.store.unregister_worker(self.worker_id)
+                except StoreError as exc:
+                    log.warning("engine %s could not unregister (it is seen as dead once its heartbeat is "
+                                "old): %s", self.worker_id, exc)
 
     async def _keep_running(self, loop: Callable[[], Awaitable[None]]) -> None:
         await keep_running(loop, self.poll_interval, log, "engine")

@@ -169,8 +169,10 @@ class Store(Protocol):
         """Call ``on_work(kind)`` whenever any process creates work, until cancelled.
 
         ``kind`` is ``"workflow"``, ``"activity"`` or ``"closed"`` (a run
-        closed). A store that cannot tell returns at once: engines also poll,
-        so a missed call only delays work by their poll interval.
+        closed), which may be followed by the ids of the runs closed,
+        space-separated (``"closed <run id> <run id>"``). A store that cannot
+        tell returns at once: engines also poll, so a missed call only delays
+        work by their poll interval.
         """
         ...
 
@@ -316,8 +318,9 @@ class Store(Protocol):
         """Every schedule's row, by id (a read: it locks nothing)."""
         ...
 
-    async def closed_among(self, run_ids: Sequence[str]) -> set[str]:
-        """The ids among ``run_ids`` whose runs are no longer running."""
+    async def closed_among(self, run_ids: Sequence[str]) -> dict[str, RunRecord | None]:
+        """Of the runs ``run_ids`` names, those no longer running, with their records, and those
+        that do not exist (None); running runs are left out."""
         ...
 
     async def get_run(self, run_or_workflow_id: str) -> RunRecord:

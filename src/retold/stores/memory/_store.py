@@ -432,12 +432,19 @@ class MemoryStore:
         with self._locked():
             return [self.schedules[k] for k in sorted(self.schedules)]
 
-    async def closed_among(self, run_ids: Sequence[str]) -> set[str]:
-        """The ids among ``run_ids`` whose runs are no longer running."""
+    async def closed_among(self, run_ids: Sequence[str]) -> dict[str, RunRecord | None]:
+        """Of the runs ``run_ids`` names, those no longer running (with their records) and those unknown (None)."""
         await anyio.lowlevel.checkpoint()
         with self._locked():
             runs = self.runs
-            return {r for r in run_ids if r in runs and runs[r].status != "running"}
+            found: dict[str, RunRecord | None] = {}
+            for run_id in run_ids:
+                run = runs.get(run_id)
+                if run is None:
+                    found[run_id] = None
+                elif run.status != "running":
+                    found[run_id] = run.record(None)
+            return found
 
     async def get_run(self, run_or_workflow_id: str) -> RunRecord:
         """A run by run id, or the latest run of a workflow id."""

@@ -255,10 +255,10 @@ class NatsStore(Log):
         rows: list[ScheduleRow] = await self._read("list_schedules")
         return rows
 
-    async def closed_among(self, run_ids: Sequence[str]) -> set[str]:
-        """The ids among ``run_ids`` whose runs are no longer running."""
-        closed: set[str] = await self._read("closed_among", list(run_ids))
-        return closed
+    async def closed_among(self, run_ids: Sequence[str]) -> dict[str, RunRecord | None]:
+        """Of the runs ``run_ids`` names, those no longer running (with their records) and those unknown (None)."""
+        found: dict[str, RunRecord | None] = await self._read("closed_among", list(run_ids))
+        return found
 
     async def get_run(self, run_or_workflow_id: str) -> RunRecord:
         """A run by run id, or the latest run of a workflow id."""

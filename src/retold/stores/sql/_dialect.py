@@ -22,6 +22,7 @@ Insert = Callable[[sa.Table], Any]
 """An ``insert(table)`` that supports ``on_conflict_do_nothing()``."""
 
 _NOTIFY_KEY = "retold.notify"
+_PAYLOAD_LIMIT = 7_900  # bytes of one notification (PostgreSQL refuses 8,000 and more)
 
 
 class Dialect:
@@ -79,10 +80,20 @@ class Dialect:
         pending: set[str] = conn.info.setdefault(_NOTIFY_KEY, set())
         pending.add(kind)
 
-    def pending_notifications(self, conn: Connection) -> set[str]:
-        """Take the kinds :meth:`notify` collected in this transaction."""
+    def pending_notifications(self, conn: Connection) -> list[str]:
+        """Take the payloads of what :meth:`notify` collected in this transaction: each kind once, and
+        the runs closed (``"closed <run id>"``) as ``"closed <run id> <run id>..."`` under 8,000 bytes each."""
         pending: set[str] = conn.info.pop(_NOTIFY_KEY, set())
-        return pending
+        payloads = sorted(kind for kind in pending if " " not in kind)
+        closed = sorted(kind.partition(" ")[2] for kind in pending if " " in kind)
+        while closed:
+            chunk: list[str] = []
+            size = 6
+            while closed and (not chunk or size + len(closed[-1]) + 1 < _PAYLOAD_LIMIT):
+                size += len(closed[-1]) + 1
+                chunk.append(closed.pop())
+            payloads.append(" ".join(["closed", *chunk]))
+        return payloads
 
     def before_commit(self, conn: Connection) -> None:
         """Last statements of every transaction (send the notifications)."""

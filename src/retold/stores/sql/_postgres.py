@@ -108,7 +108,7 @@ class PostgreSQL(Dialect):
         SQLAlchemy sends next then finds no transaction and sends nothing.
         """
         pipe: Pipeline | None = conn.info.pop(PIPELINE_KEY, None)
-        kinds = sorted(self.pending_notifications(conn))
+        kinds = self.pending_notifications(conn)
         if pipe is None:
             for kind in kinds:
                 conn.execute(_NOTIFY, {"channel": self.channel, "kind": kind})

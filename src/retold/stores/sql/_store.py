@@ -52,10 +52,6 @@ __all__ = ["SqlStore"]
 
 _T = TypeVar("_T")
 
-# PostgreSQL: which of the runs with these ids are closed (``closed_among``).
-_CLOSED_AMONG_PG = f"SELECT run_id FROM {t.runs.name} WHERE run_id = ANY(%(ids)s) AND status <> 'running'"  # noqa: S608
-
-
 def _failure(record: RunRecord, data: bytes | None) -> BlockedTask | None:
     """A workflow task's stored failure, for an open run."""
     return BlockedTask.from_json(orjson.loads(data)) if data and record.status == "running" else None
@@ -206,9 +202,10 @@ class SqlStore(Leases):
     async def listen(self, on_work: Callable[[str], None]) -> None:
         """Call ``on_work(kind)`` when any process creates work, until cancelled.
 
-        ``kind`` is ``"workflow"``, ``"activity"`` or ``"closed"``. On
-        PostgreSQL this listens on a connection of its own; on SQLite it
-        returns at once (engines poll).
+        ``kind`` is ``"workflow"``, ``"activity"`` or ``"closed"`` (on
+        PostgreSQL followed by the ids of the runs closed). On PostgreSQL
+        this listens on a connection of its own; on SQLite it returns at
+        once (engines poll).
         """
         await self._d.listen(on_work)
 
@@ -380,24 +377,34 @@ class SqlStore(Leases):
         return [ScheduleRow(row.schedule_id, row.due_at, bytes(row.body)) for row in conn.execute(
             sa.select(st.c.schedule_id, st.c.due_at, st.c.body).order_by(st.c.schedule_id))]
 
-    async def closed_among(self, run_ids: Sequence[str]) -> set[str]:
-        """The ids among ``run_ids`` whose runs are no longer running."""
+    async def closed_among(self, run_ids: Sequence[str]) -> dict[str, RunRecord | None]:
+        """Of the runs ``run_ids`` names, those no longer running (with their records) and those unknown (None).
 
-        def query(conn: Connection) -> set[str]:
-            closed: set[str] = set()
+        A few ids (the runs a client was told closed): one query for their
+        rows. Many (every run it waits for): per 500, one for their statuses
+        and one for the rows of those closed, if any.
+        """
+
+        def query(conn: Connection) -> dict[str, RunRecord | None]:
+            found: dict[str, RunRecord | None] = {}
             ids = list(run_ids)
-            if self._d.name == "postgresql":
-                # One statement with the ids as one array parameter: nothing
-                # compiled per call (an IN list of N ids is SQLAlchemy's and
-                # psycopg's work per id, per call: the engine's own closes wake
-                # this watch through NOTIFY once per closed run).
-                return set(conn.exec_driver_sql(_CLOSED_AMONG_PG, {"ids": ids}).scalars())
             for i in range(0, len(ids), 500):
-                closed.update(conn.execute(
-                    sa.select(t.runs.c.run_id)
-                    .where(t.runs.c.run_id.in_(ids[i:i + 500]), t.runs.c.status != "running")
-                ).scalars())
-            return closed
+                chunk = ids[i:i + 500]
+                if len(chunk) <= 32:
+                    status = {}
+                    for row in conn.execute(sa.select(t.runs).where(t.runs.c.run_id.in_(chunk))):
+                        status[row.run_id] = row.status
+                        if row.status != "running":
+                            found[row.run_id] = row_to_run(row)
+                else:
+                    status = {row.run_id: row.status for row in conn.execute(
+                        sa.select(t.runs.c.run_id, t.runs.c.status).where(t.runs.c.run_id.in_(chunk)))}
+                    closed = [run_id for run_id, state in status.items() if state != "running"]
+                    if closed:
+                        for row in conn.execute(sa.select(t.runs).where(t.runs.c.run_id.in_(closed))):
+                            found[row.run_id] = row_to_run(row)
+                found.update((run_id, None) for run_id in chunk if run_id not in status)
+            return found
 
         return await self._read(query)
 

@@ -469,7 +469,7 @@ class SqlTx:
         pipe = self._pipe
         if pipe is None:  # SQLite: statements ran as issued
             return leased
-        for kind in sorted(self._d.pending_notifications(self._raw)):  # PostgreSQL sends them at COMMIT
+        for kind in self._d.pending_notifications(self._raw):  # PostgreSQL sends them at COMMIT
             pipe.add_sql("SELECT pg_notify(%(channel)s, %(kind)s)",
                          {"channel": self._d.channel, "kind": kind})  # type: ignore[attr-defined]
         if any(isinstance(task_id, list) for _queue, task_id, _seq in leased):
@@ -618,7 +618,7 @@ class SqlTx:
                 "b_failure": None if c.failure is None else orjson.dumps(c.failure.to_json()),
                 "b_next_run_id": c.next_run_id,
             })
-            self._d.notify(self._raw, CLOSED)
+            self._d.notify(self._raw, f"{CLOSED} {run_id}")  # waiters elsewhere read this run alone
             self._write(q.delete_run_tasks, {"b_run_id": run_id})
             self._write(q.delete_run_timers, {"b_run_id": run_id})
         if plan.task is not None:

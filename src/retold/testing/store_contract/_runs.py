@@ -378,7 +378,9 @@ async def test_cancel_racing_completion_records_one_outcome(store_factory: Store
             outcomes[rid] = [e.type for e in history if isinstance(e, ev.TERMINAL_TYPES)]
         assert outcomes == {run_id: ["WorkflowCancelled"], other: ["WorkflowCompleted"]}
         assert [(await store.get_run(r)).status for r in (run_id, other)] == ["cancelled", "completed"]
-        assert await store.closed_among([run_id, other, "nobody"]) == {run_id, other}
+        running = await start_run(store, "still-running")
+        found = await store.closed_among([run_id, other, "nobody", running])
+        assert found == {run_id: await store.get_run(run_id), other: await store.get_run(other), "nobody": None}
 
 
 async def test_reads_runs_by_id_status_and_workflow(store_factory: StoreFactory) -> None:
