@@ -169,3 +169,26 @@ def test_json_codec_reads_numbers_from_object_keys() -> None:
     assert codec.convert(2, float) == 2.0  # every int is a number
     with pytest.raises(retold.PayloadError, match=r"expected an integer, got float 2\.0"):
         codec.convert(2.0, int)  # a float is not an int, even a whole one: nothing is coerced
+
+
+def test_a_codec_imports_pydantic_only_once_the_program_has() -> None:
+    # pydantic costs a process 50-100 ms to import; a program without models should not pay it.
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import sys
+        from retold.history.codec import JsonCodec
+        codec = JsonCodec()
+        assert codec.decode(codec.encode({"a": 1}), dict) == {"a": 1}
+        print("pydantic" in sys.modules)
+        import pydantic
+        class Late(pydantic.BaseModel):
+            n: int
+        value = codec.decode(codec.encode(Late(n=3)), Late)
+        print(type(value).__name__, value.n)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["False", "Late 3"]

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import httpx
 
+from tests._ports import free_port
 from tests.cli.conftest import Background, Retold
 from tests.cli.test_commands import ok
-from tests.cli.test_serve_replay import free_port
 
 
 def sample(body: str, name: str, **labels: str) -> float | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,15 +15,9 @@ from httpx_sse import connect_sse
 import retold
 from retold.cli._serve import is_loopback
 from tests import shop
+from tests._ports import free_port
 from tests.cli.conftest import Background, Retold
 from tests.cli.test_commands import ok, one_line_error
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_serve_runs_the_api_with_its_workers_and_tokens(background: Callable[..., Background]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests._ports import free_port
 
 from .browser import Browser, Page, find_chromium
 
@@ -62,9 +63,7 @@ def browser(chromium: str) -> Iterator[Browser]:
 @contextmanager
 def serve(db: Path, **env_extra: str) -> Iterator[Served]:
     """``retold serve --app tests.dashboard.workflows`` with a token, on the SQLite file ``db``."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETOLD_")}
     env.update(PYTHONPATH=str(ROOT), RETOLD_TOKENS=TOKEN, **env_extra)
     proc = subprocess.Popen(

@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 import retold
+from tests._ports import free_port
 from tests.scaleout._app import read_logs
 from tests.scaleout.conftest import Spawn
 
@@ -162,7 +163,6 @@ def test_serve_gives_the_api_and_live_events_over_nats(nats_url: str, spawn: Spa
     # `retold serve --no-workers` over the same stream as a worker process: a run started over HTTP is
     # run by the worker, its events arrive on the SSE stream as they are recorded, and serve exits at SIGTERM.
     import os
-    import socket
     import subprocess
     import sys
 
@@ -172,9 +172,7 @@ def test_serve_gives_the_api_and_live_events_over_nats(nats_url: str, spawn: Spa
     from tests.scaleout._procs import ROOT
 
     spawn("tests.scaleout._app:ONE_STEP", nats_url).wait_ready()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "retold", "serve", "--no-workers", "--url", nats_url, "--app",
          "tests.scaleout._app:ONE_STEP", "--port", str(port)],

@@ -22,6 +22,7 @@ import hashlib
 import json
 import pickle
 import re
+import sys
 import types
 import typing
 import uuid
@@ -101,13 +102,12 @@ class Codec(Protocol):
 
 
 def _pydantic_hooks(converter: cattrs.Converter) -> None:
-    try:
-        import pydantic
-    except ImportError:  # pragma: no cover - pydantic is optional
-        return
-
+    # pydantic is optional, and importing it costs a process 50-100 ms: a
+    # model exists only once its program imported pydantic, so that is when
+    # a type is looked at as one.
     def is_model(tp: Any) -> bool:
-        return isinstance(tp, type) and issubclass(tp, pydantic.BaseModel)
+        pydantic = sys.modules.get("pydantic")
+        return pydantic is not None and isinstance(tp, type) and issubclass(tp, pydantic.BaseModel)
 
     converter.register_unstructure_hook_func(
         lambda tp: is_model(tp), lambda value: value.model_dump(mode="json")
