@@ -828,3 +828,16 @@ async def test_a_psycopg_without_the_parts_the_pipeline_uses_sends_through_its_c
         await _steps(store, "w-cursors", 3)
     finally:
         await store.close()
+
+
+def test_the_pipeline_writes_on_libpq_only_for_the_psycopg_versions_it_was_written_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its use of psycopg's internals is tied to the versions tested; another version goes through the cursors."""
+    import psycopg
+
+    assert _pipeline._RAW  # the installed psycopg is one of them (else the path above is not tested)
+    monkeypatch.setattr(psycopg, "__version__", "3.4.0")
+    assert not _pipeline._psycopg_known()
+    monkeypatch.setattr(psycopg, "__version__", "3.3.0.dev1")
+    assert _pipeline._psycopg_known()

@@ -95,6 +95,25 @@ def shifted(sql: str, names: tuple[str, ...], some: bool = False) -> str:
     return sql
 
 
+# The psycopg versions whose internal parts :meth:`Pipeline._send` was written
+# against and is tested with (``_preparing``, ``_queries``, the connection's
+# cache of prepared statements): another version's statements go through
+# its public cursors, as they did before.
+_PSYCOPG_KNOWN = ((3, 2), (3, 3))
+
+
+def _psycopg_known() -> bool:
+    try:
+        import psycopg
+    except ImportError:  # not installed (SQLite only)
+        return False
+    try:
+        major, minor = (int(part) for part in psycopg.__version__.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) in _PSYCOPG_KNOWN
+
+
 try:  # psycopg's parts that turn a statement and its parameters into protocol messages
     from psycopg import errors as _errors
     from psycopg import pq as _pq
@@ -104,7 +123,7 @@ try:  # psycopg's parts that turn a statement and its parameters into protocol m
 except ImportError:  # not installed (SQLite only), or another psycopg: statements go through its cursors
     _RAW = False
 else:
-    _RAW = True
+    _RAW = _psycopg_known()
     _FATAL = _pq.ExecStatus.FATAL_ERROR
     _ABORTED = _pq.ExecStatus.PIPELINE_ABORTED
     _SYNC = _pq.ExecStatus.PIPELINE_SYNC
