@@ -841,3 +841,33 @@ def test_the_pipeline_writes_on_libpq_only_for_the_psycopg_versions_it_was_writt
     assert not _pipeline._psycopg_known()
     monkeypatch.setattr(psycopg, "__version__", "3.3.0.dev1")
     assert _pipeline._psycopg_known()
+
+
+async def test_a_start_whose_first_task_is_hidden_wakes_no_engine(postgres_url: str) -> None:
+    """A start held for its engine's own first step (or delayed) notifies nobody: no engine could claim its
+    task. Before, each such start woke every listening engine into a claim that found nothing."""
+    store = SqlStore(postgres_url)
+    await store.open()
+    heard: list[str] = []
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store.listen, heard.append)
+            admin = sa.create_engine(postgres_url)
+            try:
+                with anyio.fail_after(30):
+                    while not listeners(admin, postgres_url):
+                        await anyio.sleep(0.02)
+            finally:
+                admin.dispose()
+            runs = Runs(store)
+            started: list[ev.Event] = []
+            request = StartRequest("greet", "held", b'["x"]', "h")
+            assert (await runs.start(request, None, started, hold=60.0))[1]
+            assert (await runs.start(StartRequest("greet", "shown", b'["y"]', "h"), None, []))[1]
+            with anyio.fail_after(30):  # the second start's notification (sent after the first's would be)
+                while "workflow" not in heard:
+                    await anyio.sleep(0.02)
+            tg.cancel_scope.cancel()
+    finally:
+        await store.close()
+    assert heard.count("workflow") == 1, heard
