@@ -18,7 +18,7 @@ from retold.engine._runs import Runs
 from retold.history import events as ev
 from retold.stores import StartRequest
 from retold.stores._plan import Plan
-from retold.stores.sql import SqlStore, _postgres
+from retold.stores.sql import SqlStore, _pipeline, _postgres
 from retold.stores.sql import _schema as t
 from retold.testing.store_contract._common import run_with_activity
 from tests.conftest import EngineFactory
@@ -680,3 +680,194 @@ async def test_steps_on_remembered_state_in_a_group_commit(postgres_url: str) ->
     finally:
         await store.close()
         await other.close()
+
+
+class _SocketWaits:
+    """How often a pooled connection's socket was waited on (each wait a ``poll``): by psycopg, or by the store's
+    own pipeline (``_pipeline._wait``)."""
+
+    def __init__(self, store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.waits = 0
+        self._engine = store._engine
+        self._wrapped: list[Any] = []
+        sa.event.listen(self._engine, "checkout", self._checkout)
+        wait = _pipeline._wait
+
+        def counted(fd: int, write: bool) -> bool:
+            self.waits += 1
+            return wait(fd, write)
+
+        monkeypatch.setattr(_pipeline, "_wait", counted)
+
+    def _checkout(self, dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        if any(conn is dbapi_conn for conn in self._wrapped):
+            return
+        self._wrapped.append(dbapi_conn)
+        wait = dbapi_conn.wait
+
+        def counted(gen: Any, *args: Any, **kwargs: Any) -> Any:
+            def waits() -> Any:
+                ready = None
+                while True:
+                    try:
+                        state = gen.send(ready)
+                    except StopIteration as stop:
+                        return stop.value
+                    self.waits += 1
+                    ready = yield state
+
+            return wait(waits(), *args, **kwargs)
+
+        dbapi_conn.wait = counted
+
+    def stop(self) -> None:
+        sa.event.remove(self._engine, "checkout", self._checkout)
+        for conn in self._wrapped:
+            del conn.wait
+
+
+async def test_a_steps_statements_reach_the_socket_together_not_one_by_one(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A one-round-trip step's statements are handed to the socket together at the end of its pipeline:
+    the socket is waited on a few times per transaction, not twice per statement (a ``poll``, and the
+    GIL released and taken again, each time, as psycopg's cursors do). The step is written as before."""
+    from retold.engine._machine import ActivityStep, ActivityTake, StartStep
+    from retold.stores import ActivityOutcome
+
+    store = SqlStore(postgres_url)
+    await store.open()
+    try:
+        scheduled = ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={})
+        started = ev.WorkflowStarted(seq=1, at=0, workflow="wf", workflow_id="w-waits", input=b"[]")
+        take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
+        run, _ = await Runs(store).start(StartRequest("wf", "w-waits", b"[]", "h"),
+                                         StartStep("r", started, [scheduled], take))
+        [task] = take.taken
+        for seq in (3, 5):
+            waits = _SocketWaits(store, monkeypatch)
+            trips = _RoundTrips(store)
+            outcome = ActivityOutcome("completed", result=b"1")
+            nxt = ev.ActivityScheduled(seq=seq + 1, at=1.0, activity="a", input=b"[]", options={})
+            take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
+            step = ActivityStep(run.run_id, seq - 1, outcome.event(seq=seq, at=1.0, scheduled=seq - 1, attempt=1),
+                                [nxt], take)
+            assert await Runs(store).finish_activity(task, "me", outcome, step)
+            waits.stop()
+            assert step.stepped
+            assert trips.count() == 1
+            statements = sum(1 for line in trips.sent if "\tBind\t" in line)
+            assert statements >= 6
+            assert waits.waits <= 4, (waits.waits, statements)
+            [task] = take.taken
+        _record, history = await store.load(run.run_id, 0)
+        assert [e.seq for e in history] == [1, 2, 3, 4, 5, 6]
+    finally:
+        await store.close()
+
+
+async def _steps(store: SqlStore, workflow_id: str, steps: int) -> list[list[str]]:
+    """A start and ``steps`` one-round-trip steps on ``store``; what the client sent for each step (libpq's trace)."""
+    from retold.engine._machine import ActivityStep, ActivityTake, StartStep
+    from retold.stores import ActivityOutcome
+
+    scheduled = ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={})
+    started = ev.WorkflowStarted(seq=1, at=0, workflow="wf", workflow_id=workflow_id, input=b"[]")
+    take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
+    run, _ = await Runs(store).start(StartRequest("wf", workflow_id, b"[]", "h"),
+                                     StartStep("r", started, [scheduled], take))
+    [task] = take.taken
+    sent = []
+    for seq in range(3, 3 + 2 * steps, 2):
+        trips = _RoundTrips(store)
+        outcome = ActivityOutcome("completed", result=b"1")
+        nxt = ev.ActivityScheduled(seq=seq + 1, at=1.0, activity="a", input=b"[]", options={})
+        take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
+        step = ActivityStep(run.run_id, seq - 1, outcome.event(seq=seq, at=1.0, scheduled=seq - 1, attempt=1),
+                            [nxt], take)
+        assert await Runs(store).finish_activity(task, "me", outcome, step)
+        assert step.stepped
+        assert trips.count() == 1
+        sent.append(trips.sent)
+        [task] = take.taken
+    _record, history = await store.load(run.run_id, 0)
+    assert [e.seq for e in history] == list(range(1, 3 + 2 * steps))
+    assert [e.type for e in history if e.seq % 2 == 1][1:] == ["ActivityCompleted"] * steps
+    return sent
+
+
+async def test_a_steps_statements_run_prepared_after_five_runs_as_through_psycopgs_cursors(
+    postgres_url: str,
+) -> None:
+    """The store's pipeline prepares a statement once it has run five times, in the connection's own cache of
+    prepared statements (psycopg's), as psycopg's cursors do: later steps send only its Bind, no Parse."""
+    store = SqlStore(postgres_url, pool_size=1)  # one connection: its cache sees every step
+    await store.open()
+    try:
+        sent = await _steps(store, "w-prepared", 8)
+        assert any("\tParse\t" in line and "INSERT INTO retold_events" in line for line in sent[0])
+        last = sent[-1]
+        binds = [line for line in last if "\tBind\t" in line]
+        named = [line for line in binds if '"_pg3_' in line]
+        assert len(named) >= 6
+        assert len(binds) - len(named) == 1, binds  # BEGIN, never prepared (COMMIT is, as by psycopg's cursors)
+        assert not any("\tParse\t" in line and "retold_" in line for line in last), last
+    finally:
+        await store.close()
+
+
+async def test_a_psycopg_without_the_parts_the_pipeline_uses_sends_through_its_cursors(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a psycopg whose internals the store's pipeline does not know, statements go through psycopg's
+    cursors: the same steps, one round trip each, the same history."""
+    monkeypatch.setattr(_pipeline, "_RAW", False)
+    store = SqlStore(postgres_url)
+    await store.open()
+    try:
+        await _steps(store, "w-cursors", 3)
+    finally:
+        await store.close()
+
+
+def test_the_pipeline_writes_on_libpq_only_for_the_psycopg_versions_it_was_written_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its use of psycopg's internals is tied to the versions tested; another version goes through the cursors."""
+    import psycopg
+
+    assert _pipeline._RAW  # the installed psycopg is one of them (else the path above is not tested)
+    monkeypatch.setattr(psycopg, "__version__", "3.4.0")
+    assert not _pipeline._psycopg_known()
+    monkeypatch.setattr(psycopg, "__version__", "3.3.0.dev1")
+    assert _pipeline._psycopg_known()
+
+
+async def test_a_start_whose_first_task_is_hidden_wakes_no_engine(postgres_url: str) -> None:
+    """A start held for its engine's own first step (or delayed) notifies nobody: no engine could claim its
+    task. Before, each such start woke every listening engine into a claim that found nothing."""
+    store = SqlStore(postgres_url)
+    await store.open()
+    heard: list[str] = []
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store.listen, heard.append)
+            admin = sa.create_engine(postgres_url)
+            try:
+                with anyio.fail_after(30):
+                    while not listeners(admin, postgres_url):
+                        await anyio.sleep(0.02)
+            finally:
+                admin.dispose()
+            runs = Runs(store)
+            started: list[ev.Event] = []
+            request = StartRequest("greet", "held", b'["x"]', "h")
+            assert (await runs.start(request, None, started, hold=60.0))[1]
+            assert (await runs.start(StartRequest("greet", "shown", b'["y"]', "h"), None, []))[1]
+            with anyio.fail_after(30):  # the second start's notification (sent after the first's would be)
+                while "workflow" not in heard:
+                    await anyio.sleep(0.02)
+            tg.cancel_scope.cancel()
+    finally:
+        await store.close()
+    assert heard.count("workflow") == 1, heard

@@ -80,12 +80,27 @@ class Dialect:
         pending: set[str] = conn.info.setdefault(_NOTIFY_KEY, set())
         pending.add(kind)
 
+    def withdraw(self, conn: Connection, kind: str) -> None:
+        """Take back a :meth:`notify` of this transaction (the work it told of is hidden after all)."""
+        pending: set[str] | None = conn.info.get(_NOTIFY_KEY)
+        if pending is not None:
+            pending.discard(kind)
+
     def pending_notifications(self, conn: Connection) -> list[str]:
-        """Take the payloads of what :meth:`notify` collected in this transaction: each kind once, and
-        the runs closed (``"closed <run id>"``) as ``"closed <run id> <run id>..."`` under 8,000 bytes each."""
+        """Take the payloads of what :meth:`notify` collected in this transaction: each kind once (a kind
+        given with a run id, ``"workflow <run id>"``, counts as the kind), and the runs closed
+        (``"closed <run id>"``) as ``"closed <run id> <run id>..."`` under 8,000 bytes each."""
         pending: set[str] = conn.info.pop(_NOTIFY_KEY, set())
-        payloads = sorted(kind for kind in pending if " " not in kind)
-        closed = sorted(kind.partition(" ")[2] for kind in pending if " " in kind)
+        closed: list[str] = []
+        kinds: set[str] = set()
+        for kind in pending:
+            base, _, run_id = kind.partition(" ")
+            if base == "closed" and run_id:
+                closed.append(run_id)
+            else:
+                kinds.add(base)
+        payloads = sorted(kinds)
+        closed.sort()
         while closed:
             chunk: list[str] = []
             size = 6

@@ -26,11 +26,20 @@ nothing sent. Anything that must run
 through SQLAlchemy sends the queue first, so statements still run in the
 order the store issued them. Durability is unchanged: ``COMMIT`` is the
 last statement, and nothing is handed out before its answer.
+
+A pipeline is written on libpq's connection directly (:meth:`Pipeline._send`):
+psycopg's own parts turn each statement and its parameters into protocol
+messages and keep the connection's prepared statements, then every message
+goes to the socket at once and every answer is read up to the ``Sync``.
+Through psycopg's cursors each statement also cost a cursor, a ``poll`` and
+a ``send`` of its own: as much CPU as everything else in the transaction.
 """
 
 from __future__ import annotations
 
 import functools
+import select
+from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,6 +54,7 @@ __all__ = ["AFTER_COMMIT_KEY", "FENCE_MARK", "PIPELINE_KEY", "AssumptionFailed",
 FENCE_MARK = "retold fence "
 
 _BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
+_BEGIN_BYTES = _BEGIN.encode()
 
 PIPELINE_KEY = "retold.pipeline"
 # Callables run once the transaction (or the group commit its piece was in) has committed.
@@ -83,6 +93,97 @@ def shifted(sql: str, names: tuple[str, ...], some: bool = False) -> str:
     for name in names:
         sql = sql.replace(f"%({name})s", template.format(name))
     return sql
+
+
+# The psycopg versions whose internal parts :meth:`Pipeline._send` was written
+# against and is tested with (``_preparing``, ``_queries``, the connection's
+# cache of prepared statements): another version's statements go through
+# its public cursors, as they did before.
+_PSYCOPG_KNOWN = ((3, 2), (3, 3))
+
+
+def _psycopg_known() -> bool:
+    try:
+        import psycopg
+    except ImportError:  # not installed (SQLite only)
+        return False
+    try:
+        major, minor = (int(part) for part in psycopg.__version__.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) in _PSYCOPG_KNOWN
+
+
+try:  # psycopg's parts that turn a statement and its parameters into protocol messages
+    from psycopg import errors as _errors
+    from psycopg import pq as _pq
+    from psycopg._preparing import Prepare as _Prepare
+    from psycopg._queries import PostgresQuery as _PostgresQuery
+    from psycopg.adapt import Transformer as _Transformer
+except ImportError:  # not installed (SQLite only), or another psycopg: statements go through its cursors
+    _RAW = False
+else:
+    _RAW = _psycopg_known()
+    _FATAL = _pq.ExecStatus.FATAL_ERROR
+    _ABORTED = _pq.ExecStatus.PIPELINE_ABORTED
+    _SYNC = _pq.ExecStatus.PIPELINE_SYNC
+
+
+@functools.lru_cache(maxsize=256)
+def _row_type(names: tuple[str, ...]) -> Any:
+    return namedtuple("Row", names, rename=True)
+
+
+class _Answer:
+    """A statement's answer read off a pipeline: its rows (named tuples) and its command status."""
+
+    __slots__ = ("_at", "_rows", "statusmessage")
+
+    def __init__(self, rows: list[Any], status: str | None) -> None:
+        self._rows = rows
+        self._at = 0
+        self.statusmessage = status
+
+    def fetchone(self) -> Any:
+        if self._at >= len(self._rows):
+            return None
+        self._at += 1
+        return self._rows[self._at - 1]
+
+    def fetchall(self) -> list[Any]:
+        rows, self._at = self._rows[self._at:], len(self._rows)
+        return rows
+
+
+def _wait(fd: int, write: bool) -> bool:
+    """Wait until the socket can be read (or, with ``write``, written); whether it can be read."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | (select.POLLOUT if write else 0))
+    while not (ready := poller.poll()):
+        pass
+    return bool(ready[0][1] & (select.POLLIN | select.POLLERR | select.POLLHUP))
+
+
+def _read_pipeline(pgconn: Any) -> list[list[Any]]:
+    """Send what libpq holds and read every answer up to the pipeline's Sync: the results of each statement."""
+    fd = pgconn.socket
+    while pgconn.flush():  # (reading meanwhile: the server may be blocked writing answers)
+        if _wait(fd, write=True):
+            pgconn.consume_input()
+    results: list[list[Any]] = []
+    current: list[Any] = []
+    while True:
+        while pgconn.is_busy():
+            _wait(fd, write=False)
+            pgconn.consume_input()
+        result = pgconn.get_result()
+        if result is None:  # the end of one statement's results
+            results.append(current)
+            current = []
+        elif result.status == _SYNC:
+            return results
+        else:
+            current.append(result)
 
 
 class Pipeline:
@@ -205,33 +306,13 @@ class Pipeline:
         if self.held:
             raise Rerun
         queue, self._queue = self._queue, []
-        from psycopg.rows import namedtuple_row
-
         driver = self._driver
-        begin = driver.pgconn.transaction_status == 0 and hasattr(driver, "_autocommit")  # IDLE
         self.round_trips += 1
         try:
-            if begin:
-                # psycopg sends BEGIN itself, alone, before the first statement
-                # (and waits for it, even in a pipeline) unless it thinks it is
-                # in autocommit: it then leaves ours to go with the statements.
-                driver._autocommit = True
-            try:
-                with driver.pipeline():
-                    if begin:
-                        driver.execute(_BEGIN, prepare=False)
-                    for sql, params, many, answer in queue:
-                        if many:
-                            driver.cursor().executemany(sql, params)
-                        elif answer is None:
-                            driver.execute(sql, params)
-                        else:
-                            cur = driver.cursor(row_factory=namedtuple_row)
-                            cur.execute(sql, params)
-                            answer.append(cur)
-            finally:
-                if begin:
-                    driver._autocommit = False
+            if _RAW and hasattr(driver, "_prepared"):
+                self._send(driver, queue)
+            else:
+                self._send_through_cursors(driver, queue)
         except Exception as exc:
             conflict = self._conflict(exc)
             if conflict is not None:
@@ -239,6 +320,117 @@ class Pipeline:
             raise
         finally:
             self._fences.clear()
+
+    def _send(self, driver: Any, queue: list[tuple[str, Any, bool, list[Any] | None]]) -> None:
+        """The queue as one pipeline, written on libpq's connection directly.
+
+        What psycopg's cursors do for each statement in a pipeline (turn the
+        statement and its parameters into protocol messages, prepare it once
+        it has run 5 times, through the connection's own cache of prepared
+        statements), then every message handed to the socket at once, and
+        every answer read up to the Sync. psycopg's cursors also wait on the
+        socket (a ``poll``, and the GIL released and taken again) and write
+        to it for each statement, and build a cursor, an adaptation context
+        and a transformer for each: as much CPU as the rest. The messages,
+        their order, the Sync and the answers are the same.
+        """
+        pgconn = driver.pgconn
+        prepared = driver._prepared
+        tx = _Transformer(driver)
+        # Per statement sent, in order: where its answer goes, and its entry in the cache of prepared statements.
+        expected: list[tuple[list[Any] | None, tuple[Any, Any, bytes] | None]] = []
+        deallocated: list[tuple[int, bytes | None]] = []  # (where in ``expected``, name)
+        failed: BaseException | None = None
+        pgconn.enter_pipeline_mode()
+        try:
+            try:
+                if pgconn.transaction_status == 0:  # IDLE: the first statements of the transaction
+                    pgconn.send_query_params(_BEGIN_BYTES, None)
+                    expected.append((None, None))
+                for sql, params, many, answer in queue:
+                    pgq = _PostgresQuery(tx)
+                    for i, row in enumerate(params if many else (params,)):
+                        if i == 0:
+                            pgq.convert(sql, row)
+                        else:
+                            pgq.dump(row)
+                        prep, name = prepared.get(pgq)
+                        if prep is _Prepare.NO:
+                            pgconn.send_query_params(pgq.query, pgq.params, pgq.types, pgq.formats)
+                        else:
+                            if prep is _Prepare.SHOULD:
+                                pgconn.send_prepare(name, pgq.query, param_types=pgq.types)
+                                expected.append((None, None))
+                            pgconn.send_query_prepared(name, pgq.params, param_formats=pgq.formats)
+                        key = prepared.maybe_add_to_cache(pgq, prep, name)
+                        expected.append((answer, None if key is None else (key, prep, name)))
+                # Prepared statements psycopg let go of (its cache is full, or they may be gone: see
+                # forget_prepared), as its cursors deallocate them: after the statements.
+                while prepared._to_flush:
+                    name = prepared._to_flush.popleft()
+                    pgconn.send_query_params(b"DEALLOCATE " + name if name else b"DEALLOCATE ALL", None)
+                    deallocated.append((len(expected), name))
+                    expected.append((None, None))
+            except BaseException as exc:  # noqa: BLE001 - what was sent is still read, then this is raised
+                failed = exc
+            pgconn.pipeline_sync()
+            results = _read_pipeline(pgconn)
+        finally:
+            if pgconn.status == 0:  # OK (a broken connection is left to the pool)
+                pgconn.exit_pipeline_mode()
+        for at, name in deallocated:  # not done (the pipeline failed before): at the next one
+            if not results[at] or results[at][-1].status in (_FATAL, _ABORTED):
+                prepared._to_flush.append(name)
+        if failed is not None:
+            raise failed
+        error: Exception | None = None
+        for (answer, prepared_as), result in zip(expected, results, strict=True):
+            if prepared_as is not None:
+                prepared.validate(*prepared_as, result)
+            last = result[-1] if result else None
+            if last is None:
+                continue
+            if last.status == _FATAL:
+                error = error or _errors.error_from_result(last, encoding=pgconn._encoding)
+            elif last.status == _ABORTED:
+                error = error or _errors.PipelineAborted("pipeline aborted")
+            elif answer is not None:
+                rows: list[Any] = []
+                if last.ntuples:
+                    tx.set_pgresult(last)
+                    make = _row_type(tuple(last.fname(i).decode() for i in range(last.nfields)))._make
+                    rows = tx.load_rows(0, last.ntuples, make)
+                status = last.command_status
+                answer.append(_Answer(rows, status.decode() if status else None))
+        if error is not None:
+            raise error
+
+    def _send_through_cursors(self, driver: Any, queue: list[tuple[str, Any, bool, list[Any] | None]]) -> None:
+        """The queue as one pipeline through psycopg's cursors (a psycopg without the parts :meth:`_send` uses)."""
+        from psycopg.rows import namedtuple_row
+
+        begin = driver.pgconn.transaction_status == 0 and hasattr(driver, "_autocommit")  # IDLE
+        try:
+            if begin:
+                # psycopg sends BEGIN itself, alone, before the first statement
+                # (and waits for it, even in a pipeline) unless it thinks it is
+                # in autocommit: it then leaves ours to go with the statements.
+                driver._autocommit = True
+            with driver.pipeline():
+                if begin:
+                    driver.execute(_BEGIN, prepare=False)
+                for sql, params, many, answer in queue:
+                    if many:
+                        driver.cursor().executemany(sql, params)
+                    elif answer is None:
+                        driver.execute(sql, params)
+                    else:
+                        cur = driver.cursor(row_factory=namedtuple_row)
+                        cur.execute(sql, params)
+                        answer.append(cur)
+        finally:
+            if begin:
+                driver._autocommit = False
 
     def _conflict(self, exc: Exception) -> ConflictError | AssumptionFailed | None:
         """The fence that failed, as a ConflictError, or the check, as its error (None if ``exc`` is something else)."""

@@ -285,6 +285,7 @@ class SqlTx:
         """Forget what this transaction queued since its assumption (nothing of it was sent)."""
         if self._pipe is not None and self._assumed is not None:
             self._pipe.truncate(self._mark)
+        self._d.pending_notifications(self._raw)  # (taken: decided again, they are again)
         self._store._activity_ids.extendleft(reversed(self._popped))
         self._popped.clear()
 
@@ -305,6 +306,12 @@ class SqlTx:
         if self._task_check is not None:
             self._check_task()
         if self._pipe is not None:
+            # The notifications of every plan applied (a later plan may have
+            # hidden a task an earlier one created: see _task), queued in the
+            # transaction (or, in a group commit, in its piece's savepoint).
+            for kind in self._d.pending_notifications(self._raw):  # PostgreSQL delivers them at COMMIT
+                self._pipe.add_sql("SELECT pg_notify(%(channel)s, %(kind)s)",
+                                   {"channel": self._d.channel, "kind": kind})  # type: ignore[attr-defined]
             self._pipe.held = False
         memory = self._memory
         if memory is None:
@@ -469,9 +476,6 @@ class SqlTx:
         pipe = self._pipe
         if pipe is None:  # SQLite: statements ran as issued
             return leased
-        for kind in self._d.pending_notifications(self._raw):  # PostgreSQL sends them at COMMIT
-            pipe.add_sql("SELECT pg_notify(%(channel)s, %(kind)s)",
-                         {"channel": self._d.channel, "kind": kind})  # type: ignore[attr-defined]
         if any(isinstance(task_id, list) for _queue, task_id, _seq in leased):
             pipe.flush()
             leased = [(queue, int(cursor[0].fetchone()[0]) if isinstance(cursor, list) else cursor, seq)
@@ -644,6 +648,8 @@ class SqlTx:
                 "b_failure": None if change.failure is None else orjson.dumps(change.failure.to_json()),
                 "b_failed_by": f" {' '.join(change.failed_by)} " if change.failed_by else None,
             }
+            if change.visible_at > now:  # hidden (a held or delayed start): nobody is to claim it now
+                self._d.withdraw(self._raw, f"{WORKFLOW} {run_id}")
             if change.attempts is None:
                 self._write(q.backoff_wft, values)
             else:
@@ -659,7 +665,7 @@ class SqlTx:
             "run_id": run_id, "visible_at": now, "lease_owner": None, "lease_expires": None,
             "attempts": 0, "signals": 0, "failure": None, "failed_by": None, "lapses": 0, "stepping": 0,
         }, ("visible_at",))
-        self._d.notify(self._raw, WORKFLOW)
+        self._d.notify(self._raw, f"{WORKFLOW} {run_id}")  # (withdrawn if the task is hidden: see _task)
 
     def _insert_events(
         self, run_id: str, rk: int | None, first_seq: int, items: list[ev.Event], now: float, *,
