@@ -204,3 +204,24 @@ def test_w8_runs_worker_processes_on_postgresql(tmp_path: Path) -> None:
         assert figures[f"commits_per_workflow_{count}"] >= 0
     assert "W8" in done.stdout
     assert "commits per workflow" in done.stdout
+
+
+def test_w8_runs_worker_processes_on_one_sqlite_file(tmp_path: Path) -> None:
+    out = tmp_path / "w8.json"
+    env = {**os.environ, "PYTHONPATH": str(BENCHMARKS.parent)}
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "run.py"), "--only", "W8", "--repeat", "1",
+         "--quick", "--size", "W8=5", "--size", "W8_workers=1,2", "--pressure-retries", "0", "--quiet-wait", "0",
+         "--dir", str(tmp_path), "--json", str(out)],
+        capture_output=True, text=True, timeout=300, check=False, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    document = json.loads(out.read_text())
+    assert document["database"] == "sqlite"
+    (figures,) = document["systems"]["retold"]["runs"]["W8"]
+    for count in (1, 2):
+        assert figures[f"workflows_per_s_{count}"] > 0
+        assert len(figures[f"worker_cpu_s_{count}"]) == count
+        assert figures[f"cpu_ms_per_workflow_{count}"] > figures[f"starter_cpu_ms_per_workflow_{count}"] > 0
+        assert f"db_cpu_ms_per_workflow_{count}" not in figures  # no server: only the processes' CPU
+    assert "W8" in done.stdout
+    assert "commits per workflow" not in done.stdout
