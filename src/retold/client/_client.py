@@ -225,9 +225,9 @@ class Client(RunOperations):
         while True:
             await self._wake_closed.wait(self._poll_interval)
             hints, self._closed_hints = self._closed_hints, set()
+            first, self._first_looks = self._first_looks, set()
             waiting = self._closed_waiters
             if waiting:
-                first, self._first_looks = self._first_looks, set()
                 now = anyio.current_time()
                 if self._closed_scan or now >= scan_at:
                     self._closed_scan, scan_at = False, now + self._poll_interval
