@@ -462,19 +462,14 @@ async def test_a_step_on_remembered_state_that_needs_a_read_is_decided_on_what_i
 async def test_a_moved_run_fails_the_pipelined_fence_and_writes_nothing(postgres_url: str) -> None:
     """The last_seq fence goes with the writes it guards, unanswered: when the run has moved, the
     transaction fails with ConflictError and none of the writes queued with it stays."""
-    from retold.engine._machine import ActivityStep, ActivityTake, StartStep
+    from retold.engine._machine import ActivityStep
     from retold.history import events as ev
     from retold.stores import ActivityOutcome
 
     store = SqlStore(postgres_url)
     await store.open()
     try:
-        scheduled = ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={})
-        started = ev.WorkflowStarted(seq=1, at=0, workflow="wf", workflow_id="w-fence", input=b"[]")
-        take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
-        run, _ = await Runs(store).start(StartRequest("wf", "w-fence", b"[]", "h"),
-                                         StartStep("r", started, [scheduled], take))
-        [task] = take.taken
+        run, task = await _started_with_activity(store, "w-fence")
 
         def commit_stale(tx: Any) -> None:
             tx.run(run.run_id)
@@ -732,44 +727,32 @@ async def test_a_steps_statements_reach_the_socket_together_not_one_by_one(
     """A one-round-trip step's statements are handed to the socket together at the end of its pipeline:
     the socket is waited on a few times per transaction, not twice per statement (a ``poll``, and the
     GIL released and taken again, each time, as psycopg's cursors do). The step is written as before."""
-    from retold.engine._machine import ActivityStep, ActivityTake, StartStep
-    from retold.stores import ActivityOutcome
 
     store = SqlStore(postgres_url)
     await store.open()
     try:
-        scheduled = ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={})
-        started = ev.WorkflowStarted(seq=1, at=0, workflow="wf", workflow_id="w-waits", input=b"[]")
-        take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
-        run, _ = await Runs(store).start(StartRequest("wf", "w-waits", b"[]", "h"),
-                                         StartStep("r", started, [scheduled], take))
-        [task] = take.taken
+        run, task = await _started_with_activity(store, "w-waits")
         for seq in (3, 5):
             waits = _SocketWaits(store, monkeypatch)
             trips = _RoundTrips(store)
-            outcome = ActivityOutcome("completed", result=b"1")
-            nxt = ev.ActivityScheduled(seq=seq + 1, at=1.0, activity="a", input=b"[]", options={})
-            take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
-            step = ActivityStep(run.run_id, seq - 1, outcome.event(seq=seq, at=1.0, scheduled=seq - 1, attempt=1),
-                                [nxt], take)
-            assert await Runs(store).finish_activity(task, "me", outcome, step)
+            step = await _step_with_next(store, run.run_id, task, seq)
             waits.stop()
             assert step.stepped
             assert trips.count() == 1
             statements = sum(1 for line in trips.sent if "\tBind\t" in line)
             assert statements >= 6
             assert waits.waits <= 4, (waits.waits, statements)
-            [task] = take.taken
+            [task] = step.take.taken
         _record, history = await store.load(run.run_id, 0)
         assert [e.seq for e in history] == [1, 2, 3, 4, 5, 6]
     finally:
         await store.close()
 
 
-async def _steps(store: SqlStore, workflow_id: str, steps: int) -> list[list[str]]:
-    """A start and ``steps`` one-round-trip steps on ``store``; what the client sent for each step (libpq's trace)."""
-    from retold.engine._machine import ActivityStep, ActivityTake, StartStep
-    from retold.stores import ActivityOutcome
+async def _started_with_activity(store: SqlStore, workflow_id: str) -> tuple[Any, Any]:
+    """A run started with its first step, which schedules activity ``a`` (event 2) leased to ``me``:
+    the run's record and the activity's task."""
+    from retold.engine._machine import ActivityTake, StartStep
 
     scheduled = ev.ActivityScheduled(seq=2, at=0, activity="a", input=b"[]", options={})
     started = ev.WorkflowStarted(seq=1, at=0, workflow="wf", workflow_id=workflow_id, input=b"[]")
@@ -777,19 +760,35 @@ async def _steps(store: SqlStore, workflow_id: str, steps: int) -> list[list[str
     run, _ = await Runs(store).start(StartRequest("wf", workflow_id, b"[]", "h"),
                                      StartStep("r", started, [scheduled], take))
     [task] = take.taken
+    return run, task
+
+
+async def _step_with_next(store: SqlStore, run_id: str, task: Any, seq: int) -> Any:
+    """``task``'s outcome (event ``seq``) recorded with the run's next step, which schedules activity ``a``
+    again (event ``seq + 1``, leased to ``me``: ``step.take.taken``); the step."""
+    from retold.engine._machine import ActivityStep, ActivityTake
+    from retold.stores import ActivityOutcome
+
+    outcome = ActivityOutcome("completed", result=b"1")
+    nxt = ev.ActivityScheduled(seq=seq + 1, at=1.0, activity="a", input=b"[]", options={})
+    take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
+    step = ActivityStep(run_id, seq - 1, outcome.event(seq=seq, at=1.0, scheduled=seq - 1, attempt=1), [nxt], take)
+    assert await Runs(store).finish_activity(task, "me", outcome, step)
+    return step
+
+
+async def _steps(store: SqlStore, workflow_id: str, steps: int) -> list[list[str]]:
+    """A start and ``steps`` one-round-trip steps on ``store``; what the client sent for each step (libpq's trace)."""
+
+    run, task = await _started_with_activity(store, workflow_id)
     sent = []
     for seq in range(3, 3 + 2 * steps, 2):
         trips = _RoundTrips(store)
-        outcome = ActivityOutcome("completed", result=b"1")
-        nxt = ev.ActivityScheduled(seq=seq + 1, at=1.0, activity="a", input=b"[]", options={})
-        take = ActivityTake("me", 5.0, frozenset({"a"}), {"default": 1})
-        step = ActivityStep(run.run_id, seq - 1, outcome.event(seq=seq, at=1.0, scheduled=seq - 1, attempt=1),
-                            [nxt], take)
-        assert await Runs(store).finish_activity(task, "me", outcome, step)
+        step = await _step_with_next(store, run.run_id, task, seq)
         assert step.stepped
         assert trips.count() == 1
         sent.append(trips.sent)
-        [task] = take.taken
+        [task] = step.take.taken
     _record, history = await store.load(run.run_id, 0)
     assert [e.seq for e in history] == list(range(1, 3 + 2 * steps))
     assert [e.type for e in history if e.seq % 2 == 1][1:] == ["ActivityCompleted"] * steps
