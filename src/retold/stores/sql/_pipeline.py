@@ -37,6 +37,7 @@ a ``send`` of its own: as much CPU as everything else in the transaction.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import select
 from collections import namedtuple
@@ -375,9 +376,14 @@ class Pipeline:
                 failed = exc
             pgconn.pipeline_sync()
             results = _read_pipeline(pgconn)
-        finally:
-            if pgconn.status == 0:  # OK (a broken connection is left to the pool)
-                pgconn.exit_pipeline_mode()
+        except BaseException:
+            # The error that ended the pipeline is the one raised, not one from leaving pipeline mode after it.
+            if pgconn.status == 0:
+                with contextlib.suppress(Exception):
+                    pgconn.exit_pipeline_mode()
+            raise
+        if pgconn.status == 0:  # OK (a broken connection is left to the pool)
+            pgconn.exit_pipeline_mode()
         for at, name in deallocated:  # not done (the pipeline failed before): at the next one
             if not results[at] or results[at][-1].status in (_FATAL, _ABORTED):
                 prepared._to_flush.append(name)
