@@ -870,3 +870,45 @@ async def test_a_start_whose_first_task_is_hidden_wakes_no_engine(postgres_url: 
     finally:
         await store.close()
     assert heard.count("workflow") == 1, heard
+
+
+async def test_a_transaction_that_failed_notifies_nobody(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed transaction's notifications die with it: none rides with the next transaction on its connection
+    (they wait on the connection until the transaction's body is done)."""
+    from retold.stores.sql import _tx
+
+    store = SqlStore(postgres_url, pool_size=1)  # one connection: the next transaction would find what was left
+    await store.open()
+    heard: list[str] = []
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store.listen, heard.append)
+            admin = sa.create_engine(postgres_url)
+            try:
+                with anyio.fail_after(30):
+                    while not listeners(admin, postgres_url):
+                        await anyio.sleep(0.02)
+            finally:
+                admin.dispose()
+            runs = Runs(store)
+            first = (await runs.start(StartRequest("wf", "fails", b"[]", "h"), None, []))[0].run_id
+            second = (await runs.start(StartRequest("wf", "closes", b"[]", "h"), None, []))[0].run_id
+            assert sorted(await store.claim_workflow_tasks("me", ["wf"], 10, 30.0)) == sorted([first, second])
+            done = _tx.SqlTx.done
+
+            def fail_once(self: Any) -> None:
+                monkeypatch.setattr(_tx.SqlTx, "done", done)
+                raise retold.StoreError("the body failed after its plan")
+
+            monkeypatch.setattr(_tx.SqlTx, "done", fail_once)
+            with pytest.raises(retold.StoreError, match="the body failed"):
+                await runs.commit_workflow_task(first, "me", 1, [ev.WorkflowCompleted(seq=2, at=0, result=b"1")])
+            await runs.commit_workflow_task(second, "me", 1, [ev.WorkflowCompleted(seq=2, at=0, result=b"2")])
+            with anyio.fail_after(30):
+                while not any(second in kind for kind in heard):
+                    await anyio.sleep(0.02)
+            tg.cancel_scope.cancel()
+        assert (await store.get_run(first)).status == "running"
+    finally:
+        await store.close()
+    assert not any(first in kind for kind in heard), heard

@@ -219,16 +219,22 @@ class SqlStore(Leases):
             # PostgreSQL: the writes still queued go with COMMIT (the dialect's before_commit).
             tx = SqlTx(self, conn, assume=assume)
             try:
-                result = fn(tx)
-            except Exception:
-                if not tx.assuming:
-                    raise
-                # Decided on remembered state, not yet checked (a Rerun, or an error that state
-                # led to): nothing was sent; decide again on reads.
-                tx.undo()
-                tx = SqlTx(self, conn)
-                result = fn(tx)
-            tx.done()
+                try:
+                    result = fn(tx)
+                except Exception:
+                    if not tx.assuming:
+                        raise
+                    # Decided on remembered state, not yet checked (a Rerun, or an error that state
+                    # led to): nothing was sent; decide again on reads.
+                    tx.undo()
+                    tx = SqlTx(self, conn)
+                    result = fn(tx)
+                tx.done()
+            except BaseException:
+                # A transaction that failed tells nobody anything (its notifications are kept
+                # on the connection, which outlives it, until the body is done).
+                self._d.pending_notifications(conn)
+                raise
             return result
 
         run = self._run_outside if outside else self._run
