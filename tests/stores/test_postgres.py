@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -842,22 +844,30 @@ def test_the_pipeline_writes_on_libpq_only_for_the_psycopg_versions_it_was_writt
     assert _pipeline._psycopg_known()
 
 
+@asynccontextmanager
+async def _heard(store: SqlStore, postgres_url: str) -> AsyncIterator[list[str]]:
+    """What ``store``'s listener hears (the notifications' payloads, in order) while inside; listening on entry."""
+    heard: list[str] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(store.listen, heard.append)
+        admin = sa.create_engine(postgres_url)
+        try:
+            with anyio.fail_after(30):
+                while not listeners(admin, postgres_url):
+                    await anyio.sleep(0.02)
+        finally:
+            admin.dispose()
+        yield heard
+        tg.cancel_scope.cancel()
+
+
 async def test_a_start_whose_first_task_is_hidden_wakes_no_engine(postgres_url: str) -> None:
     """A start held for its engine's own first step (or delayed) notifies nobody: no engine could claim its
     task. Before, each such start woke every listening engine into a claim that found nothing."""
     store = SqlStore(postgres_url)
     await store.open()
-    heard: list[str] = []
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(store.listen, heard.append)
-            admin = sa.create_engine(postgres_url)
-            try:
-                with anyio.fail_after(30):
-                    while not listeners(admin, postgres_url):
-                        await anyio.sleep(0.02)
-            finally:
-                admin.dispose()
+        async with _heard(store, postgres_url) as heard:
             runs = Runs(store)
             started: list[ev.Event] = []
             request = StartRequest("greet", "held", b'["x"]', "h")
@@ -866,7 +876,6 @@ async def test_a_start_whose_first_task_is_hidden_wakes_no_engine(postgres_url: 
             with anyio.fail_after(30):  # the second start's notification (sent after the first's would be)
                 while "workflow" not in heard:
                     await anyio.sleep(0.02)
-            tg.cancel_scope.cancel()
     finally:
         await store.close()
     assert heard.count("workflow") == 1, heard
@@ -879,17 +888,8 @@ async def test_a_transaction_that_failed_notifies_nobody(postgres_url: str, monk
 
     store = SqlStore(postgres_url, pool_size=1)  # one connection: the next transaction would find what was left
     await store.open()
-    heard: list[str] = []
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(store.listen, heard.append)
-            admin = sa.create_engine(postgres_url)
-            try:
-                with anyio.fail_after(30):
-                    while not listeners(admin, postgres_url):
-                        await anyio.sleep(0.02)
-            finally:
-                admin.dispose()
+        async with _heard(store, postgres_url) as heard:
             runs = Runs(store)
             first = (await runs.start(StartRequest("wf", "fails", b"[]", "h"), None, []))[0].run_id
             second = (await runs.start(StartRequest("wf", "closes", b"[]", "h"), None, []))[0].run_id
@@ -907,7 +907,6 @@ async def test_a_transaction_that_failed_notifies_nobody(postgres_url: str, monk
             with anyio.fail_after(30):
                 while not any(second in kind for kind in heard):
                     await anyio.sleep(0.02)
-            tg.cancel_scope.cancel()
         assert (await store.get_run(first)).status == "running"
     finally:
         await store.close()
